@@ -1,0 +1,187 @@
+//! One error type for every zktx operation, with stable upper-case codes.
+//!
+//! The codes reuse ZooKeeper's own names where one exists (`NONODE`, `BADVERSION`, ...) and add
+//! zktx's (`LOCK_LOST`, `TIMEOUT`, ...). They are part of the public contract: the JS facade
+//! exposes them as `err.code`, so a code, once published, never changes meaning.
+
+use std::fmt;
+
+use zookeeper_client as zk;
+
+/// Whether a failed write may nevertheless have been applied by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server refused the request, or it was never sent: nothing changed.
+    NotApplied,
+    /// The request may or may not have been applied (connection lost, or our deadline passed
+    /// while the request was in flight). Re-read to find out.
+    Unknown,
+}
+
+impl Outcome {
+    /// `"not_applied"` or `"unknown"`, as exposed to JS in `err.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NotApplied => "not_applied",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// Every failure zktx reports.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Bad input from the caller; nothing was sent to the server.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A value or request exceeds ZooKeeper's size limit; nothing was written.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A deadline passed (acquire timeout, or no answer from the server in time).
+    #[error("{message}")]
+    Timeout {
+        /// What timed out.
+        message: String,
+        /// For a write already sent: the outcome is unknown.
+        outcome: Outcome,
+    },
+    /// The connection to the server was lost while the request was in flight.
+    #[error("{message}")]
+    ConnectionLoss {
+        /// Details from the client.
+        message: String,
+        /// Whether the request may have been applied.
+        outcome: Outcome,
+    },
+    /// The ZooKeeper session expired: every ephemeral node (lock) it owned is gone.
+    #[error("session expired: every lock held on it is lost")]
+    SessionExpired,
+    /// The lock this operation was fenced on is no longer held.
+    #[error("{0}")]
+    LockLost(String),
+    /// The caller cancelled the operation (AbortSignal); nothing is left behind.
+    #[error("{0}")]
+    Aborted(String),
+    /// The optimistic transaction kept conflicting with concurrent writers.
+    #[error("{0}")]
+    Conflict(String),
+    /// The client was closed.
+    #[error("client is closed")]
+    ClientClosed,
+    /// A ZooKeeper error without a zktx meaning of its own, under ZooKeeper's name.
+    #[error("{code}: {message}")]
+    ZooKeeper {
+        /// ZooKeeper's name for the error (`NONODE`, `NODEEXISTS`, `BADVERSION`, ...).
+        code: &'static str,
+        /// Details.
+        message: String,
+    },
+}
+
+/// Result alias used throughout zktx.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable code string exposed as `err.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::TooLarge(_) => "TOO_LARGE",
+            Error::Timeout { .. } => "TIMEOUT",
+            Error::ConnectionLoss { .. } => "CONNECTIONLOSS",
+            Error::SessionExpired => "SESSIONEXPIRED",
+            Error::LockLost(_) => "LOCK_LOST",
+            Error::Aborted(_) => "ABORTED",
+            Error::Conflict(_) => "CONFLICT",
+            Error::ClientClosed => "CLIENT_CLOSED",
+            Error::ZooKeeper { code, .. } => code,
+        }
+    }
+
+    /// Whether a write that failed with this error may have been applied.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Error::Timeout { outcome, .. } | Error::ConnectionLoss { outcome, .. } => *outcome,
+            _ => Outcome::NotApplied,
+        }
+    }
+
+    /// Marks a connection-level failure of a write as "outcome unknown".
+    pub(crate) fn for_write(self) -> Self {
+        match self {
+            Error::Timeout { message, .. } => Error::Timeout { message, outcome: Outcome::Unknown },
+            Error::ConnectionLoss { message, .. } => Error::ConnectionLoss { message, outcome: Outcome::Unknown },
+            other => other,
+        }
+    }
+
+    /// True for failures after which retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::ConnectionLoss { .. } | Error::Timeout { .. })
+    }
+
+    pub(crate) fn invalid(message: impl fmt::Display) -> Self {
+        Error::InvalidArgument(message.to_string())
+    }
+
+    pub(crate) fn timeout(message: impl fmt::Display) -> Self {
+        Error::Timeout { message: message.to_string(), outcome: Outcome::NotApplied }
+    }
+
+    pub(crate) fn zk(code: &'static str, message: impl fmt::Display) -> Self {
+        Error::ZooKeeper { code, message: message.to_string() }
+    }
+}
+
+impl From<zk::Error> for Error {
+    fn from(err: zk::Error) -> Self {
+        use zk::Error as Z;
+        match err {
+            Z::NoNode => Error::zk("NONODE", "node does not exist"),
+            Z::NodeExists => Error::zk("NODEEXISTS", "node already exists"),
+            Z::BadVersion => Error::zk("BADVERSION", "version mismatch"),
+            Z::NotEmpty => Error::zk("NOTEMPTY", "node has children"),
+            Z::NoAuth => Error::zk("NOAUTH", "not authorized"),
+            Z::AuthFailed => Error::zk("AUTHFAILED", "authentication failed"),
+            Z::InvalidAcl => Error::zk("INVALIDACL", "invalid ACL"),
+            Z::NoChildrenForEphemerals => Error::zk("NOCHILDRENFOREPHEMERALS", "ephemeral nodes cannot have children"),
+            Z::SessionExpired | Z::SessionMoved => Error::SessionExpired,
+            Z::ClientClosed => Error::ClientClosed,
+            Z::NoHosts => Error::ConnectionLoss { message: "no ZooKeeper host reachable".into(), outcome: Outcome::NotApplied },
+            Z::Timeout => Error::timeout("ZooKeeper did not answer in time"),
+            Z::BadArguments(msg) => Error::invalid(format!("bad arguments: {msg}")),
+            Z::MarshallingError => Error::TooLarge("the server could not read the request (over its jute.maxbuffer limit?)".into()),
+            Z::Throttled => Error::zk("THROTTLED", "request throttled by an overloaded server"),
+            Z::QuotaExceeded => Error::zk("QUOTAEXCEEDED", "quota exceeded"),
+            Z::NotReadOnly => Error::zk("NOTREADONLY", "write sent to a read-only server"),
+            Z::Unimplemented => Error::zk("UNIMPLEMENTED", "operation not supported by the server"),
+            // zookeeper-client 0.11 reports some connection losses as Custom errors (see
+            // shared/ZOOKEEPER.md): both mean "the request's fate is unknown".
+            Z::ConnectionLoss => Error::ConnectionLoss { message: "connection to ZooKeeper lost".into(), outcome: Outcome::NotApplied },
+            Z::Custom(e) => Error::ConnectionLoss { message: format!("connection to ZooKeeper lost: {e}"), outcome: Outcome::NotApplied },
+            other => Error::zk("SYSTEMERROR", other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(Error::from(zk::Error::NoNode).code(), "NONODE");
+        assert_eq!(Error::from(zk::Error::BadVersion).code(), "BADVERSION");
+        assert_eq!(Error::from(zk::Error::SessionExpired).code(), "SESSIONEXPIRED");
+        assert_eq!(Error::from(zk::Error::ConnectionLoss).code(), "CONNECTIONLOSS");
+        assert_eq!(Error::LockLost("x".into()).code(), "LOCK_LOST");
+    }
+
+    #[test]
+    fn connection_loss_on_write_has_unknown_outcome() {
+        let e = Error::from(zk::Error::ConnectionLoss);
+        assert_eq!(e.outcome(), Outcome::NotApplied);
+        assert_eq!(e.for_write().outcome(), Outcome::Unknown);
+        assert_eq!(Error::zk("NONODE", "x").for_write().outcome(), Outcome::NotApplied);
+    }
+}

@@ -1,0 +1,171 @@
+//! The key-value store's layout: keys encoded into znode names, JSON values and size limits.
+//!
+//! Every key `k` lives at `<root>/kv/<enc(k)>` and its lock at `<root>/locks/kv/<enc(k)>`, where
+//! `enc` percent-encodes every byte outside `[A-Za-z0-9_-]`. The encoding is injective and never
+//! yields `.`/`..` or a `/`, so any key is a single, valid znode name.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::de::IgnoredAny;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The longest key accepted, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The largest stored value, in bytes of JSON text. ZooKeeper refuses requests over its
+/// `jute.maxbuffer` (1 MiB by default, including the path and the request header); values are
+/// kept safely below that so a write never half-fails on the server.
+pub const MAX_VALUE_BYTES: usize = 1_000_000;
+
+/// Bytes that stay as they are in a znode name; everything else becomes `%XX`.
+const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-');
+
+/// The default root znode of zktx's data.
+pub const DEFAULT_ROOT: &str = "/zktx";
+
+/// Paths of keys and their locks under one root.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    values: String,
+    locks: String,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout::new(DEFAULT_ROOT)
+    }
+}
+
+impl Layout {
+    /// A layout under `root` (an absolute znode path such as `/zktx`).
+    pub fn new(root: &str) -> Self {
+        let root = root.trim_end_matches('/');
+        Layout { values: format!("{root}/kv"), locks: format!("{root}/locks/kv") }
+    }
+
+    /// The znode holding `key`'s value.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for an empty key or one over [`MAX_KEY_BYTES`].
+    pub fn value_path(&self, key: &str) -> Result<String> {
+        Ok(format!("{}/{}", self.values, encode_key(key)?))
+    }
+
+    /// The lock directory that serializes writers of `key` in `executeTransaction`.
+    pub fn lock_path(&self, key: &str) -> Result<String> {
+        Ok(format!("{}/{}", self.locks, encode_key(key)?))
+    }
+}
+
+/// Encodes a key into one znode name.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for an empty key or one over [`MAX_KEY_BYTES`].
+pub fn encode_key(key: &str) -> Result<String> {
+    if key.is_empty() {
+        return Err(Error::invalid("key must be a non-empty string"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::invalid(format!("key is {} bytes; the limit is {MAX_KEY_BYTES}", key.len())));
+    }
+    Ok(utf8_percent_encode(key, KEY_ESCAPES).to_string())
+}
+
+/// Decodes a znode name made by [`encode_key`].
+pub fn decode_key(name: &str) -> Result<String> {
+    percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| Error::invalid(format!("{name:?} is not an encoded key")))
+}
+
+/// A JSON document as stored in a znode: valid JSON text within [`MAX_VALUE_BYTES`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonValue(String);
+
+impl JsonValue {
+    /// Validates JSON text (as made by `JSON.stringify`).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when the text is not JSON, `TOO_LARGE` over [`MAX_VALUE_BYTES`].
+    pub fn from_text(text: String) -> Result<Self> {
+        check_size(text.len())?;
+        serde_json::from_str::<IgnoredAny>(&text).map_err(|e| Error::invalid(format!("value is not valid JSON: {e}")))?;
+        Ok(JsonValue(text))
+    }
+
+    /// Serializes any serde value.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when serde cannot encode it, `TOO_LARGE` over [`MAX_VALUE_BYTES`].
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
+        let text = serde_json::to_string(value).map_err(|e| Error::invalid(format!("value cannot be encoded as JSON: {e}")))?;
+        check_size(text.len())?;
+        Ok(JsonValue(text))
+    }
+
+    /// Reads a stored znode's bytes.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when the node does not hold UTF-8 JSON (written by something else).
+    pub fn from_stored(bytes: Vec<u8>) -> Result<Self> {
+        let text = String::from_utf8(bytes).map_err(|_| Error::invalid("stored value is not UTF-8 JSON"))?;
+        serde_json::from_str::<IgnoredAny>(&text).map_err(|e| Error::invalid(format!("stored value is not JSON: {e}")))?;
+        Ok(JsonValue(text))
+    }
+
+    /// Deserializes into any serde type.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.0).map_err(|e| Error::invalid(format!("stored value does not fit the requested type: {e}")))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+fn check_size(len: usize) -> Result<()> {
+    if len > MAX_VALUE_BYTES {
+        return Err(Error::TooLarge(format!("value is {len} bytes of JSON; the limit is {MAX_VALUE_BYTES}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_single_safe_znode_names() {
+        for key in ["foo", ".", "..", "a/b", "ключ", "a b%", "x\u{0}y", "-_"] {
+            let enc = encode_key(key).unwrap();
+            assert!(!enc.contains('/') && enc != "." && enc != "..", "{key:?} -> {enc:?}");
+            assert!(enc.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-%".contains(&b)));
+            assert_eq!(decode_key(&enc).unwrap(), key);
+        }
+        assert_eq!(encode_key("foo").unwrap(), "foo");
+    }
+
+    #[test]
+    fn bad_keys_are_invalid_arguments() {
+        assert_eq!(encode_key("").unwrap_err().code(), "INVALID_ARGUMENT");
+        assert_eq!(encode_key(&"k".repeat(MAX_KEY_BYTES + 1)).unwrap_err().code(), "INVALID_ARGUMENT");
+        assert!(encode_key(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn values_are_checked_json_within_the_limit() {
+        assert!(JsonValue::from_text("{\"a\":1}".into()).is_ok());
+        assert_eq!(JsonValue::from_text("{".into()).unwrap_err().code(), "INVALID_ARGUMENT");
+        let big = format!("\"{}\"", "x".repeat(MAX_VALUE_BYTES));
+        assert_eq!(JsonValue::from_text(big).unwrap_err().code(), "TOO_LARGE");
+        assert_eq!(JsonValue::from_serialize(&41).unwrap().parse::<i64>().unwrap(), 41);
+    }
+}

@@ -1,0 +1,22 @@
+//! zktx-core: ZooKeeper-coordinated locks and fenced transactions, in pure Rust.
+//!
+//! - [`session`]: connecting, deadlines, expiry.
+//! - [`recipe`]: lock recipes (exclusive lock; facade / internals / driver as in Curator).
+//! - [`kv`]: how keys map to znodes, JSON values and size limits.
+//! - [`store`]: get / set / fenced set of keys.
+//! - [`txn`]: `executeTransaction` — lock, read, fenced write + release in one `multi`.
+//! - [`error`]: one error enum with stable codes.
+//!
+//! No napi here: the Node binding in the repository root converts and delegates.
+
+pub mod error;
+pub mod kv;
+pub mod recipe;
+pub mod session;
+pub mod store;
+pub mod txn;
+
+pub use error::{Error, Outcome, Result};
+pub use session::{Session, SessionOptions};
+pub use store::{Store, Versioned};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,116 @@
+//! Lock drivers: how lock nodes are named and sorted, and which node a contender waits on.
+//!
+//! As in Curator's `StandardLockInternalsDriver`: a contender's node is
+//! `<dir>/_c_<uuid>-<kind>-<seq>`. The `_c_<uuid>-` part is the "protected" prefix: after a
+//! connection loss during `create`, the contender finds its node again by the uuid instead of
+//! creating a second one (<https://cwiki.apache.org/confluence/display/CURATOR/TN7>). Nodes are
+//! ordered by the server-assigned sequence suffix alone, so prefixes never affect fairness.
+
+/// A lock node seen in the lock directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contender {
+    /// The node's name (not its full path).
+    pub name: String,
+    /// The server-assigned sequence number.
+    pub sequence: i64,
+}
+
+impl Contender {
+    /// Parses a child name; `None` for nodes that are not lock nodes (foreign or malformed).
+    pub fn parse(name: &str) -> Option<Contender> {
+        let digits = name.rsplit('-').next()?;
+        if digits.len() < 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Contender { name: name.to_string(), sequence: digits.parse().ok()? })
+    }
+
+    /// Whether this node was created with the given protected id.
+    pub fn is_protected_by(&self, id: &str) -> bool {
+        self.name.strip_prefix("_c_").and_then(|rest| rest.strip_prefix(id)).is_some_and(|rest| rest.starts_with('-'))
+    }
+}
+
+/// Children sorted by sequence, lock nodes only.
+pub fn sorted_contenders(children: &[String]) -> Vec<Contender> {
+    let mut contenders: Vec<Contender> = children.iter().filter_map(|c| Contender::parse(c)).collect();
+    contenders.sort_by_key(|c| c.sequence);
+    contenders
+}
+
+/// What a contender should do after looking at the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// It holds the lock.
+    Acquired,
+    /// Watch this node (by name) and look again when it changes.
+    WaitFor(String),
+    /// Its own node is gone from the directory (deleted by someone else, or the session ended).
+    NodeGone,
+}
+
+/// Decides, from the sorted queue, whether a contender holds the lock.
+pub trait LockDriver: Send + Sync {
+    /// The node-kind tag in the node name (`lock`, `read`, `write`).
+    fn kind(&self) -> &str;
+
+    /// Given the sorted queue and the contender's own node name, decide.
+    fn decide(&self, queue: &[Contender], mine: &str) -> Decision;
+}
+
+/// Exclusive lock or semaphore: the first `max_leases` nodes hold it; a waiter watches the node
+/// `max_leases` places ahead of it, so each release wakes one waiter (no herd effect).
+#[derive(Clone, Copy, Debug)]
+pub struct StandardDriver {
+    /// How many contenders may hold at once (1 for a mutex).
+    pub max_leases: usize,
+}
+
+impl LockDriver for StandardDriver {
+    fn kind(&self) -> &str {
+        "lock"
+    }
+
+    fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
+        match queue.iter().position(|c| c.name == mine) {
+            None => Decision::NodeGone,
+            Some(i) if i < self.max_leases => Decision::Acquired,
+            Some(i) => Decision::WaitFor(queue[i - self.max_leases].name.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sorts_by_sequence_not_by_prefix() {
+        let q = sorted_contenders(&names(&["_c_b-lock-0000000002", "_c_a-lock-0000000003", "junk", "_c_z-lock-0000000001"]));
+        let seqs: Vec<i64> = q.iter().map(|c| c.sequence).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn mutex_waits_on_its_predecessor_only() {
+        let q = sorted_contenders(&names(&["_c_a-lock-0000000001", "_c_b-lock-0000000002", "_c_c-lock-0000000003"]));
+        let d = StandardDriver { max_leases: 1 };
+        assert_eq!(d.decide(&q, "_c_a-lock-0000000001"), Decision::Acquired);
+        assert_eq!(d.decide(&q, "_c_c-lock-0000000003"), Decision::WaitFor("_c_b-lock-0000000002".into()));
+        assert_eq!(d.decide(&q, "_c_x-lock-0000000009"), Decision::NodeGone);
+        let sem = StandardDriver { max_leases: 2 };
+        assert_eq!(sem.decide(&q, "_c_b-lock-0000000002"), Decision::Acquired);
+        assert_eq!(sem.decide(&q, "_c_c-lock-0000000003"), Decision::WaitFor("_c_a-lock-0000000001".into()));
+    }
+
+    #[test]
+    fn protected_prefix_matches_exactly() {
+        let c = Contender::parse("_c_1234-lock-0000000007").unwrap();
+        assert!(c.is_protected_by("1234"));
+        assert!(!c.is_protected_by("123"));
+    }
+}

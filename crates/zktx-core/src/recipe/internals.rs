@@ -1,0 +1,231 @@
+//! The lock loop shared by every lock type: create a protected ephemeral-sequential node, list
+//! the queue, watch the node the driver names, repeat until the driver says "acquired".
+//!
+//! Round trips: the `create` and the `getChildren` (and an optional `getData` the caller wants
+//! to read under the lock) are sent back to back on one session, which the server answers in
+//! order, so an uncontended acquisition costs exactly one round trip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use zookeeper_client as zk;
+
+use super::driver::{sorted_contenders, Decision, LockDriver};
+use crate::error::{Error, Result};
+use crate::session::{deadline, Session};
+
+const EPHEMERAL_SEQUENTIAL: zk::CreateOptions<'static> = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
+/// Lock directories are containers: the server removes them once their last lock node is gone,
+/// so short-lived keys leave no garbage behind.
+const CONTAINER: zk::CreateOptions<'static> = zk::CreateMode::Container.with_acls(zk::Acls::anyone_all());
+
+/// How long to wait for a lock and how to give up.
+#[derive(Clone, Debug, Default)]
+pub struct AcquireOptions {
+    /// Give up after this long; `None` waits forever, `Some(ZERO)` is a try-lock.
+    pub wait: Option<Duration>,
+    /// Cancelling this token makes the acquisition fail with `ABORTED`.
+    pub cancel: Option<CancellationToken>,
+}
+
+/// A lock node that the driver declared the holder.
+#[derive(Debug)]
+pub(crate) struct Acquired {
+    pub client: Arc<zk::Client>,
+    pub node_path: String,
+    /// czxid of the lock node: strictly increasing across holders of one lock directory.
+    pub token: i64,
+    /// Whether the contender had to wait (then a piggybacked read is stale).
+    pub waited: bool,
+    /// The result of the read sent along with the create, if one was asked for.
+    pub piggyback: Option<Result<(Vec<u8>, zk::Stat)>>,
+}
+
+/// Checks that `path` is an absolute znode path usable as a lock directory.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming what is wrong.
+pub fn validate_lock_path(path: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::invalid(format!("lock path {path:?} {why}")));
+    if !path.starts_with('/') || path.len() < 2 {
+        return bad("must be an absolute znode path such as \"/locks/orders\"");
+    }
+    if path.ends_with('/') {
+        return bad("must not end with '/'");
+    }
+    if path.contains('\0') {
+        return bad("must not contain NUL");
+    }
+    if path[1..].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return bad("has an empty, '.' or '..' segment");
+    }
+    if path == "/zookeeper" || path.starts_with("/zookeeper/") {
+        return bad("is inside ZooKeeper's reserved /zookeeper tree");
+    }
+    Ok(())
+}
+
+/// Acquires a lock on `dir` with `driver`, optionally reading `read` in the same round trip.
+///
+/// # Errors
+/// `TIMEOUT` when `opts.wait` passes, `ABORTED` when cancelled, `LOCK_LOST` when the node
+/// vanished while waiting, `SESSIONEXPIRED`, and connection errors from the session.
+///
+/// # Cancellation
+/// On every error path the contender's node is deleted (or the session that owns it is gone),
+/// so no ghost node stays behind to block others.
+pub(crate) async fn acquire(
+    session: &Session,
+    dir: &str,
+    driver: &dyn LockDriver,
+    opts: &AcquireOptions,
+    read: Option<&str>,
+) -> Result<Acquired> {
+    let client = session.client().await?;
+    let rt = session.request_timeout(&client);
+    let give_up_at = opts.wait.map(|w| Instant::now() + w);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let prefix = format!("{dir}/_c_{id}-{}-", driver.kind());
+
+    let (name, token, children, piggyback) = create_node(&client, rt, dir, &prefix, &id, read).await?;
+    let node_path = format!("{dir}/{name}");
+    let waited = match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at).await {
+        Ok(waited) => waited,
+        Err(err) => {
+            delete_node(&client, &node_path, rt).await;
+            return Err(err);
+        },
+    };
+    Ok(Acquired { client, node_path, token, waited, piggyback })
+}
+
+type Created = (String, i64, Vec<String>, Option<Result<(Vec<u8>, zk::Stat)>>);
+
+/// Creates the contender's node, recovering it by its protected id after a connection loss.
+async fn create_node(client: &zk::Client, rt: Duration, dir: &str, prefix: &str, id: &str, read: Option<&str>) -> Result<Created> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        // Sent in this order, answered in this order: one round trip.
+        let create = client.create(prefix, &[], &EPHEMERAL_SEQUENTIAL);
+        let list = client.list_children(dir);
+        let get = read.map(|p| client.get_data(p));
+        let joined = tokio::time::timeout(rt, async {
+            let get = async {
+                match get {
+                    Some(g) => Some(g.await.map_err(Error::from)),
+                    None => None,
+                }
+            };
+            tokio::join!(create, list, get)
+        })
+        .await;
+        let (created, listed, read_result) = match joined {
+            Ok(r) => r,
+            Err(_) => (Err(zk::Error::Timeout), Err(zk::Error::Timeout), None),
+        };
+        match created {
+            Ok((stat, seq)) => {
+                let name = format!("{}{}", &prefix[dir.len() + 1..], seq);
+                let children = match listed {
+                    Ok(children) => children,
+                    Err(_) => deadline(rt, "list lock queue", client.list_children(dir)).await?,
+                };
+                return Ok((name, stat.czxid, children, read_result));
+            },
+            Err(zk::Error::NoNode) if attempts <= 5 => {
+                // Missing directory (or a container the server just reaped): create it, retry.
+                match deadline(rt, "create lock directory", client.mkdir(dir, &CONTAINER)).await {
+                    Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            },
+            Err(err) => {
+                let err = Error::from(err);
+                if !err.is_transient() || attempts > 5 {
+                    return Err(err);
+                }
+                // The create may have been applied: find our node by its protected id instead of
+                // creating a second one (a "ghost" that would block everyone behind it).
+                tracing::debug!(%dir, error = %err, "create of lock node outcome unknown; recovering by protected id");
+                if let Some(found) = find_protected(client, rt, dir, id).await? {
+                    return Ok(found);
+                }
+            },
+        }
+    }
+}
+
+async fn find_protected(client: &zk::Client, rt: Duration, dir: &str, id: &str) -> Result<Option<Created>> {
+    let children = match deadline(rt, "list lock queue", client.list_children(dir)).await {
+        Ok(c) => c,
+        Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(mine) = sorted_contenders(&children).into_iter().find(|c| c.is_protected_by(id)) else { return Ok(None) };
+    let stat = deadline(rt, "stat lock node", client.check_stat(&format!("{dir}/{}", mine.name))).await?;
+    Ok(stat.map(|s| (mine.name, s.czxid, children, None)))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn wait_in_queue(
+    client: &zk::Client,
+    rt: Duration,
+    dir: &str,
+    name: &str,
+    mut children: Vec<String>,
+    driver: &dyn LockDriver,
+    opts: &AcquireOptions,
+    give_up_at: Option<Instant>,
+) -> Result<bool> {
+    let mut waited = false;
+    loop {
+        if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            return Err(Error::Aborted(format!("acquiring {dir} was aborted")));
+        }
+        let queue = sorted_contenders(&children);
+        let predecessor = match driver.decide(&queue, name) {
+            Decision::Acquired => return Ok(waited),
+            Decision::NodeGone => return Err(Error::LockLost(format!("lock node {dir}/{name} vanished while waiting"))),
+            Decision::WaitFor(p) => p,
+        };
+        if give_up_at.is_some_and(|t| Instant::now() >= t) {
+            return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
+        }
+        waited = true;
+        let (stat, watcher) = deadline(rt, "watch lock predecessor", client.check_and_watch_stat(&format!("{dir}/{predecessor}"))).await?;
+        if stat.is_some() {
+            let far = Instant::now() + Duration::from_secs(86_400 * 365);
+            let cancelled = async {
+                match &opts.cancel {
+                    Some(c) => c.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = watcher.changed() => {},
+                _ = tokio::time::sleep_until(give_up_at.unwrap_or(far)) => {},
+                _ = cancelled => {},
+            }
+        }
+        children = deadline(rt, "list lock queue", client.list_children(dir)).await?;
+    }
+}
+
+/// Deletes a lock node, retrying through connection loss until the deadline.
+///
+/// # Guarantees
+/// Returns once the node is gone, its session is gone (ephemeral: the server deletes it), or
+/// the deadline passed (then the session's expiry removes it).
+pub(crate) async fn delete_node(client: &zk::Client, path: &str, rt: Duration) -> Option<Error> {
+    let until = Instant::now() + rt;
+    loop {
+        match deadline(rt, "delete lock node", client.delete(path, None)).await {
+            Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) | Err(Error::SessionExpired) | Err(Error::ClientClosed) => return None,
+            Err(e) if e.is_transient() && Instant::now() < until => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => return Some(e),
+        }
+    }
+}

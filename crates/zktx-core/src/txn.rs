@@ -1,0 +1,261 @@
+//! `executeTransaction`: one key, under its lock, written with a fenced `multi`.
+//!
+//! An uncontended transaction costs two round trips: (1) create the lock node, list the queue
+//! and read the value, pipelined; (2) one `multi` that checks the lock node still exists, writes
+//! the value at the version read, and deletes the lock node. The write and the release commit
+//! together or not at all, so a holder that lost its lock can never write.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use zookeeper_client as zk;
+
+use crate::error::{Error, Result};
+use crate::kv::{JsonValue, Layout};
+use crate::recipe::driver::StandardDriver;
+use crate::recipe::internals::{self, AcquireOptions};
+use crate::recipe::Lock;
+use crate::session::{deadline, Session};
+
+pub(crate) const PERSISTENT: zk::CreateOptions<'static> = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+
+/// What a committed transaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The key written.
+    pub key: String,
+    /// The value now stored.
+    pub value: JsonValue,
+    /// The value before, `None` if the key did not exist.
+    pub previous: Option<JsonValue>,
+    /// The znode data version of the new value (0 for a new key).
+    pub version: i32,
+    /// The fencing token of the lock the write was made under.
+    pub token: i64,
+}
+
+/// A key locked for update: the value as read under the lock, waiting for [`commit`] or
+/// [`abort`].
+///
+/// [`commit`]: KeyTransaction::commit
+/// [`abort`]: KeyTransaction::abort
+#[derive(Debug)]
+pub struct KeyTransaction {
+    key: String,
+    value_path: String,
+    values_dir: String,
+    lock: Lock,
+    client: Arc<zk::Client>,
+    current: Option<JsonValue>,
+    version: Option<i32>,
+    request_timeout: std::time::Duration,
+    finished: AtomicBool,
+}
+
+impl KeyTransaction {
+    /// Locks `key` and reads its value.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad key, lock acquisition errors (`TIMEOUT`, `ABORTED`, ...),
+    /// and read errors; on any of them the lock is released.
+    pub async fn begin(session: &Session, layout: &Layout, key: &str, opts: &AcquireOptions) -> Result<KeyTransaction> {
+        let value_path = layout.value_path(key)?;
+        let lock_dir = layout.lock_path(key)?;
+        let acquired = internals::acquire(session, &lock_dir, &StandardDriver { max_leases: 1 }, opts, Some(&value_path)).await?;
+        let rt = session.request_timeout(&acquired.client);
+        let lock = Lock::from_acquired(&acquired, &lock_dir, rt);
+        let client = acquired.client.clone();
+        // The piggybacked read is only current if we got the lock at once: the previous holder's
+        // commit deleted its lock node atomically with its write, before our create.
+        let read = match acquired.piggyback {
+            Some(r) if !acquired.waited && !r.as_ref().is_err_and(Error::is_transient) => r,
+            _ => deadline(rt, "read value", client.get_data(&value_path)).await.map_err(Error::from),
+        };
+        let (current, version) = match read {
+            Ok((data, stat)) => match JsonValue::from_stored(data) {
+                Ok(v) => (Some(v), Some(stat.version)),
+                Err(e) => {
+                    let _ = lock.release().await;
+                    return Err(e);
+                },
+            },
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => (None, None),
+            Err(e) => {
+                let _ = lock.release().await;
+                return Err(e);
+            },
+        };
+        let values_dir = value_path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+        Ok(KeyTransaction {
+            key: key.to_string(),
+            value_path,
+            values_dir,
+            lock,
+            client,
+            current,
+            version,
+            request_timeout: rt,
+            finished: AtomicBool::new(false),
+        })
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The value read under the lock; `None` if the key does not exist.
+    pub fn current(&self) -> Option<&JsonValue> {
+        self.current.as_ref()
+    }
+
+    /// The lock held for this key.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
+    }
+
+    /// Writes `value` fenced on the lock and releases the lock, in one `multi`.
+    ///
+    /// # Guarantees
+    /// Either the value is written and the lock released together, or nothing is written.
+    /// After any outcome the lock is released (or lost).
+    ///
+    /// # Errors
+    /// `LOCK_LOST` if the lock node is gone (nothing written), `SESSIONEXPIRED`, `BADVERSION` /
+    /// `NODEEXISTS` if someone wrote the key without taking its lock (nothing written),
+    /// `CONNECTIONLOSS`/`TIMEOUT` with outcome unknown, `INVALID_ARGUMENT` after a previous
+    /// commit or abort.
+    pub async fn commit(&self, value: JsonValue) -> Result<Committed> {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return Err(Error::invalid("transaction already committed or aborted"));
+        }
+        let result = self.commit_once(&value).await;
+        let result = match result {
+            Err(Error::ZooKeeper { code: "NONODE", .. }) if self.version.is_none() => {
+                // The values directory does not exist yet: create it and try once more.
+                match deadline(self.request_timeout, "create values directory", self.client.mkdir(&self.values_dir, &PERSISTENT)).await {
+                    Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => self.commit_once(&value).await,
+                    Err(e) => Err(e),
+                }
+            },
+            other => other,
+        };
+        match result {
+            Ok(version) => {
+                self.lock.mark_released();
+                Ok(Committed {
+                    key: self.key.clone(),
+                    value,
+                    previous: self.current.clone(),
+                    version,
+                    token: self.lock.token(),
+                })
+            },
+            Err(err) => {
+                if !matches!(err, Error::LockLost(_) | Error::SessionExpired) {
+                    let _ = self.lock.release().await;
+                } else {
+                    self.lock.mark_released();
+                }
+                Err(err)
+            },
+        }
+    }
+
+    /// One fenced multi: [check lock node, write value, delete lock node]. Returns the version.
+    async fn commit_once(&self, value: &JsonValue) -> Result<i32> {
+        let client = self.lock.client()?;
+        let mut writer = client.new_multi_writer();
+        self.lock.fence(&mut writer)?;
+        let bytes = value.as_str().as_bytes();
+        match self.version {
+            Some(v) => writer.add_set_data(&self.value_path, bytes, Some(v))?,
+            None => writer.add_create(&self.value_path, bytes, &PERSISTENT)?,
+        }
+        writer.add_delete(self.lock.node_path(), None)?;
+        let results = commit_multi(self.request_timeout, &mut writer, "commit transaction").await.map_err(|e| fenced_error(e, &self.lock))?;
+        Ok(match results.into_iter().nth(1) {
+            Some(zk::MultiWriteResult::SetData { stat }) => stat.version,
+            _ => 0,
+        })
+    }
+
+    /// Releases the lock without writing.
+    ///
+    /// # Guarantees
+    /// Idempotent; a no-op after [`KeyTransaction::commit`].
+    pub async fn abort(&self) -> Result<()> {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.lock.release().await
+    }
+}
+
+/// Error of a multi whose first operation is the lock fence.
+pub(crate) enum MultiError {
+    /// Operation `index` was refused; nothing was applied.
+    Op(usize, zk::Error),
+    /// The request as a whole failed (connection, deadline, session).
+    Request(Error),
+}
+
+/// Sends a multi with a deadline.
+pub(crate) async fn commit_multi(rt: std::time::Duration, writer: &mut zk::MultiWriter<'_>, what: &str) -> Result<Vec<zk::MultiWriteResult>, MultiError> {
+    match tokio::time::timeout(rt, writer.commit()).await {
+        Ok(Ok(results)) => Ok(results),
+        Ok(Err(zk::MultiWriteError::OperationFailed { index, source })) => Err(MultiError::Op(index, source)),
+        Ok(Err(zk::MultiWriteError::RequestFailed { source })) => Err(MultiError::Request(Error::from(source).for_write())),
+        Err(_) => Err(MultiError::Request(Error::timeout(format!("{what}: no answer from ZooKeeper within {} ms", rt.as_millis())).for_write())),
+    }
+}
+
+/// Maps a fenced multi's failure: a failed fence (op 0) means the lock is lost.
+pub(crate) fn fenced_error(err: MultiError, lock: &Lock) -> Error {
+    match err {
+        MultiError::Op(0, zk::Error::NoNode | zk::Error::BadVersion) => {
+            Error::LockLost(format!("lock {} is no longer held: write refused, nothing changed", lock.path()))
+        },
+        MultiError::Op(_, e) => Error::from(e),
+        MultiError::Request(e) => e,
+    }
+}
+
+/// Locks `key`, computes its new value from the current one, writes it fenced, releases.
+///
+/// # Guarantees
+/// The update sees the latest committed value of `key`, and its result is written only while
+/// the lock is still held: concurrent `execute_transaction`s on one key are serializable. On
+/// any failure the stored value is unchanged (except `CONNECTIONLOSS`/`TIMEOUT` with outcome
+/// unknown).
+///
+/// # Errors
+/// Those of [`KeyTransaction::begin`] and [`KeyTransaction::commit`], and whatever `update`
+/// returns (the lock is released, nothing is written).
+///
+/// # Example
+/// ```no_run
+/// # async fn demo(session: &zktx_core::Session) -> zktx_core::Result<()> {
+/// use zktx_core::{kv::{JsonValue, Layout}, txn::execute_transaction};
+/// let done = execute_transaction(session, &Layout::default(), "counter", &Default::default(), |cur| async move {
+///     let n: i64 = match cur { Some(v) => v.parse()?, None => 0 };
+///     JsonValue::from_serialize(&(n + 1))
+/// }).await?;
+/// println!("counter = {}", done.value.as_str());
+/// # Ok(()) }
+/// ```
+pub async fn execute_transaction<F, Fut>(session: &Session, layout: &Layout, key: &str, opts: &AcquireOptions, update: F) -> Result<Committed>
+where
+    F: FnOnce(Option<JsonValue>) -> Fut,
+    Fut: Future<Output = Result<JsonValue>>,
+{
+    let tx = KeyTransaction::begin(session, layout, key, opts).await?;
+    match update(tx.current().cloned()).await {
+        Ok(value) => tx.commit(value).await,
+        Err(e) => {
+            let _ = tx.abort().await;
+            Err(e)
+        },
+    }
+}

@@ -1,0 +1,279 @@
+'use strict';
+// The public JS facade of zktx: option checking, JSON encoding, AbortSignal plumbing, error
+// objects. Everything that talks to ZooKeeper is in Rust (crates/zktx-core via src/lib.rs).
+
+const native = require('./binding');
+
+const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
+
+/** Every error zktx rejects with. `code` is stable; `outcome` says whether a write may have applied. */
+class ZktxError extends Error {
+  constructor(code, message, outcome = 'not_applied') {
+    super(message);
+    this.name = 'ZktxError';
+    this.code = code;
+    this.outcome = outcome;
+  }
+}
+
+const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*)$/;
+
+/** Rebuilds a ZktxError from the binding's `CODE|outcome|message` encoding (see src/lib.rs). */
+function fromNative(err) {
+  if (err instanceof ZktxError) return err;
+  const m = err && typeof err.message === 'string' ? NATIVE_ERROR.exec(err.message) : null;
+  if (!m) return err;
+  const e = new ZktxError(m[1], m[3], m[2]);
+  if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
+  return e;
+}
+
+async function call(fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+function invalid(message) {
+  return new ZktxError('INVALID_ARGUMENT', message);
+}
+
+function checkKey(key) {
+  if (typeof key !== 'string' || key.length === 0) throw invalid(`key must be a non-empty string, got ${describe(key)}`);
+}
+
+function describe(v) {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'function') return 'a function';
+  return String(v);
+}
+
+/** JSON text of a value, or INVALID_ARGUMENT for what JSON cannot carry. */
+function encodeValue(value, what = 'value') {
+  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
+    throw invalid(`${what} must be JSON-encodable, got ${value === undefined ? 'undefined' : typeof value}`);
+  }
+  let json;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    throw invalid(`${what} cannot be encoded as JSON: ${err.message}`);
+  }
+  if (json === undefined) throw invalid(`${what} cannot be encoded as JSON`);
+  return json;
+}
+
+const decode = (json) => (json == null ? undefined : JSON.parse(json));
+
+function checkTimeout(t, name = 'timeout') {
+  if (t === undefined) return undefined;
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw invalid(`${name} must be a number of milliseconds >= 0, got ${describe(t)}`);
+  return t;
+}
+
+function checkCallOptions(opts, allowed) {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object') throw invalid('options must be an object');
+  for (const k of Object.keys(opts)) if (!allowed.includes(k)) throw invalid(`unknown option "${k}" (known: ${allowed.join(', ')})`);
+  if (opts.signal !== undefined && !(opts.signal && typeof opts.signal.addEventListener === 'function' && 'aborted' in opts.signal)) {
+    throw invalid('signal must be an AbortSignal');
+  }
+  return opts;
+}
+
+/** Runs `run(cancelId)` with an AbortSignal wired to the native cancellation token. */
+async function withSignal(signal, run) {
+  if (!signal) return run(undefined);
+  if (signal.aborted) throw new ZktxError('ABORTED', 'operation was aborted before it started');
+  const id = native.newCancel();
+  const onAbort = () => native.cancel(id);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await run(id);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    native.dropCancel(id);
+  }
+}
+
+/** A held lock. `token` grows strictly from one holder of the path to the next (fencing). */
+class Lock {
+  constructor(nativeLock) {
+    this._native = nativeLock;
+    /** The lock's path, as passed to `zk.lock`. */
+    this.path = nativeLock.path;
+    /** This holder's lock node. */
+    this.nodePath = nativeLock.nodePath;
+    /** Fencing token: the zxid that created this holder's node. */
+    this.token = nativeLock.token;
+  }
+
+  /** Whether `release()` was called (or the lock was consumed by a transaction commit). */
+  get released() {
+    return this._native.released;
+  }
+
+  /** Releases the lock. Idempotent. */
+  release() {
+    return call(() => this._native.release());
+  }
+
+  /** Asks the server whether the lock node still exists. */
+  isHeld() {
+    return call(() => this._native.isHeld());
+  }
+}
+
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'];
+const open = new Set();
+let lastConstructed = null;
+let exitHookInstalled = false;
+
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // When the event loop runs dry (the script is done), close what is still open so its session
+  // ends cleanly and its ephemeral nodes go at once: the tutorial's script never calls close().
+  process.on('beforeExit', () => {
+    if (open.size === 0) return;
+    Promise.all([...open].map((zk) => zk.close().catch(() => {}))).catch(() => {});
+  });
+}
+
+/**
+ * A ZooKeeper session with locks and a key-value store. Accepts the tutorial's options.
+ */
+class ZooKeeper {
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') throw invalid('options must be an object');
+    for (const k of Object.keys(options)) {
+      if (!OPTION_NAMES.includes(k)) throw invalid(`unknown option "${k}" (known: ${OPTION_NAMES.join(', ')})`);
+    }
+    // ZK_CONNECT points every client at a given ensemble (tests, the demo, CI).
+    const connect = process.env.ZK_CONNECT || (options.connect === undefined ? 'localhost:2181' : options.connect);
+    if (typeof connect !== 'string' || connect.trim() === '') throw invalid('connect must be a non-empty "host:port[,host:port...][/chroot]" string');
+    const timeout = options.timeout === undefined ? 30000 : options.timeout;
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalid(`timeout must be a positive number of milliseconds, got ${describe(timeout)}`);
+    const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;
+    if (!Number.isInteger(level) || level < 0 || level > 4) throw invalid(`debug_level must be one of ZooKeeper.ZOO_LOG_LEVEL_*, got ${describe(level)}`);
+    for (const k of ['host_order_deterministic', 'reconnectAfterExpiry']) {
+      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalid(`${k} must be a boolean`);
+    }
+    this._native = call_sync(() => new native.NativeClient({
+      connect,
+      timeoutMs: timeout,
+      connectTimeoutMs: checkTimeout(options.connectTimeout, 'connectTimeout'),
+      requestTimeoutMs: checkTimeout(options.requestTimeout, 'requestTimeout'),
+      hostOrderDeterministic: options.host_order_deterministic === true,
+      reconnectAfterExpiry: options.reconnectAfterExpiry !== false,
+      logLevel: level,
+    }));
+    this.connectString = connect;
+    this._closed = false;
+    open.add(this);
+    lastConstructed = this;
+    installExitHook();
+  }
+
+  /** Establishes the session now (otherwise the first call does). */
+  connect() {
+    return call(() => this._native.connect());
+  }
+
+  /** Closes the session; the server deletes its lock nodes at once. Idempotent. */
+  async close() {
+    this._closed = true;
+    open.delete(this);
+    if (lastConstructed === this) lastConstructed = null;
+    await call(() => this._native.close());
+  }
+
+  /** Acquires the exclusive lock at `path` (an absolute znode path). */
+  async lock(path, options) {
+    const opts = checkCallOptions(options, ['timeout', 'signal']);
+    if (typeof path !== 'string') throw invalid(`lock path must be a string, got ${describe(path)}`);
+    const timeout = checkTimeout(opts.timeout);
+    const nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.lock(path, timeout, id)));
+    return new Lock(nativeLock);
+  }
+
+  /** Runs `fn(lock)` while holding the lock at `path`; always releases. */
+  async withLock(path, fn, options) {
+    if (typeof fn !== 'function') throw invalid('withLock needs a function');
+    const lock = await this.lock(path, options);
+    try {
+      return await fn(lock);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Reads `key`; `undefined` when absent. */
+  async get(key) {
+    checkKey(key);
+    const v = await call(() => this._native.get(key));
+    return v == null ? undefined : JSON.parse(v.json);
+  }
+
+  /** Writes `key`; with `{ lock }`, only while that lock is still held (fenced). Resolves the new version. */
+  async set(key, value, options) {
+    const opts = checkCallOptions(options, ['lock']);
+    checkKey(key);
+    const json = encodeValue(value);
+    if (opts.lock !== undefined) {
+      if (!(opts.lock instanceof Lock)) throw invalid('lock must be a Lock from zk.lock()');
+      return call(() => opts.lock._native.set(key, json));
+    }
+    return call(() => this._native.set(key, json));
+  }
+
+  /**
+   * Locks `key`, computes the new value (a value, or `updater(current)`, may be async), writes it
+   * fenced on the lock, releases. Resolves `{ key, value, previous, version, token }`.
+   */
+  async executeTransaction(key, valueOrUpdater, options) {
+    const opts = checkCallOptions(options, ['timeout', 'signal']);
+    checkKey(key);
+    const timeout = checkTimeout(opts.timeout);
+    if (typeof valueOrUpdater !== 'function') {
+      const json = encodeValue(valueOrUpdater);
+      const r = await withSignal(opts.signal, (id) => call(() => this._native.executeTransaction(key, json, timeout, id)));
+      return committed(r);
+    }
+    const tx = await withSignal(opts.signal, (id) => call(() => this._native.begin(key, timeout, id)));
+    let json;
+    try {
+      const next = await valueOrUpdater(decode(tx.currentJson));
+      json = encodeValue(next, 'updater result');
+    } catch (err) {
+      await call(() => tx.abort());
+      throw err;
+    }
+    return committed(await call(() => tx.commit(json)));
+  }
+}
+
+function committed(r) {
+  return { key: r.key, value: JSON.parse(r.json), previous: decode(r.previousJson), version: r.version, token: r.token };
+}
+
+function call_sync(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+Object.assign(ZooKeeper, LOG_LEVELS);
+
+/** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT. */
+function executeTransaction(key, valueOrUpdater, options) {
+  if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
+  return lastConstructed.executeTransaction(key, valueOrUpdater, options);
+}
+
+module.exports = { ZooKeeper, ZktxError, Lock, executeTransaction, ...LOG_LEVELS };
+module.exports.default = ZooKeeper;

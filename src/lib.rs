@@ -1,0 +1,304 @@
+//! The Node.js binding of zktx: converts arguments, calls `zktx-core`, maps errors.
+//!
+//! No recipe logic lives here. Errors cross into JS as `Error("CODE|outcome|message")`; the JS
+//! facade (`index.js`) turns that into a `ZktxError` with `err.code` and `err.outcome`. That is
+//! the one place the encoding is made ([`to_js_error`]) and the one place it is read
+//! (`index.js`'s `fromNative`).
+
+#![deny(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use zktx_core::kv::JsonValue;
+use zktx_core::recipe::{AcquireOptions, Lock};
+use zktx_core::txn::{Committed, KeyTransaction};
+use zktx_core::{CancellationToken, SessionOptions, Store};
+
+fn to_js_error(err: zktx_core::Error) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, format!("{}|{}|{}", err.code(), err.outcome().as_str(), err))
+}
+
+fn invalid(msg: impl std::fmt::Display) -> napi::Error {
+    to_js_error(zktx_core::Error::InvalidArgument(msg.to_string()))
+}
+
+/// Runs a synchronous body, turning a panic into an error instead of aborting Node.
+fn no_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(napi::Error::new(Status::GenericFailure, "INTERNAL|not_applied|zktx panicked")))
+}
+
+fn millis(name: &str, ms: f64) -> Result<Duration> {
+    if !ms.is_finite() || ms < 0.0 {
+        return Err(invalid(format!("{name} must be a finite number of milliseconds >= 0, got {ms}")));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+// ---- cancellation: AbortSignal -> CancellationToken, keyed by a small integer ----
+
+fn cancels() -> &'static Mutex<HashMap<u32, CancellationToken>> {
+    static CANCELS: OnceLock<Mutex<HashMap<u32, CancellationToken>>> = OnceLock::new();
+    CANCELS.get_or_init(Default::default)
+}
+
+/// Registers a cancellation handle for one call; pass its id to the call, and to `cancel`.
+#[napi]
+pub fn new_cancel() -> Result<u32> {
+    no_panic(|| {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        cancels().lock().map_err(|_| invalid("cancel registry poisoned"))?.insert(id, CancellationToken::new());
+        Ok(id)
+    })
+}
+
+/// Cancels the call registered under `id` (no-op if it already finished).
+#[napi]
+pub fn cancel(id: u32) -> Result<()> {
+    no_panic(|| {
+        if let Some(t) = cancels().lock().map_err(|_| invalid("cancel registry poisoned"))?.remove(&id) {
+            t.cancel();
+        }
+        Ok(())
+    })
+}
+
+/// Forgets a cancellation handle once its call finished.
+#[napi]
+pub fn drop_cancel(id: u32) -> Result<()> {
+    no_panic(|| {
+        cancels().lock().map_err(|_| invalid("cancel registry poisoned"))?.remove(&id);
+        Ok(())
+    })
+}
+
+fn acquire_options(timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<AcquireOptions> {
+    let wait = timeout_ms.map(|t| millis("timeout", t)).transpose()?;
+    let cancel = match cancel_id {
+        Some(id) => Some(
+            cancels()
+                .lock()
+                .map_err(|_| invalid("cancel registry poisoned"))?
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| to_js_error(zktx_core::Error::Aborted("operation was aborted".into())))?,
+        ),
+        None => None,
+    };
+    Ok(AcquireOptions { wait, cancel })
+}
+
+// ---- logging ----
+
+fn init_logging(level: u32) {
+    let filter = match level {
+        0 => return,
+        1 => tracing::Level::ERROR,
+        2 => tracing::Level::WARN,
+        3 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    // Process-wide: the first client's level wins (a tracing subscriber is global).
+    let _ = tracing_subscriber::fmt().with_max_level(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+// ---- classes ----
+
+/// Options already validated by the JS facade (unknown keys rejected there).
+#[napi(object)]
+pub struct NativeOptions {
+    pub connect: String,
+    pub timeout_ms: f64,
+    pub connect_timeout_ms: Option<f64>,
+    pub request_timeout_ms: Option<f64>,
+    pub host_order_deterministic: bool,
+    pub reconnect_after_expiry: bool,
+    pub log_level: u32,
+}
+
+/// A stored value and its znode version.
+#[napi(object)]
+pub struct NativeVersioned {
+    pub json: String,
+    pub version: i32,
+}
+
+/// The result of a committed key transaction.
+#[napi(object)]
+pub struct NativeCommitted {
+    pub key: String,
+    pub json: String,
+    pub previous_json: Option<String>,
+    pub version: i32,
+    pub token: f64,
+}
+
+impl From<Committed> for NativeCommitted {
+    fn from(c: Committed) -> Self {
+        NativeCommitted {
+            key: c.key,
+            json: c.value.into_string(),
+            previous_json: c.previous.map(JsonValue::into_string),
+            version: c.version,
+            token: c.token as f64,
+        }
+    }
+}
+
+/// One ZooKeeper session with the key-value layout.
+#[napi]
+pub struct NativeClient {
+    store: Arc<Store>,
+}
+
+#[napi]
+impl NativeClient {
+    #[napi(constructor)]
+    pub fn new(options: NativeOptions) -> Result<Self> {
+        no_panic(|| {
+            init_logging(options.log_level);
+            let opts = SessionOptions {
+                connect: options.connect,
+                session_timeout: millis("timeout", options.timeout_ms)?,
+                connect_timeout: options.connect_timeout_ms.map(|t| millis("connectTimeout", t)).transpose()?,
+                request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t)).transpose()?,
+                host_order_deterministic: options.host_order_deterministic,
+                reconnect_after_expiry: options.reconnect_after_expiry,
+            };
+            Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
+        })
+    }
+
+    #[napi]
+    pub async fn connect(&self) -> Result<()> {
+        self.store.session().connect().await.map_err(to_js_error)
+    }
+
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        self.store.close().await;
+        Ok(())
+    }
+
+    #[napi]
+    pub async fn lock(&self, path: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
+        let opts = acquire_options(timeout_ms, cancel_id)?;
+        let lock = self.store.lock(&path, &opts).await.map_err(to_js_error)?;
+        Ok(NativeLock { store: self.store.clone(), lock: Arc::new(lock) })
+    }
+
+    #[napi]
+    pub async fn get(&self, key: String) -> Result<Option<NativeVersioned>> {
+        let v = self.store.get(&key).await.map_err(to_js_error)?;
+        Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
+    }
+
+    #[napi]
+    pub async fn set(&self, key: String, json: String) -> Result<i32> {
+        let value = JsonValue::from_text(json).map_err(to_js_error)?;
+        self.store.set(&key, &value, None).await.map_err(to_js_error)
+    }
+
+    #[napi]
+    pub async fn execute_transaction(&self, key: String, json: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeCommitted> {
+        let value = JsonValue::from_text(json).map_err(to_js_error)?;
+        let opts = acquire_options(timeout_ms, cancel_id)?;
+        self.store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
+    }
+
+    #[napi]
+    pub async fn begin(&self, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeKeyTransaction> {
+        let opts = acquire_options(timeout_ms, cancel_id)?;
+        let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;
+        Ok(NativeKeyTransaction { tx: Arc::new(tx) })
+    }
+}
+
+/// A held lock.
+#[napi]
+pub struct NativeLock {
+    store: Arc<Store>,
+    lock: Arc<Lock>,
+}
+
+#[napi]
+impl NativeLock {
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.lock.path().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn node_path(&self) -> String {
+        self.lock.node_path().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn token(&self) -> f64 {
+        self.lock.token() as f64
+    }
+
+    #[napi(getter)]
+    pub fn released(&self) -> bool {
+        self.lock.is_released()
+    }
+
+    #[napi]
+    pub async fn release(&self) -> Result<()> {
+        self.lock.release().await.map_err(to_js_error)
+    }
+
+    #[napi]
+    pub async fn is_held(&self) -> Result<bool> {
+        self.lock.is_held().await.map_err(to_js_error)
+    }
+
+    /// Writes `key` fenced on this lock.
+    #[napi]
+    pub async fn set(&self, key: String, json: String) -> Result<i32> {
+        let value = JsonValue::from_text(json).map_err(to_js_error)?;
+        self.store.set(&key, &value, Some(&self.lock)).await.map_err(to_js_error)
+    }
+}
+
+/// A key locked for update (the updater form of `executeTransaction`).
+#[napi]
+pub struct NativeKeyTransaction {
+    tx: Arc<KeyTransaction>,
+}
+
+#[napi]
+impl NativeKeyTransaction {
+    /// The current value as JSON text, `null` when the key is absent.
+    #[napi(getter)]
+    pub fn current_json(&self) -> Option<String> {
+        self.tx.current().map(|v| v.as_str().to_string())
+    }
+
+    #[napi(getter)]
+    pub fn token(&self) -> f64 {
+        self.tx.lock().token() as f64
+    }
+
+    #[napi]
+    pub async fn commit(&self, json: String) -> Result<NativeCommitted> {
+        let value = match JsonValue::from_text(json) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.tx.abort().await;
+                return Err(to_js_error(e));
+            },
+        };
+        self.tx.commit(value).await.map(Into::into).map_err(to_js_error)
+    }
+
+    #[napi]
+    pub async fn abort(&self) -> Result<()> {
+        self.tx.abort().await.map_err(to_js_error)
+    }
+}
