@@ -210,6 +210,12 @@ class ZooKeeper {
     }
   }
 
+  /** Lists the children of a znode, sorted (e.g. a lock path's queue); `[]` when absent. */
+  children(path) {
+    if (typeof path !== 'string') return Promise.reject(invalid(`path must be a string, got ${describe(path)}`));
+    return call(() => this._native.children(path));
+  }
+
   /** Reads `key`; `undefined` when absent. */
   async get(key) {
     checkKey(key);

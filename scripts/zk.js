@@ -23,6 +23,7 @@
 'use strict';
 
 const childProcess = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -328,11 +329,12 @@ function syncWatchdog() {
   if (!keepData()) for (const root of ownedRoots) lines.push(`0\t${root}`);
   try {
     if (lines.length === 0) {
-      if (watchdog) fs.writeFileSync(watchdog.file, '');
+      stopWatchdog();
       return;
     }
     if (!watchdog) {
-      const file = path.join(os.tmpdir(), `${DIR_PREFIX}${process.pid}-watchdog.txt`);
+      // random part: jest loads this module afresh for every test file in the same process
+      const file = path.join(os.tmpdir(), `${DIR_PREFIX}${process.pid}-${crypto.randomBytes(4).toString('hex')}-watchdog.txt`);
       fs.writeFileSync(file, '');
       const child = childProcess.spawn('sh', ['-c', WATCHDOG_SCRIPT, 'zktx-zk-watchdog', String(process.pid), file], {
         detached: true,
@@ -352,8 +354,8 @@ function syncWatchdog() {
 
 function stopWatchdog() {
   if (!watchdog) return;
-  if (watchdog.pid) signalPid(watchdog.pid, 'SIGKILL');
   try {
+    if (watchdog.pid) signalPid(watchdog.pid, 'SIGKILL');
     fs.rmSync(watchdog.file, { force: true });
   } catch {}
   watchdog = null;
@@ -718,6 +720,9 @@ async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, min
   }
 }
 
+// A one-server "ensemble" runs in standalone mode (standaloneEnabled defaults to true).
+const isLeaderMode = (mode) => mode === 'leader' || mode === 'standalone';
+
 function makeEnsemble(root, servers) {
   let stopping = null;
   const ensemble = {
@@ -743,7 +748,7 @@ function makeEnsemble(root, servers) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const modes = await Promise.all(servers.map((s) => (s.isRunning() ? s.mode() : null)));
-        const leaders = servers.filter((_, i) => modes[i] === 'leader');
+        const leaders = servers.filter((_, i) => isLeaderMode(modes[i]));
         if (leaders.length === 1) return leaders[0];
         if (Date.now() > deadline) {
           throw new Error(`no single leader in ${ensemble.connect} after ${timeoutMs / 1000} s (modes: ${modes.join(',')})`);
@@ -764,7 +769,7 @@ function makeEnsemble(root, servers) {
         }
         const live = all ? servers : servers.filter((s) => s.isRunning());
         const modes = await Promise.all(live.map((s) => s.mode()));
-        if (live.length > 0 && modes.every(Boolean) && modes.filter((m) => m === 'leader').length === 1) return;
+        if (live.length > 0 && modes.every(Boolean) && modes.filter(isLeaderMode).length === 1) return;
         if (Date.now() > deadline) {
           const tails = live.map((s) => `--- node ${s.id} (${s.logPath}):\n${s.logTail(15)}`).join('\n');
           throw new Error(`ensemble ${ensemble.connect} not ready after ${timeoutMs / 1000} s (modes: ${modes.join(',')})\n${tails}`);

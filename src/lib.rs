@@ -212,6 +212,11 @@ impl NativeClient {
     }
 
     #[napi]
+    pub async fn children(&self, path: String) -> Result<Vec<String>> {
+        self.store.children(&path).await.map_err(to_js_error)
+    }
+
+    #[napi]
     pub async fn begin(&self, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeKeyTransaction> {
         let opts = acquire_options(timeout_ms, cancel_id)?;
         let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;

@@ -118,6 +118,22 @@ impl Store {
         Err(Error::Conflict(format!("key {key:?} kept being created and deleted concurrently")))
     }
 
+    /// Lists the children of any znode (e.g. a lock's queue); empty when the node is absent.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a malformed path; connection errors.
+    pub async fn children(&self, path: &str) -> Result<Vec<String>> {
+        let client = self.session.client().await?;
+        match deadline(self.session.request_timeout(&client), "list children", client.list_children(path)).await {
+            Ok(mut children) => {
+                children.sort();
+                Ok(children)
+            },
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Locks `key` and reads it; see [`KeyTransaction`].
     pub async fn begin(&self, key: &str, opts: &AcquireOptions) -> Result<KeyTransaction> {
         KeyTransaction::begin(&self.session, &self.layout, key, opts).await

@@ -1,0 +1,4 @@
+'use strict';
+module.exports = async () => {
+  if (globalThis.__ZKTX_SERVER__) await globalThis.__ZKTX_SERVER__.stop();
+};

@@ -1,0 +1,25 @@
+'use strict';
+// Takes one lock N times; while holding, records (token, enter, leave) on a shared clock.
+const { ZooKeeper } = require('../..');
+const { waitForGo } = require('../helpers/procs');
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const [path, n] = [process.argv[2], Number(process.argv[3])];
+(async () => {
+  const zk = new ZooKeeper({ timeout: 10000 });
+  await zk.connect();
+  await waitForGo();
+  for (let i = 0; i < n; i++) {
+    await zk.withLock(path, async (lock) => {
+      const enter = now();
+      await sleep(Math.random() * 3);
+      const leave = now();
+      process.stdout.write(`${JSON.stringify({ token: lock.token, enter, leave, pid: process.pid })}\n`);
+    });
+  }
+  await zk.close();
+})().catch((err) => {
+  console.error(`${err.code}: ${err.message}`);
+  process.exit(1);
+});

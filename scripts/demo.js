@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+'use strict';
+// `npm run demo`: the tutorial's script (examples/article.js) in two Node processes at once,
+// against a local ZooKeeper started here (or ZK_CONNECT), then the final value of the key.
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { startStandalone } = require('./zk');
+
+const root = path.join(__dirname, '..');
+
+function run(label, env) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [path.join(root, 'examples', 'article.js')], { env, cwd: root });
+    const prefix = (stream, out) => stream.on('data', (d) => {
+      for (const line of String(d).split('\n').filter(Boolean)) out.write(`[${label}] ${line}\n`);
+    });
+    prefix(child.stdout, process.stdout);
+    prefix(child.stderr, process.stderr);
+    child.on('exit', (code) => {
+      console.log(`[${label}] exited with code ${code} after ${Date.now() - t0} ms`);
+      resolve(code);
+    });
+  });
+}
+
+(async () => {
+  if (!fs.existsSync(path.join(root, 'zktx.node'))) {
+    console.log('demo: building the native addon (release)...');
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'build-addon.js')], { stdio: 'inherit' });
+    if (r.status !== 0) process.exit(r.status || 1);
+  }
+  let server = null;
+  let connect = process.env.ZK_CONNECT;
+  if (!connect) {
+    server = await startStandalone();
+    connect = server.connect;
+    console.log(`demo: local ZooKeeper at ${connect} (pid ${server.pid})`);
+  } else {
+    console.log(`demo: using ZK_CONNECT=${connect}`);
+  }
+  try {
+    const env = { ...process.env, ZK_CONNECT: connect };
+    const codes = await Promise.all([run('A', env), run('B', env)]);
+    const { ZooKeeper } = require('..');
+    const zk = new ZooKeeper({ connect, timeout: 10000 });
+    const value = await zk.get('foo');
+    const queue = await zk.children('/zktx/locks/kv/foo');
+    await zk.close();
+    console.log(`demo: final value foo=${JSON.stringify(value)}; lock nodes left behind: ${queue.length}`);
+    process.exitCode = codes.every((c) => c === 0) && queue.length === 0 ? 0 : 1;
+  } finally {
+    if (server) await server.stop();
+  }
+})().catch((err) => {
+  console.error(`demo failed: ${err.stack || err}`);
+  process.exit(1);
+});
