@@ -1,0 +1,238 @@
+'use strict';
+// Every error code, triggered from JS, with nothing written where a write was refused.
+const { spawn } = require('node:child_process');
+const readline = require('node:readline');
+const { ZooKeeper, ZktxError } = require('..');
+const { client, clientAt, unique, zkScripts } = require('./helpers/zk');
+const { workerPath } = require('./helpers/procs');
+
+const codeOf = (p) => p.then(() => 'resolved', (e) => e.code);
+
+describe('errors: every rejection is a ZktxError with a stable code', () => {
+  let zk;
+  beforeAll(() => { zk = client(); });
+  afterAll(async () => { await zk.close(); });
+
+  it('INVALID_ARGUMENT: bad constructor options throw synchronously', () => {
+    for (const opts of [{ bogus: 1 }, { timeout: -5 }, { timeout: 'x' }, { debug_level: 9 }, { host_order_deterministic: 'yes' }, { connect: '' }]) {
+      const saved = process.env.ZK_CONNECT;
+      if (opts.connect === '') delete process.env.ZK_CONNECT;
+      try {
+        expect(() => new ZooKeeper(opts)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      } finally {
+        process.env.ZK_CONNECT = saved;
+      }
+    }
+  });
+
+  it('INVALID_ARGUMENT: bad keys and values are refused and nothing is written', async () => {
+    const key = unique('invalid');
+    const circular = {};
+    circular.self = circular;
+    const calls = [
+      zk.set('', 1), zk.set(42, 1), zk.get(null), zk.get(''),
+      zk.set(key, () => 1), zk.set(key, undefined), zk.set(key, circular), zk.set(key, 10n), zk.set(key, Symbol('s')),
+      zk.executeTransaction(key, () => undefined), zk.executeTransaction(key, () => () => 1),
+      zk.executeTransaction(key, async () => 10n), zk.executeTransaction('', 1),
+      zk.executeTransaction(key, 1, { bogus: true }), zk.set(key, 1, { lock: {} }),
+      zk.lock('relative'), zk.lock('/a//b'), zk.lock('/a/'), zk.lock('/zookeeper/x'), zk.lock(7),
+      zk.lock('/a', { timeout: -1 }), zk.lock('/a', { signal: 'nope' }), zk.withLock('/a', 'not a function'),
+      zk.set('k'.repeat(1025), 1),
+    ];
+    const codes = await Promise.all(calls.map(codeOf));
+    expect(codes).toEqual(calls.map(() => 'INVALID_ARGUMENT'));
+    expect(await zk.get(key)).toBeUndefined();
+    expect(await zk.children(`/zktx/locks/kv/${key}`)).toEqual([]);
+  });
+
+  it('errors are ZktxError instances with code, outcome and message', async () => {
+    const err = await zk.set('', 1).catch((e) => e);
+    expect(err).toBeInstanceOf(ZktxError);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).toMatchObject({ name: 'ZktxError', code: 'INVALID_ARGUMENT', outcome: 'not_applied' });
+    expect(err.message).toMatch(/non-empty string/);
+  });
+
+  it('an updater that throws passes its error through unchanged and writes nothing', async () => {
+    const key = unique('throws');
+    await zk.set(key, 'before');
+    const boom = new Error('boom');
+    await expect(zk.executeTransaction(key, () => { throw boom; })).rejects.toBe(boom);
+    await expect(zk.executeTransaction(key, async () => { throw boom; })).rejects.toBe(boom);
+    expect(await zk.get(key)).toBe('before');
+    expect(await zk.children(`/zktx/locks/kv/${key}`)).toEqual([]);
+  });
+
+  it('TOO_LARGE: a value over the limit writes nothing and releases the lock', async () => {
+    const key = unique('large');
+    await zk.set(key, 'small');
+    const big = 'x'.repeat(1_000_001);
+    expect(await codeOf(zk.set(key, big))).toBe('TOO_LARGE');
+    expect(await codeOf(zk.executeTransaction(key, big))).toBe('TOO_LARGE');
+    expect(await codeOf(zk.executeTransaction(key, () => big))).toBe('TOO_LARGE');
+    expect(await zk.get(key)).toBe('small');
+    expect(await zk.children(`/zktx/locks/kv/${key}`)).toEqual([]);
+  });
+
+  it('TIMEOUT: a held lock times out a second contender, leaving only the holder node', async () => {
+    const path = `/zktx-test/${unique('timeout')}`;
+    const other = client();
+    try {
+      const held = await zk.lock(path);
+      const err = await other.lock(path, { timeout: 150 }).catch((e) => e);
+      expect(err).toMatchObject({ code: 'TIMEOUT', outcome: 'not_applied' });
+      expect(await codeOf(other.lock(path, { timeout: 0 }))).toBe('TIMEOUT'); // tryLock
+      expect(await codeOf(other.executeTransaction('x', 1, { timeout: -1 }))).toBe('INVALID_ARGUMENT');
+      expect(await zk.children(path)).toEqual([held.nodePath.split('/').pop()]);
+      await held.release();
+      expect(await zk.children(path)).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('TIMEOUT: a call against a server that is not there rejects within the connect timeout', async () => {
+    const port = await zkScripts.freePort();
+    const dead = clientAt(`127.0.0.1:${port}`, { timeout: 1500 });
+    const t0 = Date.now();
+    expect(await codeOf(dead.get('x'))).toBe('TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(10000); // bounded, never hangs
+    await dead.close();
+  });
+
+  it('ABORTED: an AbortSignal cancels a waiting acquire and leaves no node behind', async () => {
+    const path = `/zktx-test/${unique('abort')}`;
+    const other = client();
+    try {
+      const held = await zk.lock(path);
+      const ac = new AbortController();
+      const waiting = other.lock(path, { signal: ac.signal });
+      setTimeout(() => ac.abort(), 100);
+      const err = await waiting.catch((e) => e);
+      expect(err.code).toBe('ABORTED');
+      expect(await codeOf(other.lock(path, { signal: AbortSignal.abort() }))).toBe('ABORTED');
+      expect(await codeOf(other.executeTransaction(unique('k'), 1, { signal: AbortSignal.abort() }))).toBe('ABORTED');
+      expect(await zk.children(path)).toEqual([held.nodePath.split('/').pop()]);
+      await held.release();
+      // Not aborted: the signal is only listened to while acquiring.
+      const ac2 = new AbortController();
+      const lock = await other.lock(path, { signal: ac2.signal });
+      ac2.abort();
+      expect(await lock.isHeld()).toBe(true);
+      await lock.release();
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('CLIENT_CLOSED: calls after close() reject', async () => {
+    const c = client();
+    await c.connect();
+    await c.close();
+    await c.close(); // idempotent
+    expect(await codeOf(c.get('x'))).toBe('CLIENT_CLOSED');
+    expect(await codeOf(c.lock('/zktx-test/closed'))).toBe('CLIENT_CLOSED');
+    expect(await codeOf(c.executeTransaction('x', 1))).toBe('CLIENT_CLOSED');
+  });
+
+  it('LOCK_LOST: a write fenced on a released lock is refused and writes nothing', async () => {
+    const key = unique('lost');
+    const lock = await zk.lock(`/zktx-test/${unique('lost')}`);
+    expect(await zk.set(key, 'while held', { lock })).toBe(0);
+    await lock.release();
+    await lock.release(); // idempotent
+    expect(await codeOf(zk.set(key, 'after release', { lock }))).toBe('LOCK_LOST');
+    expect(await zk.get(key)).toBe('while held');
+  });
+
+  it('BADVERSION: a write that bypassed the lock makes the transaction fail and write nothing', async () => {
+    const key = unique('badversion');
+    await zk.set(key, 1);
+    const rogue = client();
+    try {
+      const err = await zk.executeTransaction(key, async (cur) => {
+        await rogue.set(key, 'rogue'); // unlocked write between our read and our commit
+        return cur + 1;
+      }).catch((e) => e);
+      expect(err.code).toBe('BADVERSION');
+      expect(await zk.get(key)).toBe('rogue');
+      // NODEEXISTS: same race on a key that did not exist yet.
+      const fresh = unique('nodeexists');
+      const err2 = await zk.executeTransaction(fresh, async () => {
+        await rogue.set(fresh, 'rogue');
+        return 'mine';
+      }).catch((e) => e);
+      expect(err2.code).toBe('NODEEXISTS');
+      expect(await zk.get(fresh)).toBe('rogue');
+      expect(await zk.children(`/zktx/locks/kv/${key}`)).toEqual([]);
+    } finally {
+      await rogue.close();
+    }
+  });
+
+  it("NONODE and NOCHILDRENFOREPHEMERALS: ZooKeeper's own codes pass through", async () => {
+    const chrooted = clientAt(`${process.env.ZK_CONNECT}/${unique('missing-chroot')}`);
+    try {
+      expect(await codeOf(chrooted.lock('/a'))).toBe('NONODE');
+    } finally {
+      await chrooted.close();
+    }
+    const lock = await zk.lock(`/zktx-test/${unique('eph')}`);
+    expect(await codeOf(zk.lock(lock.nodePath))).toBe('NOCHILDRENFOREPHEMERALS');
+    await lock.release();
+  });
+
+  it('CONNECTIONLOSS: a write in flight when the server dies has outcome "unknown"', async () => {
+    const server = await zkScripts.startStandalone({ tickTime: 200 });
+    const c = clientAt(server.connect, { timeout: 2000, debug_level: 0 });
+    try {
+      await c.set('k', 1);
+      server.kill('SIGSTOP'); // the request below gets sent but never answered...
+      const pending = c.set('k', 2).catch((e) => e);
+      await new Promise((r) => setTimeout(r, 200));
+      server.kill('SIGKILL'); // ...then the connection drops under it
+      const err = await pending;
+      expect(err).toMatchObject({ code: 'CONNECTIONLOSS', outcome: 'unknown' });
+    } finally {
+      await c.close();
+      await server.stop();
+    }
+  });
+});
+
+describe('SESSIONEXPIRED: a holder frozen past its session timeout cannot write', () => {
+  let server;
+  beforeAll(async () => { server = await zkScripts.startStandalone({ tickTime: 200 }); });
+  afterAll(async () => { if (server) await server.stop(); });
+
+  it('its fenced write is refused after SIGCONT, and another process took the lock meanwhile', async () => {
+    const path = '/zktx-test/frozen';
+    const key = 'frozen-key';
+    const child = spawn(process.execPath, [workerPath('holder.js'), path, key, '1000'], {
+      env: { ...process.env, ZK_CONNECT: server.connect },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const first = JSON.parse((await lines.next()).value);
+    expect(first.ready).toBe(true);
+    process.kill(child.pid, 'SIGSTOP');
+    const zk = clientAt(server.connect, { timeout: 4000 });
+    try {
+      const t0 = Date.now();
+      const lock = await zk.lock(path, { timeout: 20000 }); // granted once the frozen session expires
+      const takeoverMs = Date.now() - t0;
+      expect(lock.token).toBeGreaterThan(first.token);
+      await zk.set(key, 'fresh', { lock });
+      process.kill(child.pid, 'SIGCONT');
+      child.stdin.end('go\n');
+      const result = JSON.parse((await lines.next()).value);
+      expect(result).toMatchObject({ written: false, code: 'SESSIONEXPIRED' });
+      expect(await zk.get(key)).toBe('fresh');
+      await lock.release();
+      expect(takeoverMs).toBeGreaterThan(0);
+    } finally {
+      await zk.close();
+      child.kill('SIGKILL');
+    }
+  });
+});
