@@ -1,0 +1,126 @@
+//! The exclusive lock against a real server: exclusion, fencing, cancellation, expiry.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use zktx_core::kv::JsonValue;
+use zktx_core::recipe::{lock, AcquireOptions};
+use zktx_core::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_sessions_never_hold_at_once_and_tokens_increase() {
+    let path = format!("/zktx-test/{}", unique("mutex"));
+    let held = Arc::new(AtomicBool::new(false));
+    let last_token = Arc::new(AtomicI64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (path, held, last_token) = (path.clone(), held.clone(), last_token.clone());
+        tasks.push(tokio::spawn(async move {
+            let session = session();
+            for _ in 0..25 {
+                let l = lock(&session, &path, &AcquireOptions::default()).await.unwrap();
+                assert!(!held.swap(true, Ordering::SeqCst), "two holders at once");
+                let prev = last_token.swap(l.token(), Ordering::SeqCst);
+                assert!(l.token() > prev, "token {} not above previous holder's {prev}", l.token());
+                tokio::task::yield_now().await;
+                held.store(false, Ordering::SeqCst);
+                l.release().await.unwrap();
+            }
+            session.close().await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = store();
+    assert!(s.children(&path).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn timeout_and_cancel_leave_no_node_behind() {
+    let path = format!("/zktx-test/{}", unique("cancel"));
+    let (a, b) = (session(), session());
+    let held = lock(&a, &path, &AcquireOptions::default()).await.unwrap();
+
+    let err = lock(&b, &path, &AcquireOptions { wait: Some(Duration::from_millis(100)), cancel: None }).await.unwrap_err();
+    assert_eq!(err.code(), "TIMEOUT");
+    let err = lock(&b, &path, &AcquireOptions { wait: Some(Duration::ZERO), cancel: None }).await.unwrap_err();
+    assert_eq!(err.code(), "TIMEOUT");
+
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c2.cancel();
+    });
+    let err = lock(&b, &path, &AcquireOptions { wait: None, cancel: Some(cancel) }).await.unwrap_err();
+    assert_eq!(err.code(), "ABORTED");
+
+    let s = store();
+    let children = s.children(&path).await.unwrap();
+    assert_eq!(children.len(), 1, "only the holder's node remains: {children:?}");
+    assert!(held.node_path().ends_with(&children[0]));
+    held.release().await.unwrap();
+    assert!(s.children(&path).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_write_fenced_on_a_deleted_lock_node_is_refused() {
+    let s = store();
+    let key = unique("fenced");
+    let path = format!("/zktx-test/{}", unique("fenced"));
+    let l = s.lock(&path, &AcquireOptions::default()).await.unwrap();
+    s.set(&key, &JsonValue::from_serialize("held").unwrap(), Some(&l)).await.unwrap();
+
+    // Someone else (an operator, a buggy peer) deletes the lock node.
+    let other = session();
+    other.client().await.unwrap().delete(l.node_path(), None).await.unwrap();
+
+    let err = s.set(&key, &JsonValue::from_serialize("stale").unwrap(), Some(&l)).await.unwrap_err();
+    assert_eq!(err.code(), "LOCK_LOST");
+    assert_eq!(s.get(&key).await.unwrap().unwrap().value.as_str(), "\"held\"");
+    assert!(!l.is_held().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_holder_cannot_write_and_the_next_contender_gets_the_lock() {
+    // The holder reaches the server through a proxy; cutting it longer than the session timeout
+    // makes the server expire the session (and delete the lock node).
+    let proxy = Proxy::start().await;
+    let s = zktx_core::Store::new(zktx_core::SessionOptions {
+        session_timeout: Duration::from_secs(2),
+        ..zktx_core::SessionOptions::new(proxy.addr.clone())
+    })
+    .unwrap();
+    let key = unique("expired");
+    let path = format!("/zktx-test/{}", unique("expired"));
+    let l = s.lock(&path, &AcquireOptions::default()).await.unwrap();
+
+    proxy.partition();
+    let contender = store();
+    let next = contender.lock(&path, &AcquireOptions { wait: Some(Duration::from_secs(30)), cancel: None }).await.unwrap();
+    assert!(next.token() > l.token());
+    proxy.heal();
+
+    let err = s.set(&key, &JsonValue::from_serialize("stale").unwrap(), Some(&l)).await.unwrap_err();
+    assert!(matches!(err.code(), "SESSIONEXPIRED" | "LOCK_LOST"), "{err:?}");
+    assert!(contender.get(&key).await.unwrap().is_none(), "nothing written");
+    // New work gets a new session by itself.
+    s.set(&key, &JsonValue::from_serialize("fresh").unwrap(), None).await.unwrap();
+    assert_eq!(contender.get(&key).await.unwrap().unwrap().value.as_str(), "\"fresh\"");
+    next.release().await.unwrap();
+    l.release().await.unwrap(); // idempotent on a lost lock
+}
+
+#[tokio::test]
+async fn bad_paths_are_invalid_arguments_and_touch_nothing() {
+    let s = session();
+    for p in ["", "relative", "/", "/a/", "/a//b", "/a/./b", "/zookeeper", "/a\0b"] {
+        let err = lock(&s, p, &AcquireOptions::default()).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT", "{p:?}");
+    }
+}
