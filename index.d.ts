@@ -1,0 +1,199 @@
+// Types of zktx's public JS API (index.js). The native binding (binding.js, zktx.node) is private.
+
+/** Any value JSON can carry: what keys store. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * Stable error codes. ZooKeeper's own names where they exist, zktx's otherwise.
+ *
+ * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server.
+ * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
+ * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
+ * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
+ * - `SESSIONEXPIRED`: the session is gone, and with it every lock it held.
+ * - `LOCK_LOST`: a write fenced on a lock that is no longer held; nothing written.
+ * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind.
+ * - `CONFLICT`: a write kept racing with concurrent creates/deletes.
+ * - `CLIENT_CLOSED`: the client was closed.
+ * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
+ *   ZooKeeper refused the request; nothing written.
+ */
+export type ZktxErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'TOO_LARGE'
+  | 'TIMEOUT'
+  | 'CONNECTIONLOSS'
+  | 'SESSIONEXPIRED'
+  | 'LOCK_LOST'
+  | 'ABORTED'
+  | 'CONFLICT'
+  | 'CLIENT_CLOSED'
+  | 'NONODE'
+  | 'NODEEXISTS'
+  | 'BADVERSION'
+  | 'NOTEMPTY'
+  | 'NOAUTH'
+  | 'NOCHILDRENFOREPHEMERALS'
+  | (string & {});
+
+/** Every rejection of zktx. `instanceof ZktxError` and `instanceof Error` both hold. */
+export class ZktxError extends Error {
+  readonly name: 'ZktxError';
+  /** Stable code; see {@link ZktxErrorCode}. */
+  readonly code: ZktxErrorCode;
+  /**
+   * Whether a failed write may have been applied: `'unknown'` for `CONNECTIONLOSS` or `TIMEOUT`
+   * of a write already sent (re-read to find out), `'not_applied'` otherwise.
+   */
+  readonly outcome: 'unknown' | 'not_applied';
+  constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied');
+}
+
+/** The tutorial's constructor options, plus zktx's own (camelCase). Unknown keys are an error. */
+export interface ZooKeeperOptions {
+  /**
+   * `host:port[,host:port...][/chroot]`. Default `localhost:2181`.
+   * The environment variable `ZK_CONNECT`, when set, overrides it (tests, demo, CI).
+   */
+  connect?: string;
+  /**
+   * Requested session timeout in ms (default 30000). The server clamps it to
+   * [2, 20] × tickTime: with the default tickTime of 2 s, the tutorial's 200000 becomes 40000.
+   */
+  timeout?: number;
+  /** `ZooKeeper.ZOO_LOG_LEVEL_*` (or 0 for silence). Process-wide: the first client's level wins. */
+  debug_level?: number;
+  /** Keep the host order (zktx does not shuffle; the client still picks a random start host). */
+  host_order_deterministic?: boolean;
+  /** How long establishing a session may take (default min(timeout, 15000) ms). */
+  connectTimeout?: number;
+  /** Deadline of each request (default: the negotiated session timeout). */
+  requestTimeout?: number;
+  /** Open a new session by itself after expiry, for new work (default true). */
+  reconnectAfterExpiry?: boolean;
+}
+
+/** Options of calls that acquire a lock. */
+export interface AcquireOptions {
+  /** Give up after this many ms with `TIMEOUT`; `0` is a try-lock. Default: wait forever. */
+  timeout?: number;
+  /** Abort acquiring with `ABORTED`; the contender's node is removed. */
+  signal?: AbortSignal;
+}
+
+/** A held exclusive lock. */
+export class Lock {
+  /** The lock's path, as passed to `zk.lock`. */
+  readonly path: string;
+  /** This holder's ephemeral-sequential lock node. */
+  readonly nodePath: string;
+  /**
+   * Fencing token: the zxid that created this holder's lock node. Strictly increasing from one
+   * holder of `path` to the next; hand it to downstream stores so they refuse stale holders.
+   */
+  readonly token: number;
+  /** Whether `release()` was called (or a transaction commit released it). */
+  readonly released: boolean;
+  /** Releases the lock. Idempotent; succeeds when the session already lost it. */
+  release(): Promise<void>;
+  /** One round trip: does the lock node still exist? */
+  isHeld(): Promise<boolean>;
+}
+
+/** What `executeTransaction` resolves with. */
+export interface TransactionResult<T extends Json = Json> {
+  key: string;
+  /** The value now stored. */
+  value: T;
+  /** The value before, `undefined` if the key did not exist. */
+  previous: Json | undefined;
+  /** The znode data version of the new value (0 for a new key). */
+  version: number;
+  /** Fencing token of the lock the write was made under. */
+  token: number;
+}
+
+/** The new value, or a function of the current one (`undefined` when absent); may be async. */
+export type ValueOrUpdater<T extends Json = Json> = T | ((current: Json | undefined) => T | Promise<T>);
+
+/** A ZooKeeper session with locks and a JSON key-value store. */
+export class ZooKeeper {
+  static readonly ZOO_LOG_LEVEL_ERROR: 1;
+  static readonly ZOO_LOG_LEVEL_WARN: 2;
+  static readonly ZOO_LOG_LEVEL_INFO: 3;
+  static readonly ZOO_LOG_LEVEL_DEBUG: 4;
+
+  /**
+   * Validates options and returns at once; the session is opened by `connect()` or the first call.
+   * @throws ZktxError `INVALID_ARGUMENT` for unknown or malformed options.
+   */
+  constructor(options?: ZooKeeperOptions);
+
+  /** The connect string in use (after the `ZK_CONNECT` override). */
+  readonly connectString: string;
+
+  /**
+   * Opens the session now.
+   * Errors: `TIMEOUT` when no server answers within `connectTimeout`.
+   */
+  connect(): Promise<void>;
+
+  /**
+   * Closes the session; the server deletes its lock nodes at once. Idempotent.
+   * A script that never calls it is closed for it when Node's event loop empties.
+   */
+  close(): Promise<void>;
+
+  /**
+   * Acquires the exclusive lock at `path` (an absolute znode path).
+   *
+   * Guarantees: one holder at a time; waiters served in arrival order, each watching only its
+   * predecessor; one round trip when uncontended. Not reentrant.
+   * Errors: `INVALID_ARGUMENT`, `TIMEOUT`, `ABORTED`, `SESSIONEXPIRED`, `CONNECTIONLOSS`.
+   * Cancellation: timeout and abort never leave a lock node behind.
+   */
+  lock(path: string, options?: AcquireOptions): Promise<Lock>;
+
+  /** Runs `fn(lock)` holding the lock at `path`, and always releases it. */
+  withLock<R>(path: string, fn: (lock: Lock) => R | Promise<R>, options?: AcquireOptions): Promise<R>;
+
+  /** Reads `key`; `undefined` when absent. */
+  get<T extends Json = Json>(key: string): Promise<T | undefined>;
+
+  /**
+   * Writes `key`. With `{ lock }`, the write is one `multi` that first checks the lock node:
+   * a holder that lost its lock gets `LOCK_LOST` / `SESSIONEXPIRED` and writes nothing.
+   * Resolves the new znode version.
+   * On connection loss: `CONNECTIONLOSS` with `outcome: 'unknown'`.
+   */
+  set(key: string, value: Json, options?: { lock?: Lock }): Promise<number>;
+
+  /**
+   * Locks `key`, computes the new value, writes it fenced on the lock and releases the lock
+   * in one `multi` (two round trips in all when uncontended).
+   *
+   * Guarantees: concurrent transactions on one key are serializable; on any failure the stored
+   * value is unchanged (but `CONNECTIONLOSS`/`TIMEOUT` with `outcome: 'unknown'`). An updater
+   * that throws rejects with its own error, unchanged.
+   * Errors: `INVALID_ARGUMENT` (bad key, value JSON cannot encode, updater returning
+   * `undefined` or a function), `TOO_LARGE`, `LOCK_LOST`, `SESSIONEXPIRED`, `BADVERSION` /
+   * `NODEEXISTS` (someone wrote the key without its lock), `TIMEOUT`, `ABORTED`.
+   */
+  executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
+
+  /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. */
+  children(path: string): Promise<string[]>;
+}
+
+/**
+ * The tutorial's module-level call: runs on the most recently constructed `ZooKeeper`, or on one
+ * made from `ZK_CONNECT` (default `localhost:2181`).
+ */
+export function executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
+
+export const ZOO_LOG_LEVEL_ERROR: 1;
+export const ZOO_LOG_LEVEL_WARN: 2;
+export const ZOO_LOG_LEVEL_INFO: 3;
+export const ZOO_LOG_LEVEL_DEBUG: 4;
+
+export default ZooKeeper;
