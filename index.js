@@ -2,6 +2,7 @@
 // The public JS facade of zktx: option checking, JSON encoding, AbortSignal plumbing, error
 // objects. Everything that talks to ZooKeeper is in Rust (crates/zktx-core via src/lib.rs).
 
+const { randomUUID } = require('node:crypto');
 const native = require('./binding');
 
 const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
@@ -126,6 +127,86 @@ class Lock {
   }
 }
 
+const ISOLATIONS = ['serializable', 'snapshot', 'read-committed'];
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  const t = setTimeout(resolve, ms);
+  if (signal) signal.addEventListener('abort', () => { clearTimeout(t); reject(new ZktxError('ABORTED', 'transaction was aborted')); }, { once: true });
+});
+
+/**
+ * One attempt of `zk.transaction(fn)`: reads record versions, writes are buffered until commit.
+ * `tx.get` calls made in the same tick are sent as one multi-read (one round trip).
+ */
+class Transaction {
+  constructor(nativeTx, id, attempt) {
+    this._native = nativeTx;
+    this._writes = new Map(); // key -> { kind, key, json }
+    this._pending = null; // gets queued this tick
+    this._done = false;
+    /** The transaction's id: the same across retries (the idempotence key with `{ idempotent: true }`). */
+    this.id = id;
+    /** 0 for the first attempt, n for the n-th retry. */
+    this.attempt = attempt;
+    /** After commit: `{ zxid, versions: {key: version}, reads: {key: version|-1}, roundTrips, alreadyApplied }`. */
+    this.committed = undefined;
+  }
+
+  _checkOpen() {
+    if (this._done) throw new ZktxError('INVALID_ARGUMENT', 'transaction is finished: use tx only inside its function');
+  }
+
+  /** The value of `key` (this attempt's own writes included); `undefined` when absent. */
+  get(key) {
+    try {
+      this._checkOpen();
+      checkKey(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const own = this._writes.get(key);
+    if (own) return Promise.resolve(decode(own.json));
+    if (!this._pending) {
+      const batch = { keys: [], promise: null };
+      this._pending = batch;
+      batch.promise = new Promise((resolve) => process.nextTick(resolve)).then(() => {
+        this._pending = null;
+        return call(() => this._native.getMany(batch.keys));
+      });
+    }
+    const batch = this._pending;
+    const i = batch.keys.push(key) - 1;
+    return batch.promise.then((values) => decode(values[i]));
+  }
+
+  /** Reads several keys in one round trip; resolves an array of values. */
+  getMany(keys) {
+    if (!Array.isArray(keys)) return Promise.reject(invalid('getMany needs an array of keys'));
+    return Promise.all(keys.map((k) => this.get(k)));
+  }
+
+  _write(kind, key, value) {
+    this._checkOpen();
+    checkKey(key);
+    this._writes.delete(key); // keep the order of last writes
+    this._writes.set(key, { kind, key, json: kind === 'delete' ? undefined : encodeValue(value) });
+  }
+
+  /** Sets `key` (creates it if absent) at commit. */
+  set(key, value) {
+    this._write('set', key, value);
+  }
+
+  /** Creates `key` at commit; the commit fails with `NODEEXISTS` if it exists. */
+  create(key, value) {
+    this._write('create', key, value);
+  }
+
+  /** Deletes `key` at commit (no-op if absent). */
+  delete(key) {
+    this._write('delete', key);
+  }
+}
+
 const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'];
 const open = new Set();
 let lastConstructed = null;
@@ -210,6 +291,55 @@ class ZooKeeper {
     }
   }
 
+  /**
+   * Runs `fn(tx)` as an optimistic multi-key transaction and commits its writes in one `multi`.
+   * On a conflict `fn` runs again with fresh reads (it must have no side effects outside `tx`).
+   * Resolves what `fn` returned.
+   */
+  async transaction(fn, options) {
+    const opts = checkCallOptions(options, ['retries', 'signal', 'isolation', 'lock', 'id', 'idempotent']);
+    if (typeof fn !== 'function') throw invalid('transaction needs a function');
+    const retries = opts.retries === undefined ? 10 : opts.retries;
+    if (!Number.isInteger(retries) || retries < 0) throw invalid(`retries must be an integer >= 0, got ${describe(retries)}`);
+    const isolation = opts.isolation === undefined ? 'serializable' : opts.isolation;
+    if (!ISOLATIONS.includes(isolation)) throw invalid(`isolation must be one of ${ISOLATIONS.join(', ')}, got ${describe(isolation)}`);
+    if (opts.lock !== undefined && !(opts.lock instanceof Lock)) throw invalid('lock must be a Lock from zk.lock()');
+    if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id === '')) throw invalid('id must be a non-empty string');
+    const id = opts.id === undefined ? randomUUID() : opts.id;
+    const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (opts.signal && opts.signal.aborted) throw new ZktxError('ABORTED', 'transaction was aborted');
+      const tx = new Transaction(this._native.transaction(), id, attempt);
+      if (opts.lock) tx._native.setLock(opts.lock._native);
+      let result;
+      try {
+        result = await fn(tx);
+      } finally {
+        tx._done = true;
+      }
+      try {
+        const r = await call(() => tx._native.commit([...tx._writes.values()], isolation, marker));
+        tx.committed = {
+          zxid: r.zxid ?? undefined,
+          versions: Object.fromEntries(r.versions.map((v) => [v.key, v.version])),
+          reads: Object.fromEntries(r.reads.map((v) => [v.key, v.version])),
+          roundTrips: r.roundTrips,
+          alreadyApplied: r.alreadyApplied,
+        };
+        return result;
+      } catch (err) {
+        // With an id marker, a commit whose outcome is unknown can be retried: it applies at most once.
+        const retryable = err.code === 'CONFLICT' || (marker !== undefined && err.outcome === 'unknown');
+        if (!retryable) throw err;
+        if (attempt >= retries) {
+          if (err.code === 'CONFLICT') err.message = `${err.message} (gave up after ${attempt + 1} attempts)`;
+          throw err;
+        }
+        await sleep(native.retryDelayMs(attempt), opts.signal);
+      }
+    }
+  }
+
   /** Lists the children of a znode, sorted (e.g. a lock path's queue); `[]` when absent. */
   children(path) {
     if (typeof path !== 'string') return Promise.reject(invalid(`path must be a string, got ${describe(path)}`));
@@ -281,5 +411,5 @@ function executeTransaction(key, valueOrUpdater, options) {
   return lastConstructed.executeTransaction(key, valueOrUpdater, options);
 }
 
-module.exports = { ZooKeeper, ZktxError, Lock, executeTransaction, ...LOG_LEVELS };
+module.exports = { ZooKeeper, ZktxError, Lock, Transaction, executeTransaction, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;

@@ -16,6 +16,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use zktx_core::kv::JsonValue;
 use zktx_core::recipe::{AcquireOptions, Lock};
+use zktx_core::transaction::{CommitOptions, CommitReport, Isolation, Transaction, Write};
 use zktx_core::txn::{Committed, KeyTransaction};
 use zktx_core::{CancellationToken, SessionOptions, Store};
 
@@ -216,6 +217,12 @@ impl NativeClient {
         self.store.children(&path).await.map_err(to_js_error)
     }
 
+    /// A new multi-key transaction attempt.
+    #[napi]
+    pub fn transaction(&self) -> NativeTransaction {
+        NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), lock: Mutex::new(None) }
+    }
+
     #[napi]
     pub async fn begin(&self, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeKeyTransaction> {
         let opts = acquire_options(timeout_ms, cancel_id)?;
@@ -305,5 +312,92 @@ impl NativeKeyTransaction {
     #[napi]
     pub async fn abort(&self) -> Result<()> {
         self.tx.abort().await.map_err(to_js_error)
+    }
+}
+
+/// Backoff before retry `attempt` of a conflicting transaction, in ms (jittered).
+#[napi]
+pub fn retry_delay_ms(attempt: u32) -> f64 {
+    zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0
+}
+
+/// One buffered write of a transaction: kind is "set", "create" or "delete".
+#[napi(object)]
+pub struct NativeWrite {
+    pub kind: String,
+    pub key: String,
+    pub json: Option<String>,
+}
+
+#[napi(object)]
+pub struct NativeKeyVersion {
+    pub key: String,
+    pub version: i32,
+}
+
+#[napi(object)]
+pub struct NativeCommitReport {
+    pub writes: u32,
+    pub zxid: Option<f64>,
+    pub versions: Vec<NativeKeyVersion>,
+    pub already_applied: bool,
+    pub round_trips: u32,
+    pub reads: Vec<NativeKeyVersion>,
+}
+
+/// One attempt of a multi-key transaction (the retry loop is in index.js).
+#[napi]
+pub struct NativeTransaction {
+    store: Arc<Store>,
+    tx: tokio::sync::Mutex<Transaction>,
+    lock: Mutex<Option<Arc<Lock>>>,
+}
+
+#[napi]
+impl NativeTransaction {
+    /// Reads keys (one round trip for those not read yet); JSON text or null per key.
+    #[napi]
+    pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<String>>> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut tx = self.tx.lock().await;
+        let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
+        Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+    }
+
+    /// Fences the commit on a lock.
+    #[napi]
+    pub fn set_lock(&self, lock: &NativeLock) -> Result<()> {
+        no_panic(|| {
+            *self.lock.lock().map_err(|_| invalid("transaction poisoned"))? = Some(lock.lock.clone());
+            Ok(())
+        })
+    }
+
+    /// Applies the buffered writes and commits them in one multi.
+    #[napi]
+    pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>) -> Result<NativeCommitReport> {
+        let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
+        let lock = self.lock.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
+        let mut tx = self.tx.lock().await;
+        for w in writes {
+            let write = match (w.kind.as_str(), w.json) {
+                ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
+                ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
+                ("delete", _) => Write::Delete,
+                (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
+            };
+            tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
+        }
+        let opts = CommitOptions { isolation, lock: lock.as_deref(), id: id.as_deref() };
+        let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
+        let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
+        Ok(NativeCommitReport {
+            writes: report.writes as u32,
+            zxid: report.zxid.map(|z| z as f64),
+            versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+            already_applied: report.already_applied,
+            round_trips: report.round_trips,
+            reads,
+        })
     }
 }

@@ -27,6 +27,7 @@ pub const DEFAULT_ROOT: &str = "/zktx";
 /// Paths of keys and their locks under one root.
 #[derive(Clone, Debug)]
 pub struct Layout {
+    root: String,
     values: String,
     locks: String,
 }
@@ -41,7 +42,17 @@ impl Layout {
     /// A layout under `root` (an absolute znode path such as `/zktx`).
     pub fn new(root: &str) -> Self {
         let root = root.trim_end_matches('/');
-        Layout { values: format!("{root}/kv"), locks: format!("{root}/locks/kv") }
+        Layout { root: root.to_string(), values: format!("{root}/kv"), locks: format!("{root}/locks/kv") }
+    }
+
+    /// The directory holding every key's value node.
+    pub fn values_dir(&self) -> String {
+        self.values.clone()
+    }
+
+    /// A node directly under the root (e.g. the transaction-id markers' directory).
+    pub fn root_child(&self, name: &str) -> String {
+        format!("{}/{name}", self.root)
     }
 
     /// The znode holding `key`'s value.

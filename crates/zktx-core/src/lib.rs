@@ -5,6 +5,7 @@
 //! - [`kv`]: how keys map to znodes, JSON values and size limits.
 //! - [`store`]: get / set / fenced set of keys.
 //! - [`txn`]: `executeTransaction` — lock, read, fenced write + release in one `multi`.
+//! - [`transaction`]: multi-key optimistic transactions committed by one `multi`.
 //! - [`error`]: one error enum with stable codes.
 //!
 //! No napi here: the Node binding in the repository root converts and delegates.
@@ -14,6 +15,7 @@ pub mod kv;
 pub mod recipe;
 pub mod session;
 pub mod store;
+pub mod transaction;
 pub mod txn;
 
 pub use error::{Error, Outcome, Result};

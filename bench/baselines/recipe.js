@@ -1,0 +1,126 @@
+'use strict';
+// The lock and the tutorial's executeTransaction as a Node team writes them by hand on a plain
+// ZooKeeper client: ZooKeeper's herd-free ephemeral-sequential lock recipe
+// (https://zookeeper.apache.org/doc/r3.8.0/recipes.html#sc_recipes_Locks), one request after
+// the other, nothing pipelined. Written once, over a small promise interface that each client's
+// adapter (node-zookeeper-client.js, zookeeper.js) provides:
+//
+//   create(path, data, mode)        -> created path ('persistent' | 'ephemeral_sequential')
+//   getChildren(path)               -> names
+//   existsWatch(path, onChange)     -> boolean; onChange() once when the node changes or goes
+//   getData(path)                   -> { data: string, version } | null when absent
+//   setData(path, data, version)    -> new version (version -1: any)
+//   remove(path)
+//   close()
+//
+// Errors carry `code` 'NONODE' | 'NODEEXISTS' | 'BADVERSION' | ... (the client's own mapped).
+//
+// Round trips, uncontended: lock = create + getChildren, unlock = delete (3);
+// executeTransaction = create + getChildren + getData + setData + delete (5).
+
+const PREFIX = 'lock-';
+
+class BaselineLock {
+  constructor(client, nodePath) {
+    this.client = client;
+    this.nodePath = nodePath;
+    this.released = false;
+  }
+
+  async release() {
+    if (this.released) return;
+    this.released = true;
+    await this.client.remove(this.nodePath);
+  }
+}
+
+class BaselineRecipes {
+  /** `root`: where keys and key locks live, e.g. /bench-baseline (never zktx's /zktx). */
+  constructor(client, root) {
+    this.client = client;
+    this.root = root;
+  }
+
+  /** Creates `path` and its missing parents (persistent, empty). */
+  async mkdirp(path) {
+    let at = '';
+    for (const seg of path.split('/').slice(1)) {
+      at += `/${seg}`;
+      try {
+        await this.client.create(at, '', 'persistent');
+      } catch (err) {
+        if (err.code !== 'NODEEXISTS') throw err;
+      }
+    }
+  }
+
+  /** Creates a node, and its parents if they are missing. */
+  async createWithParents(path, data, mode) {
+    try {
+      return await this.client.create(path, data, mode);
+    } catch (err) {
+      if (err.code !== 'NONODE') throw err;
+      await this.mkdirp(path.slice(0, path.lastIndexOf('/')));
+      return this.client.create(path, data, mode);
+    }
+  }
+
+  /** Exclusive lock on the znode directory `path`: lowest sequence holds, others watch their predecessor. */
+  async lock(path) {
+    const nodePath = await this.createWithParents(`${path}/${PREFIX}`, '', 'ephemeral_sequential');
+    const name = nodePath.slice(path.length + 1);
+    for (;;) {
+      // Same prefix and zero-padded sequence numbers: lexical order is queue order.
+      const queue = (await this.client.getChildren(path)).filter((n) => n.startsWith(PREFIX)).sort();
+      const at = queue.indexOf(name);
+      if (at === 0) return new BaselineLock(this.client, nodePath);
+      if (at < 0) throw Object.assign(new Error(`lock node ${nodePath} vanished`), { code: 'LOCK_LOST' });
+      const predecessor = `${path}/${queue[at - 1]}`;
+      await new Promise((resolve, reject) => {
+        this.client.existsWatch(predecessor, resolve).then((exists) => {
+          if (!exists) resolve(); // gone between the listing and the watch: look again
+        }, reject);
+      });
+    }
+  }
+
+  keyPath(key) {
+    return `${this.root}/kv/${encodeURIComponent(key)}`;
+  }
+
+  /** The tutorial's executeTransaction: lock the key, read it, write it, unlock. */
+  async executeTransaction(key, valueOrUpdater) {
+    const lock = await this.lock(`${this.root}/locks/${encodeURIComponent(key)}`);
+    try {
+      const path = this.keyPath(key);
+      const current = await this.client.getData(path);
+      const previous = current ? JSON.parse(current.data) : undefined;
+      const value = typeof valueOrUpdater === 'function' ? await valueOrUpdater(previous) : valueOrUpdater;
+      const json = JSON.stringify(value);
+      if (current) await this.client.setData(path, json, current.version);
+      else await this.createWithParents(path, json, 'persistent');
+      return { key, value, previous };
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async get(key) {
+    const got = await this.client.getData(this.keyPath(key));
+    return got ? JSON.parse(got.data) : undefined;
+  }
+
+  async set(key, value) {
+    const path = this.keyPath(key);
+    const json = JSON.stringify(value);
+    try {
+      return await this.client.setData(path, json, -1);
+    } catch (err) {
+      if (err.code !== 'NONODE') throw err;
+      await this.createWithParents(path, json, 'persistent');
+      return 0;
+    }
+  }
+}
+
+module.exports = { BaselineRecipes };

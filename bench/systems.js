@@ -1,0 +1,71 @@
+'use strict';
+// The systems under comparison, behind one small interface the scenarios use:
+//
+//   const sys = await SYSTEMS[name].open(connect);
+//   const lock = await sys.lock(name); await lock.release();   // exclusive lock named `name`
+//   await sys.executeTransaction(key, valueOrUpdater);          // lock, read, write, unlock
+//   await sys.get(key); await sys.set(key, value);              // one key, JSON values
+//   await sys.close();
+//
+// zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx/bench; the
+// baselines keep theirs under /bench-baseline, so the systems never share a znode.
+
+const path = require('node:path');
+
+const BASELINE_ROOT = '/bench-baseline';
+const SESSION_TIMEOUT_MS = 30_000;
+
+/** `require` that turns a missing or unbuildable package into a reason instead of a crash. */
+function tryRequire(id) {
+  try {
+    return { module: require(id) };
+  } catch (err) {
+    return { reason: `${id}: ${err.message.split('\n')[0]}` };
+  }
+}
+
+const zktx = {
+  name: 'zktx',
+  load: () => tryRequire(path.join(__dirname, '..')),
+  async open(connect) {
+    const { ZooKeeper } = require(path.join(__dirname, '..'));
+    const zk = new ZooKeeper({ connect, timeout: SESSION_TIMEOUT_MS, debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR });
+    await zk.connect();
+    return {
+      raw: zk,
+      lock: (name) => zk.lock(`/zktx/bench/${name}`),
+      executeTransaction: (key, v) => zk.executeTransaction(key, v),
+      get: (key) => zk.get(key),
+      set: (key, value) => zk.set(key, value),
+      close: () => zk.close(),
+    };
+  },
+};
+
+function baseline(pkg) {
+  const file = path.join(__dirname, 'baselines', `${pkg}.js`);
+  return {
+    name: pkg,
+    load: () => tryRequire(file),
+    async open(connect) {
+      const recipes = await require(file).open(connect, BASELINE_ROOT, { sessionTimeout: SESSION_TIMEOUT_MS });
+      return {
+        raw: recipes,
+        lock: (name) => recipes.lock(`${BASELINE_ROOT}/locks/${name}`),
+        executeTransaction: (key, v) => recipes.executeTransaction(key, v),
+        get: (key) => recipes.get(key),
+        set: (key, value) => recipes.set(key, value),
+        close: async () => recipes.client.close(),
+      };
+    },
+  };
+}
+
+/** In report order: zktx first, then the baselines. Names are the npm package names. */
+const SYSTEMS = {
+  zktx,
+  'node-zookeeper-client': baseline('node-zookeeper-client'),
+  zookeeper: baseline('zookeeper'),
+};
+
+module.exports = { SYSTEMS };
