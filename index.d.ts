@@ -116,6 +116,64 @@ export interface TransactionResult<T extends Json = Json> {
 /** The new value, or a function of the current one (`undefined` when absent); may be async. */
 export type ValueOrUpdater<T extends Json = Json> = T | ((current: Json | undefined) => T | Promise<T>);
 
+/** Options of `zk.transaction`. */
+export interface TransactionOptions {
+  /** Re-runs after a conflict before failing with `CONFLICT` (default 10). Backoff is jittered. */
+  retries?: number;
+  /** Stops retrying (and waiting between retries) with `ABORTED`. */
+  signal?: AbortSignal;
+  /**
+   * `'serializable'` (default): every key read is checked at commit (absent keys too).
+   * `'snapshot'`: only written keys are checked; write skew is possible.
+   * `'read-committed'`: nothing is checked; lost updates are possible.
+   */
+  isolation?: 'serializable' | 'snapshot' | 'read-committed';
+  /** Also fence the commit on this lock (`LOCK_LOST` if it is no longer held). */
+  lock?: Lock;
+  /**
+   * Idempotence key: the commit also creates a marker `/zktx/txn-ids/<id>`, so a commit retried
+   * after an unknown outcome (or a replay with the same id) applies at most once. Markers stay
+   * until deleted.
+   */
+  id?: string;
+  /** Same as passing `id: tx.id` (a fresh uuid per `transaction` call). */
+  idempotent?: boolean;
+}
+
+/** One attempt of a transaction: reads are versioned, writes are buffered until the commit. */
+export class Transaction {
+  /** Same across retries of one `zk.transaction` call. */
+  readonly id: string;
+  /** 0 on the first run of the function, n on the n-th retry. */
+  readonly attempt: number;
+  /** Filled after a successful commit. */
+  readonly committed?: {
+    /** The commit's zxid (its place in ZooKeeper's total order); undefined for read-only ones. */
+    zxid?: number;
+    /** New versions of the keys set. */
+    versions: Record<string, number>;
+    /** Versions read (-1: read as absent). */
+    reads: Record<string, number>;
+    /** Round trips of the commit itself (0 for a read-only transaction read in one batch). */
+    roundTrips: number;
+    /** A commit with the same id had already applied; this attempt's writes were not applied. */
+    alreadyApplied: boolean;
+  };
+  /**
+   * The value of `key`, seeing this attempt's own writes; `undefined` when absent.
+   * Calls made in the same tick are sent as one multi-read (one round trip, one consistent state).
+   */
+  get<T extends Json = Json>(key: string): Promise<T | undefined>;
+  /** Several keys in one round trip. */
+  getMany(keys: string[]): Promise<Array<Json | undefined>>;
+  /** Creates or overwrites `key` at commit. */
+  set(key: string, value: Json): void;
+  /** Creates `key` at commit; the commit fails with `NODEEXISTS` if it exists. */
+  create(key: string, value: Json): void;
+  /** Deletes `key` at commit (no-op if absent). */
+  delete(key: string): void;
+}
+
 /** A ZooKeeper session with locks and a JSON key-value store. */
 export class ZooKeeper {
   static readonly ZOO_LOG_LEVEL_ERROR: 1;
@@ -180,6 +238,21 @@ export class ZooKeeper {
    * `NODEEXISTS` (someone wrote the key without its lock), `TIMEOUT`, `ABORTED`.
    */
   executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
+
+  /**
+   * Runs `fn(tx)` as an optimistic multi-key transaction and commits its writes in one `multi`:
+   * checks of the versions read (per `isolation`), then all writes. On `CONFLICT` the function
+   * runs again with fresh reads, so it must have no side effects outside `tx`.
+   * Resolves what `fn` returned.
+   *
+   * Guarantees: all writes apply or none; with `'serializable'`, committed transactions are
+   * equivalent to running one at a time in commit-zxid order. A read-only transaction writes
+   * nothing. A function that throws writes nothing and rejects with its own error.
+   * Errors: `CONFLICT` after `retries`, `LOCK_LOST`, `NODEEXISTS` (create of an existing key),
+   * `TOO_LARGE` (writes over 1,000,000 bytes), `CONNECTIONLOSS` with `outcome: 'unknown'`
+   * (retried safely when an `id` is set), `ABORTED`, `INVALID_ARGUMENT`.
+   */
+  transaction<R>(fn: (tx: Transaction) => R | Promise<R>, options?: TransactionOptions): Promise<R>;
 
   /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. */
   children(path: string): Promise<string[]>;
