@@ -3,6 +3,7 @@
 // objects. Everything that talks to ZooKeeper is in Rust (crates/zktx-core via src/lib.rs).
 
 const { randomUUID } = require('node:crypto');
+const { EventEmitter } = require('node:events');
 const native = require('./binding');
 
 const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
@@ -99,6 +100,11 @@ async function withSignal(signal, run) {
   }
 }
 
+const LOSS_MESSAGES = {
+  NODE_DELETED: 'its lock node was deleted by someone else',
+  SESSION_ENDED: 'its ZooKeeper session expired or was closed',
+};
+
 /** A held lock. `token` grows strictly from one holder of the path to the next (fencing). */
 class Lock {
   constructor(nativeLock) {
@@ -109,6 +115,18 @@ class Lock {
     this.nodePath = nativeLock.nodePath;
     /** Fencing token: the zxid that created this holder's node. */
     this.token = nativeLock.token;
+    const controller = new AbortController();
+    let resolveLost;
+    /** Aborts (reason: ZktxError LOCK_LOST) when the lock is lost; pass it on to guarded work. */
+    this.signal = controller.signal;
+    /** Resolves with a LOCK_LOST ZktxError when the lock is lost; never after a plain release. */
+    this.lost = new Promise((resolve) => { resolveLost = resolve; });
+    nativeLock.onLost((reason) => {
+      const err = new ZktxError('LOCK_LOST', `lock ${this.path} lost: ${LOSS_MESSAGES[reason] || reason}`);
+      err.reason = reason;
+      controller.abort(err);
+      resolveLost(err);
+    });
   }
 
   /** Whether `release()` was called (or the lock was consumed by a transaction commit). */
@@ -226,8 +244,9 @@ function installExitHook() {
 /**
  * A ZooKeeper session with locks and a key-value store. Accepts the tutorial's options.
  */
-class ZooKeeper {
+class ZooKeeper extends EventEmitter {
   constructor(options = {}) {
+    super();
     if (options === null || typeof options !== 'object') throw invalid('options must be an object');
     for (const k of Object.keys(options)) {
       if (!OPTION_NAMES.includes(k)) throw invalid(`unknown option "${k}" (known: ${OPTION_NAMES.join(', ')})`);
@@ -253,9 +272,18 @@ class ZooKeeper {
     }));
     this.connectString = connect;
     this._closed = false;
+    this._native.onState((state) => this.emit('state', state));
     open.add(this);
     lastConstructed = this;
     installExitHook();
+  }
+
+  /**
+   * The latest session event: `NOT_CONNECTED`, `CONNECTED`, `SUSPENDED`, `RECONNECTED`,
+   * `EXPIRED` or `CLOSED`. Listen with `zk.on('state', (state) => ...)`.
+   */
+  get state() {
+    return this._native.state;
   }
 
   /** Establishes the session now (otherwise the first call does). */

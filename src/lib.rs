@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use zktx_core::kv::JsonValue;
 use zktx_core::recipe::{AcquireOptions, Lock};
@@ -94,6 +95,9 @@ fn acquire_options(timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Ac
     Ok(AcquireOptions { wait, cancel })
 }
 
+/// A JS callback taking one string, callable from any thread, that does not keep Node alive.
+type WeakCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true>;
+
 // ---- logging ----
 
 fn init_logging(level: u32) {
@@ -172,6 +176,32 @@ impl NativeClient {
                 reconnect_after_expiry: options.reconnect_after_expiry,
             };
             Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
+        })
+    }
+
+    /// The most recent session event (`CONNECTED`, `SUSPENDED`, ...), or `NOT_CONNECTED`.
+    #[napi(getter)]
+    pub fn state(&self) -> String {
+        self.store.session().last_event().map_or("NOT_CONNECTED", |e| e.as_str()).to_string()
+    }
+
+    /// Calls `callback(event)` on every session event. The callback does not keep Node alive.
+    #[napi]
+    pub fn on_state(&self, callback: WeakCallback) -> Result<()> {
+        no_panic(|| {
+            let mut events = self.store.session().subscribe();
+            napi::bindgen_prelude::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(e) => {
+                            callback.call(e.as_str().to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+                        },
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+            Ok(())
         })
     }
 
@@ -263,6 +293,24 @@ impl NativeLock {
     #[napi]
     pub async fn release(&self) -> Result<()> {
         self.lock.release().await.map_err(to_js_error)
+    }
+
+    /// Calls `callback("NODE_DELETED" | "SESSION_ENDED")` once if the lock is lost (not after a
+    /// release). The callback does not keep Node alive.
+    #[napi]
+    pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
+        no_panic(|| {
+            let lock = self.lock.clone();
+            napi::bindgen_prelude::spawn(async move {
+                let reason = match lock.lost().await {
+                    zktx_core::recipe::LockLoss::Released => return,
+                    zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED",
+                    zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED",
+                };
+                callback.call(reason.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+            });
+            Ok(())
+        })
     }
 
     #[napi]

@@ -19,6 +19,6 @@ pub mod transaction;
 pub mod txn;
 
 pub use error::{Error, Outcome, Result};
-pub use session::{Session, SessionOptions};
+pub use session::{Session, SessionEvent, SessionOptions};
 pub use store::{Store, Versioned};
 pub use tokio_util::sync::CancellationToken;

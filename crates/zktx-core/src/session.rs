@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{broadcast, Mutex};
 use zookeeper_client as zk;
 
 use crate::error::{Error, Result};
@@ -84,11 +84,42 @@ impl SessionOptions {
     }
 }
 
+/// A change of the session's connection, as Curator names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A new session was established.
+    Connected,
+    /// The connection dropped; the session (and its locks) may still live. Requests wait for the
+    /// reconnect, bounded by their deadlines.
+    Suspended,
+    /// Connected again to the same session: nothing was lost.
+    Reconnected,
+    /// The session expired: every ephemeral node (lock) it owned is gone.
+    Expired,
+    /// The session was closed by [`Session::close`].
+    Closed,
+}
+
+impl SessionEvent {
+    /// `CONNECTED`, `SUSPENDED`, `RECONNECTED`, `EXPIRED` or `CLOSED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEvent::Connected => "CONNECTED",
+            SessionEvent::Suspended => "SUSPENDED",
+            SessionEvent::Reconnected => "RECONNECTED",
+            SessionEvent::Expired => "EXPIRED",
+            SessionEvent::Closed => "CLOSED",
+        }
+    }
+}
+
 /// A ZooKeeper session that reconnects lazily and puts a deadline on every request.
 #[derive(Debug)]
 pub struct Session {
     options: SessionOptions,
     current: Mutex<Current>,
+    events: broadcast::Sender<SessionEvent>,
+    last_event: Arc<std::sync::Mutex<Option<SessionEvent>>>,
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +136,57 @@ impl Session {
     /// `INVALID_ARGUMENT` for an empty host list or a zero timeout.
     pub fn new(options: SessionOptions) -> Result<Self> {
         options.validate()?;
-        Ok(Session { options, current: Mutex::new(Current::default()) })
+        let (events, _) = broadcast::channel(64);
+        Ok(Session { options, current: Mutex::new(Current::default()), events, last_event: Default::default() })
+    }
+
+    /// Subscribes to session events (from now on).
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    /// The most recent session event; `None` before the first connection.
+    pub fn last_event(&self) -> Option<SessionEvent> {
+        self.last_event.lock().map(|e| *e).unwrap_or(None)
+    }
+
+    /// Forwards the client's state changes as [`SessionEvent`]s until the client ends.
+    fn watch_states(&self, client: &zk::Client) {
+        let (events, last) = (self.events.clone(), self.last_event.clone());
+        let emit = move |e: SessionEvent| {
+            if let Ok(mut l) = last.lock() {
+                *l = Some(e);
+            }
+            let _ = events.send(e);
+        };
+        emit(SessionEvent::Connected);
+        let mut watcher = client.state_watcher();
+        let session = client.session_id();
+        tokio::spawn(async move {
+            let mut suspended = false;
+            loop {
+                let event = match watcher.changed().await {
+                    zk::SessionState::Disconnected => {
+                        suspended = true;
+                        SessionEvent::Suspended
+                    },
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly if suspended => {
+                        suspended = false;
+                        SessionEvent::Reconnected
+                    },
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => continue,
+                    zk::SessionState::Expired | zk::SessionState::AuthFailed => SessionEvent::Expired,
+                    zk::SessionState::Closed => SessionEvent::Closed,
+                };
+                if event == SessionEvent::Expired {
+                    tracing::warn!(%session, "ZooKeeper session expired: every lock held on it is lost");
+                }
+                emit(event);
+                if matches!(event, SessionEvent::Expired | SessionEvent::Closed) {
+                    break;
+                }
+            }
+        });
     }
 
     /// The options this session was made with.
@@ -131,7 +212,7 @@ impl Session {
         if let Some(client) = &cur.client {
             match client.state() {
                 zk::SessionState::Expired | zk::SessionState::AuthFailed | zk::SessionState::Closed => {
-                    tracing::warn!(session = %client.session_id(), "ZooKeeper session ended; locks held on it are lost");
+                    tracing::info!(session = %client.session_id(), "opening a new session for new work");
                     cur.client = None;
                     cur.expired_before = true;
                 },
@@ -142,6 +223,7 @@ impl Session {
             return Err(Error::SessionExpired);
         }
         let client = Arc::new(self.open().await?);
+        self.watch_states(&client);
         cur.client = Some(client.clone());
         Ok(client)
     }

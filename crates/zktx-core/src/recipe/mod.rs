@@ -6,4 +6,4 @@ pub mod internals;
 pub mod mutex;
 
 pub use internals::{validate_lock_path, AcquireOptions};
-pub use mutex::{lock, Lock};
+pub use mutex::{lock, Lock, LockLoss};

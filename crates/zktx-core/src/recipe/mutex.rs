@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use zookeeper_client as zk;
 
 use super::driver::StandardDriver;
@@ -25,6 +26,18 @@ pub struct Lock {
     token: i64,
     request_timeout: Duration,
     released: AtomicBool,
+    released_signal: watch::Sender<bool>,
+}
+
+/// Why a lock stopped being held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockLoss {
+    /// Released by its holder: not a loss.
+    Released,
+    /// Its node was deleted by someone else.
+    NodeDeleted,
+    /// Its session expired or was closed.
+    SessionEnded,
 }
 
 impl Lock {
@@ -37,6 +50,54 @@ impl Lock {
             token: a.token,
             request_timeout,
             released: AtomicBool::new(false),
+            released_signal: watch::channel(false).0,
+        }
+    }
+
+    /// Resolves when the lock is no longer held, saying why.
+    ///
+    /// # Guarantees
+    /// Watches the lock node (one-shot watches, which the client restores after a reconnect):
+    /// resolves `NodeDeleted` when someone else deletes it, `SessionEnded` when the session
+    /// expires or is closed, `Released` after [`Lock::release`]. While disconnected the lock is
+    /// still considered held; zookeeper-client declares the session expired at the latest 7/5 of
+    /// the session timeout after losing the connection, and this resolves then.
+    ///
+    /// # Cancellation
+    /// Dropping the future stops watching; holds the client only while a request is in flight,
+    /// so it never keeps a closed session alive.
+    pub async fn lost(&self) -> LockLoss {
+        let mut released = self.released_signal.subscribe();
+        loop {
+            if *released.borrow_and_update() {
+                return LockLoss::Released;
+            }
+            let Some(client) = self.client.upgrade() else { return LockLoss::SessionEnded };
+            if client.session_id() != self.session_id || matches!(client.state(), zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed) {
+                return LockLoss::SessionEnded;
+            }
+            let armed = tokio::select! {
+                r = client.check_and_watch_stat(&self.node_path) => r,
+                _ = released.changed() => return LockLoss::Released,
+            };
+            drop(client);
+            let watcher = match armed {
+                Ok((Some(_), watcher)) => watcher,
+                Ok((None, _)) => return self.deletion_cause(),
+                Err(zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::SessionMoved) => return LockLoss::SessionEnded,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                },
+            };
+            tokio::select! {
+                event = watcher.changed() => match event.event_type {
+                    zk::EventType::NodeDeleted => return self.deletion_cause(),
+                    zk::EventType::Session => return LockLoss::SessionEnded,
+                    _ => continue, // data changed (someone wrote to our node): watch again
+                },
+                _ = released.changed() => return LockLoss::Released,
+            }
         }
     }
 
@@ -84,8 +145,21 @@ impl Lock {
         writer.add_check_version(&self.node_path, 0).map_err(Error::from)
     }
 
+    /// Why the node went away: our release, our session closing (the server deletes its
+    /// ephemerals), or someone else.
+    fn deletion_cause(&self) -> LockLoss {
+        if self.is_released() {
+            return LockLoss::Released;
+        }
+        match self.client.upgrade() {
+            Some(c) if c.session_id() == self.session_id && !matches!(c.state(), zk::SessionState::Expired | zk::SessionState::Closed) => LockLoss::NodeDeleted,
+            _ => LockLoss::SessionEnded,
+        }
+    }
+
     pub(crate) fn mark_released(&self) {
         self.released.store(true, Ordering::Release);
+        self.released_signal.send_replace(true);
     }
 
     /// Releases the lock.
@@ -101,6 +175,7 @@ impl Lock {
         if self.released.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.released_signal.send_replace(true);
         let Some(client) = self.client.upgrade() else { return Ok(()) };
         match internals::delete_node(&client, &self.node_path, self.request_timeout).await {
             None => Ok(()),
