@@ -145,6 +145,45 @@ class Lock {
   }
 }
 
+/** Several exclusive locks held together (`zk.multiLock`); the same surface as a Lock. */
+class MultiLock {
+  constructor(locks) {
+    /** The locks, in acquisition (sorted path) order. */
+    this.locks = locks;
+    /** The paths held, sorted. */
+    this.paths = locks.map((l) => l.path);
+    /** Each lock's fencing token, in `paths` order. */
+    this.tokens = locks.map((l) => l.token);
+    /** Aborts when any of the locks is lost. */
+    this.signal = AbortSignal.any(locks.map((l) => l.signal));
+    /** Resolves with the first loss. */
+    this.lost = Promise.race(locks.map((l) => l.lost));
+  }
+
+  get released() {
+    return this.locks.every((l) => l.released);
+  }
+
+  /** Releases every lock (idempotent). */
+  async release() {
+    const results = await Promise.allSettled(this.locks.map((l) => l.release()));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Whether every lock node still exists. */
+  async isHeld() {
+    return (await Promise.all(this.locks.map((l) => l.isHeld()))).every(Boolean);
+  }
+}
+
+/** The native locks behind a `{ lock }` option (a Lock or a MultiLock). */
+function nativeLocks(lock) {
+  if (lock instanceof Lock) return [lock._native];
+  if (lock instanceof MultiLock) return lock.locks.map((l) => l._native);
+  throw invalid('lock must be a Lock or MultiLock from this library');
+}
+
 const ISOLATIONS = ['serializable', 'snapshot', 'read-committed'];
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
   const t = setTimeout(resolve, ms);
@@ -300,12 +339,44 @@ class ZooKeeper extends EventEmitter {
   }
 
   /** Acquires the exclusive lock at `path` (an absolute znode path). */
-  async lock(path, options) {
+  lock(path, options) {
+    return this._acquire('exclusive', path, undefined, options);
+  }
+
+  async _acquire(kind, path, permits, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     if (typeof path !== 'string') throw invalid(`lock path must be a string, got ${describe(path)}`);
     const timeout = checkTimeout(opts.timeout);
-    const nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.lock(path, timeout, id)));
+    const nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.acquire(kind, path, permits, timeout, id)));
     return new Lock(nativeLock);
+  }
+
+  /** A read-write lock at `path`: many readers or one writer, writers not starved. */
+  readWriteLock(path) {
+    if (typeof path !== 'string') throw invalid(`lock path must be a string, got ${describe(path)}`);
+    return {
+      path,
+      readLock: (options) => this._acquire('read', path, undefined, options),
+      writeLock: (options) => this._acquire('write', path, undefined, options),
+    };
+  }
+
+  /** A counting semaphore at `path` with `permits` leases (every user must pass the same number). */
+  semaphore(path, permits) {
+    if (typeof path !== 'string') throw invalid(`semaphore path must be a string, got ${describe(path)}`);
+    if (!Number.isInteger(permits) || permits < 1 || permits > 10000) throw invalid(`permits must be an integer from 1 to 10000, got ${describe(permits)}`);
+    return { path, permits, acquire: (options) => this._acquire('lease', path, permits, options) };
+  }
+
+  /** Exclusive locks on all `paths`, all or nothing, acquired in sorted order (no deadlock). */
+  async multiLock(paths, options) {
+    const opts = checkCallOptions(options, ['timeout', 'signal']);
+    if (!Array.isArray(paths) || paths.length === 0 || paths.some((p) => typeof p !== 'string')) {
+      throw invalid('multiLock needs a non-empty array of lock paths');
+    }
+    const timeout = checkTimeout(opts.timeout);
+    const natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(paths, timeout, id)));
+    return new MultiLock(natives.map((n) => new Lock(n)));
   }
 
   /** Runs `fn(lock)` while holding the lock at `path`; always releases. */
@@ -331,14 +402,14 @@ class ZooKeeper extends EventEmitter {
     if (!Number.isInteger(retries) || retries < 0) throw invalid(`retries must be an integer >= 0, got ${describe(retries)}`);
     const isolation = opts.isolation === undefined ? 'serializable' : opts.isolation;
     if (!ISOLATIONS.includes(isolation)) throw invalid(`isolation must be one of ${ISOLATIONS.join(', ')}, got ${describe(isolation)}`);
-    if (opts.lock !== undefined && !(opts.lock instanceof Lock)) throw invalid('lock must be a Lock from zk.lock()');
+    const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock);
     if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id === '')) throw invalid('id must be a non-empty string');
     const id = opts.id === undefined ? randomUUID() : opts.id;
     const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
     for (let attempt = 0; ; attempt++) {
       if (opts.signal && opts.signal.aborted) throw new ZktxError('ABORTED', 'transaction was aborted');
       const tx = new Transaction(this._native.transaction(), id, attempt);
-      if (opts.lock) tx._native.setLock(opts.lock._native);
+      for (const n of locks) tx._native.addLock(n);
       let result;
       try {
         result = await fn(tx);
@@ -387,8 +458,9 @@ class ZooKeeper extends EventEmitter {
     checkKey(key);
     const json = encodeValue(value);
     if (opts.lock !== undefined) {
-      if (!(opts.lock instanceof Lock)) throw invalid('lock must be a Lock from zk.lock()');
-      return call(() => opts.lock._native.set(key, json));
+      const fence = this._native.fence();
+      for (const n of nativeLocks(opts.lock)) fence.add(n);
+      return call(() => fence.set(key, json));
     }
     return call(() => this._native.set(key, json));
   }
@@ -439,5 +511,5 @@ function executeTransaction(key, valueOrUpdater, options) {
   return lastConstructed.executeTransaction(key, valueOrUpdater, options);
 }
 
-module.exports = { ZooKeeper, ZktxError, Lock, Transaction, executeTransaction, ...LOG_LEVELS };
+module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, executeTransaction, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;

@@ -19,7 +19,7 @@ use zktx_core::kv::JsonValue;
 use zktx_core::recipe::{AcquireOptions, Lock};
 use zktx_core::transaction::{CommitOptions, CommitReport, Isolation, Transaction, Write};
 use zktx_core::txn::{Committed, KeyTransaction};
-use zktx_core::{CancellationToken, SessionOptions, Store};
+use zktx_core::{CancellationToken, LockKind, SessionOptions, Store};
 
 fn to_js_error(err: zktx_core::Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("{}|{}|{}", err.code(), err.outcome().as_str(), err))
@@ -216,11 +216,34 @@ impl NativeClient {
         Ok(())
     }
 
+    /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
     #[napi]
-    pub async fn lock(&self, path: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
+    pub async fn acquire(&self, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
+        let kind = match (kind.as_str(), permits) {
+            ("exclusive", _) => LockKind::Exclusive,
+            ("read", _) => LockKind::Read,
+            ("write", _) => LockKind::Write,
+            ("lease", Some(p)) => LockKind::Lease(p),
+            (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
+        };
         let opts = acquire_options(timeout_ms, cancel_id)?;
-        let lock = self.store.lock(&path, &opts).await.map_err(to_js_error)?;
-        Ok(NativeLock { store: self.store.clone(), lock: Arc::new(lock) })
+        let lock = self.store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
+        Ok(NativeLock { lock: Arc::new(lock) })
+    }
+
+    /// Acquires exclusive locks on all paths, all or nothing.
+    #[napi]
+    pub async fn multi_lock(&self, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Vec<NativeLock>> {
+        let opts = acquire_options(timeout_ms, cancel_id)?;
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let locks = self.store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
+        Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l) }).collect())
+    }
+
+    /// A writer fenced on locks added with `add`.
+    #[napi]
+    pub fn fence(&self) -> NativeFence {
+        NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()) }
     }
 
     #[napi]
@@ -232,7 +255,7 @@ impl NativeClient {
     #[napi]
     pub async fn set(&self, key: String, json: String) -> Result<i32> {
         let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        self.store.set(&key, &value, None).await.map_err(to_js_error)
+        self.store.set(&key, &value, &[]).await.map_err(to_js_error)
     }
 
     #[napi]
@@ -250,7 +273,7 @@ impl NativeClient {
     /// A new multi-key transaction attempt.
     #[napi]
     pub fn transaction(&self) -> NativeTransaction {
-        NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), lock: Mutex::new(None) }
+        NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()) }
     }
 
     #[napi]
@@ -264,8 +287,34 @@ impl NativeClient {
 /// A held lock.
 #[napi]
 pub struct NativeLock {
-    store: Arc<Store>,
     lock: Arc<Lock>,
+}
+
+/// Writes fenced on a set of locks.
+#[napi]
+pub struct NativeFence {
+    store: Arc<Store>,
+    locks: Mutex<Vec<Arc<Lock>>>,
+}
+
+#[napi]
+impl NativeFence {
+    #[napi]
+    pub fn add(&self, lock: &NativeLock) -> Result<()> {
+        no_panic(|| {
+            self.locks.lock().map_err(|_| invalid("fence poisoned"))?.push(lock.lock.clone());
+            Ok(())
+        })
+    }
+
+    /// Writes `key` only if every added lock is still held (one multi).
+    #[napi]
+    pub async fn set(&self, key: String, json: String) -> Result<i32> {
+        let value = JsonValue::from_text(json).map_err(to_js_error)?;
+        let locks = self.locks.lock().map_err(|_| invalid("fence poisoned"))?.clone();
+        let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
+        self.store.set(&key, &value, &refs).await.map_err(to_js_error)
+    }
 }
 
 #[napi]
@@ -316,13 +365,6 @@ impl NativeLock {
     #[napi]
     pub async fn is_held(&self) -> Result<bool> {
         self.lock.is_held().await.map_err(to_js_error)
-    }
-
-    /// Writes `key` fenced on this lock.
-    #[napi]
-    pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        self.store.set(&key, &value, Some(&self.lock)).await.map_err(to_js_error)
     }
 }
 
@@ -398,7 +440,7 @@ pub struct NativeCommitReport {
 pub struct NativeTransaction {
     store: Arc<Store>,
     tx: tokio::sync::Mutex<Transaction>,
-    lock: Mutex<Option<Arc<Lock>>>,
+    locks: Mutex<Vec<Arc<Lock>>>,
 }
 
 #[napi]
@@ -412,11 +454,11 @@ impl NativeTransaction {
         Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
     }
 
-    /// Fences the commit on a lock.
+    /// Fences the commit on a lock (may be called for several).
     #[napi]
-    pub fn set_lock(&self, lock: &NativeLock) -> Result<()> {
+    pub fn add_lock(&self, lock: &NativeLock) -> Result<()> {
         no_panic(|| {
-            *self.lock.lock().map_err(|_| invalid("transaction poisoned"))? = Some(lock.lock.clone());
+            self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.push(lock.lock.clone());
             Ok(())
         })
     }
@@ -425,7 +467,8 @@ impl NativeTransaction {
     #[napi]
     pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>) -> Result<NativeCommitReport> {
         let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
-        let lock = self.lock.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
+        let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
+        let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
         let mut tx = self.tx.lock().await;
         for w in writes {
             let write = match (w.kind.as_str(), w.json) {
@@ -436,7 +479,7 @@ impl NativeTransaction {
             };
             tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
         }
-        let opts = CommitOptions { isolation, lock: lock.as_deref(), id: id.as_deref() };
+        let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref() };
         let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
         let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
         Ok(NativeCommitReport {

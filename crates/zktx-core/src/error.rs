@@ -68,6 +68,10 @@ pub enum Error {
     /// The client was closed.
     #[error("client is closed")]
     ClientClosed,
+    /// This client already holds (or is acquiring) the lock: locks are not reentrant, and
+    /// waiting for ourselves would never end.
+    #[error("{0}")]
+    AlreadyHeld(String),
     /// A ZooKeeper error without a zktx meaning of its own, under ZooKeeper's name.
     #[error("{code}: {message}")]
     ZooKeeper {
@@ -94,6 +98,7 @@ impl Error {
             Error::Aborted(_) => "ABORTED",
             Error::Conflict(_) => "CONFLICT",
             Error::ClientClosed => "CLIENT_CLOSED",
+            Error::AlreadyHeld(_) => "ALREADY_HELD",
             Error::ZooKeeper { code, .. } => code,
         }
     }

@@ -20,5 +20,5 @@ pub mod txn;
 
 pub use error::{Error, Outcome, Result};
 pub use session::{Session, SessionEvent, SessionOptions};
-pub use store::{Store, Versioned};
+pub use store::{LockKind, Store, Versioned};
 pub use tokio_util::sync::CancellationToken;

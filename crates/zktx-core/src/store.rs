@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::kv::{JsonValue, Layout};
-use crate::recipe::{self, AcquireOptions, Lock};
+use crate::recipe::{self, AcquireOptions, HeldPaths, Lock, Registration};
 use crate::session::{deadline, Session, SessionOptions};
 use crate::txn::{self, commit_multi, fenced_error, Committed, KeyTransaction, PERSISTENT};
 
@@ -15,11 +15,25 @@ pub struct Versioned {
     pub version: i32,
 }
 
+/// Which kind of lock to acquire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    /// Exclusive lock.
+    Exclusive,
+    /// Shared side of a read-write lock.
+    Read,
+    /// Exclusive side of a read-write lock.
+    Write,
+    /// One lease of a semaphore with this many permits.
+    Lease(u32),
+}
+
 /// One session plus the znode layout of keys and locks: everything the JS `ZooKeeper` class does.
 #[derive(Debug)]
 pub struct Store {
     session: Session,
     layout: Layout,
+    held: HeldPaths,
 }
 
 impl Store {
@@ -28,7 +42,7 @@ impl Store {
     /// # Errors
     /// `INVALID_ARGUMENT` for bad options.
     pub fn new(options: SessionOptions) -> Result<Store> {
-        Ok(Store { session: Session::new(options)?, layout: Layout::default() })
+        Ok(Store { session: Session::new(options)?, layout: Layout::default(), held: HeldPaths::default() })
     }
 
     /// The session.
@@ -43,7 +57,43 @@ impl Store {
 
     /// Acquires the exclusive lock at `path`. See [`recipe::lock`].
     pub async fn lock(&self, path: &str, opts: &AcquireOptions) -> Result<Lock> {
-        recipe::lock(&self.session, path, opts).await
+        self.acquire(LockKind::Exclusive, path, opts).await
+    }
+
+    /// Acquires a lock of any kind at `path`.
+    ///
+    /// # Errors
+    /// `ALREADY_HELD` when this store already holds or is acquiring an exclusive, read or write
+    /// lock on `path` (locks are not reentrant; semaphore leases may be taken repeatedly); else
+    /// as [`recipe::lock`].
+    pub async fn acquire(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<Lock> {
+        recipe::validate_lock_path(path)?;
+        let registration = match kind {
+            LockKind::Lease(_) => None,
+            _ => Some(Registration::claim(&self.held, path)?),
+        };
+        let lock = match kind {
+            LockKind::Exclusive => recipe::lock(&self.session, path, opts).await?,
+            LockKind::Read => recipe::read_lock(&self.session, path, opts).await?,
+            LockKind::Write => recipe::write_lock(&self.session, path, opts).await?,
+            LockKind::Lease(permits) => recipe::acquire_lease(&self.session, path, permits, opts).await?,
+        };
+        Ok(lock.with_registration(registration))
+    }
+
+    /// Acquires exclusive locks on all `paths`, all or nothing, in canonical order.
+    ///
+    /// # Errors
+    /// As [`Store::acquire`] and [`recipe::multi_lock`].
+    pub async fn multi_lock(&self, paths: &[&str], opts: &AcquireOptions) -> Result<Vec<Lock>> {
+        let order = recipe::multi::canonical_order(paths);
+        let mut registrations = Vec::with_capacity(order.len());
+        for p in &order {
+            recipe::validate_lock_path(p)?;
+            registrations.push(Some(Registration::claim(&self.held, p)?));
+        }
+        let locks = recipe::multi_lock(&self.session, paths, opts).await?;
+        Ok(locks.into_iter().zip(registrations).map(|(l, r)| l.with_registration(r)).collect())
     }
 
     /// Reads `key`: `None` when absent.
@@ -67,9 +117,9 @@ impl Store {
     /// # Errors
     /// `LOCK_LOST` / `SESSIONEXPIRED` when fenced on a lock that is no longer held (nothing
     /// written); `CONNECTIONLOSS`/`TIMEOUT` with outcome unknown.
-    pub async fn set(&self, key: &str, value: &JsonValue, lock: Option<&Lock>) -> Result<i32> {
+    pub async fn set(&self, key: &str, value: &JsonValue, locks: &[&Lock]) -> Result<i32> {
         let path = self.layout.value_path(key)?;
-        let client = match lock {
+        let client = match locks.first() {
             Some(lock) => lock.client()?,
             None => self.session.client().await?,
         };
@@ -79,7 +129,7 @@ impl Store {
         for attempt in 0..4 {
             let create = attempt % 2 == 1;
             let mut writer = client.new_multi_writer();
-            if let Some(lock) = lock {
+            for lock in locks {
                 lock.fence(&mut writer)?;
             }
             if create {
@@ -87,7 +137,7 @@ impl Store {
             } else {
                 writer.add_set_data(&path, bytes, None)?;
             }
-            let op = usize::from(lock.is_some());
+            let op = locks.len();
             match commit_multi(rt, &mut writer, "write value").await {
                 Ok(results) => {
                     return Ok(match results.into_iter().nth(op) {
@@ -104,15 +154,7 @@ impl Store {
                         Err(e) => return Err(e),
                     }
                 },
-                Err(e) => {
-                    return Err(match lock {
-                        Some(lock) => fenced_error(e, lock),
-                        None => match e {
-                            txn::MultiError::Op(_, e) => Error::from(e),
-                            txn::MultiError::Request(e) => e,
-                        },
-                    })
-                },
+                Err(e) => return Err(fenced_error(e, locks)),
             }
         }
         Err(Error::Conflict(format!("key {key:?} kept being created and deleted concurrently")))

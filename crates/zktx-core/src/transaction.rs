@@ -69,8 +69,8 @@ pub enum Write {
 pub struct CommitOptions<'a> {
     /// Which reads to check.
     pub isolation: Isolation,
-    /// Also check that this lock is still held (the commit is fenced on it).
-    pub lock: Option<&'a Lock>,
+    /// Also check that these locks are still held (the commit is fenced on them).
+    pub locks: &'a [&'a Lock],
     /// Idempotence key: the commit also creates a marker node named after it, so a commit retried
     /// with the same id after an unknown outcome can never apply twice.
     pub id: Option<&'a str>,
@@ -182,7 +182,7 @@ impl Transaction {
                 self.validate_reads(store).await?;
                 report.round_trips += 1;
             }
-            if let Some(lock) = opts.lock {
+            for lock in opts.locks {
                 if !lock.is_held().await? {
                     return Err(Error::LockLost(format!("lock {} is no longer held", lock.path())));
                 }
@@ -205,7 +205,7 @@ impl Transaction {
                 return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")));
             }
         }
-        let client = match opts.lock {
+        let client = match opts.locks.first() {
             Some(lock) => lock.client()?,
             None => store.session().client().await?,
         };
@@ -266,7 +266,7 @@ impl Transaction {
     fn plan(&self, store: &Store, opts: &CommitOptions<'_>) -> Result<Plan> {
         let layout = store.layout();
         let mut plan = Plan::default();
-        if let Some(lock) = opts.lock {
+        for lock in opts.locks {
             plan.push(Op::Check(lock.node_path().to_string(), 0), None, Role::Fence);
         }
         if let Some(id) = opts.id {

@@ -174,7 +174,7 @@ impl KeyTransaction {
             None => writer.add_create(&self.value_path, bytes, &PERSISTENT)?,
         }
         writer.add_delete(self.lock.node_path(), None)?;
-        let results = commit_multi(self.request_timeout, &mut writer, "commit transaction").await.map_err(|e| fenced_error(e, &self.lock))?;
+        let results = commit_multi(self.request_timeout, &mut writer, "commit transaction").await.map_err(|e| fenced_error(e, &[&self.lock]))?;
         Ok(match results.into_iter().nth(1) {
             Some(zk::MultiWriteResult::SetData { stat }) => stat.version,
             _ => 0,
@@ -211,11 +211,12 @@ pub(crate) async fn commit_multi(rt: std::time::Duration, writer: &mut zk::Multi
     }
 }
 
-/// Maps a fenced multi's failure: a failed fence (op 0) means the lock is lost.
-pub(crate) fn fenced_error(err: MultiError, lock: &Lock) -> Error {
+/// Maps a fenced multi's failure: a failed fence (one of the first `locks.len()` ops) means
+/// that lock is lost.
+pub(crate) fn fenced_error(err: MultiError, locks: &[&Lock]) -> Error {
     match err {
-        MultiError::Op(0, zk::Error::NoNode | zk::Error::BadVersion) => {
-            Error::LockLost(format!("lock {} is no longer held: write refused, nothing changed", lock.path()))
+        MultiError::Op(i, zk::Error::NoNode | zk::Error::BadVersion) if i < locks.len() => {
+            Error::LockLost(format!("lock {} is no longer held: write refused, nothing changed", locks[i].path()))
         },
         MultiError::Op(_, e) => Error::from(e),
         MultiError::Request(e) => e,

@@ -74,13 +74,13 @@ async fn a_write_fenced_on_a_deleted_lock_node_is_refused() {
     let key = unique("fenced");
     let path = format!("/zktx-test/{}", unique("fenced"));
     let l = s.lock(&path, &AcquireOptions::default()).await.unwrap();
-    s.set(&key, &JsonValue::from_serialize("held").unwrap(), Some(&l)).await.unwrap();
+    s.set(&key, &JsonValue::from_serialize("held").unwrap(), &[&l]).await.unwrap();
 
     // Someone else (an operator, a buggy peer) deletes the lock node.
     let other = session();
-    other.client().await.unwrap().delete(l.node_path(), None).await.unwrap();
+    other.client().await.unwrap().delete(l.node_path(), &[]).await.unwrap();
 
-    let err = s.set(&key, &JsonValue::from_serialize("stale").unwrap(), Some(&l)).await.unwrap_err();
+    let err = s.set(&key, &JsonValue::from_serialize("stale").unwrap(), &[&l]).await.unwrap_err();
     assert_eq!(err.code(), "LOCK_LOST");
     assert_eq!(s.get(&key).await.unwrap().unwrap().value.as_str(), "\"held\"");
     assert!(!l.is_held().await.unwrap());
@@ -106,11 +106,11 @@ async fn an_expired_holder_cannot_write_and_the_next_contender_gets_the_lock() {
     assert!(next.token() > l.token());
     proxy.heal();
 
-    let err = s.set(&key, &JsonValue::from_serialize("stale").unwrap(), Some(&l)).await.unwrap_err();
+    let err = s.set(&key, &JsonValue::from_serialize("stale").unwrap(), &[&l]).await.unwrap_err();
     assert!(matches!(err.code(), "SESSIONEXPIRED" | "LOCK_LOST"), "{err:?}");
     assert!(contender.get(&key).await.unwrap().is_none(), "nothing written");
     // New work gets a new session by itself.
-    s.set(&key, &JsonValue::from_serialize("fresh").unwrap(), None).await.unwrap();
+    s.set(&key, &JsonValue::from_serialize("fresh").unwrap(), &[]).await.unwrap();
     assert_eq!(contender.get(&key).await.unwrap().unwrap().value.as_str(), "\"fresh\"");
     next.release().await.unwrap();
     l.release().await.unwrap(); // idempotent on a lost lock

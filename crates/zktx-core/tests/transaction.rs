@@ -14,8 +14,8 @@ fn json(v: i64) -> JsonValue {
 async fn transfer_commits_atomically_and_conflicts_are_detected() {
     let s = store();
     let (a, b) = (unique("a"), unique("b"));
-    s.set(&a, &json(100), None).await.unwrap();
-    s.set(&b, &json(0), None).await.unwrap();
+    s.set(&a, &json(100), &[]).await.unwrap();
+    s.set(&b, &json(0), &[]).await.unwrap();
 
     let mut t1 = Transaction::new();
     let mut t2 = Transaction::new();
@@ -40,12 +40,12 @@ async fn transfer_commits_atomically_and_conflicts_are_detected() {
 async fn snapshot_allows_write_skew_and_serializable_refuses_it() {
     let s = store();
     let (x, y) = (unique("x"), unique("y"));
-    s.set(&x, &json(1), None).await.unwrap();
-    s.set(&y, &json(1), None).await.unwrap();
+    s.set(&x, &json(1), &[]).await.unwrap();
+    s.set(&y, &json(1), &[]).await.unwrap();
     for (isolation, ok) in [(Isolation::Serializable, false), (Isolation::Snapshot, true), (Isolation::ReadCommitted, true)] {
         let mut t = Transaction::new();
         t.get_many(&s, &[&x, &y]).await.unwrap();
-        s.set(&x, &json(2), None).await.unwrap(); // concurrent change of a key only read
+        s.set(&x, &json(2), &[]).await.unwrap(); // concurrent change of a key only read
         t.write(&s, &y, Write::Set(json(0))).unwrap();
         let r = t.commit(&s, &CommitOptions { isolation, ..Default::default() }).await;
         assert_eq!(r.is_ok(), ok, "{isolation:?}: {r:?}");
@@ -56,11 +56,11 @@ async fn snapshot_allows_write_skew_and_serializable_refuses_it() {
 async fn read_only_transactions_write_nothing_and_validate_split_reads() {
     let s = store();
     let (x, y) = (unique("x"), unique("y"));
-    s.set(&x, &json(1), None).await.unwrap();
+    s.set(&x, &json(1), &[]).await.unwrap();
     let mut t = Transaction::new();
     t.get_many(&s, &[&x]).await.unwrap();
     t.get_many(&s, &[&y]).await.unwrap();
-    s.set(&y, &json(5), None).await.unwrap(); // y appeared after we read it as absent
+    s.set(&y, &json(5), &[]).await.unwrap(); // y appeared after we read it as absent
     let err = t.commit(&s, &CommitOptions::default()).await.unwrap_err();
     assert_eq!(err.code(), "CONFLICT");
     let mut t = Transaction::new();

@@ -45,7 +45,7 @@ async fn concurrent_increments_are_never_lost() {
 async fn a_failing_update_writes_nothing_and_releases_the_lock() {
     let s = store();
     let key = unique("fails");
-    s.set(&key, &JsonValue::from_serialize(&1).unwrap(), None).await.unwrap();
+    s.set(&key, &JsonValue::from_serialize(&1).unwrap(), &[]).await.unwrap();
     let err = execute_transaction(s.session(), s.layout(), &key, &AcquireOptions::default(), |_| async {
         Err::<JsonValue, _>(Error::Aborted("update refused".into()))
     })
@@ -62,7 +62,7 @@ async fn a_transaction_whose_lock_was_deleted_commits_nothing() {
     let key = unique("lost");
     let tx = s.begin(&key, &AcquireOptions::default()).await.unwrap();
     assert!(tx.current().is_none());
-    session().client().await.unwrap().delete(tx.lock().node_path(), None).await.unwrap();
+    session().client().await.unwrap().delete(tx.lock().node_path(), &[]).await.unwrap();
     let err = tx.commit(JsonValue::from_serialize("late").unwrap()).await.unwrap_err();
     assert_eq!(err.code(), "LOCK_LOST");
     assert!(s.get(&key).await.unwrap().is_none());

@@ -11,6 +11,8 @@
 pub struct Contender {
     /// The node's name (not its full path).
     pub name: String,
+    /// The node-kind tag (`lock`, `read`, `write`, `lease`).
+    pub kind: String,
     /// The server-assigned sequence number.
     pub sequence: i64,
 }
@@ -22,7 +24,8 @@ impl Contender {
         if digits.len() < 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Some(Contender { name: name.to_string(), sequence: digits.parse().ok()? })
+        let kind = name[..name.len() - digits.len() - 1].rsplit('-').next().unwrap_or_default();
+        Some(Contender { name: name.to_string(), kind: kind.to_string(), sequence: digits.parse().ok()? })
     }
 
     /// Whether this node was created with the given protected id.
@@ -45,6 +48,9 @@ pub enum Decision {
     Acquired,
     /// Watch this node (by name) and look again when it changes.
     WaitFor(String),
+    /// Watch the directory's children and look again when they change (semaphores: any of the
+    /// holders ahead may leave first).
+    WaitForChildren,
     /// Its own node is gone from the directory (deleted by someone else, or the session ended).
     NodeGone,
 }
@@ -58,8 +64,8 @@ pub trait LockDriver: Send + Sync {
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision;
 }
 
-/// Exclusive lock or semaphore: the first `max_leases` nodes hold it; a waiter watches the node
-/// `max_leases` places ahead of it, so each release wakes one waiter (no herd effect).
+/// Exclusive lock: the first node holds it; a waiter watches its predecessor only, so each
+/// release wakes exactly one waiter (no herd effect).
 #[derive(Clone, Copy, Debug)]
 pub struct StandardDriver {
     /// How many contenders may hold at once (1 for a mutex).
@@ -68,14 +74,53 @@ pub struct StandardDriver {
 
 impl LockDriver for StandardDriver {
     fn kind(&self) -> &str {
-        "lock"
+        if self.max_leases == 1 {
+            "lock"
+        } else {
+            "lease"
+        }
     }
 
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
         match queue.iter().position(|c| c.name == mine) {
             None => Decision::NodeGone,
             Some(i) if i < self.max_leases => Decision::Acquired,
-            Some(i) => Decision::WaitFor(queue[i - self.max_leases].name.clone()),
+            Some(i) if self.max_leases == 1 => Decision::WaitFor(queue[i - 1].name.clone()),
+            // Semaphore: holders ahead leave in any order; watching one of them could miss a
+            // free permit, so watch the directory.
+            Some(_) => Decision::WaitForChildren,
+        }
+    }
+}
+
+/// Which side of a read-write lock (Curator's `InterProcessReadWriteLock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadWriteDriver {
+    /// Shared: holds when no write node is ahead of it; watches the nearest write node ahead.
+    Read,
+    /// Exclusive: holds when first in the queue; watches its predecessor, whatever its kind.
+    Write,
+}
+
+impl LockDriver for ReadWriteDriver {
+    fn kind(&self) -> &str {
+        match self {
+            ReadWriteDriver::Read => "read",
+            ReadWriteDriver::Write => "write",
+        }
+    }
+
+    fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
+        let Some(i) = queue.iter().position(|c| c.name == mine) else { return Decision::NodeGone };
+        match self {
+            ReadWriteDriver::Write if i == 0 => Decision::Acquired,
+            ReadWriteDriver::Write => Decision::WaitFor(queue[i - 1].name.clone()),
+            // Queue order is arrival order: a writer ahead blocks later readers, so writers are
+            // not starved by a stream of readers.
+            ReadWriteDriver::Read => match queue[..i].iter().rev().find(|c| c.kind == "write") {
+                None => Decision::Acquired,
+                Some(w) => Decision::WaitFor(w.name.clone()),
+            },
         }
     }
 }
@@ -104,7 +149,25 @@ mod tests {
         assert_eq!(d.decide(&q, "_c_x-lock-0000000009"), Decision::NodeGone);
         let sem = StandardDriver { max_leases: 2 };
         assert_eq!(sem.decide(&q, "_c_b-lock-0000000002"), Decision::Acquired);
-        assert_eq!(sem.decide(&q, "_c_c-lock-0000000003"), Decision::WaitFor("_c_a-lock-0000000001".into()));
+        assert_eq!(sem.decide(&q, "_c_c-lock-0000000003"), Decision::WaitForChildren);
+    }
+
+    #[test]
+    fn readers_share_until_a_writer_queues_and_writers_wait_for_everyone_ahead() {
+        let q = sorted_contenders(&names(&[
+            "_c_a-read-0000000001",
+            "_c_b-read-0000000002",
+            "_c_c-write-0000000003",
+            "_c_d-read-0000000004",
+            "_c_e-write-0000000005",
+        ]));
+        assert_eq!(q[2].kind, "write");
+        let (r, w) = (ReadWriteDriver::Read, ReadWriteDriver::Write);
+        assert_eq!(r.decide(&q, "_c_a-read-0000000001"), Decision::Acquired);
+        assert_eq!(r.decide(&q, "_c_b-read-0000000002"), Decision::Acquired);
+        assert_eq!(w.decide(&q, "_c_c-write-0000000003"), Decision::WaitFor("_c_b-read-0000000002".into()));
+        assert_eq!(r.decide(&q, "_c_d-read-0000000004"), Decision::WaitFor("_c_c-write-0000000003".into()));
+        assert_eq!(w.decide(&q, "_c_e-write-0000000005"), Decision::WaitFor("_c_d-read-0000000004".into()));
     }
 
     #[test]

@@ -186,17 +186,33 @@ async fn wait_in_queue(
             return Err(Error::Aborted(format!("acquiring {dir} was aborted")));
         }
         let queue = sorted_contenders(&children);
-        let predecessor = match driver.decide(&queue, name) {
+        let decision = driver.decide(&queue, name);
+        match decision {
             Decision::Acquired => return Ok(waited),
             Decision::NodeGone => return Err(Error::LockLost(format!("lock node {dir}/{name} vanished while waiting"))),
-            Decision::WaitFor(p) => p,
-        };
+            Decision::WaitFor(_) | Decision::WaitForChildren => {},
+        }
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
             return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
         }
         waited = true;
-        let (stat, watcher) = deadline(rt, "watch lock predecessor", client.check_and_watch_stat(&format!("{dir}/{predecessor}"))).await?;
-        if stat.is_some() {
+        let (armed, watcher) = match decision {
+            Decision::WaitFor(predecessor) => {
+                let (stat, watcher) = deadline(rt, "watch lock predecessor", client.check_and_watch_stat(&format!("{dir}/{predecessor}"))).await?;
+                (stat.is_some(), watcher)
+            },
+            _ => {
+                // The fresh listing replaces the stale one: decide on it before waiting.
+                let (fresh, watcher) = deadline(rt, "watch lock queue", client.list_and_watch_children(dir)).await?;
+                let ready = matches!(driver.decide(&sorted_contenders(&fresh), name), Decision::Acquired | Decision::NodeGone);
+                children = fresh;
+                if ready {
+                    continue;
+                }
+                (true, watcher)
+            },
+        };
+        if armed {
             let far = Instant::now() + Duration::from_secs(86_400 * 365);
             let cancelled = async {
                 match &opts.cancel {

@@ -27,6 +27,43 @@ pub struct Lock {
     request_timeout: Duration,
     released: AtomicBool,
     released_signal: watch::Sender<bool>,
+    registration: std::sync::Mutex<Option<Registration>>,
+}
+
+/// The set of lock paths one client holds, for failing fast on re-acquisition.
+pub(crate) type HeldPaths = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// A path's entry in [`HeldPaths`], removed when the lock is released, lost or dropped.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    held: std::sync::Weak<std::sync::Mutex<std::collections::HashSet<String>>>,
+    path: String,
+}
+
+impl Registration {
+    /// Claims `path` for this client.
+    ///
+    /// # Errors
+    /// `ALREADY_HELD` when the client holds or is acquiring it.
+    pub(crate) fn claim(held: &HeldPaths, path: &str) -> Result<Registration> {
+        let mut set = held.lock().map_err(|_| Error::invalid("held-locks registry poisoned"))?;
+        if !set.insert(path.to_string()) {
+            return Err(Error::AlreadyHeld(format!(
+                "this client already holds or is acquiring the lock {path}; zktx locks are not reentrant"
+            )));
+        }
+        Ok(Registration { held: Arc::downgrade(held), path: path.to_string() })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.upgrade() {
+            if let Ok(mut set) = held.lock() {
+                set.remove(&self.path);
+            }
+        }
+    }
 }
 
 /// Why a lock stopped being held.
@@ -51,6 +88,20 @@ impl Lock {
             request_timeout,
             released: AtomicBool::new(false),
             released_signal: watch::channel(false).0,
+            registration: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn with_registration(self, registration: Option<Registration>) -> Lock {
+        if let Ok(mut r) = self.registration.lock() {
+            *r = registration;
+        }
+        self
+    }
+
+    fn unregister(&self) {
+        if let Ok(mut r) = self.registration.lock() {
+            r.take();
         }
     }
 
@@ -67,6 +118,14 @@ impl Lock {
     /// Dropping the future stops watching; holds the client only while a request is in flight,
     /// so it never keeps a closed session alive.
     pub async fn lost(&self) -> LockLoss {
+        let loss = self.watch_until_lost().await;
+        if loss != LockLoss::Released {
+            self.unregister(); // a lost lock no longer blocks this client from acquiring anew
+        }
+        loss
+    }
+
+    async fn watch_until_lost(&self) -> LockLoss {
         let mut released = self.released_signal.subscribe();
         loop {
             if *released.borrow_and_update() {
@@ -160,6 +219,7 @@ impl Lock {
     pub(crate) fn mark_released(&self) {
         self.released.store(true, Ordering::Release);
         self.released_signal.send_replace(true);
+        self.unregister();
     }
 
     /// Releases the lock.
@@ -176,6 +236,7 @@ impl Lock {
             return Ok(());
         }
         self.released_signal.send_replace(true);
+        self.unregister();
         let Some(client) = self.client.upgrade() else { return Ok(()) };
         match internals::delete_node(&client, &self.node_path, self.request_timeout).await {
             None => Ok(()),
@@ -216,7 +277,12 @@ impl Lock {
 /// # Ok(()) }
 /// ```
 pub async fn lock(session: &Session, path: &str, opts: &AcquireOptions) -> Result<Lock> {
+    acquire_with(session, path, &StandardDriver { max_leases: 1 }, opts).await
+}
+
+/// Acquires `path` with any driver; the facade of every lock type.
+pub(crate) async fn acquire_with(session: &Session, path: &str, driver: &dyn super::driver::LockDriver, opts: &AcquireOptions) -> Result<Lock> {
     internals::validate_lock_path(path)?;
-    let acquired = internals::acquire(session, path, &StandardDriver { max_leases: 1 }, opts, None).await?;
+    let acquired = internals::acquire(session, path, driver, opts, None).await?;
     Ok(Lock::from_acquired(&acquired, path, session.request_timeout(&acquired.client)))
 }

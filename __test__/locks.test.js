@@ -1,0 +1,207 @@
+'use strict';
+// One contract, every lock type: exclusion across processes, fencing tokens, try-lock,
+// cancellation without leftovers, loss signalling, fenced writes, no reentrancy.
+const { client, unique } = require('./helpers/zk');
+const { runWorkers, workerPath } = require('./helpers/procs');
+const { MultiLock } = require('..');
+
+const codeOf = (p) => p.then(() => 'resolved', (e) => e.code);
+
+// Each entry: how to acquire an exclusive-acting lock of this type, and the worker kind.
+const TYPES = [
+  { name: 'lock', acquire: (zk, path, o) => zk.lock(path, o), worker: 'exclusive', reentrant: false },
+  { name: 'readWriteLock().writeLock', acquire: (zk, path, o) => zk.readWriteLock(path).writeLock(o), worker: 'write', reentrant: false },
+  { name: 'semaphore(path, 1)', acquire: (zk, path, o) => zk.semaphore(path, 1).acquire(o), worker: 'semaphore1', reentrant: true },
+  { name: 'multiLock([path, path/b])', acquire: (zk, path, o) => zk.multiLock([`${path}/b`, path], o), worker: 'multi', reentrant: false },
+];
+
+/** Nodes left under a lock path (and under path/b for multi-locks). */
+async function leftovers(zk, path) {
+  const own = (await zk.children(path)).filter((c) => c.startsWith('_c_'));
+  const sub = (await zk.children(`${path}/b`)).filter((c) => c.startsWith('_c_'));
+  return own.length + sub.length;
+}
+
+function assertNoOverlap(intervals) {
+  intervals.sort((a, b) => a.enter - b.enter);
+  for (let i = 1; i < intervals.length; i++) {
+    expect(intervals[i].enter).toBeGreaterThanOrEqual(intervals[i - 1].leave);
+    expect(intervals[i].token).toBeGreaterThan(intervals[i - 1].token);
+  }
+}
+
+describe.each(TYPES)('lock contract: $name', ({ acquire, worker, reentrant }) => {
+  let zk;
+  let other;
+  beforeAll(() => { zk = client(); other = client(); });
+  afterAll(async () => { await zk.close(); await other.close(); });
+
+  it('has one holder at a time across 4 processes, with increasing tokens', async () => {
+    const path = `/zktx-test/${unique(worker)}`;
+    const results = await runWorkers(workerPath('locker.js'), 4, { args: () => [worker, path, '10'] });
+    for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const intervals = results.flatMap((r) => r.lines);
+    expect(intervals).toHaveLength(40);
+    assertNoOverlap(intervals);
+    expect(await leftovers(zk, path)).toBe(0);
+  });
+
+  it('try-lock (timeout 0) and abort fail fast and leave only the holder behind', async () => {
+    const path = `/zktx-test/${unique('try')}`;
+    const held = await acquire(zk, path);
+    const before = await leftovers(zk, path);
+    expect(await codeOf(acquire(other, path, { timeout: 0 }))).toBe('TIMEOUT');
+    expect(await codeOf(acquire(other, path, { timeout: 50 }))).toBe('TIMEOUT');
+    const ac = new AbortController();
+    const waiting = acquire(other, path, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    expect(await codeOf(waiting)).toBe('ABORTED');
+    expect(await leftovers(zk, path)).toBe(before);
+    await held.release();
+    await held.release(); // idempotent
+    expect(held.released).toBe(true);
+    expect(await leftovers(zk, path)).toBe(0);
+  });
+
+  it('fences writes: allowed while held, LOCK_LOST after release, nothing written', async () => {
+    const path = `/zktx-test/${unique('fence')}`;
+    const key = unique('fenced-key');
+    const lock = await acquire(zk, path);
+    await zk.set(key, 'held', { lock });
+    await zk.transaction(async (tx) => { tx.set(key, 'held-tx'); }, { lock });
+    await lock.release();
+    expect(await codeOf(zk.set(key, 'stale', { lock }))).toBe('LOCK_LOST');
+    expect(await codeOf(zk.transaction(async (tx) => { tx.set(key, 'stale'); }, { lock }))).toBe('LOCK_LOST');
+    expect(await zk.get(key)).toBe('held-tx');
+  });
+
+  it('signals loss (signal + lost) when its session is closed, but not on release', async () => {
+    const path = `/zktx-test/${unique('loss')}`;
+    const c = client();
+    const lock = await acquire(c, path);
+    const released = await acquire(zk, `${path}-other`);
+    await released.release();
+    await c.close();
+    const err = await lock.lost;
+    expect(err.code).toBe('LOCK_LOST');
+    expect(lock.signal.aborted).toBe(true);
+    expect(lock.signal.reason.code).toBe('LOCK_LOST');
+    expect(released.signal.aborted).toBe(false);
+    const next = await acquire(zk, path, { timeout: 5000 }); // the server freed it at once
+    await next.release();
+  });
+
+  it(reentrant ? 'may be acquired again by the same client (leases)' : 'is not reentrant: the same client fails fast with ALREADY_HELD', async () => {
+    const path = `/zktx-test/${unique('reentrant')}`;
+    const lock = await acquire(zk, path);
+    if (reentrant) {
+      expect(await codeOf(acquire(zk, path, { timeout: 0 }))).toBe('TIMEOUT'); // 1 permit, like anyone else
+    } else {
+      expect(await codeOf(acquire(zk, path))).toBe('ALREADY_HELD');
+    }
+    await lock.release();
+    const again = await acquire(zk, path, { timeout: 1000 });
+    await again.release();
+  });
+});
+
+describe('read-write lock', () => {
+  let zk;
+  let other;
+  beforeAll(() => { zk = client(); other = client(); });
+  afterAll(async () => { await zk.close(); await other.close(); });
+
+  it('readers share; a waiting writer blocks later readers (no writer starvation)', async () => {
+    const path = `/zktx-test/${unique('rw')}`;
+    const third = client();
+    try {
+      const r1 = await zk.readWriteLock(path).readLock();
+      const r2 = await other.readWriteLock(path).readLock({ timeout: 1000 }); // shared
+      const writer = third.readWriteLock(path).writeLock();
+      let writerHeld = false;
+      writer.then(() => { writerHeld = true; });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(writerHeld).toBe(false);
+      // A reader arriving after the writer queues behind it.
+      const late = client();
+      expect(await codeOf(late.readWriteLock(path).readLock({ timeout: 100 }))).toBe('TIMEOUT');
+      await late.close();
+      await r1.release();
+      await r2.release();
+      const w = await writer;
+      expect(await codeOf(other.readWriteLock(path).readLock({ timeout: 0 }))).toBe('TIMEOUT');
+      await w.release();
+      const r3 = await other.readWriteLock(path).readLock({ timeout: 1000 });
+      await r3.release();
+    } finally {
+      await third.close();
+    }
+  });
+
+  it('a 90/10 read/write mix across 4 processes never deadlocks and writers exclude everyone', async () => {
+    const path = `/zktx-test/${unique('rwmix')}`;
+    const results = await runWorkers(workerPath('locker.js'), 4, { args: () => ['rw-mixed', path, '25'] });
+    for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const all = results.flatMap((r) => r.lines);
+    expect(all).toHaveLength(100);
+    for (const w of all.filter((i) => i.side === 'write')) {
+      for (const o of all) {
+        if (o === w) continue;
+        const overlap = o.enter < w.leave && w.enter < o.leave;
+        expect(overlap).toBe(false);
+      }
+    }
+  });
+});
+
+describe('semaphore and multiLock specifics', () => {
+  let zk;
+  beforeAll(() => { zk = client(); });
+  afterAll(async () => { await zk.close(); });
+
+  it('a semaphore with 2 permits lets two hold and the third wait until one leaves', async () => {
+    const path = `/zktx-test/${unique('sem')}`;
+    const sem = zk.semaphore(path, 2);
+    const [a, b] = [await sem.acquire(), await sem.acquire()];
+    expect(await codeOf(sem.acquire({ timeout: 50 }))).toBe('TIMEOUT');
+    const third = sem.acquire({ timeout: 5000 });
+    await a.release(); // the first holder leaves: the waiter gets its permit
+    const c = await third;
+    await Promise.all([b.release(), c.release()]);
+    expect(() => zk.semaphore(path, 0)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('two clients naming the same paths in opposite orders never deadlock', async () => {
+    const [p1, p2] = [`/zktx-test/${unique('m1')}`, `/zktx-test/${unique('m2')}`];
+    const other = client();
+    try {
+      const loop = (c, paths) => (async () => {
+        for (let i = 0; i < 20; i++) {
+          const m = await c.multiLock(paths, { timeout: 10000 });
+          expect(m).toBeInstanceOf(MultiLock);
+          expect(m.paths).toEqual([p1, p2].sort());
+          await m.release();
+        }
+      })();
+      await Promise.all([loop(zk, [p1, p2]), loop(other, [p2, p1])]);
+      expect(await zk.children(p1)).toEqual([]);
+      expect(await zk.children(p2)).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('all or nothing: a multiLock that cannot get one path releases the others', async () => {
+    const [p1, p2] = [`/zktx-test/${unique('a1')}`, `/zktx-test/${unique('a2')}`];
+    const other = client();
+    try {
+      const blocker = await other.lock(p2);
+      expect(await codeOf(zk.multiLock([p1, p2], { timeout: 100 }))).toBe('TIMEOUT');
+      expect(await zk.children(p1)).toEqual([]);
+      await blocker.release();
+      expect(await codeOf(zk.multiLock([]))).toBe('INVALID_ARGUMENT');
+    } finally {
+      await other.close();
+    }
+  });
+});
