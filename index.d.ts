@@ -1,4 +1,5 @@
 // Types of zktx's public JS API (index.js). The native binding (binding.js, zktx.node) is private.
+import { EventEmitter } from 'node:events';
 
 /** Any value JSON can carry: what keys store. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -15,6 +16,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind.
  * - `CONFLICT`: a write kept racing with concurrent creates/deletes.
  * - `CLIENT_CLOSED`: the client was closed.
+ * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
+ * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
  *   ZooKeeper refused the request; nothing written.
  */
@@ -28,6 +31,8 @@ export type ZktxErrorCode =
   | 'ABORTED'
   | 'CONFLICT'
   | 'CLIENT_CLOSED'
+  | 'ALREADY_HELD'
+  | 'STALE_TOKEN'
   | 'NONODE'
   | 'NODEEXISTS'
   | 'BADVERSION'
@@ -94,11 +99,73 @@ export class Lock {
   readonly token: number;
   /** Whether `release()` was called (or a transaction commit released it). */
   readonly released: boolean;
+  /**
+   * Aborts, with a `LOCK_LOST` ZktxError as its reason, when the lock is lost: its session
+   * expired or was closed, or its node was deleted by someone else. Not aborted by `release()`.
+   * Pass it on to the work the lock protects (fetch, database calls) to stop it when unprotected.
+   * Detection: at once for a deletion or a close; for a network partition, when the session
+   * expires (at most 7/5 of the session timeout after the connection dropped).
+   */
+  readonly signal: AbortSignal;
+  /** Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release. */
+  readonly lost: Promise<ZktxError>;
   /** Releases the lock. Idempotent; succeeds when the session already lost it. */
   release(): Promise<void>;
   /** One round trip: does the lock node still exist? */
   isHeld(): Promise<boolean>;
 }
+
+/** Exclusive locks on several paths, held together (`zk.multiLock`). */
+export class MultiLock {
+  /** The locks, in acquisition (sorted path) order. */
+  readonly locks: Lock[];
+  /** The paths, sorted. */
+  readonly paths: string[];
+  /** Each lock's fencing token, in `paths` order. */
+  readonly tokens: number[];
+  /** Aborts when any of the locks is lost. */
+  readonly signal: AbortSignal;
+  /** Resolves with the first loss. */
+  readonly lost: Promise<ZktxError>;
+  readonly released: boolean;
+  /** Releases every lock. Idempotent. */
+  release(): Promise<void>;
+  /** Whether every lock node still exists. */
+  isHeld(): Promise<boolean>;
+}
+
+/** Both sides of a read-write lock at one path. */
+export interface ReadWriteLock {
+  readonly path: string;
+  /** Shared: held together with other readers, never with a writer. */
+  readLock(options?: AcquireOptions): Promise<Lock>;
+  /** Exclusive: waits for every reader and writer that arrived before it. */
+  writeLock(options?: AcquireOptions): Promise<Lock>;
+}
+
+/** A counting semaphore. Every user of the path must pass the same `permits`. */
+export interface Semaphore {
+  readonly path: string;
+  readonly permits: number;
+  /** One lease: a Lock (token, signal, lost, release) of which at most `permits` exist at once. */
+  acquire(options?: AcquireOptions): Promise<Lock>;
+}
+
+/**
+ * Downstream fencing: remembers the highest lock token seen per resource and refuses older
+ * ones. Keep it where the writes land (a store, a service).
+ */
+export class FencingTokenGuard {
+  /** Whether `token` may write `resource` (>= the highest seen); remembers it. */
+  accept(resource: unknown, token: number): boolean;
+  /** Like `accept`, but throws a `STALE_TOKEN` ZktxError. */
+  check(resource: unknown, token: number): void;
+  /** The highest token seen for `resource`. */
+  highest(resource: unknown): number | undefined;
+}
+
+/** Session events, as Curator names them. */
+export type SessionState = 'CONNECTED' | 'SUSPENDED' | 'RECONNECTED' | 'EXPIRED' | 'CLOSED';
 
 /** What `executeTransaction` resolves with. */
 export interface TransactionResult<T extends Json = Json> {
@@ -129,7 +196,7 @@ export interface TransactionOptions {
    */
   isolation?: 'serializable' | 'snapshot' | 'read-committed';
   /** Also fence the commit on this lock (`LOCK_LOST` if it is no longer held). */
-  lock?: Lock;
+  lock?: Lock | MultiLock;
   /**
    * Idempotence key: the commit also creates a marker `/zktx/txn-ids/<id>`, so a commit retried
    * after an unknown outcome (or a replay with the same id) applies at most once. Markers stay
@@ -175,7 +242,7 @@ export class Transaction {
 }
 
 /** A ZooKeeper session with locks and a JSON key-value store. */
-export class ZooKeeper {
+export class ZooKeeper extends EventEmitter {
   static readonly ZOO_LOG_LEVEL_ERROR: 1;
   static readonly ZOO_LOG_LEVEL_WARN: 2;
   static readonly ZOO_LOG_LEVEL_INFO: 3;
@@ -189,6 +256,17 @@ export class ZooKeeper {
 
   /** The connect string in use (after the `ZK_CONNECT` override). */
   readonly connectString: string;
+
+  /**
+   * The latest session event, or `NOT_CONNECTED` before the first connection.
+   * `SUSPENDED`: the connection dropped, the session (and its locks) may still live.
+   * `EXPIRED`: every lock held on the session is lost (each Lock's `signal` aborts); the next
+   * call opens a new session unless `reconnectAfterExpiry: false`.
+   */
+  readonly state: SessionState | 'NOT_CONNECTED';
+
+  /** Session events; the listener never keeps Node alive. */
+  on(event: 'state', listener: (state: SessionState) => void): this;
 
   /**
    * Opens the session now.
@@ -212,6 +290,18 @@ export class ZooKeeper {
    */
   lock(path: string, options?: AcquireOptions): Promise<Lock>;
 
+  /** A read-write lock at `path`: many readers or one writer; writers are not starved. */
+  readWriteLock(path: string): ReadWriteLock;
+
+  /** A counting semaphore at `path` with `permits` (1..10000) leases. */
+  semaphore(path: string, permits: number): Semaphore;
+
+  /**
+   * Exclusive locks on all `paths`, all or nothing. Paths are acquired in sorted order, so two
+   * callers naming them in different orders cannot deadlock. On failure, none is held.
+   */
+  multiLock(paths: string[], options?: AcquireOptions): Promise<MultiLock>;
+
   /** Runs `fn(lock)` holding the lock at `path`, and always releases it. */
   withLock<R>(path: string, fn: (lock: Lock) => R | Promise<R>, options?: AcquireOptions): Promise<R>;
 
@@ -224,7 +314,7 @@ export class ZooKeeper {
    * Resolves the new znode version.
    * On connection loss: `CONNECTIONLOSS` with `outcome: 'unknown'`.
    */
-  set(key: string, value: Json, options?: { lock?: Lock }): Promise<number>;
+  set(key: string, value: Json, options?: { lock?: Lock | MultiLock }): Promise<number>;
 
   /**
    * Locks `key`, computes the new value, writes it fenced on the lock and releases the lock

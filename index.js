@@ -264,6 +264,38 @@ class Transaction {
   }
 }
 
+/**
+ * Fencing for systems outside ZooKeeper: remembers the highest lock token seen per resource and
+ * refuses older ones, so a holder that lost its lock (and whose successor already wrote) cannot
+ * write late. Keep one guard where the writes land (a store, a service), not in the clients.
+ */
+class FencingTokenGuard {
+  constructor() {
+    this._highest = new Map();
+  }
+
+  /** Whether `token` may write `resource` now (it is at least the highest seen); remembers it. */
+  accept(resource, token) {
+    if (typeof token !== 'number' || !Number.isFinite(token)) throw invalid(`token must be a number, got ${describe(token)}`);
+    const highest = this._highest.get(resource);
+    if (highest !== undefined && token < highest) return false;
+    this._highest.set(resource, token);
+    return true;
+  }
+
+  /** Like `accept`, but throws a `STALE_TOKEN` ZktxError instead of returning false. */
+  check(resource, token) {
+    if (!this.accept(resource, token)) {
+      throw new ZktxError('STALE_TOKEN', `token ${token} for ${String(resource)} is older than ${this._highest.get(resource)}: a newer lock holder already wrote`);
+    }
+  }
+
+  /** The highest token seen for `resource`, or undefined. */
+  highest(resource) {
+    return this._highest.get(resource);
+  }
+}
+
 const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'];
 const open = new Set();
 let lastConstructed = null;
@@ -511,5 +543,5 @@ function executeTransaction(key, valueOrUpdater, options) {
   return lastConstructed.executeTransaction(key, valueOrUpdater, options);
 }
 
-module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, executeTransaction, ...LOG_LEVELS };
+module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, executeTransaction, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;

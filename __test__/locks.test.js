@@ -205,3 +205,30 @@ describe('semaphore and multiLock specifics', () => {
     }
   });
 });
+
+describe('FencingTokenGuard (downstream fencing)', () => {
+  it("refuses a stale holder's token once a newer holder wrote, with STALE_TOKEN", async () => {
+    const { FencingTokenGuard } = require('..');
+    const zk = client();
+    const other = client();
+    try {
+      const path = `/zktx-test/${unique('guard')}`;
+      const guard = new FencingTokenGuard();
+      const first = await zk.lock(path);
+      const firstToken = first.token;
+      await first.release();
+      const second = await other.lock(path);
+      guard.check('orders-db', second.token); // the new holder writes first
+      expect(guard.accept('orders-db', firstToken)).toBe(false);
+      expect(() => guard.check('orders-db', firstToken)).toThrow(expect.objectContaining({ code: 'STALE_TOKEN' }));
+      expect(guard.accept('orders-db', second.token)).toBe(true); // same holder again: fine
+      expect(guard.accept('other-db', firstToken)).toBe(true); // per resource
+      expect(guard.highest('orders-db')).toBe(second.token);
+      expect(() => guard.accept('x', 'not a number')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      await second.release();
+    } finally {
+      await zk.close();
+      await other.close();
+    }
+  });
+});
