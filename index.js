@@ -310,6 +310,16 @@ function installExitHook() {
     if (open.size === 0) return;
     Promise.all([...open].map((zk) => zk.close().catch(() => {}))).catch(() => {});
   });
+  // process.exit() skips beforeExit: close synchronously so no session (and lock) outlives us.
+  process.on('exit', () => {
+    for (const zk of open) {
+      try {
+        zk._native.closeSync();
+      } catch {
+        // exiting anyway
+      }
+    }
+  });
 }
 
 /**

@@ -232,3 +232,18 @@ describe('FencingTokenGuard (downstream fencing)', () => {
     }
   });
 });
+
+describe('process exit', () => {
+  it('a holder that calls process.exit() frees its lock at once, not after its 20 s session timeout', async () => {
+    const { execFileSync } = require('node:child_process');
+    const path = `/zktx-test/${unique('exit')}`;
+    execFileSync(process.execPath, [workerPath('exit-holder.js'), path], { stdio: 'inherit', timeout: 30000 });
+    const zk = client();
+    try {
+      const lock = await zk.lock(path, { timeout: 3000 });
+      await lock.release();
+    } finally {
+      await zk.close();
+    }
+  });
+});

@@ -216,6 +216,17 @@ impl NativeClient {
         Ok(())
     }
 
+    /// Closes the session, blocking the calling thread (at most ~2 s): for `process.on('exit')`,
+    /// where nothing asynchronous runs any more.
+    #[napi]
+    pub fn close_sync(&self) -> Result<()> {
+        no_panic(|| {
+            let store = self.store.clone();
+            napi::bindgen_prelude::block_on(async move { store.close().await });
+            Ok(())
+        })
+    }
+
     /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
     #[napi]
     pub async fn acquire(&self, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
