@@ -5,6 +5,7 @@
 //   const lock = await sys.lock(name); await lock.release();   // exclusive lock named `name`
 //   await sys.executeTransaction(key, valueOrUpdater);          // lock, read, write, unlock
 //   await sys.get(key); await sys.set(key, value);              // one key, JSON values
+//   await sys.transfer(from, to, amount);                       // a 2-key transaction
 //   await sys.close();
 //
 // zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx/bench; the
@@ -13,6 +14,8 @@
 const path = require('node:path');
 
 const BASELINE_ROOT = '/bench-baseline';
+/** The zktx package to measure: this checkout, or another build of it (`npm run bench -- --zktx DIR`). */
+const zktxPackage = () => process.env.ZKTX_BENCH_PACKAGE || path.join(__dirname, '..');
 const SESSION_TIMEOUT_MS = 30_000;
 
 /** `require` that turns a missing or unbuildable package into a reason instead of a crash. */
@@ -26,9 +29,10 @@ function tryRequire(id) {
 
 const zktx = {
   name: 'zktx',
-  load: () => tryRequire(path.join(__dirname, '..')),
+  package: zktxPackage,
+  load: () => tryRequire(zktxPackage()),
   async open(connect) {
-    const { ZooKeeper } = require(path.join(__dirname, '..'));
+    const { ZooKeeper } = require(zktxPackage());
     const zk = new ZooKeeper({ connect, timeout: SESSION_TIMEOUT_MS, debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR });
     await zk.connect();
     return {
@@ -37,6 +41,18 @@ const zktx = {
       executeTransaction: (key, v) => zk.executeTransaction(key, v),
       get: (key) => zk.get(key),
       set: (key, value) => zk.set(key, value),
+      // optimistic: versioned reads, one multi that checks them and writes both keys
+      transfer: (from, to, amount) =>
+        zk.transaction(
+          async (tx) => {
+            const [a, b] = await tx.getMany([from, to]);
+            if ((a ?? 0) < amount) return false;
+            tx.set(from, a - amount);
+            tx.set(to, (b ?? 0) + amount);
+            return true;
+          },
+          { retries: 1000 }
+        ),
       close: () => zk.close(),
     };
   },
@@ -55,6 +71,7 @@ function baseline(pkg) {
         executeTransaction: (key, v) => recipes.executeTransaction(key, v),
         get: (key) => recipes.get(key),
         set: (key, value) => recipes.set(key, value),
+        transfer: (from, to, amount) => recipes.transfer(from, to, amount),
         close: async () => recipes.client.close(),
       };
     },

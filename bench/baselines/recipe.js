@@ -16,7 +16,8 @@
 // Errors carry `code` 'NONODE' | 'NODEEXISTS' | 'BADVERSION' | ... (the client's own mapped).
 //
 // Round trips, uncontended: lock = create + getChildren, unlock = delete (3);
-// executeTransaction = create + getChildren + getData + setData + delete (5).
+// executeTransaction = create + getChildren + getData + setData + delete (5);
+// transfer (2 keys) = 2 locks + 2 getData + 2 setData + 2 deletes (10).
 
 const PREFIX = 'lock-';
 
@@ -88,9 +89,13 @@ class BaselineRecipes {
     return `${this.root}/kv/${encodeURIComponent(key)}`;
   }
 
+  keyLock(key) {
+    return this.lock(`${this.root}/locks/${encodeURIComponent(key)}`);
+  }
+
   /** The tutorial's executeTransaction: lock the key, read it, write it, unlock. */
   async executeTransaction(key, valueOrUpdater) {
-    const lock = await this.lock(`${this.root}/locks/${encodeURIComponent(key)}`);
+    const lock = await this.keyLock(key);
     try {
       const path = this.keyPath(key);
       const current = await this.client.getData(path);
@@ -102,6 +107,29 @@ class BaselineRecipes {
       return { key, value, previous };
     } finally {
       await lock.release();
+    }
+  }
+
+  /**
+   * Moves `amount` from one numeric key to another under both keys' locks, taken in key order
+   * (no deadlock). Not atomic should the process die between the two writes: ZooKeeper's
+   * `multi` is what would make it so, and hand-written code rarely reaches for it.
+   */
+  async transfer(from, to, amount) {
+    const locks = [];
+    try {
+      for (const key of [from, to].sort()) locks.push(await this.keyLock(key));
+      const a = await this.client.getData(this.keyPath(from));
+      const b = await this.client.getData(this.keyPath(to));
+      const balance = a ? JSON.parse(a.data) : 0;
+      if (balance < amount) return false;
+      await this.client.setData(this.keyPath(from), JSON.stringify(balance - amount), a.version);
+      const json = JSON.stringify((b ? JSON.parse(b.data) : 0) + amount);
+      if (b) await this.client.setData(this.keyPath(to), json, b.version);
+      else await this.createWithParents(this.keyPath(to), json, 'persistent');
+      return true;
+    } finally {
+      for (const lock of locks.reverse()) await lock.release();
     }
   }
 

@@ -87,7 +87,7 @@ function open(connect, root, { sessionTimeout = 30000, connectTimeout = 15000 } 
   const zk = new ZooKeeper({
     connect,
     timeout: sessionTimeout,
-    debug_level: C.ZOO_LOG_LEVEL_WARN,
+    debug_level: C.ZOO_LOG_LEVEL_ERROR,
     host_order_deterministic: false,
   });
   return new Promise((resolve, reject) => {

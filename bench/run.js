@@ -1,0 +1,571 @@
+#!/usr/bin/env node
+'use strict';
+// npm run bench [-- --quick] : how much faster zktx is than what a Node team would otherwise use
+// (the same lock recipe on node-zookeeper-client and on the `zookeeper` C binding), and how close
+// it comes to what the server allows (the best pipelined write rate any client reaches).
+//
+// Every scenario (bench/scenarios.js) runs per system in fresh processes (bench/worker.js):
+// connect, warm up, all report ready, then go together for a fixed time. Repetitions interleave
+// the systems and alternate their order (ABC, CBA, ...). Requests per op come from the server's
+// `mntr` zk_packets_received. Prints a table and writes bench/results/latest.json.
+//
+// Starts its own standalone ZooKeeper with forceSync=yes (writes reach the disk, as in
+// production) unless ZK_CONNECT is set, and stops it at the end.
+
+const childProcess = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { parseArgs } = require('node:util');
+
+const zkServer = require('../scripts/zk');
+const { SYSTEMS } = require('./systems');
+const { SCENARIOS } = require('./scenarios');
+
+const WORKER = path.join(__dirname, 'worker.js');
+const PROBES = path.join(__dirname, 'probes.js');
+const DEFAULT_OUT = path.join(__dirname, 'results', 'latest.json');
+
+const PROFILES = {
+  full: { reps: 3, durationMs: 3000, warmupMs: 1000, memory: { hold: 10_000, cyclesLow: 10_000, cyclesHigh: 100_000 } },
+  quick: { reps: 2, durationMs: 500, warmupMs: 250, memory: { hold: 10_000, cyclesLow: 1_000, cyclesHigh: 10_000 } },
+};
+
+/** What the project promised (issue 7). Reported, never asserted. */
+const TARGETS = [
+  { name: 'executeTransaction vs node-zookeeper-client', scenario: 'txn_uncontended', vs: 'node-zookeeper-client', min: 1.8 },
+  { name: 'uncontended lock cycle vs node-zookeeper-client', scenario: 'lock_uncontended', vs: 'node-zookeeper-client', min: 1.25 },
+  { name: 'contended counter vs node-zookeeper-client', scenario: 'lock_contended', vs: 'node-zookeeper-client', min: 2 },
+  { name: 'pipelined set vs ceiling', scenario: 'set_pipelined', vs: 'ceiling', min: 0.9 },
+  { name: 'native overhead per call (µs)', overhead: true, max: 20 },
+];
+
+function usage() {
+  return [
+    'usage: npm run bench [-- options]',
+    '  --quick              short run (about a minute): 2 repetitions of 0.5 s, smaller memory probe',
+    '  --reps N             repetitions per scenario and system (full: 3)',
+    '  --duration MS        measured time per run (full: 3000)',
+    '  --warmup MS          warm-up per run (full: 1000)',
+    '  --only a,b           only these scenarios (' + SCENARIOS.map((s) => s.name).join(', ') + ')',
+    '  --systems a,b        only these systems (' + Object.keys(SYSTEMS).join(', ') + ')',
+    '  --skip-memory        no memory probe',
+    '  --out FILE           where to write the JSON (default bench/results/latest.json)',
+    '  --zktx DIR           the zktx package to measure (default: this checkout)',
+    'ZK_CONNECT=host:port   use that server instead of starting one',
+  ].join('\n');
+}
+
+function parseCli(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      reps: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      only: { type: 'string' },
+      systems: { type: 'string' },
+      'skip-memory': { type: 'boolean', default: false },
+      out: { type: 'string' },
+      zktx: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const profile = { ...PROFILES[values.quick ? 'quick' : 'full'] };
+  const int = (name, v, min) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
+    return n;
+  };
+  if (values.reps !== undefined) profile.reps = int('reps', values.reps, 1);
+  if (values.duration !== undefined) profile.durationMs = int('duration', values.duration, 100);
+  if (values.warmup !== undefined) profile.warmupMs = int('warmup', values.warmup, 0);
+  const list = (v, known, what) => {
+    if (v === undefined) return known;
+    const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const n of names) if (!known.includes(n)) throw new Error(`unknown ${what} ${n} (known: ${known.join(', ')})`);
+    return known.filter((k) => names.includes(k));
+  };
+  return {
+    help: values.help,
+    quick: values.quick,
+    profile,
+    scenarios: list(values.only, SCENARIOS.map((s) => s.name), 'scenario'),
+    systems: list(values.systems, Object.keys(SYSTEMS), 'system'),
+    memory: !values['skip-memory'],
+    out: values.out ? path.resolve(values.out) : DEFAULT_OUT,
+    zktx: values.zktx ? path.resolve(values.zktx) : undefined,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// child processes
+
+/** A forked child with a message inbox: `expect(type)` resolves its next message of that type. */
+function spawnChild(file, execArgv = []) {
+  const child = childProcess.fork(file, [], {
+    serialization: 'advanced', // latencies travel as a Float64Array
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv,
+  });
+  const inbox = [];
+  let waiter = null;
+  let exited = null;
+  const deliver = () => {
+    if (!waiter) return;
+    const i = inbox.findIndex((m) => m.type === waiter.type || m.type === 'error');
+    if (i >= 0) {
+      const [m] = inbox.splice(i, 1);
+      const w = waiter;
+      waiter = null;
+      clearTimeout(w.timer);
+      if (m.type === 'error') w.reject(new Error(`pid ${child.pid}: ${m.message}`));
+      else w.resolve(m);
+    } else if (exited) {
+      const w = waiter;
+      waiter = null;
+      clearTimeout(w.timer);
+      w.reject(new Error(`pid ${child.pid} exited (${exited}) before sending "${w.type}"`));
+    }
+  };
+  child.on('message', (m) => {
+    inbox.push(m);
+    deliver();
+  });
+  const exitPromise = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      exited = signal || `code ${code}`;
+      deliver();
+      resolve();
+    })
+  );
+  return {
+    child,
+    send: (msg) => child.send(msg),
+    expect(type, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiter = null;
+          reject(new Error(`pid ${child.pid}: no "${type}" within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiter = { type, resolve, reject, timer };
+        deliver();
+      });
+    },
+    /** Ask it to exit; SIGKILL it (our own child, by its handle) if it has not within `ms`. */
+    async finish(ms = 10_000) {
+      if (!exited && child.connected) {
+        try {
+          child.send({ type: 'exit' });
+        } catch {}
+      }
+      const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+      await exitPromise;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function probe(msg, { execArgv = [], timeoutMs = 600_000 } = {}) {
+  const c = spawnChild(PROBES, execArgv);
+  try {
+    c.send(msg);
+    return (await c.expect('result', timeoutMs)).result;
+  } finally {
+    await c.finish();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one measured run
+
+let runSeq = 0;
+
+async function runOnce(ctx, scenario, system) {
+  const run = `${ctx.stamp}-${++runSeq}`;
+  const workers = scenario.processes || 1;
+  const children = Array.from({ length: workers }, () => spawnChild(WORKER));
+  try {
+    const init = (worker) =>
+      children[worker].send({ type: 'init', system, scenario: scenario.name, connect: ctx.connect, run, worker, workers, warmupMs: ctx.profile.warmupMs });
+    const setupTimeout = ctx.profile.warmupMs + 60_000;
+    if (scenario.prepare) {
+      // worker 0 lays out the run's znodes before anyone else touches them
+      init(0);
+      await children[0].expect('prepared', setupTimeout);
+      for (let w = 1; w < workers; w++) init(w);
+    } else {
+      for (let w = 0; w < workers; w++) init(w);
+    }
+    await Promise.all(children.map((c) => c.expect('ready', setupTimeout)));
+    const auditBefore = scenario.audit ? await readAudit(children[0]) : null;
+
+    const before = await ctx.packets();
+    for (const c of children) c.send({ type: 'go', durationMs: ctx.profile.durationMs });
+    const done = await Promise.all(children.map((c) => c.expect('done', ctx.profile.durationMs + 120_000)));
+    const after = await ctx.packets();
+
+    const ops = done.reduce((n, d) => n + d.ops, 0);
+    const result = {
+      ops,
+      opsPerS: done.reduce((r, d) => r + d.ops / (d.elapsedMs / 1000), 0),
+      latencies: done.map((d) => d.latencies),
+      packets: before === null || after === null ? null : after - before - ctx.probeCost,
+    };
+    if (scenario.audit) {
+      const auditAfter = await readAudit(children[0]);
+      const expected = scenario.audit.growth(ops);
+      result.audit = { before: auditBefore, after: auditAfter, expected_growth: expected, ok: auditAfter - auditBefore === expected };
+    }
+    return result;
+  } finally {
+    await Promise.all(children.map((c) => c.finish()));
+  }
+}
+
+async function readAudit(c) {
+  c.send({ type: 'audit' });
+  return (await c.expect('audited', 60_000)).value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// statistics and report
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function summarize(scenario, system, runs) {
+  const lat = new Float64Array(runs.reduce((n, r) => n + r.latencies.reduce((k, a) => k + a.length, 0), 0));
+  let at = 0;
+  for (const r of runs) for (const a of r.latencies) (lat.set(a, at), (at += a.length));
+  lat.sort();
+  const ops = runs.reduce((n, r) => n + r.ops, 0);
+  const packets = runs.every((r) => r.packets !== null) ? runs.reduce((n, r) => n + r.packets, 0) : null;
+  const out = {
+    scenario,
+    system,
+    ops_per_s: median(runs.map((r) => r.opsPerS)),
+    p50_ms: percentile(lat, 50),
+    p99_ms: percentile(lat, 99),
+    req_per_op: packets === null || ops === 0 ? null : packets / ops,
+    ops_per_s_runs: runs.map((r) => r.opsPerS),
+    ops,
+  };
+  const audits = runs.filter((r) => r.audit).map((r) => r.audit);
+  if (audits.length) {
+    out.audit_ok = audits.every((a) => a.ok);
+    out.audits = audits;
+  }
+  return out;
+}
+
+const fmt = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits));
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+
+function printTable(results, ratios) {
+  const head = `${pad('scenario', 18)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}${lpad('zktx ÷ it', 11)}`;
+  console.log(head);
+  console.log('-'.repeat(head.length));
+  let last = null;
+  for (const r of results) {
+    const ratio = ratios.find((x) => x.scenario === r.scenario && x.baseline === r.system);
+    const flag = r.audit_ok === false ? '  AUDIT FAILED' : '';
+    console.log(
+      `${pad(r.scenario === last ? '' : r.scenario, 18)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(fmt(r.p50_ms, 3), 9)}` +
+        `${lpad(fmt(r.p99_ms, 3), 9)}${lpad(fmt(r.req_per_op, 2), 8)}${lpad(ratio ? `${fmt(ratio.zktx_over_baseline)}×` : '', 11)}${flag}`
+    );
+    last = r.scenario;
+  }
+}
+
+/** Section names of a 64-bit little-endian ELF file (Linux), else null. */
+function elfSectionNames(file) {
+  const b = fs.readFileSync(file);
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b[5] !== 1) return null;
+  const shoff = Number(b.readBigUInt64LE(0x28));
+  const shentsize = b.readUInt16LE(0x3a);
+  const shnum = b.readUInt16LE(0x3c);
+  const strtab = Number(b.readBigUInt64LE(shoff + b.readUInt16LE(0x3e) * shentsize + 0x18));
+  const names = [];
+  for (let i = 0; i < shnum; i++) {
+    const start = strtab + b.readUInt32LE(shoff + i * shentsize);
+    names.push(b.toString('latin1', start, b.indexOf(0, start)));
+  }
+  return names;
+}
+
+/** Which zktx addon the workers load, and whether it is a debug build (DWARF sections kept). */
+function addonInfo() {
+  const pkg = SYSTEMS.zktx.package();
+  const file = process.env.ZKTX_NATIVE || path.join(pkg, 'zktx.node');
+  let build = 'unknown';
+  try {
+    const names = elfSectionNames(file);
+    // release builds strip symbols (Cargo.toml [profile.release]); debug builds keep DWARF
+    if (names) build = names.includes('.debug_info') ? 'debug' : 'release';
+  } catch {}
+  return { package: pkg, file, build };
+}
+
+function machineInfo(ctx, zkVersion) {
+  const cpus = os.cpus();
+  let commit = null;
+  try {
+    commit = childProcess.execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {}
+  return {
+    date: new Date().toISOString(),
+    hostname: os.hostname(),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpu: cpus[0] ? cpus[0].model : 'unknown',
+    cpus: cpus.length,
+    memory_gb: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    loadavg_at_start: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    node: process.version,
+    zookeeper: zkVersion,
+    zookeeper_server: ctx.ownServer ? 'standalone on loopback, started by the bench, forceSync=yes' : `ZK_CONNECT=${ctx.connect}`,
+    commit,
+    zktx_addon: addonInfo(),
+    profile: ctx.quick ? 'quick' : 'full',
+    repetitions: ctx.profile.reps,
+    measured_ms_per_run: ctx.profile.durationMs,
+    warmup_ms_per_run: ctx.profile.warmupMs,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(argv) {
+  let opts;
+  try {
+    opts = parseCli(argv);
+  } catch (err) {
+    console.error(`bench: ${err.message}\n${usage()}`);
+    return 2;
+  }
+  if (opts.help) {
+    console.log(usage());
+    return 0;
+  }
+  const t0 = Date.now();
+  const notes = [];
+  if (opts.zktx) process.env.ZKTX_BENCH_PACKAGE = opts.zktx; // read by the workers too
+
+  const systems = [];
+  for (const name of opts.systems) {
+    const loaded = SYSTEMS[name].load();
+    if (loaded.reason) notes.push(`skipped system ${name}: ${loaded.reason}`);
+    else systems.push(name);
+  }
+  if (!systems.includes('zktx')) {
+    console.error(`bench: cannot load zktx (${SYSTEMS.zktx.load().reason}); build it: npm run build`);
+    return 1;
+  }
+  const addon = addonInfo();
+  if (addon.build === 'debug') notes.push(`${addon.file} is a debug build: zktx's numbers mean little (npm run build makes a release one)`);
+
+  let server = null;
+  const ctx = { quick: opts.quick, profile: opts.profile, stamp: Date.now().toString(36), probeCost: 0 };
+  if (process.env.ZK_CONNECT) {
+    ctx.connect = process.env.ZK_CONNECT;
+    const first = ctx.connect.split('/')[0].split(',')[0];
+    const [host, port] = [first.slice(0, first.lastIndexOf(':')), Number(first.slice(first.lastIndexOf(':') + 1))];
+    ctx.mntr = () => zkServer.mntr(port, host);
+  } else {
+    server = await zkServer.startStandalone({ forceSync: true });
+    ctx.connect = server.connect;
+    ctx.ownServer = true;
+    ctx.mntr = () => zkServer.mntr(server.port);
+  }
+
+  try {
+    let zkVersion = null;
+    ctx.packets = async () => {
+      try {
+        return (await ctx.mntr()).zk_packets_received;
+      } catch {
+        return null;
+      }
+    };
+    try {
+      // The mntr probe is itself a packet: measure what back-to-back probes add, subtract it.
+      const m = await ctx.mntr();
+      zkVersion = String(m.zk_version).split(',')[0].replace(/-\$\{.*\}$/, '');
+      const a = await ctx.packets();
+      const b = await ctx.packets();
+      const c = await ctx.packets();
+      ctx.probeCost = (c - a) / 2;
+    } catch (err) {
+      notes.push(`no mntr on ${ctx.connect} (${err.message}): requests per op not measured`);
+    }
+    const machine = machineInfo(ctx, zkVersion);
+    const { reps, durationMs, warmupMs } = ctx.profile;
+    console.log(
+      `zktx bench (${machine.profile}): ${machine.cpus} × ${machine.cpu}, ${machine.node}, ZooKeeper ${zkVersion} at ${ctx.connect}` +
+        `${ctx.ownServer ? ' (forceSync=yes)' : ''}; ${reps} repetitions × ${durationMs} ms after ${warmupMs} ms warm-up`
+    );
+    for (const n of notes) console.log(`note: ${n}`);
+
+    const zktxApi = require(SYSTEMS.zktx.package()).ZooKeeper.prototype;
+    const results = [];
+    const failures = [];
+    for (const scenario of SCENARIOS.filter((s) => opts.scenarios.includes(s.name))) {
+      if (scenario.requires && typeof zktxApi[scenario.requires] !== 'function') {
+        notes.push(`skipped ${scenario.name}: zk.${scenario.requires} does not exist yet`);
+        continue;
+      }
+      if (!scenario.op) {
+        notes.push(`skipped ${scenario.name}: zk.${scenario.requires} exists; its scenario has no op yet (bench/scenarios.js)`);
+        continue;
+      }
+      const runs = Object.fromEntries(systems.map((s) => [s, []]));
+      for (let rep = 0; rep < reps; rep++) {
+        const order = rep % 2 === 0 ? systems : [...systems].reverse();
+        for (const system of order) {
+          try {
+            runs[system].push(await runOnce(ctx, scenario, system));
+          } catch (err) {
+            failures.push({ scenario: scenario.name, system, rep, error: err.message.split('\n')[0] });
+            console.log(`FAILED ${scenario.name} ${system} rep ${rep + 1}: ${err.message}`);
+          }
+        }
+      }
+      for (const system of systems) if (runs[system].length) results.push(summarize(scenario.name, system, runs[system]));
+      process.stdout.write(`  ${scenario.name} done (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+    }
+
+    const get = (scenario, system) => results.find((r) => r.scenario === scenario && r.system === system);
+    const ratios = [];
+    for (const r of results) {
+      if (r.system === 'zktx') continue;
+      const z = get(r.scenario, 'zktx');
+      if (z) ratios.push({ scenario: r.scenario, baseline: r.system, zktx_over_baseline: z.ops_per_s / r.ops_per_s });
+    }
+    const pipelined = results.filter((r) => r.scenario === 'set_pipelined');
+    const ceiling = pipelined.length ? pipelined.reduce((best, r) => (r.ops_per_s > best.ops_per_s ? r : best)) : null;
+
+    let overhead = null;
+    if (opts.scenarios.length) {
+      try {
+        overhead = await probe({ probe: 'overhead', connect: ctx.connect, run: `${ctx.stamp}-oh` });
+      } catch (err) {
+        notes.push(`native overhead probe failed: ${err.message.split('\n')[0]}`);
+      }
+    }
+    const zGet = get('get', 'zktx');
+    const baseGets = results.filter((r) => r.scenario === 'get' && r.system !== 'zktx');
+    const bestBaseGet = baseGets.length ? baseGets.reduce((a, b) => (a.p50_ms < b.p50_ms ? a : b)) : null;
+    const nativeOverhead = {
+      method: 'await lock.release() on a released zktx Lock: an async JS -> Rust (tokio) -> JS call that sends nothing',
+      per_call_us: overhead ? overhead.async_call_us : null,
+      js_await_us: overhead ? overhead.js_await_us : null,
+      sync_getter_ns: overhead ? overhead.sync_getter_ns : null,
+      get_p50_minus_best_baseline_us: zGet && bestBaseGet ? (zGet.p50_ms - bestBaseGet.p50_ms) * 1000 : null,
+      best_baseline_get: bestBaseGet ? bestBaseGet.system : null,
+    };
+
+    const memory = [];
+    if (opts.memory) {
+      const m = ctx.profile.memory;
+      for (const system of ['zktx']) {
+        try {
+          memory.push(
+            await probe(
+              { probe: 'memory', system, connect: ctx.connect, run: `${ctx.stamp}-mem`, hold: m.hold, cyclesLow: m.cyclesLow, cyclesHigh: m.cyclesHigh },
+              { execArgv: ['--expose-gc'] }
+            )
+          );
+        } catch (err) {
+          notes.push(`memory probe (${system}) failed: ${err.message.split('\n')[0]}`);
+        }
+      }
+    }
+
+    const targets = TARGETS.map((t) => {
+      let value = null;
+      if (t.overhead) value = nativeOverhead.per_call_us;
+      else if (t.vs === 'ceiling') {
+        const z = get(t.scenario, 'zktx');
+        value = z && ceiling ? z.ops_per_s / ceiling.ops_per_s : null;
+      } else {
+        const r = ratios.find((x) => x.scenario === t.scenario && x.baseline === t.vs);
+        value = r ? r.zktx_over_baseline : null;
+      }
+      const pass = value === null ? null : t.max !== undefined ? value < t.max : value >= t.min;
+      return { target: t.name, goal: t.max !== undefined ? `< ${t.max}` : `>= ${t.min}`, value, verdict: pass === null ? 'N/A' : pass ? 'PASS' : 'MISS' };
+    });
+
+    machine.loadavg_at_end = os.loadavg().map((l) => Math.round(l * 100) / 100);
+
+    // ------------------------------------------------------------------ print
+    console.log('');
+    printTable(results, ratios);
+    console.log('');
+    for (const s of SCENARIOS.filter((x) => opts.scenarios.includes(x.name) && x.op)) console.log(`  ${pad(s.name, 17)} ${s.what}`);
+    console.log('  ops/s: median of the repetitions; p50/p99: per operation, all repetitions pooled;');
+    console.log('  req/op: requests the server received per operation (mntr zk_packets_received); zktx ÷ it: ops/s ratio');
+    if (ceiling) console.log(`\nceiling (best pipelined set): ${fmt(ceiling.ops_per_s, 0)} ops/s by ${ceiling.system}`);
+    for (const r of results.filter((x) => x.audit_ok !== undefined)) {
+      const what = SCENARIOS.find((s) => s.name === r.scenario).audit.what;
+      console.log(`audit ${r.scenario} ${r.system}: ${r.audit_ok ? 'ok' : 'FAILED'} (${what}) ${r.audits.map((a) => `${a.before}→${a.after}`).join(', ')}`);
+    }
+    console.log('\nnative overhead (zktx, no network):');
+    console.log(`  async call (released lock.release()): ${fmt(nativeOverhead.per_call_us)} µs per call; a plain JS await: ${fmt(nativeOverhead.js_await_us, 3)} µs; sync getter: ${fmt(nativeOverhead.sync_getter_ns, 0)} ns`);
+    if (nativeOverhead.get_p50_minus_best_baseline_us !== null) {
+      console.log(`  get p50, zktx minus ${nativeOverhead.best_baseline_get}: ${fmt(nativeOverhead.get_p50_minus_best_baseline_us, 1)} µs (network included, for comparison)`);
+    }
+    for (const m of memory) {
+      console.log(`\nmemory (${m.system}, RSS after gc):`);
+      console.log(`  idle ${fmt(m.rss_idle_mb, 1)} MB; holding ${m.held_locks} locks ${fmt(m.rss_holding_mb, 1)} MB (${fmt(m.kb_per_held_lock, 2)} KB/lock); after releasing them ${fmt(m.rss_after_release_mb, 1)} MB`);
+      console.log(`  after ${m.cycles_low} lock cycles ${fmt(m.rss_after_low_mb, 1)} MB, after ${m.cycles_high} ${fmt(m.rss_after_high_mb, 1)} MB: growth ${fmt(m.growth_mb, 1)} MB`);
+    }
+    console.log('\ntargets (reported, not asserted):');
+    for (const t of targets) {
+      const shown = t.value === null ? '-' : t.target.includes('µs') ? `${fmt(t.value)} µs` : t.target.includes('ceiling') ? `${fmt(t.value * 100, 0)}%` : `${fmt(t.value)}×`;
+      console.log(`  ${pad(t.verdict, 5)} ${pad(t.target, 50)} ${lpad(shown, 9)}  goal ${t.goal}`);
+    }
+    for (const n of notes) if (!n.startsWith('skipped system')) console.log(`note: ${n}`);
+    console.log(`load average at start ${machine.loadavg_at_start.join(' ')}, at end ${machine.loadavg_at_end.join(' ')} (1-minute, 5, 15; other work on the machine adds noise)`);
+    for (const f of failures) console.log(`failed run: ${f.scenario} ${f.system} rep ${f.rep + 1}: ${f.error}`);
+
+    const json = {
+      machine,
+      results: results.map(({ scenario, system, ops_per_s, p50_ms, p99_ms, req_per_op, ...rest }) => ({ scenario, system, ops_per_s, p50_ms, p99_ms, req_per_op, ...rest })),
+      ratios,
+      ceiling: ceiling ? { ops_per_s: ceiling.ops_per_s, system: ceiling.system } : null,
+      native_overhead: nativeOverhead,
+      memory,
+      targets,
+      notes,
+      failures,
+      seconds: (Date.now() - t0) / 1000,
+    };
+    fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+    fs.writeFileSync(opts.out, JSON.stringify(json, null, 2) + '\n');
+    console.log(`\nwrote ${path.relative(process.cwd(), opts.out)} in ${json.seconds.toFixed(0)} s`);
+    const auditFailed = results.some((r) => r.audit_ok === false);
+    return failures.length || auditFailed ? 1 : 0;
+  } finally {
+    if (server) await server.stop();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`bench: ${err.stack || err.message}`);
+    process.exit(1);
+  }
+);

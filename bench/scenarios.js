@@ -1,0 +1,130 @@
+'use strict';
+// What `npm run bench` measures: one row per scenario. Each scenario runs, per system and
+// repetition, in `processes` fresh Node processes (bench/worker.js), each with `concurrency`
+// loops that call `op(slot)` back to back: first for the warm-up, then, after every process said
+// it is ready, for the measured section.
+//
+//   name         the key in the report and in bench/results/latest.json
+//   what         one line for the table's legend
+//   processes    how many worker processes (default 1)
+//   concurrency  operations in flight per process (default 1)
+//   prepare(sys, ctx)        once per run, in worker 0, before the other workers start (optional)
+//   setup(sys, ctx)          once per process before the warm-up (optional)
+//   op(sys, ctx) -> (slot) => Promise   one operation
+//   audit: { what, read(sys, ctx) -> number, growth(ops) -> number }   a correctness check:
+//                read before and after the measured section, it must grow by growth(ops)
+//   requires     a zktx method (on ZooKeeper.prototype) the scenario needs; without it the
+//                scenario is skipped with a note (hooks for features still to come)
+//
+// ctx = { run, worker, workers }: `run` is unique per (scenario, system, repetition), so no run
+// sees another's znodes.
+
+const accounts = (ctx) => Array.from({ length: 8 }, (_, i) => `bench/bank-${ctx.run}-${i}`);
+
+const SCENARIOS = [
+  {
+    name: 'lock_uncontended',
+    what: 'lock + unlock of one lock, 1 process',
+    op: (sys, ctx) => async () => {
+      const lock = await sys.lock(`lu-${ctx.run}`);
+      await lock.release();
+    },
+  },
+  {
+    name: 'txn_uncontended',
+    what: "the tutorial's executeTransaction(key, value), 1 process",
+    op: (sys, ctx) => {
+      let value = 0;
+      return () => sys.executeTransaction(`bench/txn-${ctx.run}`, ++value);
+    },
+  },
+  {
+    name: 'lock_contended',
+    what: '4 processes increment one counter under one lock (read, +1, write)',
+    processes: 4,
+    audit: {
+      what: 'counter grew by the number of increments counted',
+      read: async (sys, ctx) => (await sys.get(`bench/counter-${ctx.run}`)) ?? 0,
+      growth: (ops) => ops,
+    },
+    op: (sys, ctx) => {
+      const key = `bench/counter-${ctx.run}`;
+      const increment = (current) => (current ?? 0) + 1;
+      return () => sys.executeTransaction(key, increment);
+    },
+  },
+  {
+    name: 'lock_many',
+    what: '4 processes, each lock + unlock of its own lock',
+    processes: 4,
+    op: (sys, ctx) => async () => {
+      const lock = await sys.lock(`many-${ctx.run}-${ctx.worker}`);
+      await lock.release();
+    },
+  },
+  {
+    name: 'get',
+    what: 'read one key, one at a time, 1 process',
+    setup: (sys, ctx) => sys.set(`bench/get-${ctx.run}`, { n: 1 }),
+    op: (sys, ctx) => {
+      const key = `bench/get-${ctx.run}`;
+      return () => sys.get(key);
+    },
+  },
+  {
+    name: 'set',
+    what: 'write one key, one at a time, 1 process',
+    op: (sys, ctx) => {
+      const key = `bench/set-${ctx.run}`;
+      let n = 0;
+      return () => sys.set(key, { n: ++n });
+    },
+  },
+  {
+    name: 'set_pipelined',
+    what: 'writes with 64 in flight on one session (64 keys), 1 process',
+    concurrency: 64,
+    op: (sys, ctx) => {
+      const keys = Array.from({ length: 64 }, (_, slot) => `bench/pipe-${ctx.run}-${slot}`);
+      let n = 0;
+      return (slot) => sys.set(keys[slot], { n: ++n });
+    },
+  },
+  {
+    name: 'tx_bank',
+    what: '4 processes move money between 8 accounts: a transaction over 2 keys',
+    processes: 4,
+    requires: 'transaction',
+    prepare: async (sys, ctx) => {
+      for (const key of accounts(ctx)) await sys.set(key, 1000);
+    },
+    audit: {
+      what: 'the total of all accounts did not change',
+      read: async (sys, ctx) => {
+        let total = 0;
+        for (const key of accounts(ctx)) total += (await sys.get(key)) ?? 0;
+        return total;
+      },
+      growth: () => 0,
+    },
+    op: (sys, ctx) => {
+      const keys = accounts(ctx);
+      return () => {
+        const from = Math.floor(Math.random() * keys.length);
+        const to = (from + 1 + Math.floor(Math.random() * (keys.length - 1))) % keys.length;
+        return sys.transfer(keys[from], keys[to], 1 + Math.floor(Math.random() * 20));
+      };
+    },
+  },
+  // A hook for what zktx does not have yet: it runs once the method exists and the scenario
+  // has an `op` (for zktx in systems.js, for the baselines in baselines/recipe.js).
+  {
+    name: 'rw_mixed',
+    what: 'read-write lock, 90% readers / 10% writers, 4 processes',
+    processes: 4,
+    requires: 'readWriteLock',
+    op: null,
+  },
+];
+
+module.exports = { SCENARIOS };
