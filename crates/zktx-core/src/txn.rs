@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use zookeeper_client as zk;
 
-use crate::error::{Error, Result};
+use std::time::Duration;
+
+use crate::error::{Error, Outcome, Result};
 use crate::kv::{JsonValue, Layout};
 use crate::recipe::driver::StandardDriver;
 use crate::recipe::internals::{self, AcquireOptions};
@@ -139,6 +141,7 @@ impl KeyTransaction {
                     Err(e) => Err(e),
                 }
             },
+            Err(err) if err.outcome() == Outcome::Unknown => self.resolve_unknown(err, &value).await,
             other => other,
         };
         match result {
@@ -160,6 +163,44 @@ impl KeyTransaction {
                 }
                 Err(err)
             },
+        }
+    }
+
+    /// Finds out whether a commit whose answer was lost applied, using the lock node as the
+    /// commit marker: the commit deletes it atomically with the write.
+    ///
+    /// Deleting the node ourselves settles it either way: if our delete succeeds, the commit had
+    /// not applied and now never can (its fence check would fail); if the node is already gone
+    /// while our session lives, the commit applied. Only if the session ends first does the
+    /// outcome stay unknown.
+    async fn resolve_unknown(&self, original: Error, value: &JsonValue) -> Result<i32> {
+        let Ok(client) = self.lock.client() else { return Err(original) };
+        let until = tokio::time::Instant::now() + self.request_timeout;
+        loop {
+            match deadline(self.request_timeout, "resolve commit outcome", client.delete(self.lock.node_path(), None)).await {
+                Ok(()) => {
+                    self.lock.mark_released();
+                    return Err(Error::ConnectionLoss {
+                        message: format!("{original}; resolved: the write was not applied (the lock was released)"),
+                        outcome: Outcome::NotApplied,
+                    });
+                },
+                Err(Error::ZooKeeper { code: "NONODE", .. }) if client.session_id() == self.client.session_id() => {
+                    // Our commit deleted it — unless a third party deleted the lock node. Tell
+                    // them apart by the value: ours, at the version right after the one we read.
+                    self.lock.mark_released();
+                    let expected = self.version.map_or(0, |v| v + 1);
+                    return match deadline(self.request_timeout, "read committed value", client.get_data(&self.value_path)).await {
+                        Ok((data, stat)) if stat.version == expected && data == value.as_str().as_bytes() => {
+                            tracing::debug!(key = %self.key, "commit outcome resolved: applied");
+                            Ok(expected)
+                        },
+                        _ => Err(original),
+                    };
+                },
+                Err(e) if e.is_transient() && tokio::time::Instant::now() < until => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(_) => return Err(original),
+            }
         }
     }
 

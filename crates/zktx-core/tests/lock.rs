@@ -78,7 +78,7 @@ async fn a_write_fenced_on_a_deleted_lock_node_is_refused() {
 
     // Someone else (an operator, a buggy peer) deletes the lock node.
     let other = session();
-    other.client().await.unwrap().delete(l.node_path(), &[]).await.unwrap();
+    other.client().await.unwrap().delete(l.node_path(), None).await.unwrap();
 
     let err = s.set(&key, &JsonValue::from_serialize("stale").unwrap(), &[&l]).await.unwrap_err();
     assert_eq!(err.code(), "LOCK_LOST");

@@ -62,7 +62,7 @@ async fn a_transaction_whose_lock_was_deleted_commits_nothing() {
     let key = unique("lost");
     let tx = s.begin(&key, &AcquireOptions::default()).await.unwrap();
     assert!(tx.current().is_none());
-    session().client().await.unwrap().delete(tx.lock().node_path(), &[]).await.unwrap();
+    session().client().await.unwrap().delete(tx.lock().node_path(), None).await.unwrap();
     let err = tx.commit(JsonValue::from_serialize("late").unwrap()).await.unwrap_err();
     assert_eq!(err.code(), "LOCK_LOST");
     assert!(s.get(&key).await.unwrap().is_none());
@@ -79,4 +79,56 @@ async fn commit_writes_value_and_releases_lock_in_one_multi() {
     assert_eq!(done2.previous.unwrap().as_str(), "\"v1\"");
     assert!(done2.token > done.token);
     assert!(s.children(&s.layout().lock_path(&key).unwrap()).await.unwrap().is_empty());
+}
+
+mod lost_answers {
+    use std::time::Duration;
+
+    use super::common::*;
+    use zktx_core::kv::JsonValue;
+    use zktx_core::recipe::AcquireOptions;
+    use zktx_core::{Outcome, SessionOptions, Store};
+
+    fn through(proxy: &Proxy) -> Store {
+        Store::new(SessionOptions { session_timeout: Duration::from_secs(6), ..SessionOptions::new(proxy.addr.clone()) }).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_whose_answer_was_lost_is_found_to_have_applied() {
+        let proxy = Proxy::start().await;
+        let s = through(&proxy);
+        let key = unique("lost-answer");
+        s.set(&key, &JsonValue::from_serialize(&1).unwrap(), &[]).await.unwrap();
+        let tx = s.begin(&key, &AcquireOptions::default()).await.unwrap();
+        proxy.drop_answers();
+        let commit = tokio::spawn(async move { tx.commit(JsonValue::from_serialize(&2).unwrap()).await });
+        tokio::time::sleep(Duration::from_millis(300)).await; // the multi arrives and applies
+        proxy.heal();
+        proxy.cut(); // the answer is gone with the connection; the session lives on
+        let done = commit.await.unwrap().expect("resolved as applied");
+        assert_eq!(done.version, 1);
+        let direct = store();
+        assert_eq!(direct.get(&key).await.unwrap().unwrap().value.parse::<i64>().unwrap(), 2);
+        assert!(direct.children(&direct.layout().lock_path(&key).unwrap()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_never_arrived_is_found_not_applied_and_can_never_apply() {
+        let proxy = Proxy::start().await;
+        let s = through(&proxy);
+        let key = unique("lost-request");
+        s.set(&key, &JsonValue::from_serialize(&1).unwrap(), &[]).await.unwrap();
+        let tx = s.begin(&key, &AcquireOptions::default()).await.unwrap();
+        proxy.drop_requests();
+        let commit = tokio::spawn(async move { tx.commit(JsonValue::from_serialize(&2).unwrap()).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.heal();
+        proxy.cut();
+        let err = commit.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "CONNECTIONLOSS");
+        assert_eq!(err.outcome(), Outcome::NotApplied, "{err}");
+        let direct = store();
+        assert_eq!(direct.get(&key).await.unwrap().unwrap().value.parse::<i64>().unwrap(), 1);
+        assert!(direct.children(&direct.layout().lock_path(&key).unwrap()).await.unwrap().is_empty());
+    }
 }

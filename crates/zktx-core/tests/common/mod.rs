@@ -35,50 +35,98 @@ fn uuid_like() -> String {
     format!("{nanos:x}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A TCP proxy in front of the server that can cut the network: a partition, injected for real.
+/// A TCP proxy in front of the server that can cut the network or silently drop one direction:
+/// partitions and lost answers, injected for real.
 pub struct Proxy {
     pub addr: String,
-    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    blocked: Arc<AtomicBool>,
+    drop_to_client: Arc<AtomicBool>,
+    drop_to_server: Arc<AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, drop: Arc<AtomicBool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if !drop.load(Ordering::SeqCst) && to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            },
+        }
+    }
 }
 
 impl Proxy {
     /// Listens on a free loopback port, forwarding to the first host of ZK_CONNECT.
     pub async fn start() -> Proxy {
-        use std::sync::atomic::Ordering;
         let target = connect_string().split(',').next().unwrap().split('/').next().unwrap().to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (b, c) = (blocked.clone(), conns.clone());
+        let proxy = Proxy {
+            addr,
+            blocked: Arc::default(),
+            drop_to_client: Arc::default(),
+            drop_to_server: Arc::default(),
+            conns: Arc::default(),
+        };
+        let (blocked, to_client, to_server, conns) =
+            (proxy.blocked.clone(), proxy.drop_to_client.clone(), proxy.drop_to_server.clone(), proxy.conns.clone());
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if b.load(Ordering::SeqCst) {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if blocked.load(Ordering::SeqCst) {
                     continue; // dropped: connection refused while partitioned
                 }
-                let target = target.clone();
+                let (target, to_client, to_server) = (target.clone(), to_client.clone(), to_server.clone());
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let (ci, co) = inbound.into_split();
+                        let (si, so) = outbound.into_split();
+                        tokio::select! {
+                            _ = pump(ci, so, to_server) => {},
+                            _ = pump(si, co, to_client) => {},
+                        }
                     }
                 });
-                c.lock().unwrap().push(task.abort_handle());
+                conns.lock().unwrap().push(task.abort_handle());
             }
         });
-        Proxy { addr, blocked, conns }
+        proxy
     }
 
     /// Cuts every connection and refuses new ones.
     pub fn partition(&self) {
-        self.blocked.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.blocked.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+
+    /// Cuts every connection (the client reconnects at once unless partitioned).
+    pub fn cut(&self) {
         for c in self.conns.lock().unwrap().drain(..) {
             c.abort();
         }
     }
 
-    /// Lets connections through again.
+    /// Lets connections through again, in both directions.
     pub fn heal(&self) {
-        self.blocked.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.drop_to_client.store(false, Ordering::SeqCst);
+        self.drop_to_server.store(false, Ordering::SeqCst);
+        self.blocked.store(false, Ordering::SeqCst);
+    }
+
+    /// Silently drops the server's answers (requests still arrive and apply).
+    pub fn drop_answers(&self) {
+        self.drop_to_client.store(true, Ordering::SeqCst);
+    }
+
+    /// Silently drops the client's requests (they never reach the server).
+    pub fn drop_requests(&self) {
+        self.drop_to_server.store(true, Ordering::SeqCst);
     }
 }
