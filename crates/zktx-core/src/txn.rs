@@ -72,7 +72,7 @@ impl KeyTransaction {
         // commit deleted its lock node atomically with its write, before our create.
         let read = match acquired.piggyback {
             Some(r) if !acquired.waited && !r.as_ref().is_err_and(Error::is_transient) => r,
-            _ => deadline(rt, "read value", client.get_data(&value_path)).await.map_err(Error::from),
+            _ => deadline(rt, "read value", client.get_data(&value_path)).await,
         };
         let (current, version) = match read {
             Ok((data, stat)) => match JsonValue::from_stored(data) {

@@ -8,14 +8,12 @@ use zktx_core::recipe::AcquireOptions;
 use zktx_core::txn::execute_transaction;
 use zktx_core::Error;
 
-fn incr(cur: Option<JsonValue>) -> impl std::future::Future<Output = zktx_core::Result<JsonValue>> {
-    async move {
-        let n: i64 = match cur {
-            Some(v) => v.parse()?,
-            None => 0,
-        };
-        JsonValue::from_serialize(&(n + 1))
-    }
+async fn incr(cur: Option<JsonValue>) -> zktx_core::Result<JsonValue> {
+    let n: i64 = match cur {
+        Some(v) => v.parse()?,
+        None => 0,
+    };
+    JsonValue::from_serialize(&(n + 1))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
