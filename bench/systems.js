@@ -3,6 +3,7 @@
 //
 //   const sys = await SYSTEMS[name].open(connect);
 //   const lock = await sys.lock(name); await lock.release();   // exclusive lock named `name`
+//   await sys.readLock(name); await sys.writeLock(name);        // a read-write lock's two sides
 //   await sys.executeTransaction(key, valueOrUpdater);          // lock, read, write, unlock
 //   await sys.get(key); await sys.set(key, value);              // one key, JSON values
 //   await sys.transfer(from, to, amount);                       // a 2-key transaction
@@ -38,6 +39,10 @@ const zktx = {
     return {
       raw: zk,
       lock: (name) => zk.lock(`/zktx/bench/${name}`),
+      readLock: (name) => zk.readWriteLock(`/zktx/bench/${name}`).readLock(),
+      writeLock: (name) => zk.readWriteLock(`/zktx/bench/${name}`).writeLock(),
+      // under a zktx lock, writes are fenced on it (one multi: check lock node + write)
+      setUnder: (lock, key, value) => zk.set(key, value, { lock }),
       executeTransaction: (key, v) => zk.executeTransaction(key, v),
       get: (key) => zk.get(key),
       set: (key, value) => zk.set(key, value),
@@ -68,6 +73,9 @@ function baseline(pkg) {
       return {
         raw: recipes,
         lock: (name) => recipes.lock(`${BASELINE_ROOT}/locks/${name}`),
+        readLock: (name) => recipes.sharedLock(`${BASELINE_ROOT}/locks/${name}`, 'read'),
+        writeLock: (name) => recipes.sharedLock(`${BASELINE_ROOT}/locks/${name}`, 'write'),
+        setUnder: (lock, key, value) => recipes.set(key, value),
         executeTransaction: (key, v) => recipes.executeTransaction(key, v),
         get: (key) => recipes.get(key),
         set: (key, value) => recipes.set(key, value),

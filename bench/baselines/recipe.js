@@ -20,6 +20,10 @@
 // transfer (2 keys) = 2 locks + 2 getData + 2 setData + 2 deletes (10).
 
 const PREFIX = 'lock-';
+const READ = 'read-';
+const WRITE = 'write-';
+/** Sequence suffix of a sequential node name (10 digits): queue order across prefixes. */
+const sequence = (name) => name.slice(-10);
 
 class BaselineLock {
   constructor(client, nodePath) {
@@ -76,12 +80,35 @@ class BaselineRecipes {
       const at = queue.indexOf(name);
       if (at === 0) return new BaselineLock(this.client, nodePath);
       if (at < 0) throw Object.assign(new Error(`lock node ${nodePath} vanished`), { code: 'LOCK_LOST' });
-      const predecessor = `${path}/${queue[at - 1]}`;
-      await new Promise((resolve, reject) => {
-        this.client.existsWatch(predecessor, resolve).then((exists) => {
-          if (!exists) resolve(); // gone between the listing and the watch: look again
-        }, reject);
-      });
+      await this.waitForGone(`${path}/${queue[at - 1]}`);
+    }
+  }
+
+  /** Resolves when `node` is deleted (at once if it is already gone). */
+  waitForGone(node) {
+    return new Promise((resolve, reject) => {
+      this.client.existsWatch(node, resolve).then((exists) => {
+        if (!exists) resolve(); // gone between the listing and the watch: look again
+      }, reject);
+    });
+  }
+
+  /**
+   * ZooKeeper's shared-lock recipe: a reader waits for the last writer queued before it, a
+   * writer for whoever is just before it.
+   */
+  async sharedLock(path, kind) {
+    const nodePath = await this.createWithParents(`${path}/${kind === 'read' ? READ : WRITE}`, '', 'ephemeral_sequential');
+    const name = nodePath.slice(path.length + 1);
+    for (;;) {
+      const queue = (await this.client.getChildren(path))
+        .filter((n) => n.startsWith(READ) || n.startsWith(WRITE))
+        .sort((a, b) => (sequence(a) < sequence(b) ? -1 : 1));
+      const at = queue.indexOf(name);
+      if (at < 0) throw Object.assign(new Error(`lock node ${nodePath} vanished`), { code: 'LOCK_LOST' });
+      const ahead = kind === 'read' ? queue.slice(0, at).filter((n) => n.startsWith(WRITE)) : queue.slice(0, at);
+      if (ahead.length === 0) return new BaselineLock(this.client, nodePath);
+      await this.waitForGone(`${path}/${ahead[ahead.length - 1]}`);
     }
   }
 
@@ -141,12 +168,18 @@ class BaselineRecipes {
   async set(key, value) {
     const path = this.keyPath(key);
     const json = JSON.stringify(value);
-    try {
-      return await this.client.setData(path, json, -1);
-    } catch (err) {
-      if (err.code !== 'NONODE') throw err;
-      await this.createWithParents(path, json, 'persistent');
-      return 0;
+    for (;;) {
+      try {
+        return await this.client.setData(path, json, -1);
+      } catch (err) {
+        if (err.code !== 'NONODE') throw err;
+      }
+      try {
+        await this.createWithParents(path, json, 'persistent');
+        return 0;
+      } catch (err) {
+        if (err.code !== 'NODEEXISTS') throw err; // created meanwhile by someone else: overwrite it
+      }
     }
   }
 }
