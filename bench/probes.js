@@ -57,12 +57,12 @@ function rssMB() {
   return process.memoryUsage().rss / MB;
 }
 
-/** Runs `count` calls of `fn(i)` with `parallel` in flight. */
+/** Runs `count` calls of `fn(i, lane)` with `parallel` lanes each running one at a time. */
 async function pool(count, parallel, fn) {
   let next = 0;
   await Promise.all(
-    Array.from({ length: parallel }, async () => {
-      while (next < count) await fn(next++);
+    Array.from({ length: parallel }, async (_, lane) => {
+      while (next < count) await fn(next++, lane);
     })
   );
 }
@@ -72,7 +72,9 @@ async function memory({ system, connect, run, hold, cyclesLow, cyclesHigh }) {
   const sys = await SYSTEMS[system].open(connect);
   const lanes = 16;
   // warm every code path once before the idle figure
-  await pool(lanes * 4, lanes, async (i) => (await sys.lock(`mem-${run}/c${i % lanes}`)).release());
+  // each lane cycles its own lock (zktx refuses a second acquisition by one client: ALREADY_HELD)
+  const cycle = async (i, lane) => (await sys.lock(`mem-${run}/c${lane}`)).release();
+  await pool(lanes * 4, lanes, cycle);
   await sleep(100);
   const idle = rssMB();
 
@@ -88,11 +90,16 @@ async function memory({ system, connect, run, hold, cyclesLow, cyclesHigh }) {
   const afterRelease = rssMB();
 
   const t1 = performance.now();
-  const cycle = async (i) => (await sys.lock(`mem-${run}/c${i % lanes}`)).release();
   await pool(cyclesLow, lanes, cycle);
   const low = rssMB();
-  await pool(cyclesHigh - cyclesLow, lanes, cycle);
-  const high = rssMB();
+  // the trend between low and high, in 9 steps: a leak climbs steadily, warm-up levels off
+  const series = [{ cycles: cyclesLow, rss_mb: low }];
+  for (let step = 1; step <= 9; step++) {
+    const target = cyclesLow + Math.round(((cyclesHigh - cyclesLow) * step) / 9);
+    await pool(target - series[series.length - 1].cycles, lanes, cycle);
+    series.push({ cycles: target, rss_mb: rssMB() });
+  }
+  const high = series[series.length - 1].rss_mb;
   const cycleSeconds = (performance.now() - t1) / 1000;
   await sys.close();
   return {
@@ -107,6 +114,7 @@ async function memory({ system, connect, run, hold, cyclesLow, cyclesHigh }) {
     cycles_high: cyclesHigh,
     rss_after_high_mb: high,
     growth_mb: high - low,
+    rss_series: series,
     hold_seconds: holdSeconds,
     cycle_seconds: cycleSeconds,
   };

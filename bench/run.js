@@ -530,6 +530,7 @@ async function main(argv) {
       console.log(`\nmemory (${m.system}, RSS after gc):`);
       console.log(`  idle ${fmt(m.rss_idle_mb, 1)} MB; holding ${m.held_locks} locks ${fmt(m.rss_holding_mb, 1)} MB (${fmt(m.kb_per_held_lock, 2)} KB/lock); after releasing them ${fmt(m.rss_after_release_mb, 1)} MB`);
       console.log(`  after ${m.cycles_low} lock cycles ${fmt(m.rss_after_low_mb, 1)} MB, after ${m.cycles_high} ${fmt(m.rss_after_high_mb, 1)} MB: growth ${fmt(m.growth_mb, 1)} MB`);
+      console.log(`  RSS MB along the way: ${m.rss_series.map((p) => `${p.cycles / 1000}k ${fmt(p.rss_mb, 1)}`).join(', ')}`);
     }
     console.log('\ntargets (reported, not asserted):');
     for (const t of targets) {
