@@ -124,3 +124,47 @@ async fn bad_paths_are_invalid_arguments_and_touch_nothing() {
         assert_eq!(err.code(), "INVALID_ARGUMENT", "{p:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_recovered_by_its_protected_name_not_duplicated() {
+    let proxy = Proxy::start().await;
+    let s = zktx_core::Store::new(zktx_core::SessionOptions {
+        session_timeout: Duration::from_secs(6),
+        ..zktx_core::SessionOptions::new(proxy.addr.clone())
+    })
+    .unwrap();
+    s.session().connect().await.unwrap();
+    let path = format!("/zktx-test/{}", unique("ghost"));
+    let direct = store();
+    // A holder, so that our contender's create is followed by a wait, not an instant win.
+    let holder = direct.lock(&path, &AcquireOptions::default()).await.unwrap();
+
+    proxy.drop_answers();
+    let p2 = path.clone();
+    let acquiring = tokio::spawn(async move {
+        let l = s.lock(&p2, &AcquireOptions { wait: Some(Duration::from_secs(20)), cancel: None }).await;
+        (s, l)
+    });
+    // The create arrives and applies; its answer is lost with the connection.
+    let mut queued = Vec::new();
+    for _ in 0..50 {
+        queued = direct.children(&path).await.unwrap();
+        if queued.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(queued.len(), 2, "the contender's create reached the server");
+    proxy.heal();
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(direct.children(&path).await.unwrap().len(), 2, "no second (ghost) node was created");
+
+    holder.release().await.unwrap();
+    let (s, l) = acquiring.await.unwrap();
+    let l = l.expect("the contender acquired with its recovered node");
+    assert!(queued.iter().any(|n| l.node_path().ends_with(n.as_str())), "it is the node created before the loss");
+    l.release().await.unwrap();
+    assert!(direct.children(&path).await.unwrap().is_empty());
+    s.close().await;
+}
