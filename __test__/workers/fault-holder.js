@@ -1,0 +1,15 @@
+'use strict';
+// Fault tests: takes the lock argv[2] (ZK_CONNECT names the server), prints one JSON line
+// {ready, token, nodePath, pid} and then holds it until killed. Session timeout: argv[3] ms.
+const { ZooKeeper } = require('../..');
+
+const [path, timeout] = [process.argv[2], Number(process.argv[3] || 2000)];
+(async () => {
+  const zk = new ZooKeeper({ timeout, debug_level: 0 });
+  const lock = await zk.lock(path);
+  setInterval(() => {}, 60_000); // hold: only a signal ends this process
+  process.stdout.write(`${JSON.stringify({ ready: true, token: lock.token, nodePath: lock.nodePath, pid: process.pid })}\n`);
+})().catch((err) => {
+  console.error(`${err.code}: ${err.message}`);
+  process.exit(1);
+});
