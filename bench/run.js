@@ -274,8 +274,11 @@ const fmt = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v)
 const pad = (s, n) => String(s).padEnd(n);
 const lpad = (s, n) => String(s).padStart(n);
 
+/** (max - min) / median of the repetitions' ops/s: how much to trust one row. */
+const spread = (r) => (r.ops_per_s_runs.length < 2 ? '' : `${fmt(((Math.max(...r.ops_per_s_runs) - Math.min(...r.ops_per_s_runs)) / r.ops_per_s) * 100, 0)}%`);
+
 function printTable(results, ratios) {
-  const head = `${pad('scenario', 18)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}${lpad('zktx ÷ it', 11)}`;
+  const head = `${pad('scenario', 18)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('spread', 8)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}${lpad('zktx ÷ it', 11)}`;
   console.log(head);
   console.log('-'.repeat(head.length));
   let last = null;
@@ -283,7 +286,7 @@ function printTable(results, ratios) {
     const ratio = ratios.find((x) => x.scenario === r.scenario && x.baseline === r.system);
     const flag = r.audit_ok === false ? '  AUDIT FAILED' : '';
     console.log(
-      `${pad(r.scenario === last ? '' : r.scenario, 18)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(fmt(r.p50_ms, 3), 9)}` +
+      `${pad(r.scenario === last ? '' : r.scenario, 18)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(spread(r), 8)}${lpad(fmt(r.p50_ms, 3), 9)}` +
         `${lpad(fmt(r.p99_ms, 3), 9)}${lpad(fmt(r.req_per_op, 2), 8)}${lpad(ratio ? `${fmt(ratio.zktx_over_baseline)}×` : '', 11)}${flag}`
     );
     last = r.scenario;
@@ -316,15 +319,21 @@ function addonInfo() {
     // release builds strip symbols (Cargo.toml [profile.release]); debug builds keep DWARF
     if (names) build = names.includes('.debug_info') ? 'debug' : 'release';
   } catch {}
-  return { package: pkg, file, build };
+  return { package: pkg, file, build, commit: commitOf(pkg) };
+}
+
+/** The git commit checked out in `dir`, or null (not a checkout). */
+function commitOf(dir) {
+  try {
+    return childProcess.execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
 }
 
 function machineInfo(ctx, zkVersion) {
   const cpus = os.cpus();
-  let commit = null;
-  try {
-    commit = childProcess.execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {}
+  const commit = commitOf(path.join(__dirname, '..'));
   return {
     date: new Date().toISOString(),
     hostname: os.hostname(),
@@ -457,12 +466,10 @@ async function main(argv) {
     const ceiling = pipelined.length ? pipelined.reduce((best, r) => (r.ops_per_s > best.ops_per_s ? r : best)) : null;
 
     let overhead = null;
-    if (opts.scenarios.length) {
-      try {
-        overhead = await probe({ probe: 'overhead', connect: ctx.connect, run: `${ctx.stamp}-oh` });
-      } catch (err) {
-        notes.push(`native overhead probe failed: ${err.message.split('\n')[0]}`);
-      }
+    try {
+      overhead = await probe({ probe: 'overhead', connect: ctx.connect, run: `${ctx.stamp}-oh` });
+    } catch (err) {
+      notes.push(`native overhead probe failed: ${err.message.split('\n')[0]}`);
     }
     const zGet = get('get', 'zktx');
     const baseGets = results.filter((r) => r.scenario === 'get' && r.system !== 'zktx');
@@ -514,7 +521,7 @@ async function main(argv) {
     printTable(results, ratios);
     console.log('');
     for (const s of SCENARIOS.filter((x) => opts.scenarios.includes(x.name) && x.op)) console.log(`  ${pad(s.name, 17)} ${s.what}`);
-    console.log('  ops/s: median of the repetitions; p50/p99: per operation, all repetitions pooled;');
+    console.log('  ops/s: median of the repetitions (spread: their max - min, over the median); p50/p99: per operation, all repetitions pooled;');
     console.log('  req/op: requests the server received per operation (mntr zk_packets_received); zktx ÷ it: ops/s ratio');
     if (ceiling) console.log(`\nceiling (best pipelined set): ${fmt(ceiling.ops_per_s, 0)} ops/s by ${ceiling.system}`);
     for (const r of results.filter((x) => x.audit_ok !== undefined)) {

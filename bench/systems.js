@@ -20,11 +20,11 @@ const zktxPackage = () => process.env.ZKTX_BENCH_PACKAGE || path.join(__dirname,
 const SESSION_TIMEOUT_MS = 30_000;
 
 /** `require` that turns a missing or unbuildable package into a reason instead of a crash. */
-function tryRequire(id) {
+function tryRequire(id, what = id) {
   try {
     return { module: require(id) };
   } catch (err) {
-    return { reason: `${id}: ${err.message.split('\n')[0]}` };
+    return { reason: `${what} cannot be loaded (${err.message.split('\n')[0]})` };
   }
 }
 
@@ -67,7 +67,7 @@ function baseline(pkg) {
   const file = path.join(__dirname, 'baselines', `${pkg}.js`);
   return {
     name: pkg,
-    load: () => tryRequire(file),
+    load: () => tryRequire(file, `npm package ${pkg} (a devDependency; npm install builds it)`),
     async open(connect) {
       const recipes = await require(file).open(connect, BASELINE_ROOT, { sessionTimeout: SESSION_TIMEOUT_MS });
       return {
