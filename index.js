@@ -115,18 +115,33 @@ class Lock {
     this.nodePath = nativeLock.nodePath;
     /** Fencing token: the zxid that created this holder's node. */
     this.token = nativeLock.token;
+    this._loss = null;
+  }
+
+  /** Starts watching for loss on first use: a lock nobody asks about costs no extra request. */
+  _watchLoss() {
+    if (this._loss) return this._loss;
     const controller = new AbortController();
     let resolveLost;
-    /** Aborts (reason: ZktxError LOCK_LOST) when the lock is lost; pass it on to guarded work. */
-    this.signal = controller.signal;
-    /** Resolves with a LOCK_LOST ZktxError when the lock is lost; never after a plain release. */
-    this.lost = new Promise((resolve) => { resolveLost = resolve; });
-    nativeLock.onLost((reason) => {
+    const lost = new Promise((resolve) => { resolveLost = resolve; });
+    this._loss = { signal: controller.signal, lost };
+    this._native.onLost((reason) => {
       const err = new ZktxError('LOCK_LOST', `lock ${this.path} lost: ${LOSS_MESSAGES[reason] || reason}`);
       err.reason = reason;
       controller.abort(err);
       resolveLost(err);
     });
+    return this._loss;
+  }
+
+  /** Aborts (reason: ZktxError LOCK_LOST) when the lock is lost; pass it on to guarded work. */
+  get signal() {
+    return this._watchLoss().signal;
+  }
+
+  /** Resolves with a LOCK_LOST ZktxError when the lock is lost; never after a plain release. */
+  get lost() {
+    return this._watchLoss().lost;
   }
 
   /** Whether `release()` was called (or the lock was consumed by a transaction commit). */

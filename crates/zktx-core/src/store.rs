@@ -70,7 +70,7 @@ impl Store {
         recipe::validate_lock_path(path)?;
         let registration = match kind {
             LockKind::Lease(_) => None,
-            _ => Some(Registration::claim(&self.held, path)?),
+            _ => Some(Registration::claim(&self.held, path, self.session.client().await?.session_id())?),
         };
         let lock = match kind {
             LockKind::Exclusive => recipe::lock(&self.session, path, opts).await?,
@@ -87,10 +87,13 @@ impl Store {
     /// As [`Store::acquire`] and [`recipe::multi_lock`].
     pub async fn multi_lock(&self, paths: &[&str], opts: &AcquireOptions) -> Result<Vec<Lock>> {
         let order = recipe::multi::canonical_order(paths);
-        let mut registrations = Vec::with_capacity(order.len());
         for p in &order {
             recipe::validate_lock_path(p)?;
-            registrations.push(Some(Registration::claim(&self.held, p)?));
+        }
+        let session = self.session.client().await?.session_id();
+        let mut registrations = Vec::with_capacity(order.len());
+        for p in &order {
+            registrations.push(Some(Registration::claim(&self.held, p, session)?));
         }
         let locks = recipe::multi_lock(&self.session, paths, opts).await?;
         Ok(locks.into_iter().zip(registrations).map(|(l, r)| l.with_registration(r)).collect())

@@ -68,10 +68,10 @@ impl KeyTransaction {
         let rt = session.request_timeout(&acquired.client);
         let lock = Lock::from_acquired(&acquired, &lock_dir, rt);
         let client = acquired.client.clone();
-        // The piggybacked read is only current if we got the lock at once: the previous holder's
-        // commit deleted its lock node atomically with its write, before our create.
+        // The piggybacked read is current: it was sent after the listing that showed every
+        // earlier holder gone, and each of them deleted its lock node atomically with its write.
         let read = match acquired.piggyback {
-            Some(r) if !acquired.waited && !r.as_ref().is_err_and(Error::is_transient) => r,
+            Some(r) if !r.as_ref().is_err_and(Error::is_transient) => r,
             _ => deadline(rt, "read value", client.get_data(&value_path)).await,
         };
         let (current, version) = match read {

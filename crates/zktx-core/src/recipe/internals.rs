@@ -37,9 +37,9 @@ pub(crate) struct Acquired {
     pub node_path: String,
     /// czxid of the lock node: strictly increasing across holders of one lock directory.
     pub token: i64,
-    /// Whether the contender had to wait (then a piggybacked read is stale).
-    pub waited: bool,
-    /// The result of the read sent along with the create, if one was asked for.
+    /// The result of the read asked for, sent with the last queue listing (with the create when
+    /// the lock was free). Sent after the listing that showed everyone ahead gone, so it sees
+    /// every write their holders committed.
     pub piggyback: Option<Result<(Vec<u8>, zk::Stat)>>,
 }
 
@@ -91,14 +91,14 @@ pub(crate) async fn acquire(
 
     let (name, token, children, piggyback) = create_node(&client, rt, dir, &prefix, &id, read).await?;
     let node_path = format!("{dir}/{name}");
-    let waited = match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at).await {
-        Ok(waited) => waited,
+    match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at, read).await {
+        Ok(None) => Ok(Acquired { client, node_path, token, piggyback }),
+        Ok(Some(latest)) => Ok(Acquired { client, node_path, token, piggyback: latest }),
         Err(err) => {
             delete_node(&client, &node_path, rt).await;
-            return Err(err);
+            Err(err)
         },
-    };
-    Ok(Acquired { client, node_path, token, waited, piggyback })
+    }
 }
 
 type Created = (String, i64, Vec<String>, Option<Result<(Vec<u8>, zk::Stat)>>);
@@ -179,8 +179,11 @@ async fn wait_in_queue(
     driver: &dyn LockDriver,
     opts: &AcquireOptions,
     give_up_at: Option<Instant>,
-) -> Result<bool> {
-    let mut waited = false;
+    read: Option<&str>,
+) -> Result<Option<Option<Result<(Vec<u8>, zk::Stat)>>>> {
+    // `None`: acquired without waiting; `Some(read)`: acquired after waiting, with the read sent
+    // alongside the last listing.
+    let mut waited: Option<Option<Result<(Vec<u8>, zk::Stat)>>> = None;
     loop {
         if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
             return Err(Error::Aborted(format!("acquiring {dir} was aborted")));
@@ -195,7 +198,6 @@ async fn wait_in_queue(
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
             return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
         }
-        waited = true;
         let (armed, watcher) = match decision {
             Decision::WaitFor(predecessor) => {
                 let (stat, watcher) = deadline(rt, "watch lock predecessor", client.check_and_watch_stat(&format!("{dir}/{predecessor}"))).await?;
@@ -226,7 +228,25 @@ async fn wait_in_queue(
                 _ = cancelled => {},
             }
         }
-        children = deadline(rt, "list lock queue", client.list_children(dir)).await?;
+        // One round trip: the queue, and the value the caller will read once it holds.
+        let list = client.list_children(dir);
+        let get = read.map(|p| client.get_data(p));
+        let (listed, got) = match tokio::time::timeout(rt, async {
+            let get = async {
+                match get {
+                    Some(g) => Some(g.await.map_err(Error::from)),
+                    None => None,
+                }
+            };
+            tokio::join!(list, get)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => return Err(Error::timeout(format!("list lock queue: no answer from ZooKeeper within {} ms", rt.as_millis()))),
+        };
+        children = listed.map_err(Error::from)?;
+        waited = Some(got);
     }
 }
 

@@ -30,37 +30,43 @@ pub struct Lock {
     registration: std::sync::Mutex<Option<Registration>>,
 }
 
-/// The set of lock paths one client holds, for failing fast on re-acquisition.
-pub(crate) type HeldPaths = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+/// The lock paths one client holds, each with the session it was acquired on.
+pub(crate) type HeldPaths = Arc<std::sync::Mutex<std::collections::HashMap<String, zk::SessionId>>>;
 
 /// A path's entry in [`HeldPaths`], removed when the lock is released, lost or dropped.
 #[derive(Debug)]
 pub(crate) struct Registration {
-    held: std::sync::Weak<std::sync::Mutex<std::collections::HashSet<String>>>,
+    held: std::sync::Weak<std::sync::Mutex<std::collections::HashMap<String, zk::SessionId>>>,
     path: String,
+    session: zk::SessionId,
 }
 
 impl Registration {
-    /// Claims `path` for this client.
+    /// Claims `path` for this client's current `session`.
     ///
     /// # Errors
-    /// `ALREADY_HELD` when the client holds or is acquiring it.
-    pub(crate) fn claim(held: &HeldPaths, path: &str) -> Result<Registration> {
-        let mut set = held.lock().map_err(|_| Error::invalid("held-locks registry poisoned"))?;
-        if !set.insert(path.to_string()) {
+    /// `ALREADY_HELD` when the client holds or is acquiring it on this session. An entry left
+    /// by an earlier, ended session (a lost lock never released) does not count.
+    pub(crate) fn claim(held: &HeldPaths, path: &str, session: zk::SessionId) -> Result<Registration> {
+        let mut map = held.lock().map_err(|_| Error::invalid("held-locks registry poisoned"))?;
+        if map.get(path) == Some(&session) {
             return Err(Error::AlreadyHeld(format!(
                 "this client already holds or is acquiring the lock {path}; zktx locks are not reentrant"
             )));
         }
-        Ok(Registration { held: Arc::downgrade(held), path: path.to_string() })
+        map.insert(path.to_string(), session);
+        Ok(Registration { held: Arc::downgrade(held), path: path.to_string(), session })
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(held) = self.held.upgrade() {
-            if let Ok(mut set) = held.lock() {
-                set.remove(&self.path);
+            if let Ok(mut map) = held.lock() {
+                // Only our own entry: a newer session's claim of the path stays.
+                if map.get(&self.path) == Some(&self.session) {
+                    map.remove(&self.path);
+                }
             }
         }
     }
@@ -149,13 +155,20 @@ impl Lock {
                     continue;
                 },
             };
+            let changed = watcher.changed();
+            tokio::pin!(changed);
             tokio::select! {
-                event = watcher.changed() => match event.event_type {
+                event = &mut changed => match event.event_type {
                     zk::EventType::NodeDeleted => return self.deletion_cause(),
                     zk::EventType::Session => return LockLoss::SessionEnded,
                     _ => continue, // data changed (someone wrote to our node): watch again
                 },
-                _ = released.changed() => return LockLoss::Released,
+                _ = released.changed() => {
+                    // Our own delete fires this watch: wait for that instead of dropping the
+                    // watcher, which would cost a RemoveWatches request per release.
+                    let _ = tokio::time::timeout(self.request_timeout, changed).await;
+                    return LockLoss::Released;
+                },
             }
         }
     }
