@@ -22,11 +22,16 @@ describe('concurrency across processes (real ZooKeeper)', () => {
 
   it('a lock has one holder at a time across 4 processes, and tokens grow in holding order', async () => {
     const path = `/zktx-test/${unique('mutex')}`;
-    const results = await runWorkers(workerPath('mutex.js'), 4, { args: () => [path, '25'] });
+    const file = require('node:path').join(require('node:os').tmpdir(), `${unique('mutex-log')}.jsonl`);
+    const results = await runWorkers(workerPath('mutex.js'), 4, { args: () => [path, '25', file] });
     for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-    const intervals = results.flatMap((r) => r.lines).sort((a, b) => a.enter - b.enter);
+    const lines = require('node:fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    require('node:fs').unlinkSync(file);
+    // The file's line order is the order holders wrote it in: it must be the holding order.
+    expect(lines.map((l) => l.token)).toEqual([...lines.map((l) => l.token)].sort((a, b) => a - b));
+    const intervals = lines.sort((a, b) => a.enter - b.enter);
     expect(intervals).toHaveLength(100);
-    expect(new Set(results.map((r) => r.pid)).size).toBe(4);
+    expect(new Set(intervals.map((i) => i.pid)).size).toBe(4);
     for (let i = 1; i < intervals.length; i++) {
       const [prev, cur] = [intervals[i - 1], intervals[i]];
       expect(cur.enter).toBeGreaterThanOrEqual(prev.leave); // no overlap

@@ -1,11 +1,13 @@
 'use strict';
-// Takes one lock N times; while holding, records (token, enter, leave) on a shared clock.
+// Takes one lock N times; while holding, appends (token, enter, leave) on a shared clock to a
+// file shared by all workers.
+const fs = require('node:fs');
 const { ZooKeeper } = require('../..');
 const { waitForGo } = require('../helpers/procs');
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const [path, n] = [process.argv[2], Number(process.argv[3])];
+const [path, n, file] = [process.argv[2], Number(process.argv[3]), process.argv[4]];
 (async () => {
   const zk = new ZooKeeper({ timeout: 10000 });
   await zk.connect();
@@ -15,7 +17,7 @@ const [path, n] = [process.argv[2], Number(process.argv[3])];
       const enter = now();
       await sleep(Math.random() * 3);
       const leave = now();
-      process.stdout.write(`${JSON.stringify({ token: lock.token, enter, leave, pid: process.pid })}\n`);
+      fs.appendFileSync(file, `${JSON.stringify({ token: lock.token, enter, leave, pid: process.pid })}\n`);
     });
   }
   await zk.close();
