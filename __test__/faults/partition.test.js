@@ -1,6 +1,6 @@
 'use strict';
 // Fault: a network partition between a lock holder and its (standalone) server, longer than the
-// session timeout. Injected with a TCP proxy that resets every connection and refuses new ones.
+// session timeout. Injected with a TCP proxy that drops every connection and refuses new ones.
 const { clientAt, unique, zkScripts } = require('../helpers/zk');
 const { startProxy } = require('../helpers/proxy');
 const { now, recordStates, inOrder, within, report, codeOf, waitFor } = require('./util');
