@@ -89,7 +89,15 @@ pub(crate) async fn acquire(
     let id = uuid::Uuid::new_v4().simple().to_string();
     let prefix = format!("{dir}/_c_{id}-{}-", driver.kind());
 
-    let (name, token, children, piggyback) = create_node(&client, rt, dir, &prefix, &id, read).await?;
+    let (name, token, children, piggyback) = match create_node(&client, rt, dir, &prefix, &id, read).await {
+        Ok(created) => created,
+        Err(err) => {
+            // A create whose answer was lost may have applied even though we give up: remove
+            // whatever carries our protected id once the server answers again.
+            remove_protected_later(Arc::downgrade(&client), dir.to_string(), id);
+            return Err(err);
+        },
+    };
     let node_path = format!("{dir}/{name}");
     match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at, read).await {
         Ok(None) => Ok(Acquired { client, node_path, token, piggyback }),
@@ -248,6 +256,41 @@ async fn wait_in_queue(
         children = listed.map_err(Error::from)?;
         waited = Some(got);
     }
+}
+
+/// In the background, deletes every node of `dir` created under the protected `id`, retrying
+/// until it succeeds or the session ends (then the server removes them: they are ephemeral).
+///
+/// Holds the client only while a request is in flight, so it never keeps a closed session open.
+fn remove_protected_later(client: std::sync::Weak<zk::Client>, dir: String, id: String) {
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let Some(c) = client.upgrade() else { return };
+            if matches!(c.state(), zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed) {
+                return;
+            }
+            let rt = c.session_timeout();
+            let done = match deadline(rt, "list lock queue", c.list_children(&dir)).await {
+                Ok(children) => {
+                    let mut ok = true;
+                    for mine in sorted_contenders(&children).into_iter().filter(|n| n.is_protected_by(&id)) {
+                        tracing::debug!(%dir, node = %mine.name, "removing the node of a failed acquisition");
+                        ok &= delete_node(&c, &format!("{dir}/{}", mine.name), rt).await.is_none();
+                    }
+                    ok
+                },
+                Err(Error::ZooKeeper { code: "NONODE", .. }) | Err(Error::SessionExpired) | Err(Error::ClientClosed) => true,
+                Err(_) => false,
+            };
+            drop(c);
+            if done {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    });
 }
 
 /// Deletes a lock node, retrying through connection loss until the deadline.
