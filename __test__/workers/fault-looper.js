@@ -5,12 +5,15 @@
 // Linux, so a kill -9 loses nothing already printed). Times are Date.now(): the one clock every
 // process of the machine reads alike (the checker compares times across processes).
 //
-// env: ZK_CONNECT (the worker's own proxy), LOCK_PATH, RUN, WORKER, INC (incarnation), SESSION_MS
+// env: ZK_CONNECT (the worker's own proxy), LOCK_PATH, RUN, WORKER, INC (incarnation), SESSION_MS;
+// ZKTX_FAULT_UNFENCED=1 writes without { lock } (a harness self-check: the checker must then
+// find violations).
 const readline = require('node:readline');
 const { ZooKeeper } = require('../..');
 
 const { LOCK_PATH: path, RUN: run, WORKER: worker, INC: inc } = process.env;
 const session = Number(process.env.SESSION_MS || 2000);
+const unfenced = process.env.ZKTX_FAULT_UNFENCED === '1';
 const emit = (ev) => process.stdout.write(`${JSON.stringify({ ...ev, t: Date.now() })}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,7 +25,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 async function fencedWrite(zk, lock, seq, key, value) {
   emit({ ev: 'send', seq, key, value });
   try {
-    const version = await zk.set(key, value, { lock });
+    const version = await zk.set(key, value, unfenced ? undefined : { lock });
     emit({ ev: 'write', seq, key, ok: true, version });
     return true;
   } catch (err) {
