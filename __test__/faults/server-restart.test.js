@@ -96,7 +96,7 @@ describe('faults: standalone server killed and restarted while clients contend f
         await server.restart();
         const servingAt = now();
         await waitFor(() => acquired >= before + 20, { timeoutMs: 20000, what: '20 acquisitions after the restart' });
-        cycles.push({ downMs: servingAt - killedAt, firstAcquireMs: acquireTimes.find((t) => t > killedAt) - killedAt });
+        cycles.push({ downMs: servingAt - killedAt, firstAcquireMs: acquireTimes.find((t) => t > servingAt) - killedAt });
       }
 
       stop = true;
