@@ -22,7 +22,18 @@ describe('checker: fenced lock histories', () => {
   it('accepts a correct history, excluding holders whose writes were all refused or unknown', () => {
     const { violations, stats } = checkFencedHistory(cleanHistory());
     expect(violations).toEqual([]);
-    expect(stats).toMatchObject({ holds: 4, ackedHolds: 2, writes: 7, ok: 4, refused: 2, unknown: 1 });
+    expect(stats).toMatchObject({ holds: 4, ackedHolds: 2, writes: 7, ok: 4, refused: 2, unknown: 1, unknownApplied: 0 });
+  });
+
+  it('counts an unknown-outcome write found in the store as holding: an overlap cannot hide behind a lost answer', () => {
+    const h = cleanHistory();
+    h.holds[3].enter = 112; // d entered while b held (b's last write was sent at 113)...
+    expect(checkFencedHistory(h).violations).toEqual([]); // ...harmless while d's write is not stored
+    h.store.set('log-d', 'd'); // but it was applied
+    h.storeKeys.push('log-d');
+    const { violations, stats } = checkFencedHistory(h);
+    expect(stats.unknownApplied).toBe(1);
+    expect(violations).toEqual([expect.stringMatching(/^exclusion: d \(token 30\) held from 112.0 while b \(token 20\) held until 113.0/)]);
   });
 
   it('catches two acknowledged holders whose holding intervals overlap', () => {

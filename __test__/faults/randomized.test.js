@@ -183,6 +183,7 @@ describe('faults: randomized run with a fencing checker', () => {
         acked: stats.ok,
         refused: stats.refused,
         unknown: stats.unknown,
+        unknownApplied: stats.unknownApplied,
         ackedHolds: stats.ackedHolds,
         lostSignals: count((l) => l.ev === 'lost'),
         expired: count((l) => l.ev === 'state' && l.s === 'EXPIRED'),

@@ -23,7 +23,9 @@
 //               is in the final store
 //   strays      (with storeKeys) no key in the store that no write of the history attempted
 // 'unknown' writes (connection lost or deadline with the request sent; or the writer died) may or
-// may not be present.
+// may not be present. One found in the store under its own key (not the shared one) did apply,
+// so it counts as evidence of holding like an acknowledged one: a stale holder whose write was
+// answered by a connection loss cannot hide an overlap that way.
 
 /**
  * @typedef {{ key: string, value: any, sentAt: number, ackAt?: number,
@@ -50,10 +52,14 @@ function checkFencedHistory({ holds, store, orderKey, storeKeys }) {
     unknown: writes.filter((w) => w.status === 'unknown').length,
   };
 
+  // unknown outcomes settled by the store (keys written once each)
+  const applied = (w) => w.status === 'ok' || (w.status === 'unknown' && w.key !== orderKey && same(read(w.key), w.value));
+  stats.unknownApplied = writes.filter((w) => w.status === 'unknown' && applied(w)).length;
+
   // exclusion and tokens
   const proven = holds
     .map((h) => {
-      const acked = h.writes.filter((w) => w.status === 'ok');
+      const acked = h.writes.filter(applied);
       if (acked.length === 0) return null;
       return { holder: h.holder, token: h.token, from: h.enter, to: Math.max(...acked.map((w) => w.sentAt)) };
     })
