@@ -67,7 +67,7 @@ function baseline(pkg) {
   const file = path.join(__dirname, 'baselines', `${pkg}.js`);
   return {
     name: pkg,
-    load: () => tryRequire(file, `npm package ${pkg} (a devDependency; npm install builds it)`),
+    load: () => tryRequire(file, `npm package ${pkg}`),
     async open(connect) {
       const recipes = await require(file).open(connect, BASELINE_ROOT, { sessionTimeout: SESSION_TIMEOUT_MS });
       return {

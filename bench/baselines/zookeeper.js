@@ -3,7 +3,7 @@
 // ZooKeeper's C client (the package the tutorial used). Its callback API: the promise one only
 // wraps it, and reports errors as message text.
 
-const ZooKeeper = require('zookeeper');
+const ZooKeeper = require(require('../deps').ensureDep('zookeeper', '7.3.0'));
 const { BaselineRecipes } = require('./recipe');
 
 const C = ZooKeeper.constants;
