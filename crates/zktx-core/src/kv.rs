@@ -154,14 +154,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_become_single_safe_znode_names() {
+    fn keys_become_single_safe_znode_names() -> Result<()> {
         for key in ["foo", ".", "..", "a/b", "ключ", "a b%", "x\u{0}y", "-_"] {
-            let enc = encode_key(key).unwrap();
+            let enc = encode_key(key)?;
             assert!(!enc.contains('/') && enc != "." && enc != "..", "{key:?} -> {enc:?}");
             assert!(enc.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-%".contains(&b)));
-            assert_eq!(decode_key(&enc).unwrap(), key);
+            assert_eq!(decode_key(&enc)?, key);
         }
-        assert_eq!(encode_key("foo").unwrap(), "foo");
+        assert_eq!(encode_key("foo")?, "foo");
+        Ok(())
     }
 
     #[test]
@@ -172,11 +173,12 @@ mod tests {
     }
 
     #[test]
-    fn values_are_checked_json_within_the_limit() {
+    fn values_are_checked_json_within_the_limit() -> Result<()> {
         assert!(JsonValue::from_text("{\"a\":1}".into()).is_ok());
         assert_eq!(JsonValue::from_text("{".into()).unwrap_err().code(), "INVALID_ARGUMENT");
         let big = format!("\"{}\"", "x".repeat(MAX_VALUE_BYTES));
         assert_eq!(JsonValue::from_text(big).unwrap_err().code(), "TOO_LARGE");
-        assert_eq!(JsonValue::from_serialize(&41).unwrap().parse::<i64>().unwrap(), 41);
+        assert_eq!(JsonValue::from_serialize(&41)?.parse::<i64>()?, 41);
+        Ok(())
     }
 }

@@ -421,9 +421,9 @@ mod tests {
 
     #[test]
     fn isolation_names() {
-        assert_eq!("serializable".parse::<Isolation>().unwrap(), Isolation::Serializable);
-        assert_eq!("snapshot".parse::<Isolation>().unwrap(), Isolation::Snapshot);
-        assert_eq!("read-committed".parse::<Isolation>().unwrap(), Isolation::ReadCommitted);
+        assert_eq!("serializable".parse::<Isolation>(), Ok(Isolation::Serializable));
+        assert_eq!("snapshot".parse::<Isolation>(), Ok(Isolation::Snapshot));
+        assert_eq!("read-committed".parse::<Isolation>(), Ok(Isolation::ReadCommitted));
         assert_eq!("x".parse::<Isolation>().unwrap_err().code(), "INVALID_ARGUMENT");
     }
 

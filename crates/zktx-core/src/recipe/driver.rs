@@ -172,8 +172,8 @@ mod tests {
 
     #[test]
     fn protected_prefix_matches_exactly() {
-        let c = Contender::parse("_c_1234-lock-0000000007").unwrap();
-        assert!(c.is_protected_by("1234"));
-        assert!(!c.is_protected_by("123"));
+        let c = Contender::parse("_c_1234-lock-0000000007");
+        assert!(c.as_ref().is_some_and(|c| c.is_protected_by("1234")));
+        assert!(c.is_some_and(|c| !c.is_protected_by("123")));
     }
 }
