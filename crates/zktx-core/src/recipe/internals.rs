@@ -40,7 +40,7 @@ pub(crate) struct Acquired {
     /// The result of the read asked for, sent with the last queue listing (with the create when
     /// the lock was free). Sent after the listing that showed everyone ahead gone, so it sees
     /// every write their holders committed.
-    pub piggyback: Option<Result<(Vec<u8>, zk::Stat)>>,
+    pub piggyback: Read,
 }
 
 /// Checks that `path` is an absolute znode path usable as a lock directory.
@@ -109,7 +109,29 @@ pub(crate) async fn acquire(
     }
 }
 
-type Created = (String, i64, Vec<String>, Option<Result<(Vec<u8>, zk::Stat)>>);
+/// The result of a read sent along with a queue listing, if one was asked for.
+type Read = Option<Result<(Vec<u8>, zk::Stat)>>;
+
+type Created = (String, i64, Vec<String>, Read);
+
+type Listed = (Result<Vec<String>, zk::Error>, Read);
+
+/// Sends `getChildren(dir)` and, if asked, `getData(read)` back to back — now, not when polled —
+/// and waits for both: requests on one session are answered in order, so this is one round trip
+/// (and one with whatever was sent just before).
+fn list_and_read<'a>(client: &'a zk::Client, dir: &str, read: Option<&str>) -> impl std::future::Future<Output = Listed> + 'a {
+    let list = client.list_children(dir);
+    let get = read.map(|p| client.get_data(p));
+    async move {
+        let get = async {
+            match get {
+                Some(g) => Some(g.await.map_err(Error::from)),
+                None => None,
+            }
+        };
+        tokio::join!(list, get)
+    }
+}
 
 /// Creates the contender's node, recovering it by its protected id after a connection loss.
 async fn create_node(client: &zk::Client, rt: Duration, dir: &str, prefix: &str, id: &str, read: Option<&str>) -> Result<Created> {
@@ -118,21 +140,10 @@ async fn create_node(client: &zk::Client, rt: Duration, dir: &str, prefix: &str,
         attempts += 1;
         // Sent in this order, answered in this order: one round trip.
         let create = client.create(prefix, &[], &EPHEMERAL_SEQUENTIAL);
-        let list = client.list_children(dir);
-        let get = read.map(|p| client.get_data(p));
-        let joined = tokio::time::timeout(rt, async {
-            let get = async {
-                match get {
-                    Some(g) => Some(g.await.map_err(Error::from)),
-                    None => None,
-                }
-            };
-            tokio::join!(create, list, get)
-        })
-        .await;
-        let (created, listed, read_result) = match joined {
+        let rest = list_and_read(client, dir, read);
+        let (created, (listed, read_result)) = match tokio::time::timeout(rt, async { tokio::join!(create, rest) }).await {
             Ok(r) => r,
-            Err(_) => (Err(zk::Error::Timeout), Err(zk::Error::Timeout), None),
+            Err(_) => (Err(zk::Error::Timeout), (Err(zk::Error::Timeout), None)),
         };
         match created {
             Ok((stat, seq)) => {
@@ -188,10 +199,10 @@ async fn wait_in_queue(
     opts: &AcquireOptions,
     give_up_at: Option<Instant>,
     read: Option<&str>,
-) -> Result<Option<Option<Result<(Vec<u8>, zk::Stat)>>>> {
+) -> Result<Option<Read>> {
     // `None`: acquired without waiting; `Some(read)`: acquired after waiting, with the read sent
     // alongside the last listing.
-    let mut waited: Option<Option<Result<(Vec<u8>, zk::Stat)>>> = None;
+    let mut waited: Option<Read> = None;
     loop {
         if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
             return Err(Error::Aborted(format!("acquiring {dir} was aborted")));
@@ -237,22 +248,9 @@ async fn wait_in_queue(
             }
         }
         // One round trip: the queue, and the value the caller will read once it holds.
-        let list = client.list_children(dir);
-        let get = read.map(|p| client.get_data(p));
-        let (listed, got) = match tokio::time::timeout(rt, async {
-            let get = async {
-                match get {
-                    Some(g) => Some(g.await.map_err(Error::from)),
-                    None => None,
-                }
-            };
-            tokio::join!(list, get)
-        })
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => return Err(Error::timeout(format!("list lock queue: no answer from ZooKeeper within {} ms", rt.as_millis()))),
-        };
+        let (listed, got) = tokio::time::timeout(rt, list_and_read(client, dir, read))
+            .await
+            .map_err(|_| Error::timeout(format!("list lock queue: no answer from ZooKeeper within {} ms", rt.as_millis())))?;
         children = listed.map_err(Error::from)?;
         waited = Some(got);
     }
