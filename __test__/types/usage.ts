@@ -1,0 +1,20 @@
+import { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock } from '../..';
+async function main() {
+  const zk = new ZooKeeper({ connect: 'localhost:2181', timeout: 200000, debug_level: ZooKeeper.ZOO_LOG_LEVEL_WARN, host_order_deterministic: false });
+  zk.on('state', (s) => console.log(s));
+  const st: string = zk.state;
+  const lock: Lock = await zk.lock('/a', { timeout: 5, signal: AbortSignal.timeout(10) });
+  lock.signal.addEventListener('abort', () => {});
+  const e: ZktxError = await lock.lost;
+  await zk.set('k', { a: 1 }, { lock });
+  const r = await zk.executeTransaction('c', (cur) => (typeof cur === 'number' ? cur : 0) + 1);
+  const n: number = r.version + r.token;
+  await executeTransaction('foo', 1);
+  const moved: boolean = await zk.transaction(async (tx) => { const a = await tx.get<number>('a'); tx.set('a', (a ?? 0) + 1); return true; }, { retries: 3, isolation: 'snapshot' });
+  const m: MultiLock = await zk.multiLock(['/a', '/b']);
+  const rw = zk.readWriteLock('/rw'); await (await rw.readLock()).release();
+  const sem = zk.semaphore('/s', 2); await (await sem.acquire()).release();
+  new FencingTokenGuard().check('db', m.tokens[0]);
+  console.log(st, e.code, n, moved);
+}
+main();
