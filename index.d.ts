@@ -200,7 +200,7 @@ export interface TransactionOptions {
   /**
    * Idempotence key: the commit also creates a marker `/zktx/txn-ids/<id>`, so a commit retried
    * after an unknown outcome (or a replay with the same id) applies at most once. Markers stay
-   * until deleted.
+   * until `zk.pruneTransactionIds(olderThanMs)` deletes them.
    */
   id?: string;
   /** Same as passing `id: tx.id` (a fresh uuid per `transaction` call). */
@@ -343,6 +343,13 @@ export class ZooKeeper extends EventEmitter {
    * (retried safely when an `id` is set), `ABORTED`, `INVALID_ARGUMENT`.
    */
   transaction<R>(fn: (tx: Transaction) => R | Promise<R>, options?: TransactionOptions): Promise<R>;
+
+  /**
+   * Deletes the idempotence markers of `{ id }` / `idempotent: true` transactions created more
+   * than `olderThanMs` ago; resolves how many. Ages compare the server's creation time with this
+   * machine's clock: keep the margin well above clock skew and above any retry window.
+   */
+  pruneTransactionIds(olderThanMs: number): Promise<number>;
 
   /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. */
   children(path: string): Promise<string[]>;

@@ -496,6 +496,21 @@ class ZooKeeper extends EventEmitter {
     }
   }
 
+  /**
+   * Deletes the idempotence markers (`{ id }` / `idempotent: true` transactions) created more than
+   * `olderThanMs` ago; resolves how many. Ages use the server's creation time against this
+   * machine's clock: keep the margin well above clock skew and any retry window.
+   */
+  pruneTransactionIds(olderThanMs) {
+    try {
+      checkTimeout(olderThanMs, 'olderThanMs');
+      if (olderThanMs === undefined) throw invalid('olderThanMs is required');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return call(() => this._native.pruneTransactionIds(olderThanMs));
+  }
+
   /** Lists the children of a znode, sorted (e.g. a lock path's queue); `[]` when absent. */
   children(path) {
     if (typeof path !== 'string') return Promise.reject(invalid(`path must be a string, got ${describe(path)}`));

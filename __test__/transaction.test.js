@@ -120,6 +120,19 @@ describe('zk.transaction', () => {
     expect(await zk.get(k)).toBe('changed since');
   });
 
+  it('pruneTransactionIds deletes old idempotence markers only', async () => {
+    const old = unique('old-id');
+    await zk.transaction(async (tx) => { tx.set(unique('p'), 1); }, { id: old });
+    await new Promise((r) => setTimeout(r, 300));
+    const fresh = unique('fresh-id');
+    await zk.transaction(async (tx) => { tx.set(unique('p'), 1); }, { id: fresh });
+    expect(await zk.pruneTransactionIds(200)).toBeGreaterThanOrEqual(1);
+    const left = await zk.children('/zktx/txn-ids');
+    expect(left).not.toContain(old);
+    expect(left).toContain(fresh);
+    expect(await zk.pruneTransactionIds(-1).then(() => 'resolved', (e) => e.code)).toBe('INVALID_ARGUMENT');
+  });
+
   it('a commit fenced on a released lock is refused with LOCK_LOST', async () => {
     const k = unique('fenced');
     const lock = await zk.lock(`/zktx-test/${unique('txlock')}`);

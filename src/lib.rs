@@ -281,6 +281,13 @@ impl NativeClient {
         self.store.children(&path).await.map_err(to_js_error)
     }
 
+    /// Deletes transaction-id markers older than `older_than_ms`; resolves how many.
+    #[napi]
+    pub async fn prune_transaction_ids(&self, older_than_ms: f64) -> Result<u32> {
+        let older_than = millis("olderThan", older_than_ms)?;
+        self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+    }
+
     /// A new multi-key transaction attempt.
     #[napi]
     pub fn transaction(&self) -> NativeTransaction {

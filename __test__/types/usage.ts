@@ -15,6 +15,7 @@ async function main() {
   const rw = zk.readWriteLock('/rw'); await (await rw.readLock()).release();
   const sem = zk.semaphore('/s', 2); await (await sem.acquire()).release();
   new FencingTokenGuard().check('db', m.tokens[0]);
-  console.log(st, e.code, n, moved);
+  const pruned: number = await zk.pruneTransactionIds(86_400_000);
+  console.log(st, e.code, n, moved, pruned);
 }
 main();

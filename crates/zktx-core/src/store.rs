@@ -179,6 +179,48 @@ impl Store {
         }
     }
 
+    /// Deletes the idempotence markers of transactions committed more than `older_than` ago
+    /// (see [`crate::transaction::CommitOptions::id`]); returns how many were deleted.
+    ///
+    /// # Guarantees
+    /// Ages come from the markers' creation times on the server compared with this machine's
+    /// clock, so keep `older_than` well above any clock skew and above the longest time a commit
+    /// with that id may still be retried. Safe to run from several clients at once.
+    pub async fn prune_transaction_ids(&self, older_than: std::time::Duration) -> Result<usize> {
+        let dir = self.layout.root_child("txn-ids");
+        let client = self.session.client().await?;
+        let rt = self.session.request_timeout(&client);
+        let names = match deadline(rt, "list transaction ids", client.list_children(&dir)).await {
+            Ok(names) => names,
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let cutoff = now_ms - older_than.as_millis() as i64;
+        let mut deleted = 0;
+        for chunk in names.chunks(500) {
+            // One multi-read gives the creation time of 500 markers.
+            let mut reader = client.new_multi_reader();
+            let paths: Vec<String> = chunk.iter().map(|n| format!("{dir}/{n}")).collect();
+            for p in &paths {
+                reader.add_get_data(p)?;
+            }
+            let results = deadline(rt, "stat transaction ids", reader.commit()).await?;
+            for (path, result) in paths.iter().zip(results) {
+                if let zookeeper_client::MultiReadResult::Data { stat, .. } = result {
+                    if stat.ctime < cutoff {
+                        match deadline(rt, "delete transaction id", client.delete(path, None)).await {
+                            Ok(()) => deleted += 1,
+                            Err(Error::ZooKeeper { code: "NONODE", .. }) => {},
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Locks `key` and reads it; see [`KeyTransaction`].
     pub async fn begin(&self, key: &str, opts: &AcquireOptions) -> Result<KeyTransaction> {
         KeyTransaction::begin(&self.session, &self.layout, key, opts).await
