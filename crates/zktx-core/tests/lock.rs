@@ -91,11 +91,7 @@ async fn an_expired_holder_cannot_write_and_the_next_contender_gets_the_lock() {
     // The holder reaches the server through a proxy; cutting it longer than the session timeout
     // makes the server expire the session (and delete the lock node).
     let proxy = Proxy::start().await;
-    let s = zktx_core::Store::new(zktx_core::SessionOptions {
-        session_timeout: Duration::from_secs(2),
-        ..zktx_core::SessionOptions::new(proxy.addr.clone())
-    })
-    .unwrap();
+    let s = proxy.store(Duration::from_secs(2));
     let key = unique("expired");
     let path = format!("/zktx-test/{}", unique("expired"));
     let l = s.lock(&path, &AcquireOptions::default()).await.unwrap();
@@ -128,11 +124,7 @@ async fn bad_paths_are_invalid_arguments_and_touch_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_was_lost_is_recovered_by_its_protected_name_not_duplicated() {
     let proxy = Proxy::start().await;
-    let s = zktx_core::Store::new(zktx_core::SessionOptions {
-        session_timeout: Duration::from_secs(6),
-        ..zktx_core::SessionOptions::new(proxy.addr.clone())
-    })
-    .unwrap();
+    let s = proxy.store(Duration::from_secs(6));
     s.session().connect().await.unwrap();
     let path = format!("/zktx-test/{}", unique("ghost"));
     let direct = store();

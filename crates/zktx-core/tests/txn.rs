@@ -85,16 +85,12 @@ mod lost_answers {
     use super::common::*;
     use zktx_core::kv::JsonValue;
     use zktx_core::recipe::AcquireOptions;
-    use zktx_core::{Outcome, SessionOptions, Store};
-
-    fn through(proxy: &Proxy) -> Store {
-        Store::new(SessionOptions { session_timeout: Duration::from_secs(6), ..SessionOptions::new(proxy.addr.clone()) }).unwrap()
-    }
+    use zktx_core::Outcome;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_commit_whose_answer_was_lost_is_found_to_have_applied() {
         let proxy = Proxy::start().await;
-        let s = through(&proxy);
+        let s = proxy.store(Duration::from_secs(6));
         let key = unique("lost-answer");
         s.set(&key, &JsonValue::from_serialize(&1).unwrap(), &[]).await.unwrap();
         let tx = s.begin(&key, &AcquireOptions::default()).await.unwrap();
@@ -113,7 +109,7 @@ mod lost_answers {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_commit_that_never_arrived_is_found_not_applied_and_can_never_apply() {
         let proxy = Proxy::start().await;
-        let s = through(&proxy);
+        let s = proxy.store(Duration::from_secs(6));
         let key = unique("lost-request");
         s.set(&key, &JsonValue::from_serialize(&1).unwrap(), &[]).await.unwrap();
         let tx = s.begin(&key, &AcquireOptions::default()).await.unwrap();

@@ -100,6 +100,11 @@ impl Proxy {
         proxy
     }
 
+    /// A store whose session reaches the server through this proxy.
+    pub fn store(&self, session_timeout: Duration) -> Store {
+        Store::new(SessionOptions { session_timeout, ..SessionOptions::new(self.addr.clone()) }).unwrap()
+    }
+
     /// Cuts every connection and refuses new ones.
     pub fn partition(&self) {
         self.blocked.store(true, Ordering::SeqCst);
