@@ -357,7 +357,7 @@ class ZooKeeper extends EventEmitter {
     for (const k of ['host_order_deterministic', 'reconnectAfterExpiry']) {
       if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalid(`${k} must be a boolean`);
     }
-    this._native = call_sync(() => new native.NativeClient({
+    this._native = callSync(() => new native.NativeClient({
       connect,
       timeoutMs: timeout,
       connectTimeoutMs: checkTimeout(options.connectTimeout, 'connectTimeout'),
@@ -567,7 +567,7 @@ function committed(r) {
   return { key: r.key, value: JSON.parse(r.json), previous: decode(r.previousJson), version: r.version, token: r.token };
 }
 
-function call_sync(fn) {
+function callSync(fn) {
   try {
     return fn();
   } catch (err) {
