@@ -1,0 +1,428 @@
+'use strict';
+// Checks of the generative stress test's history (see generative.test.js). Nothing here trusts
+// znode versions: ZooKeeper restarts a key's version at 0 when it is deleted and created again,
+// which is exactly how an ABA lost update hides. Every value written is unique instead, so a value
+// read names the one write that produced it.
+//
+// checkSerial    committed transactions (zk.transaction, executeTransaction) of one key group
+//                must replay, over VALUES, in one serial order that follows commit zxids.
+// checkLocks     holders proven by server-acknowledged fenced writes never overlap (exclusive;
+//                read vs write; semaphore: never more than `permits`), tokens follow holding order,
+//                acknowledged fenced writes are stored, refused ones are not.
+// checkErrors    every rejection is a ZktxError with a documented code and outcome.
+
+/** JSON with sorted object keys: the identity of a value. */
+function canon(v) {
+  if (v === undefined || v === null) return null;
+  if (Array.isArray(v)) return `[${v.map((x) => canon(x) ?? 'null').join(',')}]`;
+  if (typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canon(v[k]) ?? 'null'}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+const show = (s) => (s === null ? 'absent' : s);
+
+/**
+ * @typedef {{ kind: 'set'|'create'|'delete', key: string, value?: any }} TxWrite
+ * @typedef {{
+ *   label: string, kind?: 'tx'|'et', isolation?: 'serializable'|'snapshot'|'read-committed',
+ *   status: 'ok'|'unknown'|'refused', zxid?: number, inv: number, cmp?: number,
+ *   reads: Record<string, any>, writes: TxWrite[], idGroup?: string,
+ * }} Txn
+ *   reads: the values seen (null: absent), only those read from the server (before own writes).
+ *   et (executeTransaction) is a serializable read-modify-write of one key.
+ *   status: ok = committed, refused = known not applied, unknown = may or may not have applied.
+ *   idGroup: attempts of one { id } transaction: at most one of them applied.
+ *
+ * @param {object} h
+ * @param {string[]} h.keys the group's keys (everything else a transaction touched is ignored)
+ * @param {Txn[]} h.txns
+ * @param {Record<string, any>} h.final the server's values at the end (undefined/null: absent)
+ * @param {Record<string, any>} [h.initial] values at the start (default: all absent)
+ * @param {number} [h.budget] search steps before giving up (reported as undetermined)
+ * @returns {{ violations: string[], stats: object, order?: string[] }}
+ */
+function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
+  const violations = [];
+  const inGroup = new Set(keys);
+  const norm = txns.map((t) => ({
+    ...t,
+    isolation: t.kind === 'et' ? 'serializable' : t.isolation || 'serializable',
+    reads: Object.fromEntries(Object.entries(t.reads || {}).filter(([k]) => inGroup.has(k)).map(([k, v]) => [k, canon(v)])),
+    writes: (t.writes || []).filter((w) => inGroup.has(w.key)).map((w) => ({ kind: w.kind, key: w.key, value: w.kind === 'delete' ? null : canon(w.value) })),
+  }));
+  const finalC = Object.fromEntries(keys.map((k) => [k, canon(final[k])]));
+  const initialC = Object.fromEntries(keys.map((k) => [k, canon(initial[k])]));
+
+  // Who wrote each value (values are unique; a duplicate is a harness bug, reported).
+  const writerOf = new Map();
+  for (const t of norm) {
+    for (const w of t.writes) {
+      if (w.value === null) continue;
+      const id = `${w.key}=${w.value}`;
+      if (writerOf.has(id) && writerOf.get(id) !== t) violations.push(`harness: value ${w.value} of ${w.key} written by both ${writerOf.get(id).label} and ${t.label}`);
+      writerOf.set(id, t);
+    }
+  }
+  const initialHas = (k, v) => v !== null && initialC[k] === v;
+
+  // Values observed: read by a transaction that took effect, or in the final state.
+  const observed = new Set();
+  const seen = (k, v, by) => {
+    if (v === null || initialHas(k, v)) return;
+    const w = writerOf.get(`${k}=${v}`);
+    if (!w) violations.push(`phantom: ${by} saw ${k}=${v}, a value no operation of the history wrote`);
+    else if (w.status === 'refused') violations.push(`refused write visible: ${by} saw ${k}=${v}, written by ${w.label} whose commit was refused (not applied)`);
+    else observed.add(w);
+  };
+  for (const t of norm) if (t.status === 'ok') for (const [k, v] of Object.entries(t.reads)) seen(k, v, t.label);
+  for (const k of keys) seen(k, finalC[k], 'the final state');
+
+  // Classify. Anchored: committed with a zxid. Floating: must (or may) be placed by search.
+  const anchored = norm.filter((t) => t.status === 'ok' && t.writes.length > 0 && typeof t.zxid === 'number').sort((a, b) => a.zxid - b.zxid);
+  for (let i = 1; i < anchored.length; i++) {
+    if (anchored[i].zxid === anchored[i - 1].zxid) violations.push(`zxid: ${anchored[i - 1].label} and ${anchored[i].label} both committed at zxid ${anchored[i].zxid}`);
+  }
+  const readers = norm.filter((t) => t.status === 'ok' && t.writes.length === 0);
+  const floating = [];
+  const groupsObserved = new Set(norm.filter((t) => t.idGroup && observed.has(t)).map((t) => t.idGroup));
+  let dropped = 0;
+  for (const t of norm) {
+    if (t.writes.length === 0 || t.status === 'refused') continue;
+    if (t.status === 'ok' && typeof t.zxid === 'number') continue;
+    const mandatory = t.status === 'ok' || observed.has(t);
+    // An unknown write nobody observed may be left out, unless it deletes something (an absent
+    // read may need it); a sibling attempt of an observed one is out (at most one applies).
+    if (!mandatory && (t.writes.every((w) => w.kind !== 'delete') || (t.idGroup && groupsObserved.has(t.idGroup)))) {
+      dropped += 1;
+      continue;
+    }
+    floating.push({ t, mandatory });
+  }
+  const stats = {
+    keys: keys.length,
+    committedWriters: norm.filter((t) => t.status === 'ok' && t.writes.length > 0).length,
+    anchored: anchored.length,
+    unanchoredCommitted: floating.filter((f) => f.t.status === 'ok').length,
+    unknown: norm.filter((t) => t.status === 'unknown' && t.writes.length > 0).length,
+    unknownApplied: floating.filter((f) => f.t.status === 'unknown' && f.mandatory).length,
+    unknownDropped: dropped,
+    refused: norm.filter((t) => t.status === 'refused').length,
+    readOnly: readers.length,
+    searchSteps: 0,
+    undetermined: false,
+  };
+
+  // Targeted diagnosis of anchored writers (needs no search): a serializable (or snapshot, for
+  // keys it writes) transaction that read k=v must find v still current at its zxid, i.e. no
+  // anchored writer of k between v's writer and itself. The ABA lost update lands here.
+  const writersOfKey = new Map(keys.map((k) => [k, anchored.filter((a) => a.writes.some((w) => w.key === k))]));
+  const lastWriteBefore = (k, zxid) => {
+    const list = writersOfKey.get(k);
+    let lo = 0;
+    let hi = list.length; // first index with zxid >= given
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid].zxid < zxid) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 ? list[lo - 1] : null;
+  };
+  // keys some transaction without a zxid may have deleted (an absent read may be theirs)
+  const floatingDeletes = new Set(norm.filter((t) => t.status !== 'refused' && typeof t.zxid !== 'number').flatMap((t) => t.writes.filter((w) => w.kind === 'delete').map((w) => w.key)));
+  const checkedReads = (t) => Object.entries(t.reads).filter(([k]) => t.isolation === 'serializable' || (t.isolation === 'snapshot' && t.writes.some((w) => w.key === k)));
+  const targeted = new Set();
+  for (const t of anchored) {
+    for (const [k, v] of checkedReads(t)) {
+      const src = v === null ? null : writerOf.get(`${k}=${v}`);
+      const last = lastWriteBefore(k, t.zxid);
+      if (v !== null && src && typeof src.zxid === 'number' && src.status === 'ok') {
+        if (src.zxid > t.zxid) {
+          violations.push(`serializability: ${t.label} (${t.isolation}, zxid ${t.zxid}) read ${k}=${v} written later by ${src.label} (zxid ${src.zxid})`);
+          targeted.add(t);
+        } else if (last && last !== src) {
+          const lw = last.writes.find((w) => w.key === k);
+          violations.push(
+            `serializability (lost update): ${t.label} (${t.isolation}, zxid ${t.zxid}) read ${k}=${v} (written by ${src.label} at zxid ${src.zxid}) ` +
+              `but ${last.label} had ${lw.kind === 'delete' ? 'deleted' : `${lw.kind === 'create' ? 'created' : 'set'} it to ${lw.value}`} at zxid ${last.zxid} before it committed`
+          );
+          targeted.add(t);
+        }
+      } else if (v === null && last && !floatingDeletes.has(k)) {
+        const lw = last.writes.find((w) => w.key === k);
+        if (lw.kind !== 'delete') {
+          violations.push(`serializability: ${t.label} (${t.isolation}, zxid ${t.zxid}) read ${k} absent but ${last.label} had ${lw.kind === 'create' ? 'created' : 'set'} it to ${lw.value} at zxid ${last.zxid} before it committed`);
+          targeted.add(t);
+        }
+      }
+    }
+  }
+
+  // The search: one serial order of anchored (by zxid) and floating transactions (within their
+  // real-time windows) in which every checked read sees its value, every create finds its key
+  // absent, and which ends in the final state.
+  const fits = (t, state) => {
+    for (const [k, v] of checkedReads(t)) if (state.get(k) !== v) return `read ${k}=${show(v)} but it was ${show(state.get(k))}`;
+    for (const w of t.writes) if (w.kind === 'create' && state.get(w.key) !== null) return `created ${w.key}, which existed (${state.get(w.key)})`;
+    return null;
+  };
+  // Windows in anchored positions: gap g = before anchored[g].
+  for (const f of floating) {
+    let lo = 0;
+    let hi = anchored.length;
+    anchored.forEach((a, j) => {
+      if (a.cmp !== undefined && a.cmp < f.t.inv) lo = Math.max(lo, j + 1);
+      if (f.t.status === 'ok' && f.t.cmp !== undefined && a.inv > f.t.cmp) hi = Math.min(hi, j);
+    });
+    f.lo = lo;
+    f.hi = f.t.status === 'ok' ? hi : anchored.length;
+    if (f.lo > f.hi) {
+      violations.push(`real time: ${f.t.label} committed between ${new Date(f.t.inv).toISOString()} and ${new Date(f.t.cmp).toISOString()}, which no zxid order allows`);
+      f.hi = f.lo;
+    }
+  }
+  const state = new Map(keys.map((k) => [k, initialC[k]]));
+  const apply = (t, undo) => {
+    for (const w of t.writes) {
+      undo.push([w.key, state.get(w.key)]);
+      state.set(w.key, w.kind === 'delete' ? null : w.value);
+    }
+  };
+  const revert = (undo) => {
+    for (let j = undo.length - 1; j >= 0; j--) state.set(undo[j][0], undo[j][1]);
+  };
+  const placed = new Set(); // floating indices
+  const salt = floating.map((_, j) => (Math.imul(j + 1, 0x9e3779b1) ^ (j * 0x85ebca6b)) >>> 0);
+  let placedHash = 0;
+  const usedGroups = new Map(); // idGroup -> count placed
+  const stateKey = () => keys.map((k) => state.get(k)).join('\u0001');
+  const failed = new Set();
+  let furthest = { i: -1, why: '' };
+  const order = [];
+  let steps = 0;
+
+  const choicesAt = (i) => {
+    const out = [];
+    const next = anchored[i];
+    const blocked = floating.some((f, j) => f.mandatory && !placed.has(j) && f.hi <= i);
+    const placeable = [];
+    floating.forEach((f, j) => {
+      if (placed.has(j) || f.lo > i || f.hi < i) return;
+      if (f.t.idGroup && usedGroups.get(f.t.idGroup)) return;
+      if (fits(f.t, state)) return;
+      placeable.push(j);
+    });
+    // Urgent: a placeable transaction that the next anchored write would make unplaceable.
+    const spoils = (j) => next && Object.keys(floating[j].t.reads).some((k) => next.writes.some((w) => w.key === k));
+    const urgent = (j) => floating[j].mandatory && spoils(j);
+    for (const j of placeable) if (urgent(j)) out.push(['place', j]);
+    let advance = false;
+    if (i < anchored.length && !blocked) {
+      const why = fits(next, state);
+      if (!why) {
+        out.push(['advance']);
+        advance = true;
+      } else if (i >= furthest.i) furthest = { i, why: `${next.label} (zxid ${next.zxid}) ${why}` };
+    }
+    // Unknown-outcome writes nobody observed are only tried where the history cannot go on
+    // without them (as late as possible): otherwise every one of them doubles the search.
+    for (const j of placeable) if (!urgent(j) && (floating[j].mandatory || !advance)) out.push(['place', j]);
+    return out;
+  };
+  const done = (i) => {
+    if (i < anchored.length) return false;
+    if (floating.some((f, j) => f.mandatory && !placed.has(j))) return false;
+    for (const k of keys) {
+      if (state.get(k) !== finalC[k]) {
+        if (i >= furthest.i) furthest = { i, why: `at the end ${k} would be ${show(state.get(k))} but the server has ${show(finalC[k])}` };
+        return false;
+      }
+    }
+    return true;
+  };
+
+  // Iterative depth-first search with undo logs (histories are long: no recursion).
+  const frames = [];
+  let i = 0;
+  let ok = false;
+  const enter = () => {
+    const memo = `${i}|${placed.size}|${placedHash}|${stateKey()}`;
+    frames.push({ i, memo, choices: failed.has(memo) ? [] : choicesAt(i), next: 0, undo: null, choice: null });
+  };
+  if (done(i)) ok = true;
+  else enter();
+  while (!ok && frames.length > 0) {
+    steps += 1;
+    if (steps > budget) {
+      stats.undetermined = true;
+      break;
+    }
+    const f = frames[frames.length - 1];
+    if (f.undo) {
+      // coming back from a failed child: undo its choice
+      revert(f.undo);
+      if (f.choice[0] === 'place') {
+        placed.delete(f.choice[1]);
+        placedHash ^= salt[f.choice[1]];
+        const g = floating[f.choice[1]].t.idGroup;
+        if (g) usedGroups.set(g, usedGroups.get(g) - 1);
+      }
+      order.pop();
+      i = f.i;
+      f.undo = null;
+    }
+    if (f.choices.length === 0 && done(i)) {
+      ok = true;
+      break;
+    }
+    if (f.next >= f.choices.length) {
+      failed.add(f.memo);
+      frames.pop();
+      continue;
+    }
+    const c = f.choices[f.next++];
+    f.choice = c;
+    f.undo = [];
+    if (c[0] === 'advance') {
+      apply(anchored[i], f.undo);
+      order.push(anchored[i]);
+      i += 1;
+    } else {
+      const fl = floating[c[1]];
+      apply(fl.t, f.undo);
+      order.push(fl.t);
+      placed.add(c[1]);
+      placedHash ^= salt[c[1]];
+      if (fl.t.idGroup) usedGroups.set(fl.t.idGroup, (usedGroups.get(fl.t.idGroup) || 0) + 1);
+    }
+    if (done(i)) {
+      ok = true;
+      break;
+    }
+    enter();
+  }
+  stats.searchSteps = steps;
+  if (!ok && !stats.undetermined) {
+    const at = anchored[furthest.i];
+    violations.push(
+      `no serial order: ${stats.committedWriters} committed writers (${stats.anchored} ordered by zxid, ${stats.unanchoredCommitted} without a zxid placed by search, ` +
+        `${stats.unknownApplied} unknown-outcome ones observed) do not replay over values; furthest point ` +
+        `${furthest.i >= 0 ? `${furthest.i}/${anchored.length}${at ? '' : ' (end)'}` : '?'}: ${furthest.why || 'a transaction without a zxid fits nowhere in its real-time window'}`
+    );
+  }
+
+  // Read-only serializable transactions must fit at some point of the order found.
+  if (ok) {
+    const pending = readers.filter((t) => t.isolation === 'serializable' && Object.keys(t.reads).length > 0);
+    const fitted = new Set();
+    state.clear();
+    for (const k of keys) state.set(k, initialC[k]);
+    const tryAll = () => {
+      for (const t of pending) if (!fitted.has(t) && !fits(t, state)) fitted.add(t);
+    };
+    tryAll();
+    for (const t of order) {
+      apply(t, []);
+      tryAll();
+    }
+    for (const t of pending) {
+      if (!fitted.has(t)) violations.push(`serializability: read-only ${t.label} saw ${JSON.stringify(t.reads)}, values never current together (in the serial order found)`);
+    }
+  }
+  return { violations, stats, order: ok ? order.map((t) => t.label) : undefined };
+}
+
+/**
+ * @typedef {{ key: string, value: any, sentAt: number, status: 'ok'|'refused'|'unknown', code?: string }} FencedWrite
+ * @typedef {{ label: string, lockKind: 'lockExclusive'|'multiLock'|'lockRead'|'lockWrite'|'lease',
+ *             paths: string[], tokens: number[], enter: number, writes: FencedWrite[] }} Hold
+ * @param {object} h
+ * @param {Hold[]} h.holds
+ * @param {Record<string, any>} h.store final value of every marker key (absent: undefined)
+ * @param {Record<string, number>} [h.permits] semaphore path -> permits
+ */
+function checkLocks({ holds, store, permits = {} }) {
+  const violations = [];
+  const same = (a, b) => canon(a) === canon(b);
+  const applied = (w) => w.status === 'ok' || (w.status === 'unknown' && same(store[w.key], w.value));
+  let writes = 0;
+  for (const h of holds) {
+    for (const w of h.writes) {
+      writes += 1;
+      if (w.status === 'ok' && !same(store[w.key], w.value)) violations.push(`durability: acknowledged fenced write ${w.key} of ${h.label} is missing (store has ${JSON.stringify(store[w.key])})`);
+      if (w.status === 'refused' && store[w.key] !== undefined && store[w.key] !== null && same(store[w.key], w.value)) {
+        violations.push(`refusal: fenced write ${w.key} of ${h.label} was refused (${w.code}) but is in the store`);
+      }
+    }
+  }
+  // Proven holding intervals, per path.
+  const byPath = new Map();
+  for (const h of holds) {
+    const acked = h.writes.filter(applied);
+    if (acked.length === 0) continue;
+    const to = Math.max(...acked.map((w) => w.sentAt));
+    h.paths.forEach((p, j) => {
+      if (!byPath.has(p)) byPath.set(p, []);
+      byPath.get(p).push({ label: h.label, kind: h.lockKind, token: h.tokens[j] ?? h.tokens[0], from: h.enter, to });
+    });
+  }
+  const exclusive = (k) => k === 'lockExclusive' || k === 'multiLock' || k === 'lockWrite';
+  let proven = 0;
+  for (const [path, ivs] of byPath) {
+    proven += ivs.length;
+    ivs.sort((a, b) => a.from - b.from || a.to - b.to);
+    const overlap = (a, b) => a.from < b.to && b.from < a.to;
+    const isSem = ivs.some((x) => x.kind === 'lease');
+    for (let a = 0; a < ivs.length; a++) {
+      for (let b = a + 1; b < ivs.length && ivs[b].from < ivs[a].to; b++) {
+        const [x, y] = [ivs[a], ivs[b]];
+        if (!overlap(x, y)) continue;
+        if (isSem) continue;
+        if (exclusive(x.kind) || exclusive(y.kind)) {
+          violations.push(`exclusion on ${path}: ${y.label} (${y.kind}, token ${y.token}) held from ${y.from} while ${x.label} (${x.kind}, token ${x.token}) held until ${x.to} (overlap ${x.to - y.from} ms)`);
+        }
+      }
+      // tokens: a later holder that excludes (or is excluded by) an earlier one has a newer token
+      for (let b = a + 1; b < ivs.length; b++) {
+        const [x, y] = [ivs[a], ivs[b]];
+        if (isSem || overlap(x, y) || !(exclusive(x.kind) || exclusive(y.kind))) continue;
+        if (x.to <= y.from && y.token <= x.token) violations.push(`tokens on ${path}: ${y.label} (token ${y.token}) held after ${x.label} (token ${x.token})`);
+      }
+    }
+    if (isSem) {
+      const n = permits[path] ?? 1;
+      const events = ivs.flatMap((x) => [[x.from, 1, x], [x.to, -1, x]]).sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+      let cur = 0;
+      const live = new Set();
+      for (const [t, d, x] of events) {
+        cur += d;
+        if (d > 0) live.add(x);
+        else live.delete(x);
+        if (cur > n) {
+          violations.push(`semaphore ${path}: ${cur} leases held at ${t} (permits ${n}): ${[...live].map((y) => y.label).join(', ')}`);
+          break;
+        }
+      }
+    }
+  }
+  return { violations, stats: { holds: holds.length, writes, provenHolds: proven, paths: byPath.size } };
+}
+
+/** Codes of index.d.ts's ZktxErrorCode list. */
+const DOCUMENTED = ['INVALID_ARGUMENT', 'TOO_LARGE', 'TIMEOUT', 'CONNECTIONLOSS', 'SESSIONEXPIRED', 'LOCK_LOST', 'ABORTED', 'CONFLICT', 'CLIENT_CLOSED', 'ALREADY_HELD', 'STALE_TOKEN', 'NONODE', 'NODEEXISTS', 'BADVERSION', 'NOTEMPTY', 'NOAUTH', 'NOCHILDRENFOREPHEMERALS'];
+/** Documented, but impossible for the stress test's well-formed calls. */
+const UNEXPECTED = ['INVALID_ARGUMENT', 'TOO_LARGE', 'STALE_TOKEN', 'NOAUTH', 'NOCHILDRENFOREPHEMERALS'];
+
+/** @param {Array<{label: string, what: string, code?: string, outcome?: string, typed?: boolean, name?: string, message?: string}>} errors */
+function checkErrors(errors) {
+  const violations = [];
+  const byCode = {};
+  for (const e of errors) {
+    byCode[e.code ?? e.name] = (byCode[e.code ?? e.name] || 0) + 1;
+    if (!e.typed) violations.push(`error type: ${e.label} (${e.what}) rejected with a ${e.name || 'non-error'} that is not a ZktxError: ${e.message}`);
+    else if (!DOCUMENTED.includes(e.code)) violations.push(`error code: ${e.label} (${e.what}) rejected with undocumented code ${e.code}: ${e.message}`);
+    else if (UNEXPECTED.includes(e.code)) violations.push(`error code: ${e.label} (${e.what}) rejected with ${e.code}, impossible for its well-formed call: ${e.message}`);
+    else if (e.outcome !== 'unknown' && e.outcome !== 'not_applied') violations.push(`error outcome: ${e.label} (${e.what}) ${e.code} has outcome ${e.outcome}`);
+  }
+  return { violations, byCode };
+}
+
+module.exports = { checkSerial, checkLocks, checkErrors, canon, DOCUMENTED };

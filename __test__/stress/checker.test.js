@@ -1,0 +1,201 @@
+'use strict';
+// Unit tests of the stress test's history checker on small synthetic histories: every violation
+// class must be flagged, valid histories (including legal anomalies of weaker isolation levels)
+// must pass.
+const { checkSerial, checkLocks, checkErrors } = require('./checker');
+
+const K = ['a', 'b', 'c'];
+const v = (n) => ({ w: 0, n });
+let clock = 0;
+/** A transaction committed in [inv, cmp], increasing times by default. */
+function tx(label, { reads = {}, writes = [], zxid, status = 'ok', isolation = 'serializable', kind = 'tx', inv, cmp, idGroup } = {}) {
+  clock += 10;
+  return { label, kind, isolation, status, zxid, reads, writes, inv: inv ?? clock, cmp: status === 'ok' ? cmp ?? clock + 5 : undefined, idGroup };
+}
+const set = (key, n) => ({ kind: 'set', key, value: v(n) });
+const create = (key, n) => ({ kind: 'create', key, value: v(n) });
+const del = (key) => ({ kind: 'delete', key });
+const et = (label, key, prev, n, opts = {}) => tx(label, { kind: 'et', reads: { [key]: prev === null ? null : v(prev) }, writes: [set(key, n)], ...opts });
+const run = (txns, final) => checkSerial({ keys: K, txns, final: Object.fromEntries(Object.entries(final).map(([k, n]) => [k, n === null ? undefined : v(n)])) });
+
+describe('stress checker: serializability over values', () => {
+  it('a valid history passes (transactions, executeTransaction without zxid, read-only, unknown, refused)', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1), set('b', 2)], zxid: 10 }),
+      tx('R1', { reads: { a: v(1), b: v(2) } }),
+      et('E1', 'a', 1, 3), // no zxid: placed by search
+      tx('T2', { reads: { a: v(3) }, writes: [set('a', 4), del('b')], zxid: 20 }),
+      tx('U1', { writes: [set('c', 5)], status: 'unknown' }), // never observed: may not have applied
+      tx('X1', { writes: [set('b', 6)], status: 'refused' }),
+      tx('T3', { reads: { b: null }, writes: [create('b', 7)], zxid: 30 }),
+      tx('U2', { writes: [set('c', 8)], status: 'unknown' }), // observed in the final state: applied
+      tx('R2', { reads: { a: v(4), b: v(7) } }),
+    ];
+    const r = run(h, { a: 4, b: 7, c: 8 });
+    expect(r.violations).toEqual([]);
+    expect(r.stats.unknownApplied).toBe(1);
+    expect(r.order).toEqual(['T0', 'E1', 'T2', 'T3', 'U2']);
+  });
+
+  it('flags the ABA lost update: T1 reads k=1, T2 deletes k, T3 creates k=100, T1 commits k=11', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1)], zxid: 1 }),
+      tx('T2', { writes: [del('a')], zxid: 2 }),
+      tx('T3', { reads: { a: null }, writes: [create('a', 100)], zxid: 3 }),
+      tx('T1', { reads: { a: v(1) }, writes: [set('a', 11)], zxid: 4 }),
+    ];
+    const r = run(h, { a: 11 });
+    expect(r.violations.some((x) => /lost update.*T1.*read a=.*T3 had created it/.test(x))).toBe(true);
+    expect(r.violations.some((x) => /^no serial order/.test(x))).toBe(true);
+  });
+
+  it('flags the ABA lost update when the delete and the re-create carry no zxid (search)', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1)], zxid: 1 }),
+      tx('T2', { writes: [del('a')] }),
+      tx('T3', { reads: { a: null }, writes: [create('a', 100)] }),
+      tx('T1', { reads: { a: v(1) }, writes: [set('a', 11)], zxid: 4 }),
+    ];
+    expect(run(h, { a: 11 }).violations.some((x) => /^no serial order/.test(x))).toBe(true);
+  });
+
+  it('flags a lost update of two executeTransactions that read the same value', () => {
+    const h = [tx('T0', { writes: [set('a', 1)], zxid: 1 }), et('E1', 'a', 1, 2, { zxid: 5 }), et('E2', 'a', 1, 3, { zxid: 6 })];
+    expect(run(h, { a: 3 }).violations.some((x) => /lost update.*E2/.test(x))).toBe(true);
+    const noZxid = [tx('T0', { writes: [set('a', 1)], zxid: 1 }), et('E1', 'a', 1, 2), et('E2', 'a', 1, 3)];
+    expect(run(noZxid, { a: 3 }).violations.some((x) => /^no serial order/.test(x))).toBe(true);
+  });
+
+  it('flags a serializable write skew but allows it under snapshot isolation', () => {
+    const skew = (isolation) => [
+      tx('T0', { writes: [set('a', 1), set('b', 2)], zxid: 1 }),
+      tx('T1', { reads: { a: v(1), b: v(2) }, writes: [set('a', 3)], zxid: 2, isolation }),
+      tx('T2', { reads: { a: v(1), b: v(2) }, writes: [set('b', 4)], zxid: 3, isolation }),
+    ];
+    expect(run(skew('serializable'), { a: 3, b: 4 }).violations).not.toEqual([]);
+    expect(run(skew('snapshot'), { a: 3, b: 4 }).violations).toEqual([]);
+  });
+
+  it('flags a lost update under snapshot isolation, allows it under read-committed', () => {
+    const lost = (isolation) => [
+      tx('T0', { writes: [set('a', 1)], zxid: 1 }),
+      tx('T1', { reads: { a: v(1) }, writes: [set('a', 2)], zxid: 2, isolation }),
+      tx('T2', { reads: { a: v(1) }, writes: [set('a', 3)], zxid: 3, isolation }),
+    ];
+    expect(run(lost('snapshot'), { a: 3 }).violations).not.toEqual([]);
+    expect(run(lost('read-committed'), { a: 3 }).violations).toEqual([]);
+  });
+
+  it('flags a refused write that is visible (read or in the final state)', () => {
+    const h = [tx('T0', { writes: [set('a', 1)], zxid: 1 }), tx('X', { writes: [set('a', 2)], status: 'refused' })];
+    expect(run(h, { a: 2 }).violations.some((x) => /refused write visible.*X/.test(x))).toBe(true);
+    const read = [...h, tx('R', { reads: { a: v(2) } })];
+    expect(run(read, { a: 1 }).violations.some((x) => /refused write visible: R saw/.test(x))).toBe(true);
+  });
+
+  it('flags an acknowledged write missing from the final state (durability)', () => {
+    const h = [tx('T0', { writes: [set('a', 1)], zxid: 1 }), tx('T1', { writes: [set('a', 2)], zxid: 2 })];
+    const r = run(h, { a: 1 });
+    expect(r.violations.some((x) => /no serial order.*a would be .*"n":2.* but the server has .*"n":1/.test(x))).toBe(true);
+  });
+
+  it('flags a committed create of a key that existed', () => {
+    const h = [tx('T0', { writes: [set('a', 1)], zxid: 1 }), tx('T1', { writes: [create('a', 2)], zxid: 2, isolation: 'read-committed' })];
+    expect(run(h, { a: 2 }).violations.some((x) => /created a, which existed/.test(x))).toBe(true);
+  });
+
+  it('flags a read-only transaction whose reads were never current together', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1), set('b', 1)], zxid: 1 }),
+      tx('T1', { writes: [set('a', 2), set('b', 2)], zxid: 2 }),
+      tx('R', { reads: { a: v(1), b: v(2) } }),
+    ];
+    expect(run(h, { a: 2, b: 2 }).violations.some((x) => /read-only R/.test(x))).toBe(true);
+  });
+
+  it('flags a value no operation wrote (phantom), and a reader that saw the future', () => {
+    expect(run([tx('R', { reads: { a: v(9) } })], { a: null }).violations.some((x) => /phantom/.test(x))).toBe(true);
+    const future = [tx('T1', { reads: { a: v(2) }, writes: [set('b', 1)], zxid: 1 }), tx('T2', { writes: [set('a', 2)], zxid: 2 })];
+    expect(run(future, { a: 2, b: 1 }).violations.some((x) => /written later by T2/.test(x))).toBe(true);
+  });
+
+  it('flags a commit outside its real-time window (acknowledged before a write it must follow)', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1)], zxid: 1, inv: 0, cmp: 5 }),
+      tx('T1', { writes: [set('a', 2)], zxid: 2, inv: 100, cmp: 110 }),
+      et('E', 'a', 2, 3, { inv: 10, cmp: 20 }), // read T1's value but ended before T1 started
+    ];
+    expect(run(h, { a: 3 }).violations).not.toEqual([]);
+  });
+
+  it('at most one attempt of a { id } transaction applies', () => {
+    const h = [
+      tx('A0', { writes: [set('a', 1)], status: 'unknown', idGroup: 'g' }),
+      tx('A1', { writes: [set('b', 2)], status: 'unknown', idGroup: 'g' }),
+    ];
+    expect(run(h, { a: 1, b: null }).violations).toEqual([]);
+    expect(run(h, { a: 1, b: 2 }).violations).not.toEqual([]);
+  });
+});
+
+describe('stress checker: locks', () => {
+  const hold = (label, lockKind, path, token, enter, writes) => ({
+    label, lockKind, paths: [path], tokens: [token], enter,
+    writes: writes.map(([key, sentAt, status = 'ok']) => ({ key, value: { key }, sentAt, status })),
+  });
+  const store = (...keys) => Object.fromEntries(keys.map((k) => [k, { key: k }]));
+
+  it('passes disjoint exclusive holders, overlapping readers, semaphore within permits', () => {
+    const holds = [
+      hold('H1', 'lockExclusive', '/x', 1, 0, [['m1', 10]]),
+      hold('H2', 'lockExclusive', '/x', 2, 11, [['m2', 20]]),
+      hold('R1', 'lockRead', '/rw', 3, 0, [['r1', 30]]),
+      hold('R2', 'lockRead', '/rw', 4, 5, [['r2', 30]]),
+      hold('W1', 'lockWrite', '/rw', 5, 31, [['w1', 40]]),
+      hold('S1', 'lease', '/s', 6, 0, [['s1', 30]]),
+      hold('S2', 'lease', '/s', 7, 5, [['s2', 30]]),
+      hold('S3', 'lease', '/s', 8, 31, [['s3', 40]]),
+    ];
+    const r = checkLocks({ holds, store: store('m1', 'm2', 'r1', 'r2', 'w1', 's1', 's2', 's3'), permits: { '/s': 2 } });
+    expect(r.violations).toEqual([]);
+  });
+
+  it('flags overlapping exclusive holders, a reader overlapping a writer, too many leases', () => {
+    const ex = checkLocks({ holds: [hold('H1', 'lockExclusive', '/x', 1, 0, [['m1', 10]]), hold('H2', 'multiLock', '/x', 2, 5, [['m2', 20]])], store: store('m1', 'm2') });
+    expect(ex.violations.some((x) => /exclusion on \/x/.test(x))).toBe(true);
+    const rw = checkLocks({ holds: [hold('R', 'lockRead', '/rw', 1, 0, [['m1', 10]]), hold('W', 'lockWrite', '/rw', 2, 5, [['m2', 20]])], store: store('m1', 'm2') });
+    expect(rw.violations.some((x) => /exclusion on \/rw/.test(x))).toBe(true);
+    const sem = checkLocks({
+      holds: [hold('S1', 'lease', '/s', 1, 0, [['a', 30]]), hold('S2', 'lease', '/s', 2, 1, [['b', 30]]), hold('S3', 'lease', '/s', 3, 2, [['c', 30]])],
+      store: store('a', 'b', 'c'),
+      permits: { '/s': 2 },
+    });
+    expect(sem.violations.some((x) => /semaphore \/s: 3 leases/.test(x))).toBe(true);
+  });
+
+  it('an unknown fenced write found in the store proves holding; one not found does not', () => {
+    const holds = [hold('H1', 'lockExclusive', '/x', 1, 0, [['m1', 10]]), hold('H2', 'lockExclusive', '/x', 2, 5, [['m2', 20, 'unknown']])];
+    expect(checkLocks({ holds, store: store('m1', 'm2') }).violations.some((x) => /exclusion/.test(x))).toBe(true);
+    expect(checkLocks({ holds, store: store('m1') }).violations).toEqual([]);
+  });
+
+  it('flags older tokens after newer ones, refused writes stored, acknowledged writes missing', () => {
+    const tokens = checkLocks({ holds: [hold('H1', 'lockExclusive', '/x', 5, 0, [['m1', 10]]), hold('H2', 'lockExclusive', '/x', 3, 11, [['m2', 20]])], store: store('m1', 'm2') });
+    expect(tokens.violations.some((x) => /tokens on \/x/.test(x))).toBe(true);
+    const refused = checkLocks({ holds: [hold('H1', 'lockExclusive', '/x', 1, 0, [['m1', 10, 'refused']])], store: store('m1') });
+    expect(refused.violations.some((x) => /refusal/.test(x))).toBe(true);
+    const missing = checkLocks({ holds: [hold('H1', 'lockExclusive', '/x', 1, 0, [['m1', 10]])], store: {} });
+    expect(missing.violations.some((x) => /durability/.test(x))).toBe(true);
+  });
+});
+
+describe('stress checker: errors', () => {
+  it('flags errors that are not ZktxErrors, undocumented codes, impossible codes, bad outcomes', () => {
+    const ok = { label: 'x', what: 'tx', code: 'CONFLICT', outcome: 'not_applied', typed: true };
+    expect(checkErrors([ok, { ...ok, code: 'CONNECTIONLOSS', outcome: 'unknown' }]).violations).toEqual([]);
+    expect(checkErrors([{ ...ok, typed: false, name: 'TypeError' }]).violations).toHaveLength(1);
+    expect(checkErrors([{ ...ok, code: 'ALREADY_APPLIED' }]).violations[0]).toMatch(/undocumented code ALREADY_APPLIED/);
+    expect(checkErrors([{ ...ok, code: 'INVALID_ARGUMENT' }]).violations[0]).toMatch(/impossible/);
+    expect(checkErrors([{ ...ok, outcome: undefined }]).violations[0]).toMatch(/outcome/);
+  });
+});

@@ -1,0 +1,232 @@
+'use strict';
+// The generative stress test's worker (__test__/stress). Runs LANES concurrent loops on one
+// client; each lane runs the operations opAt(SEED, WORKER, lane, i) for i = START[lane], ... until
+// it reads "stop" on stdin. Every step is one JSON line on stdout, printed before the next step
+// starts (stdout to a pipe is synchronous on Linux: a kill -9 loses nothing already printed):
+//
+//   inv    an operation starts (lane, i, kind, t)
+//   att    a zk.transaction attempt's reads (null: absent) and buffered writes, before its commit
+//   upd    an executeTransaction updater was called with `cur`
+//   acq / send / wrote / rel   a lock hold: acquired (tokens), fenced write sent / answered, released
+//   ok / err   the operation ended (err: code, outcome, whether a ZktxError)
+//   closing / closed / exiting   the disruptive operations
+//
+// Every value written is unique: { w: worker, n: incarnation, l: lane, i, a: attempt, j }.
+// Times are Date.now(): the clock all processes of the machine read alike.
+//
+// env: ZK_CONNECT (the worker's proxy), RUN, SEED, WORKER, INC, START (JSON [i0, i1]), SESSION_MS
+const readline = require('node:readline');
+const { ZooKeeper, ZktxError } = require('../..');
+const { opAt, groupKeys, lockPaths } = require('../stress/generator');
+
+const { RUN: run } = process.env;
+const seed = Number(process.env.SEED);
+const worker = Number(process.env.WORKER);
+const inc = Number(process.env.INC || 0);
+const start = JSON.parse(process.env.START || '[0,0]');
+const session = Number(process.env.SESSION_MS || 2000);
+const LANES = start.length;
+const paths = lockPaths(run);
+const emit = (ev) => process.stdout.write(`${JSON.stringify({ ...ev, t: Date.now() })}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let stopping = false;
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  if (line === 'stop') stopping = true;
+});
+
+const newClient = () => {
+  const zk = new ZooKeeper({ timeout: session, debug_level: 0 });
+  zk.on('state', (s) => emit({ ev: 'state', s }));
+  return zk;
+};
+const st = { zk: newClient() };
+
+function errFields(err) {
+  return {
+    code: err && err.code,
+    outcome: err && err.outcome,
+    typed: err instanceof ZktxError,
+    name: err && err.name,
+    message: String(err && err.message).slice(0, 300),
+  };
+}
+
+const ticketKey = (lane) => `${run}-t-${worker}-${lane}`;
+
+async function runTx(zk, lane, op) {
+  const keys = groupKeys(run, op.group);
+  let attempt = -1;
+  const opts = { isolation: op.isolation, retries: 6 };
+  if (op.withId) opts.id = `${run}-${worker}-${inc}-${lane}-${op.i}`;
+  let committed;
+  await zk.transaction(async (tx) => {
+    attempt = tx.attempt;
+    const reads = {};
+    const rkeys = op.reads.map((k) => keys[k]);
+    if (rkeys.length > 0) {
+      if (op.readMode === 'getMany') {
+        const vs = await tx.getMany(rkeys);
+        rkeys.forEach((k, j) => { if (!(k in reads)) reads[k] = vs[j] === undefined ? null : vs[j]; });
+      } else if (op.readMode === 'gets') {
+        const vs = await Promise.all(rkeys.map((k) => tx.get(k)));
+        rkeys.forEach((k, j) => { if (!(k in reads)) reads[k] = vs[j] === undefined ? null : vs[j]; });
+      } else {
+        for (const k of rkeys) {
+          const v = await tx.get(k); // one batch each: the second read is a later state
+          if (!(k in reads)) reads[k] = v === undefined ? null : v;
+        }
+      }
+    }
+    if (op.delayMs) await sleep(op.delayMs);
+    const writes = [];
+    op.writes.forEach((w, j) => {
+      const key = keys[w.key];
+      const value = { w: worker, n: inc, l: lane, i: op.i, a: tx.attempt, j };
+      if (w.kind === 'set') tx.set(key, value);
+      else if (w.kind === 'create') tx.create(key, value);
+      else tx.delete(key);
+      // later writes of a key replace earlier ones in the commit
+      const prev = writes.findIndex((x) => x.key === key);
+      if (prev >= 0) writes.splice(prev, 1);
+      writes.push({ kind: w.kind, key, value: w.kind === 'delete' ? undefined : value });
+    });
+    if (op.ticket) tx.set(ticketKey(lane), { w: worker, n: inc, l: lane, i: op.i, a: tx.attempt });
+    emit({ ev: 'att', lane, i: op.i, a: tx.attempt, reads, writes, ticket: op.ticket });
+    committed = () => tx.committed;
+  }, opts);
+  const c = committed();
+  return { a: attempt, zxid: c && c.zxid, alreadyApplied: c && c.alreadyApplied };
+}
+
+async function runEt(zk, lane, op) {
+  const key = groupKeys(run, op.group)[op.key];
+  const value = { w: worker, n: inc, l: lane, i: op.i, et: 1 };
+  let r;
+  if (op.kind === 'etValue') {
+    r = await zk.executeTransaction(key, value, { timeout: op.timeout });
+  } else {
+    r = await zk.executeTransaction(key, async (cur) => {
+      emit({ ev: 'upd', lane, i: op.i, cur: cur === undefined ? null : cur });
+      if (op.delayMs) await sleep(op.delayMs);
+      return value;
+    }, { timeout: op.timeout });
+  }
+  return { previous: r.previous === undefined ? null : r.previous, zxid: r.zxid, token: r.token, value: r.value };
+}
+
+async function acquire(zk, op) {
+  const o = { timeout: op.timeout };
+  switch (op.kind) {
+    case 'lockExclusive': return { lock: await zk.lock(paths.ex[op.path], o), paths: [paths.ex[op.path]] };
+    case 'lockRead': return { lock: await zk.readWriteLock(paths.rw).readLock(o), paths: [paths.rw] };
+    case 'lockWrite': return { lock: await zk.readWriteLock(paths.rw).writeLock(o), paths: [paths.rw] };
+    case 'lease': return { lock: await zk.semaphore(paths.sem, paths.permits).acquire(o), paths: [paths.sem] };
+    case 'multiLock': {
+      const m = await zk.multiLock([paths.ex[1], paths.ex[0]], o);
+      return { lock: m, paths: m.paths };
+    }
+    default: throw new Error(`not a lock op: ${op.kind}`);
+  }
+}
+
+async function runHold(zk, lane, op) {
+  const { lock, paths: held } = await acquire(zk, op);
+  const tokens = lock.tokens || [lock.token];
+  emit({ ev: 'acq', lane, i: op.i, paths: held, tokens, lockKind: op.kind });
+  let refused = 0;
+  try {
+    for (let j = 0; j < op.writes; j++) {
+      await sleep(op.holdMs / op.writes);
+      const key = `${run}-m-${worker}-${inc}-${lane}-${op.i}-${j}`;
+      const value = { w: worker, n: inc, l: lane, i: op.i, j, tok: tokens[0] };
+      // No check of lock.signal first: a stale holder must be stopped by the fence.
+      emit({ ev: 'send', lane, i: op.i, j, key, value });
+      try {
+        const version = await zk.set(key, value, { lock });
+        emit({ ev: 'wrote', lane, i: op.i, j, key, ok: true, version });
+      } catch (err) {
+        refused += 1;
+        emit({ ev: 'wrote', lane, i: op.i, j, key, ok: false, ...errFields(err) });
+      }
+    }
+  } finally {
+    try {
+      await lock.release();
+      emit({ ev: 'rel', lane, i: op.i, ok: true });
+    } catch (err) {
+      emit({ ev: 'rel', lane, i: op.i, ok: false, ...errFields(err) });
+    }
+  }
+  return { refused };
+}
+
+function runInner(zk, lane, op) {
+  if (op.kind === 'tx') return runTx(zk, lane, op);
+  if (op.kind === 'etValue' || op.kind === 'etUpdater') return runEt(zk, lane, op);
+  return runHold(zk, lane, op);
+}
+
+async function runOp(lane, op) {
+  const zk = st.zk;
+  emit({ ev: 'inv', lane, i: op.i, kind: op.kind, inner: op.inner && op.inner.kind });
+  try {
+    let res;
+    if (op.kind === 'close') {
+      const p = runInner(zk, lane, op.inner);
+      p.catch(() => {});
+      await sleep(op.afterMs);
+      emit({ ev: 'closing', lane, i: op.i });
+      try {
+        await zk.close();
+        emit({ ev: 'closed', lane, i: op.i, ok: true });
+      } catch (err) {
+        emit({ ev: 'closed', lane, i: op.i, ok: false, ...errFields(err) });
+      }
+      if (st.zk === zk) st.zk = newClient();
+      res = await p;
+    } else if (op.kind === 'exit') {
+      runInner(zk, lane, op.inner).catch(() => {});
+      await sleep(op.afterMs);
+      emit({ ev: 'exiting', lane, i: op.i });
+      process.exit(0);
+    } else {
+      res = await runInner(zk, lane, op);
+    }
+    emit({ ev: 'ok', lane, i: op.i, ...res });
+  } catch (err) {
+    emit({ ev: 'err', lane, i: op.i, ...errFields(err) });
+    await sleep(10); // no hot loop while the server is away
+  }
+}
+
+async function lane(l) {
+  for (let i = start[l]; !stopping; i++) await runOp(l, opAt(seed, worker, l, i));
+}
+
+(async () => {
+  // The lanes' ticket keys must exist, so that a commit setting one yields a SetData (a zxid).
+  for (let l = 0; l < LANES; l++) {
+    for (;;) {
+      try {
+        await st.zk.set(ticketKey(l), { w: worker, n: inc, l, init: 1 });
+        break;
+      } catch (err) {
+        emit({ ev: 'initerr', ...errFields(err) });
+        await sleep(100);
+      }
+    }
+  }
+  emit({ ev: 'ready', pid: process.pid });
+  await Promise.all(Array.from({ length: LANES }, (_, l) => lane(l)));
+  try {
+    await st.zk.close();
+  } catch (err) {
+    emit({ ev: 'closed', ok: false, ...errFields(err) });
+  }
+  emit({ ev: 'done' });
+  process.exit(0);
+})().catch((err) => {
+  emit({ ev: 'fatal', ...errFields(err), stack: String(err && err.stack) });
+  process.exit(1);
+});
