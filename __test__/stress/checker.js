@@ -189,131 +189,157 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
   const revert = (undo) => {
     for (let j = undo.length - 1; j >= 0; j--) state.set(undo[j][0], undo[j][1]);
   };
-  const placed = new Set(); // floating indices
-  const salt = floating.map((_, j) => (Math.imul(j + 1, 0x9e3779b1) ^ (j * 0x85ebca6b)) >>> 0);
-  let placedHash = 0;
-  const usedGroups = new Map(); // idGroup -> count placed
+  const salt = (j) => (Math.imul(j + 1, 0x9e3779b1) ^ Math.imul(j + 7, 0x85ebca6b)) >>> 0;
   const stateKey = () => keys.map((k) => state.get(k)).join('\u0001');
-  const failed = new Set();
-  let furthest = { i: -1, why: '' };
-  const order = [];
-  let steps = 0;
 
-  const choicesAt = (i) => {
-    const out = [];
-    const next = anchored[i];
-    const blocked = floating.some((f, j) => f.mandatory && !placed.has(j) && f.hi <= i);
-    const placeable = [];
-    floating.forEach((f, j) => {
-      if (placed.has(j) || f.lo > i || f.hi < i) return;
-      if (f.t.idGroup && usedGroups.get(f.t.idGroup)) return;
-      if (fits(f.t, state)) return;
-      placeable.push(j);
-    });
-    // Urgent: a placeable transaction that the next anchored write would make unplaceable.
-    const spoils = (j) => next && Object.keys(floating[j].t.reads).some((k) => next.writes.some((w) => w.key === k));
-    const urgent = (j) => floating[j].mandatory && spoils(j);
-    for (const j of placeable) if (urgent(j)) out.push(['place', j]);
-    let advance = false;
-    if (i < anchored.length && !blocked) {
-      const why = fits(next, state);
-      if (!why) {
-        out.push(['advance']);
-        advance = true;
-      } else if (i >= furthest.i) furthest = { i, why: `${next.label} (zxid ${next.zxid}) ${why}` };
-    }
-    // Unknown-outcome writes nobody observed are only tried where the history cannot go on
-    // without them (as late as possible): otherwise every one of them doubles the search.
-    for (const j of placeable) if (!urgent(j) && (floating[j].mandatory || !advance)) out.push(['place', j]);
-    return out;
-  };
-  const done = (i) => {
-    if (i < anchored.length) return false;
-    if (floating.some((f, j) => f.mandatory && !placed.has(j))) return false;
-    for (const k of keys) {
-      if (state.get(k) !== finalC[k]) {
-        if (i >= furthest.i) furthest = { i, why: `at the end ${k} would be ${show(state.get(k))} but the server has ${show(finalC[k])}` };
+  /**
+   * Iterative depth-first search with undo logs (histories are long: no recursion), memoizing
+   * failed (position, placed set, state) nodes. `rdrs`: read-only transactions that must fit
+   * somewhere; each is placed as soon as it fits (it changes nothing, so earliest is as good as any).
+   */
+  function search(rdrs) {
+    for (const k of keys) state.set(k, initialC[k]);
+    const placed = new Set(); // floating indices
+    const rPlaced = new Set(); // reader indices
+    let placedHash = 0;
+    const usedGroups = new Map(); // idGroup -> count placed
+    const failed = new Set();
+    let furthest = { i: -1, why: '' };
+    const order = [];
+    let steps = 0;
+
+    const choicesAt = (i) => {
+      const out = [];
+      const next = anchored[i];
+      const blocked = floating.some((f, j) => f.mandatory && !placed.has(j) && f.hi <= i);
+      const placeable = [];
+      floating.forEach((f, j) => {
+        if (placed.has(j) || f.lo > i || f.hi < i) return;
+        if (f.t.idGroup && usedGroups.get(f.t.idGroup)) return;
+        if (fits(f.t, state)) return;
+        placeable.push(j);
+      });
+      // Urgent: a placeable transaction that the next anchored write would make unplaceable.
+      const spoils = (j) => next && Object.keys(floating[j].t.reads).some((k) => next.writes.some((w) => w.key === k));
+      const urgent = (j) => floating[j].mandatory && spoils(j);
+      for (const j of placeable) if (urgent(j)) out.push(['place', j]);
+      let advance = false;
+      if (i < anchored.length && !blocked) {
+        const why = fits(next, state);
+        if (!why) {
+          out.push(['advance']);
+          advance = true;
+        } else if (i >= furthest.i) furthest = { i, why: `${next.label} (zxid ${next.zxid}) ${why}` };
+      }
+      // Unknown-outcome writes nobody observed are only tried where the history cannot go on
+      // without them (as late as possible): otherwise every one of them doubles the search.
+      for (const j of placeable) if (!urgent(j) && (floating[j].mandatory || !advance)) out.push(['place', j]);
+      return out;
+    };
+    const done = (i) => {
+      if (i < anchored.length) return false;
+      if (floating.some((f, j) => f.mandatory && !placed.has(j))) return false;
+      if (rPlaced.size < rdrs.length) {
+        if (i >= furthest.i) furthest = { i, why: `read-only ${rdrs.filter((_, j) => !rPlaced.has(j)).map((t) => t.label).join(', ')} fit nowhere` };
         return false;
       }
-    }
-    return true;
-  };
-
-  // Iterative depth-first search with undo logs (histories are long: no recursion).
-  const frames = [];
-  let i = 0;
-  let ok = false;
-  const enter = () => {
-    const memo = `${i}|${placed.size}|${placedHash}|${stateKey()}`;
-    frames.push({ i, memo, choices: failed.has(memo) ? [] : choicesAt(i), next: 0, undo: null, choice: null });
-  };
-  if (done(i)) ok = true;
-  else enter();
-  while (!ok && frames.length > 0) {
-    steps += 1;
-    if (steps > budget) {
-      stats.undetermined = true;
-      break;
-    }
-    const f = frames[frames.length - 1];
-    if (f.undo) {
-      // coming back from a failed child: undo its choice
-      revert(f.undo);
-      if (f.choice[0] === 'place') {
-        placed.delete(f.choice[1]);
-        placedHash ^= salt[f.choice[1]];
-        const g = floating[f.choice[1]].t.idGroup;
-        if (g) usedGroups.set(g, usedGroups.get(g) - 1);
+      for (const k of keys) {
+        if (state.get(k) !== finalC[k]) {
+          if (i >= furthest.i) furthest = { i, why: `at the end ${k} would be ${show(state.get(k))} but the server has ${show(finalC[k])}` };
+          return false;
+        }
       }
-      order.pop();
-      i = f.i;
-      f.undo = null;
-    }
-    if (f.choices.length === 0 && done(i)) {
-      ok = true;
-      break;
-    }
-    if (f.next >= f.choices.length) {
-      failed.add(f.memo);
-      frames.pop();
-      continue;
-    }
-    const c = f.choices[f.next++];
-    f.choice = c;
-    f.undo = [];
-    if (c[0] === 'advance') {
-      apply(anchored[i], f.undo);
-      order.push(anchored[i]);
-      i += 1;
-    } else {
-      const fl = floating[c[1]];
-      apply(fl.t, f.undo);
-      order.push(fl.t);
-      placed.add(c[1]);
-      placedHash ^= salt[c[1]];
-      if (fl.t.idGroup) usedGroups.set(fl.t.idGroup, (usedGroups.get(fl.t.idGroup) || 0) + 1);
-    }
-    if (done(i)) {
-      ok = true;
-      break;
-    }
+      return true;
+    };
+
+    const frames = [];
+    let i = 0;
+    let ok = false;
+    let undetermined = false;
+    const enter = () => {
+      const rp = [];
+      rdrs.forEach((t, j) => {
+        if (!rPlaced.has(j) && !fits(t, state)) {
+          rPlaced.add(j);
+          placedHash ^= salt(100000 + j);
+          rp.push(j);
+        }
+      });
+      const memo = `${i}|${placed.size}|${rPlaced.size}|${placedHash}|${stateKey()}`;
+      frames.push({ i, memo, rp, choices: failed.has(memo) ? [] : choicesAt(i), next: 0, undo: null, choice: null });
+    };
     enter();
-  }
-  stats.searchSteps = steps;
-  if (!ok && !stats.undetermined) {
-    const at = anchored[furthest.i];
-    violations.push(
-      `no serial order: ${stats.committedWriters} committed writers (${stats.anchored} ordered by zxid, ${stats.unanchoredCommitted} without a zxid placed by search, ` +
-        `${stats.unknownApplied} unknown-outcome ones observed) do not replay over values; furthest point ` +
-        `${furthest.i >= 0 ? `${furthest.i}/${anchored.length}${at ? '' : ' (end)'}` : '?'}: ${furthest.why || 'a transaction without a zxid fits nowhere in its real-time window'}`
-    );
+    if (done(i)) ok = true;
+    while (!ok && frames.length > 0) {
+      steps += 1;
+      if (steps > budget) {
+        undetermined = true;
+        break;
+      }
+      const f = frames[frames.length - 1];
+      if (f.undo) {
+        // coming back from a failed child: undo its choice
+        revert(f.undo);
+        if (f.choice[0] === 'place') {
+          placed.delete(f.choice[1]);
+          placedHash ^= salt(f.choice[1]);
+          const g = floating[f.choice[1]].t.idGroup;
+          if (g) usedGroups.set(g, usedGroups.get(g) - 1);
+        }
+        order.pop();
+        i = f.i;
+        f.undo = null;
+      }
+      if (f.next >= f.choices.length) {
+        failed.add(f.memo);
+        for (const j of f.rp) {
+          rPlaced.delete(j);
+          placedHash ^= salt(100000 + j);
+        }
+        frames.pop();
+        continue;
+      }
+      const c = f.choices[f.next++];
+      f.choice = c;
+      f.undo = [];
+      if (c[0] === 'advance') {
+        apply(anchored[i], f.undo);
+        order.push(anchored[i]);
+        i += 1;
+      } else {
+        const fl = floating[c[1]];
+        apply(fl.t, f.undo);
+        order.push(fl.t);
+        placed.add(c[1]);
+        placedHash ^= salt(c[1]);
+        if (fl.t.idGroup) usedGroups.set(fl.t.idGroup, (usedGroups.get(fl.t.idGroup) || 0) + 1);
+      }
+      enter();
+      if (done(i)) ok = true;
+    }
+    return { ok, order, steps, undetermined, furthest };
   }
 
-  // Read-only serializable transactions must fit at some point of the order found.
+  const describeFailure = (r) => {
+    const at = anchored[r.furthest.i];
+    return (
+      `no serial order: ${stats.committedWriters} committed writers (${stats.anchored} ordered by zxid, ${stats.unanchoredCommitted} without a zxid placed by search, ` +
+      `${stats.unknownApplied} unknown-outcome ones observed) do not replay over values; furthest point ` +
+      `${r.furthest.i >= 0 ? `${r.furthest.i}/${anchored.length}${at ? '' : ' (end)'}` : '?'}: ${r.furthest.why || 'a transaction without a zxid fits nowhere in its real-time window'}`
+    );
+  };
+  let r = search([]);
+  stats.searchSteps = r.steps;
+  stats.undetermined = r.undetermined;
+  if (!r.ok && !r.undetermined) violations.push(describeFailure(r));
+  let ok = r.ok;
+  let order = r.order;
+
+  // Read-only serializable transactions must fit at some point: first in the order found; if one
+  // does not, search again for an order in which all of them fit.
   if (ok) {
     const pending = readers.filter((t) => t.isolation === 'serializable' && Object.keys(t.reads).length > 0);
     const fitted = new Set();
-    state.clear();
     for (const k of keys) state.set(k, initialC[k]);
     const tryAll = () => {
       for (const t of pending) if (!fitted.has(t) && !fits(t, state)) fitted.add(t);
@@ -323,8 +349,19 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
       apply(t, []);
       tryAll();
     }
-    for (const t of pending) {
-      if (!fitted.has(t)) violations.push(`serializability: read-only ${t.label} saw ${JSON.stringify(t.reads)}, values never current together (in the serial order found)`);
+    const misfits = pending.filter((t) => !fitted.has(t));
+    if (misfits.length) {
+      r = search(pending);
+      stats.searchSteps += r.steps;
+      stats.readerSearch = r.ok ? 'fits' : r.undetermined ? 'undetermined' : 'failed';
+      if (r.ok) order = r.order;
+      else {
+        stats.undetermined = stats.undetermined || r.undetermined;
+        for (const t of misfits) {
+          violations.push(`serializability: read-only ${t.label} saw ${JSON.stringify(t.reads)}, values never current together${r.undetermined ? ' (in the order found; the search for another ran out of budget)' : ' in any serial order'}`);
+        }
+        ok = false;
+      }
     }
   }
   return { violations, stats, order: ok ? order.map((t) => t.label) : undefined };

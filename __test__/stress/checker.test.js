@@ -113,6 +113,20 @@ describe('stress checker: serializability over values', () => {
     expect(run(h, { a: 2, b: 2 }).violations.some((x) => /read-only R/.test(x))).toBe(true);
   });
 
+  it('a read-only transaction may need another placement of a transaction without a zxid', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1), set('b', 1)], zxid: 1 }),
+      et('E1', 'a', 1, 2, { inv: 0, cmp: 1e9 }),
+      tx('T2', { writes: [set('b', 3)], zxid: 3 }),
+      tx('R', { reads: { a: v(2), b: v(1) } }), // only if E1 came before T2
+    ];
+    const r = run(h, { a: 2, b: 3 });
+    expect(r.violations).toEqual([]);
+    expect(r.stats.readerSearch).toBe('fits');
+    const never = [...h.slice(0, 3), tx('R', { reads: { a: v(2), b: null } })];
+    expect(run(never, { a: 2, b: 3 }).violations.some((x) => /read-only R .*in any serial order/.test(x))).toBe(true);
+  });
+
   it('flags a value no operation wrote (phantom), and a reader that saw the future', () => {
     expect(run([tx('R', { reads: { a: v(9) } })], { a: null }).violations.some((x) => /phantom/.test(x))).toBe(true);
     const future = [tx('T1', { reads: { a: v(2) }, writes: [set('b', 1)], zxid: 1 }), tx('T2', { writes: [set('a', 2)], zxid: 2 })];

@@ -49,7 +49,7 @@ function chooser(random) {
 }
 
 /** Key groups: transactions only ever touch keys of one group (each group is one history). */
-const GROUPS = [4, 4]; // keys per group: few, so conflicts and delete/re-create are frequent
+const GROUPS = [4, 3]; // keys per group: few, so conflicts and delete/re-create are frequent
 const keyName = (run, g, i) => `${run}-g${g}-k${i}`;
 const groupKeys = (run, g) => Array.from({ length: GROUPS[g] }, (_, i) => keyName(run, g, i));
 
@@ -89,7 +89,7 @@ function opAt(seed, worker, lane, i, kind) {
     op.group = c.int(0, GROUPS.length - 1);
     op.key = c.int(0, GROUPS[op.group] - 1);
     op.timeout = 3000;
-    op.delayMs = k === 'etUpdater' ? Math.round(c.between(0, 20)) : 0; // an async updater
+    op.delayMs = k === 'etUpdater' ? Math.round(c.between(0, 40)) : 0; // an async updater
     return op;
   }
   if (k === 'tx') {
@@ -110,7 +110,7 @@ function opAt(seed, worker, lane, i, kind) {
     }
     // A set of the lane's own ticket key gives the commit a SetData result, hence a zxid.
     op.ticket = op.writes.length > 0 && c.random() < 0.8;
-    op.delayMs = c.random() < 0.3 ? Math.round(c.between(0, 25)) : 0; // between reads and writes
+    op.delayMs = c.random() < 0.5 ? Math.round(c.between(0, 40)) : 0; // between reads and writes
     return op;
   }
   // lock holds

@@ -31,16 +31,23 @@ const emit = (ev) => process.stdout.write(`${JSON.stringify({ ...ev, t: Date.now
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let stopping = false;
+let closeNow = null;
+const closeCmd = new Promise((resolve) => { closeNow = resolve; });
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   if (line === 'stop') stopping = true;
+  if (line === 'close') closeNow();
 });
 
+let gens = 0;
 const newClient = () => {
   const zk = new ZooKeeper({ timeout: session, debug_level: 0 });
-  zk.on('state', (s) => emit({ ev: 'state', s }));
+  zk.gen = gens++;
+  zk.on('state', (s) => emit({ ev: 'state', s, gen: zk.gen }));
   return zk;
 };
 const st = { zk: newClient() };
+/** Lock nodes held by each client generation (acquired, not released): checked after close(). */
+const heldBy = new Map();
 
 function errFields(err) {
   return {
@@ -49,6 +56,8 @@ function errFields(err) {
     typed: err instanceof ZktxError,
     name: err && err.name,
     message: String(err && err.message).slice(0, 300),
+    a: err && err.stressA,
+    fnDone: err && err.stressFnDone,
   };
 }
 
@@ -60,7 +69,9 @@ async function runTx(zk, lane, op) {
   const opts = { isolation: op.isolation, retries: 6 };
   if (op.withId) opts.id = `${run}-${worker}-${inc}-${lane}-${op.i}`;
   let committed;
-  await zk.transaction(async (tx) => {
+  let fnDone = -1;
+  try {
+    await zk.transaction(async (tx) => {
     attempt = tx.attempt;
     const reads = {};
     const rkeys = op.reads.map((k) => keys[k]);
@@ -93,8 +104,14 @@ async function runTx(zk, lane, op) {
     });
     if (op.ticket) tx.set(ticketKey(lane), { w: worker, n: inc, l: lane, i: op.i, a: tx.attempt });
     emit({ ev: 'att', lane, i: op.i, a: tx.attempt, reads, writes, ticket: op.ticket });
+    fnDone = tx.attempt;
     committed = () => tx.committed;
-  }, opts);
+    }, opts);
+  } catch (err) {
+    // which attempt failed, and whether its function had finished (else no commit was sent)
+    if (err && typeof err === 'object') Object.assign(err, { stressA: attempt, stressFnDone: fnDone === attempt });
+    throw err;
+  }
   const c = committed();
   return { a: attempt, zxid: c && c.zxid, alreadyApplied: c && c.alreadyApplied };
 }
@@ -102,6 +119,7 @@ async function runTx(zk, lane, op) {
 async function runEt(zk, lane, op) {
   const key = groupKeys(run, op.group)[op.key];
   const value = { w: worker, n: inc, l: lane, i: op.i, et: 1 };
+  emit({ ev: 'etv', lane, i: op.i, key, value });
   let r;
   if (op.kind === 'etValue') {
     r = await zk.executeTransaction(key, value, { timeout: op.timeout });
@@ -133,7 +151,10 @@ async function acquire(zk, op) {
 async function runHold(zk, lane, op) {
   const { lock, paths: held } = await acquire(zk, op);
   const tokens = lock.tokens || [lock.token];
-  emit({ ev: 'acq', lane, i: op.i, paths: held, tokens, lockKind: op.kind });
+  const nodes = lock.locks ? lock.locks.map((l) => l.nodePath) : [lock.nodePath];
+  emit({ ev: 'acq', lane, i: op.i, paths: held, tokens, nodes, lockKind: op.kind, gen: zk.gen });
+  if (!heldBy.has(zk.gen)) heldBy.set(zk.gen, new Set());
+  for (const n of nodes) heldBy.get(zk.gen).add(n);
   let refused = 0;
   try {
     for (let j = 0; j < op.writes; j++) {
@@ -153,6 +174,7 @@ async function runHold(zk, lane, op) {
   } finally {
     try {
       await lock.release();
+      for (const n of nodes) heldBy.get(zk.gen).delete(n);
       emit({ ev: 'rel', lane, i: op.i, ok: true });
     } catch (err) {
       emit({ ev: 'rel', lane, i: op.i, ok: false, ...errFields(err) });
@@ -169,7 +191,8 @@ function runInner(zk, lane, op) {
 
 async function runOp(lane, op) {
   const zk = st.zk;
-  emit({ ev: 'inv', lane, i: op.i, kind: op.kind, inner: op.inner && op.inner.kind });
+  const d = op.inner || op;
+  emit({ ev: 'inv', lane, i: op.i, kind: op.kind, inner: op.inner && op.inner.kind, group: d.group, isolation: d.isolation, withId: d.withId, gen: zk.gen });
   try {
     let res;
     if (op.kind === 'close') {
@@ -179,11 +202,25 @@ async function runOp(lane, op) {
       emit({ ev: 'closing', lane, i: op.i });
       try {
         await zk.close();
-        emit({ ev: 'closed', lane, i: op.i, ok: true });
+        emit({ ev: 'closed', lane, i: op.i, ok: true, gen: zk.gen });
       } catch (err) {
-        emit({ ev: 'closed', lane, i: op.i, ok: false, ...errFields(err) });
+        emit({ ev: 'closed', lane, i: op.i, ok: false, gen: zk.gen, ...errFields(err) });
       }
       if (st.zk === zk) st.zk = newClient();
+      // close() resolved: the server must have deleted the closed session's lock nodes.
+      const nodes = [...(heldBy.get(zk.gen) || [])];
+      if (nodes.length) {
+        try {
+          const left = [];
+          for (const n of nodes) {
+            const dir = n.slice(0, n.lastIndexOf('/'));
+            if ((await st.zk.children(dir)).includes(n.slice(n.lastIndexOf('/') + 1))) left.push(n);
+          }
+          emit({ ev: 'afterclose', lane, i: op.i, gen: zk.gen, checked: nodes, left });
+        } catch (err) {
+          emit({ ev: 'afterclose', lane, i: op.i, gen: zk.gen, checked: nodes, ...errFields(err) });
+        }
+      }
       res = await p;
     } else if (op.kind === 'exit') {
       runInner(zk, lane, op.inner).catch(() => {});
@@ -219,6 +256,10 @@ async function lane(l) {
   }
   emit({ ev: 'ready', pid: process.pid });
   await Promise.all(Array.from({ length: LANES }, (_, l) => lane(l)));
+  // Idle: no operation in progress, no lock held. The parent lists the lock directories now
+  // (a node left is a ghost: a failed release), then says "close".
+  emit({ ev: 'idle', held: [...heldBy.values()].flatMap((s) => [...s]) });
+  await closeCmd;
   try {
     await st.zk.close();
   } catch (err) {

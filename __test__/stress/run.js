@@ -1,0 +1,386 @@
+'use strict';
+// One generative stress run: WORKERS worker processes (__test__/workers/stress-worker.js), each
+// behind its own TCP proxy, run their seeded operation streams against a dedicated ZooKeeper
+// while the parent injects seeded faults; then the history is checked (./checker.js).
+//
+//   const { runStress } = require('./run');
+//   const r = await runStress({ seed: 1, durationMs: 15000, server });   // server: scripts/zk.js ZkServer
+//   r.violations, r.summary
+//
+// Faults: partition (reset) and blackhole of a worker's proxy, lost answers (requests reach the
+// server, answers are dropped), SIGSTOP/SIGCONT of the server, kill -9 + restart of the server on
+// the same data dir, kill -9 of a worker (restarted at its next operation). Workers also close
+// their client in the middle of operations and process.exit() with operations pending (op kinds
+// close / exit), and are restarted.
+const path = require('node:path');
+const { ZooKeeper } = require('../..');
+const { startProxy } = require('../helpers/proxy');
+const { spawnWorker, sleep, waitFor } = require('../faults/util');
+const { faultSchedule, GROUPS, groupKeys, lockPaths } = require('./generator');
+const { checkSerial, checkLocks, checkErrors } = require('./checker');
+
+const WORKER = path.join(__dirname, '..', 'workers', 'stress-worker.js');
+const LANES = 2;
+
+function clientAt(connect, options) {
+  const saved = process.env.ZK_CONNECT;
+  process.env.ZK_CONNECT = connect;
+  try {
+    return new ZooKeeper(options);
+  } finally {
+    if (saved === undefined) delete process.env.ZK_CONNECT;
+    else process.env.ZK_CONNECT = saved;
+  }
+}
+
+/**
+ * @param {object} o
+ * @param {number} o.seed
+ * @param {number} [o.durationMs] how long faults are injected
+ * @param {object} o.server a ZkServer of scripts/zk.js (killed, stopped and restarted here)
+ * @param {number} [o.workers]
+ * @param {number} [o.sessionMs]
+ * @param {(line: string) => void} [o.log]
+ */
+async function runStress({ seed, durationMs = 15000, server, workers = 3, sessionMs = 2000, log = () => {} }) {
+  const t0 = Date.now();
+  const run = `s${seed}-${process.pid}-${Date.now().toString(36)}`;
+  const proxies = [];
+  for (let w = 0; w < workers; w++) proxies.push(await startProxy(server.connect));
+  const incs = []; // every incarnation: { slot, n, worker, killed }
+  const current = [];
+  let stopping = false;
+  const violations = [];
+  const crashes = [];
+
+  const nextStart = (slot) => {
+    const start = Array(LANES).fill(0);
+    for (const inc of incs.filter((x) => x.slot === slot)) {
+      for (const l of inc.worker.lines) if (l.ev === 'inv') start[l.lane] = Math.max(start[l.lane], l.i + 1);
+    }
+    return start;
+  };
+  const spawnSlot = (slot) => {
+    const n = incs.filter((x) => x.slot === slot).length;
+    const worker = spawnWorker(WORKER, [], {
+      env: { ZK_CONNECT: proxies[slot].connect, RUN: run, SEED: String(seed), WORKER: String(slot), INC: String(n), START: JSON.stringify(nextStart(slot)), SESSION_MS: String(sessionMs) },
+    });
+    const inc = { slot, n, worker, killed: false };
+    incs.push(inc);
+    current[slot] = inc;
+    worker.child.on('exit', (code, signal) => {
+      inc.exitedAt = Date.now();
+      const clean = code === 0 || inc.killed;
+      if (!clean) crashes.push(`worker w${slot}.${n} died (${signal || code}): ${worker.stderr.slice(-500)}`);
+      // exit ops and kills end a worker; a new incarnation resumes its operation streams
+      if (!stopping && current[slot] === inc) setTimeout(() => { if (!stopping && current[slot] === inc) spawnSlot(slot); }, 20);
+    });
+    return inc;
+  };
+  for (let w = 0; w < workers; w++) spawnSlot(w);
+
+  // Faults.
+  const faults = {};
+  const schedule = faultSchedule(seed, { workers, sessionMs });
+  const faultLog = [];
+  const faultSpans = []; // { worker (undefined: all), from, to }: close() is only judged outside them
+  let serverStopped = false;
+  await sleep(schedule.firstDelay);
+  while (Date.now() - t0 < durationMs) {
+    const f = schedule.next();
+    const at = Date.now() - t0;
+    faults[f.kind] = (faults[f.kind] || 0) + 1;
+    faultLog.push(`${at} ${f.kind}${f.ms ? ` ${f.ms}ms` : ''}${['partition', 'blackhole', 'lostAnswers', 'killWorker'].includes(f.kind) ? ` w${f.worker}` : ''}`);
+    const from = Date.now();
+    if (f.kind === 'partition' || f.kind === 'blackhole' || f.kind === 'lostAnswers') {
+      proxies[f.worker].partition({ mode: { partition: 'reset', blackhole: 'blackhole', lostAnswers: 'responses' }[f.kind] });
+      await sleep(f.ms);
+      proxies[f.worker].heal();
+      faultSpans.push({ worker: f.worker, from, to: Date.now() });
+    } else if (f.kind === 'serverStop') {
+      serverStopped = true;
+      server.kill('SIGSTOP');
+      await sleep(f.ms);
+      server.kill('SIGCONT');
+      serverStopped = false;
+      faultSpans.push({ from, to: Date.now() });
+    } else if (f.kind === 'serverRestart') {
+      server.kill('SIGKILL');
+      await waitFor(() => !server.isRunning(), { what: 'the server to die' });
+      await server.restart();
+      faultSpans.push({ from, to: Date.now() });
+    } else if (f.kind === 'killWorker') {
+      const inc = current[f.worker];
+      inc.killed = true;
+      inc.worker.kill('SIGKILL');
+      await inc.worker.waitExit().catch(() => {});
+    }
+    await sleep(f.gapMs);
+  }
+  if (serverStopped) server.kill('SIGCONT');
+  for (const p of proxies) p.heal();
+
+  // Let every live worker finish an operation after the last fault, then stop them all.
+  const okCount = () => incs.reduce((n, x) => n + x.worker.lines.filter((l) => l.ev === 'ok').length, 0);
+  const before = okCount();
+  await waitFor(() => okCount() > before + workers, { timeoutMs: 15000, what: 'progress after the last fault' }).catch((e) => violations.push(`liveness: ${e.message}`));
+  stopping = true;
+  const stopT = Date.now();
+  for (const inc of current) inc.worker.send('stop');
+  const hung = [];
+  await Promise.all(current.map(async (inc) => {
+    try {
+      await inc.worker.next((l) => l.ev === 'idle', 20000);
+    } catch {
+      if (!inc.worker.exited) hung.push(inc);
+    }
+  }));
+  for (const inc of hung) {
+    const open = openOps(inc);
+    violations.push(`hang: worker w${inc.slot}.${inc.n} did not finish its operations within 20 s of "stop"; pending: ${open.map((o) => `l${o.lane} #${o.i} ${o.inner ? `${o.kind}(${o.inner})` : o.kind} for ${((Date.now() - o.t) / 1000).toFixed(1)} s`).join('; ') || 'none'}`);
+  }
+
+  // Every worker is idle (no operation, no lock held) and every dead incarnation's session has
+  // expired: a lock node now is a ghost, e.g. of a release that failed while the session lived.
+  const paths = lockPaths(run);
+  const dirs = [...paths.ex, paths.rw, paths.sem];
+  const check = clientAt(server.connect, { timeout: sessionMs, debug_level: 0 });
+  const listNodes = async () => {
+    const out = [];
+    for (const d of dirs) for (const c of await check.children(d)) out.push(`${d}/${c}`);
+    return out;
+  };
+  const lastDeath = Math.max(0, ...incs.filter((x) => !current.includes(x) || x.worker.exited).map((x) => x.exitedAt || 0));
+  await sleep(Math.max(0, lastDeath + 1.5 * sessionMs + 500 - Date.now()));
+  try {
+    const ghosts = await listNodes();
+    if (ghosts.length && hung.length === 0) {
+      const lines = incs.flatMap((x) => x.worker.lines.map((l) => ({ ...l, who: `w${x.slot}.${x.n}` })));
+      for (const g of ghosts) {
+        const acq = lines.find((l) => l.ev === 'acq' && (l.nodes || []).includes(g));
+        const rel = acq && lines.find((l) => l.ev === 'rel' && l.who === acq.who && l.lane === acq.lane && l.i === acq.i);
+        violations.push(
+          `lock node left: ${g} exists while every worker is idle (no operation in progress, no lock held) and every dead worker's session has expired` +
+            (acq ? `; acquired by ${acq.who}/l${acq.lane}#${acq.i} (${acq.lockKind})${rel ? `, release ${rel.ok ? 'succeeded' : `failed with ${rel.code}: ${rel.message}`}` : ', never released'}` : '; never reported acquired (a contender\'s node)')
+        );
+      }
+    }
+  } catch (err) {
+    violations.push(`harness: could not list lock nodes: ${err.message}`);
+  }
+  for (const inc of current) inc.worker.send('close');
+  await Promise.all(current.map(async (inc) => {
+    try {
+      await inc.worker.waitExit(10000);
+    } catch {
+      violations.push(`hang: worker w${inc.slot}.${inc.n} did not exit within 10 s of "close" (zk.close() hung?)`);
+      inc.killed = true;
+      inc.worker.kill('SIGKILL');
+      await inc.worker.waitExit().catch(() => {});
+    }
+  }));
+  // Any incarnation still starting (spawned by an exit just before the stop) is ended too.
+  for (const inc of incs) if (!inc.worker.exited) { inc.killed = true; inc.worker.kill('SIGKILL'); await inc.worker.waitExit().catch(() => {}); }
+  violations.push(...crashes);
+  await Promise.all(proxies.map((p) => p.close()));
+
+  // History.
+  const h = buildHistory(incs, run);
+  h.closeChecks = checkCloses(incs, faultSpans, sessionMs, violations);
+  const histories = [];
+  const serialStats = [];
+  let lockStats;
+  try {
+    for (let g = 0; g < GROUPS.length; g++) {
+      const keys = groupKeys(run, g);
+      const final = {};
+      for (const k of keys) final[k] = await check.get(k);
+      const r = checkSerial({ keys, txns: h.txns.filter((t) => t.group === g), final });
+      histories.push(`group ${g}`);
+      serialStats.push(r.stats);
+      for (const v of r.violations) violations.push(`group ${g}: ${v}`);
+      if (r.stats.undetermined) log(`group ${g}: search budget exhausted after ${r.stats.searchSteps} steps: serial order undetermined`);
+    }
+    const store = {};
+    for (const hold of h.holds) for (const w of hold.writes) store[w.key] = await check.get(w.key);
+    const lr = checkLocks({ holds: h.holds, store, permits: { [paths.sem]: paths.permits } });
+    histories.push('locks');
+    lockStats = lr.stats;
+    violations.push(...lr.violations);
+    const er = checkErrors(h.errors);
+    violations.push(...er.violations);
+    h.errorCodes = er.byCode;
+    // Every process closed its client: no lock node may be left.
+    try {
+      await waitFor(async () => (await listNodes()).length === 0, { timeoutMs: sessionMs + 2000, everyMs: 200, what: 'lock nodes to go' });
+    } catch {
+      for (const n of await listNodes()) violations.push(`lock node left: ${n} still exists ${(sessionMs + 2000) / 1000} s after every worker closed its client and exited`);
+    }
+  } finally {
+    await check.close().catch(() => {});
+  }
+
+  const opsByKind = {};
+  for (const inc of incs) for (const l of inc.worker.lines) if (l.ev === 'inv') opsByKind[l.inner ? `${l.kind}(${l.inner})` : l.kind] = (opsByKind[l.inner ? `${l.kind}(${l.inner})` : l.kind] || 0) + 1;
+  const sum = (k) => serialStats.reduce((n, s) => n + (s[k] || 0), 0);
+  const summary = {
+    seed,
+    wallMs: Date.now() - t0,
+    ops: Object.values(opsByKind).reduce((a, b) => a + b, 0),
+    opsByKind,
+    outcomes: h.outcomes,
+    errors: h.errorCodes,
+    faults,
+    incarnations: incs.length,
+    histories: histories.length,
+    serial: {
+      committedWriters: sum('committedWriters'),
+      orderedByZxid: sum('anchored'),
+      placedBySearch: sum('unanchoredCommitted'),
+      unknown: sum('unknown'),
+      unknownApplied: sum('unknownApplied'),
+      refused: sum('refused'),
+      readOnly: sum('readOnly'),
+      searchSteps: sum('searchSteps'),
+      undetermined: serialStats.filter((s) => s.undetermined).length,
+    },
+    locks: lockStats,
+    closes: h.closeChecks,
+    violations: violations.length,
+  };
+  return { seed, run, violations, summary, faultLog, lines: incs.map((x) => ({ slot: x.slot, n: x.n, lines: x.worker.lines })) };
+}
+
+/**
+ * close() must close: once it resolved, no operation of that client may succeed (acquire a lock,
+ * apply a fenced write, commit), and the client's lock nodes must be gone. Judged only for
+ * closes with no fault on the worker's line (a server that cannot hear the close is another story).
+ */
+function checkCloses(incs, spans, sessionMs, violations) {
+  const stats = { closes: 0, judged: 0 };
+  for (const inc of incs) {
+    const lines = inc.worker.lines;
+    const gens = new Map(); // lane/i -> client generation of the op
+    lines.forEach((l, idx) => {
+      if (l.ev === 'inv') gens.set(`${l.lane}/${l.i}`, l.gen);
+      if (l.ev !== 'closed') return;
+      stats.closes += 1;
+      const closing = lines.find((x) => x.ev === 'closing' && x.lane === l.lane && x.i === l.i);
+      const from = (closing ? closing.t : l.t) - sessionMs;
+      const faulty = spans.some((s) => (s.worker === undefined || s.worker === inc.slot) && s.from <= l.t + 200 && s.to >= from);
+      if (faulty) return;
+      stats.judged += 1;
+      const who = `w${inc.slot}.${inc.n}`;
+      for (const x of lines.slice(idx + 1)) {
+        if (gens.get(`${x.lane}/${x.i}`) !== l.gen) continue;
+        const what = x.ev === 'acq' ? `acquired ${x.paths.join(',')}` : x.ev === 'wrote' && x.ok ? `applied fenced write ${x.key}` : x.ev === 'ok' && x.zxid !== undefined ? `committed at zxid ${x.zxid}` : null;
+        if (what) violations.push(`close: ${who}/l${x.lane}#${x.i} ${what} ${x.t - l.t} ms after close() of its client resolved (${who}/l${l.lane}#${l.i}, no fault at the time)`);
+      }
+      const after = lines.find((x) => x.ev === 'afterclose' && x.lane === l.lane && x.i === l.i);
+      if (after && after.left && after.left.length) violations.push(`close: lock node(s) ${after.left.join(', ')} of ${who}'s client still exist after its close() resolved (${who}/l${l.lane}#${l.i}, no fault at the time)`);
+    });
+  }
+  return stats;
+}
+
+/** Operations of an incarnation that started and never ended. */
+function openOps(inc) {
+  const open = new Map();
+  for (const l of inc.worker.lines) {
+    if (l.ev === 'inv') open.set(`${l.lane}/${l.i}`, l);
+    if (l.ev === 'ok' || l.ev === 'err') open.delete(`${l.lane}/${l.i}`);
+  }
+  return [...open.values()];
+}
+
+/** Turns the workers' lines into the checkers' inputs. */
+function buildHistory(incs, run) {
+  const txns = [];
+  const holds = [];
+  const errors = [];
+  const outcomes = {};
+  for (const inc of incs) {
+    const ops = new Map();
+    const opOf = (l) => ops.get(`${l.lane}/${l.i}`);
+    for (const l of inc.worker.lines) {
+      if (l.ev === 'inv') ops.set(`${l.lane}/${l.i}`, { inv: l, atts: [], sends: [], wrotes: [], label: `w${inc.slot}.${inc.n}/l${l.lane}#${l.i}` });
+      const op = l.lane !== undefined && l.i !== undefined ? opOf(l) : null;
+      if (!op) continue;
+      if (l.ev === 'att') op.atts.push(l);
+      if (l.ev === 'upd') op.upd = l;
+      if (l.ev === 'etv') op.etv = l;
+      if (l.ev === 'acq') op.acq = l;
+      if (l.ev === 'send') op.sends.push(l);
+      if (l.ev === 'wrote') op.wrotes.push(l);
+      if (l.ev === 'rel') op.rel = l;
+      if (l.ev === 'ok' || l.ev === 'err') op.end = l;
+      if (l.ev === 'closed' && !l.ok) errors.push({ label: op.label, what: 'close', ...l });
+    }
+    const died = inc.killed ? 'killed' : 'exited';
+    for (const op of ops.values()) {
+      const kind = op.inv.inner || op.inv.kind;
+      const end = op.end;
+      const outcome = end ? (end.ev === 'ok' ? 'ok' : end.code) : `(${died})`;
+      outcomes[`${kind}:${outcome}`] = (outcomes[`${kind}:${outcome}`] || 0) + 1;
+      if (end && end.ev === 'err') errors.push({ label: op.label, what: kind, ...end });
+      for (const w of op.wrotes) if (!w.ok) errors.push({ label: op.label, what: `${kind} fenced set`, ...w });
+      if (op.rel && !op.rel.ok) errors.push({ label: op.label, what: `${kind} release`, ...op.rel });
+      const inv = op.inv.t;
+      const cmp = end ? end.t : undefined;
+      if (kind === 'tx') {
+        const attempts = op.atts;
+        if (attempts.length === 0) continue;
+        const group = op.inv.group;
+        const idTx = op.inv.withId === true;
+        const isolation = op.inv.isolation;
+        const last = attempts[attempts.length - 1];
+        const finalApplied = end && end.ev === 'ok' && !end.alreadyApplied;
+        for (const a of attempts) {
+          let status;
+          let zxid;
+          // Without an id only a CONFLICT is retried: an earlier attempt was refused. With one, an
+          // earlier attempt may be the one that applied (its commit's outcome unknown), unless the
+          // last attempt applied (its marker was new).
+          if (a !== last) status = idTx && !finalApplied ? 'unknown' : 'refused';
+          else if (!end) status = 'unknown';
+          else if (end.ev === 'ok') {
+            status = end.alreadyApplied ? 'refused' : 'ok';
+            zxid = end.zxid ?? undefined;
+          } else if (end.a !== undefined && (end.a !== a.a || end.fnDone === false)) status = idTx ? 'unknown' : 'refused'; // failed in a later attempt's function
+          else status = end.outcome === 'unknown' ? 'unknown' : 'refused';
+          txns.push({
+            label: `${op.label}.a${a.a}`, kind: 'tx', group, isolation,
+            status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, reads: a.reads, writes: a.writes, idGroup: idTx ? op.label : undefined,
+          });
+        }
+      } else if (kind === 'etValue' || kind === 'etUpdater') {
+        if (!op.etv) continue;
+        const { key, value } = op.etv;
+        let status;
+        let reads = {};
+        let zxid;
+        if (end && end.ev === 'ok') {
+          status = 'ok';
+          reads = { [key]: end.previous };
+          zxid = typeof end.zxid === 'number' ? end.zxid : undefined;
+        } else {
+          status = end && end.outcome !== 'unknown' ? 'refused' : 'unknown';
+          if (op.upd) reads = { [key]: op.upd.cur };
+        }
+        const group = Number(/-g(\d+)-k\d+$/.exec(key)[1]);
+        txns.push({ label: op.label, kind: 'et', group, status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, reads, writes: [{ kind: 'set', key, value }] });
+      } else if (op.acq) {
+        holds.push({
+          label: op.label, lockKind: op.acq.lockKind, paths: op.acq.paths, tokens: op.acq.tokens, enter: op.acq.t,
+          writes: op.sends.map((s) => {
+            const w = op.wrotes.find((x) => x.j === s.j);
+            return { key: s.key, value: s.value, sentAt: s.t, status: !w ? 'unknown' : w.ok ? 'ok' : w.outcome === 'unknown' ? 'unknown' : 'refused', code: w && w.code };
+          }),
+        });
+      }
+    }
+  }
+  return { txns, holds, errors, outcomes, run };
+}
+
+module.exports = { runStress, buildHistory };

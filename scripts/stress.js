@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+'use strict';
+// `npm run stress -- [--minutes N] [--seconds N] [--seed S] [--seeds S1,S2] [--workers N] [--dump FILE]`
+// Runs the generative stress test (__test__/stress) for longer than CI does, on its own ZooKeeper
+// (started here, tick 300 ms), one run per seed (default: one random seed). Prints the summary of
+// each run and every violation with the seed that replays it; exits 1 on a violation.
+const fs = require('node:fs');
+const { parseArgs } = require('node:util');
+const { startStandalone } = require('./zk');
+const { runStress } = require('../__test__/stress/run');
+
+(async () => {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      minutes: { type: 'string' },
+      seconds: { type: 'string' },
+      seed: { type: 'string' },
+      seeds: { type: 'string' },
+      workers: { type: 'string' },
+      dump: { type: 'string' },
+    },
+  });
+  const ms = values.seconds !== undefined ? Number(values.seconds) * 1000 : Number(values.minutes ?? 1) * 60000;
+  const seeds = values.seeds ? values.seeds.split(',').map(Number) : [values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31)];
+  if (!(ms > 0) || seeds.some((s) => !Number.isInteger(s))) {
+    console.error('usage: npm run stress -- [--minutes N | --seconds N] [--seed S | --seeds S1,S2] [--workers N] [--dump FILE]');
+    process.exit(2);
+  }
+  let failed = 0;
+  for (const seed of seeds) {
+    const server = await startStandalone({ tickTime: 300 });
+    try {
+      const r = await runStress({ seed, durationMs: ms, server, workers: Number(values.workers || 3), log: (l) => console.log(`[stress] ${l}`) });
+      console.log(`[stress] seed ${seed}: ${JSON.stringify(r.summary, null, 1)}`);
+      console.log(`[stress] faults (ms since start): ${r.faultLog.join('; ')}`);
+      if (values.dump) fs.writeFileSync(seeds.length > 1 ? `${values.dump}.${seed}` : values.dump, JSON.stringify(r));
+      if (r.violations.length) {
+        failed += 1;
+        console.log(`[stress] seed ${seed}: ${r.violations.length} violation(s) (replay: npm run stress -- --seed ${seed} --seconds ${ms / 1000}):\n  ${r.violations.join('\n  ')}`);
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  process.exit(failed ? 1 : 0);
+})().catch((err) => {
+  console.error(err);
+  process.exit(2);
+});
