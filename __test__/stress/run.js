@@ -261,6 +261,8 @@ function checkCloses(incs, spans, sessionMs, violations) {
   for (const inc of incs) {
     const lines = inc.worker.lines;
     const gens = new Map(); // lane/i -> client generation of the op
+    const closeOps = new Set(lines.filter((l) => l.ev === 'inv' && l.kind === 'close').map((l) => `${l.lane}/${l.i}`));
+    for (const l of lines) if (l.ev === 'ok' && closeOps.has(`${l.lane}/${l.i}`)) l.closeOp = true;
     lines.forEach((l, idx) => {
       if (l.ev === 'inv') gens.set(`${l.lane}/${l.i}`, l.gen);
       if (l.ev !== 'closed') return;
@@ -273,8 +275,12 @@ function checkCloses(incs, spans, sessionMs, violations) {
       const who = `w${inc.slot}.${inc.n}`;
       for (const x of lines.slice(idx + 1)) {
         if (gens.get(`${x.lane}/${x.i}`) !== l.gen) continue;
-        const what = x.ev === 'acq' ? `acquired ${x.paths.join(',')}` : x.ev === 'wrote' && x.ok ? `applied fenced write ${x.key}` : x.ev === 'ok' && x.zxid !== undefined ? `committed at zxid ${x.zxid}` : null;
-        if (what) violations.push(`close: ${who}/l${x.lane}#${x.i} ${what} ${x.t - l.t} ms after close() of its client resolved (${who}/l${l.lane}#${l.i}, no fault at the time)`);
+        // (the 'ok' of a close op itself follows its close() by construction: its 'innerok' counts)
+        const commit = (x.ev === 'ok' && !x.closeOp) || x.ev === 'innerok';
+        const what = x.ev === 'acq' ? `acquired ${x.paths.join(',')}` : x.ev === 'wrote' && x.ok ? `applied fenced write ${x.key}` : commit && x.zxid !== undefined ? `committed at zxid ${x.zxid}` : null;
+        const earlier = lines.slice(0, idx).filter((y) => y.ev === 'closing' && gens.get(`${y.lane}/${y.i}`) === l.gen && !(y.lane === l.lane && y.i === l.i));
+        const note = earlier.length ? `; another close() of that client began ${l.t - earlier[0].t} ms before it` : '';
+        if (what) violations.push(`close: ${who}/l${x.lane}#${x.i} ${what} ${x.t - l.t} ms after close() of its client resolved (${who}/l${l.lane}#${l.i}, no fault at the time${note})`);
       }
       const after = lines.find((x) => x.ev === 'afterclose' && x.lane === l.lane && x.i === l.i);
       if (after && after.left && after.left.length) violations.push(`close: lock node(s) ${after.left.join(', ')} of ${who}'s client still exist after its close() resolved (${who}/l${l.lane}#${l.i}, no fault at the time)`);

@@ -197,7 +197,8 @@ async function runOp(lane, op) {
     let res;
     if (op.kind === 'close') {
       const p = runInner(zk, lane, op.inner);
-      p.catch(() => {});
+      // the inner operation's own end (the close op's 'ok'/'err' comes after close() anyway)
+      p.then((r) => emit({ ev: 'innerok', lane, i: op.i, ...r }), (err) => emit({ ev: 'innererr', lane, i: op.i, ...errFields(err) }));
       await sleep(op.afterMs);
       emit({ ev: 'closing', lane, i: op.i });
       try {
