@@ -297,6 +297,11 @@ impl Store {
                 MAX_TRANSACTION_AGE.as_millis()
             )));
         }
+        self.compact(older_than).await
+    }
+
+    /// [`Store::compact_tombstones`] without the horizon's lower bound.
+    pub(crate) async fn compact(&self, older_than: std::time::Duration) -> Result<usize> {
         let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "compactTombstones").await?;
         let dir = self.layout.values_dir();
         let client = self.session.client().await?;
@@ -347,5 +352,46 @@ impl Store {
     /// Closes the session (idempotent); see [`Session::close`].
     pub async fn close(&self) {
         self.session.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::{CommitOptions, Transaction, Write};
+
+    /// Needs a server: `npm test` / `npm run test:rust` start one and set ZK_CONNECT.
+    fn store() -> Store {
+        let connect = std::env::var("ZK_CONNECT").expect("ZK_CONNECT is not set: run `npm run test:rust`");
+        Store::new(SessionOptions { session_timeout: std::time::Duration::from_secs(10), ..SessionOptions::new(connect) }).expect("store")
+    }
+
+    fn json(v: i64) -> Result<JsonValue> {
+        JsonValue::from_serialize(&v)
+    }
+
+    #[tokio::test]
+    async fn compaction_removes_old_tombstones_and_a_reader_of_one_still_conflicts() -> Result<()> {
+        let s = store();
+        let k = format!("compact-{}", uuid::Uuid::new_v4().simple());
+        s.set(&k, &json(1)?, &[]).await?;
+        let mut del = Transaction::new();
+        del.write(&s, &k, Write::Delete)?;
+        del.commit(&s, &CommitOptions::default()).await?;
+        assert!(matches!(s.read(&k).await?, Stored::Tombstone(1)));
+        // T1 reads the tombstone; then it is compacted and the key re-created at version 0.
+        let mut t1 = Transaction::new();
+        assert_eq!(t1.get_many(&s, &[&k]).await?, vec![None]);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(s.compact(std::time::Duration::ZERO).await? >= 1);
+        assert_eq!(s.read(&k).await?, Stored::Missing);
+        s.set(&k, &json(100)?, &[]).await?;
+        t1.write(&s, &k, Write::Set(json(7)?))?;
+        let err = t1.commit(&s, &CommitOptions::default()).await.err().map(|e| e.code());
+        assert_eq!(err, Some("CONFLICT"));
+        assert_eq!(s.get(&k).await?.map(|v| v.value), Some(json(100)?));
+        // The public entry point refuses a horizon transactions could outlive.
+        assert_eq!(s.compact_tombstones(std::time::Duration::from_secs(60)).await.err().map(|e| e.code()), Some("INVALID_ARGUMENT"));
+        Ok(())
     }
 }
