@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // `npm run stress -- [--minutes N] [--seconds N] [--seed S] [--seeds S1,S2] [--workers N] [--dump FILE]`
+// `npm run stress -- --recheck FILE` checks a dumped run again.
 // Runs the generative stress test (__test__/stress) for longer than CI does, on its own ZooKeeper
 // (started here, tick 300 ms), one run per seed (default: one random seed). Prints the summary of
 // each run and every violation with the seed that replays it; exits 1 on a violation.
@@ -19,8 +20,15 @@ const { runStress } = require('../__test__/stress/run');
       seeds: { type: 'string' },
       workers: { type: 'string' },
       dump: { type: 'string' },
+      recheck: { type: 'string' },
     },
   });
+  if (values.recheck) {
+    // re-check a dumped run with the current checker (no ZooKeeper needed)
+    const r = require('../__test__/stress/run').recheck(JSON.parse(fs.readFileSync(values.recheck, 'utf8')));
+    console.log(`[stress] ${values.recheck}: ${r.violations.length} violation(s)\n  ${r.violations.join('\n  ')}`);
+    process.exit(r.violations.length ? 1 : 0);
+  }
   const ms = values.seconds !== undefined ? Number(values.seconds) * 1000 : Number(values.minutes ?? 1) * 60000;
   const seeds = values.seeds ? values.seeds.split(',').map(Number) : [values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31)];
   if (!(ms > 0) || seeds.some((s) => !Number.isInteger(s))) {

@@ -47,7 +47,14 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
     ...t,
     isolation: t.kind === 'et' ? 'serializable' : t.isolation || 'serializable',
     reads: Object.fromEntries(Object.entries(t.reads || {}).filter(([k]) => inGroup.has(k)).map(([k, v]) => [k, canon(v)])),
-    writes: (t.writes || []).filter((w) => inGroup.has(w.key)).map((w) => ({ kind: w.kind, key: w.key, value: w.kind === 'delete' ? null : canon(w.value) })),
+    writes: (t.writes || [])
+      .filter((w) => inGroup.has(w.key))
+      .map((w) => ({ kind: w.kind, key: w.key, value: w.kind === 'delete' ? null : canon(w.value) }))
+      // A read-committed delete of a key the transaction saw absent is a no-op; of a key it did
+      // not read, it depends on a read the commit makes first (present: deleted; absent: nothing),
+      // which the history does not see: "maybe".
+      .filter((w) => !(t.isolation === 'read-committed' && w.kind === 'delete' && t.reads && w.key in t.reads && t.reads[w.key] == null))
+      .map((w) => (t.isolation === 'read-committed' && w.kind === 'delete' && !(t.reads && w.key in t.reads) ? { ...w, maybe: true } : w)),
   }));
   const finalC = Object.fromEntries(keys.map((k) => [k, canon(final[k])]));
   const initialC = Object.fromEntries(keys.map((k) => [k, canon(initial[k])]));
@@ -134,6 +141,7 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
     for (const [k, v] of checkedReads(t)) {
       const src = v === null ? null : writerOf.get(`${k}=${v}`);
       const last = lastWriteBefore(k, t.zxid);
+      if (last && last.writes.some((w) => w.key === k && w.maybe)) continue; // may not have deleted: the search decides
       if (v !== null && src && typeof src.zxid === 'number' && src.status === 'ok') {
         if (src.zxid > t.zxid) {
           violations.push(`serializability: ${t.label} (${t.isolation}, zxid ${t.zxid}) read ${k}=${v} written later by ${src.label} (zxid ${src.zxid})`);
@@ -180,8 +188,9 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
     }
   }
   const state = new Map(keys.map((k) => [k, initialC[k]]));
-  const apply = (t, undo) => {
+  const apply = (t, undo, skip) => {
     for (const w of t.writes) {
+      if (skip && skip.has(w.key)) continue;
       undo.push([w.key, state.get(w.key)]);
       state.set(w.key, w.kind === 'delete' ? null : w.value);
     }
@@ -222,18 +231,27 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
       // Urgent: a placeable transaction that the next anchored write would make unplaceable.
       const spoils = (j) => next && Object.keys(floating[j].t.reads).some((k) => next.writes.some((w) => w.key === k));
       const urgent = (j) => floating[j].mandatory && spoils(j);
-      for (const j of placeable) if (urgent(j)) out.push(['place', j]);
+      // the ways a transaction can apply: every subset of its "maybe" deletes of present keys skipped
+      const variants = (t) => {
+        let out2 = [null];
+        for (const w of t.writes) {
+          if (!w.maybe || state.get(w.key) === null) continue;
+          out2 = out2.flatMap((v) => [v, new Set([...(v || []), w.key])]);
+        }
+        return out2;
+      };
+      for (const j of placeable) if (urgent(j)) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
       let advance = false;
       if (i < anchored.length && !blocked) {
         const why = fits(next, state);
         if (!why) {
-          out.push(['advance']);
+          for (const v of variants(next)) out.push(['advance', null, v]);
           advance = true;
         } else if (i >= furthest.i) furthest = { i, why: `${next.label} (zxid ${next.zxid}) ${why}` };
       }
       // Unknown-outcome writes nobody observed are only tried where the history cannot go on
       // without them (as late as possible): otherwise every one of them doubles the search.
-      for (const j of placeable) if (!urgent(j) && (floating[j].mandatory || !advance)) out.push(['place', j]);
+      for (const j of placeable) if (!urgent(j) && (floating[j].mandatory || !advance)) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
       return out;
     };
     const done = (i) => {
@@ -303,13 +321,13 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
       f.choice = c;
       f.undo = [];
       if (c[0] === 'advance') {
-        apply(anchored[i], f.undo);
-        order.push(anchored[i]);
+        apply(anchored[i], f.undo, c[2]);
+        order.push({ t: anchored[i], skip: c[2] });
         i += 1;
       } else {
         const fl = floating[c[1]];
-        apply(fl.t, f.undo);
-        order.push(fl.t);
+        apply(fl.t, f.undo, c[2]);
+        order.push({ t: fl.t, skip: c[2] });
         placed.add(c[1]);
         placedHash ^= salt(c[1]);
         if (fl.t.idGroup) usedGroups.set(fl.t.idGroup, (usedGroups.get(fl.t.idGroup) || 0) + 1);
@@ -345,8 +363,8 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
       for (const t of pending) if (!fitted.has(t) && !fits(t, state)) fitted.add(t);
     };
     tryAll();
-    for (const t of order) {
-      apply(t, []);
+    for (const o of order) {
+      apply(o.t, [], o.skip);
       tryAll();
     }
     const misfits = pending.filter((t) => !fitted.has(t));
@@ -364,7 +382,7 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
       }
     }
   }
-  return { violations, stats, order: ok ? order.map((t) => t.label) : undefined };
+  return { violations, stats, order: ok ? order.map((o) => (o.skip && o.skip.size ? `${o.t.label}(no delete of ${[...o.skip].join(',')})` : o.t.label)) : undefined };
 }
 
 /**

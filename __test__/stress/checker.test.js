@@ -99,6 +99,22 @@ describe('stress checker: serializability over values', () => {
     expect(r.violations.some((x) => /no serial order.*a would be .*"n":2.* but the server has .*"n":1/.test(x))).toBe(true);
   });
 
+  it('a read-committed delete of a key it did not read may find it absent first (no-op); a checked one may not', () => {
+    // T2's commit read b as absent just before T1 re-created it: its delete changed nothing
+    const h = (isolation) => [
+      tx('T0', { writes: [set('a', 1)], zxid: 1 }),
+      tx('T1', { writes: [set('b', 2)], zxid: 2 }),
+      tx('T2', { writes: [del('b'), set('a', 3)], zxid: 3, isolation }),
+      tx('R', { reads: { b: v(2) }, writes: [set('c', 4)], zxid: 4 }),
+    ];
+    expect(run(h('read-committed'), { a: 3, b: 2, c: 4 }).violations).toEqual([]);
+    expect(run(h('read-committed'), { a: 3, b: 2, c: 4 }).order).toEqual(['T0', 'T1', 'T2(no delete of b)', 'R']);
+    expect(run(h('snapshot'), { a: 3, b: 2, c: 4 }).violations).not.toEqual([]);
+    // read as absent: the delete is a no-op; read as present: it deletes
+    const seen = [tx('T1', { writes: [set('b', 2)], zxid: 2 }), tx('T2', { reads: { b: v(2) }, writes: [del('b')], zxid: 3, isolation: 'read-committed' })];
+    expect(run(seen, { b: 2 }).violations).not.toEqual([]);
+  });
+
   it('flags a committed create of a key that existed', () => {
     const h = [tx('T0', { writes: [set('a', 1)], zxid: 1 }), tx('T1', { writes: [create('a', 2)], zxid: 2, isolation: 'read-committed' })];
     expect(run(h, { a: 2 }).violations.some((x) => /created a, which existed/.test(x))).toBe(true);

@@ -89,7 +89,7 @@ function opAt(seed, worker, lane, i, kind) {
     op.group = c.int(0, GROUPS.length - 1);
     op.key = c.int(0, GROUPS[op.group] - 1);
     op.timeout = 3000;
-    op.delayMs = k === 'etUpdater' ? Math.round(c.between(0, 40)) : 0; // an async updater
+    op.delayMs = k === 'etUpdater' ? Math.round(c.random() < 0.2 ? c.between(60, 200) : c.between(0, 40)) : 0; // an async updater
     return op;
   }
   if (k === 'tx') {
@@ -106,11 +106,13 @@ function opAt(seed, worker, lane, i, kind) {
     op.writes = [];
     for (let j = 0; j < nWrites; j++) {
       // deletes and creates often: delete + re-create is the ABA the checker must see through
-      op.writes.push({ kind: c.weighted({ set: 5, create: 2, delete: 3 }), key: c.int(0, n - 1) });
+      op.writes.push({ kind: c.weighted({ set: 4, create: 3, delete: 3 }), key: c.int(0, n - 1) });
     }
     // A set of the lane's own ticket key gives the commit a SetData result, hence a zxid.
     op.ticket = op.writes.length > 0 && c.random() < 0.8;
-    op.delayMs = c.random() < 0.5 ? Math.round(c.between(0, 40)) : 0; // between reads and writes
+    // between reads and commit: sometimes long, so that others delete and re-create keys meanwhile
+    const d = c.random();
+    op.delayMs = d < 0.2 ? Math.round(c.between(60, 250)) : d < 0.6 ? Math.round(c.between(0, 40)) : 0;
     return op;
   }
   // lock holds

@@ -13,7 +13,7 @@
 // their client in the middle of operations and process.exit() with operations pending (op kinds
 // close / exit), and are restarted.
 const path = require('node:path');
-const { ZooKeeper } = require('../..');
+const { ZooKeeper } = require(process.env.ZKTX_STRESS_LIB || '../..');
 const { startProxy } = require('../helpers/proxy');
 const { spawnWorker, sleep, waitFor } = require('../faults/util');
 const { faultSchedule, GROUPS, groupKeys, lockPaths } = require('./generator');
@@ -189,19 +189,21 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
   h.closeChecks = checkCloses(incs, faultSpans, sessionMs, violations);
   const histories = [];
   const serialStats = [];
+  const finals = {};
+  const store = {};
   let lockStats;
   try {
     for (let g = 0; g < GROUPS.length; g++) {
       const keys = groupKeys(run, g);
       const final = {};
       for (const k of keys) final[k] = await check.get(k);
+      finals[g] = final;
       const r = checkSerial({ keys, txns: h.txns.filter((t) => t.group === g), final });
       histories.push(`group ${g}`);
       serialStats.push(r.stats);
       for (const v of r.violations) violations.push(`group ${g}: ${v}`);
       if (r.stats.undetermined) log(`group ${g}: search budget exhausted after ${r.stats.searchSteps} steps: serial order undetermined`);
     }
-    const store = {};
     for (const hold of h.holds) for (const w of hold.writes) store[w.key] = await check.get(w.key);
     const lr = checkLocks({ holds: h.holds, store, permits: { [paths.sem]: paths.permits } });
     histories.push('locks');
@@ -248,7 +250,7 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
     closes: h.closeChecks,
     violations: violations.length,
   };
-  return { seed, run, violations, summary, faultLog, lines: incs.map((x) => ({ slot: x.slot, n: x.n, lines: x.worker.lines })) };
+  return { seed, run, violations, summary, faultLog, finals, store, lines: incs.map((x) => ({ slot: x.slot, n: x.n, killed: x.killed, lines: x.worker.lines })) };
 }
 
 /**
@@ -389,4 +391,21 @@ function buildHistory(incs, run) {
   return { txns, holds, errors, outcomes, run };
 }
 
-module.exports = { runStress, buildHistory };
+/** Checks a dumped run again (npm run stress -- --dump FILE writes one) with the current checker. */
+function recheck(dump) {
+  const incs = dump.lines.map((x) => ({ slot: x.slot, n: x.n, killed: x.killed, worker: { lines: x.lines } }));
+  const h = buildHistory(incs, dump.run);
+  const violations = [];
+  const stats = [];
+  for (let g = 0; g < GROUPS.length; g++) {
+    const r = checkSerial({ keys: groupKeys(dump.run, g), txns: h.txns.filter((t) => t.group === g), final: dump.finals[g] });
+    stats.push(r.stats);
+    for (const v of r.violations) violations.push(`group ${g}: ${v}`);
+  }
+  const paths = lockPaths(dump.run);
+  violations.push(...checkLocks({ holds: h.holds, store: dump.store, permits: { [paths.sem]: paths.permits } }).violations);
+  violations.push(...checkErrors(h.errors).violations);
+  return { violations, stats, history: h };
+}
+
+module.exports = { runStress, buildHistory, recheck };

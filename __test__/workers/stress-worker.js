@@ -16,7 +16,8 @@
 //
 // env: ZK_CONNECT (the worker's proxy), RUN, SEED, WORKER, INC, START (JSON [i0, i1]), SESSION_MS
 const readline = require('node:readline');
-const { ZooKeeper, ZktxError } = require('../..');
+// ZKTX_STRESS_LIB: another build of the library (e.g. an older one, to replay a finding)
+const { ZooKeeper, ZktxError } = require(process.env.ZKTX_STRESS_LIB || '../..');
 const { opAt, groupKeys, lockPaths } = require('../stress/generator');
 
 const { RUN: run } = process.env;
