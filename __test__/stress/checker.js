@@ -154,6 +154,14 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
           );
           targeted.add(t);
         }
+      } else if (v !== null && src && src.status === 'ok' && src.cmp !== undefined && last && last.inv > src.cmp) {
+        // src has no zxid, but last began after src was acknowledged: last came after it
+        const lw = last.writes.find((w) => w.key === k);
+        violations.push(
+          `serializability (lost update): ${t.label} (${t.isolation}, zxid ${t.zxid}) read ${k}=${v} (written by ${src.label}, acknowledged at ${src.cmp}) ` +
+            `but ${last.label}, begun at ${last.inv}, had ${lw.kind === 'delete' ? 'deleted' : `${lw.kind === 'create' ? 'created' : 'set'} it to ${lw.value}`} at zxid ${last.zxid} before it committed`
+        );
+        targeted.add(t);
       } else if (v === null && last && !floatingDeletes.has(k)) {
         const lw = last.writes.find((w) => w.key === k);
         if (lw.kind !== 'delete') {

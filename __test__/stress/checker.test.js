@@ -59,6 +59,17 @@ describe('stress checker: serializability over values', () => {
     expect(run(h, { a: 11 }).violations.some((x) => /^no serial order/.test(x))).toBe(true);
   });
 
+  it('names the lost update when the value read has no zxid but was overwritten by a later writer', () => {
+    const h = [
+      et('E', 'a', null, 1, { inv: 0, cmp: 5 }), // created a=1 (no zxid)
+      tx('T2', { writes: [set('a', 2)], zxid: 2, inv: 10, cmp: 15 }),
+      tx('T3', { writes: [del('a')], zxid: 3, inv: 20, cmp: 25 }),
+      et('E2', 'a', null, 4, { inv: 30, cmp: 35 }), // re-created a (no zxid)
+      tx('T1', { reads: { a: v(1) }, writes: [del('a')], zxid: 5, inv: 1, cmp: 40 }),
+    ];
+    expect(run(h, { a: null }).violations.some((x) => /lost update.*T1.*written by E, acknowledged at 5.*T3, begun at 20, had deleted/.test(x))).toBe(true);
+  });
+
   it('flags a lost update of two executeTransactions that read the same value', () => {
     const h = [tx('T0', { writes: [set('a', 1)], zxid: 1 }), et('E1', 'a', 1, 2, { zxid: 5 }), et('E2', 'a', 1, 3, { zxid: 6 })];
     expect(run(h, { a: 3 }).violations.some((x) => /lost update.*E2/.test(x))).toBe(true);
