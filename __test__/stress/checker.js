@@ -31,6 +31,8 @@ const show = (s) => (s === null ? 'absent' : s);
  *   et (executeTransaction) is a serializable read-modify-write of one key.
  *   status: ok = committed, refused = known not applied, unknown = may or may not have applied.
  *   idGroup: attempts of one { id } transaction: at most one of them applied.
+ *   until: for an unknown outcome, a time by which it applied if it ever did (default: never
+ *   bounded), e.g. some session timeouts after the error or after its process died.
  *
  * @param {object} h
  * @param {string[]} h.keys the group's keys (everything else a transaction touched is ignored)
@@ -187,9 +189,11 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
     anchored.forEach((a, j) => {
       if (a.cmp !== undefined && a.cmp < f.t.inv) lo = Math.max(lo, j + 1);
       if (f.t.status === 'ok' && f.t.cmp !== undefined && a.inv > f.t.cmp) hi = Math.min(hi, j);
+      // an unknown outcome applies by `until` (the session's end or its next request), if given
+      if (f.t.status !== 'ok' && f.t.until !== undefined && a.inv > f.t.until) hi = Math.min(hi, j);
     });
     f.lo = lo;
-    f.hi = f.t.status === 'ok' ? hi : anchored.length;
+    f.hi = hi;
     if (f.lo > f.hi) {
       violations.push(`real time: ${f.t.label} committed between ${new Date(f.t.inv).toISOString()} and ${new Date(f.t.cmp).toISOString()}, which no zxid order allows`);
       f.hi = f.lo;
@@ -257,9 +261,9 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
           advance = true;
         } else if (i >= furthest.i) furthest = { i, why: `${next.label} (zxid ${next.zxid}) ${why}` };
       }
-      // Unknown-outcome writes nobody observed are only tried where the history cannot go on
-      // without them (as late as possible): otherwise every one of them doubles the search.
-      for (const j of placeable) if (!urgent(j) && (floating[j].mandatory || !advance)) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
+      // Unknown-outcome writes nobody observed are tried after going on without them.
+      for (const j of placeable) if (!urgent(j) && floating[j].mandatory) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
+      for (const j of placeable) if (!floating[j].mandatory) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
       return out;
     };
     const done = (i) => {

@@ -169,6 +169,24 @@ describe('stress checker: serializability over values', () => {
     expect(run(h, { a: 3 }).violations).not.toEqual([]);
   });
 
+  it('places an unknown-outcome write early when its other write must precede a blind overwrite', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1)], zxid: 1, inv: 0, cmp: 5 }),
+      tx('U', { writes: [set('b', 9), del('a')], status: 'unknown', inv: 6 }), // its delete is needed
+      tx('T1', { writes: [set('b', 2)], zxid: 2, inv: 10, cmp: 15 }),
+      tx('E', { reads: { a: null }, writes: [set('a', 3)], zxid: 3, inv: 20, cmp: 25 }),
+      tx('R', { reads: { b: v(2) }, writes: [set('c', 4)], zxid: 4, inv: 30, cmp: 35 }),
+    ];
+    const r = run(h, { a: 3, b: 2, c: 4 });
+    expect(r.violations).toEqual([]);
+    expect(r.order).toEqual(['T0', 'U', 'T1', 'E', 'R']);
+    // but not after its time horizon
+    const late = h.map((t) => (t.label === 'U' ? { ...t, until: 8 } : t));
+    expect(run(late, { a: 3, b: 2, c: 4 }).violations).toEqual([]);
+    const tooLate = h.map((t) => (t.label === 'U' ? { ...t, inv: 16, until: 17 } : t)); // after T1 only
+    expect(run(tooLate, { a: 3, b: 2, c: 4 }).violations).not.toEqual([]);
+  });
+
   it('at most one attempt of a { id } transaction applies', () => {
     const h = [
       tx('A0', { writes: [set('a', 1)], status: 'unknown', idGroup: 'g' }),

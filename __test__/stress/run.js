@@ -185,8 +185,16 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
   await Promise.all(proxies.map((p) => p.close()));
 
   // History.
-  const h = buildHistory(incs, run);
+  const h = buildHistory(incs, run, sessionMs);
   h.closeChecks = checkCloses(incs, faultSpans, sessionMs, violations);
+  for (const inc of incs) {
+    for (const l of inc.worker.lines) {
+      if (l.ev === 'ghost' && l.present && l.present.length) {
+        const rel = inc.worker.lines.find((x) => x.ev === 'rel' && x.lane === l.lane && x.i === l.i);
+        violations.push(`lock node left: w${inc.slot}.${inc.n}/l${l.lane}#${l.i}'s release failed (${rel && rel.code}: ${rel && rel.message}) and ${l.afterMs} ms later its node ${l.present.join(', ')} still exists: a live session holds the lock for nobody`);
+      }
+    }
+  }
   const histories = [];
   const serialStats = [];
   const finals = {};
@@ -302,7 +310,11 @@ function openOps(inc) {
 }
 
 /** Turns the workers' lines into the checkers' inputs. */
-function buildHistory(incs, run) {
+function buildHistory(incs, run, sessionMs = 2000) {
+  // An unknown outcome applies while its request can still reach the server: before its session
+  // ends or the connection it went out on is replaced; generously, 3 session timeouts after the
+  // error (or the process's last line).
+  const horizon = 3 * sessionMs;
   const txns = [];
   const holds = [];
   const errors = [];
@@ -325,6 +337,7 @@ function buildHistory(incs, run) {
       if (l.ev === 'closed' && !l.ok) errors.push({ label: op.label, what: 'close', ...l });
     }
     const died = inc.killed ? 'killed' : 'exited';
+    const lastSeen = inc.worker.lines.length ? inc.worker.lines[inc.worker.lines.length - 1].t : 0;
     for (const op of ops.values()) {
       const kind = op.inv.inner || op.inv.kind;
       const end = op.end;
@@ -335,6 +348,7 @@ function buildHistory(incs, run) {
       if (op.rel && !op.rel.ok) errors.push({ label: op.label, what: `${kind} release`, ...op.rel });
       const inv = op.inv.t;
       const cmp = end ? end.t : undefined;
+      const until = (end ? end.t : lastSeen) + horizon;
       if (kind === 'tx') {
         const attempts = op.atts;
         if (attempts.length === 0) continue;
@@ -358,7 +372,7 @@ function buildHistory(incs, run) {
           else status = end.outcome === 'unknown' ? 'unknown' : 'refused';
           txns.push({
             label: `${op.label}.a${a.a}`, kind: 'tx', group, isolation,
-            status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, reads: a.reads, writes: a.writes, idGroup: idTx ? op.label : undefined,
+            status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, until, reads: a.reads, writes: a.writes, idGroup: idTx ? op.label : undefined,
           });
         }
       } else if (kind === 'etValue' || kind === 'etUpdater') {
@@ -376,7 +390,7 @@ function buildHistory(incs, run) {
           if (op.upd) reads = { [key]: op.upd.cur };
         }
         const group = Number(/-g(\d+)-k\d+$/.exec(key)[1]);
-        txns.push({ label: op.label, kind: 'et', group, status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, reads, writes: [{ kind: 'set', key, value }] });
+        txns.push({ label: op.label, kind: 'et', group, status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, until, reads, writes: [{ kind: 'set', key, value }] });
       } else if (op.acq) {
         holds.push({
           label: op.label, lockKind: op.acq.lockKind, paths: op.acq.paths, tokens: op.acq.tokens, enter: op.acq.t,

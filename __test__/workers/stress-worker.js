@@ -179,10 +179,34 @@ async function runHold(zk, lane, op) {
       emit({ ev: 'rel', lane, i: op.i, ok: true });
     } catch (err) {
       emit({ ev: 'rel', lane, i: op.i, ok: false, ...errFields(err) });
+      ghostCheck(lane, op.i, nodes, Date.now());
     }
   }
   return { refused };
 }
+
+/**
+ * After a failed release: 2 session timeouts later, is the lock node still there? An ephemeral
+ * node that exists belongs to a live session, so it is a ghost holding the lock for nobody.
+ */
+function ghostCheck(lane, i, nodes, failedAt) {
+  pendingChecks += 1;
+  setTimeout(async () => {
+    try {
+      const present = [];
+      for (const n of nodes) {
+        const dir = n.slice(0, n.lastIndexOf('/'));
+        if ((await st.zk.children(dir)).includes(n.slice(n.lastIndexOf('/') + 1))) present.push(n);
+      }
+      emit({ ev: 'ghost', lane, i, nodes, present, afterMs: Date.now() - failedAt });
+    } catch (err) {
+      emit({ ev: 'ghost', lane, i, nodes, ...errFields(err) });
+    } finally {
+      pendingChecks -= 1;
+    }
+  }, 2 * session).unref();
+}
+let pendingChecks = 0;
 
 function runInner(zk, lane, op) {
   if (op.kind === 'tx') return runTx(zk, lane, op);
