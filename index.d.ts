@@ -64,15 +64,16 @@ export interface ZooKeeperOptions {
   /**
    * Requested session timeout in ms (default 30000). The server clamps it to
    * [2, 20] × tickTime: with the default tickTime of 2 s, the tutorial's 200000 becomes 40000.
+   * At most 2^31 - 1 (2147483647, setTimeout's limit); more is `INVALID_ARGUMENT`.
    */
   timeout?: number;
   /** `ZooKeeper.ZOO_LOG_LEVEL_*` (or 0 for silence). Process-wide: the first client's level wins. */
   debug_level?: number;
   /** Keep the host order (zktx does not shuffle; the client still picks a random start host). */
   host_order_deterministic?: boolean;
-  /** How long establishing a session may take (default min(timeout, 15000) ms). */
+  /** How long establishing a session may take (default min(timeout, 15000) ms; 0 to 2^31 - 1). */
   connectTimeout?: number;
-  /** Deadline of each request (default: the negotiated session timeout). */
+  /** Deadline of each request in ms (default: the negotiated session timeout; 0 to 2^31 - 1). */
   requestTimeout?: number;
   /** Open a new session by itself after expiry, for new work (default true). */
   reconnectAfterExpiry?: boolean;
@@ -80,7 +81,10 @@ export interface ZooKeeperOptions {
 
 /** Options of calls that acquire a lock. */
 export interface AcquireOptions {
-  /** Give up after this many ms with `TIMEOUT`; `0` is a try-lock. Default: wait forever. */
+  /**
+   * Give up after this many ms with `TIMEOUT`; `0` is a try-lock. Default: wait forever.
+   * From 0 to 2^31 - 1 (2147483647, about 24.8 days, setTimeout's limit); else `INVALID_ARGUMENT`.
+   */
   timeout?: number;
   /** Abort acquiring with `ABORTED`; the contender's node is removed. */
   signal?: AbortSignal;
@@ -348,6 +352,7 @@ export class ZooKeeper extends EventEmitter {
    * Deletes the idempotence markers of `{ id }` / `idempotent: true` transactions created more
    * than `olderThanMs` ago; resolves how many. Ages compare the server's creation time with this
    * machine's clock: keep the margin well above clock skew and above any retry window.
+   * `olderThanMs` is from 0 to 10 years (315360000000 ms); else `INVALID_ARGUMENT`.
    */
   pruneTransactionIds(olderThanMs: number): Promise<number>;
 

@@ -69,10 +69,15 @@ function encodeValue(value, what = 'value') {
 
 const decode = (json) => (json == null ? undefined : JSON.parse(json));
 
-function checkTimeout(t, name = 'timeout') {
+/** Longest wait or timeout accepted, in ms: setTimeout's limit, 2^31 - 1 (about 24.8 days). */
+const MAX_WAIT_MS = 2 ** 31 - 1;
+/** Longest age `pruneTransactionIds` accepts: 10 years of 365 days, in ms. */
+const MAX_PRUNE_AGE_MS = 10 * 365 * 24 * 3600 * 1000;
+
+function checkTimeout(t, name = 'timeout', max = MAX_WAIT_MS) {
   if (t === undefined) return undefined;
-  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw invalid(`${name} must be a number of milliseconds >= 0, got ${describe(t)}`);
-  return t;
+  if (typeof t !== 'number' || !(t >= 0 && t <= max)) throw invalid(`${name} must be a number of milliseconds from 0 to ${max}, got ${describe(t)}`);
+  return t === 0 ? 0 : t; // -0 is 0
 }
 
 function checkCallOptions(opts, allowed) {
@@ -351,7 +356,7 @@ class ZooKeeper extends EventEmitter {
     const connect = process.env.ZK_CONNECT || (options.connect === undefined ? 'localhost:2181' : options.connect);
     if (typeof connect !== 'string' || connect.trim() === '') throw invalid('connect must be a non-empty "host:port[,host:port...][/chroot]" string');
     const timeout = options.timeout === undefined ? 30000 : options.timeout;
-    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalid(`timeout must be a positive number of milliseconds, got ${describe(timeout)}`);
+    if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
     const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;
     if (!Number.isInteger(level) || level < 0 || level > 4) throw invalid(`debug_level must be one of ZooKeeper.ZOO_LOG_LEVEL_*, got ${describe(level)}`);
     for (const k of ['host_order_deterministic', 'reconnectAfterExpiry']) {
@@ -503,7 +508,7 @@ class ZooKeeper extends EventEmitter {
    */
   pruneTransactionIds(olderThanMs) {
     try {
-      checkTimeout(olderThanMs, 'olderThanMs');
+      checkTimeout(olderThanMs, 'olderThanMs', MAX_PRUNE_AGE_MS);
       if (olderThanMs === undefined) throw invalid('olderThanMs is required');
     } catch (err) {
       return Promise.reject(err);

@@ -34,11 +34,26 @@ fn no_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(napi::Error::new(Status::GenericFailure, "INTERNAL|not_applied|zktx panicked")))
 }
 
-fn millis(name: &str, ms: f64) -> Result<Duration> {
-    if !ms.is_finite() || ms < 0.0 {
-        return Err(invalid(format!("{name} must be a finite number of milliseconds >= 0, got {ms}")));
+/// Longest wait or timeout accepted: setTimeout's limit, 2^31 - 1 ms (about 24.8 days). Longer
+/// ones would overflow `Instant` arithmetic deep in the core; ZooKeeper clamps sessions far lower.
+const MAX_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
+/// Longest age `pruneTransactionIds` accepts: 10 years of 365 days.
+const MAX_PRUNE_AGE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A JS number of milliseconds as a Duration in `0..=max`, else `INVALID_ARGUMENT` (never a panic:
+/// `Duration::from_secs_f64` panics on values too large).
+fn millis(name: &str, ms: f64, max: Duration) -> Result<Duration> {
+    let refuse = || invalid(format!("{name} must be a number of milliseconds from 0 to {}, got {ms}", max.as_millis()));
+    if ms.is_nan() || ms < 0.0 {
+        return Err(refuse());
     }
-    Ok(Duration::from_secs_f64(ms / 1000.0))
+    if ms == 0.0 {
+        return Ok(Duration::ZERO); // also -0, which try_from_secs_f64 may call negative
+    }
+    match Duration::try_from_secs_f64(ms / 1000.0) {
+        Ok(d) if d <= max => Ok(d),
+        _ => Err(refuse()),
+    }
 }
 
 // ---- cancellation: AbortSignal -> CancellationToken, keyed by a small integer ----
@@ -80,7 +95,7 @@ pub fn drop_cancel(id: u32) -> Result<()> {
 }
 
 fn acquire_options(timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<AcquireOptions> {
-    let wait = timeout_ms.map(|t| millis("timeout", t)).transpose()?;
+    let wait = timeout_ms.map(|t| millis("timeout", t, MAX_WAIT)).transpose()?;
     let cancel = match cancel_id {
         Some(id) => Some(
             cancels()
@@ -169,9 +184,9 @@ impl NativeClient {
             init_logging(options.log_level);
             let opts = SessionOptions {
                 connect: options.connect,
-                session_timeout: millis("timeout", options.timeout_ms)?,
-                connect_timeout: options.connect_timeout_ms.map(|t| millis("connectTimeout", t)).transpose()?,
-                request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t)).transpose()?,
+                session_timeout: millis("timeout", options.timeout_ms, MAX_WAIT)?,
+                connect_timeout: options.connect_timeout_ms.map(|t| millis("connectTimeout", t, MAX_WAIT)).transpose()?,
+                request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t, MAX_WAIT)).transpose()?,
                 host_order_deterministic: options.host_order_deterministic,
                 reconnect_after_expiry: options.reconnect_after_expiry,
             };
@@ -284,7 +299,7 @@ impl NativeClient {
     /// Deletes transaction-id markers older than `older_than_ms`; resolves how many.
     #[napi]
     pub async fn prune_transaction_ids(&self, older_than_ms: f64) -> Result<u32> {
-        let older_than = millis("olderThan", older_than_ms)?;
+        let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
         self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
     }
 

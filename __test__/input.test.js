@@ -1,0 +1,104 @@
+'use strict';
+// Bad input is typed, bounded and harmless: every refusal is a ZktxError with a documented code,
+// made before anything is sent, and no input reaches a panic in the addon.
+// A dedicated server, so "nothing was written" can compare whole listings.
+const { ZooKeeper, ZktxError } = require('..');
+const native = require('../binding');
+const { clientAt, zkScripts } = require('./helpers/zk');
+
+const MAX_WAIT_MS = 2 ** 31 - 1;
+const TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000;
+
+/** What a call did: 'ok', or the code of the ZktxError it threw or rejected with, or 'raw: ...'. */
+async function outcomeOf(f) {
+  try {
+    await f();
+    return 'ok';
+  } catch (err) {
+    if (err instanceof ZktxError) return err.code;
+    return `raw: ${Object.prototype.toString.call(err)} ${err && err.message}`;
+  }
+}
+
+let server;
+let zk;
+beforeAll(async () => {
+  server = await zkScripts.startStandalone({ tickTime: 500 });
+  zk = clientAt(server.connect);
+  await zk.connect();
+});
+afterAll(async () => {
+  if (zk) await zk.close();
+  if (server) await server.stop();
+});
+
+describe('durations are bounded: out of range is INVALID_ARGUMENT, never a panic', () => {
+  const huge = [1e300, Number.MAX_VALUE, 1e22, MAX_WAIT_MS + 1];
+
+  it('session timeouts above 2^31-1 ms are refused by the constructor', async () => {
+    for (const t of huge) {
+      for (const name of ['timeout', 'connectTimeout', 'requestTimeout']) {
+        expect([name, t, await outcomeOf(() => clientAt(server.connect, { [name]: t }))]).toEqual([name, t, 'INVALID_ARGUMENT']);
+      }
+    }
+    const ok = clientAt(server.connect, { timeout: MAX_WAIT_MS, connectTimeout: MAX_WAIT_MS, requestTimeout: MAX_WAIT_MS });
+    await ok.close();
+  });
+
+  it('acquire timeouts above 2^31-1 ms are refused by every call that waits', async () => {
+    for (const t of huge) {
+      const opts = { timeout: t };
+      const calls = {
+        lock: () => zk.lock('/zktx-input/t', opts),
+        readLock: () => zk.readWriteLock('/zktx-input/t').readLock(opts),
+        writeLock: () => zk.readWriteLock('/zktx-input/t').writeLock(opts),
+        semaphore: () => zk.semaphore('/zktx-input/t', 2).acquire(opts),
+        multiLock: () => zk.multiLock(['/zktx-input/t'], opts),
+        withLock: () => zk.withLock('/zktx-input/t', () => 1, opts),
+        executeTransaction: () => zk.executeTransaction('t', 1, opts),
+        executeTransactionUpdater: () => zk.executeTransaction('t', () => 1, opts),
+      };
+      for (const [name, f] of Object.entries(calls)) expect([name, t, await outcomeOf(f)]).toEqual([name, t, 'INVALID_ARGUMENT']);
+    }
+    expect(await zk.children('/zktx-input/t')).toEqual([]);
+  });
+
+  it('pruneTransactionIds refuses ages above 10 years', async () => {
+    for (const t of [1e300, Number.MAX_VALUE, 1e22, TEN_YEARS_MS + 1, NaN, -1, '1000', undefined]) {
+      expect([t, await outcomeOf(() => zk.pruneTransactionIds(t))]).toEqual([t, 'INVALID_ARGUMENT']);
+    }
+    expect(await zk.pruneTransactionIds(TEN_YEARS_MS)).toBe(0);
+  });
+
+  it('the binding itself refuses them too (Rust-side check, not only the facade)', async () => {
+    const nativeOptions = (o) => ({ connect: server.connect, timeoutMs: 10000, hostOrderDeterministic: false, reconnectAfterExpiry: true, logLevel: 0, ...o });
+    const encoded = async (f) => {
+      try {
+        await f();
+        return 'ok';
+      } catch (err) {
+        return String(err.message).split('|')[0];
+      }
+    };
+    for (const t of [1e300, Number.MAX_VALUE, MAX_WAIT_MS + 1, NaN, -1]) {
+      for (const field of ['timeoutMs', 'connectTimeoutMs', 'requestTimeoutMs']) {
+        expect([field, t, await encoded(() => new native.NativeClient(nativeOptions({ [field]: t })))]).toEqual([field, t, 'INVALID_ARGUMENT']);
+      }
+    }
+    const c = new native.NativeClient(nativeOptions({}));
+    try {
+      for (const t of [1e22, Number.MAX_VALUE, MAX_WAIT_MS + 1]) {
+        expect(await encoded(() => c.acquire('exclusive', '/zktx-input/native', undefined, t))).toBe('INVALID_ARGUMENT');
+        expect(await encoded(() => c.multiLock(['/zktx-input/native'], t))).toBe('INVALID_ARGUMENT');
+        expect(await encoded(() => c.executeTransaction('native', '1', t))).toBe('INVALID_ARGUMENT');
+      }
+      for (const t of [Number.MAX_VALUE, 1e300, TEN_YEARS_MS + 1]) {
+        expect(await encoded(() => c.pruneTransactionIds(t))).toBe('INVALID_ARGUMENT');
+      }
+      expect(await encoded(() => c.pruneTransactionIds(TEN_YEARS_MS))).toBe('ok');
+    } finally {
+      await c.close();
+    }
+    expect(await zk.children('/zktx-input/native')).toEqual([]);
+  });
+});
