@@ -7,11 +7,14 @@
 
 #![deny(clippy::unwrap_used)]
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -19,7 +22,7 @@ use zktx_core::kv::JsonValue;
 use zktx_core::recipe::{AcquireOptions, Lock};
 use zktx_core::transaction::{CommitOptions, CommitReport, Isolation, Transaction, Write};
 use zktx_core::txn::{Committed, KeyTransaction};
-use zktx_core::{CancellationToken, LockKind, SessionOptions, Store};
+use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
 
 fn to_js_error(err: zktx_core::Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("{}|{}|{}", err.code(), err.outcome().as_str(), err))
@@ -29,9 +32,22 @@ fn invalid(msg: impl std::fmt::Display) -> napi::Error {
     to_js_error(zktx_core::Error::InvalidArgument(msg.to_string()))
 }
 
+/// The `INTERNAL` error a caught panic becomes, with the panic's message.
+fn panicked(outcome: Outcome, payload: &(dyn Any + Send)) -> napi::Error {
+    let msg = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)");
+    napi::Error::new(Status::GenericFailure, format!("INTERNAL|{}|zktx panicked: {msg}", outcome.as_str()))
+}
+
 /// Runs a synchronous body, turning a panic into an error instead of aborting Node.
 fn no_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(napi::Error::new(Status::GenericFailure, "INTERNAL|not_applied|zktx panicked")))
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panicked(Outcome::NotApplied, p.as_ref())))
+}
+
+/// Runs an async binding body, turning a panic into `INTERNAL|unknown|...`: napi would report it
+/// as a bare GenericFailure ("Panic in async function"), outside our error format. The outcome is
+/// unknown because the body may have sent a write before it panicked.
+async fn guarded<T>(body: impl Future<Output = Result<T>>) -> Result<T> {
+    AssertUnwindSafe(body).catch_unwind().await.unwrap_or_else(|p| Err(panicked(Outcome::Unknown, p.as_ref())))
 }
 
 /// Longest wait or timeout accepted: setTimeout's limit, 2^31 - 1 ms (about 24.8 days). Longer
@@ -222,13 +238,19 @@ impl NativeClient {
 
     #[napi]
     pub async fn connect(&self) -> Result<()> {
-        self.store.session().connect().await.map_err(to_js_error)
+        guarded(async move {
+            self.store.session().connect().await.map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn close(&self) -> Result<()> {
-        self.store.close().await;
-        Ok(())
+        guarded(async move {
+            self.store.close().await;
+            Ok(())
+        })
+        .await
     }
 
     /// Closes the session, blocking the calling thread (at most ~2 s): for `process.on('exit')`,
@@ -245,25 +267,31 @@ impl NativeClient {
     /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
     #[napi]
     pub async fn acquire(&self, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
-        let kind = match (kind.as_str(), permits) {
-            ("exclusive", _) => LockKind::Exclusive,
-            ("read", _) => LockKind::Read,
-            ("write", _) => LockKind::Write,
-            ("lease", Some(p)) => LockKind::Lease(p),
-            (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
-        };
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        let lock = self.store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
-        Ok(NativeLock { lock: Arc::new(lock) })
+        guarded(async move {
+            let kind = match (kind.as_str(), permits) {
+                ("exclusive", _) => LockKind::Exclusive,
+                ("read", _) => LockKind::Read,
+                ("write", _) => LockKind::Write,
+                ("lease", Some(p)) => LockKind::Lease(p),
+                (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
+            };
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            let lock = self.store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
+            Ok(NativeLock { lock: Arc::new(lock) })
+        })
+        .await
     }
 
     /// Acquires exclusive locks on all paths, all or nothing.
     #[napi]
     pub async fn multi_lock(&self, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Vec<NativeLock>> {
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let locks = self.store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
-        Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l) }).collect())
+        guarded(async move {
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let locks = self.store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
+            Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l) }).collect())
+        })
+        .await
     }
 
     /// A writer fenced on locks added with `add`.
@@ -274,33 +302,48 @@ impl NativeClient {
 
     #[napi]
     pub async fn get(&self, key: String) -> Result<Option<NativeVersioned>> {
-        let v = self.store.get(&key).await.map_err(to_js_error)?;
-        Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
+        guarded(async move {
+            let v = self.store.get(&key).await.map_err(to_js_error)?;
+            Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
+        })
+        .await
     }
 
     #[napi]
     pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        self.store.set(&key, &value, &[]).await.map_err(to_js_error)
+        guarded(async move {
+            let value = JsonValue::from_text(json).map_err(to_js_error)?;
+            self.store.set(&key, &value, &[]).await.map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn execute_transaction(&self, key: String, json: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeCommitted> {
-        let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        self.store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
+        guarded(async move {
+            let value = JsonValue::from_text(json).map_err(to_js_error)?;
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            self.store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn children(&self, path: String) -> Result<Vec<String>> {
-        self.store.children(&path).await.map_err(to_js_error)
+        guarded(async move {
+            self.store.children(&path).await.map_err(to_js_error)
+        })
+        .await
     }
 
     /// Deletes transaction-id markers older than `older_than_ms`; resolves how many.
     #[napi]
     pub async fn prune_transaction_ids(&self, older_than_ms: f64) -> Result<u32> {
-        let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
-        self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+        guarded(async move {
+            let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
+            self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+        })
+        .await
     }
 
     /// A new multi-key transaction attempt.
@@ -311,9 +354,12 @@ impl NativeClient {
 
     #[napi]
     pub async fn begin(&self, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeKeyTransaction> {
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;
-        Ok(NativeKeyTransaction { tx: Arc::new(tx) })
+        guarded(async move {
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;
+            Ok(NativeKeyTransaction { tx: Arc::new(tx) })
+        })
+        .await
     }
 }
 
@@ -343,10 +389,13 @@ impl NativeFence {
     /// Writes `key` only if every added lock is still held (one multi).
     #[napi]
     pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        let locks = self.locks.lock().map_err(|_| invalid("fence poisoned"))?.clone();
-        let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
-        self.store.set(&key, &value, &refs).await.map_err(to_js_error)
+        guarded(async move {
+            let value = JsonValue::from_text(json).map_err(to_js_error)?;
+            let locks = self.locks.lock().map_err(|_| invalid("fence poisoned"))?.clone();
+            let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
+            self.store.set(&key, &value, &refs).await.map_err(to_js_error)
+        })
+        .await
     }
 }
 
@@ -374,7 +423,10 @@ impl NativeLock {
 
     #[napi]
     pub async fn release(&self) -> Result<()> {
-        self.lock.release().await.map_err(to_js_error)
+        guarded(async move {
+            self.lock.release().await.map_err(to_js_error)
+        })
+        .await
     }
 
     /// Calls `callback("NODE_DELETED" | "SESSION_ENDED")` once if the lock is lost (not after a
@@ -397,7 +449,10 @@ impl NativeLock {
 
     #[napi]
     pub async fn is_held(&self) -> Result<bool> {
-        self.lock.is_held().await.map_err(to_js_error)
+        guarded(async move {
+            self.lock.is_held().await.map_err(to_js_error)
+        })
+        .await
     }
 }
 
@@ -422,19 +477,25 @@ impl NativeKeyTransaction {
 
     #[napi]
     pub async fn commit(&self, json: String) -> Result<NativeCommitted> {
-        let value = match JsonValue::from_text(json) {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = self.tx.abort().await;
-                return Err(to_js_error(e));
-            },
-        };
-        self.tx.commit(value).await.map(Into::into).map_err(to_js_error)
+        guarded(async move {
+            let value = match JsonValue::from_text(json) {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = self.tx.abort().await;
+                    return Err(to_js_error(e));
+                },
+            };
+            self.tx.commit(value).await.map(Into::into).map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn abort(&self) -> Result<()> {
-        self.tx.abort().await.map_err(to_js_error)
+        guarded(async move {
+            self.tx.abort().await.map_err(to_js_error)
+        })
+        .await
     }
 }
 
@@ -481,10 +542,13 @@ impl NativeTransaction {
     /// Reads keys (one round trip for those not read yet); JSON text or null per key.
     #[napi]
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<String>>> {
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut tx = self.tx.lock().await;
-        let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
-        Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+        guarded(async move {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut tx = self.tx.lock().await;
+            let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
+            Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+        })
+        .await
     }
 
     /// Fences the commit on a lock (may be called for several).
@@ -499,29 +563,89 @@ impl NativeTransaction {
     /// Applies the buffered writes and commits them in one multi.
     #[napi]
     pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>) -> Result<NativeCommitReport> {
-        let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
-        let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
-        let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
-        let mut tx = self.tx.lock().await;
-        for w in writes {
-            let write = match (w.kind.as_str(), w.json) {
-                ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
-                ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
-                ("delete", _) => Write::Delete,
-                (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
-            };
-            tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
-        }
-        let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref() };
-        let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
-        let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
-        Ok(NativeCommitReport {
-            writes: report.writes as u32,
-            zxid: report.zxid.map(|z| z as f64),
-            versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
-            already_applied: report.already_applied,
-            round_trips: report.round_trips,
-            reads,
+        guarded(async move {
+            let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
+            let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
+            let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
+            let mut tx = self.tx.lock().await;
+            for w in writes {
+                let write = match (w.kind.as_str(), w.json) {
+                    ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
+                    ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
+                    ("delete", _) => Write::Delete,
+                    (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
+                };
+                tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
+            }
+            let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref() };
+            let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
+            let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
+            Ok(NativeCommitReport {
+                writes: report.writes as u32,
+                zxid: report.zxid.map(|z| z as f64),
+                versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+                already_applied: report.already_applied,
+                round_trips: report.round_trips,
+                reads,
+            })
         })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A test executable has no Node to resolve napi's symbols against; these are the ones still
+    // referenced after dead-code removal (dropping a napi::Error that holds a JS reference). The
+    // tests below never get there: they only build plain napi::Errors.
+    #[no_mangle]
+    extern "C" fn napi_reference_unref() -> i32 {
+        unreachable!("unit tests do not call into Node")
+    }
+    #[no_mangle]
+    extern "C" fn napi_delete_reference() -> i32 {
+        unreachable!("unit tests do not call into Node")
+    }
+    #[no_mangle]
+    extern "C" fn napi_call_threadsafe_function() -> i32 {
+        unreachable!("unit tests do not call into Node")
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime")
+    }
+
+    #[test]
+    fn guarded_turns_a_panic_in_an_async_body_into_internal_with_unknown_outcome() {
+        let rt = runtime();
+        let err = rt.block_on(guarded(async { panic!("boom {}", 1) })).map(|()| ()).expect_err("a panic must become an error");
+        assert_eq!(err.reason, "INTERNAL|unknown|zktx panicked: boom 1");
+        let err = rt.block_on(guarded::<()>(async { std::panic::panic_any(7u8) })).expect_err("any payload");
+        assert_eq!(err.reason, "INTERNAL|unknown|zktx panicked: (no message)");
+        assert_eq!(rt.block_on(guarded(async { Ok(7) })).ok(), Some(7));
+        let ours = rt.block_on(guarded::<()>(async { Err(invalid("bad")) })).expect_err("errors pass through");
+        assert_eq!(ours.reason, "INVALID_ARGUMENT|not_applied|bad");
+    }
+
+    #[test]
+    fn no_panic_turns_a_panic_in_a_sync_body_into_internal() {
+        let err = no_panic::<()>(|| panic!("static")).expect_err("a panic must become an error");
+        assert_eq!(err.reason, "INTERNAL|not_applied|zktx panicked: static");
+        assert_eq!(no_panic(|| Ok(3)).ok(), Some(3));
+    }
+
+    #[test]
+    fn millis_refuses_what_from_secs_f64_would_panic_on() {
+        for ms in [f64::NAN, -1.0, f64::INFINITY, 1e300, f64::MAX, 1e22, i32::MAX as f64 + 1.0] {
+            let err = millis("t", ms, MAX_WAIT).expect_err("out of range");
+            assert!(err.reason.starts_with("INVALID_ARGUMENT|not_applied|t must be"), "{ms}: {}", err.reason);
+        }
+        assert_eq!(millis("t", -0.0, MAX_WAIT).ok(), Some(Duration::ZERO));
+        assert_eq!(millis("t", 1.5, MAX_WAIT).ok(), Some(Duration::from_micros(1500)));
+        assert_eq!(millis("t", i32::MAX as f64, MAX_WAIT).ok(), Some(MAX_WAIT));
+        assert_eq!(millis("t", 315_360_000_000.0, MAX_PRUNE_AGE).ok(), Some(MAX_PRUNE_AGE));
+        assert!(millis("t", 315_360_000_001.0, MAX_PRUNE_AGE).is_err());
     }
 }
