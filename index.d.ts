@@ -18,6 +18,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
+ * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
+ *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
  *   ZooKeeper refused the request; nothing written.
  */
@@ -33,6 +35,7 @@ export type ZktxErrorCode =
   | 'CLIENT_CLOSED'
   | 'ALREADY_HELD'
   | 'STALE_TOKEN'
+  | 'INTERNAL'
   | 'NONODE'
   | 'NODEEXISTS'
   | 'BADVERSION'

@@ -24,10 +24,26 @@ const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*)$/;
 function fromNative(err) {
   if (err instanceof ZktxError) return err;
   const m = err && typeof err.message === 'string' ? NATIVE_ERROR.exec(err.message) : null;
-  if (!m) return err;
+  if (!m) {
+    // Not our encoding: napi's own error (a panic it caught, an argument it could not convert).
+    // Never raw; the outcome is unknown, as the call may have sent a write before failing.
+    const e = new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown');
+    e.cause = err;
+    return e;
+  }
   const e = new ZktxError(m[1], m[3], m[2]);
   if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
   return e;
+}
+
+/** The message of anything thrown, without ever throwing itself. */
+function errorText(err) {
+  try {
+    if (err && typeof err.message === 'string') return err.message;
+  } catch {
+    // a throwing getter: fall through
+  }
+  return describe(err);
 }
 
 async function call(fn) {

@@ -102,3 +102,48 @@ describe('durations are bounded: out of range is INVALID_ARGUMENT, never a panic
     expect(await zk.children('/zktx-input/native')).toEqual([]);
   });
 });
+
+describe('an addon error not in the CODE|outcome|message format becomes a ZktxError INTERNAL', () => {
+  // The binding's own errors (napi's "Panic in async function", argument conversion) must not
+  // leak raw. No input reaches them any more, so a stand-in binding plays the part.
+  function facadeWith(fakeClient) {
+    let facade;
+    jest.isolateModules(() => {
+      jest.doMock('../binding', () => ({ ...jest.requireActual('../binding'), NativeClient: fakeClient }));
+      facade = require('..');
+    });
+    return facade;
+  }
+
+  it('rejections, sync throws and constructor throws of the addon are all INTERNAL, outcome unknown', async () => {
+    const napiPanic = () => Object.assign(new Error('Panic in async function'), { code: 'GenericFailure' });
+    class FakeClient {
+      onState() {}
+      get() { return Promise.reject(napiPanic()); }
+      children() { throw new TypeError('Failed to convert JavaScript value'); }
+      set() { return Promise.reject(null); } // eslint-disable-line prefer-promise-reject-errors
+      connect() { return Promise.reject(new Error('INVALID_ARGUMENT|not_applied|ours: kept as is')); }
+      close() { return Promise.resolve(); }
+    }
+    const { ZooKeeper, ZktxError } = facadeWith(FakeClient);
+    const fake = new ZooKeeper({ connect: 'localhost:1' });
+    const errOf = (p) => p.then(() => 'resolved', (e) => e);
+    for (const err of [await errOf(fake.get('k')), await errOf(fake.children('/x')), await errOf(fake.set('k', 1))]) {
+      expect(err).toBeInstanceOf(ZktxError);
+      expect(err).toMatchObject({ code: 'INTERNAL', outcome: 'unknown' });
+    }
+    expect((await errOf(fake.get('k'))).message).toMatch(/Panic in async function/);
+    expect(await errOf(fake.connect())).toMatchObject({ code: 'INVALID_ARGUMENT', outcome: 'not_applied', message: 'ours: kept as is' });
+    await fake.close();
+
+    const { ZooKeeper: Throwing, ZktxError: ThrowingError } = facadeWith(class { constructor() { throw new Error('napi: boom'); } });
+    let thrown;
+    try {
+      new Throwing({ connect: 'localhost:1' }); // eslint-disable-line no-new
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ThrowingError);
+    expect(thrown).toMatchObject({ code: 'INTERNAL' });
+  });
+});
