@@ -7,7 +7,9 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /**
  * Stable error codes. ZooKeeper's own names where they exist, zktx's otherwise.
  *
- * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server.
+ * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server. Includes strings (keys, paths,
+ *   transaction ids) with a lone UTF-16 surrogate, which UTF-8 cannot carry, and durations out of
+ *   range.
  * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
  * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
  * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).

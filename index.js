@@ -58,8 +58,35 @@ function invalid(message) {
   return new ZktxError('INVALID_ARGUMENT', message);
 }
 
+// A lone surrogate cannot be encoded as UTF-8: it would reach Rust as U+FFFD, so '\uD800',
+// '\uDC00' and '\uFFFD' would silently name one key. Node 18 lacks String#isWellFormed.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const isWellFormed = typeof String.prototype.isWellFormed === 'function' ? (s) => s.isWellFormed() : (s) => !LONE_SURROGATE.test(s);
+
+/** INVALID_ARGUMENT unless `s` (a string) is well-formed UTF-16. */
+function checkWellFormed(s, what) {
+  if (!isWellFormed(s)) throw invalid(`${what} must be well-formed Unicode (it has a lone surrogate), got ${describe(s)}`);
+}
+
 function checkKey(key) {
   if (typeof key !== 'string' || key.length === 0) throw invalid(`key must be a non-empty string, got ${describe(key)}`);
+  checkWellFormed(key, 'key');
+}
+
+/** A checked copy of an array of strings (a hole is refused at once, like undefined). */
+function stringsOf(array, check, what) {
+  const out = [];
+  for (let i = 0; i < array.length; i++) {
+    check(array[i], what);
+    out.push(array[i]);
+  }
+  return out;
+}
+
+/** A znode path argument: a well-formed string (its shape is checked in Rust). */
+function checkPath(path, what) {
+  if (typeof path !== 'string') throw invalid(`${what} must be a string, got ${describe(path)}`);
+  checkWellFormed(path, what);
 }
 
 function describe(v) {
@@ -273,8 +300,14 @@ class Transaction {
 
   /** Reads several keys in one round trip; resolves an array of values. */
   getMany(keys) {
-    if (!Array.isArray(keys)) return Promise.reject(invalid('getMany needs an array of keys'));
-    return Promise.all(keys.map((k) => this.get(k)));
+    let list;
+    try {
+      if (!Array.isArray(keys)) throw invalid('getMany needs an array of keys');
+      list = stringsOf(keys, checkKey); // all checked before any is read
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.all(list.map((k) => this.get(k)));
   }
 
   _write(kind, key, value) {
@@ -371,6 +404,7 @@ class ZooKeeper extends EventEmitter {
     // ZK_CONNECT points every client at a given ensemble (tests, the demo, CI).
     const connect = process.env.ZK_CONNECT || (options.connect === undefined ? 'localhost:2181' : options.connect);
     if (typeof connect !== 'string' || connect.trim() === '') throw invalid('connect must be a non-empty "host:port[,host:port...][/chroot]" string');
+    checkWellFormed(connect, 'connect');
     const timeout = options.timeout === undefined ? 30000 : options.timeout;
     if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
     const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;
@@ -423,7 +457,7 @@ class ZooKeeper extends EventEmitter {
 
   async _acquire(kind, path, permits, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
-    if (typeof path !== 'string') throw invalid(`lock path must be a string, got ${describe(path)}`);
+    checkPath(path, 'lock path');
     const timeout = checkTimeout(opts.timeout);
     const nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.acquire(kind, path, permits, timeout, id)));
     return new Lock(nativeLock);
@@ -431,7 +465,7 @@ class ZooKeeper extends EventEmitter {
 
   /** A read-write lock at `path`: many readers or one writer, writers not starved. */
   readWriteLock(path) {
-    if (typeof path !== 'string') throw invalid(`lock path must be a string, got ${describe(path)}`);
+    checkPath(path, 'lock path');
     return {
       path,
       readLock: (options) => this._acquire('read', path, undefined, options),
@@ -441,7 +475,7 @@ class ZooKeeper extends EventEmitter {
 
   /** A counting semaphore at `path` with `permits` leases (every user must pass the same number). */
   semaphore(path, permits) {
-    if (typeof path !== 'string') throw invalid(`semaphore path must be a string, got ${describe(path)}`);
+    checkPath(path, 'semaphore path');
     if (!Number.isInteger(permits) || permits < 1 || permits > 10000) throw invalid(`permits must be an integer from 1 to 10000, got ${describe(permits)}`);
     return { path, permits, acquire: (options) => this._acquire('lease', path, permits, options) };
   }
@@ -449,11 +483,10 @@ class ZooKeeper extends EventEmitter {
   /** Exclusive locks on all `paths`, all or nothing, acquired in sorted order (no deadlock). */
   async multiLock(paths, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
-    if (!Array.isArray(paths) || paths.length === 0 || paths.some((p) => typeof p !== 'string')) {
-      throw invalid('multiLock needs a non-empty array of lock paths');
-    }
+    if (!Array.isArray(paths) || paths.length === 0) throw invalid('multiLock needs a non-empty array of lock paths');
+    const list = stringsOf(paths, checkPath, 'lock path');
     const timeout = checkTimeout(opts.timeout);
-    const natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(paths, timeout, id)));
+    const natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(list, timeout, id)));
     return new MultiLock(natives.map((n) => new Lock(n)));
   }
 
@@ -482,6 +515,7 @@ class ZooKeeper extends EventEmitter {
     if (!ISOLATIONS.includes(isolation)) throw invalid(`isolation must be one of ${ISOLATIONS.join(', ')}, got ${describe(isolation)}`);
     const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock);
     if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id === '')) throw invalid('id must be a non-empty string');
+    if (opts.id !== undefined) checkWellFormed(opts.id, 'id');
     const id = opts.id === undefined ? randomUUID() : opts.id;
     const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
     for (let attempt = 0; ; attempt++) {
@@ -534,7 +568,11 @@ class ZooKeeper extends EventEmitter {
 
   /** Lists the children of a znode, sorted (e.g. a lock path's queue); `[]` when absent. */
   children(path) {
-    if (typeof path !== 'string') return Promise.reject(invalid(`path must be a string, got ${describe(path)}`));
+    try {
+      checkPath(path, 'path');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return call(() => this._native.children(path));
   }
 

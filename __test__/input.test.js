@@ -20,6 +20,17 @@ async function outcomeOf(f) {
   }
 }
 
+/** Every znode path on the dedicated server but /zookeeper's: to show nothing was written. */
+async function tree(client, path = '/') {
+  const out = [];
+  for (const name of await client.children(path)) {
+    const child = path === '/' ? `/${name}` : `${path}/${name}`;
+    if (child === '/zookeeper') continue;
+    out.push(child, ...(await tree(client, child)));
+  }
+  return out;
+}
+
 let server;
 let zk;
 beforeAll(async () => {
@@ -112,6 +123,7 @@ describe('an addon error not in the CODE|outcome|message format becomes a ZktxEr
       jest.doMock('../binding', () => ({ ...jest.requireActual('../binding'), NativeClient: fakeClient }));
       facade = require('..');
     });
+    jest.dontMock('../binding');
     return facade;
   }
 
@@ -145,5 +157,62 @@ describe('an addon error not in the CODE|outcome|message format becomes a ZktxEr
     }
     expect(thrown).toBeInstanceOf(ThrowingError);
     expect(thrown).toMatchObject({ code: 'INTERNAL' });
+  });
+});
+
+describe('ill-formed UTF-16 (lone surrogates) in keys and paths is refused, not silently replaced', () => {
+  const lone = ['\uD800', '\uDC00', 'a\uD800b', 'x\uDBFF', '\uDFFF\uD800'];
+
+  it('keys, lock paths, listed paths and transaction ids: INVALID_ARGUMENT, nothing written', async () => {
+    const before = await tree(zk);
+    for (const s of lone) {
+      const path = `/zktx-input/${s}`;
+      const calls = {
+        set: () => zk.set(s, 1),
+        get: () => zk.get(s),
+        executeTransaction: () => zk.executeTransaction(s, 1),
+        lock: () => zk.lock(path),
+        readWriteLock: () => zk.readWriteLock(path).writeLock(),
+        semaphore: () => zk.semaphore(path, 2).acquire(),
+        multiLock: () => zk.multiLock(['/zktx-input/ok', path]),
+        withLock: () => zk.withLock(path, () => 1),
+        children: () => zk.children(path),
+        txGet: () => zk.transaction((tx) => tx.get(s)),
+        txGetMany: () => zk.transaction((tx) => tx.getMany(['ok', s])),
+        txSet: () => zk.transaction((tx) => tx.set(s, 1)),
+        txCreate: () => zk.transaction((tx) => tx.create(s, 1)),
+        txDelete: () => zk.transaction((tx) => tx.delete(s)),
+        txId: () => zk.transaction((tx) => tx.set('ok', 1), { id: s }),
+      };
+      for (const [name, f] of Object.entries(calls)) expect([name, s, await outcomeOf(f)]).toEqual([name, s, 'INVALID_ARGUMENT']);
+    }
+    expect(await tree(zk)).toEqual(before);
+  });
+
+  it("U+FFFD itself and well-formed pairs stay valid keys, each its own value", async () => {
+    await zk.set('\uFFFD', 'replacement char');
+    await zk.set('\uD83D\uDE00', 'a pair');
+    expect(await zk.get('\uFFFD')).toBe('replacement char');
+    expect(await zk.get('\uD83D\uDE00')).toBe('a pair');
+    expect(await outcomeOf(() => zk.get('\uD800'))).toBe('INVALID_ARGUMENT');
+  });
+
+  it('without String#isWellFormed (Node 18) the fallback check agrees', async () => {
+    const saved = Object.getOwnPropertyDescriptor(String.prototype, 'isWellFormed');
+    let facade;
+    try {
+      delete String.prototype.isWellFormed; // eslint-disable-line no-extend-native
+      jest.isolateModules(() => { facade = require('..'); });
+    } finally {
+      if (saved) Object.defineProperty(String.prototype, 'isWellFormed', saved);
+    }
+    const old = new facade.ZooKeeper({ connect: server.connect });
+    const codeOf = (p) => p.then(() => 'ok', (e) => (e instanceof facade.ZktxError ? e.code : `raw: ${e}`));
+    try {
+      for (const s of lone) expect([s, await codeOf(old.get(s))]).toEqual([s, 'INVALID_ARGUMENT']);
+      for (const s of ['\uFFFD', '\uD83D\uDE00', 'plain', '\uD83D\uDE00\uD83D\uDE00']) expect([s, await codeOf(old.get(s))]).toEqual([s, 'ok']);
+    } finally {
+      await old.close();
+    }
   });
 });
