@@ -8,8 +8,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * Stable error codes. ZooKeeper's own names where they exist, zktx's otherwise.
  *
  * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server. Includes strings (keys, paths,
- *   transaction ids) with a lone UTF-16 surrogate, which UTF-8 cannot carry, and durations out of
- *   range.
+ *   transaction ids) with a lone UTF-16 surrogate, which UTF-8 cannot carry; durations out of
+ *   range; paths over 32768 bytes of UTF-8; and arguments that throw when read (a getter, a Proxy
+ *   trap, a `then` of a function's result). Every rejection and throw of zktx is a `ZktxError`;
+ *   only the errors of your own functions (updater, `fn`) pass through unchanged.
  * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
  * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
  * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
@@ -194,7 +196,7 @@ export type ValueOrUpdater<T extends Json = Json> = T | ((current: Json | undefi
 
 /** Options of `zk.transaction`. */
 export interface TransactionOptions {
-  /** Re-runs after a conflict before failing with `CONFLICT` (default 10). Backoff is jittered. */
+  /** Re-runs after a conflict before failing with `CONFLICT` (default 10, at most 1000). Backoff is jittered. */
   retries?: number;
   /** Stops retrying (and waiting between retries) with `ABORTED`. */
   signal?: AbortSignal;

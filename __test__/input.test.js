@@ -216,3 +216,133 @@ describe('ill-formed UTF-16 (lone surrogates) in keys and paths is refused, not 
     }
   });
 });
+
+describe('hostile values at every entry point: a ZktxError with a documented code, nothing written', () => {
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  const trap = () => { throw new Error('trap'); };
+  const HOSTILE = {
+    nullProto: Object.create(null),
+    throwingToString: { toString() { throw 1; } }, // eslint-disable-line no-throw-literal
+    throwingEverything: { toString: trap, valueOf: trap, toJSON: trap, get [Symbol.toStringTag]() { return trap(); } },
+    throwingGetters: { get timeout() { return trap(); }, get signal() { return trap(); }, get lock() { return trap(); } },
+    proxyThatThrows: new Proxy({}, { get: trap, has: trap, ownKeys: trap, getPrototypeOf: trap, getOwnPropertyDescriptor: trap }),
+    revokedProxy: revoked.proxy,
+    symbol: Symbol('hostile'),
+    bigint: 10n,
+    maxValue: Number.MAX_VALUE,
+    huge: 1e300,
+    nan: NaN,
+    infinity: -Infinity,
+    negativeZero: -0,
+    negative: -1,
+    emptyArray: [],
+    array: ['/zktx-input/h', 2],
+    sparseArray: new Array(2 ** 32 - 1), // eslint-disable-line no-sparse-arrays
+    function: () => 1,
+    loneSurrogate: '\uD800',
+    veryLong: 'x'.repeat(2_000_000),
+    veryLongPath: `/${'x'.repeat(2_000_000)}`,
+    empty: '',
+    null: null,
+    undefined,
+    fakeLock: Object.create(require('..').Lock.prototype),
+  };
+  // Codes bad input may get: anything else (INTERNAL, CONNECTIONLOSS, a raw error) is a bug.
+  const DOCUMENTED = ['INVALID_ARGUMENT', 'TOO_LARGE', 'NODEEXISTS', 'STALE_TOKEN'];
+  const P = '/zktx-input/h';
+  const K = 'hostile-key';
+  const isUndefined = (v) => v === undefined;
+  // An options bag without own keys is valid, whatever its prototype.
+  const isEmptyBag = (v) => v === undefined || v === HOSTILE.nullProto || v === HOSTILE.fakeLock;
+  const isWaitTime = (v) => v === undefined || Object.is(v, -0);
+  const isJson = (v) => {
+    try {
+      return typeof v !== 'function' && JSON.stringify(v) !== undefined && JSON.stringify(v).length <= 1_000_000;
+    } catch {
+      return false;
+    }
+  };
+  const release = (l) => l.release();
+  const { FencingTokenGuard, executeTransaction } = require('..');
+
+  // Each entry point takes the hostile value in one argument; `ok` says where it is valid input
+  // (then the call may succeed, and undoes itself).
+  const entries = () => ({
+    // (ZK_CONNECT names the shared server: these clients never connect, and are closed.)
+    'new ZooKeeper(v)': { run: (v) => new ZooKeeper(v).close(), ok: isEmptyBag },
+    ...Object.fromEntries(['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'].map((o) => [
+      `new ZooKeeper({ ${o}: v })`,
+      { run: (v) => new ZooKeeper({ [o]: v }).close(), ok: (v) => v === undefined || (o === 'connect' && v === HOSTILE.veryLong) /* a (long) host name */ || (['debug_level', 'connectTimeout', 'requestTimeout'].includes(o) && Object.is(v, -0)) },
+    ])),
+    'lock(v)': { run: (v) => zk.lock(v).then(release) },
+    'lock(p, v)': { run: (v) => zk.lock(P, v).then(release), ok: isEmptyBag },
+    'lock(p, { timeout: v })': { run: (v) => zk.lock(P, { timeout: v }).then(release), ok: isWaitTime },
+    'lock(p, { signal: v })': { run: (v) => zk.lock(P, { signal: v }).then(release), ok: isUndefined },
+    'readWriteLock(v)': { run: (v) => zk.readWriteLock(v).readLock().then(release) },
+    'readWriteLock(p).writeLock(v)': { run: (v) => zk.readWriteLock(P).writeLock(v).then(release), ok: isEmptyBag },
+    'readWriteLock(p).readLock({ timeout: v })': { run: (v) => zk.readWriteLock(P).readLock({ timeout: v }).then(release), ok: isWaitTime },
+    'semaphore(v, 2)': { run: (v) => zk.semaphore(v, 2).acquire().then(release) },
+    'semaphore(p, v)': { run: (v) => zk.semaphore(P, v).acquire().then(release) },
+    'semaphore(p, 2).acquire({ timeout: v })': { run: (v) => zk.semaphore(P, 2).acquire({ timeout: v }).then(release), ok: isWaitTime },
+    'multiLock(v)': { run: (v) => zk.multiLock(v).then(release) },
+    'multiLock([p, v])': { run: (v) => zk.multiLock([P, v]).then(release) },
+    'multiLock([p], v)': { run: (v) => zk.multiLock([P], v).then(release), ok: isEmptyBag },
+    'multiLock([p], { timeout: v })': { run: (v) => zk.multiLock([P], { timeout: v }).then(release), ok: isWaitTime },
+    'withLock(v, fn)': { run: (v) => zk.withLock(v, () => 1) },
+    'withLock(p, v)': { run: (v) => zk.withLock(P, v), ok: (v) => v === HOSTILE.function },
+    'withLock(p, () => v)': { run: (v) => zk.withLock(P, () => v), ok: (v) => v !== HOSTILE.proxyThatThrows && v !== HOSTILE.revokedProxy },
+    'withLock(p, fn, v)': { run: (v) => zk.withLock(P, () => 1, v), ok: isEmptyBag },
+    'get(v)': { run: (v) => zk.get(v) },
+    'set(v, 1)': { run: (v) => zk.set(v, 1) },
+    'set(k, v)': { run: (v) => zk.set(K, v), ok: isJson },
+    'set(k, 1, v)': { run: (v) => zk.set(K, 1, v), ok: isEmptyBag },
+    'set(k, 1, { lock: v })': { run: (v) => zk.set(K, 1, { lock: v }), ok: isUndefined },
+    'executeTransaction(v, 1)': { run: (v) => zk.executeTransaction(v, 1) },
+    'executeTransaction(k, v)': { run: (v) => zk.executeTransaction(K, v), ok: (v) => isJson(v) || v === HOSTILE.function },
+    'executeTransaction(k, () => v)': { run: (v) => zk.executeTransaction(K, () => v), ok: isJson },
+    'executeTransaction(k, 1, v)': { run: (v) => zk.executeTransaction(K, 1, v), ok: isEmptyBag },
+    'executeTransaction(k, 1, { timeout: v })': { run: (v) => zk.executeTransaction(K, 1, { timeout: v }), ok: isWaitTime },
+    'module executeTransaction(v, 1)': { run: (v) => executeTransaction(v, 1) },
+    'transaction(v)': { run: (v) => zk.transaction(v), ok: (v) => v === HOSTILE.function },
+    'transaction(() => v)': { run: (v) => zk.transaction(() => v), ok: (v) => v !== HOSTILE.proxyThatThrows && v !== HOSTILE.revokedProxy },
+    'transaction(fn, v)': { run: (v) => zk.transaction(() => 1, v), ok: isEmptyBag },
+    ...Object.fromEntries(['retries', 'isolation', 'lock', 'id', 'idempotent', 'signal'].map((o) => [
+      `transaction(fn, { ${o}: v })`,
+      { run: (v) => zk.transaction((tx) => tx.set(K, 1), { [o]: v }), ok: (v) => v === undefined || (o === 'retries' && Object.is(v, -0)) },
+    ])),
+    'tx.get(v)': { run: (v) => zk.transaction((tx) => tx.get(v)) },
+    'tx.getMany(v)': { run: (v) => zk.transaction((tx) => tx.getMany(v)), ok: (v) => v === HOSTILE.emptyArray },
+    'tx.getMany([k, v])': { run: (v) => zk.transaction((tx) => tx.getMany([K, v])) },
+    'tx.set(v, 1)': { run: (v) => zk.transaction((tx) => tx.set(v, 1)) },
+    'tx.set(k, v)': { run: (v) => zk.transaction((tx) => tx.set(K, v)), ok: isJson },
+    'tx.create(v, 1)': { run: (v) => zk.transaction((tx) => tx.create(v, 1)) },
+    'tx.delete(v)': { run: (v) => zk.transaction((tx) => tx.delete(v)) },
+    'children(v)': { run: (v) => zk.children(v) },
+    'pruneTransactionIds(v)': { run: (v) => zk.pruneTransactionIds(v), ok: (v) => Object.is(v, -0) },
+    'guard.check(v, stale)': { run: (v) => { const g = new FencingTokenGuard(); g.check(v, 5); g.check(v, 1); } },
+    'guard.check(r, v)': { run: (v) => new FencingTokenGuard().check('r', v), ok: (v) => typeof v === 'number' && Number.isFinite(v) },
+  });
+
+  it('every entry point refuses every hostile value it cannot take', async () => {
+    // What valid calls create once (lock directories, the key) exists before the snapshot.
+    await (await zk.lock(P)).release();
+    await zk.executeTransaction(K, 0);
+    const before = await tree(zk);
+    const bugs = [];
+    const moduleLevel = clientAt(server.connect); // the module-level executeTransaction's client
+    try {
+      for (const [name, { run, ok = () => false }] of Object.entries(entries())) {
+        for (const [label, v] of Object.entries(HOSTILE)) {
+          const got = await outcomeOf(() => run(v));
+          const fine = got === 'ok' ? ok(v) : DOCUMENTED.includes(got);
+          if (!fine) bugs.push(`${name} with ${label}: ${got}`);
+        }
+      }
+    } finally {
+      await moduleLevel.close();
+    }
+    expect(bugs).toEqual([]);
+    expect(await tree(zk)).toEqual(before);
+  }, 120000);
+});
