@@ -22,6 +22,7 @@ use zktx_core::kv::JsonValue;
 use zktx_core::recipe::{AcquireOptions, Lock};
 use zktx_core::transaction::{CommitOptions, CommitReport, Isolation, Transaction, Write};
 use zktx_core::txn::{Committed, KeyTransaction};
+use zktx_core::store::MAX_PRUNE_AGE;
 use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
 
 fn to_js_error(err: zktx_core::Error) -> napi::Error {
@@ -53,8 +54,6 @@ async fn guarded<T>(body: impl Future<Output = Result<T>>) -> Result<T> {
 /// Longest wait or timeout accepted: setTimeout's limit, 2^31 - 1 ms (about 24.8 days). Longer
 /// ones would overflow `Instant` arithmetic deep in the core; ZooKeeper clamps sessions far lower.
 const MAX_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
-/// Longest age `pruneTransactionIds` accepts: 10 years of 365 days.
-const MAX_PRUNE_AGE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// A JS number of milliseconds as a Duration in `0..=max`, else `INVALID_ARGUMENT` (never a panic:
 /// `Duration::from_secs_f64` panics on values too large).
@@ -172,6 +171,7 @@ pub struct NativeCommitted {
     pub previous_json: Option<String>,
     pub version: i32,
     pub token: f64,
+    pub zxid: Option<f64>,
 }
 
 impl From<Committed> for NativeCommitted {
@@ -182,6 +182,7 @@ impl From<Committed> for NativeCommitted {
             previous_json: c.previous.map(JsonValue::into_string),
             version: c.version,
             token: c.token as f64,
+            zxid: c.zxid.map(|z| z as f64),
         }
     }
 }
@@ -342,6 +343,16 @@ impl NativeClient {
         guarded(async move {
             let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
             self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+        })
+        .await
+    }
+
+    /// Removes tombstones of keys deleted more than `older_than_ms` ago; resolves how many.
+    #[napi]
+    pub async fn compact_tombstones(&self, older_than_ms: f64) -> Result<u32> {
+        guarded(async move {
+            let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
+            self.store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
         })
         .await
     }
@@ -525,6 +536,8 @@ pub struct NativeCommitReport {
     pub zxid: Option<f64>,
     pub versions: Vec<NativeKeyVersion>,
     pub already_applied: bool,
+    /// With `already_applied`: the result the applied commit recorded (JSON text).
+    pub recorded_result: Option<String>,
     pub round_trips: u32,
     pub reads: Vec<NativeKeyVersion>,
 }
@@ -562,7 +575,7 @@ impl NativeTransaction {
 
     /// Applies the buffered writes and commits them in one multi.
     #[napi]
-    pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>) -> Result<NativeCommitReport> {
+    pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<NativeCommitReport> {
         guarded(async move {
             let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
             let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
@@ -577,7 +590,7 @@ impl NativeTransaction {
                 };
                 tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
             }
-            let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref() };
+            let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
             let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
             let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
             Ok(NativeCommitReport {
@@ -585,6 +598,7 @@ impl NativeTransaction {
                 zxid: report.zxid.map(|z| z as f64),
                 versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
                 already_applied: report.already_applied,
+                recorded_result: report.recorded_result,
                 round_trips: report.round_trips,
                 reads,
             })
