@@ -233,11 +233,11 @@ class Lock {
   constructor(nativeLock) {
     this._native = nativeLock;
     /** The lock's path, as passed to `zk.lock`. */
-    this.path = nativeLock.path;
+    this.path = callSync(() => nativeLock.path);
     /** This holder's lock node. */
-    this.nodePath = nativeLock.nodePath;
+    this.nodePath = callSync(() => nativeLock.nodePath);
     /** Fencing token: the zxid that created this holder's node. */
-    this.token = nativeLock.token;
+    this.token = callSync(() => nativeLock.token);
     this._loss = null;
   }
 
@@ -248,12 +248,12 @@ class Lock {
     let resolveLost;
     const lost = new Promise((resolve) => { resolveLost = resolve; });
     this._loss = { signal: controller.signal, lost };
-    this._native.onLost((reason) => {
+    callSync(() => this._native.onLost((reason) => {
       const err = new ZktxError('LOCK_LOST', `lock ${this.path} lost: ${LOSS_MESSAGES[reason] || reason}`);
       err.reason = reason;
       controller.abort(err);
       resolveLost(err);
-    });
+    }));
     return this._loss;
   }
 
@@ -269,7 +269,7 @@ class Lock {
 
   /** Whether `release()` was called (or the lock was consumed by a transaction commit). */
   get released() {
-    return this._native.released;
+    return callSync(() => this._native.released);
   }
 
   /** Releases the lock. Idempotent. */
@@ -514,7 +514,7 @@ class ZooKeeper extends EventEmitter {
     }));
     this.connectString = connect;
     this._closed = false;
-    this._native.onState((state) => this.emit('state', state));
+    callSync(() => this._native.onState((state) => this.emit('state', state)));
     open.add(this);
     lastConstructed = this;
     installExitHook();
@@ -525,7 +525,7 @@ class ZooKeeper extends EventEmitter {
    * `EXPIRED` or `CLOSED`. Listen with `zk.on('state', (state) => ...)`.
    */
   get state() {
-    return this._native.state;
+    return callSync(() => this._native.state);
   }
 
   /** Establishes the session now (otherwise the first call does). */
@@ -644,7 +644,7 @@ class ZooKeeper extends EventEmitter {
           if (err.code === 'CONFLICT') err.message = `${err.message} (gave up after ${attempt + 1} attempts)`;
           throw err;
         }
-        await sleep(native.retryDelayMs(attempt), opts.signal);
+        await sleep(callSync(() => native.retryDelayMs(attempt)), opts.signal);
       }
     }
   }
@@ -732,7 +732,7 @@ class ZooKeeper extends EventEmitter {
     let json;
     try {
       const keys = new Set(inside && inside.zk === this ? inside.keys : []).add(key);
-      const next = await updaterContext.run({ zk: this, keys }, () => settle(valueOrUpdater(decode(tx.currentJson)), 'updater result'));
+      const next = await updaterContext.run({ zk: this, keys }, () => settle(valueOrUpdater(decode(callSync(() => tx.currentJson))), 'updater result'));
       json = encodeValue(next, 'updater result');
     } catch (err) {
       await call(() => tx.abort());

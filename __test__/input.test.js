@@ -105,6 +105,7 @@ describe('durations are bounded: out of range is INVALID_ARGUMENT, never a panic
       }
       for (const t of [Number.MAX_VALUE, 1e300, TEN_YEARS_MS + 1]) {
         expect(await encoded(() => c.pruneTransactionIds(t))).toBe('INVALID_ARGUMENT');
+        expect(await encoded(() => c.compactTombstones(t))).toBe('INVALID_ARGUMENT');
       }
       expect(await encoded(() => c.pruneTransactionIds(TEN_YEARS_MS))).toBe('ok');
     } finally {
@@ -320,6 +321,7 @@ describe('hostile values at every entry point: a ZktxError with a documented cod
     'tx.delete(v)': { run: (v) => zk.transaction((tx) => tx.delete(v)) },
     'children(v)': { run: (v) => zk.children(v) },
     'pruneTransactionIds(v)': { run: (v) => zk.pruneTransactionIds(v), ok: (v) => Object.is(v, -0) },
+    'compactTombstones(v)': { run: (v) => zk.compactTombstones(v) },
     'guard.check(v, stale)': { run: (v) => { const g = new FencingTokenGuard(); g.check(v, 5); g.check(v, 1); } },
     'guard.check(r, v)': { run: (v) => new FencingTokenGuard().check('r', v), ok: (v) => typeof v === 'number' && Number.isFinite(v) },
   });
@@ -345,4 +347,43 @@ describe('hostile values at every entry point: a ZktxError with a documented cod
     expect(bugs).toEqual([]);
     expect(await tree(zk)).toEqual(before);
   }, 120000);
+});
+
+describe('sync calls into the addon cannot panic across the boundary', () => {
+  // A panic in a sync #[napi] fn or getter unwinds into C and aborts Node: each body must run in
+  // no_panic (async ones in guarded, see the Rust unit tests). Read from the source, so a new
+  // binding fn that forgets it fails here.
+  it('every sync #[napi] fn, constructor and getter of src/lib.rs runs its body in no_panic', () => {
+    const src = require('node:fs').readFileSync(require('node:path').join(__dirname, '..', 'src', 'lib.rs'), 'utf8');
+    const fns = [...src.matchAll(/#\[napi(?:\([^)]*\))?\]\s*(?:\/\/\/[^\n]*\s*)*pub fn (\w+)[^{]*\{\s*\n\s*([^\n]*)/g)];
+    expect(fns.length).toBeGreaterThan(15);
+    const unguarded = fns.filter((m) => !m[2].startsWith('no_panic(')).map((m) => m[1]);
+    expect(unguarded).toEqual([]);
+  });
+
+  it("the facade turns an error of the addon's sync getters into a ZktxError too", () => {
+    let facade;
+    jest.isolateModules(() => {
+      jest.doMock('../binding', () => ({
+        ...jest.requireActual('../binding'),
+        NativeClient: class {
+          onState() {}
+          get state() { throw new Error('napi: getter failed'); }
+          close() { return Promise.resolve(); }
+        },
+      }));
+      facade = require('..');
+    });
+    jest.dontMock('../binding');
+    const fake = new facade.ZooKeeper({ connect: 'localhost:1' });
+    let thrown;
+    try {
+      fake.state; // eslint-disable-line no-unused-expressions
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(facade.ZktxError);
+    expect(thrown).toMatchObject({ code: 'INTERNAL' });
+    return fake.close();
+  });
 });

@@ -213,8 +213,8 @@ impl NativeClient {
 
     /// The most recent session event (`CONNECTED`, `SUSPENDED`, ...), or `NOT_CONNECTED`.
     #[napi(getter)]
-    pub fn state(&self) -> String {
-        self.store.session().last_event().map_or("NOT_CONNECTED", |e| e.as_str()).to_string()
+    pub fn state(&self) -> Result<String> {
+        no_panic(|| Ok(self.store.session().last_event().map_or("NOT_CONNECTED", |e| e.as_str()).to_string()))
     }
 
     /// Calls `callback(event)` on every session event. The callback does not keep Node alive.
@@ -297,8 +297,8 @@ impl NativeClient {
 
     /// A writer fenced on locks added with `add`.
     #[napi]
-    pub fn fence(&self) -> NativeFence {
-        NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()) }
+    pub fn fence(&self) -> Result<NativeFence> {
+        no_panic(|| Ok(NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()) }))
     }
 
     #[napi]
@@ -359,8 +359,8 @@ impl NativeClient {
 
     /// A new multi-key transaction attempt.
     #[napi]
-    pub fn transaction(&self) -> NativeTransaction {
-        NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()) }
+    pub fn transaction(&self) -> Result<NativeTransaction> {
+        no_panic(|| Ok(NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()) }))
     }
 
     #[napi]
@@ -413,23 +413,23 @@ impl NativeFence {
 #[napi]
 impl NativeLock {
     #[napi(getter)]
-    pub fn path(&self) -> String {
-        self.lock.path().to_string()
+    pub fn path(&self) -> Result<String> {
+        no_panic(|| Ok(self.lock.path().to_string()))
     }
 
     #[napi(getter)]
-    pub fn node_path(&self) -> String {
-        self.lock.node_path().to_string()
+    pub fn node_path(&self) -> Result<String> {
+        no_panic(|| Ok(self.lock.node_path().to_string()))
     }
 
     #[napi(getter)]
-    pub fn token(&self) -> f64 {
-        self.lock.token() as f64
+    pub fn token(&self) -> Result<f64> {
+        no_panic(|| Ok(self.lock.token() as f64))
     }
 
     #[napi(getter)]
-    pub fn released(&self) -> bool {
-        self.lock.is_released()
+    pub fn released(&self) -> Result<bool> {
+        no_panic(|| Ok(self.lock.is_released()))
     }
 
     #[napi]
@@ -477,13 +477,13 @@ pub struct NativeKeyTransaction {
 impl NativeKeyTransaction {
     /// The current value as JSON text, `null` when the key is absent.
     #[napi(getter)]
-    pub fn current_json(&self) -> Option<String> {
-        self.tx.current().map(|v| v.as_str().to_string())
+    pub fn current_json(&self) -> Result<Option<String>> {
+        no_panic(|| Ok(self.tx.current().map(|v| v.as_str().to_string())))
     }
 
     #[napi(getter)]
-    pub fn token(&self) -> f64 {
-        self.tx.lock().token() as f64
+    pub fn token(&self) -> Result<f64> {
+        no_panic(|| Ok(self.tx.lock().token() as f64))
     }
 
     #[napi]
@@ -512,8 +512,8 @@ impl NativeKeyTransaction {
 
 /// Backoff before retry `attempt` of a conflicting transaction, in ms (jittered).
 #[napi]
-pub fn retry_delay_ms(attempt: u32) -> f64 {
-    zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0
+pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
+    no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
 }
 
 /// One buffered write of a transaction: kind is "set", "create" or "delete".
