@@ -634,7 +634,7 @@ mod tests {
     #[test]
     fn guarded_turns_a_panic_in_an_async_body_into_internal_with_unknown_outcome() {
         let rt = runtime();
-        let err = rt.block_on(guarded(async { panic!("boom {}", 1) })).map(|()| ()).expect_err("a panic must become an error");
+        let err = rt.block_on(guarded::<()>(async { panic!("boom {}", 1) })).expect_err("a panic must become an error");
         assert_eq!(err.reason, "INTERNAL|unknown|zktx panicked: boom 1");
         let err = rt.block_on(guarded::<()>(async { std::panic::panic_any(7u8) })).expect_err("any payload");
         assert_eq!(err.reason, "INTERNAL|unknown|zktx panicked: (no message)");
