@@ -769,7 +769,12 @@ Object.assign(ZooKeeper, LOG_LEVELS);
 
 /** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT. */
 function executeTransaction(key, valueOrUpdater, options) {
-  if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
+  try {
+    checkKey(key); // before opening a client for it
+    if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return lastConstructed.executeTransaction(key, valueOrUpdater, options);
 }
 

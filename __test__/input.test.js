@@ -387,3 +387,42 @@ describe('sync calls into the addon cannot panic across the boundary', () => {
     return fake.close();
   });
 });
+
+describe('the module-level executeTransaction', () => {
+  it('rejects (never throws) and refuses a bad key before it opens a client', async () => {
+    let made = 0;
+    let facade;
+    jest.isolateModules(() => {
+      jest.doMock('../binding', () => ({
+        ...jest.requireActual('../binding'),
+        NativeClient: class {
+          constructor() { made++; }
+          onState() {}
+          close() { return Promise.resolve(); }
+        },
+      }));
+      facade = require('..');
+    });
+    jest.dontMock('../binding');
+    const codeOf = (f) => {
+      let p;
+      try {
+        p = f();
+      } catch (err) {
+        return Promise.resolve(`threw ${err && err.code}`);
+      }
+      return p.then(() => 'ok', (e) => (e instanceof facade.ZktxError ? e.code : `raw: ${e}`));
+    };
+    expect(await codeOf(() => facade.executeTransaction('\uD800', 1))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(() => facade.executeTransaction(Object.create(null), 1))).toBe('INVALID_ARGUMENT');
+    expect(made).toBe(0);
+    const saved = process.env.ZK_CONNECT;
+    process.env.ZK_CONNECT = ','; // a connect string the constructor refuses
+    try {
+      expect(await codeOf(() => facade.executeTransaction('k', 1))).toBe('INVALID_ARGUMENT');
+    } finally {
+      process.env.ZK_CONNECT = saved;
+    }
+    expect(made).toBe(0);
+  });
+});
