@@ -305,7 +305,8 @@ export class ZooKeeper extends EventEmitter {
   close(): Promise<void>;
 
   /**
-   * Acquires the exclusive lock at `path` (an absolute znode path).
+   * Acquires the exclusive lock at `path` (an absolute znode path, up to 32768 bytes of UTF-8,
+   * without lone surrogates).
    *
    * Guarantees: one holder at a time; waiters served in arrival order, each watching only its
    * predecessor; one round trip when uncontended. Not reentrant.
@@ -395,7 +396,7 @@ export class ZooKeeper extends EventEmitter {
    */
   compactTombstones(olderThanMs: number): Promise<number>;
 
-  /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. */
+  /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. `path`: up to 32768 bytes of UTF-8. */
   children(path: string): Promise<string[]>;
 }
 
