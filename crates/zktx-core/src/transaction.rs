@@ -24,7 +24,7 @@ use zookeeper_client as zk;
 use crate::error::{Error, Result};
 use tokio::time::Instant;
 
-use crate::kv::{JsonValue, Stored, MAX_READ_BATCH_BYTES, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
+use crate::kv::{JsonValue, Stored, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
 use crate::recipe::Lock;
 use crate::session::deadline;
 use crate::store::Store;
@@ -431,16 +431,7 @@ pub(crate) async fn fetch(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, 
     let rt = store.session().request_timeout(&client);
     let mut out = Vec::with_capacity(paths.len());
     let mut batches = 0;
-    let mut rest = &paths[..];
-    while !rest.is_empty() {
-        let mut n = 0;
-        let mut bytes = 0;
-        while n < rest.len() && (n == 0 || bytes + rest[n].len() + OP_OVERHEAD_BYTES <= MAX_READ_BATCH_BYTES) {
-            bytes += rest[n].len() + OP_OVERHEAD_BYTES;
-            n += 1;
-        }
-        let (batch, tail) = rest.split_at(n);
-        rest = tail;
+    for batch in crate::store::read_batches(&paths) {
         let mut reader = client.new_multi_reader();
         for p in batch {
             reader.add_get_data(p)?;
