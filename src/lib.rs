@@ -3,7 +3,8 @@
 //! No recipe logic lives here. Errors cross into JS as `Error("CODE|outcome|message")`; the JS
 //! facade (`index.js`) turns that into a `ZktxError` with `err.code` and `err.outcome`. That is
 //! the one place the encoding is made ([`to_js_error`]) and the one place it is read
-//! (`index.js`'s `fromNative`).
+//! (`index.js`'s `fromNative`). Every binding body runs in `no_panic` (sync) or `guarded`
+//! (async), so a panic becomes an `INTERNAL` error instead of aborting Node or escaping the format.
 
 #![deny(clippy::unwrap_used)]
 
