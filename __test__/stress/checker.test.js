@@ -255,6 +255,7 @@ describe('stress checker: errors', () => {
     expect(checkErrors([{ ...ok, typed: false, name: 'TypeError' }]).violations).toHaveLength(1);
     expect(checkErrors([{ ...ok, code: 'ALREADY_APPLIED' }]).violations[0]).toMatch(/undocumented code ALREADY_APPLIED/);
     expect(checkErrors([{ ...ok, code: 'INVALID_ARGUMENT' }]).violations[0]).toMatch(/impossible/);
+    expect(checkErrors([{ ...ok, code: 'INTERNAL' }]).violations[0]).toMatch(/impossible/);
     expect(checkErrors([{ ...ok, outcome: undefined }]).violations[0]).toMatch(/outcome/);
   });
 });
