@@ -73,6 +73,7 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
   }
   const initialHas = (k, v) => v !== null && initialC[k] === v;
 
+  const checkedReads0 = (t) => Object.entries(t.reads).filter(([k]) => t.isolation === 'serializable' || (t.isolation === 'snapshot' && t.writes.some((w) => w.key === k)));
   // Values observed: read by a transaction that took effect, or in the final state.
   const observed = new Set();
   const seen = (k, v, by) => {
@@ -84,6 +85,16 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
   };
   for (const t of norm) if (t.status === 'ok') for (const [k, v] of Object.entries(t.reads)) seen(k, v, t.label);
   for (const k of keys) seen(k, finalC[k], 'the final state');
+  // An unknown-outcome transaction that was observed did apply: what it read was there too.
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const t of norm) {
+      if (t.status !== 'unknown' || !observed.has(t) || t.readsMarked) continue;
+      t.readsMarked = true;
+      grew = true;
+      for (const [k, v] of checkedReads0(t)) seen(k, v, t.label);
+    }
+  }
 
   // Classify. Anchored: committed with a zxid. Floating: must (or may) be placed by search.
   const anchored = norm.filter((t) => t.status === 'ok' && t.writes.length > 0 && typeof t.zxid === 'number').sort((a, b) => a.zxid - b.zxid);
@@ -194,8 +205,11 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
     });
     f.lo = lo;
     f.hi = hi;
-    if (f.lo > f.hi) {
+    if (f.lo > f.hi && f.t.status === 'ok') {
       violations.push(`real time: ${f.t.label} committed between ${new Date(f.t.inv).toISOString()} and ${new Date(f.t.cmp).toISOString()}, which no zxid order allows`);
+      f.hi = f.lo;
+    } else if (f.lo > f.hi && f.mandatory) {
+      violations.push(`real time: ${f.t.label}'s unknown-outcome write was observed, but nothing it follows had committed before its horizon ${new Date(f.t.until).toISOString()}`);
       f.hi = f.lo;
     }
   }

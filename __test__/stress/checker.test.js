@@ -187,6 +187,17 @@ describe('stress checker: serializability over values', () => {
     expect(run(tooLate, { a: 3, b: 2, c: 4 }).violations).not.toEqual([]);
   });
 
+  it('an unknown write read only by an unknown write that was observed applied too', () => {
+    const h = [
+      tx('T0', { writes: [set('a', 1)], zxid: 1 }),
+      et('U1', 'a', null, 2, { status: 'unknown' }), // value form: no read known
+      et('U2', 'a', 2, 3, { status: 'unknown' }), // read U1's value
+      et('E', 'a', 3, 4, { zxid: 9 }), // read U2's value
+    ];
+    h[1].reads = {};
+    expect(run(h, { a: 4 }).violations).toEqual([]);
+  });
+
   it('at most one attempt of a { id } transaction applies', () => {
     const h = [
       tx('A0', { writes: [set('a', 1)], status: 'unknown', idGroup: 'g' }),
