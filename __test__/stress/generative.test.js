@@ -3,10 +3,21 @@
 // random operations (executeTransaction, zk.transaction at every isolation level, locks of every
 // kind with fenced writes, close() mid-operation, process.exit() mid-operation) against a
 // dedicated ZooKeeper while seeded faults hit it (partitions, lost answers, SIGSTOP and kill -9 of
-// the server, kill -9 of workers); then the history is checked (./checker.js): serializability
-// over values, lock exclusion proven by fenced writes, durability, no refused write present, no
-// lock node left, every error a documented ZktxError. A failure lists the violations and the
-// seed: `npm run stress -- --seed S --seconds N` replays the same operations and faults.
+// the server, kill -9 of workers); then the history is checked (./checker.js, ./run.js):
+//   - serializability over VALUES (never versions): committed writers in commit-zxid order (those
+//     without a zxid, and unknown outcomes, placed by search), reads of serializable transactions
+//     and written keys of snapshot ones must see exactly their values, creates find keys absent,
+//     read-only serializable transactions fit at some point, the end state is the server's;
+//     refused writes are never visible; lost updates are named with the writers involved
+//   - lock exclusion (exclusive, read/write, semaphore permits) proven by acknowledged fenced
+//     writes, tokens in holding order, acknowledged fenced writes stored, refused ones not
+//   - close(): once it resolved (no fault at the time), no operation of that client succeeds and
+//     its lock nodes are gone
+//   - no lock node: 2 session timeouts after a failed release, when every worker is idle, and
+//     after every worker closed; every operation ends; every error a documented ZktxError.
+// A failure lists the violations and the seed: `npm run stress -- --seed S --seconds N` replays
+// the same operation streams and fault schedule (timings differ: outcomes need not be the same);
+// `--dump FILE` saves the history, `--recheck FILE` checks a saved one again.
 //
 // ZKTX_STRESS_SEEDS=1,2,3 and ZKTX_STRESS_MS=12000 override the CI defaults.
 const { zkScripts } = require('../helpers/zk');
