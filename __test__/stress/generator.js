@@ -140,7 +140,7 @@ function faultSchedule(seed, { workers, sessionMs }) {
       const f = { kind, worker: c.int(0, workers - 1), gapMs: Math.round(c.between(200, 1200)) };
       if (kind === 'partition' || kind === 'blackhole') f.ms = Math.round(c.between(0.3 * sessionMs, 1.8 * sessionMs));
       if (kind === 'lostAnswers') f.ms = Math.round(c.between(50, 600));
-      if (kind === 'serverStop') f.ms = Math.round(c.between(200, 1.3 * sessionMs));
+      if (kind === 'serverStop') f.ms = Math.round(c.between(200, 1.8 * sessionMs)); // past the request deadline sometimes
       return f;
     },
   };
