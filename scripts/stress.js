@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 // `npm run stress -- [--minutes N] [--seconds N] [--seed S] [--seeds S1,S2] [--workers N] [--dump FILE]`
-// `npm run stress -- --recheck FILE` checks a dumped run again.
+// `npm run stress -- --recheck FILE` checks a dumped run again; `--faults serverStop=5,partition=1`
+// replaces the fault weights (see FAULTS in __test__/stress/generator.js).
 // Runs the generative stress test (__test__/stress) for longer than CI does, on its own ZooKeeper
 // (started here, tick 300 ms), one run per seed (default: one random seed). Prints the summary of
 // each run and every violation with the seed that replays it; exits 1 on a violation.
@@ -21,6 +22,7 @@ const { runStress } = require('../__test__/stress/run');
       workers: { type: 'string' },
       dump: { type: 'string' },
       recheck: { type: 'string' },
+      faults: { type: 'string' },
     },
   });
   if (values.recheck) {
@@ -39,7 +41,9 @@ const { runStress } = require('../__test__/stress/run');
   for (const seed of seeds) {
     const server = await startStandalone({ tickTime: 300 });
     try {
-      const r = await runStress({ seed, durationMs: ms, server, workers: Number(values.workers || 3), log: (l) => console.log(`[stress] ${l}`) });
+      // --faults serverStop=5,killWorker=1: other fault weights (kinds left out: none)
+      const faultWeights = values.faults ? Object.fromEntries(values.faults.split(',').map((kv) => kv.split('=')).map(([k, w]) => [k, Number(w)])) : undefined;
+      const r = await runStress({ seed, durationMs: ms, server, workers: Number(values.workers || 3), faultWeights, log: (l) => console.log(`[stress] ${l}`) });
       console.log(`[stress] seed ${seed}: ${JSON.stringify(r.summary, null, 1)}`);
       console.log(`[stress] faults (ms since start): ${r.faultLog.join('; ')}`);
       if (values.dump) fs.writeFileSync(seeds.length > 1 ? `${values.dump}.${seed}` : values.dump, JSON.stringify(r));

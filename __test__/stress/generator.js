@@ -126,7 +126,7 @@ function opAt(seed, worker, lane, i, kind) {
 const FAULTS = { partition: 3, blackhole: 2, lostAnswers: 3, serverStop: 2, serverRestart: 1.2, killWorker: 2 };
 
 /** The parent's fault stream: call next() for each fault. */
-function faultSchedule(seed, { workers, sessionMs }) {
+function faultSchedule(seed, { workers, sessionMs, weights = FAULTS }) {
   const c = chooser(rng(mix(seed, 'faults')));
   let n = 0;
   return {
@@ -134,8 +134,8 @@ function faultSchedule(seed, { workers, sessionMs }) {
     firstDelay: Math.round(c.between(300, 900)),
     next() {
       // every kind once first (in a seeded order), then weighted
-      const kinds = Object.keys(FAULTS);
-      const kind = n < kinds.length ? kinds[(n + mix(seed)) % kinds.length] : c.weighted(FAULTS);
+      const kinds = Object.keys(weights).filter((k) => weights[k] > 0);
+      const kind = n < kinds.length ? kinds[(n + mix(seed)) % kinds.length] : c.weighted(weights);
       n += 1;
       const f = { kind, worker: c.int(0, workers - 1), gapMs: Math.round(c.between(200, 1200)) };
       if (kind === 'partition' || kind === 'blackhole') f.ms = Math.round(c.between(0.3 * sessionMs, 1.8 * sessionMs));

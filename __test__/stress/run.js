@@ -42,7 +42,7 @@ function clientAt(connect, options) {
  * @param {number} [o.sessionMs]
  * @param {(line: string) => void} [o.log]
  */
-async function runStress({ seed, durationMs = 15000, server, workers = 3, sessionMs = 2000, log = () => {} }) {
+async function runStress({ seed, durationMs = 15000, server, workers = 3, sessionMs = 2000, faultWeights, log = () => {} }) {
   const t0 = Date.now();
   const run = `s${seed}-${process.pid}-${Date.now().toString(36)}`;
   const proxies = [];
@@ -81,7 +81,7 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
 
   // Faults.
   const faults = {};
-  const schedule = faultSchedule(seed, { workers, sessionMs });
+  const schedule = faultSchedule(seed, { workers, sessionMs, weights: faultWeights });
   const faultLog = [];
   const faultSpans = []; // { worker (undefined: all), from, to }: close() is only judged outside them
   let serverStopped = false;
