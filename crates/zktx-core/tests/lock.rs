@@ -187,3 +187,12 @@ async fn a_foreign_digits_only_child_neither_panics_nor_blocks_and_leaves_no_nod
     assert!(children.iter().all(|n| !n.starts_with("_c_")), "no lock node left: {children:?}");
     s.close().await;
 }
+
+#[tokio::test]
+async fn an_oversized_lock_path_is_an_invalid_argument() {
+    let s = session();
+    let long = format!("/zktx-test/{}", "a".repeat(2100));
+    let err = lock(&s, &long, &AcquireOptions::default()).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert!(s.last_event().is_none(), "nothing was sent: not even connected");
+}

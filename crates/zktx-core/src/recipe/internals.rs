@@ -43,11 +43,20 @@ pub(crate) struct Acquired {
     pub piggyback: Read,
 }
 
+/// The longest lock path accepted, in UTF-8 bytes. ZooKeeper itself refuses requests over
+/// `jute.maxbuffer` (1 MiB) by dropping the connection; a lock path is repeated in every request
+/// of the recipe (node names add ~50 bytes), so it is kept far below that.
+pub const MAX_LOCK_PATH_BYTES: usize = 2048;
+
 /// Checks that `path` is an absolute znode path usable as a lock directory.
 ///
 /// # Errors
-/// `INVALID_ARGUMENT` naming what is wrong.
+/// `INVALID_ARGUMENT` naming what is wrong (nothing is sent to the server), including a path
+/// longer than [`MAX_LOCK_PATH_BYTES`].
 pub fn validate_lock_path(path: &str) -> Result<()> {
+    if path.len() > MAX_LOCK_PATH_BYTES {
+        return Err(Error::invalid(format!("lock path is {} bytes long; the limit is {MAX_LOCK_PATH_BYTES} (UTF-8 bytes)", path.len())));
+    }
     let bad = |why: &str| Err(Error::invalid(format!("lock path {path:?} {why}")));
     if !path.starts_with('/') || path.len() < 2 {
         return bad("must be an absolute znode path such as \"/locks/orders\"");
