@@ -84,8 +84,25 @@ pub fn validate_lock_path(path: &str) -> Result<()> {
 ///
 /// # Cancellation
 /// On every error path the contender's node is deleted (or the session that owns it is gone),
-/// so no ghost node stays behind to block others.
+/// so no ghost node stays behind to block others. [`Session::close`] makes a pending acquisition
+/// fail with `CLIENT_CLOSED` at once and drop its client handle, so the close goes through (and
+/// the server deletes the node with the session).
 pub(crate) async fn acquire(
+    session: &Session,
+    dir: &str,
+    driver: &dyn LockDriver,
+    opts: &AcquireOptions,
+    read: Option<&str>,
+) -> Result<Acquired> {
+    let closing = session.closing();
+    tokio::select! {
+        biased;
+        _ = closing.cancelled() => Err(Error::ClientClosed),
+        acquired = acquire_in_session(session, dir, driver, opts, read) => acquired,
+    }
+}
+
+async fn acquire_in_session(
     session: &Session,
     dir: &str,
     driver: &dyn LockDriver,
