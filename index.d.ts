@@ -277,6 +277,12 @@ export class ZooKeeper extends EventEmitter {
   /**
    * Closes the session; the server deletes its lock nodes at once. Idempotent.
    * A script that never calls it is closed for it when Node's event loop empties.
+   *
+   * Guarantees: every pending call of this client (a `lock()` waiting in the queue, calls
+   * waiting to connect) rejects with `CLIENT_CLOSED`, and its queue nodes go with the session.
+   * Resolves once the server acknowledged the close (one round trip), after which `state` is
+   * `CLOSED` and no write of this client can apply; when disconnected, once the session timeout
+   * has passed since the connection dropped (the server has expired it by then).
    */
   close(): Promise<void>;
 

@@ -216,13 +216,17 @@ impl NativeClient {
         Ok(())
     }
 
-    /// Closes the session, blocking the calling thread (at most ~2 s): for `process.on('exit')`,
-    /// where nothing asynchronous runs any more.
+    /// Closes the session, blocking the calling thread (a round trip when connected, at most
+    /// 2 s): for `process.on('exit')`, where nothing asynchronous runs any more. Pending calls are
+    /// cancelled and CloseSession is sent at once; waiting for a server-side expiry (what `close()`
+    /// does when disconnected) is pointless for a process about to exit.
     #[napi]
     pub fn close_sync(&self) -> Result<()> {
         no_panic(|| {
             let store = self.store.clone();
-            napi::bindgen_prelude::block_on(async move { store.close().await });
+            napi::bindgen_prelude::block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
+            });
             Ok(())
         })
     }
