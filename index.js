@@ -4,6 +4,7 @@
 
 const { randomUUID } = require('node:crypto');
 const { EventEmitter } = require('node:events');
+const { AsyncLocalStorage } = require('node:async_hooks');
 const native = require('./binding');
 
 const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
@@ -198,6 +199,12 @@ function nativeLocks(lock) {
   if (lock instanceof MultiLock) return lock.locks.map((l) => l._native);
   throw invalid('lock must be a Lock or MultiLock from this library');
 }
+
+/**
+ * The keys whose executeTransaction updater the current async context runs inside, per client:
+ * a nested executeTransaction on one of them would wait for its own lock forever.
+ */
+const updaterContext = new AsyncLocalStorage();
 
 const ISOLATIONS = ['serializable', 'snapshot', 'read-committed'];
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
@@ -474,7 +481,7 @@ class ZooKeeper extends EventEmitter {
         tx._done = true;
       }
       try {
-        const r = await call(() => tx._native.commit([...tx._writes.values()], isolation, marker));
+        const r = await call(() => tx._native.commit([...tx._writes.values()], isolation, marker, marker === undefined ? undefined : recordable(result)));
         tx.committed = {
           zxid: r.zxid ?? undefined,
           versions: Object.fromEntries(r.versions.map((v) => [v.key, v.version])),
@@ -482,6 +489,10 @@ class ZooKeeper extends EventEmitter {
           roundTrips: r.roundTrips,
           alreadyApplied: r.alreadyApplied,
         };
+        // An earlier commit with this id applied (a retry after a lost answer, or a replay):
+        // nothing was applied now, and this run's result, computed from the state that commit
+        // left, is not what was committed. Resolve with the result that commit recorded.
+        if (r.alreadyApplied) return r.recordedResult == null ? undefined : JSON.parse(r.recordedResult);
         return result;
       } catch (err) {
         // With an id marker, a commit whose outcome is unknown can be retried: it applies at most once.
@@ -509,6 +520,22 @@ class ZooKeeper extends EventEmitter {
       return Promise.reject(err);
     }
     return call(() => this._native.pruneTransactionIds(olderThanMs));
+  }
+
+  /**
+   * Removes the tombstones of keys deleted more than `olderThanMs` ago (server clock); resolves
+   * how many. Deleting a key leaves a tombstone so its version never restarts (no lost update
+   * through delete + re-create); run this now and then to bound their number. `olderThanMs` must
+   * be at least 600000 (10 min): transactions older than 5 min are refused at commit.
+   */
+  compactTombstones(olderThanMs) {
+    try {
+      checkTimeout(olderThanMs, 'olderThanMs');
+      if (olderThanMs === undefined) throw invalid('olderThanMs is required');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return call(() => this._native.compactTombstones(olderThanMs));
   }
 
   /** Lists the children of a znode, sorted (e.g. a lock path's queue); `[]` when absent. */
@@ -545,6 +572,10 @@ class ZooKeeper extends EventEmitter {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     checkKey(key);
     const timeout = checkTimeout(opts.timeout);
+    const inside = updaterContext.getStore();
+    if (inside && inside.zk === this && inside.keys.has(key)) {
+      throw new ZktxError('ALREADY_HELD', `executeTransaction(${JSON.stringify(key)}) called from inside its own updater would wait for itself: this client holds that key's lock until the updater returns`);
+    }
     if (typeof valueOrUpdater !== 'function') {
       const json = encodeValue(valueOrUpdater);
       const r = await withSignal(opts.signal, (id) => call(() => this._native.executeTransaction(key, json, timeout, id)));
@@ -553,7 +584,8 @@ class ZooKeeper extends EventEmitter {
     const tx = await withSignal(opts.signal, (id) => call(() => this._native.begin(key, timeout, id)));
     let json;
     try {
-      const next = await valueOrUpdater(decode(tx.currentJson));
+      const keys = new Set(inside && inside.zk === this ? inside.keys : []).add(key);
+      const next = await updaterContext.run({ zk: this, keys }, () => valueOrUpdater(decode(tx.currentJson)));
       json = encodeValue(next, 'updater result');
     } catch (err) {
       await call(() => tx.abort());
@@ -564,7 +596,18 @@ class ZooKeeper extends EventEmitter {
 }
 
 function committed(r) {
-  return { key: r.key, value: JSON.parse(r.json), previous: decode(r.previousJson), version: r.version, token: r.token };
+  return { key: r.key, value: JSON.parse(r.json), previous: decode(r.previousJson), version: r.version, token: r.token, zxid: r.zxid ?? undefined };
+}
+
+/** JSON text of a transaction's result for its idempotence marker; undefined if JSON cannot carry it or it is over 64 KiB. */
+function recordable(result) {
+  if (result === undefined) return undefined;
+  try {
+    const json = JSON.stringify(result);
+    return json !== undefined && Buffer.byteLength(json) <= 64 * 1024 ? json : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function callSync(fn) {

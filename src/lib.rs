@@ -141,6 +141,7 @@ pub struct NativeCommitted {
     pub previous_json: Option<String>,
     pub version: i32,
     pub token: f64,
+    pub zxid: Option<f64>,
 }
 
 impl From<Committed> for NativeCommitted {
@@ -151,6 +152,7 @@ impl From<Committed> for NativeCommitted {
             previous_json: c.previous.map(JsonValue::into_string),
             version: c.version,
             token: c.token as f64,
+            zxid: c.zxid.map(|z| z as f64),
         }
     }
 }
@@ -290,6 +292,13 @@ impl NativeClient {
     pub async fn prune_transaction_ids(&self, older_than_ms: f64) -> Result<u32> {
         let older_than = millis("olderThan", older_than_ms)?;
         self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+    }
+
+    /// Removes tombstones of keys deleted more than `older_than_ms` ago; resolves how many.
+    #[napi]
+    pub async fn compact_tombstones(&self, older_than_ms: f64) -> Result<u32> {
+        let older_than = millis("olderThan", older_than_ms)?;
+        self.store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
     }
 
     /// A new multi-key transaction attempt.
@@ -453,6 +462,8 @@ pub struct NativeCommitReport {
     pub zxid: Option<f64>,
     pub versions: Vec<NativeKeyVersion>,
     pub already_applied: bool,
+    /// With `already_applied`: the result the applied commit recorded (JSON text).
+    pub recorded_result: Option<String>,
     pub round_trips: u32,
     pub reads: Vec<NativeKeyVersion>,
 }
@@ -487,7 +498,7 @@ impl NativeTransaction {
 
     /// Applies the buffered writes and commits them in one multi.
     #[napi]
-    pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>) -> Result<NativeCommitReport> {
+    pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<NativeCommitReport> {
         let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
         let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
         let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
@@ -501,7 +512,7 @@ impl NativeTransaction {
             };
             tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
         }
-        let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref() };
+        let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
         let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
         let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
         Ok(NativeCommitReport {
@@ -509,6 +520,7 @@ impl NativeTransaction {
             zxid: report.zxid.map(|z| z as f64),
             versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
             already_applied: report.already_applied,
+            recorded_result: report.recorded_result,
             round_trips: report.round_trips,
             reads,
         })

@@ -3,6 +3,16 @@
 //! Every key `k` lives at `<root>/kv/<enc(k)>` and its lock at `<root>/locks/kv/<enc(k)>`, where
 //! `enc` percent-encodes every byte outside `[A-Za-z0-9_-]`. The encoding is injective and never
 //! yields `.`/`..` or a `/`, so any key is a single, valid znode name.
+//!
+//! # Tombstones: a key's version never restarts
+//!
+//! ZooKeeper restarts a znode's data version at 0 when the znode is deleted and created again,
+//! and a `check` op compares versions only. A "read at version v, commit with check v" scheme
+//! would then miss a delete + re-create in between (a lost update). So zktx never deletes a value
+//! znode: deleting a key writes a *tombstone* (empty data, which is never valid JSON) and bumps
+//! the version like any write. A key is absent when it has no znode or holds a tombstone
+//! ([`Stored`]). Tombstones are removed only by [`crate::Store::compact_tombstones`], past a
+//! horizon that no transaction may outlive (see [`MAX_TRANSACTION_AGE`]).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::IgnoredAny;
@@ -17,6 +27,69 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// `jute.maxbuffer` (1 MiB by default, including the path and the request header); values are
 /// kept safely below that so a write never half-fails on the server.
 pub const MAX_VALUE_BYTES: usize = 1_000_000;
+
+/// The data of a deleted key's znode: empty, which no JSON text is.
+pub const TOMBSTONE: &[u8] = b"";
+
+/// The longest a transaction may take from its first read to its commit. Past it the commit is
+/// refused (`CONFLICT`, re-run with fresh reads): a tombstone it read may have been compacted and
+/// the key re-created at version 0 meanwhile, which its version check could not see.
+pub const MAX_TRANSACTION_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The smallest horizon [`crate::Store::compact_tombstones`] accepts: well above
+/// [`MAX_TRANSACTION_AGE`] plus the longest a request can stay in flight (a session timeout,
+/// at most 40 s with ZooKeeper's defaults), plus clock-rate drift.
+pub const MIN_COMPACTION_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The largest request zktx sends, in bytes (estimated conservatively). ZooKeeper drops the
+/// connection of a client whose request exceeds `jute.maxbuffer` (1 MiB by default).
+pub const MAX_REQUEST_BYTES: usize = 1_040_000;
+
+/// Bytes of paths one multi-read may carry; larger read sets are split into several.
+pub const MAX_READ_BATCH_BYTES: usize = 512 * 1024;
+
+/// A generous per-operation overhead of a multi request (header, lengths, version, ACL).
+pub const OP_OVERHEAD_BYTES: usize = 64;
+
+/// What a key's value znode holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// No znode: the key was never written (or its tombstone was compacted).
+    Missing,
+    /// A tombstone at this znode version: the key was deleted.
+    Tombstone(i32),
+    /// A value at this znode version.
+    Value(JsonValue, i32),
+}
+
+impl Stored {
+    /// Interprets a value znode's data and version.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when the node holds something other than JSON or a tombstone.
+    pub fn from_znode(data: Vec<u8>, version: i32) -> Result<Self> {
+        if data.is_empty() {
+            return Ok(Stored::Tombstone(version));
+        }
+        Ok(Stored::Value(JsonValue::from_stored(data)?, version))
+    }
+
+    /// The value, `None` when the key is absent.
+    pub fn value(&self) -> Option<&JsonValue> {
+        match self {
+            Stored::Value(v, _) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The znode version, `None` when there is no znode.
+    pub fn znode_version(&self) -> Option<i32> {
+        match self {
+            Stored::Missing => None,
+            Stored::Tombstone(v) | Stored::Value(_, v) => Some(*v),
+        }
+    }
+}
 
 /// Bytes that stay as they are in a znode name; everything else becomes `%XX`.
 const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-');
@@ -43,6 +116,11 @@ impl Layout {
     pub fn new(root: &str) -> Self {
         let root = root.trim_end_matches('/');
         Layout { root: root.to_string(), values: format!("{root}/kv"), locks: format!("{root}/locks/kv") }
+    }
+
+    /// The root of zktx's own tree (`/zktx` by default).
+    pub fn root(&self) -> &str {
+        &self.root
     }
 
     /// The directory holding every key's value node.

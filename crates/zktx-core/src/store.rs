@@ -1,10 +1,13 @@
 //! The key-value store: plain and lock-fenced reads and writes of JSON values by key.
 
 use crate::error::{Error, Result};
-use crate::kv::{JsonValue, Layout};
+use crate::kv::{JsonValue, Layout, Stored, MAX_TRANSACTION_AGE, MIN_COMPACTION_AGE};
 use crate::recipe::{self, AcquireOptions, HeldPaths, Lock, Registration};
 use crate::session::{deadline, Session, SessionOptions};
 use crate::txn::{self, commit_multi, fenced_error, Committed, KeyTransaction, PERSISTENT};
+
+/// The oldest age `pruneTransactionIds` and `compactTombstones` accept: ten years.
+pub const MAX_PRUNE_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// A value with the znode version it was read at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +70,7 @@ impl Store {
     /// lock on `path` (locks are not reentrant; semaphore leases may be taken repeatedly); else
     /// as [`recipe::lock`].
     pub async fn acquire(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<Lock> {
-        recipe::validate_lock_path(path)?;
+        self.validate_user_lock_path(path)?;
         let registration = match kind {
             LockKind::Lease(_) => None,
             _ => Some(Registration::claim(&self.held, path, self.session.client().await?.session_id())?),
@@ -88,7 +91,7 @@ impl Store {
     pub async fn multi_lock(&self, paths: &[&str], opts: &AcquireOptions) -> Result<Vec<Lock>> {
         let order = recipe::multi::canonical_order(paths);
         for p in &order {
-            recipe::validate_lock_path(p)?;
+            self.validate_user_lock_path(p)?;
         }
         let session = self.session.client().await?.session_id();
         let mut registrations = Vec::with_capacity(order.len());
@@ -99,17 +102,41 @@ impl Store {
         Ok(locks.into_iter().zip(registrations).map(|(l, r)| l.with_registration(r)).collect())
     }
 
+    /// A lock path a user may take: valid, and outside zktx's own tree (its keys, their locks, its
+    /// markers), whose nodes the library manages itself.
+    fn validate_user_lock_path(&self, path: &str) -> Result<()> {
+        recipe::validate_lock_path(path)?;
+        let root = self.layout.root();
+        if path == root || path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/')) {
+            return Err(Error::invalid(format!(
+                "lock path {path:?} is inside zktx's own tree {root}: lock a key with executeTransaction, or use a path outside {root}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads `key`: `None` when absent.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad key or a node holding something other than JSON;
     /// connection errors.
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        Ok(match self.read(key).await? {
+            Stored::Value(value, version) => Some(Versioned { value, version }),
+            Stored::Missing | Stored::Tombstone(_) => None,
+        })
+    }
+
+    /// Reads what `key`'s znode holds: a value, a tombstone (deleted) or nothing.
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn read(&self, key: &str) -> Result<Stored> {
         let path = self.layout.value_path(key)?;
         let client = self.session.client().await?;
         match deadline(self.session.request_timeout(&client), "read value", client.get_data(&path)).await {
-            Ok((data, stat)) => Ok(Some(Versioned { value: JsonValue::from_stored(data)?, version: stat.version })),
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
+            Ok((data, stat)) => Stored::from_znode(data, stat.version),
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
             Err(e) => Err(e),
         }
     }
@@ -183,9 +210,13 @@ impl Store {
     /// (see [`crate::transaction::CommitOptions::id`]); returns how many were deleted.
     ///
     /// # Guarantees
-    /// Ages come from the markers' creation times on the server compared with this machine's
-    /// clock, so keep `older_than` well above any clock skew and above the longest time a commit
-    /// with that id may still be retried. Safe to run from several clients at once.
+    /// Ages compare the markers' creation times with the server's own clock (read by a write to
+    /// `<root>/clock`), so this machine's clock skew does not matter; keep `older_than` above the
+    /// longest time a commit with that id may still be retried. Safe to run from several clients
+    /// at once.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when `older_than` exceeds [`MAX_PRUNE_AGE`]; connection errors.
     pub async fn prune_transaction_ids(&self, older_than: std::time::Duration) -> Result<usize> {
         let dir = self.layout.root_child("txn-ids");
         let client = self.session.client().await?;
@@ -195,8 +226,7 @@ impl Store {
             Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(0),
             Err(e) => return Err(e),
         };
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let cutoff = now_ms - older_than.as_millis() as i64;
+        let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "pruneTransactionIds").await?;
         let mut deleted = 0;
         for chunk in names.chunks(500) {
             // One multi-read gives the creation time of 500 markers.
@@ -221,18 +251,147 @@ impl Store {
         Ok(deleted)
     }
 
+    /// The server's clock minus `age`, in ms since the epoch: creation or modification times on
+    /// the server older than this are older than `age`. One write (to `<root>/clock`) reads the
+    /// server's time, so this machine's clock never matters.
+    async fn server_cutoff(&self, age: std::time::Duration, max: std::time::Duration, what: &str) -> Result<i64> {
+        if age > max {
+            return Err(Error::invalid(format!("{what}: an age of {} ms is over the limit of {} ms", age.as_millis(), max.as_millis())));
+        }
+        let age_ms = i64::try_from(age.as_millis()).map_err(|_| Error::invalid(format!("{what}: age out of range")))?;
+        let client = self.session.client().await?;
+        let rt = self.session.request_timeout(&client);
+        let clock = self.layout.root_child(crate::transaction::CLOCK);
+        let stat = loop {
+            match deadline(rt, "read the server's clock", client.set_data(&clock, &[], None)).await {
+                Ok(stat) => break stat,
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => match deadline(rt, "create the clock node", client.mkdir(&clock, &PERSISTENT)).await {
+                    Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
+                    Err(e) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(stat.mtime.saturating_sub(age_ms))
+    }
+
+    /// Removes the tombstones of keys deleted more than `older_than` ago (by the server's clock);
+    /// returns how many. A deleted key's znode stays as a tombstone so its version never restarts
+    /// (see [`crate::kv`]); this bounds their number.
+    ///
+    /// # Guarantees
+    /// A tombstone is removed only if it was not written since it was examined (version-checked
+    /// delete). `older_than` must be at least [`MIN_COMPACTION_AGE`], which is above
+    /// [`MAX_TRANSACTION_AGE`] (the longest a transaction may take from first read to commit)
+    /// plus a request's longest flight: so no transaction that read a tombstone can still commit
+    /// against a re-created key. Safe to run from several clients at once.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when `older_than` is below [`MIN_COMPACTION_AGE`] or above
+    /// [`MAX_PRUNE_AGE`]; connection errors.
+    pub async fn compact_tombstones(&self, older_than: std::time::Duration) -> Result<usize> {
+        if older_than < MIN_COMPACTION_AGE {
+            return Err(Error::invalid(format!(
+                "compactTombstones: olderThan must be at least {} ms (transactions may take up to {} ms)",
+                MIN_COMPACTION_AGE.as_millis(),
+                MAX_TRANSACTION_AGE.as_millis()
+            )));
+        }
+        self.compact(older_than).await
+    }
+
+    /// [`Store::compact_tombstones`] without the horizon's lower bound.
+    pub(crate) async fn compact(&self, older_than: std::time::Duration) -> Result<usize> {
+        let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "compactTombstones").await?;
+        let dir = self.layout.values_dir();
+        let client = self.session.client().await?;
+        let rt = self.session.request_timeout(&client);
+        let names = match deadline(rt, "list keys", client.list_children(&dir)).await {
+            Ok(names) => names,
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for chunk in names.chunks(200) {
+            let mut reader = client.new_multi_reader();
+            let paths: Vec<String> = chunk.iter().map(|n| format!("{dir}/{n}")).collect();
+            for p in &paths {
+                reader.add_get_data(p)?;
+            }
+            let results = deadline(rt, "read keys", reader.commit()).await?;
+            for (path, result) in paths.iter().zip(results) {
+                if let zookeeper_client::MultiReadResult::Data { data, stat } = result {
+                    if data.is_empty() && stat.mtime < cutoff {
+                        match deadline(rt, "remove tombstone", client.delete(path, Some(stat.version))).await {
+                            Ok(()) => removed += 1,
+                            Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => {},
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Locks `key` and reads it; see [`KeyTransaction`].
+    ///
+    /// Concurrent calls on one key from one client queue like any contenders. A call from
+    /// inside an updater of the same key would wait for itself: the JS facade refuses that with
+    /// `ALREADY_HELD` (it knows the async context; this layer does not).
     pub async fn begin(&self, key: &str, opts: &AcquireOptions) -> Result<KeyTransaction> {
         KeyTransaction::begin(&self.session, &self.layout, key, opts).await
     }
 
     /// Sets `key` to `value` under its lock, fenced. See [`txn::execute_transaction`].
     pub async fn execute_transaction(&self, key: &str, value: JsonValue, opts: &AcquireOptions) -> Result<Committed> {
-        txn::execute_transaction(&self.session, &self.layout, key, opts, |_| async move { Ok(value) }).await
+        let tx = self.begin(key, opts).await?;
+        tx.commit(value).await
     }
 
     /// Closes the session (idempotent); see [`Session::close`].
     pub async fn close(&self) {
         self.session.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::{CommitOptions, Transaction, Write};
+
+    /// Needs a server: `npm test` / `npm run test:rust` start one and set ZK_CONNECT.
+    fn store() -> Store {
+        let connect = std::env::var("ZK_CONNECT").expect("ZK_CONNECT is not set: run `npm run test:rust`");
+        Store::new(SessionOptions { session_timeout: std::time::Duration::from_secs(10), ..SessionOptions::new(connect) }).expect("store")
+    }
+
+    fn json(v: i64) -> Result<JsonValue> {
+        JsonValue::from_serialize(&v)
+    }
+
+    #[tokio::test]
+    async fn compaction_removes_old_tombstones_and_a_reader_of_one_still_conflicts() -> Result<()> {
+        let s = store();
+        let k = format!("compact-{}", uuid::Uuid::new_v4().simple());
+        s.set(&k, &json(1)?, &[]).await?;
+        let mut del = Transaction::new();
+        del.write(&s, &k, Write::Delete)?;
+        del.commit(&s, &CommitOptions::default()).await?;
+        assert!(matches!(s.read(&k).await?, Stored::Tombstone(1)));
+        // T1 reads the tombstone; then it is compacted and the key re-created at version 0.
+        let mut t1 = Transaction::new();
+        assert_eq!(t1.get_many(&s, &[&k]).await?, vec![None]);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(s.compact(std::time::Duration::ZERO).await? >= 1);
+        assert_eq!(s.read(&k).await?, Stored::Missing);
+        s.set(&k, &json(100)?, &[]).await?;
+        t1.write(&s, &k, Write::Set(json(7)?))?;
+        let err = t1.commit(&s, &CommitOptions::default()).await.err().map(|e| e.code());
+        assert_eq!(err, Some("CONFLICT"));
+        assert_eq!(s.get(&k).await?.map(|v| v.value), Some(json(100)?));
+        // The public entry point refuses a horizon transactions could outlive.
+        assert_eq!(s.compact_tombstones(std::time::Duration::from_secs(60)).await.err().map(|e| e.code()), Some("INVALID_ARGUMENT"));
+        Ok(())
     }
 }

@@ -22,10 +22,12 @@ use std::time::Duration;
 use zookeeper_client as zk;
 
 use crate::error::{Error, Result};
-use crate::kv::{JsonValue, MAX_VALUE_BYTES};
+use tokio::time::Instant;
+
+use crate::kv::{JsonValue, Stored, MAX_READ_BATCH_BYTES, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
 use crate::recipe::Lock;
 use crate::session::deadline;
-use crate::store::{Store, Versioned};
+use crate::store::Store;
 use crate::txn::{commit_multi, MultiError, PERSISTENT};
 
 /// Which reads a commit checks.
@@ -74,20 +76,30 @@ pub struct CommitOptions<'a> {
     /// Idempotence key: the commit also creates a marker node named after it, so a commit retried
     /// with the same id after an unknown outcome can never apply twice.
     pub id: Option<&'a str>,
+    /// With `id`: what to store in the marker (the caller's result, as JSON text, at most
+    /// [`MAX_RECORDED_RESULT_BYTES`]); a later commit with the same id reports it back in
+    /// [`CommitReport::recorded_result`].
+    pub result: Option<&'a str>,
 }
+
+/// The largest caller result an idempotence marker records.
+pub const MAX_RECORDED_RESULT_BYTES: usize = 64 * 1024;
 
 /// What a commit did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommitReport {
-    /// Writes applied (0 for a read-only transaction).
+    /// Number of keys written.
     pub writes: usize,
-    /// The zxid of the commit (`None` for read-only transactions and create-only commits the
-    /// server reports no stat for).
+    /// The zxid of the commit (ZooKeeper's total order), `None` for read-only transactions (and
+    /// commits the server reports no stat for).
     pub zxid: Option<i64>,
     /// New versions of keys set by the commit.
     pub versions: Vec<(String, i32)>,
     /// A commit with this id had already been applied: nothing was applied now.
     pub already_applied: bool,
+    /// With `already_applied`: the result recorded by the commit that applied (JSON text), if it
+    /// recorded one.
+    pub recorded_result: Option<String>,
     /// Round trips the commit itself took (pre-reads, multi, retries after creating parents).
     pub round_trips: u32,
 }
@@ -95,13 +107,19 @@ pub struct CommitReport {
 /// An optimistic multi-key transaction. One attempt: make a new one to retry.
 #[derive(Debug, Default)]
 pub struct Transaction {
-    reads: HashMap<String, Option<Versioned>>,
+    reads: HashMap<String, Stored>,
     writes: Vec<(String, Write)>,
     read_batches: u32,
+    /// When the first read was sent: a commit later than [`MAX_TRANSACTION_AGE`] is refused.
+    started: Option<Instant>,
 }
 
 /// Where idempotence markers live.
-const MARKERS: &str = "txn-ids";
+pub(crate) const MARKERS: &str = "txn-ids";
+
+/// A node under the root that commits write blindly to learn their zxid, and that
+/// `pruneTransactionIds` / `compactTombstones` write to read the server's clock.
+pub(crate) const CLOCK: &str = "clock";
 
 impl Transaction {
     /// A new, empty attempt.
@@ -110,7 +128,8 @@ impl Transaction {
     }
 
     /// Reads `keys` as of now, in one round trip for all keys not read before (a ZooKeeper
-    /// multi-read, which the server answers from one consistent state). The attempt's own writes
+    /// multi-read, which the server answers from one consistent state; read sets larger than
+    /// [`MAX_READ_BATCH_BYTES`] of paths go out as several multi-reads). The attempt's own writes
     /// are visible; a key read twice returns the first read.
     ///
     /// # Errors
@@ -121,8 +140,9 @@ impl Transaction {
             keys.iter().copied().filter(|k| !self.reads.contains_key(*k) && self.write_of(k).is_none() && seen.insert(*k)).collect()
         };
         if !missing.is_empty() {
-            let fetched = fetch(store, &missing).await?;
-            self.read_batches += 1;
+            self.started.get_or_insert_with(Instant::now);
+            let (fetched, batches) = fetch(store, &missing).await?;
+            self.read_batches += batches;
             for (k, v) in missing.iter().zip(fetched) {
                 self.reads.insert(k.to_string(), v);
             }
@@ -138,7 +158,7 @@ impl Transaction {
         match self.write_of(key) {
             Some(Write::Set(v) | Write::Create(v)) => Some(v.clone()),
             Some(Write::Delete) => None,
-            None => self.reads.get(key).cloned().flatten().map(|v| v.value),
+            None => self.reads.get(key).and_then(Stored::value).cloned(),
         }
     }
 
@@ -155,7 +175,7 @@ impl Transaction {
 
     /// The versions read so far: `None` for keys read as absent.
     pub fn read_versions(&self) -> impl Iterator<Item = (&str, Option<i32>)> {
-        self.reads.iter().map(|(k, v)| (k.as_str(), v.as_ref().map(|v| v.version)))
+        self.reads.iter().map(|(k, v)| (k.as_str(), v.value().and(v.znode_version())))
     }
 
     /// Whether nothing was written.
@@ -167,16 +187,62 @@ impl Transaction {
     ///
     /// # Guarantees
     /// All writes apply atomically or none do. With `Serializable`, a successful commit saw the
-    /// latest version of every key it read. A read-only transaction writes nothing: if its reads
-    /// came from more than one batch, one multi-read re-validates them.
+    /// latest version of every key it read; versions never restart (deletes leave tombstones, see
+    /// [`crate::kv`]), so a key deleted and re-created since the read is a conflict too. A
+    /// read-only transaction writes nothing: if its reads came from more than one batch, one
+    /// multi-read re-validates them. With an `id`, a commit whose id was already applied applies
+    /// nothing and reports `already_applied` (also when this attempt's writes could not even be
+    /// planned against the state the earlier commit left).
     ///
     /// # Errors
-    /// `CONFLICT` when a check failed (re-run with fresh reads); `LOCK_LOST` when fenced on a lost
-    /// lock; `NODEEXISTS` for `Create` of an existing key; `TOO_LARGE` when the request would
-    /// exceed the server's limit; `CONNECTIONLOSS`/`TIMEOUT` with outcome unknown (with an `id`,
-    /// committing again with the same id is safe).
+    /// `CONFLICT` when a check failed (re-run with fresh reads) or the attempt is older than
+    /// [`MAX_TRANSACTION_AGE`]; `LOCK_LOST` when fenced on a lost lock; `NODEEXISTS` for `Create`
+    /// of an existing key; `TOO_LARGE` when the request would exceed the server's limit (nothing
+    /// sent); `CONNECTIONLOSS`/`TIMEOUT` with outcome unknown (with an `id`, committing again
+    /// with the same id is safe).
     pub async fn commit(&mut self, store: &Store, opts: &CommitOptions<'_>) -> Result<CommitReport> {
+        if let Some(result) = opts.result {
+            if result.len() > MAX_RECORDED_RESULT_BYTES {
+                return Err(Error::TooLarge(format!("transaction result is {} bytes of JSON; a marker records at most {MAX_RECORDED_RESULT_BYTES}", result.len())));
+            }
+        }
         let mut report = CommitReport::default();
+        match self.commit_inner(store, opts, &mut report).await {
+            Err(err) if opts.id.is_some() && !report.already_applied && refused_before_sending(&err) => {
+                // This attempt could not even be sent (e.g. it creates a key that an earlier
+                // commit with the same id created): if that commit applied, say so.
+                match self.recorded(store, opts).await? {
+                    Some(recorded) => {
+                        report.already_applied = true;
+                        report.recorded_result = recorded;
+                        Ok(report)
+                    },
+                    None => Err(err),
+                }
+            },
+            Err(err) => Err(err),
+            Ok(()) => {
+                if report.already_applied {
+                    report.recorded_result = self.recorded(store, opts).await?.flatten();
+                }
+                Ok(report)
+            },
+        }
+    }
+
+    /// The marker of `opts.id`: `None` when absent, `Some(recorded result)` when present.
+    async fn recorded(&self, store: &Store, opts: &CommitOptions<'_>) -> Result<Option<Option<String>>> {
+        let Some(id) = opts.id else { return Ok(None) };
+        let path = marker_path(store, id)?;
+        let client = store.session().client().await?;
+        match deadline(store.session().request_timeout(&client), "read transaction id", client.get_data(&path)).await {
+            Ok((data, _)) => Ok(Some(String::from_utf8(data).ok().filter(|s| !s.is_empty()))),
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, report: &mut CommitReport) -> Result<()> {
         if self.writes.is_empty() {
             if opts.isolation == Isolation::Serializable && self.read_batches > 1 {
                 self.validate_reads(store).await?;
@@ -188,29 +254,36 @@ impl Transaction {
                 }
                 report.round_trips += 1;
             }
-            return Ok(report);
+            return Ok(());
         }
         // Blind writes: learn whether each key exists (set vs create) and at which version.
         let blind: Vec<String> = self.writes.iter().filter(|(k, _)| !self.reads.contains_key(k)).map(|(k, _)| k.clone()).collect();
         if !blind.is_empty() {
+            self.started.get_or_insert_with(Instant::now);
             let keys: Vec<&str> = blind.iter().map(String::as_str).collect();
-            let fetched = fetch(store, &keys).await?;
-            report.round_trips += 1;
+            let (fetched, batches) = fetch(store, &keys).await?;
+            report.round_trips += batches;
             for (k, v) in blind.into_iter().zip(fetched) {
                 self.reads.insert(k, v);
             }
         }
         for (key, w) in &self.writes {
-            if matches!(w, Write::Create(_)) && matches!(self.reads.get(key), Some(Some(_))) {
+            if matches!(w, Write::Create(_)) && matches!(self.reads.get(key), Some(Stored::Value(..))) {
                 return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")));
             }
+        }
+        let plan = self.plan(store, opts)?;
+        if self.started.is_some_and(|t| t.elapsed() > MAX_TRANSACTION_AGE) {
+            return Err(Error::Conflict(format!(
+                "transaction ran longer than {} s between its first read and its commit: re-run it with fresh reads",
+                MAX_TRANSACTION_AGE.as_secs()
+            )));
         }
         let client = match opts.locks.first() {
             Some(lock) => lock.client()?,
             None => store.session().client().await?,
         };
         let rt = store.session().request_timeout(&client);
-        let plan = self.plan(store, opts)?;
         let mut created_parents = false;
         loop {
             report.round_trips += 1;
@@ -222,17 +295,25 @@ impl Transaction {
                 Ok(results) => {
                     report.writes = self.writes.len();
                     for (i, result) in results.into_iter().enumerate() {
-                        if let (zk::MultiWriteResult::SetData { stat }, Some(key)) = (result, plan.keys.get(i).and_then(|k| k.as_ref())) {
-                            report.zxid = Some(stat.mzxid);
-                            report.versions.push((key.clone(), stat.version));
+                        // A created znode is at version 0; its stat may be invalid (ZOOKEEPER-4026).
+                        let (stat, version) = match result {
+                            zk::MultiWriteResult::SetData { stat } => (stat, stat.version),
+                            zk::MultiWriteResult::Create { stat, .. } => (stat, 0),
+                            _ => continue,
+                        };
+                        if stat.mzxid > 0 {
+                            report.zxid = Some(report.zxid.map_or(stat.mzxid, |z| z.max(stat.mzxid)));
+                        }
+                        if let (Role::Write, Some(key)) = (plan.roles[i], plan.keys.get(i).and_then(|k| k.as_ref())) {
+                            report.versions.push((key.clone(), version));
                         }
                     }
-                    return Ok(report);
+                    return Ok(());
                 },
-                Err(MultiError::Op(i, zk::Error::NoNode)) if !created_parents && plan.ops[i].is_create() => {
-                    // The values or markers directory does not exist yet.
+                Err(MultiError::Op(i, zk::Error::NoNode)) if !created_parents && (plan.ops[i].is_create() || plan.roles[i] == Role::Clock) => {
+                    // The values or markers directory, or the clock node, does not exist yet.
                     created_parents = true;
-                    for dir in [store.layout().values_dir(), store.layout().root_child(MARKERS)] {
+                    for dir in [store.layout().values_dir(), store.layout().root_child(MARKERS), store.layout().root_child(CLOCK)] {
                         match deadline(rt, "create directory", client.mkdir(&dir, &PERSISTENT)).await {
                             Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {},
                             Err(e) => return Err(e),
@@ -241,22 +322,21 @@ impl Transaction {
                     report.round_trips += 1;
                 },
                 Err(MultiError::Op(i, err)) => {
-                    let err = plan.explain(i, err, &mut report);
+                    let err = plan.explain(i, err, report);
                     // Idempotence: an earlier commit with this id applied; this one must not.
-                    return if report.already_applied { Ok(report) } else { Err(err) };
+                    return if report.already_applied { Ok(()) } else { Err(err) };
                 },
                 Err(MultiError::Request(err)) => return Err(err),
             }
         }
     }
 
-    /// Re-reads every key read, in one multi-read, and fails with `CONFLICT` if any changed.
+    /// Re-reads every key read and fails with `CONFLICT` if any changed.
     async fn validate_reads(&self, store: &Store) -> Result<()> {
         let keys: Vec<&str> = self.reads.keys().map(String::as_str).collect();
-        let now = fetch(store, &keys).await?;
+        let (now, _) = fetch(store, &keys).await?;
         for (k, v) in keys.iter().zip(now) {
-            let before = self.reads.get(*k).and_then(|v| v.as_ref().map(|v| v.version));
-            if before != v.map(|v| v.version) {
+            if self.reads.get(*k).map(Stored::znode_version) != Some(v.znode_version()) {
                 return Err(Error::Conflict(format!("key {k:?} changed while the transaction read it")));
             }
         }
@@ -270,79 +350,105 @@ impl Transaction {
             plan.push(Op::Check(lock.node_path().to_string(), 0), None, Role::Fence);
         }
         if let Some(id) = opts.id {
-            let name = crate::kv::encode_key(id)?;
-            plan.push(Op::Create(format!("{}/{name}", layout.root_child(MARKERS)), Vec::new()), None, Role::Marker);
+            let data = opts.result.unwrap_or_default().as_bytes().to_vec();
+            plan.push(Op::Create(marker_path(store, id)?, data), None, Role::Marker);
         }
         let checked = |key: &str| match opts.isolation {
             Isolation::Serializable => true,
             Isolation::Snapshot => self.write_of(key).is_some(),
             Isolation::ReadCommitted => false,
         };
+        // Asserts that `key` is still as read: at its version, or (never created) without a
+        // znode — a create that must succeed, and leaves a tombstone.
+        let assert_unchanged = |plan: &mut Plan, key: &str, path: String, read: &Stored| match read.znode_version() {
+            Some(v) => plan.push(Op::Check(path, v), Some(key), Role::Check),
+            None => plan.push(Op::Create(path, TOMBSTONE.to_vec()), Some(key), Role::Check),
+        };
         // Read checks of keys that are not written (written keys are checked by their write).
         for (key, read) in &self.reads {
             if self.write_of(key).is_some() || !checked(key) {
                 continue;
             }
-            let path = layout.value_path(key)?;
-            match read {
-                Some(v) => plan.push(Op::Check(path, v.version), Some(key), Role::Check),
-                None => {
-                    // ZooKeeper has no "check absent": create then delete it in the same multi.
-                    plan.push(Op::Create(path.clone(), Vec::new()), Some(key), Role::Check);
-                    plan.push(Op::Delete(path, None), Some(key), Role::Check);
-                },
-            }
+            assert_unchanged(&mut plan, key, layout.value_path(key)?, read);
         }
-        let mut bytes = 0usize;
         for (key, write) in &self.writes {
             let path = layout.value_path(key)?;
-            let read = self.reads.get(key).cloned().flatten();
-            let version = if checked(key) { read.as_ref().map(|v| v.version) } else { None };
-            bytes += path.len() + 64;
-            match (write, read) {
-                (Write::Set(v), Some(_)) => {
-                    bytes += v.as_str().len();
-                    plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), version), Some(key), Role::Write);
+            let read = self.reads.get(key).cloned().unwrap_or(Stored::Missing);
+            let version = if checked(key) { read.znode_version() } else { None };
+            match (write, &read) {
+                (Write::Set(v) | Write::Create(v), Stored::Missing) => plan.push(Op::Create(path, v.as_str().as_bytes().to_vec()), Some(key), Role::Write),
+                (Write::Set(v), Stored::Tombstone(_) | Stored::Value(..)) => {
+                    plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), version), Some(key), Role::Write)
                 },
-                (Write::Set(v) | Write::Create(v), None) => {
-                    bytes += v.as_str().len();
-                    plan.push(Op::Create(path, v.as_str().as_bytes().to_vec()), Some(key), Role::Write);
-                },
-                (Write::Create(_), Some(_)) => return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists"))),
-                (Write::Delete, Some(_)) => plan.push(Op::Delete(path, version), Some(key), Role::Write),
-                (Write::Delete, None) if checked(key) => {
-                    plan.push(Op::Create(path.clone(), Vec::new()), Some(key), Role::Check);
-                    plan.push(Op::Delete(path, None), Some(key), Role::Check);
-                },
-                (Write::Delete, None) => {},
+                // Create needs the key absent at commit whatever the isolation: check the
+                // tombstone's version.
+                (Write::Create(v), Stored::Tombstone(tv)) => plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), Some(*tv)), Some(key), Role::Write),
+                (Write::Create(_), Stored::Value(..)) => return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists"))),
+                (Write::Delete, Stored::Value(..)) => plan.push(Op::Set(path, TOMBSTONE.to_vec(), version), Some(key), Role::Write),
+                // Deleting an absent key changes nothing; under a checking isolation it still
+                // asserts the key is absent.
+                (Write::Delete, _) if checked(key) => assert_unchanged(&mut plan, key, path, &read),
+                (Write::Delete, _) => {},
             }
         }
-        if bytes > MAX_VALUE_BYTES {
-            return Err(Error::TooLarge(format!("transaction writes {bytes} bytes; one commit is limited to {MAX_VALUE_BYTES}")));
+        if !plan.ops.iter().any(|op| matches!(op, Op::Set(..))) && plan.roles.contains(&Role::Write) {
+            // Only creates: the server answers a create inside a multi without a valid stat
+            // (ZOOKEEPER-4026), so a blind write of the clock node reports the commit's zxid.
+            plan.push(Op::Set(layout.root_child(CLOCK), Vec::new(), None), None, Role::Clock);
+        }
+        let bytes = plan.request_bytes();
+        if bytes > MAX_REQUEST_BYTES {
+            return Err(Error::TooLarge(format!(
+                "the commit would be a {bytes}-byte request; ZooKeeper accepts at most {MAX_REQUEST_BYTES} (jute.maxbuffer): nothing was sent"
+            )));
         }
         Ok(plan)
     }
 }
 
-/// Reads keys with one multi-read.
-async fn fetch(store: &Store, keys: &[&str]) -> Result<Vec<Option<Versioned>>> {
+/// Whether `err` was raised before anything was sent (nothing can have applied).
+fn refused_before_sending(err: &Error) -> bool {
+    matches!(err, Error::ZooKeeper { code: "NODEEXISTS", .. } | Error::TooLarge(_))
+}
+
+fn marker_path(store: &Store, id: &str) -> Result<String> {
+    Ok(format!("{}/{}", store.layout().root_child(MARKERS), crate::kv::encode_key(id)?))
+}
+
+/// Reads keys with multi-reads, as few as the request limit allows (each answered from one
+/// consistent state); returns the values and the number of round trips.
+pub(crate) async fn fetch(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
     let paths = keys.iter().map(|k| store.layout().value_path(k)).collect::<Result<Vec<_>>>()?;
     let client = store.session().client().await?;
     let rt = store.session().request_timeout(&client);
-    let mut reader = client.new_multi_reader();
-    for p in &paths {
-        reader.add_get_data(p)?;
+    let mut out = Vec::with_capacity(paths.len());
+    let mut batches = 0;
+    let mut rest = &paths[..];
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len() && (n == 0 || bytes + rest[n].len() + OP_OVERHEAD_BYTES <= MAX_READ_BATCH_BYTES) {
+            bytes += rest[n].len() + OP_OVERHEAD_BYTES;
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        let mut reader = client.new_multi_reader();
+        for p in batch {
+            reader.add_get_data(p)?;
+        }
+        let results = deadline(rt, "read keys", reader.commit()).await?;
+        batches += 1;
+        for r in results {
+            out.push(match r {
+                zk::MultiReadResult::Data { data, stat } => Stored::from_znode(data, stat.version)?,
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => Stored::Missing,
+                zk::MultiReadResult::Error { err } => return Err(Error::from(err)),
+                _ => return Err(Error::zk("SYSTEMERROR", "unexpected multi-read result")),
+            });
+        }
     }
-    let results = deadline(rt, "read keys", reader.commit()).await?;
-    results
-        .into_iter()
-        .map(|r| match r {
-            zk::MultiReadResult::Data { data, stat } => Ok(Some(Versioned { value: JsonValue::from_stored(data)?, version: stat.version })),
-            zk::MultiReadResult::Error { err: zk::Error::NoNode } => Ok(None),
-            zk::MultiReadResult::Error { err } => Err(Error::from(err)),
-            _ => Err(Error::zk("SYSTEMERROR", "unexpected multi-read result")),
-        })
-        .collect()
+    Ok((out, batches))
 }
 
 #[derive(Debug)]
@@ -350,7 +456,6 @@ enum Op {
     Check(String, i32),
     Create(String, Vec<u8>),
     Set(String, Vec<u8>, Option<i32>),
-    Delete(String, Option<i32>),
 }
 
 impl Op {
@@ -359,13 +464,21 @@ impl Op {
             Op::Check(p, v) => w.add_check_version(p, *v)?,
             Op::Create(p, data) => w.add_create(p, data, &PERSISTENT)?,
             Op::Set(p, data, v) => w.add_set_data(p, data, *v)?,
-            Op::Delete(p, v) => w.add_delete(p, *v)?,
         }
         Ok(())
     }
 
     fn is_create(&self) -> bool {
         matches!(self, Op::Create(..))
+    }
+
+    /// An upper estimate of the operation's size on the wire.
+    fn request_bytes(&self) -> usize {
+        OP_OVERHEAD_BYTES
+            + match self {
+                Op::Check(p, _) => p.len(),
+                Op::Create(p, d) | Op::Set(p, d, _) => p.len() + d.len(),
+            }
     }
 }
 
@@ -375,6 +488,7 @@ enum Role {
     Marker,
     Check,
     Write,
+    Clock,
 }
 
 #[derive(Debug, Default)]
@@ -389,6 +503,10 @@ impl Plan {
         self.ops.push(op);
         self.keys.push(key.map(str::to_string));
         self.roles.push(role);
+    }
+
+    fn request_bytes(&self) -> usize {
+        OP_OVERHEAD_BYTES + self.ops.iter().map(Op::request_bytes).sum::<usize>()
     }
 
     /// Maps a refused operation to the transaction's error.

@@ -14,7 +14,7 @@ use zookeeper_client as zk;
 use std::time::Duration;
 
 use crate::error::{Error, Outcome, Result};
-use crate::kv::{JsonValue, Layout};
+use crate::kv::{JsonValue, Layout, Stored, MAX_TRANSACTION_AGE};
 use crate::recipe::driver::StandardDriver;
 use crate::recipe::internals::{self, AcquireOptions};
 use crate::recipe::Lock;
@@ -35,6 +35,9 @@ pub struct Committed {
     pub version: i32,
     /// The fencing token of the lock the write was made under.
     pub token: i64,
+    /// The zxid of the commit (ZooKeeper's total order of writes); `None` when the commit's
+    /// answer was lost and its outcome was resolved afterwards.
+    pub zxid: Option<i64>,
 }
 
 /// A key locked for update: the value as read under the lock, waiting for [`commit`] or
@@ -47,12 +50,17 @@ pub struct KeyTransaction {
     key: String,
     value_path: String,
     values_dir: String,
+    /// Written blindly by a commit that creates the key, to learn the commit's zxid.
+    clock_path: String,
     lock: Lock,
     client: Arc<zk::Client>,
     current: Option<JsonValue>,
+    /// The znode version read (a tombstone's too); `None` when the key has no znode.
     version: Option<i32>,
     request_timeout: std::time::Duration,
     finished: AtomicBool,
+    /// When the value was read: a commit later than [`MAX_TRANSACTION_AGE`] is refused.
+    read_at: tokio::time::Instant,
 }
 
 impl KeyTransaction {
@@ -75,8 +83,8 @@ impl KeyTransaction {
             _ => deadline(rt, "read value", client.get_data(&value_path)).await,
         };
         let (current, version) = match read {
-            Ok((data, stat)) => match JsonValue::from_stored(data) {
-                Ok(v) => (Some(v), Some(stat.version)),
+            Ok((data, stat)) => match Stored::from_znode(data, stat.version) {
+                Ok(stored) => (stored.value().cloned(), stored.znode_version()),
                 Err(e) => {
                     let _ = lock.release().await;
                     return Err(e);
@@ -93,12 +101,14 @@ impl KeyTransaction {
             key: key.to_string(),
             value_path,
             values_dir,
+            clock_path: layout.root_child(crate::transaction::CLOCK),
             lock,
             client,
             current,
             version,
             request_timeout: rt,
             finished: AtomicBool::new(false),
+            read_at: tokio::time::Instant::now(),
         })
     }
 
@@ -132,12 +142,30 @@ impl KeyTransaction {
         if self.finished.swap(true, Ordering::AcqRel) {
             return Err(Error::invalid("transaction already committed or aborted"));
         }
+        if self.read_at.elapsed() > MAX_TRANSACTION_AGE {
+            // The key may have been deleted, its tombstone compacted and the key re-created at
+            // the version we read since: refuse rather than risk a lost update.
+            let _ = self.lock.release().await;
+            return Err(Error::Conflict(format!(
+                "executeTransaction on {:?} took longer than {} s between its read and its commit: nothing written",
+                self.key,
+                MAX_TRANSACTION_AGE.as_secs()
+            )));
+        }
         let result = self.commit_once(&value).await;
         let result = match result {
             Err(Error::ZooKeeper { code: "NONODE", .. }) if self.version.is_none() => {
-                // The values directory does not exist yet: create it and try once more.
-                match deadline(self.request_timeout, "create values directory", self.client.mkdir(&self.values_dir, &PERSISTENT)).await {
-                    Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => self.commit_once(&value).await,
+                // The values directory or the clock node does not exist yet: create them and try
+                // once more.
+                let mut made = Ok(());
+                for dir in [&self.values_dir, &self.clock_path] {
+                    match deadline(self.request_timeout, "create values directory", self.client.mkdir(dir, &PERSISTENT)).await {
+                        Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {},
+                        Err(e) => made = Err(e),
+                    }
+                }
+                match made {
+                    Ok(()) => self.commit_once(&value).await,
                     Err(e) => Err(e),
                 }
             },
@@ -145,7 +173,7 @@ impl KeyTransaction {
             other => other,
         };
         match result {
-            Ok(version) => {
+            Ok((version, zxid)) => {
                 self.lock.mark_released();
                 Ok(Committed {
                     key: self.key.clone(),
@@ -153,6 +181,7 @@ impl KeyTransaction {
                     previous: self.current.clone(),
                     version,
                     token: self.lock.token(),
+                    zxid,
                 })
             },
             Err(err) => {
@@ -173,7 +202,7 @@ impl KeyTransaction {
     /// not applied and now never can (its fence check would fail); if the node is already gone
     /// while our session lives, the commit applied. Only if the session ends first does the
     /// outcome stay unknown.
-    async fn resolve_unknown(&self, original: Error, value: &JsonValue) -> Result<i32> {
+    async fn resolve_unknown(&self, original: Error, value: &JsonValue) -> Result<(i32, Option<i64>)> {
         let Ok(client) = self.lock.client() else { return Err(original) };
         let until = tokio::time::Instant::now() + self.request_timeout;
         loop {
@@ -193,7 +222,7 @@ impl KeyTransaction {
                     return match deadline(self.request_timeout, "read committed value", client.get_data(&self.value_path)).await {
                         Ok((data, stat)) if stat.version == expected && data == value.as_str().as_bytes() => {
                             tracing::debug!(key = %self.key, "commit outcome resolved: applied");
-                            Ok(expected)
+                            Ok((expected, None))
                         },
                         _ => Err(original),
                     };
@@ -204,8 +233,9 @@ impl KeyTransaction {
         }
     }
 
-    /// One fenced multi: [check lock node, write value, delete lock node]. Returns the version.
-    async fn commit_once(&self, value: &JsonValue) -> Result<i32> {
+    /// One fenced multi: [check lock node, write value, delete lock node]. Returns the version
+    /// and the commit's zxid.
+    async fn commit_once(&self, value: &JsonValue) -> Result<(i32, Option<i64>)> {
         let client = self.lock.client()?;
         let mut writer = client.new_multi_writer();
         self.lock.fence(&mut writer)?;
@@ -215,10 +245,17 @@ impl KeyTransaction {
             None => writer.add_create(&self.value_path, bytes, &PERSISTENT)?,
         }
         writer.add_delete(self.lock.node_path(), None)?;
+        if self.version.is_none() {
+            // A create inside a multi is answered without a valid stat (ZOOKEEPER-4026): a blind
+            // write of the clock node reports the commit's zxid.
+            writer.add_set_data(&self.clock_path, &[], None)?;
+        }
         let results = commit_multi(self.request_timeout, &mut writer, "commit transaction").await.map_err(|e| fenced_error(e, &[&self.lock]))?;
-        Ok(match results.into_iter().nth(1) {
-            Some(zk::MultiWriteResult::SetData { stat }) => stat.version,
-            _ => 0,
+        let mut results = results.into_iter();
+        Ok(match (results.nth(1), results.nth(1)) {
+            (Some(zk::MultiWriteResult::SetData { stat }), _) => (stat.version, Some(stat.mzxid).filter(|z| *z > 0)),
+            (Some(zk::MultiWriteResult::Create { .. }), Some(zk::MultiWriteResult::SetData { stat })) => (0, Some(stat.mzxid).filter(|z| *z > 0)),
+            _ => (0, None),
         })
     }
 

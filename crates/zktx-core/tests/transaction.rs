@@ -82,3 +82,61 @@ async fn the_same_id_applies_at_most_once() {
     assert!(again.commit(&s, &CommitOptions { id: Some(&id), ..Default::default() }).await.unwrap().already_applied);
     assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(1));
 }
+
+/// Commits one transaction made of `write` on `key` (fresh reads, serializable).
+async fn commit_write(s: &zktx_core::Store, key: &str, write: Write) {
+    let mut t = Transaction::new();
+    t.get_many(s, &[key]).await.unwrap();
+    t.write(s, key, write).unwrap();
+    t.commit(s, &CommitOptions::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delete_and_re_create_between_read_and_commit_is_a_conflict_not_a_lost_update() {
+    // ZooKeeper restarts a znode's version at 0 when it is deleted and created again; a commit
+    // checking "k at version 0" must still see that k changed under it.
+    let s = store();
+    for isolation in [Isolation::Serializable, Isolation::Snapshot] {
+        let k = unique("aba");
+        s.set(&k, &json(1), &[]).await.unwrap();
+        let mut t1 = Transaction::new();
+        let read = t1.get_many(&s, &[&k]).await.unwrap();
+        let n: i64 = read[0].as_ref().unwrap().parse().unwrap();
+        commit_write(&s, &k, Write::Delete).await;
+        commit_write(&s, &k, Write::Create(json(100))).await;
+        t1.write(&s, &k, Write::Set(json(n + 10))).unwrap();
+        let err = t1.commit(&s, &CommitOptions { isolation, ..Default::default() }).await.unwrap_err();
+        assert_eq!(err.code(), "CONFLICT", "{isolation:?}");
+        assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(100), "{isolation:?}: lost update");
+    }
+}
+
+#[tokio::test]
+async fn an_absent_key_created_and_deleted_between_read_and_commit_is_a_conflict() {
+    let s = store();
+    let (k, other) = (unique("absent"), unique("other"));
+    let mut t1 = Transaction::new();
+    assert_eq!(t1.get_many(&s, &[&k]).await.unwrap(), vec![None]);
+    commit_write(&s, &k, Write::Create(json(5))).await;
+    commit_write(&s, &k, Write::Delete).await;
+    t1.write(&s, &other, Write::Set(json(1))).unwrap();
+    let err = t1.commit(&s, &CommitOptions::default()).await.unwrap_err();
+    assert_eq!(err.code(), "CONFLICT");
+    assert!(s.get(&other).await.unwrap().is_none());
+    assert!(s.get(&k).await.unwrap().is_none(), "a deleted key reads as absent");
+}
+
+#[tokio::test]
+async fn execute_transaction_is_not_fooled_by_a_delete_and_re_create_through_transactions() {
+    let s = store();
+    let k = unique("aba-exec");
+    s.set(&k, &json(1), &[]).await.unwrap();
+    let tx = s.begin(&k, &Default::default()).await.unwrap();
+    let n: i64 = tx.current().unwrap().parse().unwrap();
+    commit_write(&s, &k, Write::Delete).await;
+    commit_write(&s, &k, Write::Create(json(100))).await;
+    let err = tx.commit(json(n + 10)).await.unwrap_err();
+    assert!(["BADVERSION", "CONFLICT"].contains(&err.code()), "{err:?}");
+    assert_eq!(err.outcome(), zktx_core::Outcome::NotApplied);
+    assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(100), "lost update");
+}
