@@ -25,8 +25,12 @@ pub struct Lock {
     node_path: String,
     token: i64,
     request_timeout: Duration,
+    /// The holder gave the lock up (release() called, or consumed by a commit): no more fenced
+    /// writes, `lost()` resolves `Released`.
     released: AtomicBool,
     released_signal: watch::Sender<bool>,
+    /// The lock node is known to be gone (deleted, or its session ended).
+    node_gone: Arc<watch::Sender<bool>>,
     registration: std::sync::Mutex<Option<Registration>>,
 }
 
@@ -94,6 +98,7 @@ impl Lock {
             request_timeout,
             released: AtomicBool::new(false),
             released_signal: watch::channel(false).0,
+            node_gone: Arc::new(watch::channel(false).0),
             registration: std::sync::Mutex::new(None),
         }
     }
@@ -190,8 +195,16 @@ impl Lock {
         self.token
     }
 
-    /// Whether [`Lock::release`] has been called.
+    /// Whether the lock was released and its node is known to be gone.
+    ///
+    /// After a [`Lock::release`] whose delete failed, this stays `false` until the background
+    /// removal succeeded (or the session ended).
     pub fn is_released(&self) -> bool {
+        self.is_given_up() && *self.node_gone.borrow()
+    }
+
+    /// Whether the holder gave the lock up (release called, or consumed by a commit).
+    fn is_given_up(&self) -> bool {
         self.released.load(Ordering::Acquire)
     }
 
@@ -200,7 +213,7 @@ impl Lock {
     /// # Errors
     /// `LOCK_LOST` once released or when the session's client is gone.
     pub(crate) fn client(&self) -> Result<Arc<zk::Client>> {
-        if self.is_released() {
+        if self.is_given_up() {
             return Err(Error::LockLost(format!("lock {} was released", self.dir)));
         }
         let client = upgrade(&self.client).map_err(|_| Error::LockLost(format!("lock {}: its client was closed", self.dir)))?;
@@ -220,7 +233,7 @@ impl Lock {
     /// Why the node went away: our release, our session closing (the server deletes its
     /// ephemerals), or someone else.
     fn deletion_cause(&self) -> LockLoss {
-        if self.is_released() {
+        if self.is_given_up() {
             return LockLoss::Released;
         }
         match self.client.upgrade() {
@@ -229,31 +242,77 @@ impl Lock {
         }
     }
 
+    /// Marks the lock released because its node is already gone (a commit deleted it).
     pub(crate) fn mark_released(&self) {
         self.released.store(true, Ordering::Release);
         self.released_signal.send_replace(true);
+        self.node_gone.send_replace(true);
         self.unregister();
     }
 
-    /// Releases the lock.
+    /// Releases the lock: deletes its node.
     ///
     /// # Guarantees
-    /// Idempotent: a second call, or a call after the session ended (the server already removed
-    /// the node), succeeds without doing anything.
+    /// Once it returns `Ok`, the node is gone. If the delete fails, the node is still deleted
+    /// eventually: a background task retries while the session lives (the server removes the
+    /// node with the session anyway), so a failed release never leaves a ghost that blocks the
+    /// queue. From the first call on, fenced writes on this lock are refused and
+    /// [`Lock::lost`] resolves `Released`.
+    ///
+    /// Idempotent: a call after the session ended succeeds; a second call waits (up to the
+    /// request timeout) for the removal the first one started and succeeds once it is done.
+    ///
+    /// # Errors
+    /// `TIMEOUT` / `CONNECTIONLOSS` with outcome `Unknown` when the delete's answer did not
+    /// arrive (it may have applied); other ZooKeeper errors (e.g. `THROTTLED`) as they come. In
+    /// every case the node is removed in the background.
     ///
     /// # On connection loss
-    /// Retries the delete until the request deadline; if the connection stays down, the node
-    /// goes away with the session.
+    /// Retries the delete until the request deadline, then hands it to the background removal.
     pub async fn release(&self) -> Result<()> {
         if self.released.swap(true, Ordering::AcqRel) {
-            return Ok(());
+            return self.wait_node_gone().await;
         }
         self.released_signal.send_replace(true);
         self.unregister();
-        let Some(client) = self.client.upgrade() else { return Ok(()) };
+        let client = match self.client.upgrade() {
+            Some(c) if c.session_id() == self.session_id => c,
+            // The session that owned the (ephemeral) node is over: so is the node.
+            _ => {
+                self.node_gone.send_replace(true);
+                return Ok(());
+            },
+        };
         match internals::delete_node(&client, &self.node_path, self.request_timeout).await {
-            None => Ok(()),
-            Some(err) => Err(err),
+            None => {
+                self.node_gone.send_replace(true);
+                Ok(())
+            },
+            Some(err) => {
+                drop(client);
+                self.remove_in_background();
+                Err(err.for_write())
+            },
+        }
+    }
+
+    fn remove_in_background(&self) {
+        let gone = self.node_gone.clone();
+        internals::remove_node_eventually_then(self.client.clone(), self.node_path.clone(), move || {
+            gone.send_replace(true);
+        });
+    }
+
+    /// A later `release()`: waits for the first one's background removal.
+    async fn wait_node_gone(&self) -> Result<()> {
+        let mut gone = self.node_gone.subscribe();
+        let waited = tokio::time::timeout(self.request_timeout, gone.wait_for(|g| *g)).await.map(|r| r.is_ok());
+        match waited {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::Timeout {
+                message: format!("lock {}: its node is not deleted yet; removal goes on in the background", self.dir),
+                outcome: crate::error::Outcome::Unknown,
+            }),
         }
     }
 
