@@ -76,6 +76,13 @@ export interface ZooKeeperOptions {
   requestTimeout?: number;
   /** Open a new session by itself after expiry, for new work (default true). */
   reconnectAfterExpiry?: boolean;
+  /**
+   * How long after the connection drops (`SUSPENDED`) held locks are declared lost (`lock.signal`
+   * aborts, `lock.lost` resolves), as a fraction of the negotiated session timeout: `0 < f <= 1`,
+   * default 1 (Curator's choice). Below 0.6 a holder cut off by a silent network learns of the
+   * loss before the server can expire its session and hand the lock on; see README, Guarantees.
+   */
+  lostAfter?: number;
 }
 
 /** Options of calls that acquire a lock. */

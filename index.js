@@ -318,7 +318,7 @@ class FencingTokenGuard {
   }
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'];
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter'];
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
@@ -364,6 +364,10 @@ class ZooKeeper extends EventEmitter {
     for (const k of ['host_order_deterministic', 'reconnectAfterExpiry']) {
       if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalid(`${k} must be a boolean`);
     }
+    const { lostAfter } = options;
+    if (lostAfter !== undefined && !(typeof lostAfter === 'number' && lostAfter > 0 && lostAfter <= 1)) {
+      throw invalid(`lostAfter must be a fraction of the session timeout in (0, 1], got ${describe(lostAfter)}`);
+    }
     this._native = callSync(() => new native.NativeClient({
       connect,
       timeoutMs: timeout,
@@ -371,6 +375,7 @@ class ZooKeeper extends EventEmitter {
       requestTimeoutMs: checkTimeout(options.requestTimeout, 'requestTimeout'),
       hostOrderDeterministic: options.host_order_deterministic === true,
       reconnectAfterExpiry: options.reconnectAfterExpiry !== false,
+      lostAfter,
       logLevel: level,
     }));
     this.connectString = connect;

@@ -247,3 +247,40 @@ describe('process exit', () => {
     }
   });
 });
+
+describe('losing a lock is noticed in time', () => {
+  const { startProxy } = require('./helpers/proxy');
+
+  it('rejects a lostAfter outside (0, 1]', () => {
+    for (const lostAfter of [0, -0.5, 1.5, NaN, '0.5']) {
+      expect(() => client({ lostAfter })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+  });
+
+  it('with lostAfter, a holder silently cut off learns it lost the lock before the next holder gets it', async () => {
+    const proxy = await startProxy(process.env.ZK_CONNECT.split(',')[0]);
+    const { clientAt } = require('./helpers/zk');
+    const cutOff = clientAt(proxy.connect, { timeout: 4000, lostAfter: 0.25, debug_level: 0 });
+    const next = client();
+    try {
+      const path = `/zktx-test/${unique('lost-after')}`;
+      const lock = await cutOff.lock(path);
+      let lostAt;
+      lock.signal.addEventListener('abort', () => { lostAt = Date.now(); });
+      await new Promise((r) => setTimeout(r, 100));
+      const stalled = Date.now();
+      proxy.partition({ mode: 'blackhole' });
+      const successor = await next.lock(path, { timeout: 30000 });
+      const acquiredAt = Date.now();
+      expect(lock.signal.aborted).toBe(true);
+      expect(lock.signal.reason.code).toBe('LOCK_LOST');
+      expect(lostAt - stalled).toBeLessThan(acquiredAt - stalled);
+      await successor.release();
+    } finally {
+      proxy.heal();
+      await cutOff.close().catch(() => {});
+      await next.close();
+      await proxy.close();
+    }
+  }, 30000);
+});

@@ -123,6 +123,7 @@ pub struct NativeOptions {
     pub request_timeout_ms: Option<f64>,
     pub host_order_deterministic: bool,
     pub reconnect_after_expiry: bool,
+    pub lost_after: Option<f64>,
     pub log_level: u32,
 }
 
@@ -176,6 +177,7 @@ impl NativeClient {
                 request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t)).transpose()?,
                 host_order_deterministic: options.host_order_deterministic,
                 reconnect_after_expiry: options.reconnect_after_expiry,
+                lost_after: options.lost_after.unwrap_or(1.0),
             };
             Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
         })

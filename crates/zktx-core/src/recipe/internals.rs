@@ -14,7 +14,7 @@ use zookeeper_client as zk;
 
 use super::driver::{sorted_contenders, Decision, LockDriver};
 use crate::error::{Error, Result};
-use crate::session::{deadline, Session};
+use crate::session::{deadline, Session, SuspendedAt};
 
 const EPHEMERAL_SEQUENTIAL: zk::CreateOptions<'static> = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
 /// Lock directories are containers: the server removes them once their last lock node is gone,
@@ -41,6 +41,12 @@ pub(crate) struct Acquired {
     /// the lock was free). Sent after the listing that showed everyone ahead gone, so it sees
     /// every write their holders committed.
     pub piggyback: Read,
+    /// How long after `SUSPENDED` the lock counts as lost ([`SessionOptions::lost_after`]).
+    ///
+    /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
+    pub lost_after: Duration,
+    /// When the session's connection dropped.
+    pub suspended_at: SuspendedAt,
 }
 
 /// The longest lock path accepted, in UTF-8 bytes. ZooKeeper itself refuses requests over
@@ -126,8 +132,11 @@ async fn acquire_in_session(
     };
     let node_path = format!("{dir}/{name}");
     match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at, read).await {
-        Ok(None) => Ok(Acquired { client, node_path, token, piggyback }),
-        Ok(Some(latest)) => Ok(Acquired { client, node_path, token, piggyback: latest }),
+        Ok(waited) => {
+            let lost_after = client.session_timeout().mul_f64(session.options().lost_after);
+            let piggyback = waited.unwrap_or(piggyback);
+            Ok(Acquired { client, node_path, token, piggyback, lost_after, suspended_at: session.suspended_at() })
+        },
         Err(err) => {
             if delete_node(&client, &node_path, rt).await.is_some() {
                 // Not known to be gone: keep trying while the session lives, or it blocks everyone.

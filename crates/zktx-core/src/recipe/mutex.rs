@@ -10,7 +10,7 @@ use zookeeper_client as zk;
 use super::driver::StandardDriver;
 use super::internals::{self, AcquireOptions, Acquired};
 use crate::error::{Error, Result};
-use crate::session::{deadline, upgrade, Session};
+use crate::session::{deadline, upgrade, Session, SuspendedAt};
 
 /// A held lock: one ephemeral-sequential node that heads its directory's queue.
 ///
@@ -31,6 +31,11 @@ pub struct Lock {
     released_signal: watch::Sender<bool>,
     /// The lock node is known to be gone (deleted, or its session ended).
     node_gone: Arc<watch::Sender<bool>>,
+    /// Disconnected this long, the lock counts as lost.
+    lost_after: Duration,
+    /// [`Lock::lost`] declared the lock lost: fenced writes are refused.
+    lost: AtomicBool,
+    suspended_at: SuspendedAt,
     registration: std::sync::Mutex<Option<Registration>>,
 }
 
@@ -99,6 +104,9 @@ impl Lock {
             released: AtomicBool::new(false),
             released_signal: watch::channel(false).0,
             node_gone: Arc::new(watch::channel(false).0),
+            lost_after: a.lost_after,
+            lost: AtomicBool::new(false),
+            suspended_at: a.suspended_at.clone(),
             registration: std::sync::Mutex::new(None),
         }
     }
@@ -121,9 +129,16 @@ impl Lock {
     /// # Guarantees
     /// Watches the lock node (one-shot watches, which the client restores after a reconnect):
     /// resolves `NodeDeleted` when someone else deletes it, `SessionEnded` when the session
-    /// expires or is closed, `Released` after [`Lock::release`]. While disconnected the lock is
-    /// still considered held; zookeeper-client declares the session expired at the latest 7/5 of
-    /// the session timeout after losing the connection, and this resolves then.
+    /// expires or is closed, `Released` after [`Lock::release`].
+    ///
+    /// # On connection loss
+    /// While disconnected the lock is still considered held, for at most
+    /// [`SessionOptions::lost_after`] × the negotiated session timeout after `SUSPENDED` (the
+    /// whole timeout by default, as Curator does); then this resolves `SessionEnded`, even if the
+    /// client reconnects to the same session later: the server may have handed the lock to
+    /// someone else meanwhile. Fenced writes on the lock are refused from then on.
+    ///
+    /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
     ///
     /// # Cancellation
     /// Dropping the future stops watching; holds the client only while a request is in flight,
@@ -137,6 +152,18 @@ impl Lock {
     }
 
     async fn watch_until_lost(&self) -> LockLoss {
+        let Some(states) = self.client.upgrade().map(|c| c.state_watcher()) else { return LockLoss::SessionEnded };
+        let loss = tokio::select! {
+            loss = self.watch_node_until_lost() => loss,
+            _ = disconnected_too_long(states, &self.suspended_at, self.lost_after) => LockLoss::SessionEnded,
+        };
+        if loss == LockLoss::SessionEnded {
+            self.lost.store(true, Ordering::Release);
+        }
+        loss
+    }
+
+    async fn watch_node_until_lost(&self) -> LockLoss {
         let mut released = self.released_signal.subscribe();
         loop {
             if *released.borrow_and_update() {
@@ -215,6 +242,9 @@ impl Lock {
     pub(crate) fn client(&self) -> Result<Arc<zk::Client>> {
         if self.is_given_up() {
             return Err(Error::LockLost(format!("lock {} was released", self.dir)));
+        }
+        if self.lost.load(Ordering::Acquire) {
+            return Err(Error::LockLost(format!("lock {}: its session was cut off from ZooKeeper for too long", self.dir)));
         }
         let client = upgrade(&self.client).map_err(|_| Error::LockLost(format!("lock {}: its client was closed", self.dir)))?;
         if client.session_id() != self.session_id {
@@ -323,6 +353,27 @@ impl Lock {
             Ok(stat) => Ok(stat.is_some()),
             Err(Error::SessionExpired) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Resolves once the client has been disconnected for `limit` since `SUSPENDED` (or its
+/// session ended); pends while connected.
+async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &SuspendedAt, limit: Duration) {
+    loop {
+        match states.peek_state() {
+            zk::SessionState::Disconnected => {
+                // The session's own record of the drop; our watcher may see it first.
+                let since = suspended_at.lock().ok().and_then(|a| *a).unwrap_or_else(tokio::time::Instant::now);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(since + limit) => return,
+                    _ = states.changed() => {},
+                }
+            },
+            zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => return,
+            _ => {
+                states.changed().await;
+            },
         }
     }
 }
