@@ -126,8 +126,11 @@ class Lock {
     let resolveLost;
     const lost = new Promise((resolve) => { resolveLost = resolve; });
     this._loss = { signal: controller.signal, lost };
+    // The callback must not capture `this`: the native side keeps it until the loss, and a Lock
+    // garbage-collected meanwhile must still be released (see Lock's Drop in zktx-core).
+    const { path } = this;
     this._native.onLost((reason) => {
-      const err = new ZktxError('LOCK_LOST', `lock ${this.path} lost: ${LOSS_MESSAGES[reason] || reason}`);
+      const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
       err.reason = reason;
       controller.abort(err);
       resolveLost(err);

@@ -284,3 +284,20 @@ describe('losing a lock is noticed in time', () => {
     }
   }, 30000);
 });
+
+describe('a Lock garbage-collected without release()', () => {
+  const { execFileSync } = require('node:child_process');
+  const run = (mode) => {
+    const path = `/zktx-test/${unique(`gc-${mode}`)}`;
+    const out = execFileSync(process.execPath, ['--expose-gc', workerPath('gc-lock.js'), path, mode], { encoding: 'utf8', timeout: 30000 });
+    return JSON.parse(out.trim().split('\n').pop());
+  };
+
+  it('is released in the background: its node goes and the same client can lock the path again', () => {
+    expect(run('plain')).toEqual({ result: 'acquired', leftover: 0 });
+  });
+
+  it('also when its loss signal was being watched', () => {
+    expect(run('watched')).toEqual({ result: 'acquired', leftover: 0 });
+  });
+});

@@ -382,9 +382,10 @@ impl NativeLock {
     #[napi]
     pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
-            let lock = self.lock.clone();
+            // The future, not the lock: a lock garbage-collected while watched is still released.
+            let lost = self.lock.lost();
             napi::bindgen_prelude::spawn(async move {
-                let reason = match lock.lost().await {
+                let reason = match lost.await {
                     zktx_core::recipe::LockLoss::Released => return,
                     zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED",
                     zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED",

@@ -196,3 +196,15 @@ async fn an_oversized_lock_path_is_an_invalid_argument() {
     assert_eq!(err.code(), "INVALID_ARGUMENT");
     assert!(s.last_event().is_none(), "nothing was sent: not even connected");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_dropped_without_release_is_released_in_the_background() {
+    let s = store();
+    let path = format!("/zktx-test/{}", unique("dropped"));
+    drop(s.lock(&path, &AcquireOptions::default()).await.unwrap());
+    // The same client does not wait on its own forgotten lock.
+    let again = s.lock(&path, &AcquireOptions { wait: Some(Duration::from_secs(5)), cancel: None }).await.unwrap();
+    again.release().await.unwrap();
+    assert!(s.children(&path).await.unwrap().is_empty());
+    s.close().await;
+}

@@ -16,8 +16,24 @@ use crate::session::{deadline, upgrade, Session, SuspendedAt};
 ///
 /// Not reentrant: acquiring the same path again from the same client queues behind the held
 /// lock like any other contender.
+///
+/// # Dropping
+/// A `Lock` dropped without [`Lock::release`] (in JS: garbage-collected) is released in the
+/// background: its node is deleted (retried while the session lives), so it never blocks the
+/// queue, and the same client never waits on its own forgotten lock. Call `release()` to know
+/// when the lock is free; dropping is a safety net, not a way to release on time.
 #[derive(Debug)]
 pub struct Lock {
+    state: Arc<LockState>,
+    /// The runtime the lock was acquired on: `Drop` may run where none is current (a JS
+    /// finalizer), and the background release must be spawned somewhere.
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Everything about a held lock; shared with loss watchers, which must not keep the [`Lock`]
+/// itself (and so its release-on-drop) from happening.
+#[derive(Debug)]
+struct LockState {
     /// Weak: a held lock must not keep a closed session alive.
     client: Weak<zk::Client>,
     session_id: zk::SessionId,
@@ -94,7 +110,7 @@ pub enum LockLoss {
 
 impl Lock {
     pub(crate) fn from_acquired(a: &Acquired, dir: &str, request_timeout: Duration) -> Lock {
-        Lock {
+        let state = LockState {
             client: Arc::downgrade(&a.client),
             session_id: a.client.session_id(),
             dir: dir.to_string(),
@@ -108,20 +124,15 @@ impl Lock {
             lost: AtomicBool::new(false),
             suspended_at: a.suspended_at.clone(),
             registration: std::sync::Mutex::new(None),
-        }
+        };
+        Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok() }
     }
 
     pub(crate) fn with_registration(self, registration: Option<Registration>) -> Lock {
-        if let Ok(mut r) = self.registration.lock() {
+        if let Ok(mut r) = self.state.registration.lock() {
             *r = registration;
         }
         self
-    }
-
-    fn unregister(&self) {
-        if let Ok(mut r) = self.registration.lock() {
-            r.take();
-        }
     }
 
     /// Resolves when the lock is no longer held, saying why.
@@ -129,7 +140,7 @@ impl Lock {
     /// # Guarantees
     /// Watches the lock node (one-shot watches, which the client restores after a reconnect):
     /// resolves `NodeDeleted` when someone else deletes it, `SessionEnded` when the session
-    /// expires or is closed, `Released` after [`Lock::release`].
+    /// expires or is closed, `Released` after [`Lock::release`] (or when the `Lock` is dropped).
     ///
     /// # On connection loss
     /// While disconnected the lock is still considered held, for at most
@@ -141,9 +152,120 @@ impl Lock {
     /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
     ///
     /// # Cancellation
-    /// Dropping the future stops watching; holds the client only while a request is in flight,
-    /// so it never keeps a closed session alive.
-    pub async fn lost(&self) -> LockLoss {
+    /// The future owns what it needs: it does not keep the `Lock` alive (dropping the `Lock`
+    /// still releases it). Dropping the future stops watching; it holds the client only while a
+    /// request is in flight, so it never keeps a closed session alive.
+    pub fn lost(&self) -> impl std::future::Future<Output = LockLoss> + Send + 'static {
+        let state = self.state.clone();
+        async move { state.lost().await }
+    }
+
+    /// The lock's directory, as passed to [`lock`].
+    pub fn path(&self) -> &str {
+        &self.state.dir
+    }
+
+    /// The full path of this holder's lock node.
+    pub fn node_path(&self) -> &str {
+        &self.state.node_path
+    }
+
+    /// The fencing token: the zxid that created this holder's lock node. It increases strictly
+    /// from one holder of this path to the next, so a downstream store that remembers the highest
+    /// token it has seen can refuse writes from a stale holder.
+    pub fn token(&self) -> i64 {
+        self.state.token
+    }
+
+    /// Whether the lock was released and its node is known to be gone.
+    ///
+    /// After a [`Lock::release`] whose delete failed, this stays `false` until the background
+    /// removal succeeded (or the session ended).
+    pub fn is_released(&self) -> bool {
+        self.state.is_given_up() && *self.state.node_gone.borrow()
+    }
+
+    /// The client of the session that owns the lock node.
+    ///
+    /// # Errors
+    /// `LOCK_LOST` once released or lost, or when the session's client is gone.
+    pub(crate) fn client(&self) -> Result<Arc<zk::Client>> {
+        self.state.client()
+    }
+
+    /// Adds "this lock is still held" as the first operation of a multi: the lock node exists
+    /// (we never set its data, so its version is 0). Only this session can have created a node
+    /// with this protected name, so existence means ownership.
+    pub(crate) fn fence(&self, writer: &mut zk::MultiWriter<'_>) -> Result<()> {
+        writer.add_check_version(&self.state.node_path, 0).map_err(Error::from)
+    }
+
+    /// Marks the lock released because its node is already gone (a commit deleted it).
+    pub(crate) fn mark_released(&self) {
+        self.state.mark_released()
+    }
+
+    /// Releases the lock: deletes its node.
+    ///
+    /// # Guarantees
+    /// Once it returns `Ok`, the node is gone. If the delete fails, the node is still deleted
+    /// eventually: a background task retries while the session lives (the server removes the
+    /// node with the session anyway), so a failed release never leaves a ghost that blocks the
+    /// queue. From the first call on, fenced writes on this lock are refused and
+    /// [`Lock::lost`] resolves `Released`.
+    ///
+    /// Idempotent: a call after the session ended succeeds; a second call waits (up to the
+    /// request timeout) for the removal the first one started and succeeds once it is done.
+    ///
+    /// # Errors
+    /// `TIMEOUT` / `CONNECTIONLOSS` with outcome `Unknown` when the delete's answer did not
+    /// arrive (it may have applied); other ZooKeeper errors (e.g. `THROTTLED`) as they come. In
+    /// every case the node is removed in the background.
+    ///
+    /// # On connection loss
+    /// Retries the delete until the request deadline, then hands it to the background removal.
+    pub async fn release(&self) -> Result<()> {
+        self.state.release().await
+    }
+
+    /// Checks with the server that the lock node still exists (one round trip).
+    ///
+    /// # Errors
+    /// Connection errors; `false` (not an error) once released, lost or expired.
+    pub async fn is_held(&self) -> Result<bool> {
+        self.state.is_held().await
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.state.is_given_up() {
+            return;
+        }
+        // Forgotten without release(): release in the background rather than leave a node that
+        // blocks everyone (this client included) for the session's life.
+        let Some(runtime) = &self.runtime else { return };
+        let _entered = runtime.enter();
+        tracing::debug!(lock = %self.state.dir, "lock dropped without release(): releasing it in the background");
+        self.state.give_up();
+        let state = self.state.clone();
+        if let Some(client) = state.client.upgrade().filter(|c| c.session_id() == state.session_id) {
+            drop(client);
+            state.remove_in_background();
+        } else {
+            state.node_gone.send_replace(true);
+        }
+    }
+}
+
+impl LockState {
+    fn unregister(&self) {
+        if let Ok(mut r) = self.registration.lock() {
+            r.take();
+        }
+    }
+
+    async fn lost(&self) -> LockLoss {
         let loss = self.watch_until_lost().await;
         if loss != LockLoss::Released {
             self.unregister(); // a lost lock no longer blocks this client from acquiring anew
@@ -205,41 +327,12 @@ impl Lock {
         }
     }
 
-    /// The lock's directory, as passed to [`lock`].
-    pub fn path(&self) -> &str {
-        &self.dir
-    }
-
-    /// The full path of this holder's lock node.
-    pub fn node_path(&self) -> &str {
-        &self.node_path
-    }
-
-    /// The fencing token: the zxid that created this holder's lock node. It increases strictly
-    /// from one holder of this path to the next, so a downstream store that remembers the highest
-    /// token it has seen can refuse writes from a stale holder.
-    pub fn token(&self) -> i64 {
-        self.token
-    }
-
-    /// Whether the lock was released and its node is known to be gone.
-    ///
-    /// After a [`Lock::release`] whose delete failed, this stays `false` until the background
-    /// removal succeeded (or the session ended).
-    pub fn is_released(&self) -> bool {
-        self.is_given_up() && *self.node_gone.borrow()
-    }
-
     /// Whether the holder gave the lock up (release called, or consumed by a commit).
     fn is_given_up(&self) -> bool {
         self.released.load(Ordering::Acquire)
     }
 
-    /// The client of the session that owns the lock node.
-    ///
-    /// # Errors
-    /// `LOCK_LOST` once released or when the session's client is gone.
-    pub(crate) fn client(&self) -> Result<Arc<zk::Client>> {
+    fn client(&self) -> Result<Arc<zk::Client>> {
         if self.is_given_up() {
             return Err(Error::LockLost(format!("lock {} was released", self.dir)));
         }
@@ -253,12 +346,6 @@ impl Lock {
         Ok(client)
     }
 
-    /// Adds "this lock is still held" as the first operation of a multi: the lock node exists
-    /// (we never set its data, so its version is 0). Only this session can have created a node
-    /// with this protected name, so existence means ownership.
-    pub(crate) fn fence(&self, writer: &mut zk::MultiWriter<'_>) -> Result<()> {
-        writer.add_check_version(&self.node_path, 0).map_err(Error::from)
-    }
 
     /// Why the node went away: our release, our session closing (the server deletes its
     /// ephemerals), or someone else.
@@ -272,39 +359,28 @@ impl Lock {
         }
     }
 
-    /// Marks the lock released because its node is already gone (a commit deleted it).
-    pub(crate) fn mark_released(&self) {
+    fn mark_released(&self) {
         self.released.store(true, Ordering::Release);
         self.released_signal.send_replace(true);
         self.node_gone.send_replace(true);
         self.unregister();
     }
 
-    /// Releases the lock: deletes its node.
-    ///
-    /// # Guarantees
-    /// Once it returns `Ok`, the node is gone. If the delete fails, the node is still deleted
-    /// eventually: a background task retries while the session lives (the server removes the
-    /// node with the session anyway), so a failed release never leaves a ghost that blocks the
-    /// queue. From the first call on, fenced writes on this lock are refused and
-    /// [`Lock::lost`] resolves `Released`.
-    ///
-    /// Idempotent: a call after the session ended succeeds; a second call waits (up to the
-    /// request timeout) for the removal the first one started and succeeds once it is done.
-    ///
-    /// # Errors
-    /// `TIMEOUT` / `CONNECTIONLOSS` with outcome `Unknown` when the delete's answer did not
-    /// arrive (it may have applied); other ZooKeeper errors (e.g. `THROTTLED`) as they come. In
-    /// every case the node is removed in the background.
-    ///
-    /// # On connection loss
-    /// Retries the delete until the request deadline, then hands it to the background removal.
-    pub async fn release(&self) -> Result<()> {
+    /// Gives the lock up locally: no more fenced writes, `lost()` resolves `Released`, the path
+    /// no longer counts as held by this client. Returns whether it was already given up.
+    fn give_up(&self) -> bool {
         if self.released.swap(true, Ordering::AcqRel) {
-            return self.wait_node_gone().await;
+            return true;
         }
         self.released_signal.send_replace(true);
         self.unregister();
+        false
+    }
+
+    async fn release(&self) -> Result<()> {
+        if self.give_up() {
+            return self.wait_node_gone().await;
+        }
         let client = match self.client.upgrade() {
             Some(c) if c.session_id() == self.session_id => c,
             // The session that owned the (ephemeral) node is over: so is the node.
@@ -346,8 +422,7 @@ impl Lock {
         }
     }
 
-    /// Checks with the server that the lock node still exists (one round trip).
-    pub async fn is_held(&self) -> Result<bool> {
+    async fn is_held(&self) -> Result<bool> {
         let Ok(client) = self.client() else { return Ok(false) };
         match deadline(self.request_timeout, "check lock node", client.check_stat(&self.node_path)).await {
             Ok(stat) => Ok(stat.is_some()),
