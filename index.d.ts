@@ -201,6 +201,12 @@ export interface TransactionResult<T extends Json = Json> {
   version: number;
   /** Fencing token of the lock the write was made under. */
   token: number;
+  /**
+   * The commit's zxid: its place in ZooKeeper's total order of writes (comparable with
+   * `tx.committed.zxid` of `zk.transaction`). `undefined` only when the commit's answer was lost
+   * and its outcome was settled afterwards.
+   */
+  zxid?: number;
 }
 
 /** The new value, or a function of the current one (`undefined` when absent); may be async. */
@@ -222,8 +228,12 @@ export interface TransactionOptions {
   lock?: Lock | MultiLock;
   /**
    * Idempotence key: the commit also creates a marker `/zktx/txn-ids/<id>`, so a commit retried
-   * after an unknown outcome (or a replay with the same id) applies at most once. Markers stay
-   * until `zk.pruneTransactionIds(olderThanMs)` deletes them.
+   * after an unknown outcome (or a replay with the same id) applies at most once. The marker
+   * records `fn`'s result (as JSON, up to 64 KiB): when a commit with this id had already
+   * applied — this call's earlier attempt whose answer was lost, or an earlier call — nothing is
+   * applied now and the call resolves with the result that commit recorded (`undefined` if it
+   * recorded none), never with a result computed from the state it left. Markers stay until
+   * `zk.pruneTransactionIds(olderThanMs)` deletes them.
    */
   id?: string;
   /** Same as passing `id: tx.id` (a fresh uuid per `transaction` call). */
@@ -242,11 +252,14 @@ export class Transaction {
     zxid?: number;
     /** New versions of the keys set. */
     versions: Record<string, number>;
-    /** Versions read (-1: read as absent). */
+    /** Versions read (-1: read as absent, whether never written or deleted). */
     reads: Record<string, number>;
     /** Round trips of the commit itself (0 for a read-only transaction read in one batch). */
     roundTrips: number;
-    /** A commit with the same id had already applied; this attempt's writes were not applied. */
+    /**
+     * A commit with the same id had already applied; this attempt's writes were not applied and
+     * the call resolved with that commit's recorded result.
+     */
     alreadyApplied: boolean;
   };
   /**
@@ -352,9 +365,13 @@ export class ZooKeeper extends EventEmitter {
    * Guarantees: concurrent transactions on one key are serializable; on any failure the stored
    * value is unchanged (but `CONNECTIONLOSS`/`TIMEOUT` with `outcome: 'unknown'`). An updater
    * that throws rejects with its own error, unchanged.
+   * Concurrent calls on one key queue (also from one client); a call on the key from inside
+   * its own updater would wait for itself and rejects with `ALREADY_HELD` at once.
    * Errors: `INVALID_ARGUMENT` (bad key, value JSON cannot encode, updater returning
    * `undefined` or a function), `TOO_LARGE`, `LOCK_LOST`, `SESSIONEXPIRED`, `BADVERSION` /
-   * `NODEEXISTS` (someone wrote the key without its lock), `TIMEOUT`, `ABORTED`.
+   * `NODEEXISTS` (someone wrote or deleted the key without its lock — versions never restart,
+   * so a delete + re-create in between is seen too), `CONFLICT` (more than 5 min between the
+   * read and the commit), `ALREADY_HELD`, `TIMEOUT`, `ABORTED`.
    */
   executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
 
@@ -365,20 +382,36 @@ export class ZooKeeper extends EventEmitter {
    * Resolves what `fn` returned.
    *
    * Guarantees: all writes apply or none; with `'serializable'`, committed transactions are
-   * equivalent to running one at a time in commit-zxid order. A read-only transaction writes
-   * nothing. A function that throws writes nothing and rejects with its own error.
-   * Errors: `CONFLICT` after `retries`, `LOCK_LOST`, `NODEEXISTS` (create of an existing key),
-   * `TOO_LARGE` (writes over 1,000,000 bytes), `CONNECTIONLOSS` with `outcome: 'unknown'`
-   * (retried safely when an `id` is set), `ABORTED`, `INVALID_ARGUMENT`.
+   * equivalent to running one at a time in commit-zxid order. A key's version never restarts
+   * (a delete leaves a tombstone), so a key deleted and re-created between a read and the commit
+   * is a conflict, not a lost update. A read-only transaction writes nothing. A function that
+   * throws writes nothing and rejects with its own error. Read sets too large for one request
+   * are read in several (each consistent; the commit checks them all).
+   * Errors: `CONFLICT` after `retries` (also: more than 5 min between the first read and the
+   * commit), `LOCK_LOST`, `NODEEXISTS` (create of an existing key), `TOO_LARGE` (the commit
+   * would exceed ZooKeeper's 1 MiB request limit: nothing sent), `CONNECTIONLOSS` with
+   * `outcome: 'unknown'` (retried safely when an `id` is set), `ABORTED`, `INVALID_ARGUMENT`.
    */
   transaction<R>(fn: (tx: Transaction) => R | Promise<R>, options?: TransactionOptions): Promise<R>;
 
   /**
    * Deletes the idempotence markers of `{ id }` / `idempotent: true` transactions created more
-   * than `olderThanMs` ago; resolves how many. Ages compare the server's creation time with this
-   * machine's clock: keep the margin well above clock skew and above any retry window.
+   * than `olderThanMs` ago; resolves how many. Ages are measured by the server's clock (this
+   * machine's clock does not matter): keep the margin above any retry window. Ages above ten
+   * years are `INVALID_ARGUMENT`.
    */
   pruneTransactionIds(olderThanMs: number): Promise<number>;
+
+  /**
+   * Removes the tombstones of keys deleted more than `olderThanMs` ago (by the server's clock);
+   * resolves how many. A deleted key keeps a tombstone znode so its version never restarts; run
+   * this now and then to bound their number. Each removal is version-checked (a key written
+   * since is kept). Safe from several clients at once.
+   * Errors: `INVALID_ARGUMENT` when `olderThanMs` is below 600000 (10 min: transactions older
+   * than 5 min are refused at commit, so none can still commit against a compacted tombstone)
+   * or above ten years.
+   */
+  compactTombstones(olderThanMs: number): Promise<number>;
 
   /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. */
   children(path: string): Promise<string[]>;

@@ -229,3 +229,27 @@ describe('idempotent transactions tell the truth', () => {
     expect(await zk.get(k)).toEqual({ by: 0 });
   }, 20000);
 });
+
+describe('close() during a slow executeTransaction updater', () => {
+  it('close() resolves, the session ends, and the updater\'s write never applies', async () => {
+    const zk = client();
+    const observer = client();
+    const k = unique('close-mid-update');
+    await observer.set(k, 'before');
+    let entered;
+    const inUpdater = new Promise((resolve) => { entered = resolve; });
+    let finish;
+    const slow = new Promise((resolve) => { finish = resolve; });
+    const call = zk.executeTransaction(k, async () => { entered(); await slow; return 'after close'; });
+    await inUpdater;
+    await zk.close();
+    expect(zk.state).toBe('CLOSED');
+    expect(await observer.children(`/zktx/locks/kv/${k}`)).toEqual([]); // the session's lock node is gone
+    finish();
+    const err = await call.catch((e) => e);
+    expect(err).toMatchObject({ name: 'ZktxError', outcome: 'not_applied' });
+    expect(['CLIENT_CLOSED', 'LOCK_LOST']).toContain(err.code);
+    expect(await observer.get(k)).toBe('before');
+    await observer.close();
+  });
+});

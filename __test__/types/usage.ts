@@ -16,6 +16,8 @@ async function main() {
   const sem = zk.semaphore('/s', 2); await (await sem.acquire()).release();
   new FencingTokenGuard().check('db', m.tokens[0]);
   const pruned: number = await zk.pruneTransactionIds(86_400_000);
-  console.log(st, e.code, n, moved, pruned);
+  const compacted: number = await zk.compactTombstones(86_400_000);
+  const z: number | undefined = r.zxid;
+  console.log(st, e.code, n, moved, pruned, compacted, z);
 }
 main();

@@ -24,7 +24,7 @@ use zookeeper_client as zk;
 use crate::error::{Error, Result};
 use tokio::time::Instant;
 
-use crate::kv::{JsonValue, Stored, MAX_READ_BATCH_BYTES, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
+use crate::kv::{JsonValue, Stored, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
 use crate::recipe::Lock;
 use crate::session::deadline;
 use crate::store::Store;
@@ -245,6 +245,7 @@ impl Transaction {
     async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, report: &mut CommitReport) -> Result<()> {
         if self.writes.is_empty() {
             if opts.isolation == Isolation::Serializable && self.read_batches > 1 {
+                self.check_age()?;
                 self.validate_reads(store).await?;
                 report.round_trips += 1;
             }
@@ -273,12 +274,7 @@ impl Transaction {
             }
         }
         let plan = self.plan(store, opts)?;
-        if self.started.is_some_and(|t| t.elapsed() > MAX_TRANSACTION_AGE) {
-            return Err(Error::Conflict(format!(
-                "transaction ran longer than {} s between its first read and its commit: re-run it with fresh reads",
-                MAX_TRANSACTION_AGE.as_secs()
-            )));
-        }
+        self.check_age()?;
         let client = match opts.locks.first() {
             Some(lock) => lock.client()?,
             None => store.session().client().await?,
@@ -329,6 +325,18 @@ impl Transaction {
                 Err(MultiError::Request(err)) => return Err(err),
             }
         }
+    }
+
+    /// Refuses an attempt older than [`MAX_TRANSACTION_AGE`]: a tombstone it read may have been
+    /// compacted and its key re-created at the version it read.
+    fn check_age(&self) -> Result<()> {
+        if self.started.is_some_and(|t| t.elapsed() > MAX_TRANSACTION_AGE) {
+            return Err(Error::Conflict(format!(
+                "transaction ran longer than {} s between its first read and its commit: re-run it with fresh reads",
+                MAX_TRANSACTION_AGE.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     /// Re-reads every key read and fails with `CONFLICT` if any changed.
@@ -423,16 +431,7 @@ pub(crate) async fn fetch(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, 
     let rt = store.session().request_timeout(&client);
     let mut out = Vec::with_capacity(paths.len());
     let mut batches = 0;
-    let mut rest = &paths[..];
-    while !rest.is_empty() {
-        let mut n = 0;
-        let mut bytes = 0;
-        while n < rest.len() && (n == 0 || bytes + rest[n].len() + OP_OVERHEAD_BYTES <= MAX_READ_BATCH_BYTES) {
-            bytes += rest[n].len() + OP_OVERHEAD_BYTES;
-            n += 1;
-        }
-        let (batch, tail) = rest.split_at(n);
-        rest = tail;
+    for batch in crate::store::read_batches(&paths) {
         let mut reader = client.new_multi_reader();
         for p in batch {
             reader.add_get_data(p)?;

@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use zookeeper_client as zk;
 
@@ -52,8 +51,9 @@ pub struct KeyTransaction {
     values_dir: String,
     /// Written blindly by a commit that creates the key, to learn the commit's zxid.
     clock_path: String,
+    /// Holds the client weakly, like every lock: a transaction in progress (a slow updater)
+    /// never keeps a closed session alive, so after `close()` its commit cannot apply.
     lock: Lock,
-    client: Arc<zk::Client>,
     current: Option<JsonValue>,
     /// The znode version read (a tombstone's too); `None` when the key has no znode.
     version: Option<i32>,
@@ -75,7 +75,7 @@ impl KeyTransaction {
         let acquired = internals::acquire(session, &lock_dir, &StandardDriver { max_leases: 1 }, opts, Some(&value_path)).await?;
         let rt = session.request_timeout(&acquired.client);
         let lock = Lock::from_acquired(&acquired, &lock_dir, rt);
-        let client = acquired.client.clone();
+        let client = acquired.client;
         // The piggybacked read is current: it was sent after the listing that showed every
         // earlier holder gone, and each of them deleted its lock node atomically with its write.
         let read = match acquired.piggyback {
@@ -96,6 +96,7 @@ impl KeyTransaction {
                 return Err(e);
             },
         };
+        drop(client);
         let values_dir = value_path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
         Ok(KeyTransaction {
             key: key.to_string(),
@@ -103,7 +104,6 @@ impl KeyTransaction {
             values_dir,
             clock_path: layout.root_child(crate::transaction::CLOCK),
             lock,
-            client,
             current,
             version,
             request_timeout: rt,
@@ -159,7 +159,8 @@ impl KeyTransaction {
                 // once more.
                 let mut made = Ok(());
                 for dir in [&self.values_dir, &self.clock_path] {
-                    match deadline(self.request_timeout, "create values directory", self.client.mkdir(dir, &PERSISTENT)).await {
+                    let client = self.lock.client()?;
+                    match deadline(self.request_timeout, "create values directory", client.mkdir(dir, &PERSISTENT)).await {
                         Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {},
                         Err(e) => made = Err(e),
                     }
@@ -214,7 +215,8 @@ impl KeyTransaction {
                         outcome: Outcome::NotApplied,
                     });
                 },
-                Err(Error::ZooKeeper { code: "NONODE", .. }) if client.session_id() == self.client.session_id() => {
+                // `lock.client()` only returns the client of the lock's own session.
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => {
                     // Our commit deleted it — unless a third party deleted the lock node. Tell
                     // them apart by the value: ours, at the version right after the one we read.
                     self.lock.mark_released();

@@ -140,3 +140,30 @@ async fn execute_transaction_is_not_fooled_by_a_delete_and_re_create_through_tra
     assert_eq!(err.outcome(), zktx_core::Outcome::NotApplied);
     assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(100), "lost update");
 }
+
+#[tokio::test]
+async fn an_attempt_older_than_the_age_limit_is_refused_with_conflict() {
+    // Tombstones older than the compaction horizon may be removed and their keys re-created at
+    // the version an old attempt read: such an attempt must not commit. The clock is moved
+    // forward (tokio's test clock) instead of waiting five minutes.
+    let s = store();
+    let k = unique("old");
+    s.set(&k, &json(1), &[]).await.unwrap();
+    let mut t = Transaction::new();
+    t.get_many(&s, &[&k]).await.unwrap();
+    t.write(&s, &k, Write::Set(json(2))).unwrap();
+    tokio::time::pause();
+    tokio::time::advance(zktx_core::kv::MAX_TRANSACTION_AGE + std::time::Duration::from_secs(1)).await;
+    tokio::time::resume();
+    let err = t.commit(&s, &CommitOptions::default()).await.unwrap_err();
+    assert_eq!((err.code(), err.outcome()), ("CONFLICT", zktx_core::Outcome::NotApplied));
+    assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(1));
+    // The same for executeTransaction's read-then-commit.
+    let tx = s.begin(&k, &Default::default()).await.unwrap();
+    tokio::time::pause();
+    tokio::time::advance(zktx_core::kv::MAX_TRANSACTION_AGE + std::time::Duration::from_secs(1)).await;
+    tokio::time::resume();
+    assert_eq!(tx.commit(json(3)).await.unwrap_err().code(), "CONFLICT");
+    assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(1));
+    assert!(s.children(&s.layout().lock_path(&k).unwrap()).await.unwrap().is_empty(), "lock released");
+}
