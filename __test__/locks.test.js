@@ -301,3 +301,36 @@ describe('a Lock garbage-collected without release()', () => {
     expect(run('watched')).toEqual({ result: 'acquired', leftover: 0 });
   });
 });
+
+describe('no ghost lock nodes', () => {
+  const { startProxy } = require('./helpers/proxy');
+  const { clientAt } = require('./helpers/zk');
+
+  it("a release whose delete got no answer rejects with outcome 'unknown', and the node still goes", async () => {
+    const proxy = await startProxy(process.env.ZK_CONNECT.split(',')[0]);
+    // requestTimeout far below the client's dead-connection detection (2/5 of 6 s).
+    const zk = clientAt(proxy.connect, { timeout: 6000, requestTimeout: 300, debug_level: 0 });
+    const observer = client();
+    try {
+      const path = `/zktx-test/${unique('ghost-release')}`;
+      const lock = await zk.lock(path);
+      proxy.partition({ mode: 'blackhole' });
+      const err = await lock.release().then(() => null, (e) => e);
+      expect(err).toEqual(expect.objectContaining({ outcome: 'unknown' }));
+      expect(['TIMEOUT', 'CONNECTIONLOSS']).toContain(err.code);
+      expect(lock.released).toBe(false);
+      await new Promise((r) => setTimeout(r, 500));
+      proxy.heal();
+      const until = Date.now() + 10000;
+      while ((await observer.children(path)).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await observer.children(path)).toEqual([]);
+      expect(lock.released).toBe(true);
+      await lock.release(); // idempotent
+    } finally {
+      proxy.heal();
+      await zk.close().catch(() => {});
+      await observer.close();
+      await proxy.close();
+    }
+  }, 30000);
+});
