@@ -317,8 +317,9 @@ export class ZooKeeper extends EventEmitter {
    * Guarantees: every pending call of this client (a `lock()` waiting in the queue, calls
    * waiting to connect) rejects with `CLIENT_CLOSED`, and its queue nodes go with the session.
    * Resolves once the server acknowledged the close (one round trip), after which `state` is
-   * `CLOSED` and no write of this client can apply; when disconnected, once the session timeout
-   * has passed since the connection dropped (the server has expired it by then).
+   * `CLOSED` and no write of this client can apply; when disconnected, once the client gave the
+   * session up (7/5 of the session timeout after the last answer; the server has expired it by
+   * then). The exit hook does not wait for that (at most 2 s).
    */
   close(): Promise<void>;
 

@@ -326,11 +326,13 @@ impl Session {
     ///
     /// Resolves once the server acknowledged the close (a round trip), so a process can exit
     /// right after without leaving a live session or lock node behind, and no write of this
-    /// session can apply any more. If the connection is down at that moment, it resolves once the
-    /// session timeout has passed since the connection dropped (then the server has expired the
-    /// session, with the same effect), or earlier if the client reconnects and the close is
-    /// acknowledged. So it takes at most about one session timeout, however many calls are
-    /// pending, and a few milliseconds when connected.
+    /// session can apply any more. If the connection is down at that moment, it resolves once
+    /// the client gave the session up (7/5 of the session timeout after the server's last
+    /// answer, when the server has expired it too), or earlier if it reconnects and the close is
+    /// acknowledged. So it takes a round trip when connected and at most 7/5 of the session
+    /// timeout (+1 s) otherwise, however many calls are pending. (Work that ignores
+    /// [`Session::closing`] and still holds the client after a 1 s grace keeps the session open
+    /// until it finishes.)
     ///
     /// # Cancellation
     /// `closing()` is cancelled first thing; dropping this future later does not undo the close.
@@ -370,16 +372,12 @@ impl Session {
         if Arc::strong_count(&client) > 1 {
             tracing::warn!(session = %client.session_id(), "closing while work in flight still holds the client: it closes when that ends");
         }
-        let connected = matches!(client.state(), zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly);
         drop(client); // the last handle: the client sends CloseSession
-        let suspended_at = self.inner.events.suspended_at.lock().ok().and_then(|a| *a);
-        let until = match (connected, suspended_at) {
-            // The acknowledgement is one round trip away; allow for a slow server.
-            (true, _) => Instant::now() + self.inner.options.request_timeout.unwrap_or(session_timeout),
-            // Down: the server expires the session one session timeout after it last heard of us.
-            (false, Some(at)) => at + session_timeout,
-            (false, None) => Instant::now() + session_timeout,
-        };
+        // Connected, the acknowledgement is a round trip away. Disconnected, zookeeper-client
+        // keeps reconnecting (and would send what is queued, then CloseSession) until it gives
+        // the session up itself, 7/5 of the timeout after the last answer, when the server has
+        // expired it too. Either way wait for the client to end: then nothing more is sent.
+        let until = Instant::now() + session_timeout.mul_f64(1.4) + Duration::from_secs(1);
         let _ = tokio::time::timeout_at(until, async {
             while !matches!(states.changed().await, zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed) {}
         })

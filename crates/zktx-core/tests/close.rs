@@ -106,3 +106,31 @@ async fn close_rejects_pending_calls_client_closed_without_waiting_behind_them()
     }
     assert_eq!(s.last_event(), Some(SessionEvent::Closed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_while_disconnected_ends_loss_watches_at_once_and_waits_out_the_session() {
+    let proxy = Proxy::start().await;
+    let timeout = Duration::from_secs(4);
+    let s = Arc::new(proxy.store(timeout));
+    let path = format!("/zktx-test/{}", unique("close-cut-off"));
+    let l = s.lock(&path, &AcquireOptions::default()).await.unwrap();
+    let lost = tokio::spawn(l.lost());
+    let mut events = s.session().subscribe();
+    proxy.partition();
+    while events.recv().await.unwrap() != SessionEvent::Suspended {}
+    let suspended = Instant::now();
+    let (s2, closing) = (s.clone(), Instant::now());
+    let close = tokio::spawn(async move { s2.close().await });
+    let loss = tokio::time::timeout(Duration::from_secs(1), lost).await.expect("close() ends loss watches at once").unwrap();
+    assert_eq!(loss, zktx_core::recipe::LockLoss::SessionEnded);
+    close.await.unwrap();
+    eprintln!("close() while disconnected took {:?} ({:?} after SUSPENDED)", closing.elapsed(), suspended.elapsed());
+    // It resolves once the client gave the session up (7/5 of the timeout): the server has
+    // expired it by then, and nothing more of it is sent, so no write of it can apply later.
+    assert!(suspended.elapsed() >= timeout, "close() resolved while the session may live on the server");
+    assert!(closing.elapsed() < timeout.mul_f64(1.4) + Duration::from_secs(2));
+    assert_eq!(s.session().last_event(), Some(SessionEvent::Closed));
+    proxy.heal();
+    assert!(store().children(&path).await.unwrap().is_empty());
+    drop(l);
+}

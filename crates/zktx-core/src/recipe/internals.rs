@@ -47,6 +47,8 @@ pub(crate) struct Acquired {
     pub lost_after: Duration,
     /// When the session's connection dropped.
     pub suspended_at: SuspendedAt,
+    /// The session's [`Session::closing`] token.
+    pub closing: CancellationToken,
 }
 
 /// The longest lock path accepted, in UTF-8 bytes. ZooKeeper itself refuses requests over
@@ -135,7 +137,7 @@ async fn acquire_in_session(
         Ok(waited) => {
             let lost_after = client.session_timeout().mul_f64(session.options().lost_after);
             let piggyback = waited.unwrap_or(piggyback);
-            Ok(Acquired { client, node_path, token, piggyback, lost_after, suspended_at: session.suspended_at() })
+            Ok(Acquired { client, node_path, token, piggyback, lost_after, suspended_at: session.suspended_at(), closing: session.closing() })
         },
         Err(err) => {
             if delete_node(&client, &node_path, rt).await.is_some() {

@@ -52,6 +52,8 @@ struct LockState {
     /// [`Lock::lost`] declared the lock lost: fenced writes are refused.
     lost: AtomicBool,
     suspended_at: SuspendedAt,
+    /// The session's close: watchers stop (and drop their client handles) at once.
+    closing: tokio_util::sync::CancellationToken,
     registration: std::sync::Mutex<Option<Registration>>,
 }
 
@@ -123,6 +125,7 @@ impl Lock {
             lost_after: a.lost_after,
             lost: AtomicBool::new(false),
             suspended_at: a.suspended_at.clone(),
+            closing: a.closing.clone(),
             registration: std::sync::Mutex::new(None),
         };
         Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok() }
@@ -278,6 +281,9 @@ impl LockState {
         let loss = tokio::select! {
             loss = self.watch_node_until_lost() => loss,
             _ = disconnected_too_long(states, &self.suspended_at, self.lost_after) => LockLoss::SessionEnded,
+            // Closing deletes the node with the session; a watch request pending on a dead
+            // connection must not keep the client (and so the session) alive meanwhile.
+            _ = self.closing.cancelled() => if self.is_given_up() { LockLoss::Released } else { LockLoss::SessionEnded },
         };
         if loss == LockLoss::SessionEnded {
             self.lost.store(true, Ordering::Release);
