@@ -324,6 +324,8 @@ describe('no ghost lock nodes', () => {
       const until = Date.now() + 10000;
       while ((await observer.children(path)).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(await observer.children(path)).toEqual([]);
+      // The background removal confirms it (its own retry may have been in the stall too).
+      while (!lock.released && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(lock.released).toBe(true);
       await lock.release(); // idempotent
     } finally {

@@ -53,6 +53,13 @@ async fn a_release_whose_delete_was_lost_reports_unknown_and_the_node_still_goes
     // The same client is not queued behind its own ghost.
     let again = s.lock(&path, &AcquireOptions { wait: Some(Duration::from_secs(10)), cancel: None }).await.unwrap();
     again.release().await.unwrap();
+    // The background removal confirms the node gone (its own retry may have hit the stall too).
+    for _ in 0..200 {
+        if l.is_released() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(l.is_released());
     l.release().await.unwrap(); // idempotent
     s.close().await;
