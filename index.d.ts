@@ -7,7 +7,11 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /**
  * Stable error codes. ZooKeeper's own names where they exist, zktx's otherwise.
  *
- * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server.
+ * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server. Includes strings (keys, paths,
+ *   transaction ids) with a lone UTF-16 surrogate, which UTF-8 cannot carry; durations out of
+ *   range; paths over 32768 bytes of UTF-8; and arguments that throw when read (a getter, a Proxy
+ *   trap, a `then` of a function's result). Every rejection and throw of zktx is a `ZktxError`;
+ *   only the errors of your own functions (updater, `fn`) pass through unchanged.
  * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
  * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
  * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
@@ -18,6 +22,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
+ * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
+ *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
  *   ZooKeeper refused the request; nothing written.
  */
@@ -33,6 +39,7 @@ export type ZktxErrorCode =
   | 'CLIENT_CLOSED'
   | 'ALREADY_HELD'
   | 'STALE_TOKEN'
+  | 'INTERNAL'
   | 'NONODE'
   | 'NODEEXISTS'
   | 'BADVERSION'
@@ -64,15 +71,16 @@ export interface ZooKeeperOptions {
   /**
    * Requested session timeout in ms (default 30000). The server clamps it to
    * [2, 20] × tickTime: with the default tickTime of 2 s, the tutorial's 200000 becomes 40000.
+   * At most 2^31 - 1 (2147483647, setTimeout's limit); more is `INVALID_ARGUMENT`.
    */
   timeout?: number;
   /** `ZooKeeper.ZOO_LOG_LEVEL_*` (or 0 for silence). Process-wide: the first client's level wins. */
   debug_level?: number;
   /** Keep the host order (zktx does not shuffle; the client still picks a random start host). */
   host_order_deterministic?: boolean;
-  /** How long establishing a session may take (default min(timeout, 15000) ms). */
+  /** How long establishing a session may take (default min(timeout, 15000) ms; 0 to 2^31 - 1). */
   connectTimeout?: number;
-  /** Deadline of each request (default: the negotiated session timeout). */
+  /** Deadline of each request in ms (default: the negotiated session timeout; 0 to 2^31 - 1). */
   requestTimeout?: number;
   /** Open a new session by itself after expiry, for new work (default true). */
   reconnectAfterExpiry?: boolean;
@@ -87,7 +95,10 @@ export interface ZooKeeperOptions {
 
 /** Options of calls that acquire a lock. */
 export interface AcquireOptions {
-  /** Give up after this many ms with `TIMEOUT`; `0` is a try-lock. Default: wait forever. */
+  /**
+   * Give up after this many ms with `TIMEOUT`; `0` is a try-lock. Default: wait forever.
+   * From 0 to 2^31 - 1 (2147483647, about 24.8 days, setTimeout's limit); else `INVALID_ARGUMENT`.
+   */
   timeout?: number;
   /** Abort acquiring with `ABORTED`; the contender's node is removed. */
   signal?: AbortSignal;
@@ -214,7 +225,7 @@ export type ValueOrUpdater<T extends Json = Json> = T | ((current: Json | undefi
 
 /** Options of `zk.transaction`. */
 export interface TransactionOptions {
-  /** Re-runs after a conflict before failing with `CONFLICT` (default 10). Backoff is jittered. */
+  /** Re-runs after a conflict before failing with `CONFLICT` (default 10, at most 1000). Backoff is jittered. */
   retries?: number;
   /** Stops retrying (and waiting between retries) with `ABORTED`. */
   signal?: AbortSignal;
@@ -324,7 +335,8 @@ export class ZooKeeper extends EventEmitter {
   close(): Promise<void>;
 
   /**
-   * Acquires the exclusive lock at `path` (an absolute znode path).
+   * Acquires the exclusive lock at `path` (an absolute znode path, up to 32768 bytes of UTF-8,
+   * without lone surrogates).
    *
    * Guarantees: one holder at a time; waiters served in arrival order, each watching only its
    * predecessor; one round trip when uncontended. Not reentrant.
@@ -399,7 +411,7 @@ export class ZooKeeper extends EventEmitter {
    * Deletes the idempotence markers of `{ id }` / `idempotent: true` transactions created more
    * than `olderThanMs` ago; resolves how many. Ages are measured by the server's clock (this
    * machine's clock does not matter): keep the margin above any retry window. Ages above ten
-   * years are `INVALID_ARGUMENT`.
+   * years (315360000000 ms) are `INVALID_ARGUMENT`.
    */
   pruneTransactionIds(olderThanMs: number): Promise<number>;
 
@@ -414,7 +426,7 @@ export class ZooKeeper extends EventEmitter {
    */
   compactTombstones(olderThanMs: number): Promise<number>;
 
-  /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. */
+  /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. `path`: up to 32768 bytes of UTF-8. */
   children(path: string): Promise<string[]>;
 }
 
