@@ -228,6 +228,21 @@ const LOSS_MESSAGES = {
   SESSION_ENDED: 'its ZooKeeper session expired or was closed',
 };
 
+/**
+ * The native loss callback, made outside any Lock method: the native side keeps it until the
+ * loss, so it must not reach the Lock (a closure made inside a method shares its scope, `this`
+ * included), or a Lock garbage-collected while watched would never be released (see Lock's
+ * Drop in zktx-core).
+ */
+function lossCallback(path, controller, resolveLost) {
+  return (reason) => {
+    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
+    err.reason = reason;
+    controller.abort(err);
+    resolveLost(err);
+  };
+}
+
 /** A held lock. `token` grows strictly from one holder of the path to the next (fencing). */
 class Lock {
   constructor(nativeLock) {
@@ -248,15 +263,8 @@ class Lock {
     let resolveLost;
     const lost = new Promise((resolve) => { resolveLost = resolve; });
     this._loss = { signal: controller.signal, lost };
-    // The callback must not capture `this`: the native side keeps it until the loss, and a Lock
-    // garbage-collected meanwhile must still be released (see Lock's Drop in zktx-core).
-    const { path } = this;
-    callSync(() => this._native.onLost((reason) => {
-      const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
-      err.reason = reason;
-      controller.abort(err);
-      resolveLost(err);
-    }));
+    const onLost = lossCallback(this.path, controller, resolveLost);
+    callSync(() => this._native.onLost(onLost));
     return this._loss;
   }
 
