@@ -191,7 +191,8 @@ impl Lock {
     /// The client of the session that owns the lock node.
     ///
     /// # Errors
-    /// `LOCK_LOST` once released or lost, or when the session's client is gone.
+    /// `LOCK_LOST` once released or lost, or when the session's client is gone;
+    /// `CLIENT_CLOSED` once the session started closing.
     pub(crate) fn client(&self) -> Result<Arc<zk::Client>> {
         self.state.client()
     }
@@ -344,6 +345,9 @@ impl LockState {
         }
         if self.lost.load(Ordering::Acquire) {
             return Err(Error::LockLost(format!("lock {}: its session was cut off from ZooKeeper for too long", self.dir)));
+        }
+        if self.closing.is_cancelled() {
+            return Err(Error::ClientClosed); // no new request once close() started
         }
         let client = upgrade(&self.client).map_err(|_| Error::LockLost(format!("lock {}: its client was closed", self.dir)))?;
         if client.session_id() != self.session_id {
