@@ -379,15 +379,22 @@ fn remove_protected_later(client: std::sync::Weak<zk::Client>, dir: String, id: 
             let rt = c.session_timeout();
             let done = match deadline(rt, "list lock queue", c.list_children(&dir)).await {
                 Ok(children) => {
-                    let mut ok = true;
+                    // Each delete is retried on its own, and given up if it can never succeed.
                     for mine in sorted_contenders(&children).into_iter().filter(|n| n.is_protected_by(&id)) {
                         tracing::debug!(%dir, node = %mine.name, "removing the node of a failed acquisition");
-                        ok &= delete_node(&c, &format!("{dir}/{}", mine.name), rt).await.is_none();
+                        remove_node_eventually(client.clone(), format!("{dir}/{}", mine.name));
                     }
-                    ok
+                    true
                 },
                 Err(Error::ZooKeeper { code: "NONODE", .. }) | Err(Error::SessionExpired) | Err(Error::ClientClosed) => true,
-                Err(_) => false,
+                Err(e @ (Error::ConnectionLoss { .. } | Error::Timeout { .. } | Error::ZooKeeper { code: "THROTTLED", .. })) => {
+                    tracing::debug!(%dir, error = %e, "listing the lock queue failed; retrying");
+                    false
+                },
+                Err(e) => {
+                    tracing::warn!(%dir, error = %e, "giving up removing the node of a failed acquisition");
+                    true
+                },
             };
             drop(c);
             if done {
