@@ -378,8 +378,12 @@ impl Session {
         // the session up itself, 7/5 of the timeout after the last answer, when the server has
         // expired it too. Either way wait for the client to end: then nothing more is sent.
         let until = Instant::now() + session_timeout.mul_f64(1.4) + Duration::from_secs(1);
+        let ended = |s: zk::SessionState| matches!(s, zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed);
         let _ = tokio::time::timeout_at(until, async {
-            while !matches!(states.changed().await, zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed) {}
+            // Checked first: an already expired client changes state no more.
+            while !ended(states.peek_state()) {
+                states.changed().await;
+            }
         })
         .await;
     }

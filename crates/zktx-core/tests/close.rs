@@ -134,3 +134,17 @@ async fn close_while_disconnected_ends_loss_watches_at_once_and_waits_out_the_se
     assert!(store().children(&path).await.unwrap().is_empty());
     drop(l);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_after_the_session_expired_resolves_at_once() {
+    let proxy = Proxy::start().await;
+    let s = proxy.store(Duration::from_secs(2));
+    s.session().connect().await.unwrap();
+    let mut events = s.session().subscribe();
+    proxy.partition();
+    while events.recv().await.unwrap() != SessionEvent::Expired {}
+    let start = Instant::now();
+    s.close().await;
+    assert!(start.elapsed() < Duration::from_secs(1), "close() of an expired session took {:?}", start.elapsed());
+    assert_eq!(s.session().last_event(), Some(SessionEvent::Closed));
+}
