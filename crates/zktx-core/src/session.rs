@@ -228,6 +228,13 @@ impl Session {
         self.inner.closing.clone()
     }
 
+    /// Runs `work` unless [`Session::close`] starts first: then drops it (and every client
+    /// handle it holds, so the session can really close) and fails with `CLIENT_CLOSED` —
+    /// with an unknown outcome when `work` may have sent a write.
+    pub(crate) async fn unless_closed<T>(&self, writes: bool, work: impl Future<Output = Result<T>>) -> Result<T> {
+        unless_cancelled(&self.closing(), writes, work).await
+    }
+
     /// The options this session was made with.
     pub fn options(&self) -> &SessionOptions {
         &self.inner.options
@@ -481,6 +488,22 @@ pub(crate) async fn deadline<T>(limit: Duration, what: &str, fut: impl Future<Ou
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result.map_err(Error::from),
         Err(_) => Err(Error::timeout(format!("{what}: no answer from ZooKeeper within {} ms", limit.as_millis()))),
+    }
+}
+
+/// [`Session::unless_closed`] with the session's `closing` token already in hand.
+pub(crate) async fn unless_cancelled<T>(closing: &CancellationToken, writes: bool, work: impl Future<Output = Result<T>>) -> Result<T> {
+    if closing.is_cancelled() {
+        return Err(Error::ClientClosed); // nothing sent
+    }
+    tokio::select! {
+        biased;
+        _ = closing.cancelled() => Err(if writes {
+            Error::ClosedDuringWrite("the client was closed while the write was in flight: it may have applied before the session closed, never after".into())
+        } else {
+            Error::ClientClosed
+        }),
+        r = work => r,
     }
 }
 
