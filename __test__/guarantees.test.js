@@ -310,6 +310,7 @@ describe('a server that dies under an established session', () => {
         settle(zk.transaction(async (tx) => { tx.set(k, (await tx.get(k)) + 1); }, { retries: 0 })),
         settle(zk.children('/zktx')),
       ]);
+      console.log(`server killed: calls settled ${JSON.stringify(results)}`);
       for (const r of results) {
         expect(r.name).toBe('ZktxError');
         expect(['CONNECTIONLOSS', 'TIMEOUT', 'SESSIONEXPIRED', 'LOCK_LOST']).toContain(r.code);
