@@ -253,3 +253,72 @@ describe('close() during a slow executeTransaction updater', () => {
     await observer.close();
   });
 });
+
+describe('close() while a commit is in flight', () => {
+  let server;
+  let proxy;
+  beforeAll(async () => {
+    server = await zkScripts.startStandalone({ tickTime: 200 });
+    proxy = await startProxy(server.connect);
+  }, 30000);
+  afterAll(async () => {
+    if (proxy) await proxy.close();
+    if (server) await server.stop();
+  });
+
+  it('the commit rejects CLIENT_CLOSED (outcome unknown), and once close() resolved it can never apply', async () => {
+    const zk = clientAt(proxy.connect, { timeout: 4000, debug_level: 0 });
+    const observer = clientAt(server.connect, { timeout: 4000, debug_level: 0 });
+    const k = unique('close-in-flight');
+    await zk.transaction(async (tx) => { tx.set(unique('warm-up'), 1); }); // directories exist
+    const commit = zk.transaction(async (tx) => {
+      await tx.get(k);
+      tx.set(k, 'written by a closed client');
+      proxy.partition({ mode: 'blackhole' }); // the commit waits in the network
+    }, { retries: 0 }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    await zk.close();
+    const closeMs = Date.now() - t0;
+    expect(zk.state).toBe('CLOSED');
+    const err = await commit;
+    expect(err).toMatchObject({ name: 'ZktxError', code: 'CLIENT_CLOSED', outcome: 'unknown' });
+    proxy.heal(); // the held-back commit reaches the server now, after close() resolved
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await observer.get(k)).toBeUndefined();
+    expect(closeMs).toBeLessThan(4000 * 1.4 + 3000); // bounded by the session, not by the work
+    await observer.close();
+  }, 30000);
+});
+
+describe('a server that dies under an established session', () => {
+  it('every call settles within the documented bound (2 x requestTimeout) with a typed error', async () => {
+    const server = await zkScripts.startStandalone({ tickTime: 200 });
+    const REQUEST_TIMEOUT = 1500;
+    const zk = clientAt(server.connect, { timeout: 4000, requestTimeout: REQUEST_TIMEOUT, debug_level: 0 });
+    try {
+      const k = unique('dead');
+      await zk.set(k, 1);
+      server.kill('SIGKILL');
+      const t0 = Date.now();
+      const settle = (p) => p.then(() => ({ code: 'resolved', ms: Date.now() - t0 }), (e) => ({ code: e.code, name: e.name, ms: Date.now() - t0 }));
+      const results = await Promise.all([
+        settle(zk.get(k)),
+        settle(zk.set(k, 2)),
+        settle(zk.lock(`/dead/${k}`)),
+        settle(zk.executeTransaction(k, (n) => n + 1)),
+        settle(zk.transaction(async (tx) => { tx.set(k, (await tx.get(k)) + 1); }, { retries: 0 })),
+        settle(zk.children('/zktx')),
+      ]);
+      console.log(`server killed: calls settled ${JSON.stringify(results)}`);
+      for (const r of results) {
+        expect(r.name).toBe('ZktxError');
+        expect(['CONNECTIONLOSS', 'TIMEOUT', 'SESSIONEXPIRED', 'LOCK_LOST']).toContain(r.code);
+        expect(r.ms).toBeLessThan(2 * REQUEST_TIMEOUT + 1000);
+      }
+    } finally {
+      await zk.close();
+      await server.stop().catch(() => {});
+    }
+  }, 30000);
+});
