@@ -124,6 +124,8 @@ export class Lock {
   release(): Promise<void>;
   /** One round trip: does the lock node still exist? */
   isHeld(): Promise<boolean>;
+  /** `await using lock = await zk.lock(path)`: released at scope exit (as `release()`). */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Exclusive locks on several paths, held together (`zk.multiLock`). */
@@ -143,6 +145,8 @@ export class MultiLock {
   release(): Promise<void>;
   /** Whether every lock node still exists. */
   isHeld(): Promise<boolean>;
+  /** `await using locks = await zk.multiLock(paths)`: all released at scope exit. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Both sides of a read-write lock at one path. */
@@ -303,6 +307,9 @@ export class ZooKeeper extends EventEmitter {
    * A script that never calls it is closed for it when Node's event loop empties.
    */
   close(): Promise<void>;
+
+  /** `await using zk = new ZooKeeper(options)`: closed at scope exit (as `close()`). */
+  [Symbol.asyncDispose](): Promise<void>;
 
   /**
    * Acquires the exclusive lock at `path` (an absolute znode path, up to 32768 bytes of UTF-8,

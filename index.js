@@ -9,6 +9,13 @@ const native = require('./binding');
 
 const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
 
+// `await using` looks up Symbol.asyncDispose. Node >= 18.18 defines it (as
+// Symbol.for('nodejs.asyncDispose')); on older Node, define that same symbol, so TypeScript's
+// lowered `await using` and any later polyfill find zktx's dispose methods.
+if (typeof Symbol.asyncDispose !== 'symbol') {
+  Object.defineProperty(Symbol, 'asyncDispose', { value: Symbol.for('nodejs.asyncDispose'), configurable: false, enumerable: false, writable: false });
+}
+
 /** Every error zktx rejects with. `code` is stable; `outcome` says whether a write may have applied. */
 class ZktxError extends Error {
   constructor(code, message, outcome = 'not_applied') {
@@ -281,6 +288,11 @@ class Lock {
   isHeld() {
     return call(() => this._native.isHeld());
   }
+
+  /** `await using lock = await zk.lock(path)` releases the lock at scope exit. */
+  [Symbol.asyncDispose]() {
+    return this.release();
+  }
 }
 
 /** Several exclusive locks held together (`zk.multiLock`); the same surface as a Lock. */
@@ -312,6 +324,11 @@ class MultiLock {
   /** Whether every lock node still exists. */
   async isHeld() {
     return (await Promise.all(this.locks.map((l) => l.isHeld()))).every(Boolean);
+  }
+
+  /** `await using` releases every lock at scope exit. */
+  [Symbol.asyncDispose]() {
+    return this.release();
   }
 }
 
@@ -539,6 +556,11 @@ class ZooKeeper extends EventEmitter {
     open.delete(this);
     if (lastConstructed === this) lastConstructed = null;
     await call(() => this._native.close());
+  }
+
+  /** `await using zk = new ZooKeeper(...)` closes the session at scope exit. */
+  [Symbol.asyncDispose]() {
+    return this.close();
   }
 
   /** Acquires the exclusive lock at `path` (an absolute znode path). */
