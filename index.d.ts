@@ -48,7 +48,11 @@ export type ZktxErrorCode =
   | 'NOCHILDRENFOREPHEMERALS'
   | (string & {});
 
-/** Every rejection of zktx. `instanceof ZktxError` and `instanceof Error` both hold. */
+/**
+ * Every rejection of zktx. `instanceof ZktxError` and `instanceof Error` both hold. `stack` is
+ * `ZktxError [CODE]: message` followed by the frames of the code that made the call (also for
+ * errors from the native side, and for a call nobody awaited).
+ */
 export class ZktxError extends Error {
   readonly name: 'ZktxError';
   /** Stable code; see {@link ZktxErrorCode}. */

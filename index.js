@@ -62,6 +62,44 @@ async function call(fn) {
   }
 }
 
+// Stack traces that point at the caller. An error made by the addon, or in the facade after an
+// await, has no frame of the code that called zktx: a forgotten `await` would crash with no file
+// or line. Each public call records its call site (Error.captureStackTrace on a bare object:
+// frames are collected, formatted only if the call fails) and a ZktxError it rejects with gets
+// those frames. The first public call an error passes through sets them: zktx's own calls use
+// the untraced methods (`_name`), so the frames are always of the code that called zktx, and a
+// zktx call failing inside a withLock / transaction function keeps its own, more precise site.
+const sited = new WeakSet();
+
+function atCallSite(err, site) {
+  if (!(err instanceof ZktxError) || sited.has(err)) return err; // the caller's own errors pass unchanged
+  sited.add(err);
+  const frames = site.stack;
+  const at = frames.indexOf('\n');
+  err.stack = `${err.name} [${err.code}]: ${err.message}${at === -1 ? '' : frames.slice(at)}`;
+  return err;
+}
+
+/** `impl` (returning a promise) as a public call whose rejections carry the caller's frames. */
+function traced(impl, name) {
+  const wrapper = function (...args) {
+    const site = {};
+    Error.captureStackTrace(site, wrapper);
+    return impl.apply(this, args).then(undefined, (err) => { throw atCallSite(err, site); });
+  };
+  Object.defineProperty(wrapper, 'name', { value: name });
+  return wrapper;
+}
+
+/** Replaces the methods `names` of `cls` by traced ones; the untraced stay as `_name` for zktx's own calls. */
+function traceMethods(cls, names) {
+  for (const name of names) {
+    const impl = cls.prototype[name];
+    Object.defineProperty(cls.prototype, `_${name}`, { value: impl, writable: true, configurable: true });
+    cls.prototype[name] = traced(impl, name);
+  }
+}
+
 function invalid(message) {
   return new ZktxError('INVALID_ARGUMENT', message);
 }
@@ -316,14 +354,14 @@ class MultiLock {
 
   /** Releases every lock (idempotent). */
   async release() {
-    const results = await Promise.allSettled(this.locks.map((l) => l.release()));
+    const results = await Promise.allSettled(this.locks.map((l) => l._release()));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
 
   /** Whether every lock node still exists. */
   async isHeld() {
-    return (await Promise.all(this.locks.map((l) => l.isHeld()))).every(Boolean);
+    return (await Promise.all(this.locks.map((l) => l._isHeld()))).every(Boolean);
   }
 
   /** `await using` releases every lock at scope exit. */
@@ -413,7 +451,7 @@ class Transaction {
     } catch (err) {
       return Promise.reject(err);
     }
-    return Promise.all(list.map((k) => this.get(k)));
+    return Promise.all(list.map((k) => this._get(k)));
   }
 
   _write(kind, key, value) {
@@ -581,8 +619,8 @@ class ZooKeeper extends EventEmitter {
     checkPath(path, 'lock path');
     return {
       path,
-      readLock: (options) => this._acquire('read', path, undefined, options),
-      writeLock: (options) => this._acquire('write', path, undefined, options),
+      readLock: traced((options) => this._acquire('read', path, undefined, options), 'readLock'),
+      writeLock: traced((options) => this._acquire('write', path, undefined, options), 'writeLock'),
     };
   }
 
@@ -590,7 +628,7 @@ class ZooKeeper extends EventEmitter {
   semaphore(path, permits) {
     checkPath(path, 'semaphore path');
     if (!Number.isInteger(permits) || permits < 1 || permits > 10000) throw invalid(`permits must be an integer from 1 to 10000, got ${describe(permits)}`);
-    return { path, permits, acquire: (options) => this._acquire('lease', path, permits, options) };
+    return { path, permits, acquire: traced((options) => this._acquire('lease', path, permits, options), 'acquire') };
   }
 
   /** Exclusive locks on all `paths`, all or nothing, acquired in sorted order (no deadlock). */
@@ -608,11 +646,11 @@ class ZooKeeper extends EventEmitter {
   /** Runs `fn(lock)` while holding the lock at `path`; always releases. */
   async withLock(path, fn, options) {
     if (typeof fn !== 'function') throw invalid('withLock needs a function');
-    const lock = await this.lock(path, options);
+    const lock = await this._acquire('exclusive', path, undefined, options);
     try {
       return await settle(fn(lock), 'withLock result');
     } finally {
-      await lock.release();
+      await lock._release();
     }
   }
 
@@ -790,15 +828,20 @@ function callSync(fn) {
 Object.assign(ZooKeeper, LOG_LEVELS);
 
 /** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT. */
-function executeTransaction(key, valueOrUpdater, options) {
+const executeTransaction = traced(function executeTransaction(key, valueOrUpdater, options) {
   try {
     checkKey(key); // before opening a client for it
     if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
   } catch (err) {
     return Promise.reject(err);
   }
-  return lastConstructed.executeTransaction(key, valueOrUpdater, options);
-}
+  return lastConstructed._executeTransaction(key, valueOrUpdater, options);
+}, 'executeTransaction');
+
+traceMethods(ZooKeeper, ['connect', 'close', 'lock', 'multiLock', 'withLock', 'transaction', 'pruneTransactionIds', 'compactTombstones', 'children', 'get', 'set', 'executeTransaction']);
+traceMethods(Lock, ['release', 'isHeld']);
+traceMethods(MultiLock, ['release', 'isHeld']);
+traceMethods(Transaction, ['get', 'getMany']);
 
 module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, executeTransaction, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;
