@@ -88,6 +88,13 @@ export interface ZooKeeperOptions {
   requestTimeout?: number;
   /** Open a new session by itself after expiry, for new work (default true). */
   reconnectAfterExpiry?: boolean;
+  /**
+   * How long after the connection drops (`SUSPENDED`) held locks are declared lost (`lock.signal`
+   * aborts, `lock.lost` resolves), as a fraction of the negotiated session timeout: `0 < f <= 1`,
+   * default 1 (Curator's choice). Below 0.6 a holder cut off by a silent network learns of the
+   * loss before the server can expire its session and hand the lock on; see README, Guarantees.
+   */
+  lostAfter?: number;
 }
 
 /** Options of calls that acquire a lock. */
@@ -101,7 +108,13 @@ export interface AcquireOptions {
   signal?: AbortSignal;
 }
 
-/** A held exclusive lock. */
+/**
+ * A held exclusive lock.
+ *
+ * A Lock garbage-collected without `release()` is released in the background (its node is
+ * deleted while the session lives): it never blocks the queue, nor this client. Still call
+ * `release()`: garbage collection happens at no particular time.
+ */
 export class Lock {
   /** The lock's path, as passed to `zk.lock`. */
   readonly path: string;
@@ -112,19 +125,29 @@ export class Lock {
    * holder of `path` to the next; hand it to downstream stores so they refuse stale holders.
    */
   readonly token: number;
-  /** Whether `release()` was called (or a transaction commit released it). */
+  /**
+   * Whether the lock was released (by `release()` or a transaction commit) and its node is known
+   * to be gone. After a `release()` that failed, it turns true once the background removal did.
+   */
   readonly released: boolean;
   /**
    * Aborts, with a `LOCK_LOST` ZktxError as its reason, when the lock is lost: its session
    * expired or was closed, or its node was deleted by someone else. Not aborted by `release()`.
    * Pass it on to the work the lock protects (fetch, database calls) to stop it when unprotected.
-   * Detection: at once for a deletion or a close; for a network partition, when the session
-   * expires (at most 7/5 of the session timeout after the connection dropped).
+   * Detection: at once for a deletion or a close; for a network partition, at most the session
+   * timeout after the connection dropped (`SUSPENDED`), or `lostAfter` × it (see
+   * `ZooKeeperOptions.lostAfter`).
    */
   readonly signal: AbortSignal;
   /** Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release. */
   readonly lost: Promise<ZktxError>;
-  /** Releases the lock. Idempotent; succeeds when the session already lost it. */
+  /**
+   * Releases the lock: resolves once its node is deleted. Idempotent; succeeds when the session
+   * already lost it.
+   * Errors: `TIMEOUT` / `CONNECTIONLOSS` with `outcome: 'unknown'` when the delete's answer was
+   * lost, or a ZooKeeper error such as `THROTTLED`; the node is then deleted in the background
+   * while the session lives (never left as a ghost), and a second `release()` resolves once it is.
+   */
   release(): Promise<void>;
   /** One round trip: does the lock node still exist? */
   isHeld(): Promise<boolean>;
@@ -309,6 +332,13 @@ export class ZooKeeper extends EventEmitter {
   /**
    * Closes the session; the server deletes its lock nodes at once. Idempotent.
    * A script that never calls it is closed for it when Node's event loop empties.
+   *
+   * Guarantees: every pending call of this client (a `lock()` waiting in the queue, calls
+   * waiting to connect) rejects with `CLIENT_CLOSED`, and its queue nodes go with the session.
+   * Resolves once the server acknowledged the close (one round trip), after which `state` is
+   * `CLOSED` and no write of this client can apply; when disconnected, once the client gave the
+   * session up (7/5 of the session timeout after the last answer; the server has expired it by
+   * then). The exit hook does not wait for that (at most 2 s).
    */
   close(): Promise<void>;
 

@@ -273,6 +273,21 @@ const LOSS_MESSAGES = {
   SESSION_ENDED: 'its ZooKeeper session expired or was closed',
 };
 
+/**
+ * The native loss callback, made outside any Lock method: the native side keeps it until the
+ * loss, so it must not reach the Lock (a closure made inside a method shares its scope, `this`
+ * included), or a Lock garbage-collected while watched would never be released (see Lock's
+ * Drop in zktx-core).
+ */
+function lossCallback(path, controller, resolveLost) {
+  return (reason) => {
+    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
+    err.reason = reason;
+    controller.abort(err);
+    resolveLost(err);
+  };
+}
+
 /** A held lock. `token` grows strictly from one holder of the path to the next (fencing). */
 class Lock {
   constructor(nativeLock) {
@@ -293,12 +308,8 @@ class Lock {
     let resolveLost;
     const lost = new Promise((resolve) => { resolveLost = resolve; });
     this._loss = { signal: controller.signal, lost };
-    callSync(() => this._native.onLost((reason) => {
-      const err = new ZktxError('LOCK_LOST', `lock ${this.path} lost: ${LOSS_MESSAGES[reason] || reason}`);
-      err.reason = reason;
-      controller.abort(err);
-      resolveLost(err);
-    }));
+    const onLost = lossCallback(this.path, controller, resolveLost);
+    callSync(() => this._native.onLost(onLost));
     return this._loss;
   }
 
@@ -509,7 +520,7 @@ class FencingTokenGuard {
   }
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'];
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter'];
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
@@ -558,6 +569,10 @@ class ZooKeeper extends EventEmitter {
     for (const k of ['host_order_deterministic', 'reconnectAfterExpiry']) {
       if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalid(`${k} must be a boolean, got ${describe(options[k])}`);
     }
+    const { lostAfter } = options;
+    if (lostAfter !== undefined && !(typeof lostAfter === 'number' && lostAfter > 0 && lostAfter <= 1)) {
+      throw invalid(`lostAfter must be a fraction of the session timeout in (0, 1], got ${describe(lostAfter)}`);
+    }
     this._native = callSync(() => new native.NativeClient({
       connect,
       timeoutMs: timeout,
@@ -565,6 +580,7 @@ class ZooKeeper extends EventEmitter {
       requestTimeoutMs: checkTimeout(options.requestTimeout, 'requestTimeout'),
       hostOrderDeterministic: options.host_order_deterministic === true,
       reconnectAfterExpiry: options.reconnectAfterExpiry !== false,
+      lostAfter,
       logLevel: level,
     }));
     this.connectString = connect;

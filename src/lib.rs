@@ -154,6 +154,7 @@ pub struct NativeOptions {
     pub request_timeout_ms: Option<f64>,
     pub host_order_deterministic: bool,
     pub reconnect_after_expiry: bool,
+    pub lost_after: Option<f64>,
     pub log_level: u32,
 }
 
@@ -207,6 +208,7 @@ impl NativeClient {
                 request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t, MAX_WAIT)).transpose()?,
                 host_order_deterministic: options.host_order_deterministic,
                 reconnect_after_expiry: options.reconnect_after_expiry,
+                lost_after: options.lost_after.unwrap_or(1.0),
             };
             Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
         })
@@ -255,13 +257,17 @@ impl NativeClient {
         .await
     }
 
-    /// Closes the session, blocking the calling thread (at most ~2 s): for `process.on('exit')`,
-    /// where nothing asynchronous runs any more.
+    /// Closes the session, blocking the calling thread (a round trip when connected, at most
+    /// 2 s): for `process.on('exit')`, where nothing asynchronous runs any more. Pending calls are
+    /// cancelled and CloseSession is sent at once; waiting for a server-side expiry (what `close()`
+    /// does when disconnected) is pointless for a process about to exit.
     #[napi]
     pub fn close_sync(&self) -> Result<()> {
         no_panic(|| {
             let store = self.store.clone();
-            napi::bindgen_prelude::block_on(async move { store.close().await });
+            napi::bindgen_prelude::block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
+            });
             Ok(())
         })
     }
@@ -446,9 +452,10 @@ impl NativeLock {
     #[napi]
     pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
-            let lock = self.lock.clone();
+            // The future, not the lock: a lock garbage-collected while watched is still released.
+            let lost = self.lock.lost();
             napi::bindgen_prelude::spawn(async move {
-                let reason = match lock.lost().await {
+                let reason = match lost.await {
                     zktx_core::recipe::LockLoss::Released => return,
                     zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED",
                     zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED",

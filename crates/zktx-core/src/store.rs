@@ -151,13 +151,16 @@ impl Store {
     /// # Errors
     /// As [`Store::get`].
     pub async fn read(&self, key: &str) -> Result<Stored> {
-        let path = self.layout.value_path(key)?;
-        let client = self.session.client().await?;
-        match deadline(self.session.request_timeout(&client), "read value", client.get_data(&path)).await {
-            Ok((data, stat)) => Stored::from_znode(data, stat.version),
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
-            Err(e) => Err(e),
-        }
+        self.session.unless_closed(false, async {
+            let path = self.layout.value_path(key)?;
+            let client = self.session.client().await?;
+            match deadline(self.session.request_timeout(&client), "read value", client.get_data(&path)).await {
+                Ok((data, stat)) => Stored::from_znode(data, stat.version),
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Writes `key` unconditionally, or fenced on `lock` (one `multi` that checks the lock node
@@ -167,46 +170,49 @@ impl Store {
     /// `LOCK_LOST` / `SESSIONEXPIRED` when fenced on a lock that is no longer held (nothing
     /// written); `CONNECTIONLOSS`/`TIMEOUT` with outcome unknown.
     pub async fn set(&self, key: &str, value: &JsonValue, locks: &[&Lock]) -> Result<i32> {
-        let path = self.layout.value_path(key)?;
-        let client = match locks.first() {
-            Some(lock) => lock.client()?,
-            None => self.session.client().await?,
-        };
-        let rt = self.session.request_timeout(&client);
-        let bytes = value.as_str().as_bytes();
-        // Try overwrite, then create (then overwrite again, should a concurrent create win).
-        for attempt in 0..4 {
-            let create = attempt % 2 == 1;
-            let mut writer = client.new_multi_writer();
-            for lock in locks {
-                lock.fence(&mut writer)?;
+        self.session.unless_closed(true, async {
+            let path = self.layout.value_path(key)?;
+            let client = match locks.first() {
+                Some(lock) => lock.client()?,
+                None => self.session.client().await?,
+            };
+            let rt = self.session.request_timeout(&client);
+            let bytes = value.as_str().as_bytes();
+            // Try overwrite, then create (then overwrite again, should a concurrent create win).
+            for attempt in 0..4 {
+                let create = attempt % 2 == 1;
+                let mut writer = client.new_multi_writer();
+                for lock in locks {
+                    lock.fence(&mut writer)?;
+                }
+                if create {
+                    writer.add_create(&path, bytes, &PERSISTENT)?;
+                } else {
+                    writer.add_set_data(&path, bytes, None)?;
+                }
+                let op = locks.len();
+                match commit_multi(rt, &mut writer, "write value").await {
+                    Ok(results) => {
+                        return Ok(match results.into_iter().nth(op) {
+                            Some(zookeeper_client::MultiWriteResult::SetData { stat }) => stat.version,
+                            _ => 0,
+                        })
+                    },
+                    Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && !create => continue,
+                    Err(txn::MultiError::Op(i, zookeeper_client::Error::NodeExists)) if i == op && create => continue,
+                    Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && create => {
+                        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+                        match deadline(rt, "create values directory", client.mkdir(dir, &PERSISTENT)).await {
+                            Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
+                            Err(e) => return Err(e),
+                        }
+                    },
+                    Err(e) => return Err(fenced_error(e, locks)),
+                }
             }
-            if create {
-                writer.add_create(&path, bytes, &PERSISTENT)?;
-            } else {
-                writer.add_set_data(&path, bytes, None)?;
-            }
-            let op = locks.len();
-            match commit_multi(rt, &mut writer, "write value").await {
-                Ok(results) => {
-                    return Ok(match results.into_iter().nth(op) {
-                        Some(zookeeper_client::MultiWriteResult::SetData { stat }) => stat.version,
-                        _ => 0,
-                    })
-                },
-                Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && !create => continue,
-                Err(txn::MultiError::Op(i, zookeeper_client::Error::NodeExists)) if i == op && create => continue,
-                Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && create => {
-                    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
-                    match deadline(rt, "create values directory", client.mkdir(dir, &PERSISTENT)).await {
-                        Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
-                        Err(e) => return Err(e),
-                    }
-                },
-                Err(e) => return Err(fenced_error(e, locks)),
-            }
-        }
-        Err(Error::Conflict(format!("key {key:?} kept being created and deleted concurrently")))
+            Err(Error::Conflict(format!("key {key:?} kept being created and deleted concurrently")))
+        })
+        .await
     }
 
     /// Lists the children of any znode (e.g. a lock's queue); empty when the node is absent.
@@ -214,15 +220,18 @@ impl Store {
     /// # Errors
     /// `INVALID_ARGUMENT` for a malformed path; connection errors.
     pub async fn children(&self, path: &str) -> Result<Vec<String>> {
-        let client = self.session.client().await?;
-        match deadline(self.session.request_timeout(&client), "list children", client.list_children(path)).await {
-            Ok(mut children) => {
-                children.sort();
-                Ok(children)
-            },
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        self.session.unless_closed(false, async {
+            let client = self.session.client().await?;
+            match deadline(self.session.request_timeout(&client), "list children", client.list_children(path)).await {
+                Ok(mut children) => {
+                    children.sort();
+                    Ok(children)
+                },
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Deletes the idempotence markers of transactions committed more than `older_than` ago
@@ -237,9 +246,12 @@ impl Store {
     /// # Errors
     /// `INVALID_ARGUMENT` when `older_than` exceeds [`MAX_PRUNE_AGE`]; connection errors.
     pub async fn prune_transaction_ids(&self, older_than: std::time::Duration) -> Result<usize> {
-        let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "pruneTransactionIds").await?;
-        // Markers are created once and never written: unconditional deletes.
-        self.sweep(&self.layout.root_child(MARKERS), "transaction ids", |_, stat| (stat.ctime < cutoff).then_some(None)).await
+        self.session.unless_closed(true, async {
+            let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "pruneTransactionIds").await?;
+            // Markers are created once and never written: unconditional deletes.
+            self.sweep(&self.layout.root_child(MARKERS), "transaction ids", |_, stat| (stat.ctime < cutoff).then_some(None)).await
+        })
+        .await
     }
 
     /// Deletes the children of `dir` that `select(data, stat)` picks: `Some(version)` deletes at
@@ -326,9 +338,12 @@ impl Store {
 
     /// [`Store::compact_tombstones`] without the horizon's lower bound.
     pub(crate) async fn compact(&self, older_than: std::time::Duration) -> Result<usize> {
-        let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "compactTombstones").await?;
-        // Version-checked: a key written since it was read keeps its znode.
-        self.sweep(&self.layout.values_dir(), "tombstones", |data, stat| (data.is_empty() && stat.mtime < cutoff).then_some(Some(stat.version))).await
+        self.session.unless_closed(true, async {
+            let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "compactTombstones").await?;
+            // Version-checked: a key written since it was read keeps its znode.
+            self.sweep(&self.layout.values_dir(), "tombstones", |data, stat| (data.is_empty() && stat.mtime < cutoff).then_some(Some(stat.version))).await
+        })
+        .await
     }
 
     /// Locks `key` and reads it; see [`KeyTransaction`].

@@ -207,7 +207,8 @@ impl Transaction {
             }
         }
         let mut report = CommitReport::default();
-        match self.commit_inner(store, opts, &mut report).await {
+        let committed = store.session().unless_closed(true, self.commit_inner(store, opts, &mut report)).await;
+        match committed {
             Err(err) if opts.id.is_some() && !report.already_applied && refused_before_sending(&err) => {
                 // This attempt could not even be sent (e.g. it creates a key that an earlier
                 // commit with the same id created): if that commit applied, say so.
@@ -234,12 +235,17 @@ impl Transaction {
     async fn recorded(&self, store: &Store, opts: &CommitOptions<'_>) -> Result<Option<Option<String>>> {
         let Some(id) = opts.id else { return Ok(None) };
         let path = marker_path(store, id)?;
-        let client = store.session().client().await?;
-        match deadline(store.session().request_timeout(&client), "read transaction id", client.get_data(&path)).await {
-            Ok((data, _)) => Ok(Some(String::from_utf8(data).ok().filter(|s| !s.is_empty()))),
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        store
+            .session()
+            .unless_closed(false, async {
+                let client = store.session().client().await?;
+                match deadline(store.session().request_timeout(&client), "read transaction id", client.get_data(&path)).await {
+                    Ok((data, _)) => Ok(Some(String::from_utf8(data).ok().filter(|s| !s.is_empty()))),
+                    Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
     }
 
     async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, report: &mut CommitReport) -> Result<()> {
@@ -426,6 +432,10 @@ fn marker_path(store: &Store, id: &str) -> Result<String> {
 /// Reads keys with multi-reads, as few as the request limit allows (each answered from one
 /// consistent state); returns the values and the number of round trips.
 pub(crate) async fn fetch(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
+    store.session().unless_closed(false, fetch_now(store, keys)).await
+}
+
+async fn fetch_now(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
     let paths = keys.iter().map(|k| store.layout().value_path(k)).collect::<Result<Vec<_>>>()?;
     let client = store.session().client().await?;
     let rt = store.session().request_timeout(&client);
