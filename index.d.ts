@@ -17,7 +17,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
  * - `SESSIONEXPIRED`: the session is gone, and with it every lock it held.
  * - `LOCK_LOST`: a write fenced on a lock that is no longer held; nothing written.
- * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind.
+ * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind. `cause` is the signal's `reason`.
  * - `CONFLICT`: a write kept racing with concurrent creates/deletes.
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
@@ -62,7 +62,14 @@ export class ZktxError extends Error {
    * of a write already sent (re-read to find out), `'not_applied'` otherwise.
    */
   readonly outcome: 'unknown' | 'not_applied';
-  constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied');
+  /**
+   * What this error stands for, when there is one: the `AbortSignal`'s `reason` for `ABORTED`
+   * (a `TimeoutError` DOMException from `AbortSignal.timeout()`, or your own reason); the error a
+   * getter, Proxy trap or `toJSON` threw for `INVALID_ARGUMENT`; the addon's raw error for
+   * `INTERNAL`.
+   */
+  cause?: unknown;
+  constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied', options?: { cause?: unknown });
 }
 
 /** The tutorial's constructor options, plus zktx's own (camelCase). Unknown keys are an error. */

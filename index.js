@@ -18,8 +18,9 @@ if (typeof Symbol.asyncDispose !== 'symbol') {
 
 /** Every error zktx rejects with. `code` is stable; `outcome` says whether a write may have applied. */
 class ZktxError extends Error {
-  constructor(code, message, outcome = 'not_applied') {
-    super(message);
+  /** `options.cause`: the lower-level error or abort reason this one stands for (as Error's). */
+  constructor(code, message, outcome = 'not_applied', options = undefined) {
+    super(message, options);
     this.name = 'ZktxError';
     this.code = code;
     this.outcome = outcome;
@@ -35,9 +36,7 @@ function fromNative(err) {
   if (!m) {
     // Not our encoding: napi's own error (a panic it caught, an argument it could not convert).
     // Never raw; the outcome is unknown, as the call may have sent a write before failing.
-    const e = new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown');
-    e.cause = err;
-    return e;
+    return new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown', { cause: err });
   }
   const e = new ZktxError(m[1], m[3], m[2]);
   if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
@@ -100,8 +99,8 @@ function traceMethods(cls, names) {
   }
 }
 
-function invalid(message) {
-  return new ZktxError('INVALID_ARGUMENT', message);
+function invalid(message, cause) {
+  return new ZktxError('INVALID_ARGUMENT', message, 'not_applied', cause === undefined ? undefined : { cause });
 }
 
 // A lone surrogate cannot be encoded as UTF-8: it would reach Rust as U+FFFD, so '\uD800',
@@ -186,7 +185,7 @@ function checked(f, what) {
     return f();
   } catch (err) {
     if (err instanceof ZktxError) throw err;
-    throw invalid(`${what} could not be read: ${errorText(err)}`);
+    throw invalid(`${what} could not be read: ${errorText(err)}`, err);
   }
 }
 
@@ -199,7 +198,7 @@ function encodeValue(value, what = 'value') {
   try {
     json = JSON.stringify(value);
   } catch (err) {
-    throw invalid(`${what} cannot be encoded as JSON: ${errorText(err)}`);
+    throw invalid(`${what} cannot be encoded as JSON: ${errorText(err)}`, err);
   }
   if (json === undefined) throw invalid(`${what} cannot be encoded as JSON`);
   return json;
@@ -249,15 +248,39 @@ function checkCallOptions(opts, allowed) {
 /** Whether an (already checked) AbortSignal is aborted; a throwing getter is INVALID_ARGUMENT. */
 const isAborted = (signal) => checked(() => signal.aborted === true, 'signal');
 
+/** The signal's reason (an abort's `cause`); undefined if reading it throws. */
+function abortReason(signal) {
+  try {
+    return signal.reason;
+  } catch {
+    return undefined;
+  }
+}
+
+/** ABORTED, caused by the signal's reason (a TimeoutError of AbortSignal.timeout(), the caller's own reason). */
+function aborted(message, signal) {
+  return new ZktxError('ABORTED', message, 'not_applied', { cause: abortReason(signal) });
+}
+
 /** Runs `run(cancelId)` with an AbortSignal wired to the native cancellation token. */
 async function withSignal(signal, run) {
   if (!signal) return run(undefined);
-  if (isAborted(signal)) throw new ZktxError('ABORTED', 'operation was aborted before it started');
+  if (isAborted(signal)) throw aborted('operation was aborted before it started', signal);
   const id = callSync(() => native.newCancel());
-  const onAbort = () => native.cancel(id);
+  let fired = false;
+  const onAbort = () => {
+    fired = true;
+    native.cancel(id);
+  };
   try {
     checked(() => signal.addEventListener('abort', onAbort, { once: true }), 'signal');
     return await run(id);
+  } catch (err) {
+    // The native side knows only that it was cancelled; the reason is the signal's.
+    if (fired && err instanceof ZktxError && err.code === 'ABORTED' && err.cause === undefined) {
+      Object.defineProperty(err, 'cause', { value: abortReason(signal), writable: true, configurable: true }); // as Error's own
+    }
+    throw err;
   } finally {
     try {
       signal.removeEventListener('abort', onAbort);
@@ -403,7 +426,7 @@ const ISOLATIONS = ['serializable', 'snapshot', 'read-committed'];
 const MAX_RETRIES = 1000;
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
   const t = setTimeout(resolve, ms);
-  if (signal) checked(() => signal.addEventListener('abort', () => { clearTimeout(t); reject(new ZktxError('ABORTED', 'transaction was aborted')); }, { once: true }), 'signal');
+  if (signal) checked(() => signal.addEventListener('abort', () => { clearTimeout(t); reject(aborted('transaction was aborted', signal)); }, { once: true }), 'signal');
 });
 
 /**
@@ -689,7 +712,7 @@ class ZooKeeper extends EventEmitter {
     const id = opts.id === undefined ? randomUUID() : opts.id;
     const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
     for (let attempt = 0; ; attempt++) {
-      if (opts.signal && isAborted(opts.signal)) throw new ZktxError('ABORTED', 'transaction was aborted');
+      if (opts.signal && isAborted(opts.signal)) throw aborted('transaction was aborted', opts.signal);
       const tx = new Transaction(callSync(() => this._native.transaction()), id, attempt);
       for (const n of locks) callSync(() => tx._native.addLock(n));
       let result;
