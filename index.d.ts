@@ -1,7 +1,12 @@
 // Types of zktx's public JS API (index.js). The native binding (binding.js, zktx.node) is private.
 import { EventEmitter } from 'node:events';
 
-/** Any value JSON can carry: what keys store. */
+/**
+ * Any value JSON can carry: what keys store. Encoded as `JSON.stringify` does (a `Date` becomes
+ * its ISO string, `toJSON()` is used), but a `Map`, `Set`, `WeakMap`, `WeakSet`, typed array,
+ * `ArrayBuffer`, `DataView` or promise anywhere inside, which JSON would store as `{}`, is
+ * refused with `INVALID_ARGUMENT`.
+ */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /**
@@ -398,7 +403,7 @@ export class ZooKeeper extends EventEmitter {
    * that throws rejects with its own error, unchanged.
    * Concurrent calls on one key queue (also from one client); a call on the key from inside
    * its own updater would wait for itself and rejects with `ALREADY_HELD` at once.
-   * Errors: `INVALID_ARGUMENT` (bad key, value JSON cannot encode, updater returning
+   * Errors: `INVALID_ARGUMENT` (bad key, value JSON cannot encode or would mangle, updater returning
    * `undefined` or a function), `TOO_LARGE`, `LOCK_LOST`, `SESSIONEXPIRED`, `BADVERSION` /
    * `NODEEXISTS` (someone wrote or deleted the key without its lock — versions never restart,
    * so a delete + re-create in between is seen too), `CONFLICT` (more than 5 min between the
