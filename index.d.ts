@@ -80,8 +80,9 @@ export class ZktxError extends Error {
 /** The tutorial's constructor options, plus zktx's own (camelCase). Unknown keys are an error. */
 export interface ZooKeeperOptions {
   /**
-   * `host:port[,host:port...][/chroot]`. Default `localhost:2181`.
-   * The environment variable `ZK_CONNECT`, when set, overrides it (tests, demo, CI).
+   * `host:port[,host:port...][/chroot]`. When not given: the environment variable `ZK_CONNECT`,
+   * else `localhost:2181`. Explicit wins over `ZK_CONNECT`; only `ZKTX_CONNECT_OVERRIDE` (opt-in,
+   * for running code that hardcodes its connect string against another ensemble) overrides it.
    */
   connect?: string;
   /**
@@ -321,7 +322,7 @@ export class ZooKeeper extends EventEmitter {
    */
   constructor(options?: ZooKeeperOptions);
 
-  /** The connect string in use (after the `ZK_CONNECT` override). */
+  /** The connect string in use: `ZKTX_CONNECT_OVERRIDE`, else `connect`, else `ZK_CONNECT`, else `localhost:2181`. */
   readonly connectString: string;
 
   /**
@@ -454,8 +455,8 @@ export class ZooKeeper extends EventEmitter {
 }
 
 /**
- * The tutorial's module-level call: runs on the most recently constructed `ZooKeeper`, or on one
- * made from `ZK_CONNECT` (default `localhost:2181`).
+ * The tutorial's module-level call: runs on the most recently constructed `ZooKeeper`, or on a new
+ * one without options (`ZK_CONNECT`, else `localhost:2181`; `ZKTX_CONNECT_OVERRIDE` beats both).
  */
 export function executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
 

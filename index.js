@@ -642,15 +642,21 @@ class ZooKeeper extends EventEmitter {
   constructor(userOptions) {
     super();
     const options = readOptions(userOptions, OPTION_NAMES);
-    const checkConnect = (c) => {
+    const checkConnect = (c, source) => {
       const hosts = typeof c === 'string' ? c.split('/')[0] : '';
-      if (hosts.trim() === '' || hosts.split(',').some((h) => h.trim() === '')) throw invalid(`connect must be a "host:port[,host:port...][/chroot]" string, got ${describe(c)}`);
-      checkWellFormed(c, 'connect');
+      if (hosts.trim() === '' || hosts.split(',').some((h) => h.trim() === '')) throw invalid(`${source} must be a "host:port[,host:port...][/chroot]" string, got ${describe(c)}`);
+      checkWellFormed(c, source);
     };
-    if (options.connect !== undefined) checkConnect(options.connect); // even when ZK_CONNECT overrides it
-    // ZK_CONNECT points every client at a given ensemble (tests, the demo, CI).
-    const connect = process.env.ZK_CONNECT || (options.connect === undefined ? 'localhost:2181' : options.connect);
-    checkConnect(connect);
+    // Explicit beats the environment (as libpq's parameters beat PGHOST): ZK_CONNECT only fills
+    // in a missing `connect`. ZKTX_CONNECT_OVERRIDE, opt-in and named for it, beats both: it runs
+    // code that hardcodes its connect string (the tutorial) against another ensemble.
+    if (options.connect !== undefined) checkConnect(options.connect, 'connect'); // even when overridden
+    const { ZKTX_CONNECT_OVERRIDE, ZK_CONNECT } = process.env;
+    const [connect, source] = ZKTX_CONNECT_OVERRIDE ? [ZKTX_CONNECT_OVERRIDE, 'ZKTX_CONNECT_OVERRIDE']
+      : options.connect !== undefined ? [options.connect, 'connect']
+        : ZK_CONNECT ? [ZK_CONNECT, 'ZK_CONNECT']
+          : ['localhost:2181', 'connect'];
+    checkConnect(connect, source);
     const timeout = options.timeout === undefined ? 30000 : options.timeout;
     if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
     const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;
@@ -932,11 +938,11 @@ function callSync(fn) {
 
 Object.assign(ZooKeeper, LOG_LEVELS);
 
-/** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT. */
+/** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT (or localhost:2181). */
 const executeTransaction = traced(function executeTransaction(key, valueOrUpdater, options) {
   try {
     checkKey(key); // before opening a client for it
-    if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
+    if (!lastConstructed || lastConstructed._closed) new ZooKeeper(); // connects to ZK_CONNECT, else localhost:2181
   } catch (err) {
     return Promise.reject(err);
   }
