@@ -355,6 +355,17 @@ export class ZooKeeper extends EventEmitter {
    */
   close(): Promise<void>;
 
+  /**
+   * Opt-in shutdown: on any of `signals` (default `['SIGTERM', 'SIGINT']`), close this client, so
+   * its locks are free for other processes at once instead of at session expiry, then let the
+   * signal end the process as it would have (re-raised when no other listener for it is left;
+   * a listener of yours decides instead). Waits at most 5 s for the close. A second signal during
+   * the close ends the process at once (Node's default). zktx installs no handler unless asked.
+   * Returns a function that removes the handlers.
+   * @throws ZktxError `INVALID_ARGUMENT` for an empty list or an unknown signal name.
+   */
+  closeOnSignals(signals?: NodeJS.Signals[]): () => void;
+
   /** `await using zk = new ZooKeeper(options)`: closed at scope exit (as `close()`). */
   [Symbol.asyncDispose](): Promise<void>;
 

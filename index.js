@@ -6,6 +6,7 @@ const { randomUUID } = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const { AsyncLocalStorage } = require('node:async_hooks');
 const { types } = require('node:util');
+const { constants: osConstants } = require('node:os');
 const native = require('./binding');
 
 const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
@@ -635,6 +636,18 @@ function installExitHook() {
   });
 }
 
+/** Longest a closeOnSignals handler waits for close() before letting the signal end the process. */
+const SIGNAL_CLOSE_MAX_MS = 5000;
+
+/**
+ * Ends the process by `sig` as if it had not been caught, unless a listener of the service's is
+ * still there (then that one decides). Once per signal and process, however many clients.
+ */
+function reraise(sig) {
+  if (process.listenerCount(sig) > 0) return;
+  process.kill(process.pid, sig);
+}
+
 /**
  * A ZooKeeper session with locks and a key-value store. Accepts the tutorial's options.
  */
@@ -705,6 +718,35 @@ class ZooKeeper extends EventEmitter {
     open.delete(this);
     if (lastConstructed === this) lastConstructed = null;
     await call(() => this._native.close());
+  }
+
+  /**
+   * Opt-in: on any of `signals` (default SIGTERM and SIGINT), close this client, so its locks go
+   * at once instead of at session expiry, then let the signal end the process as it would have:
+   * re-raised once no other listener for it is left (the service's own handler, if any, decides
+   * instead). A second signal during the close gets Node's default: it ends the process at once.
+   * Returns a function that removes the handlers. zktx installs none by itself.
+   */
+  closeOnSignals(signals = ['SIGTERM', 'SIGINT']) {
+    const list = checked(() => {
+      if (!Array.isArray(signals) || signals.length === 0) throw invalid(`signals must be a non-empty array of signal names, got ${describe(signals)}`);
+      return stringsOf(signals, (sig) => {
+        if (typeof sig !== 'string' || !Object.hasOwn(osConstants.signals, sig)) throw invalid(`unknown signal ${describe(sig)}`);
+      });
+    }, 'signals');
+    const undo = () => {
+      for (const sig of list) process.removeListener(sig, onSignal);
+    };
+    const onSignal = (sig) => {
+      undo();
+      const deadline = setTimeout(() => reraise(sig), SIGNAL_CLOSE_MAX_MS);
+      this.close().catch(() => {}).finally(() => {
+        clearTimeout(deadline);
+        reraise(sig);
+      });
+    };
+    for (const sig of list) process.on(sig, onSignal);
+    return undo;
   }
 
   /** `await using zk = new ZooKeeper(...)` closes the session at scope exit. */

@@ -15,6 +15,7 @@ async function main() {
   const rw = zk.readWriteLock('/rw'); await (await rw.readLock()).release();
   const sem = zk.semaphore('/s', 2); await (await sem.acquire()).release();
   new FencingTokenGuard().check('db', m.tokens[0]);
+  const undoSignals: () => void = zk.closeOnSignals(['SIGTERM']); undoSignals();
   const pruned: number = await zk.pruneTransactionIds(86_400_000);
   const compacted: number = await zk.compactTombstones(86_400_000);
   const z: number | undefined = r.zxid;
