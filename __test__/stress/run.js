@@ -26,7 +26,7 @@ function clientAt(connect, options) {
   const saved = process.env.ZK_CONNECT;
   process.env.ZK_CONNECT = connect;
   try {
-    return new ZooKeeper(options);
+    return new ZooKeeper({ connect, ...options });
   } finally {
     if (saved === undefined) delete process.env.ZK_CONNECT;
     else process.env.ZK_CONNECT = saved;

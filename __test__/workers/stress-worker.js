@@ -41,7 +41,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 
 let gens = 0;
 const newClient = () => {
-  const zk = new ZooKeeper({ timeout: session, debug_level: 0 });
+  const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: session, debug_level: 0 });
   zk.gen = gens++;
   zk.on('state', (s) => emit({ ev: 'state', s, gen: zk.gen }));
   return zk;
