@@ -266,7 +266,10 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
         }
         return out2;
       };
+      // Transactions that must be placed are tried first, as early as they fit: a wrong early
+      // placement fails nearby (cheap to undo), a wrong late one only far away.
       for (const j of placeable) if (urgent(j)) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
+      for (const j of placeable) if (!urgent(j) && floating[j].mandatory) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
       let advance = false;
       if (i < anchored.length && !blocked) {
         const why = fits(next, state);
@@ -276,7 +279,6 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
         } else if (i >= furthest.i) furthest = { i, why: `${next.label} (zxid ${next.zxid}) ${why}` };
       }
       // Unknown-outcome writes nobody observed are tried after going on without them.
-      for (const j of placeable) if (!urgent(j) && floating[j].mandatory) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
       for (const j of placeable) if (!floating[j].mandatory) for (const v of variants(floating[j].t)) out.push(['place', j, v]);
       return out;
     };
