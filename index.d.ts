@@ -7,7 +7,11 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /**
  * Stable error codes. ZooKeeper's own names where they exist, zktx's otherwise.
  *
- * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server.
+ * - `INVALID_ARGUMENT`: bad input; nothing was sent to the server. Includes strings (keys, paths,
+ *   transaction ids) with a lone UTF-16 surrogate, which UTF-8 cannot carry; durations out of
+ *   range; paths over 32768 bytes of UTF-8; and arguments that throw when read (a getter, a Proxy
+ *   trap, a `then` of a function's result). Every rejection and throw of zktx is a `ZktxError`;
+ *   only the errors of your own functions (updater, `fn`) pass through unchanged.
  * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
  * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
  * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
@@ -18,6 +22,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
+ * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
+ *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
  *   ZooKeeper refused the request; nothing written.
  */
@@ -33,6 +39,7 @@ export type ZktxErrorCode =
   | 'CLIENT_CLOSED'
   | 'ALREADY_HELD'
   | 'STALE_TOKEN'
+  | 'INTERNAL'
   | 'NONODE'
   | 'NODEEXISTS'
   | 'BADVERSION'
@@ -64,29 +71,46 @@ export interface ZooKeeperOptions {
   /**
    * Requested session timeout in ms (default 30000). The server clamps it to
    * [2, 20] × tickTime: with the default tickTime of 2 s, the tutorial's 200000 becomes 40000.
+   * At most 2^31 - 1 (2147483647, setTimeout's limit); more is `INVALID_ARGUMENT`.
    */
   timeout?: number;
   /** `ZooKeeper.ZOO_LOG_LEVEL_*` (or 0 for silence). Process-wide: the first client's level wins. */
   debug_level?: number;
   /** Keep the host order (zktx does not shuffle; the client still picks a random start host). */
   host_order_deterministic?: boolean;
-  /** How long establishing a session may take (default min(timeout, 15000) ms). */
+  /** How long establishing a session may take (default min(timeout, 15000) ms; 0 to 2^31 - 1). */
   connectTimeout?: number;
-  /** Deadline of each request (default: the negotiated session timeout). */
+  /** Deadline of each request in ms (default: the negotiated session timeout; 0 to 2^31 - 1). */
   requestTimeout?: number;
   /** Open a new session by itself after expiry, for new work (default true). */
   reconnectAfterExpiry?: boolean;
+  /**
+   * How long after the connection drops (`SUSPENDED`) held locks are declared lost (`lock.signal`
+   * aborts, `lock.lost` resolves), as a fraction of the negotiated session timeout: `0 < f <= 1`,
+   * default 1 (Curator's choice). Below 0.6 a holder cut off by a silent network learns of the
+   * loss before the server can expire its session and hand the lock on; see README, Guarantees.
+   */
+  lostAfter?: number;
 }
 
 /** Options of calls that acquire a lock. */
 export interface AcquireOptions {
-  /** Give up after this many ms with `TIMEOUT`; `0` is a try-lock. Default: wait forever. */
+  /**
+   * Give up after this many ms with `TIMEOUT`; `0` is a try-lock. Default: wait forever.
+   * From 0 to 2^31 - 1 (2147483647, about 24.8 days, setTimeout's limit); else `INVALID_ARGUMENT`.
+   */
   timeout?: number;
   /** Abort acquiring with `ABORTED`; the contender's node is removed. */
   signal?: AbortSignal;
 }
 
-/** A held exclusive lock. */
+/**
+ * A held exclusive lock.
+ *
+ * A Lock garbage-collected without `release()` is released in the background (its node is
+ * deleted while the session lives): it never blocks the queue, nor this client. Still call
+ * `release()`: garbage collection happens at no particular time.
+ */
 export class Lock {
   /** The lock's path, as passed to `zk.lock`. */
   readonly path: string;
@@ -97,19 +121,29 @@ export class Lock {
    * holder of `path` to the next; hand it to downstream stores so they refuse stale holders.
    */
   readonly token: number;
-  /** Whether `release()` was called (or a transaction commit released it). */
+  /**
+   * Whether the lock was released (by `release()` or a transaction commit) and its node is known
+   * to be gone. After a `release()` that failed, it turns true once the background removal did.
+   */
   readonly released: boolean;
   /**
    * Aborts, with a `LOCK_LOST` ZktxError as its reason, when the lock is lost: its session
    * expired or was closed, or its node was deleted by someone else. Not aborted by `release()`.
    * Pass it on to the work the lock protects (fetch, database calls) to stop it when unprotected.
-   * Detection: at once for a deletion or a close; for a network partition, when the session
-   * expires (at most 7/5 of the session timeout after the connection dropped).
+   * Detection: at once for a deletion or a close; for a network partition, at most the session
+   * timeout after the connection dropped (`SUSPENDED`), or `lostAfter` × it (see
+   * `ZooKeeperOptions.lostAfter`).
    */
   readonly signal: AbortSignal;
   /** Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release. */
   readonly lost: Promise<ZktxError>;
-  /** Releases the lock. Idempotent; succeeds when the session already lost it. */
+  /**
+   * Releases the lock: resolves once its node is deleted. Idempotent; succeeds when the session
+   * already lost it.
+   * Errors: `TIMEOUT` / `CONNECTIONLOSS` with `outcome: 'unknown'` when the delete's answer was
+   * lost, or a ZooKeeper error such as `THROTTLED`; the node is then deleted in the background
+   * while the session lives (never left as a ghost), and a second `release()` resolves once it is.
+   */
   release(): Promise<void>;
   /** One round trip: does the lock node still exist? */
   isHeld(): Promise<boolean>;
@@ -191,7 +225,7 @@ export type ValueOrUpdater<T extends Json = Json> = T | ((current: Json | undefi
 
 /** Options of `zk.transaction`. */
 export interface TransactionOptions {
-  /** Re-runs after a conflict before failing with `CONFLICT` (default 10). Backoff is jittered. */
+  /** Re-runs after a conflict before failing with `CONFLICT` (default 10, at most 1000). Backoff is jittered. */
   retries?: number;
   /** Stops retrying (and waiting between retries) with `ABORTED`. */
   signal?: AbortSignal;
@@ -290,11 +324,19 @@ export class ZooKeeper extends EventEmitter {
   /**
    * Closes the session; the server deletes its lock nodes at once. Idempotent.
    * A script that never calls it is closed for it when Node's event loop empties.
+   *
+   * Guarantees: every pending call of this client (a `lock()` waiting in the queue, calls
+   * waiting to connect) rejects with `CLIENT_CLOSED`, and its queue nodes go with the session.
+   * Resolves once the server acknowledged the close (one round trip), after which `state` is
+   * `CLOSED` and no write of this client can apply; when disconnected, once the client gave the
+   * session up (7/5 of the session timeout after the last answer; the server has expired it by
+   * then). The exit hook does not wait for that (at most 2 s).
    */
   close(): Promise<void>;
 
   /**
-   * Acquires the exclusive lock at `path` (an absolute znode path).
+   * Acquires the exclusive lock at `path` (an absolute znode path, up to 32768 bytes of UTF-8,
+   * without lone surrogates).
    *
    * Guarantees: one holder at a time; waiters served in arrival order, each watching only its
    * predecessor; one round trip when uncontended. Not reentrant.
@@ -369,7 +411,7 @@ export class ZooKeeper extends EventEmitter {
    * Deletes the idempotence markers of `{ id }` / `idempotent: true` transactions created more
    * than `olderThanMs` ago; resolves how many. Ages are measured by the server's clock (this
    * machine's clock does not matter): keep the margin above any retry window. Ages above ten
-   * years are `INVALID_ARGUMENT`.
+   * years (315360000000 ms) are `INVALID_ARGUMENT`.
    */
   pruneTransactionIds(olderThanMs: number): Promise<number>;
 
@@ -384,7 +426,7 @@ export class ZooKeeper extends EventEmitter {
    */
   compactTombstones(olderThanMs: number): Promise<number>;
 
-  /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. */
+  /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. `path`: up to 32768 bytes of UTF-8. */
   children(path: string): Promise<string[]>;
 }
 

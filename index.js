@@ -25,10 +25,26 @@ const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*)$/;
 function fromNative(err) {
   if (err instanceof ZktxError) return err;
   const m = err && typeof err.message === 'string' ? NATIVE_ERROR.exec(err.message) : null;
-  if (!m) return err;
+  if (!m) {
+    // Not our encoding: napi's own error (a panic it caught, an argument it could not convert).
+    // Never raw; the outcome is unknown, as the call may have sent a write before failing.
+    const e = new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown');
+    e.cause = err;
+    return e;
+  }
   const e = new ZktxError(m[1], m[3], m[2]);
   if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
   return e;
+}
+
+/** The message of anything thrown, without ever throwing itself. */
+function errorText(err) {
+  try {
+    if (err && typeof err.message === 'string') return err.message;
+  } catch {
+    // a throwing getter: fall through
+  }
+  return describe(err);
 }
 
 async function call(fn) {
@@ -43,14 +59,90 @@ function invalid(message) {
   return new ZktxError('INVALID_ARGUMENT', message);
 }
 
-function checkKey(key) {
-  if (typeof key !== 'string' || key.length === 0) throw invalid(`key must be a non-empty string, got ${describe(key)}`);
+// A lone surrogate cannot be encoded as UTF-8: it would reach Rust as U+FFFD, so '\uD800',
+// '\uDC00' and '\uFFFD' would silently name one key. Node 18 lacks String#isWellFormed.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const isWellFormed = typeof String.prototype.isWellFormed === 'function' ? (s) => s.isWellFormed() : (s) => !LONE_SURROGATE.test(s);
+
+/** INVALID_ARGUMENT unless `s` (a string) is well-formed UTF-16. */
+function checkWellFormed(s, what) {
+  if (!isWellFormed(s)) throw invalid(`${what} must be well-formed Unicode (it has a lone surrogate), got ${describe(s)}`);
 }
 
+function checkKey(key) {
+  if (typeof key !== 'string' || key.length === 0) throw invalid(`key must be a non-empty string, got ${describe(key)}`);
+  checkWellFormed(key, 'key');
+}
+
+/** A checked copy of an array of strings (a hole is refused at once, like undefined). */
+function stringsOf(array, check, what) {
+  const out = [];
+  for (let i = 0; i < array.length; i++) {
+    check(array[i], what);
+    out.push(array[i]);
+  }
+  return out;
+}
+
+/**
+ * Longest znode path argument accepted, in UTF-8 bytes: far above any real path, far below
+ * ZooKeeper's 1 MiB request limit (a request over it makes the server drop the connection).
+ */
+const MAX_PATH_BYTES = 32768;
+
+/** A znode path argument: a well-formed, bounded string (its shape is checked in Rust). */
+function checkPath(path, what) {
+  if (typeof path !== 'string') throw invalid(`${what} must be a string, got ${describe(path)}`);
+  if (path.length > MAX_PATH_BYTES || Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) throw invalid(`${what} is longer than ${MAX_PATH_BYTES} bytes of UTF-8, got ${describe(path)}`);
+  checkWellFormed(path, what);
+}
+
+/**
+ * Awaits what a caller's function returned. Reading a hostile `then` (a throwing getter, a
+ * Proxy trap) is INVALID_ARGUMENT; a rejection is the caller's own error and passes unchanged.
+ */
+function settle(value, what) {
+  const then = checked(() => (value !== null && (typeof value === 'object' || typeof value === 'function') ? value.then : undefined), what);
+  if (typeof then !== 'function') return Promise.resolve(value);
+  return new Promise((resolve, reject) => {
+    then.call(value, (v) => settle(v, what).then(resolve, reject), reject);
+  });
+}
+
+/**
+ * A short description of any value for an error message. Total: it never throws and never runs
+ * the value's own code (toString, valueOf), so a hostile argument still gets its ZktxError.
+ */
 function describe(v) {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'function') return 'a function';
-  return String(v);
+  try {
+    switch (typeof v) {
+      case 'string': return v.length > 80 ? `${JSON.stringify(v.slice(0, 80))}... (${v.length} characters)` : JSON.stringify(v);
+      case 'function': return 'a function';
+      case 'bigint': return `${v}n`;
+      case 'symbol': return 'a symbol';
+      case 'number': return Object.is(v, -0) ? '-0' : String(v);
+      case 'object':
+        if (v === null) return 'null';
+        if (Array.isArray(v)) return `an array of length ${v.length}`;
+        return Object.prototype.toString.call(v);
+      default: return String(v); // undefined, boolean
+    }
+  } catch {
+    return `a value of type ${typeof v}`; // a revoked Proxy, a throwing Symbol.toStringTag
+  }
+}
+
+/**
+ * Runs argument checks: whatever they throw that is not a ZktxError (a getter, a Proxy trap, a
+ * toString of the caller's) becomes INVALID_ARGUMENT.
+ */
+function checked(f, what) {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof ZktxError) throw err;
+    throw invalid(`${what} could not be read: ${errorText(err)}`);
+  }
 }
 
 /** JSON text of a value, or INVALID_ARGUMENT for what JSON cannot carry. */
@@ -62,7 +154,7 @@ function encodeValue(value, what = 'value') {
   try {
     json = JSON.stringify(value);
   } catch (err) {
-    throw invalid(`${what} cannot be encoded as JSON: ${err.message}`);
+    throw invalid(`${what} cannot be encoded as JSON: ${errorText(err)}`);
   }
   if (json === undefined) throw invalid(`${what} cannot be encoded as JSON`);
   return json;
@@ -70,33 +162,63 @@ function encodeValue(value, what = 'value') {
 
 const decode = (json) => (json == null ? undefined : JSON.parse(json));
 
-function checkTimeout(t, name = 'timeout') {
+/** Longest wait or timeout accepted, in ms: setTimeout's limit, 2^31 - 1 (about 24.8 days). */
+const MAX_WAIT_MS = 2 ** 31 - 1;
+/** Longest age `pruneTransactionIds` accepts: 10 years of 365 days, in ms. */
+const MAX_PRUNE_AGE_MS = 10 * 365 * 24 * 3600 * 1000;
+
+function checkTimeout(t, name = 'timeout', max = MAX_WAIT_MS) {
   if (t === undefined) return undefined;
-  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw invalid(`${name} must be a number of milliseconds >= 0, got ${describe(t)}`);
-  return t;
+  if (typeof t !== 'number' || !(t >= 0 && t <= max)) throw invalid(`${name} must be a number of milliseconds from 0 to ${max}, got ${describe(t)}`);
+  return t === 0 ? 0 : t; // -0 is 0
+}
+
+/**
+ * A plain copy of an options object (its own enumerable keys, each known), read once: a throwing
+ * getter or Proxy trap is INVALID_ARGUMENT, and a getter cannot answer differently later.
+ */
+function readOptions(opts, allowed) {
+  if (opts === undefined) return {};
+  return checked(() => {
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw invalid(`options must be an object, got ${describe(opts)}`);
+    const copy = {};
+    for (const k of Object.keys(opts)) {
+      if (!allowed.includes(k)) throw invalid(`unknown option ${describe(k)} (known: ${allowed.join(', ')})`);
+      copy[k] = opts[k];
+    }
+    return copy;
+  }, 'options');
 }
 
 function checkCallOptions(opts, allowed) {
-  if (opts === undefined) return {};
-  if (opts === null || typeof opts !== 'object') throw invalid('options must be an object');
-  for (const k of Object.keys(opts)) if (!allowed.includes(k)) throw invalid(`unknown option "${k}" (known: ${allowed.join(', ')})`);
-  if (opts.signal !== undefined && !(opts.signal && typeof opts.signal.addEventListener === 'function' && 'aborted' in opts.signal)) {
-    throw invalid('signal must be an AbortSignal');
-  }
-  return opts;
+  const copy = readOptions(opts, allowed);
+  checked(() => {
+    const { signal } = copy;
+    if (signal !== undefined && !(signal && typeof signal.addEventListener === 'function' && typeof signal.removeEventListener === 'function' && 'aborted' in signal)) {
+      throw invalid(`signal must be an AbortSignal, got ${describe(signal)}`);
+    }
+  }, 'signal');
+  return copy;
 }
+
+/** Whether an (already checked) AbortSignal is aborted; a throwing getter is INVALID_ARGUMENT. */
+const isAborted = (signal) => checked(() => signal.aborted === true, 'signal');
 
 /** Runs `run(cancelId)` with an AbortSignal wired to the native cancellation token. */
 async function withSignal(signal, run) {
   if (!signal) return run(undefined);
-  if (signal.aborted) throw new ZktxError('ABORTED', 'operation was aborted before it started');
-  const id = native.newCancel();
+  if (isAborted(signal)) throw new ZktxError('ABORTED', 'operation was aborted before it started');
+  const id = callSync(() => native.newCancel());
   const onAbort = () => native.cancel(id);
-  signal.addEventListener('abort', onAbort, { once: true });
   try {
+    checked(() => signal.addEventListener('abort', onAbort, { once: true }), 'signal');
     return await run(id);
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    try {
+      signal.removeEventListener('abort', onAbort);
+    } catch {
+      // a signal that throws here cannot fire any more either
+    }
     native.dropCancel(id);
   }
 }
@@ -106,16 +228,31 @@ const LOSS_MESSAGES = {
   SESSION_ENDED: 'its ZooKeeper session expired or was closed',
 };
 
+/**
+ * The native loss callback, made outside any Lock method: the native side keeps it until the
+ * loss, so it must not reach the Lock (a closure made inside a method shares its scope, `this`
+ * included), or a Lock garbage-collected while watched would never be released (see Lock's
+ * Drop in zktx-core).
+ */
+function lossCallback(path, controller, resolveLost) {
+  return (reason) => {
+    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
+    err.reason = reason;
+    controller.abort(err);
+    resolveLost(err);
+  };
+}
+
 /** A held lock. `token` grows strictly from one holder of the path to the next (fencing). */
 class Lock {
   constructor(nativeLock) {
     this._native = nativeLock;
     /** The lock's path, as passed to `zk.lock`. */
-    this.path = nativeLock.path;
+    this.path = callSync(() => nativeLock.path);
     /** This holder's lock node. */
-    this.nodePath = nativeLock.nodePath;
+    this.nodePath = callSync(() => nativeLock.nodePath);
     /** Fencing token: the zxid that created this holder's node. */
-    this.token = nativeLock.token;
+    this.token = callSync(() => nativeLock.token);
     this._loss = null;
   }
 
@@ -126,12 +263,8 @@ class Lock {
     let resolveLost;
     const lost = new Promise((resolve) => { resolveLost = resolve; });
     this._loss = { signal: controller.signal, lost };
-    this._native.onLost((reason) => {
-      const err = new ZktxError('LOCK_LOST', `lock ${this.path} lost: ${LOSS_MESSAGES[reason] || reason}`);
-      err.reason = reason;
-      controller.abort(err);
-      resolveLost(err);
-    });
+    const onLost = lossCallback(this.path, controller, resolveLost);
+    callSync(() => this._native.onLost(onLost));
     return this._loss;
   }
 
@@ -147,7 +280,7 @@ class Lock {
 
   /** Whether `release()` was called (or the lock was consumed by a transaction commit). */
   get released() {
-    return this._native.released;
+    return callSync(() => this._native.released);
   }
 
   /** Releases the lock. Idempotent. */
@@ -193,11 +326,15 @@ class MultiLock {
   }
 }
 
-/** The native locks behind a `{ lock }` option (a Lock or a MultiLock). */
+/** The native locks behind a `{ lock }` option (a Lock or a MultiLock of this library). */
 function nativeLocks(lock) {
-  if (lock instanceof Lock) return [lock._native];
-  if (lock instanceof MultiLock) return lock.locks.map((l) => l._native);
-  throw invalid('lock must be a Lock or MultiLock from this library');
+  return checked(() => {
+    let natives;
+    if (lock instanceof Lock) natives = [lock._native];
+    else if (lock instanceof MultiLock && Array.isArray(lock.locks)) natives = lock.locks.map((l) => l && l._native);
+    if (!natives || !natives.every((n) => n instanceof native.NativeLock)) throw invalid(`lock must be a Lock or MultiLock from this library, got ${describe(lock)}`);
+    return natives;
+  }, 'lock');
 }
 
 /**
@@ -207,9 +344,11 @@ function nativeLocks(lock) {
 const updaterContext = new AsyncLocalStorage();
 
 const ISOLATIONS = ['serializable', 'snapshot', 'read-committed'];
+/** Most re-runs `zk.transaction` accepts (`retries`): backoff is at most 250 ms per retry. */
+const MAX_RETRIES = 1000;
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
   const t = setTimeout(resolve, ms);
-  if (signal) signal.addEventListener('abort', () => { clearTimeout(t); reject(new ZktxError('ABORTED', 'transaction was aborted')); }, { once: true });
+  if (signal) checked(() => signal.addEventListener('abort', () => { clearTimeout(t); reject(new ZktxError('ABORTED', 'transaction was aborted')); }, { once: true }), 'signal');
 });
 
 /**
@@ -259,8 +398,16 @@ class Transaction {
 
   /** Reads several keys in one round trip; resolves an array of values. */
   getMany(keys) {
-    if (!Array.isArray(keys)) return Promise.reject(invalid('getMany needs an array of keys'));
-    return Promise.all(keys.map((k) => this.get(k)));
+    let list;
+    try {
+      list = checked(() => {
+        if (!Array.isArray(keys)) throw invalid(`getMany needs an array of keys, got ${describe(keys)}`);
+        return stringsOf(keys, checkKey); // all checked before any is read
+      }, 'keys');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.all(list.map((k) => this.get(k)));
   }
 
   _write(kind, key, value) {
@@ -308,7 +455,7 @@ class FencingTokenGuard {
   /** Like `accept`, but throws a `STALE_TOKEN` ZktxError instead of returning false. */
   check(resource, token) {
     if (!this.accept(resource, token)) {
-      throw new ZktxError('STALE_TOKEN', `token ${token} for ${String(resource)} is older than ${this._highest.get(resource)}: a newer lock holder already wrote`);
+      throw new ZktxError('STALE_TOKEN', `token ${token} for ${describe(resource)} is older than ${this._highest.get(resource)}: a newer lock holder already wrote`);
     }
   }
 
@@ -318,7 +465,7 @@ class FencingTokenGuard {
   }
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'];
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter'];
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
@@ -348,21 +495,28 @@ function installExitHook() {
  * A ZooKeeper session with locks and a key-value store. Accepts the tutorial's options.
  */
 class ZooKeeper extends EventEmitter {
-  constructor(options = {}) {
+  constructor(userOptions) {
     super();
-    if (options === null || typeof options !== 'object') throw invalid('options must be an object');
-    for (const k of Object.keys(options)) {
-      if (!OPTION_NAMES.includes(k)) throw invalid(`unknown option "${k}" (known: ${OPTION_NAMES.join(', ')})`);
-    }
+    const options = readOptions(userOptions, OPTION_NAMES);
+    const checkConnect = (c) => {
+      const hosts = typeof c === 'string' ? c.split('/')[0] : '';
+      if (hosts.trim() === '' || hosts.split(',').some((h) => h.trim() === '')) throw invalid(`connect must be a "host:port[,host:port...][/chroot]" string, got ${describe(c)}`);
+      checkWellFormed(c, 'connect');
+    };
+    if (options.connect !== undefined) checkConnect(options.connect); // even when ZK_CONNECT overrides it
     // ZK_CONNECT points every client at a given ensemble (tests, the demo, CI).
     const connect = process.env.ZK_CONNECT || (options.connect === undefined ? 'localhost:2181' : options.connect);
-    if (typeof connect !== 'string' || connect.trim() === '') throw invalid('connect must be a non-empty "host:port[,host:port...][/chroot]" string');
+    checkConnect(connect);
     const timeout = options.timeout === undefined ? 30000 : options.timeout;
-    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) throw invalid(`timeout must be a positive number of milliseconds, got ${describe(timeout)}`);
+    if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
     const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;
     if (!Number.isInteger(level) || level < 0 || level > 4) throw invalid(`debug_level must be one of ZooKeeper.ZOO_LOG_LEVEL_*, got ${describe(level)}`);
     for (const k of ['host_order_deterministic', 'reconnectAfterExpiry']) {
-      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalid(`${k} must be a boolean`);
+      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalid(`${k} must be a boolean, got ${describe(options[k])}`);
+    }
+    const { lostAfter } = options;
+    if (lostAfter !== undefined && !(typeof lostAfter === 'number' && lostAfter > 0 && lostAfter <= 1)) {
+      throw invalid(`lostAfter must be a fraction of the session timeout in (0, 1], got ${describe(lostAfter)}`);
     }
     this._native = callSync(() => new native.NativeClient({
       connect,
@@ -371,11 +525,12 @@ class ZooKeeper extends EventEmitter {
       requestTimeoutMs: checkTimeout(options.requestTimeout, 'requestTimeout'),
       hostOrderDeterministic: options.host_order_deterministic === true,
       reconnectAfterExpiry: options.reconnectAfterExpiry !== false,
+      lostAfter,
       logLevel: level,
     }));
     this.connectString = connect;
     this._closed = false;
-    this._native.onState((state) => this.emit('state', state));
+    callSync(() => this._native.onState((state) => this.emit('state', state)));
     open.add(this);
     lastConstructed = this;
     installExitHook();
@@ -386,7 +541,7 @@ class ZooKeeper extends EventEmitter {
    * `EXPIRED` or `CLOSED`. Listen with `zk.on('state', (state) => ...)`.
    */
   get state() {
-    return this._native.state;
+    return callSync(() => this._native.state);
   }
 
   /** Establishes the session now (otherwise the first call does). */
@@ -409,7 +564,7 @@ class ZooKeeper extends EventEmitter {
 
   async _acquire(kind, path, permits, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
-    if (typeof path !== 'string') throw invalid(`lock path must be a string, got ${describe(path)}`);
+    checkPath(path, 'lock path');
     const timeout = checkTimeout(opts.timeout);
     const nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.acquire(kind, path, permits, timeout, id)));
     return new Lock(nativeLock);
@@ -417,7 +572,7 @@ class ZooKeeper extends EventEmitter {
 
   /** A read-write lock at `path`: many readers or one writer, writers not starved. */
   readWriteLock(path) {
-    if (typeof path !== 'string') throw invalid(`lock path must be a string, got ${describe(path)}`);
+    checkPath(path, 'lock path');
     return {
       path,
       readLock: (options) => this._acquire('read', path, undefined, options),
@@ -427,7 +582,7 @@ class ZooKeeper extends EventEmitter {
 
   /** A counting semaphore at `path` with `permits` leases (every user must pass the same number). */
   semaphore(path, permits) {
-    if (typeof path !== 'string') throw invalid(`semaphore path must be a string, got ${describe(path)}`);
+    checkPath(path, 'semaphore path');
     if (!Number.isInteger(permits) || permits < 1 || permits > 10000) throw invalid(`permits must be an integer from 1 to 10000, got ${describe(permits)}`);
     return { path, permits, acquire: (options) => this._acquire('lease', path, permits, options) };
   }
@@ -435,11 +590,12 @@ class ZooKeeper extends EventEmitter {
   /** Exclusive locks on all `paths`, all or nothing, acquired in sorted order (no deadlock). */
   async multiLock(paths, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
-    if (!Array.isArray(paths) || paths.length === 0 || paths.some((p) => typeof p !== 'string')) {
-      throw invalid('multiLock needs a non-empty array of lock paths');
-    }
+    const list = checked(() => {
+      if (!Array.isArray(paths) || paths.length === 0) throw invalid(`multiLock needs a non-empty array of lock paths, got ${describe(paths)}`);
+      return stringsOf(paths, checkPath, 'lock path');
+    }, 'paths');
     const timeout = checkTimeout(opts.timeout);
-    const natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(paths, timeout, id)));
+    const natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(list, timeout, id)));
     return new MultiLock(natives.map((n) => new Lock(n)));
   }
 
@@ -448,7 +604,7 @@ class ZooKeeper extends EventEmitter {
     if (typeof fn !== 'function') throw invalid('withLock needs a function');
     const lock = await this.lock(path, options);
     try {
-      return await fn(lock);
+      return await settle(fn(lock), 'withLock result');
     } finally {
       await lock.release();
     }
@@ -463,20 +619,22 @@ class ZooKeeper extends EventEmitter {
     const opts = checkCallOptions(options, ['retries', 'signal', 'isolation', 'lock', 'id', 'idempotent']);
     if (typeof fn !== 'function') throw invalid('transaction needs a function');
     const retries = opts.retries === undefined ? 10 : opts.retries;
-    if (!Number.isInteger(retries) || retries < 0) throw invalid(`retries must be an integer >= 0, got ${describe(retries)}`);
+    if (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) throw invalid(`retries must be an integer from 0 to ${MAX_RETRIES}, got ${describe(retries)}`);
     const isolation = opts.isolation === undefined ? 'serializable' : opts.isolation;
     if (!ISOLATIONS.includes(isolation)) throw invalid(`isolation must be one of ${ISOLATIONS.join(', ')}, got ${describe(isolation)}`);
     const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock);
     if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id === '')) throw invalid('id must be a non-empty string');
+    if (opts.id !== undefined) checkWellFormed(opts.id, 'id');
+    if (opts.idempotent !== undefined && typeof opts.idempotent !== 'boolean') throw invalid(`idempotent must be a boolean, got ${describe(opts.idempotent)}`);
     const id = opts.id === undefined ? randomUUID() : opts.id;
     const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
     for (let attempt = 0; ; attempt++) {
-      if (opts.signal && opts.signal.aborted) throw new ZktxError('ABORTED', 'transaction was aborted');
-      const tx = new Transaction(this._native.transaction(), id, attempt);
-      for (const n of locks) tx._native.addLock(n);
+      if (opts.signal && isAborted(opts.signal)) throw new ZktxError('ABORTED', 'transaction was aborted');
+      const tx = new Transaction(callSync(() => this._native.transaction()), id, attempt);
+      for (const n of locks) callSync(() => tx._native.addLock(n));
       let result;
       try {
-        result = await fn(tx);
+        result = await settle(fn(tx), 'transaction result');
       } finally {
         tx._done = true;
       }
@@ -502,7 +660,7 @@ class ZooKeeper extends EventEmitter {
           if (err.code === 'CONFLICT') err.message = `${err.message} (gave up after ${attempt + 1} attempts)`;
           throw err;
         }
-        await sleep(native.retryDelayMs(attempt), opts.signal);
+        await sleep(callSync(() => native.retryDelayMs(attempt)), opts.signal);
       }
     }
   }
@@ -514,7 +672,7 @@ class ZooKeeper extends EventEmitter {
    */
   pruneTransactionIds(olderThanMs) {
     try {
-      checkTimeout(olderThanMs, 'olderThanMs');
+      checkTimeout(olderThanMs, 'olderThanMs', MAX_PRUNE_AGE_MS);
       if (olderThanMs === undefined) throw invalid('olderThanMs is required');
     } catch (err) {
       return Promise.reject(err);
@@ -530,7 +688,7 @@ class ZooKeeper extends EventEmitter {
    */
   compactTombstones(olderThanMs) {
     try {
-      checkTimeout(olderThanMs, 'olderThanMs');
+      checkTimeout(olderThanMs, 'olderThanMs', MAX_PRUNE_AGE_MS);
       if (olderThanMs === undefined) throw invalid('olderThanMs is required');
     } catch (err) {
       return Promise.reject(err);
@@ -540,7 +698,11 @@ class ZooKeeper extends EventEmitter {
 
   /** Lists the children of a znode, sorted (e.g. a lock path's queue); `[]` when absent. */
   children(path) {
-    if (typeof path !== 'string') return Promise.reject(invalid(`path must be a string, got ${describe(path)}`));
+    try {
+      checkPath(path, 'path');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return call(() => this._native.children(path));
   }
 
@@ -557,8 +719,9 @@ class ZooKeeper extends EventEmitter {
     checkKey(key);
     const json = encodeValue(value);
     if (opts.lock !== undefined) {
-      const fence = this._native.fence();
-      for (const n of nativeLocks(opts.lock)) fence.add(n);
+      const natives = nativeLocks(opts.lock);
+      const fence = callSync(() => this._native.fence());
+      for (const n of natives) callSync(() => fence.add(n));
       return call(() => fence.set(key, json));
     }
     return call(() => this._native.set(key, json));
@@ -585,7 +748,7 @@ class ZooKeeper extends EventEmitter {
     let json;
     try {
       const keys = new Set(inside && inside.zk === this ? inside.keys : []).add(key);
-      const next = await updaterContext.run({ zk: this, keys }, () => valueOrUpdater(decode(tx.currentJson)));
+      const next = await updaterContext.run({ zk: this, keys }, () => settle(valueOrUpdater(decode(callSync(() => tx.currentJson))), 'updater result'));
       json = encodeValue(next, 'updater result');
     } catch (err) {
       await call(() => tx.abort());
@@ -622,7 +785,12 @@ Object.assign(ZooKeeper, LOG_LEVELS);
 
 /** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT. */
 function executeTransaction(key, valueOrUpdater, options) {
-  if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
+  try {
+    checkKey(key); // before opening a client for it
+    if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return lastConstructed.executeTransaction(key, valueOrUpdater, options);
 }
 

@@ -253,3 +253,40 @@ describe('close() during a slow executeTransaction updater', () => {
     await observer.close();
   });
 });
+
+describe('close() while a commit is in flight', () => {
+  let server;
+  let proxy;
+  beforeAll(async () => {
+    server = await zkScripts.startStandalone({ tickTime: 200 });
+    proxy = await startProxy(server.connect);
+  }, 30000);
+  afterAll(async () => {
+    if (proxy) await proxy.close();
+    if (server) await server.stop();
+  });
+
+  it('the commit rejects CLIENT_CLOSED (outcome unknown), and once close() resolved it can never apply', async () => {
+    const zk = clientAt(proxy.connect, { timeout: 4000, debug_level: 0 });
+    const observer = clientAt(server.connect, { timeout: 4000, debug_level: 0 });
+    const k = unique('close-in-flight');
+    await zk.transaction(async (tx) => { tx.set(unique('warm-up'), 1); }); // directories exist
+    const commit = zk.transaction(async (tx) => {
+      await tx.get(k);
+      tx.set(k, 'written by a closed client');
+      proxy.partition({ mode: 'blackhole' }); // the commit waits in the network
+    }, { retries: 0 }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    await zk.close();
+    const closeMs = Date.now() - t0;
+    expect(zk.state).toBe('CLOSED');
+    const err = await commit;
+    expect(err).toMatchObject({ name: 'ZktxError', code: 'CLIENT_CLOSED', outcome: 'unknown' });
+    proxy.heal(); // the held-back commit reaches the server now, after close() resolved
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await observer.get(k)).toBeUndefined();
+    expect(closeMs).toBeLessThan(4000 * 1.4 + 3000); // bounded by the session, not by the work
+    await observer.close();
+  }, 30000);
+});

@@ -247,3 +247,92 @@ describe('process exit', () => {
     }
   });
 });
+
+describe('losing a lock is noticed in time', () => {
+  const { startProxy } = require('./helpers/proxy');
+
+  it('rejects a lostAfter outside (0, 1]', () => {
+    for (const lostAfter of [0, -0.5, 1.5, NaN, '0.5']) {
+      expect(() => client({ lostAfter })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+  });
+
+  it('with lostAfter, a holder silently cut off learns it lost the lock before the next holder gets it', async () => {
+    const proxy = await startProxy(process.env.ZK_CONNECT.split(',')[0]);
+    const { clientAt } = require('./helpers/zk');
+    const cutOff = clientAt(proxy.connect, { timeout: 4000, lostAfter: 0.25, debug_level: 0 });
+    const next = client();
+    try {
+      const path = `/zktx-test/${unique('lost-after')}`;
+      const lock = await cutOff.lock(path);
+      let lostAt;
+      lock.signal.addEventListener('abort', () => { lostAt = Date.now(); });
+      await new Promise((r) => setTimeout(r, 100));
+      const stalled = Date.now();
+      proxy.partition({ mode: 'blackhole' });
+      const successor = await next.lock(path, { timeout: 30000 });
+      const acquiredAt = Date.now();
+      expect(lock.signal.aborted).toBe(true);
+      expect(lock.signal.reason.code).toBe('LOCK_LOST');
+      expect(lostAt - stalled).toBeLessThan(acquiredAt - stalled);
+      await successor.release();
+    } finally {
+      proxy.heal();
+      await cutOff.close().catch(() => {});
+      await next.close();
+      await proxy.close();
+    }
+  }, 30000);
+});
+
+describe('a Lock garbage-collected without release()', () => {
+  const { execFileSync } = require('node:child_process');
+  const run = (mode) => {
+    const path = `/zktx-test/${unique(`gc-${mode}`)}`;
+    const out = execFileSync(process.execPath, ['--expose-gc', workerPath('gc-lock.js'), path, mode], { encoding: 'utf8', timeout: 30000 });
+    return JSON.parse(out.trim().split('\n').pop());
+  };
+
+  it('is released in the background: its node goes and the same client can lock the path again', () => {
+    expect(run('plain')).toEqual({ result: 'acquired', leftover: 0 });
+  });
+
+  it('also when its loss signal was being watched', () => {
+    expect(run('watched')).toEqual({ result: 'acquired', leftover: 0 });
+  });
+});
+
+describe('no ghost lock nodes', () => {
+  const { startProxy } = require('./helpers/proxy');
+  const { clientAt } = require('./helpers/zk');
+
+  it("a release whose delete got no answer rejects with outcome 'unknown', and the node still goes", async () => {
+    const proxy = await startProxy(process.env.ZK_CONNECT.split(',')[0]);
+    // requestTimeout far below the client's dead-connection detection (2/5 of 6 s).
+    const zk = clientAt(proxy.connect, { timeout: 6000, requestTimeout: 300, debug_level: 0 });
+    const observer = client();
+    try {
+      const path = `/zktx-test/${unique('ghost-release')}`;
+      const lock = await zk.lock(path);
+      proxy.partition({ mode: 'blackhole' });
+      const err = await lock.release().then(() => null, (e) => e);
+      expect(err).toEqual(expect.objectContaining({ outcome: 'unknown' }));
+      expect(['TIMEOUT', 'CONNECTIONLOSS']).toContain(err.code);
+      expect(lock.released).toBe(false);
+      await new Promise((r) => setTimeout(r, 500));
+      proxy.heal();
+      const until = Date.now() + 10000;
+      while ((await observer.children(path)).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await observer.children(path)).toEqual([]);
+      // The background removal confirms it (its own retry may have been in the stall too).
+      while (!lock.released && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(lock.released).toBe(true);
+      await lock.release(); // idempotent
+    } finally {
+      proxy.heal();
+      await zk.close().catch(() => {});
+      await observer.close();
+      await proxy.close();
+    }
+  }, 30000);
+});

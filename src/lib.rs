@@ -3,15 +3,19 @@
 //! No recipe logic lives here. Errors cross into JS as `Error("CODE|outcome|message")`; the JS
 //! facade (`index.js`) turns that into a `ZktxError` with `err.code` and `err.outcome`. That is
 //! the one place the encoding is made ([`to_js_error`]) and the one place it is read
-//! (`index.js`'s `fromNative`).
+//! (`index.js`'s `fromNative`). Every binding body runs in `no_panic` (sync) or `guarded`
+//! (async), so a panic becomes an `INTERNAL` error instead of aborting Node or escaping the format.
 
 #![deny(clippy::unwrap_used)]
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -19,7 +23,8 @@ use zktx_core::kv::JsonValue;
 use zktx_core::recipe::{AcquireOptions, Lock};
 use zktx_core::transaction::{CommitOptions, CommitReport, Isolation, Transaction, Write};
 use zktx_core::txn::{Committed, KeyTransaction};
-use zktx_core::{CancellationToken, LockKind, SessionOptions, Store};
+use zktx_core::store::MAX_PRUNE_AGE;
+use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
 
 fn to_js_error(err: zktx_core::Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("{}|{}|{}", err.code(), err.outcome().as_str(), err))
@@ -29,16 +34,42 @@ fn invalid(msg: impl std::fmt::Display) -> napi::Error {
     to_js_error(zktx_core::Error::InvalidArgument(msg.to_string()))
 }
 
-/// Runs a synchronous body, turning a panic into an error instead of aborting Node.
-fn no_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(napi::Error::new(Status::GenericFailure, "INTERNAL|not_applied|zktx panicked")))
+/// The `INTERNAL` error a caught panic becomes, with the panic's message.
+fn panicked(outcome: Outcome, payload: &(dyn Any + Send)) -> napi::Error {
+    let msg = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)");
+    napi::Error::new(Status::GenericFailure, format!("INTERNAL|{}|zktx panicked: {msg}", outcome.as_str()))
 }
 
-fn millis(name: &str, ms: f64) -> Result<Duration> {
-    if !ms.is_finite() || ms < 0.0 {
-        return Err(invalid(format!("{name} must be a finite number of milliseconds >= 0, got {ms}")));
+/// Runs a synchronous body, turning a panic into an error instead of aborting Node.
+fn no_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panicked(Outcome::NotApplied, p.as_ref())))
+}
+
+/// Runs an async binding body, turning a panic into `INTERNAL|unknown|...`: napi would report it
+/// as a bare GenericFailure ("Panic in async function"), outside our error format. The outcome is
+/// unknown because the body may have sent a write before it panicked.
+async fn guarded<T>(body: impl Future<Output = Result<T>>) -> Result<T> {
+    AssertUnwindSafe(body).catch_unwind().await.unwrap_or_else(|p| Err(panicked(Outcome::Unknown, p.as_ref())))
+}
+
+/// Longest wait or timeout accepted: setTimeout's limit, 2^31 - 1 ms (about 24.8 days). Longer
+/// ones would overflow `Instant` arithmetic deep in the core; ZooKeeper clamps sessions far lower.
+const MAX_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// A JS number of milliseconds as a Duration in `0..=max`, else `INVALID_ARGUMENT` (never a panic:
+/// `Duration::from_secs_f64` panics on values too large).
+fn millis(name: &str, ms: f64, max: Duration) -> Result<Duration> {
+    let refuse = || invalid(format!("{name} must be a number of milliseconds from 0 to {}, got {ms}", max.as_millis()));
+    if ms.is_nan() || ms < 0.0 {
+        return Err(refuse());
     }
-    Ok(Duration::from_secs_f64(ms / 1000.0))
+    if ms == 0.0 {
+        return Ok(Duration::ZERO); // also -0, which try_from_secs_f64 may call negative
+    }
+    match Duration::try_from_secs_f64(ms / 1000.0) {
+        Ok(d) if d <= max => Ok(d),
+        _ => Err(refuse()),
+    }
 }
 
 // ---- cancellation: AbortSignal -> CancellationToken, keyed by a small integer ----
@@ -80,7 +111,7 @@ pub fn drop_cancel(id: u32) -> Result<()> {
 }
 
 fn acquire_options(timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<AcquireOptions> {
-    let wait = timeout_ms.map(|t| millis("timeout", t)).transpose()?;
+    let wait = timeout_ms.map(|t| millis("timeout", t, MAX_WAIT)).transpose()?;
     let cancel = match cancel_id {
         Some(id) => Some(
             cancels()
@@ -123,6 +154,7 @@ pub struct NativeOptions {
     pub request_timeout_ms: Option<f64>,
     pub host_order_deterministic: bool,
     pub reconnect_after_expiry: bool,
+    pub lost_after: Option<f64>,
     pub log_level: u32,
 }
 
@@ -171,11 +203,12 @@ impl NativeClient {
             init_logging(options.log_level);
             let opts = SessionOptions {
                 connect: options.connect,
-                session_timeout: millis("timeout", options.timeout_ms)?,
-                connect_timeout: options.connect_timeout_ms.map(|t| millis("connectTimeout", t)).transpose()?,
-                request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t)).transpose()?,
+                session_timeout: millis("timeout", options.timeout_ms, MAX_WAIT)?,
+                connect_timeout: options.connect_timeout_ms.map(|t| millis("connectTimeout", t, MAX_WAIT)).transpose()?,
+                request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t, MAX_WAIT)).transpose()?,
                 host_order_deterministic: options.host_order_deterministic,
                 reconnect_after_expiry: options.reconnect_after_expiry,
+                lost_after: options.lost_after.unwrap_or(1.0),
             };
             Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
         })
@@ -183,8 +216,8 @@ impl NativeClient {
 
     /// The most recent session event (`CONNECTED`, `SUSPENDED`, ...), or `NOT_CONNECTED`.
     #[napi(getter)]
-    pub fn state(&self) -> String {
-        self.store.session().last_event().map_or("NOT_CONNECTED", |e| e.as_str()).to_string()
+    pub fn state(&self) -> Result<String> {
+        no_panic(|| Ok(self.store.session().last_event().map_or("NOT_CONNECTED", |e| e.as_str()).to_string()))
     }
 
     /// Calls `callback(event)` on every session event. The callback does not keep Node alive.
@@ -209,22 +242,32 @@ impl NativeClient {
 
     #[napi]
     pub async fn connect(&self) -> Result<()> {
-        self.store.session().connect().await.map_err(to_js_error)
+        guarded(async move {
+            self.store.session().connect().await.map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn close(&self) -> Result<()> {
-        self.store.close().await;
-        Ok(())
+        guarded(async move {
+            self.store.close().await;
+            Ok(())
+        })
+        .await
     }
 
-    /// Closes the session, blocking the calling thread (at most ~2 s): for `process.on('exit')`,
-    /// where nothing asynchronous runs any more.
+    /// Closes the session, blocking the calling thread (a round trip when connected, at most
+    /// 2 s): for `process.on('exit')`, where nothing asynchronous runs any more. Pending calls are
+    /// cancelled and CloseSession is sent at once; waiting for a server-side expiry (what `close()`
+    /// does when disconnected) is pointless for a process about to exit.
     #[napi]
     pub fn close_sync(&self) -> Result<()> {
         no_panic(|| {
             let store = self.store.clone();
-            napi::bindgen_prelude::block_on(async move { store.close().await });
+            napi::bindgen_prelude::block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
+            });
             Ok(())
         })
     }
@@ -232,82 +275,109 @@ impl NativeClient {
     /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
     #[napi]
     pub async fn acquire(&self, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
-        let kind = match (kind.as_str(), permits) {
-            ("exclusive", _) => LockKind::Exclusive,
-            ("read", _) => LockKind::Read,
-            ("write", _) => LockKind::Write,
-            ("lease", Some(p)) => LockKind::Lease(p),
-            (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
-        };
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        let lock = self.store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
-        Ok(NativeLock { lock: Arc::new(lock) })
+        guarded(async move {
+            let kind = match (kind.as_str(), permits) {
+                ("exclusive", _) => LockKind::Exclusive,
+                ("read", _) => LockKind::Read,
+                ("write", _) => LockKind::Write,
+                ("lease", Some(p)) => LockKind::Lease(p),
+                (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
+            };
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            let lock = self.store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
+            Ok(NativeLock { lock: Arc::new(lock) })
+        })
+        .await
     }
 
     /// Acquires exclusive locks on all paths, all or nothing.
     #[napi]
     pub async fn multi_lock(&self, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Vec<NativeLock>> {
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let locks = self.store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
-        Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l) }).collect())
+        guarded(async move {
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let locks = self.store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
+            Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l) }).collect())
+        })
+        .await
     }
 
     /// A writer fenced on locks added with `add`.
     #[napi]
-    pub fn fence(&self) -> NativeFence {
-        NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()) }
+    pub fn fence(&self) -> Result<NativeFence> {
+        no_panic(|| Ok(NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()) }))
     }
 
     #[napi]
     pub async fn get(&self, key: String) -> Result<Option<NativeVersioned>> {
-        let v = self.store.get(&key).await.map_err(to_js_error)?;
-        Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
+        guarded(async move {
+            let v = self.store.get(&key).await.map_err(to_js_error)?;
+            Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
+        })
+        .await
     }
 
     #[napi]
     pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        self.store.set(&key, &value, &[]).await.map_err(to_js_error)
+        guarded(async move {
+            let value = JsonValue::from_text(json).map_err(to_js_error)?;
+            self.store.set(&key, &value, &[]).await.map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn execute_transaction(&self, key: String, json: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeCommitted> {
-        let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        self.store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
+        guarded(async move {
+            let value = JsonValue::from_text(json).map_err(to_js_error)?;
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            self.store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn children(&self, path: String) -> Result<Vec<String>> {
-        self.store.children(&path).await.map_err(to_js_error)
+        guarded(async move {
+            self.store.children(&path).await.map_err(to_js_error)
+        })
+        .await
     }
 
     /// Deletes transaction-id markers older than `older_than_ms`; resolves how many.
     #[napi]
     pub async fn prune_transaction_ids(&self, older_than_ms: f64) -> Result<u32> {
-        let older_than = millis("olderThan", older_than_ms)?;
-        self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+        guarded(async move {
+            let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
+            self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+        })
+        .await
     }
 
     /// Removes tombstones of keys deleted more than `older_than_ms` ago; resolves how many.
     #[napi]
     pub async fn compact_tombstones(&self, older_than_ms: f64) -> Result<u32> {
-        let older_than = millis("olderThan", older_than_ms)?;
-        self.store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
+        guarded(async move {
+            let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
+            self.store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
+        })
+        .await
     }
 
     /// A new multi-key transaction attempt.
     #[napi]
-    pub fn transaction(&self) -> NativeTransaction {
-        NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()) }
+    pub fn transaction(&self) -> Result<NativeTransaction> {
+        no_panic(|| Ok(NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()) }))
     }
 
     #[napi]
     pub async fn begin(&self, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeKeyTransaction> {
-        let opts = acquire_options(timeout_ms, cancel_id)?;
-        let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;
-        Ok(NativeKeyTransaction { tx: Arc::new(tx) })
+        guarded(async move {
+            let opts = acquire_options(timeout_ms, cancel_id)?;
+            let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;
+            Ok(NativeKeyTransaction { tx: Arc::new(tx) })
+        })
+        .await
     }
 }
 
@@ -337,38 +407,44 @@ impl NativeFence {
     /// Writes `key` only if every added lock is still held (one multi).
     #[napi]
     pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        let value = JsonValue::from_text(json).map_err(to_js_error)?;
-        let locks = self.locks.lock().map_err(|_| invalid("fence poisoned"))?.clone();
-        let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
-        self.store.set(&key, &value, &refs).await.map_err(to_js_error)
+        guarded(async move {
+            let value = JsonValue::from_text(json).map_err(to_js_error)?;
+            let locks = self.locks.lock().map_err(|_| invalid("fence poisoned"))?.clone();
+            let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
+            self.store.set(&key, &value, &refs).await.map_err(to_js_error)
+        })
+        .await
     }
 }
 
 #[napi]
 impl NativeLock {
     #[napi(getter)]
-    pub fn path(&self) -> String {
-        self.lock.path().to_string()
+    pub fn path(&self) -> Result<String> {
+        no_panic(|| Ok(self.lock.path().to_string()))
     }
 
     #[napi(getter)]
-    pub fn node_path(&self) -> String {
-        self.lock.node_path().to_string()
+    pub fn node_path(&self) -> Result<String> {
+        no_panic(|| Ok(self.lock.node_path().to_string()))
     }
 
     #[napi(getter)]
-    pub fn token(&self) -> f64 {
-        self.lock.token() as f64
+    pub fn token(&self) -> Result<f64> {
+        no_panic(|| Ok(self.lock.token() as f64))
     }
 
     #[napi(getter)]
-    pub fn released(&self) -> bool {
-        self.lock.is_released()
+    pub fn released(&self) -> Result<bool> {
+        no_panic(|| Ok(self.lock.is_released()))
     }
 
     #[napi]
     pub async fn release(&self) -> Result<()> {
-        self.lock.release().await.map_err(to_js_error)
+        guarded(async move {
+            self.lock.release().await.map_err(to_js_error)
+        })
+        .await
     }
 
     /// Calls `callback("NODE_DELETED" | "SESSION_ENDED")` once if the lock is lost (not after a
@@ -376,9 +452,10 @@ impl NativeLock {
     #[napi]
     pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
-            let lock = self.lock.clone();
+            // The future, not the lock: a lock garbage-collected while watched is still released.
+            let lost = self.lock.lost();
             napi::bindgen_prelude::spawn(async move {
-                let reason = match lock.lost().await {
+                let reason = match lost.await {
                     zktx_core::recipe::LockLoss::Released => return,
                     zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED",
                     zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED",
@@ -391,7 +468,10 @@ impl NativeLock {
 
     #[napi]
     pub async fn is_held(&self) -> Result<bool> {
-        self.lock.is_held().await.map_err(to_js_error)
+        guarded(async move {
+            self.lock.is_held().await.map_err(to_js_error)
+        })
+        .await
     }
 }
 
@@ -405,37 +485,43 @@ pub struct NativeKeyTransaction {
 impl NativeKeyTransaction {
     /// The current value as JSON text, `null` when the key is absent.
     #[napi(getter)]
-    pub fn current_json(&self) -> Option<String> {
-        self.tx.current().map(|v| v.as_str().to_string())
+    pub fn current_json(&self) -> Result<Option<String>> {
+        no_panic(|| Ok(self.tx.current().map(|v| v.as_str().to_string())))
     }
 
     #[napi(getter)]
-    pub fn token(&self) -> f64 {
-        self.tx.lock().token() as f64
+    pub fn token(&self) -> Result<f64> {
+        no_panic(|| Ok(self.tx.lock().token() as f64))
     }
 
     #[napi]
     pub async fn commit(&self, json: String) -> Result<NativeCommitted> {
-        let value = match JsonValue::from_text(json) {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = self.tx.abort().await;
-                return Err(to_js_error(e));
-            },
-        };
-        self.tx.commit(value).await.map(Into::into).map_err(to_js_error)
+        guarded(async move {
+            let value = match JsonValue::from_text(json) {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = self.tx.abort().await;
+                    return Err(to_js_error(e));
+                },
+            };
+            self.tx.commit(value).await.map(Into::into).map_err(to_js_error)
+        })
+        .await
     }
 
     #[napi]
     pub async fn abort(&self) -> Result<()> {
-        self.tx.abort().await.map_err(to_js_error)
+        guarded(async move {
+            self.tx.abort().await.map_err(to_js_error)
+        })
+        .await
     }
 }
 
 /// Backoff before retry `attempt` of a conflicting transaction, in ms (jittered).
 #[napi]
-pub fn retry_delay_ms(attempt: u32) -> f64 {
-    zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0
+pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
+    no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
 }
 
 /// One buffered write of a transaction: kind is "set", "create" or "delete".
@@ -477,10 +563,13 @@ impl NativeTransaction {
     /// Reads keys (one round trip for those not read yet); JSON text or null per key.
     #[napi]
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<String>>> {
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut tx = self.tx.lock().await;
-        let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
-        Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+        guarded(async move {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut tx = self.tx.lock().await;
+            let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
+            Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+        })
+        .await
     }
 
     /// Fences the commit on a lock (may be called for several).
@@ -495,30 +584,90 @@ impl NativeTransaction {
     /// Applies the buffered writes and commits them in one multi.
     #[napi]
     pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<NativeCommitReport> {
-        let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
-        let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
-        let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
-        let mut tx = self.tx.lock().await;
-        for w in writes {
-            let write = match (w.kind.as_str(), w.json) {
-                ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
-                ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
-                ("delete", _) => Write::Delete,
-                (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
-            };
-            tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
-        }
-        let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
-        let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
-        let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
-        Ok(NativeCommitReport {
-            writes: report.writes as u32,
-            zxid: report.zxid.map(|z| z as f64),
-            versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
-            already_applied: report.already_applied,
-            recorded_result: report.recorded_result,
-            round_trips: report.round_trips,
-            reads,
+        guarded(async move {
+            let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
+            let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
+            let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
+            let mut tx = self.tx.lock().await;
+            for w in writes {
+                let write = match (w.kind.as_str(), w.json) {
+                    ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
+                    ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
+                    ("delete", _) => Write::Delete,
+                    (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
+                };
+                tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
+            }
+            let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
+            let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
+            let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
+            Ok(NativeCommitReport {
+                writes: report.writes as u32,
+                zxid: report.zxid.map(|z| z as f64),
+                versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+                already_applied: report.already_applied,
+                recorded_result: report.recorded_result,
+                round_trips: report.round_trips,
+                reads,
+            })
         })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A test executable has no Node to resolve napi's symbols against; these are the ones still
+    // referenced after dead-code removal (dropping a napi::Error that holds a JS reference). The
+    // tests below never get there: they only build plain napi::Errors.
+    #[no_mangle]
+    extern "C" fn napi_reference_unref() -> i32 {
+        unreachable!("unit tests do not call into Node")
+    }
+    #[no_mangle]
+    extern "C" fn napi_delete_reference() -> i32 {
+        unreachable!("unit tests do not call into Node")
+    }
+    #[no_mangle]
+    extern "C" fn napi_call_threadsafe_function() -> i32 {
+        unreachable!("unit tests do not call into Node")
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime")
+    }
+
+    #[test]
+    fn guarded_turns_a_panic_in_an_async_body_into_internal_with_unknown_outcome() {
+        let rt = runtime();
+        let err = rt.block_on(guarded::<()>(async { panic!("boom {}", 1) })).expect_err("a panic must become an error");
+        assert_eq!(err.reason, "INTERNAL|unknown|zktx panicked: boom 1");
+        let err = rt.block_on(guarded::<()>(async { std::panic::panic_any(7u8) })).expect_err("any payload");
+        assert_eq!(err.reason, "INTERNAL|unknown|zktx panicked: (no message)");
+        assert_eq!(rt.block_on(guarded(async { Ok(7) })).ok(), Some(7));
+        let ours = rt.block_on(guarded::<()>(async { Err(invalid("bad")) })).expect_err("errors pass through");
+        assert_eq!(ours.reason, "INVALID_ARGUMENT|not_applied|bad");
+    }
+
+    #[test]
+    fn no_panic_turns_a_panic_in_a_sync_body_into_internal() {
+        let err = no_panic::<()>(|| panic!("static")).expect_err("a panic must become an error");
+        assert_eq!(err.reason, "INTERNAL|not_applied|zktx panicked: static");
+        assert_eq!(no_panic(|| Ok(3)).ok(), Some(3));
+    }
+
+    #[test]
+    fn millis_refuses_what_from_secs_f64_would_panic_on() {
+        for ms in [f64::NAN, -1.0, f64::INFINITY, 1e300, f64::MAX, 1e22, i32::MAX as f64 + 1.0] {
+            let err = millis("t", ms, MAX_WAIT).expect_err("out of range");
+            assert!(err.reason.starts_with("INVALID_ARGUMENT|not_applied|t must be"), "{ms}: {}", err.reason);
+        }
+        assert_eq!(millis("t", -0.0, MAX_WAIT).ok(), Some(Duration::ZERO));
+        assert_eq!(millis("t", 1.5, MAX_WAIT).ok(), Some(Duration::from_micros(1500)));
+        assert_eq!(millis("t", i32::MAX as f64, MAX_WAIT).ok(), Some(MAX_WAIT));
+        assert_eq!(millis("t", 315_360_000_000.0, MAX_PRUNE_AGE).ok(), Some(MAX_PRUNE_AGE));
+        assert!(millis("t", 315_360_000_001.0, MAX_PRUNE_AGE).is_err());
     }
 }

@@ -68,6 +68,10 @@ pub enum Error {
     /// The client was closed.
     #[error("client is closed")]
     ClientClosed,
+    /// The client was closed while a write was in flight: it may have applied (before the
+    /// session's close, never after). Code `CLIENT_CLOSED`, outcome unknown.
+    #[error("{0}")]
+    ClosedDuringWrite(String),
     /// This client already holds (or is acquiring) the lock: locks are not reentrant, and
     /// waiting for ourselves would never end.
     #[error("{0}")]
@@ -97,7 +101,7 @@ impl Error {
             Error::LockLost(_) => "LOCK_LOST",
             Error::Aborted(_) => "ABORTED",
             Error::Conflict(_) => "CONFLICT",
-            Error::ClientClosed => "CLIENT_CLOSED",
+            Error::ClientClosed | Error::ClosedDuringWrite(_) => "CLIENT_CLOSED",
             Error::AlreadyHeld(_) => "ALREADY_HELD",
             Error::ZooKeeper { code, .. } => code,
         }
@@ -107,6 +111,7 @@ impl Error {
     pub fn outcome(&self) -> Outcome {
         match self {
             Error::Timeout { outcome, .. } | Error::ConnectionLoss { outcome, .. } => *outcome,
+            Error::ClosedDuringWrite(_) => Outcome::Unknown,
             _ => Outcome::NotApplied,
         }
     }

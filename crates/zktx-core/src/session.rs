@@ -1,16 +1,22 @@
-//! The ZooKeeper session: connect options, lazy connection, per-call deadlines, expiry.
+//! The ZooKeeper session: connect options, lazy connection, per-call deadlines, expiry, close.
 //!
 //! A [`Session`] owns at most one live `zookeeper_client::Client` at a time. It connects on first
 //! use; after the server expires the session it opens a new one for new work (unless
 //! [`SessionOptions::reconnect_after_expiry`] is off), while everything acquired on the old one
 //! (locks) keeps a weak handle to the old client and so fails loudly instead of silently moving
 //! to the new session.
+//!
+//! zookeeper-client 0.11 has no explicit close: a client's session ends when the last handle to
+//! it drops. So the [`Session`] is the only long-lived owner of strong handles; work in flight
+//! borrows one and watches [`Session::closing`], dropping it as soon as `close()` starts.
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use zookeeper_client as zk;
 
 use crate::error::{Error, Result};
@@ -37,6 +43,15 @@ pub struct SessionOptions {
     pub host_order_deterministic: bool,
     /// After the server expired the session, open a new one for new work (default `true`).
     pub reconnect_after_expiry: bool,
+    /// How long after the connection drops (`SUSPENDED`) locks are declared lost, as a fraction
+    /// of the negotiated session timeout: `0 < lost_after <= 1`, default 1 (Curator's choice).
+    ///
+    /// The server expires a silent session about one session timeout after it last heard from
+    /// it and may then hand its locks to others, while the client notices a silent (not reset)
+    /// connection only after 2/5 of the timeout. So with 1, a holder cut off by a silent network
+    /// learns of its loss up to ~0.4 × timeout after a successor may hold the lock; below 0.6
+    /// it learns before. Smaller values trade that for false alarms on short network blips.
+    pub lost_after: f64,
 }
 
 impl Default for SessionOptions {
@@ -48,6 +63,7 @@ impl Default for SessionOptions {
             request_timeout: None,
             host_order_deterministic: false,
             reconnect_after_expiry: true,
+            lost_after: 1.0,
         }
     }
 }
@@ -65,6 +81,9 @@ impl SessionOptions {
         }
         if self.session_timeout.is_zero() {
             return Err(Error::invalid("timeout must be a positive number of milliseconds"));
+        }
+        if !(self.lost_after > 0.0 && self.lost_after <= 1.0) {
+            return Err(Error::invalid(format!("lostAfter must be a fraction of the session timeout in (0, 1], got {}", self.lost_after)));
         }
         Ok(())
     }
@@ -116,18 +135,66 @@ impl SessionEvent {
 /// A ZooKeeper session that reconnects lazily and puts a deadline on every request.
 #[derive(Debug)]
 pub struct Session {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     options: SessionOptions,
-    current: Mutex<Current>,
-    events: broadcast::Sender<SessionEvent>,
-    last_event: Arc<std::sync::Mutex<Option<SessionEvent>>>,
+    current: std::sync::Mutex<Current>,
+    events: Events,
+    /// Cancelled as soon as [`Session::close`] starts.
+    closing: CancellationToken,
+    /// Set once the first `close()` finished, so later calls wait for it instead of returning early.
+    closed: watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
 struct Current {
     client: Option<Arc<zk::Client>>,
+    /// The connect attempt in progress, shared by every caller: `Some(result)` once it ended.
+    connecting: Option<watch::Receiver<Option<Result<()>>>>,
     expired_before: bool,
     closed: bool,
 }
+
+/// When the connection dropped, `None` while connected.
+pub(crate) type SuspendedAt = Arc<std::sync::Mutex<Option<Instant>>>;
+
+/// Session events out: the broadcast channel, the latest event, and when the connection dropped.
+#[derive(Clone, Debug)]
+struct Events {
+    tx: broadcast::Sender<SessionEvent>,
+    last: Arc<std::sync::Mutex<Option<SessionEvent>>>,
+    suspended_at: SuspendedAt,
+}
+
+impl Events {
+    /// Publishes `e`, except that nothing follows `Closed` (the session is over for good).
+    fn emit(&self, e: SessionEvent) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if *last == Some(SessionEvent::Closed) {
+                return;
+            }
+            *last = Some(e);
+        }
+        if let Ok(mut at) = self.suspended_at.lock() {
+            *at = (e == SessionEvent::Suspended).then(Instant::now);
+        }
+        let _ = self.tx.send(e);
+    }
+}
+
+impl Inner {
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        // A panic while holding this lock leaves plain data behind, still consistent enough.
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How long `close()` lets work in flight drop its client handles before closing anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 impl Session {
     /// Validates options; does not connect.
@@ -136,153 +203,276 @@ impl Session {
     /// `INVALID_ARGUMENT` for an empty host list or a zero timeout.
     pub fn new(options: SessionOptions) -> Result<Self> {
         options.validate()?;
-        let (events, _) = broadcast::channel(64);
-        Ok(Session { options, current: Mutex::new(Current::default()), events, last_event: Default::default() })
+        let (tx, _) = broadcast::channel(64);
+        let events = Events { tx, last: Default::default(), suspended_at: Default::default() };
+        let inner = Inner { options, current: Default::default(), events, closing: CancellationToken::new(), closed: watch::channel(false).0 };
+        Ok(Session { inner: Arc::new(inner) })
     }
 
     /// Subscribes to session events (from now on).
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
-        self.events.subscribe()
+        self.inner.events.tx.subscribe()
     }
 
     /// The most recent session event; `None` before the first connection.
     pub fn last_event(&self) -> Option<SessionEvent> {
-        self.last_event.lock().map(|e| *e).unwrap_or(None)
+        self.inner.events.last.lock().map(|e| *e).unwrap_or(None)
     }
 
-    /// Forwards the client's state changes as [`SessionEvent`]s until the client ends.
-    fn watch_states(&self, client: &zk::Client) {
-        let (events, last) = (self.events.clone(), self.last_event.clone());
-        let emit = move |e: SessionEvent| {
-            if let Ok(mut l) = last.lock() {
-                *l = Some(e);
-            }
-            let _ = events.send(e);
-        };
-        emit(SessionEvent::Connected);
-        let mut watcher = client.state_watcher();
-        let session = client.session_id();
-        tokio::spawn(async move {
-            let mut suspended = false;
-            loop {
-                let event = match watcher.changed().await {
-                    zk::SessionState::Disconnected => {
-                        suspended = true;
-                        SessionEvent::Suspended
-                    },
-                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly if suspended => {
-                        suspended = false;
-                        SessionEvent::Reconnected
-                    },
-                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => continue,
-                    zk::SessionState::Expired | zk::SessionState::AuthFailed => SessionEvent::Expired,
-                    zk::SessionState::Closed => SessionEvent::Closed,
-                };
-                if event == SessionEvent::Expired {
-                    tracing::warn!(%session, "ZooKeeper session expired: every lock held on it is lost");
-                }
-                emit(event);
-                if matches!(event, SessionEvent::Expired | SessionEvent::Closed) {
-                    break;
-                }
-            }
-        });
+    /// A token cancelled as soon as [`Session::close`] starts.
+    ///
+    /// Work that holds a client handle across an await should `select!` on
+    /// `closing().cancelled()`, fail with `CLIENT_CLOSED` and drop the handle: the session only
+    /// really closes once every handle is gone.
+    pub fn closing(&self) -> CancellationToken {
+        self.inner.closing.clone()
+    }
+
+    /// Runs `work` unless [`Session::close`] starts first: then drops it (and every client
+    /// handle it holds, so the session can really close) and fails with `CLIENT_CLOSED` —
+    /// with an unknown outcome when `work` may have sent a write.
+    pub(crate) async fn unless_closed<T>(&self, writes: bool, work: impl Future<Output = Result<T>>) -> Result<T> {
+        unless_cancelled(&self.closing(), writes, work).await
     }
 
     /// The options this session was made with.
     pub fn options(&self) -> &SessionOptions {
-        &self.options
+        &self.inner.options
+    }
+
+    /// When the current connection dropped (`None` while connected), shared with locks so that
+    /// they time their loss from the `SUSPENDED` event.
+    pub(crate) fn suspended_at(&self) -> SuspendedAt {
+        self.inner.events.suspended_at.clone()
     }
 
     /// The live client, connecting first if needed.
     ///
+    /// # Guarantees
+    /// Concurrent callers share one connect attempt: with no server reachable, N calls all fail
+    /// after one connect timeout, not after N of them.
+    ///
     /// # Errors
-    /// `CLIENT_CLOSED` after [`Session::close`]; `SESSIONEXPIRED` after an expiry when
-    /// reconnecting is off; `TIMEOUT` / `CONNECTIONLOSS` when no server answers within the
-    /// connect timeout.
+    /// `CLIENT_CLOSED` after [`Session::close`] started (also for calls waiting to connect);
+    /// `SESSIONEXPIRED` after an expiry when reconnecting is off; `TIMEOUT` / `CONNECTIONLOSS`
+    /// when no server answers within the connect timeout.
+    ///
+    /// # Cancellation
+    /// Dropping the future does not abort the shared connect attempt; `close()` does.
     ///
     /// # On connection loss
     /// A client that is disconnected but whose session may still live is returned as is: its
     /// requests wait for the reconnect (bounded by their deadlines).
     pub async fn client(&self) -> Result<Arc<zk::Client>> {
-        let mut cur = self.current.lock().await;
-        if cur.closed {
-            return Err(Error::ClientClosed);
-        }
-        if let Some(client) = &cur.client {
-            match client.state() {
-                zk::SessionState::Expired | zk::SessionState::AuthFailed | zk::SessionState::Closed => {
-                    tracing::info!(session = %client.session_id(), "opening a new session for new work");
-                    cur.client = None;
-                    cur.expired_before = true;
+        loop {
+            let mut attempt = {
+                let mut cur = self.inner.current();
+                if cur.closed {
+                    return Err(Error::ClientClosed);
+                }
+                if let Some(client) = &cur.client {
+                    match client.state() {
+                        zk::SessionState::Expired | zk::SessionState::AuthFailed | zk::SessionState::Closed => {
+                            tracing::info!(session = %client.session_id(), "opening a new session for new work");
+                            cur.client = None;
+                            cur.expired_before = true;
+                        },
+                        _ => return Ok(client.clone()),
+                    }
+                }
+                if cur.expired_before && !self.inner.options.reconnect_after_expiry {
+                    return Err(Error::SessionExpired);
+                }
+                match &cur.connecting {
+                    Some(attempt) => attempt.clone(),
+                    None => {
+                        let attempt = start_connect(&self.inner);
+                        cur.connecting = Some(attempt.clone());
+                        attempt
+                    },
+                }
+            };
+            let failed = tokio::select! {
+                biased;
+                _ = self.inner.closing.cancelled() => return Err(Error::ClientClosed),
+                ended = attempt.wait_for(Option::is_some) => match ended {
+                    Ok(result) => result.as_ref().and_then(|r| r.as_ref().err().cloned()),
+                    Err(_) => None, // the attempt's task ended without a word: look again
                 },
-                _ => return Ok(client.clone()),
+            };
+            if let Some(err) = failed {
+                return Err(err);
             }
-        }
-        if cur.expired_before && !self.options.reconnect_after_expiry {
-            return Err(Error::SessionExpired);
-        }
-        let client = Arc::new(self.open().await?);
-        self.watch_states(&client);
-        cur.client = Some(client.clone());
-        Ok(client)
-    }
-
-    async fn open(&self) -> Result<zk::Client> {
-        let connect_timeout = self.options.connect_timeout.unwrap_or_else(|| self.options.session_timeout.min(Duration::from_secs(15)));
-        let connector = zk::Client::connector().with_session_timeout(self.options.session_timeout);
-        let connect = self.options.connect_string();
-        match tokio::time::timeout(connect_timeout, connector.connect(&connect)).await {
-            Ok(Ok(client)) => {
-                tracing::debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
-                Ok(client)
-            },
-            Ok(Err(err)) => Err(match Error::from(err) {
-                Error::Timeout { .. } => connect_timed_out(&self.options.connect, connect_timeout),
-                other => other,
-            }),
-            Err(_) => Err(connect_timed_out(&self.options.connect, connect_timeout)),
         }
     }
 
     /// The deadline for one request on `client`.
     pub fn request_timeout(&self, client: &zk::Client) -> Duration {
-        self.options.request_timeout.unwrap_or_else(|| client.session_timeout())
+        self.inner.options.request_timeout.unwrap_or_else(|| client.session_timeout())
     }
 
     /// Connects now instead of on first use.
+    ///
+    /// # Errors
+    /// As [`Session::client`].
     pub async fn connect(&self) -> Result<()> {
         self.client().await.map(drop)
     }
 
     /// Whether [`Session::close`] was called.
     pub async fn is_closed(&self) -> bool {
-        self.current.lock().await.closed
+        self.inner.closing.is_cancelled()
     }
 
     /// Closes the session: the server deletes its ephemeral nodes (locks) at once.
     ///
     /// # Guarantees
-    /// Idempotent. Waits (up to 2 s) until the server acknowledged the close, so a process can
-    /// exit right after without leaving a live session behind. A request still in flight keeps
-    /// the client alive until it completes; the close then follows.
+    /// Idempotent; a second call resolves when the first has. On return the state is `CLOSED`,
+    /// every pending call of this session (waiting to connect, queued for a lock) has been or
+    /// is being rejected with `CLIENT_CLOSED`, and no further request of it will be sent.
+    ///
+    /// Resolves once the server acknowledged the close (a round trip), so a process can exit
+    /// right after without leaving a live session or lock node behind, and no write of this
+    /// session can apply any more. If the connection is down at that moment, it resolves once
+    /// the client gave the session up (7/5 of the session timeout after the server's last
+    /// answer, when the server has expired it too), or earlier if it reconnects and the close is
+    /// acknowledged. So it takes a round trip when connected and at most 7/5 of the session
+    /// timeout (+1 s) otherwise, however many calls are pending. (Work that ignores
+    /// [`Session::closing`] and still holds the client after a 1 s grace keeps the session open
+    /// until it finishes.)
+    ///
+    /// # Cancellation
+    /// `closing()` is cancelled first thing; dropping this future later does not undo the close.
     pub async fn close(&self) {
-        let client = {
-            let mut cur = self.current.lock().await;
+        self.inner.closing.cancel();
+        let first = {
+            let mut cur = self.inner.current();
+            let first = !cur.closed;
             cur.closed = true;
-            cur.client.take()
+            first.then(|| (cur.client.take(), cur.connecting.take()))
         };
-        let Some(client) = client else { return };
-        let mut watcher = client.state_watcher();
-        drop(client);
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                if matches!(watcher.changed().await, zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed) {
-                    break;
-                }
+        let Some((client, attempt)) = first else {
+            let mut done = self.inner.closed.subscribe();
+            let _ = done.wait_for(|d| *d).await;
+            return;
+        };
+        if let Some(mut attempt) = attempt {
+            // It observes `closing` and ends at once; a client it opened meanwhile is dropped.
+            let _ = tokio::time::timeout(CLOSE_GRACE, attempt.wait_for(Option::is_some)).await;
+        }
+        if let Some(client) = client {
+            self.close_client(client).await;
+        }
+        self.inner.events.emit(SessionEvent::Closed);
+        self.inner.closed.send_replace(true);
+    }
+
+    async fn close_client(&self, client: Arc<zk::Client>) {
+        let session_timeout = client.session_timeout();
+        let mut states = client.state_watcher();
+        // Work in flight watches `closing` and drops its handles; background cleanups hold one
+        // only for a single request. Past the grace period, close anyway.
+        let grace = Instant::now() + CLOSE_GRACE;
+        while Arc::strong_count(&client) > 1 && Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if Arc::strong_count(&client) > 1 {
+            tracing::warn!(session = %client.session_id(), "closing while work in flight still holds the client: it closes when that ends");
+        }
+        drop(client); // the last handle: the client sends CloseSession
+        // Connected, the acknowledgement is a round trip away. Disconnected, zookeeper-client
+        // keeps reconnecting (and would send what is queued, then CloseSession) until it gives
+        // the session up itself, 7/5 of the timeout after the last answer, when the server has
+        // expired it too. Either way wait for the client to end: then nothing more is sent.
+        let until = Instant::now() + session_timeout.mul_f64(1.4) + Duration::from_secs(1);
+        let ended = |s: zk::SessionState| matches!(s, zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed);
+        let _ = tokio::time::timeout_at(until, async {
+            // Checked first: an already expired client changes state no more.
+            while !ended(states.peek_state()) {
+                states.changed().await;
             }
         })
         .await;
+    }
+}
+
+/// Starts the one connect attempt that every caller of [`Session::client`] waits for.
+fn start_connect(inner: &Arc<Inner>) -> watch::Receiver<Option<Result<()>>> {
+    let (tx, rx) = watch::channel(None);
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        let opened = tokio::select! {
+            biased;
+            _ = inner.closing.cancelled() => Err(Error::ClientClosed),
+            r = open(&inner.options) => r,
+        };
+        let outcome = {
+            let mut cur = inner.current();
+            cur.connecting = None;
+            match opened {
+                Ok(client) if !cur.closed => {
+                    let client = Arc::new(client);
+                    watch_states(&inner, &client);
+                    cur.client = Some(client);
+                    Ok(())
+                },
+                // Closed meanwhile: dropping the only handle closes the new session.
+                Ok(_) => Err(Error::ClientClosed),
+                Err(e) => Err(e),
+            }
+        };
+        let _ = tx.send(Some(outcome));
+    });
+    rx
+}
+
+/// Forwards the client's state changes as [`SessionEvent`]s until the client ends.
+fn watch_states(inner: &Inner, client: &zk::Client) {
+    let events = inner.events.clone();
+    events.emit(SessionEvent::Connected);
+    let mut watcher = client.state_watcher();
+    let session = client.session_id();
+    tokio::spawn(async move {
+        let mut suspended = false;
+        loop {
+            let event = match watcher.changed().await {
+                zk::SessionState::Disconnected => {
+                    suspended = true;
+                    SessionEvent::Suspended
+                },
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly if suspended => {
+                    suspended = false;
+                    SessionEvent::Reconnected
+                },
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => continue,
+                zk::SessionState::Expired | zk::SessionState::AuthFailed => SessionEvent::Expired,
+                zk::SessionState::Closed => SessionEvent::Closed,
+            };
+            if event == SessionEvent::Expired {
+                tracing::warn!(%session, "ZooKeeper session expired: every lock held on it is lost");
+            }
+            events.emit(event);
+            if matches!(event, SessionEvent::Expired | SessionEvent::Closed) {
+                break;
+            }
+        }
+    });
+}
+
+async fn open(options: &SessionOptions) -> Result<zk::Client> {
+    let connect_timeout = options.connect_timeout.unwrap_or_else(|| options.session_timeout.min(Duration::from_secs(15)));
+    let connector = zk::Client::connector().with_session_timeout(options.session_timeout);
+    let connect = options.connect_string();
+    match tokio::time::timeout(connect_timeout, connector.connect(&connect)).await {
+        Ok(Ok(client)) => {
+            tracing::debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
+            Ok(client)
+        },
+        Ok(Err(err)) => Err(match Error::from(err) {
+            Error::Timeout { .. } => connect_timed_out(&options.connect, connect_timeout),
+            other => other,
+        }),
+        Err(_) => Err(connect_timed_out(&options.connect, connect_timeout)),
     }
 }
 
@@ -298,6 +488,22 @@ pub(crate) async fn deadline<T>(limit: Duration, what: &str, fut: impl Future<Ou
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result.map_err(Error::from),
         Err(_) => Err(Error::timeout(format!("{what}: no answer from ZooKeeper within {} ms", limit.as_millis()))),
+    }
+}
+
+/// [`Session::unless_closed`] with the session's `closing` token already in hand.
+pub(crate) async fn unless_cancelled<T>(closing: &CancellationToken, writes: bool, work: impl Future<Output = Result<T>>) -> Result<T> {
+    if closing.is_cancelled() {
+        return Err(Error::ClientClosed); // nothing sent
+    }
+    tokio::select! {
+        biased;
+        _ = closing.cancelled() => Err(if writes {
+            Error::ClosedDuringWrite("the client was closed while the write was in flight: it may have applied before the session closed, never after".into())
+        } else {
+            Error::ClientClosed
+        }),
+        r = work => r,
     }
 }
 

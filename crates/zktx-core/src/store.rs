@@ -1,10 +1,29 @@
 //! The key-value store: plain and lock-fenced reads and writes of JSON values by key.
 
 use crate::error::{Error, Result};
-use crate::kv::{JsonValue, Layout, Stored, MAX_TRANSACTION_AGE, MIN_COMPACTION_AGE};
+use crate::kv::{JsonValue, Layout, Stored, MAX_READ_BATCH_BYTES, MAX_TRANSACTION_AGE, MIN_COMPACTION_AGE, OP_OVERHEAD_BYTES};
+use crate::transaction::MARKERS;
 use crate::recipe::{self, AcquireOptions, HeldPaths, Lock, Registration};
 use crate::session::{deadline, Session, SessionOptions};
 use crate::txn::{self, commit_multi, fenced_error, Committed, KeyTransaction, PERSISTENT};
+
+/// Splits `paths` into groups whose multi-read stays under the request limit.
+pub(crate) fn read_batches(paths: &[String]) -> Vec<&[String]> {
+    let mut batches = Vec::new();
+    let mut rest = paths;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len() && (n == 0 || bytes + rest[n].len() + OP_OVERHEAD_BYTES <= MAX_READ_BATCH_BYTES) {
+            bytes += rest[n].len() + OP_OVERHEAD_BYTES;
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n);
+        batches.push(batch);
+        rest = tail;
+    }
+    batches
+}
 
 /// The oldest age `pruneTransactionIds` and `compactTombstones` accept: ten years.
 pub const MAX_PRUNE_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
@@ -132,13 +151,16 @@ impl Store {
     /// # Errors
     /// As [`Store::get`].
     pub async fn read(&self, key: &str) -> Result<Stored> {
-        let path = self.layout.value_path(key)?;
-        let client = self.session.client().await?;
-        match deadline(self.session.request_timeout(&client), "read value", client.get_data(&path)).await {
-            Ok((data, stat)) => Stored::from_znode(data, stat.version),
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
-            Err(e) => Err(e),
-        }
+        self.session.unless_closed(false, async {
+            let path = self.layout.value_path(key)?;
+            let client = self.session.client().await?;
+            match deadline(self.session.request_timeout(&client), "read value", client.get_data(&path)).await {
+                Ok((data, stat)) => Stored::from_znode(data, stat.version),
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Writes `key` unconditionally, or fenced on `lock` (one `multi` that checks the lock node
@@ -148,46 +170,49 @@ impl Store {
     /// `LOCK_LOST` / `SESSIONEXPIRED` when fenced on a lock that is no longer held (nothing
     /// written); `CONNECTIONLOSS`/`TIMEOUT` with outcome unknown.
     pub async fn set(&self, key: &str, value: &JsonValue, locks: &[&Lock]) -> Result<i32> {
-        let path = self.layout.value_path(key)?;
-        let client = match locks.first() {
-            Some(lock) => lock.client()?,
-            None => self.session.client().await?,
-        };
-        let rt = self.session.request_timeout(&client);
-        let bytes = value.as_str().as_bytes();
-        // Try overwrite, then create (then overwrite again, should a concurrent create win).
-        for attempt in 0..4 {
-            let create = attempt % 2 == 1;
-            let mut writer = client.new_multi_writer();
-            for lock in locks {
-                lock.fence(&mut writer)?;
+        self.session.unless_closed(true, async {
+            let path = self.layout.value_path(key)?;
+            let client = match locks.first() {
+                Some(lock) => lock.client()?,
+                None => self.session.client().await?,
+            };
+            let rt = self.session.request_timeout(&client);
+            let bytes = value.as_str().as_bytes();
+            // Try overwrite, then create (then overwrite again, should a concurrent create win).
+            for attempt in 0..4 {
+                let create = attempt % 2 == 1;
+                let mut writer = client.new_multi_writer();
+                for lock in locks {
+                    lock.fence(&mut writer)?;
+                }
+                if create {
+                    writer.add_create(&path, bytes, &PERSISTENT)?;
+                } else {
+                    writer.add_set_data(&path, bytes, None)?;
+                }
+                let op = locks.len();
+                match commit_multi(rt, &mut writer, "write value").await {
+                    Ok(results) => {
+                        return Ok(match results.into_iter().nth(op) {
+                            Some(zookeeper_client::MultiWriteResult::SetData { stat }) => stat.version,
+                            _ => 0,
+                        })
+                    },
+                    Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && !create => continue,
+                    Err(txn::MultiError::Op(i, zookeeper_client::Error::NodeExists)) if i == op && create => continue,
+                    Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && create => {
+                        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+                        match deadline(rt, "create values directory", client.mkdir(dir, &PERSISTENT)).await {
+                            Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
+                            Err(e) => return Err(e),
+                        }
+                    },
+                    Err(e) => return Err(fenced_error(e, locks)),
+                }
             }
-            if create {
-                writer.add_create(&path, bytes, &PERSISTENT)?;
-            } else {
-                writer.add_set_data(&path, bytes, None)?;
-            }
-            let op = locks.len();
-            match commit_multi(rt, &mut writer, "write value").await {
-                Ok(results) => {
-                    return Ok(match results.into_iter().nth(op) {
-                        Some(zookeeper_client::MultiWriteResult::SetData { stat }) => stat.version,
-                        _ => 0,
-                    })
-                },
-                Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && !create => continue,
-                Err(txn::MultiError::Op(i, zookeeper_client::Error::NodeExists)) if i == op && create => continue,
-                Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && create => {
-                    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
-                    match deadline(rt, "create values directory", client.mkdir(dir, &PERSISTENT)).await {
-                        Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
-                        Err(e) => return Err(e),
-                    }
-                },
-                Err(e) => return Err(fenced_error(e, locks)),
-            }
-        }
-        Err(Error::Conflict(format!("key {key:?} kept being created and deleted concurrently")))
+            Err(Error::Conflict(format!("key {key:?} kept being created and deleted concurrently")))
+        })
+        .await
     }
 
     /// Lists the children of any znode (e.g. a lock's queue); empty when the node is absent.
@@ -195,15 +220,18 @@ impl Store {
     /// # Errors
     /// `INVALID_ARGUMENT` for a malformed path; connection errors.
     pub async fn children(&self, path: &str) -> Result<Vec<String>> {
-        let client = self.session.client().await?;
-        match deadline(self.session.request_timeout(&client), "list children", client.list_children(path)).await {
-            Ok(mut children) => {
-                children.sort();
-                Ok(children)
-            },
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        self.session.unless_closed(false, async {
+            let client = self.session.client().await?;
+            match deadline(self.session.request_timeout(&client), "list children", client.list_children(path)).await {
+                Ok(mut children) => {
+                    children.sort();
+                    Ok(children)
+                },
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Deletes the idempotence markers of transactions committed more than `older_than` ago
@@ -218,33 +246,41 @@ impl Store {
     /// # Errors
     /// `INVALID_ARGUMENT` when `older_than` exceeds [`MAX_PRUNE_AGE`]; connection errors.
     pub async fn prune_transaction_ids(&self, older_than: std::time::Duration) -> Result<usize> {
-        let dir = self.layout.root_child("txn-ids");
+        self.session.unless_closed(true, async {
+            let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "pruneTransactionIds").await?;
+            // Markers are created once and never written: unconditional deletes.
+            self.sweep(&self.layout.root_child(MARKERS), "transaction ids", |_, stat| (stat.ctime < cutoff).then_some(None)).await
+        })
+        .await
+    }
+
+    /// Deletes the children of `dir` that `select(data, stat)` picks: `Some(version)` deletes at
+    /// that version (`None`: any), `None` keeps. Reads them in multi-reads sized under the
+    /// request limit; returns how many it deleted (a node already gone, or written since, is
+    /// skipped).
+    async fn sweep(&self, dir: &str, what: &str, select: impl Fn(&[u8], &zookeeper_client::Stat) -> Option<Option<i32>>) -> Result<usize> {
         let client = self.session.client().await?;
         let rt = self.session.request_timeout(&client);
-        let names = match deadline(rt, "list transaction ids", client.list_children(&dir)).await {
+        let names = match deadline(rt, &format!("list {what}"), client.list_children(dir)).await {
             Ok(names) => names,
             Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(0),
             Err(e) => return Err(e),
         };
-        let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "pruneTransactionIds").await?;
+        let paths: Vec<String> = names.iter().map(|n| format!("{dir}/{n}")).collect();
         let mut deleted = 0;
-        for chunk in names.chunks(500) {
-            // One multi-read gives the creation time of 500 markers.
+        for batch in read_batches(&paths) {
             let mut reader = client.new_multi_reader();
-            let paths: Vec<String> = chunk.iter().map(|n| format!("{dir}/{n}")).collect();
-            for p in &paths {
+            for p in batch {
                 reader.add_get_data(p)?;
             }
-            let results = deadline(rt, "stat transaction ids", reader.commit()).await?;
-            for (path, result) in paths.iter().zip(results) {
-                if let zookeeper_client::MultiReadResult::Data { stat, .. } = result {
-                    if stat.ctime < cutoff {
-                        match deadline(rt, "delete transaction id", client.delete(path, None)).await {
-                            Ok(()) => deleted += 1,
-                            Err(Error::ZooKeeper { code: "NONODE", .. }) => {},
-                            Err(e) => return Err(e),
-                        }
-                    }
+            let results = deadline(rt, &format!("read {what}"), reader.commit()).await?;
+            for (path, result) in batch.iter().zip(results) {
+                let zookeeper_client::MultiReadResult::Data { data, stat } = result else { continue };
+                let Some(version) = select(&data, &stat) else { continue };
+                match deadline(rt, &format!("delete {what}"), client.delete(path, version)).await {
+                    Ok(()) => deleted += 1,
+                    Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => {},
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -302,36 +338,12 @@ impl Store {
 
     /// [`Store::compact_tombstones`] without the horizon's lower bound.
     pub(crate) async fn compact(&self, older_than: std::time::Duration) -> Result<usize> {
-        let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "compactTombstones").await?;
-        let dir = self.layout.values_dir();
-        let client = self.session.client().await?;
-        let rt = self.session.request_timeout(&client);
-        let names = match deadline(rt, "list keys", client.list_children(&dir)).await {
-            Ok(names) => names,
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        let mut removed = 0;
-        for chunk in names.chunks(200) {
-            let mut reader = client.new_multi_reader();
-            let paths: Vec<String> = chunk.iter().map(|n| format!("{dir}/{n}")).collect();
-            for p in &paths {
-                reader.add_get_data(p)?;
-            }
-            let results = deadline(rt, "read keys", reader.commit()).await?;
-            for (path, result) in paths.iter().zip(results) {
-                if let zookeeper_client::MultiReadResult::Data { data, stat } = result {
-                    if data.is_empty() && stat.mtime < cutoff {
-                        match deadline(rt, "remove tombstone", client.delete(path, Some(stat.version))).await {
-                            Ok(()) => removed += 1,
-                            Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => {},
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-            }
-        }
-        Ok(removed)
+        self.session.unless_closed(true, async {
+            let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "compactTombstones").await?;
+            // Version-checked: a key written since it was read keeps its znode.
+            self.sweep(&self.layout.values_dir(), "tombstones", |data, stat| (data.is_empty() && stat.mtime < cutoff).then_some(Some(stat.version))).await
+        })
+        .await
     }
 
     /// Locks `key` and reads it; see [`KeyTransaction`].

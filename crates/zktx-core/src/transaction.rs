@@ -24,7 +24,7 @@ use zookeeper_client as zk;
 use crate::error::{Error, Result};
 use tokio::time::Instant;
 
-use crate::kv::{JsonValue, Stored, MAX_READ_BATCH_BYTES, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
+use crate::kv::{JsonValue, Stored, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
 use crate::recipe::Lock;
 use crate::session::deadline;
 use crate::store::Store;
@@ -207,7 +207,8 @@ impl Transaction {
             }
         }
         let mut report = CommitReport::default();
-        match self.commit_inner(store, opts, &mut report).await {
+        let committed = store.session().unless_closed(true, self.commit_inner(store, opts, &mut report)).await;
+        match committed {
             Err(err) if opts.id.is_some() && !report.already_applied && refused_before_sending(&err) => {
                 // This attempt could not even be sent (e.g. it creates a key that an earlier
                 // commit with the same id created): if that commit applied, say so.
@@ -234,12 +235,17 @@ impl Transaction {
     async fn recorded(&self, store: &Store, opts: &CommitOptions<'_>) -> Result<Option<Option<String>>> {
         let Some(id) = opts.id else { return Ok(None) };
         let path = marker_path(store, id)?;
-        let client = store.session().client().await?;
-        match deadline(store.session().request_timeout(&client), "read transaction id", client.get_data(&path)).await {
-            Ok((data, _)) => Ok(Some(String::from_utf8(data).ok().filter(|s| !s.is_empty()))),
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        store
+            .session()
+            .unless_closed(false, async {
+                let client = store.session().client().await?;
+                match deadline(store.session().request_timeout(&client), "read transaction id", client.get_data(&path)).await {
+                    Ok((data, _)) => Ok(Some(String::from_utf8(data).ok().filter(|s| !s.is_empty()))),
+                    Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
     }
 
     async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, report: &mut CommitReport) -> Result<()> {
@@ -426,21 +432,16 @@ fn marker_path(store: &Store, id: &str) -> Result<String> {
 /// Reads keys with multi-reads, as few as the request limit allows (each answered from one
 /// consistent state); returns the values and the number of round trips.
 pub(crate) async fn fetch(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
+    store.session().unless_closed(false, fetch_now(store, keys)).await
+}
+
+async fn fetch_now(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
     let paths = keys.iter().map(|k| store.layout().value_path(k)).collect::<Result<Vec<_>>>()?;
     let client = store.session().client().await?;
     let rt = store.session().request_timeout(&client);
     let mut out = Vec::with_capacity(paths.len());
     let mut batches = 0;
-    let mut rest = &paths[..];
-    while !rest.is_empty() {
-        let mut n = 0;
-        let mut bytes = 0;
-        while n < rest.len() && (n == 0 || bytes + rest[n].len() + OP_OVERHEAD_BYTES <= MAX_READ_BATCH_BYTES) {
-            bytes += rest[n].len() + OP_OVERHEAD_BYTES;
-            n += 1;
-        }
-        let (batch, tail) = rest.split_at(n);
-        rest = tail;
+    for batch in crate::store::read_batches(&paths) {
         let mut reader = client.new_multi_reader();
         for p in batch {
             reader.add_get_data(p)?;

@@ -17,7 +17,7 @@ use crate::kv::{JsonValue, Layout, Stored, MAX_TRANSACTION_AGE};
 use crate::recipe::driver::StandardDriver;
 use crate::recipe::internals::{self, AcquireOptions};
 use crate::recipe::Lock;
-use crate::session::{deadline, Session};
+use crate::session::{deadline, unless_cancelled, Session};
 
 pub(crate) const PERSISTENT: zk::CreateOptions<'static> = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
 
@@ -61,6 +61,8 @@ pub struct KeyTransaction {
     finished: AtomicBool,
     /// When the value was read: a commit later than [`MAX_TRANSACTION_AGE`] is refused.
     read_at: tokio::time::Instant,
+    /// The session's `closing` token: `close()` cancels a commit in flight.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl KeyTransaction {
@@ -80,7 +82,7 @@ impl KeyTransaction {
         // earlier holder gone, and each of them deleted its lock node atomically with its write.
         let read = match acquired.piggyback {
             Some(r) if !r.as_ref().is_err_and(Error::is_transient) => r,
-            _ => deadline(rt, "read value", client.get_data(&value_path)).await,
+            _ => session.unless_closed(false, deadline(rt, "read value", client.get_data(&value_path))).await,
         };
         let (current, version) = match read {
             Ok((data, stat)) => match Stored::from_znode(data, stat.version) {
@@ -109,6 +111,7 @@ impl KeyTransaction {
             request_timeout: rt,
             finished: AtomicBool::new(false),
             read_at: tokio::time::Instant::now(),
+            closing: session.closing(),
         })
     }
 
@@ -152,7 +155,7 @@ impl KeyTransaction {
                 MAX_TRANSACTION_AGE.as_secs()
             )));
         }
-        let result = self.commit_once(&value).await;
+        let result = unless_cancelled(&self.closing, true, self.commit_once(&value)).await;
         let result = match result {
             Err(Error::ZooKeeper { code: "NONODE", .. }) if self.version.is_none() => {
                 // The values directory or the clock node does not exist yet: create them and try
@@ -170,7 +173,7 @@ impl KeyTransaction {
                     Err(e) => Err(e),
                 }
             },
-            Err(err) if err.outcome() == Outcome::Unknown => self.resolve_unknown(err, &value).await,
+            Err(err) if err.outcome() == Outcome::Unknown && !self.closing.is_cancelled() => self.resolve_unknown(err, &value).await,
             other => other,
         };
         match result {

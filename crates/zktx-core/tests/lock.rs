@@ -160,3 +160,51 @@ async fn a_create_whose_answer_was_lost_is_recovered_by_its_protected_name_not_d
     assert!(direct.children(&path).await.unwrap().is_empty());
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_foreign_digits_only_child_neither_panics_nor_blocks_and_leaves_no_node() {
+    // What `create(dir + "/", SEQUENTIAL)` by another client makes: a name of digits only.
+    let path = format!("/zktx-test/{}", unique("foreign"));
+    let other = session();
+    let c = other.client().await.unwrap();
+    let persistent = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    c.mkdir(&path, &persistent).await.unwrap();
+    c.create(&format!("{path}/"), &[], &zookeeper_client::CreateMode::PersistentSequential.with_acls(zookeeper_client::Acls::anyone_all()))
+        .await
+        .unwrap();
+    c.create(&format!("{path}/x-lock-"), &[], &zookeeper_client::CreateMode::PersistentSequential.with_acls(zookeeper_client::Acls::anyone_all()))
+        .await
+        .unwrap();
+    let s = session();
+    let acquiring = tokio::spawn(async move {
+        let r = lock(&s, &path, &AcquireOptions { wait: Some(Duration::from_secs(5)), cancel: None }).await;
+        (s, path, r)
+    });
+    let (s, path, r) = acquiring.await.expect("lock() must not panic on a foreign child");
+    let l = r.expect("foreign children do not block");
+    l.release().await.unwrap();
+    let children = store().children(&path).await.unwrap();
+    assert!(children.iter().all(|n| !n.starts_with("_c_")), "no lock node left: {children:?}");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn an_oversized_lock_path_is_an_invalid_argument() {
+    let s = session();
+    let long = format!("/zktx-test/{}", "a".repeat(2100));
+    let err = lock(&s, &long, &AcquireOptions::default()).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert!(s.last_event().is_none(), "nothing was sent: not even connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_dropped_without_release_is_released_in_the_background() {
+    let s = store();
+    let path = format!("/zktx-test/{}", unique("dropped"));
+    drop(s.lock(&path, &AcquireOptions::default()).await.unwrap());
+    // The same client does not wait on its own forgotten lock.
+    let again = s.lock(&path, &AcquireOptions { wait: Some(Duration::from_secs(5)), cancel: None }).await.unwrap();
+    again.release().await.unwrap();
+    assert!(s.children(&path).await.unwrap().is_empty());
+    s.close().await;
+}

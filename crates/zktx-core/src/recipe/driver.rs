@@ -19,12 +19,20 @@ pub struct Contender {
 
 impl Contender {
     /// Parses a child name; `None` for nodes that are not lock nodes (foreign or malformed).
+    ///
+    /// Only zktx's own shape, `_c_<id>-<kind>-<seq>`, is a contender: anything else in the
+    /// directory (another client's `create(dir + "/", SEQUENTIAL)` makes names of digits only)
+    /// is ignored, so it can neither break nor block the queue.
     pub fn parse(name: &str) -> Option<Contender> {
-        let digits = name.rsplit('-').next()?;
+        let rest = name.strip_prefix("_c_")?;
+        let (head, digits) = rest.rsplit_once('-')?;
         if digits.len() < 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let kind = name[..name.len() - digits.len() - 1].rsplit('-').next().unwrap_or_default();
+        let (id, kind) = head.rsplit_once('-')?;
+        if id.is_empty() || kind.is_empty() {
+            return None;
+        }
         Some(Contender { name: name.to_string(), kind: kind.to_string(), sequence: digits.parse().ok()? })
     }
 
@@ -168,6 +176,14 @@ mod tests {
         assert_eq!(w.decide(&q, "_c_c-write-0000000003"), Decision::WaitFor("_c_b-read-0000000002".into()));
         assert_eq!(r.decide(&q, "_c_d-read-0000000004"), Decision::WaitFor("_c_c-write-0000000003".into()));
         assert_eq!(w.decide(&q, "_c_e-write-0000000005"), Decision::WaitFor("_c_d-read-0000000004".into()));
+    }
+
+    #[test]
+    fn foreign_names_are_not_contenders() {
+        for name in ["0000000003", "-0000000003", "x-lock-0000000001", "_c_-lock-0000000001", "_c_a--0000000001", "_c_a-lock-12", "lock-0000000001"] {
+            assert_eq!(Contender::parse(name), None, "{name}");
+        }
+        assert_eq!(Contender::parse("_c_a-lock-0000000001").map(|c| (c.kind, c.sequence)), Some(("lock".to_string(), 1)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! to read under the lock) are sent back to back on one session, which the server answers in
 //! order, so an uncontended acquisition costs exactly one round trip.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -14,7 +14,7 @@ use zookeeper_client as zk;
 
 use super::driver::{sorted_contenders, Decision, LockDriver};
 use crate::error::{Error, Result};
-use crate::session::{deadline, Session};
+use crate::session::{deadline, Session, SuspendedAt};
 
 const EPHEMERAL_SEQUENTIAL: zk::CreateOptions<'static> = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
 /// Lock directories are containers: the server removes them once their last lock node is gone,
@@ -41,13 +41,30 @@ pub(crate) struct Acquired {
     /// the lock was free). Sent after the listing that showed everyone ahead gone, so it sees
     /// every write their holders committed.
     pub piggyback: Read,
+    /// How long after `SUSPENDED` the lock counts as lost ([`SessionOptions::lost_after`]).
+    ///
+    /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
+    pub lost_after: Duration,
+    /// When the session's connection dropped.
+    pub suspended_at: SuspendedAt,
+    /// The session's [`Session::closing`] token.
+    pub closing: CancellationToken,
 }
+
+/// The longest lock path accepted, in UTF-8 bytes. ZooKeeper itself refuses requests over
+/// `jute.maxbuffer` (1 MiB) by dropping the connection; a lock path is repeated in every request
+/// of the recipe (node names add ~50 bytes), so it is kept far below that.
+pub const MAX_LOCK_PATH_BYTES: usize = 2048;
 
 /// Checks that `path` is an absolute znode path usable as a lock directory.
 ///
 /// # Errors
-/// `INVALID_ARGUMENT` naming what is wrong.
+/// `INVALID_ARGUMENT` naming what is wrong (nothing is sent to the server), including a path
+/// longer than [`MAX_LOCK_PATH_BYTES`].
 pub fn validate_lock_path(path: &str) -> Result<()> {
+    if path.len() > MAX_LOCK_PATH_BYTES {
+        return Err(Error::invalid(format!("lock path is {} bytes long; the limit is {MAX_LOCK_PATH_BYTES} (UTF-8 bytes)", path.len())));
+    }
     let bad = |why: &str| Err(Error::invalid(format!("lock path {path:?} {why}")));
     if !path.starts_with('/') || path.len() < 2 {
         return bad("must be an absolute znode path such as \"/locks/orders\"");
@@ -75,8 +92,25 @@ pub fn validate_lock_path(path: &str) -> Result<()> {
 ///
 /// # Cancellation
 /// On every error path the contender's node is deleted (or the session that owns it is gone),
-/// so no ghost node stays behind to block others.
+/// so no ghost node stays behind to block others. [`Session::close`] makes a pending acquisition
+/// fail with `CLIENT_CLOSED` at once and drop its client handle, so the close goes through (and
+/// the server deletes the node with the session).
 pub(crate) async fn acquire(
+    session: &Session,
+    dir: &str,
+    driver: &dyn LockDriver,
+    opts: &AcquireOptions,
+    read: Option<&str>,
+) -> Result<Acquired> {
+    let closing = session.closing();
+    tokio::select! {
+        biased;
+        _ = closing.cancelled() => Err(Error::ClientClosed),
+        acquired = acquire_in_session(session, dir, driver, opts, read) => acquired,
+    }
+}
+
+async fn acquire_in_session(
     session: &Session,
     dir: &str,
     driver: &dyn LockDriver,
@@ -100,10 +134,16 @@ pub(crate) async fn acquire(
     };
     let node_path = format!("{dir}/{name}");
     match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at, read).await {
-        Ok(None) => Ok(Acquired { client, node_path, token, piggyback }),
-        Ok(Some(latest)) => Ok(Acquired { client, node_path, token, piggyback: latest }),
+        Ok(waited) => {
+            let lost_after = client.session_timeout().mul_f64(session.options().lost_after);
+            let piggyback = waited.unwrap_or(piggyback);
+            Ok(Acquired { client, node_path, token, piggyback, lost_after, suspended_at: session.suspended_at(), closing: session.closing() })
+        },
         Err(err) => {
-            delete_node(&client, &node_path, rt).await;
+            if delete_node(&client, &node_path, rt).await.is_some() {
+                // Not known to be gone: keep trying while the session lives, or it blocks everyone.
+                remove_node_eventually(Arc::downgrade(&client), node_path);
+            }
             Err(err)
         },
     }
@@ -243,8 +283,11 @@ async fn wait_in_queue(
             };
             tokio::select! {
                 _ = watcher.changed() => {},
-                _ = tokio::time::sleep_until(give_up_at.unwrap_or(far)) => {},
-                _ = cancelled => {},
+                // Give up without another request: it could wait on a dead connection.
+                _ = tokio::time::sleep_until(give_up_at.unwrap_or(far)) => {
+                    return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
+                },
+                _ = cancelled => return Err(Error::Aborted(format!("acquiring {dir} was aborted"))),
             }
         }
         // One round trip: the queue, and the value the caller will read once it holds.
@@ -256,11 +299,76 @@ async fn wait_in_queue(
     }
 }
 
+/// The largest request ZooKeeper accepts by default (`jute.maxbuffer`). A bigger one makes the
+/// server drop the connection, so it can never succeed and is never retried.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// Whether a request naming `path` can fit in one ZooKeeper request (with room for its framing).
+pub(crate) fn path_fits_request(path: &str) -> bool {
+    path.len() + 1024 <= MAX_REQUEST_BYTES
+}
+
+/// In the background, deletes the node at `path`, retrying until it is gone or its session is.
+///
+/// For nodes zktx meant to delete but could not confirm (a delete that timed out, was throttled,
+/// or lost its answer): left alone they would block a lock queue for the session's life.
+///
+/// # Guarantees
+/// Retries (backoff 50 ms doubling to 2 s) on connection loss, timeouts and throttling while
+/// the client lives; stops when the node is gone, the session ended (the server removes its
+/// ephemerals) or the client was dropped ([`Session::close`]). Never sends a request that
+/// cannot succeed (a path over the request size limit) and gives up on errors that retrying
+/// cannot fix.
+///
+/// # Cancellation
+/// Holds the client only while sending a request, never while waiting for it, so it never keeps
+/// a closed session alive. Must be called within a tokio runtime (it spawns).
+pub(crate) fn remove_node_eventually(client: Weak<zk::Client>, path: String) {
+    remove_node_eventually_then(client, path, || {});
+}
+
+/// [`remove_node_eventually`], calling `gone` once the node is known to be gone.
+pub(crate) fn remove_node_eventually_then(client: Weak<zk::Client>, path: String, gone: impl FnOnce() + Send + 'static) {
+    if !path_fits_request(&path) {
+        tracing::warn!(bytes = path.len(), "not removing a node whose path exceeds ZooKeeper's request limit");
+        return;
+    }
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let (sent, limit) = {
+                let Some(c) = client.upgrade() else { return };
+                if matches!(c.state(), zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed) {
+                    return gone(); // ephemeral: the server removed it with the session
+                }
+                (c.delete(&path, None), c.session_timeout())
+            };
+            match tokio::time::timeout(limit, sent).await {
+                Ok(Ok(())) | Ok(Err(zk::Error::NoNode)) => {
+                    tracing::debug!(%path, "removed a lock node left by a failed delete");
+                    return gone();
+                },
+                Ok(Err(zk::Error::SessionExpired | zk::Error::SessionMoved | zk::Error::ClientClosed)) => return gone(),
+                Ok(Err(zk::Error::ConnectionLoss | zk::Error::Custom(_) | zk::Error::Timeout | zk::Error::Throttled)) | Err(_) => {},
+                Ok(Err(e)) => {
+                    tracing::warn!(%path, error = %e, "giving up removing a node: the server refuses the delete");
+                    return;
+                },
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    });
+}
+
 /// In the background, deletes every node of `dir` created under the protected `id`, retrying
 /// until it succeeds or the session ends (then the server removes them: they are ephemeral).
 ///
 /// Holds the client only while a request is in flight, so it never keeps a closed session open.
 fn remove_protected_later(client: std::sync::Weak<zk::Client>, dir: String, id: String) {
+    if !path_fits_request(&dir) {
+        return; // never sent, so nothing to remove (and a retry could never fit)
+    }
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(50);
         loop {
@@ -271,15 +379,22 @@ fn remove_protected_later(client: std::sync::Weak<zk::Client>, dir: String, id: 
             let rt = c.session_timeout();
             let done = match deadline(rt, "list lock queue", c.list_children(&dir)).await {
                 Ok(children) => {
-                    let mut ok = true;
+                    // Each delete is retried on its own, and given up if it can never succeed.
                     for mine in sorted_contenders(&children).into_iter().filter(|n| n.is_protected_by(&id)) {
                         tracing::debug!(%dir, node = %mine.name, "removing the node of a failed acquisition");
-                        ok &= delete_node(&c, &format!("{dir}/{}", mine.name), rt).await.is_none();
+                        remove_node_eventually(client.clone(), format!("{dir}/{}", mine.name));
                     }
-                    ok
+                    true
                 },
                 Err(Error::ZooKeeper { code: "NONODE", .. }) | Err(Error::SessionExpired) | Err(Error::ClientClosed) => true,
-                Err(_) => false,
+                Err(e @ (Error::ConnectionLoss { .. } | Error::Timeout { .. } | Error::ZooKeeper { code: "THROTTLED", .. })) => {
+                    tracing::debug!(%dir, error = %e, "listing the lock queue failed; retrying");
+                    false
+                },
+                Err(e) => {
+                    tracing::warn!(%dir, error = %e, "giving up removing the node of a failed acquisition");
+                    true
+                },
             };
             drop(c);
             if done {
@@ -304,5 +419,22 @@ pub(crate) async fn delete_node(client: &zk::Client, path: &str, rt: Duration) -
             Err(e) if e.is_transient() && Instant::now() < until => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => return Some(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_over_the_request_limit_is_never_sent() {
+        assert!(path_fits_request("/locks/a"));
+        assert!(!path_fits_request(&format!("/{}", "a".repeat(MAX_REQUEST_BYTES))));
+    }
+
+    #[test]
+    fn lock_paths_have_a_length_limit() {
+        assert!(validate_lock_path(&format!("/{}", "a".repeat(MAX_LOCK_PATH_BYTES - 1))).is_ok());
+        assert_eq!(validate_lock_path(&format!("/{}", "a".repeat(MAX_LOCK_PATH_BYTES))).unwrap_err().code(), "INVALID_ARGUMENT");
     }
 }

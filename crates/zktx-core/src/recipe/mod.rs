@@ -10,7 +10,7 @@ pub mod mutex;
 pub mod rwlock;
 pub mod semaphore;
 
-pub use internals::{validate_lock_path, AcquireOptions};
+pub use internals::{validate_lock_path, AcquireOptions, MAX_LOCK_PATH_BYTES};
 pub use multi::multi_lock;
 pub use mutex::{lock, Lock, LockLoss};
 pub(crate) use mutex::{HeldPaths, Registration};

@@ -10,14 +10,30 @@ use zookeeper_client as zk;
 use super::driver::StandardDriver;
 use super::internals::{self, AcquireOptions, Acquired};
 use crate::error::{Error, Result};
-use crate::session::{deadline, upgrade, Session};
+use crate::session::{deadline, upgrade, Session, SuspendedAt};
 
 /// A held lock: one ephemeral-sequential node that heads its directory's queue.
 ///
 /// Not reentrant: acquiring the same path again from the same client queues behind the held
 /// lock like any other contender.
+///
+/// # Dropping
+/// A `Lock` dropped without [`Lock::release`] (in JS: garbage-collected) is released in the
+/// background: its node is deleted (retried while the session lives), so it never blocks the
+/// queue, and the same client never waits on its own forgotten lock. Call `release()` to know
+/// when the lock is free; dropping is a safety net, not a way to release on time.
 #[derive(Debug)]
 pub struct Lock {
+    state: Arc<LockState>,
+    /// The runtime the lock was acquired on: `Drop` may run where none is current (a JS
+    /// finalizer), and the background release must be spawned somewhere.
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Everything about a held lock; shared with loss watchers, which must not keep the [`Lock`]
+/// itself (and so its release-on-drop) from happening.
+#[derive(Debug)]
+struct LockState {
     /// Weak: a held lock must not keep a closed session alive.
     client: Weak<zk::Client>,
     session_id: zk::SessionId,
@@ -25,8 +41,19 @@ pub struct Lock {
     node_path: String,
     token: i64,
     request_timeout: Duration,
+    /// The holder gave the lock up (release() called, or consumed by a commit): no more fenced
+    /// writes, `lost()` resolves `Released`.
     released: AtomicBool,
     released_signal: watch::Sender<bool>,
+    /// The lock node is known to be gone (deleted, or its session ended).
+    node_gone: Arc<watch::Sender<bool>>,
+    /// Disconnected this long, the lock counts as lost.
+    lost_after: Duration,
+    /// [`Lock::lost`] declared the lock lost: fenced writes are refused.
+    lost: AtomicBool,
+    suspended_at: SuspendedAt,
+    /// The session's close: watchers stop (and drop their client handles) at once.
+    closing: tokio_util::sync::CancellationToken,
     registration: std::sync::Mutex<Option<Registration>>,
 }
 
@@ -85,7 +112,7 @@ pub enum LockLoss {
 
 impl Lock {
     pub(crate) fn from_acquired(a: &Acquired, dir: &str, request_timeout: Duration) -> Lock {
-        Lock {
+        let state = LockState {
             client: Arc::downgrade(&a.client),
             session_id: a.client.session_id(),
             dir: dir.to_string(),
@@ -94,21 +121,21 @@ impl Lock {
             request_timeout,
             released: AtomicBool::new(false),
             released_signal: watch::channel(false).0,
+            node_gone: Arc::new(watch::channel(false).0),
+            lost_after: a.lost_after,
+            lost: AtomicBool::new(false),
+            suspended_at: a.suspended_at.clone(),
+            closing: a.closing.clone(),
             registration: std::sync::Mutex::new(None),
-        }
+        };
+        Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok() }
     }
 
     pub(crate) fn with_registration(self, registration: Option<Registration>) -> Lock {
-        if let Ok(mut r) = self.registration.lock() {
+        if let Ok(mut r) = self.state.registration.lock() {
             *r = registration;
         }
         self
-    }
-
-    fn unregister(&self) {
-        if let Ok(mut r) = self.registration.lock() {
-            r.take();
-        }
     }
 
     /// Resolves when the lock is no longer held, saying why.
@@ -116,14 +143,133 @@ impl Lock {
     /// # Guarantees
     /// Watches the lock node (one-shot watches, which the client restores after a reconnect):
     /// resolves `NodeDeleted` when someone else deletes it, `SessionEnded` when the session
-    /// expires or is closed, `Released` after [`Lock::release`]. While disconnected the lock is
-    /// still considered held; zookeeper-client declares the session expired at the latest 7/5 of
-    /// the session timeout after losing the connection, and this resolves then.
+    /// expires or is closed, `Released` after [`Lock::release`] (or when the `Lock` is dropped).
+    ///
+    /// # On connection loss
+    /// While disconnected the lock is still considered held, for at most
+    /// [`SessionOptions::lost_after`] × the negotiated session timeout after `SUSPENDED` (the
+    /// whole timeout by default, as Curator does); then this resolves `SessionEnded`, even if the
+    /// client reconnects to the same session later: the server may have handed the lock to
+    /// someone else meanwhile. Fenced writes on the lock are refused from then on.
+    ///
+    /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
     ///
     /// # Cancellation
-    /// Dropping the future stops watching; holds the client only while a request is in flight,
-    /// so it never keeps a closed session alive.
-    pub async fn lost(&self) -> LockLoss {
+    /// The future owns what it needs: it does not keep the `Lock` alive (dropping the `Lock`
+    /// still releases it). Dropping the future stops watching; it holds the client only while a
+    /// request is in flight, so it never keeps a closed session alive.
+    pub fn lost(&self) -> impl std::future::Future<Output = LockLoss> + Send + 'static {
+        let state = self.state.clone();
+        async move { state.lost().await }
+    }
+
+    /// The lock's directory, as passed to [`lock`].
+    pub fn path(&self) -> &str {
+        &self.state.dir
+    }
+
+    /// The full path of this holder's lock node.
+    pub fn node_path(&self) -> &str {
+        &self.state.node_path
+    }
+
+    /// The fencing token: the zxid that created this holder's lock node. It increases strictly
+    /// from one holder of this path to the next, so a downstream store that remembers the highest
+    /// token it has seen can refuse writes from a stale holder.
+    pub fn token(&self) -> i64 {
+        self.state.token
+    }
+
+    /// Whether the lock was released and its node is known to be gone.
+    ///
+    /// After a [`Lock::release`] whose delete failed, this stays `false` until the background
+    /// removal succeeded (or the session ended).
+    pub fn is_released(&self) -> bool {
+        self.state.is_given_up() && *self.state.node_gone.borrow()
+    }
+
+    /// The client of the session that owns the lock node.
+    ///
+    /// # Errors
+    /// `LOCK_LOST` once released or lost, or when the session's client is gone;
+    /// `CLIENT_CLOSED` once the session started closing.
+    pub(crate) fn client(&self) -> Result<Arc<zk::Client>> {
+        self.state.client()
+    }
+
+    /// Adds "this lock is still held" as the first operation of a multi: the lock node exists
+    /// (we never set its data, so its version is 0). Only this session can have created a node
+    /// with this protected name, so existence means ownership.
+    pub(crate) fn fence(&self, writer: &mut zk::MultiWriter<'_>) -> Result<()> {
+        writer.add_check_version(&self.state.node_path, 0).map_err(Error::from)
+    }
+
+    /// Marks the lock released because its node is already gone (a commit deleted it).
+    pub(crate) fn mark_released(&self) {
+        self.state.mark_released()
+    }
+
+    /// Releases the lock: deletes its node.
+    ///
+    /// # Guarantees
+    /// Once it returns `Ok`, the node is gone. If the delete fails, the node is still deleted
+    /// eventually: a background task retries while the session lives (the server removes the
+    /// node with the session anyway), so a failed release never leaves a ghost that blocks the
+    /// queue. From the first call on, fenced writes on this lock are refused and
+    /// [`Lock::lost`] resolves `Released`.
+    ///
+    /// Idempotent: a call after the session ended succeeds; a second call waits (up to the
+    /// request timeout) for the removal the first one started and succeeds once it is done.
+    ///
+    /// # Errors
+    /// `TIMEOUT` / `CONNECTIONLOSS` with outcome `Unknown` when the delete's answer did not
+    /// arrive (it may have applied); other ZooKeeper errors (e.g. `THROTTLED`) as they come. In
+    /// every case the node is removed in the background.
+    ///
+    /// # On connection loss
+    /// Retries the delete until the request deadline, then hands it to the background removal.
+    pub async fn release(&self) -> Result<()> {
+        self.state.release().await
+    }
+
+    /// Checks with the server that the lock node still exists (one round trip).
+    ///
+    /// # Errors
+    /// Connection errors; `false` (not an error) once released, lost or expired.
+    pub async fn is_held(&self) -> Result<bool> {
+        self.state.is_held().await
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.state.is_given_up() {
+            return;
+        }
+        // Forgotten without release(): release in the background rather than leave a node that
+        // blocks everyone (this client included) for the session's life.
+        let Some(runtime) = &self.runtime else { return };
+        let _entered = runtime.enter();
+        tracing::debug!(lock = %self.state.dir, "lock dropped without release(): releasing it in the background");
+        self.state.give_up();
+        let state = self.state.clone();
+        if let Some(client) = state.client.upgrade().filter(|c| c.session_id() == state.session_id) {
+            drop(client);
+            state.remove_in_background();
+        } else {
+            state.node_gone.send_replace(true);
+        }
+    }
+}
+
+impl LockState {
+    fn unregister(&self) {
+        if let Ok(mut r) = self.registration.lock() {
+            r.take();
+        }
+    }
+
+    async fn lost(&self) -> LockLoss {
         let loss = self.watch_until_lost().await;
         if loss != LockLoss::Released {
             self.unregister(); // a lost lock no longer blocks this client from acquiring anew
@@ -132,6 +278,21 @@ impl Lock {
     }
 
     async fn watch_until_lost(&self) -> LockLoss {
+        let Some(states) = self.client.upgrade().map(|c| c.state_watcher()) else { return LockLoss::SessionEnded };
+        let loss = tokio::select! {
+            loss = self.watch_node_until_lost() => loss,
+            _ = disconnected_too_long(states, &self.suspended_at, self.lost_after) => LockLoss::SessionEnded,
+            // Closing deletes the node with the session; a watch request pending on a dead
+            // connection must not keep the client (and so the session) alive meanwhile.
+            _ = self.closing.cancelled() => if self.is_given_up() { LockLoss::Released } else { LockLoss::SessionEnded },
+        };
+        if loss == LockLoss::SessionEnded {
+            self.lost.store(true, Ordering::Release);
+        }
+        loss
+    }
+
+    async fn watch_node_until_lost(&self) -> LockLoss {
         let mut released = self.released_signal.subscribe();
         loop {
             if *released.borrow_and_update() {
@@ -173,35 +334,20 @@ impl Lock {
         }
     }
 
-    /// The lock's directory, as passed to [`lock`].
-    pub fn path(&self) -> &str {
-        &self.dir
-    }
-
-    /// The full path of this holder's lock node.
-    pub fn node_path(&self) -> &str {
-        &self.node_path
-    }
-
-    /// The fencing token: the zxid that created this holder's lock node. It increases strictly
-    /// from one holder of this path to the next, so a downstream store that remembers the highest
-    /// token it has seen can refuse writes from a stale holder.
-    pub fn token(&self) -> i64 {
-        self.token
-    }
-
-    /// Whether [`Lock::release`] has been called.
-    pub fn is_released(&self) -> bool {
+    /// Whether the holder gave the lock up (release called, or consumed by a commit).
+    fn is_given_up(&self) -> bool {
         self.released.load(Ordering::Acquire)
     }
 
-    /// The client of the session that owns the lock node.
-    ///
-    /// # Errors
-    /// `LOCK_LOST` once released or when the session's client is gone.
-    pub(crate) fn client(&self) -> Result<Arc<zk::Client>> {
-        if self.is_released() {
+    fn client(&self) -> Result<Arc<zk::Client>> {
+        if self.is_given_up() {
             return Err(Error::LockLost(format!("lock {} was released", self.dir)));
+        }
+        if self.lost.load(Ordering::Acquire) {
+            return Err(Error::LockLost(format!("lock {}: its session was cut off from ZooKeeper for too long", self.dir)));
+        }
+        if self.closing.is_cancelled() {
+            return Err(Error::ClientClosed); // no new request once close() started
         }
         let client = upgrade(&self.client).map_err(|_| Error::LockLost(format!("lock {}: its client was closed", self.dir)))?;
         if client.session_id() != self.session_id {
@@ -210,17 +356,11 @@ impl Lock {
         Ok(client)
     }
 
-    /// Adds "this lock is still held" as the first operation of a multi: the lock node exists
-    /// (we never set its data, so its version is 0). Only this session can have created a node
-    /// with this protected name, so existence means ownership.
-    pub(crate) fn fence(&self, writer: &mut zk::MultiWriter<'_>) -> Result<()> {
-        writer.add_check_version(&self.node_path, 0).map_err(Error::from)
-    }
 
     /// Why the node went away: our release, our session closing (the server deletes its
     /// ephemerals), or someone else.
     fn deletion_cause(&self) -> LockLoss {
-        if self.is_released() {
+        if self.is_given_up() {
             return LockLoss::Released;
         }
         match self.client.upgrade() {
@@ -229,41 +369,96 @@ impl Lock {
         }
     }
 
-    pub(crate) fn mark_released(&self) {
+    fn mark_released(&self) {
         self.released.store(true, Ordering::Release);
         self.released_signal.send_replace(true);
+        self.node_gone.send_replace(true);
         self.unregister();
     }
 
-    /// Releases the lock.
-    ///
-    /// # Guarantees
-    /// Idempotent: a second call, or a call after the session ended (the server already removed
-    /// the node), succeeds without doing anything.
-    ///
-    /// # On connection loss
-    /// Retries the delete until the request deadline; if the connection stays down, the node
-    /// goes away with the session.
-    pub async fn release(&self) -> Result<()> {
+    /// Gives the lock up locally: no more fenced writes, `lost()` resolves `Released`, the path
+    /// no longer counts as held by this client. Returns whether it was already given up.
+    fn give_up(&self) -> bool {
         if self.released.swap(true, Ordering::AcqRel) {
-            return Ok(());
+            return true;
         }
         self.released_signal.send_replace(true);
         self.unregister();
-        let Some(client) = self.client.upgrade() else { return Ok(()) };
+        false
+    }
+
+    async fn release(&self) -> Result<()> {
+        if self.give_up() {
+            return self.wait_node_gone().await;
+        }
+        let client = match self.client.upgrade() {
+            Some(c) if c.session_id() == self.session_id => c,
+            // The session that owned the (ephemeral) node is over: so is the node.
+            _ => {
+                self.node_gone.send_replace(true);
+                return Ok(());
+            },
+        };
         match internals::delete_node(&client, &self.node_path, self.request_timeout).await {
-            None => Ok(()),
-            Some(err) => Err(err),
+            None => {
+                self.node_gone.send_replace(true);
+                Ok(())
+            },
+            Some(err) => {
+                drop(client);
+                self.remove_in_background();
+                Err(err.for_write())
+            },
         }
     }
 
-    /// Checks with the server that the lock node still exists (one round trip).
-    pub async fn is_held(&self) -> Result<bool> {
+    fn remove_in_background(&self) {
+        let gone = self.node_gone.clone();
+        internals::remove_node_eventually_then(self.client.clone(), self.node_path.clone(), move || {
+            gone.send_replace(true);
+        });
+    }
+
+    /// A later `release()`: waits for the first one's background removal.
+    async fn wait_node_gone(&self) -> Result<()> {
+        let mut gone = self.node_gone.subscribe();
+        let waited = tokio::time::timeout(self.request_timeout, gone.wait_for(|g| *g)).await.map(|r| r.is_ok());
+        match waited {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::Timeout {
+                message: format!("lock {}: its node is not deleted yet; removal goes on in the background", self.dir),
+                outcome: crate::error::Outcome::Unknown,
+            }),
+        }
+    }
+
+    async fn is_held(&self) -> Result<bool> {
         let Ok(client) = self.client() else { return Ok(false) };
         match deadline(self.request_timeout, "check lock node", client.check_stat(&self.node_path)).await {
             Ok(stat) => Ok(stat.is_some()),
             Err(Error::SessionExpired) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Resolves once the client has been disconnected for `limit` since `SUSPENDED` (or its
+/// session ended); pends while connected.
+async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &SuspendedAt, limit: Duration) {
+    loop {
+        match states.peek_state() {
+            zk::SessionState::Disconnected => {
+                // The session's own record of the drop; our watcher may see it first.
+                let since = suspended_at.lock().ok().and_then(|a| *a).unwrap_or_else(tokio::time::Instant::now);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(since + limit) => return,
+                    _ = states.changed() => {},
+                }
+            },
+            zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => return,
+            _ => {
+                states.changed().await;
+            },
         }
     }
 }

@@ -1,0 +1,94 @@
+'use strict';
+// close() closes: pending calls reject CLIENT_CLOSED, the session ends on the server (its queue
+// nodes go at once), and closing never waits behind pending calls.
+const net = require('node:net');
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const { client, clientAt, unique } = require('./helpers/zk');
+
+const codeOf = (p) => p.then(() => 'resolved', (e) => e.code);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function queue(zk, p) {
+  return (await zk.children(p)).filter((c) => c.startsWith('_c_'));
+}
+
+async function waitQueue(zk, p, n, timeoutMs = 10000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if ((await queue(zk, p)).length === n) return;
+    await sleep(25);
+  }
+  throw new Error(`queue of ${p} never reached ${n}: ${await queue(zk, p)}`);
+}
+
+async function deadPort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('close()', () => {
+  let zk;
+  beforeAll(() => { zk = client(); });
+  afterAll(() => zk.close());
+
+  it('rejects a waiting lock() with CLIENT_CLOSED, ends the session (state CLOSED, node gone) and never hands it the lock', async () => {
+    const p = `/zktx-test/${unique('close-waiting')}`;
+    const held = await zk.lock(p);
+    const waiter = client();
+    let ran = false;
+    const waiting = codeOf(waiter.withLock(p, () => { ran = true; }));
+    await waitQueue(zk, p, 2);
+    await waiter.close();
+    expect(waiter.state).toBe('CLOSED');
+    expect(await waiting).toBe('CLIENT_CLOSED');
+    expect(await queue(zk, p)).toHaveLength(1);
+    await held.release();
+    await sleep(300);
+    expect(ran).toBe(false);
+    expect(await queue(zk, p)).toHaveLength(0);
+  });
+
+  it('process.exit() while queued removes the queue node at once, not at session expiry', async () => {
+    const p = `/zktx-test/${unique('exit-queued')}`;
+    const held = await zk.lock(p);
+    const child = spawn(process.execPath, [path.join(__dirname, 'workers', 'exit-queued.js'), p], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const code = await new Promise((r) => child.on('exit', r));
+    expect({ code, out: out.trim(), err }).toEqual({ code: 0, out: 'queued', err: '' });
+    // The session timeout is 10 s: the node must be gone long before.
+    expect(await queue(zk, p)).toHaveLength(1);
+    await held.release();
+  });
+
+  it('with 5 calls pending against a dead server, resolves at once and they reject CLIENT_CLOSED', async () => {
+    const dead = clientAt(`127.0.0.1:${await deadPort()}`, { connectTimeout: 2000 });
+    const started = Date.now();
+    const calls = Array.from({ length: 5 }, (_, i) => codeOf(dead.lock(`/zktx-test/${unique('dead')}-${i}`)));
+    await sleep(200);
+    const t0 = Date.now();
+    await dead.close();
+    const took = Date.now() - t0;
+    expect(await Promise.all(calls)).toEqual(Array(5).fill('CLIENT_CLOSED'));
+    expect(took).toBeLessThan(1500);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(dead.state).toBe('CLOSED');
+  });
+
+  it('concurrent calls against a dead server share one connect attempt', async () => {
+    const dead = clientAt(`127.0.0.1:${await deadPort()}`, { connectTimeout: 2000 });
+    const t0 = Date.now();
+    const settled = await Promise.all(Array.from({ length: 5 }, () => dead.get('k').then(() => 'resolved', (e) => ({ code: e.code, at: Date.now() - t0 }))));
+    for (const s of settled) {
+      expect(s.code).toBe('TIMEOUT');
+      expect(s.at).toBeLessThan(5000); // one 2 s attempt, not five in a row (10 s)
+    }
+    await dead.close();
+  });
+});
