@@ -91,16 +91,17 @@ describeLinux('the packed package', () => {
     const app = path.join(tmp, 'app');
     fs.mkdirSync(app);
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
-    const env = {
-      ...process.env,
+    // No npm_* from the `npm test` around us: npm_config_local_prefix would make this install
+    // land in the repository instead of `app`.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+    Object.assign(env, {
       PATH: pathWithoutCargo(),
       npm_config_offline: 'true',
       npm_config_cache: path.join(tmp, 'npm-cache'), // empty: nothing may come from a registry
       npm_config_audit: 'false',
       npm_config_fund: 'false',
       npm_config_update_notifier: 'false',
-    };
-    for (const k of Object.keys(env)) if (/^npm_(lifecycle|package)_/.test(k)) delete env[k];
+    });
     expect(spawnSync('cargo', ['--version'], { env }).error).toBeTruthy();
     run(npm, ['install', mainTgz, plat.file], { cwd: app, env });
 
