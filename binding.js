@@ -43,7 +43,7 @@ function noBinaryMessage(cause) {
     lines.push(`No prebuilt binary is published for ${here}; binaries ship for: ${shipped.join(', ')}.`);
   }
   lines.push(
-    'To build it from source (needs a current stable Rust with cargo, https://rustup.rs, and a C linker): the package includes ' +
+    'To build it from source (needs a current stable Rust with cargo, https://rustup.rs, a C linker, and Node >= 20.17 for @napi-rs/cli 3): the package includes ' +
       'the Rust sources (Cargo.toml, Cargo.lock, build.rs, src/, crates/); run `npm install` inside ' +
       'its directory (node_modules/zktx), which builds ./zktx.<platform>.node through its `prepare` script. ' +
       'Or set ZKTX_NATIVE to the path of a built .node file.',
