@@ -290,3 +290,35 @@ describe('close() while a commit is in flight', () => {
     await observer.close();
   }, 30000);
 });
+
+describe('a server that dies under an established session', () => {
+  it('every call settles within the documented bound (2 x requestTimeout) with a typed error', async () => {
+    const server = await zkScripts.startStandalone({ tickTime: 200 });
+    const REQUEST_TIMEOUT = 1500;
+    const zk = clientAt(server.connect, { timeout: 4000, requestTimeout: REQUEST_TIMEOUT, debug_level: 0 });
+    try {
+      const k = unique('dead');
+      await zk.set(k, 1);
+      server.kill('SIGKILL');
+      const t0 = Date.now();
+      const settle = (p) => p.then(() => ({ code: 'resolved', ms: Date.now() - t0 }), (e) => ({ code: e.code, name: e.name, ms: Date.now() - t0 }));
+      const results = await Promise.all([
+        settle(zk.get(k)),
+        settle(zk.set(k, 2)),
+        settle(zk.lock(`/dead/${k}`)),
+        settle(zk.executeTransaction(k, (n) => n + 1)),
+        settle(zk.transaction(async (tx) => { tx.set(k, (await tx.get(k)) + 1); }, { retries: 0 })),
+        settle(zk.children('/zktx')),
+      ]);
+      console.log(`server killed: calls settled ${JSON.stringify(results)}`);
+      for (const r of results) {
+        expect(r.name).toBe('ZktxError');
+        expect(['CONNECTIONLOSS', 'TIMEOUT', 'SESSIONEXPIRED', 'LOCK_LOST']).toContain(r.code);
+        expect(r.ms).toBeLessThan(2 * REQUEST_TIMEOUT + 1000);
+      }
+    } finally {
+      await zk.close();
+      await server.stop().catch(() => {});
+    }
+  }, 30000);
+});
