@@ -44,8 +44,8 @@ function noBinaryMessage(cause) {
   }
   lines.push(
     'To build it from source (needs a current stable Rust with cargo, https://rustup.rs, a C linker, and Node >= 20.17 for @napi-rs/cli 3): the package includes ' +
-      'the Rust sources (Cargo.toml, Cargo.lock, build.rs, src/, crates/); run `npm install` inside ' +
-      'its directory (node_modules/zktx), which builds ./zktx.<platform>.node through its `prepare` script. ' +
+      'the Rust sources (Cargo.toml, Cargo.lock, build.rs, src/, crates/); run `npm install && npm run build` ' +
+      'inside its directory (node_modules/zktx), which builds ./zktx.<platform>.node with @napi-rs/cli. ' +
       'Or set ZKTX_NATIVE to the path of a built .node file.',
   );
   if (cause) lines.push(`Cause: ${describe(cause)}`);
