@@ -312,7 +312,9 @@ function elfSectionNames(file) {
 /** Which zktx addon the workers load, and whether it is a debug build (DWARF sections kept). */
 function addonInfo() {
   const pkg = SYSTEMS.zktx.package();
-  const file = process.env.ZKTX_NATIVE || path.join(pkg, 'zktx.node');
+  // napi build --platform names the binary zktx.<platform>.node (linux-x64-gnu here)
+  const built = fs.readdirSync(pkg).find((f) => /^zktx\..+\.node$/.test(f)) || 'zktx.node';
+  const file = process.env.ZKTX_NATIVE || path.join(pkg, built);
   let build = 'unknown';
   try {
     const names = elfSectionNames(file);

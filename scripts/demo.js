@@ -27,9 +27,9 @@ function run(label, env) {
 }
 
 (async () => {
-  if (!fs.existsSync(path.join(root, 'zktx.node'))) {
+  if (!fs.readdirSync(root).some((f) => /^zktx\..+\.node$/.test(f))) {
     console.log('demo: building the native addon (release)...');
-    const r = spawnSync(process.execPath, [path.join(__dirname, 'build-addon.js')], { stdio: 'inherit' });
+    const r = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
     if (r.status !== 0) process.exit(r.status || 1);
   }
   let server = null;

@@ -24,7 +24,8 @@ function run(cmd, args) {
 }
 
 (async () => {
-  const build = await run(process.execPath, [path.join(__dirname, 'build-addon.js')]);
+  // `npm run build`: napi build --platform --release (incremental; a no-op when nothing changed).
+  const build = await run(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', 'build']);
   if (build.code !== 0) process.exit(build.code);
 
   let passed = 0;

@@ -1,0 +1,181 @@
+'use strict';
+// What `npm install zktx` gets: the packed package and its linux-x64-gnu platform package,
+// installed from local tarballs only (offline) into an empty project on a PATH without cargo,
+// take a lock and run executeTransaction. Also: the shipped binary's glibc floor, and the
+// error on a platform without a binary.
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const pkg = require('../package.json');
+const PLATFORM = 'linux-x64-gnu';
+const binaryName = `zktx.${PLATFORM}.node`;
+// `npm run build:dist` (cargo-zigbuild, glibc 2.17) writes the release binary to artifacts/;
+// without it the test packs the development build, `npm run build`, from the repo root.
+const distBinary = path.join(root, 'artifacts', binaryName);
+const devBinary = path.join(root, binaryName);
+// .ci/run sets this: there the shipped binary must exist, a missing one is a failure, not a skip.
+const requireDist = process.env.ZKTX_REQUIRE_DIST === '1';
+const isLinuxX64Gnu = process.platform === 'linux' && process.arch === 'x64' &&
+  Boolean(process.report.getReport().header.glibcVersionRuntime);
+
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+/** PATH without any directory holding cargo or rustc, so an install that tried to build fails. */
+function pathWithoutCargo() {
+  return (process.env.PATH || '').split(path.delimiter).filter((dir) =>
+    !['cargo', 'rustc'].some((bin) => fs.existsSync(path.join(dir, bin)))).join(path.delimiter);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** npm pack `dir` into `dest` without lifecycle scripts (the root's `prepare` would build). */
+function pack(dir, dest) {
+  const out = run(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', dest], { cwd: dir });
+  const [info] = JSON.parse(out);
+  return { file: path.join(dest, info.filename), size: info.size, files: info.files.map((f) => f.path) };
+}
+
+const describeLinux = isLinuxX64Gnu ? describe : describe.skip;
+
+describeLinux('the packed package', () => {
+  let tmp;
+  let binary;
+
+  beforeAll(() => {
+    binary = fs.existsSync(distBinary) ? distBinary : devBinary;
+    if (requireDist && binary !== distBinary) throw new Error(`${distBinary} missing: run npm run build:dist`);
+    if (!fs.existsSync(binary)) throw new Error(`no ${binaryName}: run npm run build`);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-pack-'));
+  });
+
+  afterAll(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('installs from its tarballs offline, without cargo, and takes a lock and runs executeTransaction', () => {
+    const t0 = Date.now();
+    // The main package as release.yml publishes it: with the optionalDependencies `napi
+    // prepublish` adds, without `prepare` (npm 11 lists it as an install script to approve).
+    // Its absence is what the install output below must show.
+    const main = pack(root, tmp);
+    expect(main.files).not.toContain(binaryName); // binaries live in the platform packages
+    for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/zktx-core/Cargo.toml',
+      'crates/zktx-core/src/lib.rs', 'loader.js', 'binding.js', 'index.js', 'index.d.ts', 'LICENSE', 'CHANGELOG.md']) {
+      expect(main.files).toContain(f);
+    }
+    const staged = path.join(tmp, 'main');
+    fs.mkdirSync(staged);
+    run('tar', ['xzf', main.file, '-C', staged]);
+    const stagedJson = path.join(staged, 'package', 'package.json');
+    const manifest = JSON.parse(fs.readFileSync(stagedJson, 'utf8'));
+    manifest.optionalDependencies = Object.fromEntries(fs.readdirSync(path.join(root, 'npm'))
+      .map((dir) => [`${pkg.name}-${dir}`, pkg.version]));
+    delete manifest.scripts.prepare;
+    fs.writeFileSync(stagedJson, JSON.stringify(manifest, null, 2));
+    fs.rmSync(main.file);
+    const mainTgz = pack(path.join(staged, 'package'), tmp).file;
+
+    // The platform package: npm/linux-x64-gnu plus the binary, as `napi artifacts` assembles it.
+    const platDir = path.join(tmp, PLATFORM);
+    fs.cpSync(path.join(root, 'npm', PLATFORM), platDir, { recursive: true });
+    fs.copyFileSync(binary, path.join(platDir, binaryName));
+    const plat = pack(platDir, tmp);
+    expect(plat.files).toContain(binaryName);
+
+    const app = path.join(tmp, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+    // No npm_* from the `npm test` around us: npm_config_local_prefix would make this install
+    // land in the repository instead of `app`.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+    Object.assign(env, {
+      PATH: pathWithoutCargo(),
+      npm_config_offline: 'true',
+      npm_config_cache: path.join(tmp, 'npm-cache'), // empty: nothing may come from a registry
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_update_notifier: 'false',
+    });
+    expect(spawnSync('cargo', ['--version'], { env }).error).toBeTruthy();
+    const installed = spawnSync(npm, ['install', mainTgz, plat.file], { cwd: app, env, encoding: 'utf8' });
+    expect(installed.status).toBe(0);
+    expect(`${installed.stdout}${installed.stderr}`).not.toMatch(/install.scripts/i);
+
+    const script = `
+      const { ZooKeeper } = require('zktx');
+      (async () => {
+        const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 10000 });
+        const key = 'package-test-' + process.pid;
+        const lock = await zk.lock('/zktx-package-test/' + process.pid);
+        const held = await lock.isHeld();
+        await lock.release();
+        const tx = await zk.executeTransaction(key, (cur) => (cur ?? 0) + 1);
+        await zk.close();
+        const loaded = Object.keys(require.cache).find((f) => f.endsWith('.node'));
+        console.log(JSON.stringify({ held, value: tx.value, loaded }));
+      })().catch((err) => { console.error(err); process.exit(1); });`;
+    const out = JSON.parse(run(process.execPath, ['-e', script], { cwd: app, env }).trim().split('\n').pop());
+    expect(out).toEqual({
+      held: true,
+      value: 1,
+      loaded: path.join(fs.realpathSync(app), 'node_modules', `${pkg.name}-${PLATFORM}`, binaryName),
+    });
+    console.log(`package test: packed ${(main.size / 1024).toFixed(0)} kB + ${PLATFORM} ` +
+      `${(plat.size / 1024).toFixed(0)} kB (${path.relative(root, binary)}), installed and ran in ${Date.now() - t0} ms`);
+  }, 120000);
+});
+
+describeLinux('the linux-x64-gnu binary we ship', () => {
+  const check = fs.existsSync(distBinary) || requireDist ? it : it.skip;
+  check('needs no glibc symbol newer than 2.17 (objdump -T)', () => {
+    const out = execFileSync('objdump', ['-T', distBinary], { encoding: 'utf8' });
+    const versions = [...new Set(out.match(/GLIBC_[0-9.]+/g))];
+    const newest = versions.sort((a, b) => {
+      const [x, y] = [a, b].map((v) => v.slice(6).split('.').map(Number));
+      return x[0] - y[0] || (x[1] ?? 0) - (y[1] ?? 0) || (x[2] ?? 0) - (y[2] ?? 0);
+    }).pop();
+    console.log(`objdump -T ${path.relative(root, distBinary)}: newest symbol version ${newest}`);
+    expect(versions.length).toBeGreaterThan(0);
+    expect(newest).toBe('GLIBC_2.17');
+  });
+});
+
+describe('on a platform without a binary', () => {
+  it('says which platform, what ships, and how to build from source', () => {
+    // The generated loader reads process.platform/arch when required: fake them in a child.
+    const script = `
+      Object.defineProperty(process, 'platform', { value: 'freebsd' });
+      Object.defineProperty(process, 'arch', { value: 'riscv64' });
+      delete process.env.ZKTX_NATIVE;
+      try { require(${JSON.stringify(path.join(root, 'binding.js'))}); } catch (err) {
+        console.log(JSON.stringify({ code: err.code, message: err.message }));
+      }`;
+    const { code, message } = JSON.parse(run(process.execPath, ['-e', script]));
+    expect(code).toBe('ERR_ZKTX_NO_NATIVE_ADDON');
+    expect(message).toMatch(/cannot load the native addon for freebsd-riscv64/);
+    expect(message).toMatch(/No prebuilt binary is published for freebsd-riscv64; binaries ship for: linux-x64-gnu, linux-x64-musl, linux-arm64-gnu, darwin-x64, darwin-arm64, win32-x64-msvc/);
+    expect(message).toMatch(/Cargo\.toml, Cargo\.lock, build\.rs, src\/, crates\//);
+    expect(message).toMatch(/run `npm install && npm run build` inside its directory/);
+  });
+
+  it('on a shipped platform whose package is missing, names the optional dependency', () => {
+    const script = `
+      Object.defineProperty(process, 'platform', { value: 'darwin' });
+      Object.defineProperty(process, 'arch', { value: 'arm64' });
+      delete process.env.ZKTX_NATIVE;
+      try { require(${JSON.stringify(path.join(root, 'binding.js'))}); } catch (err) {
+        console.log(JSON.stringify({ message: err.message }));
+      }`;
+    const { message } = JSON.parse(run(process.execPath, ['-e', script]));
+    expect(message).toMatch(/prebuilt binary for darwin-arm64 ships as the optional dependency zktx-darwin-arm64/);
+  });
+});
