@@ -151,7 +151,10 @@ impl From<zk::Error> for Error {
             Z::NodeExists => Error::zk("NODEEXISTS", "node already exists"),
             Z::BadVersion => Error::zk("BADVERSION", "version mismatch"),
             Z::NotEmpty => Error::zk("NOTEMPTY", "node has children"),
-            Z::NoAuth => Error::zk("NOAUTH", "not authorized"),
+            Z::NoAuth => Error::zk(
+                "NOAUTH",
+                "not authorized: the ACL of a node this call needs does not grant this session's identity, so the server refused it and nothing was written; connect with the auth option of an identity the ACL names (with acl 'creator-all', the one that created the nodes), or have an admin fix the ACL",
+            ),
             Z::AuthFailed => Error::zk("AUTHFAILED", "authentication failed"),
             Z::InvalidAcl => Error::zk("INVALIDACL", "invalid ACL"),
             Z::NoChildrenForEphemerals => Error::zk("NOCHILDRENFOREPHEMERALS", "ephemeral nodes cannot have children"),

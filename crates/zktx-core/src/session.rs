@@ -52,6 +52,40 @@ pub struct SessionOptions {
     /// learns of its loss up to ~0.4 × timeout after a successor may hold the lock; below 0.6
     /// it learns before. Smaller values trade that for false alarms on short network blips.
     pub lost_after: f64,
+    /// Credentials sent with every connect and reconnect (`addauth` in zkCli terms), in order.
+    /// zookeeper-client replays them on each new connection, so the identity survives failover.
+    pub auth: Vec<Auth>,
+    /// The ACL of every node zktx creates: lock nodes and their directories, value nodes,
+    /// transaction markers, the clock node. Default `world:anyone` with all permissions
+    /// ([`zk::Acls::anyone_all`]); nodes that already exist keep their own ACL.
+    pub acl: Vec<Acl>,
+}
+
+pub use zk::{Acl, AuthId, Permission};
+
+/// The size of an ACL list on the wire: a length, then per entry perms, scheme and id.
+pub(crate) fn acl_bytes(acl: &[Acl]) -> usize {
+    4 + acl.iter().map(|a| 12 + a.scheme().len() + a.id().len()).sum::<usize>()
+}
+
+/// The longest ACL list accepted, in bytes on the wire: it travels with every create.
+pub const MAX_ACL_BYTES: usize = 4096;
+
+/// One `(scheme, credentials)` pair, e.g. `digest` and `user:password`.
+///
+/// `Debug` never shows the credentials: options get logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// The server's authentication provider: `digest`, `ip`, `x509`, or a custom one.
+    pub scheme: String,
+    /// What that provider expects: `user:password` for `digest`.
+    pub credentials: Vec<u8>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").field("scheme", &self.scheme).field("credentials", &"<redacted>").finish()
+    }
 }
 
 impl Default for SessionOptions {
@@ -64,6 +98,8 @@ impl Default for SessionOptions {
             host_order_deterministic: false,
             reconnect_after_expiry: true,
             lost_after: 1.0,
+            auth: Vec::new(),
+            acl: zk::Acls::anyone_all().to_vec(),
         }
     }
 }
@@ -84,6 +120,25 @@ impl SessionOptions {
         }
         if !(self.lost_after > 0.0 && self.lost_after <= 1.0) {
             return Err(Error::invalid(format!("lostAfter must be a fraction of the session timeout in (0, 1], got {}", self.lost_after)));
+        }
+        for a in &self.auth {
+            if a.scheme.is_empty() {
+                return Err(Error::invalid("auth: every entry needs a scheme, such as \"digest\""));
+            }
+            // The server's digest provider accepts anything (a malformed pair is just another
+            // identity), so catch the obvious mistake here. Never echo the credentials.
+            if a.scheme == "digest" && !a.credentials.iter().skip(1).any(|&b| b == b':') {
+                return Err(Error::invalid("auth: digest credentials must have the form \"user:password\""));
+            }
+        }
+        if self.acl.is_empty() {
+            return Err(Error::invalid("acl must grant at least one permission to someone (an empty list is refused by ZooKeeper)"));
+        }
+        if acl_bytes(&self.acl) > MAX_ACL_BYTES {
+            return Err(Error::invalid(format!("acl is {} bytes long; the limit is {MAX_ACL_BYTES}", acl_bytes(&self.acl))));
+        }
+        if self.auth.is_empty() && self.acl.iter().any(|a| a.scheme() == "auth") {
+            return Err(Error::invalid("acl 'creator-all' (scheme \"auth\") grants the creator's authenticated identity: pass auth too, e.g. [{ scheme: 'digest', credentials: 'user:password' }]"));
         }
         Ok(())
     }
@@ -238,6 +293,11 @@ impl Session {
     /// The options this session was made with.
     pub fn options(&self) -> &SessionOptions {
         &self.inner.options
+    }
+
+    /// The ACL for nodes this session creates ([`SessionOptions::acl`]).
+    pub(crate) fn acls(&self) -> zk::Acls<'_> {
+        zk::Acls::new(&self.inner.options.acl)
     }
 
     /// When the current connection dropped (`None` while connected), shared with locks so that
@@ -461,7 +521,11 @@ fn watch_states(inner: &Inner, client: &zk::Client) {
 
 async fn open(options: &SessionOptions) -> Result<zk::Client> {
     let connect_timeout = options.connect_timeout.unwrap_or_else(|| options.session_timeout.min(Duration::from_secs(15)));
-    let connector = zk::Client::connector().with_session_timeout(options.session_timeout);
+    let mut connector = zk::Client::connector().with_session_timeout(options.session_timeout);
+    for a in &options.auth {
+        // Replayed by zookeeper-client on every reconnect (its session keeps the auth packets).
+        connector = connector.with_auth(&a.scheme, &a.credentials);
+    }
     let connect = options.connect_string();
     match tokio::time::timeout(connect_timeout, connector.connect(&connect)).await {
         Ok(Ok(client)) => {
@@ -470,10 +534,21 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
         },
         Ok(Err(err)) => Err(match Error::from(err) {
             Error::Timeout { .. } => connect_timed_out(&options.connect, connect_timeout),
+            Error::ZooKeeper { code: "AUTHFAILED", .. } => auth_failed(options),
             other => other,
         }),
         Err(_) => Err(connect_timed_out(&options.connect, connect_timeout)),
     }
+}
+
+/// The server refused an `auth` entry: say which schemes were sent, never the credentials.
+fn auth_failed(options: &SessionOptions) -> Error {
+    let schemes: Vec<&str> = options.auth.iter().map(|a| a.scheme.as_str()).collect();
+    let sent = if schemes.is_empty() { "no auth".to_string() } else { format!("auth schemes {schemes:?}") };
+    Error::zk(
+        "AUTHFAILED",
+        format!("authentication failed: the server refused the session ({sent}); check the auth option's schemes and credentials against the server's auth providers"),
+    )
 }
 
 fn connect_timed_out(connect: &str, after: Duration) -> Error {
