@@ -428,6 +428,7 @@ class ZkServer {
     this.minSessionTimeout = opts.minSessionTimeout;
     this.maxSessionTimeout = opts.maxSessionTimeout;
     this.extraConfig = opts.extraConfig;
+    this.jvmFlags = opts.jvmFlags || []; // -D system properties (auth providers, ...)
     this.peers = opts.peers; // [{id, peerPort, electionPort}] for ensembles
     this.port = opts.port;
     this.connect = `${HOST}:${opts.port}`;
@@ -465,6 +466,7 @@ class ZkServer {
       `-Dzookeeper.console.threshold=${level}`, // logback (ZooKeeper 3.8 distribution)
       '-Dzookeeper.admin.enableServer=false',
       '-Dzookeeper.jmx.log4j.disable=true',
+      ...this.jvmFlags,
       '-cp',
       classpath,
       MAIN_CLASS,
@@ -610,13 +612,41 @@ function isBindFailure(server) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// secured servers
+
+/**
+ * The value of `-Dzookeeper.DigestAuthenticationProvider.superDigest` for "user:password":
+ * `user:base64(sha1("user:password"))`. A session that authenticates with that digest pair is
+ * ZooKeeper's super user (every ACL check passes).
+ */
+function superDigest(userPassword) {
+  const user = userPassword.split(':')[0];
+  return `${user}:${crypto.createHash('sha1').update(userPassword).digest('base64')}`;
+}
+
+/**
+ * JVM flags for the `auth` option of the starters:
+ * - digestSuperUser: "super:pw", a digest identity that passes every ACL check (for cleanup);
+ * - enforce: ['digest', ...], ZooKeeper 3.7+'s enforce.auth: a session that has not
+ *   authenticated with one of these schemes gets AUTHFAILED on its first request.
+ */
+function authJvmFlags(auth) {
+  if (!auth) return [];
+  const flags = [];
+  if (auth.digestSuperUser) flags.push(`-Dzookeeper.DigestAuthenticationProvider.superDigest=${superDigest(auth.digestSuperUser)}`);
+  if (auth.enforce && auth.enforce.length) flags.push('-Dzookeeper.enforce.auth.enabled=true', `-Dzookeeper.enforce.auth.schemes=${auth.enforce.join(',')}`);
+  return flags;
+}
+
+// ---------------------------------------------------------------------------------------------
 // public starters
 
 /**
  * Start a standalone server on a free loopback port; resolves once it serves requests.
  * Options: tickTime (2000), dataDir (fresh temp dir, removed by stop()), port (free one),
  * forceSync (false: forceSync=no), logDir (dataDir), minSessionTimeout/maxSessionTimeout
- * (server defaults 2×/20× tick), extraConfig ({key: value} for zoo.cfg).
+ * (server defaults 2×/20× tick), extraConfig ({key: value} for zoo.cfg), auth ({ digestSuperUser:
+ * 'super:pw', enforce: ['digest'] }, see authJvmFlags).
  */
 async function startStandalone({
   tickTime = 2000,
@@ -627,6 +657,7 @@ async function startStandalone({
   minSessionTimeout,
   maxSessionTimeout,
   extraConfig,
+  auth,
 } = {}) {
   findZooKeeper();
   const ownsDataDir = !dataDir;
@@ -639,6 +670,7 @@ async function startStandalone({
       minSessionTimeout,
       maxSessionTimeout,
       extraConfig,
+      jvmFlags: authJvmFlags(auth),
       port: port || (await freePort()),
       dataDir: dir,
       ownsDataDir,
@@ -997,6 +1029,7 @@ module.exports = {
   freePort,
   freePorts,
   mntr,
+  superDigest,
   ZkServer,
 };
 
