@@ -2,6 +2,9 @@ import { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, Mult
 async function main() {
   const zk = new ZooKeeper({ connect: 'localhost:2181', timeout: 200000, debug_level: ZooKeeper.ZOO_LOG_LEVEL_WARN, host_order_deterministic: false });
   zk.on('state', (s) => console.log(s));
+  const secured = new ZooKeeper({ auth: [{ scheme: 'digest', credentials: 'u:p' }, { scheme: 'ip', credentials: Buffer.from('x') }], acl: 'creator-all' });
+  const listed = new ZooKeeper({ acl: [{ perms: 'rwcda', scheme: 'digest', id: ZooKeeper.digestId('u', 'p') }, { perms: ['read'], scheme: 'world', id: 'anyone' }] });
+  await Promise.all([secured.close(), listed.close()]);
   const st: string = zk.state;
   const lock: Lock = await zk.lock('/a', { timeout: 5, signal: AbortSignal.timeout(10) });
   lock.signal.addEventListener('abort', () => {});
