@@ -1,7 +1,12 @@
 // Types of zktx's public JS API (index.js). The native binding (binding.js, zktx.node) is private.
 import { EventEmitter } from 'node:events';
 
-/** Any value JSON can carry: what keys store. */
+/**
+ * Any value JSON can carry: what keys store. Encoded as `JSON.stringify` does (a `Date` becomes
+ * its ISO string, `toJSON()` is used), but a `Map`, `Set`, `WeakMap`, `WeakSet`, typed array,
+ * `ArrayBuffer`, `DataView` or promise anywhere inside, which JSON would store as `{}`, is
+ * refused with `INVALID_ARGUMENT`.
+ */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /**
@@ -17,7 +22,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
  * - `SESSIONEXPIRED`: the session is gone, and with it every lock it held.
  * - `LOCK_LOST`: a write fenced on a lock that is no longer held; nothing written.
- * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind.
+ * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind. `cause` is the signal's `reason`.
  * - `CONFLICT`: a write kept racing with concurrent creates/deletes.
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
@@ -52,7 +57,11 @@ export type ZktxErrorCode =
   | 'NOCHILDRENFOREPHEMERALS'
   | (string & {});
 
-/** Every rejection of zktx. `instanceof ZktxError` and `instanceof Error` both hold. */
+/**
+ * Every rejection of zktx. `instanceof ZktxError` and `instanceof Error` both hold. `stack` is
+ * `ZktxError [CODE]: message` followed by the frames of the code that made the call (also for
+ * errors from the native side, and for a call nobody awaited).
+ */
 export class ZktxError extends Error {
   readonly name: 'ZktxError';
   /** Stable code; see {@link ZktxErrorCode}. */
@@ -62,14 +71,22 @@ export class ZktxError extends Error {
    * of a write already sent (re-read to find out), `'not_applied'` otherwise.
    */
   readonly outcome: 'unknown' | 'not_applied';
-  constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied');
+  /**
+   * What this error stands for, when there is one: the `AbortSignal`'s `reason` for `ABORTED`
+   * (a `TimeoutError` DOMException from `AbortSignal.timeout()`, or your own reason); the error a
+   * getter, Proxy trap or `toJSON` threw for `INVALID_ARGUMENT`; the addon's raw error for
+   * `INTERNAL`.
+   */
+  cause?: unknown;
+  constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied', options?: { cause?: unknown });
 }
 
 /** The tutorial's constructor options, plus zktx's own (camelCase). Unknown keys are an error. */
 export interface ZooKeeperOptions {
   /**
-   * `host:port[,host:port...][/chroot]`. Default `localhost:2181`.
-   * The environment variable `ZK_CONNECT`, when set, overrides it (tests, demo, CI).
+   * `host:port[,host:port...][/chroot]`. When not given: the environment variable `ZK_CONNECT`,
+   * else `localhost:2181`. Explicit wins over `ZK_CONNECT`; only `ZKTX_CONNECT_OVERRIDE` (opt-in,
+   * for running code that hardcodes its connect string against another ensemble) overrides it.
    */
   connect?: string;
   /**
@@ -197,6 +214,8 @@ export class Lock {
   release(): Promise<void>;
   /** One round trip: does the lock node still exist? */
   isHeld(): Promise<boolean>;
+  /** `await using lock = await zk.lock(path)`: released at scope exit (as `release()`). */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Exclusive locks on several paths, held together (`zk.multiLock`). */
@@ -216,6 +235,8 @@ export class MultiLock {
   release(): Promise<void>;
   /** Whether every lock node still exists. */
   isHeld(): Promise<boolean>;
+  /** `await using locks = await zk.multiLock(paths)`: all released at scope exit. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Both sides of a read-write lock at one path. */
@@ -358,7 +379,7 @@ export class ZooKeeper extends EventEmitter {
    */
   constructor(options?: ZooKeeperOptions);
 
-  /** The connect string in use (after the `ZK_CONNECT` override). */
+  /** The connect string in use: `ZKTX_CONNECT_OVERRIDE`, else `connect`, else `ZK_CONNECT`, else `localhost:2181`. */
   readonly connectString: string;
 
   /**
@@ -391,6 +412,20 @@ export class ZooKeeper extends EventEmitter {
    * then). The exit hook does not wait for that (at most 2 s).
    */
   close(): Promise<void>;
+
+  /**
+   * Opt-in shutdown: on any of `signals` (default `['SIGTERM', 'SIGINT']`), close this client, so
+   * its locks are free for other processes at once instead of at session expiry, then let the
+   * signal end the process as it would have (re-raised when no other listener for it is left;
+   * a listener of yours decides instead). Waits at most 5 s for the close. A second signal during
+   * the close ends the process at once (Node's default). zktx installs no handler unless asked.
+   * Returns a function that removes the handlers.
+   * @throws ZktxError `INVALID_ARGUMENT` for an empty list or an unknown signal name.
+   */
+  closeOnSignals(signals?: NodeJS.Signals[]): () => void;
+
+  /** `await using zk = new ZooKeeper(options)`: closed at scope exit (as `close()`). */
+  [Symbol.asyncDispose](): Promise<void>;
 
   /**
    * Acquires the exclusive lock at `path` (an absolute znode path, up to 32768 bytes of UTF-8,
@@ -438,7 +473,7 @@ export class ZooKeeper extends EventEmitter {
    * that throws rejects with its own error, unchanged.
    * Concurrent calls on one key queue (also from one client); a call on the key from inside
    * its own updater would wait for itself and rejects with `ALREADY_HELD` at once.
-   * Errors: `INVALID_ARGUMENT` (bad key, value JSON cannot encode, updater returning
+   * Errors: `INVALID_ARGUMENT` (bad key, value JSON cannot encode or would mangle, updater returning
    * `undefined` or a function), `TOO_LARGE`, `LOCK_LOST`, `SESSIONEXPIRED`, `BADVERSION` /
    * `NODEEXISTS` (someone wrote or deleted the key without its lock — versions never restart,
    * so a delete + re-create in between is seen too), `CONFLICT` (more than 5 min between the
@@ -489,8 +524,8 @@ export class ZooKeeper extends EventEmitter {
 }
 
 /**
- * The tutorial's module-level call: runs on the most recently constructed `ZooKeeper`, or on one
- * made from `ZK_CONNECT` (default `localhost:2181`).
+ * The tutorial's module-level call: runs on the most recently constructed `ZooKeeper`, or on a new
+ * one without options (`ZK_CONNECT`, else `localhost:2181`; `ZKTX_CONNECT_OVERRIDE` beats both).
  */
 export function executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
 

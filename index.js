@@ -5,14 +5,24 @@
 const { randomUUID, createHash } = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const { AsyncLocalStorage } = require('node:async_hooks');
+const { types } = require('node:util');
+const { constants: osConstants } = require('node:os');
 const native = require('./binding');
 
 const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
 
+// `await using` looks up Symbol.asyncDispose. Node >= 18.18 defines it (as
+// Symbol.for('nodejs.asyncDispose')); on older Node, define that same symbol, so TypeScript's
+// lowered `await using` and any later polyfill find zktx's dispose methods.
+if (typeof Symbol.asyncDispose !== 'symbol') {
+  Object.defineProperty(Symbol, 'asyncDispose', { value: Symbol.for('nodejs.asyncDispose'), configurable: false, enumerable: false, writable: false });
+}
+
 /** Every error zktx rejects with. `code` is stable; `outcome` says whether a write may have applied. */
 class ZktxError extends Error {
-  constructor(code, message, outcome = 'not_applied') {
-    super(message);
+  /** `options.cause`: the lower-level error or abort reason this one stands for (as Error's). */
+  constructor(code, message, outcome = 'not_applied', options = undefined) {
+    super(message, options);
     this.name = 'ZktxError';
     this.code = code;
     this.outcome = outcome;
@@ -28,9 +38,7 @@ function fromNative(err) {
   if (!m) {
     // Not our encoding: napi's own error (a panic it caught, an argument it could not convert).
     // Never raw; the outcome is unknown, as the call may have sent a write before failing.
-    const e = new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown');
-    e.cause = err;
-    return e;
+    return new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown', { cause: err });
   }
   const e = new ZktxError(m[1], m[3], m[2]);
   if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
@@ -55,8 +63,46 @@ async function call(fn) {
   }
 }
 
-function invalid(message) {
-  return new ZktxError('INVALID_ARGUMENT', message);
+// Stack traces that point at the caller. An error made by the addon, or in the facade after an
+// await, has no frame of the code that called zktx: a forgotten `await` would crash with no file
+// or line. Each public call records its call site (Error.captureStackTrace on a bare object:
+// frames are collected, formatted only if the call fails) and a ZktxError it rejects with gets
+// those frames. The first public call an error passes through sets them: zktx's own calls use
+// the untraced methods (`_name`), so the frames are always of the code that called zktx, and a
+// zktx call failing inside a withLock / transaction function keeps its own, more precise site.
+const sited = new WeakSet();
+
+function atCallSite(err, site) {
+  if (!(err instanceof ZktxError) || sited.has(err)) return err; // the caller's own errors pass unchanged
+  sited.add(err);
+  const frames = site.stack;
+  const at = frames.indexOf('\n');
+  err.stack = `${err.name} [${err.code}]: ${err.message}${at === -1 ? '' : frames.slice(at)}`;
+  return err;
+}
+
+/** `impl` (returning a promise) as a public call whose rejections carry the caller's frames. */
+function traced(impl, name) {
+  const wrapper = function (...args) {
+    const site = {};
+    Error.captureStackTrace(site, wrapper);
+    return impl.apply(this, args).then(undefined, (err) => { throw atCallSite(err, site); });
+  };
+  Object.defineProperty(wrapper, 'name', { value: name });
+  return wrapper;
+}
+
+/** Replaces the methods `names` of `cls` by traced ones; the untraced stay as `_name` for zktx's own calls. */
+function traceMethods(cls, names) {
+  for (const name of names) {
+    const impl = cls.prototype[name];
+    Object.defineProperty(cls.prototype, `_${name}`, { value: impl, writable: true, configurable: true });
+    cls.prototype[name] = traced(impl, name);
+  }
+}
+
+function invalid(message, cause) {
+  return new ZktxError('INVALID_ARGUMENT', message, 'not_applied', cause === undefined ? undefined : { cause });
 }
 
 // A lone surrogate cannot be encoded as UTF-8: it would reach Rust as U+FFFD, so '\uD800',
@@ -141,20 +187,85 @@ function checked(f, what) {
     return f();
   } catch (err) {
     if (err instanceof ZktxError) throw err;
-    throw invalid(`${what} could not be read: ${errorText(err)}`);
+    throw invalid(`${what} could not be read: ${errorText(err)}`, err);
   }
 }
 
-/** JSON text of a value, or INVALID_ARGUMENT for what JSON cannot carry. */
+/**
+ * What JSON.stringify would store as something else without a word: `{}` for a Map, a Set, a
+ * WeakMap, a typed array, an ArrayBuffer, a DataView, a promise (a forgotten `await`). The name,
+ * or undefined for what JSON encodes faithfully or by a rule of its own (Date → ISO string,
+ * toJSON, boxed primitives; a Buffer has a toJSON).
+ */
+function mangledKind(v) {
+  const proto = Object.getPrototypeOf(v);
+  if (proto === Object.prototype || proto === Array.prototype || proto === null) return undefined; // the common case, at once
+  if (types.isMap(v)) return 'a Map';
+  if (types.isSet(v)) return 'a Set';
+  if (types.isWeakMap(v)) return 'a WeakMap';
+  if (types.isWeakSet(v)) return 'a WeakSet';
+  if (types.isTypedArray(v)) return `a ${Object.prototype.toString.call(v).slice(8, -1)}`;
+  if (types.isDataView(v)) return 'a DataView';
+  if (types.isAnyArrayBuffer(v)) return 'an ArrayBuffer';
+  if (types.isPromise(v)) return 'a Promise (a missing await?)';
+  return undefined;
+}
+
+/**
+ * Whether `v` is made of primitives, plain objects and arrays only: nothing JSON could mangle.
+ * Called after JSON.stringify succeeded, so `v` has no cycle and the walk is bounded by the JSON
+ * text's size. Anything else (a class instance, a Date, a toJSON, a getter that throws now)
+ * answers false, and the value is encoded again through refuseMangled.
+ */
+function isPlainJson(v) {
+  if (typeof v !== 'object' || v === null) return true;
+  try {
+    const proto = Object.getPrototypeOf(v);
+    if (proto === Array.prototype) {
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i];
+        if (typeof x === 'object' && x !== null && !isPlainJson(x)) return false;
+      }
+      return true;
+    }
+    if ((proto !== Object.prototype && proto !== null) || typeof v.toJSON === 'function') return false;
+    for (const k of Object.keys(v)) {
+      const x = v[k];
+      if (typeof x === 'object' && x !== null && !isPlainJson(x)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * JSON.stringify's replacer sees every value it is about to encode (after toJSON), at any depth,
+ * once per occurrence: exactly what JSON would mangle, nothing it would skip. It makes
+ * JSON.stringify 2-3 times slower, so it runs only for values that are not plain JSON.
+ */
+function refuseMangled(key, v) {
+  if (typeof v === 'object' && v !== null) {
+    const kind = mangledKind(v);
+    if (kind !== undefined) throw new MangledValue(`${key === '' ? 'it' : `the value at key ${JSON.stringify(key)}`} is ${kind}, which JSON would store as {}: convert it first (Object.fromEntries(map), [...set], Array.from(typedArray))`);
+  }
+  return v;
+}
+
+class MangledValue extends Error {}
+
+/** JSON text of a value, or INVALID_ARGUMENT for what JSON cannot carry or would mangle. */
 function encodeValue(value, what = 'value') {
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
     throw invalid(`${what} must be JSON-encodable, got ${value === undefined ? 'undefined' : typeof value}`);
   }
   let json;
   try {
-    json = JSON.stringify(value);
+    json = JSON.stringify(value); // refuses cycles and BigInt
+    if (!isPlainJson(value)) json = JSON.stringify(value, refuseMangled);
   } catch (err) {
-    throw invalid(`${what} cannot be encoded as JSON: ${errorText(err)}`);
+    if (err instanceof MangledValue) throw invalid(`${what} cannot be stored as JSON: ${err.message}`);
+    throw invalid(`${what} cannot be encoded as JSON: ${errorText(err)}`, err);
   }
   if (json === undefined) throw invalid(`${what} cannot be encoded as JSON`);
   return json;
@@ -204,15 +315,39 @@ function checkCallOptions(opts, allowed) {
 /** Whether an (already checked) AbortSignal is aborted; a throwing getter is INVALID_ARGUMENT. */
 const isAborted = (signal) => checked(() => signal.aborted === true, 'signal');
 
+/** The signal's reason (an abort's `cause`); undefined if reading it throws. */
+function abortReason(signal) {
+  try {
+    return signal.reason;
+  } catch {
+    return undefined;
+  }
+}
+
+/** ABORTED, caused by the signal's reason (a TimeoutError of AbortSignal.timeout(), the caller's own reason). */
+function aborted(message, signal) {
+  return new ZktxError('ABORTED', message, 'not_applied', { cause: abortReason(signal) });
+}
+
 /** Runs `run(cancelId)` with an AbortSignal wired to the native cancellation token. */
 async function withSignal(signal, run) {
   if (!signal) return run(undefined);
-  if (isAborted(signal)) throw new ZktxError('ABORTED', 'operation was aborted before it started');
+  if (isAborted(signal)) throw aborted('operation was aborted before it started', signal);
   const id = callSync(() => native.newCancel());
-  const onAbort = () => native.cancel(id);
+  let fired = false;
+  const onAbort = () => {
+    fired = true;
+    native.cancel(id);
+  };
   try {
     checked(() => signal.addEventListener('abort', onAbort, { once: true }), 'signal');
     return await run(id);
+  } catch (err) {
+    // The native side knows only that it was cancelled; the reason is the signal's.
+    if (fired && err instanceof ZktxError && err.code === 'ABORTED' && err.cause === undefined) {
+      Object.defineProperty(err, 'cause', { value: abortReason(signal), writable: true, configurable: true }); // as Error's own
+    }
+    throw err;
   } finally {
     try {
       signal.removeEventListener('abort', onAbort);
@@ -292,6 +427,11 @@ class Lock {
   isHeld() {
     return call(() => this._native.isHeld());
   }
+
+  /** `await using lock = await zk.lock(path)` releases the lock at scope exit. */
+  [Symbol.asyncDispose]() {
+    return this.release();
+  }
 }
 
 /** Several exclusive locks held together (`zk.multiLock`); the same surface as a Lock. */
@@ -315,14 +455,19 @@ class MultiLock {
 
   /** Releases every lock (idempotent). */
   async release() {
-    const results = await Promise.allSettled(this.locks.map((l) => l.release()));
+    const results = await Promise.allSettled(this.locks.map((l) => l._release()));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
 
   /** Whether every lock node still exists. */
   async isHeld() {
-    return (await Promise.all(this.locks.map((l) => l.isHeld()))).every(Boolean);
+    return (await Promise.all(this.locks.map((l) => l._isHeld()))).every(Boolean);
+  }
+
+  /** `await using` releases every lock at scope exit. */
+  [Symbol.asyncDispose]() {
+    return this.release();
   }
 }
 
@@ -348,7 +493,7 @@ const ISOLATIONS = ['serializable', 'snapshot', 'read-committed'];
 const MAX_RETRIES = 1000;
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
   const t = setTimeout(resolve, ms);
-  if (signal) checked(() => signal.addEventListener('abort', () => { clearTimeout(t); reject(new ZktxError('ABORTED', 'transaction was aborted')); }, { once: true }), 'signal');
+  if (signal) checked(() => signal.addEventListener('abort', () => { clearTimeout(t); reject(aborted('transaction was aborted', signal)); }, { once: true }), 'signal');
 });
 
 /**
@@ -407,7 +552,7 @@ class Transaction {
     } catch (err) {
       return Promise.reject(err);
     }
-    return Promise.all(list.map((k) => this.get(k)));
+    return Promise.all(list.map((k) => this._get(k)));
   }
 
   _write(kind, key, value) {
@@ -582,6 +727,18 @@ function installExitHook() {
   });
 }
 
+/** Longest a closeOnSignals handler waits for close() before letting the signal end the process. */
+const SIGNAL_CLOSE_MAX_MS = 5000;
+
+/**
+ * Ends the process by `sig` as if it had not been caught, unless a listener of the service's is
+ * still there (then that one decides). Once per signal and process, however many clients.
+ */
+function reraise(sig) {
+  if (process.listenerCount(sig) > 0) return;
+  process.kill(process.pid, sig);
+}
+
 /**
  * A ZooKeeper session with locks and a key-value store. Accepts the tutorial's options.
  */
@@ -589,15 +746,21 @@ class ZooKeeper extends EventEmitter {
   constructor(userOptions) {
     super();
     const options = readOptions(userOptions, OPTION_NAMES);
-    const checkConnect = (c) => {
+    const checkConnect = (c, source) => {
       const hosts = typeof c === 'string' ? c.split('/')[0] : '';
-      if (hosts.trim() === '' || hosts.split(',').some((h) => h.trim() === '')) throw invalid(`connect must be a "host:port[,host:port...][/chroot]" string, got ${describe(c)}`);
-      checkWellFormed(c, 'connect');
+      if (hosts.trim() === '' || hosts.split(',').some((h) => h.trim() === '')) throw invalid(`${source} must be a "host:port[,host:port...][/chroot]" string, got ${describe(c)}`);
+      checkWellFormed(c, source);
     };
-    if (options.connect !== undefined) checkConnect(options.connect); // even when ZK_CONNECT overrides it
-    // ZK_CONNECT points every client at a given ensemble (tests, the demo, CI).
-    const connect = process.env.ZK_CONNECT || (options.connect === undefined ? 'localhost:2181' : options.connect);
-    checkConnect(connect);
+    // Explicit beats the environment (as libpq's parameters beat PGHOST): ZK_CONNECT only fills
+    // in a missing `connect`. ZKTX_CONNECT_OVERRIDE, opt-in and named for it, beats both: it runs
+    // code that hardcodes its connect string (the tutorial) against another ensemble.
+    if (options.connect !== undefined) checkConnect(options.connect, 'connect'); // even when overridden
+    const { ZKTX_CONNECT_OVERRIDE, ZK_CONNECT } = process.env;
+    const [connect, source] = ZKTX_CONNECT_OVERRIDE ? [ZKTX_CONNECT_OVERRIDE, 'ZKTX_CONNECT_OVERRIDE']
+      : options.connect !== undefined ? [options.connect, 'connect']
+        : ZK_CONNECT ? [ZK_CONNECT, 'ZK_CONNECT']
+          : ['localhost:2181', 'connect'];
+    checkConnect(connect, source);
     const timeout = options.timeout === undefined ? 30000 : options.timeout;
     if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
     const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;
@@ -650,6 +813,40 @@ class ZooKeeper extends EventEmitter {
     await call(() => this._native.close());
   }
 
+  /**
+   * Opt-in: on any of `signals` (default SIGTERM and SIGINT), close this client, so its locks go
+   * at once instead of at session expiry, then let the signal end the process as it would have:
+   * re-raised once no other listener for it is left (the service's own handler, if any, decides
+   * instead). A second signal during the close gets Node's default: it ends the process at once.
+   * Returns a function that removes the handlers. zktx installs none by itself.
+   */
+  closeOnSignals(signals = ['SIGTERM', 'SIGINT']) {
+    const list = checked(() => {
+      if (!Array.isArray(signals) || signals.length === 0) throw invalid(`signals must be a non-empty array of signal names, got ${describe(signals)}`);
+      return stringsOf(signals, (sig) => {
+        if (typeof sig !== 'string' || !Object.hasOwn(osConstants.signals, sig)) throw invalid(`unknown signal ${describe(sig)}`);
+      });
+    }, 'signals');
+    const undo = () => {
+      for (const sig of list) process.removeListener(sig, onSignal);
+    };
+    const onSignal = (sig) => {
+      undo();
+      const deadline = setTimeout(() => reraise(sig), SIGNAL_CLOSE_MAX_MS);
+      this.close().catch(() => {}).finally(() => {
+        clearTimeout(deadline);
+        reraise(sig);
+      });
+    };
+    for (const sig of list) process.on(sig, onSignal);
+    return undo;
+  }
+
+  /** `await using zk = new ZooKeeper(...)` closes the session at scope exit. */
+  [Symbol.asyncDispose]() {
+    return this.close();
+  }
+
   /** Acquires the exclusive lock at `path` (an absolute znode path). */
   lock(path, options) {
     return this._acquire('exclusive', path, undefined, options);
@@ -668,8 +865,8 @@ class ZooKeeper extends EventEmitter {
     checkPath(path, 'lock path');
     return {
       path,
-      readLock: (options) => this._acquire('read', path, undefined, options),
-      writeLock: (options) => this._acquire('write', path, undefined, options),
+      readLock: traced((options) => this._acquire('read', path, undefined, options), 'readLock'),
+      writeLock: traced((options) => this._acquire('write', path, undefined, options), 'writeLock'),
     };
   }
 
@@ -677,7 +874,7 @@ class ZooKeeper extends EventEmitter {
   semaphore(path, permits) {
     checkPath(path, 'semaphore path');
     if (!Number.isInteger(permits) || permits < 1 || permits > 10000) throw invalid(`permits must be an integer from 1 to 10000, got ${describe(permits)}`);
-    return { path, permits, acquire: (options) => this._acquire('lease', path, permits, options) };
+    return { path, permits, acquire: traced((options) => this._acquire('lease', path, permits, options), 'acquire') };
   }
 
   /** Exclusive locks on all `paths`, all or nothing, acquired in sorted order (no deadlock). */
@@ -695,11 +892,11 @@ class ZooKeeper extends EventEmitter {
   /** Runs `fn(lock)` while holding the lock at `path`; always releases. */
   async withLock(path, fn, options) {
     if (typeof fn !== 'function') throw invalid('withLock needs a function');
-    const lock = await this.lock(path, options);
+    const lock = await this._acquire('exclusive', path, undefined, options);
     try {
       return await settle(fn(lock), 'withLock result');
     } finally {
-      await lock.release();
+      await lock._release();
     }
   }
 
@@ -722,7 +919,7 @@ class ZooKeeper extends EventEmitter {
     const id = opts.id === undefined ? randomUUID() : opts.id;
     const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
     for (let attempt = 0; ; attempt++) {
-      if (opts.signal && isAborted(opts.signal)) throw new ZktxError('ABORTED', 'transaction was aborted');
+      if (opts.signal && isAborted(opts.signal)) throw aborted('transaction was aborted', opts.signal);
       const tx = new Transaction(callSync(() => this._native.transaction()), id, attempt);
       for (const n of locks) callSync(() => tx._native.addLock(n));
       let result;
@@ -876,16 +1073,21 @@ function callSync(fn) {
 
 Object.assign(ZooKeeper, LOG_LEVELS);
 
-/** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT. */
-function executeTransaction(key, valueOrUpdater, options) {
+/** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT (or localhost:2181). */
+const executeTransaction = traced(function executeTransaction(key, valueOrUpdater, options) {
   try {
     checkKey(key); // before opening a client for it
-    if (!lastConstructed || lastConstructed._closed) new ZooKeeper({ connect: process.env.ZK_CONNECT || 'localhost:2181' });
+    if (!lastConstructed || lastConstructed._closed) new ZooKeeper(); // connects to ZK_CONNECT, else localhost:2181
   } catch (err) {
     return Promise.reject(err);
   }
-  return lastConstructed.executeTransaction(key, valueOrUpdater, options);
-}
+  return lastConstructed._executeTransaction(key, valueOrUpdater, options);
+}, 'executeTransaction');
+
+traceMethods(ZooKeeper, ['connect', 'close', 'lock', 'multiLock', 'withLock', 'transaction', 'pruneTransactionIds', 'compactTombstones', 'children', 'get', 'set', 'executeTransaction']);
+traceMethods(Lock, ['release', 'isHeld']);
+traceMethods(MultiLock, ['release', 'isHeld']);
+traceMethods(Transaction, ['get', 'getMany']);
 
 module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, executeTransaction, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;

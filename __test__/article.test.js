@@ -9,7 +9,7 @@ function runArticle(connect) {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'article.js')], {
-      env: { ...process.env, ZK_CONNECT: connect },
+      env: { ...process.env, ZKTX_CONNECT_OVERRIDE: connect }, // the script says 'localhost:2181'
     });
     let stdout = '';
     let stderr = '';

@@ -270,7 +270,7 @@ describe('hostile values at every entry point: a ZktxError with a documented cod
   // Each entry point takes the hostile value in one argument; `ok` says where it is valid input
   // (then the call may succeed, and undoes itself).
   const entries = () => ({
-    // (ZK_CONNECT names the shared server: these clients never connect, and are closed.)
+    // (Without `connect` they use ZK_CONNECT, the shared server; none connects: each is closed at once.)
     'new ZooKeeper(v)': { run: (v) => new ZooKeeper(v).close(), ok: isEmptyBag },
     ...Object.fromEntries(['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry'].map((o) => [
       `new ZooKeeper({ ${o}: v })`,

@@ -2,6 +2,7 @@
 'use strict';
 // `npm run demo`: the tutorial's script (examples/article.js) in two Node processes at once,
 // against a local ZooKeeper started here (or ZK_CONNECT), then the final value of the key.
+// The tutorial hardcodes 'localhost:2181': ZKTX_CONNECT_OVERRIDE sends it to that server.
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -41,7 +42,7 @@ function run(label, env) {
     console.log(`demo: using ZK_CONNECT=${connect}`);
   }
   try {
-    const env = { ...process.env, ZK_CONNECT: connect };
+    const env = { ...process.env, ZKTX_CONNECT_OVERRIDE: connect };
     const codes = await Promise.all([run('A', env), run('B', env)]);
     const { ZooKeeper } = require('..');
     const zk = new ZooKeeper({ connect, timeout: 10000 });

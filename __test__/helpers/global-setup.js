@@ -4,6 +4,12 @@
 const { startStandalone } = require('../../scripts/zk');
 
 module.exports = async () => {
+  // Tests choose their server (shared or dedicated) explicitly; an override from the environment
+  // would send the dedicated-server tests to the shared one. Take it as the shared server.
+  if (process.env.ZKTX_CONNECT_OVERRIDE) {
+    process.env.ZK_CONNECT = process.env.ZK_CONNECT || process.env.ZKTX_CONNECT_OVERRIDE;
+    delete process.env.ZKTX_CONNECT_OVERRIDE;
+  }
   if (process.env.ZK_CONNECT) return;
   const server = await startStandalone({ tickTime: 500 });
   process.env.ZK_CONNECT = server.connect;

@@ -8,19 +8,14 @@ let counter = 0;
 /** A unique name per test run, so tests sharing one server never collide. */
 const unique = (prefix) => `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter++}`;
 
+/** A client of the shared server (ZK_CONNECT: the one global-setup or `scripts/zk.js run` started, or yours). */
 function client(options = {}) {
-  return new ZooKeeper({ timeout: 10000, ...options });
+  return clientAt(process.env.ZK_CONNECT, options);
 }
 
-/** A client of a dedicated server (ZK_CONNECT, which overrides `connect`, is swapped meanwhile). */
+/** A client of a dedicated server. */
 function clientAt(connect, options = {}) {
-  const saved = process.env.ZK_CONNECT;
-  process.env.ZK_CONNECT = connect;
-  try {
-    return client(options);
-  } finally {
-    process.env.ZK_CONNECT = saved;
-  }
+  return new ZooKeeper({ timeout: 10000, connect, ...options });
 }
 
 module.exports = { client, clientAt, unique, zkScripts };

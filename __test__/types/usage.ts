@@ -1,4 +1,4 @@
-import { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock } from '../..';
+import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock, ZOO_LOG_LEVEL_WARN } from 'zktx';
 async function main() {
   const zk = new ZooKeeper({ connect: 'localhost:2181', timeout: 200000, debug_level: ZooKeeper.ZOO_LOG_LEVEL_WARN, host_order_deterministic: false });
   zk.on('state', (s) => console.log(s));
@@ -18,9 +18,12 @@ async function main() {
   const rw = zk.readWriteLock('/rw'); await (await rw.readLock()).release();
   const sem = zk.semaphore('/s', 2); await (await sem.acquire()).release();
   new FencingTokenGuard().check('db', m.tokens[0]);
+  const undoSignals: () => void = zk.closeOnSignals(['SIGTERM']); undoSignals();
   const pruned: number = await zk.pruneTransactionIds(86_400_000);
   const compacted: number = await zk.compactTombstones(86_400_000);
   const z: number | undefined = r.zxid;
+  const viaDefault: ZooKeeper = new ZooKeeperDefault({ debug_level: ZOO_LOG_LEVEL_WARN });
+  await viaDefault.close();
   console.log(st, e.code, n, moved, pruned, compacted, z);
 }
 main();

@@ -1,0 +1,88 @@
+'use strict';
+// Every ```js block of README.md runs, as a user would run it, against the test server. A block
+// that needs nothing from outside is a program and runs exactly as written (an ES module if it
+// imports, else CommonJS: a top-level await there is the SyntaxError a reader would get). A block
+// that uses names it does not define (`zk`, `db`, `data`: a fragment of a larger program) gets
+// them, and runs inside an async function, as it would inside a request handler.
+// Each block runs in its own process, in a chroot of its own (so its keys never meet other
+// tests'), with ZKTX_CONNECT_OVERRIDE since README's examples say 'localhost:2181'.
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const nzk = require('node-zookeeper-client');
+const { unique } = require('./helpers/zk');
+
+const root = path.join(__dirname, '..');
+
+/** The ```js blocks of README.md: { line, code } (indentation of list items removed). */
+function jsBlocks() {
+  const lines = fs.readFileSync(path.join(root, 'README.md'), 'utf8').split('\n');
+  const blocks = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^(\s*)```js\s*$/.exec(lines[i]);
+    if (!open) continue;
+    const indent = open[1].length;
+    const body = [];
+    for (i++; !/^\s*```\s*$/.test(lines[i]); i++) body.push(lines[i].slice(Math.min(indent, lines[i].search(/\S|$/))));
+    blocks.push({ line: i - body.length, code: body.join('\n') });
+  }
+  return blocks;
+}
+
+/** What a block may use without defining it. */
+const FIXTURES = {
+  zk: "const zk = new (require('zktx').ZooKeeper)({ timeout: 10000 });",
+  db: 'const db = { rows: new Map(), save(resource, value) { this.rows.set(resource, value); } };',
+  data: 'const data = { total: 42 };',
+};
+
+function program(code) {
+  const defines = (name) => new RegExp(`\\b(const|let|var|function|class)\\s+${name}\\b|\\{[^}]*\\b${name}\\b[^}]*\\}\\s*=`).test(code);
+  const fixtures = Object.entries(FIXTURES).filter(([name]) => new RegExp(`\\b${name}\\b`).test(code) && !defines(name)).map(([, f]) => f);
+  if (/^\s*import\s/m.test(code)) return { file: 'block.mjs', text: code };
+  if (fixtures.length === 0) return { file: 'block.js', text: code };
+  return { file: 'block.js', text: `'use strict';\n${fixtures.join('\n')}\n(async () => {\n${code}\n})().catch((err) => { console.error(err); process.exit(1); });\n` };
+}
+
+/** Creates the znode `chroot` (ZooKeeper needs a chroot to exist). */
+function mkdirp(connect, chroot) {
+  return new Promise((resolve, reject) => {
+    const c = nzk.createClient(connect);
+    c.once('connected', () => c.mkdirp(chroot, (err) => { c.close(); if (err) reject(err); else resolve(); }));
+    c.connect();
+  });
+}
+
+describe('README examples', () => {
+  const blocks = jsBlocks();
+  let tmp;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-readme-'));
+    fs.mkdirSync(path.join(tmp, 'node_modules'));
+    fs.symlinkSync(root, path.join(tmp, 'node_modules', 'zktx'), 'dir');
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('has examples to run', () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(3);
+  });
+
+  for (const [i, block] of blocks.entries()) {
+    it(`the example at README.md:${block.line} runs`, async () => {
+      const chroot = `/${unique(`readme-${i}`)}`;
+      const connect = process.env.ZK_CONNECT;
+      await mkdirp(connect.split('/')[0], chroot);
+      const { file, text } = program(block.code);
+      const dir = fs.mkdtempSync(path.join(tmp, 'block-'));
+      fs.writeFileSync(path.join(dir, file), text);
+      const r = spawnSync(process.execPath, [path.join(dir, file)], {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 30000,
+        env: { ...process.env, ZKTX_CONNECT_OVERRIDE: `${connect}${chroot}`, ZK_CONNECT: `${connect}${chroot}` },
+      });
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
+    }, 40000);
+  }
+});
