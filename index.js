@@ -645,6 +645,20 @@ function readAuth(auth) {
   }, 'auth');
 }
 
+/** The `sasl` option as `{ mechanism, username, password }`; messages never show the password. */
+function readSasl(sasl) {
+  if (sasl === undefined) return undefined;
+  return checked(() => {
+    if (sasl === null || typeof sasl !== 'object' || Array.isArray(sasl)) throw invalid(`sasl must be an object { mechanism: 'DIGEST-MD5', username, password }, got ${describe(sasl)}`);
+    for (const k of Object.keys(sasl)) if (!['mechanism', 'username', 'password'].includes(k)) throw invalid(`sasl: unknown key ${describe(k)} (known: mechanism, username, password)`);
+    const { mechanism = 'DIGEST-MD5', username, password } = sasl;
+    if (mechanism !== 'DIGEST-MD5') throw invalid(`sasl.mechanism: only 'DIGEST-MD5' is supported (Kerberos/GSSAPI is not), got ${describe(mechanism)}`);
+    if (typeof username !== 'string' || username === '') throw invalid(`sasl.username must be a non-empty string, got ${describe(username)}`);
+    if (typeof password !== 'string') throw invalid('sasl.password must be a string');
+    return { mechanism, username, password };
+  }, 'sasl');
+}
+
 const PERM_BITS = { r: 1, w: 2, c: 4, d: 8, a: 16 };
 const PERM_NAMES = { read: 1, write: 2, create: 4, delete: 8, admin: 16, all: 31 };
 /** The `acl` presets: who may do what with the nodes zktx creates. */
@@ -701,7 +715,7 @@ function readAcl(acl) {
   }, 'acl');
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl'];
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl'];
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
@@ -783,6 +797,7 @@ class ZooKeeper extends EventEmitter {
       logLevel: level,
       auth: readAuth(options.auth),
       acl: readAcl(options.acl),
+      sasl: readSasl(options.sasl),
     }));
     this.connectString = connect;
     this._closed = false;

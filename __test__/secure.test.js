@@ -246,6 +246,72 @@ describe('a server that enforces authentication (enforce.auth.enabled)', () => {
   });
 });
 
+describe('a server with SASL DIGEST-MD5 users that enforces SASL', () => {
+  let server;
+  const sasl = (password) => ({ mechanism: 'DIGEST-MD5', username: 'alice', password });
+  beforeAll(async () => {
+    server = await zkScripts.startStandalone({ tickTime: 500, auth: { saslUsers: { alice: 'alice-sasl-pw' }, enforce: ['sasl'] } });
+  });
+  afterAll(async () => { if (server) await server.stop(); });
+
+  it('a wrong SASL password is AUTHFAILED at connect, within a bounded time, not a hang; so is no SASL at all', async () => {
+    for (const options of [{ sasl: sasl('wrong-sasl-pw') }, {}]) {
+      const zk = clientAt(server.connect, { timeout: 5000, ...options });
+      const t0 = Date.now();
+      const err = await zk.connect().then(() => null, (e) => e);
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'AUTHFAILED' });
+      expect(err.message).not.toMatch(/pw/);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      await zk.close();
+    }
+  });
+
+  it('the SASL password never appears in util.inspect(zk) or debug-level logs', async () => {
+    const zk = clientAt(server.connect, { timeout: 5000, sasl: sasl('alice-sasl-pw') });
+    await zk.connect();
+    expect(util.inspect(zk, { depth: 10, showHidden: true })).not.toMatch(/sasl-pw/);
+    await zk.close();
+    const script = `
+      const { ZooKeeper } = require(${JSON.stringify(require.resolve('..'))});
+      (async () => {
+        const o = (password) => ({ connect: ${JSON.stringify(server.connect)}, debug_level: 4, timeout: 5000, sasl: { username: 'alice', password } });
+        const a = new ZooKeeper(o('alice-sasl-pw'));
+        await a.set('logged', 1);
+        const b = new ZooKeeper(o('wrong-sasl-pw'));
+        console.error('authfailed:', (await b.connect().catch((e) => e)).message);
+        await Promise.all([a.close(), b.close()]);
+      })().catch((e) => { console.error('FAILED', e); process.exit(1); });`;
+    const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 });
+    expect(out.status).toBe(0);
+    expect(out.stderr).toMatch(/DEBUG/);
+    expect(out.stderr).toMatch(/authfailed: AUTHFAILED/);
+    expect(`${out.stderr}${out.stdout}`).not.toMatch(/sasl-pw/);
+  });
+
+  it('the right password locks and transacts under creator-all, and the identity survives a server restart', async () => {
+    const alice = clientAt(server.connect, { timeout: 8000, sasl: sasl('alice-sasl-pw'), acl: 'creator-all' });
+    try {
+      const key = unique('sasl');
+      const lock = await alice.lock('/sasl/locks/a');
+      await alice.set(key, 1, { lock });
+      await lock.release();
+      await alice.executeTransaction(key, (n) => n + 1);
+      const states = [];
+      alice.on('state', (st) => states.push(st));
+      server.kill('SIGKILL');
+      await server.restart(); // sessions survive a restart within their timeout
+      const t0 = Date.now();
+      while (!states.includes('RECONNECTED') && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 50));
+      expect(states).toContain('RECONNECTED');
+      // Creator-only nodes: only an identity re-established after the reconnect may write them.
+      await alice.executeTransaction(key, (n) => n + 1);
+      expect(await alice.get(key)).toBe(3);
+    } finally {
+      await alice.close();
+    }
+  });
+});
+
 describe('auth and acl options', () => {
   const refused = (options) => {
     try {
@@ -257,6 +323,7 @@ describe('auth and acl options', () => {
   };
 
   it('accepts the presets, perms as letters or names, and credentials as a string or a Buffer', () => {
+    expect(refused({ sasl: { username: 'u', password: 'p' }, acl: 'creator-all' })).toBe('accepted');
     for (const acl of ['open', 'creator-all', 'read-only', [{ perms: 'r', scheme: 'world', id: 'anyone' }], [{ perms: ['read', 'write', 'all'], scheme: 'ip', id: '127.0.0.1' }]]) {
       expect([acl, refused({ auth: [{ scheme: 'digest', credentials: Buffer.from('u:p') }], acl })]).toEqual([acl, 'accepted']);
     }
@@ -277,6 +344,10 @@ describe('auth and acl options', () => {
       { auth: [{ credentials: 'u:p' }] },
       { auth: [{ scheme: 'digest', credentials: 'nocolon' }] },
       { auth: [{ scheme: 'digest', credentials: null }] },
+      { sasl: { mechanism: 'GSSAPI', username: 'u', password: 'p' } },
+      { sasl: { username: '', password: 'p' } },
+      { sasl: { username: 'u' } },
+      { sasl: 'u:p' },
     ]) {
       expect([options, refused(options)]).toEqual([options, 'INVALID_ARGUMENT']);
     }

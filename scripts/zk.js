@@ -628,11 +628,18 @@ function superDigest(userPassword) {
  * JVM flags for the `auth` option of the starters:
  * - digestSuperUser: "super:pw", a digest identity that passes every ACL check (for cleanup);
  * - enforce: ['digest', ...], ZooKeeper 3.7+'s enforce.auth: a session that has not
- *   authenticated with one of these schemes gets AUTHFAILED on its first request.
+ *   authenticated with one of these schemes gets AUTHFAILED on its first request;
+ * - saslUsers: { alice: 'pw' }, SASL DIGEST-MD5 users (a JAAS file in `dir`, the SASL provider).
  */
-function authJvmFlags(auth) {
+function authJvmFlags(auth, dir) {
   if (!auth) return [];
   const flags = [];
+  if (auth.saslUsers) {
+    const users = Object.entries(auth.saslUsers).map(([u, pw]) => `  user_${u}=${JSON.stringify(pw)}`).join('\n');
+    const jaas = path.join(dir, 'jaas.conf');
+    fs.writeFileSync(jaas, `Server {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n${users};\n};\n`, { mode: 0o600 });
+    flags.push(`-Djava.security.auth.login.config=${jaas}`, '-Dzookeeper.authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider');
+  }
   if (auth.digestSuperUser) flags.push(`-Dzookeeper.DigestAuthenticationProvider.superDigest=${superDigest(auth.digestSuperUser)}`);
   if (auth.enforce && auth.enforce.length) flags.push('-Dzookeeper.enforce.auth.enabled=true', `-Dzookeeper.enforce.auth.schemes=${auth.enforce.join(',')}`);
   return flags;
@@ -646,7 +653,7 @@ function authJvmFlags(auth) {
  * Options: tickTime (2000), dataDir (fresh temp dir, removed by stop()), port (free one),
  * forceSync (false: forceSync=no), logDir (dataDir), minSessionTimeout/maxSessionTimeout
  * (server defaults 2×/20× tick), extraConfig ({key: value} for zoo.cfg), auth ({ digestSuperUser:
- * 'super:pw', enforce: ['digest'] }, see authJvmFlags).
+ * 'super:pw', enforce: ['digest'], saslUsers: { alice: 'pw' } }, see authJvmFlags).
  */
 async function startStandalone({
   tickTime = 2000,
@@ -670,7 +677,7 @@ async function startStandalone({
       minSessionTimeout,
       maxSessionTimeout,
       extraConfig,
-      jvmFlags: authJvmFlags(auth),
+      jvmFlags: authJvmFlags(auth, dir),
       port: port || (await freePort()),
       dataDir: dir,
       ownsDataDir,

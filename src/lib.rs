@@ -160,6 +160,16 @@ pub struct NativeOptions {
     pub auth: Option<Vec<NativeAuth>>,
     /// Resolved by the facade from a preset or a list; absent or empty: the default (`open`).
     pub acl: Option<Vec<NativeAcl>>,
+    /// Checked by the facade: mechanism `DIGEST-MD5`, non-empty username.
+    pub sasl: Option<NativeSasl>,
+}
+
+/// The `sasl` option.
+#[napi(object)]
+pub struct NativeSasl {
+    pub mechanism: String,
+    pub username: String,
+    pub password: String,
 }
 
 /// One `auth` entry; the credentials are bytes (a JS string arrives UTF-8 encoded).
@@ -248,6 +258,11 @@ impl NativeClient {
                 lost_after: options.lost_after.unwrap_or(1.0),
                 auth: options.auth.unwrap_or_default().into_iter().map(|a| zktx_core::session::Auth { scheme: a.scheme, credentials: a.credentials.to_vec() }).collect(),
                 acl: acl_of(options.acl.unwrap_or_default())?,
+                sasl: match options.sasl {
+                    None => None,
+                    Some(s) if s.mechanism == "DIGEST-MD5" => Some(zktx_core::session::Sasl::DigestMd5 { username: s.username, password: s.password }),
+                    Some(s) => return Err(invalid(format!("sasl: unsupported mechanism {:?} (supported: DIGEST-MD5)", s.mechanism))),
+                },
             };
             Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
         })

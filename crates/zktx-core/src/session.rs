@@ -59,6 +59,30 @@ pub struct SessionOptions {
     /// transaction markers, the clock node. Default `world:anyone` with all permissions
     /// ([`zk::Acls::anyone_all`]); nodes that already exist keep their own ACL.
     pub acl: Vec<Acl>,
+    /// SASL authentication, done by zookeeper-client on every connect and reconnect. Unlike the
+    /// `digest` scheme of [`SessionOptions::auth`], the server checks the password: a wrong one
+    /// fails the connect with `AUTHFAILED`.
+    pub sasl: Option<Sasl>,
+}
+
+/// A SASL mechanism and its credentials. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Sasl {
+    /// DIGEST-MD5 against the server's `DigestLoginModule` users; the identity is `sasl:<username>`.
+    DigestMd5 {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Sasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sasl::DigestMd5 { username, .. } => f.debug_struct("DigestMd5").field("username", username).field("password", &"<redacted>").finish(),
+        }
+    }
 }
 
 pub use zk::{Acl, AuthId, Permission};
@@ -100,6 +124,7 @@ impl Default for SessionOptions {
             lost_after: 1.0,
             auth: Vec::new(),
             acl: zk::Acls::anyone_all().to_vec(),
+            sasl: None,
         }
     }
 }
@@ -137,8 +162,13 @@ impl SessionOptions {
         if acl_bytes(&self.acl) > MAX_ACL_BYTES {
             return Err(Error::invalid(format!("acl is {} bytes long; the limit is {MAX_ACL_BYTES}", acl_bytes(&self.acl))));
         }
-        if self.auth.is_empty() && self.acl.iter().any(|a| a.scheme() == "auth") {
-            return Err(Error::invalid("acl 'creator-all' (scheme \"auth\") grants the creator's authenticated identity: pass auth too, e.g. [{ scheme: 'digest', credentials: 'user:password' }]"));
+        if self.auth.is_empty() && self.sasl.is_none() && self.acl.iter().any(|a| a.scheme() == "auth") {
+            return Err(Error::invalid("acl 'creator-all' (scheme \"auth\") grants the creator's authenticated identity: pass auth (or sasl) too, e.g. auth: [{ scheme: 'digest', credentials: 'user:password' }]"));
+        }
+        if let Some(Sasl::DigestMd5 { username, .. }) = &self.sasl {
+            if username.is_empty() {
+                return Err(Error::invalid("sasl: username must not be empty"));
+            }
         }
         Ok(())
     }
@@ -526,6 +556,9 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
         // Replayed by zookeeper-client on every reconnect (its session keeps the auth packets).
         connector = connector.with_auth(&a.scheme, &a.credentials);
     }
+    if let Some(Sasl::DigestMd5 { username, password }) = &options.sasl {
+        connector = connector.with_sasl(zk::SaslOptions::digest_md5(username.clone(), password.clone()));
+    }
     let connect = options.connect_string();
     match tokio::time::timeout(connect_timeout, connector.connect(&connect)).await {
         Ok(Ok(client)) => {
@@ -544,10 +577,13 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
 /// The server refused an `auth` entry: say which schemes were sent, never the credentials.
 fn auth_failed(options: &SessionOptions) -> Error {
     let schemes: Vec<&str> = options.auth.iter().map(|a| a.scheme.as_str()).collect();
-    let sent = if schemes.is_empty() { "no auth".to_string() } else { format!("auth schemes {schemes:?}") };
+    let mut sent = if schemes.is_empty() { "no auth".to_string() } else { format!("auth schemes {schemes:?}") };
+    if let Some(Sasl::DigestMd5 { username, .. }) = &options.sasl {
+        sent.push_str(&format!(", SASL DIGEST-MD5 as {username:?}"));
+    }
     Error::zk(
         "AUTHFAILED",
-        format!("authentication failed: the server refused the session ({sent}); check the auth option's schemes and credentials against the server's auth providers"),
+        format!("authentication failed: the server refused the session ({sent}); check the auth and sasl options' credentials against the server's auth providers"),
     )
 }
 

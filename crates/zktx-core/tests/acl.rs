@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use zktx_core::kv::JsonValue;
 use zktx_core::recipe::AcquireOptions;
-use zktx_core::session::{Acl, Auth};
+use zktx_core::session::{Acl, Auth, Sasl};
 use zktx_core::{SessionEvent, SessionOptions, Store};
 
 fn digest(user_password: &str) -> Vec<Auth> {
@@ -115,8 +115,9 @@ fn creator_all_without_auth_and_malformed_digests_are_refused_before_sending() {
 
 #[test]
 fn options_never_show_credentials() {
-    let o = SessionOptions { auth: digest("alice:hunter2"), ..options() };
+    let sasl = Sasl::DigestMd5 { username: "alice".into(), password: "sasl-hunter2".into() };
+    let o = SessionOptions { auth: digest("alice:hunter2"), sasl: Some(sasl), ..options() };
     let shown = format!("{o:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
-    assert!(shown.contains("digest"), "{shown}");
+    assert!(shown.contains("digest") && shown.contains("alice"), "{shown}");
 }
