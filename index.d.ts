@@ -130,13 +130,22 @@ export interface ZooKeeperOptions {
    * clock node. Nodes that already exist keep theirs. Default `'open'`. See README, Production
    * setup.
    * - `'open'`: `world:anyone`, all permissions.
-   * - `'creator-all'` (recommended, with `auth`): only the identities this session authenticated
-   *   as; other identities get `NOAUTH` for everything under it. Without `auth`: `INVALID_ARGUMENT`.
+   * - `'creator-all'` (recommended, with `auth` or `sasl`): only the identities this session
+   *   authenticated as; other identities get `NOAUTH` for everything under it. Without `auth` or
+   *   `sasl`: `INVALID_ARGUMENT`.
    * - `'read-only'`: `world:anyone`, read only: nobody, zktx included, may change what it
    *   created (values are write-once; zktx's directories must exist already).
    * - an explicit, non-empty list of entries.
    */
   acl?: 'open' | 'creator-all' | 'read-only' | ZooKeeperAclEntry[];
+  /**
+   * SASL authentication, redone on every reconnect. Only `DIGEST-MD5` (against the server's
+   * `DigestLoginModule` users); Kerberos is not supported. The server checks the password: a
+   * wrong one (or none, on a server enforcing SASL) is `AUTHFAILED` at connect. The identity is
+   * `sasl:<username>`, which `acl: 'creator-all'` accepts like `auth`. Never shown in errors,
+   * logs or `util.inspect`.
+   */
+  sasl?: { mechanism?: 'DIGEST-MD5'; username: string; password: string };
 }
 
 /** One `auth` entry. */
