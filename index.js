@@ -659,6 +659,26 @@ function readSasl(sasl) {
   }, 'sasl');
 }
 
+/** The `tls` option: PEM text (string or Buffer) for ca, cert, key. Never echoes a key. */
+function readTls(tls) {
+  if (tls === undefined) return undefined;
+  return checked(() => {
+    if (tls === null || typeof tls !== 'object' || Array.isArray(tls)) throw invalid(`tls must be an object { ca, cert, key, rejectUnauthorized }, got ${describe(tls)}`);
+    for (const k of Object.keys(tls)) if (!['ca', 'cert', 'key', 'rejectUnauthorized'].includes(k)) throw invalid(`tls: unknown key ${describe(k)} (known: ca, cert, key, rejectUnauthorized)`);
+    const pem = (v, name) => {
+      if (v === undefined) return undefined;
+      if (typeof v === 'string') return v;
+      if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+      throw invalid(`tls.${name} must be PEM text (a string or a Buffer), got ${v === null ? 'null' : typeof v}`);
+    };
+    const ca = pem(tls.ca, 'ca');
+    if (ca === undefined) throw invalid('tls.ca is required: the PEM of the CA that signed the servers\' certificates');
+    const { rejectUnauthorized } = tls;
+    if (rejectUnauthorized !== undefined && typeof rejectUnauthorized !== 'boolean') throw invalid(`tls.rejectUnauthorized must be a boolean, got ${describe(rejectUnauthorized)}`);
+    return { ca, cert: pem(tls.cert, 'cert'), key: pem(tls.key, 'key'), rejectUnauthorized };
+  }, 'tls');
+}
+
 const PERM_BITS = { r: 1, w: 2, c: 4, d: 8, a: 16 };
 const PERM_NAMES = { read: 1, write: 2, create: 4, delete: 8, admin: 16, all: 31 };
 /** The `acl` presets: who may do what with the nodes zktx creates. */
@@ -715,7 +735,7 @@ function readAcl(acl) {
   }, 'acl');
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl'];
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl', 'tls'];
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
@@ -798,6 +818,7 @@ class ZooKeeper extends EventEmitter {
       auth: readAuth(options.auth),
       acl: readAcl(options.acl),
       sasl: readSasl(options.sasl),
+      tls: readTls(options.tls),
     }));
     this.connectString = connect;
     this._closed = false;

@@ -429,6 +429,7 @@ class ZkServer {
     this.maxSessionTimeout = opts.maxSessionTimeout;
     this.extraConfig = opts.extraConfig;
     this.jvmFlags = opts.jvmFlags || []; // -D system properties (auth providers, ...)
+    this.extraClasspath = opts.extraClasspath || []; // jars beyond ZooKeeper's own (Netty for TLS)
     this.peers = opts.peers; // [{id, peerPort, electionPort}] for ensembles
     this.port = opts.port;
     this.connect = `${HOST}:${opts.port}`;
@@ -452,7 +453,7 @@ class ZkServer {
   }
 
   _spawn() {
-    const { classpath } = findZooKeeper();
+    const classpath = [findZooKeeper().classpath, ...this.extraClasspath].join(path.delimiter);
     this._writeConfig();
     const level = process.env.ZKTX_ZK_LOG_LEVEL || 'WARN';
     const args = [
@@ -645,6 +646,50 @@ function authJvmFlags(auth, dir) {
   return flags;
 }
 
+/**
+ * TLS material for a test server, made in `dir` with openssl and keytool: a CA, a server
+ * certificate for 127.0.0.1 only (so "localhost" is a hostname mismatch), a client certificate,
+ * and a second, untrusted CA. Returns PEM texts and the server's keystore settings.
+ */
+function makeTlsFiles(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const f = (name) => path.join(dir, name);
+  const run = (cmd, args) => childProcess.execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const subj = (cn) => ['-subj', `/CN=${cn}`];
+  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', ...subj('zktx test CA')]);
+  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('other-ca.key'), '-out', f('other-ca.pem'), '-days', '2', ...subj('untrusted CA')]);
+  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n');
+  for (const who of ['server', 'client']) {
+    run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), ...subj(who === 'server' ? '127.0.0.1' : 'zktx client')]);
+    run('openssl', ['x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.pem`), '-days', '2', '-extfile', f('ext.cnf')]);
+  }
+  const password = crypto.randomBytes(12).toString('hex');
+  run('openssl', ['pkcs12', '-export', '-in', f('server.pem'), '-inkey', f('server.key'), '-out', f('keystore.p12'), '-passout', `pass:${password}`, '-name', 'server']);
+  // The truststore must hold the CA as a trusted entry (see shared/ZOOKEEPER.md).
+  run('keytool', ['-importcert', '-noprompt', '-alias', 'ca', '-file', f('ca.pem'), '-keystore', f('truststore.p12'), '-storetype', 'PKCS12', '-storepass', password]);
+  const pem = (name) => fs.readFileSync(f(name), 'utf8');
+  return {
+    ca: pem('ca.pem'),
+    cert: pem('client.pem'),
+    key: pem('client.key'),
+    otherCa: pem('other-ca.pem'),
+    config: {
+      'ssl.keyStore.location': f('keystore.p12'),
+      'ssl.keyStore.password': password,
+      'ssl.keyStore.type': 'PKCS12',
+      'ssl.trustStore.location': f('truststore.p12'),
+      'ssl.trustStore.password': password,
+      'ssl.trustStore.type': 'PKCS12',
+    },
+  };
+}
+
+/** Netty's jars, which Debian's zookeeper.jar does not pull in but the TLS server needs. */
+function nettyJars() {
+  if (process.env.ZOOKEEPER_HOME) return []; // a distribution's lib/ has them
+  return fs.readdirSync(DEBIAN_JAVA_DIR).filter((n) => /^netty-.*\d\.Final\.jar$/.test(n)).map((n) => path.join(DEBIAN_JAVA_DIR, n));
+}
+
 // ---------------------------------------------------------------------------------------------
 // public starters
 
@@ -653,7 +698,9 @@ function authJvmFlags(auth, dir) {
  * Options: tickTime (2000), dataDir (fresh temp dir, removed by stop()), port (free one),
  * forceSync (false: forceSync=no), logDir (dataDir), minSessionTimeout/maxSessionTimeout
  * (server defaults 2×/20× tick), extraConfig ({key: value} for zoo.cfg), auth ({ digestSuperUser:
- * 'super:pw', enforce: ['digest'], saslUsers: { alice: 'pw' } }, see authJvmFlags).
+ * 'super:pw', enforce: ['digest'], saslUsers: { alice: 'pw' } }, see authJvmFlags), tls ({ clientAuth:
+ * 'need' | 'want' | 'none' }: a secureClientPort with certificates from makeTlsFiles; the server
+ * gets `secureConnect` ('127.0.0.1:PORT') and `tls` { ca, cert, key, otherCa } PEM texts).
  */
 async function startStandalone({
   tickTime = 2000,
@@ -665,19 +712,24 @@ async function startStandalone({
   maxSessionTimeout,
   extraConfig,
   auth,
+  tls,
 } = {}) {
   findZooKeeper();
   const ownsDataDir = !dataDir;
   const dir = dataDir ? path.resolve(dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   const t0 = Date.now();
+  const tlsFiles = tls ? makeTlsFiles(path.join(dir, 'tls')) : null;
+  const securePort = tls ? await freePort() : undefined;
+  const tlsConfig = tls ? { secureClientPort: securePort, secureClientPortAddress: HOST, 'ssl.clientAuth': tls.clientAuth || 'need', ...tlsFiles.config } : {};
   for (let attempt = 1; ; attempt++) {
     const server = new ZkServer({
       tickTime,
       forceSync,
       minSessionTimeout,
       maxSessionTimeout,
-      extraConfig,
-      jvmFlags: authJvmFlags(auth, dir),
+      extraConfig: { ...tlsConfig, ...extraConfig },
+      jvmFlags: [...authJvmFlags(auth, dir), ...(tls ? ['-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory'] : [])],
+      extraClasspath: tls ? nettyJars() : [],
       port: port || (await freePort()),
       dataDir: dir,
       ownsDataDir,
@@ -686,7 +738,11 @@ async function startStandalone({
     server._spawn();
     try {
       await server.waitReady({ timeoutMs: STANDALONE_TIMEOUT_MS });
-      log(`started standalone ${server.connect} pid ${server.pid} in ${seconds(t0)}`);
+      if (tls) {
+        server.secureConnect = `${HOST}:${securePort}`;
+        server.tls = { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key, otherCa: tlsFiles.otherCa };
+      }
+      log(`started standalone ${server.connect}${tls ? ` (TLS ${server.secureConnect})` : ''} pid ${server.pid} in ${seconds(t0)}`);
       return server;
     } catch (err) {
       // Another process may have grabbed the port between our probe and the JVM's bind.

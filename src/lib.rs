@@ -162,6 +162,17 @@ pub struct NativeOptions {
     pub acl: Option<Vec<NativeAcl>>,
     /// Checked by the facade: mechanism `DIGEST-MD5`, non-empty username.
     pub sasl: Option<NativeSasl>,
+    /// PEM text, checked by the facade for shape and by the core for content.
+    pub tls: Option<NativeTls>,
+}
+
+/// The `tls` option.
+#[napi(object)]
+pub struct NativeTls {
+    pub ca: String,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub reject_unauthorized: Option<bool>,
 }
 
 /// The `sasl` option.
@@ -258,6 +269,7 @@ impl NativeClient {
                 lost_after: options.lost_after.unwrap_or(1.0),
                 auth: options.auth.unwrap_or_default().into_iter().map(|a| zktx_core::session::Auth { scheme: a.scheme, credentials: a.credentials.to_vec() }).collect(),
                 acl: acl_of(options.acl.unwrap_or_default())?,
+                tls: options.tls.map(|t| zktx_core::session::Tls { ca: t.ca, cert: t.cert, key: t.key, verify_hostname: t.reject_unauthorized != Some(false) }),
                 sasl: match options.sasl {
                     None => None,
                     Some(s) if s.mechanism == "DIGEST-MD5" => Some(zktx_core::session::Sasl::DigestMd5 { username: s.username, password: s.password }),

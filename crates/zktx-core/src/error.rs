@@ -76,6 +76,10 @@ pub enum Error {
     /// waiting for ourselves would never end.
     #[error("{0}")]
     AlreadyHeld(String),
+    /// A TLS handshake with a server failed (certificate not trusted, not for this host, client
+    /// certificate missing or refused): the reason, as rustls gives it. Nothing was sent.
+    #[error("{0}")]
+    Tls(String),
     /// A ZooKeeper error without a zktx meaning of its own, under ZooKeeper's name.
     #[error("{code}: {message}")]
     ZooKeeper {
@@ -103,6 +107,7 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::ClientClosed | Error::ClosedDuringWrite(_) => "CLIENT_CLOSED",
             Error::AlreadyHeld(_) => "ALREADY_HELD",
+            Error::Tls(_) => "TLS_HANDSHAKE",
             Error::ZooKeeper { code, .. } => code,
         }
     }

@@ -63,6 +63,56 @@ pub struct SessionOptions {
     /// `digest` scheme of [`SessionOptions::auth`], the server checks the password: a wrong one
     /// fails the connect with `AUTHFAILED`.
     pub sasl: Option<Sasl>,
+    /// TLS to every host (their `secureClientPort`), verified against a CA.
+    pub tls: Option<Tls>,
+}
+
+/// TLS settings: PEM text. `Debug` shows none of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// The CA certificate(s) that signed the servers' certificates.
+    pub ca: String,
+    /// The client's certificate chain, for servers with `ssl.clientAuth=need`.
+    pub cert: Option<String>,
+    /// The client's private key (with `cert`).
+    pub key: Option<String>,
+    /// Check that a server's certificate names the host connected to (default `true`). The
+    /// chain is checked against `ca` either way.
+    pub verify_hostname: bool,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("client_cert", &self.cert.is_some()).field("key", &"<redacted>").field("verify_hostname", &self.verify_hostname).finish()
+    }
+}
+
+impl Tls {
+    /// The client's TLS options; `INVALID_ARGUMENT` for PEM that holds no certificate or key.
+    fn client_options(&self) -> Result<zk::TlsOptions> {
+        if rustls_pemfile::certs(&mut self.ca.as_bytes()).next().is_none() {
+            return Err(Error::invalid("tls.ca holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")"));
+        }
+        let mut options = zk::TlsOptions::new().with_pem_ca(&self.ca).map_err(|_| Error::invalid("tls.ca is not valid PEM"))?;
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                if rustls_pemfile::certs(&mut cert.as_bytes()).next().is_none() {
+                    return Err(Error::invalid("tls.cert holds no PEM certificate"));
+                }
+                if !matches!(rustls_pemfile::private_key(&mut key.as_bytes()), Ok(Some(_))) {
+                    return Err(Error::invalid("tls.key holds no PEM private key")); // never echo a key
+                }
+                options = options.with_pem_identity(cert, key).map_err(|_| Error::invalid("tls.cert and tls.key are not a valid PEM certificate and key"))?;
+            },
+            (None, None) => {},
+            _ => return Err(Error::invalid("tls.cert and tls.key go together")),
+        }
+        if !self.verify_hostname {
+            // SAFETY (of the crate's contract): the caller asked for it; the chain is still checked.
+            options = unsafe { options.with_no_hostname_verification() };
+        }
+        Ok(options)
+    }
 }
 
 /// A SASL mechanism and its credentials. `Debug` never shows the password.
@@ -125,6 +175,7 @@ impl Default for SessionOptions {
             auth: Vec::new(),
             acl: zk::Acls::anyone_all().to_vec(),
             sasl: None,
+            tls: None,
         }
     }
 }
@@ -164,6 +215,9 @@ impl SessionOptions {
         }
         if self.auth.is_empty() && self.sasl.is_none() && self.acl.iter().any(|a| a.scheme() == "auth") {
             return Err(Error::invalid("acl 'creator-all' (scheme \"auth\") grants the creator's authenticated identity: pass auth (or sasl) too, e.g. auth: [{ scheme: 'digest', credentials: 'user:password' }]"));
+        }
+        if let Some(tls) = &self.tls {
+            tls.client_options()?;
         }
         if let Some(Sasl::DigestMd5 { username, .. }) = &self.sasl {
             if username.is_empty() {
@@ -560,17 +614,91 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
         connector = connector.with_sasl(zk::SaslOptions::digest_md5(username.clone(), password.clone()));
     }
     let connect = options.connect_string();
-    match tokio::time::timeout(connect_timeout, connector.connect(&connect)).await {
-        Ok(Ok(client)) => {
+    let connecting: std::pin::Pin<Box<dyn Future<Output = Result<Result<zk::Client, zk::Error>>> + Send + '_>> = match &options.tls {
+        Some(tls) => {
+            let connector = connector.with_tls(tls.client_options()?);
+            Box::pin(async move {
+                // zookeeper-client retries a failed handshake silently until its deadline: find
+                // out why ourselves if it has not connected after a moment.
+                tokio::select! {
+                    connected = connector.secure_connect(&connect) => Ok(connected),
+                    reason = tls_failure(tls, &options.connect, connect_timeout) => Err(Error::Tls(reason)),
+                }
+            })
+        },
+        None => Box::pin(async move { Ok(connector.connect(&connect).await) }),
+    };
+    match tokio::time::timeout(connect_timeout, connecting).await {
+        Ok(Err(tls_failed)) => Err(tls_failed),
+        Ok(Ok(Ok(client))) => {
             tracing::debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
             Ok(client)
         },
-        Ok(Err(err)) => Err(match Error::from(err) {
+        Ok(Ok(Err(err))) => Err(match Error::from(err) {
             Error::Timeout { .. } => connect_timed_out(&options.connect, connect_timeout),
             Error::ZooKeeper { code: "AUTHFAILED", .. } => auth_failed(options),
             other => other,
         }),
         Err(_) => Err(connect_timed_out(&options.connect, connect_timeout)),
+    }
+}
+
+/// Why TLS handshakes with the first host fail: resolves only if one does, after a short wait
+/// (connects that succeed never pay for it).
+async fn tls_failure(tls: &Tls, connect: &str, connect_timeout: Duration) -> String {
+    tokio::time::sleep((connect_timeout / 4).min(Duration::from_millis(500))).await;
+    let host = connect.split('/').next().unwrap_or("").split(',').next().unwrap_or("").trim().to_string();
+    let tls = tls.clone();
+    match tokio::task::spawn_blocking(move || diagnose_tls(&tls, &host)).await {
+        Ok(Some(reason)) => reason,
+        _ => std::future::pending().await,
+    }
+}
+
+/// One blocking TLS handshake with `host` (`host:port`) with the session's settings: the
+/// reason it fails, or `None` when it succeeds or the network (not TLS) is the problem.
+fn diagnose_tls(tls: &Tls, host: &str) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    use std::sync::Arc;
+    let (name, _) = host.rsplit_once(':')?;
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut tls.ca.as_bytes()).flatten() {
+        roots.add(cert).ok()?;
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain = rustls_pemfile::certs(&mut cert.as_bytes()).flatten().collect();
+            let key = rustls_pemfile::private_key(&mut key.as_bytes()).ok()??;
+            builder.with_client_auth_cert(chain, key).ok()?
+        },
+        _ => builder.with_no_client_auth(),
+    };
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).ok()?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), server_name).ok()?;
+    let addr = host.to_socket_addrs().ok()?.next()?;
+    let mut sock = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    sock.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    sock.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let failed = |e: rustls::Error| {
+        let name_only = matches!(e, rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. }));
+        (tls.verify_hostname || !name_only).then(|| format!("TLS handshake with {host} failed: {e}"))
+    };
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut sock) {
+            return match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                Some(tls_error) => failed(tls_error.clone()),
+                None => None,
+            };
+        }
+    }
+    // TLS 1.3 servers refuse a missing client certificate only after the client's handshake
+    // ended: read once to hear their alert.
+    let mut buf = [0u8; 1];
+    match std::io::Read::read(&mut rustls::Stream::new(&mut conn, &mut sock), &mut buf) {
+        Err(e) => e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).cloned().and_then(failed),
+        Ok(_) => None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use zktx_core::kv::JsonValue;
 use zktx_core::recipe::AcquireOptions;
-use zktx_core::session::{Acl, Auth, Sasl};
+use zktx_core::session::{Acl, Auth, Sasl, Tls};
 use zktx_core::{SessionEvent, SessionOptions, Store};
 
 fn digest(user_password: &str) -> Vec<Auth> {
@@ -111,12 +111,19 @@ fn creator_all_without_auth_and_malformed_digests_are_refused_before_sending() {
     assert!(!bad.to_string().contains("no-colon-secret"), "{bad}");
     let empty = Store::new(SessionOptions { acl: vec![], ..options() }).unwrap_err();
     assert_eq!(empty.code(), "INVALID_ARGUMENT");
+    let tls = |ca: &str, key: Option<&str>| Tls { ca: ca.into(), cert: key.map(|_| "x".into()), key: key.map(Into::into), verify_hostname: true };
+    for bad in [tls("not pem", None), tls("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", Some("SECRET-KEY"))] {
+        let err = Store::new(SessionOptions { tls: Some(bad), ..options() }).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert!(!err.to_string().contains("SECRET-KEY"), "{err}");
+    }
 }
 
 #[test]
 fn options_never_show_credentials() {
     let sasl = Sasl::DigestMd5 { username: "alice".into(), password: "sasl-hunter2".into() };
-    let o = SessionOptions { auth: digest("alice:hunter2"), sasl: Some(sasl), ..options() };
+    let tls = Tls { ca: "CA".into(), cert: Some("CERT".into()), key: Some("key-hunter2".into()), verify_hostname: true };
+    let o = SessionOptions { auth: digest("alice:hunter2"), sasl: Some(sasl), tls: Some(tls), ..options() };
     let shown = format!("{o:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("digest") && shown.contains("alice"), "{shown}");
