@@ -32,6 +32,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
  *   ZooKeeper refused the request; nothing written. `NOAUTH`: a node's ACL does not grant this
  *   session's identity (see {@link ZooKeeperOptions.acl}).
+ * - `TLS_HANDSHAKE`: a TLS handshake failed; the message has the reason (certificate not
+ *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
  * - `AUTHFAILED`: the server refused the session's authentication at connect (see
  *   {@link ZooKeeperOptions.auth}); every call rejects with it until the options change.
  */
@@ -54,6 +56,7 @@ export type ZktxErrorCode =
   | 'NOTEMPTY'
   | 'NOAUTH'
   | 'AUTHFAILED'
+  | 'TLS_HANDSHAKE'
   | 'NOCHILDRENFOREPHEMERALS'
   | (string & {});
 
@@ -146,6 +149,24 @@ export interface ZooKeeperOptions {
    * logs or `util.inspect`.
    */
   sasl?: { mechanism?: 'DIGEST-MD5'; username: string; password: string };
+  /**
+   * TLS to every host's `secureClientPort`. PEM text as strings or Buffers; the key is never
+   * shown in errors, logs or `util.inspect`.
+   * Errors: `TLS_HANDSHAKE` with the reason, within about half a second of connecting, for a
+   * server certificate not signed by `ca` or not valid for the host, or a client certificate
+   * missing or refused; `INVALID_ARGUMENT` for PEM without a certificate or key, `cert` without
+   * `key`, or no `ca`.
+   */
+  tls?: {
+    /** The CA certificate(s) that signed the servers' certificates (required; the system trust store is not used). */
+    ca: string | Uint8Array;
+    /** The client certificate (chain), for servers with `ssl.clientAuth=need`. */
+    cert?: string | Uint8Array;
+    /** The client's private key, with `cert`. */
+    key?: string | Uint8Array;
+    /** `false` skips the hostname check only; the chain is always verified against `ca`. Default `true`. */
+    rejectUnauthorized?: boolean;
+  };
 }
 
 /** One `auth` entry. */
@@ -405,7 +426,7 @@ export class ZooKeeper extends EventEmitter {
   /**
    * Opens the session now.
    * Errors: `TIMEOUT` when no server answers within `connectTimeout`; `AUTHFAILED` when the
-   * server refuses the `auth` given (or its absence).
+   * server refuses the `auth` given (or its absence); `TLS_HANDSHAKE` (see `tls`).
    */
   connect(): Promise<void>;
 

@@ -5,6 +5,8 @@ async function main() {
   const secured = new ZooKeeper({ auth: [{ scheme: 'digest', credentials: 'u:p' }, { scheme: 'ip', credentials: Buffer.from('x') }], acl: 'creator-all' });
   const sasl = new ZooKeeper({ sasl: { mechanism: 'DIGEST-MD5', username: 'u', password: 'p' }, acl: 'creator-all' });
   await sasl.close();
+  const tls = new ZooKeeper({ tls: { ca: '-----BEGIN CERTIFICATE-----', cert: Buffer.from(''), key: Buffer.from(''), rejectUnauthorized: true } });
+  await tls.close();
   const listed = new ZooKeeper({ acl: [{ perms: 'rwcda', scheme: 'digest', id: ZooKeeper.digestId('u', 'p') }, { perms: ['read'], scheme: 'world', id: 'anyone' }] });
   await Promise.all([secured.close(), listed.close()]);
   const st: string = zk.state;
