@@ -30,7 +30,12 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
- *   ZooKeeper refused the request; nothing written.
+ *   ZooKeeper refused the request; nothing written. `NOAUTH`: a node's ACL does not grant this
+ *   session's identity (see {@link ZooKeeperOptions.acl}).
+ * - `TLS_HANDSHAKE`: a TLS handshake failed; the message has the reason (certificate not
+ *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
+ * - `AUTHFAILED`: the server refused the session's authentication at connect (see
+ *   {@link ZooKeeperOptions.auth}); every call rejects with it until the options change.
  */
 export type ZktxErrorCode =
   | 'INVALID_ARGUMENT'
@@ -50,6 +55,8 @@ export type ZktxErrorCode =
   | 'BADVERSION'
   | 'NOTEMPTY'
   | 'NOAUTH'
+  | 'AUTHFAILED'
+  | 'TLS_HANDSHAKE'
   | 'NOCHILDRENFOREPHEMERALS'
   | (string & {});
 
@@ -108,6 +115,79 @@ export interface ZooKeeperOptions {
    * loss before the server can expire its session and hand the lock on; see README, Guarantees.
    */
   lostAfter?: number;
+  /**
+   * Credentials sent with every connect and replayed on every reconnect (ZooKeeper keeps them
+   * per connection), e.g. `[{ scheme: 'digest', credentials: 'user:password' }]`. Never shown
+   * in errors, logs or `util.inspect`.
+   *
+   * ZooKeeper's `digest` provider accepts any `user:password` and grants that identity: a wrong
+   * password connects fine and is refused by the ACLs (`NOAUTH`). `AUTHFAILED` at connect (within
+   * milliseconds) when the server has no provider for a scheme, a provider rejects the
+   * credentials, or the server enforces auth (`enforce.auth.enabled`) and none was given.
+   * Errors: `INVALID_ARGUMENT` for a scheme that is not a name, credentials neither a string nor
+   * a Buffer, digest credentials without `user:`.
+   */
+  auth?: ZooKeeperAuth[];
+  /**
+   * ACL of every node zktx creates: lock nodes and directories, values, transaction markers, the
+   * clock node. Nodes that already exist keep theirs. Default `'open'`. See README, Production
+   * setup.
+   * - `'open'`: `world:anyone`, all permissions.
+   * - `'creator-all'` (recommended, with `auth` or `sasl`): only the identities this session
+   *   authenticated as; other identities get `NOAUTH` for everything under it. Without `auth` or
+   *   `sasl`: `INVALID_ARGUMENT`.
+   * - `'read-only'`: `world:anyone`, read only: nobody, zktx included, may change what it
+   *   created (values are write-once; zktx's directories must exist already).
+   * - an explicit, non-empty list of entries.
+   */
+  acl?: 'open' | 'creator-all' | 'read-only' | ZooKeeperAclEntry[];
+  /**
+   * SASL authentication, redone on every reconnect. Only `DIGEST-MD5` (against the server's
+   * `DigestLoginModule` users); Kerberos is not supported. The server checks the password: a
+   * wrong one (or none, on a server enforcing SASL) is `AUTHFAILED` at connect. The identity is
+   * `sasl:<username>`, which `acl: 'creator-all'` accepts like `auth`. Never shown in errors,
+   * logs or `util.inspect`.
+   */
+  sasl?: { mechanism?: 'DIGEST-MD5'; username: string; password: string };
+  /**
+   * TLS to every host's `secureClientPort`. PEM text as strings or Buffers; the key is never
+   * shown in errors, logs or `util.inspect`.
+   * Errors: `TLS_HANDSHAKE` with the reason, within about half a second of connecting, for a
+   * server certificate not signed by `ca` or not valid for the host, or a client certificate
+   * missing or refused; `INVALID_ARGUMENT` for PEM without a certificate or key, `cert` without
+   * `key`, or no `ca`.
+   */
+  tls?: {
+    /** The CA certificate(s) that signed the servers' certificates (required; the system trust store is not used). */
+    ca: string | Uint8Array;
+    /** The client certificate (chain), for servers with `ssl.clientAuth=need`. */
+    cert?: string | Uint8Array;
+    /** The client's private key, with `cert`. */
+    key?: string | Uint8Array;
+    /** `false` skips the hostname check only; the chain is always verified against `ca`. Default `true`. */
+    rejectUnauthorized?: boolean;
+  };
+}
+
+/** One `auth` entry. */
+export interface ZooKeeperAuth {
+  /** The server's authentication provider: `'digest'`, or any other one it has (`'ip'`, `'x509'`, custom). */
+  scheme: string;
+  /** What the provider expects: `'user:password'` for `digest`. A string is sent as UTF-8. */
+  credentials: string | Uint8Array;
+}
+
+/** One ZooKeeper ACL entry. */
+export interface ZooKeeperAclEntry {
+  /** Letters of `'rwcda'` (read, write, create, delete, admin), or an array of names (`'all'` for every one). */
+  perms: string | Array<'read' | 'write' | 'create' | 'delete' | 'admin' | 'all' | 'r' | 'w' | 'c' | 'd' | 'a'>;
+  /** `'world'` (id `'anyone'`), `'auth'` (id `''`: the creator's identities), `'digest'`, `'ip'`, ... */
+  scheme: string;
+  /**
+   * For `digest`: `user:base64(sha1("user:password"))`, as {@link ZooKeeper.digestId} makes it —
+   * never the password (an id not of that shape is `INVALID_ARGUMENT`).
+   */
+  id: string;
 }
 
 /** Options of calls that acquire a lock. */
@@ -317,6 +397,13 @@ export class ZooKeeper extends EventEmitter {
   static readonly ZOO_LOG_LEVEL_DEBUG: 4;
 
   /**
+   * ZooKeeper's digest identity of `user` / `password`: `user:base64(sha1("user:password"))`,
+   * the `id` of a `digest` ACL entry.
+   * @throws ZktxError `INVALID_ARGUMENT` for an empty user, a user with `:`, or a non-string.
+   */
+  static digestId(user: string, password: string): string;
+
+  /**
    * Validates options and returns at once; the session is opened by `connect()` or the first call.
    * @throws ZktxError `INVALID_ARGUMENT` for unknown or malformed options.
    */
@@ -338,7 +425,8 @@ export class ZooKeeper extends EventEmitter {
 
   /**
    * Opens the session now.
-   * Errors: `TIMEOUT` when no server answers within `connectTimeout`.
+   * Errors: `TIMEOUT` when no server answers within `connectTimeout`; `AUTHFAILED` when the
+   * server refuses the `auth` given (or its absence); `TLS_HANDSHAKE` (see `tls`).
    */
   connect(): Promise<void>;
 

@@ -2,7 +2,7 @@
 // The public JS facade of zktx: option checking, JSON encoding, AbortSignal plumbing, error
 // objects. Everything that talks to ZooKeeper is in Rust (crates/zktx-core via src/lib.rs).
 
-const { randomUUID } = require('node:crypto');
+const { randomUUID, createHash } = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const { AsyncLocalStorage } = require('node:async_hooks');
 const { types } = require('node:util');
@@ -610,7 +610,132 @@ class FencingTokenGuard {
   }
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter'];
+// ---- security: the auth and acl options ----
+
+/**
+ * ZooKeeper's digest identity for `user`/`password`: `user:base64(sha1("user:password"))`, the
+ * id of a `digest` ACL entry (what zkCli's `DigestAuthenticationProvider` prints).
+ */
+function digestId(user, password) {
+  if (typeof user !== 'string' || user === '' || user.includes(':')) throw invalid(`digestId: user must be a non-empty string without ':', got ${describe(user)}`);
+  if (typeof password !== 'string') throw invalid('digestId: password must be a string');
+  return `${user}:${createHash('sha1').update(`${user}:${password}`).digest('base64')}`;
+}
+
+/**
+ * The `auth` option as `{ scheme, credentials: Buffer }` entries. Error messages never show
+ * credentials: they end up in logs.
+ */
+function readAuth(auth) {
+  if (auth === undefined) return [];
+  return checked(() => {
+    if (!Array.isArray(auth)) throw invalid(`auth must be an array of { scheme, credentials }, got ${describe(auth)}`);
+    return Array.from(auth, (entry, i) => {
+      if (entry === null || typeof entry !== 'object') throw invalid(`auth[${i}] must be an object { scheme, credentials }, got ${describe(entry)}`);
+      const { scheme, credentials } = entry;
+      for (const k of Object.keys(entry)) if (k !== 'scheme' && k !== 'credentials') throw invalid(`auth[${i}]: unknown key ${describe(k)} (known: scheme, credentials)`);
+      if (typeof scheme !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(scheme)) throw invalid(`auth[${i}].scheme must be a provider name such as "digest", got ${describe(scheme)}`);
+      let bytes;
+      if (typeof credentials === 'string') bytes = Buffer.from(credentials, 'utf8');
+      else if (credentials instanceof Uint8Array) bytes = Buffer.from(credentials);
+      else throw invalid(`auth[${i}].credentials must be a string or a Buffer, got ${credentials === null ? 'null' : typeof credentials}`);
+      if (scheme === 'digest' && !(bytes.indexOf(':') > 0)) throw invalid(`auth[${i}]: digest credentials must have the form "user:password"`);
+      return { scheme, credentials: bytes };
+    });
+  }, 'auth');
+}
+
+/** The `sasl` option as `{ mechanism, username, password }`; messages never show the password. */
+function readSasl(sasl) {
+  if (sasl === undefined) return undefined;
+  return checked(() => {
+    if (sasl === null || typeof sasl !== 'object' || Array.isArray(sasl)) throw invalid(`sasl must be an object { mechanism: 'DIGEST-MD5', username, password }, got ${describe(sasl)}`);
+    for (const k of Object.keys(sasl)) if (!['mechanism', 'username', 'password'].includes(k)) throw invalid(`sasl: unknown key ${describe(k)} (known: mechanism, username, password)`);
+    const { mechanism = 'DIGEST-MD5', username, password } = sasl;
+    if (mechanism !== 'DIGEST-MD5') throw invalid(`sasl.mechanism: only 'DIGEST-MD5' is supported (Kerberos/GSSAPI is not), got ${describe(mechanism)}`);
+    if (typeof username !== 'string' || username === '') throw invalid(`sasl.username must be a non-empty string, got ${describe(username)}`);
+    if (typeof password !== 'string') throw invalid('sasl.password must be a string');
+    return { mechanism, username, password };
+  }, 'sasl');
+}
+
+/** The `tls` option: PEM text (string or Buffer) for ca, cert, key. Never echoes a key. */
+function readTls(tls) {
+  if (tls === undefined) return undefined;
+  return checked(() => {
+    if (tls === null || typeof tls !== 'object' || Array.isArray(tls)) throw invalid(`tls must be an object { ca, cert, key, rejectUnauthorized }, got ${describe(tls)}`);
+    for (const k of Object.keys(tls)) if (!['ca', 'cert', 'key', 'rejectUnauthorized'].includes(k)) throw invalid(`tls: unknown key ${describe(k)} (known: ca, cert, key, rejectUnauthorized)`);
+    const pem = (v, name) => {
+      if (v === undefined) return undefined;
+      if (typeof v === 'string') return v;
+      if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+      throw invalid(`tls.${name} must be PEM text (a string or a Buffer), got ${v === null ? 'null' : typeof v}`);
+    };
+    const ca = pem(tls.ca, 'ca');
+    if (ca === undefined) throw invalid('tls.ca is required: the PEM of the CA that signed the servers\' certificates');
+    const { rejectUnauthorized } = tls;
+    if (rejectUnauthorized !== undefined && typeof rejectUnauthorized !== 'boolean') throw invalid(`tls.rejectUnauthorized must be a boolean, got ${describe(rejectUnauthorized)}`);
+    return { ca, cert: pem(tls.cert, 'cert'), key: pem(tls.key, 'key'), rejectUnauthorized };
+  }, 'tls');
+}
+
+const PERM_BITS = { r: 1, w: 2, c: 4, d: 8, a: 16 };
+const PERM_NAMES = { read: 1, write: 2, create: 4, delete: 8, admin: 16, all: 31 };
+/** The `acl` presets: who may do what with the nodes zktx creates. */
+const ACL_PRESETS = {
+  open: [{ perms: 31, scheme: 'world', id: 'anyone' }],
+  'creator-all': [{ perms: 31, scheme: 'auth', id: '' }],
+  'read-only': [{ perms: 1, scheme: 'world', id: 'anyone' }],
+};
+
+function readPerms(perms, where) {
+  const bad = () => invalid(`${where}.perms must be letters of "rwcda" or an array of "read", "write", "create", "delete", "admin", "all", got ${describe(perms)}`);
+  let mask = 0;
+  if (typeof perms === 'string') {
+    for (const ch of perms) {
+      if (!(ch in PERM_BITS)) throw bad();
+      mask |= PERM_BITS[ch];
+    }
+  } else if (Array.isArray(perms)) {
+    for (const p of Array.from(perms)) {
+      const bit = typeof p === 'string' ? PERM_NAMES[p] || PERM_BITS[p] : undefined;
+      if (!bit) throw bad();
+      mask |= bit;
+    }
+  } else {
+    throw bad();
+  }
+  if (mask === 0) throw bad();
+  return mask;
+}
+
+/** The `acl` option as `{ perms: mask, scheme, id }` entries; `[]` for the default (`open`). */
+function readAcl(acl) {
+  if (acl === undefined) return [];
+  return checked(() => {
+    if (typeof acl === 'string') {
+      if (!Object.hasOwn(ACL_PRESETS, acl)) throw invalid(`acl must be one of ${Object.keys(ACL_PRESETS).map((k) => `'${k}'`).join(', ')} or an array of { perms, scheme, id }, got ${describe(acl)}`);
+      return ACL_PRESETS[acl];
+    }
+    if (!Array.isArray(acl) || acl.length === 0) throw invalid(`acl must be a preset name or a non-empty array of { perms, scheme, id }, got ${describe(acl)}`);
+    return Array.from(acl, (entry, i) => {
+      const where = `acl[${i}]`;
+      if (entry === null || typeof entry !== 'object') throw invalid(`${where} must be an object { perms, scheme, id }, got ${describe(entry)}`);
+      for (const k of Object.keys(entry)) if (!['perms', 'scheme', 'id'].includes(k)) throw invalid(`${where}: unknown key ${describe(k)} (known: perms, scheme, id)`);
+      const { scheme, id } = entry;
+      if (typeof scheme !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(scheme)) throw invalid(`${where}.scheme must be a scheme name such as "digest", "world", "auth", "ip", got ${describe(scheme)}`);
+      if (typeof id !== 'string') throw invalid(`${where}.id must be a string, got ${describe(id)}`);
+      // The commonest mistake, and one that would put a password into the server's ACL: an id
+      // that is "user:password" instead of the digest. Do not echo it.
+      if (scheme === 'digest' && !/^[^:]+:[A-Za-z0-9+/]{27}=$/.test(id)) {
+        throw invalid(`${where}.id of a digest entry must be "user:" + base64(sha1("user:password")), not the password itself: build it with ZooKeeper.digestId(user, password)`);
+      }
+      return { perms: readPerms(entry.perms, where), scheme, id };
+    });
+  }, 'acl');
+}
+
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl', 'tls'];
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
@@ -690,6 +815,10 @@ class ZooKeeper extends EventEmitter {
       reconnectAfterExpiry: options.reconnectAfterExpiry !== false,
       lostAfter,
       logLevel: level,
+      auth: readAuth(options.auth),
+      acl: readAcl(options.acl),
+      sasl: readSasl(options.sasl),
+      tls: readTls(options.tls),
     }));
     this.connectString = connect;
     this._closed = false;
@@ -998,3 +1127,4 @@ traceMethods(Transaction, ['get', 'getMany']);
 
 module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, executeTransaction, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;
+ZooKeeper.digestId = digestId;

@@ -428,6 +428,8 @@ class ZkServer {
     this.minSessionTimeout = opts.minSessionTimeout;
     this.maxSessionTimeout = opts.maxSessionTimeout;
     this.extraConfig = opts.extraConfig;
+    this.jvmFlags = opts.jvmFlags || []; // -D system properties (auth providers, ...)
+    this.extraClasspath = opts.extraClasspath || []; // jars beyond ZooKeeper's own (Netty for TLS)
     this.peers = opts.peers; // [{id, peerPort, electionPort}] for ensembles
     this.port = opts.port;
     this.connect = `${HOST}:${opts.port}`;
@@ -451,7 +453,7 @@ class ZkServer {
   }
 
   _spawn() {
-    const { classpath } = findZooKeeper();
+    const classpath = [findZooKeeper().classpath, ...this.extraClasspath].join(path.delimiter);
     this._writeConfig();
     const level = process.env.ZKTX_ZK_LOG_LEVEL || 'WARN';
     const args = [
@@ -465,6 +467,7 @@ class ZkServer {
       `-Dzookeeper.console.threshold=${level}`, // logback (ZooKeeper 3.8 distribution)
       '-Dzookeeper.admin.enableServer=false',
       '-Dzookeeper.jmx.log4j.disable=true',
+      ...this.jvmFlags,
       '-cp',
       classpath,
       MAIN_CLASS,
@@ -610,13 +613,94 @@ function isBindFailure(server) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// secured servers
+
+/**
+ * The value of `-Dzookeeper.DigestAuthenticationProvider.superDigest` for "user:password":
+ * `user:base64(sha1("user:password"))`. A session that authenticates with that digest pair is
+ * ZooKeeper's super user (every ACL check passes).
+ */
+function superDigest(userPassword) {
+  const user = userPassword.split(':')[0];
+  return `${user}:${crypto.createHash('sha1').update(userPassword).digest('base64')}`;
+}
+
+/**
+ * JVM flags for the `auth` option of the starters:
+ * - digestSuperUser: "super:pw", a digest identity that passes every ACL check (for cleanup);
+ * - enforce: ['digest', ...], ZooKeeper 3.7+'s enforce.auth: a session that has not
+ *   authenticated with one of these schemes gets AUTHFAILED on its first request;
+ * - saslUsers: { alice: 'pw' }, SASL DIGEST-MD5 users (a JAAS file in `dir`, the SASL provider).
+ */
+function authJvmFlags(auth, dir) {
+  if (!auth) return [];
+  const flags = [];
+  if (auth.saslUsers) {
+    const users = Object.entries(auth.saslUsers).map(([u, pw]) => `  user_${u}=${JSON.stringify(pw)}`).join('\n');
+    const jaas = path.join(dir, 'jaas.conf');
+    fs.writeFileSync(jaas, `Server {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n${users};\n};\n`, { mode: 0o600 });
+    flags.push(`-Djava.security.auth.login.config=${jaas}`, '-Dzookeeper.authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider');
+  }
+  if (auth.digestSuperUser) flags.push(`-Dzookeeper.DigestAuthenticationProvider.superDigest=${superDigest(auth.digestSuperUser)}`);
+  if (auth.enforce && auth.enforce.length) flags.push('-Dzookeeper.enforce.auth.enabled=true', `-Dzookeeper.enforce.auth.schemes=${auth.enforce.join(',')}`);
+  return flags;
+}
+
+/**
+ * TLS material for a test server, made in `dir` with openssl and keytool: a CA, a server
+ * certificate for 127.0.0.1 only (so "localhost" is a hostname mismatch), a client certificate,
+ * and a second, untrusted CA. Returns PEM texts and the server's keystore settings.
+ */
+function makeTlsFiles(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const f = (name) => path.join(dir, name);
+  const run = (cmd, args) => childProcess.execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const subj = (cn) => ['-subj', `/CN=${cn}`];
+  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', ...subj('zktx test CA')]);
+  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('other-ca.key'), '-out', f('other-ca.pem'), '-days', '2', ...subj('untrusted CA')]);
+  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n');
+  for (const who of ['server', 'client']) {
+    run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), ...subj(who === 'server' ? '127.0.0.1' : 'zktx client')]);
+    run('openssl', ['x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.pem`), '-days', '2', '-extfile', f('ext.cnf')]);
+  }
+  const password = crypto.randomBytes(12).toString('hex');
+  run('openssl', ['pkcs12', '-export', '-in', f('server.pem'), '-inkey', f('server.key'), '-out', f('keystore.p12'), '-passout', `pass:${password}`, '-name', 'server']);
+  // The truststore must hold the CA as a trusted entry (see shared/ZOOKEEPER.md).
+  run('keytool', ['-importcert', '-noprompt', '-alias', 'ca', '-file', f('ca.pem'), '-keystore', f('truststore.p12'), '-storetype', 'PKCS12', '-storepass', password]);
+  const pem = (name) => fs.readFileSync(f(name), 'utf8');
+  return {
+    ca: pem('ca.pem'),
+    cert: pem('client.pem'),
+    key: pem('client.key'),
+    otherCa: pem('other-ca.pem'),
+    config: {
+      'ssl.keyStore.location': f('keystore.p12'),
+      'ssl.keyStore.password': password,
+      'ssl.keyStore.type': 'PKCS12',
+      'ssl.trustStore.location': f('truststore.p12'),
+      'ssl.trustStore.password': password,
+      'ssl.trustStore.type': 'PKCS12',
+    },
+  };
+}
+
+/** Netty's jars, which Debian's zookeeper.jar does not pull in but the TLS server needs. */
+function nettyJars() {
+  if (process.env.ZOOKEEPER_HOME) return []; // a distribution's lib/ has them
+  return fs.readdirSync(DEBIAN_JAVA_DIR).filter((n) => /^netty-.*\d\.Final\.jar$/.test(n)).map((n) => path.join(DEBIAN_JAVA_DIR, n));
+}
+
+// ---------------------------------------------------------------------------------------------
 // public starters
 
 /**
  * Start a standalone server on a free loopback port; resolves once it serves requests.
  * Options: tickTime (2000), dataDir (fresh temp dir, removed by stop()), port (free one),
  * forceSync (false: forceSync=no), logDir (dataDir), minSessionTimeout/maxSessionTimeout
- * (server defaults 2×/20× tick), extraConfig ({key: value} for zoo.cfg).
+ * (server defaults 2×/20× tick), extraConfig ({key: value} for zoo.cfg), auth ({ digestSuperUser:
+ * 'super:pw', enforce: ['digest'], saslUsers: { alice: 'pw' } }, see authJvmFlags), tls ({ clientAuth:
+ * 'need' | 'want' | 'none' }: a secureClientPort with certificates from makeTlsFiles; the server
+ * gets `secureConnect` ('127.0.0.1:PORT') and `tls` { ca, cert, key, otherCa } PEM texts).
  */
 async function startStandalone({
   tickTime = 2000,
@@ -627,18 +711,25 @@ async function startStandalone({
   minSessionTimeout,
   maxSessionTimeout,
   extraConfig,
+  auth,
+  tls,
 } = {}) {
   findZooKeeper();
   const ownsDataDir = !dataDir;
   const dir = dataDir ? path.resolve(dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   const t0 = Date.now();
+  const tlsFiles = tls ? makeTlsFiles(path.join(dir, 'tls')) : null;
+  const securePort = tls ? await freePort() : undefined;
+  const tlsConfig = tls ? { secureClientPort: securePort, secureClientPortAddress: HOST, 'ssl.clientAuth': tls.clientAuth || 'need', ...tlsFiles.config } : {};
   for (let attempt = 1; ; attempt++) {
     const server = new ZkServer({
       tickTime,
       forceSync,
       minSessionTimeout,
       maxSessionTimeout,
-      extraConfig,
+      extraConfig: { ...tlsConfig, ...extraConfig },
+      jvmFlags: [...authJvmFlags(auth, dir), ...(tls ? ['-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory'] : [])],
+      extraClasspath: tls ? nettyJars() : [],
       port: port || (await freePort()),
       dataDir: dir,
       ownsDataDir,
@@ -647,7 +738,11 @@ async function startStandalone({
     server._spawn();
     try {
       await server.waitReady({ timeoutMs: STANDALONE_TIMEOUT_MS });
-      log(`started standalone ${server.connect} pid ${server.pid} in ${seconds(t0)}`);
+      if (tls) {
+        server.secureConnect = `${HOST}:${securePort}`;
+        server.tls = { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key, otherCa: tlsFiles.otherCa };
+      }
+      log(`started standalone ${server.connect}${tls ? ` (TLS ${server.secureConnect})` : ''} pid ${server.pid} in ${seconds(t0)}`);
       return server;
     } catch (err) {
       // Another process may have grabbed the port between our probe and the JVM's bind.
@@ -997,6 +1092,7 @@ module.exports = {
   freePort,
   freePorts,
   mntr,
+  superDigest,
   ZkServer,
 };
 

@@ -156,6 +156,64 @@ pub struct NativeOptions {
     pub reconnect_after_expiry: bool,
     pub lost_after: Option<f64>,
     pub log_level: u32,
+    /// Checked by the facade: schemes are non-empty strings. Absent: no auth.
+    pub auth: Option<Vec<NativeAuth>>,
+    /// Resolved by the facade from a preset or a list; absent or empty: the default (`open`).
+    pub acl: Option<Vec<NativeAcl>>,
+    /// Checked by the facade: mechanism `DIGEST-MD5`, non-empty username.
+    pub sasl: Option<NativeSasl>,
+    /// PEM text, checked by the facade for shape and by the core for content.
+    pub tls: Option<NativeTls>,
+}
+
+/// The `tls` option.
+#[napi(object)]
+pub struct NativeTls {
+    pub ca: String,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub reject_unauthorized: Option<bool>,
+}
+
+/// The `sasl` option.
+#[napi(object)]
+pub struct NativeSasl {
+    pub mechanism: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// One `auth` entry; the credentials are bytes (a JS string arrives UTF-8 encoded).
+#[napi(object)]
+pub struct NativeAuth {
+    pub scheme: String,
+    pub credentials: Buffer,
+}
+
+/// One ACL entry, permissions as ZooKeeper's bit mask (r=1, w=2, c=4, d=8, a=16).
+#[napi(object)]
+pub struct NativeAcl {
+    pub perms: u32,
+    pub scheme: String,
+    pub id: String,
+}
+
+fn acl_of(entries: Vec<NativeAcl>) -> Result<Vec<zktx_core::session::Acl>> {
+    use zktx_core::session::{Acl, AuthId, Permission};
+    if entries.is_empty() {
+        return Ok(SessionOptions::default().acl);
+    }
+    let bits = [Permission::READ, Permission::WRITE, Permission::CREATE, Permission::DELETE, Permission::ADMIN];
+    entries
+        .into_iter()
+        .map(|e| {
+            if e.perms == 0 || e.perms > 31 {
+                return Err(invalid(format!("acl: perms must be a non-empty subset of rwcda, got the mask {}", e.perms)));
+            }
+            let perms = bits.iter().enumerate().filter(|(i, _)| e.perms & (1 << i) != 0).fold(Permission::NONE, |p, (_, b)| p | *b);
+            Ok(Acl::new(perms, AuthId::new(&e.scheme, &e.id)))
+        })
+        .collect()
 }
 
 /// A stored value and its znode version.
@@ -209,6 +267,14 @@ impl NativeClient {
                 host_order_deterministic: options.host_order_deterministic,
                 reconnect_after_expiry: options.reconnect_after_expiry,
                 lost_after: options.lost_after.unwrap_or(1.0),
+                auth: options.auth.unwrap_or_default().into_iter().map(|a| zktx_core::session::Auth { scheme: a.scheme, credentials: a.credentials.to_vec() }).collect(),
+                acl: acl_of(options.acl.unwrap_or_default())?,
+                tls: options.tls.map(|t| zktx_core::session::Tls { ca: t.ca, cert: t.cert, key: t.key, verify_hostname: t.reject_unauthorized != Some(false) }),
+                sasl: match options.sasl {
+                    None => None,
+                    Some(s) if s.mechanism == "DIGEST-MD5" => Some(zktx_core::session::Sasl::DigestMd5 { username: s.username, password: s.password }),
+                    Some(s) => return Err(invalid(format!("sasl: unsupported mechanism {:?} (supported: DIGEST-MD5)", s.mechanism))),
+                },
             };
             Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
         })

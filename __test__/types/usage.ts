@@ -2,6 +2,13 @@ import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZktxError, FencingToke
 async function main() {
   const zk = new ZooKeeper({ connect: 'localhost:2181', timeout: 200000, debug_level: ZooKeeper.ZOO_LOG_LEVEL_WARN, host_order_deterministic: false });
   zk.on('state', (s) => console.log(s));
+  const secured = new ZooKeeper({ auth: [{ scheme: 'digest', credentials: 'u:p' }, { scheme: 'ip', credentials: Buffer.from('x') }], acl: 'creator-all' });
+  const sasl = new ZooKeeper({ sasl: { mechanism: 'DIGEST-MD5', username: 'u', password: 'p' }, acl: 'creator-all' });
+  await sasl.close();
+  const tls = new ZooKeeper({ tls: { ca: '-----BEGIN CERTIFICATE-----', cert: Buffer.from(''), key: Buffer.from(''), rejectUnauthorized: true } });
+  await tls.close();
+  const listed = new ZooKeeper({ acl: [{ perms: 'rwcda', scheme: 'digest', id: ZooKeeper.digestId('u', 'p') }, { perms: ['read'], scheme: 'world', id: 'anyone' }] });
+  await Promise.all([secured.close(), listed.close()]);
   const st: string = zk.state;
   const lock: Lock = await zk.lock('/a', { timeout: 5, signal: AbortSignal.timeout(10) });
   lock.signal.addEventListener('abort', () => {});

@@ -76,6 +76,10 @@ pub enum Error {
     /// waiting for ourselves would never end.
     #[error("{0}")]
     AlreadyHeld(String),
+    /// A TLS handshake with a server failed (certificate not trusted, not for this host, client
+    /// certificate missing or refused): the reason, as rustls gives it. Nothing was sent.
+    #[error("{0}")]
+    Tls(String),
     /// A ZooKeeper error without a zktx meaning of its own, under ZooKeeper's name.
     #[error("{code}: {message}")]
     ZooKeeper {
@@ -103,6 +107,7 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::ClientClosed | Error::ClosedDuringWrite(_) => "CLIENT_CLOSED",
             Error::AlreadyHeld(_) => "ALREADY_HELD",
+            Error::Tls(_) => "TLS_HANDSHAKE",
             Error::ZooKeeper { code, .. } => code,
         }
     }
@@ -151,7 +156,10 @@ impl From<zk::Error> for Error {
             Z::NodeExists => Error::zk("NODEEXISTS", "node already exists"),
             Z::BadVersion => Error::zk("BADVERSION", "version mismatch"),
             Z::NotEmpty => Error::zk("NOTEMPTY", "node has children"),
-            Z::NoAuth => Error::zk("NOAUTH", "not authorized"),
+            Z::NoAuth => Error::zk(
+                "NOAUTH",
+                "not authorized: the ACL of a node this call needs does not grant this session's identity, so the server refused it and nothing was written; connect with the auth option of an identity the ACL names (with acl 'creator-all', the one that created the nodes), or have an admin fix the ACL",
+            ),
             Z::AuthFailed => Error::zk("AUTHFAILED", "authentication failed"),
             Z::InvalidAcl => Error::zk("INVALIDACL", "invalid ACL"),
             Z::NoChildrenForEphemerals => Error::zk("NOCHILDRENFOREPHEMERALS", "ephemeral nodes cannot have children"),

@@ -52,6 +52,114 @@ pub struct SessionOptions {
     /// learns of its loss up to ~0.4 × timeout after a successor may hold the lock; below 0.6
     /// it learns before. Smaller values trade that for false alarms on short network blips.
     pub lost_after: f64,
+    /// Credentials sent with every connect and reconnect (`addauth` in zkCli terms), in order.
+    /// zookeeper-client replays them on each new connection, so the identity survives failover.
+    pub auth: Vec<Auth>,
+    /// The ACL of every node zktx creates: lock nodes and their directories, value nodes,
+    /// transaction markers, the clock node. Default `world:anyone` with all permissions
+    /// ([`zk::Acls::anyone_all`]); nodes that already exist keep their own ACL.
+    pub acl: Vec<Acl>,
+    /// SASL authentication, done by zookeeper-client on every connect and reconnect. Unlike the
+    /// `digest` scheme of [`SessionOptions::auth`], the server checks the password: a wrong one
+    /// fails the connect with `AUTHFAILED`.
+    pub sasl: Option<Sasl>,
+    /// TLS to every host (their `secureClientPort`), verified against a CA.
+    pub tls: Option<Tls>,
+}
+
+/// TLS settings: PEM text. `Debug` shows none of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// The CA certificate(s) that signed the servers' certificates.
+    pub ca: String,
+    /// The client's certificate chain, for servers with `ssl.clientAuth=need`.
+    pub cert: Option<String>,
+    /// The client's private key (with `cert`).
+    pub key: Option<String>,
+    /// Check that a server's certificate names the host connected to (default `true`). The
+    /// chain is checked against `ca` either way.
+    pub verify_hostname: bool,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("client_cert", &self.cert.is_some()).field("key", &"<redacted>").field("verify_hostname", &self.verify_hostname).finish()
+    }
+}
+
+impl Tls {
+    /// The client's TLS options; `INVALID_ARGUMENT` for PEM that holds no certificate or key.
+    fn client_options(&self) -> Result<zk::TlsOptions> {
+        if rustls_pemfile::certs(&mut self.ca.as_bytes()).next().is_none() {
+            return Err(Error::invalid("tls.ca holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")"));
+        }
+        let mut options = zk::TlsOptions::new().with_pem_ca(&self.ca).map_err(|_| Error::invalid("tls.ca is not valid PEM"))?;
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                if rustls_pemfile::certs(&mut cert.as_bytes()).next().is_none() {
+                    return Err(Error::invalid("tls.cert holds no PEM certificate"));
+                }
+                if !matches!(rustls_pemfile::private_key(&mut key.as_bytes()), Ok(Some(_))) {
+                    return Err(Error::invalid("tls.key holds no PEM private key")); // never echo a key
+                }
+                options = options.with_pem_identity(cert, key).map_err(|_| Error::invalid("tls.cert and tls.key are not a valid PEM certificate and key"))?;
+            },
+            (None, None) => {},
+            _ => return Err(Error::invalid("tls.cert and tls.key go together")),
+        }
+        if !self.verify_hostname {
+            // SAFETY (of the crate's contract): the caller asked for it; the chain is still checked.
+            options = unsafe { options.with_no_hostname_verification() };
+        }
+        Ok(options)
+    }
+}
+
+/// A SASL mechanism and its credentials. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Sasl {
+    /// DIGEST-MD5 against the server's `DigestLoginModule` users; the identity is `sasl:<username>`.
+    DigestMd5 {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Sasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sasl::DigestMd5 { username, .. } => f.debug_struct("DigestMd5").field("username", username).field("password", &"<redacted>").finish(),
+        }
+    }
+}
+
+pub use zk::{Acl, AuthId, Permission};
+
+/// The size of an ACL list on the wire: a length, then per entry perms, scheme and id.
+pub(crate) fn acl_bytes(acl: &[Acl]) -> usize {
+    4 + acl.iter().map(|a| 12 + a.scheme().len() + a.id().len()).sum::<usize>()
+}
+
+/// The longest ACL list accepted, in bytes on the wire: it travels with every create.
+pub const MAX_ACL_BYTES: usize = 4096;
+
+/// One `(scheme, credentials)` pair, e.g. `digest` and `user:password`.
+///
+/// `Debug` never shows the credentials: options get logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// The server's authentication provider: `digest`, `ip`, `x509`, or a custom one.
+    pub scheme: String,
+    /// What that provider expects: `user:password` for `digest`.
+    pub credentials: Vec<u8>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").field("scheme", &self.scheme).field("credentials", &"<redacted>").finish()
+    }
 }
 
 impl Default for SessionOptions {
@@ -64,6 +172,10 @@ impl Default for SessionOptions {
             host_order_deterministic: false,
             reconnect_after_expiry: true,
             lost_after: 1.0,
+            auth: Vec::new(),
+            acl: zk::Acls::anyone_all().to_vec(),
+            sasl: None,
+            tls: None,
         }
     }
 }
@@ -84,6 +196,33 @@ impl SessionOptions {
         }
         if !(self.lost_after > 0.0 && self.lost_after <= 1.0) {
             return Err(Error::invalid(format!("lostAfter must be a fraction of the session timeout in (0, 1], got {}", self.lost_after)));
+        }
+        for a in &self.auth {
+            if a.scheme.is_empty() {
+                return Err(Error::invalid("auth: every entry needs a scheme, such as \"digest\""));
+            }
+            // The server's digest provider accepts anything (a malformed pair is just another
+            // identity), so catch the obvious mistake here. Never echo the credentials.
+            if a.scheme == "digest" && !a.credentials.iter().skip(1).any(|&b| b == b':') {
+                return Err(Error::invalid("auth: digest credentials must have the form \"user:password\""));
+            }
+        }
+        if self.acl.is_empty() {
+            return Err(Error::invalid("acl must grant at least one permission to someone (an empty list is refused by ZooKeeper)"));
+        }
+        if acl_bytes(&self.acl) > MAX_ACL_BYTES {
+            return Err(Error::invalid(format!("acl is {} bytes long; the limit is {MAX_ACL_BYTES}", acl_bytes(&self.acl))));
+        }
+        if self.auth.is_empty() && self.sasl.is_none() && self.acl.iter().any(|a| a.scheme() == "auth") {
+            return Err(Error::invalid("acl 'creator-all' (scheme \"auth\") grants the creator's authenticated identity: pass auth (or sasl) too, e.g. auth: [{ scheme: 'digest', credentials: 'user:password' }]"));
+        }
+        if let Some(tls) = &self.tls {
+            tls.client_options()?;
+        }
+        if let Some(Sasl::DigestMd5 { username, .. }) = &self.sasl {
+            if username.is_empty() {
+                return Err(Error::invalid("sasl: username must not be empty"));
+            }
         }
         Ok(())
     }
@@ -238,6 +377,11 @@ impl Session {
     /// The options this session was made with.
     pub fn options(&self) -> &SessionOptions {
         &self.inner.options
+    }
+
+    /// The ACL for nodes this session creates ([`SessionOptions::acl`]).
+    pub(crate) fn acls(&self) -> zk::Acls<'_> {
+        zk::Acls::new(&self.inner.options.acl)
     }
 
     /// When the current connection dropped (`None` while connected), shared with locks so that
@@ -461,19 +605,114 @@ fn watch_states(inner: &Inner, client: &zk::Client) {
 
 async fn open(options: &SessionOptions) -> Result<zk::Client> {
     let connect_timeout = options.connect_timeout.unwrap_or_else(|| options.session_timeout.min(Duration::from_secs(15)));
-    let connector = zk::Client::connector().with_session_timeout(options.session_timeout);
+    let mut connector = zk::Client::connector().with_session_timeout(options.session_timeout);
+    for a in &options.auth {
+        // Replayed by zookeeper-client on every reconnect (its session keeps the auth packets).
+        connector = connector.with_auth(&a.scheme, &a.credentials);
+    }
+    if let Some(Sasl::DigestMd5 { username, password }) = &options.sasl {
+        connector = connector.with_sasl(zk::SaslOptions::digest_md5(username.clone(), password.clone()));
+    }
     let connect = options.connect_string();
-    match tokio::time::timeout(connect_timeout, connector.connect(&connect)).await {
-        Ok(Ok(client)) => {
+    let connecting: std::pin::Pin<Box<dyn Future<Output = Result<Result<zk::Client, zk::Error>>> + Send + '_>> = match &options.tls {
+        Some(tls) => {
+            let connector = connector.with_tls(tls.client_options()?);
+            Box::pin(async move {
+                // zookeeper-client retries a failed handshake silently until its deadline: find
+                // out why ourselves if it has not connected after a moment.
+                tokio::select! {
+                    connected = connector.secure_connect(&connect) => Ok(connected),
+                    reason = tls_failure(tls, &options.connect, connect_timeout) => Err(Error::Tls(reason)),
+                }
+            })
+        },
+        None => Box::pin(async move { Ok(connector.connect(&connect).await) }),
+    };
+    match tokio::time::timeout(connect_timeout, connecting).await {
+        Ok(Err(tls_failed)) => Err(tls_failed),
+        Ok(Ok(Ok(client))) => {
             tracing::debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
             Ok(client)
         },
-        Ok(Err(err)) => Err(match Error::from(err) {
+        Ok(Ok(Err(err))) => Err(match Error::from(err) {
             Error::Timeout { .. } => connect_timed_out(&options.connect, connect_timeout),
+            Error::ZooKeeper { code: "AUTHFAILED", .. } => auth_failed(options),
             other => other,
         }),
         Err(_) => Err(connect_timed_out(&options.connect, connect_timeout)),
     }
+}
+
+/// Why TLS handshakes with the first host fail: resolves only if one does, after a short wait
+/// (connects that succeed never pay for it).
+async fn tls_failure(tls: &Tls, connect: &str, connect_timeout: Duration) -> String {
+    tokio::time::sleep((connect_timeout / 4).min(Duration::from_millis(500))).await;
+    let host = connect.split('/').next().unwrap_or("").split(',').next().unwrap_or("").trim().to_string();
+    let tls = tls.clone();
+    match tokio::task::spawn_blocking(move || diagnose_tls(&tls, &host)).await {
+        Ok(Some(reason)) => reason,
+        _ => std::future::pending().await,
+    }
+}
+
+/// One blocking TLS handshake with `host` (`host:port`) with the session's settings: the
+/// reason it fails, or `None` when it succeeds or the network (not TLS) is the problem.
+fn diagnose_tls(tls: &Tls, host: &str) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    use std::sync::Arc;
+    let (name, _) = host.rsplit_once(':')?;
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut tls.ca.as_bytes()).flatten() {
+        roots.add(cert).ok()?;
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain = rustls_pemfile::certs(&mut cert.as_bytes()).flatten().collect();
+            let key = rustls_pemfile::private_key(&mut key.as_bytes()).ok()??;
+            builder.with_client_auth_cert(chain, key).ok()?
+        },
+        _ => builder.with_no_client_auth(),
+    };
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).ok()?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), server_name).ok()?;
+    let addr = host.to_socket_addrs().ok()?.next()?;
+    let mut sock = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    sock.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    sock.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let failed = |e: rustls::Error| {
+        let name_only = matches!(e, rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. }));
+        (tls.verify_hostname || !name_only).then(|| format!("TLS handshake with {host} failed: {e}"))
+    };
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut sock) {
+            return match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                Some(tls_error) => failed(tls_error.clone()),
+                None => None,
+            };
+        }
+    }
+    // TLS 1.3 servers refuse a missing client certificate only after the client's handshake
+    // ended: read once to hear their alert.
+    let mut buf = [0u8; 1];
+    match std::io::Read::read(&mut rustls::Stream::new(&mut conn, &mut sock), &mut buf) {
+        Err(e) => e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).cloned().and_then(failed),
+        Ok(_) => None,
+    }
+}
+
+/// The server refused an `auth` entry: say which schemes were sent, never the credentials.
+fn auth_failed(options: &SessionOptions) -> Error {
+    let schemes: Vec<&str> = options.auth.iter().map(|a| a.scheme.as_str()).collect();
+    let mut sent = if schemes.is_empty() { "no auth".to_string() } else { format!("auth schemes {schemes:?}") };
+    if let Some(Sasl::DigestMd5 { username, .. }) = &options.sasl {
+        sent.push_str(&format!(", SASL DIGEST-MD5 as {username:?}"));
+    }
+    Error::zk(
+        "AUTHFAILED",
+        format!("authentication failed: the server refused the session ({sent}); check the auth and sasl options' credentials against the server's auth providers"),
+    )
 }
 
 fn connect_timed_out(connect: &str, after: Duration) -> Error {

@@ -5,7 +5,7 @@ use crate::kv::{JsonValue, Layout, Stored, MAX_READ_BATCH_BYTES, MAX_TRANSACTION
 use crate::transaction::MARKERS;
 use crate::recipe::{self, AcquireOptions, HeldPaths, Lock, Registration};
 use crate::session::{deadline, Session, SessionOptions};
-use crate::txn::{self, commit_multi, fenced_error, Committed, KeyTransaction, PERSISTENT};
+use crate::txn::{self, commit_multi, fenced_error, persistent, Committed, KeyTransaction};
 
 /// Splits `paths` into groups whose multi-read stays under the request limit.
 pub(crate) fn read_batches(paths: &[String]) -> Vec<&[String]> {
@@ -186,7 +186,7 @@ impl Store {
                     lock.fence(&mut writer)?;
                 }
                 if create {
-                    writer.add_create(&path, bytes, &PERSISTENT)?;
+                    writer.add_create(&path, bytes, &persistent(self.session.acls()))?;
                 } else {
                     writer.add_set_data(&path, bytes, None)?;
                 }
@@ -202,7 +202,7 @@ impl Store {
                     Err(txn::MultiError::Op(i, zookeeper_client::Error::NodeExists)) if i == op && create => continue,
                     Err(txn::MultiError::Op(i, zookeeper_client::Error::NoNode)) if i == op && create => {
                         let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
-                        match deadline(rt, "create values directory", client.mkdir(dir, &PERSISTENT)).await {
+                        match deadline(rt, "create values directory", client.mkdir(dir, &persistent(self.session.acls()))).await {
                             Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
                             Err(e) => return Err(e),
                         }
@@ -301,7 +301,7 @@ impl Store {
         let stat = loop {
             match deadline(rt, "read the server's clock", client.set_data(&clock, &[], None)).await {
                 Ok(stat) => break stat,
-                Err(Error::ZooKeeper { code: "NONODE", .. }) => match deadline(rt, "create the clock node", client.mkdir(&clock, &PERSISTENT)).await {
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => match deadline(rt, "create the clock node", client.mkdir(&clock, &persistent(self.session.acls()))).await {
                     Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
                     Err(e) => return Err(e),
                 },

@@ -28,7 +28,7 @@ use crate::kv::{JsonValue, Stored, MAX_REQUEST_BYTES, MAX_TRANSACTION_AGE, OP_OV
 use crate::recipe::Lock;
 use crate::session::deadline;
 use crate::store::Store;
-use crate::txn::{commit_multi, MultiError, PERSISTENT};
+use crate::txn::{commit_multi, persistent, MultiError};
 
 /// Which reads a commit checks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -291,7 +291,7 @@ impl Transaction {
             report.round_trips += 1;
             let mut writer = client.new_multi_writer();
             for op in &plan.ops {
-                op.add_to(&mut writer)?;
+                op.add_to(&mut writer, store.session().acls())?;
             }
             match commit_multi(rt, &mut writer, "commit transaction").await {
                 Ok(results) => {
@@ -316,7 +316,7 @@ impl Transaction {
                     // The values or markers directory, or the clock node, does not exist yet.
                     created_parents = true;
                     for dir in [store.layout().values_dir(), store.layout().root_child(MARKERS), store.layout().root_child(CLOCK)] {
-                        match deadline(rt, "create directory", client.mkdir(&dir, &PERSISTENT)).await {
+                        match deadline(rt, "create directory", client.mkdir(&dir, &persistent(store.session().acls()))).await {
                             Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {},
                             Err(e) => return Err(e),
                         }
@@ -410,7 +410,7 @@ impl Transaction {
             // (ZOOKEEPER-4026), so a blind write of the clock node reports the commit's zxid.
             plan.push(Op::Set(layout.root_child(CLOCK), Vec::new(), None), None, Role::Clock);
         }
-        let bytes = plan.request_bytes();
+        let bytes = plan.request_bytes(crate::session::acl_bytes(&store.session().options().acl));
         if bytes > MAX_REQUEST_BYTES {
             return Err(Error::TooLarge(format!(
                 "the commit would be a {bytes}-byte request; ZooKeeper accepts at most {MAX_REQUEST_BYTES} (jute.maxbuffer): nothing was sent"
@@ -468,10 +468,10 @@ enum Op {
 }
 
 impl Op {
-    fn add_to(&self, w: &mut zk::MultiWriter<'_>) -> Result<()> {
+    fn add_to(&self, w: &mut zk::MultiWriter<'_>, acls: zk::Acls<'_>) -> Result<()> {
         match self {
             Op::Check(p, v) => w.add_check_version(p, *v)?,
-            Op::Create(p, data) => w.add_create(p, data, &PERSISTENT)?,
+            Op::Create(p, data) => w.add_create(p, data, &persistent(acls))?,
             Op::Set(p, data, v) => w.add_set_data(p, data, *v)?,
         }
         Ok(())
@@ -481,12 +481,13 @@ impl Op {
         matches!(self, Op::Create(..))
     }
 
-    /// An upper estimate of the operation's size on the wire.
-    fn request_bytes(&self) -> usize {
+    /// An upper estimate of the operation's size on the wire; a create also carries the ACL.
+    fn request_bytes(&self, acl_bytes: usize) -> usize {
         OP_OVERHEAD_BYTES
             + match self {
                 Op::Check(p, _) => p.len(),
-                Op::Create(p, d) | Op::Set(p, d, _) => p.len() + d.len(),
+                Op::Create(p, d) => p.len() + d.len() + acl_bytes,
+                Op::Set(p, d, _) => p.len() + d.len(),
             }
     }
 }
@@ -514,8 +515,8 @@ impl Plan {
         self.roles.push(role);
     }
 
-    fn request_bytes(&self) -> usize {
-        OP_OVERHEAD_BYTES + self.ops.iter().map(Op::request_bytes).sum::<usize>()
+    fn request_bytes(&self, acl_bytes: usize) -> usize {
+        OP_OVERHEAD_BYTES + self.ops.iter().map(|op| op.request_bytes(acl_bytes)).sum::<usize>()
     }
 
     /// Maps a refused operation to the transaction's error.

@@ -19,7 +19,11 @@ use crate::recipe::internals::{self, AcquireOptions};
 use crate::recipe::Lock;
 use crate::session::{deadline, unless_cancelled, Session};
 
-pub(crate) const PERSISTENT: zk::CreateOptions<'static> = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+/// How zktx creates value nodes, directories, markers and the clock node: persistent, with the
+/// session's ACL ([`SessionOptions::acl`](crate::SessionOptions::acl)).
+pub(crate) fn persistent(acls: zk::Acls<'_>) -> zk::CreateOptions<'_> {
+    zk::CreateMode::Persistent.with_acls(acls)
+}
 
 /// What a committed transaction did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +67,8 @@ pub struct KeyTransaction {
     read_at: tokio::time::Instant,
     /// The session's `closing` token: `close()` cancels a commit in flight.
     closing: tokio_util::sync::CancellationToken,
+    /// The session's ACL for the nodes a commit creates.
+    acl: Vec<zk::Acl>,
 }
 
 impl KeyTransaction {
@@ -112,6 +118,7 @@ impl KeyTransaction {
             finished: AtomicBool::new(false),
             read_at: tokio::time::Instant::now(),
             closing: session.closing(),
+            acl: session.options().acl.clone(),
         })
     }
 
@@ -163,7 +170,7 @@ impl KeyTransaction {
                 let mut made = Ok(());
                 for dir in [&self.values_dir, &self.clock_path] {
                     let client = self.lock.client()?;
-                    match deadline(self.request_timeout, "create values directory", client.mkdir(dir, &PERSISTENT)).await {
+                    match deadline(self.request_timeout, "create values directory", client.mkdir(dir, &persistent(zk::Acls::new(&self.acl)))).await {
                         Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {},
                         Err(e) => made = Err(e),
                     }
@@ -247,7 +254,7 @@ impl KeyTransaction {
         let bytes = value.as_str().as_bytes();
         match self.version {
             Some(v) => writer.add_set_data(&self.value_path, bytes, Some(v))?,
-            None => writer.add_create(&self.value_path, bytes, &PERSISTENT)?,
+            None => writer.add_create(&self.value_path, bytes, &persistent(zk::Acls::new(&self.acl)))?,
         }
         writer.add_delete(self.lock.node_path(), None)?;
         if self.version.is_none() {

@@ -16,10 +16,6 @@ use super::driver::{sorted_contenders, Decision, LockDriver};
 use crate::error::{Error, Result};
 use crate::session::{deadline, Session, SuspendedAt};
 
-const EPHEMERAL_SEQUENTIAL: zk::CreateOptions<'static> = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
-/// Lock directories are containers: the server removes them once their last lock node is gone,
-/// so short-lived keys leave no garbage behind.
-const CONTAINER: zk::CreateOptions<'static> = zk::CreateMode::Container.with_acls(zk::Acls::anyone_all());
 
 /// How long to wait for a lock and how to give up.
 #[derive(Clone, Debug, Default)]
@@ -123,12 +119,15 @@ async fn acquire_in_session(
     let id = uuid::Uuid::new_v4().simple().to_string();
     let prefix = format!("{dir}/_c_{id}-{}-", driver.kind());
 
-    let (name, token, children, piggyback) = match create_node(&client, rt, dir, &prefix, &id, read).await {
+    let (name, token, children, piggyback) = match create_node(&client, rt, session.acls(), dir, &prefix, &id, read).await {
         Ok(created) => created,
         Err(err) => {
             // A create whose answer was lost may have applied even though we give up: remove
-            // whatever carries our protected id once the server answers again.
-            remove_protected_later(Arc::downgrade(&client), dir.to_string(), id);
+            // whatever carries our protected id once the server answers again. Not after NOAUTH:
+            // this identity may not create there (nor list to look), so nothing of ours exists.
+            if err.code() != "NOAUTH" {
+                remove_protected_later(Arc::downgrade(&client), dir.to_string(), id);
+            }
             return Err(err);
         },
     };
@@ -174,12 +173,16 @@ fn list_and_read<'a>(client: &'a zk::Client, dir: &str, read: Option<&str>) -> i
 }
 
 /// Creates the contender's node, recovering it by its protected id after a connection loss.
-async fn create_node(client: &zk::Client, rt: Duration, dir: &str, prefix: &str, id: &str, read: Option<&str>) -> Result<Created> {
+async fn create_node(client: &zk::Client, rt: Duration, acls: zk::Acls<'_>, dir: &str, prefix: &str, id: &str, read: Option<&str>) -> Result<Created> {
+    let node = zk::CreateMode::EphemeralSequential.with_acls(acls);
+    // Lock directories are containers: the server removes them once their last lock node is
+    // gone, so short-lived keys leave no garbage behind.
+    let container = zk::CreateMode::Container.with_acls(acls);
     let mut attempts = 0;
     loop {
         attempts += 1;
         // Sent in this order, answered in this order: one round trip.
-        let create = client.create(prefix, &[], &EPHEMERAL_SEQUENTIAL);
+        let create = client.create(prefix, &[], &node);
         let rest = list_and_read(client, dir, read);
         let (created, (listed, read_result)) = match tokio::time::timeout(rt, async { tokio::join!(create, rest) }).await {
             Ok(r) => r,
@@ -196,7 +199,7 @@ async fn create_node(client: &zk::Client, rt: Duration, dir: &str, prefix: &str,
             },
             Err(zk::Error::NoNode) if attempts <= 5 => {
                 // Missing directory (or a container the server just reaped): create it, retry.
-                match deadline(rt, "create lock directory", client.mkdir(dir, &CONTAINER)).await {
+                match deadline(rt, "create lock directory", client.mkdir(dir, &container)).await {
                     Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
                     Err(e) => return Err(e),
                 }

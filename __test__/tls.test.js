@@ -1,0 +1,110 @@
+'use strict';
+// TLS to a server's secureClientPort (Netty, ssl.clientAuth=need), with certificates made at test
+// time (scripts/zk.js makeTlsFiles): the server's is for 127.0.0.1 only.
+const { spawnSync } = require('node:child_process');
+const util = require('node:util');
+const { ZooKeeper } = require('..');
+const { clientAt, unique, zkScripts } = require('./helpers/zk');
+
+describe('TLS (a server that requires client certificates)', () => {
+  let server;
+  let files;
+  const good = () => ({ ca: files.ca, cert: files.cert, key: files.key });
+  beforeAll(async () => {
+    server = await zkScripts.startStandalone({ tickTime: 500, tls: { clientAuth: 'need' } });
+    files = server.tls;
+  });
+  afterAll(async () => { if (server) await server.stop(); });
+
+  it('a client with a trusted CA and its certificate locks, transacts and fences as before', async () => {
+    const zk = clientAt(server.secureConnect, { timeout: 5000, tls: good() });
+    try {
+      const key = unique('tls');
+      const lock = await zk.lock('/tls/locks/a');
+      await zk.set(key, 1, { lock });
+      await lock.release();
+      expect((await zk.executeTransaction(key, (n) => n + 1)).value).toBe(2);
+      await zk.transaction(async (tx) => tx.set(key, (await tx.get(key)) + 1));
+      expect(await zk.get(key)).toBe(3);
+    } finally {
+      await zk.close();
+    }
+  });
+
+  it('certificate problems are TLS_HANDSHAKE errors with the reason, within a second, not a connect timeout', async () => {
+    const cases = [
+      [{ ...good(), ca: files.otherCa }, server.secureConnect, /UnknownIssuer/],
+      [{ ca: files.ca }, server.secureConnect, /alert/i], // no client certificate
+      [good(), server.secureConnect.replace('127.0.0.1', 'localhost'), /not valid for name "localhost"/],
+    ];
+    for (const [tls, connect, reason] of cases) {
+      const zk = clientAt(connect, { timeout: 10000, tls });
+      const t0 = Date.now();
+      const err = await zk.connect().then(() => null, (e) => e);
+      const ms = Date.now() - t0;
+      await zk.close();
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'TLS_HANDSHAKE', outcome: 'not_applied' });
+      expect(err.message).toMatch(reason);
+      expect(err.message).not.toMatch(/PRIVATE KEY/);
+      expect(ms).toBeLessThan(3000); // the connect timeout here is 10 s
+    }
+  });
+
+  it('rejectUnauthorized: false skips the hostname check only: the chain is still verified', async () => {
+    const localhost = server.secureConnect.replace('127.0.0.1', 'localhost');
+    const zk = clientAt(localhost, { timeout: 5000, tls: { ...good(), rejectUnauthorized: false } });
+    await zk.set(unique('tls-noname'), 1);
+    await zk.close();
+    const untrusted = clientAt(localhost, { timeout: 5000, tls: { ...good(), ca: files.otherCa, rejectUnauthorized: false } });
+    await expect(untrusted.connect()).rejects.toMatchObject({ code: 'TLS_HANDSHAKE', message: expect.stringMatching(/UnknownIssuer/) });
+    await untrusted.close();
+  });
+
+  it('the private key never appears in util.inspect(zk), errors or debug-level logs', async () => {
+    const keyLine = files.key.split('\n')[1]; // a line of the key's base64 body
+    const zk = clientAt(server.secureConnect, { timeout: 5000, tls: good() });
+    await zk.connect();
+    expect(util.inspect(zk, { depth: 10, showHidden: true })).not.toContain(keyLine);
+    await zk.close();
+    const script = `
+      const { ZooKeeper } = require(${JSON.stringify(require.resolve('..'))});
+      const tls = ${JSON.stringify(good())};
+      (async () => {
+        const a = new ZooKeeper({ connect: ${JSON.stringify(server.secureConnect)}, debug_level: 4, timeout: 5000, tls });
+        await a.set('logged', 1);
+        const b = new ZooKeeper({ connect: ${JSON.stringify(server.secureConnect)}, timeout: 5000, tls: { ...tls, ca: ${JSON.stringify(files.otherCa)} } });
+        console.error('refused:', (await b.connect().catch((e) => e)).message);
+        await Promise.all([a.close(), b.close()]);
+      })().catch((e) => { console.error('FAILED', e); process.exit(1); });`;
+    const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 });
+    expect(out.status).toBe(0);
+    expect(out.stderr).toMatch(/DEBUG/);
+    expect(out.stderr).toMatch(/refused: TLS handshake/);
+    expect(`${out.stderr}${out.stdout}`).not.toContain(keyLine);
+  });
+
+  it('malformed tls options are INVALID_ARGUMENT before connecting, never echoing the key', () => {
+    const refused = (tls) => {
+      try {
+        new ZooKeeper({ tls }).close();
+      } catch (e) {
+        expect(e.message).not.toContain('SECRET-KEY-TEXT');
+        return e.code;
+      }
+      return 'accepted';
+    };
+    expect(refused(good())).toBe('accepted');
+    expect(refused({ ...good(), cert: Buffer.from(files.cert), key: Buffer.from(files.key) })).toBe('accepted');
+    for (const tls of [
+      {}, // no CA
+      { ca: 'not a pem' },
+      { ca: files.ca, cert: files.cert }, // cert without key
+      { ca: files.ca, cert: files.cert, key: 'SECRET-KEY-TEXT' },
+      { ca: files.ca, rejectUnauthorized: 'no' },
+      { ca: files.ca, extra: 1 },
+      'pem',
+    ]) {
+      expect([tls, refused(tls)]).toEqual([tls, 'INVALID_ARGUMENT']);
+    }
+  });
+});
