@@ -5,6 +5,7 @@
 //! to read under the lock) are sent back to back on one session, which the server answers in
 //! order, so an uncontended acquisition costs exactly one round trip.
 
+use tracing::Instrument as _;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -358,7 +359,7 @@ pub(crate) fn remove_node_eventually_then(client: Weak<zk::Client>, path: String
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
-    });
+    }.in_current_span());
 }
 
 /// In the background, deletes every node of `dir` created under the protected `id`, retrying
@@ -403,7 +404,7 @@ fn remove_protected_later(client: std::sync::Weak<zk::Client>, dir: String, id: 
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
-    });
+    }.in_current_span());
 }
 
 /// Deletes a lock node, retrying through connection loss until the deadline.

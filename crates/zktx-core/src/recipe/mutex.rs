@@ -28,6 +28,9 @@ pub struct Lock {
     /// The runtime the lock was acquired on: `Drop` may run where none is current (a JS
     /// finalizer), and the background release must be spawned somewhere.
     runtime: Option<tokio::runtime::Handle>,
+    /// The span it was acquired in: `Drop` may run outside it (a JS finalizer), and its log
+    /// records and background release must still reach the acquiring client's logger.
+    span: tracing::Span,
 }
 
 /// Everything about a held lock; shared with loss watchers, which must not keep the [`Lock`]
@@ -128,7 +131,7 @@ impl Lock {
             closing: a.closing.clone(),
             registration: std::sync::Mutex::new(None),
         };
-        Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok() }
+        Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok(), span: tracing::Span::current() }
     }
 
     pub(crate) fn with_registration(self, registration: Option<Registration>) -> Lock {
@@ -250,6 +253,7 @@ impl Drop for Lock {
         // blocks everyone (this client included) for the session's life.
         let Some(runtime) = &self.runtime else { return };
         let _entered = runtime.enter();
+        let _span = self.span.enter();
         tracing::debug!(lock = %self.state.dir, "lock dropped without release(): releasing it in the background");
         self.state.give_up();
         let state = self.state.clone();
