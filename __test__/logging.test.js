@@ -93,4 +93,33 @@ describe('logger option', () => {
     expect(warn.status).toBe(0);
     expect(warn.stderr).toBe('');
   });
+
+  it('at the default level (warn), a warning goes to the logger of the client it concerns, not to stderr', () => {
+    // A "server" that accepts connections and hangs up: zookeeper-client warns that it fails to
+    // establish a session there. Every client of the process is at WARN: no span may be lost to
+    // tracing's level filter (the client's, or zookeeper-client's own connect span).
+    const script = `
+      const net = require('node:net');
+      const { ZooKeeper } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const server = net.createServer((s) => s.destroy()).listen(0, '127.0.0.1', async () => {
+        const records = [];
+        const keep = (level) => (message, fields) => records.push({ level, message, fields });
+        const logged = new ZooKeeper({ connect: '127.0.0.1:' + server.address().port, timeout: 10000, connectTimeout: 1500,
+          logger: { debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') } });
+        const plain = new ZooKeeper({ timeout: 10000 });
+        await plain.connect();
+        await logged.connect().catch((e) => console.log(JSON.stringify({ code: e.code })));
+        await new Promise((r) => setTimeout(r, 200));
+        console.log(JSON.stringify({ warns: records.filter((r) => r.level === 'warn').map((r) => r.fields.target), below: records.filter((r) => r.level !== 'warn' && r.level !== 'error').length }));
+        await plain.close(); await logged.close(); server.close();
+      });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const [failed, seen] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(failed.code).toBe('TIMEOUT');
+    expect(seen.warns.length).toBeGreaterThan(0);
+    expect(seen.warns.every((t) => t.startsWith('zookeeper_client'))).toBe(true);
+    expect(seen.below).toBe(0);
+  });
 });

@@ -280,9 +280,12 @@ impl NativeClient {
     pub fn close_sync(&self) -> Result<()> {
         no_panic(|| {
             let store = self.store.clone();
-            napi::bindgen_prelude::block_on(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
-            });
+            napi::bindgen_prelude::block_on(
+                async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
+                }
+                .instrument(self.span.clone()),
+            );
             Ok(())
         })
     }

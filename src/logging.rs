@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
+use tracing::level_filters::LevelFilter;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
@@ -150,11 +151,27 @@ impl Visit for SpanFields {
     }
 }
 
+/// The most verbose level any callsite may be enabled at: what some client asks for, but at least
+/// INFO while any client logs, since the spans that carry client ids (ours, zookeeper-client's
+/// `connect` and `serve`) are INFO. tracing caches this per callsite: a `debug!` nobody asked
+/// for costs one comparison.
+fn level_hint() -> LevelFilter {
+    match MAX_LEVEL.load(Ordering::Relaxed) {
+        0 => LevelFilter::OFF,
+        1..=3 => LevelFilter::INFO,
+        _ => LevelFilter::DEBUG,
+    }
+}
+
 /// Tags every span with its client: its own `zktx_client` field, else its parent's, else the
 /// client whose session it names.
 struct Tagger;
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Tagger {
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(level_hint())
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields::default();
@@ -163,12 +180,13 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Tagger {
             .client
             .or_else(|| span.parent().and_then(|p| p.extensions().get::<ClientId>().map(|c| c.0)))
             .or_else(|| fields.session.as_ref().and_then(|s| clients().read().ok().and_then(|c| c.sessions.get(s).copied())));
+        // The client registry is never locked while a span's extensions are (lock order).
+        if let (Some(client), Some(session)) = (client, &fields.session) {
+            remember_session(session, client);
+        }
         let mut ext = span.extensions_mut();
         if let Some(client) = client {
             ext.insert(ClientId(client));
-            if let Some(session) = &fields.session {
-                remember_session(session, client);
-            }
         }
         if let Some(session) = fields.session {
             ext.insert(SessionField(session));
@@ -217,8 +235,9 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Filter<S> for ClientFilter {
         if level > MAX_LEVEL.load(Ordering::Relaxed) {
             return false;
         }
+        let client = current_client(ctx);
         let Ok(c) = clients().read() else { return false };
-        match current_client(ctx) {
+        match client {
             Some(id) => match c.sinks.get(&id) {
                 Some(sink) => level <= sink.level && sink.logger.is_some() == self.to_js,
                 None => false, // a client already gone
@@ -227,15 +246,8 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Filter<S> for ClientFilter {
         }
     }
 
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        use tracing::level_filters::LevelFilter;
-        Some(match MAX_LEVEL.load(Ordering::Relaxed) {
-            0 => LevelFilter::OFF,
-            1 => LevelFilter::ERROR,
-            2 => LevelFilter::WARN,
-            3 => LevelFilter::INFO,
-            _ => LevelFilter::DEBUG,
-        })
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(level_hint())
     }
 }
 
