@@ -417,6 +417,7 @@ class Lock {
     this._zk = zk;
     this._acquiredAt = performance.now();
     this._releaseReported = false;
+    this._lossTimer = undefined;
   }
 
   /** Starts watching for loss on first use: a lock nobody asks about costs no extra request. */
@@ -449,6 +450,10 @@ class Lock {
 
   /** Releases the lock. Idempotent. */
   async release() {
+    if (this._lossTimer !== undefined) {
+      clearTimeout(this._lossTimer);
+      this._lossTimer = undefined;
+    }
     await call(() => this._native.release());
     if (this._releaseReported) return;
     this._releaseReported = true;
@@ -1070,9 +1075,21 @@ function acquired(lock, start) {
   if (channels.lockAcquired.hasSubscribers) {
     channels.lockAcquired.publish({ zk: lock._zk, path: lock.path, kind: lock._kind, nodePath: lock.nodePath, token: lock.token, waitMs: lock._acquiredAt - start });
   }
-  if (channels.lockLost.hasSubscribers) lock._watchLoss();
+  if (channels.lockLost.hasSubscribers && !lock._loss) {
+    // Watching costs a request per lock (about +30% on a short lock cycle): watch only locks
+    // held long enough for a loss to matter. A node deleted before the watch starts is found
+    // gone when it starts, so nothing is missed but the loss of a lock released within the delay.
+    lock._lossTimer = setTimeout(() => {
+      lock._lossTimer = undefined;
+      if (!lock._releaseReported) lock._watchLoss();
+    }, LOSS_WATCH_DELAY_MS);
+    lock._lossTimer.unref();
+  }
   return lock;
 }
+
+/** How long a lock is held before a zktx:lock:lost subscriber makes zktx watch it for loss. */
+const LOSS_WATCH_DELAY_MS = 1000;
 
 function committed(r) {
   return { key: r.key, value: JSON.parse(r.json), previous: decode(r.previousJson), version: r.version, token: r.token, zxid: r.zxid ?? undefined };

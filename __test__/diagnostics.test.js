@@ -69,13 +69,26 @@ describe('diagnostics_channel events', () => {
     expect(rec.seen['zktx:lock:failed'][0].error.code).toBe('TIMEOUT');
   });
 
+  it('a lock released within a second is not watched: no loss watch request for short locks', async () => {
+    const rec = record(['zktx:lock:lost']);
+    try {
+      const lock = await zk.lock(`/zktx-test/${unique('dc-short')}`);
+      await lock.release();
+      expect(lock._loss).toBe(null);
+      expect(lock._lossTimer).toBe(undefined);
+    } finally {
+      rec.stop();
+    }
+  });
+
   it('a lock whose node another client deletes publishes lost (with no need to ask lock.lost)', async () => {
     const rec = record(['zktx:lock:lost']);
     const path = `/zktx-test/${unique('dc-lost')}`;
     try {
       const lock = await zk.lock(path);
       await deleteFromOutside(lock.nodePath);
-      for (let i = 0; i < 100 && rec.seen['zktx:lock:lost'].length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      // Published once the lock is watched: after it has been held LOSS_WATCH_DELAY_MS (1 s).
+      for (let i = 0; i < 150 && rec.seen['zktx:lock:lost'].length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(rec.seen['zktx:lock:lost']).toEqual([{ zk, path, kind: 'exclusive', nodePath: lock.nodePath, token: lock.token, reason: 'NODE_DELETED', error: expect.any(ZktxError), holdMs: expect.any(Number) }]);
       expect(rec.seen['zktx:lock:lost'][0].error.code).toBe('LOCK_LOST');
       await lock.release();
