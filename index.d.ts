@@ -147,7 +147,11 @@ export type LockKind = 'exclusive' | 'read' | 'write' | 'lease';
 /** `zktx:lock:acquire`: an acquisition starts (for `multiLock`, one per path). */
 export interface LockAcquireEvent { zk: ZooKeeper; path: string; kind: LockKind; timeout: number | undefined }
 /** `zktx:lock:acquired`: the lock is held, after `waitMs` (queueing included). */
-export interface LockAcquiredEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; waitMs: number }
+export interface LockAcquiredEvent {
+  zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; waitMs: number;
+  /** Contenders (of any kind) ahead when it joined the queue: 0 when the lock was free. From the listing sent with the create: free. */
+  queuePosition: number | undefined;
+}
 /** `zktx:lock:failed`: the acquisition rejected (`TIMEOUT` of a try-lock, `ABORTED`, ...) after `waitMs`. */
 export interface LockFailedEvent { zk: ZooKeeper; path: string; kind: LockKind; error: ZktxError; waitMs: number }
 /** `zktx:lock:released`: `release()` succeeded, once per lock; held for `holdMs`. */

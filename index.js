@@ -1073,7 +1073,7 @@ class ZooKeeper extends EventEmitter {
 /** Publishes `zktx:lock:acquired` (and watches for loss when someone listens for it). */
 function acquired(lock, start) {
   if (channels.lockAcquired.hasSubscribers) {
-    channels.lockAcquired.publish({ zk: lock._zk, path: lock.path, kind: lock._kind, nodePath: lock.nodePath, token: lock.token, waitMs: lock._acquiredAt - start });
+    channels.lockAcquired.publish({ zk: lock._zk, path: lock.path, kind: lock._kind, nodePath: lock.nodePath, token: lock.token, waitMs: lock._acquiredAt - start, queuePosition: callSync(() => lock._native.queuePosition) ?? undefined });
   }
   if (channels.lockLost.hasSubscribers && !lock._loss) {
     // Watching costs a request per lock (about +30% on a short lock cycle): watch only locks

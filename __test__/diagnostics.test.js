@@ -45,11 +45,29 @@ describe('diagnostics_channel events', () => {
     }
     const { seen } = rec;
     expect(seen['zktx:lock:acquire']).toEqual([{ zk, path, kind: 'exclusive', timeout: undefined }]);
-    expect(seen['zktx:lock:acquired']).toEqual([{ zk, path, kind: 'exclusive', nodePath: expect.stringMatching(/^\/.*\/_c_.*-lock-\d+$/), token: expect.any(Number), waitMs: expect.any(Number) }]);
+    expect(seen['zktx:lock:acquired']).toEqual([{ zk, path, kind: 'exclusive', nodePath: expect.stringMatching(/^\/.*\/_c_.*-lock-\d+$/), token: expect.any(Number), waitMs: expect.any(Number), queuePosition: 0 }]);
     expect(seen['zktx:lock:acquired'][0].waitMs).toBeGreaterThan(0);
     expect(seen['zktx:lock:released']).toEqual([{ zk, path, kind: 'exclusive', nodePath: seen['zktx:lock:acquired'][0].nodePath, token: seen['zktx:lock:acquired'][0].token, holdMs: expect.any(Number) }]);
     expect(seen['zktx:lock:failed']).toEqual([]);
     expect(seen['zktx:lock:lost']).toEqual([]);
+  });
+
+  it('a lock that queued reports how many contenders were ahead, and its wait', async () => {
+    const path = `/zktx-test/${unique('dc-queue')}`;
+    const other = client();
+    const held = await other.lock(path);
+    const rec = record(['zktx:lock:acquired']);
+    try {
+      const waiting = zk.lock(path);
+      await new Promise((r) => setTimeout(r, 200));
+      await held.release();
+      await (await waiting).release();
+    } finally {
+      rec.stop();
+      await other.close();
+    }
+    expect(rec.seen['zktx:lock:acquired']).toEqual([expect.objectContaining({ zk, path, queuePosition: 1 })]);
+    expect(rec.seen['zktx:lock:acquired'][0].waitMs).toBeGreaterThanOrEqual(150);
   });
 
   it('a try-lock that finds the lock held publishes failed with its error', async () => {

@@ -454,6 +454,12 @@ impl NativeLock {
         no_panic(|| Ok(self.lock.token() as f64))
     }
 
+    /// Contenders ahead of this one when it joined the queue (0: the lock was free), if known.
+    #[napi(getter)]
+    pub fn queue_position(&self) -> Result<Option<u32>> {
+        no_panic(|| Ok(self.lock.queue_position()))
+    }
+
     #[napi(getter)]
     pub fn released(&self) -> Result<bool> {
         no_panic(|| Ok(self.lock.is_released()))

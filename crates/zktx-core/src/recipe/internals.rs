@@ -42,6 +42,9 @@ pub(crate) struct Acquired {
     /// the lock was free). Sent after the listing that showed everyone ahead gone, so it sees
     /// every write their holders committed.
     pub piggyback: Read,
+    /// Contenders ahead of this one when it joined the queue (the listing sent with its create),
+    /// of any kind; `None` if that listing did not show its node.
+    pub queue_position: Option<u32>,
     /// How long after `SUSPENDED` the lock counts as lost ([`SessionOptions::lost_after`]).
     ///
     /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
@@ -134,11 +137,12 @@ async fn acquire_in_session(
         },
     };
     let node_path = format!("{dir}/{name}");
+    let queue_position = sorted_contenders(&children).iter().position(|c| c.name == name).map(|p| p as u32);
     match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at, read).await {
         Ok(waited) => {
             let lost_after = client.session_timeout().mul_f64(session.options().lost_after);
             let piggyback = waited.unwrap_or(piggyback);
-            Ok(Acquired { client, node_path, token, piggyback, lost_after, suspended_at: session.suspended_at(), closing: session.closing() })
+            Ok(Acquired { client, node_path, token, piggyback, queue_position, lost_after, suspended_at: session.suspended_at(), closing: session.closing() })
         },
         Err(err) => {
             if delete_node(&client, &node_path, rt).await.is_some() {

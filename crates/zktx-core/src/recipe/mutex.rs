@@ -58,6 +58,8 @@ struct LockState {
     /// The session's close: watchers stop (and drop their client handles) at once.
     closing: tokio_util::sync::CancellationToken,
     registration: std::sync::Mutex<Option<Registration>>,
+    /// Contenders ahead when it joined the queue (for observability; `None`: not seen).
+    queue_position: Option<u32>,
 }
 
 /// The lock paths one client holds, each with the session it was acquired on.
@@ -130,6 +132,7 @@ impl Lock {
             suspended_at: a.suspended_at.clone(),
             closing: a.closing.clone(),
             registration: std::sync::Mutex::new(None),
+            queue_position: a.queue_position,
         };
         Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok(), span: tracing::Span::current() }
     }
@@ -181,6 +184,12 @@ impl Lock {
     /// token it has seen can refuse writes from a stale holder.
     pub fn token(&self) -> i64 {
         self.state.token
+    }
+
+    /// How many contenders (of any kind) were ahead of this one when it joined the queue: 0 when
+    /// the lock was free. Known from the listing sent with the create, so it costs nothing.
+    pub fn queue_position(&self) -> Option<u32> {
+        self.state.queue_position
     }
 
     /// Whether the lock was released and its node is known to be gone.
