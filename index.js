@@ -680,6 +680,7 @@ function logRecords(logger) {
     }
   };
 }
+
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
