@@ -98,8 +98,18 @@ export interface ZooKeeperOptions {
    * At most 2^31 - 1 (2147483647, setTimeout's limit); more is `INVALID_ARGUMENT`.
    */
   timeout?: number;
-  /** `ZooKeeper.ZOO_LOG_LEVEL_*` (or 0 for silence). Process-wide: the first client's level wins. */
+  /**
+   * `ZooKeeper.ZOO_LOG_LEVEL_*` (or 0 for silence; default WARN): the least severe record this
+   * client logs, to `logger` when given, else to stderr. Per client.
+   */
   debug_level?: number;
+  /**
+   * Where this client's log records go instead of stderr (the Rust core's and zookeeper-client's,
+   * at `debug_level` and above): called as `logger[level](message, fields)`. `console` and
+   * winston fit as they are; for pino (fields first) pass an adapter, see README "Logging".
+   * A logger that throws loses that record, never the process. Secrets are never logged.
+   */
+  logger?: Logger;
   /** Keep the host order (zktx does not shuffle; the client still picks a random start host). */
   host_order_deterministic?: boolean;
   /** How long establishing a session may take (default min(timeout, 15000) ms; 0 to 2^31 - 1). */
@@ -188,6 +198,75 @@ export interface ZooKeeperAclEntry {
    * never the password (an id not of that shape is `INVALID_ARGUMENT`).
    */
   id: string;
+}
+
+/** A logger for the `logger` option: one method per level, called as `logger[level](message, fields)`. */
+export interface Logger {
+  debug(message: string, fields: LogFields): unknown;
+  info(message: string, fields: LogFields): unknown;
+  warn(message: string, fields: LogFields): unknown;
+  error(message: string, fields: LogFields): unknown;
+}
+
+/**
+ * The structured fields of a log record: `target` (the Rust module that logged it) always;
+ * `session` (the session id, hex) when known; then the record's own, such as `path`, `dir`,
+ * `node`, `key`, `lock`, `error`, `timeout_ms`.
+ */
+export interface LogFields {
+  target: string;
+  session?: string;
+  [field: string]: string | number | boolean | undefined;
+}
+
+// ---- diagnostics_channel events (README "Observability") ----
+
+/** The kind of a lock in events: `zk.lock`/`multiLock` exclusive, a read-write lock's halves, a semaphore lease. */
+export type LockKind = 'exclusive' | 'read' | 'write' | 'lease';
+
+/** `zktx:lock:acquire`: an acquisition starts (for `multiLock`, one per path). */
+export interface LockAcquireEvent { zk: ZooKeeper; path: string; kind: LockKind; timeout: number | undefined }
+/** `zktx:lock:acquired`: the lock is held, after `waitMs` (queueing included). */
+export interface LockAcquiredEvent {
+  zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; waitMs: number;
+  /** Contenders (of any kind) ahead when it joined the queue: 0 when the lock was free. From the listing sent with the create: free. */
+  queuePosition: number | undefined;
+}
+/** `zktx:lock:failed`: the acquisition rejected (`TIMEOUT` of a try-lock, `ABORTED`, ...) after `waitMs`. */
+export interface LockFailedEvent { zk: ZooKeeper; path: string; kind: LockKind; error: ZktxError; waitMs: number }
+/** `zktx:lock:released`: `release()` succeeded, once per lock; held for `holdMs`. */
+export interface LockReleasedEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; holdMs: number }
+/** `zktx:lock:lost`: the lock was lost (`reason`: its node deleted, or its session ended), after `holdMs`. */
+export interface LockLostEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; reason: 'NODE_DELETED' | 'SESSION_ENDED'; error: ZktxError; holdMs: number }
+/** `zktx:transaction:attempt`: `zk.transaction` runs its function (attempt 0, then once per retry). */
+export interface TransactionAttemptEvent { zk: ZooKeeper; id: string; attempt: number }
+/** `zktx:transaction:conflict`: an attempt's commit found a read changed; `willRetry` unless out of retries. */
+export interface TransactionConflictEvent { zk: ZooKeeper; id: string; attempt: number; keys: string[]; error: ZktxError; willRetry: boolean }
+/** `zktx:transaction:commit`: committed after `retries` conflicts; `keys` written; `durationMs` from the first attempt. */
+export interface TransactionCommitEvent { zk: ZooKeeper; id: string; attempts: number; retries: number; keys: string[]; zxid: number | undefined; alreadyApplied: boolean; durationMs: number }
+/** `zktx:executeTransaction:start`. */
+export interface ExecuteTransactionStartEvent { zk: ZooKeeper; key: string }
+/** `zktx:executeTransaction:commit`: the value written at `version`, fenced by `token`. */
+export interface ExecuteTransactionCommitEvent { zk: ZooKeeper; key: string; version: number; token: number; zxid: number | undefined; durationMs: number }
+/** `zktx:executeTransaction:error`: the call rejected (`error` is a ZktxError, or the updater's own error). */
+export interface ExecuteTransactionErrorEvent { zk: ZooKeeper; key: string; error: unknown; durationMs: number }
+/** `zktx:session:state`: a session event of a client (the same as `zk.on('state')`). */
+export interface SessionStateEvent { zk: ZooKeeper; state: SessionState; connectString: string }
+
+/** Every channel zktx publishes on, and its message type: `diagnostics_channel.subscribe(name, (m: ZktxChannels[typeof name]) => ...)`. */
+export interface ZktxChannels {
+  'zktx:lock:acquire': LockAcquireEvent;
+  'zktx:lock:acquired': LockAcquiredEvent;
+  'zktx:lock:failed': LockFailedEvent;
+  'zktx:lock:released': LockReleasedEvent;
+  'zktx:lock:lost': LockLostEvent;
+  'zktx:transaction:attempt': TransactionAttemptEvent;
+  'zktx:transaction:conflict': TransactionConflictEvent;
+  'zktx:transaction:commit': TransactionCommitEvent;
+  'zktx:executeTransaction:start': ExecuteTransactionStartEvent;
+  'zktx:executeTransaction:commit': ExecuteTransactionCommitEvent;
+  'zktx:executeTransaction:error': ExecuteTransactionErrorEvent;
+  'zktx:session:state': SessionStateEvent;
 }
 
 /** Options of calls that acquire a lock. */

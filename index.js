@@ -7,7 +7,27 @@ const { EventEmitter } = require('node:events');
 const { AsyncLocalStorage } = require('node:async_hooks');
 const { types } = require('node:util');
 const { constants: osConstants } = require('node:os');
+const diagnostics = require('node:diagnostics_channel');
+const { performance } = require('node:perf_hooks');
 const native = require('./binding');
+
+// Observability: events on node:diagnostics_channel, as undici and Node core publish theirs.
+// Every publish is behind `hasSubscribers`: with nobody listening, an event costs that check.
+// Names and payloads are documented in README ("Observability") and index.d.ts.
+const channels = {
+  lockAcquire: diagnostics.channel('zktx:lock:acquire'),
+  lockAcquired: diagnostics.channel('zktx:lock:acquired'),
+  lockFailed: diagnostics.channel('zktx:lock:failed'),
+  lockReleased: diagnostics.channel('zktx:lock:released'),
+  lockLost: diagnostics.channel('zktx:lock:lost'),
+  transactionAttempt: diagnostics.channel('zktx:transaction:attempt'),
+  transactionConflict: diagnostics.channel('zktx:transaction:conflict'),
+  transactionCommit: diagnostics.channel('zktx:transaction:commit'),
+  executeTransactionStart: diagnostics.channel('zktx:executeTransaction:start'),
+  executeTransactionCommit: diagnostics.channel('zktx:executeTransaction:commit'),
+  executeTransactionError: diagnostics.channel('zktx:executeTransaction:error'),
+  sessionState: diagnostics.channel('zktx:session:state'),
+};
 
 const LOG_LEVELS = { ZOO_LOG_LEVEL_ERROR: 1, ZOO_LOG_LEVEL_WARN: 2, ZOO_LOG_LEVEL_INFO: 3, ZOO_LOG_LEVEL_DEBUG: 4 };
 
@@ -369,10 +389,14 @@ const LOSS_MESSAGES = {
  * included), or a Lock garbage-collected while watched would never be released (see Lock's
  * Drop in zktx-core).
  */
-function lossCallback(path, controller, resolveLost) {
+function lossCallback(path, controller, resolveLost, event) {
   return (reason) => {
     const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
     err.reason = reason;
+    if (channels.lockLost.hasSubscribers) {
+      const { acquiredAt, ...fields } = event;
+      channels.lockLost.publish({ ...fields, reason, error: err, holdMs: performance.now() - acquiredAt });
+    }
     controller.abort(err);
     resolveLost(err);
   };
@@ -380,7 +404,7 @@ function lossCallback(path, controller, resolveLost) {
 
 /** A held lock. `token` grows strictly from one holder of the path to the next (fencing). */
 class Lock {
-  constructor(nativeLock) {
+  constructor(nativeLock, kind = 'exclusive', zk = undefined) {
     this._native = nativeLock;
     /** The lock's path, as passed to `zk.lock`. */
     this.path = callSync(() => nativeLock.path);
@@ -389,6 +413,11 @@ class Lock {
     /** Fencing token: the zxid that created this holder's node. */
     this.token = callSync(() => nativeLock.token);
     this._loss = null;
+    this._kind = kind;
+    this._zk = zk;
+    this._acquiredAt = performance.now();
+    this._releaseReported = false;
+    this._lossTimer = undefined;
   }
 
   /** Starts watching for loss on first use: a lock nobody asks about costs no extra request. */
@@ -398,7 +427,8 @@ class Lock {
     let resolveLost;
     const lost = new Promise((resolve) => { resolveLost = resolve; });
     this._loss = { signal: controller.signal, lost };
-    const onLost = lossCallback(this.path, controller, resolveLost);
+    const event = { zk: this._zk, path: this.path, kind: this._kind, nodePath: this.nodePath, token: this.token, acquiredAt: this._acquiredAt };
+    const onLost = lossCallback(this.path, controller, resolveLost, event);
     callSync(() => this._native.onLost(onLost));
     return this._loss;
   }
@@ -419,8 +449,17 @@ class Lock {
   }
 
   /** Releases the lock. Idempotent. */
-  release() {
-    return call(() => this._native.release());
+  async release() {
+    if (this._lossTimer !== undefined) {
+      clearTimeout(this._lossTimer);
+      this._lossTimer = undefined;
+    }
+    await call(() => this._native.release());
+    if (this._releaseReported) return;
+    this._releaseReported = true;
+    if (channels.lockReleased.hasSubscribers) {
+      channels.lockReleased.publish({ zk: this._zk, path: this.path, kind: this._kind, nodePath: this.nodePath, token: this.token, holdMs: performance.now() - this._acquiredAt });
+    }
   }
 
   /** Asks the server whether the lock node still exists. */
@@ -735,7 +774,38 @@ function readAcl(acl) {
   }, 'acl');
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl', 'tls'];
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl', 'tls', 'logger'];
+
+const LOGGER_METHODS = ['debug', 'info', 'warn', 'error'];
+
+/** The `logger` option: undefined, or an object with debug/info/warn/error functions (console, pino, winston). */
+function checkLogger(logger) {
+  if (logger === undefined) return undefined;
+  return checked(() => {
+    if (logger === null || (typeof logger !== 'object' && typeof logger !== 'function')) throw invalid(`logger must be an object with ${LOGGER_METHODS.join('/')} methods, got ${describe(logger)}`);
+    for (const m of LOGGER_METHODS) {
+      if (typeof logger[m] !== 'function') throw invalid(`logger.${m} must be a function (a logger has ${LOGGER_METHODS.join(', ')}), got ${describe(logger[m])}`);
+    }
+    return logger;
+  }, 'logger');
+}
+
+/**
+ * The native log callback of a client with a logger: `logger[level](message, fields)`, called as
+ * a method (pino and winston need their `this`). A logger that throws loses that record; it
+ * never crashes the process (this runs outside any caller's stack).
+ */
+function logRecords(logger) {
+  return (json) => {
+    try {
+      const { level, message, fields } = JSON.parse(json);
+      logger[level](message, fields);
+    } catch {
+      // a broken logger must not take the process down
+    }
+  };
+}
+
 const open = new Set();
 let lastConstructed = null;
 let exitHookInstalled = false;
@@ -802,6 +872,7 @@ class ZooKeeper extends EventEmitter {
     for (const k of ['host_order_deterministic', 'reconnectAfterExpiry']) {
       if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalid(`${k} must be a boolean, got ${describe(options[k])}`);
     }
+    const logger = checkLogger(options.logger);
     const { lostAfter } = options;
     if (lostAfter !== undefined && !(typeof lostAfter === 'number' && lostAfter > 0 && lostAfter <= 1)) {
       throw invalid(`lostAfter must be a fraction of the session timeout in (0, 1], got ${describe(lostAfter)}`);
@@ -822,7 +893,11 @@ class ZooKeeper extends EventEmitter {
     }));
     this.connectString = connect;
     this._closed = false;
-    callSync(() => this._native.onState((state) => this.emit('state', state)));
+    if (logger !== undefined) callSync(() => this._native.setLogger(logRecords(logger)));
+    callSync(() => this._native.onState((state) => {
+      if (channels.sessionState.hasSubscribers) channels.sessionState.publish({ zk: this, state, connectString: this.connectString });
+      this.emit('state', state);
+    }));
     open.add(this);
     lastConstructed = this;
     installExitHook();
@@ -892,8 +967,16 @@ class ZooKeeper extends EventEmitter {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     checkPath(path, 'lock path');
     const timeout = checkTimeout(opts.timeout);
-    const nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.acquire(kind, path, permits, timeout, id)));
-    return new Lock(nativeLock);
+    const start = performance.now();
+    if (channels.lockAcquire.hasSubscribers) channels.lockAcquire.publish({ zk: this, path, kind, timeout });
+    let nativeLock;
+    try {
+      nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.acquire(kind, path, permits, timeout, id)));
+    } catch (err) {
+      if (channels.lockFailed.hasSubscribers) channels.lockFailed.publish({ zk: this, path, kind, error: err, waitMs: performance.now() - start });
+      throw err;
+    }
+    return acquired(new Lock(nativeLock, kind, this), start);
   }
 
   /** A read-write lock at `path`: many readers or one writer, writers not starved. */
@@ -921,8 +1004,16 @@ class ZooKeeper extends EventEmitter {
       return stringsOf(paths, checkPath, 'lock path');
     }, 'paths');
     const timeout = checkTimeout(opts.timeout);
-    const natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(list, timeout, id)));
-    return new MultiLock(natives.map((n) => new Lock(n)));
+    const start = performance.now();
+    if (channels.lockAcquire.hasSubscribers) for (const path of list) channels.lockAcquire.publish({ zk: this, path, kind: 'exclusive', timeout });
+    let natives;
+    try {
+      natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(list, timeout, id)));
+    } catch (err) {
+      if (channels.lockFailed.hasSubscribers) for (const path of list) channels.lockFailed.publish({ zk: this, path, kind: 'exclusive', error: err, waitMs: performance.now() - start });
+      throw err;
+    }
+    return new MultiLock(natives.map((n) => acquired(new Lock(n, 'exclusive', this), start)));
   }
 
   /** Runs `fn(lock)` while holding the lock at `path`; always releases. */
@@ -954,8 +1045,10 @@ class ZooKeeper extends EventEmitter {
     if (opts.idempotent !== undefined && typeof opts.idempotent !== 'boolean') throw invalid(`idempotent must be a boolean, got ${describe(opts.idempotent)}`);
     const id = opts.id === undefined ? randomUUID() : opts.id;
     const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
+    const start = performance.now();
     for (let attempt = 0; ; attempt++) {
       if (opts.signal && isAborted(opts.signal)) throw aborted('transaction was aborted', opts.signal);
+      if (channels.transactionAttempt.hasSubscribers) channels.transactionAttempt.publish({ zk: this, id, attempt });
       const tx = new Transaction(callSync(() => this._native.transaction()), id, attempt);
       for (const n of locks) callSync(() => tx._native.addLock(n));
       let result;
@@ -973,6 +1066,9 @@ class ZooKeeper extends EventEmitter {
           roundTrips: r.roundTrips,
           alreadyApplied: r.alreadyApplied,
         };
+        if (channels.transactionCommit.hasSubscribers) {
+          channels.transactionCommit.publish({ zk: this, id, attempts: attempt + 1, retries: attempt, keys: [...tx._writes.keys()], zxid: tx.committed.zxid, alreadyApplied: r.alreadyApplied, durationMs: performance.now() - start });
+        }
         // An earlier commit with this id applied (a retry after a lost answer, or a replay):
         // nothing was applied now, and this run's result, computed from the state that commit
         // left, is not what was committed. Resolve with the result that commit recorded.
@@ -981,6 +1077,9 @@ class ZooKeeper extends EventEmitter {
       } catch (err) {
         // With an id marker, a commit whose outcome is unknown can be retried: it applies at most once.
         const retryable = err.code === 'CONFLICT' || (marker !== undefined && err.outcome === 'unknown');
+        if (err.code === 'CONFLICT' && channels.transactionConflict.hasSubscribers) {
+          channels.transactionConflict.publish({ zk: this, id, attempt, keys: [...tx._writes.keys()], error: err, willRetry: attempt < retries });
+        }
         if (!retryable) throw err;
         if (attempt >= retries) {
           if (err.code === 'CONFLICT') err.message = `${err.message} (gave up after ${attempt + 1} attempts)`;
@@ -1061,6 +1160,23 @@ class ZooKeeper extends EventEmitter {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     checkKey(key);
     const timeout = checkTimeout(opts.timeout);
+    if (!channels.executeTransactionStart.hasSubscribers && !channels.executeTransactionCommit.hasSubscribers && !channels.executeTransactionError.hasSubscribers) {
+      return this._keyTransaction(key, valueOrUpdater, opts, timeout);
+    }
+    const start = performance.now();
+    channels.executeTransactionStart.publish({ zk: this, key });
+    try {
+      const r = await this._keyTransaction(key, valueOrUpdater, opts, timeout);
+      channels.executeTransactionCommit.publish({ zk: this, key, version: r.version, token: r.token, zxid: r.zxid, durationMs: performance.now() - start });
+      return r;
+    } catch (err) {
+      channels.executeTransactionError.publish({ zk: this, key, error: err, durationMs: performance.now() - start });
+      throw err;
+    }
+  }
+
+  /** executeTransaction once its arguments are checked. */
+  async _keyTransaction(key, valueOrUpdater, opts, timeout) {
     const inside = updaterContext.getStore();
     if (inside && inside.zk === this && inside.keys.has(key)) {
       throw new ZktxError('ALREADY_HELD', `executeTransaction(${JSON.stringify(key)}) called from inside its own updater would wait for itself: this client holds that key's lock until the updater returns`);
@@ -1083,6 +1199,27 @@ class ZooKeeper extends EventEmitter {
     return committed(await call(() => tx.commit(json)));
   }
 }
+
+/** Publishes `zktx:lock:acquired` (and watches for loss when someone listens for it). */
+function acquired(lock, start) {
+  if (channels.lockAcquired.hasSubscribers) {
+    channels.lockAcquired.publish({ zk: lock._zk, path: lock.path, kind: lock._kind, nodePath: lock.nodePath, token: lock.token, waitMs: lock._acquiredAt - start, queuePosition: callSync(() => lock._native.queuePosition) ?? undefined });
+  }
+  if (channels.lockLost.hasSubscribers && !lock._loss) {
+    // Watching costs a request per lock (about +30% on a short lock cycle): watch only locks
+    // held long enough for a loss to matter. A node deleted before the watch starts is found
+    // gone when it starts, so nothing is missed but the loss of a lock released within the delay.
+    lock._lossTimer = setTimeout(() => {
+      lock._lossTimer = undefined;
+      if (!lock._releaseReported) lock._watchLoss();
+    }, LOSS_WATCH_DELAY_MS);
+    lock._lossTimer.unref();
+  }
+  return lock;
+}
+
+/** How long a lock is held before a zktx:lock:lost subscriber makes zktx watch it for loss. */
+const LOSS_WATCH_DELAY_MS = 1000;
 
 function committed(r) {
   return { key: r.key, value: JSON.parse(r.json), previous: decode(r.previousJson), version: r.version, token: r.token, zxid: r.zxid ?? undefined };

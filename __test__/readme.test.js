@@ -61,6 +61,9 @@ describe('README examples', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-readme-'));
     fs.mkdirSync(path.join(tmp, 'node_modules'));
     fs.symlinkSync(root, path.join(tmp, 'node_modules', 'zktx'), 'dir');
+    // An example may use a package a user would install beside zktx (prom-client): the project
+    // has it as a devDependency.
+    for (const dep of ['prom-client']) fs.symlinkSync(path.dirname(require.resolve(`${dep}/package.json`)), path.join(tmp, 'node_modules', dep), 'dir');
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

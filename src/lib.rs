@@ -8,6 +8,8 @@
 
 #![deny(clippy::unwrap_used)]
 
+mod logging;
+
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tracing::Instrument as _;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -127,20 +130,12 @@ fn acquire_options(timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Ac
 }
 
 /// A JS callback taking one string, callable from any thread, that does not keep Node alive.
-type WeakCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true>;
+pub(crate) type WeakCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true>;
 
-// ---- logging ----
-
-fn init_logging(level: u32) {
-    let filter = match level {
-        0 => return,
-        1 => tracing::Level::ERROR,
-        2 => tracing::Level::WARN,
-        3 => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
-    };
-    // Process-wide: the first client's level wins (a tracing subscriber is global).
-    let _ = tracing_subscriber::fmt().with_max_level(filter).with_writer(std::io::stderr).with_target(false).try_init();
+/// Runs an async binding body ([`guarded`]) inside its client's span: the core's log records,
+/// and those of the tasks it spawns, go to that client's logger or level (see `logging.rs`).
+async fn in_span<T>(span: &tracing::Span, body: impl Future<Output = Result<T>>) -> Result<T> {
+    guarded(body).instrument(span.clone()).await
 }
 
 // ---- classes ----
@@ -251,6 +246,15 @@ impl From<Committed> for NativeCommitted {
 #[napi]
 pub struct NativeClient {
     store: Arc<Store>,
+    /// This client's id in `logging`, and the span its calls run in.
+    log_id: u64,
+    span: tracing::Span,
+}
+
+impl Drop for NativeClient {
+    fn drop(&mut self) {
+        logging::unregister(self.log_id);
+    }
 }
 
 #[napi]
@@ -258,7 +262,6 @@ impl NativeClient {
     #[napi(constructor)]
     pub fn new(options: NativeOptions) -> Result<Self> {
         no_panic(|| {
-            init_logging(options.log_level);
             let opts = SessionOptions {
                 connect: options.connect,
                 session_timeout: millis("timeout", options.timeout_ms, MAX_WAIT)?,
@@ -276,7 +279,9 @@ impl NativeClient {
                     Some(s) => return Err(invalid(format!("sasl: unsupported mechanism {:?} (supported: DIGEST-MD5)", s.mechanism))),
                 },
             };
-            Ok(NativeClient { store: Arc::new(Store::new(opts).map_err(to_js_error)?) })
+            let store = Arc::new(Store::new(opts).map_err(to_js_error)?);
+            let (log_id, span) = logging::register(options.log_level);
+            Ok(NativeClient { store, log_id, span })
         })
     }
 
@@ -284,6 +289,16 @@ impl NativeClient {
     #[napi(getter)]
     pub fn state(&self) -> Result<String> {
         no_panic(|| Ok(self.store.session().last_event().map_or("NOT_CONNECTED", |e| e.as_str()).to_string()))
+    }
+
+    /// Sends this client's log records to `callback(json)` (`{"level","message","fields"}`)
+    /// instead of stderr, at the same level. The callback does not keep Node alive.
+    #[napi]
+    pub fn set_logger(&self, callback: WeakCallback) -> Result<()> {
+        no_panic(|| {
+            logging::set_logger(self.log_id, callback);
+            Ok(())
+        })
     }
 
     /// Calls `callback(event)` on every session event. The callback does not keep Node alive.
@@ -308,7 +323,7 @@ impl NativeClient {
 
     #[napi]
     pub async fn connect(&self) -> Result<()> {
-        guarded(async move {
+        in_span(&self.span, async move {
             self.store.session().connect().await.map_err(to_js_error)
         })
         .await
@@ -316,7 +331,7 @@ impl NativeClient {
 
     #[napi]
     pub async fn close(&self) -> Result<()> {
-        guarded(async move {
+        in_span(&self.span, async move {
             self.store.close().await;
             Ok(())
         })
@@ -331,9 +346,12 @@ impl NativeClient {
     pub fn close_sync(&self) -> Result<()> {
         no_panic(|| {
             let store = self.store.clone();
-            napi::bindgen_prelude::block_on(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
-            });
+            napi::bindgen_prelude::block_on(
+                async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
+                }
+                .instrument(self.span.clone()),
+            );
             Ok(())
         })
     }
@@ -341,7 +359,7 @@ impl NativeClient {
     /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
     #[napi]
     pub async fn acquire(&self, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let kind = match (kind.as_str(), permits) {
                 ("exclusive", _) => LockKind::Exclusive,
                 ("read", _) => LockKind::Read,
@@ -351,7 +369,7 @@ impl NativeClient {
             };
             let opts = acquire_options(timeout_ms, cancel_id)?;
             let lock = self.store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
-            Ok(NativeLock { lock: Arc::new(lock) })
+            Ok(NativeLock { lock: Arc::new(lock), span: tracing::Span::current() })
         })
         .await
     }
@@ -359,11 +377,11 @@ impl NativeClient {
     /// Acquires exclusive locks on all paths, all or nothing.
     #[napi]
     pub async fn multi_lock(&self, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Vec<NativeLock>> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let opts = acquire_options(timeout_ms, cancel_id)?;
             let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
             let locks = self.store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
-            Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l) }).collect())
+            Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
         })
         .await
     }
@@ -371,12 +389,12 @@ impl NativeClient {
     /// A writer fenced on locks added with `add`.
     #[napi]
     pub fn fence(&self) -> Result<NativeFence> {
-        no_panic(|| Ok(NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()) }))
+        no_panic(|| Ok(NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
     }
 
     #[napi]
     pub async fn get(&self, key: String) -> Result<Option<NativeVersioned>> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let v = self.store.get(&key).await.map_err(to_js_error)?;
             Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
         })
@@ -385,7 +403,7 @@ impl NativeClient {
 
     #[napi]
     pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let value = JsonValue::from_text(json).map_err(to_js_error)?;
             self.store.set(&key, &value, &[]).await.map_err(to_js_error)
         })
@@ -394,7 +412,7 @@ impl NativeClient {
 
     #[napi]
     pub async fn execute_transaction(&self, key: String, json: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeCommitted> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let value = JsonValue::from_text(json).map_err(to_js_error)?;
             let opts = acquire_options(timeout_ms, cancel_id)?;
             self.store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
@@ -404,7 +422,7 @@ impl NativeClient {
 
     #[napi]
     pub async fn children(&self, path: String) -> Result<Vec<String>> {
-        guarded(async move {
+        in_span(&self.span, async move {
             self.store.children(&path).await.map_err(to_js_error)
         })
         .await
@@ -413,7 +431,7 @@ impl NativeClient {
     /// Deletes transaction-id markers older than `older_than_ms`; resolves how many.
     #[napi]
     pub async fn prune_transaction_ids(&self, older_than_ms: f64) -> Result<u32> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
             self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
         })
@@ -423,7 +441,7 @@ impl NativeClient {
     /// Removes tombstones of keys deleted more than `older_than_ms` ago; resolves how many.
     #[napi]
     pub async fn compact_tombstones(&self, older_than_ms: f64) -> Result<u32> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
             self.store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
         })
@@ -433,15 +451,15 @@ impl NativeClient {
     /// A new multi-key transaction attempt.
     #[napi]
     pub fn transaction(&self) -> Result<NativeTransaction> {
-        no_panic(|| Ok(NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()) }))
+        no_panic(|| Ok(NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
     }
 
     #[napi]
     pub async fn begin(&self, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeKeyTransaction> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let opts = acquire_options(timeout_ms, cancel_id)?;
             let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;
-            Ok(NativeKeyTransaction { tx: Arc::new(tx) })
+            Ok(NativeKeyTransaction { tx: Arc::new(tx), span: tracing::Span::current() })
         })
         .await
     }
@@ -451,6 +469,7 @@ impl NativeClient {
 #[napi]
 pub struct NativeLock {
     lock: Arc<Lock>,
+    span: tracing::Span,
 }
 
 /// Writes fenced on a set of locks.
@@ -458,6 +477,7 @@ pub struct NativeLock {
 pub struct NativeFence {
     store: Arc<Store>,
     locks: Mutex<Vec<Arc<Lock>>>,
+    span: tracing::Span,
 }
 
 #[napi]
@@ -473,7 +493,7 @@ impl NativeFence {
     /// Writes `key` only if every added lock is still held (one multi).
     #[napi]
     pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let value = JsonValue::from_text(json).map_err(to_js_error)?;
             let locks = self.locks.lock().map_err(|_| invalid("fence poisoned"))?.clone();
             let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
@@ -500,6 +520,12 @@ impl NativeLock {
         no_panic(|| Ok(self.lock.token() as f64))
     }
 
+    /// Contenders ahead of this one when it joined the queue (0: the lock was free), if known.
+    #[napi(getter)]
+    pub fn queue_position(&self) -> Result<Option<u32>> {
+        no_panic(|| Ok(self.lock.queue_position()))
+    }
+
     #[napi(getter)]
     pub fn released(&self) -> Result<bool> {
         no_panic(|| Ok(self.lock.is_released()))
@@ -507,7 +533,7 @@ impl NativeLock {
 
     #[napi]
     pub async fn release(&self) -> Result<()> {
-        guarded(async move {
+        in_span(&self.span, async move {
             self.lock.release().await.map_err(to_js_error)
         })
         .await
@@ -534,7 +560,7 @@ impl NativeLock {
 
     #[napi]
     pub async fn is_held(&self) -> Result<bool> {
-        guarded(async move {
+        in_span(&self.span, async move {
             self.lock.is_held().await.map_err(to_js_error)
         })
         .await
@@ -545,6 +571,7 @@ impl NativeLock {
 #[napi]
 pub struct NativeKeyTransaction {
     tx: Arc<KeyTransaction>,
+    span: tracing::Span,
 }
 
 #[napi]
@@ -562,7 +589,7 @@ impl NativeKeyTransaction {
 
     #[napi]
     pub async fn commit(&self, json: String) -> Result<NativeCommitted> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let value = match JsonValue::from_text(json) {
                 Ok(v) => v,
                 Err(e) => {
@@ -577,7 +604,7 @@ impl NativeKeyTransaction {
 
     #[napi]
     pub async fn abort(&self) -> Result<()> {
-        guarded(async move {
+        in_span(&self.span, async move {
             self.tx.abort().await.map_err(to_js_error)
         })
         .await
@@ -622,6 +649,7 @@ pub struct NativeTransaction {
     store: Arc<Store>,
     tx: tokio::sync::Mutex<Transaction>,
     locks: Mutex<Vec<Arc<Lock>>>,
+    span: tracing::Span,
 }
 
 #[napi]
@@ -629,7 +657,7 @@ impl NativeTransaction {
     /// Reads keys (one round trip for those not read yet); JSON text or null per key.
     #[napi]
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<String>>> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let mut tx = self.tx.lock().await;
             let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
@@ -650,7 +678,7 @@ impl NativeTransaction {
     /// Applies the buffered writes and commits them in one multi.
     #[napi]
     pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<NativeCommitReport> {
-        guarded(async move {
+        in_span(&self.span, async move {
             let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
             let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
             let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();

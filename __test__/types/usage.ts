@@ -1,4 +1,5 @@
-import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock, ZOO_LOG_LEVEL_WARN } from 'zktx';
+import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock, ZOO_LOG_LEVEL_WARN, ZktxChannels, LockAcquiredEvent } from 'zktx';
+import * as diagnostics from 'node:diagnostics_channel';
 async function main() {
   const zk = new ZooKeeper({ connect: 'localhost:2181', timeout: 200000, debug_level: ZooKeeper.ZOO_LOG_LEVEL_WARN, host_order_deterministic: false });
   zk.on('state', (s) => console.log(s));
@@ -26,7 +27,10 @@ async function main() {
   const pruned: number = await zk.pruneTransactionIds(86_400_000);
   const compacted: number = await zk.compactTombstones(86_400_000);
   const z: number | undefined = r.zxid;
-  const viaDefault: ZooKeeper = new ZooKeeperDefault({ debug_level: ZOO_LOG_LEVEL_WARN });
+  const viaDefault: ZooKeeper = new ZooKeeperDefault({ debug_level: ZOO_LOG_LEVEL_WARN, logger: console });
+  diagnostics.subscribe('zktx:lock:acquired', (m) => { const ev = m as LockAcquiredEvent; console.log(ev.waitMs, ev.zk.connectString); });
+  const lost: ZktxChannels['zktx:lock:lost']['reason'] = 'NODE_DELETED';
+  console.log(lost);
   await viaDefault.close();
   console.log(st, e.code, n, moved, pruned, compacted, z);
 }

@@ -10,6 +10,7 @@
 //! it drops. So the [`Session`] is the only long-lived owner of strong handles; work in flight
 //! borrows one and watches [`Session::closing`], dropping it as soon as `close()` starts.
 
+use tracing::Instrument as _;
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -566,7 +567,7 @@ fn start_connect(inner: &Arc<Inner>) -> watch::Receiver<Option<Result<()>>> {
             }
         };
         let _ = tx.send(Some(outcome));
-    });
+    }.in_current_span());
     rx
 }
 
@@ -600,7 +601,7 @@ fn watch_states(inner: &Inner, client: &zk::Client) {
                 break;
             }
         }
-    });
+    }.in_current_span());
 }
 
 async fn open(options: &SessionOptions) -> Result<zk::Client> {

@@ -5,6 +5,7 @@
 //! to read under the lock) are sent back to back on one session, which the server answers in
 //! order, so an uncontended acquisition costs exactly one round trip.
 
+use tracing::Instrument as _;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub(crate) struct Acquired {
     /// the lock was free). Sent after the listing that showed everyone ahead gone, so it sees
     /// every write their holders committed.
     pub piggyback: Read,
+    /// Contenders ahead of this one when it joined the queue (the listing sent with its create),
+    /// of any kind; `None` if that listing did not show its node.
+    pub queue_position: Option<u32>,
     /// How long after `SUSPENDED` the lock counts as lost ([`SessionOptions::lost_after`]).
     ///
     /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
@@ -132,11 +136,12 @@ async fn acquire_in_session(
         },
     };
     let node_path = format!("{dir}/{name}");
+    let queue_position = sorted_contenders(&children).iter().position(|c| c.name == name).map(|p| p as u32);
     match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at, read).await {
         Ok(waited) => {
             let lost_after = client.session_timeout().mul_f64(session.options().lost_after);
             let piggyback = waited.unwrap_or(piggyback);
-            Ok(Acquired { client, node_path, token, piggyback, lost_after, suspended_at: session.suspended_at(), closing: session.closing() })
+            Ok(Acquired { client, node_path, token, piggyback, queue_position, lost_after, suspended_at: session.suspended_at(), closing: session.closing() })
         },
         Err(err) => {
             if delete_node(&client, &node_path, rt).await.is_some() {
@@ -361,7 +366,7 @@ pub(crate) fn remove_node_eventually_then(client: Weak<zk::Client>, path: String
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
-    });
+    }.in_current_span());
 }
 
 /// In the background, deletes every node of `dir` created under the protected `id`, retrying
@@ -406,7 +411,7 @@ fn remove_protected_later(client: std::sync::Weak<zk::Client>, dir: String, id: 
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
-    });
+    }.in_current_span());
 }
 
 /// Deletes a lock node, retrying through connection loss until the deadline.

@@ -28,6 +28,9 @@ pub struct Lock {
     /// The runtime the lock was acquired on: `Drop` may run where none is current (a JS
     /// finalizer), and the background release must be spawned somewhere.
     runtime: Option<tokio::runtime::Handle>,
+    /// The span it was acquired in: `Drop` may run outside it (a JS finalizer), and its log
+    /// records and background release must still reach the acquiring client's logger.
+    span: tracing::Span,
 }
 
 /// Everything about a held lock; shared with loss watchers, which must not keep the [`Lock`]
@@ -55,6 +58,8 @@ struct LockState {
     /// The session's close: watchers stop (and drop their client handles) at once.
     closing: tokio_util::sync::CancellationToken,
     registration: std::sync::Mutex<Option<Registration>>,
+    /// Contenders ahead when it joined the queue (for observability; `None`: not seen).
+    queue_position: Option<u32>,
 }
 
 /// The lock paths one client holds, each with the session it was acquired on.
@@ -127,8 +132,9 @@ impl Lock {
             suspended_at: a.suspended_at.clone(),
             closing: a.closing.clone(),
             registration: std::sync::Mutex::new(None),
+            queue_position: a.queue_position,
         };
-        Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok() }
+        Lock { state: Arc::new(state), runtime: tokio::runtime::Handle::try_current().ok(), span: tracing::Span::current() }
     }
 
     pub(crate) fn with_registration(self, registration: Option<Registration>) -> Lock {
@@ -178,6 +184,12 @@ impl Lock {
     /// token it has seen can refuse writes from a stale holder.
     pub fn token(&self) -> i64 {
         self.state.token
+    }
+
+    /// How many contenders (of any kind) were ahead of this one when it joined the queue: 0 when
+    /// the lock was free. Known from the listing sent with the create, so it costs nothing.
+    pub fn queue_position(&self) -> Option<u32> {
+        self.state.queue_position
     }
 
     /// Whether the lock was released and its node is known to be gone.
@@ -250,6 +262,7 @@ impl Drop for Lock {
         // blocks everyone (this client included) for the session's life.
         let Some(runtime) = &self.runtime else { return };
         let _entered = runtime.enter();
+        let _span = self.span.enter();
         tracing::debug!(lock = %self.state.dir, "lock dropped without release(): releasing it in the background");
         self.state.give_up();
         let state = self.state.clone();
