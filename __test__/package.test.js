@@ -129,6 +129,29 @@ describeLinux('the packed package', () => {
       value: 1,
       loaded: path.join(fs.realpathSync(app), 'node_modules', `${pkg.name}-${PLATFORM}`, binaryName),
     });
+    // The same install as an ES module: every export by name, the default export, a lock
+    // released by Symbol.asyncDispose (what `await using` calls), an error pointing at this file.
+    const esm = `
+      import * as all from 'zktx';
+      import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZOO_LOG_LEVEL_WARN, ZktxError } from 'zktx';
+      const zk = new ZooKeeperDefault({ connect: process.env.ZK_CONNECT, timeout: 10000 });
+      const path = '/zktx-package-test/esm-' + process.pid;
+      {
+        const lock = await zk.lock(path);
+        await lock[Symbol.asyncDispose]();
+      }
+      const again = await zk.lock(path, { timeout: 2000 });
+      await again.release();
+      const err = await zk.lock('relative').catch((e) => e);
+      await zk[Symbol.asyncDispose]();
+      console.log(JSON.stringify({
+        same: ZooKeeperDefault === ZooKeeper, level: ZOO_LOG_LEVEL_WARN, fn: typeof executeTransaction,
+        names: Object.keys(all).length, code: err instanceof ZktxError && err.code, stack: err.stack.includes('esm-check.mjs'),
+      }));`;
+    fs.writeFileSync(path.join(app, 'esm-check.mjs'), esm);
+    const esmOut = JSON.parse(run(process.execPath, ['esm-check.mjs'], { cwd: app, env }).trim().split('\n').pop());
+    expect(esmOut).toMatchObject({ same: true, level: 2, fn: 'function', code: 'INVALID_ARGUMENT', stack: true });
+    expect(esmOut.names).toBeGreaterThan(5);
     console.log(`package test: packed ${(main.size / 1024).toFixed(0)} kB + ${PLATFORM} ` +
       `${(plat.size / 1024).toFixed(0)} kB (${path.relative(root, binary)}), installed and ran in ${Date.now() - t0} ms`);
   }, 120000);

@@ -6,7 +6,9 @@ const { ZooKeeper } = require('../..');
 const [path, timeout] = [process.argv[2], Number(process.argv[3] || 2000)];
 (async () => {
   const zk = new ZooKeeper({ timeout, debug_level: 0 });
+  // Kept reachable: a Lock garbage-collected without release() is released (README).
   const lock = await zk.lock(path);
+  globalThis.heldLock = lock;
   setInterval(() => {}, 60_000); // hold: only a signal ends this process
   process.stdout.write(`${JSON.stringify({ ready: true, token: lock.token, nodePath: lock.nodePath, pid: process.pid })}\n`);
 })().catch((err) => {

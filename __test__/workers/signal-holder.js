@@ -21,7 +21,8 @@ const { ZooKeeper } = require('../..');
   if (mode === 'recipe') {
     for (const signal of ['SIGTERM', 'SIGINT']) process.once(signal, () => zk.close().finally(() => process.exit(0)));
   }
-  await zk.lock(path);
+  // Kept reachable: a Lock garbage-collected without release() is released (README).
+  globalThis.heldLock = await zk.lock(path);
   console.log('ready');
   setInterval(() => {}, 1000); // a service: runs until stopped
 })().catch((err) => {
