@@ -529,7 +529,7 @@ impl Session {
         // keeps reconnecting (and would send what is queued, then CloseSession) until it gives
         // the session up itself, 7/5 of the timeout after the last answer, when the server has
         // expired it too. Either way wait for the client to end: then nothing more is sent.
-        let until = Instant::now() + session_timeout.mul_f64(1.4) + Duration::from_secs(1);
+        let until = instant_after_or_far(session_timeout.saturating_mul(7) / 5 + Duration::from_secs(1));
         let ended = |s: zk::SessionState| matches!(s, zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed);
         let _ = tokio::time::timeout_at(until, async {
             // Checked first: an already expired client changes state no more.
@@ -615,7 +615,7 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
         connector = connector.with_sasl(zk::SaslOptions::digest_md5(username.clone(), password.clone()));
     }
     let connect = options.connect_string();
-    let connecting: std::pin::Pin<Box<dyn Future<Output = Result<Result<zk::Client, zk::Error>>> + Send + '_>> = match &options.tls {
+    let connecting: Connecting<'_> = match &options.tls {
         Some(tls) => {
             let connector = connector.with_tls(tls.client_options()?);
             Box::pin(async move {
@@ -745,6 +745,20 @@ pub(crate) async fn unless_cancelled<T>(closing: &CancellationToken, writes: boo
         }),
         r = work => r,
     }
+}
+
+/// A connect attempt in progress (plain or TLS).
+type Connecting<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Result<zk::Client, zk::Error>>> + Send + 'a>>;
+
+/// `now + d`, or `None` when that instant is not representable (a wait that long is a wait
+/// forever): durations reach here from callers, and `Instant + Duration` panics on overflow.
+pub(crate) fn instant_after(d: Duration) -> Option<tokio::time::Instant> {
+    tokio::time::Instant::now().checked_add(d)
+}
+
+/// `now + d`, saturating at a year from now (beyond any request or session).
+pub(crate) fn instant_after_or_far(d: Duration) -> tokio::time::Instant {
+    instant_after(d.min(Duration::from_secs(86_400 * 365))).unwrap_or_else(tokio::time::Instant::now)
 }
 
 /// Upgrades a weak client handle held by a lock; a dropped client means the session was closed.

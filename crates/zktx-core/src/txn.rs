@@ -215,7 +215,7 @@ impl KeyTransaction {
     /// outcome stay unknown.
     async fn resolve_unknown(&self, original: Error, value: &JsonValue) -> Result<(i32, Option<i64>)> {
         let Ok(client) = self.lock.client() else { return Err(original) };
-        let until = tokio::time::Instant::now() + self.request_timeout;
+        let until = crate::session::instant_after_or_far(self.request_timeout);
         loop {
             match deadline(self.request_timeout, "resolve commit outcome", client.delete(self.lock.node_path(), None)).await {
                 Ok(()) => {

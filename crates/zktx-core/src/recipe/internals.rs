@@ -119,7 +119,7 @@ async fn acquire_in_session(
 ) -> Result<Acquired> {
     let client = session.client().await?;
     let rt = session.request_timeout(&client);
-    let give_up_at = opts.wait.map(|w| Instant::now() + w);
+    let give_up_at = opts.wait.and_then(crate::session::instant_after);
     let id = uuid::Uuid::new_v4().simple().to_string();
     let prefix = format!("{dir}/_c_{id}-{}-", driver.kind());
 
@@ -282,7 +282,7 @@ async fn wait_in_queue(
             },
         };
         if armed {
-            let far = Instant::now() + Duration::from_secs(86_400 * 365);
+            let far = crate::session::instant_after_or_far(Duration::from_secs(86_400 * 365));
             let cancelled = async {
                 match &opts.cancel {
                     Some(c) => c.cancelled().await,
@@ -420,7 +420,7 @@ fn remove_protected_later(client: std::sync::Weak<zk::Client>, dir: String, id: 
 /// Returns once the node is gone, its session is gone (ephemeral: the server deletes it), or
 /// the deadline passed (then the session's expiry removes it).
 pub(crate) async fn delete_node(client: &zk::Client, path: &str, rt: Duration) -> Option<Error> {
-    let until = Instant::now() + rt;
+    let until = crate::session::instant_after_or_far(rt);
     loop {
         match deadline(rt, "delete lock node", client.delete(path, None)).await {
             Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) | Err(Error::SessionExpired) | Err(Error::ClientClosed) => return None,

@@ -31,7 +31,7 @@ pub async fn multi_lock(session: &Session, paths: &[&str], opts: &AcquireOptions
     for p in &order {
         super::validate_lock_path(p)?;
     }
-    let give_up_at = opts.wait.map(|w| Instant::now() + w);
+    let give_up_at = opts.wait.and_then(crate::session::instant_after);
     let mut held: Vec<Lock> = Vec::with_capacity(order.len());
     for path in &order {
         let wait = give_up_at.map(|t| t.saturating_duration_since(Instant::now()));
