@@ -80,6 +80,23 @@ pub enum Error {
     /// certificate missing or refused): the reason, as rustls gives it. Nothing was sent.
     #[error("{0}")]
     Tls(String),
+    /// A distributed transaction (see [`crate::coordinator`]) was aborted: no participant
+    /// committed, prepared branches were rolled back (or are left to recovery, which rolls them
+    /// back). The message says why (a participant could not prepare, a conflict, recovery).
+    #[error("{0}")]
+    RolledBack(String),
+    /// A participant of a distributed transaction (a JavaScript object) failed a call.
+    #[error("{0}")]
+    Participant(String),
+    /// The caller lost its ZooKeeper session (or the connection) before it learned whether its
+    /// distributed transaction committed. Look the outcome up later by transaction id.
+    #[error("{message}")]
+    InDoubt {
+        /// The transaction id.
+        txid: String,
+        /// Details.
+        message: String,
+    },
     /// A ZooKeeper error without a zktx meaning of its own, under ZooKeeper's name.
     #[error("{code}: {message}")]
     ZooKeeper {
@@ -108,6 +125,9 @@ impl Error {
             Error::ClientClosed | Error::ClosedDuringWrite(_) => "CLIENT_CLOSED",
             Error::AlreadyHeld(_) => "ALREADY_HELD",
             Error::Tls(_) => "TLS_HANDSHAKE",
+            Error::RolledBack(_) => "ROLLED_BACK",
+            Error::Participant(_) => "PARTICIPANT_FAILED",
+            Error::InDoubt { .. } => "IN_DOUBT",
             Error::ZooKeeper { code, .. } => code,
         }
     }
@@ -116,7 +136,7 @@ impl Error {
     pub fn outcome(&self) -> Outcome {
         match self {
             Error::Timeout { outcome, .. } | Error::ConnectionLoss { outcome, .. } => *outcome,
-            Error::ClosedDuringWrite(_) => Outcome::Unknown,
+            Error::ClosedDuringWrite(_) | Error::InDoubt { .. } => Outcome::Unknown,
             _ => Outcome::NotApplied,
         }
     }

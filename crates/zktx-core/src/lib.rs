@@ -6,10 +6,12 @@
 //! - [`store`]: get / set / fenced set of keys.
 //! - [`txn`]: `executeTransaction` — lock, read, fenced write + release in one `multi`.
 //! - [`transaction`]: multi-key optimistic transactions committed by one `multi`.
+//! - [`coordinator`]: atomic commit across other resources (2PC, sagas) with ZooKeeper deciding.
 //! - [`error`]: one error enum with stable codes.
 //!
 //! No napi here: the Node binding in the repository root converts and delegates.
 
+pub mod coordinator;
 pub mod error;
 pub mod kv;
 pub mod recipe;

@@ -207,7 +207,7 @@ impl Transaction {
             }
         }
         let mut report = CommitReport::default();
-        let committed = store.session().unless_closed(true, self.commit_inner(store, opts, &mut report)).await;
+        let committed = store.session().unless_closed(true, self.commit_inner(store, opts, Vec::new(), &mut report)).await;
         match committed {
             Err(err) if opts.id.is_some() && !report.already_applied && refused_before_sending(&err) => {
                 // This attempt could not even be sent (e.g. it creates a key that an earlier
@@ -248,8 +248,23 @@ impl Transaction {
             .await
     }
 
-    async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, report: &mut CommitReport) -> Result<()> {
-        if self.writes.is_empty() {
+    /// Commits the reads' checks and the writes together with a coordinator's decision ops
+    /// (see [`crate::coordinator`]): all apply in one `multi`, or none. A failed decision op is
+    /// `ROLLED_BACK` (the coordinator's transaction was already ended).
+    pub(crate) async fn commit_deciding(&mut self, store: &Store, isolation: Isolation, decision: Vec<Op>) -> Result<CommitReport> {
+        let mut report = CommitReport::default();
+        let opts = CommitOptions { isolation, ..Default::default() };
+        store.session().unless_closed(true, self.commit_inner(store, &opts, decision, &mut report)).await?;
+        Ok(report)
+    }
+
+    /// Whether the attempt read or wrote anything.
+    pub fn is_empty(&self) -> bool {
+        self.reads.is_empty() && self.writes.is_empty()
+    }
+
+    async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, decision: Vec<Op>, report: &mut CommitReport) -> Result<()> {
+        if self.writes.is_empty() && decision.is_empty() {
             if opts.isolation == Isolation::Serializable && self.read_batches > 1 {
                 self.check_age()?;
                 self.validate_reads(store).await?;
@@ -279,7 +294,10 @@ impl Transaction {
                 return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")));
             }
         }
-        let plan = self.plan(store, opts)?;
+        let mut plan = self.plan(store, opts)?;
+        for op in decision {
+            plan.push(op, None, Role::Decision);
+        }
         self.check_age()?;
         let client = match opts.locks.first() {
             Some(lock) => lock.client()?,
@@ -461,10 +479,12 @@ async fn fetch_now(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
 }
 
 #[derive(Debug)]
-enum Op {
+pub(crate) enum Op {
     Check(String, i32),
     Create(String, Vec<u8>),
     Set(String, Vec<u8>, Option<i32>),
+    /// Delete at a version (`None`: any).
+    Delete(String, Option<i32>),
 }
 
 impl Op {
@@ -473,6 +493,7 @@ impl Op {
             Op::Check(p, v) => w.add_check_version(p, *v)?,
             Op::Create(p, data) => w.add_create(p, data, &persistent(acls))?,
             Op::Set(p, data, v) => w.add_set_data(p, data, *v)?,
+            Op::Delete(p, v) => w.add_delete(p, *v)?,
         }
         Ok(())
     }
@@ -485,7 +506,7 @@ impl Op {
     fn request_bytes(&self, acl_bytes: usize) -> usize {
         OP_OVERHEAD_BYTES
             + match self {
-                Op::Check(p, _) => p.len(),
+                Op::Check(p, _) | Op::Delete(p, _) => p.len(),
                 Op::Create(p, d) => p.len() + d.len() + acl_bytes,
                 Op::Set(p, d, _) => p.len() + d.len(),
             }
@@ -499,6 +520,8 @@ enum Role {
     Check,
     Write,
     Clock,
+    /// A coordinator's decision ops.
+    Decision,
 }
 
 #[derive(Debug, Default)]
@@ -527,6 +550,9 @@ impl Plan {
             (Some(Role::Marker), zk::Error::NodeExists) => {
                 report.already_applied = true;
                 Error::zk("ALREADY_APPLIED", "a commit with this transaction id was already applied")
+            },
+            (Some(Role::Decision), zk::Error::NoNode | zk::Error::NodeExists | zk::Error::BadVersion) => {
+                Error::RolledBack("the transaction was already ended (aborted by recovery, or its coordinator's session expired): nothing was committed".into())
             },
             (Some(Role::Check | Role::Write), zk::Error::NoNode | zk::Error::NodeExists | zk::Error::BadVersion) => {
                 Error::Conflict(format!("key {key:?} was changed by a concurrent writer"))

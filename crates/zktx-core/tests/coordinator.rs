@@ -1,0 +1,245 @@
+//! The 2PC coordinator and sagas against a real ZooKeeper, with in-process resources that keep
+//! prepared branches the way a database does (the PostgreSQL participant is tested from JS).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use zktx_core::coordinator::{BoxFuture, Coordinator, Participant, SagaKey, SagaSteps, TxOutcome};
+use zktx_core::kv::JsonValue;
+use zktx_core::transaction::{Transaction, Write};
+use zktx_core::{Error, Result, SessionOptions, Store};
+
+/// A resource with prepared branches, a committed log, and switches to fail calls.
+#[derive(Default)]
+struct Resource {
+    prepared: Mutex<BTreeSet<String>>,
+    committed: Mutex<Vec<String>>,
+    rolled_back: Mutex<Vec<String>>,
+    fail_prepare: Mutex<bool>,
+    fail_commit: Mutex<bool>,
+}
+
+impl Participant for Resource {
+    fn prepare<'a>(&'a self, gid: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if *self.fail_prepare.lock().unwrap() {
+                return Err(Error::Participant("prepare refused".into()));
+            }
+            self.prepared.lock().unwrap().insert(gid.to_string());
+            Ok(())
+        })
+    }
+    fn commit<'a>(&'a self, gid: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if *self.fail_commit.lock().unwrap() {
+                return Err(Error::Participant("commit failed: resource down".into()));
+            }
+            if self.prepared.lock().unwrap().remove(gid) {
+                self.committed.lock().unwrap().push(gid.to_string());
+            }
+            Ok(())
+        })
+    }
+    fn rollback<'a>(&'a self, gid: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.prepared.lock().unwrap().remove(gid);
+            self.rolled_back.lock().unwrap().push(gid.to_string());
+            Ok(())
+        })
+    }
+    fn in_doubt(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move { Ok(self.prepared.lock().unwrap().iter().cloned().collect()) })
+    }
+}
+
+fn coordinator(store: Arc<Store>, name: &str, a: &Arc<Resource>, b: &Arc<Resource>) -> Coordinator {
+    let parts: Vec<(String, Arc<dyn Participant>)> = vec![("a".into(), a.clone()), ("b".into(), b.clone())];
+    Coordinator::new(store, name, parts, None).unwrap()
+}
+
+fn short_store() -> Arc<Store> {
+    Arc::new(Store::new(SessionOptions { session_timeout: Duration::from_secs(2), ..options() }).unwrap())
+}
+
+#[tokio::test]
+async fn commit_prepares_records_and_commits_every_branch_with_store_writes_in_the_decision() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let store = Arc::new(store());
+    let c = coordinator(store.clone(), &unique("c"), &a, &b);
+    let run = c.begin().await.unwrap();
+    let ga = run.enlist("a").unwrap();
+    let gb = run.enlist("b").unwrap();
+    assert!(ga.starts_with("zktx:") && ga.ends_with(":a"));
+    let key = unique("k");
+    let mut tx = Transaction::new();
+    tx.write(&store, &key, Write::Set(JsonValue::from_serialize(&7).unwrap())).unwrap();
+    let done = run.commit(Some(&mut tx)).await.unwrap();
+    assert!(done.pending.is_empty());
+    assert_eq!(*a.committed.lock().unwrap(), vec![ga]);
+    assert_eq!(*b.committed.lock().unwrap(), vec![gb]);
+    assert_eq!(store.get(&key).await.unwrap().unwrap().value.as_str(), "7");
+    assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(true));
+}
+
+#[tokio::test]
+async fn a_failed_prepare_rolls_back_every_branch_and_the_store_writes() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    *b.fail_prepare.lock().unwrap() = true;
+    let store = Arc::new(store());
+    let c = coordinator(store.clone(), &unique("c"), &a, &b);
+    let run = c.begin().await.unwrap();
+    run.enlist("a").unwrap();
+    run.enlist("b").unwrap();
+    let key = unique("k");
+    let mut tx = Transaction::new();
+    tx.write(&store, &key, Write::Set(JsonValue::from_serialize(&1).unwrap())).unwrap();
+    let err = run.commit(Some(&mut tx)).await.unwrap_err();
+    assert_eq!(err.code(), "ROLLED_BACK", "{err}");
+    assert!(err.to_string().contains("prepare refused"));
+    assert!(a.prepared.lock().unwrap().is_empty() && a.committed.lock().unwrap().is_empty());
+    assert_eq!(a.rolled_back.lock().unwrap().len(), 1);
+    assert!(store.get(&key).await.unwrap().is_none());
+    assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Aborted);
+}
+
+#[tokio::test]
+async fn a_store_conflict_aborts_the_decision_and_rolls_back() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let store = Arc::new(store());
+    let c = coordinator(store.clone(), &unique("c"), &a, &b);
+    let key = unique("k");
+    store.set(&key, &JsonValue::from_serialize(&1).unwrap(), &[]).await.unwrap();
+    let run = c.begin().await.unwrap();
+    run.enlist("a").unwrap();
+    let mut tx = Transaction::new();
+    tx.get_many(&store, &[&key]).await.unwrap();
+    tx.write(&store, &key, Write::Set(JsonValue::from_serialize(&2).unwrap())).unwrap();
+    store.set(&key, &JsonValue::from_serialize(&3).unwrap(), &[]).await.unwrap();
+    let err = run.commit(Some(&mut tx)).await.unwrap_err();
+    assert_eq!(err.code(), "CONFLICT");
+    assert!(a.prepared.lock().unwrap().is_empty() && a.committed.lock().unwrap().is_empty());
+    assert_eq!(store.get(&key).await.unwrap().unwrap().value.as_str(), "3");
+}
+
+#[tokio::test]
+async fn recovery_rolls_back_branches_of_a_dead_coordinator_and_fences_it() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    // The coordinator prepares, then "dies" before its decision: its session ends.
+    let dead_store = short_store();
+    let dead = coordinator(dead_store.clone(), &name, &a, &b);
+    let run = dead.begin().await.unwrap();
+    let ga = run.enlist("a").unwrap();
+    a.prepare(&ga).await.unwrap();
+    // While it is alive, recovery leaves it alone.
+    let recoverer = coordinator(Arc::new(store()), &name, &a, &b);
+    let report = recoverer.recover(None).await.unwrap().unwrap();
+    assert_eq!(report.active, 1, "{report:?}");
+    assert_eq!(a.prepared.lock().unwrap().len(), 1);
+    dead_store.close().await;
+    let report = recoverer.recover(None).await.unwrap().unwrap();
+    assert_eq!((report.aborted, report.rolled_back), (1, 1), "{report:?}");
+    assert!(a.prepared.lock().unwrap().is_empty());
+    assert_eq!(recoverer.outcome(run.txid()).await.unwrap(), TxOutcome::Aborted);
+}
+
+#[tokio::test]
+async fn a_slow_coordinator_cannot_commit_after_recovery_aborted() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let slow_store = short_store();
+    let slow = coordinator(slow_store.clone(), &name, &a, &b);
+    let run = slow.begin().await.unwrap();
+    let ga = run.enlist("a").unwrap();
+    a.prepare(&ga).await.unwrap();
+    // Its active node goes (as when its session expires); recovery aborts.
+    let admin = store();
+    let client = admin.session().client().await.unwrap();
+    let active = format!("/zktx/coordinators/{name}/active/{}", run.txid());
+    client.delete(&active, None).await.unwrap();
+    let recoverer = coordinator(Arc::new(store()), &name, &a, &b);
+    let report = recoverer.recover(None).await.unwrap().unwrap();
+    assert_eq!(report.aborted, 1, "{report:?}");
+    // The slow one wakes up and tries to commit: refused, nothing committed anywhere.
+    let err = run.commit(None).await.unwrap_err();
+    assert_eq!(err.code(), "ROLLED_BACK", "{err}");
+    assert!(a.committed.lock().unwrap().is_empty());
+    assert_eq!(recoverer.outcome(run.txid()).await.unwrap(), TxOutcome::Aborted);
+}
+
+#[tokio::test]
+async fn recovery_finishes_a_commit_whose_branch_failed() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let c = coordinator(Arc::new(store()), &unique("c"), &a, &b);
+    let run = c.begin().await.unwrap();
+    run.enlist("a").unwrap();
+    let gb = run.enlist("b").unwrap();
+    *b.fail_commit.lock().unwrap() = true;
+    let done = run.commit(None).await.unwrap();
+    assert_eq!(done.pending, vec!["b".to_string()]);
+    assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(false));
+    *b.fail_commit.lock().unwrap() = false;
+    let report = c.recover(None).await.unwrap().unwrap();
+    assert!(report.committed >= 1, "{report:?}");
+    assert_eq!(*b.committed.lock().unwrap(), vec![gb]);
+    assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(true));
+}
+
+/// Saga steps over an in-process ledger with a barrier keyed like DTM's.
+#[derive(Default)]
+struct Ledger {
+    balance: Mutex<i64>,
+    barrier: Mutex<BTreeMap<(String, String, &'static str), ()>>,
+    fail_step: Mutex<Option<usize>>,
+}
+
+impl Ledger {
+    /// Inserts a barrier row; false if it was there.
+    fn insert(&self, key: &SagaKey, op: &'static str) -> bool {
+        self.barrier.lock().unwrap().insert((key.transaction.clone(), key.branch.clone(), op), ()).is_none()
+    }
+}
+
+impl SagaSteps for Ledger {
+    fn action<'a>(&'a self, _saga: &'a str, step: usize, key: &'a SagaKey, _input: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if *self.fail_step.lock().unwrap() == Some(step) {
+                return Err(Error::Participant(format!("step {step} failed")));
+            }
+            if self.insert(key, "action") {
+                *self.balance.lock().unwrap() += 10;
+            }
+            Ok(())
+        })
+    }
+    fn compensate<'a>(&'a self, _saga: &'a str, _step: usize, key: &'a SagaKey, _input: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            // Null compensation: the action never ran (and now never will).
+            let never_ran = self.insert(key, "action");
+            if self.insert(key, "compensate") && !never_ran {
+                *self.balance.lock().unwrap() -= 10;
+            }
+            Ok(())
+        })
+    }
+    fn steps(&self, _saga: &str) -> Option<usize> {
+        Some(3)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_saga_step_compensates_the_started_steps_in_reverse() {
+    let ledger = Arc::new(Ledger::default());
+    let c = Coordinator::new(Arc::new(store()), &unique("s"), Vec::new(), Some(ledger.clone())).unwrap();
+    let txid = c.run_saga("transfer", "{}").await.unwrap();
+    assert_eq!(*ledger.balance.lock().unwrap(), 30);
+    assert_eq!(c.outcome(&txid).await.unwrap(), TxOutcome::Saga("done"));
+    *ledger.fail_step.lock().unwrap() = Some(2);
+    let err = c.run_saga("transfer", "{}").await.unwrap_err();
+    assert_eq!(err.code(), "ROLLED_BACK", "{err}");
+    assert_eq!(*ledger.balance.lock().unwrap(), 30, "the failed saga's two steps were compensated");
+}
