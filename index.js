@@ -919,6 +919,7 @@ class ZooKeeper extends EventEmitter {
   /** Closes the session; the server deletes its lock nodes at once. Idempotent. */
   async close() {
     this._closed = true;
+    if (this._coordinators) for (const c of this._coordinators) c.close();
     open.delete(this);
     if (lastConstructed === this) lastConstructed = null;
     await call(() => this._native.close());
@@ -1244,6 +1245,21 @@ function callSync(fn) {
   }
 }
 
+const { Coordinator, PostgresParticipant, createBarrierTable, barrier } = require('./coordinator')({
+  ZktxError, call, callSync, invalid, describe, errorText, Transaction, checkTimeout,
+});
+
+/**
+ * A transaction coordinator for work across services (PostgreSQL databases, HTTP sagas), with
+ * ZooKeeper recording every decision: see README "Transactions across services".
+ */
+ZooKeeper.prototype.coordinator = function coordinator(name, options) {
+  if (this._closed) throw new ZktxError('CLIENT_CLOSED', 'client is closed');
+  const c = new Coordinator(this, name, options);
+  (this._coordinators ||= new Set()).add(c);
+  return c;
+};
+
 Object.assign(ZooKeeper, LOG_LEVELS);
 
 /** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT (or localhost:2181). */
@@ -1262,6 +1278,6 @@ traceMethods(Lock, ['release', 'isHeld']);
 traceMethods(MultiLock, ['release', 'isHeld']);
 traceMethods(Transaction, ['get', 'getMany']);
 
-module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, executeTransaction, ...LOG_LEVELS };
+module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;
 ZooKeeper.digestId = digestId;

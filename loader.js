@@ -836,9 +836,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeClient = nativeBinding.NativeClient
+module.exports.NativeCoordinator = nativeBinding.NativeCoordinator
 module.exports.NativeFence = nativeBinding.NativeFence
 module.exports.NativeKeyTransaction = nativeBinding.NativeKeyTransaction
 module.exports.NativeLock = nativeBinding.NativeLock
+module.exports.NativeRun = nativeBinding.NativeRun
 module.exports.NativeTransaction = nativeBinding.NativeTransaction
 module.exports.cancel = nativeBinding.cancel
 module.exports.dropCancel = nativeBinding.dropCancel

@@ -8,6 +8,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+mod coordinator;
 mod logging;
 
 use std::any::Any;
@@ -448,6 +449,13 @@ impl NativeClient {
         .await
     }
 
+    /// A transaction coordinator named `name` with these participants and sagas; `dispatch`
+    /// calls them (see `coordinator.rs`).
+    #[napi]
+    pub fn coordinator(&self, name: String, participants: Vec<String>, sagas: Vec<coordinator::NativeSagaDefinition>, dispatch: coordinator::Dispatch) -> Result<coordinator::NativeCoordinator> {
+        no_panic(|| coordinator::new_coordinator(self.store.clone(), self.span.clone(), name, participants, sagas, dispatch))
+    }
+
     /// A new multi-key transaction attempt.
     #[napi]
     pub fn transaction(&self) -> Result<NativeTransaction> {
@@ -617,6 +625,20 @@ pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
     no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
 }
 
+/// Adds the writes a JS transaction buffered to `tx`.
+fn buffer_writes(tx: &mut Transaction, store: &Store, writes: Vec<NativeWrite>) -> Result<()> {
+    for w in writes {
+        let write = match (w.kind.as_str(), w.json) {
+            ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
+            ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
+            ("delete", _) => Write::Delete,
+            (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
+        };
+        tx.write(store, &w.key, write).map_err(to_js_error)?;
+    }
+    Ok(())
+}
+
 /// One buffered write of a transaction: kind is "set", "create" or "delete".
 #[napi(object)]
 pub struct NativeWrite {
@@ -683,15 +705,7 @@ impl NativeTransaction {
             let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
             let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
             let mut tx = self.tx.lock().await;
-            for w in writes {
-                let write = match (w.kind.as_str(), w.json) {
-                    ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
-                    ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
-                    ("delete", _) => Write::Delete,
-                    (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
-                };
-                tx.write(&self.store, &w.key, write).map_err(to_js_error)?;
-            }
+            buffer_writes(&mut tx, &self.store, writes)?;
             let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
             let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
             let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();

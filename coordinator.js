@@ -1,0 +1,418 @@
+'use strict';
+// Transactions across services: the JavaScript side of zktx's coordinator. The protocol (2PC with
+// presumed abort, the decision record, recovery, the saga log) runs in the Rust core; it calls
+// the participants and saga steps registered here through one dispatch function. Also: the
+// PostgreSQL participant (on the user's own `pg` pool) and the PostgreSQL sub-transaction barrier
+// for saga steps (DTM's design). Built by index.js, which passes in its error helpers.
+
+const { EventEmitter } = require('node:events');
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const PARTICIPANT_METHODS = ['prepare', 'commit', 'rollback', 'inDoubt'];
+/** PostgreSQL's SQLSTATE for "prepared transaction with identifier ... does not exist". */
+const PG_UNDEFINED_OBJECT = '42704';
+const DEFAULT_RECOVERY_INTERVAL_MS = 5000;
+
+module.exports = function coordinatorFacade(z) {
+  const { ZktxError, call, callSync, invalid, describe, errorText, Transaction, checkTimeout } = z;
+
+  function checkName(name, what) {
+    if (typeof name !== 'string' || !NAME.test(name)) throw invalid(`${what} must be 1 to 64 characters of [A-Za-z0-9_.-], got ${describe(name)}`);
+    return name;
+  }
+
+  function readParticipants(participants) {
+    const map = new Map();
+    if (participants === undefined) return map;
+    if (participants === null || typeof participants !== 'object' || Array.isArray(participants)) {
+      throw invalid(`participants must be an object { name: participant }, got ${describe(participants)}`);
+    }
+    for (const [name, p] of Object.entries(participants)) {
+      checkName(name, 'participant name');
+      for (const m of PARTICIPANT_METHODS) {
+        if (!p || typeof p[m] !== 'function') throw invalid(`participant ${name} must have methods ${PARTICIPANT_METHODS.join(', ')} (and optionally begin); ${m} is missing`);
+      }
+      if (p.begin !== undefined && typeof p.begin !== 'function') throw invalid(`participant ${name}: begin must be a function`);
+      map.set(name, p);
+    }
+    return map;
+  }
+
+  function readSagas(sagas) {
+    const map = new Map();
+    if (sagas === undefined) return map;
+    if (sagas === null || typeof sagas !== 'object' || Array.isArray(sagas)) throw invalid(`sagas must be an object { name: [steps] }, got ${describe(sagas)}`);
+    for (const [name, steps] of Object.entries(sagas)) {
+      checkName(name, 'saga name');
+      if (!Array.isArray(steps) || steps.length === 0) throw invalid(`saga ${name} must be a non-empty array of { action, compensate } steps`);
+      steps.forEach((s, i) => {
+        if (!s || typeof s.action !== 'function' || typeof s.compensate !== 'function') throw invalid(`saga ${name} step ${i} needs action and compensate functions`);
+      });
+      map.set(name, steps);
+    }
+    return map;
+  }
+
+  /**
+   * A transaction coordinator: `zk.coordinator(name, { participants, sagas })`. Every process
+   * that registers the same name with the same participants shares its transactions' recovery.
+   */
+  class Coordinator extends EventEmitter {
+    constructor(zk, name, options = {}) {
+      super();
+      if (options === null || typeof options !== 'object') throw invalid(`coordinator options must be an object, got ${describe(options)}`);
+      const unknown = Object.keys(options).filter((k) => !['participants', 'sagas', 'recoveryIntervalMs'].includes(k));
+      if (unknown.length) throw invalid(`unknown coordinator option(s): ${unknown.join(', ')}`);
+      this.name = checkName(name, 'coordinator name');
+      this._participants = readParticipants(options.participants);
+      this._sagas = readSagas(options.sagas);
+      const interval = options.recoveryIntervalMs === undefined ? DEFAULT_RECOVERY_INTERVAL_MS : checkTimeout(options.recoveryIntervalMs, 'recoveryIntervalMs');
+      /** The last error each transaction's participants or steps threw (the cause of a rollback). */
+      this._causes = new Map();
+      const sagaDefs = [...this._sagas].map(([n, steps]) => ({ name: n, steps: steps.length }));
+      this._native = callSync(() => zk._native.coordinator(this.name, [...this._participants.keys()], sagaDefs, (request) => this._dispatch(request)));
+      this._timer = null;
+      if (interval > 0) {
+        const pass = () => {
+          this._recover(0).then(
+            (r) => { if (r && (r.committed || r.rolledBack || r.aborted || r.compensated)) this.emit('recovery', r); },
+            (err) => { if (err.code === 'CLIENT_CLOSED') this.close(); else this.emit('recoveryFailed', err); },
+          );
+        };
+        this._timer = setInterval(pass, interval);
+        this._timer.unref();
+        setImmediate(pass).unref?.();
+      }
+    }
+
+    /** Stops background recovery (the client's close() stops it as well). */
+    close() {
+      if (this._timer) clearInterval(this._timer);
+      this._timer = null;
+    }
+
+    async _dispatch(request) {
+      let req;
+      try {
+        req = JSON.parse(request);
+        let value = null;
+        if (req.participant !== undefined) {
+          const p = this._participants.get(req.participant);
+          if (req.op === 'inDoubt') {
+            value = await p.inDoubt();
+            if (!Array.isArray(value) || value.some((g) => typeof g !== 'string')) throw new TypeError(`inDoubt() must resolve an array of gid strings, got ${describe(value)}`);
+          } else {
+            await p[req.op](req.gid);
+          }
+        } else {
+          const step = this._sagas.get(req.saga)[req.step];
+          const ctx = sagaContext(req);
+          await step[req.op](ctx.input, ctx);
+        }
+        return JSON.stringify({ ok: value });
+      } catch (err) {
+        const txid = req && (req.gid ? req.gid.split(':')[2] : req.transaction && req.transaction.split(':').pop());
+        if (txid) this._causes.set(txid, err);
+        const who = req && req.participant !== undefined ? `participant ${req.participant} ${req.op}` : req ? `saga ${req.saga} step ${req.step} ${req.op}` : 'dispatch';
+        return JSON.stringify({ error: `${who}: ${errorText(err)}` });
+      }
+    }
+
+    _failed(err, txid) {
+      if (txid !== undefined) {
+        err.txid = txid;
+        const cause = this._causes.get(txid);
+        if (cause !== undefined && err.cause === undefined) err.cause = cause;
+      }
+      return err;
+    }
+
+    /**
+     * Runs `fn(tx)` as one distributed transaction: `await tx.participant(name)` enlists a
+     * participant and gives what its `begin(gid)` returns (a `pg` client inside BEGIN for the
+     * PostgreSQL participant); `tx.store` reads and writes zktx's own keys. When `fn` resolves,
+     * every branch is prepared, the decision is recorded in ZooKeeper (with the store's writes,
+     * in one multi) and every branch commits; resolves `fn`'s result. If `fn` throws, everything
+     * is rolled back and its error is rethrown.
+     *
+     * Rejects with `ROLLED_BACK` (a branch could not prepare; `err.cause` is its error),
+     * `CONFLICT` (a store key changed), or `IN_DOUBT` (this process lost ZooKeeper before it
+     * learned the decision: `err.txid`, then `coordinator.outcome(txid)`).
+     */
+    async run(fn) {
+      if (typeof fn !== 'function') throw invalid('run needs a function');
+      const r = await call(() => this._native.begin());
+      const txid = r.txid;
+      const tx = new RunContext(this, r, txid);
+      let result;
+      try {
+        result = await fn(tx);
+      } catch (err) {
+        tx._done = true;
+        tx.store._done = true;
+        try {
+          await call(() => r.rollback());
+        } catch {
+          // recovery rolls back what is left
+        }
+        this._causes.delete(txid);
+        throw err;
+      }
+      tx._done = true;
+      tx.store._done = true;
+      try {
+        const c = await call(() => r.commit([...tx.store._writes.values()]));
+        tx.committed = { txid, pending: c.pending, versions: Object.fromEntries(c.versions.map((v) => [v.key, v.version])) };
+        return result;
+      } catch (err) {
+        throw this._failed(err, txid);
+      } finally {
+        this._causes.delete(txid);
+      }
+    }
+
+    /**
+     * Runs saga `name` on `input` (JSON): each step's `action(input, ctx)` in order; if one
+     * fails, `compensate(input, ctx)` of every started step in reverse (each retried; at least
+     * once). Resolves the saga's txid; rejects `ROLLED_BACK` (compensated; `err.cause` is the
+     * step's error) or `IN_DOUBT` (compensation unfinished; recovery finishes it).
+     */
+    async saga(name, input) {
+      checkName(name, 'saga name');
+      if (!this._sagas.has(name)) throw invalid(`coordinator ${this.name} has no saga ${name}`);
+      let json;
+      try {
+        json = JSON.stringify(input === undefined ? null : input);
+      } catch (err) {
+        throw invalid(`saga input must be JSON-serializable: ${errorText(err)}`, err);
+      }
+      try {
+        return await call(() => this._native.runSaga(name, json));
+      } catch (err) {
+        const m = /\b([0-9a-f]{32})\b/.exec(err.message);
+        throw this._failed(err, m ? m[1] : undefined);
+      }
+    }
+
+    /**
+     * One recovery pass now (waiting up to `waitMs` for another process's pass to end; default:
+     * as long as it takes). Resolves `{ committed, rolledBack, aborted, active, compensated,
+     * errors }`, or `null` if another process kept the recovery lock past `waitMs`.
+     */
+    recover(waitMs) {
+      return this._recover(waitMs === undefined ? undefined : checkTimeout(waitMs, 'waitMs'));
+    }
+
+    _recover(waitMs) {
+      return call(() => this._native.recover(waitMs));
+    }
+
+    /**
+     * What ZooKeeper recorded for `txid`: `committed`, `committing` (decided; recovery is
+     * committing the rest), `aborted` (recorded, or presumed: no decision and no longer
+     * active), `active`, or for a saga `saga:done`, `saga:compensated`, `saga:running`,
+     * `saga:compensating`.
+     */
+    outcome(txid) {
+      if (typeof txid !== 'string') return Promise.reject(invalid(`txid must be a string, got ${describe(txid)}`));
+      return call(() => this._native.outcome(txid));
+    }
+  }
+
+  function sagaContext(req) {
+    const txid = req.transaction.split(':').pop();
+    const ctx = {
+      txid,
+      transaction: req.transaction,
+      branch: req.branch,
+      step: req.step,
+      op: req.op,
+      /** Idempotency key of this step of this saga run (the same for its action and compensation). */
+      key: `${req.transaction}:${req.branch}`,
+      input: JSON.parse(req.input),
+    };
+    /** Runs `fn(client)` in a local transaction behind the PostgreSQL barrier (see `barrier`). */
+    ctx.barrier = (pool, fn) => barrier(pool, ctx, fn);
+    return ctx;
+  }
+
+  /** What `fn` of `coordinator.run(fn)` gets. */
+  class RunContext {
+    constructor(coord, nativeRun, txid) {
+      this._coord = coord;
+      this._run = nativeRun;
+      this._handles = new Map();
+      this._done = false;
+      /** The transaction id (32 hex digits). */
+      this.id = txid;
+      /** zktx's own keys: get/getMany/set/create/delete, committed with the decision. */
+      this.store = new Transaction(nativeRun, txid, 0);
+      /** After a commit: `{ txid, pending, versions }`. */
+      this.committed = undefined;
+    }
+
+    /**
+     * Enlists participant `name` and resolves its handle for this transaction (what its
+     * `begin(gid)` returns; the gid if it has no `begin`). Enlisting twice gives the same handle.
+     */
+    participant(name) {
+      if (this._done) return Promise.reject(invalid('transaction is finished: use tx only inside its function'));
+      if (!this._handles.has(name)) {
+        let handle;
+        try {
+          const p = this._coord._participants.get(name);
+          if (!p) throw invalid(`coordinator ${this._coord.name} has no participant ${describe(name)}`);
+          const gid = callSync(() => this._run.enlist(name));
+          handle = Promise.resolve(p.begin ? p.begin(gid) : gid);
+        } catch (err) {
+          handle = Promise.reject(err);
+        }
+        handle.catch(() => {});
+        this._handles.set(name, handle);
+      }
+      return this._handles.get(name);
+    }
+  }
+
+  /** Quotes a gid as an SQL literal (gids are [A-Za-z0-9_.:-] only; checked anyway). */
+  function gidLiteral(gid) {
+    if (typeof gid !== 'string' || !/^[A-Za-z0-9_.:-]{1,200}$/.test(gid)) throw new TypeError(`not a zktx gid: ${describe(gid)}`);
+    return `'${gid}'`;
+  }
+
+  /**
+   * A PostgreSQL database as a 2PC participant, on your own `pg` Pool (needs
+   * `max_prepared_transactions > 0` on the server). `begin(gid)` checks out a client and runs
+   * BEGIN; your work runs on it; `prepare` is `PREPARE TRANSACTION gid`, then `COMMIT PREPARED`
+   * or `ROLLBACK PREPARED`. Prepared branches survive a server restart; recovery finds them in
+   * `pg_prepared_xacts`.
+   */
+  class PostgresParticipant {
+    constructor(pool) {
+      if (!pool || typeof pool.connect !== 'function' || typeof pool.query !== 'function') {
+        throw invalid(`PostgresParticipant needs a pg Pool (with connect() and query()), got ${describe(pool)}`);
+      }
+      this._pool = pool;
+      /** Branches with work in progress: gid -> client inside BEGIN. */
+      this._open = new Map();
+    }
+
+    async begin(gid) {
+      const client = await this._pool.connect();
+      try {
+        await client.query('BEGIN');
+      } catch (err) {
+        client.release(err);
+        throw err;
+      }
+      this._open.set(gid, client);
+      return client;
+    }
+
+    async prepare(gid) {
+      const client = this._open.get(gid);
+      if (!client) {
+        const r = await this._pool.query('SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()', [gid]);
+        if (r.rowCount === 1) return; // prepared by an earlier call
+        throw new Error(`no work in progress for branch ${gid} (its connection was lost?)`);
+      }
+      this._open.delete(gid);
+      let r;
+      try {
+        r = await client.query(`PREPARE TRANSACTION ${gidLiteral(gid)}`);
+      } catch (err) {
+        client.release(err);
+        throw err;
+      }
+      client.release();
+      // A transaction that had failed (an error caught inside the work) is rolled back by
+      // PREPARE, which then reports ROLLBACK instead of failing: that branch must not count.
+      if (r.command === 'ROLLBACK') throw new Error(`branch ${gid} was rolled back by PostgreSQL at PREPARE: a statement in it had failed`);
+    }
+
+    async commit(gid) {
+      try {
+        await this._pool.query(`COMMIT PREPARED ${gidLiteral(gid)}`);
+      } catch (err) {
+        if (err.code !== PG_UNDEFINED_OBJECT) throw err; // gone: committed by an earlier call
+      }
+    }
+
+    async rollback(gid) {
+      const client = this._open.get(gid);
+      if (client) {
+        this._open.delete(gid);
+        try {
+          await client.query('ROLLBACK');
+          client.release();
+        } catch (err) {
+          client.release(err); // a destroyed connection rolls back too
+        }
+        return;
+      }
+      try {
+        await this._pool.query(`ROLLBACK PREPARED ${gidLiteral(gid)}`);
+      } catch (err) {
+        if (err.code !== PG_UNDEFINED_OBJECT) throw err;
+      }
+    }
+
+    async inDoubt() {
+      const r = await this._pool.query("SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'zktx:%'");
+      return r.rows.map((row) => row.gid);
+    }
+  }
+
+  const BARRIER_TABLE = 'zktx_barrier';
+
+  /** Creates the barrier table saga steps use (`ctx.barrier`), if missing. */
+  async function createBarrierTable(pool) {
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${BARRIER_TABLE} (
+      transaction text NOT NULL, branch text NOT NULL, op text NOT NULL, reason text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (transaction, branch, op))`);
+  }
+
+  /**
+   * DTM's sub-transaction barrier: runs `fn(client)` for a saga step's action or compensation
+   * inside one local transaction that also records it in `zktx_barrier`, so that
+   * - a duplicated action or compensation runs once,
+   * - a compensation of an action that never ran (null compensation) does nothing, and
+   * - an action arriving after its compensation (hanging) does nothing.
+   * Resolves `{ ran, value }`.
+   */
+  async function barrier(pool, ctx, fn) {
+    if (!ctx || typeof ctx.transaction !== 'string' || typeof ctx.branch !== 'string' || !['action', 'compensate'].includes(ctx.op)) {
+      throw invalid('barrier needs the step context a saga step was given');
+    }
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const insert = (op, reason) => client.query(
+        `INSERT INTO ${BARRIER_TABLE} (transaction, branch, op, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+        [ctx.transaction, ctx.branch, op, reason],
+      );
+      let run;
+      if (ctx.op === 'action') {
+        run = (await insert('action', 'action')).rowCount === 1; // 0: a duplicate, or compensated already
+      } else {
+        const neverRan = (await insert('action', 'compensate')).rowCount === 1; // blocks the action from now on
+        const first = (await insert('compensate', 'compensate')).rowCount === 1;
+        run = first && !neverRan;
+      }
+      const value = run ? await fn(client) : undefined;
+      await client.query('COMMIT');
+      client.release();
+      return { ran: run, value };
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+        client.release();
+      } catch {
+        client.release(err);
+      }
+      throw err;
+    }
+  }
+
+  return { Coordinator, PostgresParticipant, createBarrierTable, barrier, ZktxError };
+};

@@ -1,0 +1,261 @@
+//! Binding of the core's [`Coordinator`]: participants and saga steps are JavaScript objects,
+//! reached through one thread-safe `dispatch(request)` function per coordinator. The facade
+//! (`index.js`) turns each request into a call of the right participant or step and always
+//! resolves with `{"ok": value}` or `{"error": message}`, so a JS failure comes back as a
+//! `PARTICIPANT_FAILED` error, never as an exception on the JS thread.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi_derive::napi;
+use serde::Serialize;
+use zktx_core::coordinator::{BoxFuture, Coordinator, Participant, Run, SagaKey, SagaSteps, TxOutcome};
+use zktx_core::kv::JsonValue;
+use zktx_core::transaction::Transaction;
+use zktx_core::Store;
+
+use crate::{buffer_writes, in_span, invalid, millis, no_panic, to_js_error, NativeKeyVersion, NativeWrite, MAX_WAIT};
+
+/// `dispatch(requestJson) => Promise<responseJson>`; weak: an idle coordinator does not keep
+/// Node alive (a call in progress is kept alive by the promise the caller awaits).
+pub(crate) type Dispatch = ThreadsafeFunction<String, Promise<String>, String, Status, false, true>;
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Request<'a> {
+    Participant { participant: &'a str, op: &'a str, gid: &'a str },
+    Saga { saga: &'a str, step: usize, op: &'a str, transaction: &'a str, branch: &'a str, input: &'a str },
+}
+
+async fn call(dispatch: &Dispatch, request: &Request<'_>) -> zktx_core::Result<serde_json::Value> {
+    let text = serde_json::to_string(request).map_err(|e| zktx_core::Error::Participant(e.to_string()))?;
+    let failed = |e: napi::Error| zktx_core::Error::Participant(format!("calling JavaScript failed: {}", e.reason));
+    let promise = dispatch.call_async_catch(text).await.map_err(failed)?;
+    let answer = promise.await.map_err(failed)?;
+    let mut answer: serde_json::Value = serde_json::from_str(&answer).map_err(|e| zktx_core::Error::Participant(format!("bad answer from JavaScript: {e}")))?;
+    if let Some(err) = answer.get("error") {
+        return Err(zktx_core::Error::Participant(err.as_str().unwrap_or("participant failed").to_string()));
+    }
+    Ok(answer.get_mut("ok").map(serde_json::Value::take).unwrap_or(serde_json::Value::Null))
+}
+
+struct JsParticipant {
+    name: String,
+    dispatch: Arc<Dispatch>,
+}
+
+impl JsParticipant {
+    fn op<'a>(&'a self, op: &'a str, gid: &'a str) -> BoxFuture<'a, zktx_core::Result<()>> {
+        Box::pin(async move { call(&self.dispatch, &Request::Participant { participant: &self.name, op, gid }).await.map(drop) })
+    }
+}
+
+impl Participant for JsParticipant {
+    fn prepare<'a>(&'a self, gid: &'a str) -> BoxFuture<'a, zktx_core::Result<()>> {
+        self.op("prepare", gid)
+    }
+    fn commit<'a>(&'a self, gid: &'a str) -> BoxFuture<'a, zktx_core::Result<()>> {
+        self.op("commit", gid)
+    }
+    fn rollback<'a>(&'a self, gid: &'a str) -> BoxFuture<'a, zktx_core::Result<()>> {
+        self.op("rollback", gid)
+    }
+    fn in_doubt(&self) -> BoxFuture<'_, zktx_core::Result<Vec<String>>> {
+        Box::pin(async move {
+            let list = call(&self.dispatch, &Request::Participant { participant: &self.name, op: "inDoubt", gid: "" }).await?;
+            serde_json::from_value(list).map_err(|e| zktx_core::Error::Participant(format!("participant {}: inDoubt() must resolve an array of gid strings ({e})", self.name)))
+        })
+    }
+}
+
+struct JsSagas {
+    /// Saga name -> number of steps.
+    steps: std::collections::HashMap<String, usize>,
+    dispatch: Arc<Dispatch>,
+}
+
+impl JsSagas {
+    fn op<'a>(&'a self, op: &'a str, saga: &'a str, step: usize, key: &'a SagaKey, input: &'a str) -> BoxFuture<'a, zktx_core::Result<()>> {
+        Box::pin(async move {
+            call(&self.dispatch, &Request::Saga { saga, step, op, transaction: &key.transaction, branch: &key.branch, input }).await.map(drop)
+        })
+    }
+}
+
+impl SagaSteps for JsSagas {
+    fn action<'a>(&'a self, saga: &'a str, step: usize, key: &'a SagaKey, input: &'a str) -> BoxFuture<'a, zktx_core::Result<()>> {
+        self.op("action", saga, step, key, input)
+    }
+    fn compensate<'a>(&'a self, saga: &'a str, step: usize, key: &'a SagaKey, input: &'a str) -> BoxFuture<'a, zktx_core::Result<()>> {
+        self.op("compensate", saga, step, key, input)
+    }
+    fn steps(&self, saga: &str) -> Option<usize> {
+        self.steps.get(saga).copied()
+    }
+}
+
+/// A saga's name and number of steps.
+#[napi(object)]
+pub struct NativeSagaDefinition {
+    pub name: String,
+    pub steps: u32,
+}
+
+/// A transaction coordinator (see `zktx_core::coordinator`).
+#[napi]
+pub struct NativeCoordinator {
+    coord: Coordinator,
+    store: Arc<Store>,
+    span: tracing::Span,
+}
+
+pub(crate) fn new_coordinator(store: Arc<Store>, span: tracing::Span, name: String, participants: Vec<String>, sagas: Vec<NativeSagaDefinition>, dispatch: Dispatch) -> Result<NativeCoordinator> {
+    let dispatch = Arc::new(dispatch);
+    let parts = participants
+        .into_iter()
+        .map(|n| {
+            let p: Arc<dyn Participant> = Arc::new(JsParticipant { name: n.clone(), dispatch: dispatch.clone() });
+            (n, p)
+        })
+        .collect();
+    let steps: Option<Arc<dyn SagaSteps>> = if sagas.is_empty() {
+        None
+    } else {
+        Some(Arc::new(JsSagas { steps: sagas.into_iter().map(|s| (s.name, s.steps as usize)).collect(), dispatch }))
+    };
+    let coord = Coordinator::new(store.clone(), &name, parts, steps).map_err(to_js_error)?;
+    Ok(NativeCoordinator { coord, store, span })
+}
+
+/// What a recovery pass did.
+#[napi(object)]
+pub struct NativeRecoveryReport {
+    pub committed: u32,
+    pub rolled_back: u32,
+    pub aborted: u32,
+    pub active: u32,
+    pub compensated: u32,
+    pub errors: Vec<String>,
+}
+
+/// A committed distributed transaction.
+#[napi(object)]
+pub struct NativeCoordinatorCommit {
+    pub txid: String,
+    pub pending: Vec<String>,
+    pub versions: Vec<NativeKeyVersion>,
+}
+
+#[napi]
+impl NativeCoordinator {
+    /// Starts a transaction.
+    #[napi]
+    pub async fn begin(&self) -> Result<NativeRun> {
+        in_span(&self.span, async move {
+            let run = self.coord.begin().await.map_err(to_js_error)?;
+            Ok(NativeRun { run: Arc::new(run), store: self.store.clone(), tx: Arc::new(tokio::sync::Mutex::new(Transaction::new())), span: self.span.clone() })
+        })
+        .await
+    }
+
+    /// Runs a recovery pass; `null` when another process held the recovery lock for `wait_ms`.
+    #[napi]
+    pub async fn recover(&self, wait_ms: Option<f64>) -> Result<Option<NativeRecoveryReport>> {
+        in_span(&self.span, async move {
+            let wait = wait_ms.map(|w| millis("wait", w, MAX_WAIT)).transpose()?;
+            let report = self.coord.recover(wait).await.map_err(to_js_error)?;
+            Ok(report.map(|r| NativeRecoveryReport {
+                committed: r.committed as u32,
+                rolled_back: r.rolled_back as u32,
+                aborted: r.aborted as u32,
+                active: r.active as u32,
+                compensated: r.compensated as u32,
+                errors: r.errors,
+            }))
+        })
+        .await
+    }
+
+    /// `committed`, `committing` (decided, branches not all committed yet), `aborted`, `active`,
+    /// or a saga's state (`saga:running`, `saga:compensating`, `saga:done`, `saga:compensated`).
+    #[napi]
+    pub async fn outcome(&self, txid: String) -> Result<String> {
+        in_span(&self.span, async move {
+            if txid.is_empty() || txid.len() > 64 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(format!("not a transaction id: {txid:?}")));
+            }
+            Ok(match self.coord.outcome(&txid).await.map_err(to_js_error)? {
+                TxOutcome::Committed(true) => "committed".to_string(),
+                TxOutcome::Committed(false) => "committing".to_string(),
+                TxOutcome::Aborted => "aborted".to_string(),
+                TxOutcome::Active => "active".to_string(),
+                TxOutcome::Saga(s) => format!("saga:{s}"),
+            })
+        })
+        .await
+    }
+
+    /// Runs saga `saga` on `input` (JSON text); resolves its txid.
+    #[napi]
+    pub async fn run_saga(&self, saga: String, input: String) -> Result<String> {
+        in_span(&self.span, async move { self.coord.run_saga(&saga, &input).await.map_err(to_js_error) }).await
+    }
+}
+
+/// One distributed transaction in progress, with its own zktx-store transaction.
+#[napi]
+pub struct NativeRun {
+    run: Arc<Run>,
+    store: Arc<Store>,
+    tx: Arc<tokio::sync::Mutex<Transaction>>,
+    span: tracing::Span,
+}
+
+#[napi]
+impl NativeRun {
+    #[napi(getter)]
+    pub fn txid(&self) -> Result<String> {
+        no_panic(|| Ok(self.run.txid().to_string()))
+    }
+
+    /// Enlists a participant; returns its branch's gid.
+    #[napi]
+    pub fn enlist(&self, participant: String) -> Result<String> {
+        no_panic(|| self.run.enlist(&participant).map_err(to_js_error))
+    }
+
+    /// Reads zktx-store keys for the run (JSON text or null per key); checked at the decision.
+    #[napi]
+    pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<String>>> {
+        in_span(&self.span, async move {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut tx = self.tx.lock().await;
+            let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
+            Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+        })
+        .await
+    }
+
+    /// Prepares, decides (with `writes` to zktx's store) and commits.
+    #[napi]
+    pub async fn commit(&self, writes: Vec<NativeWrite>) -> Result<NativeCoordinatorCommit> {
+        in_span(&self.span, async move {
+            let mut tx = self.tx.lock().await;
+            buffer_writes(&mut tx, &self.store, writes)?;
+            let done = self.run.commit(Some(&mut tx)).await.map_err(to_js_error)?;
+            Ok(NativeCoordinatorCommit {
+                txid: done.txid,
+                pending: done.pending,
+                versions: done.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+            })
+        })
+        .await
+    }
+
+    /// Rolls back every enlisted branch.
+    #[napi]
+    pub async fn rollback(&self) -> Result<()> {
+        in_span(&self.span, async move { self.run.rollback().await.map_err(to_js_error) }).await
+    }
+}
