@@ -57,6 +57,9 @@ export type ZktxErrorCode =
   | 'NOAUTH'
   | 'AUTHFAILED'
   | 'TLS_HANDSHAKE'
+  | 'ROLLED_BACK'
+  | 'PARTICIPANT_FAILED'
+  | 'IN_DOUBT'
   | 'NOCHILDRENFOREPHEMERALS'
   | (string & {});
 
@@ -66,6 +69,8 @@ export type ZktxErrorCode =
  * errors from the native side, and for a call nobody awaited).
  */
 export class ZktxError extends Error {
+  /** Coordinator errors (`ROLLED_BACK`, `IN_DOUBT`, ...): the distributed transaction's id. */
+  txid?: string;
   readonly name: 'ZktxError';
   /** Stable code; see {@link ZktxErrorCode}. */
   readonly code: ZktxErrorCode;
@@ -431,6 +436,119 @@ export interface TransactionOptions {
   idempotent?: boolean;
 }
 
+/**
+ * A resource that takes part in a coordinator's two-phase commit. Every method must be
+ * idempotent: after a crash, recovery (maybe in another process) calls them again.
+ */
+export interface Participant<Handle = unknown> {
+  /** Starts the branch `gid` and returns what the transaction's function works with. */
+  begin?(gid: string): Handle | Promise<Handle>;
+  /** Makes the branch durable and ready to commit; rejects if it cannot (the transaction aborts). */
+  prepare(gid: string): Promise<void>;
+  /** Commits a prepared branch; an already committed branch is success. */
+  commit(gid: string): Promise<void>;
+  /** Rolls back a branch, prepared or not; a branch already gone is success. */
+  rollback(gid: string): Promise<void>;
+  /** Gids of branches prepared and not yet resolved (zktx keeps its own: `zktx:<coordinator>:...`). */
+  inDoubt(): Promise<string[]>;
+}
+
+/** What a saga step's action and compensation get besides the saga's input. */
+export interface SagaStepContext {
+  /** The saga run's id. */
+  txid: string;
+  /** `<coordinator>:<txid>`: the barrier's transaction key. */
+  transaction: string;
+  /** The step's index as text: the barrier's branch key. */
+  branch: string;
+  step: number;
+  op: 'action' | 'compensate';
+  /** Idempotency key of this step of this run (the same for its action and compensation). */
+  key: string;
+  input: Json;
+  /** Runs `fn(client)` in one local transaction behind the PostgreSQL barrier (see `barrier`). */
+  barrier<T>(pool: PgPoolLike, fn: (client: PgClientLike) => Promise<T>): Promise<{ ran: boolean; value: T | undefined }>;
+}
+
+export interface SagaStep<Input extends Json = Json> {
+  name?: string;
+  action(input: Input, ctx: SagaStepContext): Promise<void>;
+  compensate(input: Input, ctx: SagaStepContext): Promise<void>;
+}
+
+export interface CoordinatorOptions {
+  /** Participants by name (1-64 characters of [A-Za-z0-9_.-]). */
+  participants?: Record<string, Participant>;
+  /** Sagas by name: their steps in order. */
+  sagas?: Record<string, SagaStep<any>[]>;
+  /** How often this process runs a recovery pass in the background (default 5000; 0: never). */
+  recoveryIntervalMs?: number;
+}
+
+/** What `fn` of `coordinator.run(fn)` gets. */
+export interface RunContext {
+  /** The transaction id (32 hex digits). */
+  readonly id: string;
+  /** zktx's own keys, committed in the same ZooKeeper multi as the decision. */
+  readonly store: Transaction;
+  /** Enlists participant `name` and resolves its handle (a pg client inside BEGIN for PostgresParticipant). */
+  participant<Handle = any>(name: string): Promise<Handle>;
+}
+
+export interface RecoveryReport {
+  committed: number;
+  rolledBack: number;
+  aborted: number;
+  active: number;
+  compensated: number;
+  errors: string[];
+}
+
+export type TransactionOutcome = 'committed' | 'committing' | 'aborted' | 'active' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
+
+/** A transaction coordinator: two-phase commit and sagas across services, decided in ZooKeeper. */
+export class Coordinator {
+  readonly name: string;
+  /** Runs `fn` as one distributed transaction and resolves its result once every branch committed (or was recorded committed). */
+  run<T>(fn: (tx: RunContext) => Promise<T> | T): Promise<T>;
+  /** Runs saga `name`; resolves its txid. */
+  saga(name: string, input?: Json): Promise<string>;
+  /** One recovery pass; `null` if another process kept the recovery lock past `waitMs`. */
+  recover(waitMs?: number): Promise<RecoveryReport | null>;
+  /** What ZooKeeper recorded for `txid`. */
+  outcome(txid: string): Promise<TransactionOutcome>;
+  /** Stops background recovery. */
+  close(): void;
+  on(event: 'recovery', listener: (report: RecoveryReport) => void): this;
+  on(event: 'recoveryFailed', listener: (error: ZktxError) => void): this;
+}
+
+/** The parts of a `pg` Pool zktx uses. */
+export interface PgPoolLike {
+  connect(): Promise<PgClientLike>;
+  query(text: string, values?: unknown[]): Promise<{ rows: any[]; rowCount: number | null; command?: string }>;
+}
+/** The parts of a `pg` PoolClient zktx uses. */
+export interface PgClientLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[]; rowCount: number | null; command?: string }>;
+  release(err?: unknown): void;
+}
+
+/** A PostgreSQL database as a participant, on your own `pg` Pool (`max_prepared_transactions > 0`). */
+export class PostgresParticipant<Client extends PgClientLike = PgClientLike> implements Participant<Client> {
+  constructor(pool: PgPoolLike);
+  begin(gid: string): Promise<Client>;
+  prepare(gid: string): Promise<void>;
+  commit(gid: string): Promise<void>;
+  rollback(gid: string): Promise<void>;
+  inDoubt(): Promise<string[]>;
+}
+
+/** Creates the `zktx_barrier` table saga steps' barriers use, if missing. */
+export function createBarrierTable(pool: PgPoolLike): Promise<void>;
+/** DTM's sub-transaction barrier: `fn` runs at most once per (saga run, step, op), never for a null compensation or a hanging action. */
+export function barrier<T>(pool: PgPoolLike, ctx: SagaStepContext, fn: (client: PgClientLike) => Promise<T>): Promise<{ ran: boolean; value: T | undefined }>;
+
 /** One attempt of a transaction: reads are versioned, writes are buffered until the commit. */
 export class Transaction {
   /** Same across retries of one `zk.transaction` call. */
@@ -630,6 +748,13 @@ export class ZooKeeper extends EventEmitter {
 
   /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. `path`: up to 32768 bytes of UTF-8. */
   children(path: string): Promise<string[]>;
+
+  /**
+   * A transaction coordinator named `name` (1-64 characters of [A-Za-z0-9_.-]): two-phase commit
+   * across `participants` and sagas, with ZooKeeper recording every decision. Every process that
+   * registers the same name runs recovery for its transactions. See README "Transactions across services".
+   */
+  coordinator(name: string, options?: CoordinatorOptions): Coordinator;
 }
 
 /**
