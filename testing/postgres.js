@@ -150,14 +150,42 @@ function run(file, args, opts) {
   });
 }
 
-/** Does the process group `pgid` still have a member? */
-function groupAlive(pgid) {
+/**
+ * Live processes of a cluster, from /proc: the postmaster (its argv holds `-D <dataDir>`, as a
+ * child's does right after fork) and its children, whose process titles start with
+ * `postgres: <cluster_name>: ` (checkpointer, backends, ...). Not by parent PID: the children
+ * of a killed postmaster are reparented, and each calls setsid(), so no process-group signal
+ * reaches them either. They exit by themselves once the postmaster is gone, but a crash test
+ * wants them gone at once, and a restart needs them gone (they hold the shared memory).
+ */
+function clusterProcesses(dataDir, clusterName) {
+  const found = [];
+  let entries;
   try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return found; // not Linux
   }
+  const title = `postgres: ${clusterName}: `;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const argv = cmdlineOf(pid);
+    if (!argv) continue;
+    const line = argv.join(' ');
+    if ((line.startsWith(title) || line.includes(` -D ${dataDir} `)) && pidAlive(pid)) found.push(pid);
+  }
+  return found;
+}
+
+/** Wait until none of `pids` is alive (zombies count as gone); false on timeout. */
+async function waitAllGone(pids, ms) {
+  const deadline = Date.now() + ms;
+  while (pids.some(pidAlive)) {
+    if (Date.now() > deadline) return false;
+    await sleep(POLL_MS);
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,6 +233,7 @@ class PgServer {
     this.socketDir = opts.dir;
     this.logPath = path.join(opts.dir, 'postgres.log');
     this.settings = opts.settings;
+    this.clusterName = path.basename(opts.dir); // in every process title: see clusterProcesses
     this.connectionString = `postgresql://${this.user}@${HOST}:${this.port}/${this.database}`;
     /** For the `pg` package: `new pg.Client(server.config)`, `new pg.Pool({ ...server.config, max: 4 })`. */
     this.config = { host: HOST, port: this.port, user: this.user, database: this.database };
@@ -217,14 +246,14 @@ class PgServer {
   }
 
   _spawn() {
-    const args = ['-D', this.dataDir];
+    const args = ['-D', this.dataDir, '-c', `cluster_name=${this.clusterName}`];
     for (const [k, v] of Object.entries(this.settings)) args.push('-c', `${k}=${v}`);
     const fd = fs.openSync(this.logPath, 'a');
     let child;
     try {
       fs.writeSync(fd, `\n==== zktx: starting postgres on port ${this.port} at ${new Date().toISOString()}\n`);
-      // detached: the postmaster leads its own process group (its backends join it), so a
-      // Ctrl-C aimed at a test run does not hit it and kill() can reach every backend at once
+      // detached: own session and process group, so a Ctrl-C aimed at a test run does not hit
+      // the postmaster (it would take it as a fast shutdown request)
       child = childProcess.spawn(path.join(this._bin.binDir, 'postgres'), args, asServerUser({
         cwd: this.dir,
         detached: true,
@@ -250,7 +279,8 @@ class PgServer {
   /** What processes.js kills and removes if this process dies without stopping the cluster. */
   reaperEntry() {
     if (!this.pid || this._detached) return null;
-    return { pid: this.pid, group: true, match: this.dataDir, dir: this._ownsDir ? this.dir : null };
+    // quit: SIGQUIT first (immediate shutdown: the postmaster SIGQUITs its children), then SIGKILL
+    return { pid: this.pid, quit: true, match: this.dataDir, dir: this._ownsDir ? this.dir : null };
   }
 
   /**
@@ -263,13 +293,14 @@ class PgServer {
     return this;
   }
 
-  /** Last-resort cleanup at exit: SIGKILL the process group, remove the temp dir. */
+  /**
+   * Last-resort cleanup at exit: SIGKILL the postmaster and its children, remove the temp dir.
+   * (The watchdog, a shell script, SIGQUITs the postmaster instead: it then kills its children.)
+   */
   killSync() {
     if (this._detached) return;
-    if (this.pid) {
-      signalPid(-this.pid, 'SIGKILL');
-      signalPid(this.pid, 'SIGKILL');
-    }
+    if (this.pid) signalPid(this.pid, 'SIGSTOP'); // no new children while we look
+    for (const p of this.processes()) signalPid(p, 'SIGKILL');
     if (this._ownsDir && !keepData()) rmDir(this.dir);
   }
 
@@ -307,35 +338,42 @@ class PgServer {
     }
   }
 
-  /** Wait until the postmaster and every process of its group are gone. */
+  /**
+   * Wait until the postmaster is gone (its children first: a shutdown postmaster exits last,
+   * a killed one was reaped with them by killCluster).
+   */
   async _waitGone(ms) {
     const deadline = Date.now() + ms;
-    while (this.isRunning() || (this.pid && groupAlive(this.pid))) {
+    while (this.isRunning()) {
       if (Date.now() > deadline) return false;
       await sleep(POLL_MS);
     }
     return true;
   }
 
+  /** PIDs of the cluster's live processes: the postmaster and its children (Linux only). */
+  processes() {
+    return clusterProcesses(this.dataDir, this.clusterName);
+  }
+
   /**
-   * Signal every process of the cluster (the postmaster's process group): 'SIGKILL' (default)
-   * is a crash, 'SIGSTOP' / 'SIGCONT' freeze and thaw it. Resolves once a SIGKILLed cluster is
-   * gone. The data stays: restart() runs crash recovery on it.
+   * Signal every process of the cluster: 'SIGKILL' (default) is a crash (the postmaster is
+   * frozen first so it forks nothing meanwhile) and resolves once all are gone; 'SIGSTOP' /
+   * 'SIGCONT' freeze and thaw it. The data stays: restart() runs crash recovery on it.
+   * Resolves false if there was no process to signal.
    */
   async kill(signal = 'SIGKILL') {
-    if (!this.pid) return false;
-    const hit = signalPid(-this.pid, signal);
-    if (signal === 'SIGKILL') {
-      signalPid(this.pid, 'SIGKILL');
-      await this._waitGone(10_000);
-    }
-    return hit;
+    if (signal === 'SIGKILL' && this.pid) signalPid(this.pid, 'SIGSTOP');
+    const pids = this.processes();
+    for (const p of pids) signalPid(p, signal);
+    if (signal === 'SIGKILL') await waitAllGone(pids, 10_000);
+    return pids.length > 0;
   }
 
   /**
    * Fast shutdown (SIGINT to the postmaster: sessions are disconnected, prepared transactions
-   * stay), up to 30 s, then immediate (SIGQUIT), then SIGKILL of the group. Removes the temp
-   * dir unless `keepData` (or ZKTX_KEEP_ZK_DATA). Idempotent.
+   * stay), up to 30 s, then immediate (SIGQUIT), then SIGKILL. Removes the temp dir unless
+   * `keepData` (or ZKTX_KEEP_ZK_DATA). Idempotent.
    */
   stop({ keepData: keep = false } = {}) {
     if (!this._stopping) {
@@ -351,18 +389,16 @@ class PgServer {
   async _shutdown() {
     if (!this.pid) return;
     if (this.isRunning()) {
-      signalPid(-this.pid, 'SIGCONT'); // a SIGSTOPped cluster cannot shut down
+      for (const p of this.processes()) signalPid(p, 'SIGCONT'); // a frozen cluster cannot shut down
       signalPid(this.pid, 'SIGINT');
       if (!(await this._waitGone(STOP_GRACE_MS))) {
         signalPid(this.pid, 'SIGQUIT');
-        if (!(await this._waitGone(5000))) {
-          signalPid(-this.pid, 'SIGKILL');
-          await this._waitGone(5000);
-        }
+        if (!(await this._waitGone(5000))) await this.kill('SIGKILL');
       }
-    } else {
-      await this._waitGone(5000); // backends of a killed postmaster
     }
+    // children of a postmaster that died (not by kill()) exit once they notice; a restart
+    // needs them gone
+    if (!(await waitAllGone(this.processes(), 10_000))) await this.kill('SIGKILL');
   }
 
   /**
@@ -374,7 +410,6 @@ class PgServer {
     if (this._stopping) await this._stopping;
     this._stopping = null;
     await this._shutdown();
-    if (this.pid && groupAlive(this.pid)) throw new Error(`PostgreSQL on port ${this.port}: processes of group ${this.pid} survive; cannot restart`);
     const t0 = Date.now();
     this._spawn();
     await this.waitReady(timeoutMs ? { timeoutMs } : undefined);
@@ -448,7 +483,7 @@ async function startPostgres({ maxPreparedTransactions = 20, port, fsync = false
   const t0 = Date.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   // until the server object owns it: removed at exit if initdb fails or we die meanwhile
-  const pending = { reaperEntry: () => ({ pid: 0, group: false, match: '-', dir }), killSync: () => keepData() || rmDir(dir) };
+  const pending = { reaperEntry: () => ({ pid: 0, quit: false, match: '-', dir }), killSync: () => keepData() || rmDir(dir) };
   own(pending);
   let server;
   try {
@@ -479,8 +514,7 @@ async function startPostgres({ maxPreparedTransactions = 20, port, fsync = false
         break;
       } catch (err) {
         const retry = !port && attempt < 3 && isBindFailure(server);
-        signalPid(-server.pid, 'SIGKILL');
-        await server._waitGone(5000);
+        await server.kill('SIGKILL');
         disown(server);
         if (!retry) throw err;
         log(`port ${p} taken, retrying on another one`);
@@ -523,20 +557,16 @@ function isOurPostmaster(pid) {
 async function stopPostgresPid(pid) {
   const dataDir = ourDataDirOfPid(pid);
   if (!dataDir) throw new Error(`pid ${pid} is not a postmaster of a zktx throwaway cluster; not touching it`);
-  signalPid(-pid, 'SIGCONT');
+  const clusterName = path.basename(path.dirname(dataDir));
+  for (const p of clusterProcesses(dataDir, clusterName)) signalPid(p, 'SIGCONT');
   signalPid(pid, 'SIGINT');
-  const gone = async (ms) => {
-    const deadline = Date.now() + ms;
-    while (pidAlive(pid) || groupAlive(pid)) {
-      if (Date.now() > deadline) return false;
-      await sleep(POLL_MS);
-    }
-    return true;
-  };
-  if (!(await gone(STOP_GRACE_MS))) {
-    signalPid(-pid, 'SIGKILL');
-    await gone(5000);
+  if (!(await waitAllGone([pid], STOP_GRACE_MS))) {
+    signalPid(pid, 'SIGSTOP');
+    const all = clusterProcesses(dataDir, clusterName);
+    for (const p of all) signalPid(p, 'SIGKILL');
+    await waitAllGone(all, 10_000);
   }
+  await waitAllGone(clusterProcesses(dataDir, clusterName), 10_000);
   if (!keepData()) rmDir(path.dirname(dataDir));
 }
 

@@ -2,7 +2,7 @@
 // The server processes and temp dirs this Node process owns, and how they die with it.
 //
 // Servers (ZooKeeper JVMs, PostgreSQL postmasters) are processes we spawned; we only ever
-// signal them by PID (or, for PostgreSQL, by the process group its postmaster leads). Whatever
+// signal them by PID (a PostgreSQL cluster: its postmaster's PID and its children's). Whatever
 // is still registered here when the process exits is SIGKILLed and its temp dir removed:
 // - synchronously from process 'exit' (and from SIGINT/SIGTERM/SIGHUP when nobody else
 //   handles them);
@@ -10,9 +10,10 @@
 //   hard crash, or a jest sandbox, whose `process` is a copy that never emits 'exit').
 //
 // A resource registers itself with `own(resource)`; it must have `reaperEntry()` returning
-// `{ pid, group, match, dir }` (pid 0: a dir only; group: signal -pid; match: a string the
-// PID's /proc cmdline must contain, so a recycled PID is never hit; dir: removed afterwards, or
-// null) and `killSync()`.
+// `{ pid, quit, match, dir }` (pid 0: a dir only; quit: SIGQUIT first, up to 5 s before SIGKILL,
+// for a PostgreSQL postmaster, which then kills its children; match: a string the PID's /proc
+// cmdline must contain, so a recycled PID is never hit; dir: removed afterwards, or null) and
+// `killSync()`.
 const childProcess = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -138,7 +139,7 @@ function disown(resource) {
 function ownDir(dir) {
   const resource = {
     dir,
-    reaperEntry: () => ({ pid: 0, group: false, match: '-', dir }),
+    reaperEntry: () => ({ pid: 0, quit: false, match: '-', dir }),
     killSync() {
       if (!keepData()) rmDir(dir);
     },
@@ -157,14 +158,17 @@ parent=$1; file=$2; tab=$(printf '\\t')
 alive() { kill -0 "$parent" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$parent/status" 2>/dev/null; }
 while alive; do sleep 1; done
 [ -f "$file" ] || exit 0
-while IFS="$tab" read -r pid group match dir; do
-  if [ "$pid" != 0 ] && tr '\\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$match"; then
-    [ "$group" = 1 ] && kill -9 -- "-$pid" 2>/dev/null
-    kill -9 "$pid" 2>/dev/null
+ours() { tr '\\000' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
+while IFS="$tab" read -r pid quit match dir; do
+  [ "$pid" != 0 ] && ours "$pid" "$match" || continue
+  if [ "$quit" = 1 ]; then
+    kill -QUIT "$pid" 2>/dev/null
+    n=0; while [ $n -lt 50 ] && ours "$pid" "$match"; do sleep 0.1; n=$((n + 1)); done
   fi
+  kill -9 "$pid" 2>/dev/null
 done < "$file"
 sleep 1
-while IFS="$tab" read -r pid group match dir; do
+while IFS="$tab" read -r pid quit match dir; do
   [ "$dir" = - ] || rm -rf -- "$dir"
 done < "$file"
 rm -f -- "$file"
@@ -178,7 +182,7 @@ function syncWatchdog() {
     if (!e) continue;
     const dir = e.dir && !keepData() ? e.dir : '-';
     if (!e.pid && dir === '-') continue;
-    lines.push([e.pid || 0, e.group ? 1 : 0, e.match || '-', dir].join('\t'));
+    lines.push([e.pid || 0, e.quit ? 1 : 0, e.match || '-', dir].join('\t'));
   }
   try {
     if (lines.length === 0) {

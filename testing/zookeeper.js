@@ -288,7 +288,7 @@ class ZkServer {
   /** What processes.js kills and removes if this process dies without stopping the server. */
   reaperEntry() {
     if (this.leaveRunning || !this.pid) return null;
-    return { pid: this.pid, group: false, match: this.cfgPath, dir: this._ownsDataDir ? this.dataDir : null };
+    return { pid: this.pid, quit: false, match: this.cfgPath, dir: this._ownsDataDir ? this.dataDir : null };
   }
 
   /** Last-resort cleanup at exit: SIGKILL, remove the data dir if we created it. */
