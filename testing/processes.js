@@ -24,7 +24,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Progress messages on stderr, prefixed by who speaks ('zk', 'pg'); ZKTX_ZK_QUIET=1 silences them. */
 function log(who, msg) {
-  if (!process.env.ZKTX_ZK_QUIET && !process.env.ZKTX_TESTING_QUIET) process.stderr.write(`${who}: ${msg}\n`);
+  if (!process.env.ZKTX_ZK_QUIET) process.stderr.write(`${who}: ${msg}\n`);
 }
 
 function seconds(sinceMs) {
