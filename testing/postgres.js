@@ -192,27 +192,41 @@ async function waitAllGone(pids, ms) {
 // initdb once per process
 
 // initdb costs ~2.5 s (mostly bootstrapping the catalog); a copy of its result ~0.5 s. The
-// first cluster of a process runs initdb into a template dir (removed at exit) and every
-// cluster gets a copy, so two clusters started at once pay for one initdb.
+// first cluster of a process runs initdb into a template dir and every cluster gets a copy,
+// so two clusters started at once pay for one initdb. The template is named after the process,
+// so the next jest test file in the same worker (a fresh copy of this module) reuses it; the
+// module instance that made it removes it at exit.
 let template = null; // Promise<dataDir>
+
+function initdb(bin, dataDir, cwd) {
+  // -N: no fsync of the new files (throwaway); C locale: same result whatever the caller's env
+  return run(path.join(bin.binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale', '-N', '--no-instructions'], asServerUser({ cwd }));
+}
 
 function templateDataDir(bin) {
   if (!template) {
     template = (async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${DIR_PREFIX}template-`));
+      const shared = path.join(os.tmpdir(), `${DIR_PREFIX}template-${bin.major}-${process.pid}`);
+      let dir = shared;
+      try {
+        fs.mkdirSync(shared, { mode: 0o700 });
+      } catch (err) {
+        if (err.code !== 'EEXIST') throw err;
+        if (fs.existsSync(path.join(shared, 'ready'))) return path.join(shared, 'data');
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), `${DIR_PREFIX}template-`)); // being made: make our own
+      }
       ownDir(dir);
       chownToServerUser(dir);
       fs.chmodSync(dir, 0o700);
-      const data = path.join(dir, 'data');
       try {
-        // -N: no fsync of the new files (throwaway); C locale: same result whatever the caller's env
-        await run(path.join(bin.binDir, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale', '-N', '--no-instructions'], asServerUser({ cwd: dir }));
+        await initdb(bin, path.join(dir, 'data'), dir);
       } catch (err) {
         template = null;
         if (!keepData()) rmDir(dir);
         throw new Error(`initdb failed: ${err.message}`);
       }
-      return data;
+      fs.writeFileSync(path.join(dir, 'ready'), '');
+      return path.join(dir, 'data');
     })();
   }
   return template;
