@@ -4,7 +4,7 @@
 // misreport an applied commit, self-deadlocks, ages that wrap around, requests over the server's
 // size limit. Each failed on the code before its fix.
 const { client, clientAt, unique, zkScripts } = require('./helpers/zk');
-const { startProxy } = require('./helpers/proxy');
+const { startProxy } = require('../testing');
 const { recordStates } = require('./faults/util');
 
 const codeOf = (p) => p.then(() => 'resolved', (e) => e.code);

@@ -249,7 +249,7 @@ describe('process exit', () => {
 });
 
 describe('losing a lock is noticed in time', () => {
-  const { startProxy } = require('./helpers/proxy');
+  const { startProxy } = require('../testing');
 
   it('rejects a lostAfter outside (0, 1]', () => {
     for (const lostAfter of [0, -0.5, 1.5, NaN, '0.5']) {
@@ -303,7 +303,7 @@ describe('a Lock garbage-collected without release()', () => {
 });
 
 describe('no ghost lock nodes', () => {
-  const { startProxy } = require('./helpers/proxy');
+  const { startProxy } = require('../testing');
   const { clientAt } = require('./helpers/zk');
 
   it("a release whose delete got no answer rejects with outcome 'unknown', and the node still goes", async () => {

@@ -69,7 +69,8 @@ describeLinux('the packed package', () => {
     const main = pack(root, tmp);
     expect(main.files).not.toContain(binaryName); // binaries live in the platform packages
     for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/zktx-core/Cargo.toml',
-      'crates/zktx-core/src/lib.rs', 'loader.js', 'binding.js', 'index.js', 'index.d.ts', 'LICENSE', 'CHANGELOG.md']) {
+      'crates/zktx-core/src/lib.rs', 'loader.js', 'binding.js', 'index.js', 'index.d.ts', 'LICENSE', 'CHANGELOG.md',
+      'testing/index.js', 'testing/index.d.ts', 'testing/zookeeper.js', 'testing/postgres.js', 'testing/proxy.js']) {
       expect(main.files).toContain(f);
     }
     const staged = path.join(tmp, 'main');
@@ -152,6 +153,29 @@ describeLinux('the packed package', () => {
     const esmOut = JSON.parse(run(process.execPath, ['esm-check.mjs'], { cwd: app, env }).trim().split('\n').pop());
     expect(esmOut).toMatchObject({ same: true, level: 2, fn: 'function', code: 'INVALID_ARGUMENT', stack: true });
     expect(esmOut.names).toBeGreaterThan(5);
+    // zktx/testing, as curator-test is to Curator: the servers' starters, from CommonJS and ESM,
+    // without pg (an optional peer, not installed here); a proxy forwards to the shared server.
+    const testingCheck = `
+      const testing = require('zktx/testing');
+      (async () => {
+        const proxy = await testing.startProxy(process.env.ZK_CONNECT);
+        const ruok = await testing.fourLetter(proxy.port, 'ruok');
+        await proxy.close();
+        const port = await testing.freePort();
+        console.log(JSON.stringify({
+          starters: ['startStandalone', 'startEnsemble', 'startPostgres', 'startProxy'].map((f) => typeof testing[f]),
+          ruok, port: Number.isInteger(port), file: require.resolve('zktx/testing'),
+        }));
+      })().catch((err) => { console.error(err); process.exit(1); });`;
+    const testingOut = JSON.parse(run(process.execPath, ['-e', testingCheck], { cwd: app, env }).trim().split('\n').pop());
+    expect(testingOut).toEqual({
+      starters: ['function', 'function', 'function', 'function'],
+      ruok: 'imok',
+      port: true,
+      file: path.join(fs.realpathSync(app), 'node_modules', 'zktx', 'testing', 'index.js'),
+    });
+    const testingEsm = "import { startPostgres, PgServer } from 'zktx/testing'; console.log(typeof startPostgres, typeof PgServer);";
+    expect(run(process.execPath, ['--input-type=module', '-e', testingEsm], { cwd: app, env }).trim()).toBe('function function');
     console.log(`package test: packed ${(main.size / 1024).toFixed(0)} kB + ${PLATFORM} ` +
       `${(plat.size / 1024).toFixed(0)} kB (${path.relative(root, binary)}), installed and ran in ${Date.now() - t0} ms`);
   }, 120000);

@@ -61,9 +61,9 @@ describe('README examples', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-readme-'));
     fs.mkdirSync(path.join(tmp, 'node_modules'));
     fs.symlinkSync(root, path.join(tmp, 'node_modules', 'zktx'), 'dir');
-    // An example may use a package a user would install beside zktx (prom-client): the project
-    // has it as a devDependency.
-    for (const dep of ['prom-client']) fs.symlinkSync(path.dirname(require.resolve(`${dep}/package.json`)), path.join(tmp, 'node_modules', dep), 'dir');
+    // An example may use a package a user would install beside zktx (prom-client, pg): the
+    // project has it as a devDependency.
+    for (const dep of ['prom-client', 'pg']) fs.symlinkSync(path.dirname(require.resolve(`${dep}/package.json`)), path.join(tmp, 'node_modules', dep), 'dir');
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -83,7 +83,8 @@ describe('README examples', () => {
         cwd: dir,
         encoding: 'utf8',
         timeout: 30000,
-        env: { ...process.env, ZKTX_CONNECT_OVERRIDE: `${connect}${chroot}`, ZK_CONNECT: `${connect}${chroot}` },
+        // ZKTX_ZK_QUIET: zktx/testing's servers report their start on stderr, which must stay empty
+        env: { ...process.env, ZKTX_CONNECT_OVERRIDE: `${connect}${chroot}`, ZK_CONNECT: `${connect}${chroot}`, ZKTX_ZK_QUIET: '1' },
       });
       expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
     }, 40000);

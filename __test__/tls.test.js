@@ -1,6 +1,6 @@
 'use strict';
 // TLS to a server's secureClientPort (Netty, ssl.clientAuth=need), with certificates made at test
-// time (scripts/zk.js makeTlsFiles): the server's is for 127.0.0.1 only.
+// time (testing/tls.js makeTlsFiles): the server's is for 127.0.0.1 only.
 const { spawnSync } = require('node:child_process');
 const util = require('node:util');
 const { ZooKeeper } = require('..');

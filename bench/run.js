@@ -18,7 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
-const zkServer = require('../scripts/zk');
+const zkServer = require('../testing');
 const { SYSTEMS } = require('./systems');
 const { SCENARIOS } = require('./scenarios');
 

@@ -6,7 +6,7 @@
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startStandalone } = require('./zk');
+const { startStandalone } = require('../testing');
 
 const root = path.join(__dirname, '..');
 

@@ -8,7 +8,7 @@
 // each run and every violation with the seed that replays it; exits 1 on a violation.
 const fs = require('node:fs');
 const { parseArgs } = require('node:util');
-const { startStandalone } = require('./zk');
+const { startStandalone } = require('../testing');
 const { runStress } = require('../__test__/stress/run');
 
 (async () => {

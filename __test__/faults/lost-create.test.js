@@ -12,7 +12,7 @@
 // protected id once the server answers again (crates/zktx-core/src/recipe/internals.rs,
 // remove_protected_later).
 const { clientAt, unique, zkScripts } = require('../helpers/zk');
-const { startProxy } = require('../helpers/proxy');
+const { startProxy } = require('../../testing');
 const { now, recordStates, report, codeOf, waitFor } = require('./util');
 
 const TICK = 200;

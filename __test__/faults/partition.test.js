@@ -2,7 +2,7 @@
 // Fault: a network partition between a lock holder and its (standalone) server, longer than the
 // session timeout. Injected with a TCP proxy that drops every connection and refuses new ones.
 const { clientAt, unique, zkScripts } = require('../helpers/zk');
-const { startProxy } = require('../helpers/proxy');
+const { startProxy } = require('../../testing');
 const { now, recordStates, inOrder, within, report, codeOf, waitFor } = require('./util');
 
 const TICK = 200; // sessions may last 400..4000 ms

@@ -10,7 +10,7 @@
 // is stored, no refused write is. Reproduce a run with ZKTX_FAULT_SEED=<seed printed>;
 // ZKTX_FAULT_MS sets the duration (default 25000); ZKTX_FAULT_DUMP=<file> saves every line.
 const { clientAt, unique, zkScripts } = require('../helpers/zk');
-const { startProxy } = require('../helpers/proxy');
+const { startProxy } = require('../../testing');
 const { checkFencedHistory } = require('../helpers/checker');
 const { workerPath } = require('../helpers/procs');
 const { sleep, spawnWorker, report, waitFor, within } = require('./util');

@@ -1,7 +1,7 @@
 'use strict';
 // One shared ZooKeeper for the jest run, unless ZK_CONNECT already names one (npm test starts
 // it through scripts/zk.js run; CI and developers can point at an existing ensemble).
-const { startStandalone } = require('../../scripts/zk');
+const { startStandalone } = require('../../testing');
 
 module.exports = async () => {
   // Tests choose their server (shared or dedicated) explicitly; an override from the environment

@@ -2,7 +2,7 @@
 // Test helpers: a client on the shared server, unique names, and dedicated servers for tests
 // that inject faults (kill, SIGSTOP) so they never disturb the shared one.
 const { ZooKeeper } = require('../..');
-const zkScripts = require('../../scripts/zk');
+const zkScripts = require('../../testing');
 
 let counter = 0;
 /** A unique name per test run, so tests sharing one server never collide. */

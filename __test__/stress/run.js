@@ -4,7 +4,7 @@
 // while the parent injects seeded faults; then the history is checked (./checker.js).
 //
 //   const { runStress } = require('./run');
-//   const r = await runStress({ seed: 1, durationMs: 15000, server });   // server: scripts/zk.js ZkServer
+//   const r = await runStress({ seed: 1, durationMs: 15000, server });   // server: a zktx/testing ZkServer
 //   r.violations, r.summary
 //
 // Faults: partition (reset) and blackhole of a worker's proxy, lost answers (requests reach the
@@ -14,7 +14,7 @@
 // close / exit), and are restarted.
 const path = require('node:path');
 const { ZooKeeper } = require(process.env.ZKTX_STRESS_LIB || '../..');
-const { startProxy } = require('../helpers/proxy');
+const { startProxy } = require('../../testing');
 const { spawnWorker, sleep, waitFor } = require('../faults/util');
 const { faultSchedule, GROUPS, groupKeys, lockPaths } = require('./generator');
 const { checkSerial, checkLocks, checkErrors } = require('./checker');
@@ -37,7 +37,7 @@ function clientAt(connect, options) {
  * @param {object} o
  * @param {number} o.seed
  * @param {number} [o.durationMs] how long faults are injected
- * @param {object} o.server a ZkServer of scripts/zk.js (killed, stopped and restarted here)
+ * @param {object} o.server a ZkServer of zktx/testing (killed, stopped and restarted here)
  * @param {number} [o.workers]
  * @param {number} [o.sessionMs]
  * @param {(line: string) => void} [o.log]

@@ -1,9 +1,11 @@
 'use strict';
-// A TCP proxy on a free loopback port that forwards to one ZooKeeper server and can cut the
-// line on demand: the network faults a single machine can make without namespaces or root.
+// A TCP proxy on a free loopback port that forwards to one server (ZooKeeper, PostgreSQL, any
+// TCP service) and can cut the line on demand: the network faults a single machine can make
+// without namespaces or root.
 //
+//   const { startProxy } = require('zktx/testing');
 //   const proxy = await startProxy('127.0.0.1:2181');
-//   const zk = clientAt(proxy.connect, ...);   // the client only knows the proxy
+//   const zk = new ZooKeeper({ connect: proxy.connect });   // the client only knows the proxy
 //   proxy.partition();  // every connection dropped, new ones accepted and dropped at once
 //   proxy.heal();       // forwarding again
 //   proxy.delay(300);   // +300 ms each way, order kept; delay(0) turns it off

@@ -1,0 +1,305 @@
+// zktx/testing: real servers for tests (ZooKeeper, PostgreSQL, a fault-injecting TCP proxy),
+// the way Curator ships curator-test. Every server runs on a free loopback port in a fresh temp
+// dir, is stopped by PID, and is SIGKILLed (its temp dir removed) when the process that started
+// it exits without stopping it.
+
+// ---------------------------------------------------------------------------------------------
+// ZooKeeper
+
+/** Where the ZooKeeper jars come from. */
+export interface ZooKeeperInstall {
+  classpath: string;
+  /** `ZOOKEEPER_HOME=...` or `Debian package zookeeper`. */
+  source: string;
+}
+
+/**
+ * Locates ZooKeeper: $ZOOKEEPER_HOME, else Debian's `zookeeper` package (installed on the spot
+ * with apt-get when running as root).
+ *
+ * *Errors*: throws with what to install when there is none.
+ */
+export function findZooKeeper(): ZooKeeperInstall;
+
+/** The `auth` option: identities and providers of a secured server. */
+export interface ZooKeeperAuthOptions {
+  /** "user:password": a digest identity that passes every ACL check (for cleanup). */
+  digestSuperUser?: string;
+  /** ZooKeeper 3.7+ enforce.auth: a session not authenticated with one of these gets AUTHFAILED. */
+  enforce?: string[];
+  /** SASL DIGEST-MD5 users, name to password. */
+  saslUsers?: Record<string, string>;
+}
+
+/** The `tls` option: a secureClientPort with certificates made at run time (openssl, keytool). */
+export interface ZooKeeperTlsOptions {
+  /** ssl.clientAuth; default 'need'. */
+  clientAuth?: 'need' | 'want' | 'none';
+}
+
+export interface StandaloneOptions {
+  /** Default 2000 ms; session timeouts are clamped to [2, 20] ticks. */
+  tickTime?: number;
+  /** Default: a fresh temp dir, removed by stop(). */
+  dataDir?: string;
+  /** Default: a free one. */
+  port?: number;
+  /** Default false (forceSync=no: faster, durable only against process death). */
+  forceSync?: boolean;
+  logDir?: string;
+  minSessionTimeout?: number;
+  maxSessionTimeout?: number;
+  /** More zoo.cfg lines. */
+  extraConfig?: Record<string, string | number | boolean>;
+  auth?: ZooKeeperAuthOptions;
+  tls?: ZooKeeperTlsOptions;
+}
+
+/** PEM texts for a client of a TLS server (`tls` option). */
+export interface ZooKeeperTlsMaterial {
+  /** The CA that signed the server's certificate (for 127.0.0.1 only). */
+  ca: string;
+  /** A client certificate and key signed by `ca`. */
+  cert: string;
+  key: string;
+  /** A CA nobody trusts, for failure tests. */
+  otherCa: string;
+}
+
+/** One ZooKeeper server process: standalone, or a node of an ensemble. */
+export class ZkServer {
+  private constructor();
+  /** The node's myid in an ensemble, undefined for a standalone server. */
+  readonly id: number | undefined;
+  readonly port: number;
+  /** '127.0.0.1:PORT' */
+  readonly connect: string;
+  /** '127.0.0.1:PORT' of the TLS port (`tls` option only). */
+  readonly secureConnect?: string;
+  readonly tls?: ZooKeeperTlsMaterial;
+  readonly dataDir: string;
+  readonly cfgPath: string;
+  readonly logPath: string;
+  readonly tickTime: number;
+  /** The JVM's PID (changes on restart()). */
+  readonly pid: number | undefined;
+  /** Resolves with the server's Mode once `ruok` and `srvr` answer. */
+  waitReady(options?: { timeoutMs?: number }): Promise<string>;
+  /** Is the JVM alive (a SIGSTOPped one counts)? */
+  isRunning(): boolean;
+  /** Sends a signal to the JVM ('SIGKILL', 'SIGSTOP', 'SIGCONT', ...); false if it is gone. */
+  kill(signal?: NodeJS.Signals): boolean;
+  /** SIGTERM, 10 s grace, SIGKILL; removes a data dir it created unless keepData. Idempotent. */
+  stop(options?: { keepData?: boolean }): Promise<void>;
+  /** Starts it again on the same port and data dir (after kill() or stop()). */
+  restart(options?: { wait?: boolean; timeoutMs?: number }): Promise<this>;
+  /** 'standalone' | 'leader' | 'follower' | 'observer', or null when not serving. */
+  mode(): Promise<string | null>;
+  fourLetter(cmd: string): Promise<string>;
+  mntr(): Promise<Record<string, string | number>>;
+  logTail(lines?: number): string;
+  /** Leaves the server running when this process exits (stop it with `node scripts/zk.js stop <pid>`). */
+  detach(): this;
+}
+
+/**
+ * Starts a standalone server on a free loopback port; resolves once it serves requests.
+ *
+ * *Errors*: rejects with the server's log tail when it does not start within 60 s.
+ */
+export function startStandalone(options?: StandaloneOptions): Promise<ZkServer>;
+
+export interface EnsembleOptions {
+  /** Default 3. */
+  size?: number;
+  tickTime?: number;
+  forceSync?: boolean;
+  minSessionTimeout?: number;
+  maxSessionTimeout?: number;
+  extraConfig?: Record<string, string | number | boolean>;
+}
+
+export interface Ensemble {
+  /** Every node's '127.0.0.1:PORT', comma-separated. */
+  readonly connect: string;
+  readonly servers: ZkServer[];
+  /** The root of the nodes' data dirs. */
+  readonly dataDir: string;
+  /** Stops every node and removes the data. Idempotent. */
+  stop(): Promise<void>;
+  /** Leaves every node running when this process exits. */
+  detach(): this;
+  /** The node whose `srvr` says `Mode: leader`, waiting up to timeoutMs (30 s) for an election. */
+  leader(options?: { timeoutMs?: number }): Promise<ZkServer>;
+  /** Waits until every running node (every node with all: true) serves and exactly one leads. */
+  waitForQuorum(options?: { timeoutMs?: number; all?: boolean }): Promise<void>;
+}
+
+/** Starts an ensemble on loopback; resolves once every node serves and one leads. */
+export function startEnsemble(options?: EnsembleOptions): Promise<Ensemble>;
+
+/** Sends a four-letter word (`ruok`, `srvr`, `mntr`, `cons`, ...) and resolves the answer. */
+export function fourLetter(port: number, cmd: string, host?: string, timeoutMs?: number): Promise<string>;
+
+/** `mntr` as an object; numeric values are numbers. */
+export function mntr(port: number, host?: string): Promise<Record<string, string | number>>;
+
+/** `user:base64(sha1("user:password"))`: the superDigest system property for "user:password". */
+export function superDigest(userPassword: string): string;
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+export interface PostgresInstall {
+  /** Holds initdb, postgres, psql. */
+  binDir: string;
+  /** `postgres --version`. */
+  version: string;
+  major: number;
+}
+
+/**
+ * Locates PostgreSQL's server programs: $PG_BIN, else Debian's /usr/lib/postgresql/<newest>/bin,
+ * else `initdb` on PATH.
+ *
+ * *Errors*: throws with what to install when there is none.
+ */
+export function findPostgres(): PostgresInstall;
+
+export interface PostgresOptions {
+  /** max_prepared_transactions; default 20 (PostgreSQL's default 0 makes PREPARE TRANSACTION fail). */
+  maxPreparedTransactions?: number;
+  /** Default: a free loopback port. */
+  port?: number;
+  /**
+   * Default false: fsync=off loses nothing when processes die (kill() included), only on an OS
+   * crash. synchronous_commit stays on either way.
+   */
+  fsync?: boolean;
+  /** More server settings (`-c name=value`), e.g. { max_connections: 50 }. */
+  settings?: Record<string, string | number | boolean>;
+}
+
+/** Connection settings for the `pg` package: `new pg.Client(server.config)`. */
+export interface PostgresClientConfig {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+
+export interface PreparedTransaction {
+  gid: string;
+  database: string;
+  owner: string;
+  /** ISO timestamp of the PREPARE. */
+  prepared: string;
+}
+
+/** One throwaway PostgreSQL cluster: a postmaster, its backends and its temp dir. */
+export class PgServer {
+  private constructor();
+  /** '127.0.0.1' */
+  readonly host: string;
+  readonly port: number;
+  /** The database superuser, 'postgres' (trust authentication, loopback only). */
+  readonly user: string;
+  /** 'postgres' */
+  readonly database: string;
+  /** 'postgresql://postgres@127.0.0.1:PORT/postgres' */
+  readonly connectionString: string;
+  readonly config: PostgresClientConfig;
+  /** The postmaster's PID (changes on restart()); it leads the cluster's process group. */
+  readonly pid: number | undefined;
+  /** The temp dir: data/, the Unix socket, postgres.log. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly socketDir: string;
+  readonly logPath: string;
+  /** Resolves once the postmaster accepts connections. */
+  waitReady(options?: { timeoutMs?: number }): Promise<void>;
+  /** Is the postmaster alive (a SIGSTOPped one counts)? */
+  isRunning(): boolean;
+  /**
+   * Signals every process of the cluster: 'SIGKILL' (default) is a crash and resolves once all
+   * are gone; 'SIGSTOP' / 'SIGCONT' freeze and thaw it. The data stays for restart().
+   */
+  kill(signal?: NodeJS.Signals): Promise<boolean>;
+  /**
+   * Fast shutdown by PID (prepared transactions stay prepared), then the temp dir is removed
+   * unless keepData. Idempotent.
+   */
+  stop(options?: { keepData?: boolean }): Promise<void>;
+  /**
+   * Starts the cluster again on the same port and data (shutting a running one down first);
+   * after kill() that is crash recovery. Resolves once it accepts connections.
+   */
+  restart(options?: { timeoutMs?: number }): Promise<this>;
+  /**
+   * Runs SQL with psql as the superuser and resolves its output (unaligned, tuples only, '|'
+   * between columns, trimmed). Rejects on the first error.
+   */
+  psql(sql: string, options?: { database?: string }): Promise<string>;
+  /** One query with the `pg` package (optional peer dependency) on a fresh connection. */
+  query(sql: string, params?: unknown[], options?: { database?: string }): Promise<{ rows: any[]; rowCount: number | null }>;
+  /** pg_prepared_xacts of the whole cluster, ordered by gid. */
+  preparedTransactions(): Promise<PreparedTransaction[]>;
+  logTail(lines?: number): string;
+  /** Leaves the cluster running when this process exits (stop it with `node scripts/zk.js stop <pid>`). */
+  detach(): this;
+}
+
+/**
+ * Starts a throwaway cluster (initdb into a temp dir, postgres on a free loopback port);
+ * resolves once it accepts connections. As root, initdb and postgres run as the `postgres` OS
+ * user (or $ZKTX_PG_USER). Two clusters are two independent participants.
+ *
+ * *Errors*: rejects when PostgreSQL is not installed, there is no user to run it as, or it does
+ * not start within 60 s (with its log tail).
+ */
+export function startPostgres(options?: PostgresOptions): Promise<PgServer>;
+
+// ---------------------------------------------------------------------------------------------
+// network
+
+/** `count` distinct free loopback ports (never one this process handed out before). */
+export function freePorts(count: number): Promise<number[]>;
+/** One free loopback port. */
+export function freePort(): Promise<number>;
+
+export interface ProxyStats {
+  accepted: number;
+  refused: number;
+  bytesUp: number;
+  bytesDown: number;
+  dropped: number;
+}
+
+/** A TCP proxy on a free loopback port that forwards to one server and cuts the line on demand. */
+export class TcpProxy {
+  constructor(target: string | { host?: string; port: number });
+  readonly port: number;
+  /** '127.0.0.1:PORT': give this to the client instead of the server's address. */
+  readonly connect: string;
+  readonly stats: ProxyStats;
+  /** Open connections. */
+  readonly connections: number;
+  listen(port?: number): Promise<this>;
+  /**
+   * Cuts the line. 'reset' (default): every connection closed, new ones closed on accept.
+   * 'blackhole': connections stay open, nothing moves. 'responses': requests reach the server,
+   * answers are dropped.
+   */
+  partition(options?: { mode?: 'reset' | 'blackhole' | 'responses' }): this;
+  /** Forwards again (after 'responses', connections that lost answers are closed). */
+  heal(): this;
+  /** Adds `ms` of latency each way from now on (0: none). */
+  delay(ms: number): this;
+  /** Closes every connection without changing the mode. */
+  dropConnections(): this;
+  /** Stops listening and closes every connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A proxy to `target` ('host:port' or { host, port }) on a free loopback port (or `port`). */
+export function startProxy(target: string | { host?: string; port: number }, options?: { port?: number }): Promise<TcpProxy>;

@@ -1,0 +1,35 @@
+'use strict';
+// zktx/testing: real servers for tests, the way Curator ships curator-test. Throwaway
+// ZooKeeper (standalone, loopback ensemble, secured), throwaway PostgreSQL clusters (two-phase
+// commit participants), and a TCP proxy that injects network faults. Every server runs on a
+// free loopback port in a fresh temp dir, is stopped by PID, and dies with the process that
+// started it (see processes.js).
+//
+//   const { startStandalone, startPostgres, startProxy } = require('zktx/testing');
+//
+// Needs what the servers need: Java and ZooKeeper (Debian's `zookeeper`, or ZOOKEEPER_HOME),
+// PostgreSQL (Debian's `postgresql`, or PG_BIN), openssl and keytool for TLS servers.
+const { freePort, freePorts } = require('./ports');
+const { findZooKeeper, startStandalone, startEnsemble, fourLetter, mntr, superDigest, ZkServer } = require('./zookeeper');
+const { startPostgres, findPostgres, PgServer } = require('./postgres');
+const { startProxy, TcpProxy } = require('./proxy');
+
+module.exports = {
+  // ZooKeeper
+  findZooKeeper,
+  startStandalone,
+  startEnsemble,
+  fourLetter,
+  mntr,
+  superDigest,
+  ZkServer,
+  // PostgreSQL
+  startPostgres,
+  findPostgres,
+  PgServer,
+  // network
+  freePort,
+  freePorts,
+  startProxy,
+  TcpProxy,
+};
