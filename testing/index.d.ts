@@ -218,8 +218,12 @@ export class PgServer {
   readonly logPath: string;
   /** Resolves once the postmaster accepts connections. */
   waitReady(options?: { timeoutMs?: number }): Promise<void>;
+  /** cluster_name, in every process title of the cluster ('zktx-pg-XXXXXX'). */
+  readonly clusterName: string;
   /** Is the postmaster alive (a SIGSTOPped one counts)? */
   isRunning(): boolean;
+  /** PIDs of the cluster's live processes: the postmaster and its children (Linux /proc). */
+  processes(): number[];
   /**
    * Signals every process of the cluster: 'SIGKILL' (default) is a crash and resolves once all
    * are gone; 'SIGSTOP' / 'SIGCONT' freeze and thaw it. The data stays for restart().
