@@ -354,7 +354,12 @@ impl Coordinator {
 
     /// Records that every branch of a committed `txid` is committed.
     async fn mark_done(&self, txid: &str) -> Result<()> {
-        let Some((mut record, version)) = self.read::<Record>("decisions", txid).await? else { return Ok(()) };
+        let Some((record, version)) = self.read::<Record>("decisions", txid).await? else { return Ok(()) };
+        self.write_done(txid, record, version).await
+    }
+
+    /// Writes `record` as done at `version` (a concurrent writer did it already if it moved).
+    async fn write_done(&self, txid: &str, mut record: Record, version: i32) -> Result<()> {
         record.done = true;
         let (client, rt) = self.client().await?;
         let data = serde_json::to_vec(&record).map_err(|e| Error::zk("SYSTEMERROR", e))?;
@@ -727,7 +732,9 @@ impl Run {
         // Phase 2.
         let failed = coord.resolve_all(Decision::Commit, &enlisted, &self.txid).await;
         if failed.is_empty() && !enlisted.is_empty() {
-            if let Err(e) = coord.mark_done(&self.txid).await {
+            // The decision node was created at version 0 (one round trip, no read).
+            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: true };
+            if let Err(e) = coord.write_done(&self.txid, record, 0).await {
                 tracing::warn!(txid = %self.txid, error = %e, "could not mark the transaction done; recovery will");
             }
         }

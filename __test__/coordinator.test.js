@@ -1,0 +1,173 @@
+'use strict';
+// The coordinator against real servers: ZooKeeper and two independent PostgreSQL clusters.
+// A cross-database bank: concurrent transfers from several processes, failures at prepare, and
+// a coordinator killed (-9) at every step boundary, then recovered by another process. After
+// each: the total is conserved, no transfer is half-applied, pg_prepared_xacts is empty, and
+// what each caller was told is the truth.
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { startPostgres } = require('../testing');
+const { createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper } = require('./coordinator/bank');
+const { unique } = require('./helpers/zk');
+
+jest.setTimeout(180000);
+
+let servers;
+let ps;
+let zk;
+const config = () => JSON.stringify({ a: servers.a.config, b: servers.b.config });
+
+beforeAll(async () => {
+  const [a, b] = await Promise.all([startPostgres(), startPostgres()]);
+  servers = { a, b };
+  ps = pools({ a: a.config, b: b.config });
+  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+});
+
+afterAll(async () => {
+  await zk?.close();
+  await ps?.a.end();
+  await ps?.b.end();
+  await Promise.all([servers?.a.stop(), servers?.b.stop()]);
+});
+
+beforeEach(async () => {
+  await Promise.all([createSchema(servers.a), createSchema(servers.b)]);
+});
+
+function runWorker(env) {
+  const out = path.join(os.tmpdir(), `${unique('coord-bank')}.jsonl`);
+  const child = spawn(process.execPath, [path.join(__dirname, 'workers/coord-bank.js')], {
+    env: { ...process.env, ZK_CONNECT: process.env.ZK_CONNECT, PG_CONFIG: config(), OUT: out, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
+  const lines = () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+  return { child, exited, lines };
+}
+
+/** Every caller was told the truth: committed transfers are in both ledgers, failed ones in neither. */
+function checkTold(told, facts) {
+  for (const t of told) {
+    if (t.outcome === 'committed') expect(facts.committed.has(t.txid)).toBe(true);
+    else if (t.txid && t.code !== 'IN_DOUBT') expect([t.code, facts.committed.has(t.txid)]).toEqual([t.code, false]);
+  }
+}
+
+test('concurrent transfers from three processes: both legs or none, total conserved', async () => {
+  const name = unique('bank');
+  const workers = [1, 2, 3].map((seed) => runWorker({ COORD: name, TRANSFERS: '20', SEED: String(seed) }));
+  const exits = await Promise.all(workers.map((w) => w.exited));
+  expect(exits.map((e) => e.code)).toEqual([0, 0, 0]);
+  const told = workers.flatMap((w) => w.lines()).filter((l) => l.outcome);
+  expect(told).toHaveLength(60);
+  const facts = await audit(servers);
+  expect(facts.halfApplied).toEqual([]);
+  expect(facts.total).toBe(facts.expected);
+  expect(facts.prepared).toBe(0);
+  checkTold(told, facts);
+  const committed = told.filter((t) => t.outcome === 'committed');
+  expect(committed.length).toBeGreaterThan(30);
+  const coord = bankCoordinator(zk, name, ps);
+  for (const t of committed.slice(0, 5)) expect(await coord.outcome(t.txid)).toBe('committed');
+  const failed = told.filter((t) => t.outcome === 'failed');
+  console.log(`bank: ${committed.length} committed, ${failed.length} refused (${[...new Set(failed.map((f) => f.code))].join(', ') || 'none'})`);
+});
+
+test('a branch that cannot prepare (deferred constraint) rolls back the other: ROLLED_BACK with the cause', async () => {
+  await servers.b.psql(`ALTER TABLE accounts ADD CONSTRAINT small CHECK (balance < 1100) NOT VALID;
+    CREATE TABLE limits (id int PRIMARY KEY, ref int REFERENCES accounts (id) DEFERRABLE INITIALLY DEFERRED)`);
+  const coord = bankCoordinator(zk, unique('bank'), ps);
+  const err = await coord.run(async (tx) => {
+    const a = await tx.participant('a');
+    await a.query('UPDATE accounts SET balance = balance - 10 WHERE id = 1');
+    const b = await tx.participant('b');
+    await b.query('INSERT INTO limits VALUES (1, 999)'); // no account 999: fails at PREPARE
+  }).catch((e) => e);
+  expect(err.code).toBe('ROLLED_BACK');
+  expect(err.cause && err.cause.code).toBe('23503'); // PostgreSQL's foreign_key_violation
+  expect(await coord.outcome(err.txid)).toBe('aborted');
+  const facts = await audit(servers);
+  expect([facts.total, facts.prepared]).toEqual([facts.expected, 0]);
+  expect(await servers.a.psql('SELECT balance FROM accounts WHERE id = 1')).toBe('1000');
+});
+
+test('an error caught inside the work makes PREPARE roll back: reported, never a lost branch', async () => {
+  const coord = bankCoordinator(zk, unique('bank'), ps);
+  const err = await coord.run(async (tx) => {
+    const a = await tx.participant('a');
+    await a.query('UPDATE accounts SET balance = balance - 10 WHERE id = 1');
+    const b = await tx.participant('b');
+    await b.query('UPDATE accounts SET balance = balance + 10 WHERE id = 1');
+    await b.query('SELECT 1 / 0').catch(() => {}); // swallowed: b's transaction is now aborted
+  }).catch((e) => e);
+  expect(err.code).toBe('ROLLED_BACK');
+  expect(err.message).toMatch(/rolled back by PostgreSQL at PREPARE/);
+  const facts = await audit(servers);
+  expect([facts.total, facts.prepared, facts.committed.size]).toEqual([facts.expected, 0, 0]);
+});
+
+test("zktx's own keys commit in the same ZooKeeper multi as the decision", async () => {
+  const coord = bankCoordinator(zk, unique('bank'), ps);
+  const key = unique('transfers');
+  await zk.set(key, 0);
+  const txid = await coord.run(async (tx) => {
+    const n = await tx.store.get(key);
+    tx.store.set(key, n + 1);
+    return transfer(coord, { from: { side: 'a', id: 1 }, toId: 2, amount: 5 }).then(() => tx.id, (e) => { throw e; });
+  });
+  expect(await zk.get(key)).toBe(1);
+  expect(await coord.outcome(txid)).toBe('committed');
+  // A concurrent write to a key the run read: the decision is refused, every branch rolls back.
+  const err = await coord.run(async (tx) => {
+    const n = await tx.store.get(key);
+    const a = await tx.participant('a');
+    await a.query('UPDATE accounts SET balance = balance - 7 WHERE id = 3');
+    await zk.set(key, 100);
+    tx.store.set(key, n + 1);
+  }).catch((e) => e);
+  expect(err.code).toBe('CONFLICT');
+  expect(await zk.get(key)).toBe(100);
+  expect(await servers.a.psql('SELECT balance FROM accounts WHERE id = 3')).toBe('1000');
+});
+
+// kill -9 of the coordinator process at each step boundary of a transfer, then recovery by this
+// process (after the dead one's session expired). Before the decision: both legs roll back;
+// from the decision on: both legs commit.
+const CRASH_POINTS = [
+  ['work', 'aborted'],
+  ['prepare:1', 'aborted'],
+  ['prepare:2', 'aborted'],
+  ['decision', 'committed'],
+  ['commit:1', 'committed'],
+  ['commit:2', 'committed'],
+];
+
+test.each(CRASH_POINTS)('coordinator killed -9 at %s: recovery makes it %s everywhere', async (point, expected) => {
+  const name = unique('bank');
+  const w = runWorker({ COORD: name, CRASH_AT: point, TRANSFERS: '1', SESSION_MS: '2000' });
+  const exit = await w.exited;
+  expect(exit.signal).toBe('SIGKILL');
+  const begun = w.lines().find((l) => l.begun);
+  expect(w.lines().some((l) => l.crashing === point)).toBe(true);
+  const coord = bankCoordinator(zk, name, ps);
+  let facts;
+  let passes = 0;
+  for (;;) {
+    const r = await coord.recover();
+    passes++;
+    facts = await audit(servers);
+    const outcome = await coord.outcome(begun.begun);
+    if (facts.prepared === 0 && outcome !== 'active' && outcome !== 'committing') break;
+    if (Date.now() - exit.at > 30000) throw new Error(`not recovered after 30 s: ${JSON.stringify(r)}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  const ms = Date.now() - exit.at;
+  console.log(`crash at ${point}: resolved ${expected} ${ms} ms after the kill (${passes} recovery passes; session timeout 2000 ms)`);
+  expect(facts.halfApplied).toEqual([]);
+  expect(facts.total).toBe(facts.expected);
+  expect(facts.committed.has(begun.begun)).toBe(expected === 'committed');
+  expect(await coord.outcome(begun.begun)).toBe(expected);
+});

@@ -1,0 +1,62 @@
+'use strict';
+// The cross-database bank the coordinator tests share: accounts split across two PostgreSQL
+// clusters, transfers through zktx's coordinator, and the invariant checker.
+//
+// Each cluster has `accounts(id, balance >= 0)` and `ledger(txid, account, delta)`. A transfer
+// moves `amount` from an account in one cluster to an account in the other: both legs or none.
+// Work takes cluster a's row lock before cluster b's (one global order): each database sees only
+// its own lock waits, so a cross-cluster deadlock would be invisible to both.
+const pg = require('pg');
+const { ZooKeeper, PostgresParticipant } = require('../..');
+
+const ACCOUNTS = 8;
+const INITIAL = 1000;
+
+async function createSchema(server) {
+  await server.psql(`
+    DROP TABLE IF EXISTS accounts, ledger, limits, zktx_barrier CASCADE;
+    CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
+    CREATE TABLE ledger (txid text NOT NULL, account int NOT NULL, delta bigint NOT NULL);
+    INSERT INTO accounts SELECT g, ${INITIAL} FROM generate_series(1, ${ACCOUNTS}) g;`);
+}
+
+function pools(config) {
+  return { a: new pg.Pool({ ...config.a, max: 4 }), b: new pg.Pool({ ...config.b, max: 4 }) };
+}
+
+/** The coordinator every process of a test registers: participants a and b on `pools`. */
+function bankCoordinator(zk, name, pools, options = {}) {
+  return zk.coordinator(name, {
+    participants: { a: options.wrap ? options.wrap('a', new PostgresParticipant(pools.a)) : new PostgresParticipant(pools.a), b: options.wrap ? options.wrap('b', new PostgresParticipant(pools.b)) : new PostgresParticipant(pools.b) },
+    recoveryIntervalMs: options.recoveryIntervalMs ?? 0,
+  });
+}
+
+/** One transfer: `amount` from `from` ({ side, id }) to the other side's account `to`. */
+function transfer(coord, { from, toId, amount, afterWork }) {
+  return coord.run(async (tx) => {
+    const legs = from.side === 'a'
+      ? [['a', from.id, -amount], ['b', toId, amount]]
+      : [['a', toId, amount], ['b', from.id, -amount]];
+    for (const [side, id, delta] of legs) {
+      const c = await tx.participant(side);
+      await c.query("SET LOCAL lock_timeout = '5s'");
+      await c.query('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [delta, id]);
+      await c.query('INSERT INTO ledger (txid, account, delta) VALUES ($1, $2, $3)', [tx.id, id, delta]);
+    }
+    if (afterWork) afterWork(tx.id);
+    return tx.id;
+  });
+}
+
+/** The invariant after every branch is resolved; returns the facts for assertions. */
+async function audit(servers) {
+  const total = async (s) => Number(await s.psql('SELECT coalesce(sum(balance), 0) FROM accounts'));
+  const txids = async (s) => new Set((await s.psql('SELECT DISTINCT txid FROM ledger')).split('\n').filter(Boolean));
+  const prepared = async (s) => (await s.psql('SELECT count(*) FROM pg_prepared_xacts'));
+  const [ta, tb, la, lb, pa, pb] = await Promise.all([total(servers.a), total(servers.b), txids(servers.a), txids(servers.b), prepared(servers.a), prepared(servers.b)]);
+  const halfApplied = [...la].filter((t) => !lb.has(t)).concat([...lb].filter((t) => !la.has(t)));
+  return { total: ta + tb, expected: 2 * ACCOUNTS * INITIAL, committed: la, halfApplied, prepared: Number(pa) + Number(pb) };
+}
+
+module.exports = { ACCOUNTS, INITIAL, createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper };
