@@ -208,8 +208,8 @@ module.exports = function coordinatorFacade(z) {
     }
 
     /**
-     * What ZooKeeper recorded for `txid`: `committed`, `committing` (decided; recovery is
-     * committing the rest), `aborted` (recorded, or presumed: no decision and no longer
+     * What ZooKeeper recorded for `txid`: `committed` (decided; any branch not yet committed is
+     * committed by recovery), `aborted` (recorded, or presumed: no decision and no longer
      * active), `active`, or for a saga `saga:done`, `saga:compensated`, `saga:running`,
      * `saga:compensating`.
      */

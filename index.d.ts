@@ -504,7 +504,7 @@ export interface RecoveryReport {
   errors: string[];
 }
 
-export type TransactionOutcome = 'committed' | 'committing' | 'aborted' | 'active' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
+export type TransactionOutcome = 'committed' | 'aborted' | 'active' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
 
 /** A transaction coordinator: two-phase commit and sagas across services, decided in ZooKeeper. */
 export class Coordinator {

@@ -177,7 +177,7 @@ impl NativeCoordinator {
         .await
     }
 
-    /// `committed`, `committing` (decided, branches not all committed yet), `aborted`, `active`,
+    /// `committed` (decided; branches not yet committed are committed by recovery), `aborted`, `active`,
     /// or a saga's state (`saga:running`, `saga:compensating`, `saga:done`, `saga:compensated`).
     #[napi]
     pub async fn outcome(&self, txid: String) -> Result<String> {
@@ -186,8 +186,8 @@ impl NativeCoordinator {
                 return Err(invalid(format!("not a transaction id: {txid:?}")));
             }
             Ok(match self.coord.outcome(&txid).await.map_err(to_js_error)? {
-                TxOutcome::Committed(true) => "committed".to_string(),
-                TxOutcome::Committed(false) => "committing".to_string(),
+                // Decided: every branch commits (now, or by recovery).
+                TxOutcome::Committed(_) => "committed".to_string(),
                 TxOutcome::Aborted => "aborted".to_string(),
                 TxOutcome::Active => "active".to_string(),
                 TxOutcome::Saga(s) => format!("saga:{s}"),

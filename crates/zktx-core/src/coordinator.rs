@@ -270,16 +270,23 @@ impl Coordinator {
         Ok((client, rt))
     }
 
-    /// Starts a transaction: records it as active (an ephemeral node of this session).
+    /// Starts a transaction: records it as active (an ephemeral node of this session). The
+    /// record is written in the background, while the caller works on its participants; the
+    /// commit waits for it before it prepares anything.
     ///
     /// # Errors
-    /// Connection errors (nothing is left behind: the node is ephemeral).
+    /// None now; a failed record fails the commit (nothing is left behind: the node is ephemeral).
     pub async fn begin(&self) -> Result<Run> {
         let txid = uuid::Uuid::new_v4().simple().to_string();
-        let (client, rt) = self.client().await?;
-        let acls = self.inner.store.session().acls();
-        deadline(rt, "begin transaction", client.create(&self.path("active", &txid), b"", &zk::CreateMode::Ephemeral.with_acls(acls))).await.map_err(Error::for_write)?;
-        Ok(Run { coord: self.clone(), txid, enlisted: Mutex::new(Vec::new()), ended: AtomicBool::new(false) })
+        let coord = self.clone();
+        let path = self.path("active", &txid);
+        let begun = tokio::spawn(async move {
+            let (client, rt) = coord.client().await?;
+            let acls = coord.inner.store.session().acls();
+            deadline(rt, "begin transaction", client.create(&path, b"", &zk::CreateMode::Ephemeral.with_acls(acls))).await.map_err(Error::for_write)?;
+            Ok(())
+        });
+        Ok(Run { coord: self.clone(), txid, enlisted: Mutex::new(Vec::new()), ended: AtomicBool::new(false), begun: tokio::sync::Mutex::new(Some(begun)) })
     }
 
     fn participant(&self, name: &str) -> Result<&Arc<dyn Participant>> {
@@ -627,6 +634,8 @@ pub struct Run {
     txid: String,
     enlisted: Mutex<Vec<String>>,
     ended: AtomicBool,
+    /// The write of the active node, until awaited.
+    begun: tokio::sync::Mutex<Option<tokio::task::JoinHandle<Result<()>>>>,
 }
 
 impl std::fmt::Debug for Run {
@@ -681,6 +690,11 @@ impl Run {
         self.end()?;
         let coord = &self.coord;
         let enlisted = self.enlisted();
+        if let Err(err) = self.begun().await {
+            // Not recorded as active (or unknown): it must not commit.
+            self.abort_now(&enlisted).await;
+            return Err(Error::RolledBack(format!("transaction {} rolled back: it could not be recorded as active ({err})", self.txid)));
+        }
         // Phase 1.
         let prepared = join_all(enlisted.iter().map(|p| async move { coord.participant(p)?.prepare(&coord.gid(&self.txid, p)).await })).await;
         if let Some((p, err)) = enlisted.iter().zip(&prepared).find_map(|(p, r)| r.as_ref().err().map(|e| (p, e))) {
@@ -733,15 +747,28 @@ impl Run {
         let failed = coord.resolve_all(Decision::Commit, &enlisted, &self.txid).await;
         if failed.is_empty() && !enlisted.is_empty() {
             // The decision node was created at version 0 (one round trip, no read).
+            // Off the caller's path: until it lands, recovery may commit the branches again
+            // (idempotent).
             let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: true };
-            if let Err(e) = coord.write_done(&self.txid, record, 0).await {
-                tracing::warn!(txid = %self.txid, error = %e, "could not mark the transaction done; recovery will");
-            }
+            let (coord, txid) = (coord.clone(), self.txid.clone());
+            tokio::spawn(async move {
+                if let Err(e) = coord.write_done(&txid, record, 0).await {
+                    tracing::warn!(%txid, error = %e, "could not mark the transaction done; recovery will");
+                }
+            });
         }
         for (p, e) in &failed {
             tracing::warn!(txid = %self.txid, participant = %p, error = %e, "a committed branch failed to commit; recovery will retry it");
         }
         Ok(Committed { txid: self.txid.clone(), pending: failed.into_iter().map(|(p, _)| p).collect(), zxid, versions })
+    }
+
+    /// Waits for the active node's write (once).
+    async fn begun(&self) -> Result<()> {
+        match self.begun.lock().await.take() {
+            None => Ok(()),
+            Some(handle) => handle.await.map_err(|e| Error::zk("SYSTEMERROR", format!("begin task failed: {e}")))?,
+        }
     }
 
     /// After an unknown-outcome decision write: reads what stands. The decision is recorded,
@@ -784,6 +811,8 @@ impl Run {
     /// `INVALID_ARGUMENT` when already ended. Branch rollbacks that fail are left to recovery.
     pub async fn rollback(&self) -> Result<()> {
         self.end()?;
+        // Let the active node's write land first, so the delete below removes it.
+        let _ = self.begun().await;
         self.abort_now(&self.enlisted()).await;
         Ok(())
     }

@@ -79,10 +79,18 @@ async fn commit_prepares_records_and_commits_every_branch_with_store_writes_in_t
     tx.write(&store, &key, Write::Set(JsonValue::from_serialize(&7).unwrap())).unwrap();
     let done = run.commit(Some(&mut tx)).await.unwrap();
     assert!(done.pending.is_empty());
+    assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
     assert_eq!(*a.committed.lock().unwrap(), vec![ga]);
     assert_eq!(*b.committed.lock().unwrap(), vec![gb]);
     assert_eq!(store.get(&key).await.unwrap().unwrap().value.as_str(), "7");
-    assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(true));
+    // The done mark is written in the background.
+    for _ in 0..50 {
+        if c.outcome(run.txid()).await.unwrap() == TxOutcome::Committed(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never marked done");
 }
 
 #[tokio::test]
@@ -160,6 +168,10 @@ async fn a_slow_coordinator_cannot_commit_after_recovery_aborted() {
     let admin = store();
     let client = admin.session().client().await.unwrap();
     let active = format!("/zktx/coordinators/{name}/active/{}", run.txid());
+    // (begin writes the node in the background)
+    while client.check_stat(&active).await.unwrap().is_none() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     client.delete(&active, None).await.unwrap();
     let recoverer = coordinator(Arc::new(store()), &name, &a, &b);
     let report = recoverer.recover(None).await.unwrap().unwrap();
