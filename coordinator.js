@@ -186,11 +186,16 @@ module.exports = function coordinatorFacade(z) {
       } catch (err) {
         throw invalid(`saga input must be JSON-serializable: ${errorText(err)}`, err);
       }
+      let txid;
       try {
-        return await call(() => this._native.runSaga(name, json));
+        txid = await call(() => this._native.runSaga(name, json));
+        return txid;
       } catch (err) {
         const m = /\b([0-9a-f]{32})\b/.exec(err.message);
-        throw this._failed(err, m ? m[1] : undefined);
+        txid = m ? m[1] : undefined;
+        throw this._failed(err, txid);
+      } finally {
+        if (txid !== undefined) this._causes.delete(txid);
       }
     }
 
