@@ -713,7 +713,12 @@ impl Run {
         };
         let (zxid, versions) = match decided {
             Ok(done) => done,
-            Err(err) if err.outcome() == Outcome::Unknown => match self.learn_decision().await {
+            // A session that expired around the decision write is not "not applied" for us: the
+            // client fails a request it had queued or sent with SESSIONEXPIRED, and rolling the
+            // branches back on that word alone would be wrong if the multi did reach the server.
+            // Read what stands instead (the active node is gone with the session: the decision
+            // is recorded, or never will be), and tell ROLLED_BACK or commit.
+            Err(err) if err.outcome() == Outcome::Unknown || matches!(err, Error::SessionExpired) => match self.learn_decision().await {
                 Ok(Decision::Commit) => (None, Vec::new()),
                 Ok(Decision::Abort) => {
                     self.abort_now(&enlisted).await;
@@ -750,6 +755,7 @@ impl Run {
     async fn learn_decision(&self) -> Result<Decision> {
         let coord = &self.coord;
         let mut last = None;
+        let mut expired = false;
         for attempt in 0..8u32 {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
@@ -771,6 +777,13 @@ impl Run {
             };
             match step.await {
                 Ok(d) => return Ok(d),
+                // The session that sent the decision expired: the next attempt reads on a new one
+                // (the active node is gone with the old, so what it reads is final). A second
+                // expiry means this client opens no new session: give up.
+                Err(Error::SessionExpired) if !expired => {
+                    expired = true;
+                    last = Some(Error::SessionExpired);
+                },
                 Err(e @ (Error::SessionExpired | Error::ClientClosed)) => return Err(e),
                 Err(e) => last = Some(e),
             }
