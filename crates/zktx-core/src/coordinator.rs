@@ -498,6 +498,41 @@ impl Coordinator {
     /// error in the message); `IN_DOUBT` when compensation could not finish (recovery finishes
     /// it); connection errors before the first step (nothing ran).
     pub async fn run_saga(&self, saga: &str, input: &str) -> Result<String> {
+        let mut begun = None;
+        match self.run_saga_steps(saga, input, &mut begun).await {
+            Err(err @ Error::InDoubt { .. }) => {
+                // Unfinished, and recovery takes over a saga only once its active node is gone:
+                // while this session lives that would be never. Hand it over now.
+                if let Some(txid) = begun {
+                    self.release_saga(&txid).await;
+                }
+                Err(err)
+            },
+            other => other,
+        }
+    }
+
+    /// Deletes saga `txid`'s active node if this session owns it (never a recoverer's), so that
+    /// the next recovery pass, in any process, finishes the saga.
+    async fn release_saga(&self, txid: &str) {
+        let released = async {
+            let (client, rt) = self.client().await?;
+            let active = self.path("active", txid);
+            let Some(stat) = deadline(rt, "check saga", client.check_stat(&active)).await? else { return Ok(()) };
+            if stat.ephemeral_owner != client.session_id().0 {
+                return Ok(());
+            }
+            match deadline(rt, "release saga", client.delete(&active, Some(stat.version))).await {
+                Ok(()) | Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = released.await {
+            tracing::warn!(%txid, error = %e, "could not hand the unfinished saga to recovery; it waits for this session to end");
+        }
+    }
+
+    async fn run_saga_steps(&self, saga: &str, input: &str, begun: &mut Option<String>) -> Result<String> {
         let steps = self.steps()?;
         let count = steps.steps(saga).ok_or_else(|| Error::invalid(format!("no saga named {saga:?}")))?;
         let txid = uuid::Uuid::new_v4().simple().to_string();
@@ -510,6 +545,7 @@ impl Coordinator {
         writer.add_create(&active, b"", &zk::CreateMode::Ephemeral.with_acls(acls))?;
         writer.add_create(&log_path, &to_json(&log)?, &persistent(acls))?;
         crate::txn::commit_multi(rt, &mut writer, "begin saga").await.map_err(multi_error)?;
+        *begun = Some(txid.clone());
         let mut version = 0;
         for step in 0..count {
             // Record the start before the action, fenced on the saga still being ours.
