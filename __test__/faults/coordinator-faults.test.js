@@ -139,6 +139,7 @@ describe('a PostgreSQL cluster restarted mid-prepare', () => {
         faultAt = now();
         await servers.b.kill('SIGSTOP'); // every process of the cluster: the PREPARE waits unread
         const preparing = p.prepare(gid);
+        preparing.catch(() => {}); // it fails while we wait below: awaited (and rethrown) after
         await sleep(50);
         await servers.b.kill('SIGKILL');
         restarted = sleep(1000).then(() => servers.b.restart());
