@@ -285,6 +285,14 @@ module.exports = function coordinatorFacade(z) {
     return `'${gid}'`;
   }
 
+  const ignoreError = () => {};
+
+  /** Gives a branch's client back to its pool (an error destroys it), without our listener. */
+  function release(client, err) {
+    client.removeListener('error', ignoreError);
+    client.release(err);
+  }
+
   /**
    * A PostgreSQL database as a 2PC participant, on your own `pg` Pool (needs
    * `max_prepared_transactions > 0` on the server). `begin(gid)` checks out a client and runs
@@ -304,10 +312,15 @@ module.exports = function coordinatorFacade(z) {
 
     async begin(gid) {
       const client = await this._pool.connect();
+      // The pool removes its own 'error' listener from a client it hands out, so a server that
+      // ends the connection while the branch sits between statements (a restart, an admin's
+      // pg_terminate_backend) would emit an unhandled 'error' and crash the process. Listen
+      // while the branch holds the client: its next statement (or PREPARE) fails instead.
+      client.on('error', ignoreError);
       try {
         await client.query('BEGIN');
       } catch (err) {
-        client.release(err);
+        release(client, err);
         throw err;
       }
       this._open.set(gid, client);
@@ -326,10 +339,10 @@ module.exports = function coordinatorFacade(z) {
       try {
         r = await client.query(`PREPARE TRANSACTION ${gidLiteral(gid)}`);
       } catch (err) {
-        client.release(err);
+        release(client, err);
         throw err;
       }
-      client.release();
+      release(client);
       // A transaction that had failed (an error caught inside the work) is rolled back by
       // PREPARE, which then reports ROLLBACK instead of failing: that branch must not count.
       if (r.command === 'ROLLBACK') throw new Error(`branch ${gid} was rolled back by PostgreSQL at PREPARE: a statement in it had failed`);
@@ -349,9 +362,9 @@ module.exports = function coordinatorFacade(z) {
         this._open.delete(gid);
         try {
           await client.query('ROLLBACK');
-          client.release();
+          release(client);
         } catch (err) {
-          client.release(err); // a destroyed connection rolls back too
+          release(client, err); // a destroyed connection rolls back too
         }
         return;
       }
@@ -390,6 +403,7 @@ module.exports = function coordinatorFacade(z) {
       throw invalid('barrier needs the step context a saga step was given');
     }
     const client = await pool.connect();
+    client.on('error', ignoreError); // as in PostgresParticipant.begin: fail the statement, not the process
     try {
       await client.query('BEGIN');
       const insert = (op, reason) => client.query(
@@ -406,14 +420,14 @@ module.exports = function coordinatorFacade(z) {
       }
       const value = run ? await fn(client) : undefined;
       await client.query('COMMIT');
-      client.release();
+      release(client);
       return { ran: run, value };
     } catch (err) {
       try {
         await client.query('ROLLBACK');
-        client.release();
+        release(client);
       } catch {
-        client.release(err);
+        release(client, err);
       }
       throw err;
     }

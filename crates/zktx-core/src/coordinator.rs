@@ -505,6 +505,41 @@ impl Coordinator {
     /// error in the message); `IN_DOUBT` when compensation could not finish (recovery finishes
     /// it); connection errors before the first step (nothing ran).
     pub async fn run_saga(&self, saga: &str, input: &str) -> Result<String> {
+        let mut begun = None;
+        match self.run_saga_steps(saga, input, &mut begun).await {
+            Err(err @ Error::InDoubt { .. }) => {
+                // Unfinished, and recovery takes over a saga only once its active node is gone:
+                // while this session lives that would be never. Hand it over now.
+                if let Some(txid) = begun {
+                    self.release_saga(&txid).await;
+                }
+                Err(err)
+            },
+            other => other,
+        }
+    }
+
+    /// Deletes saga `txid`'s active node if this session owns it (never a recoverer's), so that
+    /// the next recovery pass, in any process, finishes the saga.
+    async fn release_saga(&self, txid: &str) {
+        let released = async {
+            let (client, rt) = self.client().await?;
+            let active = self.path("active", txid);
+            let Some(stat) = deadline(rt, "check saga", client.check_stat(&active)).await? else { return Ok(()) };
+            if stat.ephemeral_owner != client.session_id().0 {
+                return Ok(());
+            }
+            match deadline(rt, "release saga", client.delete(&active, Some(stat.version))).await {
+                Ok(()) | Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = released.await {
+            tracing::warn!(%txid, error = %e, "could not hand the unfinished saga to recovery; it waits for this session to end");
+        }
+    }
+
+    async fn run_saga_steps(&self, saga: &str, input: &str, begun: &mut Option<String>) -> Result<String> {
         let steps = self.steps()?;
         let count = steps.steps(saga).ok_or_else(|| Error::invalid(format!("no saga named {saga:?}")))?;
         let txid = uuid::Uuid::new_v4().simple().to_string();
@@ -517,6 +552,7 @@ impl Coordinator {
         writer.add_create(&active, b"", &zk::CreateMode::Ephemeral.with_acls(acls))?;
         writer.add_create(&log_path, &to_json(&log)?, &persistent(acls))?;
         crate::txn::commit_multi(rt, &mut writer, "begin saga").await.map_err(multi_error)?;
+        *begun = Some(txid.clone());
         let mut version = 0;
         for step in 0..count {
             // Record the start before the action, fenced on the saga still being ours.
@@ -727,7 +763,12 @@ impl Run {
         };
         let (zxid, versions) = match decided {
             Ok(done) => done,
-            Err(err) if err.outcome() == Outcome::Unknown => match self.learn_decision().await {
+            // A session that expired around the decision write is not "not applied" for us: the
+            // client fails a request it had queued or sent with SESSIONEXPIRED, and rolling the
+            // branches back on that word alone would be wrong if the multi did reach the server.
+            // Read what stands instead (the active node is gone with the session: the decision
+            // is recorded, or never will be), and tell ROLLED_BACK or commit.
+            Err(err) if err.outcome() == Outcome::Unknown || matches!(err, Error::SessionExpired) => match self.learn_decision().await {
                 Ok(Decision::Commit) => (None, Vec::new()),
                 Ok(Decision::Abort) => {
                     self.abort_now(&enlisted).await;
@@ -777,6 +818,7 @@ impl Run {
     async fn learn_decision(&self) -> Result<Decision> {
         let coord = &self.coord;
         let mut last = None;
+        let mut expired = false;
         for attempt in 0..8u32 {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
@@ -798,6 +840,13 @@ impl Run {
             };
             match step.await {
                 Ok(d) => return Ok(d),
+                // The session that sent the decision expired: the next attempt reads on a new one
+                // (the active node is gone with the old, so what it reads is final). A second
+                // expiry means this client opens no new session: give up.
+                Err(Error::SessionExpired) if !expired => {
+                    expired = true;
+                    last = Some(Error::SessionExpired);
+                },
                 Err(e @ (Error::SessionExpired | Error::ClientClosed)) => return Err(e),
                 Err(e) => last = Some(e),
             }

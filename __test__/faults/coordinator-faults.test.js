@@ -1,0 +1,314 @@
+'use strict';
+// Faults of the coordinator beyond kill -9 (which coordinator.test.js covers): a PostgreSQL
+// cluster restarted (or killed) mid-prepare, the coordinator's ZooKeeper session expiring
+// mid-commit, and a partition of the coordinator process after it prepared. Real servers only:
+// ZooKeeper, two PostgreSQL clusters, a TCP proxy that cuts the coordinator's line.
+//
+// After each: the bank invariant (total conserved across both clusters, no transfer
+// half-applied, pg_prepared_xacts empty after recovery) and every outcome a caller was told is
+// the truth: `committed` means both legs are in both ledgers, ROLLED_BACK (or any code but
+// IN_DOUBT) means neither, IN_DOUBT means `coordinator.outcome(txid)` agrees with the ledgers.
+const { startPostgres, startProxy } = require('../../testing');
+const { createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper } = require('../coordinator/bank');
+const { unique } = require('../helpers/zk');
+const { workerPath } = require('../helpers/procs');
+const { now, sleep, recordStates, spawnWorker, report } = require('./util');
+
+jest.setTimeout(60000);
+
+const SESSION = 2000;
+
+let servers;
+let ps;
+let zk; // the recoverer's client, straight to ZooKeeper
+const config = () => JSON.stringify({ a: servers.a.config, b: servers.b.config });
+
+beforeAll(async () => {
+  const [a, b] = await Promise.all([startPostgres(), startPostgres()]);
+  servers = { a, b };
+  ps = pools({ a: a.config, b: b.config });
+  // A restart terminates idle pooled connections: the pool reports it here and drops them.
+  for (const pool of [ps.a, ps.b]) pool.on('error', () => {});
+  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+});
+
+afterAll(async () => {
+  await zk?.close();
+  await ps?.a.end();
+  await ps?.b.end();
+  await Promise.all([servers?.a.stop(), servers?.b.stop()]);
+});
+
+beforeEach(async () => {
+  await Promise.all([createSchema(servers.a), createSchema(servers.b)]);
+});
+
+/** A participant that delegates to `p`, with `prepare` replaced by `prepare(gid, p)`. */
+function withPrepare(p, prepare) {
+  return {
+    begin: (gid) => p.begin(gid),
+    prepare: (gid) => prepare(gid, p),
+    commit: (gid) => p.commit(gid),
+    rollback: (gid) => p.rollback(gid),
+    inDoubt: () => p.inDoubt(),
+  };
+}
+
+/** Runs one transfer a:1 -> b:1 and returns what the caller was told. */
+async function tell(coord) {
+  try {
+    const txid = await transfer(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
+    return { txid, outcome: 'committed' };
+  } catch (err) {
+    return { txid: err.txid, outcome: 'failed', code: err.code, message: err.message };
+  }
+}
+
+/**
+ * Recovery passes (by `coord`) until no branch is prepared and `txid` is decided everywhere;
+ * resolves the audit and the time since `since`.
+ */
+async function settle(coord, txid, since) {
+  let passes = 0;
+  for (;;) {
+    const r = await coord.recover();
+    passes += 1;
+    const facts = await audit(servers);
+    const outcome = await coord.outcome(txid);
+    if (facts.prepared === 0 && (outcome === 'committed' || outcome === 'aborted')) return { facts, outcome, ms: now() - since, passes };
+    if (now() - since > 30000) throw new Error(`not resolved after 30 s: outcome ${outcome}, ${facts.prepared} prepared, last pass ${JSON.stringify(r)}`);
+    await sleep(100);
+  }
+}
+
+/** The bank invariant, and the caller's outcome is the truth. */
+async function checkInvariant(told, { facts, outcome }) {
+  expect(facts.halfApplied).toEqual([]);
+  expect(facts.total).toBe(facts.expected);
+  expect(facts.prepared).toBe(0);
+  expect(told.txid).toMatch(/^[0-9a-f]{32}$/);
+  const applied = facts.committed.has(told.txid);
+  expect(outcome).toBe(applied ? 'committed' : 'aborted');
+  if (told.outcome === 'committed') expect(applied).toBe(true);
+  else if (told.code !== 'IN_DOUBT') expect([told.code, applied]).toEqual([told.code, false]);
+  const balances = [await servers.a.psql('SELECT balance FROM accounts WHERE id = 1'), await servers.b.psql('SELECT balance FROM accounts WHERE id = 1')];
+  expect(balances).toEqual(applied ? ['900', '1100'] : ['1000', '1000']);
+}
+
+describe('a PostgreSQL cluster restarted mid-prepare', () => {
+  it('restarted just before its prepare: its work is gone, ROLLED_BACK, the other branch rolled back', async () => {
+    const name = unique('bank-pg');
+    let faultAt;
+    const coord = bankCoordinator(zk, name, ps, {
+      wrap: (side, p) => (side === 'a' ? p : withPrepare(p, async (gid) => {
+        faultAt = now();
+        await servers.b.restart(); // fast shutdown: b's session, inside BEGIN, is terminated
+        return p.prepare(gid);
+      })),
+    });
+    const told = await tell(coord);
+    expect(told.code).toBe('ROLLED_BACK');
+    const settled = await settle(bankCoordinator(zk, name, ps), told.txid, faultAt);
+    await checkInvariant(told, settled);
+    console.log(`pg restart before prepare: told ${told.code}; resolved ${Math.round(settled.ms)} ms after the restart began (${settled.passes} recovery passes)`);
+  });
+
+  it('restarted just after it prepared, before the decision: the prepared branch survives, committed', async () => {
+    const name = unique('bank-pg');
+    let faultAt;
+    const coord = bankCoordinator(zk, name, ps, {
+      wrap: (side, p) => (side === 'a' ? p : withPrepare(p, async (gid) => {
+        await p.prepare(gid);
+        faultAt = now();
+        await servers.b.restart();
+      })),
+    });
+    const told = await tell(coord);
+    expect(told.outcome).toBe('committed');
+    const settled = await settle(bankCoordinator(zk, name, ps), told.txid, faultAt);
+    await checkInvariant(told, settled);
+    console.log(`pg restart after prepare: told ${told.outcome}; resolved ${Math.round(settled.ms)} ms after the restart began (${settled.passes} recovery passes)`);
+  });
+
+  it('frozen, sent PREPARE TRANSACTION, killed -9 before running it, restarted later: ROLLED_BACK, recovery rolls back the other branch', async () => {
+    const name = unique('bank-pg');
+    let faultAt;
+    let restarted;
+    const coord = bankCoordinator(zk, name, ps, {
+      wrap: (side, p) => (side === 'a' ? p : withPrepare(p, async (gid) => {
+        faultAt = now();
+        await servers.b.kill('SIGSTOP'); // every process of the cluster: the PREPARE waits unread
+        const preparing = p.prepare(gid);
+        preparing.catch(() => {}); // it fails while we wait below: awaited (and rethrown) after
+        await sleep(50);
+        await servers.b.kill('SIGKILL');
+        restarted = sleep(1000).then(() => servers.b.restart());
+        await preparing;
+      })),
+    });
+    const told = await tell(coord);
+    expect(told.code).toBe('ROLLED_BACK');
+    await restarted;
+    const settled = await settle(bankCoordinator(zk, name, ps), told.txid, faultAt);
+    expect(settled.outcome).toBe('aborted');
+    await checkInvariant(told, settled);
+    console.log(`pg killed with PREPARE unread: told ${told.code}; resolved ${Math.round(settled.ms)} ms after the kill (down ~1 s; ${settled.passes} recovery passes)`);
+  });
+
+  it('killed -9 just as PREPARE TRANSACTION is sent, restarted later: the caller is told the truth, recovery resolves the branch', async () => {
+    const name = unique('bank-pg');
+    let faultAt;
+    let restarted;
+    const coord = bankCoordinator(zk, name, ps, {
+      wrap: (side, p) => (side === 'a' ? p : withPrepare(p, async (gid) => {
+        const preparing = p.prepare(gid);
+        faultAt = now();
+        const killed = servers.b.kill();
+        // Down for a while: the run's own rollback or commit of b fails and is left to recovery.
+        restarted = killed.then(() => sleep(1000)).then(() => servers.b.restart());
+        try {
+          await preparing;
+        } finally {
+          await killed;
+        }
+      })),
+    });
+    const told = await tell(coord);
+    await restarted;
+    const settled = await settle(bankCoordinator(zk, name, ps), told.txid, faultAt);
+    await checkInvariant(told, settled);
+    console.log(`pg kill -9 as PREPARE is sent: told ${told.code || told.outcome}; resolved ${settled.outcome} ${Math.round(settled.ms)} ms after the kill (down ~1 s; ${settled.passes} recovery passes)`);
+  });
+});
+
+describe("the coordinator's ZooKeeper session expires mid-commit", () => {
+  let proxy;
+  let czk;
+  beforeEach(async () => {
+    proxy = await startProxy(process.env.ZK_CONNECT);
+    czk = new ZooKeeper({ connect: proxy.connect, timeout: SESSION });
+  });
+  afterEach(async () => {
+    proxy.heal();
+    await czk.close().catch(() => {});
+    await proxy.close();
+  });
+
+  /** After both branches prepared, `fault(states)` runs (then the decision is written). */
+  function coordinatorWith(name, fault) {
+    const states = recordStates(czk);
+    let prepared = 0;
+    return bankCoordinator(czk, name, ps, {
+      wrap: (side, p) => withPrepare(p, async (gid) => {
+        await p.prepare(gid);
+        if (++prepared === 2) await fault(states);
+      }),
+    });
+  }
+
+  it('expired after both prepares, before the decision: the decision is refused, ROLLED_BACK', async () => {
+    const name = unique('bank-zk');
+    let faultAt;
+    const coord = coordinatorWith(name, async (states) => {
+      faultAt = now();
+      const from = states.events.length;
+      proxy.partition({ mode: 'blackhole' });
+      await states.waitFor('EXPIRED', { from, timeoutMs: 4 * SESSION });
+      proxy.heal();
+    });
+    const told = await tell(coord);
+    expect(told.code).toBe('ROLLED_BACK');
+    const settled = await settle(bankCoordinator(zk, name, ps), told.txid, faultAt);
+    await checkInvariant(told, settled);
+    console.log(`session expired before the decision: told ${told.code}; resolved ${Math.round(settled.ms)} ms after the cut (session ${SESSION} ms)`);
+  });
+
+  it("the decision reaches ZooKeeper but its answer is lost, then the session expires: committed or IN_DOUBT, and outcome(txid) agrees with the databases", async () => {
+    const name = unique('bank-zk');
+    let faultAt;
+    const coord = coordinatorWith(name, async (states) => {
+      faultAt = now();
+      proxy.partition({ mode: 'responses' }); // the decision multi goes through, its answer does not
+      // Once an answer was dropped (the decision's), cut the line until the session expires.
+      (async () => {
+        const deadline = now() + SESSION;
+        while (proxy.stats.dropped === 0 && now() < deadline) await sleep(5);
+        const from = states.events.length;
+        proxy.partition({ mode: 'blackhole' });
+        await states.waitFor('EXPIRED', { from, timeoutMs: 4 * SESSION }).catch(() => {});
+        proxy.heal();
+      })();
+    });
+    const told = await tell(coord);
+    if (told.outcome !== 'committed') expect(told.code).toBe('IN_DOUBT');
+    const looked = await coord.outcome(told.txid); // the caller's own lookup, on its new session
+    const settled = await settle(bankCoordinator(zk, name, ps), told.txid, faultAt);
+    await checkInvariant(told, settled);
+    // The lookup was right: decided then is decided the same way now.
+    expect(looked === 'committed' || looked === 'committing').toBe(settled.outcome === 'committed');
+    console.log(`decision answer lost, session expired: told ${told.code || told.outcome}, lookup ${looked}; resolved ${settled.outcome} ${Math.round(settled.ms)} ms after the cut (session ${SESSION} ms)`);
+  });
+});
+
+describe('a partition of the coordinator process after it prepared', () => {
+  let proxy;
+  beforeEach(async () => { proxy = await startProxy(process.env.ZK_CONNECT); });
+  afterEach(async () => {
+    proxy.heal();
+    await proxy.close();
+  });
+
+  // When the coordinator writes its decision: into the cut (the request in flight), while its
+  // client is disconnected and still hopes to resume the session (the request queued; it then
+  // fails with SESSIONEXPIRED), or after the line healed (a new session).
+  it.each([
+    ['its decision sent into the partition', 'cut'],
+    ['its decision queued while its client is suspended', 'suspended'],
+    ['its decision sent after the partition healed', 'healed'],
+  ])('another process aborts after the session expired; the original coordinator is refused (%s), nothing committed', async (_, when) => {
+    const name = unique('bank-part');
+    const w = spawnWorker(workerPath('coord-fault.js'), [], { env: { ZK_CONNECT: proxy.connect, PG_CONFIG: config(), COORD: name, SESSION_MS: String(SESSION) } });
+    try {
+      const { prepared: txid } = await w.next((l) => l.prepared);
+      const cut = now();
+      const statesBefore = w.lines.filter((l) => l.state).length;
+      proxy.partition({ mode: 'blackhole' });
+      const recoverer = bankCoordinator(zk, name, ps);
+      expect(await recoverer.outcome(txid)).toBe('active'); // its session lives on for now
+      if (when === 'cut') w.send('go');
+      if (when === 'suspended') {
+        let seen = 0;
+        await w.next((l) => l.state && ++seen > statesBefore && l.state === 'SUSPENDED', 4 * SESSION);
+        expect(w.lines.filter((l) => l.state).map((l) => l.state)).not.toContain('EXPIRED');
+        w.send('go');
+      }
+      // Recovery by another process (this one): aborts once the partitioned session expired.
+      let recovery;
+      for (;;) {
+        recovery = await recoverer.recover();
+        if ((await recoverer.outcome(txid)) === 'aborted' && (await audit(servers)).prepared === 0) break;
+        if (now() - cut > 30000) throw new Error(`not aborted after 30 s: ${JSON.stringify(recovery)}`);
+        await sleep(100);
+      }
+      const abortedMs = now() - cut;
+      expect(recovery.errors).toEqual([]);
+      proxy.heal();
+      if (when === 'healed') {
+        await sleep(300);
+        w.send('go');
+      }
+      const { told } = await w.next((l) => l.told, 30000);
+      expect(told.txid).toBe(txid);
+      expect(told.code).toBe('ROLLED_BACK');
+      expect((await w.waitExit()).code).toBe(0);
+      const settled = await settle(recoverer, txid, cut);
+      expect(settled.outcome).toBe('aborted');
+      await checkInvariant(told, settled);
+      expect(await servers.a.psql(`SELECT count(*) FROM ledger WHERE txid = '${txid}'`)).toBe('0');
+      expect(await servers.b.psql(`SELECT count(*) FROM ledger WHERE txid = '${txid}'`)).toBe('0');
+      report('coordinator partitioned after prepare', { sessionMs: SESSION, abortedByRecoveryMs: abortedMs, states: w.lines.filter((l) => l.state).map((l) => l.state).join(','), told: told.code });
+    } finally {
+      w.kill('SIGKILL');
+    }
+  });
+});
