@@ -12,6 +12,7 @@ const PARTICIPANT_METHODS = ['prepare', 'commit', 'rollback', 'inDoubt'];
 /** PostgreSQL's SQLSTATE for "prepared transaction with identifier ... does not exist". */
 const PG_UNDEFINED_OBJECT = '42704';
 const DEFAULT_RECOVERY_INTERVAL_MS = 5000;
+const MAX_PRUNE_AGE_MS = 10 * 365 * 24 * 3600 * 1000;
 
 module.exports = function coordinatorFacade(z) {
   const { ZktxError, call, callSync, invalid, describe, errorText, Transaction, checkTimeout } = z;
@@ -214,7 +215,8 @@ module.exports = function coordinatorFacade(z) {
 
     /**
      * What ZooKeeper recorded for `txid`: `committed` (decided; any branch not yet committed is
-     * committed by recovery), `aborted` (recorded, or presumed: no decision and no longer
+     * committed by recovery), `forgotten` (ended before the horizon of `prune`: its record is
+     * gone), `aborted` (recorded, or presumed: no decision and no longer
      * active), `active`, or for a saga `saga:done`, `saga:compensated`, `saga:running`,
      * `saga:compensating`.
      */
@@ -223,6 +225,21 @@ module.exports = function coordinatorFacade(z) {
       return call(() => this._native.outcome(txid));
     }
   }
+
+  /**
+   * Deletes the records of transactions that ended more than `olderThanMs` ago (at least one
+   * hour; by ZooKeeper's clock): commit decisions whose branches all committed, aborts, finished
+   * sagas. Resolves how many. `outcome` then answers `forgotten` for transactions before that.
+   */
+  Coordinator.prototype.prune = function prune(olderThanMs) {
+    try {
+      if (olderThanMs === undefined) throw invalid('prune needs olderThanMs');
+      checkTimeout(olderThanMs, 'olderThanMs', MAX_PRUNE_AGE_MS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return call(() => this._native.prune(olderThanMs));
+  };
 
   function sagaContext(req) {
     const txid = req.transaction.split(':').pop();

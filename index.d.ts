@@ -504,7 +504,7 @@ export interface RecoveryReport {
   errors: string[];
 }
 
-export type TransactionOutcome = 'committed' | 'aborted' | 'active' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
+export type TransactionOutcome = 'committed' | 'aborted' | 'forgotten' | 'active' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
 
 /** A transaction coordinator: two-phase commit and sagas across services, decided in ZooKeeper. */
 export class Coordinator {
@@ -517,6 +517,8 @@ export class Coordinator {
   recover(waitMs?: number): Promise<RecoveryReport | null>;
   /** What ZooKeeper recorded for `txid`. */
   outcome(txid: string): Promise<TransactionOutcome>;
+  /** Deletes records of transactions that ended more than `olderThanMs` (at least 3600000) ago; resolves how many. */
+  prune(olderThanMs: number): Promise<number>;
   /** Stops background recovery. */
   close(): void;
   on(event: 'recovery', listener: (report: RecoveryReport) => void): this;

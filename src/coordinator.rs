@@ -190,8 +190,19 @@ impl NativeCoordinator {
                 TxOutcome::Committed(_) => "committed".to_string(),
                 TxOutcome::Aborted => "aborted".to_string(),
                 TxOutcome::Active => "active".to_string(),
+                TxOutcome::Forgotten => "forgotten".to_string(),
                 TxOutcome::Saga(s) => format!("saga:{s}"),
             })
+        })
+        .await
+    }
+
+    /// Deletes records of transactions that ended more than `older_than_ms` ago; resolves how many.
+    #[napi]
+    pub async fn prune(&self, older_than_ms: f64) -> Result<u32> {
+        in_span(&self.span, async move {
+            let older_than = millis("olderThanMs", older_than_ms, zktx_core::store::MAX_PRUNE_AGE)?;
+            self.coord.prune(older_than).await.map(|n| n as u32).map_err(to_js_error)
         })
         .await
     }

@@ -159,6 +159,9 @@ pub enum TxOutcome {
     Aborted,
     /// Still running (its coordinator's session is alive, no decision yet).
     Active,
+    /// No record: it ended before the prune horizon ([`Coordinator::prune`]) and its record
+    /// was deleted, so whether it committed is no longer known here.
+    Forgotten,
     /// A saga: finished, compensated, or still running/compensating.
     Saga(&'static str),
 }
@@ -277,7 +280,7 @@ impl Coordinator {
     /// # Errors
     /// None now; a failed record fails the commit (nothing is left behind: the node is ephemeral).
     pub async fn begin(&self) -> Result<Run> {
-        let txid = uuid::Uuid::new_v4().simple().to_string();
+        let txid = new_txid();
         let coord = self.clone();
         let path = self.path("active", &txid);
         let begun = tokio::spawn(async move {
@@ -329,7 +332,88 @@ impl Coordinator {
                 SagaState::Compensated => "compensated",
             }));
         }
-        Ok(if self.is_active(txid).await? { TxOutcome::Active } else { TxOutcome::Aborted })
+        if self.is_active(txid).await? {
+            return Ok(TxOutcome::Active);
+        }
+        // No record: presumed abort, unless records of its time may have been pruned.
+        if let Some(horizon) = self.pruned_before().await? {
+            let margin = MIN_PRUNE_AGE.as_millis() as i64;
+            if txid_millis(txid).is_none_or(|t| t <= horizon.saturating_add(margin)) {
+                return Ok(TxOutcome::Forgotten);
+            }
+        }
+        Ok(TxOutcome::Aborted)
+    }
+
+    /// The prune horizon (server ms): records of transactions ended before it may be gone.
+    async fn pruned_before(&self) -> Result<Option<i64>> {
+        let (client, rt) = self.client().await?;
+        match deadline(rt, "read prune horizon", client.get_data(&format!("{}/pruned", self.inner.base))).await {
+            Ok((data, _)) => Ok(std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse().ok())),
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the records of transactions that ended more than `older_than` ago (by the
+    /// server's clock): commit decisions whose branches are all committed, abort decisions,
+    /// finished sagas. Returns how many. Afterwards [`Coordinator::outcome`] answers
+    /// [`TxOutcome::Forgotten`] for transactions from before the horizon.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when `older_than` is below [`MIN_PRUNE_AGE`] or above ten years.
+    pub async fn prune(&self, older_than: Duration) -> Result<usize> {
+        if older_than < MIN_PRUNE_AGE {
+            return Err(Error::invalid(format!("prune: olderThan must be at least {} ms", MIN_PRUNE_AGE.as_millis())));
+        }
+        self.prune_now(older_than).await
+    }
+
+    /// [`Coordinator::prune`] without the lower bound (tests).
+    pub(crate) async fn prune_now(&self, older_than: Duration) -> Result<usize> {
+        let store = &self.inner.store;
+        let cutoff = store.server_cutoff(older_than, crate::store::MAX_PRUNE_AGE, "prune").await?;
+        // First the horizon (only ever moved forward), then the deletes: a reader never finds a
+        // record missing without a horizon that says it may be.
+        let (client, rt) = self.client().await?;
+        let horizon = format!("{}/pruned", self.inner.base);
+        loop {
+            match deadline(rt, "read prune horizon", client.get_data(&horizon)).await {
+                Ok((data, stat)) => {
+                    let old: i64 = std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(i64::MIN);
+                    if old >= cutoff {
+                        break;
+                    }
+                    match deadline(rt, "move prune horizon", client.set_data(&horizon, cutoff.to_string().as_bytes(), Some(stat.version))).await {
+                        Ok(_) => break,
+                        Err(Error::ZooKeeper { code: "BADVERSION", .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                },
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => {
+                    let acls = store.session().acls();
+                    match deadline(rt, "create prune horizon", client.create(&horizon, cutoff.to_string().as_bytes(), &persistent(acls))).await {
+                        Ok(_) => break,
+                        Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        let decisions = store
+            .sweep(&format!("{}/decisions", self.inner.base), "transaction decisions", |data, stat| {
+                let ended = serde_json::from_slice::<Record>(data).is_ok_and(|r| r.decision == Decision::Abort || r.done);
+                (ended && stat.mtime < cutoff).then_some(Some(stat.version))
+            })
+            .await?;
+        let sagas = store
+            .sweep(&format!("{}/sagas", self.inner.base), "saga logs", |data, stat| {
+                let ended = serde_json::from_slice::<SagaLog>(data).is_ok_and(|l| matches!(l.state, SagaState::Done | SagaState::Compensated));
+                (ended && stat.mtime < cutoff).then_some(Some(stat.version))
+            })
+            .await?;
+        Ok(decisions + sagas)
     }
 
     /// Commits (or rolls back) one branch, retrying a few times.
@@ -542,7 +626,7 @@ impl Coordinator {
     async fn run_saga_steps(&self, saga: &str, input: &str, begun: &mut Option<String>) -> Result<String> {
         let steps = self.steps()?;
         let count = steps.steps(saga).ok_or_else(|| Error::invalid(format!("no saga named {saga:?}")))?;
-        let txid = uuid::Uuid::new_v4().simple().to_string();
+        let txid = new_txid();
         let (client, rt) = self.client().await?;
         let acls = self.inner.store.session().acls();
         let log_path = self.path("sagas", &txid);
@@ -652,6 +736,21 @@ impl Coordinator {
         Ok(true)
     }
 }
+
+/// A transaction id: a UUIDv7 (its first 48 bits are the Unix time in ms, so [`Coordinator::outcome`]
+/// can tell a forgotten transaction from one never decided), as 32 hex digits.
+fn new_txid() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// The creation time (ms since the epoch, by the creating machine's clock) of a txid.
+fn txid_millis(txid: &str) -> Option<i64> {
+    i64::from_str_radix(txid.get(..12)?, 16).ok()
+}
+
+/// The shortest age [`Coordinator::prune`] accepts, and the margin for the creating machine's
+/// clock when a txid's time is compared with the prune horizon.
+pub const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::zk("SYSTEMERROR", e))
@@ -897,6 +996,29 @@ fn zxid_of(results: &[zk::MultiWriteResult]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn txids_carry_their_time() {
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let t = txid_millis(&new_txid()).unwrap_or(0);
+        assert!((t - before).abs() < 5_000, "{t} vs {before}");
+    }
+
+    /// Needs a server (ZK_CONNECT), like the store's compaction test.
+    #[tokio::test]
+    async fn pruned_records_are_forgotten_not_presumed_aborted() {
+        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
+        let store = Arc::new(Store::new(crate::SessionOptions::new(connect)).unwrap());
+        let name = format!("prune-{}", uuid::Uuid::new_v4().simple());
+        let c = Coordinator::new(store.clone(), &name, Vec::new(), None).unwrap();
+        let run = c.begin().await.unwrap();
+        run.commit(None).await.unwrap();
+        assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        assert_eq!(c.prune(Duration::from_secs(60)).await.unwrap_err().code(), "INVALID_ARGUMENT");
+        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 1);
+        assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Forgotten);
+        store.close().await;
+    }
 
     #[test]
     fn names_are_checked() {

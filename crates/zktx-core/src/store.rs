@@ -258,7 +258,7 @@ impl Store {
     /// that version (`None`: any), `None` keeps. Reads them in multi-reads sized under the
     /// request limit; returns how many it deleted (a node already gone, or written since, is
     /// skipped).
-    async fn sweep(&self, dir: &str, what: &str, select: impl Fn(&[u8], &zookeeper_client::Stat) -> Option<Option<i32>>) -> Result<usize> {
+    pub(crate) async fn sweep(&self, dir: &str, what: &str, select: impl Fn(&[u8], &zookeeper_client::Stat) -> Option<Option<i32>>) -> Result<usize> {
         let client = self.session.client().await?;
         let rt = self.session.request_timeout(&client);
         let names = match deadline(rt, &format!("list {what}"), client.list_children(dir)).await {
@@ -290,7 +290,7 @@ impl Store {
     /// The server's clock minus `age`, in ms since the epoch: creation or modification times on
     /// the server older than this are older than `age`. One write (to `<root>/clock`) reads the
     /// server's time, so this machine's clock never matters.
-    async fn server_cutoff(&self, age: std::time::Duration, max: std::time::Duration, what: &str) -> Result<i64> {
+    pub(crate) async fn server_cutoff(&self, age: std::time::Duration, max: std::time::Duration, what: &str) -> Result<i64> {
         if age > max {
             return Err(Error::invalid(format!("{what}: an age of {} ms is over the limit of {} ms", age.as_millis(), max.as_millis())));
         }
