@@ -206,7 +206,11 @@ module.exports = function coordinatorFacade(z) {
      * errors }`, or `null` if another process kept the recovery lock past `waitMs`.
      */
     recover(waitMs) {
-      return this._recover(waitMs === undefined ? undefined : checkTimeout(waitMs, 'waitMs'));
+      try {
+        return this._recover(waitMs === undefined ? undefined : checkTimeout(waitMs, 'waitMs'));
+      } catch (err) {
+        return Promise.reject(err);
+      }
     }
 
     _recover(waitMs) {

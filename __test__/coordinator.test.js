@@ -171,3 +171,38 @@ test.each(CRASH_POINTS)('coordinator killed -9 at %s: recovery makes it %s every
   expect(facts.committed.has(begun.begun)).toBe(expected === 'committed');
   expect(await coord.outcome(begun.begun)).toBe(expected);
 });
+
+test('bad input is INVALID_ARGUMENT before anything is sent, and a closed client refuses to begin', async () => {
+  const bad = [
+    () => zk.coordinator(42),
+    () => zk.coordinator('a:b'),
+    () => zk.coordinator('x'.repeat(65)),
+    () => zk.coordinator('ok', { participants: { a: {} } }),
+    () => zk.coordinator('ok', { participants: { 'no spaces': new (require('..').PostgresParticipant)(ps.a) } }),
+    () => zk.coordinator('ok', { sagas: { s: [] } }),
+    () => zk.coordinator('ok', { sagas: { s: [{ action() {} }] } }),
+    () => zk.coordinator('ok', { recoveryIntervalMs: -1 }),
+    () => zk.coordinator('ok', { participant: {} }),
+    () => new (require('..').PostgresParticipant)({}),
+  ];
+  for (const f of bad) {
+    let err;
+    try {
+      f();
+    } catch (e) {
+      err = e;
+    }
+    expect([f.toString(), err && err.name, err && err.code]).toEqual([f.toString(), 'ZktxError', 'INVALID_ARGUMENT']);
+  }
+  const coord = bankCoordinator(zk, unique('bank'), ps);
+  const calls = [coord.run(42), coord.outcome(42), coord.outcome('not-hex'), coord.saga('none'), coord.prune(-1), coord.prune(60000), coord.prune(), coord.recover('soon')];
+  await Promise.all(calls.map((p) => expect(p).rejects.toMatchObject({ name: 'ZktxError', code: 'INVALID_ARGUMENT' })));
+  const enlisted = await coord.run(async (tx) => tx.participant('nope').catch((e) => e));
+  expect(enlisted.code).toBe('INVALID_ARGUMENT');
+  const other = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+  const c2 = bankCoordinator(other, unique('bank'), ps);
+  await other.close();
+  await expect(c2.run(async () => 1)).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+  const facts = await audit(servers);
+  expect([facts.total, facts.prepared, facts.committed.size]).toEqual([facts.expected, 0, 0]);
+});

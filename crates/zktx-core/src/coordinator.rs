@@ -278,8 +278,12 @@ impl Coordinator {
     /// commit waits for it before it prepares anything.
     ///
     /// # Errors
-    /// None now; a failed record fails the commit (nothing is left behind: the node is ephemeral).
+    /// `CLIENT_CLOSED`; a failed record fails the commit later (nothing is left behind: the node
+    /// is ephemeral).
     pub async fn begin(&self) -> Result<Run> {
+        if self.inner.store.session().is_closed().await {
+            return Err(Error::ClientClosed);
+        }
         let txid = new_txid();
         let coord = self.clone();
         let path = self.path("active", &txid);
