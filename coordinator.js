@@ -6,6 +6,17 @@
 // for saga steps (DTM's design). Built by index.js, which passes in its error helpers.
 
 const { EventEmitter } = require('node:events');
+const diagnostics = require('node:diagnostics_channel');
+const { performance } = require('node:perf_hooks');
+
+// Observability, as index.js's channels (README "Observability"): published only with subscribers.
+const channels = {
+  run: diagnostics.channel('zktx:coordinator:run'),
+  saga: diagnostics.channel('zktx:coordinator:saga'),
+  recovery: diagnostics.channel('zktx:coordinator:recovery'),
+};
+/** What a run or saga's error says about its outcome. */
+const outcomeOf = (err) => (err.code === 'IN_DOUBT' ? 'in_doubt' : err.code === 'ROLLED_BACK' || err.code === 'CONFLICT' ? 'rolled_back' : 'failed');
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const PARTICIPANT_METHODS = ['prepare', 'commit', 'rollback', 'inDoubt'];
@@ -76,7 +87,10 @@ module.exports = function coordinatorFacade(z) {
       if (interval > 0) {
         const pass = () => {
           this._recover(0).then(
-            (r) => { if (r && (r.committed || r.rolledBack || r.aborted || r.compensated)) this.emit('recovery', r); },
+            (r) => {
+              if (r && (r.committed || r.rolledBack || r.aborted || r.compensated)) this.emit('recovery', r);
+              if (r && channels.recovery.hasSubscribers) channels.recovery.publish({ coordinator: this, report: r });
+            },
             (err) => { if (err.code === 'CLIENT_CLOSED') this.close(); else this.emit('recoveryFailed', err); },
           );
         };
@@ -142,8 +156,12 @@ module.exports = function coordinatorFacade(z) {
      */
     async run(fn) {
       if (typeof fn !== 'function') throw invalid('run needs a function');
+      const start = performance.now();
       const r = await call(() => this._native.begin());
       const txid = r.txid;
+      const publish = (outcome, error) => {
+        if (channels.run.hasSubscribers) channels.run.publish({ coordinator: this, txid, outcome, error, pending: tx.committed ? tx.committed.pending : [], durationMs: performance.now() - start });
+      };
       const tx = new RunContext(this, r, txid);
       let result;
       try {
@@ -157,6 +175,7 @@ module.exports = function coordinatorFacade(z) {
           // recovery rolls back what is left
         }
         this._causes.delete(txid);
+        publish('rolled_back', err);
         throw err;
       }
       tx._done = true;
@@ -164,8 +183,10 @@ module.exports = function coordinatorFacade(z) {
       try {
         const c = await call(() => r.commit([...tx.store._writes.values()]));
         tx.committed = { txid, pending: c.pending, versions: Object.fromEntries(c.versions.map((v) => [v.key, v.version])) };
+        publish('committed');
         return result;
       } catch (err) {
+        publish(outcomeOf(err), err);
         throw this._failed(err, txid);
       } finally {
         this._causes.delete(txid);
@@ -188,12 +209,18 @@ module.exports = function coordinatorFacade(z) {
         throw invalid(`saga input must be JSON-serializable: ${errorText(err)}`, err);
       }
       let txid;
+      const start = performance.now();
+      const publish = (outcome, error) => {
+        if (channels.saga.hasSubscribers) channels.saga.publish({ coordinator: this, saga: name, txid, outcome, error, durationMs: performance.now() - start });
+      };
       try {
         txid = await call(() => this._native.runSaga(name, json));
+        publish('done');
         return txid;
       } catch (err) {
         const m = /\b([0-9a-f]{32})\b/.exec(err.message);
         txid = m ? m[1] : undefined;
+        publish(err.code === 'ROLLED_BACK' ? 'compensated' : outcomeOf(err), err);
         throw this._failed(err, txid);
       } finally {
         if (txid !== undefined) this._causes.delete(txid);

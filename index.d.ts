@@ -272,7 +272,17 @@ export interface ZktxChannels {
   'zktx:executeTransaction:commit': ExecuteTransactionCommitEvent;
   'zktx:executeTransaction:error': ExecuteTransactionErrorEvent;
   'zktx:session:state': SessionStateEvent;
+  'zktx:coordinator:run': CoordinatorRunEvent;
+  'zktx:coordinator:saga': CoordinatorSagaEvent;
+  'zktx:coordinator:recovery': CoordinatorRecoveryEvent;
 }
+
+/** `zktx:coordinator:run`: a distributed transaction ended (`in_doubt`: see `IN_DOUBT`; `failed`: the function or a call failed, rolled back). */
+export interface CoordinatorRunEvent { coordinator: Coordinator; txid: string; outcome: 'committed' | 'rolled_back' | 'in_doubt' | 'failed'; error?: unknown; pending: string[]; durationMs: number }
+/** `zktx:coordinator:saga`: a saga ended. */
+export interface CoordinatorSagaEvent { coordinator: Coordinator; saga: string; txid: string | undefined; outcome: 'done' | 'compensated' | 'in_doubt' | 'failed'; error?: ZktxError; durationMs: number }
+/** `zktx:coordinator:recovery`: a background recovery pass of this process ran. */
+export interface CoordinatorRecoveryEvent { coordinator: Coordinator; report: RecoveryReport }
 
 /** Options of calls that acquire a lock. */
 export interface AcquireOptions {

@@ -8,6 +8,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const diagnostics = require('node:diagnostics_channel');
 const { startPostgres } = require('../testing');
 const { createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper } = require('./coordinator/bank');
 const { unique } = require('./helpers/zk');
@@ -79,6 +80,9 @@ test('concurrent transfers from three processes: both legs or none, total conser
 test('a branch that cannot prepare (deferred constraint) rolls back the other: ROLLED_BACK with the cause', async () => {
   await servers.b.psql(`ALTER TABLE accounts ADD CONSTRAINT small CHECK (balance < 1100) NOT VALID;
     CREATE TABLE limits (id int PRIMARY KEY, ref int REFERENCES accounts (id) DEFERRABLE INITIALLY DEFERRED)`);
+  const runs = [];
+  const onRun = (e) => runs.push(e);
+  diagnostics.subscribe('zktx:coordinator:run', onRun);
   const coord = bankCoordinator(zk, unique('bank'), ps);
   const err = await coord.run(async (tx) => {
     const a = await tx.participant('a');
@@ -88,6 +92,8 @@ test('a branch that cannot prepare (deferred constraint) rolls back the other: R
   }).catch((e) => e);
   expect(err.code).toBe('ROLLED_BACK');
   expect(err.cause && err.cause.code).toBe('23503'); // PostgreSQL's foreign_key_violation
+  expect(runs.filter((e) => e.coordinator === coord).map((e) => [e.txid, e.outcome, e.error && e.error.code])).toEqual([[err.txid, 'rolled_back', 'ROLLED_BACK']]);
+  diagnostics.unsubscribe('zktx:coordinator:run', onRun);
   expect(await coord.outcome(err.txid)).toBe('aborted');
   const facts = await audit(servers);
   expect([facts.total, facts.prepared]).toEqual([facts.expected, 0]);
