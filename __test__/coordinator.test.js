@@ -212,3 +212,44 @@ test('bad input is INVALID_ARGUMENT before anything is sent, and a closed client
   const facts = await audit(servers);
   expect([facts.total, facts.prepared, facts.committed.size]).toEqual([facts.expected, 0, 0]);
 });
+
+test('close() in the middle of a commit: the caller is never told a wrong outcome', async () => {
+  const name = unique('bank');
+  const told = [];
+  for (const when of ['after-prepare', 'at-commit']) {
+    const own = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+    const wrap = (side, p) => ({
+      begin: (gid) => p.begin(gid),
+      prepare: async (gid) => {
+        await p.prepare(gid);
+        if (side === 'b' && when === 'after-prepare') own.close();
+      },
+      commit: async (gid) => {
+        if (side === 'a' && when === 'at-commit') own.close();
+        await p.commit(gid);
+      },
+      rollback: (gid) => p.rollback(gid),
+      inDoubt: () => p.inDoubt(),
+    });
+    const coord = bankCoordinator(own, name, ps, { wrap });
+    let txid;
+    try {
+      await transfer(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 10, afterWork: (id) => { txid = id; } });
+      told.push({ when, txid, outcome: 'committed' });
+    } catch (err) {
+      expect(['IN_DOUBT', 'ROLLED_BACK']).toContain(err.code);
+      told.push({ when, txid, outcome: err.code });
+    }
+  }
+  const recoverer = bankCoordinator(zk, name, ps);
+  await recoverer.recover();
+  const facts = await audit(servers);
+  expect([facts.halfApplied, facts.total, facts.prepared]).toEqual([[], facts.expected, 0]);
+  for (const t of told) {
+    const outcome = await recoverer.outcome(t.txid);
+    if (t.outcome === 'committed') expect([t.when, outcome, facts.committed.has(t.txid)]).toEqual([t.when, 'committed', true]);
+    if (t.outcome === 'ROLLED_BACK') expect([t.when, outcome, facts.committed.has(t.txid)]).toEqual([t.when, 'aborted', false]);
+    if (t.outcome === 'IN_DOUBT') expect([t.when, facts.committed.has(t.txid)]).toEqual([t.when, outcome === 'committed']);
+  }
+  console.log(`close() mid-commit: ${told.map((t) => `${t.when} -> ${t.outcome}`).join(', ')}`);
+});

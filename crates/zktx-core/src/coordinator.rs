@@ -850,7 +850,14 @@ impl Run {
                 tx.commit_deciding(&coord.inner.store, Isolation::Serializable, ops).await.map(|r| (r.zxid, r.versions))
             },
             _ => {
-                let (client, rt) = coord.client().await?;
+                let (client, rt) = match coord.client().await {
+                    Ok(c) => c,
+                    Err(err) => {
+                        // Nothing was sent: the transaction can only abort.
+                        self.abort_now(&enlisted).await;
+                        return Err(Error::RolledBack(format!("transaction {} rolled back: its decision could not be sent ({err})", self.txid)));
+                    },
+                };
                 let acls = coord.inner.store.session().acls();
                 let mut writer = client.new_multi_writer();
                 writer.add_delete(&active, None)?;
@@ -871,7 +878,9 @@ impl Run {
             // branches back on that word alone would be wrong if the multi did reach the server.
             // Read what stands instead (the active node is gone with the session: the decision
             // is recorded, or never will be), and tell ROLLED_BACK or commit.
-            Err(err) if err.outcome() == Outcome::Unknown || matches!(err, Error::SessionExpired) => match self.learn_decision().await {
+            // Likewise for every failure that is not the server's refusal of the multi (or a
+            // check before sending): a closed client, a lost connection, a deadline.
+            Err(err) if !refused(&err) => match self.learn_decision().await {
                 Ok(Decision::Commit) => (None, Vec::new()),
                 Ok(Decision::Abort) => {
                     self.abort_now(&enlisted).await;
@@ -987,6 +996,17 @@ impl Run {
         for (p, e) in coord.resolve_all(Decision::Abort, enlisted, &self.txid).await {
             tracing::warn!(txid = %self.txid, participant = %p, error = %e, "rollback failed; recovery will retry it");
         }
+    }
+}
+
+/// Whether a failed decision write certainly did not apply: the server refused an operation of
+/// the multi, or it was refused before sending. Anything else (connection lost, deadline, session
+/// expired, client closed) may have applied.
+fn refused(err: &Error) -> bool {
+    match err {
+        Error::Conflict(_) | Error::RolledBack(_) | Error::LockLost(_) | Error::TooLarge(_) | Error::InvalidArgument(_) => true,
+        Error::ZooKeeper { code, .. } => *code != "SYSTEMERROR",
+        _ => false,
     }
 }
 
