@@ -9,8 +9,9 @@
 //   await sys.transfer(from, to, amount);                       // a 2-key transaction
 //   await sys.close();
 //
-// zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx/bench; the
-// baselines keep theirs under /bench-baseline, so the systems never share a znode.
+// zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx-bench (it
+// refuses lock paths inside /zktx); the baselines keep theirs under /bench-baseline and the wire
+// probe under /bench-probe, so the systems never share a znode.
 
 const path = require('node:path');
 
@@ -38,9 +39,9 @@ const zktx = {
     await zk.connect();
     return {
       raw: zk,
-      lock: (name) => zk.lock(`/zktx/bench/${name}`),
-      readLock: (name) => zk.readWriteLock(`/zktx/bench/${name}`).readLock(),
-      writeLock: (name) => zk.readWriteLock(`/zktx/bench/${name}`).writeLock(),
+      lock: (name) => zk.lock(`/zktx-bench/${name}`),
+      readLock: (name) => zk.readWriteLock(`/zktx-bench/${name}`).readLock(),
+      writeLock: (name) => zk.readWriteLock(`/zktx-bench/${name}`).writeLock(),
       // under a zktx lock, writes are fenced on it (one multi: check lock node + write)
       setUnder: (lock, key, value) => zk.set(key, value, { lock }),
       executeTransaction: (key, v) => zk.executeTransaction(key, v),
@@ -63,13 +64,13 @@ const zktx = {
   },
 };
 
-function baseline(pkg) {
+function baseline(pkg, root = BASELINE_ROOT) {
   const file = path.join(__dirname, 'baselines', `${pkg}.js`);
   return {
     name: pkg,
     load: () => tryRequire(file, `npm package ${pkg}`),
     async open(connect) {
-      const recipes = await require(file).open(connect, BASELINE_ROOT, { sessionTimeout: SESSION_TIMEOUT_MS });
+      const recipes = await require(file).open(connect, root, { sessionTimeout: SESSION_TIMEOUT_MS });
       return {
         raw: recipes,
         lock: (name) => recipes.lock(`${BASELINE_ROOT}/locks/${name}`),
@@ -86,11 +87,19 @@ function baseline(pkg) {
   };
 }
 
-/** In report order: zktx first, then the baselines. Names are the npm package names. */
+/**
+ * In report order: zktx first, then the floor, then the libraries (npm package names).
+ * `wire-probe` (baselines/wire-probe.js) is ZooKeeper's protocol by hand on Node's socket: what
+ * a Node process can reach at best. It keeps its znodes under /bench-probe.
+ */
 const SYSTEMS = {
   zktx,
+  'wire-probe': baseline('wire-probe', '/bench-probe'),
   'node-zookeeper-client': baseline('node-zookeeper-client'),
   zookeeper: baseline('zookeeper'),
 };
 
-module.exports = { SYSTEMS };
+/** The system every zktx row is compared with as "best possible". */
+const FLOOR = 'wire-probe';
+
+module.exports = { SYSTEMS, FLOOR };
