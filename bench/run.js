@@ -19,6 +19,10 @@ const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
+// --compare must be known before systems.js is loaded (it adds the system zktx@compare)
+const compareAt = process.argv.indexOf('--compare');
+if (compareAt > 0 && process.argv[compareAt + 1]) process.env.ZKTX_BENCH_COMPARE = path.resolve(process.argv[compareAt + 1]);
+
 const zkServer = require('../scripts/zk');
 const { SYSTEMS, FLOOR } = require('./systems');
 const { SCENARIOS } = require('./scenarios');
@@ -78,6 +82,7 @@ function usage() {
     '  --skip-memory        no memory probe',
     '  --out FILE           where to write the JSON (default bench/results/latest.json)',
     '  --zktx DIR           the zktx package to measure (default: this checkout)',
+    '  --compare FILE.node  also measure another build of the addon (system zktx@compare), interleaved',
     'ZK_CONNECT=host:port   use that server instead of starting one',
   ].join('\n');
 }
@@ -96,6 +101,7 @@ function parseCli(argv) {
       'skip-memory': { type: 'boolean', default: false },
       out: { type: 'string' },
       zktx: { type: 'string' },
+      compare: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -123,6 +129,7 @@ function parseCli(argv) {
     memory: !values['skip-memory'],
     out: values.out ? path.resolve(values.out) : DEFAULT_OUT,
     zktx: values.zktx ? path.resolve(values.zktx) : undefined,
+    compare: values.compare ? path.resolve(values.compare) : undefined,
   };
 }
 

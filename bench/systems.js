@@ -29,11 +29,16 @@ function tryRequire(id, what = id) {
   }
 }
 
-const zktx = {
-  name: 'zktx',
+/** zktx with the checkout's addon, or (`native`) with another build of it: before/after in one run. */
+const zktxSystem = (name, native) => ({
+  name,
   package: zktxPackage,
-  load: () => tryRequire(zktxPackage()),
+  load() {
+    if (native) return tryRequire(native, `addon ${native}`);
+    return tryRequire(zktxPackage());
+  },
   async open(connect) {
+    if (native) process.env.ZKTX_NATIVE = native; // binding.js reads it; a worker opens one system
     const { ZooKeeper } = require(zktxPackage());
     const zk = new ZooKeeper({ connect, timeout: SESSION_TIMEOUT_MS, debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR });
     await zk.connect();
@@ -62,7 +67,8 @@ const zktx = {
       close: () => zk.close(),
     };
   },
-};
+});
+const zktx = zktxSystem('zktx');
 
 function baseline(pkg, root = BASELINE_ROOT) {
   const file = path.join(__dirname, 'baselines', `${pkg}.js`);
@@ -94,6 +100,8 @@ function baseline(pkg, root = BASELINE_ROOT) {
  */
 const SYSTEMS = {
   zktx,
+  // `npm run bench -- --compare other.node`: the same scenarios on another build of the addon
+  ...(process.env.ZKTX_BENCH_COMPARE ? { 'zktx@compare': zktxSystem('zktx@compare', process.env.ZKTX_BENCH_COMPARE) } : {}),
   'wire-probe': baseline('wire-probe', '/bench-probe'),
   'node-zookeeper-client': baseline('node-zookeeper-client'),
   zookeeper: baseline('zookeeper'),
