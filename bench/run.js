@@ -2,7 +2,8 @@
 'use strict';
 // npm run bench [-- --quick] : how much faster zktx is than what a Node team would otherwise use
 // (the same lock recipe on node-zookeeper-client and on the `zookeeper` C binding), and how close
-// it comes to what the server allows (the best pipelined write rate any client reaches).
+// it comes to the floor: `wire-probe` (baselines/wire-probe.js), ZooKeeper's protocol by hand on
+// Node's socket, pipelining what can be pipelined. Every row shows zktx ÷ it and CPU per op.
 //
 // Every scenario (bench/scenarios.js) runs per system in fresh processes (bench/worker.js):
 // connect, warm up, all report ready, then go together for a fixed time. Repetitions interleave
@@ -18,8 +19,12 @@ const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
+// --compare must be known before systems.js is loaded (it adds the system zktx@compare)
+const compareAt = process.argv.indexOf('--compare');
+if (compareAt > 0 && process.argv[compareAt + 1]) process.env.ZKTX_BENCH_COMPARE = path.resolve(process.argv[compareAt + 1]);
+
 const zkServer = require('../testing');
-const { SYSTEMS } = require('./systems');
+const { SYSTEMS, FLOOR } = require('./systems');
 const { SCENARIOS } = require('./scenarios');
 
 const WORKER = path.join(__dirname, 'worker.js');
@@ -31,14 +36,39 @@ const PROFILES = {
   quick: { reps: 2, durationMs: 500, warmupMs: 250, memory: { hold: 10_000, cyclesLow: 1_000, cyclesHigh: 10_000 } },
 };
 
-/** What the project promised (issue 7). Reported, never asserted. */
+const NZC = 'node-zookeeper-client';
+/**
+ * What the project promised (issues 7 and 13), each from the same run. Reported, never asserted.
+ * `value(get)` gets (scenario, system) -> summary row; returns null when a row is missing.
+ */
 const TARGETS = [
-  { name: 'executeTransaction vs node-zookeeper-client', scenario: 'txn_uncontended', vs: 'node-zookeeper-client', min: 1.8 },
-  { name: 'uncontended lock cycle vs node-zookeeper-client', scenario: 'lock_uncontended', vs: 'node-zookeeper-client', min: 1.25 },
-  { name: 'contended counter vs node-zookeeper-client', scenario: 'lock_contended', vs: 'node-zookeeper-client', min: 2 },
-  { name: 'pipelined set vs ceiling', scenario: 'set_pipelined', vs: 'ceiling', min: 0.9 },
-  { name: 'native overhead per call (µs)', overhead: true, max: 20 },
+  { name: 'get p50 minus wire probe (µs)', unit: 'µs', max: 10, value: (g) => diff(g('get', 'zktx'), g('get', FLOOR), (r) => r.p50_ms * 1000) },
+  { name: 'set p50 minus wire probe (µs)', unit: 'µs', max: 20, value: (g) => diff(g('set', 'zktx'), g('set', FLOOR), (r) => r.p50_ms * 1000) },
+  { name: 'pipelined set, 1 session, vs wire probe', unit: '%', min: 0.9, value: (g) => ratio(g('set_pipelined', 'zktx'), g('set_pipelined', FLOOR)) },
+  { name: 'set, 8 sessions in 1 process, vs wire probe', unit: '%', min: 0.75, value: (g) => ratio(g('set_sessions', 'zktx'), g('set_sessions', FLOOR)) },
+  { name: 'uncontended lock cycle vs node-zookeeper-client', unit: '×', min: 1.25, value: (g) => ratio(g('lock_uncontended', 'zktx'), g('lock_uncontended', NZC)) },
+  {
+    name: 'lock cycle p50 minus 2 set p50s of the probe (ms)',
+    unit: 'ms',
+    max: 0.1,
+    value: (g) => (g('lock_uncontended', 'zktx') && g('set', FLOOR) ? g('lock_uncontended', 'zktx').p50_ms - 2 * g('set', FLOOR).p50_ms : null),
+  },
+  { name: 'executeTransaction vs node-zookeeper-client', unit: '×', min: 1.8, value: (g) => ratio(g('txn_uncontended', 'zktx'), g('txn_uncontended', NZC)) },
+  { name: 'contended counter vs node-zookeeper-client', unit: '×', min: 2, value: (g) => ratio(g('lock_contended', 'zktx'), g('lock_contended', NZC)) },
+  {
+    name: 'CPU per lock cycle vs wire probe',
+    unit: '×',
+    max: 1.3,
+    value: (g) => (g('lock_uncontended', 'zktx') && g('lock_uncontended', FLOOR) ? g('lock_uncontended', 'zktx').cpu_us_per_op / g('lock_uncontended', FLOOR).cpu_us_per_op : null),
+  },
+  { name: 'native overhead per call (µs)', unit: 'µs', overhead: true, max: 20 },
 ];
+function ratio(a, b) {
+  return a && b ? a.ops_per_s / b.ops_per_s : null;
+}
+function diff(a, b, f) {
+  return a && b ? f(a) - f(b) : null;
+}
 
 function usage() {
   return [
@@ -52,6 +82,7 @@ function usage() {
     '  --skip-memory        no memory probe',
     '  --out FILE           where to write the JSON (default bench/results/latest.json)',
     '  --zktx DIR           the zktx package to measure (default: this checkout)',
+    '  --compare FILE.node  also measure another build of the addon (system zktx@compare), interleaved',
     'ZK_CONNECT=host:port   use that server instead of starting one',
   ].join('\n');
 }
@@ -70,6 +101,7 @@ function parseCli(argv) {
       'skip-memory': { type: 'boolean', default: false },
       out: { type: 'string' },
       zktx: { type: 'string' },
+      compare: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -97,6 +129,7 @@ function parseCli(argv) {
     memory: !values['skip-memory'],
     out: values.out ? path.resolve(values.out) : DEFAULT_OUT,
     zktx: values.zktx ? path.resolve(values.zktx) : undefined,
+    compare: values.compare ? path.resolve(values.compare) : undefined,
   };
 }
 
@@ -210,6 +243,7 @@ async function runOnce(ctx, scenario, system) {
     const ops = done.reduce((n, d) => n + d.ops, 0);
     const result = {
       ops,
+      cpuUs: done.reduce((n, d) => n + d.cpuUs, 0),
       opsPerS: done.reduce((r, d) => r + d.ops / (d.elapsedMs / 1000), 0),
       latencies: done.map((d) => d.latencies),
       packets: before === null || after === null ? null : after - before - ctx.probeCost,
@@ -259,6 +293,8 @@ function summarize(scenario, system, runs) {
     p50_ms: percentile(lat, 50),
     p99_ms: percentile(lat, 99),
     req_per_op: packets === null || ops === 0 ? null : packets / ops,
+    // per client: each process's CPU over its own ops, i.e. all processes' CPU over all ops
+    cpu_us_per_op: median(runs.map((r) => (r.ops ? r.cpuUs / r.ops : NaN))),
     ops_per_s_runs: runs.map((r) => r.opsPerS),
     ops,
   };
@@ -278,7 +314,9 @@ const lpad = (s, n) => String(s).padStart(n);
 const spread = (r) => (r.ops_per_s_runs.length < 2 ? '' : `${fmt(((Math.max(...r.ops_per_s_runs) - Math.min(...r.ops_per_s_runs)) / r.ops_per_s) * 100, 0)}%`);
 
 function printTable(results, ratios) {
-  const head = `${pad('scenario', 18)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('spread', 8)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}${lpad('zktx ÷ it', 11)}`;
+  const head =
+    `${pad('scenario', 18)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('spread', 8)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}` +
+    `${lpad('CPU µs/op', 11)}${lpad('zktx ÷ it', 11)}${lpad('p50 Δ µs', 10)}`;
   console.log(head);
   console.log('-'.repeat(head.length));
   let last = null;
@@ -287,7 +325,8 @@ function printTable(results, ratios) {
     const flag = r.audit_ok === false ? '  AUDIT FAILED' : '';
     console.log(
       `${pad(r.scenario === last ? '' : r.scenario, 18)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(spread(r), 8)}${lpad(fmt(r.p50_ms, 3), 9)}` +
-        `${lpad(fmt(r.p99_ms, 3), 9)}${lpad(fmt(r.req_per_op, 2), 8)}${lpad(ratio ? `${fmt(ratio.zktx_over_baseline)}×` : '', 11)}${flag}`
+        `${lpad(fmt(r.p99_ms, 3), 9)}${lpad(fmt(r.req_per_op, 2), 8)}${lpad(fmt(r.cpu_us_per_op, 1), 11)}` +
+        `${lpad(ratio ? `${fmt(ratio.zktx_over_baseline)}×` : '', 11)}${lpad(ratio ? fmt(ratio.p50_delta_us, 1) : '', 10)}${flag}`
     );
     last = r.scenario;
   }
@@ -462,7 +501,14 @@ async function main(argv) {
     for (const r of results) {
       if (r.system === 'zktx') continue;
       const z = get(r.scenario, 'zktx');
-      if (z) ratios.push({ scenario: r.scenario, baseline: r.system, zktx_over_baseline: z.ops_per_s / r.ops_per_s });
+      if (z)
+        ratios.push({
+          scenario: r.scenario,
+          baseline: r.system,
+          zktx_over_baseline: z.ops_per_s / r.ops_per_s,
+          p50_delta_us: (z.p50_ms - r.p50_ms) * 1000,
+          cpu_per_op_over_baseline: z.cpu_us_per_op / r.cpu_us_per_op,
+        });
     }
     const pipelined = results.filter((r) => r.scenario === 'set_pipelined');
     const ceiling = pipelined.length ? pipelined.reduce((best, r) => (r.ops_per_s > best.ops_per_s ? r : best)) : null;
@@ -503,17 +549,10 @@ async function main(argv) {
     }
 
     const targets = TARGETS.map((t) => {
-      let value = null;
-      if (t.overhead) value = nativeOverhead.per_call_us;
-      else if (t.vs === 'ceiling') {
-        const z = get(t.scenario, 'zktx');
-        value = z && ceiling ? z.ops_per_s / ceiling.ops_per_s : null;
-      } else {
-        const r = ratios.find((x) => x.scenario === t.scenario && x.baseline === t.vs);
-        value = r ? r.zktx_over_baseline : null;
-      }
-      const pass = value === null ? null : t.max !== undefined ? value < t.max : value >= t.min;
-      return { target: t.name, goal: t.max !== undefined ? `< ${t.max}` : `>= ${t.min}`, value, verdict: pass === null ? 'N/A' : pass ? 'PASS' : 'MISS' };
+      const value = t.overhead ? nativeOverhead.per_call_us : t.value(get);
+      const pass = value === null || Number.isNaN(value) ? null : t.max !== undefined ? value <= t.max : value >= t.min;
+      const goal = t.max !== undefined ? `<= ${t.max}` : `>= ${t.min}`;
+      return { target: t.name, unit: t.unit, goal, value, verdict: pass === null ? 'N/A' : pass ? 'PASS' : 'MISS' };
     });
 
     machine.loadavg_at_end = os.loadavg().map((l) => Math.round(l * 100) / 100);
@@ -524,7 +563,8 @@ async function main(argv) {
     console.log('');
     for (const s of SCENARIOS.filter((x) => opts.scenarios.includes(x.name) && x.op)) console.log(`  ${pad(s.name, 17)} ${s.what}`);
     console.log('  ops/s: median of the repetitions (spread: their max - min, over the median); p50/p99: per operation, all repetitions pooled;');
-    console.log('  req/op: requests the server received per operation (mntr zk_packets_received); zktx ÷ it: ops/s ratio');
+    console.log('  req/op: requests the server received per operation (mntr zk_packets_received); CPU µs/op: process CPU (all threads) over ops,');
+    console.log(`  per client process; zktx ÷ it: ops/s ratio; p50 Δ: zktx's p50 minus its, µs. ${FLOOR}: the protocol by hand on Node's socket (the floor)`);
     if (ceiling) console.log(`\nceiling (best pipelined set): ${fmt(ceiling.ops_per_s, 0)} ops/s by ${ceiling.system}`);
     for (const r of results.filter((x) => x.audit_ok !== undefined)) {
       const what = SCENARIOS.find((s) => s.name === r.scenario).audit.what;
@@ -543,8 +583,9 @@ async function main(argv) {
     }
     console.log('\ntargets (reported, not asserted):');
     for (const t of targets) {
-      const shown = t.value === null ? '-' : t.target.includes('µs') ? `${fmt(t.value)} µs` : t.target.includes('ceiling') ? `${fmt(t.value * 100, 0)}%` : `${fmt(t.value)}×`;
-      console.log(`  ${pad(t.verdict, 5)} ${pad(t.target, 50)} ${lpad(shown, 9)}  goal ${t.goal}`);
+      const shown = t.value === null ? '-' : t.unit === '%' ? `${fmt(t.value * 100, 0)}%` : t.unit === '×' ? `${fmt(t.value)}×` : `${fmt(t.value, t.unit === 'ms' ? 3 : 1)} ${t.unit}`;
+      const goal = t.unit === '%' ? t.goal.replace(/[\d.]+/, (v) => `${Number(v) * 100}%`) : `${t.goal}${t.unit === '×' ? '×' : ` ${t.unit}`}`;
+      console.log(`  ${pad(t.verdict, 5)} ${pad(t.target, 52)} ${lpad(shown, 10)}  goal ${goal}`);
     }
     for (const n of notes) if (!n.startsWith('skipped system')) console.log(`note: ${n}`);
     console.log(`load average at start ${machine.loadavg_at_start.join(' ')}, at end ${machine.loadavg_at_end.join(' ')} (1-minute, 5, 15; other work on the machine adds noise)`);

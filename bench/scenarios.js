@@ -8,6 +8,7 @@
 //   what         one line for the table's legend
 //   processes    how many worker processes (default 1)
 //   concurrency  operations in flight per process (default 1)
+//   sessions     sessions per process (default 1); ctx.sessions holds them, ctx.sessions[0] === sys
 //   prepare(sys, ctx)        once per run, in worker 0, before the other workers start (optional)
 //   setup(sys, ctx)          once per process before the warm-up (optional)
 //   op(sys, ctx) -> (slot) => Promise   one operation
@@ -82,12 +83,23 @@ const SCENARIOS = [
   },
   {
     name: 'set_pipelined',
-    what: 'writes with 64 in flight on one session (64 keys), 1 process',
-    concurrency: 64,
+    what: 'writes with 128 in flight on one session (128 keys), 1 process',
+    concurrency: 128,
     op: (sys, ctx) => {
-      const keys = Array.from({ length: 64 }, (_, slot) => `bench/pipe-${ctx.run}-${slot}`);
+      const keys = Array.from({ length: 128 }, (_, slot) => `bench/pipe-${ctx.run}-${slot}`);
       let n = 0;
       return (slot) => sys.set(keys[slot], { n: ++n });
+    },
+  },
+  {
+    name: 'set_sessions',
+    what: 'writes, 8 sessions × 64 in flight (512 keys), 1 process',
+    sessions: 8,
+    concurrency: 8 * 64,
+    op: (sys, ctx) => {
+      const keys = Array.from({ length: 8 * 64 }, (_, slot) => `bench/sess-${ctx.run}-${slot}`);
+      let n = 0;
+      return (slot) => ctx.sessions[slot % 8].set(keys[slot], { n: ++n });
     },
   },
   {

@@ -9,8 +9,9 @@
 //   await sys.transfer(from, to, amount);                       // a 2-key transaction
 //   await sys.close();
 //
-// zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx/bench; the
-// baselines keep theirs under /bench-baseline, so the systems never share a znode.
+// zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx-bench (it
+// refuses lock paths inside /zktx); the baselines keep theirs under /bench-baseline and the wire
+// probe under /bench-probe, so the systems never share a znode.
 
 const path = require('node:path');
 
@@ -28,19 +29,24 @@ function tryRequire(id, what = id) {
   }
 }
 
-const zktx = {
-  name: 'zktx',
+/** zktx with the checkout's addon, or (`native`) with another build of it: before/after in one run. */
+const zktxSystem = (name, native) => ({
+  name,
   package: zktxPackage,
-  load: () => tryRequire(zktxPackage()),
+  load() {
+    if (native) return tryRequire(native, `addon ${native}`);
+    return tryRequire(zktxPackage());
+  },
   async open(connect) {
+    if (native) process.env.ZKTX_NATIVE = native; // binding.js reads it; a worker opens one system
     const { ZooKeeper } = require(zktxPackage());
     const zk = new ZooKeeper({ connect, timeout: SESSION_TIMEOUT_MS, debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR });
     await zk.connect();
     return {
       raw: zk,
-      lock: (name) => zk.lock(`/zktx/bench/${name}`),
-      readLock: (name) => zk.readWriteLock(`/zktx/bench/${name}`).readLock(),
-      writeLock: (name) => zk.readWriteLock(`/zktx/bench/${name}`).writeLock(),
+      lock: (name) => zk.lock(`/zktx-bench/${name}`),
+      readLock: (name) => zk.readWriteLock(`/zktx-bench/${name}`).readLock(),
+      writeLock: (name) => zk.readWriteLock(`/zktx-bench/${name}`).writeLock(),
       // under a zktx lock, writes are fenced on it (one multi: check lock node + write)
       setUnder: (lock, key, value) => zk.set(key, value, { lock }),
       executeTransaction: (key, v) => zk.executeTransaction(key, v),
@@ -61,15 +67,16 @@ const zktx = {
       close: () => zk.close(),
     };
   },
-};
+});
+const zktx = zktxSystem('zktx');
 
-function baseline(pkg) {
+function baseline(pkg, root = BASELINE_ROOT) {
   const file = path.join(__dirname, 'baselines', `${pkg}.js`);
   return {
     name: pkg,
     load: () => tryRequire(file, `npm package ${pkg}`),
     async open(connect) {
-      const recipes = await require(file).open(connect, BASELINE_ROOT, { sessionTimeout: SESSION_TIMEOUT_MS });
+      const recipes = await require(file).open(connect, root, { sessionTimeout: SESSION_TIMEOUT_MS });
       return {
         raw: recipes,
         lock: (name) => recipes.lock(`${BASELINE_ROOT}/locks/${name}`),
@@ -86,11 +93,21 @@ function baseline(pkg) {
   };
 }
 
-/** In report order: zktx first, then the baselines. Names are the npm package names. */
+/**
+ * In report order: zktx first, then the floor, then the libraries (npm package names).
+ * `wire-probe` (baselines/wire-probe.js) is ZooKeeper's protocol by hand on Node's socket: what
+ * a Node process can reach at best. It keeps its znodes under /bench-probe.
+ */
 const SYSTEMS = {
   zktx,
+  // `npm run bench -- --compare other.node`: the same scenarios on another build of the addon
+  ...(process.env.ZKTX_BENCH_COMPARE ? { 'zktx@compare': zktxSystem('zktx@compare', process.env.ZKTX_BENCH_COMPARE) } : {}),
+  'wire-probe': baseline('wire-probe', '/bench-probe'),
   'node-zookeeper-client': baseline('node-zookeeper-client'),
   zookeeper: baseline('zookeeper'),
 };
 
-module.exports = { SYSTEMS };
+/** The system every zktx row is compared with as "best possible". */
+const FLOOR = 'wire-probe';
+
+module.exports = { SYSTEMS, FLOOR };

@@ -6,7 +6,7 @@
 //   worker -> {type:'ready'}                    connected, set up and warmed up
 //   run.js -> {type:'audit'}                    (scenarios with audit) -> {type:'audited', value}
 //   run.js -> {type:'go', durationMs}           measured section starts now
-//   worker -> {type:'done', ops, elapsedMs, latencies: Float64Array (ms per op)}
+//   worker -> {type:'done', ops, elapsedMs, cpuUs, latencies: Float64Array (ms per op)}
 //   run.js -> {type:'exit'}                     close the session and exit
 //
 // Any failure: {type:'error', message} and exit code 1.
@@ -70,6 +70,8 @@ async function main() {
   const scenario = SCENARIOS.find((s) => s.name === init.scenario);
   const ctx = { run: init.run, worker: init.worker, workers: init.workers };
   const sys = await SYSTEMS[init.system].open(init.connect);
+  ctx.sessions = [sys];
+  while (ctx.sessions.length < (scenario.sessions || 1)) ctx.sessions.push(await SYSTEMS[init.system].open(init.connect));
   const concurrency = scenario.concurrency || 1;
   if (scenario.prepare) {
     if (ctx.worker === 0) await scenario.prepare(sys, ctx);
@@ -85,10 +87,13 @@ async function main() {
       await send({ type: 'audited', value: await scenario.audit.read(sys, ctx) });
     } else if (msg.type === 'go') {
       const samples = new Samples();
+      // CPU of the whole process (every thread: JS, libuv, the addon's own) over the measured section
+      const cpu0 = process.cpuUsage();
       const { ops, elapsedMs } = await drive(op, concurrency, msg.durationMs, samples);
-      await send({ type: 'done', ops, elapsedMs, latencies: samples.toArray() });
+      const cpu = process.cpuUsage(cpu0);
+      await send({ type: 'done', ops, elapsedMs, cpuUs: cpu.user + cpu.system, latencies: samples.toArray() });
     } else if (msg.type === 'exit') {
-      await sys.close();
+      for (const s of ctx.sessions) await s.close();
       process.exit(0);
     }
   }

@@ -151,66 +151,75 @@ pub struct NativeCoordinatorCommit {
 impl NativeCoordinator {
     /// Starts a transaction.
     #[napi]
-    pub async fn begin(&self) -> Result<NativeRun> {
-        in_span(&self.span, async move {
-            let run = self.coord.begin().await.map_err(to_js_error)?;
-            Ok(NativeRun { run: Arc::new(run), store: self.store.clone(), tx: Arc::new(tokio::sync::Mutex::new(Transaction::new())), span: self.span.clone() })
+    pub fn begin(&self, env: Env) -> Result<PromiseRaw<'static, NativeRun>> {
+        no_panic(|| {
+            let (coord, store, span) = (self.coord.clone(), self.store.clone(), self.span.clone());
+            in_span(env, &self.span, async move {
+                let run = coord.begin().await.map_err(to_js_error)?;
+                Ok(NativeRun { run: Arc::new(run), store, tx: Arc::new(tokio::sync::Mutex::new(Transaction::new())), span })
+            })
         })
-        .await
     }
 
     /// Runs a recovery pass; `null` when another process held the recovery lock for `wait_ms`.
     #[napi]
-    pub async fn recover(&self, wait_ms: Option<f64>) -> Result<Option<NativeRecoveryReport>> {
-        in_span(&self.span, async move {
-            let wait = wait_ms.map(|w| millis("wait", w, MAX_WAIT)).transpose()?;
-            let report = self.coord.recover(wait).await.map_err(to_js_error)?;
-            Ok(report.map(|r| NativeRecoveryReport {
-                committed: r.committed as u32,
-                rolled_back: r.rolled_back as u32,
-                aborted: r.aborted as u32,
-                active: r.active as u32,
-                compensated: r.compensated as u32,
-                errors: r.errors,
-            }))
+    pub fn recover(&self, env: Env, wait_ms: Option<f64>) -> Result<PromiseRaw<'static, Option<NativeRecoveryReport>>> {
+        no_panic(|| {
+            let coord = self.coord.clone();
+            in_span(env, &self.span, async move {
+                let wait = wait_ms.map(|w| millis("wait", w, MAX_WAIT)).transpose()?;
+                let report = coord.recover(wait).await.map_err(to_js_error)?;
+                Ok(report.map(|r| NativeRecoveryReport {
+                    committed: r.committed as u32,
+                    rolled_back: r.rolled_back as u32,
+                    aborted: r.aborted as u32,
+                    active: r.active as u32,
+                    compensated: r.compensated as u32,
+                    errors: r.errors,
+                }))
+            })
         })
-        .await
     }
 
     /// `committed` (decided; branches not yet committed are committed by recovery), `aborted`, `active`,
     /// or a saga's state (`saga:running`, `saga:compensating`, `saga:done`, `saga:compensated`).
     #[napi]
-    pub async fn outcome(&self, txid: String) -> Result<String> {
-        in_span(&self.span, async move {
+    pub fn outcome(&self, env: Env, txid: String) -> Result<PromiseRaw<'static, String>> {
+        no_panic(|| {
             if txid.is_empty() || txid.len() > 64 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(invalid(format!("not a transaction id: {txid:?}")));
             }
-            Ok(match self.coord.outcome(&txid).await.map_err(to_js_error)? {
-                // Decided: every branch commits (now, or by recovery).
-                TxOutcome::Committed(_) => "committed".to_string(),
-                TxOutcome::Aborted => "aborted".to_string(),
-                TxOutcome::Active => "active".to_string(),
-                TxOutcome::Forgotten => "forgotten".to_string(),
-                TxOutcome::Saga(s) => format!("saga:{s}"),
+            let coord = self.coord.clone();
+            in_span(env, &self.span, async move {
+                Ok(match coord.outcome(&txid).await.map_err(to_js_error)? {
+                    // Decided: every branch commits (now, or by recovery).
+                    TxOutcome::Committed(_) => "committed".to_string(),
+                    TxOutcome::Aborted => "aborted".to_string(),
+                    TxOutcome::Active => "active".to_string(),
+                    TxOutcome::Forgotten => "forgotten".to_string(),
+                    TxOutcome::Saga(s) => format!("saga:{s}"),
+                })
             })
         })
-        .await
     }
 
     /// Deletes records of transactions that ended more than `older_than_ms` ago; resolves how many.
     #[napi]
-    pub async fn prune(&self, older_than_ms: f64) -> Result<u32> {
-        in_span(&self.span, async move {
+    pub fn prune(&self, env: Env, older_than_ms: f64) -> Result<PromiseRaw<'static, u32>> {
+        no_panic(|| {
             let older_than = millis("olderThanMs", older_than_ms, zktx_core::store::MAX_PRUNE_AGE)?;
-            self.coord.prune(older_than).await.map(|n| n as u32).map_err(to_js_error)
+            let coord = self.coord.clone();
+            in_span(env, &self.span, async move { coord.prune(older_than).await.map(|n| n as u32).map_err(to_js_error) })
         })
-        .await
     }
 
     /// Runs saga `saga` on `input` (JSON text); resolves its txid.
     #[napi]
-    pub async fn run_saga(&self, saga: String, input: String) -> Result<String> {
-        in_span(&self.span, async move { self.coord.run_saga(&saga, &input).await.map_err(to_js_error) }).await
+    pub fn run_saga(&self, env: Env, saga: String, input: String) -> Result<PromiseRaw<'static, String>> {
+        no_panic(|| {
+            let coord = self.coord.clone();
+            in_span(env, &self.span, async move { coord.run_saga(&saga, &input).await.map_err(to_js_error) })
+        })
     }
 }
 
@@ -238,35 +247,42 @@ impl NativeRun {
 
     /// Reads zktx-store keys for the run (JSON text or null per key); checked at the decision.
     #[napi]
-    pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<String>>> {
-        in_span(&self.span, async move {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut tx = self.tx.lock().await;
-            let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
-            Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+    pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
+        no_panic(|| {
+            let (store, txm) = (self.store.clone(), self.tx.clone());
+            in_span(env, &self.span, async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let mut tx = txm.lock().await;
+                let values = tx.get_many(&store, &keys).await.map_err(to_js_error)?;
+                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+            })
         })
-        .await
     }
 
     /// Prepares, decides (with `writes` to zktx's store) and commits.
     #[napi]
-    pub async fn commit(&self, writes: Vec<NativeWrite>) -> Result<NativeCoordinatorCommit> {
-        in_span(&self.span, async move {
-            let mut tx = self.tx.lock().await;
-            buffer_writes(&mut tx, &self.store, writes)?;
-            let done = self.run.commit(Some(&mut tx)).await.map_err(to_js_error)?;
-            Ok(NativeCoordinatorCommit {
-                txid: done.txid,
-                pending: done.pending,
-                versions: done.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+    pub fn commit(&self, env: Env, writes: Vec<NativeWrite>) -> Result<PromiseRaw<'static, NativeCoordinatorCommit>> {
+        no_panic(|| {
+            let (store, txm, run) = (self.store.clone(), self.tx.clone(), self.run.clone());
+            in_span(env, &self.span, async move {
+                let mut tx = txm.lock().await;
+                buffer_writes(&mut tx, &store, writes)?;
+                let done = run.commit(Some(&mut tx)).await.map_err(to_js_error)?;
+                Ok(NativeCoordinatorCommit {
+                    txid: done.txid,
+                    pending: done.pending,
+                    versions: done.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+                })
             })
         })
-        .await
     }
 
     /// Rolls back every enlisted branch.
     #[napi]
-    pub async fn rollback(&self) -> Result<()> {
-        in_span(&self.span, async move { self.run.rollback().await.map_err(to_js_error) }).await
+    pub fn rollback(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let run = self.run.clone();
+            in_span(env, &self.span, async move { run.rollback().await.map_err(to_js_error) })
+        })
     }
 }

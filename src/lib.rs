@@ -8,6 +8,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+mod bridge;
 mod coordinator;
 mod logging;
 
@@ -133,10 +134,15 @@ fn acquire_options(timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Ac
 /// A JS callback taking one string, callable from any thread, that does not keep Node alive.
 pub(crate) type WeakCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true>;
 
-/// Runs an async binding body ([`guarded`]) inside its client's span: the core's log records,
-/// and those of the tasks it spawns, go to that client's logger or level (see `logging.rs`).
-async fn in_span<T>(span: &tracing::Span, body: impl Future<Output = Result<T>>) -> Result<T> {
-    guarded(body).instrument(span.clone()).await
+/// A promise for an async binding body: it runs on zktx's I/O thread ([`bridge`]), guarded,
+/// inside its client's span (the core's log records, and those of the tasks it spawns, go to that
+/// client's logger or level, see `logging.rs`).
+fn in_span<T, F>(env: Env, span: &tracing::Span, body: F) -> Result<PromiseRaw<'static, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    bridge::spawn(&env, span, body)
 }
 
 // ---- classes ----
@@ -323,20 +329,24 @@ impl NativeClient {
     }
 
     #[napi]
-    pub async fn connect(&self) -> Result<()> {
-        in_span(&self.span, async move {
-            self.store.session().connect().await.map_err(to_js_error)
+    pub fn connect(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                store.session().connect().await.map_err(to_js_error)
+            })
         })
-        .await
     }
 
     #[napi]
-    pub async fn close(&self) -> Result<()> {
-        in_span(&self.span, async move {
-            self.store.close().await;
-            Ok(())
+    pub fn close(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                store.close().await;
+                Ok(())
+            })
         })
-        .await
     }
 
     /// Closes the session, blocking the calling thread (a round trip when connected, at most
@@ -359,32 +369,36 @@ impl NativeClient {
 
     /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
     #[napi]
-    pub async fn acquire(&self, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeLock> {
-        in_span(&self.span, async move {
-            let kind = match (kind.as_str(), permits) {
-                ("exclusive", _) => LockKind::Exclusive,
-                ("read", _) => LockKind::Read,
-                ("write", _) => LockKind::Write,
-                ("lease", Some(p)) => LockKind::Lease(p),
-                (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
-            };
-            let opts = acquire_options(timeout_ms, cancel_id)?;
-            let lock = self.store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
-            Ok(NativeLock { lock: Arc::new(lock), span: tracing::Span::current() })
+    pub fn acquire(&self, env: Env, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeLock>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let kind = match (kind.as_str(), permits) {
+                    ("exclusive", _) => LockKind::Exclusive,
+                    ("read", _) => LockKind::Read,
+                    ("write", _) => LockKind::Write,
+                    ("lease", Some(p)) => LockKind::Lease(p),
+                    (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
+                };
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                let lock = store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
+                Ok(NativeLock { lock: Arc::new(lock), span: tracing::Span::current() })
+            })
         })
-        .await
     }
 
     /// Acquires exclusive locks on all paths, all or nothing.
     #[napi]
-    pub async fn multi_lock(&self, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Vec<NativeLock>> {
-        in_span(&self.span, async move {
-            let opts = acquire_options(timeout_ms, cancel_id)?;
-            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-            let locks = self.store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
-            Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
+    pub fn multi_lock(&self, env: Env, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Vec<NativeLock>>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+                let locks = store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
+                Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
+            })
         })
-        .await
     }
 
     /// A writer fenced on locks added with `add`.
@@ -394,59 +408,71 @@ impl NativeClient {
     }
 
     #[napi]
-    pub async fn get(&self, key: String) -> Result<Option<NativeVersioned>> {
-        in_span(&self.span, async move {
-            let v = self.store.get(&key).await.map_err(to_js_error)?;
-            Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
+    pub fn get(&self, env: Env, key: String) -> Result<PromiseRaw<'static, Option<NativeVersioned>>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let v = store.get(&key).await.map_err(to_js_error)?;
+                Ok(v.map(|v| NativeVersioned { json: v.value.into_string(), version: v.version }))
+            })
         })
-        .await
     }
 
     #[napi]
-    pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        in_span(&self.span, async move {
-            let value = JsonValue::from_text(json).map_err(to_js_error)?;
-            self.store.set(&key, &value, &[]).await.map_err(to_js_error)
+    pub fn set(&self, env: Env, key: String, json: String) -> Result<PromiseRaw<'static, i32>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let value = JsonValue::from_text(json).map_err(to_js_error)?;
+                store.set(&key, &value, &[]).await.map_err(to_js_error)
+            })
         })
-        .await
     }
 
     #[napi]
-    pub async fn execute_transaction(&self, key: String, json: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeCommitted> {
-        in_span(&self.span, async move {
-            let value = JsonValue::from_text(json).map_err(to_js_error)?;
-            let opts = acquire_options(timeout_ms, cancel_id)?;
-            self.store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
+    pub fn execute_transaction(&self, env: Env, key: String, json: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeCommitted>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let value = JsonValue::from_text(json).map_err(to_js_error)?;
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                store.execute_transaction(&key, value, &opts).await.map(Into::into).map_err(to_js_error)
+            })
         })
-        .await
     }
 
     #[napi]
-    pub async fn children(&self, path: String) -> Result<Vec<String>> {
-        in_span(&self.span, async move {
-            self.store.children(&path).await.map_err(to_js_error)
+    pub fn children(&self, env: Env, path: String) -> Result<PromiseRaw<'static, Vec<String>>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                store.children(&path).await.map_err(to_js_error)
+            })
         })
-        .await
     }
 
     /// Deletes transaction-id markers older than `older_than_ms`; resolves how many.
     #[napi]
-    pub async fn prune_transaction_ids(&self, older_than_ms: f64) -> Result<u32> {
-        in_span(&self.span, async move {
-            let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
-            self.store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+    pub fn prune_transaction_ids(&self, env: Env, older_than_ms: f64) -> Result<PromiseRaw<'static, u32>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
+                store.prune_transaction_ids(older_than).await.map(|n| n as u32).map_err(to_js_error)
+            })
         })
-        .await
     }
 
     /// Removes tombstones of keys deleted more than `older_than_ms` ago; resolves how many.
     #[napi]
-    pub async fn compact_tombstones(&self, older_than_ms: f64) -> Result<u32> {
-        in_span(&self.span, async move {
-            let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
-            self.store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
+    pub fn compact_tombstones(&self, env: Env, older_than_ms: f64) -> Result<PromiseRaw<'static, u32>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
+                store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
+            })
         })
-        .await
     }
 
     /// A transaction coordinator named `name` with these participants and sagas; `dispatch`
@@ -459,17 +485,19 @@ impl NativeClient {
     /// A new multi-key transaction attempt.
     #[napi]
     pub fn transaction(&self) -> Result<NativeTransaction> {
-        no_panic(|| Ok(NativeTransaction { store: self.store.clone(), tx: tokio::sync::Mutex::new(Transaction::new()), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
+        no_panic(|| Ok(NativeTransaction { store: self.store.clone(), tx: Arc::new(tokio::sync::Mutex::new(Transaction::new())), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
     }
 
     #[napi]
-    pub async fn begin(&self, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<NativeKeyTransaction> {
-        in_span(&self.span, async move {
-            let opts = acquire_options(timeout_ms, cancel_id)?;
-            let tx = self.store.begin(&key, &opts).await.map_err(to_js_error)?;
-            Ok(NativeKeyTransaction { tx: Arc::new(tx), span: tracing::Span::current() })
+    pub fn begin(&self, env: Env, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeKeyTransaction>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                let tx = store.begin(&key, &opts).await.map_err(to_js_error)?;
+                Ok(NativeKeyTransaction { tx: Arc::new(tx), span: tracing::Span::current() })
+            })
         })
-        .await
     }
 }
 
@@ -500,14 +528,17 @@ impl NativeFence {
 
     /// Writes `key` only if every added lock is still held (one multi).
     #[napi]
-    pub async fn set(&self, key: String, json: String) -> Result<i32> {
-        in_span(&self.span, async move {
-            let value = JsonValue::from_text(json).map_err(to_js_error)?;
-            let locks = self.locks.lock().map_err(|_| invalid("fence poisoned"))?.clone();
-            let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
-            self.store.set(&key, &value, &refs).await.map_err(to_js_error)
+    pub fn set(&self, env: Env, key: String, json: String) -> Result<PromiseRaw<'static, i32>> {
+        no_panic(|| {
+            let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("fence poisoned"));
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let value = JsonValue::from_text(json).map_err(to_js_error)?;
+                let locks = locks?;
+                let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
+                store.set(&key, &value, &refs).await.map_err(to_js_error)
+            })
         })
-        .await
     }
 }
 
@@ -540,11 +571,13 @@ impl NativeLock {
     }
 
     #[napi]
-    pub async fn release(&self) -> Result<()> {
-        in_span(&self.span, async move {
-            self.lock.release().await.map_err(to_js_error)
+    pub fn release(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let lock = self.lock.clone();
+            in_span(env, &self.span, async move {
+                lock.release().await.map_err(to_js_error)
+            })
         })
-        .await
     }
 
     /// Calls `callback("NODE_DELETED" | "SESSION_ENDED")` once if the lock is lost (not after a
@@ -567,11 +600,13 @@ impl NativeLock {
     }
 
     #[napi]
-    pub async fn is_held(&self) -> Result<bool> {
-        in_span(&self.span, async move {
-            self.lock.is_held().await.map_err(to_js_error)
+    pub fn is_held(&self, env: Env) -> Result<PromiseRaw<'static, bool>> {
+        no_panic(|| {
+            let lock = self.lock.clone();
+            in_span(env, &self.span, async move {
+                lock.is_held().await.map_err(to_js_error)
+            })
         })
-        .await
     }
 }
 
@@ -596,26 +631,30 @@ impl NativeKeyTransaction {
     }
 
     #[napi]
-    pub async fn commit(&self, json: String) -> Result<NativeCommitted> {
-        in_span(&self.span, async move {
-            let value = match JsonValue::from_text(json) {
-                Ok(v) => v,
-                Err(e) => {
-                    let _ = self.tx.abort().await;
-                    return Err(to_js_error(e));
-                },
-            };
-            self.tx.commit(value).await.map(Into::into).map_err(to_js_error)
+    pub fn commit(&self, env: Env, json: String) -> Result<PromiseRaw<'static, NativeCommitted>> {
+        no_panic(|| {
+            let txm = self.tx.clone();
+            in_span(env, &self.span, async move {
+                let value = match JsonValue::from_text(json) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = txm.abort().await;
+                        return Err(to_js_error(e));
+                    },
+                };
+                txm.commit(value).await.map(Into::into).map_err(to_js_error)
+            })
         })
-        .await
     }
 
     #[napi]
-    pub async fn abort(&self) -> Result<()> {
-        in_span(&self.span, async move {
-            self.tx.abort().await.map_err(to_js_error)
+    pub fn abort(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let txm = self.tx.clone();
+            in_span(env, &self.span, async move {
+                txm.abort().await.map_err(to_js_error)
+            })
         })
-        .await
     }
 }
 
@@ -669,7 +708,7 @@ pub struct NativeCommitReport {
 #[napi]
 pub struct NativeTransaction {
     store: Arc<Store>,
-    tx: tokio::sync::Mutex<Transaction>,
+    tx: Arc<tokio::sync::Mutex<Transaction>>,
     locks: Mutex<Vec<Arc<Lock>>>,
     span: tracing::Span,
 }
@@ -678,14 +717,17 @@ pub struct NativeTransaction {
 impl NativeTransaction {
     /// Reads keys (one round trip for those not read yet); JSON text or null per key.
     #[napi]
-    pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<String>>> {
-        in_span(&self.span, async move {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut tx = self.tx.lock().await;
-            let values = tx.get_many(&self.store, &keys).await.map_err(to_js_error)?;
-            Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+    pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            let txm = self.tx.clone();
+            in_span(env, &self.span, async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let mut tx = txm.lock().await;
+                let values = tx.get_many(&store, &keys).await.map_err(to_js_error)?;
+                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+            })
         })
-        .await
     }
 
     /// Fences the commit on a lock (may be called for several).
@@ -699,27 +741,31 @@ impl NativeTransaction {
 
     /// Applies the buffered writes and commits them in one multi.
     #[napi]
-    pub async fn commit(&self, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<NativeCommitReport> {
-        in_span(&self.span, async move {
-            let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
-            let locks = self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.clone();
-            let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
-            let mut tx = self.tx.lock().await;
-            buffer_writes(&mut tx, &self.store, writes)?;
-            let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
-            let report: CommitReport = tx.commit(&self.store, &opts).await.map_err(to_js_error)?;
-            let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
-            Ok(NativeCommitReport {
-                writes: report.writes as u32,
-                zxid: report.zxid.map(|z| z as f64),
-                versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
-                already_applied: report.already_applied,
-                recorded_result: report.recorded_result,
-                round_trips: report.round_trips,
-                reads,
+    pub fn commit(&self, env: Env, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<PromiseRaw<'static, NativeCommitReport>> {
+        no_panic(|| {
+            let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("transaction poisoned"));
+            let store = self.store.clone();
+            let txm = self.tx.clone();
+            in_span(env, &self.span, async move {
+                let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
+                let locks = locks?;
+                let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
+                let mut tx = txm.lock().await;
+                buffer_writes(&mut tx, &store, writes)?;
+                let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
+                let report: CommitReport = tx.commit(&store, &opts).await.map_err(to_js_error)?;
+                let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
+                Ok(NativeCommitReport {
+                    writes: report.writes as u32,
+                    zxid: report.zxid.map(|z| z as f64),
+                    versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+                    already_applied: report.already_applied,
+                    recorded_result: report.recorded_result,
+                    round_trips: report.round_trips,
+                    reads,
+                })
             })
         })
-        .await
     }
 }
 

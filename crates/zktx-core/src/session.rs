@@ -545,7 +545,10 @@ impl Session {
 fn start_connect(inner: &Arc<Inner>) -> watch::Receiver<Option<Result<()>>> {
     let (tx, rx) = watch::channel(None);
     let inner = inner.clone();
-    tokio::spawn(async move {
+    // Through `spawns`, not tokio: zookeeper-client spawns its session task (socket, timers) on the
+    // thread that connects, and the binding's I/O thread gives it its own spawner there, so the
+    // session lives where the calls run (see the binding's bridge.rs). Elsewhere this is tokio::spawn.
+    drop(spawns_core::spawn(async move {
         let opened = tokio::select! {
             biased;
             _ = inner.closing.cancelled() => Err(Error::ClientClosed),
@@ -567,7 +570,7 @@ fn start_connect(inner: &Arc<Inner>) -> watch::Receiver<Option<Result<()>>> {
             }
         };
         let _ = tx.send(Some(outcome));
-    }.in_current_span());
+    }.in_current_span()));
     rx
 }
 

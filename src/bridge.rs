@@ -1,0 +1,236 @@
+//! How an async binding call travels: JS thread -> one I/O thread -> JS thread, nothing else.
+//!
+//! napi's own `async fn` runs each call on a multi-thread tokio runtime and settles it through a
+//! thread-safe function created for that call, while zookeeper-client 0.11 drives its socket
+//! and timers with `async-io` (its reactor thread) whatever spawner it is given. A request thus
+//! crossed JS -> tokio worker -> the session task -> the async-io reactor thread and back
+//! (issue 13: four busy threads for one sequential loop, 68 % of the samples in the scheduler).
+//!
+//! Here instead:
+//! - one thread, `zktx-io`, sits in `async_io::block_on`: while idle it waits in the async-io
+//!   reactor itself, so a socket event wakes the thread that runs the task waiting for it. On it
+//!   a tokio `LocalSet` runs the calls and, through a `spawns` thread-local spawner,
+//!   zookeeper-client's session tasks: one thread from the answer on the socket to the
+//!   completion.
+//! - tokio still provides timers (`tokio::time`, the core's deadlines) and `tokio::spawn`: a
+//!   current-thread runtime parked on its own thread, `zktx-timer`, entered by `zktx-io`.
+//!   Deadlines far in the future rarely wake it.
+//! - completions go back through one long-lived thread-safe function per JS thread: the I/O
+//!   thread queues `(deferred, value)` and signals only when the queue was empty, the JS thread
+//!   settles everything queued in one callback. The function is referenced (keeps Node alive)
+//!   only while calls are pending, as napi's per-call functions did.
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use tracing::Instrument as _;
+
+type Job = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Settles one promise on the JS thread: the value to resolve with, or the error to reject with.
+type Settle = Box<dyn FnOnce(sys::napi_env) -> std::result::Result<sys::napi_value, sys::napi_value> + Send>;
+
+/// A raw napi handle moved to the I/O thread and back, only ever used on its JS thread.
+struct Raw<T>(T);
+// SAFETY: the pointers are opaque tokens to other threads; they are dereferenced by napi calls
+// made on the JS thread that created them (napi_call_threadsafe_function is thread-safe).
+unsafe impl<T> Send for Raw<T> {}
+
+struct Completion {
+    deferred: Raw<sys::napi_deferred>,
+    settle: Settle,
+}
+
+struct Queue {
+    items: Vec<Completion>,
+    /// None once Node finalized the function (its environment is going away).
+    tsfn: Option<Raw<sys::napi_threadsafe_function>>,
+}
+
+/// What the I/O thread shares with one JS thread.
+struct Shared {
+    queue: Mutex<Queue>,
+}
+
+impl Shared {
+    fn complete(&self, c: Completion) {
+        let Ok(mut q) = self.queue.lock() else { return };
+        let Some(tsfn) = q.tsfn.as_ref().map(|t| t.0) else { return };
+        let signal = q.items.is_empty(); // otherwise a drain is already scheduled and will see it
+        q.items.push(c);
+        if signal {
+            // Under the lock: the finalizer cannot run between the check above and this call.
+            unsafe { sys::napi_call_threadsafe_function(tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        }
+    }
+}
+
+/// The JS thread's side: its function and how many calls are pending.
+struct JsSide {
+    shared: Arc<Shared>,
+    tsfn: sys::napi_threadsafe_function,
+    pending: usize,
+}
+
+thread_local! {
+    static JS: RefCell<Option<JsSide>> = const { RefCell::new(None) };
+}
+
+unsafe extern "C" fn drain(env: sys::napi_env, _js_cb: sys::napi_value, context: *mut c_void, _data: *mut c_void) {
+    if env.is_null() || context.is_null() {
+        return;
+    }
+    let shared = unsafe { &*(context as *const Shared) };
+    let items = match shared.queue.lock() {
+        Ok(mut q) => std::mem::take(&mut q.items),
+        Err(_) => return,
+    };
+    let n = items.len();
+    for c in items {
+        // Each settle in its own handle scope: a large batch does not pile up handles.
+        let mut scope = ptr::null_mut();
+        unsafe { sys::napi_open_handle_scope(env, &mut scope) };
+        match (c.settle)(env) {
+            Ok(v) => unsafe { sys::napi_resolve_deferred(env, c.deferred.0, v) },
+            Err(e) => unsafe { sys::napi_reject_deferred(env, c.deferred.0, e) },
+        };
+        unsafe { sys::napi_close_handle_scope(env, scope) };
+    }
+    JS.with_borrow_mut(|js| {
+        if let Some(js) = js.as_mut() {
+            js.pending = js.pending.saturating_sub(n);
+            if js.pending == 0 {
+                unsafe { sys::napi_unref_threadsafe_function(env, js.tsfn) };
+            }
+        }
+    });
+}
+
+unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // The environment is being torn down: stop signalling, drop what is queued.
+    let shared = unsafe { Arc::from_raw(data as *const Shared) };
+    if let Ok(mut q) = shared.queue.lock() {
+        q.tsfn = None;
+        q.items.clear();
+    }
+    JS.with_borrow_mut(|js| *js = None);
+}
+
+/// This JS thread's shared queue, creating its thread-safe function on first use; counts one
+/// more pending call (and references the function when it is the first).
+fn enter_call(env: sys::napi_env) -> Result<Arc<Shared>> {
+    JS.with_borrow_mut(|js| {
+        if js.is_none() {
+            let shared = Arc::new(Shared { queue: Mutex::new(Queue { items: Vec::new(), tsfn: None }) });
+            let mut name = ptr::null_mut();
+            let label = "zktx";
+            check(unsafe { sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name) })?;
+            let context = Arc::into_raw(shared.clone()) as *mut c_void;
+            let mut tsfn = ptr::null_mut();
+            let status = unsafe {
+                sys::napi_create_threadsafe_function(env, ptr::null_mut(), ptr::null_mut(), name, 0, 1, context, Some(finalize), context, Some(drain), &mut tsfn)
+            };
+            if status != sys::Status::napi_ok {
+                drop(unsafe { Arc::from_raw(context as *const Shared) });
+                return Err(Error::new(Status::from(status), "zktx: cannot create the completion function".to_string()));
+            }
+            check(unsafe { sys::napi_unref_threadsafe_function(env, tsfn) })?;
+            shared.queue.lock().map_err(|_| Error::from_reason("zktx: completion queue poisoned"))?.tsfn = Some(Raw(tsfn));
+            *js = Some(JsSide { shared, tsfn, pending: 0 });
+        }
+        let Some(side) = js.as_mut() else { return Err(Error::from_reason("zktx: no completion function")) };
+        if side.pending == 0 {
+            check(unsafe { sys::napi_ref_threadsafe_function(env, side.tsfn) })?;
+        }
+        side.pending += 1;
+        Ok(side.shared.clone())
+    })
+}
+
+fn check(status: sys::napi_status) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), "zktx: napi call failed".to_string()))
+    }
+}
+
+/// Runs `body` on the I/O thread (in `span`, panics caught by [`crate::guarded`]) and returns a
+/// promise settled with its result on this JS thread.
+pub(crate) fn spawn<T, F>(env: &Env, span: &tracing::Span, body: F) -> Result<PromiseRaw<'static, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    let raw_env = env.raw();
+    let mut deferred = ptr::null_mut();
+    let mut promise = ptr::null_mut();
+    check(unsafe { sys::napi_create_promise(raw_env, &mut deferred, &mut promise) })?;
+    let shared = enter_call(raw_env)?;
+    let deferred = Raw(deferred);
+    let body = crate::guarded(body).instrument(span.clone());
+    io().submit(Box::pin(async move {
+        let result = body.await;
+        let settle: Settle = Box::new(move |env| {
+            let value = result.and_then(|v| unsafe { T::to_napi_value(env, v) });
+            value.map_err(|e| unsafe { JsError::from(e).into_value(env) })
+        });
+        shared.complete(Completion { deferred, settle });
+    }));
+    Ok(PromiseRaw::new(raw_env, promise))
+}
+
+// ---- the I/O thread ----
+
+struct Io {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+impl Io {
+    fn submit(&self, job: Job) {
+        // The receiver lives as long as the process (the thread never returns).
+        let _ = self.jobs.send(job);
+    }
+}
+
+/// zookeeper-client spawns its session tasks through `spawns`: onto this thread's LocalSet.
+struct LocalSpawner;
+
+impl spawns_core::Spawn for LocalSpawner {
+    fn spawn(&self, task: spawns_core::Task) {
+        drop(tokio::task::spawn_local(Box::into_pin(task.future)));
+    }
+}
+
+fn io() -> &'static Io {
+    static IO: OnceLock<Io> = OnceLock::new();
+    IO.get_or_init(|| {
+        let timers = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("zktx: cannot build the timer runtime");
+        let handle = timers.handle().clone();
+        std::thread::Builder::new()
+            .name("zktx-timer".into())
+            .spawn(move || timers.block_on(std::future::pending::<()>()))
+            .expect("zktx: cannot start the timer thread");
+        let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        std::thread::Builder::new()
+            .name("zktx-io".into())
+            .spawn(move || {
+                let _runtime = handle.enter();
+                let _spawner = spawns_core::enter(&LocalSpawner);
+                let local = tokio::task::LocalSet::new();
+                async_io::block_on(local.run_until(async move {
+                    while let Some(job) = rx.recv().await {
+                        drop(tokio::task::spawn_local(job));
+                    }
+                }));
+            })
+            .expect("zktx: cannot start the I/O thread");
+        Io { jobs }
+    })
+}
