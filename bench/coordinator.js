@@ -29,7 +29,7 @@ const ACCOUNTS = 64;
 
 /** A pg Pool that counts the queries its clients send (pool.query goes through a client too). */
 function countingPool(config) {
-  const pool = new pg.Pool({ ...config, max: 16 });
+  const pool = new pg.Pool({ ...config, max: 16 }).on('error', () => {});
   pool.queries = 0;
   const count = (client) => {
     if (client && !client.__counted) {
@@ -111,7 +111,7 @@ async function recoveryTime(point, servers, zkConnect, sessionMs) {
   });
   const killedAt = await new Promise((resolve) => child.on('exit', () => resolve(Date.now())));
   const zk = new ZooKeeper({ connect: zkConnect, timeout: 10000 });
-  const pools = { a: new pg.Pool(servers.a.config), b: new pg.Pool(servers.b.config) };
+  const pools = { a: new pg.Pool(servers.a.config).on('error', () => {}), b: new pg.Pool(servers.b.config).on('error', () => {}) };
   const coord = zk.coordinator(name, { participants: { a: new PostgresParticipant(pools.a), b: new PostgresParticipant(pools.b) }, recoveryIntervalMs: 0 });
   const txid = fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.begun).begun;
   fs.rmSync(out, { force: true });

@@ -29,7 +29,7 @@ let zk;
 
 beforeAll(async () => {
   server = await startPostgres();
-  pool = new pg.Pool({ ...server.config, max: 6 });
+  pool = new pg.Pool({ ...server.config, max: 6 }).on('error', () => {}); // idle clients closed at shutdown
   pool.on('error', () => {});
   zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
 });

@@ -21,7 +21,7 @@ const rand = (n) => {
 
 (async () => {
   const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS) });
-  const pool = new pg.Pool({ ...JSON.parse(PG_CONFIG), max: 4 });
+  const pool = new pg.Pool({ ...JSON.parse(PG_CONFIG), max: 4 }).on('error', () => {}); // idle clients closed at shutdown
   pool.on('error', () => {});
   const coord = zk.coordinator(COORD, {
     sagas: sagas({ pool, service: SERVICE, onStep: (ctx) => say({ step: ctx.step, op: ctx.op, txid: ctx.txid }) }),
