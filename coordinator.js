@@ -356,10 +356,19 @@ module.exports = function coordinatorFacade(z) {
       this._pool = pool;
       /** Branches with work in progress: gid -> client inside BEGIN. */
       this._open = new Map();
+      /** Branches whose begin() is still connecting, and those of them already rolled back. */
+      this._starting = new Set();
+      this._abandoned = new Set();
     }
 
     async begin(gid) {
-      const client = await this._pool.connect();
+      this._starting.add(gid);
+      let client;
+      try {
+        client = await this._pool.connect();
+      } finally {
+        this._starting.delete(gid);
+      }
       // The pool removes its own 'error' listener from a client it hands out, so a server that
       // ends the connection while the branch sits between statements (a restart, an admin's
       // pg_terminate_backend) would emit an unhandled 'error' and crash the process. Listen
@@ -371,12 +380,21 @@ module.exports = function coordinatorFacade(z) {
         release(client, err);
         throw err;
       }
+      if (this._abandoned.delete(gid)) {
+        // Rolled back while it connected (a function that did not await tx.participant): a
+        // transaction left open here would hold a pooled connection forever.
+        await client.query('ROLLBACK').then(() => release(client), (err) => release(client, err));
+        throw new Error(`branch ${gid} was rolled back before it began`);
+      }
       this._open.set(gid, client);
       return client;
     }
 
     async prepare(gid) {
       const client = this._open.get(gid);
+      if (!client && this._starting.has(gid)) {
+        throw new Error(`branch ${gid} has not begun yet: await tx.participant() inside the transaction's function`);
+      }
       if (!client) {
         const r = await this._pool.query('SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()', [gid]);
         if (r.rowCount === 1) return; // prepared by an earlier call
@@ -416,6 +434,7 @@ module.exports = function coordinatorFacade(z) {
         }
         return;
       }
+      if (this._starting.has(gid)) this._abandoned.add(gid);
       try {
         await this._pool.query(`ROLLBACK PREPARED ${gidLiteral(gid)}`);
       } catch (err) {

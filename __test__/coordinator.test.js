@@ -253,3 +253,23 @@ test('close() in the middle of a commit: the caller is never told a wrong outcom
   }
   console.log(`close() mid-commit: ${told.map((t) => `${t.when} -> ${t.outcome}`).join(', ')}`);
 });
+
+test('a function that does not await its participant leaves no open transaction behind', async () => {
+  // One connection, held elsewhere while the run ends: the participant's begin() is still
+  // waiting for it when the run commits (nothing to prepare yet) and rolls the branch back.
+  const pg = require('pg');
+  const pool = new pg.Pool({ ...servers.a.config, max: 1 }).on('error', () => {});
+  const { PostgresParticipant } = require('..');
+  const coord = zk.coordinator(unique('bank'), { participants: { a: new PostgresParticipant(pool) }, recoveryIntervalMs: 0 });
+  const held = await pool.connect();
+  let late;
+  const ran = coord.run(async (tx) => {
+    late = tx.participant('a');
+  }).then(() => 'committed', (e) => e.code);
+  setTimeout(() => held.release(), 300);
+  expect(await ran).toBe('ROLLED_BACK');
+  await expect(late).rejects.toThrow(/rolled back before it began/);
+  const open = await servers.a.psql("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'");
+  expect(open).toBe('0');
+  await pool.end();
+});
