@@ -83,6 +83,28 @@ describe('TLS (a server that requires client certificates)', () => {
     expect(`${out.stderr}${out.stdout}`).not.toContain(keyLine);
   });
 
+  // KNOWN BUG, found by `npm run test:secure`: ZooKeeper 3.8.0's NettyServerCnxnFactory (the
+  // server side of TLS) sometimes answers the auth request a client pipelines behind its connect
+  // request *before* the connect response (raw bytes: frames of 16 then 37 bytes instead of 37
+  // then 16, about 1 connect in 10 under load; NIOServerCnxnFactory never does). zookeeper-client
+  // 0.11.2 reads the 16-byte auth reply as the connect response, fails the attempt ("unable to
+  // unmarshal ConnectResponse ... insufficient buf"; with SASL "unsupported server version") and
+  // retries: the session is established later, after a warning and a backoff. Fixing it needs
+  // zookeeper-client to set such early replies aside until the connect response (a patch to the
+  // crate) or a server that keeps the order. When this test starts failing, the bug is gone:
+  // make it a plain `it` and drop SERVER_ORDERING_BUG from __test__/helpers/secure.js.
+  it.failing('KNOWN BUG: 64 connects with auth over TLS each establish their session at the first attempt', async () => {
+    const retries = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (message) => retries.push(message) };
+    for (let batch = 0; batch < 8; batch++) {
+      const clients = Array.from({ length: 8 }, () => clientAt(server.secureConnect, { timeout: 5000, tls: good(), auth: [{ scheme: 'digest', credentials: 'u:p' }], logger }));
+      await Promise.all(clients.map((zk) => zk.connect()));
+      await Promise.all(clients.map((zk) => zk.close()));
+    }
+    await new Promise((r) => setTimeout(r, 100)); // log records are delivered on the event loop
+    expect(retries).toEqual([]);
+  }, 30000);
+
   it('malformed tls options are INVALID_ARGUMENT before connecting, never echoing the key', () => {
     const refused = (tls) => {
       try {
