@@ -146,11 +146,13 @@ function fourLetter(port, cmd, host = HOST, timeoutMs = 3000, tls = undefined) {
       () => finish(new Error(`four-letter word ${cmd} to ${host}:${port}: no answer in ${timeoutMs} ms`)),
       timeoutMs
     );
-    // Over TLS the word is written, not end()ed: a close_notify right behind it can make the
-    // server close before answering. The server closes once it has answered.
+    // The word is written, not end()ed: the server closes once it has answered. Over TLS a
+    // close_notify right behind it can make the server close before answering; in plaintext a
+    // FIN makes startProxy's proxy (which does not forward half-closes) drop the connection,
+    // often before the answer is back.
     const socket = tls
       ? tlsSocket.connect({ port, host, ca: tls.ca, cert: tls.cert, key: tls.key }, () => socket.write(cmd))
-      : net.connect({ port, host }, () => socket.end(cmd));
+      : net.connect({ port, host }, () => socket.write(cmd));
     socket.on('data', (d) => chunks.push(d));
     socket.on('end', () => finish());
     socket.on('close', () => finish());
