@@ -87,8 +87,8 @@ function clientOptions() {
 // zookeeper-client 0.11.2 then fails that connection attempt ("unable to unmarshal
 // ConnectResponse", "unsupported server version") and retries. The session is established on a
 // later attempt: nothing is lost, but the retry warns. That warning (and only it) is kept out of
-// the workers' stderr, which the suites require to be empty; the bug itself is pinned by
-// __test__/tls.test.js ("KNOWN BUG: ...").
+// the workers' stderr, which the suites require to be empty; __test__/tls.test.js ("64 connects
+// with auth over TLS ...") counts how many connects it makes retry.
 const SERVER_ORDERING_BUG = /^fails to establish session to \S+ due to (unable to unmarshal \S*ConnectResponse|unexpected error: (unsupported server version|invalid negotiated session timeout|invalid session password length))/;
 
 /** Like the default log (stderr), minus the warning of the server bug above. */
