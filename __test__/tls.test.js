@@ -5,6 +5,7 @@ const { spawnSync } = require('node:child_process');
 const util = require('node:util');
 const { ZooKeeper } = require('..');
 const { clientAt, unique, zkScripts } = require('./helpers/zk');
+const { SERVER_ORDERING_BUG } = require('./helpers/secure');
 
 describe('TLS (a server that requires client certificates)', () => {
   let server;
@@ -82,6 +83,54 @@ describe('TLS (a server that requires client certificates)', () => {
     expect(out.stderr).toMatch(/refused: TLS handshake/);
     expect(`${out.stderr}${out.stdout}`).not.toContain(keyLine);
   });
+
+  // Server bug found by `npm run test:secure`: ZooKeeper 3.8.0's NettyServerCnxnFactory (the
+  // server side of TLS) sometimes answers the auth request a client pipelines behind its connect
+  // request *before* the connect response (raw bytes: frames of 16 then 37 bytes instead of 37
+  // then 16, about 1 connect in 10 under load; NIOServerCnxnFactory never does). zookeeper-client
+  // 0.11.2 reads the 16-byte auth reply as the connect response, fails the attempt ("unable to
+  // unmarshal ConnectResponse ... insufficient buf"; with SASL "unsupported server version") and
+  // retries: the session is established later, after a warning and a backoff. Fixing it needs
+  // zookeeper-client to set such early replies aside until the connect response (a patch to the
+  // crate) or a server that keeps the order. Whether a run hits it depends on timing, so the test
+  // holds what must hold (every session is established and works) and only reports how many
+  // connects needed a retry; when that stays 0 on a newer server, drop SERVER_ORDERING_BUG from
+  // __test__/helpers/secure.js.
+  it('64 connects with auth over TLS each establish their session and work (connects retried by the server ordering bug are counted)', async () => {
+    const prefix = unique('tls-auth');
+    const attempts = []; // per client: its failed connection attempts (warnings)
+    let working = 0;
+    for (let batch = 0; batch < 8; batch++) {
+      const clients = Array.from({ length: 8 }, () => {
+        const failed = [];
+        attempts.push(failed);
+        const logger = {
+          debug() {}, info() {}, error() {},
+          warn: (message) => { if (/^fails to establish session/.test(message)) failed.push(message); },
+        };
+        return clientAt(server.secureConnect, { timeout: 5000, tls: good(), auth: [{ scheme: 'digest', credentials: 'u:p' }], logger });
+      });
+      try {
+        await Promise.all(clients.map(async (zk, i) => {
+          await zk.connect();
+          const key = `${prefix}-${batch}-${i}`;
+          await zk.set(key, { batch, i });
+          expect(await zk.get(key)).toEqual({ batch, i });
+          working += 1;
+        }));
+      } finally {
+        await Promise.all(clients.map((zk) => zk.close()));
+      }
+    }
+    expect(working).toBe(64);
+    await new Promise((r) => setTimeout(r, 100)); // log records are delivered on the event loop
+    const retried = attempts.filter((a) => a.length > 0);
+    const failedAttempts = attempts.flat();
+    const known = failedAttempts.filter((m) => SERVER_ORDERING_BUG.test(m)).length;
+    console.log(`TLS + digest auth: 64 of 64 sessions established and working; ${retried.length} connect(s) needed a retry ` +
+      `(${failedAttempts.length} failed attempt(s), ${known} of them the Netty auth-before-connect ordering bug)` +
+      (failedAttempts.length > known ? `; other failures: ${[...new Set(failedAttempts.filter((m) => !SERVER_ORDERING_BUG.test(m)))].join(' | ')}` : ''));
+  }, 30000);
 
   it('malformed tls options are INVALID_ARGUMENT before connecting, never echoing the key', () => {
     const refused = (tls) => {

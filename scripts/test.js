@@ -3,18 +3,27 @@
 // `npm test`: build the addon if the Rust sources changed, then cargo test and jest, both
 // against the ZooKeeper that `scripts/zk.js run` started (ZK_CONNECT). Ends with one line
 // "zktx: N passed, M failed" counting both runners.
+//
+// `npm run test:secure` (--secure): the fault and concurrency suites only, unchanged, in secure
+// mode (ZKTX_TEST_SECURE, __test__/helpers/secure.js): TLS-only servers that enforce
+// authentication, clients with TLS, an identity and acl 'creator-all'. No cargo test; jest's
+// global-setup starts the servers. ZKTX_TEST_SECURE=sasl picks SASL instead of digest.
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+const secure = process.argv.includes('--secure');
+// What runs in secure mode (jest path patterns): every suite that injects faults or races
+// processes, and the lock and transaction contracts.
+const SECURE_SUITES = ['__test__/faults/', '__test__/(concurrency|locks|guarantees|transaction)\\.test\\.js$'];
 
 /** Runs a command with live output; resolves { code, output }. */
-function run(cmd, args) {
+function run(cmd, args, env = process.env) {
   console.error(`\n> ${[cmd, ...args].join(' ')}`);
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d) => { output += d; process.stdout.write(d); });
     child.stderr.on('data', (d) => { output += d; process.stderr.write(d); });
@@ -30,23 +39,29 @@ function run(cmd, args) {
 
   let passed = 0;
   let failed = 0;
-  const cargo = await run('cargo', ['test', '--workspace']);
-  for (const m of cargo.output.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
-    passed += Number(m[1]);
-    failed += Number(m[2]);
+  let skipped = 0;
+  let cargo = { code: 0 };
+  if (!secure) {
+    cargo = await run('cargo', ['test', '--workspace']);
+    for (const m of cargo.output.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+      passed += Number(m[1]);
+      failed += Number(m[2]);
+    }
+    if (cargo.code !== 0 && failed === 0) failed += 1; // a build failure counts too
   }
-  if (cargo.code !== 0 && failed === 0) failed += 1; // a build failure counts too
 
   const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-jest-')), 'report.json');
-  const jest = await run(process.execPath, [require.resolve('jest/bin/jest'), '--ci', '--json', `--outputFile=${report}`]);
+  const env = secure ? { ...process.env, ZKTX_TEST_SECURE: process.env.ZKTX_TEST_SECURE || '1' } : process.env;
+  const jest = await run(process.execPath, [require.resolve('jest/bin/jest'), '--ci', '--json', `--outputFile=${report}`, ...(secure ? SECURE_SUITES : [])], env);
   try {
     const r = JSON.parse(fs.readFileSync(report, 'utf8'));
     passed += r.numPassedTests;
     failed += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0);
+    skipped += r.numPendingTests;
   } catch {
     failed += 1;
   }
   if (jest.code !== 0 && failed === 0) failed += 1;
-  console.log(`\nzktx: ${passed} passed, ${failed} failed`);
+  console.log(`\nzktx${secure ? ` (secure: TLS + ${env.ZKTX_TEST_SECURE === 'sasl' ? 'SASL' : 'digest'} auth)` : ''}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
   process.exit(failed === 0 && cargo.code === 0 && jest.code === 0 ? 0 : 1);
 })();

@@ -211,6 +211,7 @@ module.exports = {
   fourLetter: testing.fourLetter,
   freePort: testing.freePort,
   freePorts: testing.freePorts,
+  makeTlsFiles: testing.makeTlsFiles,
   mntr: testing.mntr,
   superDigest: testing.superDigest,
   ZkServer: testing.ZkServer,

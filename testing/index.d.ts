@@ -35,7 +35,32 @@ export interface ZooKeeperAuthOptions {
 export interface ZooKeeperTlsOptions {
   /** ssl.clientAuth; default 'need'. */
   clientAuth?: 'need' | 'want' | 'none';
+  /**
+   * No plaintext port at all: `port` / `connect` are the TLS port (also `secureConnect`), and the
+   * health checks (`ruok`, `srvr`, mode(), fourLetter(), mntr()) go over TLS with the client
+   * certificate. Required by startEnsemble.
+   */
+  only?: boolean;
+  /**
+   * Certificates from makeTlsFiles(dir) to use instead of fresh ones: one CA (and one client
+   * certificate) for every server of a run. Default: made in the server's data dir.
+   */
+  files?: TlsFiles;
 }
+
+/** What makeTlsFiles makes: PEM texts for clients, and the servers' keystore settings. */
+export interface TlsFiles extends ZooKeeperTlsMaterial {
+  /** zoo.cfg lines: ssl.keyStore.* and ssl.trustStore.* (PKCS12 files in the dir, a random password). */
+  config: Record<string, string>;
+}
+
+/**
+ * Makes TLS material in `dir` with openssl and keytool: a CA, a server certificate for
+ * 127.0.0.1 only (so "localhost" is a hostname mismatch), a client certificate, a second,
+ * untrusted CA, and the server's keystore and truststore. Pass it as `tls.files` to share one CA
+ * between servers.
+ */
+export function makeTlsFiles(dir: string): TlsFiles;
 
 export interface StandaloneOptions {
   /** Default 2000 ms; session timeouts are clamped to [2, 20] ticks. */
@@ -71,10 +96,11 @@ export class ZkServer {
   private constructor();
   /** The node's myid in an ensemble, undefined for a standalone server. */
   readonly id: number | undefined;
+  /** The client port: the TLS one with `tls: { only: true }`. */
   readonly port: number;
   /** '127.0.0.1:PORT' */
   readonly connect: string;
-  /** '127.0.0.1:PORT' of the TLS port (`tls` option only). */
+  /** '127.0.0.1:PORT' of the TLS port (`tls` option only; equals `connect` with `only: true`). */
   readonly secureConnect?: string;
   readonly tls?: ZooKeeperTlsMaterial;
   readonly dataDir: string;
@@ -117,12 +143,18 @@ export interface EnsembleOptions {
   minSessionTimeout?: number;
   maxSessionTimeout?: number;
   extraConfig?: Record<string, string | number | boolean>;
+  /** As for startStandalone, on every node. */
+  auth?: ZooKeeperAuthOptions;
+  /** Every node's client port is a TLS one: needs `only: true`. Quorum traffic stays plaintext. */
+  tls?: ZooKeeperTlsOptions & { only: true };
 }
 
 export interface Ensemble {
-  /** Every node's '127.0.0.1:PORT', comma-separated. */
+  /** Every node's '127.0.0.1:PORT', comma-separated (TLS ports with the `tls` option). */
   readonly connect: string;
   readonly servers: ZkServer[];
+  /** PEM texts for clients (`tls` option only). */
+  readonly tls?: ZooKeeperTlsMaterial;
   /** The root of the nodes' data dirs. */
   readonly dataDir: string;
   /** Stops every node and removes the data. Idempotent. */
@@ -138,11 +170,21 @@ export interface Ensemble {
 /** Starts an ensemble on loopback; resolves once every node serves and one leads. */
 export function startEnsemble(options?: EnsembleOptions): Promise<Ensemble>;
 
-/** Sends a four-letter word (`ruok`, `srvr`, `mntr`, `cons`, ...) and resolves the answer. */
-export function fourLetter(port: number, cmd: string, host?: string, timeoutMs?: number): Promise<string>;
+/** PEM texts of a client certificate for four-letter words over TLS. */
+export interface FourLetterTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * Sends a four-letter word (`ruok`, `srvr`, `mntr`, `cons`, ...) and resolves the answer. With
+ * `tls` it goes over TLS (the only way into a `tls: { only: true }` server).
+ */
+export function fourLetter(port: number, cmd: string, host?: string, timeoutMs?: number, tls?: FourLetterTls): Promise<string>;
 
 /** `mntr` as an object; numeric values are numbers. */
-export function mntr(port: number, host?: string): Promise<Record<string, string | number>>;
+export function mntr(port: number, host?: string, tls?: FourLetterTls): Promise<Record<string, string | number>>;
 
 /** `user:base64(sha1("user:password"))`: the superDigest system property for "user:password". */
 export function superDigest(userPassword: string): string;

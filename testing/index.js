@@ -11,6 +11,7 @@
 // PostgreSQL (Debian's `postgresql`, or PG_BIN), openssl and keytool for TLS servers.
 const { freePort, freePorts } = require('./ports');
 const { findZooKeeper, startStandalone, startEnsemble, fourLetter, mntr, superDigest, ZkServer } = require('./zookeeper');
+const { makeTlsFiles } = require('./tls');
 const { startPostgres, findPostgres, PgServer } = require('./postgres');
 const { startProxy, TcpProxy } = require('./proxy');
 
@@ -22,6 +23,7 @@ module.exports = {
   fourLetter,
   mntr,
   superDigest,
+  makeTlsFiles,
   ZkServer,
   // PostgreSQL
   startPostgres,

@@ -19,6 +19,7 @@ const childProcess = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
+const tlsSocket = require('node:tls');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -125,8 +126,11 @@ function findZooKeeper() {
   return found;
 }
 
-/** Send a four-letter word (`ruok`, `srvr`, `mntr`, `cons`, ...) and return the answer. */
-function fourLetter(port, cmd, host = HOST, timeoutMs = 3000) {
+/**
+ * Send a four-letter word (`ruok`, `srvr`, `mntr`, `cons`, ...) and return the answer. With
+ * `tls` ({ ca, cert, key } PEM texts) it goes over TLS: the only way into a TLS-only server.
+ */
+function fourLetter(port, cmd, host = HOST, timeoutMs = 3000, tls = undefined) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     let done = false;
@@ -142,17 +146,24 @@ function fourLetter(port, cmd, host = HOST, timeoutMs = 3000) {
       () => finish(new Error(`four-letter word ${cmd} to ${host}:${port}: no answer in ${timeoutMs} ms`)),
       timeoutMs
     );
-    const socket = net.connect({ port, host }, () => socket.end(cmd));
+    // The word is written, not end()ed: the server closes once it has answered. Over TLS a
+    // close_notify right behind it can make the server close before answering; in plaintext a
+    // FIN makes startProxy's proxy (which does not forward half-closes) drop the connection,
+    // often before the answer is back.
+    const socket = tls
+      ? tlsSocket.connect({ port, host, ca: tls.ca, cert: tls.cert, key: tls.key }, () => socket.write(cmd))
+      : net.connect({ port, host }, () => socket.write(cmd));
     socket.on('data', (d) => chunks.push(d));
     socket.on('end', () => finish());
     socket.on('close', () => finish());
-    socket.on('error', (err) => finish(err));
+    // A TLS peer that closes without close_notify is an ECONNRESET after a complete answer.
+    socket.on('error', (err) => finish(tls && chunks.length > 0 ? null : err));
   });
 }
 
 /** `mntr` as an object; numeric values are numbers (e.g. zk_packets_received). */
-async function mntr(port, host = HOST) {
-  const text = await fourLetter(port, 'mntr', host);
+async function mntr(port, host = HOST, tls = undefined) {
+  const text = await fourLetter(port, 'mntr', host, 3000, tls);
   if (/not (currently serving|executed)/i.test(text)) throw new Error(`mntr: ${text.trim()}`);
   const out = {};
   for (const line of text.split('\n')) {
@@ -166,11 +177,11 @@ async function mntr(port, host = HOST) {
 }
 
 /** Mode of a healthy server ('standalone' | 'leader' | 'follower' | 'observer'), else null. */
-async function probeMode(port) {
+async function probeMode(port, tls) {
   try {
-    const ok = await fourLetter(port, 'ruok', HOST, 2000);
+    const ok = await fourLetter(port, 'ruok', HOST, 2000, tls);
     if (ok.trim() !== 'imok') return null;
-    const srvr = await fourLetter(port, 'srvr', HOST, 2000);
+    const srvr = await fourLetter(port, 'srvr', HOST, 2000, tls);
     const m = /^Mode: (\S+)/m.exec(srvr);
     return m ? m[1] : null;
   } catch {
@@ -185,8 +196,9 @@ function configText(server) {
   const lines = [
     `tickTime=${server.tickTime}`,
     `dataDir=${server.dataDir}`,
-    `clientPort=${server.port}`,
-    `clientPortAddress=${HOST}`,
+    // A TLS-only server has no plaintext port at all (ZooKeeper refuses clientPortAddress
+    // without clientPort).
+    ...(server.tlsOnly ? [`secureClientPort=${server.port}`, `secureClientPortAddress=${HOST}`] : [`clientPort=${server.port}`, `clientPortAddress=${HOST}`]),
     'admin.enableServer=false',
     '4lw.commands.whitelist=*',
     // a throwaway server's data never matters more than its speed
@@ -214,6 +226,9 @@ class ZkServer {
     this.extraConfig = opts.extraConfig;
     this.jvmFlags = opts.jvmFlags || []; // -D system properties (auth providers, ...)
     this.extraClasspath = opts.extraClasspath || []; // jars beyond ZooKeeper's own (Netty for TLS)
+    // { ca, cert, key }: `port` is a secureClientPort and there is no plaintext one; the health
+    // probes (four-letter words) go over TLS with this client certificate.
+    this.tlsOnly = opts.tlsOnly;
     this.peers = opts.peers; // [{id, peerPort, electionPort}] for ensembles
     this.port = opts.port;
     this.connect = `${HOST}:${opts.port}`;
@@ -326,7 +341,7 @@ class ZkServer {
       if (this._exit) {
         throw new Error(`ZooKeeper ${this.connect} ${this._exitDescription()}; log ${this.logPath}:\n${tailFile(this.logPath)}`);
       }
-      const mode = await probeMode(this.port);
+      const mode = await probeMode(this.port, this.tlsOnly);
       if (mode) return mode;
       if (Date.now() > deadline) {
         throw new Error(`ZooKeeper ${this.connect} (pid ${this.pid}) not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tailFile(this.logPath)}`);
@@ -399,15 +414,15 @@ class ZkServer {
 
   /** Current Mode from `srvr` (null when not serving). */
   mode() {
-    return probeMode(this.port);
+    return probeMode(this.port, this.tlsOnly);
   }
 
   fourLetter(cmd) {
-    return fourLetter(this.port, cmd);
+    return fourLetter(this.port, cmd, HOST, 3000, this.tlsOnly);
   }
 
   mntr() {
-    return mntr(this.port);
+    return mntr(this.port, HOST, this.tlsOnly);
   }
 
   logTail(lines = 40) {
@@ -453,6 +468,11 @@ function authJvmFlags(auth, dir) {
   return flags;
 }
 
+/** zoo.cfg lines of a TLS server (without its ports): who must show a certificate, the stores. */
+function tlsServerConfig(tls, files) {
+  return { 'ssl.clientAuth': tls.clientAuth || 'need', ...files.config };
+}
+
 /** Netty's jars, which Debian's zookeeper.jar does not pull in but the TLS server needs. */
 function nettyJars() {
   if (process.env.ZOOKEEPER_HOME) return []; // a distribution's lib/ has them
@@ -470,6 +490,8 @@ function nettyJars() {
  * 'super:pw', enforce: ['digest'], saslUsers: { alice: 'pw' } }, see authJvmFlags), tls ({ clientAuth:
  * 'need' | 'want' | 'none' }: a secureClientPort with certificates from makeTlsFiles; the server
  * gets `secureConnect` ('127.0.0.1:PORT') and `tls` { ca, cert, key, otherCa } PEM texts).
+ * tls.only: true leaves out the plaintext port: `connect`/`port` are the TLS port then. tls.files:
+ * the result of makeTlsFiles(dir) to use instead of fresh certificates (one CA for many servers).
  */
 async function startStandalone({
   tickTime = 2000,
@@ -487,9 +509,10 @@ async function startStandalone({
   const ownsDataDir = !dataDir;
   const dir = dataDir ? path.resolve(dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   const t0 = Date.now();
-  const tlsFiles = tls ? makeTlsFiles(path.join(dir, 'tls')) : null;
-  const securePort = tls ? await freePort() : undefined;
-  const tlsConfig = tls ? { secureClientPort: securePort, secureClientPortAddress: HOST, 'ssl.clientAuth': tls.clientAuth || 'need', ...tlsFiles.config } : {};
+  const tlsFiles = tls ? tls.files || makeTlsFiles(path.join(dir, 'tls')) : null;
+  const tlsOnly = tls && tls.only ? { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key } : undefined;
+  const securePort = tls && !tlsOnly ? await freePort() : undefined;
+  const tlsConfig = tls ? { ...(tlsOnly ? {} : { secureClientPort: securePort, secureClientPortAddress: HOST }), ...tlsServerConfig(tls, tlsFiles) } : {};
   for (let attempt = 1; ; attempt++) {
     const server = new ZkServer({
       tickTime,
@@ -499,6 +522,7 @@ async function startStandalone({
       extraConfig: { ...tlsConfig, ...extraConfig },
       jvmFlags: [...authJvmFlags(auth, dir), ...(tls ? ['-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory'] : [])],
       extraClasspath: tls ? nettyJars() : [],
+      tlsOnly,
       port: port || (await freePort()),
       dataDir: dir,
       ownsDataDir,
@@ -508,7 +532,7 @@ async function startStandalone({
     try {
       await server.waitReady({ timeoutMs: STANDALONE_TIMEOUT_MS });
       if (tls) {
-        server.secureConnect = `${HOST}:${securePort}`;
+        server.secureConnect = tlsOnly ? server.connect : `${HOST}:${securePort}`;
         server.tls = { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key, otherCa: tlsFiles.otherCa };
       }
       log(`started standalone ${server.connect}${tls ? ` (TLS ${server.secureConnect})` : ''} pid ${server.pid} in ${seconds(t0)}`);
@@ -530,14 +554,24 @@ async function startStandalone({
 
 /**
  * Start an ensemble of `size` nodes on loopback; resolves once every node serves and exactly
- * one is leader. Returns { connect, servers, stop(), leader(), waitForQuorum() }.
+ * one is leader. Returns { connect, servers, stop(), leader(), waitForQuorum() }. auth and tls
+ * as for startStandalone, except that tls requires only: true (every node's client port is a
+ * TLS one; the ensemble gets `tls` { ca, cert, key, otherCa }); quorum traffic stays plaintext.
  */
-async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, minSessionTimeout, maxSessionTimeout, extraConfig } = {}) {
+async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, minSessionTimeout, maxSessionTimeout, extraConfig, auth, tls } = {}) {
   if (!Number.isInteger(size) || size < 1) throw new Error(`ensemble size must be a positive integer, got ${size}`);
+  if (tls && !tls.only) throw new Error('startEnsemble: tls needs only: true (TLS-only client ports)');
   findZooKeeper();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   const rootResource = ownDir(root);
   const t0 = Date.now();
+  const tlsFiles = tls ? tls.files || makeTlsFiles(path.join(root, 'tls')) : null;
+  const secured = {
+    extraConfig: { ...(tls ? tlsServerConfig(tls, tlsFiles) : {}), ...extraConfig },
+    jvmFlags: [...authJvmFlags(auth, root), ...(tls ? ['-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory'] : [])],
+    extraClasspath: tls ? nettyJars() : [],
+    tlsOnly: tls ? { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key } : undefined,
+  };
   for (let attempt = 1; ; attempt++) {
     const ports = await freePorts(3 * size);
     const peers = [];
@@ -552,7 +586,7 @@ async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, min
           forceSync,
           minSessionTimeout,
           maxSessionTimeout,
-          extraConfig,
+          ...secured,
           peers,
           port: p.clientPort,
           dataDir: path.join(root, `node${p.id}`),
@@ -560,6 +594,7 @@ async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, min
         })
     );
     const ensemble = makeEnsemble(root, servers, rootResource);
+    if (tlsFiles) ensemble.tls = { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key, otherCa: tlsFiles.otherCa };
     for (const s of servers) s._spawn();
     try {
       await ensemble.waitForQuorum({ timeoutMs: ENSEMBLE_TIMEOUT_MS, all: true });
@@ -707,6 +742,7 @@ module.exports = {
   startStandalone,
   startEnsemble,
   fourLetter,
+  makeTlsFiles,
   mntr,
   superDigest,
   ZkServer,

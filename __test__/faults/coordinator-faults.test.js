@@ -11,6 +11,7 @@
 const { startPostgres, startProxy } = require('../../testing');
 const { createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper } = require('../coordinator/bank');
 const { unique } = require('../helpers/zk');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { workerPath } = require('../helpers/procs');
 const { now, sleep, recordStates, spawnWorker, report } = require('./util');
 
@@ -29,7 +30,7 @@ beforeAll(async () => {
   ps = pools({ a: a.config, b: b.config });
   // A restart terminates idle pooled connections: the pool reports it here and drops them.
   for (const pool of [ps.a, ps.b]) pool.on('error', () => {});
-  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000, ...clientOptions() });
 });
 
 afterAll(async () => {
@@ -186,7 +187,7 @@ describe("the coordinator's ZooKeeper session expires mid-commit", () => {
   let czk;
   beforeEach(async () => {
     proxy = await startProxy(process.env.ZK_CONNECT);
-    czk = new ZooKeeper({ connect: proxy.connect, timeout: SESSION });
+    czk = new ZooKeeper({ connect: proxy.connect, timeout: SESSION, ...clientOptions() });
   });
   afterEach(async () => {
     proxy.heal();

@@ -16,6 +16,7 @@ const { ZooKeeper, barrier, createBarrierTable } = require('../..');
 const { createSchema, ACCOUNTS, INITIAL } = require('../coordinator/bank');
 const { sagas } = require('../coordinator/saga');
 const { unique } = require('../helpers/zk');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { workerPath } = require('../helpers/procs');
 const { now, sleep, spawnWorker, report } = require('./util');
 
@@ -31,7 +32,7 @@ beforeAll(async () => {
   server = await startPostgres();
   pool = new pg.Pool({ ...server.config, max: 6 }).on('error', () => {}); // idle clients closed at shutdown
   pool.on('error', () => {});
-  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000, ...clientOptions() });
 });
 
 afterAll(async () => {

@@ -1,7 +1,10 @@
 'use strict';
 // One shared ZooKeeper for the jest run, unless ZK_CONNECT already names one (npm test starts
-// it through scripts/zk.js run; CI and developers can point at an existing ensemble).
-const { startStandalone } = require('../../testing');
+// it through scripts/zk.js run; CI and developers can point at an existing ensemble). In secure
+// mode (ZKTX_TEST_SECURE, helpers/secure.js) it makes the run's certificates and identity and
+// always starts its own TLS-only server: a server named by ZK_CONNECT would not match them.
+const testing = require('../../testing');
+const secure = require('./secure');
 
 module.exports = async () => {
   // Tests choose their server (shared or dedicated) explicitly; an override from the environment
@@ -10,8 +13,14 @@ module.exports = async () => {
     process.env.ZK_CONNECT = process.env.ZK_CONNECT || process.env.ZKTX_CONNECT_OVERRIDE;
     delete process.env.ZKTX_CONNECT_OVERRIDE;
   }
-  if (process.env.ZK_CONNECT) return;
-  const server = await startStandalone({ tickTime: 500 });
+  if (secure.mode()) {
+    if (process.env.ZK_CONNECT) process.stderr.write(`secure mode: not using ZK_CONNECT=${process.env.ZK_CONNECT} (plaintext); starting a TLS-only server\n`);
+    globalThis.__ZKTX_SECURE_CLEANUP__ = secure.prepare(testing);
+    process.stderr.write(`secure mode: TLS only, client certificates, ${secure.mode()} authentication enforced, acl 'creator-all'\n`);
+  } else if (process.env.ZK_CONNECT) {
+    return;
+  }
+  const server = await secure.starters(testing).startStandalone({ tickTime: 500 });
   process.env.ZK_CONNECT = server.connect;
   globalThis.__ZKTX_SERVER__ = server;
 };

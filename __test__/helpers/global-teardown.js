@@ -1,4 +1,5 @@
 'use strict';
 module.exports = async () => {
   if (globalThis.__ZKTX_SERVER__) await globalThis.__ZKTX_SERVER__.stop();
+  if (globalThis.__ZKTX_SECURE_CLEANUP__) globalThis.__ZKTX_SECURE_CLEANUP__();
 };

@@ -1,8 +1,11 @@
 'use strict';
 // Test helpers: a client on the shared server, unique names, and dedicated servers for tests
-// that inject faults (kill, SIGSTOP) so they never disturb the shared one.
+// that inject faults (kill, SIGSTOP) so they never disturb the shared one. In secure mode
+// (ZKTX_TEST_SECURE, see secure.js) clients connect with TLS, an identity and creator-only ACLs,
+// and the dedicated servers accept only that.
 const { ZooKeeper } = require('../..');
-const zkScripts = require('../../testing');
+const secure = require('./secure');
+const zkScripts = secure.starters(require('../../testing'));
 
 let counter = 0;
 /** A unique name per test run, so tests sharing one server never collide. */
@@ -15,7 +18,7 @@ function client(options = {}) {
 
 /** A client of a dedicated server. */
 function clientAt(connect, options = {}) {
-  return new ZooKeeper({ timeout: 10000, connect, ...options });
+  return new ZooKeeper({ timeout: 10000, connect, ...secure.clientOptions(), ...options });
 }
 
 module.exports = { client, clientAt, unique, zkScripts };

@@ -2,6 +2,7 @@
 // Random transfers between accounts with zk.transaction; every 10th operation is a read-only
 // audit of all accounts. Prints one JSON line per committed transaction, and a summary.
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { waitForGo } = require('../helpers/procs');
 
 const [prefix, accounts, ops] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
@@ -9,7 +10,7 @@ const keys = Array.from({ length: accounts }, (_, i) => `${prefix}-${i}`);
 const pick = () => keys[Math.floor(Math.random() * keys.length)];
 
 (async () => {
-  const zk = new ZooKeeper({ timeout: 10000 });
+  const zk = new ZooKeeper({ timeout: 10000, ...clientOptions() });
   await zk.connect();
   await waitForGo();
   let retries = 0;

@@ -5,6 +5,7 @@
 // `{"told": {txid, outcome, code}}`. ZK_CONNECT is the fault proxy in front of ZooKeeper.
 const readline = require('node:readline');
 const { pools, bankCoordinator, transfer, ZooKeeper } = require('../coordinator/bank');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const { ZK_CONNECT, PG_CONFIG, COORD, SESSION_MS = '2000' } = process.env;
 const say = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
@@ -30,7 +31,7 @@ function wrap(name, p) {
 }
 
 (async () => {
-  const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS) });
+  const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS), ...clientOptions() });
   zk.on('state', (state) => say({ state }));
   const ps = pools(JSON.parse(PG_CONFIG));
   const coord = bankCoordinator(zk, COORD, ps, { wrap });

@@ -6,6 +6,7 @@
 const pg = require('pg');
 const { ZooKeeper } = require('../..');
 const { sagas } = require('../coordinator/saga');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const { ZK_CONNECT, PG_CONFIG, COORD, SERVICE, SAGAS = '8', CONCURRENCY = '3', SEED = '1', SESSION_MS = '2000' } = process.env;
 const say = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
@@ -20,7 +21,7 @@ const rand = (n) => {
 };
 
 (async () => {
-  const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS) });
+  const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS), ...clientOptions() });
   const pool = new pg.Pool({ ...JSON.parse(PG_CONFIG), max: 4 }).on('error', () => {}); // idle clients closed at shutdown
   pool.on('error', () => {});
   const coord = zk.coordinator(COORD, {

@@ -1,9 +1,10 @@
 'use strict';
 // Queues for a lock someone else holds, then leaves with process.exit() while still queued.
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 (async () => {
-  const zk = new ZooKeeper({ timeout: 10000, debug_level: 0 });
+  const zk = new ZooKeeper({ timeout: 10000, debug_level: 0, ...clientOptions() });
   const path = process.argv[2];
   zk.lock(path).catch(() => {});
   for (;;) {

@@ -10,6 +10,7 @@
 // find violations).
 const readline = require('node:readline');
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const { LOCK_PATH: path, RUN: run, WORKER: worker, INC: inc } = process.env;
 const session = Number(process.env.SESSION_MS || 2000);
@@ -35,7 +36,7 @@ async function fencedWrite(zk, lock, seq, key, value) {
 }
 
 (async () => {
-  const zk = new ZooKeeper({ timeout: session, debug_level: 0 });
+  const zk = new ZooKeeper({ timeout: session, debug_level: 0, ...clientOptions() });
   zk.on('state', (s) => emit({ ev: 'state', s }));
   for (;;) {
     try {

@@ -4,12 +4,13 @@
 // argv: <path> <plain|watched>  ("watched" first reads lock.signal, which arms a loss watch).
 // Prints one JSON line: { result: 'acquired' | <error code>, leftover: <nodes before re-acquiring> }.
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 (async () => {
   const [path, mode] = process.argv.slice(2);
-  const zk = new ZooKeeper({ timeout: 10000, debug_level: 0 });
+  const zk = new ZooKeeper({ timeout: 10000, debug_level: 0, ...clientOptions() });
   await (async () => {
     const lock = await zk.lock(path);
     if (mode === 'watched') void lock.signal;

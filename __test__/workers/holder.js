@@ -3,10 +3,11 @@
 // reports the outcome as one JSON line.
 const readline = require('node:readline');
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const [path, key, timeout] = [process.argv[2], process.argv[3], Number(process.argv[4] || 1000)];
 (async () => {
-  const zk = new ZooKeeper({ timeout, debug_level: 0 });
+  const zk = new ZooKeeper({ timeout, debug_level: 0, ...clientOptions() });
   const lock = await zk.lock(path);
   process.stdout.write(`${JSON.stringify({ ready: true, token: lock.token })}\n`);
   const rl = readline.createInterface({ input: process.stdin });

@@ -2,6 +2,7 @@
 // Acquires a lock of a given kind N times; while holding, records (kind, token, enter, leave) on
 // a shared clock. kind: exclusive | write | read | semaphore1 | multi | rw-mixed (90% reads).
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { waitForGo } = require('../helpers/procs');
 
 const now = () => performance.timeOrigin + performance.now();
@@ -22,7 +23,7 @@ function acquirer(zk) {
 }
 
 (async () => {
-  const zk = new ZooKeeper({ timeout: 10000 });
+  const zk = new ZooKeeper({ timeout: 10000, ...clientOptions() });
   await zk.connect();
   const acquire = acquirer(zk);
   await waitForGo();

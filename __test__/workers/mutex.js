@@ -3,13 +3,14 @@
 // file shared by all workers.
 const fs = require('node:fs');
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { waitForGo } = require('../helpers/procs');
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const [path, n, file] = [process.argv[2], Number(process.argv[3]), process.argv[4]];
 (async () => {
-  const zk = new ZooKeeper({ timeout: 10000 });
+  const zk = new ZooKeeper({ timeout: 10000, ...clientOptions() });
   await zk.connect();
   await waitForGo();
   for (let i = 0; i < n; i++) {

@@ -7,10 +7,11 @@
 // Prints "ready" once the lock is held. The session timeout is long (20 s), so only a close frees
 // the lock quickly.
 const { ZooKeeper } = require('../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 (async () => {
   const [path, mode] = process.argv.slice(2);
-  const zk = new ZooKeeper({ timeout: 20000, debug_level: 0 });
+  const zk = new ZooKeeper({ timeout: 20000, debug_level: 0, ...clientOptions() });
   if (mode === 'closeOnSignals' || mode === 'own-handler') zk.closeOnSignals();
   if (mode === 'own-handler') {
     process.on('SIGTERM', () => {

@@ -18,6 +18,7 @@
 const readline = require('node:readline');
 // ZKTX_STRESS_LIB: another build of the library (e.g. an older one, to replay a finding)
 const { ZooKeeper, ZktxError } = require(process.env.ZKTX_STRESS_LIB || '../..');
+const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { opAt, groupKeys, lockPaths } = require('../stress/generator');
 
 const { RUN: run } = process.env;
@@ -41,7 +42,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 
 let gens = 0;
 const newClient = () => {
-  const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: session, debug_level: 0 });
+  const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: session, debug_level: 0, ...clientOptions() });
   zk.gen = gens++;
   zk.on('state', (s) => emit({ ev: 'state', s, gen: zk.gen }));
   return zk;
