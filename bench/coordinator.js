@@ -139,7 +139,7 @@ async function schema(server) {
 
 async function main() {
   process.env.ZKTX_ZK_QUIET = '1';
-  const zkServer = process.env.ZK_CONNECT ? null : await testing.startStandalone({ forceSync: true });
+  const zkServer = process.env.ZK_CONNECT ? null : await testing.startStandalone({ forceSync: true, tickTime: 500 }); // sessions down to 1 s: recovery timing
   const zkConnect = process.env.ZK_CONNECT || zkServer.connect;
   const [a, b] = await Promise.all([testing.startPostgres({ fsync: true }), testing.startPostgres({ fsync: true })]);
   const servers = { a, b };
