@@ -11,7 +11,6 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use serde::Serialize;
 use zktx_core::coordinator::{BoxFuture, Coordinator, Participant, Run, SagaKey, SagaSteps, TxOutcome};
-use zktx_core::kv::JsonValue;
 use zktx_core::transaction::Transaction;
 use zktx_core::Store;
 
@@ -248,15 +247,7 @@ impl NativeRun {
     /// Reads zktx-store keys for the run (JSON text or null per key); checked at the decision.
     #[napi]
     pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-        no_panic(|| {
-            let (store, txm) = (self.store.clone(), self.tx.clone());
-            in_span(env, &self.span, async move {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let mut tx = txm.lock().await;
-                let values = tx.get_many(&store, &keys).await.map_err(to_js_error)?;
-                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
-            })
-        })
+        no_panic(|| crate::read_keys(env, &self.span, self.store.clone(), self.tx.clone(), keys))
     }
 
     /// Prepares, decides (with `writes` to zktx's store) and commits.

@@ -664,6 +664,17 @@ pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
     no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
 }
 
+/// Reads `keys` in the transaction `txm` (one round trip for those not read yet): JSON text or
+/// null per key.
+fn read_keys(env: Env, span: &tracing::Span, store: Arc<Store>, txm: Arc<tokio::sync::Mutex<Transaction>>, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
+    in_span(env, span, async move {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut tx = txm.lock().await;
+        let values = tx.get_many(&store, &keys).await.map_err(to_js_error)?;
+        Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+    })
+}
+
 /// Adds the writes a JS transaction buffered to `tx`.
 fn buffer_writes(tx: &mut Transaction, store: &Store, writes: Vec<NativeWrite>) -> Result<()> {
     for w in writes {
@@ -718,16 +729,7 @@ impl NativeTransaction {
     /// Reads keys (one round trip for those not read yet); JSON text or null per key.
     #[napi]
     pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-        no_panic(|| {
-            let store = self.store.clone();
-            let txm = self.tx.clone();
-            in_span(env, &self.span, async move {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let mut tx = txm.lock().await;
-                let values = tx.get_many(&store, &keys).await.map_err(to_js_error)?;
-                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
-            })
-        })
+        no_panic(|| read_keys(env, &self.span, self.store.clone(), self.tx.clone(), keys))
     }
 
     /// Fences the commit on a lock (may be called for several).

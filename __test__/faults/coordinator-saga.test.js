@@ -129,17 +129,7 @@ describe('a saga whose compensation keeps failing', () => {
   });
 });
 
-/** mulberry32: seeded, so a failing run can be replayed with the printed seed. */
-function prng(seed) {
-  let s = seed >>> 0;
-  return (n) => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296 * n) | 0;
-  };
-}
+const { randInt: prng } = require('../helpers/random');
 
 /**
  * The HTTP participant: holds a balance, credits and refunds by idempotency key (a duplicate

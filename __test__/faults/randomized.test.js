@@ -24,17 +24,7 @@ const KINDS = ['stop', 'kill', 'partition', 'restart'];
 // worker at once, so it comes less often than the per-worker faults.
 const WEIGHTED = ['stop', 'stop', 'stop', 'partition', 'partition', 'partition', 'kill', 'kill', 'restart'];
 
-/** mulberry32: a small seeded PRNG, so a failing schedule can be replayed. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const { rng } = require('../helpers/random');
 
 /** Turns the workers' event lines into the checker's holds. */
 function historyOf(incarnations) {

@@ -10,17 +10,7 @@
 // (exclusive, read, write, semaphore lease, multiLock) that write fenced markers, and the
 // disruptive ones: close() in the middle of an operation, process.exit() while one is pending.
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const { rng } = require('../helpers/random');
 
 /** A 32-bit mix of several integers (FNV-1a over their decimal text): seeds of sub-streams. */
 function mix(...parts) {

@@ -10,15 +10,7 @@ const { pools, bankCoordinator, transfer, ZooKeeper } = require('../coordinator/
 
 const { ZK_CONNECT, PG_CONFIG, COORD, OUT, CRASH_AT = '', TRANSFERS = '20', SEED = '1', SESSION_MS = '2000' } = process.env;
 const config = JSON.parse(PG_CONFIG);
-let seed = Number(SEED) >>> 0;
-/** mulberry32: a seeded PRNG, so a failing run can be replayed. */
-const rand = (n) => {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return (((t ^ (t >>> 14)) >>> 0) / 4294967296 * n) | 0;
-};
+const rand = require('../helpers/random').randInt(Number(SEED));
 
 const counts = { prepare: 0, commit: 0 };
 const begun = new Set();

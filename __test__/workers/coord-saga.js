@@ -10,15 +10,7 @@ const { clientOptions } = require('../helpers/secure'); // TLS + identity in sec
 
 const { ZK_CONNECT, PG_CONFIG, COORD, SERVICE, SAGAS = '8', CONCURRENCY = '3', SEED = '1', SESSION_MS = '2000' } = process.env;
 const say = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
-let seed = Number(SEED) >>> 0;
-/** mulberry32 */
-const rand = (n) => {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return (((t ^ (t >>> 14)) >>> 0) / 4294967296 * n) | 0;
-};
+const rand = require('../helpers/random').randInt(Number(SEED));
 
 (async () => {
   const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS), ...clientOptions() });
