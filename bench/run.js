@@ -80,6 +80,7 @@ function usage() {
     '  --only a,b           only these scenarios (' + SCENARIOS.map((s) => s.name).join(', ') + ')',
     '  --systems a,b        only these systems (' + Object.keys(SYSTEMS).join(', ') + ')',
     '  --skip-memory        no memory probe',
+    '  --skip-coordinator   no cross-service transactions scenario (bench/coordinator.js: 2PC and saga vs two local transactions)',
     '  --out FILE           where to write the JSON (default bench/results/latest.json)',
     '  --zktx DIR           the zktx package to measure (default: this checkout)',
     '  --compare FILE.node  also measure another build of the addon (system zktx@compare), interleaved',
@@ -99,6 +100,7 @@ function parseCli(argv) {
       only: { type: 'string' },
       systems: { type: 'string' },
       'skip-memory': { type: 'boolean', default: false },
+      'skip-coordinator': { type: 'boolean', default: false },
       out: { type: 'string' },
       zktx: { type: 'string' },
       compare: { type: 'string' },
@@ -123,6 +125,7 @@ function parseCli(argv) {
   return {
     help: values.help,
     quick: values.quick,
+    skipCoordinator: values['skip-coordinator'],
     profile,
     scenarios: list(values.only, SCENARIOS.map((s) => s.name), 'scenario'),
     systems: list(values.systems, Object.keys(SYSTEMS), 'system'),
@@ -607,7 +610,25 @@ async function main(argv) {
     fs.writeFileSync(opts.out, JSON.stringify(json, null, 2) + '\n');
     console.log(`\nwrote ${path.relative(process.cwd(), opts.out)} in ${json.seconds.toFixed(0)} s`);
     const auditFailed = results.some((r) => r.audit_ok === false);
-    return failures.length || auditFailed ? 1 : 0;
+    // Transactions across services (bench/coordinator.js): its own ZooKeeper on a short tick and
+    // two PostgreSQL clusters; skipped with a note where PostgreSQL is missing.
+    let coordinatorFailed = false;
+    if (!opts.skipCoordinator) {
+      let havePostgres = true;
+      try {
+        zkServer.findPostgres();
+      } catch (err) {
+        havePostgres = false;
+        console.log(`\ncoordinator scenario skipped: ${err.message}`);
+      }
+      if (havePostgres) {
+        const env = { ...process.env };
+        delete env.ZK_CONNECT;
+        const r = childProcess.spawnSync(process.execPath, [path.join(__dirname, 'coordinator.js'), '--seconds', opts.quick ? '2' : '4'], { stdio: 'inherit', env });
+        coordinatorFailed = r.status !== 0;
+      }
+    }
+    return failures.length || auditFailed || coordinatorFailed ? 1 : 0;
   } finally {
     if (server) await server.stop();
   }
