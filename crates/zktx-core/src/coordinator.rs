@@ -14,7 +14,8 @@
 //! 4. The decision is **one `multi`**: delete `active/<txid>` and create `decisions/<txid>`
 //!    (`commit`, with the branch list), plus the checks and writes of zktx's own store when the
 //!    run wrote keys. It applies entirely or not at all.
-//! 5. Every branch commits; the record is marked done.
+//! 5. Every branch commits; the record is marked done (the decision's multi also created
+//!    `committing/<txid>`, which recovery lists; marking done removes it).
 //!
 //! Presumed abort: a transaction without a `decisions/<txid>` record never committed, and once
 //! its `active/<txid>` node is gone it never can — the only way to commit deletes that node in
@@ -261,7 +262,7 @@ impl Coordinator {
         let client = session.client().await?;
         let rt = session.request_timeout(&client);
         if !self.inner.dirs_ready.load(Ordering::Acquire) {
-            for dir in ["active", "decisions", "sagas"] {
+            for dir in ["active", "decisions", "committing", "sagas"] {
                 let path = format!("{}/{dir}", self.inner.base);
                 match deadline(rt, "create coordinator directory", client.mkdir(&path, &persistent(session.acls()))).await {
                     Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {},
@@ -454,13 +455,27 @@ impl Coordinator {
     }
 
     /// Writes `record` as done at `version` (a concurrent writer did it already if it moved).
+    /// One multi: the record says done, and the `committing/<txid>` marker (what recovery
+    /// lists) goes. A record already done only loses its marker.
     async fn write_done(&self, txid: &str, mut record: Record, version: i32) -> Result<()> {
-        record.done = true;
         let (client, rt) = self.client().await?;
+        let marker = self.path("committing", txid);
+        if record.done {
+            return match deadline(rt, "mark transaction done", client.delete(&marker, None)).await {
+                Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        record.done = true;
         let data = serde_json::to_vec(&record).map_err(|e| Error::zk("SYSTEMERROR", e))?;
-        match deadline(rt, "mark transaction done", client.set_data(&self.path("decisions", txid), &data, Some(version))).await {
-            Ok(_) | Err(Error::ZooKeeper { code: "BADVERSION" | "NONODE", .. }) => Ok(()),
-            Err(e) => Err(e),
+        let mut writer = client.new_multi_writer();
+        writer.add_set_data(&self.path("decisions", txid), &data, Some(version))?;
+        writer.add_delete(&marker, None)?;
+        match crate::txn::commit_multi(rt, &mut writer, "mark transaction done").await {
+            Ok(_) => Ok(()),
+            // Marked by another process meanwhile (its multi removed the marker too).
+            Err(crate::txn::MultiError::Op(_, zk::Error::BadVersion | zk::Error::NoNode)) => Ok(()),
+            Err(e) => Err(multi_error(e)),
         }
     }
 
@@ -508,10 +523,12 @@ impl Coordinator {
     async fn recover_locked(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         let store = &self.inner.store;
-        // 1. Commit decisions whose branches are not all committed.
-        for txid in store.children(&format!("{}/decisions", self.inner.base)).await? {
+        // 1. Commit decisions whose branches are not all committed: those still marked in
+        // `committing/` (a pass reads only those, not every decision ever recorded).
+        for txid in store.children(&format!("{}/committing", self.inner.base)).await? {
             let Some((record, _)) = self.read::<Record>("decisions", &txid).await? else { continue };
             if record.decision != Decision::Commit || record.done {
+                self.write_done(&txid, record, 0).await?;
                 continue;
             }
             let failed = self.resolve_all(Decision::Commit, &record.branches, &txid).await;
@@ -846,7 +863,10 @@ impl Run {
         let decision_path = coord.path("decisions", &self.txid);
         let decided = match store_tx {
             Some(tx) if !tx.is_empty() => {
-                let ops = vec![Op::Delete(active.clone(), None), Op::Create(decision_path, record)];
+                let mut ops = vec![Op::Delete(active.clone(), None), Op::Create(decision_path, record)];
+                if !enlisted.is_empty() {
+                    ops.push(Op::Create(coord.path("committing", &self.txid), Vec::new()));
+                }
                 tx.commit_deciding(&coord.inner.store, Isolation::Serializable, ops).await.map(|r| (r.zxid, r.versions))
             },
             _ => {
@@ -862,6 +882,9 @@ impl Run {
                 let mut writer = client.new_multi_writer();
                 writer.add_delete(&active, None)?;
                 writer.add_create(&decision_path, &record, &persistent(acls))?;
+                if !enlisted.is_empty() {
+                    writer.add_create(&coord.path("committing", &self.txid), b"", &persistent(acls))?;
+                }
                 match crate::txn::commit_multi(rt, &mut writer, "record commit decision").await {
                     Ok(results) => Ok((zxid_of(&results), Vec::new())),
                     Err(crate::txn::MultiError::Op(_, zk::Error::NoNode | zk::Error::NodeExists)) => {
@@ -902,7 +925,7 @@ impl Run {
             // The decision node was created at version 0 (one round trip, no read).
             // Off the caller's path: until it lands, recovery may commit the branches again
             // (idempotent).
-            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: true };
+            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false };
             let (coord, txid) = (coord.clone(), self.txid.clone());
             tokio::spawn(async move {
                 if let Err(e) = coord.write_done(&txid, record, 0).await {

@@ -186,7 +186,9 @@ async fn a_slow_coordinator_cannot_commit_after_recovery_aborted() {
 #[tokio::test]
 async fn recovery_finishes_a_commit_whose_branch_failed() {
     let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
-    let c = coordinator(Arc::new(store()), &unique("c"), &a, &b);
+    let name = unique("c");
+    let s = Arc::new(store());
+    let c = coordinator(s.clone(), &name, &a, &b);
     let run = c.begin().await.unwrap();
     run.enlist("a").unwrap();
     let gb = run.enlist("b").unwrap();
@@ -194,11 +196,26 @@ async fn recovery_finishes_a_commit_whose_branch_failed() {
     let done = run.commit(None).await.unwrap();
     assert_eq!(done.pending, vec!["b".to_string()]);
     assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(false));
+    // Recovery finds it through its committing marker (it lists only those, not every decision).
+    let committing = format!("/zktx/coordinators/{name}/committing");
+    assert_eq!(s.children(&committing).await.unwrap(), vec![run.txid().to_string()]);
     *b.fail_commit.lock().unwrap() = false;
     let report = c.recover(None).await.unwrap().unwrap();
     assert!(report.committed >= 1, "{report:?}");
     assert_eq!(*b.committed.lock().unwrap(), vec![gb]);
     assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(true));
+    assert!(s.children(&committing).await.unwrap().is_empty());
+    // A run whose branches all commit removes its marker itself (in the background).
+    let run = c.begin().await.unwrap();
+    run.enlist("a").unwrap();
+    run.commit(None).await.unwrap();
+    for _ in 0..100 {
+        if s.children(&committing).await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the committing marker stayed");
 }
 
 /// Saga steps over an in-process ledger with a barrier keyed like DTM's.
