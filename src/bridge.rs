@@ -168,6 +168,7 @@ where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
 {
+    let io = io()?;
     let raw_env = env.raw();
     let mut deferred = ptr::null_mut();
     let mut promise = ptr::null_mut();
@@ -175,7 +176,7 @@ where
     let shared = enter_call(raw_env)?;
     let deferred = Raw(deferred);
     let body = crate::guarded(body).instrument(span.clone());
-    io().submit(Box::pin(async move {
+    io.submit(Box::pin(async move {
         let result = body.await;
         let settle: Settle = Box::new(move |env| {
             let value = result.and_then(|v| unsafe { T::to_napi_value(env, v) });
@@ -208,29 +209,33 @@ impl spawns_core::Spawn for LocalSpawner {
     }
 }
 
-fn io() -> &'static Io {
-    static IO: OnceLock<Io> = OnceLock::new();
-    IO.get_or_init(|| {
-        let timers = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("zktx: cannot build the timer runtime");
-        let handle = timers.handle().clone();
-        std::thread::Builder::new()
-            .name("zktx-timer".into())
-            .spawn(move || timers.block_on(std::future::pending::<()>()))
-            .expect("zktx: cannot start the timer thread");
-        let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        std::thread::Builder::new()
-            .name("zktx-io".into())
-            .spawn(move || {
-                let _runtime = handle.enter();
-                let _spawner = spawns_core::enter(&LocalSpawner);
-                let local = tokio::task::LocalSet::new();
-                async_io::block_on(local.run_until(async move {
-                    while let Some(job) = rx.recv().await {
-                        drop(tokio::task::spawn_local(job));
-                    }
-                }));
-            })
-            .expect("zktx: cannot start the I/O thread");
-        Io { jobs }
-    })
+/// The I/O thread, started on first use. A machine that cannot start its threads gets an error
+/// on every call (never a panic across into Node).
+fn io() -> Result<&'static Io> {
+    static IO: OnceLock<std::result::Result<Io, String>> = OnceLock::new();
+    IO.get_or_init(start_io).as_ref().map_err(|msg| Error::new(Status::GenericFailure, format!("INTERNAL|not_applied|{msg}")))
+}
+
+fn start_io() -> std::result::Result<Io, String> {
+    let timers = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| format!("zktx: cannot build the timer runtime: {e}"))?;
+    let handle = timers.handle().clone();
+    std::thread::Builder::new()
+        .name("zktx-timer".into())
+        .spawn(move || timers.block_on(std::future::pending::<()>()))
+        .map_err(|e| format!("zktx: cannot start the timer thread: {e}"))?;
+    let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    std::thread::Builder::new()
+        .name("zktx-io".into())
+        .spawn(move || {
+            let _runtime = handle.enter();
+            let _spawner = spawns_core::enter(&LocalSpawner);
+            let local = tokio::task::LocalSet::new();
+            async_io::block_on(local.run_until(async move {
+                while let Some(job) = rx.recv().await {
+                    drop(tokio::task::spawn_local(job));
+                }
+            }));
+        })
+        .map_err(|e| format!("zktx: cannot start the I/O thread: {e}"))?;
+    Ok(Io { jobs })
 }

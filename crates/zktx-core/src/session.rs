@@ -517,7 +517,7 @@ impl Session {
         let mut states = client.state_watcher();
         // Work in flight watches `closing` and drops its handles; background cleanups hold one
         // only for a single request. Past the grace period, close anyway.
-        let grace = Instant::now() + CLOSE_GRACE;
+        let grace = instant_after_or_far(CLOSE_GRACE);
         while Arc::strong_count(&client) > 1 && Instant::now() < grace {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
