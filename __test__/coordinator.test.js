@@ -9,8 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const diagnostics = require('node:diagnostics_channel');
-const { startPostgres } = require('../testing');
-const { createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper } = require('./coordinator/bank');
+const { bankCoordinator, transfer, audit, useBank, ZooKeeper } = require('./coordinator/bank');
 const { unique } = require('./helpers/zk');
 
 jest.setTimeout(180000);
@@ -20,23 +19,7 @@ let ps;
 let zk;
 const config = () => JSON.stringify({ a: servers.a.config, b: servers.b.config });
 
-beforeAll(async () => {
-  const [a, b] = await Promise.all([startPostgres(), startPostgres()]);
-  servers = { a, b };
-  ps = pools({ a: a.config, b: b.config });
-  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
-});
-
-afterAll(async () => {
-  await zk?.close();
-  await ps?.a.end();
-  await ps?.b.end();
-  await Promise.all([servers?.a.stop(), servers?.b.stop()]);
-});
-
-beforeEach(async () => {
-  await Promise.all([createSchema(servers.a), createSchema(servers.b)]);
-});
+useBank({}, (bank) => ({ servers, pools: ps, zk } = bank));
 
 function runWorker(env) {
   const out = path.join(os.tmpdir(), `${unique('coord-bank')}.jsonl`);

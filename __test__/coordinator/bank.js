@@ -8,6 +8,7 @@
 // its own lock waits, so a cross-cluster deadlock would be invisible to both.
 const pg = require('pg');
 const { ZooKeeper, PostgresParticipant } = require('../..');
+const { startPostgres } = require('../../testing');
 
 const ACCOUNTS = 8;
 const INITIAL = 1000;
@@ -62,4 +63,38 @@ async function audit(servers) {
   return { total: ta + tb, expected: 2 * ACCOUNTS * INITIAL, committed: la, halfApplied, prepared: Number(pa) + Number(pb) };
 }
 
-module.exports = { ACCOUNTS, INITIAL, createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper };
+/**
+ * A test file's bank: two PostgreSQL clusters and their pools, a client of the shared ZooKeeper
+ * (with `zkOptions`), started before all tests and stopped after; fresh tables before each test.
+ * `use({ servers, pools, zk })` receives them once started.
+ */
+function useBank(zkOptions, use) {
+  const bank = {};
+  beforeAll(async () => {
+    const [a, b] = await Promise.all([startPostgres(), startPostgres()]);
+    bank.servers = { a, b };
+    bank.pools = pools({ a: a.config, b: b.config });
+    bank.zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000, ...zkOptions });
+    use(bank);
+  });
+  afterAll(async () => {
+    await bank.zk?.close();
+    await bank.pools?.a.end();
+    await bank.pools?.b.end();
+    await Promise.all([bank.servers?.a.stop(), bank.servers?.b.stop()]);
+  });
+  beforeEach(async () => {
+    await Promise.all([createSchema(bank.servers.a), createSchema(bank.servers.b)]);
+  });
+}
+
+/** Runs one transfer and says what its caller was told: `{ txid, outcome, code?, message? }`. */
+async function told(coord, op) {
+  try {
+    return { txid: await transfer(coord, op), outcome: 'committed' };
+  } catch (err) {
+    return { txid: err.txid, outcome: 'failed', code: err.code || 'USER', message: err.message };
+  }
+}
+
+module.exports = { ACCOUNTS, INITIAL, createSchema, pools, bankCoordinator, transfer, told, audit, useBank, ZooKeeper };

@@ -8,8 +8,8 @@
 // half-applied, pg_prepared_xacts empty after recovery) and every outcome a caller was told is
 // the truth: `committed` means both legs are in both ledgers, ROLLED_BACK (or any code but
 // IN_DOUBT) means neither, IN_DOUBT means `coordinator.outcome(txid)` agrees with the ledgers.
-const { startPostgres, startProxy } = require('../../testing');
-const { createSchema, pools, bankCoordinator, transfer, audit, ZooKeeper } = require('../coordinator/bank');
+const { startProxy } = require('../../testing');
+const { bankCoordinator, told, audit, useBank, ZooKeeper } = require('../coordinator/bank');
 const { unique } = require('../helpers/zk');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { workerPath } = require('../helpers/procs');
@@ -24,25 +24,7 @@ let ps;
 let zk; // the recoverer's client, straight to ZooKeeper
 const config = () => JSON.stringify({ a: servers.a.config, b: servers.b.config });
 
-beforeAll(async () => {
-  const [a, b] = await Promise.all([startPostgres(), startPostgres()]);
-  servers = { a, b };
-  ps = pools({ a: a.config, b: b.config });
-  // A restart terminates idle pooled connections: the pool reports it here and drops them.
-  for (const pool of [ps.a, ps.b]) pool.on('error', () => {});
-  zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000, ...clientOptions() });
-});
-
-afterAll(async () => {
-  await zk?.close();
-  await ps?.a.end();
-  await ps?.b.end();
-  await Promise.all([servers?.a.stop(), servers?.b.stop()]);
-});
-
-beforeEach(async () => {
-  await Promise.all([createSchema(servers.a), createSchema(servers.b)]);
-});
+useBank(clientOptions(), (bank) => ({ servers, pools: ps, zk } = bank));
 
 /** A participant that delegates to `p`, with `prepare` replaced by `prepare(gid, p)`. */
 function withPrepare(p, prepare) {
@@ -56,14 +38,7 @@ function withPrepare(p, prepare) {
 }
 
 /** Runs one transfer a:1 -> b:1 and returns what the caller was told. */
-async function tell(coord) {
-  try {
-    const txid = await transfer(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
-    return { txid, outcome: 'committed' };
-  } catch (err) {
-    return { txid: err.txid, outcome: 'failed', code: err.code, message: err.message };
-  }
-}
+const tell = (coord) => told(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
 
 /**
  * Recovery passes (by `coord`) until no branch is prepared and `txid` is decided everywhere;

@@ -6,7 +6,7 @@
 // branch prepared), decision (when the first branch is asked to commit: the decision is
 // recorded), commit:1 / commit:2 (after the first / both branches committed).
 const fs = require('node:fs');
-const { pools, bankCoordinator, transfer, ZooKeeper } = require('../coordinator/bank');
+const { pools, bankCoordinator, told, ZooKeeper } = require('../coordinator/bank');
 
 const { ZK_CONNECT, PG_CONFIG, COORD, OUT, CRASH_AT = '', TRANSFERS = '20', SEED = '1', SESSION_MS = '2000' } = process.env;
 const config = JSON.parse(PG_CONFIG);
@@ -43,14 +43,8 @@ function wrap(name, p) {
     const from = { side: rand(2) ? 'a' : 'b', id: 1 + rand(8) };
     const op = { from, toId: 1 + rand(8), amount: 1 + rand(300) };
     const t0 = Date.now();
-    let told;
-    try {
-      const txid = await transfer(coord, { ...op, afterWork: () => crashIf('work') });
-      told = { txid, outcome: 'committed' };
-    } catch (err) {
-      told = { txid: err.txid, outcome: 'failed', code: err.code || 'USER', message: err.message };
-    }
-    fs.appendFileSync(OUT, `${JSON.stringify({ ...told, ms: Date.now() - t0 })}\n`);
+    const said = await told(coord, { ...op, afterWork: () => crashIf('work') });
+    fs.appendFileSync(OUT, `${JSON.stringify({ ...said, ms: Date.now() - t0 })}\n`);
     if (CRASH_AT === 'work') break;
   }
   await ps.a.end();

@@ -4,7 +4,7 @@
 // decision (the test cuts its network meanwhile). Then it prints what it was told:
 // `{"told": {txid, outcome, code}}`. ZK_CONNECT is the fault proxy in front of ZooKeeper.
 const readline = require('node:readline');
-const { pools, bankCoordinator, transfer, ZooKeeper } = require('../coordinator/bank');
+const { pools, bankCoordinator, told, ZooKeeper } = require('../coordinator/bank');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const { ZK_CONNECT, PG_CONFIG, COORD, SESSION_MS = '2000' } = process.env;
@@ -35,14 +35,7 @@ function wrap(name, p) {
   zk.on('state', (state) => say({ state }));
   const ps = pools(JSON.parse(PG_CONFIG));
   const coord = bankCoordinator(zk, COORD, ps, { wrap });
-  let told;
-  try {
-    const txid = await transfer(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
-    told = { txid, outcome: 'committed' };
-  } catch (err) {
-    told = { txid: err.txid, outcome: 'failed', code: err.code || 'USER', message: err.message };
-  }
-  say({ told });
+  say({ told: await told(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 }) });
   lines.close();
   await ps.a.end();
   await ps.b.end();

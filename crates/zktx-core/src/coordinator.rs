@@ -664,7 +664,7 @@ impl Coordinator {
             log.started = step + 1;
             version = self.write_log(&active, &log_path, &log, version).await.map_err(|e| self.saga_error(&txid, e))?;
             if let Err(err) = steps.action(saga, step, &self.saga_key(&txid, step), input).await {
-                return match self.compensate(&txid, &mut log, version, true).await {
+                return match self.compensate(&txid, &mut log, version).await {
                     Ok(()) => Err(Error::RolledBack(format!("saga {saga} ({txid}) step {step} failed and every started step was compensated: {err}"))),
                     Err(e) => Err(Error::InDoubt { txid: txid.clone(), message: format!("saga {saga} ({txid}) step {step} failed ({err}); compensation is unfinished, recovery will finish it: {e}") }),
                 };
@@ -698,7 +698,7 @@ impl Coordinator {
 
     /// Compensates every started step in reverse (each retried until it succeeds, within a
     /// bound), then records the saga compensated and ends it.
-    async fn compensate(&self, txid: &str, log: &mut SagaLog, mut version: i32, owner: bool) -> Result<()> {
+    async fn compensate(&self, txid: &str, log: &mut SagaLog, mut version: i32) -> Result<()> {
         let steps = self.steps()?;
         let active = self.path("active", txid);
         let log_path = self.path("sagas", txid);
@@ -725,7 +725,6 @@ impl Coordinator {
         let mut writer = client.new_multi_writer();
         writer.add_delete(&active, None)?;
         writer.add_set_data(&log_path, &to_json(log)?, Some(version))?;
-        let _ = owner;
         crate::txn::commit_multi(rt, &mut writer, "finish compensation").await.map_err(multi_error)?;
         Ok(())
     }
@@ -753,7 +752,7 @@ impl Coordinator {
             Err(crate::txn::MultiError::Op(_, zk::Error::NodeExists | zk::Error::BadVersion)) => return Ok(false),
             Err(e) => return Err(multi_error(e)),
         }
-        self.compensate(txid, &mut log, version + 1, false).await?;
+        self.compensate(txid, &mut log, version + 1).await?;
         Ok(true)
     }
 }
