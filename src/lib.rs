@@ -465,13 +465,39 @@ impl NativeClient {
 
     /// Removes tombstones of keys deleted more than `older_than_ms` ago; resolves how many.
     #[napi]
-    pub fn compact_tombstones(&self, env: Env, older_than_ms: f64) -> Result<PromiseRaw<'static, u32>> {
+    pub fn compact_tombstones(&self, env: Env, older_than_ms: f64) -> Result<PromiseRaw<'static, NativeCompaction>> {
         no_panic(|| {
             let store = self.store.clone();
             in_span(env, &self.span, async move {
                 let older_than = millis("olderThanMs", older_than_ms, MAX_PRUNE_AGE)?;
-                store.compact_tombstones(older_than).await.map(|n| n as u32).map_err(to_js_error)
+                let c = store.compact_tombstones(older_than).await.map_err(to_js_error)?;
+                Ok(NativeCompaction {
+                    marked: c.marked as u32,
+                    removed: c.removed as u32,
+                    skipped: c.skipped.into_iter().map(|(key, reason)| NativeSkipped { key, reason }).collect(),
+                })
             })
+        })
+    }
+
+    /// Whether a transaction with id `id` committed: `{ applied, resultJson }`.
+    #[napi]
+    pub fn transaction_record(&self, env: Env, id: String) -> Result<PromiseRaw<'static, NativeRecord>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let r = zktx_core::transaction::recorded(&store, Some(&id)).await.map_err(to_js_error)?;
+                Ok(NativeRecord { applied: r.is_some(), result_json: r.flatten() })
+            })
+        })
+    }
+
+    /// Moves this client's clock forward (tests only: `zktx/testing`'s `advanceClock`).
+    #[napi]
+    pub fn advance_clock_for_testing(&self, ms: f64) -> Result<()> {
+        no_panic(|| {
+            self.store.clock().advance(millis("ms", ms, MAX_PRUNE_AGE)?);
+            Ok(())
         })
     }
 
@@ -499,6 +525,28 @@ impl NativeClient {
             })
         })
     }
+}
+
+/// What a compaction pass did.
+#[napi(object)]
+pub struct NativeCompaction {
+    pub marked: u32,
+    pub removed: u32,
+    pub skipped: Vec<NativeSkipped>,
+}
+
+/// A tombstone compaction could not remove, and why.
+#[napi(object)]
+pub struct NativeSkipped {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Whether a transaction id's commit applied, and the result it recorded.
+#[napi(object)]
+pub struct NativeRecord {
+    pub applied: bool,
+    pub result_json: Option<String>,
 }
 
 /// A held lock.
@@ -619,10 +667,11 @@ pub struct NativeKeyTransaction {
 
 #[napi]
 impl NativeKeyTransaction {
-    /// The current value as JSON text, `null` when the key is absent.
+    /// The current value as JSON text, `null` when the key is absent; `INVALID_ARGUMENT` for data
+    /// another client wrote that is not JSON.
     #[napi(getter)]
     pub fn current_json(&self) -> Result<Option<String>> {
-        no_panic(|| Ok(self.tx.current().map(|v| v.as_str().to_string())))
+        no_panic(|| Ok(self.tx.decoded().map_err(to_js_error)?.map(|v| v.as_str().to_string())))
     }
 
     #[napi(getter)]

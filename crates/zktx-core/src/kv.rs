@@ -11,8 +11,20 @@
 //! would then miss a delete + re-create in between (a lost update). So zktx never deletes a value
 //! znode: deleting a key writes a *tombstone* (empty data, which is never valid JSON) and bumps
 //! the version like any write. A key is absent when it has no znode or holds a tombstone
-//! ([`Stored`]). Tombstones are removed only by [`crate::Store::compact_tombstones`], past a
-//! horizon that no transaction may outlive (see [`MAX_TRANSACTION_AGE`]).
+//! ([`Stored`]). Tombstones are removed only by [`crate::Store::compact_tombstones`], in two
+//! phases that no transaction can outlive:
+//!
+//! 1. A tombstone older than the horizon is *marked*: its data becomes [`COMPACTING`], which
+//!    bumps its version. A transaction that read the tombstone before now fails its version
+//!    check, whatever happens to the key later.
+//! 2. A marked tombstone whose mark is older than the horizon is deleted. Every transaction that
+//!    read the unmarked tombstone started before the mark, so it is older than the horizon
+//!    (> [`MAX_TRANSACTION_AGE`]) and can no longer commit. A transaction that reads a *marked*
+//!    tombstone first turns it back into a plain tombstone (a version-checked write that bumps
+//!    the version again and restarts its age), so what it read cannot be deleted under it.
+//!
+//! A key re-created after its tombstone was removed restarts at version 0; no transaction that
+//! read any earlier version of it can still commit. See README, "Versions never restart".
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::IgnoredAny;
@@ -20,7 +32,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The longest key accepted, in UTF-8 bytes.
+/// The longest key (and transaction id) accepted, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
 /// The largest stored value, in bytes of JSON text. ZooKeeper refuses requests over its
@@ -30,6 +42,9 @@ pub const MAX_VALUE_BYTES: usize = 1_000_000;
 
 /// The data of a deleted key's znode: empty, which no JSON text is.
 pub const TOMBSTONE: &[u8] = b"";
+
+/// The data of a tombstone that compaction marked for removal (phase 1): not JSON either.
+pub const COMPACTING: &[u8] = b"\0zktx:compacting";
 
 /// The longest a transaction may take from its first read to its commit. Past it the commit is
 /// refused (`CONFLICT`, re-run with fresh reads): a tombstone it read may have been compacted and
@@ -58,23 +73,35 @@ pub enum Stored {
     Missing,
     /// A tombstone at this znode version: the key was deleted.
     Tombstone(i32),
+    /// A tombstone marked for removal by compaction, at this version: the key is absent. A
+    /// transaction must not rely on it (it may be deleted once its mark is old enough): it
+    /// turns it back into a plain tombstone first.
+    Compacting(i32),
+    /// Data that zktx did not write (not JSON), at this znode version: written by another
+    /// client. Reading it as a value is `INVALID_ARGUMENT`; writing or deleting the key replaces
+    /// it like any value.
+    Foreign(i32),
     /// A value at this znode version.
     Value(JsonValue, i32),
 }
 
 impl Stored {
-    /// Interprets a value znode's data and version.
-    ///
-    /// # Errors
-    /// `INVALID_ARGUMENT` when the node holds something other than JSON or a tombstone.
-    pub fn from_znode(data: Vec<u8>, version: i32) -> Result<Self> {
+    /// Interprets a value znode's data and version: a tombstone, a marked tombstone, JSON, or
+    /// anything else as [`Stored::Foreign`].
+    pub fn from_znode(data: Vec<u8>, version: i32) -> Self {
         if data.is_empty() {
-            return Ok(Stored::Tombstone(version));
+            return Stored::Tombstone(version);
         }
-        Ok(Stored::Value(JsonValue::from_stored(data)?, version))
+        if data == COMPACTING {
+            return Stored::Compacting(version);
+        }
+        match JsonValue::from_stored(data) {
+            Ok(v) => Stored::Value(v, version),
+            Err(_) => Stored::Foreign(version),
+        }
     }
 
-    /// The value, `None` when the key is absent.
+    /// The value, `None` when the key is absent (or holds foreign data: see [`Stored::decoded`]).
     pub fn value(&self) -> Option<&JsonValue> {
         match self {
             Stored::Value(v, _) => Some(v),
@@ -82,12 +109,30 @@ impl Stored {
         }
     }
 
+    /// The value as a reader sees it: `None` when absent.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for data not written by zktx (the key can still be overwritten).
+    pub fn decoded(&self, key: &str) -> Result<Option<&JsonValue>> {
+        match self {
+            Stored::Foreign(_) => Err(Error::invalid(format!(
+                "key {key:?} holds data that is not JSON (written by another client): it cannot be read as a value; set or delete the key to replace it"
+            ))),
+            other => Ok(other.value()),
+        }
+    }
+
     /// The znode version, `None` when there is no znode.
     pub fn znode_version(&self) -> Option<i32> {
         match self {
             Stored::Missing => None,
-            Stored::Tombstone(v) | Stored::Value(_, v) => Some(*v),
+            Stored::Tombstone(v) | Stored::Compacting(v) | Stored::Foreign(v) | Stored::Value(_, v) => Some(*v),
         }
+    }
+
+    /// Whether the key holds something (a value, zktx's or foreign).
+    pub fn exists(&self) -> bool {
+        matches!(self, Stored::Value(..) | Stored::Foreign(_))
     }
 }
 
@@ -152,13 +197,21 @@ impl Layout {
 /// # Errors
 /// `INVALID_ARGUMENT` for an empty key or one over [`MAX_KEY_BYTES`].
 pub fn encode_key(key: &str) -> Result<String> {
-    if key.is_empty() {
-        return Err(Error::invalid("key must be a non-empty string"));
+    encode_name("key", key)
+}
+
+/// Encodes a key, or a transaction id (`what` names it in errors), into one znode name.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for an empty name or one over [`MAX_KEY_BYTES`].
+pub fn encode_name(what: &str, name: &str) -> Result<String> {
+    if name.is_empty() {
+        return Err(Error::invalid(format!("{what} must be a non-empty string")));
     }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(Error::invalid(format!("key is {} bytes; the limit is {MAX_KEY_BYTES}", key.len())));
+    if name.len() > MAX_KEY_BYTES {
+        return Err(Error::invalid(format!("{what} is {} bytes; the limit is {MAX_KEY_BYTES}", name.len())));
     }
-    Ok(utf8_percent_encode(key, KEY_ESCAPES).to_string())
+    Ok(utf8_percent_encode(name, KEY_ESCAPES).to_string())
 }
 
 /// Decodes a znode name made by [`encode_key`].
@@ -241,6 +294,17 @@ mod tests {
         }
         assert_eq!(encode_key("foo")?, "foo");
         Ok(())
+    }
+
+    #[test]
+    fn stored_data_is_told_apart() {
+        assert_eq!(Stored::from_znode(Vec::new(), 3), Stored::Tombstone(3));
+        assert_eq!(Stored::from_znode(COMPACTING.to_vec(), 4), Stored::Compacting(4));
+        assert_eq!(Stored::from_znode(b"hello".to_vec(), 5), Stored::Foreign(5));
+        assert!(matches!(Stored::from_znode(b"[1]".to_vec(), 6), Stored::Value(_, 6)));
+        assert_eq!(Stored::Foreign(5).decoded("k").unwrap_err().code(), "INVALID_ARGUMENT");
+        assert!(Stored::Foreign(5).exists() && !Stored::Compacting(4).exists());
+        assert!(serde_json::from_slice::<IgnoredAny>(COMPACTING).is_err());
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! - [`transaction`]: multi-key optimistic transactions committed by one `multi`.
 //! - [`coordinator`]: atomic commit across other resources (2PC, sagas) with ZooKeeper deciding.
 //! - [`error`]: one error enum with stable codes.
+//! - [`clock`]: the clock age limits are measured on (tests move it forward).
 //!
 //! No napi here: the Node binding in the repository root converts and delegates.
 
+pub mod clock;
 pub mod coordinator;
 pub mod error;
 pub mod kv;
@@ -22,5 +24,5 @@ pub mod txn;
 
 pub use error::{Error, Outcome, Result};
 pub use session::{Session, SessionEvent, SessionOptions};
-pub use store::{LockKind, Store, Versioned};
+pub use store::{Compaction, LockKind, Store, Versioned};
 pub use tokio_util::sync::CancellationToken;

@@ -1,7 +1,8 @@
 //! The key-value store: plain and lock-fenced reads and writes of JSON values by key.
 
 use crate::error::{Error, Result};
-use crate::kv::{JsonValue, Layout, Stored, MAX_READ_BATCH_BYTES, MAX_TRANSACTION_AGE, MIN_COMPACTION_AGE, OP_OVERHEAD_BYTES};
+use crate::clock::Clock;
+use crate::kv::{JsonValue, Layout, Stored, COMPACTING, MAX_READ_BATCH_BYTES, MAX_TRANSACTION_AGE, MIN_COMPACTION_AGE, OP_OVERHEAD_BYTES, TOMBSTONE};
 use crate::transaction::MARKERS;
 use crate::recipe::{self, AcquireOptions, HeldPaths, Lock, Registration};
 use crate::session::{deadline, Session, SessionOptions};
@@ -23,6 +24,14 @@ pub(crate) fn read_batches(paths: &[String]) -> Vec<&[String]> {
         rest = tail;
     }
     batches
+}
+
+/// `age` in ms, if at most `max`.
+fn check_age(age: std::time::Duration, max: std::time::Duration, what: &str) -> Result<i64> {
+    if age > max {
+        return Err(Error::invalid(format!("{what}: an age of {} ms is over the limit of {} ms", age.as_millis(), max.as_millis())));
+    }
+    i64::try_from(age.as_millis()).map_err(|_| Error::invalid(format!("{what}: age out of range")))
 }
 
 /// The oldest age `pruneTransactionIds` and `compactTombstones` accept: ten years.
@@ -56,6 +65,50 @@ pub struct Store {
     session: Session,
     layout: Layout,
     held: HeldPaths,
+    clock: Clock,
+}
+
+/// What one compaction pass did (see [`Store::compact_tombstones`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Tombstones older than the horizon that this pass marked for removal: a pass at least
+    /// the horizon later removes them.
+    pub marked: usize,
+    /// Marked tombstones removed (their mark was older than the horizon).
+    pub removed: usize,
+    /// Keys whose tombstone could not be removed, with the reason (a child node that another
+    /// client created under it, or a permission the session lacks). Nothing else is affected.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// What a sweep does with one node it examined.
+pub(crate) enum Sweep {
+    /// Delete it at this version (`None`: any).
+    Delete(Option<i32>),
+    /// Overwrite its data at this version.
+    Mark(&'static [u8], i32),
+}
+
+/// Reads a value znode whose [`Stored::Compacting`] mark a transaction must not rely on, and turns
+/// it back into a plain tombstone first: a version-checked write that bumps the version (so a
+/// compaction pass holding the mark's version can no longer delete it) and restarts its age.
+/// Returns what the key holds afterwards (anything but `Compacting`).
+pub(crate) async fn unmark(client: &zookeeper_client::Client, rt: std::time::Duration, path: &str, mut read: Stored) -> Result<Stored> {
+    for _ in 0..16 {
+        let Stored::Compacting(version) = read else { return Ok(read) };
+        match deadline(rt, "keep a read tombstone", client.set_data(path, TOMBSTONE, Some(version))).await {
+            Ok(stat) => return Ok(Stored::Tombstone(stat.version)),
+            // Removed or rewritten meanwhile: read again.
+            Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => {},
+            Err(e) => return Err(e),
+        }
+        read = match deadline(rt, "read value", client.get_data(path)).await {
+            Ok((data, stat)) => Stored::from_znode(data, stat.version),
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => Stored::Missing,
+            Err(e) => return Err(e),
+        };
+    }
+    Err(Error::Conflict(format!("{path} kept changing while a transaction read it")))
 }
 
 impl Store {
@@ -64,7 +117,13 @@ impl Store {
     /// # Errors
     /// `INVALID_ARGUMENT` for bad options.
     pub fn new(options: SessionOptions) -> Result<Store> {
-        Ok(Store { session: Session::new(options)?, layout: Layout::default(), held: HeldPaths::default() })
+        Ok(Store { session: Session::new(options)?, layout: Layout::default(), held: HeldPaths::default(), clock: Clock::new() })
+    }
+
+    /// The clock this store measures transaction ages and compaction horizons on (tests move
+    /// it forward: [`Clock::advance`]).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The session.
@@ -140,9 +199,11 @@ impl Store {
     /// `INVALID_ARGUMENT` for a bad key or a node holding something other than JSON;
     /// connection errors.
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>> {
-        Ok(match self.read(key).await? {
+        let read = self.read(key).await?;
+        read.decoded(key)?;
+        Ok(match read {
             Stored::Value(value, version) => Some(Versioned { value, version }),
-            Stored::Missing | Stored::Tombstone(_) => None,
+            _ => None,
         })
     }
 
@@ -155,7 +216,7 @@ impl Store {
             let path = self.layout.value_path(key)?;
             let client = self.session.client().await?;
             match deadline(self.session.request_timeout(&client), "read value", client.get_data(&path)).await {
-                Ok((data, stat)) => Stored::from_znode(data, stat.version),
+                Ok((data, stat)) => Ok(Stored::from_znode(data, stat.version)),
                 Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
                 Err(e) => Err(e),
             }
@@ -255,19 +316,27 @@ impl Store {
     }
 
     /// Deletes the children of `dir` that `select(data, stat)` picks: `Some(version)` deletes at
-    /// that version (`None`: any), `None` keeps. Reads them in multi-reads sized under the
-    /// request limit; returns how many it deleted (a node already gone, or written since, is
-    /// skipped).
+    /// that version (`None`: any), `None` keeps. Returns how many it deleted (a node already
+    /// gone, written since, or with children, is skipped).
     pub(crate) async fn sweep(&self, dir: &str, what: &str, select: impl Fn(&[u8], &zookeeper_client::Stat) -> Option<Option<i32>>) -> Result<usize> {
+        let report = self.sweep_with(dir, what, |data, stat| select(data, stat).map(Sweep::Delete)).await?;
+        Ok(report.removed)
+    }
+
+    /// Applies `select(data, stat)`'s [`Sweep`] to each child of `dir` (none: keep it). Reads
+    /// them in multi-reads sized under the request limit. A node gone or written since it was
+    /// read is left alone; one that cannot be deleted (children, permissions) is reported in
+    /// `skipped` and the sweep goes on.
+    pub(crate) async fn sweep_with(&self, dir: &str, what: &str, select: impl Fn(&[u8], &zookeeper_client::Stat) -> Option<Sweep>) -> Result<Compaction> {
         let client = self.session.client().await?;
         let rt = self.session.request_timeout(&client);
         let names = match deadline(rt, &format!("list {what}"), client.list_children(dir)).await {
             Ok(names) => names,
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(0),
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(Compaction::default()),
             Err(e) => return Err(e),
         };
         let paths: Vec<String> = names.iter().map(|n| format!("{dir}/{n}")).collect();
-        let mut deleted = 0;
+        let mut report = Compaction::default();
         for batch in read_batches(&paths) {
             let mut reader = client.new_multi_reader();
             for p in batch {
@@ -276,56 +345,77 @@ impl Store {
             let results = deadline(rt, &format!("read {what}"), reader.commit()).await?;
             for (path, result) in batch.iter().zip(results) {
                 let zookeeper_client::MultiReadResult::Data { data, stat } = result else { continue };
-                let Some(version) = select(&data, &stat) else { continue };
-                match deadline(rt, &format!("delete {what}"), client.delete(path, version)).await {
-                    Ok(()) => deleted += 1,
+                let Some(action) = select(&data, &stat) else { continue };
+                let done = match action {
+                    Sweep::Delete(version) => deadline(rt, &format!("delete {what}"), client.delete(path, version)).await.map(|()| &mut report.removed),
+                    Sweep::Mark(data, version) => deadline(rt, &format!("mark {what}"), client.set_data(path, data, Some(version))).await.map(|_| &mut report.marked),
+                };
+                match done {
+                    Ok(count) => *count += 1,
                     Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => {},
+                    Err(Error::ZooKeeper { code: code @ ("NOTEMPTY" | "NOAUTH"), .. }) => {
+                        let name = path.rsplit_once('/').map_or(path.as_str(), |(_, n)| n);
+                        let name = crate::kv::decode_key(name).unwrap_or_else(|_| name.to_string());
+                        let reason = if code == "NOTEMPTY" {
+                            format!("{path} has child nodes that zktx did not create (NOTEMPTY): remove them to let it go")
+                        } else {
+                            format!("{path}: this session may not delete it (NOAUTH)")
+                        };
+                        tracing::warn!(node = %path, code, "sweep of {what} skipped a node");
+                        report.skipped.push((name, reason));
+                    },
                     Err(e) => return Err(e),
                 }
             }
         }
-        Ok(deleted)
+        Ok(report)
     }
 
     /// The server's clock minus `age`, in ms since the epoch: creation or modification times on
     /// the server older than this are older than `age`. One write (to `<root>/clock`) reads the
     /// server's time, so this machine's clock never matters.
     pub(crate) async fn server_cutoff(&self, age: std::time::Duration, max: std::time::Duration, what: &str) -> Result<i64> {
-        if age > max {
-            return Err(Error::invalid(format!("{what}: an age of {} ms is over the limit of {} ms", age.as_millis(), max.as_millis())));
-        }
-        let age_ms = i64::try_from(age.as_millis()).map_err(|_| Error::invalid(format!("{what}: age out of range")))?;
+        let age_ms = check_age(age, max, what)?;
+        Ok(self.server_now().await?.saturating_sub(age_ms))
+    }
+
+    /// The server's clock now, in ms since the epoch (a write to `<root>/clock`).
+    async fn server_now(&self) -> Result<i64> {
         let client = self.session.client().await?;
         let rt = self.session.request_timeout(&client);
         let clock = self.layout.root_child(crate::transaction::CLOCK);
-        let stat = loop {
+        loop {
             match deadline(rt, "read the server's clock", client.set_data(&clock, &[], None)).await {
-                Ok(stat) => break stat,
+                Ok(stat) => return Ok(stat.mtime),
                 Err(Error::ZooKeeper { code: "NONODE", .. }) => match deadline(rt, "create the clock node", client.mkdir(&clock, &persistent(self.session.acls()))).await {
                     Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
                     Err(e) => return Err(e),
                 },
                 Err(e) => return Err(e),
             }
-        };
-        Ok(stat.mtime.saturating_sub(age_ms))
+        }
     }
 
-    /// Removes the tombstones of keys deleted more than `older_than` ago (by the server's clock);
-    /// returns how many. A deleted key's znode stays as a tombstone so its version never restarts
-    /// (see [`crate::kv`]); this bounds their number.
+    /// Compacts the tombstones of keys deleted more than `older_than` ago (by the server's
+    /// clock), in two phases: a tombstone older than `older_than` is marked (its version bumped);
+    /// a mark older than `older_than` is removed. A tombstone goes after two passes at least
+    /// `older_than` apart. A deleted key's znode stays as a tombstone so its version never
+    /// restarts (see [`crate::kv`]); this bounds their number.
     ///
     /// # Guarantees
-    /// A tombstone is removed only if it was not written since it was examined (version-checked
-    /// delete). `older_than` must be at least [`MIN_COMPACTION_AGE`], which is above
-    /// [`MAX_TRANSACTION_AGE`] (the longest a transaction may take from first read to commit)
-    /// plus a request's longest flight: so no transaction that read a tombstone can still commit
-    /// against a re-created key. Safe to run from several clients at once.
+    /// No transaction that read a key can commit after the key's tombstone was removed and the
+    /// key re-created: the mark fails every version check of a read made before it, and the
+    /// removal comes at least `older_than` (≥ [`MIN_COMPACTION_AGE`], above
+    /// [`MAX_TRANSACTION_AGE`] plus a request's longest flight) after the mark, when every such
+    /// transaction is too old to commit; a transaction that reads a mark removes it first. Every
+    /// write is version-checked, so a key written meanwhile keeps its znode. Safe to run from
+    /// several clients at once. Nodes that cannot be removed (a child created by another client)
+    /// are reported in [`Compaction::skipped`], never fail the pass.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` when `older_than` is below [`MIN_COMPACTION_AGE`] or above
     /// [`MAX_PRUNE_AGE`]; connection errors.
-    pub async fn compact_tombstones(&self, older_than: std::time::Duration) -> Result<usize> {
+    pub async fn compact_tombstones(&self, older_than: std::time::Duration) -> Result<Compaction> {
         if older_than < MIN_COMPACTION_AGE {
             return Err(Error::invalid(format!(
                 "compactTombstones: olderThan must be at least {} ms (transactions may take up to {} ms)",
@@ -333,15 +423,22 @@ impl Store {
                 MAX_TRANSACTION_AGE.as_millis()
             )));
         }
-        self.compact(older_than).await
-    }
-
-    /// [`Store::compact_tombstones`] without the horizon's lower bound.
-    pub(crate) async fn compact(&self, older_than: std::time::Duration) -> Result<usize> {
+        let age_ms = check_age(older_than, MAX_PRUNE_AGE, "compactTombstones")?;
         self.session.unless_closed(true, async {
-            let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "compactTombstones").await?;
-            // Version-checked: a key written since it was read keeps its znode.
-            self.sweep(&self.layout.values_dir(), "tombstones", |data, stat| (data.is_empty() && stat.mtime < cutoff).then_some(Some(stat.version))).await
+            // Ages on this store's clock (tests move it forward; in production it is the server's).
+            let cutoff = self.clock.server_ms(self.server_now().await?).saturating_sub(age_ms);
+            self.sweep_with(&self.layout.values_dir(), "tombstones", |data, stat| {
+                if self.clock.server_ms(stat.mtime) >= cutoff {
+                    None
+                } else if data == TOMBSTONE {
+                    Some(Sweep::Mark(COMPACTING, stat.version))
+                } else if data == COMPACTING {
+                    Some(Sweep::Delete(Some(stat.version)))
+                } else {
+                    None
+                }
+            })
+            .await
         })
         .await
     }
@@ -352,7 +449,7 @@ impl Store {
     /// inside an updater of the same key would wait for itself: the JS facade refuses that with
     /// `ALREADY_HELD` (it knows the async context; this layer does not).
     pub async fn begin(&self, key: &str, opts: &AcquireOptions) -> Result<KeyTransaction> {
-        KeyTransaction::begin(&self.session, &self.layout, key, opts).await
+        KeyTransaction::begin(&self.session, &self.layout, &self.clock, key, opts).await
     }
 
     /// Sets `key` to `value` under its lock, fenced. See [`txn::execute_transaction`].
@@ -383,7 +480,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn compaction_removes_old_tombstones_and_a_reader_of_one_still_conflicts() -> Result<()> {
+    async fn compaction_marks_then_removes_and_a_reader_of_either_still_conflicts() -> Result<()> {
         let s = store();
         let k = format!("compact-{}", uuid::Uuid::new_v4().simple());
         s.set(&k, &json(1)?, &[]).await?;
@@ -391,19 +488,59 @@ mod tests {
         del.write(&s, &k, Write::Delete)?;
         del.commit(&s, &CommitOptions::default()).await?;
         assert!(matches!(s.read(&k).await?, Stored::Tombstone(1)));
-        // T1 reads the tombstone; then it is compacted and the key re-created at version 0.
+        // T1 reads the plain tombstone (version 1). The tombstone is 11 minutes old: the first
+        // pass marks it (version 2); nothing is removed yet.
         let mut t1 = Transaction::new();
         assert_eq!(t1.get_many(&s, &[&k]).await?, vec![None]);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        assert!(s.compact(std::time::Duration::ZERO).await? >= 1);
+        s.clock().advance(MIN_COMPACTION_AGE + std::time::Duration::from_secs(60));
+        let first = s.compact_tombstones(MIN_COMPACTION_AGE).await?;
+        assert!(first.marked >= 1, "{first:?}");
+        assert_eq!(s.read(&k).await?, Stored::Compacting(2));
+        // A second pass right away removes nothing: the mark is new.
+        let again = s.compact_tombstones(MIN_COMPACTION_AGE).await?;
+        assert_eq!(s.read(&k).await?, Stored::Compacting(2), "{again:?}");
+        // Eleven more minutes: the mark goes, and another client re-creates the key up to the
+        // version T1 read. T1 (22 minutes old by now) cannot commit over it.
+        s.clock().advance(MIN_COMPACTION_AGE + std::time::Duration::from_secs(60));
+        assert!(s.compact_tombstones(MIN_COMPACTION_AGE).await?.removed >= 1);
         assert_eq!(s.read(&k).await?, Stored::Missing);
         s.set(&k, &json(100)?, &[]).await?;
+        s.set(&k, &json(101)?, &[]).await?;
         t1.write(&s, &k, Write::Set(json(7)?))?;
         let err = t1.commit(&s, &CommitOptions::default()).await.err().map(|e| e.code());
         assert_eq!(err, Some("CONFLICT"));
-        assert_eq!(s.get(&k).await?.map(|v| v.value), Some(json(100)?));
+        assert_eq!(s.get(&k).await?.map(|v| v.value), Some(json(101)?));
         // The public entry point refuses a horizon transactions could outlive.
         assert_eq!(s.compact_tombstones(std::time::Duration::from_secs(60)).await.err().map(|e| e.code()), Some("INVALID_ARGUMENT"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_reader_of_a_marked_tombstone_keeps_it() -> Result<()> {
+        let s = store();
+        let k = format!("compact-{}", uuid::Uuid::new_v4().simple());
+        s.set(&k, &json(1)?, &[]).await?;
+        let mut del = Transaction::new();
+        del.write(&s, &k, Write::Delete)?;
+        del.commit(&s, &CommitOptions::default()).await?;
+        s.clock().advance(MIN_COMPACTION_AGE + std::time::Duration::from_secs(60));
+        assert!(s.compact_tombstones(MIN_COMPACTION_AGE).await?.marked >= 1);
+        assert_eq!(s.read(&k).await?, Stored::Compacting(2));
+        // T1 (another client) reads the key just before the mark is old enough: it turns the
+        // mark back into a plain tombstone (version 3), so the next pass cannot remove what it
+        // read: it only marks it again.
+        let t = store();
+        let mut t1 = Transaction::new();
+        assert_eq!(t1.get_many(&t, &[&k]).await?, vec![None]);
+        assert_eq!(s.read(&k).await?, Stored::Tombstone(3));
+        s.clock().advance(MIN_COMPACTION_AGE + std::time::Duration::from_secs(60));
+        let pass = s.compact_tombstones(MIN_COMPACTION_AGE).await?;
+        assert_eq!(s.read(&k).await?, Stored::Compacting(4), "{pass:?}");
+        // T1's clock was left alone, so its age limit does not refuse it: the version check does.
+        t1.write(&t, &k, Write::Set(json(7)?))?;
+        let err = t1.commit(&t, &CommitOptions::default()).await.unwrap_err();
+        assert_eq!(err.code(), "CONFLICT");
+        assert!(err.to_string().contains("concurrent writer"), "{err}");
         Ok(())
     }
 }

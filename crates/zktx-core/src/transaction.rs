@@ -140,34 +140,47 @@ impl Transaction {
             keys.iter().copied().filter(|k| !self.reads.contains_key(*k) && self.write_of(k).is_none() && seen.insert(*k)).collect()
         };
         if !missing.is_empty() {
-            self.started.get_or_insert_with(Instant::now);
+            self.started.get_or_insert_with(|| store.clock().now());
             let (fetched, batches) = fetch(store, &missing).await?;
             self.read_batches += batches;
             for (k, v) in missing.iter().zip(fetched) {
                 self.reads.insert(k.to_string(), v);
             }
         }
-        Ok(keys.iter().map(|k| self.visible(k)).collect())
+        keys.iter().map(|k| self.visible(k)).collect()
     }
 
     fn write_of(&self, key: &str) -> Option<&Write> {
         self.writes.iter().rev().find(|(k, _)| k == key).map(|(_, w)| w)
     }
 
-    fn visible(&self, key: &str) -> Option<JsonValue> {
-        match self.write_of(key) {
+    fn visible(&self, key: &str) -> Result<Option<JsonValue>> {
+        Ok(match self.write_of(key) {
             Some(Write::Set(v) | Write::Create(v)) => Some(v.clone()),
             Some(Write::Delete) => None,
-            None => self.reads.get(key).and_then(Stored::value).cloned(),
-        }
+            None => match self.reads.get(key) {
+                Some(read) => read.decoded(key)?.cloned(),
+                None => None,
+            },
+        })
     }
 
-    /// Buffers a write of `key` (applied at commit).
+    /// Buffers a write of `key` (applied at commit). Writes of one key combine as the
+    /// transaction sees them: `Create` after this transaction's own `Delete` of the key is a
+    /// `Set` (the key is absent in between).
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT` for a bad key.
+    /// `INVALID_ARGUMENT` for a bad key; `NODEEXISTS` for `Create` of a key this transaction
+    /// already set or created.
     pub fn write(&mut self, store: &Store, key: &str, write: Write) -> Result<()> {
         store.layout().value_path(key)?;
+        let write = match (self.write_of(key), write) {
+            (Some(Write::Delete), Write::Create(v)) => Write::Set(v),
+            (Some(Write::Set(_) | Write::Create(_)), Write::Create(_)) => {
+                return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} was already written by this transaction")));
+            },
+            (_, w) => w,
+        };
         self.writes.retain(|(k, _)| k != key);
         self.writes.push((key.to_string(), write));
         Ok(())
@@ -183,7 +196,9 @@ impl Transaction {
         self.writes.is_empty()
     }
 
-    /// Commits: one `multi` with the checks `opts.isolation` asks for and all writes.
+    /// Commits: one `multi` with the checks `opts.isolation` asks for and all writes (and, with
+    /// an `id`, the id's marker: a transaction with an id always commits one, even when it writes
+    /// no key, so that a replay of it finds the recorded result whatever its function does).
     ///
     /// # Guarantees
     /// All writes apply atomically or none do. With `Serializable`, a successful commit saw the
@@ -206,13 +221,16 @@ impl Transaction {
                 return Err(Error::TooLarge(format!("transaction result is {} bytes of JSON; a marker records at most {MAX_RECORDED_RESULT_BYTES}", result.len())));
             }
         }
+        if let Some(id) = opts.id {
+            marker_path(store, id)?;
+        }
         let mut report = CommitReport::default();
         let committed = store.session().unless_closed(true, self.commit_inner(store, opts, Vec::new(), &mut report)).await;
         match committed {
             Err(err) if opts.id.is_some() && !report.already_applied && refused_before_sending(&err) => {
                 // This attempt could not even be sent (e.g. it creates a key that an earlier
                 // commit with the same id created): if that commit applied, say so.
-                match self.recorded(store, opts).await? {
+                match recorded(store, opts.id).await? {
                     Some(recorded) => {
                         report.already_applied = true;
                         report.recorded_result = recorded;
@@ -224,29 +242,13 @@ impl Transaction {
             Err(err) => Err(err),
             Ok(()) => {
                 if report.already_applied {
-                    report.recorded_result = self.recorded(store, opts).await?.flatten();
+                    report.recorded_result = recorded(store, opts.id).await?.flatten();
                 }
                 Ok(report)
             },
         }
     }
 
-    /// The marker of `opts.id`: `None` when absent, `Some(recorded result)` when present.
-    async fn recorded(&self, store: &Store, opts: &CommitOptions<'_>) -> Result<Option<Option<String>>> {
-        let Some(id) = opts.id else { return Ok(None) };
-        let path = marker_path(store, id)?;
-        store
-            .session()
-            .unless_closed(false, async {
-                let client = store.session().client().await?;
-                match deadline(store.session().request_timeout(&client), "read transaction id", client.get_data(&path)).await {
-                    Ok((data, _)) => Ok(Some(String::from_utf8(data).ok().filter(|s| !s.is_empty()))),
-                    Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .await
-    }
 
     /// Commits the reads' checks and the writes together with a coordinator's decision ops
     /// (see [`crate::coordinator`]): all apply in one `multi`, or none. A failed decision op is
@@ -264,9 +266,10 @@ impl Transaction {
     }
 
     async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, decision: Vec<Op>, report: &mut CommitReport) -> Result<()> {
-        if self.writes.is_empty() && decision.is_empty() {
+        // A transaction with an id commits its marker even when it writes nothing.
+        if self.writes.is_empty() && decision.is_empty() && opts.id.is_none() {
             if opts.isolation == Isolation::Serializable && self.read_batches > 1 {
-                self.check_age()?;
+                self.check_age(store)?;
                 self.validate_reads(store).await?;
                 report.round_trips += 1;
             }
@@ -281,7 +284,7 @@ impl Transaction {
         // Blind writes: learn whether each key exists (set vs create) and at which version.
         let blind: Vec<String> = self.writes.iter().filter(|(k, _)| !self.reads.contains_key(k)).map(|(k, _)| k.clone()).collect();
         if !blind.is_empty() {
-            self.started.get_or_insert_with(Instant::now);
+            self.started.get_or_insert_with(|| store.clock().now());
             let keys: Vec<&str> = blind.iter().map(String::as_str).collect();
             let (fetched, batches) = fetch(store, &keys).await?;
             report.round_trips += batches;
@@ -290,7 +293,7 @@ impl Transaction {
             }
         }
         for (key, w) in &self.writes {
-            if matches!(w, Write::Create(_)) && matches!(self.reads.get(key), Some(Stored::Value(..))) {
+            if matches!(w, Write::Create(_)) && self.reads.get(key).is_some_and(Stored::exists) {
                 return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")));
             }
         }
@@ -298,7 +301,7 @@ impl Transaction {
         for op in decision {
             plan.push(op, None, Role::Decision);
         }
-        self.check_age()?;
+        self.check_age(store)?;
         let client = match opts.locks.first() {
             Some(lock) => lock.client()?,
             None => store.session().client().await?,
@@ -353,8 +356,8 @@ impl Transaction {
 
     /// Refuses an attempt older than [`MAX_TRANSACTION_AGE`]: a tombstone it read may have been
     /// compacted and its key re-created at the version it read.
-    fn check_age(&self) -> Result<()> {
-        if self.started.is_some_and(|t| t.elapsed() > MAX_TRANSACTION_AGE) {
+    fn check_age(&self, store: &Store) -> Result<()> {
+        if self.started.is_some_and(|t| store.clock().elapsed(t) > MAX_TRANSACTION_AGE) {
             return Err(Error::Conflict(format!(
                 "transaction ran longer than {} s between its first read and its commit: re-run it with fresh reads",
                 MAX_TRANSACTION_AGE.as_secs()
@@ -368,7 +371,7 @@ impl Transaction {
         let keys: Vec<&str> = self.reads.keys().map(String::as_str).collect();
         let (now, _) = fetch(store, &keys).await?;
         for (k, v) in keys.iter().zip(now) {
-            if self.reads.get(*k).map(Stored::znode_version) != Some(v.znode_version()) {
+            if self.reads.get(*k).map(|r| (r.znode_version(), r.exists())) != Some((v.znode_version(), v.exists())) {
                 return Err(Error::Conflict(format!("key {k:?} changed while the transaction read it")));
             }
         }
@@ -409,14 +412,15 @@ impl Transaction {
             let version = if checked(key) { read.znode_version() } else { None };
             match (write, &read) {
                 (Write::Set(v) | Write::Create(v), Stored::Missing) => plan.push(Op::Create(path, v.as_str().as_bytes().to_vec()), Some(key), Role::Write),
-                (Write::Set(v), Stored::Tombstone(_) | Stored::Value(..)) => {
+                // A foreign value (not JSON, written by another client) is replaced like any value.
+                (Write::Set(v), Stored::Tombstone(_) | Stored::Compacting(_) | Stored::Value(..) | Stored::Foreign(_)) => {
                     plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), version), Some(key), Role::Write)
                 },
                 // Create needs the key absent at commit whatever the isolation: check the
                 // tombstone's version.
-                (Write::Create(v), Stored::Tombstone(tv)) => plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), Some(*tv)), Some(key), Role::Write),
-                (Write::Create(_), Stored::Value(..)) => return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists"))),
-                (Write::Delete, Stored::Value(..)) => plan.push(Op::Set(path, TOMBSTONE.to_vec(), version), Some(key), Role::Write),
+                (Write::Create(v), Stored::Tombstone(tv) | Stored::Compacting(tv)) => plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), Some(*tv)), Some(key), Role::Write),
+                (Write::Create(_), Stored::Value(..) | Stored::Foreign(_)) => return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists"))),
+                (Write::Delete, Stored::Value(..) | Stored::Foreign(_)) => plan.push(Op::Set(path, TOMBSTONE.to_vec(), version), Some(key), Role::Write),
                 // Deleting an absent key changes nothing; under a checking isolation it still
                 // asserts the key is absent.
                 (Write::Delete, _) if checked(key) => assert_unchanged(&mut plan, key, path, &read),
@@ -444,7 +448,28 @@ fn refused_before_sending(err: &Error) -> bool {
 }
 
 fn marker_path(store: &Store, id: &str) -> Result<String> {
-    Ok(format!("{}/{}", store.layout().root_child(MARKERS), crate::kv::encode_key(id)?))
+    Ok(format!("{}/{}", store.layout().root_child(MARKERS), crate::kv::encode_name("transaction id", id)?))
+}
+
+/// Whether a transaction with this id committed: `None` when its marker is absent (with no id:
+/// `None`), `Some(recorded result)` when present.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for a malformed id; connection errors (the answer is then unknown).
+pub async fn recorded(store: &Store, id: Option<&str>) -> Result<Option<Option<String>>> {
+    let Some(id) = id else { return Ok(None) };
+    let path = marker_path(store, id)?;
+    store
+        .session()
+        .unless_closed(false, async {
+            let client = store.session().client().await?;
+            match deadline(store.session().request_timeout(&client), "read transaction id", client.get_data(&path)).await {
+                Ok((data, _)) => Ok(Some(String::from_utf8(data).ok().filter(|s| !s.is_empty()))),
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
 }
 
 /// Reads keys with multi-reads, as few as the request limit allows (each answered from one
@@ -466,12 +491,21 @@ async fn fetch_now(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
         }
         let results = deadline(rt, "read keys", reader.commit()).await?;
         batches += 1;
-        for r in results {
-            out.push(match r {
-                zk::MultiReadResult::Data { data, stat } => Stored::from_znode(data, stat.version)?,
+        for (path, r) in batch.iter().zip(results) {
+            let read = match r {
+                zk::MultiReadResult::Data { data, stat } => Stored::from_znode(data, stat.version),
                 zk::MultiReadResult::Error { err: zk::Error::NoNode } => Stored::Missing,
                 zk::MultiReadResult::Error { err } => return Err(Error::from(err)),
                 _ => return Err(Error::zk("SYSTEMERROR", "unexpected multi-read result")),
+            };
+            // A tombstone marked by compaction may be removed once the mark is old enough: keep
+            // what this transaction read (see `crate::kv`). Rare: only keys deleted long ago.
+            out.push(match read {
+                Stored::Compacting(_) => {
+                    batches += 1;
+                    crate::store::unmark(&client, rt, path, read).await?
+                },
+                other => other,
             });
         }
     }

@@ -13,6 +13,7 @@ use zookeeper_client as zk;
 use std::time::Duration;
 
 use crate::error::{Error, Outcome, Result};
+use crate::clock::Clock;
 use crate::kv::{JsonValue, Layout, Stored, MAX_TRANSACTION_AGE};
 use crate::recipe::driver::StandardDriver;
 use crate::recipe::internals::{self, AcquireOptions};
@@ -58,6 +59,8 @@ pub struct KeyTransaction {
     /// Holds the client weakly, like every lock: a transaction in progress (a slow updater)
     /// never keeps a closed session alive, so after `close()` its commit cannot apply.
     lock: Lock,
+    /// What the key held when read under the lock (never [`Stored::Compacting`]).
+    read: Stored,
     current: Option<JsonValue>,
     /// The znode version read (a tombstone's too); `None` when the key has no znode.
     version: Option<i32>,
@@ -65,6 +68,8 @@ pub struct KeyTransaction {
     finished: AtomicBool,
     /// When the value was read: a commit later than [`MAX_TRANSACTION_AGE`] is refused.
     read_at: tokio::time::Instant,
+    /// The clock `read_at` is on.
+    clock: Clock,
     /// The session's `closing` token: `close()` cancels a commit in flight.
     closing: tokio_util::sync::CancellationToken,
     /// The session's ACL for the nodes a commit creates.
@@ -77,7 +82,7 @@ impl KeyTransaction {
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad key, lock acquisition errors (`TIMEOUT`, `ABORTED`, ...),
     /// and read errors; on any of them the lock is released.
-    pub async fn begin(session: &Session, layout: &Layout, key: &str, opts: &AcquireOptions) -> Result<KeyTransaction> {
+    pub async fn begin(session: &Session, layout: &Layout, clock: &Clock, key: &str, opts: &AcquireOptions) -> Result<KeyTransaction> {
         let value_path = layout.value_path(key)?;
         let lock_dir = layout.lock_path(key)?;
         let acquired = internals::acquire(session, &lock_dir, &StandardDriver { max_leases: 1 }, opts, Some(&value_path)).await?;
@@ -90,20 +95,26 @@ impl KeyTransaction {
             Some(r) if !r.as_ref().is_err_and(Error::is_transient) => r,
             _ => session.unless_closed(false, deadline(rt, "read value", client.get_data(&value_path))).await,
         };
-        let (current, version) = match read {
-            Ok((data, stat)) => match Stored::from_znode(data, stat.version) {
-                Ok(stored) => (stored.value().cloned(), stored.znode_version()),
-                Err(e) => {
-                    let _ = lock.release().await;
-                    return Err(e);
-                },
-            },
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => (None, None),
+        let read_at = clock.now();
+        let read = match read {
+            Ok((data, stat)) => Ok(Stored::from_znode(data, stat.version)),
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
+            Err(e) => Err(e),
+        };
+        // A tombstone marked by compaction: keep it, as every transaction read does (see
+        // `crate::kv`); the write under the lock is then checked against the kept version.
+        let read = match read {
+            Ok(r @ Stored::Compacting(_)) => session.unless_closed(false, crate::store::unmark(&client, rt, &value_path, r)).await,
+            other => other,
+        };
+        let read = match read {
+            Ok(r) => r,
             Err(e) => {
                 let _ = lock.release().await;
                 return Err(e);
             },
         };
+        let (current, version) = (read.value().cloned(), read.znode_version());
         drop(client);
         let values_dir = value_path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
         Ok(KeyTransaction {
@@ -112,11 +123,13 @@ impl KeyTransaction {
             values_dir,
             clock_path: layout.root_child(crate::transaction::CLOCK),
             lock,
+            read,
             current,
             version,
             request_timeout: rt,
             finished: AtomicBool::new(false),
-            read_at: tokio::time::Instant::now(),
+            read_at,
+            clock: clock.clone(),
             closing: session.closing(),
             acl: session.options().acl.clone(),
         })
@@ -127,9 +140,19 @@ impl KeyTransaction {
         &self.key
     }
 
-    /// The value read under the lock; `None` if the key does not exist.
+    /// The value read under the lock; `None` if the key does not exist (or holds data that
+    /// zktx did not write: see [`KeyTransaction::decoded`]).
     pub fn current(&self) -> Option<&JsonValue> {
         self.current.as_ref()
+    }
+
+    /// The value read under the lock, as an updater sees it.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when the key holds data that is not JSON (written by another client):
+    /// an updater cannot compute from it; committing a value replaces it.
+    pub fn decoded(&self) -> Result<Option<&JsonValue>> {
+        self.read.decoded(&self.key)
     }
 
     /// The lock held for this key.
@@ -152,7 +175,7 @@ impl KeyTransaction {
         if self.finished.swap(true, Ordering::AcqRel) {
             return Err(Error::invalid("transaction already committed or aborted"));
         }
-        if self.read_at.elapsed() > MAX_TRANSACTION_AGE {
+        if self.clock.elapsed(self.read_at) > MAX_TRANSACTION_AGE {
             // The key may have been deleted, its tombstone compacted and the key re-created at
             // the version we read since: refuse rather than risk a lost update.
             let _ = self.lock.release().await;
@@ -341,8 +364,15 @@ where
     F: FnOnce(Option<JsonValue>) -> Fut,
     Fut: Future<Output = Result<JsonValue>>,
 {
-    let tx = KeyTransaction::begin(session, layout, key, opts).await?;
-    match update(tx.current().cloned()).await {
+    let tx = KeyTransaction::begin(session, layout, &Clock::new(), key, opts).await?;
+    let current = match tx.decoded() {
+        Ok(v) => v.cloned(),
+        Err(e) => {
+            let _ = tx.abort().await;
+            return Err(e);
+        },
+    };
+    match update(current).await {
         Ok(value) => tx.commit(value).await,
         Err(e) => {
             let _ = tx.abort().await;

@@ -167,3 +167,117 @@ async fn an_attempt_older_than_the_age_limit_is_refused_with_conflict() {
     assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(1));
     assert!(s.children(&s.layout().lock_path(&k).unwrap()).await.unwrap().is_empty(), "lock released");
 }
+
+/// Writes raw bytes to a key's value znode, as another ZooKeeper client would.
+async fn write_foreign(s: &zktx_core::Store, key: &str, data: &[u8]) {
+    let path = s.layout().value_path(key).unwrap();
+    let client = s.session().client().await.unwrap();
+    match client.set_data(&path, data, None).await {
+        Ok(_) => {},
+        Err(_) => {
+            client.create(&path, data, &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())).await.unwrap();
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_replay_with_an_id_gets_the_recorded_result_even_when_it_writes_nothing() {
+    let s = store();
+    let (k, id) = (unique("k"), unique("id"));
+    s.set(&k, &json(1), &[]).await.unwrap();
+    let mut first = Transaction::new();
+    first.get_many(&s, &[&k]).await.unwrap();
+    first.write(&s, &k, Write::Set(json(2))).unwrap();
+    let opts = CommitOptions { id: Some(&id), result: Some("\"first\""), ..Default::default() };
+    assert!(!first.commit(&s, &opts).await.unwrap().already_applied);
+    // The replay's function sees the applied state and writes nothing: the id still decides.
+    let mut replay = Transaction::new();
+    assert_eq!(replay.get_many(&s, &[&k]).await.unwrap(), vec![Some(json(2))]);
+    let r = replay.commit(&s, &CommitOptions { id: Some(&id), result: Some("\"second\""), ..Default::default() }).await.unwrap();
+    assert!(r.already_applied);
+    assert_eq!(r.recorded_result.as_deref(), Some("\"first\""));
+    // A read-only transaction with an id records it: its replay reports the first result.
+    let id2 = unique("id");
+    let mut ro = Transaction::new();
+    ro.get_many(&s, &[&k]).await.unwrap();
+    assert!(!ro.commit(&s, &CommitOptions { id: Some(&id2), result: Some("7"), ..Default::default() }).await.unwrap().already_applied);
+    assert_eq!(zktx_core::transaction::recorded(&s, Some(&id2)).await.unwrap(), Some(Some("7".to_string())));
+}
+
+#[tokio::test]
+async fn an_id_over_the_limit_is_refused_before_anything_is_sent() {
+    let s = store();
+    let id = "i".repeat(zktx_core::kv::MAX_KEY_BYTES + 1);
+    let mut t = Transaction::new();
+    let err = t.commit(&s, &CommitOptions { id: Some(&id), ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert!(err.to_string().starts_with("transaction id is"), "{err}");
+}
+
+#[tokio::test]
+async fn delete_then_create_in_one_transaction_is_a_set() {
+    let s = store();
+    let k = unique("k");
+    s.set(&k, &json(1), &[]).await.unwrap();
+    let mut t = Transaction::new();
+    t.write(&s, &k, Write::Delete).unwrap();
+    t.write(&s, &k, Write::Create(json(2))).unwrap();
+    assert_eq!(t.write(&s, &k, Write::Create(json(3))).unwrap_err().code(), "NODEEXISTS");
+    t.commit(&s, &CommitOptions::default()).await.unwrap();
+    assert_eq!(s.get(&k).await.unwrap().unwrap().value, json(2));
+}
+
+#[tokio::test]
+async fn a_foreign_value_is_replaced_or_deleted_but_never_read_as_json() {
+    let s = store();
+    let (a, b) = (unique("a"), unique("b"));
+    write_foreign(&s, &a, b"not json").await;
+    write_foreign(&s, &b, &[0xff, 0x00]).await;
+    assert_eq!(s.get(&a).await.unwrap_err().code(), "INVALID_ARGUMENT");
+    let mut t = Transaction::new();
+    assert_eq!(t.get_many(&s, &[&a]).await.unwrap_err().code(), "INVALID_ARGUMENT");
+    let mut t = Transaction::new();
+    t.write(&s, &a, Write::Set(json(5))).unwrap();
+    t.write(&s, &b, Write::Delete).unwrap();
+    t.commit(&s, &CommitOptions::default()).await.unwrap();
+    assert_eq!(s.get(&a).await.unwrap().unwrap().value, json(5));
+    assert_eq!(s.get(&b).await.unwrap(), None);
+    // Create refuses a key that holds foreign data: it exists.
+    let c = unique("c");
+    write_foreign(&s, &c, b"x").await;
+    let mut t = Transaction::new();
+    t.write(&s, &c, Write::Create(json(1))).unwrap();
+    assert_eq!(t.commit(&s, &CommitOptions::default()).await.unwrap_err().code(), "NODEEXISTS");
+    // executeTransaction with a value replaces it too.
+    let done = s.execute_transaction(&c, json(9), &Default::default()).await.unwrap();
+    assert_eq!(done.value, json(9));
+    assert_eq!(s.get(&c).await.unwrap().unwrap().value, json(9));
+}
+
+#[tokio::test]
+async fn compaction_skips_and_reports_a_tombstone_with_a_foreign_child() {
+    let s = store();
+    let (a, b) = (unique("a"), unique("b"));
+    for k in [&a, &b] {
+        s.set(k, &json(1), &[]).await.unwrap();
+        let mut t = Transaction::new();
+        t.write(&s, k, Write::Delete).unwrap();
+        t.commit(&s, &CommitOptions::default()).await.unwrap();
+    }
+    let client = s.session().client().await.unwrap();
+    let child = format!("{}/child", s.layout().value_path(&a).unwrap());
+    client.create(&child, b"", &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())).await.unwrap();
+    let age = zktx_core::kv::MIN_COMPACTION_AGE;
+    s.clock().advance(age + std::time::Duration::from_secs(1));
+    s.compact_tombstones(age).await.unwrap();
+    s.clock().advance(age + std::time::Duration::from_secs(1));
+    let pass = s.compact_tombstones(age).await.unwrap();
+    assert!(pass.skipped.iter().any(|(k, why)| k == &a && why.contains("NOTEMPTY")), "{pass:?}");
+    assert!(!pass.skipped.iter().any(|(k, _)| k == &b), "{pass:?}");
+    assert_eq!(s.read(&b).await.unwrap(), zktx_core::kv::Stored::Missing);
+    // It is reported again on every pass until someone removes the child; nothing fails.
+    client.delete(&child, None).await.unwrap();
+    s.clock().advance(age + std::time::Duration::from_secs(1));
+    s.compact_tombstones(age).await.unwrap();
+    assert_eq!(s.read(&a).await.unwrap(), zktx_core::kv::Stored::Missing);
+}
