@@ -403,7 +403,10 @@ export interface TransactionResult<T extends Json = Json> {
   value: T;
   /** The value before, `undefined` if the key did not exist. */
   previous: Json | undefined;
-  /** The znode data version of the new value (0 for a new key). */
+  /**
+   * The znode data version of the new value: 0 for a key written for the first time; a key
+   * deleted and written again continues from its tombstone's version (versions never restart).
+   */
   version: number;
   /** Fencing token of the lock the write was made under. */
   token: number;
@@ -438,7 +441,10 @@ export interface TransactionOptions {
    * records `fn`'s result (as JSON, up to 64 KiB): when a commit with this id had already
    * applied — this call's earlier attempt whose answer was lost, or an earlier call — nothing is
    * applied now and the call resolves with the result that commit recorded (`undefined` if it
-   * recorded none), never with a result computed from the state it left. Markers stay until
+   * recorded none), never with a result computed from the state it left — also when the
+   * function writes nothing or throws on that state. A transaction with an id always commits
+   * its marker, even when it writes no key. At most 1024 bytes of UTF-8 (longer:
+   * `INVALID_ARGUMENT` before `fn` runs). Markers stay until
    * `zk.pruneTransactionIds(olderThanMs)` deletes them.
    */
   id?: string;
@@ -560,6 +566,16 @@ export class PostgresParticipant<Client extends PgClientLike = PgClientLike> imp
 export function createBarrierTable(pool: PgPoolLike): Promise<void>;
 /** DTM's sub-transaction barrier: `fn` runs at most once per (saga run, step, op), never for a null compensation or a hanging action. */
 export function barrier<T>(pool: PgPoolLike, ctx: SagaStepContext, fn: (client: PgClientLike) => Promise<T>): Promise<{ ran: boolean; value: T | undefined }>;
+
+/** What one `compactTombstones` call did. */
+export interface Compaction {
+  /** Tombstones older than the horizon marked now (a call at least the horizon later removes them). */
+  marked: number;
+  /** Marked tombstones removed now. */
+  removed: number;
+  /** Tombstones that could not be removed, with why (e.g. a child node another client created). */
+  skipped: Array<{ key: string; reason: string }>;
+}
 
 /** One attempt of a transaction: reads are versioned, writes are buffered until the commit. */
 export class Transaction {
@@ -729,9 +745,18 @@ export class ZooKeeper extends EventEmitter {
    * Guarantees: all writes apply or none; with `'serializable'`, committed transactions are
    * equivalent to running one at a time in commit-zxid order. A key's version never restarts
    * (a delete leaves a tombstone), so a key deleted and re-created between a read and the commit
-   * is a conflict, not a lost update. A read-only transaction writes nothing. A function that
-   * throws writes nothing and rejects with its own error. Read sets too large for one request
-   * are read in several (each consistent; the commit checks them all).
+   * is a conflict, not a lost update. A read-only transaction writes nothing (with an `id`, it
+   * writes the id's marker). A function that throws writes nothing and rejects with its own
+   * error. Read sets too large for one request are read in several (each consistent; the commit
+   * checks them all). A key holding data another client wrote (not JSON) rejects `tx.get` with
+   * `INVALID_ARGUMENT`, and `tx.set` / `tx.delete` replace it.
+   *
+   * With an `id` (or `idempotent: true`), the id's recorded result wins on every path: a retry or
+   * a replay whose commit finds the id's marker, whose function writes nothing, or whose
+   * function throws after the id committed, resolves the result the id's commit recorded. Once an
+   * attempt's commit outcome was unknown, the call never rejects with `outcome: 'not_applied'`:
+   * either the marker settles it (resolved) or it rejects with `outcome: 'unknown'` (retry with
+   * the same id: it applies at most once).
    * Errors: `CONFLICT` after `retries` (also: more than 5 min between the first read and the
    * commit), `LOCK_LOST`, `NODEEXISTS` (create of an existing key), `TOO_LARGE` (the commit
    * would exceed ZooKeeper's 1 MiB request limit: nothing sent), `CONNECTIONLOSS` with
@@ -748,15 +773,21 @@ export class ZooKeeper extends EventEmitter {
   pruneTransactionIds(olderThanMs: number): Promise<number>;
 
   /**
-   * Removes the tombstones of keys deleted more than `olderThanMs` ago (by the server's clock);
-   * resolves how many. A deleted key keeps a tombstone znode so its version never restarts; run
-   * this now and then to bound their number. Each removal is version-checked (a key written
-   * since is kept). Safe from several clients at once.
+   * Compacts tombstones, in two phases: a tombstone of a key deleted more than `olderThanMs`
+   * ago (by the server's clock) is *marked* (its version bumped, so every transaction that read
+   * it fails its check); a mark older than `olderThanMs` is *removed*. A tombstone therefore
+   * goes after two calls at least `olderThanMs` apart. A deleted key keeps a tombstone znode so
+   * its version never restarts; run this now and then (e.g. hourly) to bound their number.
+   *
+   * Guarantees: no transaction that read a key can commit over the key re-created after its
+   * tombstone was removed (README, "Versions never restart"). Every write is version-checked (a
+   * key written since is kept). Safe from several clients at once. A tombstone that cannot be
+   * removed (a child node another client created under it, no permission) is listed in
+   * `skipped` on every call until fixed; it never fails the call.
    * Errors: `INVALID_ARGUMENT` when `olderThanMs` is below 600000 (10 min: transactions older
-   * than 5 min are refused at commit, so none can still commit against a compacted tombstone)
-   * or above ten years.
+   * than 5 min are refused at commit) or above ten years; connection errors.
    */
-  compactTombstones(olderThanMs: number): Promise<number>;
+  compactTombstones(olderThanMs: number): Promise<Compaction>;
 
   /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. `path`: up to 32768 bytes of UTF-8. */
   children(path: string): Promise<string[]>;

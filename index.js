@@ -155,6 +155,8 @@ function stringsOf(array, check, what) {
  * ZooKeeper's 1 MiB request limit (a request over it makes the server drop the connection).
  */
 const MAX_PATH_BYTES = 32768;
+/** The longest key or transaction id, in UTF-8 bytes (the core's MAX_KEY_BYTES). */
+const MAX_KEY_BYTES = 1024;
 
 /** A znode path argument: a well-formed, bounded string (its shape is checked in Rust). */
 function checkPath(path, what) {
@@ -597,6 +599,13 @@ class Transaction {
   _write(kind, key, value) {
     this._checkOpen();
     checkKey(key);
+    const own = this._writes.get(key);
+    if (kind === 'create' && own) {
+      // As this transaction sees the key: deleted by it, so absent (a create is a set); set or
+      // created by it, so present.
+      if (own.kind !== 'delete') throw new ZktxError('NODEEXISTS', `create: key ${JSON.stringify(key)} was already written by this transaction`);
+      kind = 'set';
+    }
     this._writes.delete(key); // keep the order of last writes
     this._writes.set(key, { kind, key, json: kind === 'delete' ? undefined : encodeValue(value) });
   }
@@ -606,7 +615,11 @@ class Transaction {
     this._write('set', key, value);
   }
 
-  /** Creates `key` at commit; the commit fails with `NODEEXISTS` if it exists. */
+  /**
+   * Creates `key` at commit; the commit fails with `NODEEXISTS` if it exists. After this
+   * transaction's own `delete(key)` it is a `set`; after its own `set` or `create` it throws
+   * `NODEEXISTS` at once.
+   */
   create(key, value) {
     this._write('create', key, value);
   }
@@ -1043,18 +1056,28 @@ class ZooKeeper extends EventEmitter {
     const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock);
     if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id === '')) throw invalid('id must be a non-empty string');
     if (opts.id !== undefined) checkWellFormed(opts.id, 'id');
+    if (opts.id !== undefined && Buffer.byteLength(opts.id, 'utf8') > MAX_KEY_BYTES) {
+      throw invalid(`transaction id is ${Buffer.byteLength(opts.id, 'utf8')} bytes of UTF-8; the limit is ${MAX_KEY_BYTES}`);
+    }
     if (opts.idempotent !== undefined && typeof opts.idempotent !== 'boolean') throw invalid(`idempotent must be a boolean, got ${describe(opts.idempotent)}`);
     const id = opts.id === undefined ? randomUUID() : opts.id;
     const marker = opts.id !== undefined || opts.idempotent === true ? id : undefined;
     const start = performance.now();
+    // The first error after which a commit of this call may have applied (outcome unknown). From
+    // then on the call never reports `not_applied`: only the id's marker can settle it.
+    let uncertain;
     for (let attempt = 0; ; attempt++) {
-      if (opts.signal && isAborted(opts.signal)) throw aborted('transaction was aborted', opts.signal);
+      if (opts.signal && isAborted(opts.signal)) return this._settleFailure(aborted('transaction was aborted', opts.signal), marker, uncertain);
       if (channels.transactionAttempt.hasSubscribers) channels.transactionAttempt.publish({ zk: this, id, attempt });
       const tx = new Transaction(callSync(() => this._native.transaction()), id, attempt);
       for (const n of locks) callSync(() => tx._native.addLock(n));
       let result;
       try {
         result = await settle(fn(tx), 'transaction result');
+      } catch (err) {
+        // With an id, a function that throws may be a replay seeing what the id's commit left:
+        // the recorded result wins.
+        return this._settleFailure(err, marker, uncertain, true);
       } finally {
         tx._done = true;
       }
@@ -1077,18 +1100,50 @@ class ZooKeeper extends EventEmitter {
         return result;
       } catch (err) {
         // With an id marker, a commit whose outcome is unknown can be retried: it applies at most once.
-        const retryable = err.code === 'CONFLICT' || (marker !== undefined && err.outcome === 'unknown');
+        const unknown = marker !== undefined && err.outcome === 'unknown';
+        if (unknown && uncertain === undefined) uncertain = err;
+        const retryable = err.code === 'CONFLICT' || unknown;
         if (err.code === 'CONFLICT' && channels.transactionConflict.hasSubscribers) {
           channels.transactionConflict.publish({ zk: this, id, attempt, keys: [...tx._writes.keys()], error: err, willRetry: attempt < retries });
         }
-        if (!retryable) throw err;
+        if (!retryable) return this._settleFailure(err, marker, uncertain);
         if (attempt >= retries) {
           if (err.code === 'CONFLICT') err.message = `${err.message} (gave up after ${attempt + 1} attempts)`;
-          throw err;
+          return this._settleFailure(err, marker, uncertain);
         }
-        await sleep(callSync(() => native.retryDelayMs(attempt)), opts.signal);
+        try {
+          await sleep(callSync(() => native.retryDelayMs(attempt)), opts.signal);
+        } catch (abort) {
+          return this._settleFailure(abort, marker, uncertain);
+        }
       }
     }
+  }
+
+  /**
+   * How `transaction()` ends after `err`. Without an id: rejects with `err`. With one (`marker`),
+   * the id's marker decides when something may have applied — an earlier attempt whose outcome
+   * was unknown (`uncertain`), or (`fromFn`) a function that threw, as a replay may on the state
+   * the id's commit left: marker present, resolve its recorded result; absent after an unknown
+   * outcome, reject with outcome `unknown` (that commit may still apply: retry with the same id,
+   * which applies at most once); unreadable, reject with outcome `unknown`.
+   */
+  async _settleFailure(err, marker, uncertain, fromFn = false) {
+    if (marker === undefined || (uncertain === undefined && !fromFn)) throw err;
+    let record;
+    try {
+      record = await call(() => this._native.transactionRecord(marker));
+    } catch (readErr) {
+      throw new ZktxError(readErr.code, `${uncertain === undefined ? 'the transaction function threw' : `a commit of transaction ${JSON.stringify(marker)} may have applied (${uncertain.message})`}, and its id's marker could not be read (${readErr.message}): whether it applied is unknown; retry with the same id, which applies at most once`, 'unknown', { cause: fromFn ? err : readErr });
+    }
+    if (record.applied) return record.resultJson == null ? undefined : JSON.parse(record.resultJson);
+    if (uncertain === undefined) throw err;
+    if (err instanceof ZktxError) {
+      err.message = `${err.message} (after an attempt whose commit outcome is unknown: ${uncertain.message}; its id's marker is not there yet, but that commit may still apply: retry with the same id, which applies at most once)`;
+      err.outcome = 'unknown';
+      throw err;
+    }
+    throw new ZktxError(uncertain.code, `a commit of transaction ${JSON.stringify(marker)} has an unknown outcome (${uncertain.message}) and the retry's function threw: retry with the same id, which applies at most once`, 'unknown', { cause: err });
   }
 
   /**
@@ -1107,10 +1162,13 @@ class ZooKeeper extends EventEmitter {
   }
 
   /**
-   * Removes the tombstones of keys deleted more than `olderThanMs` ago (server clock); resolves
-   * how many. Deleting a key leaves a tombstone so its version never restarts (no lost update
-   * through delete + re-create); run this now and then to bound their number. `olderThanMs` must
-   * be at least 600000 (10 min): transactions older than 5 min are refused at commit.
+   * Compacts tombstones in two phases: marks those of keys deleted more than `olderThanMs` ago
+   * (server clock), removes marks older than `olderThanMs`; resolves `{ marked, removed,
+   * skipped }` (`skipped`: `[{ key, reason }]` of tombstones that cannot be removed, such as one
+   * with a child node another client created). Deleting a key leaves a tombstone so its version
+   * never restarts (no lost update through delete + re-create); run this now and then to bound
+   * their number. `olderThanMs` must be at least 600000 (10 min): transactions older than 5 min
+   * are refused at commit.
    */
   compactTombstones(olderThanMs) {
     try {

@@ -349,3 +349,11 @@ export class TcpProxy {
 
 /** A proxy to `target` ('host:port' or { host, port }) on a free loopback port (or `port`). */
 export function startProxy(target: string | { host?: string; port: number }, options?: { port?: number }): Promise<TcpProxy>;
+
+/**
+ * Moves `zk`'s clock forward by `ms` (tests only): every age limit of that client (a
+ * transaction's 5-minute age, `compactTombstones`' horizon) passes that much sooner for what
+ * happened before the call; the limits stay what production uses. Each client has its own
+ * clock: advance every client that takes part in a scenario.
+ */
+export function advanceClock(zk: import('../index').ZooKeeper, ms: number): void;

@@ -35,3 +35,15 @@ module.exports = {
   startProxy,
   TcpProxy,
 };
+
+/**
+ * Moves `zk`'s clock forward by `ms` (tests only): every age limit of that client — a
+ * transaction's 5-minute age, `compactTombstones`' horizon — passes that much sooner for what
+ * happened before the call, while the limits themselves stay what production uses. Each client
+ * has its own clock: advance every client taking part in a scenario.
+ */
+function advanceClock(zk, ms) {
+  if (!zk || !zk._native || typeof zk._native.advanceClockForTesting !== 'function') throw new TypeError('advanceClock needs a zktx ZooKeeper client');
+  zk._native.advanceClockForTesting(ms);
+}
+module.exports.advanceClock = advanceClock;

@@ -25,7 +25,7 @@ async function main() {
   new FencingTokenGuard().check('db', m.tokens[0]);
   const undoSignals: () => void = zk.closeOnSignals(['SIGTERM']); undoSignals();
   const pruned: number = await zk.pruneTransactionIds(86_400_000);
-  const compacted: number = await zk.compactTombstones(86_400_000);
+  const compacted: number = (await zk.compactTombstones(86_400_000)).removed;
   const z: number | undefined = r.zxid;
   const viaDefault: ZooKeeper = new ZooKeeperDefault({ debug_level: ZOO_LOG_LEVEL_WARN, logger: console });
   diagnostics.subscribe('zktx:lock:acquired', (m) => { const ev = m as LockAcquiredEvent; console.log(ev.waitMs, ev.zk.connectString); });
