@@ -608,7 +608,12 @@ export class Transaction {
   getMany(keys: string[]): Promise<Array<Json | undefined>>;
   /** Creates or overwrites `key` at commit. */
   set(key: string, value: Json): void;
-  /** Creates `key` at commit; the commit fails with `NODEEXISTS` if it exists. */
+  /**
+   * Creates `key` at commit; the commit fails with `NODEEXISTS` if it exists. After this
+   * transaction's own `delete(key)` it is a set; after its own `set` or `create` it throws
+   * `NODEEXISTS` at once. A later `set(key, v)` keeps the create (of `v`), a later `delete(key)`
+   * keeps its check (the key must be absent, and stays so).
+   */
   create(key: string, value: Json): void;
   /** Deletes `key` at commit (no-op if absent). */
   delete(key: string): void;
@@ -749,7 +754,11 @@ export class ZooKeeper extends EventEmitter {
    * writes the id's marker). A function that throws writes nothing and rejects with its own
    * error. Read sets too large for one request are read in several (each consistent; the commit
    * checks them all). A key holding data another client wrote (not JSON) rejects `tx.get` with
-   * `INVALID_ARGUMENT`, and `tx.set` / `tx.delete` replace it.
+   * `INVALID_ARGUMENT`, and `tx.set` / `tx.delete` replace it; an ephemeral znode another client
+   * created at a key is `INVALID_ARGUMENT` for reads and writes (`NODEEXISTS` for a create).
+   * With an `id`, a function that throws rejects with its own error unless the id's marker shows
+   * the id applied (then its recorded result resolves); when the marker cannot be read, the call
+   * rejects with that read's error, `outcome: 'unknown'` and the function's error as `cause`.
    *
    * With an `id` (or `idempotent: true`), the id's recorded result wins on every path: a retry or
    * a replay whose commit finds the id's marker, whose function writes nothing, or whose
@@ -758,7 +767,8 @@ export class ZooKeeper extends EventEmitter {
    * either the marker settles it (resolved) or it rejects with `outcome: 'unknown'` (retry with
    * the same id: it applies at most once).
    * Errors: `CONFLICT` after `retries` (also: more than 5 min between the first read and the
-   * commit), `LOCK_LOST`, `NODEEXISTS` (create of an existing key), `TOO_LARGE` (the commit
+   * commit, or a commit that would go out on another session than the first read's, after the
+   * old one expired), `LOCK_LOST`, `NODEEXISTS` (create of an existing key), `TOO_LARGE` (the commit
    * would exceed ZooKeeper's 1 MiB request limit: nothing sent), `CONNECTIONLOSS` with
    * `outcome: 'unknown'` (retried safely when an `id` is set), `ABORTED`, `INVALID_ARGUMENT`.
    */

@@ -600,14 +600,21 @@ class Transaction {
     this._checkOpen();
     checkKey(key);
     const own = this._writes.get(key);
-    if (kind === 'create' && own) {
-      // As this transaction sees the key: deleted by it, so absent (a create is a set); set or
-      // created by it, so present.
-      if (own.kind !== 'delete') throw new ZktxError('NODEEXISTS', `create: key ${JSON.stringify(key)} was already written by this transaction`);
-      kind = 'set';
+    if (own) {
+      // Writes of one key combine as this transaction sees it. After its own delete the key is
+      // absent (a create is a set); after its own set or create it exists (a create is
+      // NODEEXISTS). A create keeps its "must be absent" through later writes: create + set is a
+      // create of the new value, create + delete ('absent') still fails if the key exists.
+      const created = own.kind === 'create' || own.kind === 'absent';
+      if (kind === 'create') {
+        if (own.kind === 'set' || own.kind === 'create') throw new ZktxError('NODEEXISTS', `create: key ${JSON.stringify(key)} was already written by this transaction`);
+        kind = own.kind === 'delete' ? 'set' : 'create';
+      } else if (created) {
+        kind = kind === 'set' ? 'create' : 'absent';
+      }
     }
     this._writes.delete(key); // keep the order of last writes
-    this._writes.set(key, { kind, key, json: kind === 'delete' ? undefined : encodeValue(value) });
+    this._writes.set(key, { kind, key, json: kind === 'delete' || kind === 'absent' ? undefined : encodeValue(value) });
   }
 
   /** Sets `key` (creates it if absent) at commit. */
@@ -1096,7 +1103,7 @@ class ZooKeeper extends EventEmitter {
         // An earlier commit with this id applied (a retry after a lost answer, or a replay):
         // nothing was applied now, and this run's result, computed from the state that commit
         // left, is not what was committed. Resolve with the result that commit recorded.
-        if (r.alreadyApplied) return r.recordedResult == null ? undefined : JSON.parse(r.recordedResult);
+        if (r.alreadyApplied) return recordedResult(r.recordedResult, marker);
         return result;
       } catch (err) {
         // With an id marker, a commit whose outcome is unknown can be retried: it applies at most once.
@@ -1136,7 +1143,7 @@ class ZooKeeper extends EventEmitter {
     } catch (readErr) {
       throw new ZktxError(readErr.code, `${uncertain === undefined ? 'the transaction function threw' : `a commit of transaction ${JSON.stringify(marker)} may have applied (${uncertain.message})`}, and its id's marker could not be read (${readErr.message}): whether it applied is unknown; retry with the same id, which applies at most once`, 'unknown', { cause: fromFn ? err : readErr });
     }
-    if (record.applied) return record.resultJson == null ? undefined : JSON.parse(record.resultJson);
+    if (record.applied) return recordedResult(record.resultJson, marker);
     if (uncertain === undefined) throw err;
     if (err instanceof ZktxError) {
       err.message = `${err.message} (after an attempt whose commit outcome is unknown: ${uncertain.message}; its id's marker is not there yet, but that commit may still apply: retry with the same id, which applies at most once)`;
@@ -1285,6 +1292,16 @@ function committed(r) {
 }
 
 /** JSON text of a transaction's result for its idempotence marker; undefined if JSON cannot carry it or it is over 64 KiB. */
+/** The result an id's marker recorded (JSON text, or none); a marker another client overwrote is INVALID_ARGUMENT. */
+function recordedResult(json, id) {
+  if (json == null) return undefined;
+  try {
+    return JSON.parse(json);
+  } catch (err) {
+    throw new ZktxError('INVALID_ARGUMENT', `transaction id ${JSON.stringify(id)} was applied, but its marker holds data zktx did not write (not JSON): its result cannot be returned`, 'not_applied', { cause: err });
+  }
+}
+
 function recordable(result) {
   if (result === undefined) return undefined;
   try {

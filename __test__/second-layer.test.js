@@ -27,10 +27,12 @@ async function rawClient(connect) {
   return {
     setData: (path, data) => p('setData')(path, Buffer.from(data), -1),
     create: (path, data) => p('create')(path, Buffer.from(data)),
+    createEphemeral: (path, data) => p('create')(path, Buffer.from(data), raw.CreateMode.EPHEMERAL),
     getData: async (path) => (await p('getData')(path))[0],
     exists: async (path) => (await p('exists')(path))[0] != null,
     remove: (path) => p('remove')(path, -1),
     close: () => c.close(),
+    _c: c,
   };
 }
 
@@ -353,5 +355,188 @@ describe('code and docs agree (item 8)', () => {
     const err = await zk.transaction(async (tx) => { tx.set(k, 3); tx.create(k, 4); }).catch((e) => e);
     expect(err).toMatchObject({ name: 'ZktxError', code: 'NODEEXISTS' });
     expect(await zk.get(k)).toBe(2);
+  });
+});
+
+// Breaks found by the adversarial review of the mechanisms above (a helper whose only job was to
+// break them), each fixed and kept here as a regression test.
+describe('attacks on the second layer, fixed', () => {
+  const { startProxy: proxyTo } = require('../testing');
+  /** A gate: `hold()` returns a promise the test releases with `open()`; `at` resolves once held. */
+  function gate() {
+    let open;
+    const opened = new Promise((resolve) => { open = resolve; });
+    let reached;
+    const at = new Promise((resolve) => { reached = resolve; });
+    return { open, at, hold: () => { reached(); return opened; } };
+  }
+
+  describe('a reader whose session ended while it waited (its host asleep past the session timeout)', () => {
+    // The reader's monotonic clock does not count a suspended host, but the server's clock does:
+    // the compactor may mark and remove the tombstone it read in what looks like seconds to it.
+    // Its session expired meanwhile, so the commit, on a new session, is refused.
+    let proxy;
+    let a;
+    let c;
+    beforeAll(async () => {
+      proxy = await proxyTo(server.connect);
+      a = clientAt(proxy.connect, { timeout: 1500, debug_level: 0 });
+      c = client();
+      await a.set(unique('warm-up'), 1);
+    }, 30000);
+    afterAll(async () => { proxy.heal(); await a.close(); await c.close(); await proxy.close(); });
+
+    const sleepPastSession = async () => {
+      const expired = new Promise((resolve) => a.on('state', (s) => s === 'EXPIRED' && resolve()));
+      proxy.partition({ mode: 'blackhole' });
+      await expired;
+      proxy.heal();
+    };
+
+    for (const how of ['transaction', 'executeTransaction']) {
+      it(`${how}: read tombstone v1, session expires, mark, remove, re-create to v1, commit -> refused, nothing lost`, async () => {
+        const k = unique(`asleep-${how}`);
+        await c.set(k, 1);
+        await del(c, k);
+        const g = gate();
+        const t = how === 'transaction'
+          ? a.transaction(async (tx) => { const cur = await tx.get(k); await g.hold(); tx.set(k, { t: cur ?? null }); }, { retries: 0 })
+          : a.executeTransaction(k, async (cur) => { await g.hold(); return { t: cur ?? null }; });
+        await g.at;
+        await sleepPastSession();
+        advanceClock(c, MINUTES_11); // only the awake world's clock moves
+        expect((await c.compactTombstones(HORIZON)).marked).toBeGreaterThanOrEqual(1);
+        advanceClock(c, MINUTES_11);
+        expect((await c.compactTombstones(HORIZON)).removed).toBeGreaterThanOrEqual(1);
+        await c.set(k, 'b1');
+        await c.set(k, 'b2');
+        g.open();
+        const err = await t.catch((e) => e);
+        expect(err).toMatchObject({ name: 'ZktxError', outcome: 'not_applied' });
+        expect(how === 'transaction' ? ['CONFLICT'] : ['LOCK_LOST', 'SESSIONEXPIRED']).toContain(err.code);
+        expect(await c.get(k)).toBe('b2');
+      }, 30000);
+    }
+  });
+
+  describe('a create keeps its "must be absent" through later writes of the key', () => {
+    let zk;
+    beforeAll(() => { zk = client(); });
+    afterAll(async () => { await zk.close(); });
+
+    it('create(k, 1); set(k, 2) on an existing key is NODEEXISTS; on an absent one it creates 2', async () => {
+      const k = unique('create-set');
+      await zk.set(k, 'theirs');
+      expect(await codeOf(zk.transaction(async (tx) => { tx.create(k, 1); tx.set(k, 2); }, { retries: 0 }))).toBe('NODEEXISTS');
+      expect(await zk.get(k)).toBe('theirs');
+      const fresh = unique('create-set-fresh');
+      await zk.transaction(async (tx) => { tx.create(fresh, 1); tx.set(fresh, 2); });
+      expect(await zk.get(fresh)).toBe(2);
+    });
+
+    it('create(k, 1); delete(k) on an existing key is NODEEXISTS; on an absent one it leaves it absent', async () => {
+      const k = unique('create-del');
+      await zk.set(k, 'theirs');
+      expect(await codeOf(zk.transaction(async (tx) => { tx.create(k, 1); tx.delete(k); }, { retries: 0 }))).toBe('NODEEXISTS');
+      expect(await zk.get(k)).toBe('theirs');
+      const fresh = unique('create-del-fresh');
+      await zk.transaction(async (tx) => { tx.create(fresh, 1); tx.delete(fresh); expect(await tx.get(fresh)).toBeUndefined(); });
+      expect(await zk.get(fresh)).toBeUndefined();
+    });
+  });
+
+  describe('a replay of an applied id that is refused before its marker is checked', () => {
+    let zk;
+    let other;
+    beforeAll(async () => { zk = client(); other = await rawClient(server.connect); });
+    afterAll(async () => { await zk.close(); other.close(); });
+
+    it('call 1 (id X, lock L) commits; L is lost; call 2 (id X, lock L) resolves the recorded result', async () => {
+      const [k, id, path] = [unique('lost-lock'), unique('id'), `/second-layer/${unique('lock')}`];
+      const lock = await zk.lock(path);
+      const fn = async (tx) => { tx.set(k, ((await tx.get(k)) ?? 0) + 1); return 'first'; };
+      expect(await zk.transaction(fn, { id, lock })).toBe('first');
+      const nodes = await new Promise((resolve, reject) => other._c.getChildren(path, (e, c) => (e ? reject(e) : resolve(c))));
+      for (const n of nodes) await other.remove(`${path}/${n}`);
+      await lock.lost.catch(() => {});
+      expect(await zk.transaction(fn, { id, lock })).toBe('first');
+      expect(await zk.get(k)).toBe(1);
+    });
+
+    it('a replay slower than the 5-minute age limit with retries: 0 resolves the recorded result', async () => {
+      const [k, id] = [unique('slow-replay'), unique('id')];
+      let slow = false;
+      const fn = async (tx) => {
+        const n = (await tx.get(k)) ?? 0;
+        if (slow) advanceClock(zk, 6 * 60 * 1000); // a function that took 6 minutes
+        tx.set(k, n + 1);
+        return 'first';
+      };
+      expect(await zk.transaction(fn, { id })).toBe('first');
+      slow = true;
+      expect(await zk.transaction(fn, { id, retries: 0 })).toBe('first');
+      expect(await zk.get(k)).toBe(1);
+    });
+  });
+
+  describe('an ephemeral znode another client created at a key', () => {
+    let a;
+    let c;
+    beforeAll(async () => { a = client(); c = client(); await c.set(unique('warm-up'), 1); });
+    afterAll(async () => { await a.close(); await c.close(); });
+
+    it('is neither read nor written (its version would restart when its owner leaves); create finds it', async () => {
+      const k = unique('ephemeral');
+      const other = await rawClient(server.connect);
+      await other.createEphemeral(valuePath(k), '"json or not"');
+      for (const attempt of [
+        () => c.get(k),
+        () => c.transaction(async (tx) => { tx.set(k, 1); }),
+        () => c.transaction(async (tx) => { tx.delete(k); }),
+        () => c.executeTransaction(k, 1, { timeout: 2000 }),
+      ]) expect(await codeOf(attempt())).toBe('INVALID_ARGUMENT');
+      expect(await codeOf(c.transaction(async (tx) => { tx.create(k, 1); }, { retries: 0 }))).toBe('NODEEXISTS');
+      // Compaction leaves it alone.
+      advanceClock(c, MINUTES_11);
+      await c.compactTombstones(HORIZON);
+      expect(await other.exists(valuePath(k))).toBe(true);
+      other.close();
+    });
+  });
+
+  describe('one tick of reads is one state, also when it meets a marked tombstone', () => {
+    let proxy;
+    let t;
+    let w;
+    beforeAll(async () => {
+      proxy = await proxyTo(server.connect);
+      t = clientAt(proxy.connect, { timeout: 10000, requestTimeout: 5000 });
+      w = client();
+      await t.set(unique('warm-up'), 1);
+    }, 30000);
+    afterAll(async () => { proxy.heal(); await t.close(); await w.close(); await proxy.close(); });
+
+    it('snapshot: T reads acct and a marked k in one tick while W moves 5 from acct to k: T sees 10 in all, never 15', async () => {
+      const [acct, k, total] = [unique('acct'), unique('marked'), unique('total')];
+      await w.set(k, 1);
+      await del(w, k);
+      advanceClock(t, MINUTES_11);
+      advanceClock(w, MINUTES_11);
+      expect((await w.compactTombstones(HORIZON)).marked).toBeGreaterThanOrEqual(1);
+      await w.set(acct, 10);
+      proxy.delay(300);
+      let seen;
+      const tx = t.transaction(async (x) => {
+        const [a, b] = await x.getMany([acct, k]);
+        seen = { acct: a, k: b ?? 0 };
+        x.set(total, a + (b ?? 0));
+      }, { isolation: 'snapshot', retries: 0 });
+      await new Promise((r) => setTimeout(r, 450)); // the multi-read was answered; its answer travels
+      await w.transaction(async (x) => { x.set(acct, 5); x.set(k, 5); });
+      await tx;
+      proxy.delay(0);
+      expect(seen.acct + seen.k).toBe(10);
+      expect(await w.get(total)).toBe(10);
+    }, 30000);
   });
 });

@@ -731,6 +731,7 @@ fn buffer_writes(tx: &mut Transaction, store: &Store, writes: Vec<NativeWrite>) 
             ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
             ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
             ("delete", _) => Write::Delete,
+            ("absent", _) => Write::Absent,
             (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
         };
         tx.write(store, &w.key, write).map_err(to_js_error)?;
@@ -738,7 +739,8 @@ fn buffer_writes(tx: &mut Transaction, store: &Store, writes: Vec<NativeWrite>) 
     Ok(())
 }
 
-/// One buffered write of a transaction: kind is "set", "create" or "delete".
+/// One buffered write of a transaction: kind is "set", "create", "delete" or "absent" (a create
+/// then a delete: the key must be absent and stays so).
 #[napi(object)]
 pub struct NativeWrite {
     pub kind: String,

@@ -81,6 +81,10 @@ pub enum Stored {
     /// client. Reading it as a value is `INVALID_ARGUMENT`; writing or deleting the key replaces
     /// it like any value.
     Foreign(i32),
+    /// An *ephemeral* znode that another client created at the key's path, at this version. zktx
+    /// neither reads nor writes it: it vanishes with its owner's session, and the key's version
+    /// would then restart under any transaction that relied on it.
+    Ephemeral(i32),
     /// A value at this znode version.
     Value(JsonValue, i32),
 }
@@ -89,6 +93,18 @@ impl Stored {
     /// Interprets a value znode's data and version: a tombstone, a marked tombstone, JSON, or
     /// anything else as [`Stored::Foreign`].
     pub fn from_znode(data: Vec<u8>, version: i32) -> Self {
+        Self::from_data(data, version)
+    }
+
+    /// Interprets a value znode from its data and stat (an ephemeral node is [`Stored::Ephemeral`]).
+    pub fn from_stat(data: Vec<u8>, stat: &zookeeper_client::Stat) -> Self {
+        if stat.ephemeral_owner != 0 {
+            return Stored::Ephemeral(stat.version);
+        }
+        Self::from_data(data, stat.version)
+    }
+
+    fn from_data(data: Vec<u8>, version: i32) -> Self {
         if data.is_empty() {
             return Stored::Tombstone(version);
         }
@@ -118,7 +134,19 @@ impl Stored {
             Stored::Foreign(_) => Err(Error::invalid(format!(
                 "key {key:?} holds data that is not JSON (written by another client): it cannot be read as a value; set or delete the key to replace it"
             ))),
+            Stored::Ephemeral(_) => Err(ephemeral(key)),
             other => Ok(other.value()),
+        }
+    }
+
+    /// Refuses to write over what this holds (an ephemeral node of another session).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for [`Stored::Ephemeral`].
+    pub fn writable(&self, key: &str) -> Result<()> {
+        match self {
+            Stored::Ephemeral(_) => Err(ephemeral(key)),
+            _ => Ok(()),
         }
     }
 
@@ -126,14 +154,20 @@ impl Stored {
     pub fn znode_version(&self) -> Option<i32> {
         match self {
             Stored::Missing => None,
-            Stored::Tombstone(v) | Stored::Compacting(v) | Stored::Foreign(v) | Stored::Value(_, v) => Some(*v),
+            Stored::Tombstone(v) | Stored::Compacting(v) | Stored::Foreign(v) | Stored::Ephemeral(v) | Stored::Value(_, v) => Some(*v),
         }
     }
 
     /// Whether the key holds something (a value, zktx's or foreign).
     pub fn exists(&self) -> bool {
-        matches!(self, Stored::Value(..) | Stored::Foreign(_))
+        matches!(self, Stored::Value(..) | Stored::Foreign(_) | Stored::Ephemeral(_))
     }
+}
+
+fn ephemeral(key: &str) -> Error {
+    Error::invalid(format!(
+        "key {key:?} is an ephemeral znode that another client created: zktx neither reads nor writes it (it would vanish with that client's session and the key's version restart); delete it with that client"
+    ))
 }
 
 /// Bytes that stay as they are in a znode name; everything else becomes `%XX`.

@@ -96,19 +96,27 @@ pub(crate) enum Sweep {
 pub(crate) async fn unmark(client: &zookeeper_client::Client, rt: std::time::Duration, path: &str, mut read: Stored) -> Result<Stored> {
     for _ in 0..16 {
         let Stored::Compacting(version) = read else { return Ok(read) };
-        match deadline(rt, "keep a read tombstone", client.set_data(path, TOMBSTONE, Some(version))).await {
-            Ok(stat) => return Ok(Stored::Tombstone(stat.version)),
-            // Removed or rewritten meanwhile: read again.
-            Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => {},
-            Err(e) => return Err(e),
+        if let Some(kept) = unmark_once(client, rt, path, version).await? {
+            return Ok(kept);
         }
+        // Removed or rewritten meanwhile: read again.
         read = match deadline(rt, "read value", client.get_data(path)).await {
-            Ok((data, stat)) => Stored::from_znode(data, stat.version),
+            Ok((data, stat)) => Stored::from_stat(data, &stat),
             Err(Error::ZooKeeper { code: "NONODE", .. }) => Stored::Missing,
             Err(e) => return Err(e),
         };
     }
     Err(Error::Conflict(format!("{path} kept changing while a transaction read it")))
+}
+
+/// One attempt of [`unmark`]: `Some(tombstone)` when the mark at `version` was turned back,
+/// `None` when the node was removed or written since it was read.
+pub(crate) async fn unmark_once(client: &zookeeper_client::Client, rt: std::time::Duration, path: &str, version: i32) -> Result<Option<Stored>> {
+    match deadline(rt, "keep a read tombstone", client.set_data(path, TOMBSTONE, Some(version))).await {
+        Ok(stat) => Ok(Some(Stored::Tombstone(stat.version))),
+        Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl Store {
@@ -216,7 +224,7 @@ impl Store {
             let path = self.layout.value_path(key)?;
             let client = self.session.client().await?;
             match deadline(self.session.request_timeout(&client), "read value", client.get_data(&path)).await {
-                Ok((data, stat)) => Ok(Stored::from_znode(data, stat.version)),
+                Ok((data, stat)) => Ok(Stored::from_stat(data, &stat)),
                 Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
                 Err(e) => Err(e),
             }
@@ -428,7 +436,8 @@ impl Store {
             // Ages on this store's clock (tests move it forward; in production it is the server's).
             let cutoff = self.clock.server_ms(self.server_now().await?).saturating_sub(age_ms);
             self.sweep_with(&self.layout.values_dir(), "tombstones", |data, stat| {
-                if self.clock.server_ms(stat.mtime) >= cutoff {
+                // An ephemeral node is another client's, not a tombstone of ours.
+                if stat.ephemeral_owner != 0 || self.clock.server_ms(stat.mtime) >= cutoff {
                     None
                 } else if data == TOMBSTONE {
                     Some(Sweep::Mark(COMPACTING, stat.version))

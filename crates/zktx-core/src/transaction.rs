@@ -64,6 +64,9 @@ pub enum Write {
     Create(JsonValue),
     /// Delete if present.
     Delete,
+    /// `NODEEXISTS` if the key exists; otherwise nothing (a `Create` then a `Delete` of the key
+    /// in one transaction).
+    Absent,
 }
 
 /// How to commit.
@@ -112,6 +115,10 @@ pub struct Transaction {
     read_batches: u32,
     /// When the first read was sent: a commit later than [`MAX_TRANSACTION_AGE`] is refused.
     started: Option<Instant>,
+    /// The session of the first read: a commit on another session is refused. A session that
+    /// ended (expired, or its host asleep past the session timeout) may have been away longer
+    /// than the age limit without this process's monotonic clock seeing it.
+    session: Option<i64>,
 }
 
 /// Where idempotence markers live.
@@ -141,7 +148,7 @@ impl Transaction {
         };
         if !missing.is_empty() {
             self.started.get_or_insert_with(|| store.clock().now());
-            let (fetched, batches) = fetch(store, &missing).await?;
+            let (fetched, batches) = self.fetch(store, &missing).await?;
             self.read_batches += batches;
             for (k, v) in missing.iter().zip(fetched) {
                 self.reads.insert(k.to_string(), v);
@@ -157,7 +164,7 @@ impl Transaction {
     fn visible(&self, key: &str) -> Result<Option<JsonValue>> {
         Ok(match self.write_of(key) {
             Some(Write::Set(v) | Write::Create(v)) => Some(v.clone()),
-            Some(Write::Delete) => None,
+            Some(Write::Delete | Write::Absent) => None,
             None => match self.reads.get(key) {
                 Some(read) => read.decoded(key)?.cloned(),
                 None => None,
@@ -174,11 +181,15 @@ impl Transaction {
     /// already set or created.
     pub fn write(&mut self, store: &Store, key: &str, write: Write) -> Result<()> {
         store.layout().value_path(key)?;
+        // A create keeps its "must be absent" through later writes of the key.
         let write = match (self.write_of(key), write) {
             (Some(Write::Delete), Write::Create(v)) => Write::Set(v),
+            (Some(Write::Absent), Write::Create(v) | Write::Set(v)) => Write::Create(v),
             (Some(Write::Set(_) | Write::Create(_)), Write::Create(_)) => {
                 return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} was already written by this transaction")));
             },
+            (Some(Write::Create(_)), Write::Set(v)) => Write::Create(v),
+            (Some(Write::Create(_) | Write::Absent), Write::Delete | Write::Absent) => Write::Absent,
             (_, w) => w,
         };
         self.writes.retain(|(k, _)| k != key);
@@ -227,9 +238,10 @@ impl Transaction {
         let mut report = CommitReport::default();
         let committed = store.session().unless_closed(true, self.commit_inner(store, opts, Vec::new(), &mut report)).await;
         match committed {
-            Err(err) if opts.id.is_some() && !report.already_applied && refused_before_sending(&err) => {
-                // This attempt could not even be sent (e.g. it creates a key that an earlier
-                // commit with the same id created): if that commit applied, say so.
+            Err(err) if opts.id.is_some() && !report.already_applied && err.outcome() == crate::error::Outcome::NotApplied && !matches!(err, Error::ClientClosed) => {
+                // Refused (before sending, or by a check that comes before the marker in the
+                // multi: a lost lock, an aged or conflicting attempt, a create of a key the
+                // earlier commit created): if a commit with this id applied, that is the answer.
                 match recorded(store, opts.id).await? {
                     Some(recorded) => {
                         report.already_applied = true;
@@ -273,6 +285,9 @@ impl Transaction {
                 self.validate_reads(store).await?;
                 report.round_trips += 1;
             }
+            if let Ok(client) = store.session().client().await {
+                self.check_session(&client)?;
+            }
             for lock in opts.locks {
                 if !lock.is_held().await? {
                     return Err(Error::LockLost(format!("lock {} is no longer held", lock.path())));
@@ -286,14 +301,14 @@ impl Transaction {
         if !blind.is_empty() {
             self.started.get_or_insert_with(|| store.clock().now());
             let keys: Vec<&str> = blind.iter().map(String::as_str).collect();
-            let (fetched, batches) = fetch(store, &keys).await?;
+            let (fetched, batches) = self.fetch(store, &keys).await?;
             report.round_trips += batches;
             for (k, v) in blind.into_iter().zip(fetched) {
                 self.reads.insert(k, v);
             }
         }
         for (key, w) in &self.writes {
-            if matches!(w, Write::Create(_)) && self.reads.get(key).is_some_and(Stored::exists) {
+            if matches!(w, Write::Create(_) | Write::Absent) && self.reads.get(key).is_some_and(Stored::exists) {
                 return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")));
             }
         }
@@ -306,6 +321,7 @@ impl Transaction {
             Some(lock) => lock.client()?,
             None => store.session().client().await?,
         };
+        self.check_session(&client)?;
         let rt = store.session().request_timeout(&client);
         let mut created_parents = false;
         loop {
@@ -366,10 +382,34 @@ impl Transaction {
         Ok(())
     }
 
+    /// Refuses a commit on another session than the first read's: the time between them is not
+    /// bounded by this process's clock (see [`Transaction::session`]).
+    fn check_session(&self, client: &zk::Client) -> Result<()> {
+        match self.session {
+            Some(first) if first != client.session_id().0 => Err(Error::Conflict(
+                "the ZooKeeper session changed between the transaction's first read and its commit (the old one expired): re-run it with fresh reads".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads `keys` (see [`fetch`]); `CONFLICT` if the session is not the first read's.
+    async fn fetch(&mut self, store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
+        let (read, batches, session) = fetch(store, keys).await?;
+        if self.session.is_some_and(|first| first != session) {
+            return Err(Error::Conflict("the ZooKeeper session changed while the transaction read (the old one expired): re-run it with fresh reads".into()));
+        }
+        self.session = Some(session);
+        Ok((read, batches))
+    }
+
     /// Re-reads every key read and fails with `CONFLICT` if any changed.
     async fn validate_reads(&self, store: &Store) -> Result<()> {
         let keys: Vec<&str> = self.reads.keys().map(String::as_str).collect();
-        let (now, _) = fetch(store, &keys).await?;
+        let (now, _, session) = fetch(store, &keys).await?;
+        if self.session.is_some_and(|first| first != session) {
+            return Err(Error::Conflict("the ZooKeeper session changed while the transaction read (the old one expired): re-run it with fresh reads".into()));
+        }
         for (k, v) in keys.iter().zip(now) {
             if self.reads.get(*k).map(|r| (r.znode_version(), r.exists())) != Some((v.znode_version(), v.exists())) {
                 return Err(Error::Conflict(format!("key {k:?} changed while the transaction read it")));
@@ -409,18 +449,25 @@ impl Transaction {
         for (key, write) in &self.writes {
             let path = layout.value_path(key)?;
             let read = self.reads.get(key).cloned().unwrap_or(Stored::Missing);
+            if !matches!(write, Write::Create(_) | Write::Absent) {
+                read.writable(key)?;
+            }
             let version = if checked(key) { read.znode_version() } else { None };
             match (write, &read) {
                 (Write::Set(v) | Write::Create(v), Stored::Missing) => plan.push(Op::Create(path, v.as_str().as_bytes().to_vec()), Some(key), Role::Write),
                 // A foreign value (not JSON, written by another client) is replaced like any value.
-                (Write::Set(v), Stored::Tombstone(_) | Stored::Compacting(_) | Stored::Value(..) | Stored::Foreign(_)) => {
+                (Write::Set(v), Stored::Tombstone(_) | Stored::Compacting(_) | Stored::Value(..) | Stored::Foreign(_) | Stored::Ephemeral(_)) => {
                     plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), version), Some(key), Role::Write)
                 },
                 // Create needs the key absent at commit whatever the isolation: check the
                 // tombstone's version.
                 (Write::Create(v), Stored::Tombstone(tv) | Stored::Compacting(tv)) => plan.push(Op::Set(path, v.as_str().as_bytes().to_vec(), Some(*tv)), Some(key), Role::Write),
-                (Write::Create(_), Stored::Value(..) | Stored::Foreign(_)) => return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists"))),
-                (Write::Delete, Stored::Value(..) | Stored::Foreign(_)) => plan.push(Op::Set(path, TOMBSTONE.to_vec(), version), Some(key), Role::Write),
+                (Write::Create(_) | Write::Absent, Stored::Value(..) | Stored::Foreign(_) | Stored::Ephemeral(_)) => {
+                    return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")))
+                },
+                // Created and deleted by this transaction: the key must be absent, and stays so.
+                (Write::Absent, _) => assert_unchanged(&mut plan, key, path, &read),
+                (Write::Delete, Stored::Value(..) | Stored::Foreign(_) | Stored::Ephemeral(_)) => plan.push(Op::Set(path, TOMBSTONE.to_vec(), version), Some(key), Role::Write),
                 // Deleting an absent key changes nothing; under a checking isolation it still
                 // asserts the key is absent.
                 (Write::Delete, _) if checked(key) => assert_unchanged(&mut plan, key, path, &read),
@@ -440,11 +487,6 @@ impl Transaction {
         }
         Ok(plan)
     }
-}
-
-/// Whether `err` was raised before anything was sent (nothing can have applied).
-fn refused_before_sending(err: &Error) -> bool {
-    matches!(err, Error::ZooKeeper { code: "NODEEXISTS", .. } | Error::TooLarge(_))
 }
 
 fn marker_path(store: &Store, id: &str) -> Result<String> {
@@ -473,43 +515,60 @@ pub async fn recorded(store: &Store, id: Option<&str>) -> Result<Option<Option<S
 }
 
 /// Reads keys with multi-reads, as few as the request limit allows (each answered from one
-/// consistent state); returns the values and the number of round trips.
-pub(crate) async fn fetch(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
+/// consistent state); returns the values, the number of round trips and the session's id.
+pub(crate) async fn fetch(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32, i64)> {
     store.session().unless_closed(false, fetch_now(store, keys)).await
 }
 
-async fn fetch_now(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
+async fn fetch_now(store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32, i64)> {
     let paths = keys.iter().map(|k| store.layout().value_path(k)).collect::<Result<Vec<_>>>()?;
     let client = store.session().client().await?;
     let rt = store.session().request_timeout(&client);
     let mut out = Vec::with_capacity(paths.len());
     let mut batches = 0;
     for batch in crate::store::read_batches(&paths) {
-        let mut reader = client.new_multi_reader();
-        for p in batch {
-            reader.add_get_data(p)?;
-        }
-        let results = deadline(rt, "read keys", reader.commit()).await?;
-        batches += 1;
-        for (path, r) in batch.iter().zip(results) {
-            let read = match r {
-                zk::MultiReadResult::Data { data, stat } => Stored::from_znode(data, stat.version),
-                zk::MultiReadResult::Error { err: zk::Error::NoNode } => Stored::Missing,
-                zk::MultiReadResult::Error { err } => return Err(Error::from(err)),
-                _ => return Err(Error::zk("SYSTEMERROR", "unexpected multi-read result")),
-            };
+        let mut attempts = 0;
+        let read = loop {
+            attempts += 1;
+            let mut reader = client.new_multi_reader();
+            for p in batch {
+                reader.add_get_data(p)?;
+            }
+            let results = deadline(rt, "read keys", reader.commit()).await?;
+            batches += 1;
+            let mut read = Vec::with_capacity(batch.len());
+            for r in results {
+                read.push(match r {
+                    zk::MultiReadResult::Data { data, stat } => Stored::from_stat(data, &stat),
+                    zk::MultiReadResult::Error { err: zk::Error::NoNode } => Stored::Missing,
+                    zk::MultiReadResult::Error { err } => return Err(Error::from(err)),
+                    _ => return Err(Error::zk("SYSTEMERROR", "unexpected multi-read result")),
+                });
+            }
             // A tombstone marked by compaction may be removed once the mark is old enough: keep
-            // what this transaction read (see `crate::kv`). Rare: only keys deleted long ago.
-            out.push(match read {
-                Stored::Compacting(_) => {
+            // what this transaction read (see `crate::kv`). Rare: only keys deleted long ago. An
+            // unmark that succeeds proves the key unchanged since the batch was read, so the
+            // batch is still one state; one that fails means it changed: read the batch again.
+            let mut consistent = true;
+            for (path, r) in batch.iter().zip(read.iter_mut()) {
+                if let Stored::Compacting(version) = *r {
                     batches += 1;
-                    crate::store::unmark(&client, rt, path, read).await?
-                },
-                other => other,
-            });
-        }
+                    match crate::store::unmark_once(&client, rt, path, version).await? {
+                        Some(kept) => *r = kept,
+                        None => consistent = false,
+                    }
+                }
+            }
+            if consistent {
+                break read;
+            }
+            if attempts >= 16 {
+                return Err(Error::Conflict("keys kept changing while the transaction read them".into()));
+            }
+        };
+        out.extend(read);
     }
-    Ok((out, batches))
+    Ok((out, batches, client.session_id().0))
 }
 
 #[derive(Debug)]

@@ -97,7 +97,7 @@ impl KeyTransaction {
         };
         let read_at = clock.now();
         let read = match read {
-            Ok((data, stat)) => Ok(Stored::from_znode(data, stat.version)),
+            Ok((data, stat)) => Ok(Stored::from_stat(data, &stat)),
             Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(Stored::Missing),
             Err(e) => Err(e),
         };
@@ -107,7 +107,7 @@ impl KeyTransaction {
             Ok(r @ Stored::Compacting(_)) => session.unless_closed(false, crate::store::unmark(&client, rt, &value_path, r)).await,
             other => other,
         };
-        let read = match read {
+        let read = match read.and_then(|r| r.writable(key).map(|()| r)) {
             Ok(r) => r,
             Err(e) => {
                 let _ = lock.release().await;
