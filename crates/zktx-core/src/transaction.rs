@@ -242,13 +242,14 @@ impl Transaction {
                 // Refused (before sending, or by a check that comes before the marker in the
                 // multi: a lost lock, an aged or conflicting attempt, a create of a key the
                 // earlier commit created): if a commit with this id applied, that is the answer.
-                match recorded(store, opts.id).await? {
-                    Some(recorded) => {
+                // An unreadable marker leaves the refusal as it was (nothing applied now).
+                match recorded(store, opts.id).await {
+                    Ok(Some(recorded)) => {
                         report.already_applied = true;
                         report.recorded_result = recorded;
                         Ok(report)
                     },
-                    None => Err(err),
+                    Ok(None) | Err(_) => Err(err),
                 }
             },
             Err(err) => Err(err),
