@@ -71,6 +71,10 @@ export type ZktxErrorCode =
 export class ZktxError extends Error {
   /** Coordinator errors (`ROLLED_BACK`, `IN_DOUBT`, ...): the distributed transaction's id. */
   txid?: string;
+  /** `LOCK_LOST` from `lock.signal` / `lock.lost`: why the lock was lost. */
+  reason?: LockLossReason;
+  /** `LOCK_LOST` with reason `DISCONNECTED_TOO_LONG`: how long the connection had been down, in ms. */
+  disconnectedMs?: number;
   readonly name: 'ZktxError';
   /** Stable code; see {@link ZktxErrorCode}. */
   readonly code: ZktxErrorCode;
@@ -128,6 +132,8 @@ export interface ZooKeeperOptions {
    * aborts, `lock.lost` resolves), as a fraction of the negotiated session timeout: `0 < f <= 1`,
    * default 1 (Curator's choice). Below 0.6 a holder cut off by a silent network learns of the
    * loss before the server can expire its session and hand the lock on; see README, Guarantees.
+   * A lock declared lost this way (`reason` `DISCONNECTED_TOO_LONG`) has its node deleted when
+   * the connection returns, if the session survived.
    */
   lostAfter?: number;
   /**
@@ -241,8 +247,16 @@ export interface LockAcquiredEvent {
 export interface LockFailedEvent { zk: ZooKeeper; path: string; kind: LockKind; error: ZktxError; waitMs: number }
 /** `zktx:lock:released`: `release()` succeeded, once per lock; held for `holdMs`. */
 export interface LockReleasedEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; holdMs: number }
-/** `zktx:lock:lost`: the lock was lost (`reason`: its node deleted, or its session ended), after `holdMs`. */
-export interface LockLostEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; reason: 'NODE_DELETED' | 'SESSION_ENDED'; error: ZktxError; holdMs: number }
+/** `zktx:lock:lost`: the lock was lost (`reason`: see {@link LockLossReason}), after `holdMs`. */
+export interface LockLostEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; reason: LockLossReason; error: ZktxError; holdMs: number }
+/**
+ * Why a lock was lost (`err.reason` of its `LOCK_LOST` error): `NODE_DELETED`, its node deleted
+ * by someone else; `SESSION_ENDED`, its session expired or was closed; `DISCONNECTED_TOO_LONG`,
+ * the connection was down `lostAfter` × the session timeout (`err.disconnectedMs` says how long)
+ * — the session may still live, and zktx deletes the lock node as soon as the connection returns
+ * (retried while the session lives), so others, and this client, can take the lock again.
+ */
+export type LockLossReason = 'NODE_DELETED' | 'SESSION_ENDED' | 'DISCONNECTED_TOO_LONG';
 /** `zktx:transaction:attempt`: `zk.transaction` runs its function (attempt 0, then once per retry). */
 export interface TransactionAttemptEvent { zk: ZooKeeper; id: string; attempt: number }
 /** `zktx:transaction:conflict`: an attempt's commit found a read changed; `willRetry` unless out of retries. */
@@ -323,7 +337,9 @@ export class Lock {
    * Pass it on to the work the lock protects (fetch, database calls) to stop it when unprotected.
    * Detection: at once for a deletion or a close; for a network partition, at most the session
    * timeout after the connection dropped (`SUSPENDED`), or `lostAfter` × it (see
-   * `ZooKeeperOptions.lostAfter`).
+   * `ZooKeeperOptions.lostAfter`). The error's `reason` says which ({@link LockLossReason}); a
+   * lock declared lost while its session lives on is deleted from the server once the
+   * connection returns. Loss is watched from the first read of `signal` or `lost`.
    */
   readonly signal: AbortSignal;
   /** Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release. */

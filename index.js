@@ -379,8 +379,11 @@ async function withSignal(signal, run) {
 }
 
 const LOSS_MESSAGES = {
-  NODE_DELETED: 'its lock node was deleted by someone else',
-  SESSION_ENDED: 'its ZooKeeper session expired or was closed',
+  NODE_DELETED: () => 'its lock node was deleted by someone else',
+  SESSION_ENDED: () => 'its ZooKeeper session expired or was closed',
+  // The session may have lived on: say so, or a reader hunts for an expiry that never happened.
+  DISCONNECTED_TOO_LONG: (ms) => `declared lost after ${ms} ms without a connection to ZooKeeper (lostAfter); ` +
+    'its session may still live, and its lock node is deleted as soon as the connection returns',
 };
 
 /**
@@ -390,9 +393,12 @@ const LOSS_MESSAGES = {
  * Drop in zktx-core).
  */
 function lossCallback(path, controller, resolveLost, event) {
-  return (reason) => {
-    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
+  return (native) => {
+    const [reason, detail] = String(native).split(':');
+    const describeLoss = LOSS_MESSAGES[reason];
+    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${describeLoss ? describeLoss(detail) : reason}`);
     err.reason = reason;
+    if (reason === 'DISCONNECTED_TOO_LONG') err.disconnectedMs = Number(detail);
     if (channels.lockLost.hasSubscribers) {
       const { acquiredAt, ...fields } = event;
       channels.lockLost.publish({ ...fields, reason, error: err, holdMs: performance.now() - acquiredAt });

@@ -283,6 +283,48 @@ describe('losing a lock is noticed in time', () => {
       await proxy.close();
     }
   }, 30000);
+  it('a lock declared lost after a silence shorter than the session leaves the server when the connection returns: another client, then the same one, acquire it', async () => {
+    const proxy = await startProxy(process.env.ZK_CONNECT.split(',')[0]);
+    const { clientAt } = require('./helpers/zk');
+    // Silence noticed after 2/5 of 6 s, declared lost 0.6 s later; the server keeps the session 6 s.
+    const holder = clientAt(proxy.connect, { timeout: 6000, lostAfter: 0.1, debug_level: 0 });
+    const other = client();
+    const states = [];
+    holder.on('state', (s) => states.push(s));
+    try {
+      const path = `/zktx-test/${unique('declared-lost')}`;
+      const lock = await holder.lock(path);
+      await other.connect();
+      let grantedAt;
+      const waiting = other.lock(path, { timeout: 20000 }).then((l) => { grantedAt = Date.now(); return l; });
+      while ((await other.children(path)).length < 2) await new Promise((r) => setTimeout(r, 20));
+      const cut = Date.now();
+      proxy.partition({ mode: 'blackhole' });
+      const err = await lock.lost;
+      const declaredAfter = Date.now() - cut;
+      const healedAt = Date.now();
+      proxy.heal();
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'LOCK_LOST', reason: 'DISCONNECTED_TOO_LONG' });
+      expect(err.message).toMatch(/declared lost after \d+ ms without a connection to ZooKeeper/);
+      expect(err.disconnectedMs).toBeGreaterThanOrEqual(500);
+      const successor = await Promise.race([waiting, new Promise((_, reject) => setTimeout(() => reject(new Error(`no one got the lock within 3 s of the heal (holder states: ${states})`)), 3000))]);
+      // The session lived through the silence: the lock went because zktx deleted its node.
+      expect(states).toContain('RECONNECTED');
+      expect(states).not.toContain('EXPIRED');
+      expect(await lock.isHeld()).toBe(false);
+      console.log(`[locks] silence ${declaredAfter} ms -> declared lost; another client acquired ${grantedAt - healedAt} ms after the connection came back`);
+      await successor.release();
+      const again = await holder.lock(path, { timeout: 3000 });
+      expect(again.token).toBeGreaterThan(successor.token);
+      await again.release();
+      expect(await other.children(path)).toEqual([]);
+    } finally {
+      proxy.heal();
+      await holder.close().catch(() => {});
+      await other.close();
+      await proxy.close();
+    }
+  }, 30000);
 });
 
 describe('a Lock garbage-collected without release()', () => {

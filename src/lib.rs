@@ -580,8 +580,8 @@ impl NativeLock {
         })
     }
 
-    /// Calls `callback("NODE_DELETED" | "SESSION_ENDED")` once if the lock is lost (not after a
-    /// release). The callback does not keep Node alive.
+    /// Calls `callback("NODE_DELETED" | "SESSION_ENDED" | "DISCONNECTED_TOO_LONG:<ms>")` once if
+    /// the lock is lost (not after a release). The callback does not keep Node alive.
     #[napi]
     pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
@@ -590,10 +590,11 @@ impl NativeLock {
             napi::bindgen_prelude::spawn(async move {
                 let reason = match lost.await {
                     zktx_core::recipe::LockLoss::Released => return,
-                    zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED",
-                    zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED",
+                    zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED".to_string(),
+                    zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED".to_string(),
+                    zktx_core::recipe::LockLoss::DisconnectedTooLong(d) => format!("DISCONNECTED_TOO_LONG:{}", d.as_millis()),
                 };
-                callback.call(reason.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+                callback.call(reason, ThreadsafeFunctionCallMode::NonBlocking);
             });
             Ok(())
         })
