@@ -26,6 +26,11 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CONFLICT`: a write kept racing with concurrent creates/deletes.
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
+ * - `LOCK_KIND_MISMATCH`: a semaphore lease (`permits` > 1) asked for on a path used as a lock
+ *   (exclusive, read-write, `multiLock`), or a lock on a path used as a semaphore. A semaphore
+ *   counts leases, a lock excludes holders: they cannot share a path. The later contender is
+ *   refused and leaves no node behind. (Exclusive, read, write and multiLock do mix on one path:
+ *   an exclusive lock is a writer to readers.)
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
  * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
@@ -48,6 +53,7 @@ export type ZktxErrorCode =
   | 'CONFLICT'
   | 'CLIENT_CLOSED'
   | 'ALREADY_HELD'
+  | 'LOCK_KIND_MISMATCH'
   | 'STALE_TOKEN'
   | 'INTERNAL'
   | 'NONODE'
@@ -687,16 +693,27 @@ export class ZooKeeper extends EventEmitter {
    * without lone surrogates).
    *
    * Guarantees: one holder at a time; waiters served in arrival order, each watching only its
-   * predecessor; one round trip when uncontended. Not reentrant.
-   * Errors: `INVALID_ARGUMENT`, `TIMEOUT`, `ABORTED`, `SESSIONEXPIRED`, `CONNECTIONLOSS`.
+   * predecessor; one round trip when uncontended. Not reentrant. Excludes the read and write
+   * sides of `readWriteLock(path)` and `multiLock` on the same path too (it is a writer).
+   * Errors: `INVALID_ARGUMENT`, `TIMEOUT`, `ABORTED`, `SESSIONEXPIRED`, `CONNECTIONLOSS`;
+   * `LOCK_KIND_MISMATCH` when `path` is in use as a semaphore.
    * Cancellation: timeout and abort never leave a lock node behind.
    */
   lock(path: string, options?: AcquireOptions): Promise<Lock>;
 
-  /** A read-write lock at `path`: many readers or one writer; writers are not starved. */
+  /**
+   * A read-write lock at `path`: many readers or one writer; writers are not starved. An
+   * exclusive lock (`lock`, `multiLock`) on the same path counts as a writer: readers wait for it.
+   * `LOCK_KIND_MISMATCH` when `path` is in use as a semaphore.
+   */
   readWriteLock(path: string): ReadWriteLock;
 
-  /** A counting semaphore at `path` with `permits` (1..10000) leases. */
+  /**
+   * A counting semaphore at `path` with `permits` (1..10000) leases. A path is a semaphore or a
+   * lock, not both: a lease on a path with lock nodes ahead (exclusive, read-write, multiLock)
+   * rejects `LOCK_KIND_MISMATCH`, and so does a lock behind leases. With 1 permit it is an
+   * exclusive lock (and mixes with locks as `lock` does).
+   */
   semaphore(path: string, permits: number): Semaphore;
 
   /**

@@ -327,6 +327,55 @@ describe('losing a lock is noticed in time', () => {
   }, 30000);
 });
 
+describe('lock kinds mixed on one path', () => {
+  // Exclusive lock, both sides of a read-write lock and multiLock are one family: an exclusive
+  // lock is a writer to readers. A semaphore (2 permits here) counts leases, not holders, so a
+  // path is either a semaphore or a lock: mixing them is refused.
+  const KINDS = {
+    exclusive: (zk, p, o) => zk.lock(p, o),
+    read: (zk, p, o) => zk.readWriteLock(p).readLock(o),
+    write: (zk, p, o) => zk.readWriteLock(p).writeLock(o),
+    multiLock: (zk, p, o) => zk.multiLock([p, `${p}-other`], o),
+    lease: (zk, p, o) => zk.semaphore(p, 2).acquire(o),
+  };
+  const names = Object.keys(KINDS);
+  const pairs = names.flatMap((first) => names.map((second) => [first, second]));
+  const expected = (a, b) => {
+    if (a === 'lease' && b === 'lease') return 'shared';
+    if (a === 'lease' || b === 'lease') return 'refused';
+    return a === 'read' && b === 'read' ? 'shared' : 'excluded';
+  };
+  let zk;
+  let other;
+  beforeAll(() => { zk = client(); other = client(); });
+  afterAll(async () => { await zk.close(); await other.close(); });
+
+  it.each(pairs)('%s held, then %s on the same path', async (first, second) => {
+    const path = `/zktx-test/${unique(`mixed-${first}-${second}`)}`;
+    const held = await KINDS[first](zk, path);
+    const before = await leftovers(zk, path);
+    const outcome = expected(first, second);
+    if (outcome === 'refused') {
+      const err = await KINDS[second](other, path, { timeout: 2000 }).then(() => null, (e) => e);
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'LOCK_KIND_MISMATCH', outcome: 'not_applied' });
+      expect(err.message).toMatch(/semaphore/);
+      expect(await leftovers(zk, path)).toBe(before); // nothing left behind
+    } else if (outcome === 'shared') {
+      const both = await KINDS[second](other, path, { timeout: 2000 });
+      await both.release();
+    } else {
+      let got = null;
+      const waiting = KINDS[second](other, path, { timeout: 10000 }).then((l) => { got = l; return l; });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(got).toBeNull(); // excluded while the first one holds
+      await held.release();
+      await (await waiting).release(); // and served once it is free
+    }
+    await held.release();
+    expect(await leftovers(zk, path)).toBe(0);
+  }, 20000);
+});
+
 describe('a Lock garbage-collected without release()', () => {
   const { execFileSync } = require('node:child_process');
   const run = (mode) => {
