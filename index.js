@@ -826,13 +826,14 @@ function installExitHook() {
     Promise.all([...open].map((zk) => zk.close().catch(() => {}))).catch(() => {});
   });
   // process.exit() skips beforeExit: close synchronously so no session (and lock) outlives us.
+  // All clients at once, in one bound (2 s): one after another, a frozen server made an exit
+  // with 10 clients take 20 s.
   process.on('exit', () => {
-    for (const zk of open) {
-      try {
-        zk._native.closeSync();
-      } catch {
-        // exiting anyway
-      }
+    if (open.size === 0) return;
+    try {
+      native.closeAllSync([...open].map((zk) => zk._native.id));
+    } catch {
+      // exiting anyway
     }
   });
 }
