@@ -842,6 +842,13 @@ function installExitHook() {
 const SIGNAL_CLOSE_MAX_MS = 5000;
 
 /**
+ * The close() calls closeOnSignals handlers started, per signal: the signal is re-raised once
+ * every one of them settled (or SIGNAL_CLOSE_MAX_MS passed), not when the first did, so a
+ * client whose close is slower is not cut off by another's.
+ */
+const signalCloses = new Map();
+
+/**
  * Ends the process by `sig` as if it had not been caught, unless a listener of the service's is
  * still there (then that one decides). Once per signal and process, however many clients.
  */
@@ -951,10 +958,17 @@ class ZooKeeper extends EventEmitter {
     };
     const onSignal = (sig) => {
       undo();
+      if (!signalCloses.has(sig)) signalCloses.set(sig, new Set());
+      const pending = signalCloses.get(sig);
+      // Every client's handler runs in this same emit, before any close can settle: all closes
+      // run together, within one SIGNAL_CLOSE_MAX_MS.
+      const closing = this.close().catch(() => {});
+      pending.add(closing);
       const deadline = setTimeout(() => reraise(sig), SIGNAL_CLOSE_MAX_MS);
-      this.close().catch(() => {}).finally(() => {
+      closing.finally(() => {
         clearTimeout(deadline);
-        reraise(sig);
+        pending.delete(closing);
+        if (pending.size === 0) reraise(sig);
       });
     };
     for (const sig of list) process.on(sig, onSignal);

@@ -155,4 +155,11 @@ describe('leaving the process with many clients', () => {
     // Closing one after another costs 10x the one-client time; in parallel about 1x.
     expect(ten.ms / one.ms).toBeLessThan(3);
   }, 90000);
+
+  it('SIGTERM with closeOnSignals() on 10 clients frees every lock at once and the process dies of SIGTERM', async () => {
+    const ten = await leave(10, 'signal', { freeze: false });
+    console.log(`[close] SIGTERM, 10 clients with closeOnSignals: locks gone ${ten.freedMs} ms after the process ended`);
+    expect(ten.exit).toEqual({ code: null, signal: 'SIGTERM', stderr: '' });
+    expect(ten.freedMs).toBeLessThan(1000);
+  }, 60000);
 });
