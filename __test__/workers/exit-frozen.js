@@ -3,14 +3,15 @@
 // line "go" on stdin (sent by the test once it froze the server):
 //   exit    process.exit(0): zktx's exit hook closes every client synchronously
 //   signal  every client called zk.closeOnSignals(); the process sends itself SIGTERM
-// Prints "ready" once every lock is held.
+// argv[5], optional: another connect string for client 0 (a slow proxy). Prints "ready" once
+// every lock is held.
 const readline = require('node:readline');
 const { ZooKeeper } = require('../..');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 (async () => {
-  const [n, prefix, mode] = [Number(process.argv[2]), process.argv[3], process.argv[4]];
-  const clients = Array.from({ length: n }, () => new ZooKeeper({ timeout: 10000, debug_level: 0, ...clientOptions() }));
+  const [n, prefix, mode, slow] = [Number(process.argv[2]), process.argv[3], process.argv[4], process.argv[5]];
+  const clients = Array.from({ length: n }, (_, i) => new ZooKeeper({ timeout: 10000, debug_level: 0, ...clientOptions(), ...(i === 0 && slow ? { connect: slow } : {}) }));
   if (mode === 'signal') for (const zk of clients) zk.closeOnSignals(['SIGTERM']);
   // Kept reachable: a Lock garbage-collected without release() is released (README).
   globalThis.held = await Promise.all(clients.map((zk, i) => zk.lock(`${prefix}-${i}`)));
