@@ -670,7 +670,8 @@ export class ZooKeeper extends EventEmitter {
    * Resolves once the server acknowledged the close (one round trip), after which `state` is
    * `CLOSED` and no write of this client can apply; when disconnected, once the client gave the
    * session up (7/5 of the session timeout after the last answer; the server has expired it by
-   * then). The exit hook does not wait for that (at most 2 s).
+   * then). The exit hook (`process.exit()`) does not wait for that: it closes every open client
+   * at once and blocks at most 2 s in total, however many clients there are.
    */
   close(): Promise<void>;
 
@@ -678,8 +679,10 @@ export class ZooKeeper extends EventEmitter {
    * Opt-in shutdown: on any of `signals` (default `['SIGTERM', 'SIGINT']`), close this client, so
    * its locks are free for other processes at once instead of at session expiry, then let the
    * signal end the process as it would have (re-raised when no other listener for it is left;
-   * a listener of yours decides instead). Waits at most 5 s for the close. A second signal during
-   * the close ends the process at once (Node's default). zktx installs no handler unless asked.
+   * a listener of yours decides instead). Waits at most 5 s for the close; with several clients
+   * opted in, they close together and the signal is re-raised once all of them closed (still at
+   * most 5 s). A second signal during the close ends the process at once (Node's default). zktx
+   * installs no handler unless asked.
    * Returns a function that removes the handlers.
    * @throws ZktxError `INVALID_ARGUMENT` for an empty list or an unknown signal name.
    */
