@@ -186,9 +186,10 @@ mod tests {
         assert_eq!(d.decide(&q, "_c_a-lock-0000000001"), Decision::Acquired);
         assert_eq!(d.decide(&q, "_c_c-lock-0000000003"), Decision::WaitFor("_c_b-lock-0000000002".into()));
         assert_eq!(d.decide(&q, "_c_x-lock-0000000009"), Decision::NodeGone);
+        let q = sorted_contenders(&names(&["_c_a-lease-0000000001", "_c_b-lease-0000000002", "_c_c-lease-0000000003"]));
         let sem = StandardDriver { max_leases: 2 };
-        assert_eq!(sem.decide(&q, "_c_b-lock-0000000002"), Decision::Acquired);
-        assert_eq!(sem.decide(&q, "_c_c-lock-0000000003"), Decision::WaitForChildren);
+        assert_eq!(sem.decide(&q, "_c_b-lease-0000000002"), Decision::Acquired);
+        assert_eq!(sem.decide(&q, "_c_c-lease-0000000003"), Decision::WaitForChildren);
     }
 
     #[test]
