@@ -388,7 +388,10 @@ export class MultiLock {
 /** Both sides of a read-write lock at one path. */
 export interface ReadWriteLock {
   readonly path: string;
-  /** Shared: held together with other readers, never with a writer. */
+  /**
+   * Shared: held together with other readers, never with a writer or an exclusive lock
+   * (`lock(path)`, `multiLock`) on the same path. `LOCK_KIND_MISMATCH` on a semaphore's path.
+   */
   readLock(options?: AcquireOptions): Promise<Lock>;
   /** Exclusive: waits for every reader and writer that arrived before it. */
   writeLock(options?: AcquireOptions): Promise<Lock>;
@@ -398,7 +401,11 @@ export interface ReadWriteLock {
 export interface Semaphore {
   readonly path: string;
   readonly permits: number;
-  /** One lease: a Lock (token, signal, lost, release) of which at most `permits` exist at once. */
+  /**
+   * One lease: a Lock (token, signal, lost, release) of which at most `permits` exist at once.
+   * `LOCK_KIND_MISMATCH` (nothing left behind) when the path is in use as a lock (exclusive,
+   * read-write, multiLock), unless `permits` is 1 (then the lease is an exclusive lock).
+   */
   acquire(options?: AcquireOptions): Promise<Lock>;
 }
 
