@@ -505,12 +505,14 @@ async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &Susp
 /// Acquires the exclusive lock at `path`.
 ///
 /// # Guarantees
-/// At most one holder per path at a time among live sessions; waiters are served in arrival
-/// order and each waits only on its predecessor (no herd effect). Uncontended: one round trip.
+/// At most one holder per path at a time among live sessions, also against the read and write
+/// sides of a read-write lock on the path; waiters are served in arrival order and each waits
+/// only on its predecessor (no herd effect). Uncontended: one round trip.
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` for a bad path, `TIMEOUT` when `opts.wait` passes, `ABORTED` when
-/// `opts.cancel` fires, `SESSIONEXPIRED`, `CONNECTIONLOSS`.
+/// `opts.cancel` fires, `SESSIONEXPIRED`, `CONNECTIONLOSS`, `LOCK_KIND_MISMATCH` when `path` is
+/// in use as a semaphore (lease nodes ahead).
 ///
 /// # Cancellation
 /// Timeout, abort or error never leave a lock node behind.
