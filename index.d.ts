@@ -26,6 +26,11 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CONFLICT`: a write kept racing with concurrent creates/deletes.
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
+ * - `LOCK_KIND_MISMATCH`: a semaphore lease (`permits` > 1) asked for on a path used as a lock
+ *   (exclusive, read-write, `multiLock`), or a lock on a path used as a semaphore. A semaphore
+ *   counts leases, a lock excludes holders: they cannot share a path. The later contender is
+ *   refused and leaves no node behind. (Exclusive, read, write and multiLock do mix on one path:
+ *   an exclusive lock is a writer to readers.)
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
  * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
@@ -48,6 +53,7 @@ export type ZktxErrorCode =
   | 'CONFLICT'
   | 'CLIENT_CLOSED'
   | 'ALREADY_HELD'
+  | 'LOCK_KIND_MISMATCH'
   | 'STALE_TOKEN'
   | 'INTERNAL'
   | 'NONODE'
@@ -71,6 +77,10 @@ export type ZktxErrorCode =
 export class ZktxError extends Error {
   /** Coordinator errors (`ROLLED_BACK`, `IN_DOUBT`, ...): the distributed transaction's id. */
   txid?: string;
+  /** `LOCK_LOST` from `lock.signal` / `lock.lost`: why the lock was lost. */
+  reason?: LockLossReason;
+  /** `LOCK_LOST` with reason `DISCONNECTED_TOO_LONG`: how long the connection had been down, in ms. */
+  disconnectedMs?: number;
   readonly name: 'ZktxError';
   /** Stable code; see {@link ZktxErrorCode}. */
   readonly code: ZktxErrorCode;
@@ -128,6 +138,8 @@ export interface ZooKeeperOptions {
    * aborts, `lock.lost` resolves), as a fraction of the negotiated session timeout: `0 < f <= 1`,
    * default 1 (Curator's choice). Below 0.6 a holder cut off by a silent network learns of the
    * loss before the server can expire its session and hand the lock on; see README, Guarantees.
+   * A lock declared lost this way (`reason` `DISCONNECTED_TOO_LONG`) has its node deleted when
+   * the connection returns, if the session survived.
    */
   lostAfter?: number;
   /**
@@ -241,8 +253,16 @@ export interface LockAcquiredEvent {
 export interface LockFailedEvent { zk: ZooKeeper; path: string; kind: LockKind; error: ZktxError; waitMs: number }
 /** `zktx:lock:released`: `release()` succeeded, once per lock; held for `holdMs`. */
 export interface LockReleasedEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; holdMs: number }
-/** `zktx:lock:lost`: the lock was lost (`reason`: its node deleted, or its session ended), after `holdMs`. */
-export interface LockLostEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; reason: 'NODE_DELETED' | 'SESSION_ENDED'; error: ZktxError; holdMs: number }
+/** `zktx:lock:lost`: the lock was lost (`reason`: see {@link LockLossReason}), after `holdMs`. */
+export interface LockLostEvent { zk: ZooKeeper; path: string; kind: LockKind; nodePath: string; token: number; reason: LockLossReason; error: ZktxError; holdMs: number }
+/**
+ * Why a lock was lost (`err.reason` of its `LOCK_LOST` error): `NODE_DELETED`, its node deleted
+ * by someone else; `SESSION_ENDED`, its session expired or was closed; `DISCONNECTED_TOO_LONG`,
+ * the connection was down `lostAfter` × the session timeout (`err.disconnectedMs` says how long)
+ * — the session may still live, and zktx deletes the lock node as soon as the connection returns
+ * (retried while the session lives), so others, and this client, can take the lock again.
+ */
+export type LockLossReason = 'NODE_DELETED' | 'SESSION_ENDED' | 'DISCONNECTED_TOO_LONG';
 /** `zktx:transaction:attempt`: `zk.transaction` runs its function (attempt 0, then once per retry). */
 export interface TransactionAttemptEvent { zk: ZooKeeper; id: string; attempt: number }
 /** `zktx:transaction:conflict`: an attempt's commit found a read changed; `willRetry` unless out of retries. */
@@ -323,7 +343,9 @@ export class Lock {
    * Pass it on to the work the lock protects (fetch, database calls) to stop it when unprotected.
    * Detection: at once for a deletion or a close; for a network partition, at most the session
    * timeout after the connection dropped (`SUSPENDED`), or `lostAfter` × it (see
-   * `ZooKeeperOptions.lostAfter`).
+   * `ZooKeeperOptions.lostAfter`). The error's `reason` says which ({@link LockLossReason}); a
+   * lock declared lost while its session lives on is deleted from the server once the
+   * connection returns. Loss is watched from the first read of `signal` or `lost`.
    */
   readonly signal: AbortSignal;
   /** Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release. */
@@ -366,7 +388,10 @@ export class MultiLock {
 /** Both sides of a read-write lock at one path. */
 export interface ReadWriteLock {
   readonly path: string;
-  /** Shared: held together with other readers, never with a writer. */
+  /**
+   * Shared: held together with other readers, never with a writer or an exclusive lock
+   * (`lock(path)`, `multiLock`) on the same path. `LOCK_KIND_MISMATCH` on a semaphore's path.
+   */
   readLock(options?: AcquireOptions): Promise<Lock>;
   /** Exclusive: waits for every reader and writer that arrived before it. */
   writeLock(options?: AcquireOptions): Promise<Lock>;
@@ -376,7 +401,11 @@ export interface ReadWriteLock {
 export interface Semaphore {
   readonly path: string;
   readonly permits: number;
-  /** One lease: a Lock (token, signal, lost, release) of which at most `permits` exist at once. */
+  /**
+   * One lease: a Lock (token, signal, lost, release) of which at most `permits` exist at once.
+   * `LOCK_KIND_MISMATCH` (nothing left behind) when the path is in use as a lock (exclusive,
+   * read-write, multiLock), unless `permits` is 1 (then the lease is an exclusive lock).
+   */
   acquire(options?: AcquireOptions): Promise<Lock>;
 }
 
@@ -669,7 +698,8 @@ export class ZooKeeper extends EventEmitter {
    * Resolves once the server acknowledged the close (one round trip), after which `state` is
    * `CLOSED` and no write of this client can apply; when disconnected, once the client gave the
    * session up (7/5 of the session timeout after the last answer; the server has expired it by
-   * then). The exit hook does not wait for that (at most 2 s).
+   * then). The exit hook (`process.exit()`) does not wait for that: it closes every open client
+   * at once and blocks at most 2 s in total, however many clients there are.
    */
   close(): Promise<void>;
 
@@ -677,8 +707,10 @@ export class ZooKeeper extends EventEmitter {
    * Opt-in shutdown: on any of `signals` (default `['SIGTERM', 'SIGINT']`), close this client, so
    * its locks are free for other processes at once instead of at session expiry, then let the
    * signal end the process as it would have (re-raised when no other listener for it is left;
-   * a listener of yours decides instead). Waits at most 5 s for the close. A second signal during
-   * the close ends the process at once (Node's default). zktx installs no handler unless asked.
+   * a listener of yours decides instead). Waits at most 5 s for the close; with several clients
+   * opted in, they close together and the signal is re-raised once all of them closed (still at
+   * most 5 s). A second signal during the close ends the process at once (Node's default). zktx
+   * installs no handler unless asked.
    * Returns a function that removes the handlers.
    * @throws ZktxError `INVALID_ARGUMENT` for an empty list or an unknown signal name.
    */
@@ -692,16 +724,27 @@ export class ZooKeeper extends EventEmitter {
    * without lone surrogates).
    *
    * Guarantees: one holder at a time; waiters served in arrival order, each watching only its
-   * predecessor; one round trip when uncontended. Not reentrant.
-   * Errors: `INVALID_ARGUMENT`, `TIMEOUT`, `ABORTED`, `SESSIONEXPIRED`, `CONNECTIONLOSS`.
+   * predecessor; one round trip when uncontended. Not reentrant. Excludes the read and write
+   * sides of `readWriteLock(path)` and `multiLock` on the same path too (it is a writer).
+   * Errors: `INVALID_ARGUMENT`, `TIMEOUT`, `ABORTED`, `SESSIONEXPIRED`, `CONNECTIONLOSS`;
+   * `LOCK_KIND_MISMATCH` when `path` is in use as a semaphore.
    * Cancellation: timeout and abort never leave a lock node behind.
    */
   lock(path: string, options?: AcquireOptions): Promise<Lock>;
 
-  /** A read-write lock at `path`: many readers or one writer; writers are not starved. */
+  /**
+   * A read-write lock at `path`: many readers or one writer; writers are not starved. An
+   * exclusive lock (`lock`, `multiLock`) on the same path counts as a writer: readers wait for it.
+   * `LOCK_KIND_MISMATCH` when `path` is in use as a semaphore.
+   */
   readWriteLock(path: string): ReadWriteLock;
 
-  /** A counting semaphore at `path` with `permits` (1..10000) leases. */
+  /**
+   * A counting semaphore at `path` with `permits` (1..10000) leases. A path is a semaphore or a
+   * lock, not both: a lease on a path with lock nodes ahead (exclusive, read-write, multiLock)
+   * rejects `LOCK_KIND_MISMATCH`, and so does a lock behind leases. With 1 permit it is an
+   * exclusive lock (and mixes with locks as `lock` does).
+   */
   semaphore(path: string, permits: number): Semaphore;
 
   /**

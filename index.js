@@ -381,8 +381,11 @@ async function withSignal(signal, run) {
 }
 
 const LOSS_MESSAGES = {
-  NODE_DELETED: 'its lock node was deleted by someone else',
-  SESSION_ENDED: 'its ZooKeeper session expired or was closed',
+  NODE_DELETED: () => 'its lock node was deleted by someone else',
+  SESSION_ENDED: () => 'its ZooKeeper session expired or was closed',
+  // The session may have lived on: say so, or a reader hunts for an expiry that never happened.
+  DISCONNECTED_TOO_LONG: (ms) => `declared lost after ${ms} ms without a connection to ZooKeeper (lostAfter); ` +
+    'its session may still live, and its lock node is deleted as soon as the connection returns',
 };
 
 /**
@@ -392,9 +395,12 @@ const LOSS_MESSAGES = {
  * Drop in zktx-core).
  */
 function lossCallback(path, controller, resolveLost, event) {
-  return (reason) => {
-    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${LOSS_MESSAGES[reason] || reason}`);
+  return (native) => {
+    const [reason, detail] = String(native).split(':');
+    const describeLoss = LOSS_MESSAGES[reason];
+    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${describeLoss ? describeLoss(detail) : reason}`);
     err.reason = reason;
+    if (reason === 'DISCONNECTED_TOO_LONG') err.disconnectedMs = Number(detail);
     if (channels.lockLost.hasSubscribers) {
       const { acquiredAt, ...fields } = event;
       channels.lockLost.publish({ ...fields, reason, error: err, holdMs: performance.now() - acquiredAt });
@@ -840,19 +846,27 @@ function installExitHook() {
     Promise.all([...open].map((zk) => zk.close().catch(() => {}))).catch(() => {});
   });
   // process.exit() skips beforeExit: close synchronously so no session (and lock) outlives us.
+  // All clients at once, in one bound (2 s): one after another, a frozen server made an exit
+  // with 10 clients take 20 s.
   process.on('exit', () => {
-    for (const zk of open) {
-      try {
-        zk._native.closeSync();
-      } catch {
-        // exiting anyway
-      }
+    if (open.size === 0) return;
+    try {
+      native.closeAllSync([...open].map((zk) => zk._native.id));
+    } catch {
+      // exiting anyway
     }
   });
 }
 
 /** Longest a closeOnSignals handler waits for close() before letting the signal end the process. */
 const SIGNAL_CLOSE_MAX_MS = 5000;
+
+/**
+ * The close() calls closeOnSignals handlers started, per signal: the signal is re-raised once
+ * every one of them settled (or SIGNAL_CLOSE_MAX_MS passed), not when the first did, so a
+ * client whose close is slower is not cut off by another's.
+ */
+const signalCloses = new Map();
 
 /**
  * Ends the process by `sig` as if it had not been caught, unless a listener of the service's is
@@ -964,10 +978,17 @@ class ZooKeeper extends EventEmitter {
     };
     const onSignal = (sig) => {
       undo();
+      if (!signalCloses.has(sig)) signalCloses.set(sig, new Set());
+      const pending = signalCloses.get(sig);
+      // Every client's handler runs in this same emit, before any close can settle: all closes
+      // run together, within one SIGNAL_CLOSE_MAX_MS.
+      const closing = this.close().catch(() => {});
+      pending.add(closing);
       const deadline = setTimeout(() => reraise(sig), SIGNAL_CLOSE_MAX_MS);
-      this.close().catch(() => {}).finally(() => {
+      closing.finally(() => {
         clearTimeout(deadline);
-        reraise(sig);
+        pending.delete(closing);
+        if (pending.size === 0) reraise(sig);
       });
     };
     for (const sig of list) process.on(sig, onSignal);

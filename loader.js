@@ -843,6 +843,7 @@ module.exports.NativeLock = nativeBinding.NativeLock
 module.exports.NativeRun = nativeBinding.NativeRun
 module.exports.NativeTransaction = nativeBinding.NativeTransaction
 module.exports.cancel = nativeBinding.cancel
+module.exports.closeAllSync = nativeBinding.closeAllSync
 module.exports.dropCancel = nativeBinding.dropCancel
 module.exports.newCancel = nativeBinding.newCancel
 module.exports.retryDelayMs = nativeBinding.retryDelayMs

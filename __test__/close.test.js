@@ -4,7 +4,7 @@
 const net = require('node:net');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
-const { client, clientAt, unique } = require('./helpers/zk');
+const { client, clientAt, unique, zkScripts } = require('./helpers/zk');
 
 const codeOf = (p) => p.then(() => 'resolved', (e) => e.code);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -91,4 +91,86 @@ describe('close()', () => {
     }
     await dead.close();
   });
+});
+
+describe('leaving the process with many clients', () => {
+  const worker = path.join(__dirname, 'workers', 'exit-frozen.js');
+  let server;
+  beforeAll(async () => { server = await zkScripts.startStandalone({ tickTime: 500 }); });
+  afterAll(async () => {
+    if (!server) return;
+    server.kill('SIGCONT');
+    await server.stop();
+  });
+
+  /** Runs `n` holders in one process; `freeze` SIGSTOPs the server before the process leaves by `mode`. */
+  async function leave(n, mode, { freeze, slow }) {
+    const prefix = `/zktx-test/${unique(`leave-${mode}-${n}`)}`;
+    const child = spawn(process.execPath, [worker, String(n), prefix, mode, ...(slow ? [slow] : [])], { env: { ...process.env, ZK_CONNECT: server.connect }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
+    await new Promise((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('ready')) resolve();
+      });
+      exited.then((r) => reject(new Error(`worker ended before holding its locks: ${JSON.stringify(r)}`)));
+    });
+    if (freeze) server.kill('SIGSTOP');
+    let ms;
+    let exit;
+    try {
+      const t0 = Date.now();
+      child.stdin.write('go\n');
+      exit = await exited;
+      ms = Date.now() - t0;
+    } finally {
+      if (freeze) server.kill('SIGCONT');
+    }
+    // Every client's CloseSession was sent before the process ended: the server drops each
+    // session (and its lock) as soon as it reads it, not at expiry 10 s later.
+    const observer = clientAt(server.connect);
+    const t1 = Date.now();
+    try {
+      for (let i = 0; i < n; i++) {
+        while ((await queue(observer, `${prefix}-${i}`)).length > 0) {
+          if (Date.now() - t1 > 5000) throw new Error(`the lock of client ${i} of ${n} outlived its process (${mode}, frozen: ${freeze})`);
+          await sleep(25);
+        }
+      }
+    } finally {
+      await observer.close();
+    }
+    return { ms, exit, freedMs: Date.now() - t1 };
+  }
+
+  it('process.exit() with 10 clients and a frozen server (SIGSTOP) takes one close bound, not ten in a row', async () => {
+    const one = await leave(1, 'exit', { freeze: true });
+    const ten = await leave(10, 'exit', { freeze: true });
+    console.log(`[close] process.exit() with the server frozen: 1 client ${one.ms} ms, 10 clients ${ten.ms} ms; locks gone ${ten.freedMs} ms after SIGCONT`);
+    expect(one.exit).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(ten.exit).toEqual({ code: 0, signal: null, stderr: '' });
+    // Closing one after another costs 10x the one-client time; in parallel about 1x.
+    expect(ten.ms / one.ms).toBeLessThan(3);
+  }, 90000);
+
+  it('SIGTERM with closeOnSignals() on 10 clients frees every lock at once, also the slowest client\'s, and the process dies of SIGTERM', async () => {
+    const { startProxy } = require('../testing');
+    const proxy = await startProxy(server.connect);
+    try {
+      // Client 0's packets take 300 ms each way: the others' closes finish first, and a process
+      // ended by the first of them never sent client 0's CloseSession through the proxy. (This
+      // proxy drops delayed bytes when the server closes its end, so client 0 never sees the
+      // answer either and its close runs to the 5 s bound: that time is the proxy's.)
+      proxy.delay(300);
+      const ten = await leave(10, 'signal', { freeze: false, slow: proxy.connect });
+      console.log(`[close] SIGTERM, 10 clients with closeOnSignals (one slow): ended ${ten.ms} ms after the signal, locks gone ${ten.freedMs} ms after the process ended`);
+      expect(ten.exit).toEqual({ code: null, signal: 'SIGTERM', stderr: '' });
+      expect(ten.freedMs).toBeLessThan(1000);
+    } finally {
+      await proxy.close();
+    }
+  }, 60000);
 });

@@ -85,6 +85,16 @@ describe('errors: every rejection is a ZktxError with a stable code', () => {
     }
   });
 
+  it('LOCK_KIND_MISMATCH: a semaphore lease on a path held as a lock is refused and leaves only the holder node', async () => {
+    const path = `/zktx-test/${unique('kind')}`;
+    const held = await zk.lock(path);
+    const err = await zk.semaphore(path, 3).acquire({ timeout: 1000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ZktxError);
+    expect(err).toMatchObject({ code: 'LOCK_KIND_MISMATCH', outcome: 'not_applied' });
+    expect(await zk.children(path)).toEqual([held.nodePath.split('/').pop()]);
+    await held.release();
+  });
+
   it('TIMEOUT: a call against a server that is not there rejects within the connect timeout', async () => {
     const port = await zkScripts.freePort();
     const dead = clientAt(`127.0.0.1:${port}`, { timeout: 1500 });

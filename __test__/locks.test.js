@@ -283,6 +283,97 @@ describe('losing a lock is noticed in time', () => {
       await proxy.close();
     }
   }, 30000);
+  it('a lock declared lost after a silence shorter than the session leaves the server when the connection returns: another client, then the same one, acquire it', async () => {
+    const proxy = await startProxy(process.env.ZK_CONNECT.split(',')[0]);
+    const { clientAt } = require('./helpers/zk');
+    // Silence noticed after 2/5 of 6 s, declared lost 0.6 s later; the server keeps the session 6 s.
+    const holder = clientAt(proxy.connect, { timeout: 6000, lostAfter: 0.1, debug_level: 0 });
+    const other = client();
+    const states = [];
+    holder.on('state', (s) => states.push(s));
+    try {
+      const path = `/zktx-test/${unique('declared-lost')}`;
+      const lock = await holder.lock(path);
+      await other.connect();
+      let grantedAt;
+      const waiting = other.lock(path, { timeout: 20000 }).then((l) => { grantedAt = Date.now(); return l; });
+      while ((await other.children(path)).length < 2) await new Promise((r) => setTimeout(r, 20));
+      const cut = Date.now();
+      proxy.partition({ mode: 'blackhole' });
+      const err = await lock.lost;
+      const declaredAfter = Date.now() - cut;
+      const healedAt = Date.now();
+      proxy.heal();
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'LOCK_LOST', reason: 'DISCONNECTED_TOO_LONG' });
+      expect(err.message).toMatch(/declared lost after \d+ ms without a connection to ZooKeeper/);
+      expect(err.disconnectedMs).toBeGreaterThanOrEqual(500);
+      const successor = await Promise.race([waiting, new Promise((_, reject) => setTimeout(() => reject(new Error(`no one got the lock within 3 s of the heal (holder states: ${states})`)), 3000))]);
+      // The session lived through the silence: the lock went because zktx deleted its node.
+      expect(states).toContain('RECONNECTED');
+      expect(states).not.toContain('EXPIRED');
+      expect(await lock.isHeld()).toBe(false);
+      console.log(`[locks] silence ${declaredAfter} ms -> declared lost; another client acquired ${grantedAt - healedAt} ms after the connection came back`);
+      await successor.release();
+      const again = await holder.lock(path, { timeout: 3000 });
+      expect(again.token).toBeGreaterThan(successor.token);
+      await again.release();
+      expect(await other.children(path)).toEqual([]);
+    } finally {
+      proxy.heal();
+      await holder.close().catch(() => {});
+      await other.close();
+      await proxy.close();
+    }
+  }, 30000);
+});
+
+describe('lock kinds mixed on one path', () => {
+  // Exclusive lock, both sides of a read-write lock and multiLock are one family: an exclusive
+  // lock is a writer to readers. A semaphore (2 permits here) counts leases, not holders, so a
+  // path is either a semaphore or a lock: mixing them is refused.
+  const KINDS = {
+    exclusive: (zk, p, o) => zk.lock(p, o),
+    read: (zk, p, o) => zk.readWriteLock(p).readLock(o),
+    write: (zk, p, o) => zk.readWriteLock(p).writeLock(o),
+    multiLock: (zk, p, o) => zk.multiLock([p, `${p}-other`], o),
+    lease: (zk, p, o) => zk.semaphore(p, 2).acquire(o),
+  };
+  const names = Object.keys(KINDS);
+  const pairs = names.flatMap((first) => names.map((second) => [first, second]));
+  const expected = (a, b) => {
+    if (a === 'lease' && b === 'lease') return 'shared';
+    if (a === 'lease' || b === 'lease') return 'refused';
+    return a === 'read' && b === 'read' ? 'shared' : 'excluded';
+  };
+  let zk;
+  let other;
+  beforeAll(() => { zk = client(); other = client(); });
+  afterAll(async () => { await zk.close(); await other.close(); });
+
+  it.each(pairs)('%s held, then %s on the same path', async (first, second) => {
+    const path = `/zktx-test/${unique(`mixed-${first}-${second}`)}`;
+    const held = await KINDS[first](zk, path);
+    const before = await leftovers(zk, path);
+    const outcome = expected(first, second);
+    if (outcome === 'refused') {
+      const err = await KINDS[second](other, path, { timeout: 2000 }).then(() => null, (e) => e);
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'LOCK_KIND_MISMATCH', outcome: 'not_applied' });
+      expect(err.message).toMatch(/semaphore/);
+      expect(await leftovers(zk, path)).toBe(before); // nothing left behind
+    } else if (outcome === 'shared') {
+      const both = await KINDS[second](other, path, { timeout: 2000 });
+      await both.release();
+    } else {
+      let got = null;
+      const waiting = KINDS[second](other, path, { timeout: 10000 }).then((l) => { got = l; return l; });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(got).toBeNull(); // excluded while the first one holds
+      await held.release();
+      await (await waiting).release(); // and served once it is free
+    }
+    await held.release();
+    expect(await leftovers(zk, path)).toBe(0);
+  }, 20000);
 });
 
 describe('a Lock garbage-collected without release()', () => {

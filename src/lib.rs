@@ -261,7 +261,50 @@ pub struct NativeClient {
 impl Drop for NativeClient {
     fn drop(&mut self) {
         logging::unregister(self.log_id);
+        if let Ok(mut open) = open_stores().lock() {
+            open.remove(&self.log_id);
+        }
     }
+}
+
+/// Every live client's store by its id (its `log_id`), for [`close_all_sync`]: the exit hook
+/// names the clients to close, and they must all close at once, not one after another.
+fn open_stores() -> &'static Mutex<HashMap<u64, std::sync::Weak<Store>>> {
+    static OPEN: OnceLock<Mutex<HashMap<u64, std::sync::Weak<Store>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+/// How long a synchronous close may block the exiting thread, however many clients close:
+/// connected, a close takes a round trip; a frozen or unreachable server never answers, and the
+/// process is leaving anyway (its CloseSession requests are already on their way).
+const EXIT_CLOSE_BOUND: Duration = Duration::from_secs(2);
+
+/// Closes the sessions of the clients with these ids, all at once, blocking the calling thread
+/// for at most [`EXIT_CLOSE_BOUND`] in total: for `process.on('exit')`, where nothing
+/// asynchronous runs any more. Pending calls are cancelled and every CloseSession is sent at
+/// once; waiting for a server-side expiry (what `close()` does when disconnected) is pointless
+/// for a process about to exit. Unknown ids (clients already gone) are skipped.
+#[napi]
+pub fn close_all_sync(ids: Vec<f64>) -> Result<()> {
+    no_panic(|| {
+        let stores: Vec<(Arc<Store>, tracing::Span)> = {
+            let open = open_stores().lock().map_err(|_| invalid("client registry poisoned"))?;
+            ids.iter().filter_map(|id| open.get(&(*id as u64)).and_then(std::sync::Weak::upgrade)).map(|s| (s, tracing::Span::current())).collect()
+        };
+        close_stores_blocking(stores);
+        Ok(())
+    })
+}
+
+/// Closes every store concurrently, blocking until all closed or [`EXIT_CLOSE_BOUND`] passed.
+fn close_stores_blocking(stores: Vec<(Arc<Store>, tracing::Span)>) {
+    if stores.is_empty() {
+        return;
+    }
+    napi::bindgen_prelude::block_on(async move {
+        let closes = stores.into_iter().map(|(store, span)| async move { store.close().await }.instrument(span));
+        let _ = tokio::time::timeout(EXIT_CLOSE_BOUND, futures_util::future::join_all(closes)).await;
+    });
 }
 
 #[napi]
@@ -288,6 +331,7 @@ impl NativeClient {
             };
             let store = Arc::new(Store::new(opts).map_err(to_js_error)?);
             let (log_id, span) = logging::register(options.log_level);
+            open_stores().lock().map_err(|_| invalid("client registry poisoned"))?.insert(log_id, Arc::downgrade(&store));
             Ok(NativeClient { store, log_id, span })
         })
     }
@@ -349,20 +393,18 @@ impl NativeClient {
         })
     }
 
+    /// This client's id, for [`close_all_sync`].
+    #[napi(getter)]
+    pub fn id(&self) -> Result<f64> {
+        no_panic(|| Ok(self.log_id as f64))
+    }
+
     /// Closes the session, blocking the calling thread (a round trip when connected, at most
-    /// 2 s): for `process.on('exit')`, where nothing asynchronous runs any more. Pending calls are
-    /// cancelled and CloseSession is sent at once; waiting for a server-side expiry (what `close()`
-    /// does when disconnected) is pointless for a process about to exit.
+    /// 2 s). To close several clients, [`close_all_sync`] closes them together in that bound.
     #[napi]
     pub fn close_sync(&self) -> Result<()> {
         no_panic(|| {
-            let store = self.store.clone();
-            napi::bindgen_prelude::block_on(
-                async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
-                }
-                .instrument(self.span.clone()),
-            );
+            close_stores_blocking(vec![(self.store.clone(), self.span.clone())]);
             Ok(())
         })
     }
@@ -628,8 +670,8 @@ impl NativeLock {
         })
     }
 
-    /// Calls `callback("NODE_DELETED" | "SESSION_ENDED")` once if the lock is lost (not after a
-    /// release). The callback does not keep Node alive.
+    /// Calls `callback("NODE_DELETED" | "SESSION_ENDED" | "DISCONNECTED_TOO_LONG:<ms>")` once if
+    /// the lock is lost (not after a release). The callback does not keep Node alive.
     #[napi]
     pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
@@ -638,10 +680,11 @@ impl NativeLock {
             napi::bindgen_prelude::spawn(async move {
                 let reason = match lost.await {
                     zktx_core::recipe::LockLoss::Released => return,
-                    zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED",
-                    zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED",
+                    zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED".to_string(),
+                    zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED".to_string(),
+                    zktx_core::recipe::LockLoss::DisconnectedTooLong(d) => format!("DISCONNECTED_TOO_LONG:{}", d.as_millis()),
                 };
-                callback.call(reason.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+                callback.call(reason, ThreadsafeFunctionCallMode::NonBlocking);
             });
             Ok(())
         })

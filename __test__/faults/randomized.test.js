@@ -5,6 +5,10 @@
 //   kill       kill -9 a worker, then start a new incarnation in its slot
 //   partition  cut a worker's proxy (reset or blackhole) for 0.3..2 session timeouts, then heal
 //   restart    kill -9 the server and restart it on the same data dir
+//   silence    blackhole the proxy of a worker with lostAfter (w0: 0.1, w1: 0.25) for longer
+//              than it takes to declare its lock lost but shorter than the session: its session
+//              lives on, and a lock it was told it lost must leave the server (its worker may
+//              abandon it without release()) within a session timeout of the heal
 // At the end the history is checked (helpers/checker.js): acknowledged holders never overlap,
 // tokens follow holding order, the shared key's versions follow tokens, every acknowledged write
 // is stored, no refused write is. Reproduce a run with ZKTX_FAULT_SEED=<seed printed>;
@@ -19,10 +23,14 @@ const TICK = 200;
 const SESSION = 2000;
 const WORKERS = 4;
 const DURATION = Number(process.env.ZKTX_FAULT_MS || 25000);
-const KINDS = ['stop', 'kill', 'partition', 'restart'];
+const KINDS = ['stop', 'kill', 'partition', 'restart', 'silence'];
+// lostAfter per worker slot (undefined: the default, 1).
+const LOST_AFTER = [0.1, 0.25, undefined, undefined];
+/** When a silent connection gets a worker's lock declared lost: silence noticed after 2/5 T, then lostAfter x T. */
+const declaredLostAfter = (slot) => (0.4 + LOST_AFTER[slot]) * SESSION;
 // After one of each, faults are drawn with these weights: a server restart disturbs every
 // worker at once, so it comes less often than the per-worker faults.
-const WEIGHTED = ['stop', 'stop', 'stop', 'partition', 'partition', 'partition', 'kill', 'kill', 'restart'];
+const WEIGHTED = ['stop', 'stop', 'stop', 'partition', 'partition', 'partition', 'kill', 'kill', 'restart', 'silence', 'silence', 'silence'];
 
 const { rng } = require('../helpers/random');
 
@@ -53,7 +61,9 @@ describe('faults: randomized run with a fencing checker', () => {
   let server;
   const proxies = [];
   const incarnations = []; // { slot, n, worker }
+  let observer;
   afterAll(async () => {
+    if (observer) await observer.close().catch(() => {});
     for (const inc of incarnations) {
       inc.worker.kill('SIGCONT');
       inc.worker.kill('SIGKILL');
@@ -76,7 +86,7 @@ describe('faults: randomized run with a fencing checker', () => {
     const spawnSlot = async (slot) => {
       const n = incarnations.filter((x) => x.slot === slot).length;
       const worker = spawnWorker(workerPath('fault-looper.js'), [], {
-        env: { ZK_CONNECT: proxies[slot].connect, LOCK_PATH: path, RUN: run, WORKER: `w${slot}`, INC: String(n), SESSION_MS: String(SESSION) },
+        env: { ZK_CONNECT: proxies[slot].connect, LOCK_PATH: path, RUN: run, WORKER: `w${slot}`, INC: String(n), SESSION_MS: String(SESSION), ...(LOST_AFTER[slot] ? { LOST_AFTER: String(LOST_AFTER[slot]) } : {}) },
       });
       const inc = { slot, n, worker };
       incarnations.push(inc);
@@ -100,6 +110,17 @@ describe('faults: randomized run with a fencing checker', () => {
 
     const faults = Object.fromEntries(KINDS.map((k) => [k, 0]));
     const log = [];
+    // Locks declared lost in a silence the session survived that stayed on the server.
+    const lingering = [];
+    const declaredLost = [];
+    observer = clientAt(server.connect, { timeout: SESSION, debug_level: 0 });
+    const queueNow = async () => {
+      try {
+        return await observer.children(path);
+      } catch {
+        return null; // the observer's own connection hiccuped: ask again
+      }
+    };
     const plan = [...KINDS].sort(() => random() - 0.5); // every kind at least once, then at random
     const t0 = Date.now();
     await sleep(between(300, 800));
@@ -130,6 +151,52 @@ describe('faults: randomized run with a fencing checker', () => {
         await sleep(ms);
         proxies[slot].heal();
         log.push(`${at} partition w${slot}${held ? ' (holding)' : ''} ${mode} ${Math.round(ms)}ms`);
+      } else if (kind === 'silence') {
+        const slots = LOST_AFTER.map((f, i) => (f ? i : -1)).filter((i) => i >= 0);
+        const from = current.map((inc) => inc.worker.lines.length);
+        // Mostly cut a holder: a hold lasts milliseconds, so cut the first of these workers to
+        // print a fresh 'acq', in the very callback that reads it.
+        let slot = null;
+        if (random() < 0.8) {
+          slot = await new Promise((resolve) => {
+            let done = false;
+            const cut = (s) => {
+              if (done) return;
+              done = true;
+              if (s !== null) proxies[s].partition({ mode: 'blackhole' });
+              resolve(s);
+            };
+            for (const s of slots) {
+              const w = current[s].worker;
+              w.next((l) => l.ev === 'acq' && w.lines.indexOf(l) >= from[s], 5000).then(() => cut(s), () => {});
+            }
+            setTimeout(() => cut(null), 5000);
+          });
+        }
+        const held = slot !== null;
+        if (slot === null) {
+          slot = pick(slots);
+          proxies[slot].partition({ mode: 'blackhole' });
+        }
+        const inc = current[slot];
+        const ms = between(declaredLostAfter(slot) + 300, SESSION - 150);
+        await sleep(ms);
+        proxies[slot].heal();
+        const healedAt = Date.now();
+        log.push(`${at} silence w${slot}.${inc.n}${held ? ' (holding)' : ''} ${Math.round(ms)}ms`);
+        // Every lock it was told it lost in the silence must leave the server.
+        for (const l of inc.worker.lines.slice(from[slot]).filter((x) => x.ev === 'lost')) {
+          declaredLost.push(l);
+          try {
+            await waitFor(async () => {
+              const q = await queueNow();
+              return q !== null && !q.includes(l.node);
+            }, { timeoutMs: SESSION + 500, everyMs: 50, what: `w${slot}.${inc.n}'s lock node ${l.node} (declared lost: ${l.reason}) to leave the server` });
+            l.goneAfterHealMs = Date.now() - healedAt;
+          } catch (err) {
+            lingering.push(`${err.message}; the worker's states: ${inc.worker.lines.filter((x) => x.ev === 'state').map((x) => x.s).join(',')}`);
+          }
+        }
       } else {
         server.kill('SIGKILL');
         await waitFor(() => !server.isRunning(), { what: 'the server to die' });
@@ -176,6 +243,9 @@ describe('faults: randomized run with a fencing checker', () => {
         unknownApplied: stats.unknownApplied,
         ackedHolds: stats.ackedHolds,
         lostSignals: count((l) => l.ev === 'lost'),
+        abandoned: count((l) => l.ev === 'abandon'),
+        declaredLostInSilence: declaredLost.length,
+        goneAfterHealMs: JSON.stringify(declaredLost.map((l) => l.goneAfterHealMs ?? null)),
         expired: count((l) => l.ev === 'state' && l.s === 'EXPIRED'),
         incarnations: incarnations.length,
         faults: JSON.stringify(faults),
@@ -188,6 +258,7 @@ describe('faults: randomized run with a fencing checker', () => {
       }
       if (violations.length) process.stdout.write(`[faults] violations:\n  ${violations.slice(0, 20).join('\n  ')}\n`);
       expect(violations).toEqual([]);
+      expect(lingering).toEqual([]);
       for (const k of KINDS) expect(faults[k]).toBeGreaterThan(0);
       expect(stats.ok).toBeGreaterThan(100);
     } finally {

@@ -6,8 +6,9 @@
 //
 // checkSerial    committed transactions (zk.transaction, executeTransaction) of one key group
 //                must replay, over VALUES, in one serial order that follows commit zxids.
-// checkLocks     holders proven by server-acknowledged fenced writes never overlap (exclusive;
-//                read vs write; semaphore: never more than `permits`), tokens follow holding order,
+// checkLocks     holders proven by server-acknowledged fenced writes never overlap (exclusive,
+//                multiLock and write exclude everything; readers share; semaphore: never more than
+//                `permits`; a lease never beside a lock on one path), tokens follow holding order,
 //                acknowledged fenced writes are stored, refused ones are not.
 // checkErrors    every rejection is a ZktxError with a documented code and outcome.
 
@@ -453,12 +454,18 @@ function checkLocks({ holds, store, permits = {} }) {
     proven += ivs.length;
     ivs.sort((a, b) => a.from - b.from || a.to - b.to);
     const overlap = (a, b) => a.from < b.to && b.from < a.to;
-    const isSem = ivs.some((x) => x.kind === 'lease');
+    const lease = (x) => x.kind === 'lease';
+    const isSem = ivs.some(lease);
     for (let a = 0; a < ivs.length; a++) {
       for (let b = a + 1; b < ivs.length && ivs[b].from < ivs[a].to; b++) {
         const [x, y] = [ivs[a], ivs[b]];
         if (!overlap(x, y)) continue;
-        if (isSem) continue;
+        if (lease(x) && lease(y)) continue; // counted below
+        // A path is a semaphore or a lock (README): a lease never holds beside a lock.
+        if (lease(x) || lease(y)) {
+          violations.push(`mixed kinds on ${path}: ${y.label} (${y.kind}, token ${y.token}) held from ${y.from} while ${x.label} (${x.kind}, token ${x.token}) held until ${x.to} (overlap ${x.to - y.from} ms)`);
+          continue;
+        }
         if (exclusive(x.kind) || exclusive(y.kind)) {
           violations.push(`exclusion on ${path}: ${y.label} (${y.kind}, token ${y.token}) held from ${y.from} while ${x.label} (${x.kind}, token ${x.token}) held until ${x.to} (overlap ${x.to - y.from} ms)`);
         }
@@ -466,13 +473,13 @@ function checkLocks({ holds, store, permits = {} }) {
       // tokens: a later holder that excludes (or is excluded by) an earlier one has a newer token
       for (let b = a + 1; b < ivs.length; b++) {
         const [x, y] = [ivs[a], ivs[b]];
-        if (isSem || overlap(x, y) || !(exclusive(x.kind) || exclusive(y.kind))) continue;
+        if (lease(x) || lease(y) || overlap(x, y) || !(exclusive(x.kind) || exclusive(y.kind))) continue;
         if (x.to <= y.from && y.token <= x.token) violations.push(`tokens on ${path}: ${y.label} (token ${y.token}) held after ${x.label} (token ${x.token})`);
       }
     }
     if (isSem) {
       const n = permits[path] ?? 1;
-      const events = ivs.flatMap((x) => [[x.from, 1, x], [x.to, -1, x]]).sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+      const events = ivs.filter(lease).flatMap((x) => [[x.from, 1, x], [x.to, -1, x]]).sort((p, q) => p[0] - q[0] || p[1] - q[1]);
       let cur = 0;
       const live = new Set();
       for (const [t, d, x] of events) {

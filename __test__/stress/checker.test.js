@@ -243,6 +243,15 @@ describe('stress checker: locks', () => {
     expect(sem.violations.some((x) => /semaphore \/s: 3 leases/.test(x))).toBe(true);
   });
 
+  it('flags lock kinds mixed on one path: a reader beside an exclusive lock, a lease beside any lock', () => {
+    const rx = checkLocks({ holds: [hold('X', 'lockExclusive', '/p', 1, 0, [['m1', 10]]), hold('R', 'lockRead', '/p', 2, 5, [['m2', 20]])], store: store('m1', 'm2') });
+    expect(rx.violations.some((x) => /exclusion on \/p/.test(x))).toBe(true);
+    const sx = checkLocks({ holds: [hold('X', 'lockExclusive', '/p', 1, 0, [['m1', 10]]), hold('S', 'lease', '/p', 2, 5, [['m2', 20]])], store: store('m1', 'm2'), permits: { '/p': 2 } });
+    expect(sx.violations.some((x) => /mixed kinds on \/p/.test(x))).toBe(true);
+    const sr = checkLocks({ holds: [hold('S', 'lease', '/p', 1, 0, [['m1', 10]]), hold('R', 'lockRead', '/p', 2, 5, [['m2', 20]])], store: store('m1', 'm2'), permits: { '/p': 2 } });
+    expect(sr.violations.some((x) => /mixed kinds on \/p/.test(x))).toBe(true);
+  });
+
   it('an unknown fenced write found in the store proves holding; one not found does not', () => {
     const holds = [hold('H1', 'lockExclusive', '/x', 1, 0, [['m1', 10]]), hold('H2', 'lockExclusive', '/x', 2, 5, [['m2', 20, 'unknown']])];
     expect(checkLocks({ holds, store: store('m1', 'm2') }).violations.some((x) => /exclusion/.test(x))).toBe(true);

@@ -7,7 +7,8 @@
 //
 // Operations (weights in OPS): executeTransaction (value and updater forms), zk.transaction at
 // the three isolation levels (some with { id }) over one key group, lock holds of every kind
-// (exclusive, read, write, semaphore lease, multiLock) that write fenced markers, and the
+// (exclusive, read, write, semaphore lease, multiLock; a fifth of them on another kind's path)
+// that write fenced markers, and the
 // disruptive ones: close() in the middle of an operation, process.exit() while one is pending.
 
 const { rng } = require('../helpers/random');
@@ -110,8 +111,20 @@ function opAt(seed, worker, lane, i, kind) {
   op.writes = c.int(1, 2);
   op.holdMs = Math.round(c.between(0, 40));
   if (k === 'lockExclusive') op.path = c.int(0, 1);
+  // Now and then on another kind's path: kinds mixed on one path must still exclude (exclusive,
+  // read, write, multiLock) or be refused (LOCK_KIND_MISMATCH: leases vs locks).
+  if (c.random() < 0.2) op.on = c.pick(FOREIGN[k]);
   return op;
 }
+
+/** Paths of other kinds a lock op may be sent to (see lockPaths): ex0/ex1, rw, sem. */
+const FOREIGN = {
+  lockExclusive: ['rw', 'sem'],
+  lockRead: ['ex0', 'sem'],
+  lockWrite: ['ex0', 'sem'],
+  lease: ['ex0', 'rw'],
+  multiLock: ['rw', 'sem'],
+};
 
 const FAULTS = { partition: 3, blackhole: 2, lostAnswers: 3, serverStop: 2, serverRestart: 1.2, killWorker: 2 };
 

@@ -6,14 +6,20 @@
 // process of the machine reads alike (the checker compares times across processes).
 //
 // env: ZK_CONNECT (the worker's own proxy), LOCK_PATH, RUN, WORKER, INC (incarnation), SESSION_MS;
-// ZKTX_FAULT_UNFENCED=1 writes without { lock } (a harness self-check: the checker must then
-// find violations).
+// LOST_AFTER (the lostAfter option, if set); ZKTX_FAULT_UNFENCED=1 writes without { lock } (a
+// harness self-check: the checker must then find violations).
+//
+// A holder told it lost the lock (lock.signal aborted) leaves it without release(), as code that
+// trusts the loss signal does: the library must not leave its node behind.
+// The Lock is kept reachable, so its release-on-garbage-collection cannot hide a ghost.
 const readline = require('node:readline');
 const { ZooKeeper } = require('../..');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const { LOCK_PATH: path, RUN: run, WORKER: worker, INC: inc } = process.env;
 const session = Number(process.env.SESSION_MS || 2000);
+const lostAfter = process.env.LOST_AFTER ? Number(process.env.LOST_AFTER) : undefined;
+const abandoned = [];
 const unfenced = process.env.ZKTX_FAULT_UNFENCED === '1';
 const emit = (ev) => process.stdout.write(`${JSON.stringify({ ...ev, t: Date.now() })}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -36,7 +42,7 @@ async function fencedWrite(zk, lock, seq, key, value) {
 }
 
 (async () => {
-  const zk = new ZooKeeper({ timeout: session, debug_level: 0, ...clientOptions() });
+  const zk = new ZooKeeper({ timeout: session, lostAfter, debug_level: 0, ...clientOptions() });
   zk.on('state', (s) => emit({ ev: 'state', s }));
   for (;;) {
     try {
@@ -57,7 +63,8 @@ async function fencedWrite(zk, lock, seq, key, value) {
       continue;
     }
     emit({ ev: 'acq', seq, token: lock.token, node: lock.nodePath.split('/').pop() });
-    lock.lost.then((err) => emit({ ev: 'lost', seq, reason: err.reason }));
+    const node = lock.nodePath.split('/').pop();
+    lock.lost.then((err) => emit({ ev: 'lost', seq, reason: err.reason, node }));
     const id = `${worker}_${inc}_${seq}`;
     const value = { id, token: lock.token };
     // No check of lock.signal before writing: a holder that was frozen or cut off must be
@@ -66,6 +73,11 @@ async function fencedWrite(zk, lock, seq, key, value) {
     await sleep(Math.random() * 15);
     await fencedWrite(zk, lock, seq, `${run}-log-${id}`, value);
     await sleep(Math.random() * 5);
+    if (lock.signal.aborted) {
+      abandoned.push(lock);
+      emit({ ev: 'abandon', seq, node });
+      continue;
+    }
     try {
       await lock.release();
       emit({ ev: 'rel', seq, lost: lock.signal.aborted });

@@ -135,15 +135,32 @@ async function runEt(zk, lane, op) {
   return { previous: r.previous === undefined ? null : r.previous, zxid: r.zxid, token: r.token, value: r.value };
 }
 
+/** The path of a lock op: its kind's own, or another kind's when the generator mixed (`op.on`). */
+function pathOf(op, own) {
+  return { ex0: paths.ex[0], ex1: paths.ex[1], rw: paths.rw, sem: paths.sem }[op.on] || own;
+}
+
 async function acquire(zk, op) {
   const o = { timeout: op.timeout };
   switch (op.kind) {
-    case 'lockExclusive': return { lock: await zk.lock(paths.ex[op.path], o), paths: [paths.ex[op.path]] };
-    case 'lockRead': return { lock: await zk.readWriteLock(paths.rw).readLock(o), paths: [paths.rw] };
-    case 'lockWrite': return { lock: await zk.readWriteLock(paths.rw).writeLock(o), paths: [paths.rw] };
-    case 'lease': return { lock: await zk.semaphore(paths.sem, paths.permits).acquire(o), paths: [paths.sem] };
+    case 'lockExclusive': {
+      const p = pathOf(op, paths.ex[op.path]);
+      return { lock: await zk.lock(p, o), paths: [p] };
+    }
+    case 'lockRead': {
+      const p = pathOf(op, paths.rw);
+      return { lock: await zk.readWriteLock(p).readLock(o), paths: [p] };
+    }
+    case 'lockWrite': {
+      const p = pathOf(op, paths.rw);
+      return { lock: await zk.readWriteLock(p).writeLock(o), paths: [p] };
+    }
+    case 'lease': {
+      const p = pathOf(op, paths.sem);
+      return { lock: await zk.semaphore(p, paths.permits).acquire(o), paths: [p] };
+    }
     case 'multiLock': {
-      const m = await zk.multiLock([paths.ex[1], paths.ex[0]], o);
+      const m = await zk.multiLock(op.on ? [pathOf(op), paths.ex[0]] : [paths.ex[1], paths.ex[0]], o);
       return { lock: m, paths: m.paths };
     }
     default: throw new Error(`not a lock op: ${op.kind}`);

@@ -76,6 +76,12 @@ pub enum Error {
     /// waiting for ourselves would never end.
     #[error("{0}")]
     AlreadyHeld(String),
+    /// A semaphore lease asked for on a path used as a lock (exclusive, read-write, multiLock),
+    /// or a lock on a path used as a semaphore. A semaphore counts leases, a lock excludes
+    /// holders: the two cannot share a queue, so the later contender is refused and leaves
+    /// nothing behind.
+    #[error("{0}")]
+    LockKindMismatch(String),
     /// A TLS handshake with a server failed (certificate not trusted, not for this host, client
     /// certificate missing or refused): the reason, as rustls gives it. Nothing was sent.
     #[error("{0}")]
@@ -124,6 +130,7 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::ClientClosed | Error::ClosedDuringWrite(_) => "CLIENT_CLOSED",
             Error::AlreadyHeld(_) => "ALREADY_HELD",
+            Error::LockKindMismatch(_) => "LOCK_KIND_MISMATCH",
             Error::Tls(_) => "TLS_HANDSHAKE",
             Error::RolledBack(_) => "ROLLED_BACK",
             Error::Participant(_) => "PARTICIPANT_FAILED",
@@ -213,6 +220,7 @@ mod tests {
         assert_eq!(Error::from(zk::Error::SessionExpired).code(), "SESSIONEXPIRED");
         assert_eq!(Error::from(zk::Error::ConnectionLoss).code(), "CONNECTIONLOSS");
         assert_eq!(Error::LockLost("x".into()).code(), "LOCK_LOST");
+        assert_eq!(Error::LockKindMismatch("x".into()).code(), "LOCK_KIND_MISMATCH");
     }
 
     #[test]

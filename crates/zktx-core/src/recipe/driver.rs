@@ -5,6 +5,14 @@
 //! connection loss during `create`, the contender finds its node again by the uuid instead of
 //! creating a second one (<https://cwiki.apache.org/confluence/display/CURATOR/TN7>). Nodes are
 //! ordered by the server-assigned sequence suffix alone, so prefixes never affect fairness.
+//!
+//! Kinds on one path: an exclusive lock (`lock`, also multiLock's and a 1-permit semaphore's
+//! node) is a writer to readers, as Curator's read-write lock treats its write side, so
+//! exclusive, `read` and `write` nodes share one queue and exclude each other. Semaphore leases
+//! (`lease`) count permits instead of excluding, so they cannot share a queue with locks: a
+//! contender that finds a node of the other family ahead of it is refused
+//! ([`Decision::KindMismatch`]). The later of two nodes always sees the earlier one (its listing
+//! is sent after its own create), so whichever comes second is refused, never both let in.
 
 /// A lock node seen in the lock directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +69,19 @@ pub enum Decision {
     WaitForChildren,
     /// Its own node is gone from the directory (deleted by someone else, or the session ended).
     NodeGone,
+    /// A node of the other family (lease vs lock) is ahead of it: this kind is not allowed on
+    /// a path used that way (the kind found is given).
+    KindMismatch(String),
+}
+
+/// Whether a node kind is a semaphore lease (the family that counts permits).
+fn is_lease(kind: &str) -> bool {
+    kind == "lease"
+}
+
+/// The first node ahead of position `i` whose family differs from `mine`'s, if any.
+fn other_family_ahead<'q>(queue: &'q [Contender], i: usize, mine: &str) -> Option<&'q Contender> {
+    queue[..i].iter().find(|c| is_lease(&c.kind) != is_lease(mine))
 }
 
 /// Decides, from the sorted queue, whether a contender holds the lock.
@@ -90,7 +111,11 @@ impl LockDriver for StandardDriver {
     }
 
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
-        match queue.iter().position(|c| c.name == mine) {
+        let position = queue.iter().position(|c| c.name == mine);
+        if let Some(other) = position.and_then(|i| other_family_ahead(queue, i, self.kind())) {
+            return Decision::KindMismatch(other.kind.clone());
+        }
+        match position {
             None => Decision::NodeGone,
             Some(i) if i < self.max_leases => Decision::Acquired,
             Some(i) if self.max_leases == 1 => Decision::WaitFor(queue[i - 1].name.clone()),
@@ -104,7 +129,8 @@ impl LockDriver for StandardDriver {
 /// Which side of a read-write lock (Curator's `InterProcessReadWriteLock`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadWriteDriver {
-    /// Shared: holds when no write node is ahead of it; watches the nearest write node ahead.
+    /// Shared: holds when no write or exclusive-lock node is ahead of it; watches the nearest
+    /// such node ahead.
     Read,
     /// Exclusive: holds when first in the queue; watches its predecessor, whatever its kind.
     Write,
@@ -120,12 +146,17 @@ impl LockDriver for ReadWriteDriver {
 
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
         let Some(i) = queue.iter().position(|c| c.name == mine) else { return Decision::NodeGone };
+        if let Some(other) = other_family_ahead(queue, i, self.kind()) {
+            return Decision::KindMismatch(other.kind.clone());
+        }
         match self {
             ReadWriteDriver::Write if i == 0 => Decision::Acquired,
             ReadWriteDriver::Write => Decision::WaitFor(queue[i - 1].name.clone()),
             // Queue order is arrival order: a writer ahead blocks later readers, so writers are
             // not starved by a stream of readers.
-            ReadWriteDriver::Read => match queue[..i].iter().rev().find(|c| c.kind == "write") {
+            // An exclusive lock (`lock`) on the same path is a writer too (Curator's answer):
+            // otherwise `lock(P)` and `readWriteLock(P).readLock()` would hold together.
+            ReadWriteDriver::Read => match queue[..i].iter().rev().find(|c| c.kind == "write" || c.kind == "lock") {
                 None => Decision::Acquired,
                 Some(w) => Decision::WaitFor(w.name.clone()),
             },
@@ -155,9 +186,10 @@ mod tests {
         assert_eq!(d.decide(&q, "_c_a-lock-0000000001"), Decision::Acquired);
         assert_eq!(d.decide(&q, "_c_c-lock-0000000003"), Decision::WaitFor("_c_b-lock-0000000002".into()));
         assert_eq!(d.decide(&q, "_c_x-lock-0000000009"), Decision::NodeGone);
+        let q = sorted_contenders(&names(&["_c_a-lease-0000000001", "_c_b-lease-0000000002", "_c_c-lease-0000000003"]));
         let sem = StandardDriver { max_leases: 2 };
-        assert_eq!(sem.decide(&q, "_c_b-lock-0000000002"), Decision::Acquired);
-        assert_eq!(sem.decide(&q, "_c_c-lock-0000000003"), Decision::WaitForChildren);
+        assert_eq!(sem.decide(&q, "_c_b-lease-0000000002"), Decision::Acquired);
+        assert_eq!(sem.decide(&q, "_c_c-lease-0000000003"), Decision::WaitForChildren);
     }
 
     #[test]
@@ -176,6 +208,33 @@ mod tests {
         assert_eq!(w.decide(&q, "_c_c-write-0000000003"), Decision::WaitFor("_c_b-read-0000000002".into()));
         assert_eq!(r.decide(&q, "_c_d-read-0000000004"), Decision::WaitFor("_c_c-write-0000000003".into()));
         assert_eq!(w.decide(&q, "_c_e-write-0000000005"), Decision::WaitFor("_c_d-read-0000000004".into()));
+    }
+
+    #[test]
+    fn an_exclusive_lock_is_a_writer_to_readers() {
+        let q = sorted_contenders(&names(&["_c_a-lock-0000000001", "_c_b-read-0000000002", "_c_c-write-0000000003", "_c_d-read-0000000004"]));
+        let (r, w, x) = (ReadWriteDriver::Read, ReadWriteDriver::Write, StandardDriver { max_leases: 1 });
+        assert_eq!(x.decide(&q, "_c_a-lock-0000000001"), Decision::Acquired);
+        assert_eq!(r.decide(&q, "_c_b-read-0000000002"), Decision::WaitFor("_c_a-lock-0000000001".into()));
+        assert_eq!(w.decide(&q, "_c_c-write-0000000003"), Decision::WaitFor("_c_b-read-0000000002".into()));
+        assert_eq!(r.decide(&q, "_c_d-read-0000000004"), Decision::WaitFor("_c_c-write-0000000003".into()));
+        let q = sorted_contenders(&names(&["_c_a-read-0000000001", "_c_b-lock-0000000002"]));
+        assert_eq!(x.decide(&q, "_c_b-lock-0000000002"), Decision::WaitFor("_c_a-read-0000000001".into()));
+    }
+
+    #[test]
+    fn leases_and_locks_never_share_a_queue_and_only_the_later_one_is_refused() {
+        let sem = StandardDriver { max_leases: 3 };
+        let (r, w, x) = (ReadWriteDriver::Read, ReadWriteDriver::Write, StandardDriver { max_leases: 1 });
+        let q = sorted_contenders(&names(&["_c_a-lease-0000000001", "_c_b-lock-0000000002", "_c_c-read-0000000003", "_c_d-write-0000000004"]));
+        assert_eq!(sem.decide(&q, "_c_a-lease-0000000001"), Decision::Acquired);
+        assert_eq!(x.decide(&q, "_c_b-lock-0000000002"), Decision::KindMismatch("lease".into()));
+        assert_eq!(r.decide(&q, "_c_c-read-0000000003"), Decision::KindMismatch("lease".into()));
+        assert_eq!(w.decide(&q, "_c_d-write-0000000004"), Decision::KindMismatch("lease".into()));
+        let q = sorted_contenders(&names(&["_c_a-read-0000000001", "_c_b-lease-0000000002", "_c_c-lease-0000000003"]));
+        assert_eq!(r.decide(&q, "_c_a-read-0000000001"), Decision::Acquired);
+        assert_eq!(sem.decide(&q, "_c_b-lease-0000000002"), Decision::KindMismatch("read".into()));
+        assert_eq!(sem.decide(&q, "_c_c-lease-0000000003"), Decision::KindMismatch("read".into()));
     }
 
     #[test]

@@ -260,6 +260,7 @@ async fn wait_in_queue(
         match decision {
             Decision::Acquired => return Ok(waited),
             Decision::NodeGone => return Err(Error::LockLost(format!("lock node {dir}/{name} vanished while waiting"))),
+            Decision::KindMismatch(theirs) => return Err(kind_mismatch(dir, driver.kind(), &theirs)),
             Decision::WaitFor(_) | Decision::WaitForChildren => {},
         }
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
@@ -273,7 +274,7 @@ async fn wait_in_queue(
             _ => {
                 // The fresh listing replaces the stale one: decide on it before waiting.
                 let (fresh, watcher) = deadline(rt, "watch lock queue", client.list_and_watch_children(dir)).await?;
-                let ready = matches!(driver.decide(&sorted_contenders(&fresh), name), Decision::Acquired | Decision::NodeGone);
+                let ready = matches!(driver.decide(&sorted_contenders(&fresh), name), Decision::Acquired | Decision::NodeGone | Decision::KindMismatch(_));
                 children = fresh;
                 if ready {
                     continue;
@@ -305,6 +306,15 @@ async fn wait_in_queue(
         children = listed.map_err(Error::from)?;
         waited = Some(got);
     }
+}
+
+/// `LOCK_KIND_MISMATCH`: a contender of kind `mine` found a node of kind `theirs` (the other
+/// family: lease vs lock) ahead of it at `dir`.
+fn kind_mismatch(dir: &str, mine: &str, theirs: &str) -> Error {
+    let (asked, used) = if mine == "lease" { ("a semaphore lease", "a lock (exclusive, read-write or multiLock)") } else { ("a lock", "a semaphore (semaphore(path, permits) with permits > 1)") };
+    Error::LockKindMismatch(format!(
+        "{dir} is in use as {used} (a {theirs:?} node is queued there), so {asked} cannot be taken on it: a semaphore counts leases and a lock excludes holders, they cannot share a path; use another path (a 1-permit semaphore is an exclusive lock)"
+    ))
 }
 
 /// The largest request ZooKeeper accepts by default (`jute.maxbuffer`). A bigger one makes the

@@ -113,6 +113,13 @@ pub enum LockLoss {
     NodeDeleted,
     /// Its session expired or was closed.
     SessionEnded,
+    /// The connection was down this long ([`SessionOptions::lost_after`] × the session
+    /// timeout): the lock counts as lost although its session may still live. Its node is
+    /// deleted as soon as the session can act again (retried while the session lives), so the
+    /// lock never stays blocked by a holder that was told it lost it.
+    ///
+    /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
+    DisconnectedTooLong(Duration),
 }
 
 impl Lock {
@@ -154,9 +161,12 @@ impl Lock {
     /// # On connection loss
     /// While disconnected the lock is still considered held, for at most
     /// [`SessionOptions::lost_after`] × the negotiated session timeout after `SUSPENDED` (the
-    /// whole timeout by default, as Curator does); then this resolves `SessionEnded`, even if the
-    /// client reconnects to the same session later: the server may have handed the lock to
-    /// someone else meanwhile. Fenced writes on the lock are refused from then on.
+    /// whole timeout by default, as Curator does); then this resolves `DisconnectedTooLong`,
+    /// even if the client reconnects to the same session later: the server may have handed the
+    /// lock to someone else meanwhile. Fenced writes on the lock are refused from then on, and
+    /// its node is deleted once the connection is back (retried while the session lives; the
+    /// server removes it with the session otherwise), so a session that survived the silence
+    /// does not keep the lock from everyone, this client included.
     ///
     /// [`SessionOptions::lost_after`]: crate::SessionOptions::lost_after
     ///
@@ -294,13 +304,25 @@ impl LockState {
         let Some(states) = self.client.upgrade().map(|c| c.state_watcher()) else { return LockLoss::SessionEnded };
         let loss = tokio::select! {
             loss = self.watch_node_until_lost() => loss,
-            _ = disconnected_too_long(states, &self.suspended_at, self.lost_after) => LockLoss::SessionEnded,
+            silent = disconnected_too_long(states, &self.suspended_at, self.lost_after) => match silent {
+                Some(for_) => LockLoss::DisconnectedTooLong(for_),
+                None => LockLoss::SessionEnded,
+            },
             // Closing deletes the node with the session; a watch request pending on a dead
             // connection must not keep the client (and so the session) alive meanwhile.
             _ = self.closing.cancelled() => if self.is_given_up() { LockLoss::Released } else { LockLoss::SessionEnded },
         };
-        if loss == LockLoss::SessionEnded {
+        if matches!(loss, LockLoss::SessionEnded | LockLoss::DisconnectedTooLong(_)) {
             self.lost.store(true, Ordering::Release);
+        }
+        if let LockLoss::DisconnectedTooLong(for_) = loss {
+            // Declared lost while the session may live on: if it reconnects, its node would
+            // block every contender (this client's too) for the session's life. Delete it as
+            // soon as the connection is back; the delete waits for the reconnect, and is
+            // retried until the node or the session is gone (ZOOKEEPER.md: cleanup that gives up
+            // leaves ghosts).
+            tracing::warn!(lock = %self.dir, disconnected_ms = for_.as_millis() as u64, "lock declared lost (lostAfter): its node is deleted when the connection returns");
+            self.remove_in_background();
         }
         loss
     }
@@ -357,7 +379,11 @@ impl LockState {
             return Err(Error::LockLost(format!("lock {} was released", self.dir)));
         }
         if self.lost.load(Ordering::Acquire) {
-            return Err(Error::LockLost(format!("lock {}: its session was cut off from ZooKeeper for too long", self.dir)));
+            return Err(Error::LockLost(format!(
+                "lock {} was declared lost: its session was cut off from ZooKeeper for {} ms or more (lostAfter), or ended",
+                self.dir,
+                self.lost_after.as_millis()
+            )));
         }
         if self.closing.is_cancelled() {
             return Err(Error::ClientClosed); // no new request once close() started
@@ -455,20 +481,20 @@ impl LockState {
     }
 }
 
-/// Resolves once the client has been disconnected for `limit` since `SUSPENDED` (or its
-/// session ended); pends while connected.
-async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &SuspendedAt, limit: Duration) {
+/// Resolves once the client has been disconnected for `limit` since `SUSPENDED`, with how long
+/// it has been (`Some`), or when its session ended (`None`); pends while connected.
+async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &SuspendedAt, limit: Duration) -> Option<Duration> {
     loop {
         match states.peek_state() {
             zk::SessionState::Disconnected => {
                 // The session's own record of the drop; our watcher may see it first.
                 let since = suspended_at.lock().ok().and_then(|a| *a).unwrap_or_else(tokio::time::Instant::now);
                 tokio::select! {
-                    _ = tokio::time::sleep_until(since + limit) => return,
+                    _ = tokio::time::sleep_until(since + limit) => return Some(since.elapsed()),
                     _ = states.changed() => {},
                 }
             },
-            zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => return,
+            zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => return None,
             _ => {
                 states.changed().await;
             },
@@ -479,12 +505,14 @@ async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &Susp
 /// Acquires the exclusive lock at `path`.
 ///
 /// # Guarantees
-/// At most one holder per path at a time among live sessions; waiters are served in arrival
-/// order and each waits only on its predecessor (no herd effect). Uncontended: one round trip.
+/// At most one holder per path at a time among live sessions, also against the read and write
+/// sides of a read-write lock on the path; waiters are served in arrival order and each waits
+/// only on its predecessor (no herd effect). Uncontended: one round trip.
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` for a bad path, `TIMEOUT` when `opts.wait` passes, `ABORTED` when
-/// `opts.cancel` fires, `SESSIONEXPIRED`, `CONNECTIONLOSS`.
+/// `opts.cancel` fires, `SESSIONEXPIRED`, `CONNECTIONLOSS`, `LOCK_KIND_MISMATCH` when `path` is
+/// in use as a semaphore (lease nodes ahead).
 ///
 /// # Cancellation
 /// Timeout, abort or error never leave a lock node behind.
