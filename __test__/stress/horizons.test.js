@@ -21,6 +21,7 @@ const { clientAt, zkScripts } = require('../helpers/zk');
 const { advanceClock } = require('../../testing');
 const { rng } = require('../helpers/random');
 const { checkSerial, canon } = require('./checker');
+const { chooser } = require('./generator');
 
 const SEEDS = (process.env.ZKTX_HORIZON_SEEDS || '1,2,3').split(',').map(Number);
 const STEPS = Number(process.env.ZKTX_HORIZON_STEPS || 600);
@@ -31,19 +32,17 @@ const JUMP = 11 * 60 * 1000;
 
 const STEP_WEIGHTS = { begin: 16, resume: 14, set: 10, del: 14, compact: 12, jump: 8, idTx: 6, read: 3 };
 
-function weighted(random, table) {
-  const total = Object.values(table).reduce((a, b) => a + b, 0);
-  let x = random() * total;
-  for (const [k, w] of Object.entries(table)) {
-    x -= w;
-    if (x < 0) return k;
-  }
-  return Object.keys(table)[0];
+/** The gate a parked operation waits at (`gated`, opened by `gate()`), and its "parked" signal. */
+function parking() {
+  let gate;
+  const gated = new Promise((resolve) => { gate = resolve; });
+  let parkedNow;
+  const isParked = new Promise((resolve) => { parkedNow = resolve; });
+  return { gate, gated, parkedNow, isParked };
 }
 
 async function runSeed(seed, connect) {
-  const random = rng(seed);
-  const pick = (arr) => arr[Math.floor(random() * arr.length)];
+  const { random, pick, weighted } = chooser(rng(seed));
   const run = `h${seed}-${process.pid}-${Date.now().toString(36)}`;
   // A sliding window of three keys: each key's version stays low, so a re-created key soon
   // reaches the version that an open transaction read of its tombstone.
@@ -70,10 +69,7 @@ async function runSeed(seed, connect) {
     // the same key made stale.
     if (random() < 0.7) writes.unshift({ kind: 'set', key: reads[0] });
     const retries = random() < 0.5 ? 0 : 2;
-    let gate;
-    const gated = new Promise((resolve) => { gate = resolve; });
-    let parkedNow;
-    const isParked = new Promise((resolve) => { parkedNow = resolve; });
+    const { gate, gated, parkedNow, isParked } = parking();
     let last;
     const inv = now();
     const done = zk.transaction(async (tx) => {
@@ -110,10 +106,7 @@ async function runSeed(seed, connect) {
     if (free.length === 0) return begin(zk, live);
     const key = pick(free);
     const v = { e: label };
-    let gate;
-    const gated = new Promise((resolve) => { gate = resolve; });
-    let parkedNow;
-    const isParked = new Promise((resolve) => { parkedNow = resolve; });
+    const { gate, gated, parkedNow, isParked } = parking();
     let prev;
     const inv = now();
     const done = zk.executeTransaction(key, async (cur) => {
@@ -171,7 +164,7 @@ async function runSeed(seed, connect) {
   try {
     for (let step = 0; step < STEPS; step++) {
       const live = keys.slice(Math.floor(step / WINDOW), Math.floor(step / WINDOW) + 3);
-      let kind = weighted(random, STEP_WEIGHTS);
+      let kind = weighted(STEP_WEIGHTS);
       if ((kind === 'begin' && parked.length >= MAX_PARKED) || (kind === 'resume' && parked.length === 0)) kind = parked.length ? 'resume' : 'set';
       // Jumps come in quiet moments (nothing open): an open transaction that lived through 11
       // minutes is only refused by its age limit, which tells nothing new. Quiet jumps age the

@@ -478,25 +478,42 @@ mod tests {
     use super::*;
     use crate::transaction::{CommitOptions, Transaction, Write};
 
-    /// Needs a server: `npm test` / `npm run test:rust` start one and set ZK_CONNECT.
-    fn store() -> Store {
+    /// Needs a server: `npm test` / `npm run test:rust` start one and set ZK_CONNECT. Each call
+    /// is a store in a chroot `root` of its own (created if absent): compaction passes on a clock
+    /// moved hours ahead would otherwise mark the tombstones of tests running beside them.
+    async fn store_in(root: &str) -> Store {
         let connect = std::env::var("ZK_CONNECT").expect("ZK_CONNECT is not set: run `npm run test:rust`");
-        Store::new(SessionOptions { session_timeout: std::time::Duration::from_secs(10), ..SessionOptions::new(connect) }).expect("store")
+        let options = |connect: String| SessionOptions { session_timeout: std::time::Duration::from_secs(10), ..SessionOptions::new(connect) };
+        let plain = Store::new(options(connect.clone())).expect("store");
+        let client = plain.session().client().await.expect("client");
+        match client.create(&format!("/{root}"), b"", &crate::txn::persistent(zookeeper_client::Acls::anyone_all())).await {
+            Ok(_) | Err(zookeeper_client::Error::NodeExists) => {},
+            Err(e) => panic!("chroot /{root}: {e}"),
+        }
+        drop(client); // close() waits for whoever still holds the client
+        plain.close().await;
+        Store::new(options(format!("{connect}/{root}"))).expect("store")
     }
 
     fn json(v: i64) -> Result<JsonValue> {
         JsonValue::from_serialize(&v)
     }
 
-    #[tokio::test]
-    async fn compaction_marks_then_removes_and_a_reader_of_either_still_conflicts() -> Result<()> {
-        let s = store();
+    /// A new key, written then deleted: a plain tombstone at version 1.
+    async fn deleted_key(s: &Store) -> Result<String> {
         let k = format!("compact-{}", uuid::Uuid::new_v4().simple());
         s.set(&k, &json(1)?, &[]).await?;
         let mut del = Transaction::new();
-        del.write(&s, &k, Write::Delete)?;
-        del.commit(&s, &CommitOptions::default()).await?;
+        del.write(s, &k, Write::Delete)?;
+        del.commit(s, &CommitOptions::default()).await?;
         assert!(matches!(s.read(&k).await?, Stored::Tombstone(1)));
+        Ok(k)
+    }
+
+    #[tokio::test]
+    async fn compaction_marks_then_removes_and_a_reader_of_either_still_conflicts() -> Result<()> {
+        let s = store_in(&format!("compact-{}", uuid::Uuid::new_v4().simple())).await;
+        let k = deleted_key(&s).await?;
         // T1 reads the plain tombstone (version 1). The tombstone is 11 minutes old: the first
         // pass marks it (version 2); nothing is removed yet.
         let mut t1 = Transaction::new();
@@ -526,19 +543,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_of_a_marked_tombstone_keeps_it() -> Result<()> {
-        let s = store();
-        let k = format!("compact-{}", uuid::Uuid::new_v4().simple());
-        s.set(&k, &json(1)?, &[]).await?;
-        let mut del = Transaction::new();
-        del.write(&s, &k, Write::Delete)?;
-        del.commit(&s, &CommitOptions::default()).await?;
+        let root = format!("compact-{}", uuid::Uuid::new_v4().simple());
+        let s = store_in(&root).await;
+        let k = deleted_key(&s).await?;
         s.clock().advance(MIN_COMPACTION_AGE + std::time::Duration::from_secs(60));
         assert!(s.compact_tombstones(MIN_COMPACTION_AGE).await?.marked >= 1);
         assert_eq!(s.read(&k).await?, Stored::Compacting(2));
         // T1 (another client) reads the key just before the mark is old enough: it turns the
         // mark back into a plain tombstone (version 3), so the next pass cannot remove what it
         // read: it only marks it again.
-        let t = store();
+        let t = store_in(&root).await;
         let mut t1 = Transaction::new();
         assert_eq!(t1.get_many(&t, &[&k]).await?, vec![None]);
         assert_eq!(s.read(&k).await?, Stored::Tombstone(3));

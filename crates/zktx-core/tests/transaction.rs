@@ -256,7 +256,7 @@ async fn a_foreign_value_is_replaced_or_deleted_but_never_read_as_json() {
 
 #[tokio::test]
 async fn compaction_skips_and_reports_a_tombstone_with_a_foreign_child() {
-    let s = store();
+    let s = isolated_store("compaction").await;
     let (a, b) = (unique("a"), unique("b"));
     for k in [&a, &b] {
         s.set(k, &json(1), &[]).await.unwrap();

@@ -24,6 +24,19 @@ pub fn store() -> Store {
     Store::new(options()).unwrap()
 }
 
+/// A store in a chroot of its own (created here): its `/zktx` tree is nobody else's. For tests
+/// whose compaction passes, on a clock moved hours ahead, would mark and remove the tombstones of
+/// tests running beside them.
+pub async fn isolated_store(prefix: &str) -> Store {
+    let root = unique(prefix);
+    let plain = store();
+    let client = plain.session().client().await.unwrap();
+    client.create(&format!("/{root}"), b"", &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())).await.unwrap();
+    drop(client); // close() waits for whoever still holds the client
+    plain.close().await;
+    Store::new(SessionOptions { session_timeout: Duration::from_secs(10), ..SessionOptions::new(format!("{}/{root}", connect_string())) }).unwrap()
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), uuid_like())
 }
