@@ -33,7 +33,7 @@ function bankCoordinator(zk, name, pools, options = {}) {
   return zk.coordinator(name, {
     participants: { a: options.wrap ? options.wrap('a', new PostgresParticipant(pools.a)) : new PostgresParticipant(pools.a), b: options.wrap ? options.wrap('b', new PostgresParticipant(pools.b)) : new PostgresParticipant(pools.b) },
     recoveryIntervalMs: options.recoveryIntervalMs ?? 0,
-    participantTimeoutMs: options.participantTimeoutMs,
+    ...(options.participantTimeoutMs === undefined ? {} : { participantTimeoutMs: options.participantTimeoutMs }),
   });
 }
 

@@ -84,7 +84,8 @@ describe('a run that answered IN_DOUBT', () => {
     expect(facts.halfApplied).toEqual([]);
     expect(facts.total).toBe(facts.expected);
     expect(facts.committed.has(result.txid)).toBe(outcome === 'committed');
-    console.log(`IN_DOUBT resolved by its own process: ${outcome} ${ms} ms after ZooKeeper came back (session 30 s, not expired)`);
+    const after = states.events.filter((e) => e.t >= healed - 20000).map((e) => `${e.state}@${Math.round(e.t - healed)}`).join(' ');
+    console.log(`IN_DOUBT resolved by its own process: ${outcome} ${ms} ms after ZooKeeper came back (session 30 s, not expired; client states relative to the heal: ${after})`);
   });
 });
 

@@ -1211,7 +1211,7 @@ impl Coordinator {
         Ok(self.read::<Record>("decisions", txid).await?.map_or(Decision::Abort, |(r, _)| r.decision))
     }
 
-    /// After `IN_DOUBT`: keeps asking ZooKeeper (backing off to 5 s) until the decision is
+    /// After `IN_DOUBT`: keeps asking ZooKeeper (backing off to 2 s) until the decision is
     /// known, then commits every branch, or records the abort and rolls every branch back.
     /// Stops when the client is closed; branches it cannot resolve are left to recovery (the
     /// decision is known by then, so any process's recovery resolves them).
@@ -1247,7 +1247,9 @@ impl Coordinator {
                     Err(e) => tracing::debug!(%txid, error = %e, "transaction still in doubt"),
                 }
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                // Short: the branches hold their locks until this succeeds, and a look costs
+                // three reads (each under the request deadline while ZooKeeper is away).
+                pause = (pause * 2).min(Duration::from_secs(2));
             }
         });
     }
