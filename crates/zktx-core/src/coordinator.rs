@@ -1226,7 +1226,9 @@ impl Coordinator {
                 }
                 let known = match coord.learn_once(&txid).await {
                     // Record it, so that outcome() and recovery find an answer, not a guess.
-                    Ok(Decision::Abort) => coord.record_abort(&txid).await.map(|d| d.unwrap_or(Decision::Abort)),
+                    // `None` (active again) cannot happen once fenced; if it did, acting on a
+                    // guess would be wrong: look again.
+                    Ok(Decision::Abort) => coord.record_abort(&txid).await.and_then(|d| d.ok_or_else(|| Error::zk("SYSTEMERROR", "the transaction is active again"))),
                     other => other,
                 };
                 match known {
