@@ -39,9 +39,14 @@ describe('a run that answered IN_DOUBT', () => {
     await proxy.close();
   });
 
-  it('is resolved by its own process once ZooKeeper is reachable again, while its session lives on (no recover() anywhere)', async () => {
-    const name = unique('bank-doubt');
-    const states = recordStates(czk);
+  /**
+   * A bank coordinator on `czk` that, once both branches prepared, loses its decision: `lose`
+   * 'answer' (the multi applies, its answer is lost) or 'request' (the multi never reaches
+   * ZooKeeper); then ZooKeeper refuses connections for 15 s (half the session: it resumes
+   * afterwards, so the active node stays). `rollback` replaces the participants' rollback.
+   * Resolves `{ coord, outage }`: `outage` resolves the time of the heal.
+   */
+  function losingDecision(name, { lose, rollback }) {
     let outage;
     let n = 0;
     const coord = bankCoordinator(czk, name, ps, {
@@ -50,11 +55,10 @@ describe('a run that answered IN_DOUBT', () => {
         prepare: async (gid) => {
           await p.prepare(gid);
           if (++n !== 2) return;
-          // The decision multi applies, its answer is lost; then ZooKeeper refuses connections
-          // for 15 s (half the session: it resumes afterwards, so the active node stays).
-          proxy.partition({ mode: 'responses' });
+          proxy.partition({ mode: lose === 'answer' ? 'responses' : 'blackhole' });
           outage = (async () => {
-            while (proxy.stats.dropped === 0) await sleep(5);
+            if (lose === 'answer') while (proxy.stats.dropped === 0) await sleep(5);
+            else await sleep(300); // the decision waits in the silent line, then is dropped with it
             proxy.partition({ mode: 'reset' });
             await sleep(15000);
             proxy.heal();
@@ -62,30 +66,59 @@ describe('a run that answered IN_DOUBT', () => {
           })();
         },
         commit: (gid) => p.commit(gid),
-        rollback: (gid) => p.rollback(gid),
+        rollback: rollback || ((gid) => p.rollback(gid)),
         inDoubt: () => p.inDoubt(),
       }),
     });
-    const result = await told(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
-    expect(result.code).toBe('IN_DOUBT');
-    const healed = await outage;
-    const view = bankCoordinator(observer, name, ps);
+    return { coord, outage: () => outage };
+  }
+
+  /** Polls (with `recover` of another process's coordinator `view` if asked) until resolved. */
+  async function resolved(view, txid, since, { recover = false } = {}) {
     let facts;
     let outcome;
+    let report;
     for (;;) {
+      if (recover) report = await view.recover();
       facts = await audit(servers);
-      outcome = await view.outcome(result.txid);
-      if (facts.prepared === 0 && (outcome === 'committed' || outcome === 'aborted')) break;
-      if (now() - healed > 20000) throw new Error(`still in doubt 20 s after ZooKeeper came back: outcome ${outcome}, ${facts.prepared} branches prepared`);
+      outcome = await view.outcome(txid);
+      if (facts.prepared === 0 && (outcome === 'committed' || outcome === 'aborted')) return { facts, outcome, ms: Math.round(now() - since) };
+      if (now() - since > 20000) throw new Error(`still in doubt 20 s after ZooKeeper came back: outcome ${outcome}, ${facts.prepared} branches prepared${report ? `, last recovery ${JSON.stringify(report)}` : ''}`);
       await sleep(100);
     }
-    const ms = Math.round(now() - healed);
+  }
+
+  it('is resolved by its own process once ZooKeeper is reachable again, while its session lives on (no recover() anywhere)', async () => {
+    const name = unique('bank-doubt');
+    const states = recordStates(czk);
+    const { coord, outage } = losingDecision(name, { lose: 'answer' });
+    const result = await told(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
+    expect(result.code).toBe('IN_DOUBT');
+    const healed = await outage();
+    const { facts, outcome, ms } = await resolved(bankCoordinator(observer, name, ps), result.txid, healed);
     expect(states.names()).not.toContain('EXPIRED');
     expect(facts.halfApplied).toEqual([]);
     expect(facts.total).toBe(facts.expected);
     expect(facts.committed.has(result.txid)).toBe(outcome === 'committed');
     const after = states.events.filter((e) => e.t >= healed - 20000).map((e) => `${e.state}@${Math.round(e.t - healed)}`).join(' ');
     console.log(`IN_DOUBT resolved by its own process: ${outcome} ${ms} ms after ZooKeeper came back (session 30 s, not expired; client states relative to the heal: ${after})`);
+  });
+
+  it("whose decision never reached ZooKeeper is fenced by its process, so another process's recovery rolls it back when that process cannot", async () => {
+    const name = unique('bank-doubt');
+    const states = recordStates(czk);
+    // This process's rollbacks fail (its database connections are "gone"): only another
+    // process can roll the branches back, and only once the transaction is no longer active.
+    const { coord, outage } = losingDecision(name, { lose: 'request', rollback: async () => { throw new Error('no connection'); } });
+    const result = await told(coord, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
+    expect(result.code).toBe('IN_DOUBT');
+    const healed = await outage();
+    const view = bankCoordinator(observer, name, ps);
+    const { facts, outcome, ms } = await resolved(view, result.txid, healed, { recover: true });
+    expect(states.names()).not.toContain('EXPIRED');
+    expect(outcome).toBe('aborted');
+    expect([facts.halfApplied, facts.total, facts.committed.has(result.txid)]).toEqual([[], facts.expected, false]);
+    console.log(`IN_DOUBT (decision lost) fenced by its process, rolled back by another process's recovery ${ms} ms after ZooKeeper came back`);
   });
 });
 
