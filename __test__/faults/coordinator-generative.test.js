@@ -24,7 +24,6 @@ jest.setTimeout(180000);
 const SEEDS = (process.env.SEEDS || '1,2').split(',').map(Number);
 const DEADLINE_MS = 1000; // participantTimeoutMs: hangs below are drawn around it
 const TRANSFERS = 12; // per application
-const CONCURRENCY = 3; // per application
 
 let servers;
 
@@ -65,6 +64,8 @@ test.each(SEEDS)('seed %i: two namespaces sharing both databases, hanging partic
   const stats = { hangs: {}, told: {}, frozen: null };
   const apps = await Promise.all([0, 1].map(() => applicationClient({ ...clientOptions() })));
   const poolSize = 2 + rand(2);
+  // More transfers at once than connections: waiters on a hot row take every connection.
+  const concurrency = poolSize + 1 + rand(2);
   const made = apps.map(() => ({
     a: new pg.Pool({ ...servers.a.config, max: poolSize }).on('error', () => {}),
     b: new pg.Pool({ ...servers.b.config, max: poolSize }).on('error', () => {}),
@@ -95,8 +96,9 @@ test.each(SEEDS)('seed %i: two namespaces sharing both databases, hanging partic
   })();
   const t0 = now();
   try {
-    const workers = coords.flatMap((c, app) => Array.from({ length: CONCURRENCY }, async () => {
-      for (let i = 0; i < TRANSFERS / CONCURRENCY; i++) {
+    let started = 0;
+    const workers = coords.flatMap((c, app) => Array.from({ length: concurrency }, async () => {
+      while (started++ < 2 * TRANSFERS) {
         const op = { from: rand(2) ? 'a' : 'b', to: 1 + rand(3), amount: 1 + rand(50) };
         const r = await transfer(c, op).then(
           (txid) => ({ app, txid, outcome: 'committed' }),
@@ -134,9 +136,9 @@ test.each(SEEDS)('seed %i: two namespaces sharing both databases, hanging partic
       if (t.txid) expect([seed, t.txid, await coords[t.app].outcome(t.txid)]).toEqual([seed, t.txid, applied ? 'committed' : 'aborted']);
     }
   } finally {
-    console.log(`seed ${seed}: pools of ${poolSize}, ${told.length} transfers in ${ranMs} ms, told ${JSON.stringify(stats.told)}, hangs ${JSON.stringify(stats.hangs)}, froze ${stats.frozen}, ${facts.committed.size} applied`);
-    await Promise.all(apps.map((z) => z.close()));
-    await Promise.all(parts.flatMap((p) => [p.a.end(), p.b.end()]));
-    await Promise.all(made.flatMap((p) => [p.a.end(), p.b.end()]));
+    console.log(`seed ${seed}: pools of ${poolSize}, ${concurrency} transfers at once per application, ${told.length} transfers in ${ranMs} ms, told ${JSON.stringify(stats.told)}, hangs ${JSON.stringify(stats.hangs)}, froze ${stats.frozen}, ${facts.committed.size} applied`);
+    // Settled, not awaited one by one: a failing cleanup must not hide the checker's verdict.
+    await Promise.allSettled(apps.map((z) => z.close()));
+    await Promise.allSettled([...parts, ...made].flatMap((p) => [p.a, p.b]).map(async (x) => x.end()));
   }
 });
