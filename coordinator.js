@@ -23,6 +23,8 @@ const PARTICIPANT_METHODS = ['prepare', 'commit', 'rollback', 'inDoubt'];
 /** PostgreSQL's SQLSTATE for "prepared transaction with identifier ... does not exist". */
 const PG_UNDEFINED_OBJECT = '42704';
 const DEFAULT_RECOVERY_INTERVAL_MS = 5000;
+/** The core's default participant deadline (DEFAULT_PARTICIPANT_TIMEOUT), for begin() here. */
+const DEFAULT_PARTICIPANT_TIMEOUT_MS = 30000;
 /** Connections of a PostgresParticipant's own pool for COMMIT/ROLLBACK PREPARED (see there). */
 const RESOLVER_CONNECTIONS = 2;
 /** The table where a PostgreSQL branch records, inside itself, that it committed. */
@@ -87,6 +89,7 @@ module.exports = function coordinatorFacade(z) {
       const interval = options.recoveryIntervalMs === undefined ? DEFAULT_RECOVERY_INTERVAL_MS : checkTimeout(options.recoveryIntervalMs, 'recoveryIntervalMs');
       const participantTimeout = options.participantTimeoutMs === undefined ? undefined : checkTimeout(options.participantTimeoutMs, 'participantTimeoutMs');
       if (participantTimeout === 0) throw invalid('participantTimeoutMs must be more than 0');
+      this._participantTimeout = participantTimeout ?? DEFAULT_PARTICIPANT_TIMEOUT_MS;
       /** The last error each transaction's participants or steps threw (the cause of a rollback). */
       this._causes = new Map();
       const sagaDefs = [...this._sagas].map(([n, steps]) => ({ name: n, steps: steps.length }));
@@ -324,7 +327,7 @@ module.exports = function coordinatorFacade(z) {
           const p = this._coord._participants.get(name);
           if (!p) throw invalid(`coordinator ${this._coord.name} has no participant ${describe(name)}`);
           const gid = callSync(() => this._run.enlist(name));
-          handle = Promise.resolve(p.begin ? p.begin(gid) : gid);
+          handle = p.begin ? beginWithin(p, gid, name, this._coord._participantTimeout) : Promise.resolve(gid);
         } catch (err) {
           handle = Promise.reject(err);
         }
@@ -333,6 +336,21 @@ module.exports = function coordinatorFacade(z) {
       }
       return this._handles.get(name);
     }
+  }
+
+  /**
+   * `p.begin(gid)` under the participant deadline (the core puts it on every other participant
+   * call; begin is called from here). Past it: `TIMEOUT` for the function, which then normally
+   * throws and the run rolls back; a begin that completes later is the participant's to undo
+   * (PostgresParticipant rolls back a branch whose rollback came while it was beginning).
+   */
+  function beginWithin(p, gid, name, ms) {
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new ZktxError('TIMEOUT', `participant ${name} begin: no answer within ${ms} ms`, 'unknown')), ms);
+      timer.unref?.();
+    });
+    return Promise.race([Promise.resolve().then(() => p.begin(gid)), late]).finally(() => clearTimeout(timer));
   }
 
   /** Quotes a gid as an SQL literal (gids are [A-Za-z0-9_.:-] only; checked anyway). */
@@ -396,23 +414,28 @@ module.exports = function coordinatorFacade(z) {
     }
 
     async begin(gid) {
+      // "Starting" until BEGIN is done: a rollback meanwhile (the run gave up on a begin past
+      // its deadline) marks the branch abandoned, and it is rolled back once it has begun.
       this._starting.add(gid);
       let client;
       try {
         client = await this._pool.connect();
+        // The pool removes its own 'error' listener from a client it hands out, so a server
+        // that ends the connection while the branch sits between statements (a restart, an
+        // admin's pg_terminate_backend) would emit an unhandled 'error' and crash the process.
+        // Listen while the branch holds the client: its next statement (or PREPARE) fails.
+        client.on('error', ignoreError);
+        try {
+          await client.query('BEGIN');
+        } catch (err) {
+          release(client, err);
+          throw err;
+        }
+      } catch (err) {
+        this._abandoned.delete(gid); // nothing began: nothing to undo
+        throw err;
       } finally {
         this._starting.delete(gid);
-      }
-      // The pool removes its own 'error' listener from a client it hands out, so a server that
-      // ends the connection while the branch sits between statements (a restart, an admin's
-      // pg_terminate_backend) would emit an unhandled 'error' and crash the process. Listen
-      // while the branch holds the client: its next statement (or PREPARE) fails instead.
-      client.on('error', ignoreError);
-      try {
-        await client.query('BEGIN');
-      } catch (err) {
-        release(client, err);
-        throw err;
       }
       if (this._abandoned.delete(gid)) {
         // Rolled back while it connected (a function that did not await tx.participant): a

@@ -494,8 +494,8 @@ export interface CoordinatorOptions {
   /** How often this process runs a recovery pass in the background (default 5000; 0: never). */
   recoveryIntervalMs?: number;
   /**
-   * Deadline of every participant call (prepare, commit, rollback, inDoubt; default 30000, more
-   * than 0). A call past it counts as failed with `TIMEOUT` (its outcome unknown: a prepare
+   * Deadline of every participant call (begin, prepare, commit, rollback, inDoubt; default
+   * 30000, more than 0); a `tx.participant(name)` past it rejects with `TIMEOUT`. A call past it counts as failed with `TIMEOUT` (its outcome unknown: a prepare
    * past it aborts the run, a commit past it is left to recovery), never as done; a recovery
    * pass calls a participant that missed it no more in that pass, so a frozen database does not
    * hold up the others' recovery.

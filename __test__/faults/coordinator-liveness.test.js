@@ -165,6 +165,37 @@ describe('a participant whose database is frozen (SIGSTOP)', () => {
   });
 });
 
+describe('a participant whose database is frozen (SIGSTOP) when the run begins its branch', () => {
+  it('fails the run with TIMEOUT within the deadline, and the branch that begins after the thaw is rolled back, not left open', async () => {
+    const coord = bankCoordinator(zk, unique('bank-frozen'), ps, { participantTimeoutMs: 1000 });
+    await servers.a.kill('SIGSTOP');
+    let err;
+    let ms;
+    try {
+      const t0 = now();
+      err = await within(coord.run(async (tx) => {
+        const a = await tx.participant('a');
+        await a.query('UPDATE accounts SET balance = balance - 1 WHERE id = 7');
+      }).catch((e) => e), 10000, 'a run whose database is frozen');
+      ms = Math.round(now() - t0);
+    } finally {
+      await servers.a.kill('SIGCONT');
+    }
+    expect([err.name, err.code]).toEqual(['ZktxError', 'TIMEOUT']);
+    expect(ms).toBeLessThan(5000);
+    // After the thaw the late BEGIN completes, and is rolled back at once.
+    const deadline = now() + 10000;
+    let open;
+    do {
+      await sleep(100);
+      open = await servers.a.psql("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'");
+    } while (open !== '0' && now() < deadline);
+    expect(open).toBe('0');
+    expect(await servers.a.psql('SELECT balance FROM accounts WHERE id = 7')).toBe('1000');
+    console.log(`begin on a frozen database: TIMEOUT after ${ms} ms (deadline 1000 ms)`);
+  });
+});
+
 describe('a small pool', () => {
   it('six concurrent transfers on one row with pools of three and no lock_timeout all answer', async () => {
     const small = {
