@@ -149,6 +149,10 @@ struct Record {
     /// Every branch is resolved.
     #[serde(default)]
     done: bool,
+    /// The coordinator id in the branches' gids; absent in records of versions before gids
+    /// carried one (their branches' gids are of the old format: see `recover_locked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -616,7 +620,7 @@ impl Coordinator {
         let (client, rt) = self.client().await?;
         let acls = self.inner.store.session().acls();
         let active = self.path("active", txid);
-        let record = serde_json::to_vec(&Record { decision: Decision::Abort, branches: Vec::new(), done: false }).map_err(|e| Error::zk("SYSTEMERROR", e))?;
+        let record = serde_json::to_vec(&Record { decision: Decision::Abort, branches: Vec::new(), done: false, id: self.inner.id.get().cloned() }).map_err(|e| Error::zk("SYSTEMERROR", e))?;
         let mut writer = client.new_multi_writer();
         // "active is absent": creating it must succeed; then it goes away again.
         writer.add_create(&active, b"", &persistent(acls))?;
@@ -668,6 +672,13 @@ impl Coordinator {
             let Some((record, _)) = self.read::<Record>("decisions", &txid).await? else { continue };
             if record.decision != Decision::Commit || record.done {
                 self.write_done(&txid, record, 0).await?;
+                continue;
+            }
+            if record.id.is_none() {
+                // Decided by a version whose gids carried no id: committing `zktx:<name>:<id>:..`
+                // would find nothing, and a branch of the old format that is gone cannot be told
+                // committed from rolled back (it left no commit record). Left to the operator.
+                report.errors.push(format!("commit {txid}: decided by a zktx version before gids carried the coordinator id; commit its branches (zktx:{}:{txid}:<participant>) by hand (CHANGELOG)", self.inner.name));
                 continue;
             }
             let (healthy, skipped): (Vec<String>, Vec<String>) = record.branches.iter().cloned().partition(|p| !sick.contains(p));
@@ -1023,7 +1034,8 @@ impl Run {
             return Err(Error::RolledBack(format!("transaction {} rolled back: participant {p} could not prepare: {err}", self.txid)));
         }
         // The decision.
-        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty() })?;
+        let id = coord.inner.id.get().cloned();
+        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty(), id: id.clone() })?;
         let active = coord.path("active", &self.txid);
         let decision_path = coord.path("decisions", &self.txid);
         let decided = match store_tx {
@@ -1096,7 +1108,7 @@ impl Run {
             // The decision node was created at version 0 (one round trip, no read).
             // Off the caller's path: until it lands, recovery may commit the branches again
             // (idempotent).
-            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false };
+            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false, id };
             let (coord, txid) = (coord.clone(), self.txid.clone());
             tokio::spawn(async move {
                 if let Err(e) = coord.write_done(&txid, record, 0).await {

@@ -329,3 +329,28 @@ async fn a_participant_that_never_answers_costs_recovery_one_deadline_and_the_ot
     assert_eq!(*b.rolled_back.lock().unwrap(), vec![gid.clone(), gid]);
     assert_eq!(Coordinator::new(Arc::new(store()), &name, Vec::new(), None).unwrap().with_participant_timeout(Duration::ZERO).unwrap_err().code(), "INVALID_ARGUMENT");
 }
+
+#[tokio::test]
+async fn an_unfinished_commit_decided_by_a_version_without_coordinator_ids_is_reported_not_guessed() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let c = coordinator(Arc::new(store()), &name, &a, &b);
+    c.recover(None).await.unwrap(); // creates the tree
+    // What the old version left: a commit decision (no id in it), its marker, a branch of the
+    // old gid format still prepared.
+    let txid = "01a24d0000007000800000000000abcd";
+    let old_gid = format!("zktx:{name}:{txid}:a");
+    a.prepared.lock().unwrap().insert(old_gid.clone());
+    let admin = store();
+    let client = admin.session().client().await.unwrap();
+    let base = format!("/zktx/coordinators/{name}");
+    let open = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.create(&format!("{base}/decisions/{txid}"), br#"{"decision":"commit","branches":["a"]}"#, &open).await.unwrap();
+    client.create(&format!("{base}/committing/{txid}"), b"", &open).await.unwrap();
+    let report = c.recover(None).await.unwrap().unwrap();
+    assert_eq!(report.committed, 0, "{report:?}");
+    assert!(report.errors.iter().any(|e| e.contains(txid) && e.contains("by hand")), "{report:?}");
+    assert!(a.committed.lock().unwrap().is_empty() && a.rolled_back.lock().unwrap().is_empty());
+    assert_eq!(*a.prepared.lock().unwrap(), BTreeSet::from([old_gid]));
+    assert_eq!(c.outcome(txid).await.unwrap(), TxOutcome::Committed(false));
+}
