@@ -23,6 +23,14 @@ const PARTICIPANT_METHODS = ['prepare', 'commit', 'rollback', 'inDoubt'];
 /** PostgreSQL's SQLSTATE for "prepared transaction with identifier ... does not exist". */
 const PG_UNDEFINED_OBJECT = '42704';
 const DEFAULT_RECOVERY_INTERVAL_MS = 5000;
+/** The core's default participant deadline (DEFAULT_PARTICIPANT_TIMEOUT), for begin() here. */
+const DEFAULT_PARTICIPANT_TIMEOUT_MS = 30000;
+/** Connections of a PostgresParticipant's own pool for COMMIT/ROLLBACK PREPARED (see there). */
+const RESOLVER_CONNECTIONS = 2;
+/** The table where a PostgreSQL branch records, inside itself, that it committed. */
+const COMMIT_TABLE = 'zktx_committed';
+/** A gid's txid: `zktx:<coordinator>:<id>:<txid>:<participant>`. */
+const txidOfGid = (gid) => gid.split(':').at(-2);
 const MAX_PRUNE_AGE_MS = 10 * 365 * 24 * 3600 * 1000;
 
 module.exports = function coordinatorFacade(z) {
@@ -73,16 +81,19 @@ module.exports = function coordinatorFacade(z) {
     constructor(zk, name, options = {}) {
       super();
       if (options === null || typeof options !== 'object') throw invalid(`coordinator options must be an object, got ${describe(options)}`);
-      const unknown = Object.keys(options).filter((k) => !['participants', 'sagas', 'recoveryIntervalMs'].includes(k));
+      const unknown = Object.keys(options).filter((k) => !['participants', 'sagas', 'recoveryIntervalMs', 'participantTimeoutMs'].includes(k));
       if (unknown.length) throw invalid(`unknown coordinator option(s): ${unknown.join(', ')}`);
       this.name = checkName(name, 'coordinator name');
       this._participants = readParticipants(options.participants);
       this._sagas = readSagas(options.sagas);
       const interval = options.recoveryIntervalMs === undefined ? DEFAULT_RECOVERY_INTERVAL_MS : checkTimeout(options.recoveryIntervalMs, 'recoveryIntervalMs');
+      const participantTimeout = options.participantTimeoutMs === undefined ? undefined : checkTimeout(options.participantTimeoutMs, 'participantTimeoutMs');
+      if (participantTimeout === 0) throw invalid('participantTimeoutMs must be more than 0');
+      this._participantTimeout = participantTimeout ?? DEFAULT_PARTICIPANT_TIMEOUT_MS;
       /** The last error each transaction's participants or steps threw (the cause of a rollback). */
       this._causes = new Map();
       const sagaDefs = [...this._sagas].map(([n, steps]) => ({ name: n, steps: steps.length }));
-      this._native = callSync(() => zk._native.coordinator(this.name, [...this._participants.keys()], sagaDefs, (request) => this._dispatch(request)));
+      this._native = callSync(() => zk._native.coordinator(this.name, [...this._participants.keys()], sagaDefs, (request) => this._dispatch(request), participantTimeout));
       this._timer = null;
       if (interval > 0) {
         const pass = () => {
@@ -126,7 +137,7 @@ module.exports = function coordinatorFacade(z) {
         }
         return JSON.stringify({ ok: value });
       } catch (err) {
-        const txid = req && (req.gid ? req.gid.split(':')[2] : req.transaction && req.transaction.split(':').pop());
+        const txid = req && (req.gid ? txidOfGid(req.gid) : req.transaction && req.transaction.split(':').pop());
         if (txid) this._causes.set(txid, err);
         const who = req && req.participant !== undefined ? `participant ${req.participant} ${req.op}` : req ? `saga ${req.saga} step ${req.step} ${req.op}` : 'dispatch';
         return JSON.stringify({ error: `${who}: ${errorText(err)}` });
@@ -316,7 +327,7 @@ module.exports = function coordinatorFacade(z) {
           const p = this._coord._participants.get(name);
           if (!p) throw invalid(`coordinator ${this._coord.name} has no participant ${describe(name)}`);
           const gid = callSync(() => this._run.enlist(name));
-          handle = Promise.resolve(p.begin ? p.begin(gid) : gid);
+          handle = p.begin ? beginWithin(p, gid, name, this._coord._participantTimeout) : Promise.resolve(gid);
         } catch (err) {
           handle = Promise.reject(err);
         }
@@ -325,6 +336,21 @@ module.exports = function coordinatorFacade(z) {
       }
       return this._handles.get(name);
     }
+  }
+
+  /**
+   * `p.begin(gid)` under the participant deadline (the core puts it on every other participant
+   * call; begin is called from here). Past it: `TIMEOUT` for the function, which then normally
+   * throws and the run rolls back; a begin that completes later is the participant's to undo
+   * (PostgresParticipant rolls back a branch whose rollback came while it was beginning).
+   */
+  function beginWithin(p, gid, name, ms) {
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new ZktxError('TIMEOUT', `participant ${name} begin: no answer within ${ms} ms`, 'unknown')), ms);
+      timer.unref?.();
+    });
+    return Promise.race([Promise.resolve().then(() => p.begin(gid)), late]).finally(() => clearTimeout(timer));
   }
 
   /** Quotes a gid as an SQL literal (gids are [A-Za-z0-9_.:-] only; checked anyway). */
@@ -347,12 +373,38 @@ module.exports = function coordinatorFacade(z) {
    * BEGIN; your work runs on it; `prepare` is `PREPARE TRANSACTION gid`, then `COMMIT PREPARED`
    * or `ROLLBACK PREPARED`. Prepared branches survive a server restart; recovery finds them in
    * `pg_prepared_xacts`.
+   *
+   * Two things beyond the pool's work connections:
+   * - A resolver pool (`options.resolver`, default: a pool of 2 made from `pool.options`, which
+   *   lets the process exit when idle) for COMMIT/ROLLBACK PREPARED and listing prepared
+   *   branches. A prepared branch holds its row locks; if resolving it waited for a work
+   *   connection, and every work connection waited for those locks, nothing would move.
+   * - A commit record: PREPARE also inserts the gid into `zktx_committed` (created if missing),
+   *   inside the branch, so the row exists exactly when the branch committed. A COMMIT PREPARED
+   *   that finds nothing prepared checks it instead of assuming "committed earlier".
    */
   class PostgresParticipant {
-    constructor(pool) {
+    constructor(pool, options = {}) {
       if (!pool || typeof pool.connect !== 'function' || typeof pool.query !== 'function') {
         throw invalid(`PostgresParticipant needs a pg Pool (with connect() and query()), got ${describe(pool)}`);
       }
+      if (options === null || typeof options !== 'object') throw invalid(`PostgresParticipant options must be an object, got ${describe(options)}`);
+      const unknown = Object.keys(options).filter((k) => k !== 'resolver');
+      if (unknown.length) throw invalid(`unknown PostgresParticipant option(s): ${unknown.join(', ')}`);
+      if (options.resolver !== undefined) {
+        if (!options.resolver || typeof options.resolver.query !== 'function') throw invalid(`resolver must be a pg Pool, got ${describe(options.resolver)}`);
+        if (options.resolver === pool) throw invalid('resolver must be a pool of its own, not the work pool (that is the deadlock it prevents)');
+        this._resolver = options.resolver;
+        this._ownsResolver = false;
+      } else {
+        if (typeof pool.options !== 'object' || pool.options === null || typeof pool.constructor !== 'function') {
+          throw invalid('PostgresParticipant needs a pg Pool it can copy its settings from (pool.options), or options.resolver');
+        }
+        this._resolver = new pool.constructor({ ...pool.options, max: RESOLVER_CONNECTIONS, allowExitOnIdle: true });
+        this._resolver.on('error', ignoreError); // an idle resolver connection the server closed
+        this._ownsResolver = true;
+      }
+      this._table = null;
       this._pool = pool;
       /** Branches with work in progress: gid -> client inside BEGIN. */
       this._open = new Map();
@@ -362,23 +414,28 @@ module.exports = function coordinatorFacade(z) {
     }
 
     async begin(gid) {
+      // "Starting" until BEGIN is done: a rollback meanwhile (the run gave up on a begin past
+      // its deadline) marks the branch abandoned, and it is rolled back once it has begun.
       this._starting.add(gid);
       let client;
       try {
         client = await this._pool.connect();
+        // The pool removes its own 'error' listener from a client it hands out, so a server
+        // that ends the connection while the branch sits between statements (a restart, an
+        // admin's pg_terminate_backend) would emit an unhandled 'error' and crash the process.
+        // Listen while the branch holds the client: its next statement (or PREPARE) fails.
+        client.on('error', ignoreError);
+        try {
+          await client.query('BEGIN');
+        } catch (err) {
+          release(client, err);
+          throw err;
+        }
+      } catch (err) {
+        this._abandoned.delete(gid); // nothing began: nothing to undo
+        throw err;
       } finally {
         this._starting.delete(gid);
-      }
-      // The pool removes its own 'error' listener from a client it hands out, so a server that
-      // ends the connection while the branch sits between statements (a restart, an admin's
-      // pg_terminate_backend) would emit an unhandled 'error' and crash the process. Listen
-      // while the branch holds the client: its next statement (or PREPARE) fails instead.
-      client.on('error', ignoreError);
-      try {
-        await client.query('BEGIN');
-      } catch (err) {
-        release(client, err);
-        throw err;
       }
       if (this._abandoned.delete(gid)) {
         // Rolled back while it connected (a function that did not await tx.participant): a
@@ -390,35 +447,63 @@ module.exports = function coordinatorFacade(z) {
       return client;
     }
 
+    /** Creates the commit-record table once (on the resolver: never inside a branch). */
+    _commitTable() {
+      this._table ??= this._resolver.query(`CREATE TABLE IF NOT EXISTS ${COMMIT_TABLE} (gid text PRIMARY KEY, prepared_at timestamptz NOT NULL DEFAULT now())`).catch((err) => {
+        // Two processes creating it at once: one gets a duplicate in the catalog; it exists.
+        if (err.code === '23505' || err.code === '42P07') return;
+        this._table = null;
+        throw err;
+      });
+      return this._table;
+    }
+
+    /** Whether the branch `gid` left its commit record (it committed). */
+    async _committed(gid) {
+      await this._commitTable();
+      return (await this._resolver.query(`SELECT 1 FROM ${COMMIT_TABLE} WHERE gid = $1`, [gid])).rowCount === 1;
+    }
+
     async prepare(gid) {
       const client = this._open.get(gid);
       if (!client && this._starting.has(gid)) {
         throw new Error(`branch ${gid} has not begun yet: await tx.participant() inside the transaction's function`);
       }
       if (!client) {
-        const r = await this._pool.query('SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()', [gid]);
+        const r = await this._resolver.query('SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()', [gid]);
         if (r.rowCount === 1) return; // prepared by an earlier call
         throw new Error(`no work in progress for branch ${gid} (its connection was lost?)`);
       }
       this._open.delete(gid);
       let r;
       try {
-        r = await client.query(`PREPARE TRANSACTION ${gidLiteral(gid)}`);
+        await this._commitTable();
+        // One round trip: the commit record, inside the branch, then PREPARE.
+        r = await client.query(`INSERT INTO ${COMMIT_TABLE} (gid) VALUES (${gidLiteral(gid)}); PREPARE TRANSACTION ${gidLiteral(gid)}`);
       } catch (err) {
+        if (err.code === '25P02') {
+          // The work had failed (an error caught inside it): PostgreSQL refuses the record.
+          await client.query('ROLLBACK').then(() => release(client), (e) => release(client, e));
+          throw new Error(`branch ${gid} was rolled back by PostgreSQL at PREPARE: a statement in it had failed`);
+        }
         release(client, err);
         throw err;
       }
       release(client);
-      // A transaction that had failed (an error caught inside the work) is rolled back by
-      // PREPARE, which then reports ROLLBACK instead of failing: that branch must not count.
-      if (r.command === 'ROLLBACK') throw new Error(`branch ${gid} was rolled back by PostgreSQL at PREPARE: a statement in it had failed`);
+      // A transaction that had failed is rolled back by PREPARE, which then reports ROLLBACK
+      // instead of failing: that branch must not count.
+      const last = Array.isArray(r) ? r[r.length - 1] : r;
+      if (last.command === 'ROLLBACK') throw new Error(`branch ${gid} was rolled back by PostgreSQL at PREPARE: a statement in it had failed`);
     }
 
     async commit(gid) {
       try {
-        await this._pool.query(`COMMIT PREPARED ${gidLiteral(gid)}`);
+        await this._resolver.query(`COMMIT PREPARED ${gidLiteral(gid)}`);
       } catch (err) {
-        if (err.code !== PG_UNDEFINED_OBJECT) throw err; // gone: committed by an earlier call
+        if (err.code !== PG_UNDEFINED_OBJECT) throw err;
+        // Nothing prepared under that gid: committed by an earlier call, or rolled back by
+        // someone else. Only the branch's own commit record tells which.
+        if (!(await this._committed(gid))) throw new Error(`branch ${gid} was not committed: nothing is prepared under that gid and it left no commit record (rolled back by someone else)`);
       }
     }
 
@@ -436,15 +521,23 @@ module.exports = function coordinatorFacade(z) {
       }
       if (this._starting.has(gid)) this._abandoned.add(gid);
       try {
-        await this._pool.query(`ROLLBACK PREPARED ${gidLiteral(gid)}`);
+        await this._resolver.query(`ROLLBACK PREPARED ${gidLiteral(gid)}`);
       } catch (err) {
         if (err.code !== PG_UNDEFINED_OBJECT) throw err;
+        // Gone: rolled back earlier, or never prepared; or committed, which a rollback must
+        // not report as done.
+        if (await this._committed(gid)) throw new Error(`branch ${gid} cannot be rolled back: it committed`);
       }
     }
 
     async inDoubt() {
-      const r = await this._pool.query("SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'zktx:%'");
+      const r = await this._resolver.query("SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'zktx:%'");
       return r.rows.map((row) => row.gid);
+    }
+
+    /** Closes the resolver pool this participant made (not the pools you passed in). */
+    async end() {
+      if (this._ownsResolver) await this._resolver.end();
     }
   }
 

@@ -528,6 +528,14 @@ export interface CoordinatorOptions {
   sagas?: Record<string, SagaStep<any>[]>;
   /** How often this process runs a recovery pass in the background (default 5000; 0: never). */
   recoveryIntervalMs?: number;
+  /**
+   * Deadline of every participant call (begin, prepare, commit, rollback, inDoubt; default
+   * 30000, more than 0); a `tx.participant(name)` past it rejects with `TIMEOUT`. A call past it counts as failed with `TIMEOUT` (its outcome unknown: a prepare
+   * past it aborts the run, a commit past it is left to recovery), never as done; a recovery
+   * pass calls a participant that missed it no more in that pass, so a frozen database does not
+   * hold up the others' recovery.
+   */
+  participantTimeoutMs?: number;
 }
 
 /** What `fn` of `coordinator.run(fn)` gets. */
@@ -560,7 +568,16 @@ export class Coordinator {
   saga(name: string, input?: Json): Promise<string>;
   /** One recovery pass; `null` if another process kept the recovery lock past `waitMs`. */
   recover(waitMs?: number): Promise<RecoveryReport | null>;
-  /** What ZooKeeper recorded for `txid`. */
+  /**
+   * The outcome of `txid` (32 hex digits, either case).
+   *
+   * Guarantees: `aborted` only once the transaction can no longer commit: a txid with no record
+   * and no active node gets its abort recorded here (as recovery does), so a run whose active
+   * node was still being written is then `ROLLED_BACK`; a run of this process still in progress
+   * is `active`. `forgotten` only for txids older than the prune horizon (5 minutes' margin for
+   * clock skew).
+   * @throws ZktxError `INVALID_ARGUMENT` for a malformed txid; connection errors.
+   */
   outcome(txid: string): Promise<TransactionOutcome>;
   /** Deletes records of transactions that ended more than `olderThanMs` (at least 3600000) ago; resolves how many. */
   prune(olderThanMs: number): Promise<number>;
@@ -581,9 +598,27 @@ export interface PgClientLike {
   release(err?: unknown): void;
 }
 
-/** A PostgreSQL database as a participant, on your own `pg` Pool (`max_prepared_transactions > 0`). */
+export interface PostgresParticipantOptions {
+  /**
+   * The pool COMMIT/ROLLBACK PREPARED and the listing of prepared branches use; never the work
+   * pool (a prepared branch holds its row locks: resolving it must not wait behind work that
+   * waits for those locks). Default: a pool of 2 connections made with the work pool's settings
+   * (`pool.options`), which lets the process exit when idle; `end()` closes it.
+   */
+  resolver?: PgPoolLike;
+}
+
+/**
+ * A PostgreSQL database as a participant, on your own `pg` Pool (`max_prepared_transactions > 0`).
+ * PREPARE also writes the gid into table `zktx_committed` (created if missing) inside the branch:
+ * a `COMMIT PREPARED` that finds nothing prepared is success only if that row exists (else it
+ * fails: someone else rolled the branch back), and a rollback of a branch that committed fails.
+ * @throws ZktxError `INVALID_ARGUMENT` for a pool without `connect`/`query`, a resolver that is the work pool, or a pool without `options` and no resolver.
+ */
 export class PostgresParticipant<Client extends PgClientLike = PgClientLike> implements Participant<Client> {
-  constructor(pool: PgPoolLike);
+  constructor(pool: PgPoolLike, options?: PostgresParticipantOptions);
+  /** Closes the resolver pool it made (never the pools you passed). */
+  end(): Promise<void>;
   begin(gid: string): Promise<Client>;
   prepare(gid: string): Promise<void>;
   commit(gid: string): Promise<void>;

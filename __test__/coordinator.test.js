@@ -173,6 +173,11 @@ test('bad input is INVALID_ARGUMENT before anything is sent, and a closed client
     () => zk.coordinator('ok', { recoveryIntervalMs: -1 }),
     () => zk.coordinator('ok', { participant: {} }),
     () => new (require('..').PostgresParticipant)({}),
+    () => zk.coordinator('ok', { participantTimeoutMs: 0 }),
+    () => zk.coordinator('ok', { participantTimeoutMs: -5 }),
+    () => new (require('..').PostgresParticipant)(ps.a, { resolver: ps.a }), // the deadlock it exists to prevent
+    () => new (require('..').PostgresParticipant)(ps.a, { timeout: 1 }),
+    () => new (require('..').PostgresParticipant)({ connect() {}, query() {} }), // no settings to copy, no resolver
   ];
   for (const f of bad) {
     let err;

@@ -109,7 +109,8 @@ pub struct NativeCoordinator {
     span: tracing::Span,
 }
 
-pub(crate) fn new_coordinator(store: Arc<Store>, span: tracing::Span, name: String, participants: Vec<String>, sagas: Vec<NativeSagaDefinition>, dispatch: Dispatch) -> Result<NativeCoordinator> {
+pub(crate) fn new_coordinator(store: Arc<Store>, span: tracing::Span, name: String, participants: Vec<String>, sagas: Vec<NativeSagaDefinition>, dispatch: Dispatch, participant_timeout_ms: Option<f64>) -> Result<NativeCoordinator> {
+    let participant_timeout = participant_timeout_ms.map(|ms| millis("participantTimeoutMs", ms, MAX_WAIT)).transpose()?;
     let dispatch = Arc::new(dispatch);
     let parts = participants
         .into_iter()
@@ -123,7 +124,10 @@ pub(crate) fn new_coordinator(store: Arc<Store>, span: tracing::Span, name: Stri
     } else {
         Some(Arc::new(JsSagas { steps: sagas.into_iter().map(|s| (s.name, s.steps as usize)).collect(), dispatch }))
     };
-    let coord = Coordinator::new(store.clone(), &name, parts, steps).map_err(to_js_error)?;
+    let mut coord = Coordinator::new(store.clone(), &name, parts, steps).map_err(to_js_error)?;
+    if let Some(t) = participant_timeout {
+        coord = coord.with_participant_timeout(t).map_err(to_js_error)?;
+    }
     Ok(NativeCoordinator { coord, store, span })
 }
 
@@ -185,8 +189,9 @@ impl NativeCoordinator {
     #[napi]
     pub fn outcome(&self, env: Env, txid: String) -> Result<PromiseRaw<'static, String>> {
         no_panic(|| {
-            if txid.is_empty() || txid.len() > 64 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid(format!("not a transaction id: {txid:?}")));
+            // The core checks too; refusing here sends nothing and makes no promise.
+            if txid.len() != 32 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(format!("not a transaction id (32 hex digits): {txid:?}")));
             }
             let coord = self.coord.clone();
             in_span(env, &self.span, async move {

@@ -546,8 +546,8 @@ impl NativeClient {
     /// A transaction coordinator named `name` with these participants and sagas; `dispatch`
     /// calls them (see `coordinator.rs`).
     #[napi]
-    pub fn coordinator(&self, name: String, participants: Vec<String>, sagas: Vec<coordinator::NativeSagaDefinition>, dispatch: coordinator::Dispatch) -> Result<coordinator::NativeCoordinator> {
-        no_panic(|| coordinator::new_coordinator(self.store.clone(), self.span.clone(), name, participants, sagas, dispatch))
+    pub fn coordinator(&self, name: String, participants: Vec<String>, sagas: Vec<coordinator::NativeSagaDefinition>, dispatch: coordinator::Dispatch, participant_timeout_ms: Option<f64>) -> Result<coordinator::NativeCoordinator> {
+        no_panic(|| coordinator::new_coordinator(self.store.clone(), self.span.clone(), name, participants, sagas, dispatch, participant_timeout_ms))
     }
 
     /// A new multi-key transaction attempt.

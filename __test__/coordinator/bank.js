@@ -33,6 +33,7 @@ function bankCoordinator(zk, name, pools, options = {}) {
   return zk.coordinator(name, {
     participants: { a: options.wrap ? options.wrap('a', new PostgresParticipant(pools.a)) : new PostgresParticipant(pools.a), b: options.wrap ? options.wrap('b', new PostgresParticipant(pools.b)) : new PostgresParticipant(pools.b) },
     recoveryIntervalMs: options.recoveryIntervalMs ?? 0,
+    ...(options.participantTimeoutMs === undefined ? {} : { participantTimeoutMs: options.participantTimeoutMs }),
   });
 }
 
@@ -88,6 +89,24 @@ function useBank(zkOptions, use) {
   });
 }
 
+/** Creates the znode `chroot` on the server (ZooKeeper needs a chroot to exist). */
+function mkdirp(chroot) {
+  const nzk = require('node-zookeeper-client');
+  return new Promise((resolve, reject) => {
+    const c = nzk.createClient(process.env.ZK_CONNECT.split('/')[0]);
+    c.once('connected', () => c.mkdirp(chroot, (err) => { c.close(); if (err) reject(err); else resolve(); }));
+    c.connect();
+  });
+}
+
+/** A client in a chroot of its own: one application's namespace (as the README recommends). */
+async function applicationClient(options = {}) {
+  const { unique } = require('../helpers/zk');
+  const chroot = `/${unique('app')}`;
+  await mkdirp(chroot);
+  return new ZooKeeper({ connect: `${process.env.ZK_CONNECT}${chroot}`, timeout: 4000, ...options });
+}
+
 /** Runs one transfer and says what its caller was told: `{ txid, outcome, code?, message? }`. */
 async function told(coord, op) {
   try {
@@ -97,4 +116,4 @@ async function told(coord, op) {
   }
 }
 
-module.exports = { ACCOUNTS, INITIAL, createSchema, pools, bankCoordinator, transfer, told, audit, useBank, ZooKeeper };
+module.exports = { ACCOUNTS, INITIAL, createSchema, pools, bankCoordinator, transfer, told, audit, useBank, applicationClient, ZooKeeper };

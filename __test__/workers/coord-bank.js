@@ -23,7 +23,7 @@ function crashIf(point) {
 function wrap(name, p) {
   return {
     begin: (gid) => {
-      const txid = gid.split(':')[2];
+      const txid = gid.split(':').at(-2);
       if (!begun.has(txid)) fs.appendFileSync(OUT, `${JSON.stringify({ begun: txid })}\n`);
       begun.add(txid);
       return p.begin(gid);

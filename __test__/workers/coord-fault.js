@@ -20,7 +20,7 @@ function wrap(name, p) {
     prepare: async (gid) => {
       await p.prepare(gid);
       if (++prepared === 2) {
-        say({ prepared: gid.split(':')[2] });
+        say({ prepared: gid.split(':').at(-2) });
         await go;
       }
     },

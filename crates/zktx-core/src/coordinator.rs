@@ -9,7 +9,8 @@
 //! 1. [`Coordinator::begin`] creates `active/<txid>`, an **ephemeral** node of the coordinator's
 //!    session. Its existence is the transaction's "may still commit".
 //! 2. The caller does its work on the participants it enlists ([`Run::enlist`] gives each its
-//!    branch id, the *gid* `zktx:<coordinator>:<txid>:<participant>`).
+//!    branch id, the *gid* `zktx:<coordinator>:<id>:<txid>:<participant>`, where `<id>` is the
+//!    coordinator's own id: see [Ownership](#ownership)).
 //! 3. [`Run::commit`] prepares every enlisted branch. If one fails, the transaction aborts.
 //! 4. The decision is **one `multi`**: delete `active/<txid>` and create `decisions/<txid>`
 //!    (`commit`, with the branch list), plus the checks and writes of zktx's own store when the
@@ -31,6 +32,24 @@
 //! ([`Participant::in_doubt`]): commit decided → commit; abort decided → roll back; no decision
 //! and no active node → record abort, roll back; still active → leave it to its coordinator.
 //!
+//! # Ownership
+//!
+//! Two applications may each run a coordinator of the same name (in their own chroots, or on
+//! other ensembles) over one database. A gid must then say whose branch it is, or one's recovery
+//! would record an abort for the other's transaction and roll its branch back. So each
+//! coordinator tree holds an id (`<base>/id`: 16 random hex digits, created once with
+//! create-if-absent, read before the first gid is made), every gid carries it, and recovery
+//! resolves only gids with its own id. Gids of the old format (`zktx:<name>:<txid>:<p>`, without
+//! an id) are never touched by recovery: see the CHANGELOG.
+//!
+//! # Deadlines
+//!
+//! Every participant call has a deadline ([`Coordinator::with_participant_timeout`], default
+//! [`DEFAULT_PARTICIPANT_TIMEOUT`]); a call past it counts as failed (its outcome unknown),
+//! never as done. A recovery pass lists every participant's prepared branches at once and, once
+//! a participant missed a deadline, calls it no more in that pass: a frozen database costs a pass
+//! one deadline, and the other participants' branches are still resolved.
+//!
 //! # Sagas
 //!
 //! For participants that cannot prepare: steps with compensations ([`SagaSteps`]). The log
@@ -40,7 +59,7 @@
 //! idempotency keys; duplicated actions, null compensations and hanging actions are the steps'
 //! business (see the PostgreSQL barrier in the JS package).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +118,19 @@ pub struct SagaKey {
 /// The longest coordinator or participant name.
 pub const MAX_NAME_BYTES: usize = 64;
 
+/// How long a participant call may take before it counts as failed (see the module's
+/// [Deadlines](self#deadlines)). Generous: a `PREPARE TRANSACTION` of a large transaction
+/// flushes WAL, and a false timeout only delays (recovery retries), while a missing one hangs.
+pub const DEFAULT_PARTICIPANT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The clock difference allowed between the machine that made a txid (its time is in it) and
+/// ZooKeeper's, when [`Coordinator::outcome`] decides whether a missing record may be pruned.
+const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(300);
+
+/// Hex digits of a coordinator's id (64 random bits: two coordinators sharing a database never
+/// draw the same), short enough that the longest gid fits PostgreSQL's 199 bytes.
+const ID_DIGITS: usize = 16;
+
 /// Where a transaction stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +149,10 @@ struct Record {
     /// Every branch is resolved.
     #[serde(default)]
     done: bool,
+    /// The coordinator id in the branches' gids; absent in records of versions before gids
+    /// carried one (their branches' gids are of the old format: see `recover_locked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +236,12 @@ struct Inner {
     participants: BTreeMap<String, Arc<dyn Participant>>,
     steps: Option<Arc<dyn SagaSteps>>,
     dirs_ready: AtomicBool,
+    /// This coordinator tree's id (in every gid), read once from `<base>/id`.
+    id: tokio::sync::OnceCell<String>,
+    participant_timeout: Duration,
+    /// Transactions begun in this process and not yet ended: their active node may still be in
+    /// flight, so [`Coordinator::outcome`] answers `Active` for them instead of recording an abort.
+    live: Mutex<HashSet<String>>,
 }
 
 /// A named transaction coordinator (see the [module docs](self)).
@@ -233,7 +275,41 @@ impl Coordinator {
             }
         }
         let base = format!("{}/coordinators/{}", store.layout().root(), encode_key(name)?);
-        Ok(Coordinator { inner: Arc::new(Inner { store, name: name.to_string(), base, participants: map, steps, dirs_ready: AtomicBool::new(false) }) })
+        Ok(Coordinator {
+            inner: Arc::new(Inner {
+                store,
+                name: name.to_string(),
+                base,
+                participants: map,
+                steps,
+                dirs_ready: AtomicBool::new(false),
+                id: tokio::sync::OnceCell::new(),
+                participant_timeout: DEFAULT_PARTICIPANT_TIMEOUT,
+                live: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// Sets the deadline of every participant call (default [`DEFAULT_PARTICIPANT_TIMEOUT`]).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for zero, or once the coordinator has been cloned.
+    pub fn with_participant_timeout(mut self, timeout: Duration) -> Result<Coordinator> {
+        if timeout.is_zero() {
+            return Err(Error::invalid("participantTimeoutMs must be more than 0"));
+        }
+        Arc::get_mut(&mut self.inner).ok_or_else(|| Error::invalid("set the participant timeout before using the coordinator"))?.participant_timeout = timeout;
+        Ok(self)
+    }
+
+    /// Runs one participant call under the participant deadline: past it, `TIMEOUT` (outcome
+    /// unknown: the call may still complete), never success.
+    async fn call<T>(&self, participant: &str, op: &str, call: BoxFuture<'_, Result<T>>) -> Result<T> {
+        let limit = self.inner.participant_timeout;
+        match tokio::time::timeout(limit, call).await {
+            Ok(done) => done,
+            Err(_) => Err(Error::Timeout { message: format!("participant {participant} {op}: TIMEOUT, no answer within {} ms (counted as failed; it may still complete)", limit.as_millis()), outcome: Outcome::Unknown }),
+        }
     }
 
     /// The coordinator's name.
@@ -245,16 +321,42 @@ impl Coordinator {
         format!("{}/{dir}/{txid}", self.inner.base)
     }
 
-    /// The gid of `participant`'s branch of `txid`.
-    pub fn gid(&self, txid: &str, participant: &str) -> String {
-        format!("zktx:{}:{txid}:{participant}", self.inner.name)
+    /// The gid of `participant`'s branch of `txid`: `zktx:<name>:<id>:<txid>:<participant>`.
+    /// The id is read with the coordinator's first ZooKeeper call (every path to a gid makes one
+    /// first: [`Coordinator::begin`], recovery); before that, `<id>` would be unknown, so this
+    /// is `INVALID_ARGUMENT`.
+    pub fn gid(&self, txid: &str, participant: &str) -> Result<String> {
+        let id = self.inner.id.get().ok_or_else(|| Error::invalid("the coordinator's id is not known yet"))?;
+        Ok(format!("zktx:{}:{id}:{txid}:{participant}", self.inner.name))
     }
 
-    /// `(txid, participant)` of one of this coordinator's gids.
+    /// `(txid, participant)` of one of this coordinator's gids; `None` for anyone else's (another
+    /// coordinator, the same name in another namespace, the old format without an id).
     fn parse_gid<'g>(&self, gid: &'g str) -> Option<(&'g str, &'g str)> {
-        let rest = gid.strip_prefix("zktx:")?.strip_prefix(self.inner.name.as_str())?.strip_prefix(':')?;
+        let id = self.inner.id.get()?;
+        let rest = gid.strip_prefix("zktx:")?.strip_prefix(self.inner.name.as_str())?.strip_prefix(':')?.strip_prefix(id.as_str())?.strip_prefix(':')?;
         let (txid, participant) = rest.split_once(':')?;
         (txid.len() == 32 && txid.bytes().all(|b| b.is_ascii_hexdigit())).then_some((txid, participant))
+    }
+
+    /// Reads this tree's id, creating it if absent (the first process to ask wins the create;
+    /// every other reads its value).
+    async fn load_id(&self, client: &zk::Client, rt: Duration) -> Result<String> {
+        let path = format!("{}/id", self.inner.base);
+        let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
+        let acls = self.inner.store.session().acls();
+        let id = match deadline(rt, "create coordinator id", client.create(&path, fresh.as_bytes(), &persistent(acls))).await {
+            Ok(_) => fresh,
+            Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {
+                let (data, _) = deadline(rt, "read coordinator id", client.get_data(&path)).await?;
+                String::from_utf8_lossy(&data).into_owned()
+            },
+            Err(e) => return Err(e),
+        };
+        if id.len() != ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::zk("SYSTEMERROR", format!("unreadable coordinator id in {path}: {id:?}")));
+        }
+        Ok(id)
     }
 
     async fn client(&self) -> Result<(Arc<zk::Client>, Duration)> {
@@ -271,6 +373,9 @@ impl Coordinator {
             }
             self.inner.dirs_ready.store(true, Ordering::Release);
         }
+        if self.inner.id.get().is_none() {
+            self.inner.id.get_or_try_init(|| self.load_id(&client, rt)).await?;
+        }
         Ok((client, rt))
     }
 
@@ -279,13 +384,21 @@ impl Coordinator {
     /// commit waits for it before it prepares anything.
     ///
     /// # Errors
-    /// `CLIENT_CLOSED`; a failed record fails the commit later (nothing is left behind: the node
-    /// is ephemeral).
+    /// `CLIENT_CLOSED`; the connection errors of reading the coordinator's id (its first call
+    /// only); a failed record fails the commit later (nothing is left behind: the node is
+    /// ephemeral).
     pub async fn begin(&self) -> Result<Run> {
         if self.inner.store.session().is_closed().await {
             return Err(Error::ClientClosed);
         }
+        if self.inner.id.get().is_none() {
+            // Once per coordinator: the gids the caller is about to get carry the id.
+            self.client().await?;
+        }
         let txid = new_txid();
+        if let Ok(mut live) = self.inner.live.lock() {
+            live.insert(txid.clone());
+        }
         let coord = self.clone();
         let path = self.path("active", &txid);
         let begun = tokio::spawn(async move {
@@ -318,11 +431,22 @@ impl Coordinator {
         Ok(deadline(rt, "check transaction", client.check_stat(&self.path("active", txid))).await?.is_some())
     }
 
-    /// The recorded outcome of `txid`.
+    /// The outcome of `txid` (32 hex digits, either case).
+    ///
+    /// # Guarantees
+    /// `Aborted` only once the transaction can no longer commit: for a txid with no record and no
+    /// active node, this records the abort itself (as recovery does), since its active node may
+    /// still be on its way (the run writes it in the background). A transaction begun in this
+    /// process and not ended is `Active`. `Forgotten` only for txids older than the prune
+    /// horizon (by their own clock, with a margin for clock skew).
     ///
     /// # Errors
-    /// Connection errors.
+    /// `INVALID_ARGUMENT` for a malformed txid; connection errors.
     pub async fn outcome(&self, txid: &str) -> Result<TxOutcome> {
+        if txid.len() != 32 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::invalid(format!("not a transaction id (32 hex digits): {txid:?}")));
+        }
+        let txid = &txid.to_ascii_lowercase();
         if let Some((record, _)) = self.read::<Record>("decisions", txid).await? {
             return Ok(match record.decision {
                 Decision::Commit => TxOutcome::Committed(record.done),
@@ -337,17 +461,25 @@ impl Coordinator {
                 SagaState::Compensated => "compensated",
             }));
         }
-        if self.is_active(txid).await? {
+        if self.inner.live.lock().is_ok_and(|live| live.contains(txid)) || self.is_active(txid).await? {
             return Ok(TxOutcome::Active);
         }
-        // No record: presumed abort, unless records of its time may have been pruned.
+        // No record. Pruning deletes records whose last write is before the horizon, and a
+        // record is written after its txid was made: only a txid older than the horizon (plus
+        // the skew of the clock that made it) may have lost its record.
         if let Some(horizon) = self.pruned_before().await? {
-            let margin = MIN_PRUNE_AGE.as_millis() as i64;
-            if txid_millis(txid).is_none_or(|t| t <= horizon.saturating_add(margin)) {
+            let margin = CLOCK_SKEW_MARGIN.as_millis() as i64;
+            if txid_millis(txid).is_none_or(|t| t < horizon.saturating_add(margin)) {
                 return Ok(TxOutcome::Forgotten);
             }
         }
-        Ok(TxOutcome::Aborted)
+        // Not active now, but the run may not have written its active node yet: make sure it
+        // never can commit before saying aborted (its decision multi then fails).
+        Ok(match self.record_abort(txid).await? {
+            Some(Decision::Abort) => TxOutcome::Aborted,
+            Some(Decision::Commit) => TxOutcome::Committed(false),
+            None => TxOutcome::Active,
+        })
     }
 
     /// The prune horizon (server ms): records of transactions ended before it may be gone.
@@ -424,18 +556,21 @@ impl Coordinator {
     /// Commits (or rolls back) one branch, retrying a few times.
     async fn resolve_branch(&self, decision: Decision, participant: &str, txid: &str) -> Result<()> {
         let p = self.participant(participant)?;
-        let gid = self.gid(txid, participant);
+        let gid = self.gid(txid, participant)?;
         let mut last = None;
         for attempt in 0..BRANCH_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
             let done = match decision {
-                Decision::Commit => p.commit(&gid).await,
-                Decision::Abort => p.rollback(&gid).await,
+                Decision::Commit => self.call(participant, "commit", p.commit(&gid)).await,
+                Decision::Abort => self.call(participant, "rollback", p.rollback(&gid)).await,
             };
             match done {
                 Ok(()) => return Ok(()),
+                // A participant that missed its deadline is sick: asking again at once would
+                // only multiply the wait; recovery retries later.
+                Err(e @ Error::Timeout { .. }) => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
@@ -485,7 +620,7 @@ impl Coordinator {
         let (client, rt) = self.client().await?;
         let acls = self.inner.store.session().acls();
         let active = self.path("active", txid);
-        let record = serde_json::to_vec(&Record { decision: Decision::Abort, branches: Vec::new(), done: false }).map_err(|e| Error::zk("SYSTEMERROR", e))?;
+        let record = serde_json::to_vec(&Record { decision: Decision::Abort, branches: Vec::new(), done: false, id: self.inner.id.get().cloned() }).map_err(|e| Error::zk("SYSTEMERROR", e))?;
         let mut writer = client.new_multi_writer();
         // "active is absent": creating it must succeed; then it goes away again.
         writer.add_create(&active, b"", &persistent(acls))?;
@@ -523,6 +658,14 @@ impl Coordinator {
     async fn recover_locked(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         let store = &self.inner.store;
+        // Participants that missed a deadline in this pass: not called again until the next
+        // one, so a frozen database costs the pass one deadline, not one per branch.
+        let mut sick: HashSet<String> = HashSet::new();
+        let note = |sick: &mut HashSet<String>, participant: &str, err: &Error| {
+            if matches!(err, Error::Timeout { .. }) {
+                sick.insert(participant.to_string());
+            }
+        };
         // 1. Commit decisions whose branches are not all committed: those still marked in
         // `committing/` (a pass reads only those, not every decision ever recorded).
         for txid in store.children(&format!("{}/committing", self.inner.base)).await? {
@@ -531,19 +674,36 @@ impl Coordinator {
                 self.write_done(&txid, record, 0).await?;
                 continue;
             }
-            let failed = self.resolve_all(Decision::Commit, &record.branches, &txid).await;
-            report.committed += record.branches.len() - failed.len();
-            if failed.is_empty() {
+            if record.id.is_none() {
+                // Decided by a version whose gids carried no id: committing `zktx:<name>:<id>:..`
+                // would find nothing, and a branch of the old format that is gone cannot be told
+                // committed from rolled back (it left no commit record). Left to the operator.
+                report.errors.push(format!("commit {txid}: decided by a zktx version before gids carried the coordinator id; commit its branches (zktx:{}:{txid}:<participant>) by hand (CHANGELOG)", self.inner.name));
+                continue;
+            }
+            let (healthy, skipped): (Vec<String>, Vec<String>) = record.branches.iter().cloned().partition(|p| !sick.contains(p));
+            let failed = self.resolve_all(Decision::Commit, &healthy, &txid).await;
+            report.committed += healthy.len() - failed.len();
+            if failed.is_empty() && skipped.is_empty() {
                 self.mark_done(&txid).await?;
             }
-            report.errors.extend(failed.into_iter().map(|(p, e)| format!("commit {}: {e}", self.gid(&txid, &p))));
+            for (p, e) in failed {
+                note(&mut sick, &p, &e);
+                report.errors.push(format!("commit {}: {e}", self.gid(&txid, &p)?));
+            }
+            for p in skipped {
+                report.errors.push(format!("commit {}: skipped, participant {p} missed a deadline earlier in this pass", self.gid(&txid, &p)?));
+            }
         }
-        // 2. Branches the participants list as prepared.
+        // 2. Branches the participants list as prepared: every list asked at once, each under
+        // its deadline.
+        let lists = join_all(self.inner.participants.iter().map(|(name, p)| async move { (name, self.call(name, "inDoubt", p.in_doubt()).await) })).await;
         let mut decided: HashMap<String, Option<Decision>> = HashMap::new();
-        for (name, p) in &self.inner.participants {
-            let gids = match p.in_doubt().await {
+        for (name, listed) in lists {
+            let gids = match listed {
                 Ok(gids) => gids,
                 Err(e) => {
+                    note(&mut sick, name, &e);
                     report.errors.push(format!("participant {name}: listing prepared branches failed: {e}"));
                     continue;
                 },
@@ -551,6 +711,10 @@ impl Coordinator {
             for gid in gids {
                 let Some((txid, participant)) = self.parse_gid(&gid) else { continue };
                 if participant != name {
+                    continue;
+                }
+                if sick.contains(name) {
+                    report.errors.push(format!("{gid}: skipped, participant {name} missed a deadline earlier in this pass"));
                     continue;
                 }
                 let decision = match decided.get(txid) {
@@ -577,7 +741,10 @@ impl Coordinator {
                 match self.resolve_branch(decision, participant, txid).await {
                     Ok(()) if decision == Decision::Commit => report.committed += 1,
                     Ok(()) => report.rolled_back += 1,
-                    Err(e) => report.errors.push(format!("{} {gid}: {e}", if decision == Decision::Commit { "commit" } else { "rollback" })),
+                    Err(e) => {
+                        note(&mut sick, name, &e);
+                        report.errors.push(format!("{} {gid}: {e}", if decision == Decision::Commit { "commit" } else { "rollback" }));
+                    },
                 }
             }
         }
@@ -822,7 +989,7 @@ impl Run {
         if !enlisted.iter().any(|p| p == participant) {
             enlisted.push(participant.to_string());
         }
-        Ok(self.coord.gid(&self.txid, participant))
+        self.coord.gid(&self.txid, participant)
     }
 
     fn end(&self) -> Result<()> {
@@ -843,6 +1010,12 @@ impl Run {
     /// [`Coordinator::outcome`]).
     pub async fn commit(&self, store_tx: Option<&mut Transaction>) -> Result<Committed> {
         self.end()?;
+        let committed = self.commit_ended(store_tx).await;
+        self.coord.forget_live(&self.txid);
+        committed
+    }
+
+    async fn commit_ended(&self, store_tx: Option<&mut Transaction>) -> Result<Committed> {
         let coord = &self.coord;
         let enlisted = self.enlisted();
         if let Err(err) = self.begun().await {
@@ -851,13 +1024,18 @@ impl Run {
             return Err(Error::RolledBack(format!("transaction {} rolled back: it could not be recorded as active ({err})", self.txid)));
         }
         // Phase 1.
-        let prepared = join_all(enlisted.iter().map(|p| async move { coord.participant(p)?.prepare(&coord.gid(&self.txid, p)).await })).await;
+        let prepared = join_all(enlisted.iter().map(|p| async move {
+            let gid = coord.gid(&self.txid, p)?;
+            coord.call(p, "prepare", coord.participant(p)?.prepare(&gid)).await
+        }))
+        .await;
         if let Some((p, err)) = enlisted.iter().zip(&prepared).find_map(|(p, r)| r.as_ref().err().map(|e| (p, e))) {
             self.abort_now(&enlisted).await;
             return Err(Error::RolledBack(format!("transaction {} rolled back: participant {p} could not prepare: {err}", self.txid)));
         }
         // The decision.
-        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty() })?;
+        let id = coord.inner.id.get().cloned();
+        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty(), id: id.clone() })?;
         let active = coord.path("active", &self.txid);
         let decision_path = coord.path("decisions", &self.txid);
         let decided = match store_tx {
@@ -908,7 +1086,13 @@ impl Run {
                     self.abort_now(&enlisted).await;
                     return Err(Error::RolledBack(format!("transaction {} rolled back: its commit decision did not reach ZooKeeper ({err})", self.txid)));
                 },
-                Err(e) => return Err(Error::InDoubt { txid: self.txid.clone(), message: format!("transaction {}: whether it committed is unknown ({err}; then {e}); every branch is prepared, and recovery resolves them: look the outcome up by id", self.txid) }),
+                Err(e) => {
+                    // Its branches hold their locks until someone decides: keep at it in the
+                    // background (and fence the transaction, so that any process's recovery can
+                    // abort it too) until the answer is known.
+                    coord.resolve_in_background(self.txid.clone(), enlisted.clone());
+                    return Err(Error::InDoubt { txid: self.txid.clone(), message: format!("transaction {}: whether it committed is unknown ({err}; then {e}); every branch is prepared, and this process keeps resolving it in the background (as does any process's recovery): look the outcome up by id", self.txid) });
+                },
             },
             Err(err) => {
                 self.abort_now(&enlisted).await;
@@ -924,7 +1108,7 @@ impl Run {
             // The decision node was created at version 0 (one round trip, no read).
             // Off the caller's path: until it lands, recovery may commit the branches again
             // (idempotent).
-            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false };
+            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false, id };
             let (coord, txid) = (coord.clone(), self.txid.clone());
             tokio::spawn(async move {
                 if let Err(e) = coord.write_done(&txid, record, 0).await {
@@ -957,22 +1141,7 @@ impl Run {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
             }
-            let step = async {
-                if let Some((r, _)) = coord.read::<Record>("decisions", &self.txid).await? {
-                    return Ok(r.decision);
-                }
-                if coord.is_active(&self.txid).await? {
-                    // Fence it: delete the active node (a recoverer's abort does the same).
-                    let (client, rt) = coord.client().await?;
-                    match deadline(rt, "abort transaction", client.delete(&coord.path("active", &self.txid), None)).await {
-                        Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) => {},
-                        Err(e) => return Err(e),
-                    }
-                }
-                // Inactive: decided by now, or never.
-                Ok(coord.read::<Record>("decisions", &self.txid).await?.map_or(Decision::Abort, |(r, _)| r.decision))
-            };
-            match step.await {
+            match coord.learn_once(&self.txid).await {
                 Ok(d) => return Ok(d),
                 // The session that sent the decision expired: the next attempt reads on a new one
                 // (the active node is gone with the old, so what it reads is final). A second
@@ -997,6 +1166,7 @@ impl Run {
         // Let the active node's write land first, so the delete below removes it.
         let _ = self.begun().await;
         self.abort_now(&self.enlisted()).await;
+        self.coord.forget_live(&self.txid);
         Ok(())
     }
 
@@ -1018,6 +1188,84 @@ impl Run {
         for (p, e) in coord.resolve_all(Decision::Abort, enlisted, &self.txid).await {
             tracing::warn!(txid = %self.txid, participant = %p, error = %e, "rollback failed; recovery will retry it");
         }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // A run dropped without commit or rollback is no longer in progress here.
+        self.coord.forget_live(&self.txid);
+    }
+}
+
+impl Coordinator {
+    fn forget_live(&self, txid: &str) {
+        if let Ok(mut live) = self.inner.live.lock() {
+            live.remove(txid);
+        }
+    }
+
+    /// One look at what stands for `txid`, after a decision write of this process whose outcome
+    /// is unknown: the decision if recorded; otherwise the transaction is fenced (its active
+    /// node deleted: while it exists our write did not apply, since a later request of the same
+    /// session is ordered after it) and, being inactive, it is decided by now or never.
+    async fn learn_once(&self, txid: &str) -> Result<Decision> {
+        if let Some((r, _)) = self.read::<Record>("decisions", txid).await? {
+            return Ok(r.decision);
+        }
+        if self.is_active(txid).await? {
+            let (client, rt) = self.client().await?;
+            match deadline(rt, "abort transaction", client.delete(&self.path("active", txid), None)).await {
+                Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) => {},
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.read::<Record>("decisions", txid).await?.map_or(Decision::Abort, |(r, _)| r.decision))
+    }
+
+    /// After `IN_DOUBT`: keeps asking ZooKeeper (backing off to 2 s) until the decision is
+    /// known, then commits every branch, or records the abort and rolls every branch back.
+    /// Stops when the client is closed; branches it cannot resolve are left to recovery (the
+    /// decision is known by then, so any process's recovery resolves them).
+    fn resolve_in_background(&self, txid: String, enlisted: Vec<String>) {
+        let coord = self.clone();
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(250);
+            loop {
+                if coord.inner.store.session().is_closed().await {
+                    tracing::warn!(%txid, "client closed while the transaction was in doubt: recovery resolves it");
+                    return;
+                }
+                let known = match coord.learn_once(&txid).await {
+                    // Record it, so that outcome() and recovery find an answer, not a guess.
+                    // `None` (active again) cannot happen once fenced; if it did, acting on a
+                    // guess would be wrong: look again.
+                    Ok(Decision::Abort) => coord.record_abort(&txid).await.and_then(|d| d.ok_or_else(|| Error::zk("SYSTEMERROR", "the transaction is active again"))),
+                    other => other,
+                };
+                match known {
+                    Ok(decision) => {
+                        let failed = coord.resolve_all(decision, &enlisted, &txid).await;
+                        if decision == Decision::Commit && failed.is_empty() {
+                            if let Err(e) = coord.mark_done(&txid).await {
+                                tracing::warn!(%txid, error = %e, "could not mark the transaction done; recovery will");
+                            }
+                        }
+                        for (p, e) in &failed {
+                            tracing::warn!(%txid, participant = %p, error = %e, "branch of a transaction that was in doubt not resolved; recovery will");
+                        }
+                        tracing::info!(%txid, ?decision, "transaction that was in doubt resolved");
+                        return;
+                    },
+                    Err(Error::ClientClosed) => return,
+                    Err(e) => tracing::debug!(%txid, error = %e, "transaction still in doubt"),
+                }
+                tokio::time::sleep(pause).await;
+                // Short: the branches hold their locks until this succeeds, and a look costs
+                // three reads (each under the request deadline while ZooKeeper is away).
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        });
     }
 }
 

@@ -21,6 +21,8 @@ struct Resource {
     rolled_back: Mutex<Vec<String>>,
     fail_prepare: Mutex<bool>,
     fail_commit: Mutex<bool>,
+    /// `in_doubt` never answers (a frozen database).
+    hang: Mutex<bool>,
 }
 
 impl Participant for Resource {
@@ -52,7 +54,12 @@ impl Participant for Resource {
         })
     }
     fn in_doubt(&self) -> BoxFuture<'_, Result<Vec<String>>> {
-        Box::pin(async move { Ok(self.prepared.lock().unwrap().iter().cloned().collect()) })
+        Box::pin(async move {
+            if *self.hang.lock().unwrap() {
+                std::future::pending::<()>().await;
+            }
+            Ok(self.prepared.lock().unwrap().iter().cloned().collect())
+        })
     }
 }
 
@@ -271,4 +278,79 @@ async fn a_failed_saga_step_compensates_the_started_steps_in_reverse() {
     let err = c.run_saga("transfer", "{}").await.unwrap_err();
     assert_eq!(err.code(), "ROLLED_BACK", "{err}");
     assert_eq!(*ledger.balance.lock().unwrap(), 30, "the failed saga's two steps were compensated");
+}
+
+/// A branch of `name`'s transaction that recovery must abort: prepared after its run rolled back
+/// (a prepare that outlived its deadline), no decision, no active node.
+async fn abandoned_branch(c: &Coordinator, r: &Arc<Resource>, participant: &str) -> String {
+    let run = c.begin().await.unwrap();
+    let gid = run.enlist(participant).unwrap();
+    run.rollback().await.unwrap();
+    r.prepared.lock().unwrap().insert(gid.clone());
+    gid
+}
+
+#[tokio::test]
+async fn recovery_resolves_only_gids_with_its_own_id() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let c = coordinator(Arc::new(store()), &name, &a, &b);
+    let ours = abandoned_branch(&c, &a, "a").await;
+    let parts: Vec<&str> = ours.split(':').collect();
+    assert_eq!(parts.len(), 5, "{ours}");
+    assert_eq!((parts[0], parts[1], parts[2].len(), parts[3].len(), parts[4]), ("zktx", name.as_str(), 16, 32, "a"));
+    // The same name in another namespace (another id), and the old format without an id.
+    let txid = parts[3];
+    let foreign = format!("zktx:{name}:0123456789abcdef:{txid}:a");
+    let old_format = format!("zktx:{name}:{txid}:a");
+    a.prepared.lock().unwrap().extend([foreign.clone(), old_format.clone()]);
+    let report = c.recover(None).await.unwrap().unwrap();
+    assert_eq!((report.aborted, report.rolled_back), (1, 1), "{report:?}");
+    assert_eq!(*a.prepared.lock().unwrap(), BTreeSet::from([foreign, old_format]));
+    // A second coordinator object of the same tree reads the same id.
+    let again = coordinator(Arc::new(store()), &name, &a, &b);
+    let run = again.begin().await.unwrap();
+    assert!(run.enlist("b").unwrap().starts_with(&format!("zktx:{name}:{}:", parts[2])));
+}
+
+#[tokio::test]
+async fn a_participant_that_never_answers_costs_recovery_one_deadline_and_the_others_are_recovered() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let c = coordinator(Arc::new(store()), &name, &a, &b).with_participant_timeout(Duration::from_millis(300)).unwrap();
+    let gid = abandoned_branch(&c, &b, "b").await;
+    *a.hang.lock().unwrap() = true;
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(5), c.recover(None)).await.expect("recovery hung").unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!((report.aborted, report.rolled_back), (1, 1), "{report:?}");
+    assert!(report.errors.iter().any(|e| e.contains("participant a") && e.contains("TIMEOUT")), "{report:?}");
+    assert!(b.prepared.lock().unwrap().is_empty());
+    assert_eq!(*b.rolled_back.lock().unwrap(), vec![gid.clone(), gid]);
+    assert_eq!(Coordinator::new(Arc::new(store()), &name, Vec::new(), None).unwrap().with_participant_timeout(Duration::ZERO).unwrap_err().code(), "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn an_unfinished_commit_decided_by_a_version_without_coordinator_ids_is_reported_not_guessed() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let c = coordinator(Arc::new(store()), &name, &a, &b);
+    c.recover(None).await.unwrap(); // creates the tree
+    // What the old version left: a commit decision (no id in it), its marker, a branch of the
+    // old gid format still prepared.
+    let txid = "01a24d0000007000800000000000abcd";
+    let old_gid = format!("zktx:{name}:{txid}:a");
+    a.prepared.lock().unwrap().insert(old_gid.clone());
+    let admin = store();
+    let client = admin.session().client().await.unwrap();
+    let base = format!("/zktx/coordinators/{name}");
+    let open = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.create(&format!("{base}/decisions/{txid}"), br#"{"decision":"commit","branches":["a"]}"#, &open).await.unwrap();
+    client.create(&format!("{base}/committing/{txid}"), b"", &open).await.unwrap();
+    let report = c.recover(None).await.unwrap().unwrap();
+    assert_eq!(report.committed, 0, "{report:?}");
+    assert!(report.errors.iter().any(|e| e.contains(txid) && e.contains("by hand")), "{report:?}");
+    assert!(a.committed.lock().unwrap().is_empty() && a.rolled_back.lock().unwrap().is_empty());
+    assert_eq!(*a.prepared.lock().unwrap(), BTreeSet::from([old_gid]));
+    assert_eq!(c.outcome(txid).await.unwrap(), TxOutcome::Committed(false));
 }
