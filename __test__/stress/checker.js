@@ -22,7 +22,8 @@ function canon(v) {
 const show = (s) => (s === null ? 'absent' : s);
 
 /**
- * @typedef {{ kind: 'set'|'create'|'delete', key: string, value?: any }} TxWrite
+ * @typedef {{ kind: 'set'|'create'|'delete', key: string, value?: any, mustBeAbsent?: boolean }} TxWrite
+ *   (mustBeAbsent: a delete that requires the key absent, i.e. a create then a delete of it)
  * @typedef {{
  *   label: string, kind?: 'tx'|'et', isolation?: 'serializable'|'snapshot'|'read-committed',
  *   status: 'ok'|'unknown'|'refused', zxid?: number, inv: number, cmp?: number,
@@ -52,7 +53,7 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
     reads: Object.fromEntries(Object.entries(t.reads || {}).filter(([k]) => inGroup.has(k)).map(([k, v]) => [k, canon(v)])),
     writes: (t.writes || [])
       .filter((w) => inGroup.has(w.key))
-      .map((w) => ({ kind: w.kind, key: w.key, value: w.kind === 'delete' ? null : canon(w.value) }))
+      .map((w) => ({ kind: w.kind, key: w.key, value: w.kind === 'delete' ? null : canon(w.value), mustBeAbsent: Boolean(w.mustBeAbsent) }))
       // A read-committed delete of a key the transaction saw absent is a no-op; of a key it did
       // not read, it depends on a read the commit makes first (present: deleted; absent: nothing),
       // which the history does not see: "maybe".
@@ -191,7 +192,7 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
   // absent, and which ends in the final state.
   const fits = (t, state) => {
     for (const [k, v] of checkedReads(t)) if (state.get(k) !== v) return `read ${k}=${show(v)} but it was ${show(state.get(k))}`;
-    for (const w of t.writes) if (w.kind === 'create' && state.get(w.key) !== null) return `created ${w.key}, which existed (${state.get(w.key)})`;
+    for (const w of t.writes) if ((w.kind === 'create' || w.mustBeAbsent) && state.get(w.key) !== null) return `created ${w.key}, which existed (${state.get(w.key)})`;
     return null;
   };
   // Windows in anchored positions: gap g = before anchored[g].

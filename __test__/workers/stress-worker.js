@@ -99,10 +99,21 @@ async function runTx(zk, lane, op) {
       if (w.kind === 'set') tx.set(key, value);
       else if (w.kind === 'create') tx.create(key, value);
       else tx.delete(key);
-      // later writes of a key replace earlier ones in the commit
+      // Later writes of a key combine with earlier ones as zktx documents (index.d.ts, create):
+      // delete + create is a set; create + set is a create; create + delete asserts the key
+      // absent (recorded as a delete that must find it absent).
       const prev = writes.findIndex((x) => x.key === key);
-      if (prev >= 0) writes.splice(prev, 1);
-      writes.push({ kind: w.kind, key, value: w.kind === 'delete' ? undefined : value });
+      let kind = w.kind;
+      let mustBeAbsent = false;
+      if (prev >= 0) {
+        const own = writes[prev];
+        const created = own.kind === 'create' || own.mustBeAbsent;
+        if (kind === 'create') kind = created ? 'create' : 'set';
+        else if (created && kind === 'set') kind = 'create';
+        else if (created) mustBeAbsent = true;
+        writes.splice(prev, 1);
+      }
+      writes.push({ kind, key, value: kind === 'delete' ? undefined : value, ...(mustBeAbsent ? { mustBeAbsent } : {}) });
     });
     if (op.ticket) tx.set(ticketKey(lane), { w: worker, n: inc, l: lane, i: op.i, a: tx.attempt });
     emit({ ev: 'att', lane, i: op.i, a: tx.attempt, reads, writes, ticket: op.ticket });
