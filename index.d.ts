@@ -28,9 +28,11 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
  * - `LOCK_KIND_MISMATCH`: a semaphore lease (`permits` > 1) asked for on a path used as a lock
  *   (exclusive, read-write, `multiLock`), or a lock on a path used as a semaphore. A semaphore
- *   counts leases, a lock excludes holders: they cannot share a path. The later contender is
- *   refused and leaves no node behind. (Exclusive, read, write and multiLock do mix on one path:
- *   an exclusive lock is a writer to readers.)
+ *   counts leases, a lock excludes holders: they cannot share a path. The first kind on the
+ *   path wins (its lowest queue node decides): a contender of the other kind is refused and
+ *   leaves no node behind. A contender of the path's own kind is never refused by such a
+ *   refused node, which takes a round trip to go: it waits for it instead. (Exclusive, read,
+ *   write and multiLock do mix on one path: an exclusive lock is a writer to readers.)
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
  * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
