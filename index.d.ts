@@ -700,8 +700,10 @@ export class ZooKeeper extends EventEmitter {
    * Resolves once the server acknowledged the close (one round trip), after which `state` is
    * `CLOSED` and no write of this client can apply; when disconnected, once the client gave the
    * session up (7/5 of the session timeout after the last answer; the server has expired it by
-   * then). The exit hook (`process.exit()`) does not wait for that: it closes every open client
-   * at once and blocks at most 2 s in total, however many clients there are.
+   * then). The exit hook (`process.exit()`) does not wait for that: it closes every client not
+   * yet fully closed (a `close()` still in flight included) at once and blocks at most 2 s in
+   * total, however many clients there are. Calls in flight (a `release()` whose delete waits on
+   * a frozen server, a commit) do not hold the close up: CloseSession is sent within that bound.
    */
   close(): Promise<void>;
 

@@ -304,7 +304,10 @@ impl LockState {
         let Some(states) = self.client.upgrade().map(|c| c.state_watcher()) else { return LockLoss::SessionEnded };
         let loss = tokio::select! {
             loss = self.watch_node_until_lost() => loss,
+            // A lock given up during the silence (release() whose delete cannot get through
+            // yet) is not lost: its holder let it go, and its node goes in the background.
             silent = disconnected_too_long(states, &self.suspended_at, self.lost_after) => match silent {
+                _ if self.is_given_up() => LockLoss::Released,
                 Some(for_) => LockLoss::DisconnectedTooLong(for_),
                 None => LockLoss::SessionEnded,
             },
