@@ -350,7 +350,10 @@ export class Lock {
    * connection returns. Loss is watched from the first read of `signal` or `lost`.
    */
   readonly signal: AbortSignal;
-  /** Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release. */
+  /**
+   * Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release, even
+   * one whose delete cannot reach the server during a silence longer than `lostAfter`.
+   */
   readonly lost: Promise<ZktxError>;
   /**
    * Releases the lock: resolves once its node is deleted. Idempotent; succeeds when the session

@@ -250,6 +250,11 @@ impl Lock {
     ///
     /// # On connection loss
     /// Retries the delete until the request deadline, then hands it to the background removal.
+    ///
+    /// # Cancellation
+    /// [`Session::close`] ends a release in flight at once (it succeeds): the handle it held is
+    /// dropped so the close sends CloseSession within its bound, and the server deletes the node
+    /// with the session.
     pub async fn release(&self) -> Result<()> {
         self.state.release().await
     }
@@ -441,7 +446,20 @@ impl LockState {
                 return Ok(());
             },
         };
-        match internals::delete_node(&client, &self.node_path, self.request_timeout).await {
+        // Like every other call, the delete watches the session's close: closing ends the
+        // session and the server deletes the node with it, while a delete retried on a frozen
+        // link would hold the client (so no CloseSession is sent) until its request deadline.
+        let deleted = tokio::select! {
+            biased;
+            _ = self.closing.cancelled() => None,
+            r = internals::delete_node(&client, &self.node_path, self.request_timeout) => Some(r),
+        };
+        let Some(deleted) = deleted else {
+            drop(client);
+            self.node_gone.send_replace(true);
+            return Ok(());
+        };
+        match deleted {
             None => {
                 self.node_gone.send_replace(true);
                 Ok(())
