@@ -287,4 +287,12 @@ describe('leaving the process while the server is frozen (SIGSTOP)', () => {
     console.log(`[lock-attacks] frozen, commit in flight, exit: ${JSON.stringify(r)}`);
     expect(r.freedMs).toBeLessThan(2000);
   }, 40000);
+
+  // The same for a read that names the lock: isHeld()'s check waited its request deadline
+  // holding the client, as the release did.
+  it('an isHeld() in flight at process.exit() does not hold up CloseSession: both locks go as the server resumes', async () => {
+    const r = await leave('isheld-exit');
+    console.log(`[lock-attacks] frozen, isHeld in flight, exit: ${JSON.stringify(r)}`);
+    expect(r.freedMs).toBeLessThan(2000);
+  }, 40000);
 });

@@ -5,6 +5,7 @@
 //   exit          nothing in flight (control: the exit hook's CloseSession reaches the frozen server)
 //   release-exit  lock a's release() in flight
 //   commit-exit   an executeTransaction commit in flight (its updater was waiting for "go")
+//   isheld-exit   lock a's isHeld() in flight
 const readline = require('node:readline');
 const { ZooKeeper } = require('../..');
 
@@ -24,6 +25,7 @@ const { ZooKeeper } = require('../..');
   readline.createInterface({ input: process.stdin }).on('line', (line) => {
     if (line !== 'go') return;
     if (mode === 'release-exit') a.release().catch(() => {});
+    if (mode === 'isheld-exit') a.isHeld().catch(() => {});
     go();
     setTimeout(() => process.exit(0), 100);
   });

@@ -262,7 +262,8 @@ impl Lock {
     /// Checks with the server that the lock node still exists (one round trip).
     ///
     /// # Errors
-    /// Connection errors; `false` (not an error) once released, lost or expired.
+    /// Connection errors; `false` (not an error) once released, lost or expired, or when the
+    /// session's close starts (a check in flight then gives its client handle up at once).
     pub async fn is_held(&self) -> Result<bool> {
         self.state.is_held().await
     }
@@ -494,9 +495,13 @@ impl LockState {
 
     async fn is_held(&self) -> Result<bool> {
         let Ok(client) = self.client() else { return Ok(false) };
-        match deadline(self.request_timeout, "check lock node", client.check_stat(&self.node_path)).await {
+        // Watches close like every call: a check waiting on a frozen server must not keep the
+        // client (and so CloseSession) until its deadline.
+        let check = deadline(self.request_timeout, "check lock node", client.check_stat(&self.node_path));
+        match crate::session::unless_cancelled(&self.closing, false, check).await {
             Ok(stat) => Ok(stat.is_some()),
-            Err(Error::SessionExpired) => Ok(false),
+            // Closing ends the session and its node with it, as when close() came first.
+            Err(Error::SessionExpired | Error::ClientClosed) => Ok(false),
             Err(e) => Err(e),
         }
     }
