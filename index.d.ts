@@ -30,9 +30,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   (exclusive, read-write, `multiLock`), or a lock on a path used as a semaphore. A semaphore
  *   counts leases, a lock excludes holders: they cannot share a path. The first kind on the
  *   path wins (its lowest queue node decides): a contender of the other kind is refused and
- *   leaves no node behind. A contender of the path's own kind is never refused by such a
- *   refused node, which takes a round trip to go: it waits for it instead. (Exclusive, read,
- *   write and multiLock do mix on one path: an exclusive lock is a writer to readers.)
+ *   leaves no node behind. A contender of the path's kind behind such a refused node (gone a
+ *   round trip later) waits for it instead of being refused, while a node of its kind heads the
+ *   queue. (Exclusive, read, write and multiLock do mix on one path: an exclusive lock is a
+ *   writer to readers.)
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
  * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
