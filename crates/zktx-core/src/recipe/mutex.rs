@@ -538,7 +538,7 @@ async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &Susp
 /// # Errors
 /// `INVALID_ARGUMENT` for a bad path, `TIMEOUT` when `opts.wait` passes, `ABORTED` when
 /// `opts.cancel` fires, `SESSIONEXPIRED`, `CONNECTIONLOSS`, `LOCK_KIND_MISMATCH` when `path` is
-/// in use as a semaphore (lease nodes ahead).
+/// in use as a semaphore (a lease node heads its queue; see [`super::driver`]).
 ///
 /// # Cancellation
 /// Timeout, abort or error never leave a lock node behind.
