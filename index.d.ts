@@ -28,9 +28,12 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
  * - `LOCK_KIND_MISMATCH`: a semaphore lease (`permits` > 1) asked for on a path used as a lock
  *   (exclusive, read-write, `multiLock`), or a lock on a path used as a semaphore. A semaphore
- *   counts leases, a lock excludes holders: they cannot share a path. The later contender is
- *   refused and leaves no node behind. (Exclusive, read, write and multiLock do mix on one path:
- *   an exclusive lock is a writer to readers.)
+ *   counts leases, a lock excludes holders: they cannot share a path. The first kind on the
+ *   path wins (its lowest queue node decides): a contender of the other kind is refused and
+ *   leaves no node behind. A contender of the path's kind behind such a refused node (gone a
+ *   round trip later) waits for it instead of being refused, while a node of its kind heads the
+ *   queue. (Exclusive, read, write and multiLock do mix on one path: an exclusive lock is a
+ *   writer to readers.)
  * - `STALE_TOKEN`: `FencingTokenGuard.check` refused an older token.
  * - `INTERNAL`: a bug in zktx (a panic in the addon, or an addon error outside zktx's format);
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
@@ -348,7 +351,10 @@ export class Lock {
    * connection returns. Loss is watched from the first read of `signal` or `lost`.
    */
   readonly signal: AbortSignal;
-  /** Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release. */
+  /**
+   * Resolves with the `LOCK_LOST` error when the lock is lost; never after a plain release, even
+   * one whose delete cannot reach the server during a silence longer than `lostAfter`.
+   */
   readonly lost: Promise<ZktxError>;
   /**
    * Releases the lock: resolves once its node is deleted. Idempotent; succeeds when the session
@@ -733,8 +739,10 @@ export class ZooKeeper extends EventEmitter {
    * Resolves once the server acknowledged the close (one round trip), after which `state` is
    * `CLOSED` and no write of this client can apply; when disconnected, once the client gave the
    * session up (7/5 of the session timeout after the last answer; the server has expired it by
-   * then). The exit hook (`process.exit()`) does not wait for that: it closes every open client
-   * at once and blocks at most 2 s in total, however many clients there are.
+   * then). The exit hook (`process.exit()`) does not wait for that: it closes every client not
+   * yet fully closed (a `close()` still in flight included) at once and blocks at most 2 s in
+   * total, however many clients there are. Calls in flight (a `release()` whose delete waits on
+   * a frozen server, a commit) do not hold the close up: CloseSession is sent within that bound.
    */
   close(): Promise<void>;
 

@@ -847,7 +847,8 @@ function installExitHook() {
   });
   // process.exit() skips beforeExit: close synchronously so no session (and lock) outlives us.
   // All clients at once, in one bound (2 s): one after another, a frozen server made an exit
-  // with 10 clients take 20 s.
+  // with 10 clients take 20 s. Clients whose close() is still in flight are among them: that
+  // close may not have run yet, and closing twice is harmless (the second waits for the first).
   process.on('exit', () => {
     if (open.size === 0) return;
     try {
@@ -954,9 +955,14 @@ class ZooKeeper extends EventEmitter {
   async close() {
     this._closed = true;
     if (this._coordinators) for (const c of this._coordinators) c.close();
-    open.delete(this);
     if (lastConstructed === this) lastConstructed = null;
-    await call(() => this._native.close());
+    // Stays in `open` until closed: a process.exit() meanwhile (its close queued behind other
+    // calls, or a service's signal listener exiting) must still close it in the exit hook.
+    try {
+      await call(() => this._native.close());
+    } finally {
+      open.delete(this);
+    }
   }
 
   /**

@@ -78,8 +78,8 @@ pub enum Error {
     AlreadyHeld(String),
     /// A semaphore lease asked for on a path used as a lock (exclusive, read-write, multiLock),
     /// or a lock on a path used as a semaphore. A semaphore counts leases, a lock excludes
-    /// holders: the two cannot share a queue, so the later contender is refused and leaves
-    /// nothing behind.
+    /// holders: the two cannot share a queue. The kind of the queue's lowest node wins: a
+    /// contender of the other kind is refused and leaves nothing behind.
     #[error("{0}")]
     LockKindMismatch(String),
     /// A TLS handshake with a server failed (certificate not trusted, not for this host, client

@@ -9,10 +9,31 @@
 //! Kinds on one path: an exclusive lock (`lock`, also multiLock's and a 1-permit semaphore's
 //! node) is a writer to readers, as Curator's read-write lock treats its write side, so
 //! exclusive, `read` and `write` nodes share one queue and exclude each other. Semaphore leases
-//! (`lease`) count permits instead of excluding, so they cannot share a queue with locks: a
-//! contender that finds a node of the other family ahead of it is refused
-//! ([`Decision::KindMismatch`]). The later of two nodes always sees the earlier one (its listing
-//! is sent after its own create), so whichever comes second is refused, never both let in.
+//! (`lease`) count permits instead of excluding, so they cannot share a queue with locks.
+//!
+//! Which family a path belongs to is decided by its lowest node: the first kind on the path
+//! wins. A contender whose listing shows a head of the other family is refused
+//! ([`Decision::KindMismatch`]); one whose own family heads the queue never holds while a node
+//! of the other family is ahead of it, but waits for that node to go instead of being refused
+//! by it ([`other_family`]). Why this is sound:
+//!
+//! - *Never both in.* A contender holds only when no node of the other family is ahead of it
+//!   in its listing. Of two nodes of different families, the later one's listing is sent after
+//!   its own create, so it shows the earlier node while that node exists: the later one never
+//!   holds while the earlier one does.
+//! - *A refused node refuses nobody.* An intruder behind a node of the path's family is refused
+//!   (that node heads its listing, or one of its family ahead of it does) and deleted a round trip
+//!   later. Meanwhile a newcomer of the path's family sees the same head, so the intruder is not
+//!   a reason to refuse it: it waits the round trip for the intruder's node to go. The first-come
+//!   kind is never refused while one of its nodes heads the queue.
+//! - *The one window left.* If every node of the path's family leaves within that round trip,
+//!   the intruder's node is briefly the lowest: a newcomer then sees a path headed by the other
+//!   kind and is refused, as it would be by a holder. Nothing of its own kind is on the path at
+//!   that moment, and a retry a round trip later gets in.
+//!
+//! A listing can be stale (a contender's own listing may be answered after others moved), but
+//! every rule above only ever reads nodes *ahead* of the contender, which existed when it was
+//! created: staleness can turn a hold into a wait, never a wait into a hold.
 
 /// A lock node seen in the lock directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,9 +100,19 @@ fn is_lease(kind: &str) -> bool {
     kind == "lease"
 }
 
-/// The first node ahead of position `i` whose family differs from `mine`'s, if any.
-fn other_family_ahead<'q>(queue: &'q [Contender], i: usize, mine: &str) -> Option<&'q Contender> {
-    queue[..i].iter().find(|c| is_lease(&c.kind) != is_lease(mine))
+/// What the nodes of the other family (lease vs lock) ahead of position `i` mean for a
+/// contender of kind `mine`: `None` when there are none (the family's own rule decides),
+/// [`Decision::KindMismatch`] when the queue's lowest node is of the other family (the path is
+/// in use that way), else [`Decision::WaitFor`] the nearest of them: an intruder behind a node of
+/// `mine`'s family, refused by it and about to go, which must not refuse a legitimate contender
+/// (but neither may it be ignored: its own listing may not have been answered yet).
+fn other_family(queue: &[Contender], i: usize, mine: &str) -> Option<Decision> {
+    let other = |c: &&Contender| is_lease(&c.kind) != is_lease(mine);
+    let nearest = queue[..i].iter().rev().find(other)?;
+    match queue.first() {
+        Some(head) if other(&head) => Some(Decision::KindMismatch(head.kind.clone())),
+        _ => Some(Decision::WaitFor(nearest.name.clone())),
+    }
 }
 
 /// Decides, from the sorted queue, whether a contender holds the lock.
@@ -112,8 +143,8 @@ impl LockDriver for StandardDriver {
 
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
         let position = queue.iter().position(|c| c.name == mine);
-        if let Some(other) = position.and_then(|i| other_family_ahead(queue, i, self.kind())) {
-            return Decision::KindMismatch(other.kind.clone());
+        if let Some(decision) = position.and_then(|i| other_family(queue, i, self.kind())) {
+            return decision;
         }
         match position {
             None => Decision::NodeGone,
@@ -146,8 +177,8 @@ impl LockDriver for ReadWriteDriver {
 
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
         let Some(i) = queue.iter().position(|c| c.name == mine) else { return Decision::NodeGone };
-        if let Some(other) = other_family_ahead(queue, i, self.kind()) {
-            return Decision::KindMismatch(other.kind.clone());
+        if let Some(decision) = other_family(queue, i, self.kind()) {
+            return decision;
         }
         match self {
             ReadWriteDriver::Write if i == 0 => Decision::Acquired,
@@ -235,6 +266,55 @@ mod tests {
         assert_eq!(r.decide(&q, "_c_a-read-0000000001"), Decision::Acquired);
         assert_eq!(sem.decide(&q, "_c_b-lease-0000000002"), Decision::KindMismatch("read".into()));
         assert_eq!(sem.decide(&q, "_c_c-lease-0000000003"), Decision::KindMismatch("read".into()));
+    }
+
+    #[test]
+    fn a_refused_intruder_makes_the_paths_own_kind_wait_never_refuses_it() {
+        let (sem, r, x) = (StandardDriver { max_leases: 2 }, ReadWriteDriver::Read, StandardDriver { max_leases: 1 });
+        // A semaphore path: the lock node is refused by the lease ahead; a lease behind it waits
+        // the round trip the refused node takes to go, with a permit still free.
+        let q = sorted_contenders(&names(&["_c_a-lease-0000000001", "_c_b-lock-0000000002", "_c_c-lease-0000000003", "_c_d-lock-0000000004"]));
+        assert_eq!(x.decide(&q, "_c_b-lock-0000000002"), Decision::KindMismatch("lease".into()));
+        assert_eq!(sem.decide(&q, "_c_c-lease-0000000003"), Decision::WaitFor("_c_b-lock-0000000002".into()));
+        assert_eq!(x.decide(&q, "_c_d-lock-0000000004"), Decision::KindMismatch("lease".into()));
+        // Once it is gone the lease holds.
+        let q = sorted_contenders(&names(&["_c_a-lease-0000000001", "_c_c-lease-0000000003"]));
+        assert_eq!(sem.decide(&q, "_c_c-lease-0000000003"), Decision::Acquired);
+        // A lock path: the lease is refused; locks and readers behind it wait (for it, then for
+        // the holder), they are not refused.
+        let q = sorted_contenders(&names(&["_c_a-lock-0000000001", "_c_b-lease-0000000002", "_c_c-lock-0000000003", "_c_d-read-0000000004"]));
+        assert_eq!(sem.decide(&q, "_c_b-lease-0000000002"), Decision::KindMismatch("lock".into()));
+        assert_eq!(x.decide(&q, "_c_c-lock-0000000003"), Decision::WaitFor("_c_b-lease-0000000002".into()));
+        assert_eq!(r.decide(&q, "_c_d-read-0000000004"), Decision::WaitFor("_c_b-lease-0000000002".into()));
+        // The window the module doc names: every lease left before the refused lock node went;
+        // that node heads the queue, and a newcomer lease is refused by it.
+        let q = sorted_contenders(&names(&["_c_b-lock-0000000002", "_c_e-lease-0000000005"]));
+        assert_eq!(sem.decide(&q, "_c_e-lease-0000000005"), Decision::KindMismatch("lock".into()));
+    }
+
+    #[test]
+    fn no_listing_lets_two_families_hold_together() {
+        // Every order of up to four nodes of both families, every subset still present: a
+        // contender that holds never has a node of the other family ahead of it.
+        let kinds = ["lease", "lock", "read", "write"];
+        let drivers: Vec<(&str, Box<dyn LockDriver>)> = vec![
+            ("lease", Box::new(StandardDriver { max_leases: 2 })),
+            ("lock", Box::new(StandardDriver { max_leases: 1 })),
+            ("read", Box::new(ReadWriteDriver::Read)),
+            ("write", Box::new(ReadWriteDriver::Write)),
+        ];
+        for n in 1..=4u32 {
+            for combo in 0..4usize.pow(n) {
+                let all: Vec<String> = (0..n as usize).map(|k| format!("_c_{k}-{}-{:010}", kinds[(combo / 4usize.pow(k as u32)) % 4], k + 1)).collect();
+                let q = sorted_contenders(&all);
+                for (i, me) in q.iter().enumerate() {
+                    let (_, d) = drivers.iter().find(|(k, _)| *k == me.kind).expect("driver");
+                    if d.decide(&q, &me.name) == Decision::Acquired {
+                        assert!(q[..i].iter().all(|c| is_lease(&c.kind) == is_lease(&me.kind)), "{all:?}: {} holds", me.name);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -309,11 +309,11 @@ async fn wait_in_queue(
 }
 
 /// `LOCK_KIND_MISMATCH`: a contender of kind `mine` found a node of kind `theirs` (the other
-/// family: lease vs lock) ahead of it at `dir`.
+/// family: lease vs lock) heading the queue at `dir`.
 fn kind_mismatch(dir: &str, mine: &str, theirs: &str) -> Error {
     let (asked, used) = if mine == "lease" { ("a semaphore lease", "a lock (exclusive, read-write or multiLock)") } else { ("a lock", "a semaphore (semaphore(path, permits) with permits > 1)") };
     Error::LockKindMismatch(format!(
-        "{dir} is in use as {used} (a {theirs:?} node is queued there), so {asked} cannot be taken on it: a semaphore counts leases and a lock excludes holders, they cannot share a path; use another path (a 1-permit semaphore is an exclusive lock)"
+        "{dir} is in use as {used} (a {theirs:?} node heads its queue), so {asked} cannot be taken on it: a semaphore counts leases and a lock excludes holders, they cannot share a path; use another path (a 1-permit semaphore is an exclusive lock)"
     ))
 }
 

@@ -250,6 +250,11 @@ impl Lock {
     ///
     /// # On connection loss
     /// Retries the delete until the request deadline, then hands it to the background removal.
+    ///
+    /// # Cancellation
+    /// [`Session::close`] ends a release in flight at once (it succeeds): the handle it held is
+    /// dropped so the close sends CloseSession within its bound, and the server deletes the node
+    /// with the session.
     pub async fn release(&self) -> Result<()> {
         self.state.release().await
     }
@@ -257,7 +262,8 @@ impl Lock {
     /// Checks with the server that the lock node still exists (one round trip).
     ///
     /// # Errors
-    /// Connection errors; `false` (not an error) once released, lost or expired.
+    /// Connection errors; `false` (not an error) once released, lost or expired, or when the
+    /// session's close starts (a check in flight then gives its client handle up at once).
     pub async fn is_held(&self) -> Result<bool> {
         self.state.is_held().await
     }
@@ -304,7 +310,10 @@ impl LockState {
         let Some(states) = self.client.upgrade().map(|c| c.state_watcher()) else { return LockLoss::SessionEnded };
         let loss = tokio::select! {
             loss = self.watch_node_until_lost() => loss,
+            // A lock given up during the silence (release() whose delete cannot get through
+            // yet) is not lost: its holder let it go, and its node goes in the background.
             silent = disconnected_too_long(states, &self.suspended_at, self.lost_after) => match silent {
+                _ if self.is_given_up() => LockLoss::Released,
                 Some(for_) => LockLoss::DisconnectedTooLong(for_),
                 None => LockLoss::SessionEnded,
             },
@@ -438,7 +447,20 @@ impl LockState {
                 return Ok(());
             },
         };
-        match internals::delete_node(&client, &self.node_path, self.request_timeout).await {
+        // Like every other call, the delete watches the session's close: closing ends the
+        // session and the server deletes the node with it, while a delete retried on a frozen
+        // link would hold the client (so no CloseSession is sent) until its request deadline.
+        let deleted = tokio::select! {
+            biased;
+            _ = self.closing.cancelled() => None,
+            r = internals::delete_node(&client, &self.node_path, self.request_timeout) => Some(r),
+        };
+        let Some(deleted) = deleted else {
+            drop(client);
+            self.node_gone.send_replace(true);
+            return Ok(());
+        };
+        match deleted {
             None => {
                 self.node_gone.send_replace(true);
                 Ok(())
@@ -473,9 +495,13 @@ impl LockState {
 
     async fn is_held(&self) -> Result<bool> {
         let Ok(client) = self.client() else { return Ok(false) };
-        match deadline(self.request_timeout, "check lock node", client.check_stat(&self.node_path)).await {
+        // Watches close like every call: a check waiting on a frozen server must not keep the
+        // client (and so CloseSession) until its deadline.
+        let check = deadline(self.request_timeout, "check lock node", client.check_stat(&self.node_path));
+        match crate::session::unless_cancelled(&self.closing, false, check).await {
             Ok(stat) => Ok(stat.is_some()),
-            Err(Error::SessionExpired) => Ok(false),
+            // Closing ends the session and its node with it, as when close() came first.
+            Err(Error::SessionExpired | Error::ClientClosed) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -512,7 +538,7 @@ async fn disconnected_too_long(mut states: zk::StateWatcher, suspended_at: &Susp
 /// # Errors
 /// `INVALID_ARGUMENT` for a bad path, `TIMEOUT` when `opts.wait` passes, `ABORTED` when
 /// `opts.cancel` fires, `SESSIONEXPIRED`, `CONNECTIONLOSS`, `LOCK_KIND_MISMATCH` when `path` is
-/// in use as a semaphore (lease nodes ahead).
+/// in use as a semaphore (a lease node heads its queue; see [`super::driver`]).
 ///
 /// # Cancellation
 /// Timeout, abort or error never leave a lock node behind.

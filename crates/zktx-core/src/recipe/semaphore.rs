@@ -16,8 +16,9 @@ pub const MAX_PERMITS: u32 = 10_000;
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` for `permits` outside `1..=MAX_PERMITS`; `LOCK_KIND_MISMATCH` (nothing
-/// left behind) when lock nodes (exclusive, read, write) are queued ahead on `path`, unless
-/// `permits` is 1, which makes the lease an exclusive lock; otherwise as [`super::lock`].
+/// left behind) when a lock node (exclusive, read, write) heads the queue at `path` (see
+/// [`super::driver`]), unless `permits` is 1, which makes the lease an exclusive lock; otherwise
+/// as [`super::lock`].
 pub async fn acquire_lease(session: &Session, path: &str, permits: u32, opts: &AcquireOptions) -> Result<Lock> {
     if permits == 0 || permits > MAX_PERMITS {
         return Err(Error::invalid(format!("permits must be between 1 and {MAX_PERMITS}, got {permits}")));
