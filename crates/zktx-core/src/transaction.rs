@@ -286,9 +286,6 @@ impl Transaction {
                 self.validate_reads(store).await?;
                 report.round_trips += 1;
             }
-            if let Ok(client) = store.session().client().await {
-                self.check_session(&client)?;
-            }
             for lock in opts.locks {
                 if !lock.is_held().await? {
                     return Err(Error::LockLost(format!("lock {} is no longer held", lock.path())));
@@ -322,7 +319,7 @@ impl Transaction {
             Some(lock) => lock.client()?,
             None => store.session().client().await?,
         };
-        self.check_session(&client)?;
+        self.same_session(client.session_id().0)?;
         let rt = store.session().request_timeout(&client);
         let mut created_parents = false;
         loop {
@@ -383,23 +380,21 @@ impl Transaction {
         Ok(())
     }
 
-    /// Refuses a commit on another session than the first read's: the time between them is not
-    /// bounded by this process's clock (see [`Transaction::session`]).
-    fn check_session(&self, client: &zk::Client) -> Result<()> {
+    /// Refuses to go on (read more, validate, commit) on another session than the first read's:
+    /// the time between them is not bounded by this process's clock (see [`Transaction::session`]).
+    fn same_session(&self, session: i64) -> Result<()> {
         match self.session {
-            Some(first) if first != client.session_id().0 => Err(Error::Conflict(
-                "the ZooKeeper session changed between the transaction's first read and its commit (the old one expired): re-run it with fresh reads".into(),
+            Some(first) if first != session => Err(Error::Conflict(
+                "the ZooKeeper session changed since the transaction's first read (the old one expired): re-run it with fresh reads".into(),
             )),
             _ => Ok(()),
         }
     }
 
-    /// Reads `keys` (see [`fetch`]); `CONFLICT` if the session is not the first read's.
+    /// Reads `keys` (see [`fetch`]) on the first read's session.
     async fn fetch(&mut self, store: &Store, keys: &[&str]) -> Result<(Vec<Stored>, u32)> {
         let (read, batches, session) = fetch(store, keys).await?;
-        if self.session.is_some_and(|first| first != session) {
-            return Err(Error::Conflict("the ZooKeeper session changed while the transaction read (the old one expired): re-run it with fresh reads".into()));
-        }
+        self.same_session(session)?;
         self.session = Some(session);
         Ok((read, batches))
     }
@@ -408,9 +403,7 @@ impl Transaction {
     async fn validate_reads(&self, store: &Store) -> Result<()> {
         let keys: Vec<&str> = self.reads.keys().map(String::as_str).collect();
         let (now, _, session) = fetch(store, &keys).await?;
-        if self.session.is_some_and(|first| first != session) {
-            return Err(Error::Conflict("the ZooKeeper session changed while the transaction read (the old one expired): re-run it with fresh reads".into()));
-        }
+        self.same_session(session)?;
         for (k, v) in keys.iter().zip(now) {
             if self.reads.get(*k).map(|r| (r.znode_version(), r.exists())) != Some((v.znode_version(), v.exists())) {
                 return Err(Error::Conflict(format!("key {k:?} changed while the transaction read it")));
