@@ -326,8 +326,17 @@ impl Coordinator {
     /// first: [`Coordinator::begin`], recovery); before that, `<id>` would be unknown, so this
     /// is `INVALID_ARGUMENT`.
     pub fn gid(&self, txid: &str, participant: &str) -> Result<String> {
-        let id = self.inner.id.get().ok_or_else(|| Error::invalid("the coordinator's id is not known yet"))?;
-        Ok(format!("zktx:{}:{id}:{txid}:{participant}", self.inner.name))
+        Ok(self.gid_of(self.id()?, txid, participant))
+    }
+
+    /// The gid of a branch made under coordinator id `id` (a commit decision records its own:
+    /// the tree's id may have been re-keyed since).
+    fn gid_of(&self, id: &str, txid: &str, participant: &str) -> String {
+        format!("zktx:{}:{id}:{txid}:{participant}", self.inner.name)
+    }
+
+    fn id(&self) -> Result<&str> {
+        self.inner.id.get().map(String::as_str).ok_or_else(|| Error::invalid("the coordinator's id is not known yet"))
     }
 
     /// `(txid, participant)` of one of this coordinator's gids; `None` for anyone else's (another
@@ -553,10 +562,11 @@ impl Coordinator {
         Ok(decisions + sagas)
     }
 
-    /// Commits (or rolls back) one branch, retrying a few times.
-    async fn resolve_branch(&self, decision: Decision, participant: &str, txid: &str) -> Result<()> {
+    /// Commits (or rolls back) one branch of `txid` made under coordinator id `id`, retrying a
+    /// few times.
+    async fn resolve_branch(&self, decision: Decision, participant: &str, txid: &str, id: &str) -> Result<()> {
         let p = self.participant(participant)?;
-        let gid = self.gid(txid, participant)?;
+        let gid = self.gid_of(id, txid, participant);
         let mut last = None;
         for attempt in 0..BRANCH_ATTEMPTS {
             if attempt > 0 {
@@ -578,8 +588,8 @@ impl Coordinator {
     }
 
     /// Resolves every branch; returns the participants whose branch is still unresolved.
-    async fn resolve_all(&self, decision: Decision, participants: &[String], txid: &str) -> Vec<(String, Error)> {
-        let results = join_all(participants.iter().map(|p| self.resolve_branch(decision, p, txid))).await;
+    async fn resolve_all(&self, decision: Decision, participants: &[String], txid: &str, id: &str) -> Vec<(String, Error)> {
+        let results = join_all(participants.iter().map(|p| self.resolve_branch(decision, p, txid, id))).await;
         participants.iter().zip(results).filter_map(|(p, r)| r.err().map(|e| (p.clone(), e))).collect()
     }
 
@@ -674,25 +684,27 @@ impl Coordinator {
                 self.write_done(&txid, record, 0).await?;
                 continue;
             }
-            if record.id.is_none() {
+            let Some(id) = record.id.clone() else {
                 // Decided by a version whose gids carried no id: committing `zktx:<name>:<id>:..`
                 // would find nothing, and a branch of the old format that is gone cannot be told
                 // committed from rolled back (it left no commit record). Left to the operator.
                 report.errors.push(format!("commit {txid}: decided by a zktx version before gids carried the coordinator id; commit its branches (zktx:{}:{txid}:<participant>) by hand (CHANGELOG)", self.inner.name));
                 continue;
-            }
+            };
+            // The branches' gids carry the id the decision recorded, which is not the tree's
+            // id of now if it was re-keyed since.
             let (healthy, skipped): (Vec<String>, Vec<String>) = record.branches.iter().cloned().partition(|p| !sick.contains(p));
-            let failed = self.resolve_all(Decision::Commit, &healthy, &txid).await;
+            let failed = self.resolve_all(Decision::Commit, &healthy, &txid, &id).await;
             report.committed += healthy.len() - failed.len();
             if failed.is_empty() && skipped.is_empty() {
                 self.mark_done(&txid).await?;
             }
             for (p, e) in failed {
                 note(&mut sick, &p, &e);
-                report.errors.push(format!("commit {}: {e}", self.gid(&txid, &p)?));
+                report.errors.push(format!("commit {}: {e}", self.gid_of(&id, &txid, &p)));
             }
             for p in skipped {
-                report.errors.push(format!("commit {}: skipped, participant {p} missed a deadline earlier in this pass", self.gid(&txid, &p)?));
+                report.errors.push(format!("commit {}: skipped, participant {p} missed a deadline earlier in this pass", self.gid_of(&id, &txid, &p)));
             }
         }
         // 2. Branches the participants list as prepared: every list asked at once, each under
@@ -738,7 +750,7 @@ impl Coordinator {
                     report.active += 1;
                     continue;
                 };
-                match self.resolve_branch(decision, participant, txid).await {
+                match self.resolve_branch(decision, participant, txid, self.id()?).await {
                     Ok(()) if decision == Decision::Commit => report.committed += 1,
                     Ok(()) => report.rolled_back += 1,
                     Err(e) => {
@@ -1103,7 +1115,7 @@ impl Run {
             },
         };
         // Phase 2.
-        let failed = coord.resolve_all(Decision::Commit, &enlisted, &self.txid).await;
+        let failed = coord.resolve_all(Decision::Commit, &enlisted, &self.txid, id.as_deref().unwrap_or_default()).await;
         if failed.is_empty() && !enlisted.is_empty() {
             // The decision node was created at version 0 (one round trip, no read).
             // Off the caller's path: until it lands, recovery may commit the branches again
@@ -1185,7 +1197,9 @@ impl Run {
             // The node is ephemeral: it goes with the session anyway.
             tracing::debug!(txid = %self.txid, error = %e, "could not delete the active node");
         }
-        for (p, e) in coord.resolve_all(Decision::Abort, enlisted, &self.txid).await {
+        // No branch was enlisted before the id was known (every gid carries it).
+        let id = coord.inner.id.get().cloned().unwrap_or_default();
+        for (p, e) in coord.resolve_all(Decision::Abort, enlisted, &self.txid, &id).await {
             tracing::warn!(txid = %self.txid, participant = %p, error = %e, "rollback failed; recovery will retry it");
         }
     }
@@ -1245,7 +1259,8 @@ impl Coordinator {
                 };
                 match known {
                     Ok(decision) => {
-                        let failed = coord.resolve_all(decision, &enlisted, &txid).await;
+                        let id = coord.inner.id.get().cloned().unwrap_or_default();
+                        let failed = coord.resolve_all(decision, &enlisted, &txid, &id).await;
                         if decision == Decision::Commit && failed.is_empty() {
                             if let Err(e) = coord.mark_done(&txid).await {
                                 tracing::warn!(%txid, error = %e, "could not mark the transaction done; recovery will");

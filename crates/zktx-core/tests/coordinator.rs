@@ -354,3 +354,32 @@ async fn an_unfinished_commit_decided_by_a_version_without_coordinator_ids_is_re
     assert_eq!(*a.prepared.lock().unwrap(), BTreeSet::from([old_gid]));
     assert_eq!(c.outcome(txid).await.unwrap(), TxOutcome::Committed(false));
 }
+
+/// A commit decision of `txid` recorded by hand under coordinator id `id`, its marker, and its
+/// branch on `a` still prepared (a run whose commit of `a` failed).
+async fn unfinished_commit(name: &str, txid: &str, id: &str, a: &Resource) -> String {
+    let gid = format!("zktx:{name}:{id}:{txid}:a");
+    a.prepared.lock().unwrap().insert(gid.clone());
+    let admin = store();
+    let client = admin.session().client().await.unwrap();
+    let base = format!("/zktx/coordinators/{name}");
+    let open = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    let record = format!(r#"{{"decision":"commit","branches":["a"],"id":"{id}"}}"#);
+    client.create(&format!("{base}/decisions/{txid}"), record.as_bytes(), &open).await.unwrap();
+    client.create(&format!("{base}/committing/{txid}"), b"", &open).await.unwrap();
+    gid
+}
+
+#[tokio::test]
+async fn a_commit_decision_is_committed_by_the_id_it_recorded_not_the_trees_id_of_now() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let c = coordinator(Arc::new(store()), &name, &a, &b);
+    c.recover(None).await.unwrap(); // the tree, and its id (not the decision's)
+    let gid = unfinished_commit(&name, "01a24d0000007000800000000000abcd", "0123456789abcdef", &a).await;
+    let report = c.recover(None).await.unwrap().unwrap();
+    assert_eq!((report.committed, report.errors.len()), (1, 0), "{report:?}");
+    assert_eq!(*a.committed.lock().unwrap(), vec![gid]);
+    assert_eq!(c.outcome("01a24d0000007000800000000000abcd").await.unwrap(), TxOutcome::Committed(true));
+}
+
