@@ -41,6 +41,9 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
  * - `AUTHFAILED`: the server refused the session's authentication at connect (see
  *   {@link ZooKeeperOptions.auth}); every call rejects with it until the options change.
+ * - `COORDINATOR_ID`: a coordinator tree's id (`<base>/id`) is lost from a tree that holds
+ *   records, or was written for another tree (a copy); the coordinator makes no gid and resolves
+ *   no branch until an operator restores or re-keys it (README, coordinator limits).
  */
 export type ZktxErrorCode =
   | 'INVALID_ARGUMENT'
@@ -66,6 +69,7 @@ export type ZktxErrorCode =
   | 'ROLLED_BACK'
   | 'PARTICIPANT_FAILED'
   | 'IN_DOUBT'
+  | 'COORDINATOR_ID'
   | 'NOCHILDRENFOREPHEMERALS'
   | (string & {});
 

@@ -65,6 +65,57 @@ const wrapWith = (hooks) => (side, part) => {
 
 
 describe("a coordinator tree's id", () => {
+  // Two applications in their own chroots, one restored from the other's backup: B's tree carries
+  // A's id node verbatim. Were the id used, A's recovery would take B's prepared branches for its
+  // own (no record of them in A's tree: presumed abort) and roll them back while B's caller is
+  // told committed (the break: 3 branches touched, the transfer applied nowhere).
+  it("a chroot restored from another's backup refuses to make gids or recover (COORDINATOR_ID) until re-keyed; re-keyed, the original's recovery leaves its prepared branches alone and its committed transfer is applied", async () => {
+    const A = await application();
+    const B = await application();
+    const admin = await raw();
+    try {
+      const a = bankCoordinator(A.zk, 'bank', ps);
+      expect((await a.recover()).errors).toEqual([]); // A's tree, with its id, exists
+      const copied = await zget(admin, idPath(A.chroot));
+      await zmkdirp(admin, idPath(B.chroot), copied); // the restore: the node as the backup has it
+
+      const refused = bankCoordinator(B.zk, 'bank', ps);
+      await expect(refused.recover()).rejects.toMatchObject({ name: 'ZktxError', code: 'COORDINATOR_ID', message: expect.stringContaining('copy') });
+      const run = await told(refused, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
+      expect({ outcome: run.outcome, code: run.code, prepared: (await audit(servers)).prepared }).toEqual({ outcome: 'failed', code: 'COORDINATOR_ID', prepared: 0 });
+      expect(await zget(admin, idPath(B.chroot))).toBe(copied); // refusing wrote nothing
+
+      await zset(admin, idPath(B.chroot), freshId()); // the operator re-keys the copy
+      let bothPrepared;
+      const prepared = new Promise((resolve) => { bothPrepared = resolve; });
+      let proceed;
+      const held = new Promise((resolve) => { proceed = resolve; });
+      let n = 0;
+      const b = bankCoordinator(B.zk, 'bank', ps, {
+        wrap: wrapWith({ prepare: async (side, gid, call) => { await call(); if (++n === 2) { bothPrepared(); await held; } } }),
+      });
+      const running = told(b, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
+      await prepared;
+      const report = await a.recover();
+      proceed();
+      const result = await running;
+      const bReport = await b.recover();
+      const facts = await audit(servers);
+      expect({
+        aTouchedForeignBranches: report.rolledBack + report.aborted,
+        bCaller: result.outcome,
+        bOutcome: await b.outcome(result.txid),
+        applied: facts.committed.has(result.txid),
+        bRecoveryErrors: bReport.errors,
+        idsDiffer: (await treeId(admin, A.chroot)) !== (await treeId(admin, B.chroot)),
+        bBound: (await zget(admin, idPath(B.chroot))).includes(' '),
+      }).toEqual({ aTouchedForeignBranches: 0, bCaller: 'committed', bOutcome: 'committed', applied: true, bRecoveryErrors: [], idsDiffer: true, bBound: true });
+    } finally {
+      admin.close();
+      await Promise.all([A.zk.close(), B.zk.close()]);
+    }
+  });
+
   /** A committed transfer whose b branch failed to commit (left to recovery), in a tree of its own. */
   async function halfCommitted(A) {
     const first = bankCoordinator(A.zk, 'bank', ps, {
@@ -75,6 +126,36 @@ describe("a coordinator tree's id", () => {
     await A.zk.close(); // that process ends
     return result;
   }
+
+  // The break: the next process drew a fresh id, and recovery committed gids of the new id (which
+  // do not exist) while the decided branch stayed prepared forever, holding its row locks.
+  it('a tree whose id node was deleted after a commit decision refuses to draw a new id (COORDINATOR_ID naming the node and the old id); the id restored alone, recovery commits the decided branch', async () => {
+    const A = await application();
+    const admin = await raw();
+    let second;
+    try {
+      await halfCommitted(A);
+      const old = await treeId(admin, A.chroot);
+      await zdelete(admin, idPath(A.chroot));
+      second = (await application(A.chroot)).zk; // a new process, same application
+      const c = bankCoordinator(second, 'bank', ps);
+      const err = await c.recover().catch((e) => e);
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'COORDINATOR_ID' });
+      expect(err.message).toContain('/zktx/coordinators/bank/id');
+      expect(err.message).toContain(old);
+      await expect(zget(admin, idPath(A.chroot))).rejects.toThrow(); // no id was drawn
+      expect((await audit(servers)).prepared).toBe(1);
+
+      await zcreate(admin, idPath(A.chroot), old); // the operator restores it, alone
+      const reports = [await c.recover(), await c.recover()];
+      const facts = await audit(servers);
+      expect({ halfApplied: facts.halfApplied, prepared: facts.prepared, errors: reports.map((r) => r.errors), bound: (await zget(admin, idPath(A.chroot))).startsWith(`${old} `) })
+        .toEqual({ halfApplied: [], prepared: 0, errors: [[], []], bound: true });
+    } finally {
+      admin.close();
+      await second?.close();
+    }
+  });
 
   it("a commit decision's branches are committed by the id the decision recorded, after the tree was re-keyed", async () => {
     const A = await application();

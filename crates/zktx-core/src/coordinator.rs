@@ -350,22 +350,95 @@ impl Coordinator {
 
     /// Reads this tree's id, creating it if absent (the first process to ask wins the create;
     /// every other reads its value).
+    ///
+    /// The id node holds `<id> <czxid of <base>, hex>`: the id *bound to its tree*. A copy of the
+    /// tree (restored from a backup into another chroot, cloned for staging, restored in place
+    /// after a loss) is written node by node, so its `<base>` has another czxid: the copy keeps
+    /// the id of the tree it copies, and two trees sharing an id would roll back each other's
+    /// branches (each one's recovery takes the other's gids for its own). So a binding that does
+    /// not match is refused (`COORDINATOR_ID`) until an operator writes the id node again: the
+    /// id alone (`<id>`) is bound to the tree that finds it. A node without a binding (written by
+    /// an operator, or by a version before bindings) is bound at the first load.
+    ///
+    /// An id node that is absent from a tree holding transaction records was lost: a fresh id
+    /// would orphan every prepared branch of the old one (recovery resolves only its own id's
+    /// gids), so that too is `COORDINATOR_ID`, naming the node to restore and the old id as the
+    /// records give it.
     async fn load_id(&self, client: &zk::Client, rt: Duration) -> Result<String> {
-        let path = format!("{}/id", self.inner.base);
-        let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
-        let acls = self.inner.store.session().acls();
-        let id = match deadline(rt, "create coordinator id", client.create(&path, fresh.as_bytes(), &persistent(acls))).await {
-            Ok(_) => fresh,
-            Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {
-                let (data, _) = deadline(rt, "read coordinator id", client.get_data(&path)).await?;
-                String::from_utf8_lossy(&data).into_owned()
-            },
-            Err(e) => return Err(e),
+        let base = &self.inner.base;
+        let path = format!("{base}/id");
+        let born = match deadline(rt, "read coordinator tree", client.check_stat(base)).await? {
+            Some(stat) => format!("{:x}", stat.czxid),
+            None => return Err(Error::zk("NONODE", format!("coordinator tree {base} vanished while it was being read"))),
         };
-        if id.len() != ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::zk("SYSTEMERROR", format!("unreadable coordinator id in {path}: {id:?}")));
+        let acls = self.inner.store.session().acls();
+        loop {
+            match deadline(rt, "read coordinator id", client.get_data(&path)).await {
+                Ok((data, stat)) => {
+                    let text = String::from_utf8_lossy(&data).trim().to_string();
+                    let (id, bound) = match text.split_once(' ') {
+                        Some((id, bound)) => (id.to_string(), Some(bound.to_string())),
+                        None => (text.clone(), None),
+                    };
+                    if id.len() != ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(Error::zk("SYSTEMERROR", format!("unreadable coordinator id in {path}: {text:?}")));
+                    }
+                    match bound {
+                        Some(b) if b == born => return Ok(id),
+                        Some(b) => {
+                            return Err(Error::CoordinatorId(format!(
+                                "{path} holds id {id} bound to another tree (its base was created at zxid 0x{b}, this one at 0x{born}): this tree is a copy (restored from a backup, cloned) of the tree that owns that id, and sharing it would let each one's recovery roll back the other's branches. No gid is made and no branch resolved here until an operator rewrites {path}: with 16 new random hex digits if the original tree still runs (re-key), or with {id} alone if this tree replaces it for good (rebind)"
+                            )))
+                        },
+                        None => match deadline(rt, "bind coordinator id", client.set_data(&path, format!("{id} {born}").as_bytes(), Some(stat.version))).await {
+                            Ok(_) => return Ok(id),
+                            Err(Error::ZooKeeper { code: "BADVERSION" | "NONODE", .. }) => continue,
+                            Err(e) => return Err(e),
+                        },
+                    }
+                },
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => {
+                    if let Some(lost) = self.lost_id(client, rt).await? {
+                        return Err(Error::CoordinatorId(format!(
+                            "coordinator tree {base} holds transaction records but no id node {path}: its id was lost, and a new one would orphan every branch its records decide or leave prepared. Restore {path} with the old id alone ({lost}); the next start binds it to this tree"
+                        )));
+                    }
+                    let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
+                    match deadline(rt, "create coordinator id", client.create(&path, format!("{fresh} {born}").as_bytes(), &persistent(acls))).await {
+                        Ok(_) => return Ok(fresh),
+                        Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                },
+                Err(e) => return Err(e),
+            }
         }
-        Ok(id)
+    }
+
+    /// For a tree without an id node: `None` if it holds no transaction records (a new tree),
+    /// else what its records say the lost id was.
+    async fn lost_id(&self, client: &zk::Client, rt: Duration) -> Result<Option<String>> {
+        let mut found = false;
+        for dir in ["committing", "decisions", "active"] {
+            let path = format!("{}/{dir}", self.inner.base);
+            let children = match deadline(rt, "list coordinator records", client.list_children(&path)).await {
+                Ok(c) => c,
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            found |= !children.is_empty();
+            if dir == "active" {
+                continue;
+            }
+            for txid in children.iter().take(8) {
+                if let Ok((data, _)) = deadline(rt, "read transaction record", client.get_data(&format!("{path}/{txid}"))).await {
+                    if let Some(id) = serde_json::from_slice::<Record>(&data).ok().and_then(|r| r.id) {
+                        return Ok(Some(format!("{id}, as {dir}/{txid} records it")));
+                    }
+                }
+            }
+        }
+        Ok(found.then(|| "the records read carry none: find it in a participant's prepared gids, zktx:<name>:<id>:...".to_string()))
     }
 
     async fn client(&self) -> Result<(Arc<zk::Client>, Duration)> {
