@@ -561,7 +561,7 @@ export interface RecoveryReport {
   errors: string[];
 }
 
-export type TransactionOutcome = 'committed' | 'aborted' | 'forgotten' | 'active' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
+export type TransactionOutcome = 'committed' | 'aborted' | 'forgotten' | 'active' | 'unknown' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
 
 /** A transaction coordinator: two-phase commit and sagas across services, decided in ZooKeeper. */
 export class Coordinator {
@@ -573,14 +573,22 @@ export class Coordinator {
   /** One recovery pass; `null` if another process kept the recovery lock past `waitMs`. */
   recover(waitMs?: number): Promise<RecoveryReport | null>;
   /**
-   * The outcome of `txid` (32 hex digits, either case).
+   * The outcome of a transaction, asked by the gid of one of its branches
+   * (`zktx:<name>:<id>:<txid>:<participant>`, as `pg_prepared_xacts` lists it) or by its txid
+   * (32 hex digits, either case).
    *
-   * Guarantees: `aborted` only once the transaction can no longer commit: a txid with no record
-   * and no active node gets its abort recorded here (as recovery does), so a run whose active
-   * node was still being written is then `ROLLED_BACK`; a run of this process still in progress
-   * is `active`. `forgotten` only for txids older than the prune horizon (5 minutes' margin for
-   * clock skew).
-   * @throws ZktxError `INVALID_ARGUMENT` for a malformed txid; connection errors.
+   * Guarantees: `aborted` only once the transaction can no longer commit, and only for this
+   * coordinator's own transactions: one with no record and no active node gets its abort
+   * recorded here (as recovery does), so a run whose active node was still being written is then
+   * `ROLLED_BACK`; a run of this process still in progress is `active`. `forgotten` only for
+   * txids older than the prune horizon (5 minutes' margin for clock skew). `unknown`: a bare
+   * txid this coordinator did not make (another coordinator's, or one made before txids carried
+   * their coordinator's tag) and has no record of; nothing is written, and it licenses no
+   * rollback: ask by gid. A gid is this coordinator's only if its name and id are (or a decision
+   * here records that id, from before a re-key).
+   * @throws ZktxError `INVALID_ARGUMENT` for a malformed txid or gid, or another coordinator's
+   * gid (another name, another tree's id); `COORDINATOR_ID` for a tree whose id is lost or
+   * copied; connection errors.
    */
   outcome(txid: string): Promise<TransactionOutcome>;
   /** Deletes records of transactions that ended more than `olderThanMs` (at least 3600000) ago; resolves how many. */

@@ -178,3 +178,50 @@ describe("a coordinator tree's id", () => {
     }
   });
 });
+
+describe('outcome() of a transaction that is not its own', () => {
+  // The break: x (same client, same chroot, another name) had no record and no active node for
+  // y's txid, so it recorded an abort in its own tree (fencing nothing) and said `aborted`; the
+  // transaction then committed in y. README's manual rolls back on anything but `committed`.
+  it('asked by bare txid about another coordinator\'s transaction, a coordinator says unknown (never aborted) and writes nothing; the transaction then commits', async () => {
+    const A = await application();
+    try {
+      const x = bankCoordinator(A.zk, 'x', ps);
+      const y = bankCoordinator(A.zk, 'y', ps);
+      let said;
+      const r = await told(y, { from: { side: 'a', id: 3 }, toId: 3, amount: 7, afterWork: (txid) => { said = x.outcome(txid); } });
+      const answer = await said;
+      const facts = await audit(servers);
+      expect({ y: r.outcome, xSaid: answer, applied: facts.committed.has(r.txid), xLater: await x.outcome(r.txid), yLater: await y.outcome(r.txid) })
+        .toEqual({ y: 'committed', xSaid: 'unknown', applied: true, xLater: 'unknown', yLater: 'committed' });
+    } finally {
+      await A.zk.close();
+    }
+  });
+
+  it("asked by gid, a coordinator answers for its own branches and refuses (INVALID_ARGUMENT) another name's, another tree's and a malformed gid", async () => {
+    const A = await application();
+    const B = await application();
+    const admin = await raw();
+    try {
+      const y = bankCoordinator(A.zk, 'bank', ps);
+      const x = bankCoordinator(A.zk, 'x', ps);
+      const elsewhere = bankCoordinator(B.zk, 'bank', ps); // same name, another chroot
+      expect((await elsewhere.recover()).errors).toEqual([]);
+      const r = await told(y, { from: { side: 'b', id: 4 }, toId: 4, amount: 3 });
+      const gid = `zktx:bank:${await treeId(admin, A.chroot)}:${r.txid}:a`;
+      expect(await y.outcome(gid)).toBe('committed');
+      expect(await y.outcome(gid.toUpperCase().replace('ZKTX:BANK:', 'zktx:bank:'))).toBe('committed');
+      for (const [who, asked] of [[x, gid], [elsewhere, gid], [y, `zktx:bank:${freshId()}:${r.txid}:a`], [y, `zktx:bank:${r.txid}:a`], [y, `zktx:bank:${await treeId(admin, A.chroot)}:${r.txid}:`]]) {
+        await expect(who.outcome(asked)).rejects.toMatchObject({ name: 'ZktxError', code: 'INVALID_ARGUMENT' });
+      }
+      expect(await elsewhere.outcome(r.txid)).toBe('unknown');
+      // A gid of its own tree with no record: presumed aborted (the gid proves the txid is its own).
+      const never = `zktx:bank:${await treeId(admin, A.chroot)}:${'0'.repeat(12)}${'1'.repeat(20)}:a`;
+      expect(await y.outcome(never)).toBe('aborted');
+    } finally {
+      admin.close();
+      await Promise.all([A.zk.close(), B.zk.close()]);
+    }
+  });
+});

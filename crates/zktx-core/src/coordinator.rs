@@ -201,6 +201,11 @@ pub enum TxOutcome {
     Forgotten,
     /// A saga: finished, compensated, or still running/compensating.
     Saga(&'static str),
+    /// Asked by bare txid: this coordinator has no record of it, it is not active here, and
+    /// this coordinator did not make it (its tag is another's: another coordinator's txid, or
+    /// one made by a version before txids were tagged). Says nothing about its outcome: ask its
+    /// own coordinator, by gid.
+    Unknown,
 }
 
 /// What a recovery pass did.
@@ -477,7 +482,7 @@ impl Coordinator {
             // Once per coordinator: the gids the caller is about to get carry the id.
             self.client().await?;
         }
-        let txid = new_txid();
+        let txid = new_txid(&self.inner.name, self.inner.id.get().map(String::as_str));
         if let Ok(mut live) = self.inner.live.lock() {
             live.insert(txid.clone());
         }
@@ -513,22 +518,60 @@ impl Coordinator {
         Ok(deadline(rt, "check transaction", client.check_stat(&self.path("active", txid))).await?.is_some())
     }
 
-    /// The outcome of `txid` (32 hex digits, either case).
+    /// The outcome of a transaction, asked by the gid of one of its branches
+    /// (`zktx:<name>:<id>:<txid>:<participant>`, what a participant lists as prepared) or by its
+    /// txid (32 hex digits, either case).
     ///
     /// # Guarantees
-    /// `Aborted` only once the transaction can no longer commit: for a txid with no record and no
-    /// active node, this records the abort itself (as recovery does), since its active node may
-    /// still be on its way (the run writes it in the background). A transaction begun in this
-    /// process and not ended is `Active`. `Forgotten` only for txids older than the prune
-    /// horizon (by their own clock, with a margin for clock skew).
+    /// `Aborted` only once the transaction can no longer commit: for a transaction with no
+    /// record and no active node, this records the abort itself (as recovery does), since its
+    /// active node may still be on its way (the run writes it in the background). A transaction
+    /// begun in this process and not ended is `Active`. `Forgotten` only for txids older than
+    /// the prune horizon (by their own clock, with a margin for clock skew).
+    ///
+    /// Only this coordinator's transactions are presumed aborted: a gid of another name or of
+    /// another id (another tree: another chroot, another ensemble, a re-keyed copy) is
+    /// `INVALID_ARGUMENT`, unless a decision of this tree records that id (it was this tree's id
+    /// before a re-key). A bare txid says nothing of its coordinator; one with no record here
+    /// whose tag is not this coordinator's (see `new_txid`: another coordinator made it, or a
+    /// version before tags) is `Unknown`, and nothing is written: that answer licenses no
+    /// rollback anywhere.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT` for a malformed txid; connection errors.
-    pub async fn outcome(&self, txid: &str) -> Result<TxOutcome> {
-        if txid.len() != 32 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::invalid(format!("not a transaction id (32 hex digits): {txid:?}")));
+    /// `INVALID_ARGUMENT` for a malformed txid or gid, or another coordinator's gid;
+    /// `COORDINATOR_ID` (see the README) for a tree whose id is lost or copied; connection errors.
+    pub async fn outcome(&self, asked: &str) -> Result<TxOutcome> {
+        let is_txid = |t: &str| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit());
+        let (txid, gid_id) = match asked.strip_prefix("zktx:") {
+            Some(rest) => {
+                let parts: Vec<&str> = rest.splitn(4, ':').collect();
+                let [name, id, txid, participant] = parts[..] else {
+                    return Err(Error::invalid(format!("not a gid (zktx:<coordinator>:<id>:<txid>:<participant>): {asked:?}")));
+                };
+                if id.len() != ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) || !is_txid(txid) || participant.is_empty() {
+                    return Err(Error::invalid(format!("not a gid (zktx:<coordinator>:<id>:<txid>:<participant>): {asked:?}")));
+                }
+                if name != self.inner.name {
+                    return Err(Error::invalid(format!("{asked} is a branch of coordinator {name:?}, not of {:?}: ask that coordinator", self.inner.name)));
+                }
+                (txid.to_ascii_lowercase(), Some(id.to_ascii_lowercase()))
+            },
+            None if is_txid(asked) => (asked.to_ascii_lowercase(), None),
+            None => return Err(Error::invalid(format!("not a transaction id (32 hex digits) or a gid: {asked:?}"))),
+        };
+        let txid = &txid;
+        self.client().await?;
+        let own = self.id()?.to_string();
+        if let Some(id) = gid_id.as_deref().filter(|id| *id != own) {
+            // A branch of another tree, unless this tree decided it under an id it had before.
+            return match self.read::<Record>("decisions", txid).await? {
+                Some((record, _)) if record.id.as_deref() == Some(id) => Ok(match record.decision {
+                    Decision::Commit => TxOutcome::Committed(record.done),
+                    Decision::Abort => TxOutcome::Aborted,
+                }),
+                _ => Err(Error::invalid(format!("{asked} carries coordinator id {id}, and this coordinator tree's id is {own}: it is a branch of another tree of the name {:?} (another chroot or ensemble, or a copy); ask the coordinator whose tree has id {id}", self.inner.name))),
+            };
         }
-        let txid = &txid.to_ascii_lowercase();
         if let Some((record, _)) = self.read::<Record>("decisions", txid).await? {
             return Ok(match record.decision {
                 Decision::Commit => TxOutcome::Committed(record.done),
@@ -554,6 +597,12 @@ impl Coordinator {
             if txid_millis(txid).is_none_or(|t| t < horizon.saturating_add(margin)) {
                 return Ok(TxOutcome::Forgotten);
             }
+        }
+        // A txid not made here (and not proved ours by a gid): presuming its abort would record
+        // a decision that fences nothing (its active node is in another tree) and say `aborted`
+        // of what may yet commit there.
+        if gid_id.is_none() && txid.get(20..) != Some(tag_txid(&self.inner.name, &own, &txid[..20]).as_str()) {
+            return Ok(TxOutcome::Unknown);
         }
         // Not active now, but the run may not have written its active node yet: make sure it
         // never can commit before saying aborted (its decision multi then fails).
@@ -899,8 +948,8 @@ impl Coordinator {
     async fn run_saga_steps(&self, saga: &str, input: &str, begun: &mut Option<String>) -> Result<String> {
         let steps = self.steps()?;
         let count = steps.steps(saga).ok_or_else(|| Error::invalid(format!("no saga named {saga:?}")))?;
-        let txid = new_txid();
         let (client, rt) = self.client().await?;
+        let txid = new_txid(&self.inner.name, self.inner.id.get().map(String::as_str));
         let acls = self.inner.store.session().acls();
         let log_path = self.path("sagas", &txid);
         let active = self.path("active", &txid);
@@ -1009,10 +1058,31 @@ impl Coordinator {
     }
 }
 
-/// A transaction id: a UUIDv7 (its first 48 bits are the Unix time in ms, so [`Coordinator::outcome`]
-/// can tell a forgotten transaction from one never decided), as 32 hex digits.
-fn new_txid() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
+/// A transaction id, 32 hex digits: 12 of the Unix time in ms (so [`Coordinator::outcome`] can
+/// tell a forgotten transaction from one never decided), 8 random, and 12 of a tag: SipHash-2-4
+/// of the coordinator's name and the rest, keyed by the coordinator's id (`tag_txid`). The tag
+/// lets `outcome(txid)` tell a txid this coordinator made from anyone else's without a write.
+/// `id` is `None` only before the id is known (a saga's first step); such a txid has no tag.
+fn new_txid(name: &str, id: Option<&str>) -> String {
+    let uuid = uuid::Uuid::now_v7().simple().to_string();
+    let head = &uuid[..12];
+    let random = format!("{:08x}", fastrand::u32(..));
+    match id {
+        Some(id) => format!("{head}{random}{}", tag_txid(name, id, &format!("{head}{random}"))),
+        None => format!("{head}{random}{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff),
+    }
+}
+
+/// The 12-hex-digit tag of a txid's first 20 digits under coordinator `name` with id `id`.
+#[allow(deprecated)] // std's SipHasher is the one stable, specified keyed hash in std.
+fn tag_txid(name: &str, id: &str, head: &str) -> String {
+    use std::hash::Hasher;
+    let key = u64::from_str_radix(id, 16).unwrap_or(0);
+    let mut h = std::hash::SipHasher::new_with_keys(key, 0x7a6b_7478_7469_6421);
+    h.write(name.as_bytes());
+    h.write(b":");
+    h.write(head.to_ascii_lowercase().as_bytes());
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// The creation time (ms since the epoch, by the creating machine's clock) of a txid.
@@ -1382,8 +1452,19 @@ mod tests {
     #[test]
     fn txids_carry_their_time() {
         let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let t = txid_millis(&new_txid()).unwrap_or(0);
+        let t = txid_millis(&new_txid("bank", Some("0123456789abcdef"))).unwrap_or(0);
         assert!((t - before).abs() < 5_000, "{t} vs {before}");
+    }
+
+    #[test]
+    fn txids_are_tagged_by_their_coordinator() {
+        let t = new_txid("bank", Some("0123456789abcdef"));
+        assert_eq!(t.len(), 32);
+        assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(&t[20..], tag_txid("bank", "0123456789abcdef", &t[..20]));
+        assert_eq!(t.to_ascii_uppercase()[20..].to_ascii_lowercase(), tag_txid("bank", "0123456789abcdef", &t.to_ascii_uppercase()[..20]));
+        assert_ne!(&t[20..], tag_txid("bank2", "0123456789abcdef", &t[..20]));
+        assert_ne!(&t[20..], tag_txid("bank", "0123456789abcdee", &t[..20]));
     }
 
     /// Needs a server (ZK_CONNECT), like the store's compaction test.

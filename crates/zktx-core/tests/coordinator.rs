@@ -422,3 +422,21 @@ async fn a_tree_whose_id_was_lost_or_is_a_copy_makes_no_gid_until_restored_or_re
     assert_eq!(copy.outcome("01a24d0000007000800000000000abce").await.unwrap_err().code(), "COORDINATOR_ID");
 }
 
+#[tokio::test]
+async fn outcome_presumes_the_abort_only_of_its_own_transactions() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let (x, y) = (coordinator(Arc::new(store()), &unique("x"), &a, &b), coordinator(Arc::new(store()), &unique("y"), &a, &b));
+    let run = y.begin().await.unwrap();
+    let gid = run.enlist("a").unwrap();
+    assert_eq!(x.outcome(run.txid()).await.unwrap(), TxOutcome::Unknown);
+    assert_eq!(x.outcome(&gid).await.unwrap_err().code(), "INVALID_ARGUMENT");
+    assert_eq!(y.outcome(&gid).await.unwrap(), TxOutcome::Active);
+    run.commit(None).await.unwrap();
+    assert_eq!((x.outcome(run.txid()).await.unwrap(), y.outcome(&gid).await.unwrap()), (TxOutcome::Unknown, TxOutcome::Committed(true)));
+    // Its own txid with no record and no active node (a rollback records nothing): presumed
+    // aborted, and recorded.
+    let own = x.begin().await.unwrap();
+    own.rollback().await.unwrap();
+    assert_eq!(x.outcome(own.txid()).await.unwrap(), TxOutcome::Aborted);
+    assert_eq!(y.outcome(own.txid()).await.unwrap(), TxOutcome::Unknown);
+}
