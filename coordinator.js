@@ -256,11 +256,15 @@ module.exports = function coordinatorFacade(z) {
     }
 
     /**
-     * What ZooKeeper recorded for `txid`: `committed` (decided; any branch not yet committed is
-     * committed by recovery), `forgotten` (ended before the horizon of `prune`: its record is
-     * gone), `aborted` (recorded, or presumed: no decision and no longer
-     * active), `active`, or for a saga `saga:done`, `saga:compensated`, `saga:running`,
-     * `saga:compensating`.
+     * What ZooKeeper recorded for a transaction, asked by the gid of one of its branches (what a
+     * participant lists as prepared) or by its txid: `committed` (decided; any branch not yet
+     * committed is committed by recovery), `forgotten` (ended before the horizon of `prune`: its
+     * record is gone), `aborted` (recorded, or presumed: no decision and no longer active; only
+     * for this coordinator's own transactions), `active`, `unknown` (a bare txid this
+     * coordinator did not make and has no record of: it says nothing, ask its own coordinator
+     * by gid), or for a saga `saga:done`, `saga:compensated`, `saga:running`,
+     * `saga:compensating`. Another coordinator's gid (other name, other tree id) rejects with
+     * `INVALID_ARGUMENT`.
      */
     outcome(txid) {
       if (typeof txid !== 'string') return Promise.reject(invalid(`txid must be a string, got ${describe(txid)}`));

@@ -44,6 +44,9 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
  * - `AUTHFAILED`: the server refused the session's authentication at connect (see
  *   {@link ZooKeeperOptions.auth}); every call rejects with it until the options change.
+ * - `COORDINATOR_ID`: a coordinator tree's id (`<base>/id`) is lost from a tree that holds
+ *   records, or was written for another tree (a copy); the coordinator makes no gid and resolves
+ *   no branch until an operator restores or re-keys it (README, coordinator limits).
  */
 export type ZktxErrorCode =
   | 'INVALID_ARGUMENT'
@@ -69,6 +72,7 @@ export type ZktxErrorCode =
   | 'ROLLED_BACK'
   | 'PARTICIPANT_FAILED'
   | 'IN_DOUBT'
+  | 'COORDINATOR_ID'
   | 'NOCHILDRENFOREPHEMERALS'
   | (string & {});
 
@@ -563,7 +567,7 @@ export interface RecoveryReport {
   errors: string[];
 }
 
-export type TransactionOutcome = 'committed' | 'aborted' | 'forgotten' | 'active' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
+export type TransactionOutcome = 'committed' | 'aborted' | 'forgotten' | 'active' | 'unknown' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
 
 /** A transaction coordinator: two-phase commit and sagas across services, decided in ZooKeeper. */
 export class Coordinator {
@@ -575,14 +579,22 @@ export class Coordinator {
   /** One recovery pass; `null` if another process kept the recovery lock past `waitMs`. */
   recover(waitMs?: number): Promise<RecoveryReport | null>;
   /**
-   * The outcome of `txid` (32 hex digits, either case).
+   * The outcome of a transaction, asked by the gid of one of its branches
+   * (`zktx:<name>:<id>:<txid>:<participant>`, as `pg_prepared_xacts` lists it) or by its txid
+   * (32 hex digits, either case).
    *
-   * Guarantees: `aborted` only once the transaction can no longer commit: a txid with no record
-   * and no active node gets its abort recorded here (as recovery does), so a run whose active
-   * node was still being written is then `ROLLED_BACK`; a run of this process still in progress
-   * is `active`. `forgotten` only for txids older than the prune horizon (5 minutes' margin for
-   * clock skew).
-   * @throws ZktxError `INVALID_ARGUMENT` for a malformed txid; connection errors.
+   * Guarantees: `aborted` only once the transaction can no longer commit, and only for this
+   * coordinator's own transactions: one with no record and no active node gets its abort
+   * recorded here (as recovery does), so a run whose active node was still being written is then
+   * `ROLLED_BACK`; a run of this process still in progress is `active`. `forgotten` only for
+   * txids older than the prune horizon (5 minutes' margin for clock skew). `unknown`: a bare
+   * txid this coordinator did not make (another coordinator's, or one made before txids carried
+   * their coordinator's tag) and has no record of; nothing is written, and it licenses no
+   * rollback: ask by gid. A gid is this coordinator's only if its name and id are (or a decision
+   * here records that id, from before a re-key).
+   * @throws ZktxError `INVALID_ARGUMENT` for a malformed txid or gid, or another coordinator's
+   * gid (another name, another tree's id); `COORDINATOR_ID` for a tree whose id is lost or
+   * copied; connection errors.
    */
   outcome(txid: string): Promise<TransactionOutcome>;
   /** Deletes records of transactions that ended more than `olderThanMs` (at least 3600000) ago; resolves how many. */

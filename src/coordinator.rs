@@ -184,14 +184,16 @@ impl NativeCoordinator {
         })
     }
 
-    /// `committed` (decided; branches not yet committed are committed by recovery), `aborted`, `active`,
-    /// or a saga's state (`saga:running`, `saga:compensating`, `saga:done`, `saga:compensated`).
+    /// Asked by a branch's gid or by txid: `committed` (decided; branches not yet committed are
+    /// committed by recovery), `aborted`, `active`, `forgotten`, `unknown` (a bare txid this
+    /// coordinator did not make), or a saga's state (`saga:running`, `saga:compensating`,
+    /// `saga:done`, `saga:compensated`). Another coordinator's gid is `INVALID_ARGUMENT`.
     #[napi]
     pub fn outcome(&self, env: Env, txid: String) -> Result<PromiseRaw<'static, String>> {
         no_panic(|| {
-            // The core checks too; refusing here sends nothing and makes no promise.
-            if txid.len() != 32 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid(format!("not a transaction id (32 hex digits): {txid:?}")));
+            // The core checks too (and checks a gid's parts); refusing here sends nothing.
+            if !txid.starts_with("zktx:") && (txid.len() != 32 || !txid.bytes().all(|b| b.is_ascii_hexdigit())) {
+                return Err(invalid(format!("not a transaction id (32 hex digits) or a gid: {txid:?}")));
             }
             let coord = self.coord.clone();
             in_span(env, &self.span, async move {
@@ -201,6 +203,7 @@ impl NativeCoordinator {
                     TxOutcome::Aborted => "aborted".to_string(),
                     TxOutcome::Active => "active".to_string(),
                     TxOutcome::Forgotten => "forgotten".to_string(),
+                    TxOutcome::Unknown => "unknown".to_string(),
                     TxOutcome::Saga(s) => format!("saga:{s}"),
                 })
             })

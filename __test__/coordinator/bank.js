@@ -59,7 +59,11 @@ async function audit(servers) {
   const total = async (s) => Number(await s.psql('SELECT coalesce(sum(balance), 0) FROM accounts'));
   const txids = async (s) => new Set((await s.psql('SELECT DISTINCT txid FROM ledger')).split('\n').filter(Boolean));
   const prepared = async (s) => (await s.psql('SELECT count(*) FROM pg_prepared_xacts'));
-  const [ta, tb, la, lb, pa, pb] = await Promise.all([total(servers.a), total(servers.b), txids(servers.a), txids(servers.b), prepared(servers.a), prepared(servers.b)]);
+  // Prepared branches first: COMMIT PREPARED makes its rows visible before it leaves
+  // pg_prepared_xacts, so a ledger read begun after a count of 0 sees every branch committed by
+  // then (read concurrently, a commit in flight could be neither prepared nor in the ledger).
+  const [pa, pb] = await Promise.all([prepared(servers.a), prepared(servers.b)]);
+  const [ta, tb, la, lb] = await Promise.all([total(servers.a), total(servers.b), txids(servers.a), txids(servers.b)]);
   const halfApplied = [...la].filter((t) => !lb.has(t)).concat([...lb].filter((t) => !la.has(t)));
   return { total: ta + tb, expected: 2 * ACCOUNTS * INITIAL, committed: la, halfApplied, prepared: Number(pa) + Number(pb) };
 }

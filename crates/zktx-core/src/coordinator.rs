@@ -201,6 +201,11 @@ pub enum TxOutcome {
     Forgotten,
     /// A saga: finished, compensated, or still running/compensating.
     Saga(&'static str),
+    /// Asked by bare txid: this coordinator has no record of it, it is not active here, and
+    /// this coordinator did not make it (its tag is another's: another coordinator's txid, or
+    /// one made by a version before txids were tagged). Says nothing about its outcome: ask its
+    /// own coordinator, by gid.
+    Unknown,
 }
 
 /// What a recovery pass did.
@@ -326,8 +331,17 @@ impl Coordinator {
     /// first: [`Coordinator::begin`], recovery); before that, `<id>` would be unknown, so this
     /// is `INVALID_ARGUMENT`.
     pub fn gid(&self, txid: &str, participant: &str) -> Result<String> {
-        let id = self.inner.id.get().ok_or_else(|| Error::invalid("the coordinator's id is not known yet"))?;
-        Ok(format!("zktx:{}:{id}:{txid}:{participant}", self.inner.name))
+        Ok(self.gid_of(self.id()?, txid, participant))
+    }
+
+    /// The gid of a branch made under coordinator id `id` (a commit decision records its own:
+    /// the tree's id may have been re-keyed since).
+    fn gid_of(&self, id: &str, txid: &str, participant: &str) -> String {
+        format!("zktx:{}:{id}:{txid}:{participant}", self.inner.name)
+    }
+
+    fn id(&self) -> Result<&str> {
+        self.inner.id.get().map(String::as_str).ok_or_else(|| Error::invalid("the coordinator's id is not known yet"))
     }
 
     /// `(txid, participant)` of one of this coordinator's gids; `None` for anyone else's (another
@@ -341,22 +355,95 @@ impl Coordinator {
 
     /// Reads this tree's id, creating it if absent (the first process to ask wins the create;
     /// every other reads its value).
+    ///
+    /// The id node holds `<id> <czxid of <base>, hex>`: the id *bound to its tree*. A copy of the
+    /// tree (restored from a backup into another chroot, cloned for staging, restored in place
+    /// after a loss) is written node by node, so its `<base>` has another czxid: the copy keeps
+    /// the id of the tree it copies, and two trees sharing an id would roll back each other's
+    /// branches (each one's recovery takes the other's gids for its own). So a binding that does
+    /// not match is refused (`COORDINATOR_ID`) until an operator writes the id node again: the
+    /// id alone (`<id>`) is bound to the tree that finds it. A node without a binding (written by
+    /// an operator, or by a version before bindings) is bound at the first load.
+    ///
+    /// An id node that is absent from a tree holding transaction records was lost: a fresh id
+    /// would orphan every prepared branch of the old one (recovery resolves only its own id's
+    /// gids), so that too is `COORDINATOR_ID`, naming the node to restore and the old id as the
+    /// records give it.
     async fn load_id(&self, client: &zk::Client, rt: Duration) -> Result<String> {
-        let path = format!("{}/id", self.inner.base);
-        let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
-        let acls = self.inner.store.session().acls();
-        let id = match deadline(rt, "create coordinator id", client.create(&path, fresh.as_bytes(), &persistent(acls))).await {
-            Ok(_) => fresh,
-            Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {
-                let (data, _) = deadline(rt, "read coordinator id", client.get_data(&path)).await?;
-                String::from_utf8_lossy(&data).into_owned()
-            },
-            Err(e) => return Err(e),
+        let base = &self.inner.base;
+        let path = format!("{base}/id");
+        let born = match deadline(rt, "read coordinator tree", client.check_stat(base)).await? {
+            Some(stat) => format!("{:x}", stat.czxid),
+            None => return Err(Error::zk("NONODE", format!("coordinator tree {base} vanished while it was being read"))),
         };
-        if id.len() != ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::zk("SYSTEMERROR", format!("unreadable coordinator id in {path}: {id:?}")));
+        let acls = self.inner.store.session().acls();
+        loop {
+            match deadline(rt, "read coordinator id", client.get_data(&path)).await {
+                Ok((data, stat)) => {
+                    let text = String::from_utf8_lossy(&data).trim().to_string();
+                    let (id, bound) = match text.split_once(' ') {
+                        Some((id, bound)) => (id.to_string(), Some(bound.to_string())),
+                        None => (text.clone(), None),
+                    };
+                    if id.len() != ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(Error::zk("SYSTEMERROR", format!("unreadable coordinator id in {path}: {text:?}")));
+                    }
+                    match bound {
+                        Some(b) if b == born => return Ok(id),
+                        Some(b) => {
+                            return Err(Error::CoordinatorId(format!(
+                                "{path} holds id {id} bound to another tree (its base was created at zxid 0x{b}, this one at 0x{born}): this tree is a copy (restored from a backup, cloned) of the tree that owns that id, and sharing it would let each one's recovery roll back the other's branches. No gid is made and no branch resolved here until an operator rewrites {path}: with 16 new random hex digits if the original tree still runs (re-key), or with {id} alone if this tree replaces it for good (rebind)"
+                            )))
+                        },
+                        None => match deadline(rt, "bind coordinator id", client.set_data(&path, format!("{id} {born}").as_bytes(), Some(stat.version))).await {
+                            Ok(_) => return Ok(id),
+                            Err(Error::ZooKeeper { code: "BADVERSION" | "NONODE", .. }) => continue,
+                            Err(e) => return Err(e),
+                        },
+                    }
+                },
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => {
+                    if let Some(lost) = self.lost_id(client, rt).await? {
+                        return Err(Error::CoordinatorId(format!(
+                            "coordinator tree {base} holds transaction records but no id node {path}: its id was lost, and a new one would orphan every branch its records decide or leave prepared. Restore {path} with the old id alone ({lost}); the next start binds it to this tree"
+                        )));
+                    }
+                    let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
+                    match deadline(rt, "create coordinator id", client.create(&path, format!("{fresh} {born}").as_bytes(), &persistent(acls))).await {
+                        Ok(_) => return Ok(fresh),
+                        Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                },
+                Err(e) => return Err(e),
+            }
         }
-        Ok(id)
+    }
+
+    /// For a tree without an id node: `None` if it holds no transaction records (a new tree),
+    /// else what its records say the lost id was.
+    async fn lost_id(&self, client: &zk::Client, rt: Duration) -> Result<Option<String>> {
+        let mut found = false;
+        for dir in ["committing", "decisions", "active"] {
+            let path = format!("{}/{dir}", self.inner.base);
+            let children = match deadline(rt, "list coordinator records", client.list_children(&path)).await {
+                Ok(c) => c,
+                Err(Error::ZooKeeper { code: "NONODE", .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            found |= !children.is_empty();
+            if dir == "active" {
+                continue;
+            }
+            for txid in children.iter().take(8) {
+                if let Ok((data, _)) = deadline(rt, "read transaction record", client.get_data(&format!("{path}/{txid}"))).await {
+                    if let Some(id) = serde_json::from_slice::<Record>(&data).ok().and_then(|r| r.id) {
+                        return Ok(Some(format!("{id}, as {dir}/{txid} records it")));
+                    }
+                }
+            }
+        }
+        Ok(found.then(|| "the records read carry none: find it in a participant's prepared gids, zktx:<name>:<id>:...".to_string()))
     }
 
     async fn client(&self) -> Result<(Arc<zk::Client>, Duration)> {
@@ -395,7 +482,7 @@ impl Coordinator {
             // Once per coordinator: the gids the caller is about to get carry the id.
             self.client().await?;
         }
-        let txid = new_txid();
+        let txid = new_txid(&self.inner.name, self.inner.id.get().map(String::as_str));
         if let Ok(mut live) = self.inner.live.lock() {
             live.insert(txid.clone());
         }
@@ -431,22 +518,60 @@ impl Coordinator {
         Ok(deadline(rt, "check transaction", client.check_stat(&self.path("active", txid))).await?.is_some())
     }
 
-    /// The outcome of `txid` (32 hex digits, either case).
+    /// The outcome of a transaction, asked by the gid of one of its branches
+    /// (`zktx:<name>:<id>:<txid>:<participant>`, what a participant lists as prepared) or by its
+    /// txid (32 hex digits, either case).
     ///
     /// # Guarantees
-    /// `Aborted` only once the transaction can no longer commit: for a txid with no record and no
-    /// active node, this records the abort itself (as recovery does), since its active node may
-    /// still be on its way (the run writes it in the background). A transaction begun in this
-    /// process and not ended is `Active`. `Forgotten` only for txids older than the prune
-    /// horizon (by their own clock, with a margin for clock skew).
+    /// `Aborted` only once the transaction can no longer commit: for a transaction with no
+    /// record and no active node, this records the abort itself (as recovery does), since its
+    /// active node may still be on its way (the run writes it in the background). A transaction
+    /// begun in this process and not ended is `Active`. `Forgotten` only for txids older than
+    /// the prune horizon (by their own clock, with a margin for clock skew).
+    ///
+    /// Only this coordinator's transactions are presumed aborted: a gid of another name or of
+    /// another id (another tree: another chroot, another ensemble, a re-keyed copy) is
+    /// `INVALID_ARGUMENT`, unless a decision of this tree records that id (it was this tree's id
+    /// before a re-key). A bare txid says nothing of its coordinator; one with no record here
+    /// whose tag is not this coordinator's (see `new_txid`: another coordinator made it, or a
+    /// version before tags) is `Unknown`, and nothing is written: that answer licenses no
+    /// rollback anywhere.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT` for a malformed txid; connection errors.
-    pub async fn outcome(&self, txid: &str) -> Result<TxOutcome> {
-        if txid.len() != 32 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::invalid(format!("not a transaction id (32 hex digits): {txid:?}")));
+    /// `INVALID_ARGUMENT` for a malformed txid or gid, or another coordinator's gid;
+    /// `COORDINATOR_ID` (see the README) for a tree whose id is lost or copied; connection errors.
+    pub async fn outcome(&self, asked: &str) -> Result<TxOutcome> {
+        let is_txid = |t: &str| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit());
+        let (txid, gid_id) = match asked.strip_prefix("zktx:") {
+            Some(rest) => {
+                let parts: Vec<&str> = rest.splitn(4, ':').collect();
+                let [name, id, txid, participant] = parts[..] else {
+                    return Err(Error::invalid(format!("not a gid (zktx:<coordinator>:<id>:<txid>:<participant>): {asked:?}")));
+                };
+                if id.len() != ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) || !is_txid(txid) || participant.is_empty() {
+                    return Err(Error::invalid(format!("not a gid (zktx:<coordinator>:<id>:<txid>:<participant>): {asked:?}")));
+                }
+                if name != self.inner.name {
+                    return Err(Error::invalid(format!("{asked} is a branch of coordinator {name:?}, not of {:?}: ask that coordinator", self.inner.name)));
+                }
+                (txid.to_ascii_lowercase(), Some(id.to_ascii_lowercase()))
+            },
+            None if is_txid(asked) => (asked.to_ascii_lowercase(), None),
+            None => return Err(Error::invalid(format!("not a transaction id (32 hex digits) or a gid: {asked:?}"))),
+        };
+        let txid = &txid;
+        self.client().await?;
+        let own = self.id()?.to_string();
+        if let Some(id) = gid_id.as_deref().filter(|id| *id != own) {
+            // A branch of another tree, unless this tree decided it under an id it had before.
+            return match self.read::<Record>("decisions", txid).await? {
+                Some((record, _)) if record.id.as_deref() == Some(id) => Ok(match record.decision {
+                    Decision::Commit => TxOutcome::Committed(record.done),
+                    Decision::Abort => TxOutcome::Aborted,
+                }),
+                _ => Err(Error::invalid(format!("{asked} carries coordinator id {id}, and this coordinator tree's id is {own}: it is a branch of another tree of the name {:?} (another chroot or ensemble, or a copy); ask the coordinator whose tree has id {id}", self.inner.name))),
+            };
         }
-        let txid = &txid.to_ascii_lowercase();
         if let Some((record, _)) = self.read::<Record>("decisions", txid).await? {
             return Ok(match record.decision {
                 Decision::Commit => TxOutcome::Committed(record.done),
@@ -472,6 +597,12 @@ impl Coordinator {
             if txid_millis(txid).is_none_or(|t| t < horizon.saturating_add(margin)) {
                 return Ok(TxOutcome::Forgotten);
             }
+        }
+        // A txid not made here (and not proved ours by a gid): presuming its abort would record
+        // a decision that fences nothing (its active node is in another tree) and say `aborted`
+        // of what may yet commit there.
+        if gid_id.is_none() && txid.get(20..) != Some(tag_txid(&self.inner.name, &own, &txid[..20]).as_str()) {
+            return Ok(TxOutcome::Unknown);
         }
         // Not active now, but the run may not have written its active node yet: make sure it
         // never can commit before saying aborted (its decision multi then fails).
@@ -553,10 +684,11 @@ impl Coordinator {
         Ok(decisions + sagas)
     }
 
-    /// Commits (or rolls back) one branch, retrying a few times.
-    async fn resolve_branch(&self, decision: Decision, participant: &str, txid: &str) -> Result<()> {
+    /// Commits (or rolls back) one branch of `txid` made under coordinator id `id`, retrying a
+    /// few times.
+    async fn resolve_branch(&self, decision: Decision, participant: &str, txid: &str, id: &str) -> Result<()> {
         let p = self.participant(participant)?;
-        let gid = self.gid(txid, participant)?;
+        let gid = self.gid_of(id, txid, participant);
         let mut last = None;
         for attempt in 0..BRANCH_ATTEMPTS {
             if attempt > 0 {
@@ -578,8 +710,8 @@ impl Coordinator {
     }
 
     /// Resolves every branch; returns the participants whose branch is still unresolved.
-    async fn resolve_all(&self, decision: Decision, participants: &[String], txid: &str) -> Vec<(String, Error)> {
-        let results = join_all(participants.iter().map(|p| self.resolve_branch(decision, p, txid))).await;
+    async fn resolve_all(&self, decision: Decision, participants: &[String], txid: &str, id: &str) -> Vec<(String, Error)> {
+        let results = join_all(participants.iter().map(|p| self.resolve_branch(decision, p, txid, id))).await;
         participants.iter().zip(results).filter_map(|(p, r)| r.err().map(|e| (p.clone(), e))).collect()
     }
 
@@ -674,25 +806,27 @@ impl Coordinator {
                 self.write_done(&txid, record, 0).await?;
                 continue;
             }
-            if record.id.is_none() {
+            let Some(id) = record.id.clone() else {
                 // Decided by a version whose gids carried no id: committing `zktx:<name>:<id>:..`
                 // would find nothing, and a branch of the old format that is gone cannot be told
                 // committed from rolled back (it left no commit record). Left to the operator.
                 report.errors.push(format!("commit {txid}: decided by a zktx version before gids carried the coordinator id; commit its branches (zktx:{}:{txid}:<participant>) by hand (CHANGELOG)", self.inner.name));
                 continue;
-            }
+            };
+            // The branches' gids carry the id the decision recorded, which is not the tree's
+            // id of now if it was re-keyed since.
             let (healthy, skipped): (Vec<String>, Vec<String>) = record.branches.iter().cloned().partition(|p| !sick.contains(p));
-            let failed = self.resolve_all(Decision::Commit, &healthy, &txid).await;
+            let failed = self.resolve_all(Decision::Commit, &healthy, &txid, &id).await;
             report.committed += healthy.len() - failed.len();
             if failed.is_empty() && skipped.is_empty() {
                 self.mark_done(&txid).await?;
             }
             for (p, e) in failed {
                 note(&mut sick, &p, &e);
-                report.errors.push(format!("commit {}: {e}", self.gid(&txid, &p)?));
+                report.errors.push(format!("commit {}: {e}", self.gid_of(&id, &txid, &p)));
             }
             for p in skipped {
-                report.errors.push(format!("commit {}: skipped, participant {p} missed a deadline earlier in this pass", self.gid(&txid, &p)?));
+                report.errors.push(format!("commit {}: skipped, participant {p} missed a deadline earlier in this pass", self.gid_of(&id, &txid, &p)));
             }
         }
         // 2. Branches the participants list as prepared: every list asked at once, each under
@@ -738,7 +872,7 @@ impl Coordinator {
                     report.active += 1;
                     continue;
                 };
-                match self.resolve_branch(decision, participant, txid).await {
+                match self.resolve_branch(decision, participant, txid, self.id()?).await {
                     Ok(()) if decision == Decision::Commit => report.committed += 1,
                     Ok(()) => report.rolled_back += 1,
                     Err(e) => {
@@ -814,8 +948,8 @@ impl Coordinator {
     async fn run_saga_steps(&self, saga: &str, input: &str, begun: &mut Option<String>) -> Result<String> {
         let steps = self.steps()?;
         let count = steps.steps(saga).ok_or_else(|| Error::invalid(format!("no saga named {saga:?}")))?;
-        let txid = new_txid();
         let (client, rt) = self.client().await?;
+        let txid = new_txid(&self.inner.name, self.inner.id.get().map(String::as_str));
         let acls = self.inner.store.session().acls();
         let log_path = self.path("sagas", &txid);
         let active = self.path("active", &txid);
@@ -924,10 +1058,31 @@ impl Coordinator {
     }
 }
 
-/// A transaction id: a UUIDv7 (its first 48 bits are the Unix time in ms, so [`Coordinator::outcome`]
-/// can tell a forgotten transaction from one never decided), as 32 hex digits.
-fn new_txid() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
+/// A transaction id, 32 hex digits: 12 of the Unix time in ms (so [`Coordinator::outcome`] can
+/// tell a forgotten transaction from one never decided), 8 random, and 12 of a tag: SipHash-2-4
+/// of the coordinator's name and the rest, keyed by the coordinator's id (`tag_txid`). The tag
+/// lets `outcome(txid)` tell a txid this coordinator made from anyone else's without a write.
+/// `id` is `None` only before the id is known (a saga's first step); such a txid has no tag.
+fn new_txid(name: &str, id: Option<&str>) -> String {
+    let uuid = uuid::Uuid::now_v7().simple().to_string();
+    let head = &uuid[..12];
+    let random = format!("{:08x}", fastrand::u32(..));
+    match id {
+        Some(id) => format!("{head}{random}{}", tag_txid(name, id, &format!("{head}{random}"))),
+        None => format!("{head}{random}{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff),
+    }
+}
+
+/// The 12-hex-digit tag of a txid's first 20 digits under coordinator `name` with id `id`.
+#[allow(deprecated)] // std's SipHasher is the one stable, specified keyed hash in std.
+fn tag_txid(name: &str, id: &str, head: &str) -> String {
+    use std::hash::Hasher;
+    let key = u64::from_str_radix(id, 16).unwrap_or(0);
+    let mut h = std::hash::SipHasher::new_with_keys(key, 0x7a6b_7478_7469_6421);
+    h.write(name.as_bytes());
+    h.write(b":");
+    h.write(head.to_ascii_lowercase().as_bytes());
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// The creation time (ms since the epoch, by the creating machine's clock) of a txid.
@@ -1103,7 +1258,7 @@ impl Run {
             },
         };
         // Phase 2.
-        let failed = coord.resolve_all(Decision::Commit, &enlisted, &self.txid).await;
+        let failed = coord.resolve_all(Decision::Commit, &enlisted, &self.txid, id.as_deref().unwrap_or_default()).await;
         if failed.is_empty() && !enlisted.is_empty() {
             // The decision node was created at version 0 (one round trip, no read).
             // Off the caller's path: until it lands, recovery may commit the branches again
@@ -1185,7 +1340,9 @@ impl Run {
             // The node is ephemeral: it goes with the session anyway.
             tracing::debug!(txid = %self.txid, error = %e, "could not delete the active node");
         }
-        for (p, e) in coord.resolve_all(Decision::Abort, enlisted, &self.txid).await {
+        // No branch was enlisted before the id was known (every gid carries it).
+        let id = coord.inner.id.get().cloned().unwrap_or_default();
+        for (p, e) in coord.resolve_all(Decision::Abort, enlisted, &self.txid, &id).await {
             tracing::warn!(txid = %self.txid, participant = %p, error = %e, "rollback failed; recovery will retry it");
         }
     }
@@ -1245,7 +1402,8 @@ impl Coordinator {
                 };
                 match known {
                     Ok(decision) => {
-                        let failed = coord.resolve_all(decision, &enlisted, &txid).await;
+                        let id = coord.inner.id.get().cloned().unwrap_or_default();
+                        let failed = coord.resolve_all(decision, &enlisted, &txid, &id).await;
                         if decision == Decision::Commit && failed.is_empty() {
                             if let Err(e) = coord.mark_done(&txid).await {
                                 tracing::warn!(%txid, error = %e, "could not mark the transaction done; recovery will");
@@ -1294,8 +1452,19 @@ mod tests {
     #[test]
     fn txids_carry_their_time() {
         let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let t = txid_millis(&new_txid()).unwrap_or(0);
+        let t = txid_millis(&new_txid("bank", Some("0123456789abcdef"))).unwrap_or(0);
         assert!((t - before).abs() < 5_000, "{t} vs {before}");
+    }
+
+    #[test]
+    fn txids_are_tagged_by_their_coordinator() {
+        let t = new_txid("bank", Some("0123456789abcdef"));
+        assert_eq!(t.len(), 32);
+        assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(&t[20..], tag_txid("bank", "0123456789abcdef", &t[..20]));
+        assert_eq!(t.to_ascii_uppercase()[20..].to_ascii_lowercase(), tag_txid("bank", "0123456789abcdef", &t.to_ascii_uppercase()[..20]));
+        assert_ne!(&t[20..], tag_txid("bank2", "0123456789abcdef", &t[..20]));
+        assert_ne!(&t[20..], tag_txid("bank", "0123456789abcdee", &t[..20]));
     }
 
     /// Needs a server (ZK_CONNECT), like the store's compaction test.

@@ -103,6 +103,12 @@ pub enum Error {
         /// Details.
         message: String,
     },
+    /// A coordinator tree's id (`<base>/id`, carried by every gid) is missing from a tree that
+    /// holds transaction records, or was written for another tree (a copy: a restore, a clone).
+    /// The coordinator makes no gid and resolves no branch until an operator restores or re-keys
+    /// it (README, "Transactions across services"). Nothing was written.
+    #[error("{0}")]
+    CoordinatorId(String),
     /// A ZooKeeper error without a zktx meaning of its own, under ZooKeeper's name.
     #[error("{code}: {message}")]
     ZooKeeper {
@@ -135,6 +141,7 @@ impl Error {
             Error::RolledBack(_) => "ROLLED_BACK",
             Error::Participant(_) => "PARTICIPANT_FAILED",
             Error::InDoubt { .. } => "IN_DOUBT",
+            Error::CoordinatorId(_) => "COORDINATOR_ID",
             Error::ZooKeeper { code, .. } => code,
         }
     }
@@ -221,6 +228,7 @@ mod tests {
         assert_eq!(Error::from(zk::Error::ConnectionLoss).code(), "CONNECTIONLOSS");
         assert_eq!(Error::LockLost("x".into()).code(), "LOCK_LOST");
         assert_eq!(Error::LockKindMismatch("x".into()).code(), "LOCK_KIND_MISMATCH");
+        assert_eq!(Error::CoordinatorId("x".into()).code(), "COORDINATOR_ID");
     }
 
     #[test]

@@ -354,3 +354,89 @@ async fn an_unfinished_commit_decided_by_a_version_without_coordinator_ids_is_re
     assert_eq!(*a.prepared.lock().unwrap(), BTreeSet::from([old_gid]));
     assert_eq!(c.outcome(txid).await.unwrap(), TxOutcome::Committed(false));
 }
+
+/// A commit decision of `txid` recorded by hand under coordinator id `id`, its marker, and its
+/// branch on `a` still prepared (a run whose commit of `a` failed).
+async fn unfinished_commit(name: &str, txid: &str, id: &str, a: &Resource) -> String {
+    let gid = format!("zktx:{name}:{id}:{txid}:a");
+    a.prepared.lock().unwrap().insert(gid.clone());
+    let admin = store();
+    let client = admin.session().client().await.unwrap();
+    let base = format!("/zktx/coordinators/{name}");
+    let open = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    let record = format!(r#"{{"decision":"commit","branches":["a"],"id":"{id}"}}"#);
+    client.create(&format!("{base}/decisions/{txid}"), record.as_bytes(), &open).await.unwrap();
+    client.create(&format!("{base}/committing/{txid}"), b"", &open).await.unwrap();
+    gid
+}
+
+#[tokio::test]
+async fn a_commit_decision_is_committed_by_the_id_it_recorded_not_the_trees_id_of_now() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let c = coordinator(Arc::new(store()), &name, &a, &b);
+    c.recover(None).await.unwrap(); // the tree, and its id (not the decision's)
+    let gid = unfinished_commit(&name, "01a24d0000007000800000000000abcd", "0123456789abcdef", &a).await;
+    let report = c.recover(None).await.unwrap().unwrap();
+    assert_eq!((report.committed, report.errors.len()), (1, 0), "{report:?}");
+    assert_eq!(*a.committed.lock().unwrap(), vec![gid]);
+    assert_eq!(c.outcome("01a24d0000007000800000000000abcd").await.unwrap(), TxOutcome::Committed(true));
+}
+
+#[tokio::test]
+async fn a_tree_whose_id_was_lost_or_is_a_copy_makes_no_gid_until_restored_or_re_keyed() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let name = unique("c");
+    let c = coordinator(Arc::new(store()), &name, &a, &b);
+    c.recover(None).await.unwrap();
+    let path = format!("/zktx/coordinators/{name}/id");
+    let admin = store();
+    let client = admin.session().client().await.unwrap();
+    let (bound, _) = client.get_data(&path).await.unwrap();
+    let bound = String::from_utf8(bound).unwrap();
+    let id = bound.split(' ').next().unwrap().to_string();
+    assert_eq!((id.len(), bound.len() > id.len() + 1), (16, true), "{bound}");
+    unfinished_commit(&name, "01a24d0000007000800000000000abce", &id, &a).await;
+
+    // Lost: a new process refuses to draw a fresh id, and names the node and the old id.
+    client.delete(&path, None).await.unwrap();
+    let fresh = coordinator(Arc::new(store()), &name, &a, &b);
+    let err = fresh.recover(None).await.unwrap_err();
+    assert_eq!(err.code(), "COORDINATOR_ID", "{err}");
+    assert!(err.to_string().contains(&path) && err.to_string().contains(&id), "{err}");
+    assert_eq!(fresh.begin().await.unwrap_err().code(), "COORDINATOR_ID");
+    assert!(client.check_stat(&path).await.unwrap().is_none());
+    // Restored alone: bound again at the next start, and recovery finishes the decision.
+    let open = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.create(&path, id.as_bytes(), &open).await.unwrap();
+    let report = fresh.recover(None).await.unwrap().unwrap();
+    assert_eq!((report.committed, report.errors.len()), (1, 0), "{report:?}");
+    assert_eq!(String::from_utf8(client.get_data(&path).await.unwrap().0).unwrap(), bound);
+
+    // A copy: the node says it was bound to another tree.
+    client.set_data(&path, format!("{id} 1").as_bytes(), None).await.unwrap();
+    let copy = coordinator(Arc::new(store()), &name, &a, &b);
+    let err = copy.recover(None).await.unwrap_err();
+    assert_eq!(err.code(), "COORDINATOR_ID", "{err}");
+    assert!(err.to_string().contains("copy"), "{err}");
+    assert_eq!(copy.outcome("01a24d0000007000800000000000abce").await.unwrap_err().code(), "COORDINATOR_ID");
+}
+
+#[tokio::test]
+async fn outcome_presumes_the_abort_only_of_its_own_transactions() {
+    let (a, b) = (Arc::new(Resource::default()), Arc::new(Resource::default()));
+    let (x, y) = (coordinator(Arc::new(store()), &unique("x"), &a, &b), coordinator(Arc::new(store()), &unique("y"), &a, &b));
+    let run = y.begin().await.unwrap();
+    let gid = run.enlist("a").unwrap();
+    assert_eq!(x.outcome(run.txid()).await.unwrap(), TxOutcome::Unknown);
+    assert_eq!(x.outcome(&gid).await.unwrap_err().code(), "INVALID_ARGUMENT");
+    assert_eq!(y.outcome(&gid).await.unwrap(), TxOutcome::Active);
+    run.commit(None).await.unwrap();
+    assert_eq!((x.outcome(run.txid()).await.unwrap(), y.outcome(&gid).await.unwrap()), (TxOutcome::Unknown, TxOutcome::Committed(true)));
+    // Its own txid with no record and no active node (a rollback records nothing): presumed
+    // aborted, and recorded.
+    let own = x.begin().await.unwrap();
+    own.rollback().await.unwrap();
+    assert_eq!(x.outcome(own.txid()).await.unwrap(), TxOutcome::Aborted);
+    assert_eq!(y.outcome(own.txid()).await.unwrap(), TxOutcome::Unknown);
+}

@@ -1,0 +1,227 @@
+'use strict';
+// A coordinator tree's id, and what outcome() may say: the breaks an adversarial review found
+// (worktree break-coord, 314a387), as specifications. A tree's id is bound to that tree, so a copy
+// of it (a restore from another's backup) refuses to run instead of sharing the id; a lost id is
+// never silently replaced; a commit decision's branches are resolved by the id it recorded;
+// outcome() never presumes the abort of a transaction that is not its own.
+// Real servers: ZooKeeper (ZK_CONNECT, via scripts/zk.js), two PostgreSQL clusters (bank fixture).
+const nzk = require('node-zookeeper-client');
+const { bankCoordinator, told, audit, useBank, ZooKeeper } = require('../coordinator/bank');
+const { unique } = require('../helpers/zk');
+const { clientOptions } = require('../helpers/secure');
+
+jest.setTimeout(60000);
+
+let servers;
+let ps;
+
+useBank(clientOptions(), (bank) => ({ servers, pools: ps } = bank));
+
+// The breaks leave branches prepared (holding row locks) forever: roll them back after each
+// test, or the next test's schema reset waits for their locks.
+afterEach(async () => {
+  for (const s of Object.values(servers)) {
+    const gids = (await s.psql('SELECT gid FROM pg_prepared_xacts')).split('\n').filter(Boolean);
+    for (const gid of gids) await s.psql(`ROLLBACK PREPARED '${gid}'`);
+  }
+});
+
+/** A raw client of the whole server (no chroot): what an operator or a backup tool uses. */
+function raw() {
+  return new Promise((resolve, reject) => {
+    const c = nzk.createClient(process.env.ZK_CONNECT.split('/')[0]);
+    const t = setTimeout(() => reject(new Error('raw client: no connection')), 10000);
+    c.once('connected', () => { clearTimeout(t); resolve(c); });
+    c.connect();
+  });
+}
+const p = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+const zget = (c, path) => p((cb) => c.getData(path, cb)).then((b) => b.toString());
+const zmkdirp = (c, path, data) => p((cb) => c.mkdirp(path, data ? Buffer.from(data) : undefined, cb));
+const zdelete = (c, path) => p((cb) => c.remove(path, -1, cb));
+const zset = (c, path, data) => p((cb) => c.setData(path, Buffer.from(data), -1, cb));
+const zcreate = (c, path, data) => p((cb) => c.create(path, Buffer.from(data), cb));
+const idPath = (chroot, name = 'bank') => `${chroot}/zktx/coordinators/${name}/id`;
+/** The id a tree's gids carry (the node holds `<id> <binding>`). */
+const treeId = async (c, chroot, name) => (await zget(c, idPath(chroot, name))).split(' ')[0];
+const freshId = () => require('crypto').randomBytes(8).toString('hex');
+
+/** A client in a chroot of its own, and the chroot. */
+async function application(chroot = `/${unique('app')}`) {
+  const c = await raw();
+  await zmkdirp(c, chroot);
+  c.close();
+  return { chroot, zk: new ZooKeeper({ connect: `${process.env.ZK_CONNECT}${chroot}`, timeout: 4000, ...clientOptions() }) };
+}
+
+/** Participant wrapper: `hooks[op](side, gid, call)` replaces op when present. */
+const wrapWith = (hooks) => (side, part) => {
+  const w = {};
+  for (const op of ['begin', 'prepare', 'commit', 'rollback', 'inDoubt']) {
+    w[op] = (gid) => (hooks[op] ? hooks[op](side, gid, () => part[op](gid)) : part[op](gid));
+  }
+  return w;
+};
+
+
+describe("a coordinator tree's id", () => {
+  // Two applications in their own chroots, one restored from the other's backup: B's tree carries
+  // A's id node verbatim. Were the id used, A's recovery would take B's prepared branches for its
+  // own (no record of them in A's tree: presumed abort) and roll them back while B's caller is
+  // told committed (the break: 3 branches touched, the transfer applied nowhere).
+  it("a chroot restored from another's backup refuses to make gids or recover (COORDINATOR_ID) until re-keyed; re-keyed, the original's recovery leaves its prepared branches alone and its committed transfer is applied", async () => {
+    const A = await application();
+    const B = await application();
+    const admin = await raw();
+    try {
+      const a = bankCoordinator(A.zk, 'bank', ps);
+      expect((await a.recover()).errors).toEqual([]); // A's tree, with its id, exists
+      const copied = await zget(admin, idPath(A.chroot));
+      await zmkdirp(admin, idPath(B.chroot), copied); // the restore: the node as the backup has it
+
+      const refused = bankCoordinator(B.zk, 'bank', ps);
+      await expect(refused.recover()).rejects.toMatchObject({ name: 'ZktxError', code: 'COORDINATOR_ID', message: expect.stringContaining('copy') });
+      const run = await told(refused, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
+      expect({ outcome: run.outcome, code: run.code, prepared: (await audit(servers)).prepared }).toEqual({ outcome: 'failed', code: 'COORDINATOR_ID', prepared: 0 });
+      expect(await zget(admin, idPath(B.chroot))).toBe(copied); // refusing wrote nothing
+
+      await zset(admin, idPath(B.chroot), freshId()); // the operator re-keys the copy
+      let bothPrepared;
+      const prepared = new Promise((resolve) => { bothPrepared = resolve; });
+      let proceed;
+      const held = new Promise((resolve) => { proceed = resolve; });
+      let n = 0;
+      const b = bankCoordinator(B.zk, 'bank', ps, {
+        wrap: wrapWith({ prepare: async (side, gid, call) => { await call(); if (++n === 2) { bothPrepared(); await held; } } }),
+      });
+      const running = told(b, { from: { side: 'a', id: 1 }, toId: 1, amount: 100 });
+      await prepared;
+      const report = await a.recover();
+      proceed();
+      const result = await running;
+      const bReport = await b.recover();
+      const facts = await audit(servers);
+      expect({
+        aTouchedForeignBranches: report.rolledBack + report.aborted,
+        bCaller: result.outcome,
+        bOutcome: await b.outcome(result.txid),
+        applied: facts.committed.has(result.txid),
+        bRecoveryErrors: bReport.errors,
+        idsDiffer: (await treeId(admin, A.chroot)) !== (await treeId(admin, B.chroot)),
+        bBound: (await zget(admin, idPath(B.chroot))).includes(' '),
+      }).toEqual({ aTouchedForeignBranches: 0, bCaller: 'committed', bOutcome: 'committed', applied: true, bRecoveryErrors: [], idsDiffer: true, bBound: true });
+    } finally {
+      admin.close();
+      await Promise.all([A.zk.close(), B.zk.close()]);
+    }
+  });
+
+  /** A committed transfer whose b branch failed to commit (left to recovery), in a tree of its own. */
+  async function halfCommitted(A) {
+    const first = bankCoordinator(A.zk, 'bank', ps, {
+      wrap: wrapWith({ commit: async (side, gid, call) => { if (side === 'b') throw new Error('b is away for a moment'); return call(); } }),
+    });
+    const result = await told(first, { from: { side: 'a', id: 2 }, toId: 2, amount: 50 });
+    expect(result).toMatchObject({ outcome: 'committed' }); // decided; b pending
+    await A.zk.close(); // that process ends
+    return result;
+  }
+
+  // The break: the next process drew a fresh id, and recovery committed gids of the new id (which
+  // do not exist) while the decided branch stayed prepared forever, holding its row locks.
+  it('a tree whose id node was deleted after a commit decision refuses to draw a new id (COORDINATOR_ID naming the node and the old id); the id restored alone, recovery commits the decided branch', async () => {
+    const A = await application();
+    const admin = await raw();
+    let second;
+    try {
+      await halfCommitted(A);
+      const old = await treeId(admin, A.chroot);
+      await zdelete(admin, idPath(A.chroot));
+      second = (await application(A.chroot)).zk; // a new process, same application
+      const c = bankCoordinator(second, 'bank', ps);
+      const err = await c.recover().catch((e) => e);
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'COORDINATOR_ID' });
+      expect(err.message).toContain('/zktx/coordinators/bank/id');
+      expect(err.message).toContain(old);
+      await expect(zget(admin, idPath(A.chroot))).rejects.toThrow(); // no id was drawn
+      expect((await audit(servers)).prepared).toBe(1);
+
+      await zcreate(admin, idPath(A.chroot), old); // the operator restores it, alone
+      const reports = [await c.recover(), await c.recover()];
+      const facts = await audit(servers);
+      expect({ halfApplied: facts.halfApplied, prepared: facts.prepared, errors: reports.map((r) => r.errors), bound: (await zget(admin, idPath(A.chroot))).startsWith(`${old} `) })
+        .toEqual({ halfApplied: [], prepared: 0, errors: [[], []], bound: true });
+    } finally {
+      admin.close();
+      await second?.close();
+    }
+  });
+
+  it("a commit decision's branches are committed by the id the decision recorded, after the tree was re-keyed", async () => {
+    const A = await application();
+    const admin = await raw();
+    let second;
+    try {
+      await halfCommitted(A);
+      await zset(admin, idPath(A.chroot), freshId()); // re-keyed (by an operator) since the decision
+      second = (await application(A.chroot)).zk;
+      const c = bankCoordinator(second, 'bank', ps);
+      const report = await c.recover();
+      const facts = await audit(servers);
+      // Both branches count: recovery commits every branch of the decision again (a's, committed
+      // already, is success through its zktx_committed row, found under the recorded id's gid).
+      expect({ committed: report.committed, errors: report.errors, halfApplied: facts.halfApplied, prepared: facts.prepared })
+        .toEqual({ committed: 2, errors: [], halfApplied: [], prepared: 0 });
+    } finally {
+      admin.close();
+      await second?.close();
+    }
+  });
+});
+
+describe('outcome() of a transaction that is not its own', () => {
+  // The break: x (same client, same chroot, another name) had no record and no active node for
+  // y's txid, so it recorded an abort in its own tree (fencing nothing) and said `aborted`; the
+  // transaction then committed in y. README's manual rolls back on anything but `committed`.
+  it('asked by bare txid about another coordinator\'s transaction, a coordinator says unknown (never aborted) and writes nothing; the transaction then commits', async () => {
+    const A = await application();
+    try {
+      const x = bankCoordinator(A.zk, 'x', ps);
+      const y = bankCoordinator(A.zk, 'y', ps);
+      let said;
+      const r = await told(y, { from: { side: 'a', id: 3 }, toId: 3, amount: 7, afterWork: (txid) => { said = x.outcome(txid); } });
+      const answer = await said;
+      const facts = await audit(servers);
+      expect({ y: r.outcome, xSaid: answer, applied: facts.committed.has(r.txid), xLater: await x.outcome(r.txid), yLater: await y.outcome(r.txid) })
+        .toEqual({ y: 'committed', xSaid: 'unknown', applied: true, xLater: 'unknown', yLater: 'committed' });
+    } finally {
+      await A.zk.close();
+    }
+  });
+
+  it("asked by gid, a coordinator answers for its own branches and refuses (INVALID_ARGUMENT) another name's, another tree's and a malformed gid", async () => {
+    const A = await application();
+    const B = await application();
+    const admin = await raw();
+    try {
+      const y = bankCoordinator(A.zk, 'bank', ps);
+      const x = bankCoordinator(A.zk, 'x', ps);
+      const elsewhere = bankCoordinator(B.zk, 'bank', ps); // same name, another chroot
+      expect((await elsewhere.recover()).errors).toEqual([]);
+      const r = await told(y, { from: { side: 'b', id: 4 }, toId: 4, amount: 3 });
+      const gid = `zktx:bank:${await treeId(admin, A.chroot)}:${r.txid}:a`;
+      expect(await y.outcome(gid)).toBe('committed');
+      expect(await y.outcome(gid.toUpperCase().replace('ZKTX:BANK:', 'zktx:bank:'))).toBe('committed');
+      for (const [who, asked] of [[x, gid], [elsewhere, gid], [y, `zktx:bank:${freshId()}:${r.txid}:a`], [y, `zktx:bank:${r.txid}:a`], [y, `zktx:bank:${await treeId(admin, A.chroot)}:${r.txid}:`]]) {
+        await expect(who.outcome(asked)).rejects.toMatchObject({ name: 'ZktxError', code: 'INVALID_ARGUMENT' });
+      }
+      expect(await elsewhere.outcome(r.txid)).toBe('unknown');
+      // A gid of its own tree with no record: presumed aborted (the gid proves the txid is its own).
+      const never = `zktx:bank:${await treeId(admin, A.chroot)}:${'0'.repeat(12)}${'1'.repeat(20)}:a`;
+      expect(await y.outcome(never)).toBe('aborted');
+    } finally {
+      admin.close();
+      await Promise.all([A.zk.close(), B.zk.close()]);
+    }
+  });
+});
