@@ -1,0 +1,257 @@
+'use strict';
+// The raw ZooKeeper API: `zk.znodes`. Znodes by absolute path, data as Buffers, Stats, ACLs, a
+// raw multi, sync and one-shot watches, on the client's own session (crates/zktx-core/src/
+// znode.rs through src/znode.rs). Kept apart from zktx's JSON key-value store on purpose: a key
+// of the store is a name (`zk.get('config')`), a znode is a path (`zk.znodes.getData('/config')`),
+// and the store refuses keys that look like paths. Built by index.js, which passes its helpers.
+
+module.exports = function znodeFacade(z) {
+  const { ZktxError, call, callSync, invalid, describe, checked, checkPath, readAcl, readOptions, native } = z;
+
+  const MODES = ['persistent', 'ephemeral', 'container'];
+  /** ZooKeeper's limit on a TTL (its id space), in ms. */
+  const TTL_MAX_MS = 0xffffffffff;
+  const WATCH_KINDS = new Set(['created', 'deleted', 'changed', 'children', 'expired', 'closed', 'aborted']);
+
+  /** `data` as a Buffer: a Buffer / Uint8Array as is, a string as UTF-8, undefined / null as empty. */
+  function toData(data, what = 'data') {
+    if (data === undefined || data === null) return Buffer.alloc(0);
+    if (Buffer.isBuffer(data)) return data;
+    if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (typeof data === 'string') {
+      z.checkWellFormed(data, what);
+      return Buffer.from(data, 'utf8');
+    }
+    throw invalid(`${what} must be a Buffer, a Uint8Array or a string, got ${describe(data)}`);
+  }
+
+  function checkVersion(version, what = 'version') {
+    if (version === undefined) return undefined;
+    if (!Number.isInteger(version) || version < -1 || version > 2147483647) throw invalid(`${what} must be an integer from -1 (any) to 2^31-1, got ${describe(version)}`);
+    return version;
+  }
+
+  function checkSignal(signal) {
+    if (signal === undefined) return undefined;
+    checked(() => {
+      if (!(signal && typeof signal.addEventListener === 'function' && typeof signal.removeEventListener === 'function' && 'aborted' in signal)) {
+        throw invalid(`signal must be an AbortSignal, got ${describe(signal)}`);
+      }
+    }, 'signal');
+    return signal;
+  }
+
+  /** The native create options from `{ mode, sequential, ttl, acl }`. */
+  function createOptions(opts, where = 'options') {
+    const mode = opts.mode === undefined ? 'persistent' : opts.mode;
+    if (!MODES.includes(mode)) throw invalid(`${where}.mode must be one of ${MODES.map((m) => `'${m}'`).join(', ')}, got ${describe(mode)}`);
+    if (opts.sequential !== undefined && typeof opts.sequential !== 'boolean') throw invalid(`${where}.sequential must be a boolean, got ${describe(opts.sequential)}`);
+    const sequential = opts.sequential === true;
+    if (sequential && mode === 'container') throw invalid(`${where}: a container node cannot be sequential`);
+    let ttlMs;
+    if (opts.ttl !== undefined) {
+      if (mode !== 'persistent') throw invalid(`${where}.ttl is only for persistent nodes (mode 'persistent'), got mode ${describe(mode)}`);
+      if (!Number.isInteger(opts.ttl) || opts.ttl < 1 || opts.ttl > TTL_MAX_MS) throw invalid(`${where}.ttl must be an integer number of milliseconds from 1 to ${TTL_MAX_MS}, got ${describe(opts.ttl)}`);
+      ttlMs = opts.ttl;
+    }
+    const acl = opts.acl === undefined ? undefined : readAcl(opts.acl);
+    return { mode: sequential ? `${mode}_sequential` : mode, ttlMs, acl };
+  }
+
+  /** Adds `err.index` (the failing operation) to a multi's error. */
+  function withIndex(err) {
+    const m = err && typeof err.message === 'string' ? /multi op (\d+)/.exec(err.message) : null;
+    if (m) err.index = Number(m[1]);
+    return err;
+  }
+
+  /**
+   * A one-shot watch: `[callback for the native call, promise of the event, cancel id]`. The
+   * promise resolves once (never rejects): a node event, or `expired` / `closed` / `aborted`.
+   */
+  function oneShot(path, signal) {
+    let resolve;
+    const event = new Promise((r) => { resolve = r; });
+    let cancelId;
+    let onAbort;
+    if (signal) {
+      cancelId = callSync(() => native.newCancel());
+      onAbort = () => callSync(() => native.cancel(cancelId));
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    const cb = (text) => {
+      const s = typeof text === 'string' ? text : '';
+      const bar = s.indexOf('|');
+      const type = bar === -1 ? s : s.slice(0, bar);
+      if (signal) {
+        signal.removeEventListener('abort', onAbort);
+        callSync(() => native.dropCancel(cancelId));
+      }
+      resolve({ type: WATCH_KINDS.has(type) ? type : 'closed', path: bar === -1 || s.slice(bar + 1) === '' ? path : s.slice(bar + 1) });
+    };
+    return { cb, event, cancelId };
+  }
+
+  /** Runs a watched read: its result gets `watch` (the promise of the event) when asked for. */
+  async function watchedRead(path, opts, run) {
+    if (!opts.watch) return run(undefined, undefined);
+    const signal = checkSignal(opts.signal);
+    if (signal && signal.aborted) throw new ZktxError('ABORTED', 'watch aborted before it was set', 'not_applied', { cause: signal.reason });
+    const w = oneShot(path, signal);
+    try {
+      const r = await run(w.cb, w.cancelId);
+      r.watch = w.event;
+      return r;
+    } catch (err) {
+      if (signal) callSync(() => native.dropCancel(w.cancelId));
+      throw err;
+    }
+  }
+
+  function readOpts(options, allowed) {
+    const opts = readOptions(options, allowed);
+    if (opts.watch !== undefined && typeof opts.watch !== 'boolean') throw invalid(`watch must be a boolean, got ${describe(opts.watch)}`);
+    if (opts.signal !== undefined && !opts.watch) throw invalid('signal cancels a watch: pass it with { watch: true }');
+    return opts;
+  }
+
+  /** Rejects with what `f` throws (argument checks) instead of throwing synchronously. */
+  const rejecting = (f) => {
+    try {
+      return f();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+
+  /** The raw ZooKeeper API of one client: see index.d.ts `Znodes`. */
+  class Znodes {
+    constructor(zk) {
+      Object.defineProperty(this, '_zk', { value: zk });
+    }
+
+    get _native() {
+      if (!this._n) Object.defineProperty(this, '_n', { value: callSync(() => this._zk._native.znodes()) });
+      return this._n;
+    }
+
+    create(path, data, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOptions(options, ['mode', 'sequential', 'ttl', 'acl']);
+        const bytes = toData(data);
+        const native = createOptions(opts);
+        return call(() => this._native.create(path, bytes, native)).then((c) => c.path);
+      });
+    }
+
+    getData(path, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOpts(options, ['watch', 'signal']);
+        return watchedRead(path, opts, (cb, id) => call(() => this._native.getData(path, cb, id)).then((r) => ({ data: r.data, stat: r.stat })));
+      });
+    }
+
+    exists(path, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOpts(options, ['watch', 'signal']);
+        return watchedRead(path, opts, (cb, id) => call(() => this._native.exists(path, cb, id)).then((r) => ({ stat: r.stat ?? null })));
+      });
+    }
+
+    getChildren(path, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOpts(options, ['watch', 'signal']);
+        return watchedRead(path, opts, (cb, id) => call(() => this._native.getChildren(path, cb, id)).then((r) => ({ children: r.children, stat: r.stat })));
+      });
+    }
+
+    setData(path, data, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOptions(options, ['version']);
+        const bytes = toData(data);
+        const version = checkVersion(opts.version);
+        return call(() => this._native.setData(path, bytes, version));
+      });
+    }
+
+    delete(path, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOptions(options, ['version']);
+        const version = checkVersion(opts.version);
+        return call(() => this._native.delete(path, version)).then(() => undefined);
+      });
+    }
+
+    getAcl(path) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        return call(() => this._native.getAcl(path));
+      });
+    }
+
+    setAcl(path, acl, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOptions(options, ['version']);
+        const entries = readAcl(acl);
+        if (entries.length === 0) throw invalid('acl must not be empty');
+        const version = checkVersion(opts.version, 'version (the ACL version)');
+        return call(() => this._native.setAcl(path, entries, version));
+      });
+    }
+
+    multi(ops) {
+      return rejecting(() => {
+        const list = checked(() => {
+          if (!Array.isArray(ops) || ops.length === 0) throw invalid(`ops must be a non-empty array of { op, path, ... }, got ${describe(ops)}`);
+          return Array.from(ops, (o, i) => {
+            const where = `ops[${i}]`;
+            if (o === null || typeof o !== 'object') throw invalid(`${where} must be an object, got ${describe(o)}`);
+            const kind = o.op;
+            const allowed = { create: ['op', 'path', 'data', 'mode', 'sequential', 'ttl', 'acl'], set: ['op', 'path', 'data', 'version'], delete: ['op', 'path', 'version'], check: ['op', 'path', 'version'] }[kind];
+            if (!allowed) throw invalid(`${where}.op must be 'create', 'set', 'delete' or 'check', got ${describe(kind)}`);
+            const opts = readOptions(o, allowed);
+            checkPath(opts.path, `${where}.path`);
+            const out = { op: kind, path: opts.path };
+            if (kind === 'create' || kind === 'set') out.data = toData(opts.data, `${where}.data`);
+            if (kind === 'create') out.create = createOptions(opts, where);
+            if (kind !== 'create') out.version = checkVersion(opts.version, `${where}.version`);
+            if (kind === 'check' && (out.version === undefined || out.version < 0)) throw invalid(`${where}.version must be a data version >= 0, got ${describe(opts.version)}`);
+            return out;
+          });
+        }, 'ops');
+        return call(() => this._native.multi(list)).then(
+          (rs) => rs.map((r) => (r.op === 'create' ? { op: 'create', path: r.path, stat: r.stat } : r.op === 'set' ? { op: 'set', stat: r.stat } : { op: r.op })),
+          (err) => { throw withIndex(err); },
+        );
+      });
+    }
+
+    sync(path = '/') {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        return call(() => this._native.sync(path)).then(() => undefined);
+      });
+    }
+
+    addAuth(scheme, credentials) {
+      return rejecting(() => {
+        if (typeof scheme !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(scheme)) throw invalid(`scheme must be a scheme name such as "digest", got ${describe(scheme)}`);
+        const bytes = toData(credentials, 'credentials');
+        return call(() => this._native.addAuth(scheme, bytes)).then(() => undefined);
+      });
+    }
+
+    sessionId() {
+      return call(() => this._native.sessionId());
+    }
+  }
+
+  return { Znodes, toData };
+};
