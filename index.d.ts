@@ -67,6 +67,8 @@ export type ZktxErrorCode =
   | 'PARTICIPANT_FAILED'
   | 'IN_DOUBT'
   | 'NOCHILDRENFOREPHEMERALS'
+  | 'INVALIDACL'
+  | 'UNIMPLEMENTED'
   | (string & {});
 
 /**
@@ -81,6 +83,10 @@ export class ZktxError extends Error {
   reason?: LockLossReason;
   /** `LOCK_LOST` with reason `DISCONNECTED_TOO_LONG`: how long the connection had been down, in ms. */
   disconnectedMs?: number;
+  /** `zk.znodes.multi`: the position of the operation that failed. */
+  index?: number;
+  /** `zktx/zookeeper`: the C client's return code (`-101` for `NONODE`, ...). */
+  rc?: number;
   readonly name: 'ZktxError';
   /** Stable code; see {@link ZktxErrorCode}. */
   readonly code: ZktxErrorCode;
@@ -423,6 +429,122 @@ export class FencingTokenGuard {
 }
 
 /** Session events, as Curator names them. */
+/**
+ * A znode's Stat, every field. Zxids and times are plain numbers: exact below 2^53 (a zxid is
+ * epoch << 32 | counter, so exact until the leader epoch passes 2^21). `ephemeralOwner` is the
+ * owning session's id in hex (session ids use all 64 bits), `'0'` for a node that is not ephemeral.
+ */
+export interface Stat {
+  czxid: number;
+  mzxid: number;
+  pzxid: number;
+  /** Creation time, ms since the epoch (the server's clock). */
+  ctime: number;
+  mtime: number;
+  /** Data version (bumped by every setData; restarts at 0 when a node is re-created). */
+  version: number;
+  cversion: number;
+  aversion: number;
+  ephemeralOwner: string;
+  dataLength: number;
+  numChildren: number;
+}
+
+/** Data for a znode: bytes as is, a string as UTF-8; `undefined` / `null`: no data. */
+export type ZnodeData = Buffer | Uint8Array | string | null | undefined;
+
+/**
+ * What a one-shot watch saw: `created`, `deleted`, `changed` (data), `children` (a child created
+ * or deleted) for the watched `path`; or how it ended without one: `expired` (the session
+ * expired: the watch is gone and changes may have been missed: re-read, which sets a new watch on
+ * the new session), `closed` (the client was closed), `aborted` (your AbortSignal).
+ */
+export interface WatchEvent {
+  type: 'created' | 'deleted' | 'changed' | 'children' | 'expired' | 'closed' | 'aborted';
+  path: string;
+}
+
+/**
+ * `{ watch: true }` sets a one-shot watch with the read (the result then has `watch`, a promise
+ * of the one {@link WatchEvent}; it never rejects). `signal` removes the watch (event `aborted`).
+ */
+export interface WatchOptions {
+  watch?: boolean;
+  signal?: AbortSignal;
+}
+
+/** How to create a znode. */
+export interface ZnodeCreateOptions {
+  /** Default `persistent`; `ephemeral` goes with the session; `container` goes after its last child (3.5.3+). */
+  mode?: 'persistent' | 'ephemeral' | 'container';
+  /** Appends the parent's 10-digit counter to the name (the path may end in `/`). */
+  sequential?: boolean;
+  /** Persistent nodes only: removed once childless and unmodified this long (ms, 1..2^40-1); needs `extendedTypesEnabled=true` on the server, else `UNIMPLEMENTED`. */
+  ttl?: number;
+  /** The node's ACL (a preset or entries, as the client's `acl` option); default: the client's. */
+  acl?: ZooKeeperOptions['acl'];
+}
+
+/** One operation of {@link Znodes.multi}. */
+export type MultiOp =
+  | ({ op: 'create'; path: string; data?: ZnodeData } & ZnodeCreateOptions)
+  | { op: 'set'; path: string; data?: ZnodeData; version?: number }
+  | { op: 'delete'; path: string; version?: number }
+  | { op: 'check'; path: string; version: number };
+
+/** What one operation of a committed multi produced. */
+export type MultiResult = { op: 'create'; path: string; stat: Stat } | { op: 'set'; stat: Stat } | { op: 'delete' } | { op: 'check' };
+
+/**
+ * The raw ZooKeeper API of one client (`zk.znodes`): every call reads or writes exactly the znode
+ * it names, on the client's session, with its request deadline (`requestTimeout`, default the
+ * session timeout).
+ *
+ * *Guarantees*: ZooKeeper's: writes of one session apply in order; a read sees every write of its
+ * own session answered before it; `sync()` first to see other clients' latest writes.
+ *
+ * *Errors*: ZktxError with ZooKeeper's codes: `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`,
+ * `NOAUTH`, `INVALIDACL`, `NOCHILDRENFOREPHEMERALS`, `UNIMPLEMENTED`; `INVALID_ARGUMENT` for a
+ * bad path (not absolute, empty / `.` / `..` segment, trailing `/`), data, version or option,
+ * before anything is sent; `TIMEOUT` when no answer comes within the deadline; `CLIENT_CLOSED`.
+ *
+ * *On connection loss*: calls wait for the reconnect within their deadline. A write that fails
+ * with `CONNECTIONLOSS` or `TIMEOUT` has `outcome: 'unknown'` (it may have applied): re-read. A
+ * one-shot watch misses nothing while the session lives (re-set on reconnect, fired at once if the
+ * node changed meanwhile); on expiry it resolves `expired`, and every ephemeral node is gone.
+ */
+export class Znodes {
+  private constructor();
+  /** Creates a znode; resolves the created path (with the sequence suffix when `sequential`). A sequential create whose outcome is unknown may have made a node: do not retry it blindly. */
+  create(path: string, data?: ZnodeData, options?: ZnodeCreateOptions): Promise<string>;
+  /** Reads data and Stat. `NONODE` when absent (no watch is left then: use `exists` to wait for creation). */
+  getData(path: string, options?: WatchOptions): Promise<{ data: Buffer; stat: Stat; watch?: Promise<WatchEvent> }>;
+  /** The Stat, or `null` when absent; a watch fires on creation, data change or deletion. */
+  exists(path: string, options?: WatchOptions): Promise<{ stat: Stat | null; watch?: Promise<WatchEvent> }>;
+  /** Child names (in the server's order) and the node's Stat; a watch fires when a child is created or deleted. */
+  getChildren(path: string, options?: WatchOptions): Promise<{ children: string[]; stat: Stat; watch?: Promise<WatchEvent> }>;
+  /** Replaces data; with `version` only at that data version (`BADVERSION` otherwise; -1: any). Resolves the new Stat. */
+  setData(path: string, data: ZnodeData, options?: { version?: number }): Promise<Stat>;
+  /** Deletes a node; with `version` only at that data version. `NOTEMPTY` with children. */
+  delete(path: string, options?: { version?: number }): Promise<void>;
+  /** The node's ACL (perms as ZooKeeper's bit mask: r=1 w=2 c=4 d=8 a=16) and Stat. */
+  getAcl(path: string): Promise<{ acl: Array<{ perms: number; scheme: string; id: string }>; stat: Stat }>;
+  /** Replaces the node's ACL; with `version` only at that ACL version (`stat.aversion`). Needs ADMIN. */
+  setAcl(path: string, acl: NonNullable<ZooKeeperOptions['acl']>, options?: { version?: number }): Promise<Stat>;
+  /**
+   * Commits the operations all or nothing. *Errors*: the failing operation's code, with `index`
+   * (its position) on the error; nothing was applied. *On connection loss*: all or nothing may
+   * have applied (`outcome: 'unknown'`).
+   */
+  multi(ops: MultiOp[]): Promise<MultiResult[]>;
+  /** Resolves once the server this session talks to has caught up with the leader (default path `/`). */
+  sync(path?: string): Promise<void>;
+  /** Adds an identity to the session (`addAuthInfo`); kept across reconnects, not across an expiry (use the `auth` option for that). */
+  addAuth(scheme: string, credentials: string | Buffer): Promise<void>;
+  /** The session's id in hex (connects first if needed); a new one after an expiry. */
+  sessionId(): Promise<string>;
+}
+
 export type SessionState = 'CONNECTED' | 'SUSPENDED' | 'RECONNECTED' | 'EXPIRED' | 'CLOSED';
 
 /** What `executeTransaction` resolves with. */
@@ -844,6 +966,13 @@ export class ZooKeeper extends EventEmitter {
 
   /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. `path`: up to 32768 bytes of UTF-8. */
   children(path: string): Promise<string[]>;
+
+  /**
+   * The raw ZooKeeper API on this client's session: znodes by absolute path, data as Buffers,
+   * Stats, ACLs, multi, sync, one-shot watches. Separate from the JSON store (`get`/`set` take
+   * key names and refuse keys starting with `/`). See {@link Znodes}.
+   */
+  readonly znodes: Znodes;
 
   /**
    * A transaction coordinator named `name` (1-64 characters of [A-Za-z0-9_.-]): two-phase commit
