@@ -1,0 +1,90 @@
+//! The raw ZooKeeper API (`zktx_core::znode`) against a real server: data, versions, modes,
+//! multi all or nothing, one-shot watches, and what a watch sees across a connection loss.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use zktx_core::znode::{self, CreateOptions, Mode, Op, OpResult, WatchEvent};
+
+fn persistent() -> CreateOptions {
+    CreateOptions { mode: Mode::Persistent, ttl: None, acl: None }
+}
+
+#[tokio::test]
+async fn create_get_set_delete_with_versions() {
+    let s = session();
+    let root = format!("/{}", unique("znode-rs"));
+    let created = znode::create(&s, &root, b"v0", &persistent()).await.unwrap();
+    assert_eq!(created.path, root);
+    assert_eq!(created.stat.version, 0);
+    let (data, stat) = znode::get_data(&s, &root).await.unwrap();
+    assert_eq!((data.as_slice(), stat.data_length), (&b"v0"[..], 2));
+    let stat = znode::set_data(&s, &root, b"v1", Some(0)).await.unwrap();
+    assert_eq!(stat.version, 1);
+    let stale = znode::set_data(&s, &root, b"lost", Some(0)).await.unwrap_err();
+    assert_eq!((stale.code(), stale.outcome().as_str()), ("BADVERSION", "not_applied"));
+    assert_eq!(znode::create(&s, &root, b"", &persistent()).await.unwrap_err().code(), "NODEEXISTS");
+    let seq = CreateOptions { mode: Mode::EphemeralSequential, ttl: None, acl: None };
+    let child = znode::create(&s, &format!("{root}/n-"), b"", &seq).await.unwrap();
+    assert!(child.path.starts_with(&format!("{root}/n-")) && child.path.len() == root.len() + 3 + 10, "{}", child.path);
+    assert_eq!(znode::delete(&s, &root, None).await.unwrap_err().code(), "NOTEMPTY");
+    let (children, parent) = znode::children(&s, &root).await.unwrap();
+    assert_eq!((children.len(), parent.num_children), (1, 1));
+    znode::delete(&s, &child.path, None).await.unwrap();
+    znode::delete(&s, &root, Some(1)).await.unwrap();
+    assert!(znode::exists(&s, &root).await.unwrap().is_none());
+    assert_eq!(znode::get_data(&s, &root).await.unwrap_err().code(), "NONODE");
+    s.close().await;
+}
+
+#[tokio::test]
+async fn multi_is_all_or_nothing_and_names_the_failing_op() {
+    let s = session();
+    let root = format!("/{}", unique("znode-multi"));
+    znode::create(&s, &root, b"keep", &persistent()).await.unwrap();
+    let err = znode::multi(&s, &[
+        Op::SetData { path: root.clone(), data: b"lost".to_vec(), version: None },
+        Op::Create { path: format!("{root}/new"), data: vec![], options: persistent() },
+        Op::Check { path: root.clone(), version: 7 },
+    ])
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "BADVERSION");
+    assert!(err.to_string().contains("multi op 2 failed"), "{err}");
+    assert_eq!(znode::get_data(&s, &root).await.unwrap().0, b"keep");
+    assert!(znode::exists(&s, &format!("{root}/new")).await.unwrap().is_none());
+    let ok = znode::multi(&s, &[Op::Check { path: root.clone(), version: 0 }, Op::Delete { path: root.clone(), version: Some(0) }]).await.unwrap();
+    assert!(matches!(ok.as_slice(), [OpResult::Check, OpResult::Delete]));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn bad_paths_are_invalid_argument_without_a_server() {
+    let s = zktx_core::Session::new(zktx_core::SessionOptions::new("127.0.0.1:1")).unwrap();
+    for bad in ["relative", "/a//b", "/a/", "/a/../b"] {
+        assert_eq!(znode::get_data(&s, bad).await.unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
+        assert_eq!(znode::create(&s, bad, b"", &persistent()).await.unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
+    }
+    assert_eq!(znode::multi(&s, &[]).await.unwrap_err().code(), "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn a_watch_set_before_a_connection_loss_fires_for_a_change_made_during_it() {
+    let proxy = Proxy::start().await;
+    let watcher = proxy.store(Duration::from_secs(10));
+    let writer = session();
+    let path = format!("/{}", unique("znode-watch"));
+    znode::create(&writer, &path, b"before", &persistent()).await.unwrap();
+    let (_, _, watch) = znode::get_data_watch(watcher.session(), &path).await.unwrap();
+    proxy.partition();
+    znode::set_data(&writer, &path, b"during", None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.heal();
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.changed()).await.expect("the watch fires after the reconnect");
+    assert_eq!(event, WatchEvent::DataChanged(path.clone()));
+    znode::delete(&writer, &path, None).await.unwrap();
+    watcher.close().await;
+    writer.close().await;
+}
