@@ -12,7 +12,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use zktx_core::znode::{self, Acl, AuthId, CreateOptions, Mode, Op, OpResult, Permission, Stat, Watch};
+use zktx_core::znode::{self, Acl, AuthId, CreateOptions, Mode, Op, OpResult, PersistentEvent, PersistentWatch, Permission, Stat, Watch};
 use zktx_core::{CancellationToken, Store};
 
 use crate::{cancels, in_span, invalid, millis, no_panic, to_js_error, NativeAcl};
@@ -367,6 +367,41 @@ impl NativeZnodes {
             let store = self.store.clone();
             let credentials = credentials.to_vec();
             in_span(env, &self.span, async move { znode::add_auth(store.session(), &scheme, &credentials).await.map_err(to_js_error) })
+        })
+    }
+
+    /// Sets a persistent (`recursive`: persistent-recursive) watch; resolves once it is set, then
+    /// calls `callback` with `"kind|path"` for every event, `"resync|reconnected"` /
+    /// `"resync|expired"` after it was set again, and last `"closed|"`, `"ended|"` or `"aborted|"`.
+    #[napi]
+    pub fn add_watch(&self, env: Env, path: String, recursive: bool, callback: WatchCallback, cancel_id: u32) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            let cancel = token(Some(cancel_id))?.unwrap_or_default();
+            in_span(env, &self.span, async move {
+                let mut watch = PersistentWatch::add(store.session(), &path, recursive).await.map_err(to_js_error)?;
+                drop(tokio::task::spawn_local(async move {
+                    loop {
+                        let event = tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => None,
+                            e = watch.next(store.session()) => Some(e),
+                        };
+                        let (text, last) = match event {
+                            None => ("aborted|".to_string(), true),
+                            Some(PersistentEvent::Node(e)) => (format!("{}|{}", e.kind(), e.path()), false),
+                            Some(PersistentEvent::Resync(why)) => (format!("resync|{why}"), false),
+                            Some(PersistentEvent::Ended) => ("ended|".to_string(), true),
+                            Some(PersistentEvent::Closed) => ("closed|".to_string(), true),
+                        };
+                        callback.call(text, ThreadsafeFunctionCallMode::NonBlocking);
+                        if last {
+                            break;
+                        }
+                    }
+                }));
+                Ok(())
+            })
         })
     }
 

@@ -218,6 +218,130 @@ fn event_of(e: zk::WatchedEvent) -> WatchEvent {
     }
 }
 
+/// Runs one request with the session's deadline, stopping at `close()`: `$call` uses the
+/// client `$c` (a macro: the request borrows the client, which a closure could not return).
+macro_rules! request {
+    ($session:expr, $writes:expr, $what:expr, |$c:ident| $call:expr) => {{
+        let client = $session.client().await?;
+        let $c: &zk::Client = &client;
+        let rt = $session.request_timeout($c);
+        let r = $session.unless_closed($writes, deadline(rt, $what, $call)).await;
+        if $writes {
+            r.map_err(Error::for_write)
+        } else {
+            r
+        }
+    }};
+}
+
+/// What a persistent watch sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PersistentEvent {
+    /// A node event ([`WatchEvent::Created`], `Deleted`, `DataChanged`, `ChildrenChanged`).
+    Node(WatchEvent),
+    /// The watch was set again after the connection came back (`"reconnected"`) or on a new
+    /// session after an expiry (`"expired"`): events in between may be lost (ZOOKEEPER-4698),
+    /// so re-read what you watch.
+    Resync(&'static str),
+    /// The session ended for good (expired with `reconnect_after_expiry` off, or auth failed):
+    /// no more events.
+    Ended,
+    /// The client was closed: no more events.
+    Closed,
+}
+
+/// A persistent (or persistent-recursive) watch, ZooKeeper 3.6+ `addWatch`, that survives
+/// connection loss and expiry.
+///
+/// # Guarantees
+/// Every node event the server sends while the watch is set, in order. zookeeper-client 0.11
+/// does not set persistent watches again after a reconnect: this does (the old one dropped
+/// first), then yields [`PersistentEvent::Resync`], so a consumer knows to re-read.
+///
+/// # On connection loss
+/// Events during the disconnection can be lost (ZOOKEEPER-4698): `Resync("reconnected")` follows
+/// the reconnect. After an expiry the watch is set on the new session: `Resync("expired")`.
+///
+/// # Cancellation
+/// Dropping it removes the watch (best effort: ZOOKEEPER-4472).
+#[derive(Debug)]
+pub struct PersistentWatch {
+    path: String,
+    mode: zk::AddWatchMode,
+    watcher: Option<zk::PersistentWatcher>,
+}
+
+impl PersistentWatch {
+    /// Sets the watch (`recursive`: on the node and every descendant).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad path; `UNIMPLEMENTED` on a server before 3.6; `NOAUTH`;
+    /// connection errors.
+    pub async fn add(session: &Session, path: &str, recursive: bool) -> Result<PersistentWatch> {
+        check_path(path, false)?;
+        let mode = if recursive { zk::AddWatchMode::PersistentRecursive } else { zk::AddWatchMode::Persistent };
+        let mut w = PersistentWatch { path: path.to_string(), mode, watcher: None };
+        w.watcher = Some(w.set(session).await?);
+        Ok(w)
+    }
+
+    async fn set(&self, session: &Session) -> Result<zk::PersistentWatcher> {
+        let (path, mode) = (self.path.as_str(), self.mode);
+        request!(session, false, "addWatch", |c| c.watch(path, mode))
+    }
+
+    /// The next event. After `Ended` or `Closed` it keeps answering that.
+    pub async fn next(&mut self, session: &Session) -> PersistentEvent {
+        let closing = session.closing();
+        let reason = loop {
+            let Some(w) = self.watcher.as_mut() else { break "expired" };
+            let e = tokio::select! {
+                biased;
+                _ = closing.cancelled() => return PersistentEvent::Closed,
+                e = w.changed() => e,
+            };
+            match e.event_type {
+                EventType::Session => match e.session_state {
+                    SessionState::Disconnected => continue,
+                    SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                        // Terminal events aside, the watcher may be polled again; but the server
+                        // no longer has the watch: drop it (its removal goes out first), set it again.
+                        self.watcher = None;
+                        break "reconnected";
+                    },
+                    // Polling a watcher after a terminal state panics: never again.
+                    _ => {
+                        self.watcher = None;
+                        break "expired";
+                    },
+                },
+                _ => return PersistentEvent::Node(event_of(e)),
+            }
+        };
+        loop {
+            if closing.is_cancelled() {
+                return PersistentEvent::Closed;
+            }
+            match self.set(session).await {
+                Ok(w) => {
+                    self.watcher = Some(w);
+                    return PersistentEvent::Resync(reason);
+                },
+                Err(Error::ClientClosed) => return PersistentEvent::Closed,
+                Err(Error::SessionExpired) | Err(Error::ZooKeeper { code: "AUTHFAILED", .. }) => return PersistentEvent::Ended,
+                Err(e) => {
+                    tracing::debug!(path = %self.path, error = %e, "setting a persistent watch again failed; retrying");
+                    tokio::select! {
+                        biased;
+                        _ = closing.cancelled() => return PersistentEvent::Closed,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {},
+                    }
+                },
+            }
+        }
+    }
+}
+
 /// `INVALID_ARGUMENT` unless `path` is an absolute znode path as ZooKeeper accepts it: starts
 /// with `/`, no empty, `.` or `..` segment, no trailing `/` (allowed for a sequential node's
 /// prefix, `/queue/`), no NUL or control characters.
@@ -281,21 +405,6 @@ fn create_options<'a>(session: &'a Session, options: &'a CreateOptions) -> zk::C
     }
 }
 
-/// Runs one request with the session's deadline, stopping at `close()`: `$call` uses the
-/// client `$c` (a macro: the request borrows the client, which a closure could not return).
-macro_rules! request {
-    ($session:expr, $writes:expr, $what:expr, |$c:ident| $call:expr) => {{
-        let client = $session.client().await?;
-        let $c: &zk::Client = &client;
-        let rt = $session.request_timeout($c);
-        let r = $session.unless_closed($writes, deadline(rt, $what, $call)).await;
-        if $writes {
-            r.map_err(Error::for_write)
-        } else {
-            r
-        }
-    }};
-}
 
 /// Creates a znode and returns its path (with the sequence suffix for a sequential node).
 ///
