@@ -543,6 +543,40 @@ export class Znodes {
   addAuth(scheme: string, credentials: string | Buffer): Promise<void>;
   /** The session's id in hex (connects first if needed); a new one after an expiry. */
   sessionId(): Promise<string>;
+  /**
+   * Sets a persistent watch (ZooKeeper 3.6+ `addWatch`): `recursive` covers the node and every
+   * descendant (created / deleted / changed), otherwise the node only (also `children`).
+   * Resolves once set, with an async iterator of its events.
+   *
+   * *Guarantees*: events in the server's order while the watch is set.
+   *
+   * *On connection loss*: zookeeper-client 0.11 does not set persistent watches again after a
+   * reconnect; zktx does, then yields `{ type: 'resync', reason: 'reconnected' }`: events during
+   * the disconnection may be lost (ZOOKEEPER-4698), re-read. After an expiry it is set on the new
+   * session: `{ type: 'resync', reason: 'expired' }`.
+   *
+   * *Errors*: `UNIMPLEMENTED` before ZooKeeper 3.6, `NOAUTH`, `INVALID_ARGUMENT`, connection errors.
+   *
+   * *Cancellation*: `signal`, `watch.close()` or `break` out of `for await` remove it (the last
+   * event is `aborted`). A pending watch keeps Node running.
+   */
+  addWatch(path: string, options?: { recursive?: boolean; signal?: AbortSignal }): Promise<PersistentWatch>;
+}
+
+/**
+ * Events of a persistent watch: node events, `resync` after it was set again, and last `closed`
+ * (client closed), `ended` (the session ended for good: `reconnectAfterExpiry: false`) or `aborted`.
+ */
+export type PersistentWatchEvent =
+  | { type: 'created' | 'deleted' | 'changed' | 'children'; path: string }
+  | { type: 'resync'; reason: 'reconnected' | 'expired'; path: string }
+  | { type: 'closed' | 'ended' | 'aborted'; path: string };
+
+/** A persistent watch (see {@link Znodes.addWatch}): `for await (const event of watch)`. */
+export interface PersistentWatch extends AsyncIterableIterator<PersistentWatchEvent> {
+  readonly path: string;
+  /** Removes the watch; the iteration ends after an `aborted` event. */
+  close(): void;
 }
 
 export type SessionState = 'CONNECTED' | 'SUSPENDED' | 'RECONNECTED' | 'EXPIRED' | 'CLOSED';

@@ -124,6 +124,67 @@ module.exports = function znodeFacade(z) {
     }
   };
 
+  const PERSISTENT_KINDS = new Set(['created', 'deleted', 'changed', 'children', 'resync', 'closed', 'ended', 'aborted']);
+  const LAST = new Set(['closed', 'ended', 'aborted']);
+
+  /**
+   * A persistent watch as an async iterator of events: node events, `resync` after it was set
+   * again (re-read), and last `closed` / `ended` / `aborted` (then the iteration ends).
+   */
+  class PersistentWatch {
+    constructor(path, cancelId, signal, onAbort) {
+      this.path = path;
+      this._cancelId = cancelId;
+      this._signal = signal;
+      this._onAbort = onAbort;
+      this._queue = [];
+      this._waiters = [];
+      this._done = false;
+    }
+
+    _push(text) {
+      const s = typeof text === 'string' ? text : '';
+      const bar = s.indexOf('|');
+      const type = bar === -1 ? s : s.slice(0, bar);
+      const rest = bar === -1 ? '' : s.slice(bar + 1);
+      const event = type === 'resync' ? { type, reason: rest, path: this.path } : { type: PERSISTENT_KINDS.has(type) ? type : 'closed', path: rest || this.path };
+      if (LAST.has(event.type)) this._finish();
+      const w = this._waiters.shift();
+      if (w) w({ value: event, done: false });
+      else this._queue.push(event);
+      if (this._done) for (const waiter of this._waiters.splice(0)) waiter({ value: undefined, done: true });
+    }
+
+    _finish() {
+      if (this._done) return;
+      this._done = true;
+      if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
+      callSync(() => native.dropCancel(this._cancelId));
+    }
+
+    /** Removes the watch; the iteration ends (after an `aborted` event). */
+    close() {
+      if (!this._done) callSync(() => native.cancel(this._cancelId));
+    }
+
+    next() {
+      if (this._queue.length > 0) return Promise.resolve({ value: this._queue.shift(), done: false });
+      if (this._done) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve) => this._waiters.push(resolve));
+    }
+
+    /** `break` out of `for await`: removes the watch. */
+    return() {
+      this.close();
+      this._queue.length = 0;
+      return Promise.resolve({ value: undefined, done: true });
+    }
+
+    [Symbol.asyncIterator]() {
+      return this;
+    }
+  }
+
   /** The raw ZooKeeper API of one client: see index.d.ts `Znodes`. */
   class Znodes {
     constructor(zk) {
@@ -251,7 +312,25 @@ module.exports = function znodeFacade(z) {
     sessionId() {
       return call(() => this._native.sessionId());
     }
+
+    addWatch(path, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOptions(options, ['recursive', 'signal']);
+        if (opts.recursive !== undefined && typeof opts.recursive !== 'boolean') throw invalid(`recursive must be a boolean, got ${describe(opts.recursive)}`);
+        const signal = checkSignal(opts.signal);
+        if (signal && signal.aborted) throw new ZktxError('ABORTED', 'watch aborted before it was set', 'not_applied', { cause: signal.reason });
+        const cancelId = callSync(() => native.newCancel());
+        const onAbort = () => callSync(() => native.cancel(cancelId));
+        const watch = new PersistentWatch(path, cancelId, signal, onAbort);
+        if (signal) signal.addEventListener('abort', onAbort, { once: true });
+        return call(() => this._native.addWatch(path, opts.recursive === true, (text) => watch._push(text), cancelId)).then(() => watch, (err) => {
+          watch._finish();
+          throw err;
+        });
+      });
+    }
   }
 
-  return { Znodes, toData };
+  return { Znodes, PersistentWatch, toData };
 };

@@ -265,6 +265,87 @@ describe('zk.znodes', () => {
     });
   });
 
+  describe('persistent watches (addWatch)', () => {
+    const next = async (w, what) => {
+      const r = await within(w.next(), 8000, what);
+      return r.value;
+    };
+
+    it('a persistent watch keeps firing: every data change and child change of the node, in order', async () => {
+      const path = `${root}/pw`;
+      await zk.znodes.create(path, 'v0');
+      const w = await zk.znodes.addWatch(path);
+      await other.znodes.setData(path, 'v1');
+      await other.znodes.setData(path, 'v2');
+      await other.znodes.create(`${path}/kid`);
+      expect(await next(w, 'first')).toEqual({ type: 'changed', path });
+      expect(await next(w, 'second')).toEqual({ type: 'changed', path });
+      expect(await next(w, 'third')).toEqual({ type: 'children', path });
+      w.close();
+      expect(await next(w, 'end')).toEqual({ type: 'aborted', path });
+      expect(await w.next()).toEqual({ value: undefined, done: true });
+    });
+
+    it('a recursive watch sees descendants created, changed and deleted; an AbortSignal ends the iteration', async () => {
+      const path = `${root}/pwr`;
+      await zk.znodes.create(path);
+      const ac = new AbortController();
+      const w = await zk.znodes.addWatch(path, { recursive: true, signal: ac.signal });
+      await other.znodes.create(`${path}/a`);
+      await other.znodes.create(`${path}/a/b`, 'x');
+      await other.znodes.setData(`${path}/a/b`, 'y');
+      await other.znodes.delete(`${path}/a/b`);
+      const seen = [];
+      for await (const ev of w) {
+        seen.push(ev);
+        if (seen.length === 4) ac.abort();
+      }
+      expect(seen).toEqual([
+        { type: 'created', path: `${path}/a` },
+        { type: 'created', path: `${path}/a/b` },
+        { type: 'changed', path: `${path}/a/b` },
+        { type: 'deleted', path: `${path}/a/b` },
+        { type: 'aborted', path },
+      ]);
+    });
+
+    describe('across faults', () => {
+      let proxy;
+      beforeEach(async () => { proxy = await startProxy(server.connect); });
+      afterEach(async () => { await proxy.close(); });
+
+      it('after a connection loss the watch is set again (zookeeper-client does not): a resync event, then later changes still arrive', async () => {
+        const watcher = clientAt(proxy.connect, { timeout: 4000 });
+        clients.push(watcher);
+        const path = `${root}/pw-loss`;
+        await zk.znodes.create(path, 'v0');
+        const w = await watcher.znodes.addWatch(path);
+        proxy.partition();
+        await new Promise((r) => setTimeout(r, 500));
+        proxy.heal();
+        expect(await next(w, 'resync')).toEqual({ type: 'resync', reason: 'reconnected', path });
+        await other.znodes.setData(path, 'after');
+        expect(await next(w, 'change after the reconnect')).toEqual({ type: 'changed', path });
+        w.close();
+      });
+
+      it('after an expiry the watch is set on the new session: resync (expired), then changes arrive', async () => {
+        const watcher = clientAt(proxy.connect, { timeout: 1000 });
+        clients.push(watcher);
+        const path = `${root}/pw-expiry`;
+        await zk.znodes.create(path, 'v0');
+        const w = await watcher.znodes.addWatch(path);
+        proxy.partition();
+        await new Promise((r) => setTimeout(r, 3000));
+        proxy.heal();
+        expect(await next(w, 'resync')).toEqual({ type: 'resync', reason: 'expired', path });
+        await other.znodes.setData(path, 'after');
+        expect(await next(w, 'change on the new session')).toEqual({ type: 'changed', path });
+        w.close();
+      });
+    });
+  });
+
   describe('across faults (fault proxy)', () => {
     let proxy;
     beforeEach(async () => { proxy = await startProxy(server.connect); });

@@ -57,6 +57,8 @@ async function znodes(zk: ZooKeeper) {
   await z.sync();
   await z.addAuth('digest', 'u:p');
   const id: string = await z.sessionId();
+  const pw = await z.addWatch('/app', { recursive: true, signal: AbortSignal.timeout(1000) });
+  for await (const ev of pw) if (ev.type === 'resync') console.log(ev.reason); else if (ev.type === 'changed') pw.close();
   console.log(bytes, owner, event, exists, names, results, perms, id);
 
 }
