@@ -88,3 +88,59 @@ async fn a_watch_set_before_a_connection_loss_fires_for_a_change_made_during_it(
     watcher.close().await;
     writer.close().await;
 }
+
+/// Why `PersistentWatch` sets itself again: zookeeper-client 0.11 alone does not, so a change
+/// made after the reconnect never reaches a persistent watcher. If this starts failing, the
+/// client restores persistent watches now and the re-add (and its resync event) can go.
+#[tokio::test]
+async fn zookeeper_client_alone_loses_a_persistent_watch_across_a_reconnect() {
+    let proxy = Proxy::start().await;
+    let watcher = proxy.store(Duration::from_secs(10));
+    let writer = session();
+    let path = format!("/{}", unique("znode-pw-raw"));
+    znode::create(&writer, &path, b"v0", &persistent()).await.unwrap();
+    let client = watcher.session().client().await.unwrap();
+    let mut raw = client.watch(&path, zookeeper_client::AddWatchMode::Persistent).await.unwrap();
+    proxy.partition();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.heal();
+    // The session events of the reconnect, then nothing for a change made after it.
+    let node_event = async {
+        loop {
+            let e = raw.changed().await;
+            if e.event_type != zookeeper_client::EventType::Session {
+                return e;
+            }
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    znode::set_data(&writer, &path, b"after", None).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(2), node_event).await.is_err(), "zookeeper-client restored the persistent watch");
+    drop(raw);
+    drop(client);
+    watcher.close().await;
+    writer.close().await;
+}
+
+#[tokio::test]
+async fn a_persistent_watch_sets_itself_again_after_a_reconnect_and_says_so() {
+    let proxy = Proxy::start().await;
+    let watcher = proxy.store(Duration::from_secs(10));
+    let writer = session();
+    let path = format!("/{}", unique("znode-pw"));
+    znode::create(&writer, &path, b"v0", &persistent()).await.unwrap();
+    let mut watch = znode::PersistentWatch::add(watcher.session(), &path, false).await.unwrap();
+    znode::set_data(&writer, &path, b"v1", None).await.unwrap();
+    assert_eq!(watch.next(watcher.session()).await, znode::PersistentEvent::Node(WatchEvent::DataChanged(path.clone())));
+    proxy.partition();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.heal();
+    let resync = tokio::time::timeout(Duration::from_secs(10), watch.next(watcher.session())).await.expect("a resync");
+    assert_eq!(resync, znode::PersistentEvent::Resync("reconnected"));
+    znode::set_data(&writer, &path, b"v2", None).await.unwrap();
+    let after = tokio::time::timeout(Duration::from_secs(5), watch.next(watcher.session())).await.expect("the change after the reconnect");
+    assert_eq!(after, znode::PersistentEvent::Node(WatchEvent::DataChanged(path.clone())));
+    drop(watch);
+    watcher.close().await;
+    writer.close().await;
+}
