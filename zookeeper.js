@@ -397,7 +397,7 @@ class ZooKeeper extends EventEmitter {
 }
 
 for (const [k, v] of Object.entries(constants)) {
-  if (!k.startsWith('on_')) Object.defineProperty(ZooKeeper, k, { value: v, enumerable: true });
+  if (!k.startsWith('on_')) ZooKeeper[k] = v;
 }
 
 /**
@@ -495,12 +495,73 @@ class ZooKeeperPromise extends ZooKeeper {
     return this._promise(() => this._znodes.multi(ops));
   }
 
-  static get constants() { return constants; }
-  /** @deprecated as in the package */
-  static get ZK() { return ZooKeeperPromise; }
-  /** The callback class. */
-  static get ZooKeeper() { return ZooKeeper; }
-  static get Promise() { return ZooKeeperPromise; }
 }
 
+// One assignment per name, spelled out: Node's ES module loader finds a CommonJS module's named
+// exports by reading such lines (cjs-module-lexer), so `import { ZOO_EPHEMERAL } from 'zktx/zookeeper'` works.
 module.exports = ZooKeeperPromise;
+module.exports.constants = constants;
+/** The callback class. */
+module.exports.ZooKeeper = ZooKeeper;
+module.exports.Promise = ZooKeeperPromise;
+/** @deprecated as in the package */
+module.exports.ZK = ZooKeeperPromise;
+module.exports.ZOO_PERM_READ = constants.ZOO_PERM_READ;
+module.exports.ZOO_PERM_WRITE = constants.ZOO_PERM_WRITE;
+module.exports.ZOO_PERM_CREATE = constants.ZOO_PERM_CREATE;
+module.exports.ZOO_PERM_DELETE = constants.ZOO_PERM_DELETE;
+module.exports.ZOO_PERM_ADMIN = constants.ZOO_PERM_ADMIN;
+module.exports.ZOO_PERM_ALL = constants.ZOO_PERM_ALL;
+module.exports.ZOO_EXPIRED_SESSION_STATE = constants.ZOO_EXPIRED_SESSION_STATE;
+module.exports.ZOO_AUTH_FAILED_STATE = constants.ZOO_AUTH_FAILED_STATE;
+module.exports.ZOO_CONNECTING_STATE = constants.ZOO_CONNECTING_STATE;
+module.exports.ZOO_ASSOCIATING_STATE = constants.ZOO_ASSOCIATING_STATE;
+module.exports.ZOO_CONNECTED_STATE = constants.ZOO_CONNECTED_STATE;
+module.exports.ZOO_LOG_LEVEL_ERROR = constants.ZOO_LOG_LEVEL_ERROR;
+module.exports.ZOO_LOG_LEVEL_WARN = constants.ZOO_LOG_LEVEL_WARN;
+module.exports.ZOO_LOG_LEVEL_INFO = constants.ZOO_LOG_LEVEL_INFO;
+module.exports.ZOO_LOG_LEVEL_DEBUG = constants.ZOO_LOG_LEVEL_DEBUG;
+module.exports.ZOO_PERSISTENT = constants.ZOO_PERSISTENT;
+module.exports.ZOO_EPHEMERAL = constants.ZOO_EPHEMERAL;
+module.exports.ZOO_SEQUENCE = constants.ZOO_SEQUENCE;
+module.exports.ZOO_PERSISTENT_SEQUENTIAL = constants.ZOO_PERSISTENT_SEQUENTIAL;
+module.exports.ZOO_EPHEMERAL_SEQUENTIAL = constants.ZOO_EPHEMERAL_SEQUENTIAL;
+module.exports.ZOO_CONTAINER = constants.ZOO_CONTAINER;
+module.exports.ZOO_PERSISTENT_WITH_TTL = constants.ZOO_PERSISTENT_WITH_TTL;
+module.exports.ZOO_PERSISTENT_SEQUENTIAL_WITH_TTL = constants.ZOO_PERSISTENT_SEQUENTIAL_WITH_TTL;
+module.exports.ZOK = constants.ZOK;
+module.exports.ZSYSTEMERROR = constants.ZSYSTEMERROR;
+module.exports.ZRUNTIMEINCONSISTENCY = constants.ZRUNTIMEINCONSISTENCY;
+module.exports.ZDATAINCONSISTENCY = constants.ZDATAINCONSISTENCY;
+module.exports.ZCONNECTIONLOSS = constants.ZCONNECTIONLOSS;
+module.exports.ZMARSHALLINGERROR = constants.ZMARSHALLINGERROR;
+module.exports.ZUNIMPLEMENTED = constants.ZUNIMPLEMENTED;
+module.exports.ZOPERATIONTIMEOUT = constants.ZOPERATIONTIMEOUT;
+module.exports.ZBADARGUMENTS = constants.ZBADARGUMENTS;
+module.exports.ZINVALIDSTATE = constants.ZINVALIDSTATE;
+module.exports.ZAPIERROR = constants.ZAPIERROR;
+module.exports.ZNONODE = constants.ZNONODE;
+module.exports.ZNOAUTH = constants.ZNOAUTH;
+module.exports.ZBADVERSION = constants.ZBADVERSION;
+module.exports.ZNOCHILDRENFOREPHEMERALS = constants.ZNOCHILDRENFOREPHEMERALS;
+module.exports.ZNODEEXISTS = constants.ZNODEEXISTS;
+module.exports.ZNOTEMPTY = constants.ZNOTEMPTY;
+module.exports.ZSESSIONEXPIRED = constants.ZSESSIONEXPIRED;
+module.exports.ZINVALIDCALLBACK = constants.ZINVALIDCALLBACK;
+module.exports.ZINVALIDACL = constants.ZINVALIDACL;
+module.exports.ZAUTHFAILED = constants.ZAUTHFAILED;
+module.exports.ZCLOSING = constants.ZCLOSING;
+module.exports.ZNOTHING = constants.ZNOTHING;
+module.exports.ZSESSIONMOVED = constants.ZSESSIONMOVED;
+module.exports.ZOO_OPEN_ACL_UNSAFE = constants.ZOO_OPEN_ACL_UNSAFE;
+module.exports.ZOO_READ_ACL_UNSAFE = constants.ZOO_READ_ACL_UNSAFE;
+module.exports.ZOO_CREATOR_ALL_ACL = constants.ZOO_CREATOR_ALL_ACL;
+module.exports.ZOO_CREATED_EVENT = constants.ZOO_CREATED_EVENT;
+module.exports.ZOO_DELETED_EVENT = constants.ZOO_DELETED_EVENT;
+module.exports.ZOO_CHANGED_EVENT = constants.ZOO_CHANGED_EVENT;
+module.exports.ZOO_CHILD_EVENT = constants.ZOO_CHILD_EVENT;
+module.exports.ZOO_SESSION_EVENT = constants.ZOO_SESSION_EVENT;
+module.exports.ZOO_NOTWATCHING_EVENT = constants.ZOO_NOTWATCHING_EVENT;
+module.exports.ZOOKEEPER_WRITE = constants.ZOOKEEPER_WRITE;
+module.exports.ZOOKEEPER_READ = constants.ZOOKEEPER_READ;
+module.exports.ZOO_CONFIG_NODE = constants.ZOO_CONFIG_NODE;
