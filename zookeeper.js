@@ -53,6 +53,7 @@ function failure(err) {
   const rc = rcOf(err);
   const e = new ZktxError(err && err.code ? err.code : 'INTERNAL', `${rc} ${textOf(rc)}`, err && err.outcome ? err.outcome : 'unknown', { cause: err });
   e.rc = rc;
+  if (err && err.index !== undefined) e.index = err.index; // transaction: the failing op
   return e;
 }
 const badArguments = (message) => new ZktxError('INVALID_ARGUMENT', message);

@@ -6,6 +6,7 @@ const { spawn } = require('node:child_process');
 const ZooKeeper = require('../zookeeper');
 const { ZktxError } = require('..');
 const { unique } = require('./helpers/zk');
+const { startProxy } = require('../testing');
 
 const host = process.env.ZK_CONNECT;
 
@@ -136,6 +137,38 @@ describe("require('zktx/zookeeper')", () => {
     await c.close();
     await closed;
     expect(await client.pathExists(p, false)).toBe(false);
+  });
+
+  it('transaction (zktx\'s addition: the package has no multi) commits all or nothing', async () => {
+    const p = `${root}/tx`;
+    await client.create(p, 'v0', ZooKeeper.ZOO_PERSISTENT);
+    const results = await client.transaction([{ op: 'check', path: p, version: 0 }, { op: 'set', path: p, data: 'v1' }, { op: 'create', path: `${p}/kid` }]);
+    expect(results.map((r) => r.op)).toEqual(['check', 'set', 'create']);
+    await expect(client.transaction([{ op: 'delete', path: `${p}/kid` }, { op: 'check', path: p, version: 0 }])).rejects.toMatchObject({ message: '-103 bad version', index: 1 });
+    expect(await client.get_children(p, false)).toEqual(['kid']);
+  });
+
+  it("an expired session ends the client, as with the C client: pending watchers get (ZOO_SESSION_EVENT, ZOO_EXPIRED_SESSION_STATE), 'close' is emitted, calls reject '-112 session expired'", async () => {
+    const proxy = await startProxy(host);
+    try {
+      const c = await connected(new ZooKeeper({ connect: proxy.connect, timeout: 1000 }));
+      clients.push(c);
+      const p = `${root}/expiring`;
+      await client.create(p, '', ZooKeeper.ZOO_PERSISTENT);
+      const watcherCall = new Promise((resolve) => c.w_get(p, (type, state) => resolve([type, state])));
+      const closed = new Promise((resolve) => c.once('close', (zk, code) => resolve(code)));
+      await new Promise((r) => setTimeout(r, 50));
+      proxy.partition();
+      await new Promise((r) => setTimeout(r, 3500)); // past the session timeout
+      proxy.heal();
+      expect(await watcherCall).toEqual([ZooKeeper.ZOO_SESSION_EVENT, ZooKeeper.ZOO_EXPIRED_SESSION_STATE]);
+      expect(await closed).toBe(ZooKeeper.ZOO_EXPIRED_SESSION_STATE);
+      expect(c.state).toBe(ZooKeeper.ZOO_EXPIRED_SESSION_STATE);
+      expect(c.is_unrecoverable).toBe(true);
+      await expect(c.get(p, false)).rejects.toMatchObject({ message: '-112 session expired', rc: -112 });
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("two processes running the tutorial's lock (create EPHEMERAL|SEQUENCE, get_children, w_exists, delete_) never lose an increment", async () => {
