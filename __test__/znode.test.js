@@ -205,6 +205,16 @@ describe('zk.znodes', () => {
       expect(Date.now() - t0).toBeLessThan(1000);
     });
 
+    it('after close() every call rejects CLIENT_CLOSED', async () => {
+      const c = open();
+      await c.znodes.exists(root);
+      await c.close();
+      await expect(c.znodes.getData(root)).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+      await expect(c.znodes.create(`${root}/after-close`)).rejects.toMatchObject({ code: 'CLIENT_CLOSED', outcome: 'not_applied' });
+      await expect(c.znodes.addWatch(root)).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+      expect((await zk.znodes.exists(`${root}/after-close`)).stat).toBeNull();
+    });
+
     it("the JSON store refuses a key that looks like a znode path, and points to zk.znodes", async () => {
       await zk.znodes.create(`${root}/config`, '{"a":1}');
       const err = await rejection(zk.get(`${root}/config`));
