@@ -36,7 +36,9 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
  *   ZooKeeper refused the request; nothing written. `NOAUTH`: a node's ACL does not grant this
- *   session's identity (see {@link ZooKeeperOptions.acl}).
+ *   session's identity (see {@link ZooKeeperOptions.acl}). From `zk.znodes` also `INVALIDACL`
+ *   (an ACL the server refuses, e.g. `auth` with no identity) and `UNIMPLEMENTED` (TTL nodes
+ *   without `extendedTypesEnabled`, `addWatch` before 3.6); a failed `multi` has `index`.
  * - `TLS_HANDSHAKE`: a TLS handshake failed; the message has the reason (certificate not
  *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
  * - `AUTHFAILED`: the server refused the session's authentication at connect (see
