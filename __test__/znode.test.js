@@ -138,6 +138,21 @@ describe('zk.znodes', () => {
     });
   });
 
+  describe('codes of refused options', () => {
+    it('INVALIDACL for an ACL the server refuses (creator-all with no identity); UNIMPLEMENTED for a TTL node on a server without extendedTypesEnabled', async () => {
+      await expect(zk.znodes.create(`${root}/creator-only`, '', { acl: 'creator-all' })).rejects.toMatchObject({ code: 'INVALIDACL', outcome: 'not_applied' });
+      const plain = await zkScripts.startStandalone({ tickTime: TICK });
+      try {
+        const c = clientAt(plain.connect, { timeout: 4000 });
+        clients.push(c);
+        await expect(c.znodes.create('/ttl', 'x', { ttl: 1000 })).rejects.toMatchObject({ code: 'UNIMPLEMENTED' });
+        await c.close();
+      } finally {
+        await plain.stop();
+      }
+    });
+  });
+
   describe('multi', () => {
     it('applies create, set, check and delete all together', async () => {
       const p = `${root}/multi-ok`;
