@@ -1372,7 +1372,7 @@ Object.assign(ZooKeeper, LOG_LEVELS);
 const { Znodes } = require('./znode')({
   ZktxError, call, callSync, invalid, describe, checked, checkPath, checkWellFormed, readAcl, readOptions, native,
 });
-traceMethods(Znodes, ['create', 'getData', 'exists', 'getChildren', 'setData', 'delete', 'getAcl', 'setAcl', 'multi', 'sync', 'addAuth', 'sessionId', 'addWatch']);
+traceMethods(Znodes, ['create', 'getData', 'exists', 'getChildren', 'setData', 'delete', 'getAcl', 'setAcl', 'multi', 'sync', 'addAuth', 'sessionId', 'addWatch', 'treeCache']);
 
 /** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT (or localhost:2181). */
 const executeTransaction = traced(function executeTransaction(key, valueOrUpdater, options) {

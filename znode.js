@@ -5,6 +5,8 @@
 // of the store is a name (`zk.get('config')`), a znode is a path (`zk.znodes.getData('/config')`),
 // and the store refuses keys that look like paths. Built by index.js, which passes its helpers.
 
+const { EventEmitter } = require('node:events');
+
 module.exports = function znodeFacade(z) {
   const { ZktxError, call, callSync, invalid, describe, checked, checkPath, readAcl, readOptions, native } = z;
 
@@ -185,6 +187,120 @@ module.exports = function znodeFacade(z) {
     }
   }
 
+  /**
+   * A local copy of the subtree at `root` (Curator's CuratorCache): an initial snapshot, then
+   * kept current by a persistent recursive watch. Every event makes it re-read that node, and a
+   * `resync` (reconnect or expiry) re-reads the whole subtree and applies the differences, so it
+   * converges to what the server holds. Emits `created`, `changed`, `deleted` (`path`, node) and
+   * `resync` once a re-read after a resync is applied.
+   */
+  class TreeCache extends EventEmitter {
+    constructor(znodes, root) {
+      super();
+      this.root = root;
+      this._z = znodes;
+      this._nodes = new Map();
+      this._chain = Promise.resolve();
+      this._watch = undefined;
+      this._closed = false;
+    }
+
+    /** The cached node at `path`: `{ data, stat }`, or undefined. */
+    get(path) {
+      return this._nodes.get(path);
+    }
+
+    /** Every cached path, sorted. */
+    paths() {
+      return [...this._nodes.keys()].sort();
+    }
+
+    /** The direct children cached under `path` (names, sorted). */
+    children(path) {
+      const prefix = path === '/' ? '/' : `${path}/`;
+      return this.paths().filter((p) => p.startsWith(prefix) && p !== path && !p.slice(prefix.length).includes('/')).map((p) => p.slice(prefix.length));
+    }
+
+    /** Stops watching. */
+    close() {
+      this._closed = true;
+      if (this._watch) this._watch.close();
+    }
+
+    /**
+     * Runs `work` after all work queued before it. A failure (a timeout while disconnected) is
+     * reported as `error` when someone listens, and repaired by a full re-read: the cache never
+     * settles on a state it could not confirm.
+     */
+    _enqueue(work) {
+      this._chain = this._chain.then(work).catch((err) => {
+        if (this._closed) return;
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+        setTimeout(() => { if (!this._closed) this._enqueue(() => this._reload()); }, 500).unref();
+      });
+      return this._chain;
+    }
+
+    _set(path, node) {
+      const old = this._nodes.get(path);
+      if (old && old.stat.czxid === node.stat.czxid && old.stat.mzxid >= node.stat.mzxid && old.stat.pzxid >= node.stat.pzxid) return;
+      this._nodes.set(path, node);
+      this.emit(old && old.stat.czxid === node.stat.czxid ? 'changed' : 'created', path, node);
+    }
+
+    _remove(path) {
+      const prefix = `${path}/`;
+      for (const p of [...this._nodes.keys()]) {
+        if (p === path || p.startsWith(prefix)) {
+          const node = this._nodes.get(p);
+          this._nodes.delete(p);
+          this.emit('deleted', p, node);
+        }
+      }
+    }
+
+    /** Re-reads one node (after an event about it). */
+    async _refresh(path) {
+      try {
+        const { data, stat } = await this._z._getData(path);
+        this._set(path, { data, stat });
+      } catch (err) {
+        if (err.code !== 'NONODE') throw err;
+        this._remove(path);
+      }
+    }
+
+    /** Reads the whole subtree and applies the differences. */
+    async _reload() {
+      const seen = new Map();
+      const walk = async (path) => {
+        let node;
+        let children;
+        try {
+          const [d, c] = await Promise.all([this._z._getData(path), this._z._getChildren(path)]);
+          node = { data: d.data, stat: d.stat };
+          children = c.children;
+        } catch (err) {
+          if (err.code === 'NONODE') return; // deleted meanwhile: its event comes later
+          throw err;
+        }
+        seen.set(path, node);
+        await Promise.all(children.map((c) => walk(path === '/' ? `/${c}` : `${path}/${c}`)));
+      };
+      await walk(this.root);
+      for (const p of [...this._nodes.keys()]) if (!seen.has(p) && this._nodes.has(p)) this._remove(p);
+      for (const [p, node] of seen) this._set(p, node);
+    }
+
+    async _run() {
+      for await (const ev of this._watch) {
+        if (ev.type === 'created' || ev.type === 'changed') this._enqueue(() => this._refresh(ev.path));
+        else if (ev.type === 'deleted') this._enqueue(() => this._remove(ev.path));
+        else if (ev.type === 'resync') this._enqueue(async () => { await this._reload(); this.emit('resync', ev.reason); });
+      }
+    }
+  }
+
   /** The raw ZooKeeper API of one client: see index.d.ts `Znodes`. */
   class Znodes {
     constructor(zk) {
@@ -313,6 +429,30 @@ module.exports = function znodeFacade(z) {
       return call(() => this._native.sessionId());
     }
 
+    /**
+     * A {@link TreeCache} of the subtree at `path`, resolved once its first snapshot is loaded.
+     */
+    treeCache(path, options) {
+      return rejecting(() => {
+        checkPath(path, 'path');
+        const opts = readOptions(options, ['signal']);
+        const signal = checkSignal(opts.signal);
+        const cache = new TreeCache(this, path);
+        return this._addWatch(path, { recursive: true, signal }).then(async (watch) => {
+          cache._watch = watch;
+          try {
+            // Events during this first read wait in the watch's queue and are applied after it.
+            await cache._reload();
+          } catch (err) {
+            watch.close();
+            throw err;
+          }
+          cache._run();
+          return cache;
+        });
+      });
+    }
+
     addWatch(path, options) {
       return rejecting(() => {
         checkPath(path, 'path');
@@ -332,5 +472,5 @@ module.exports = function znodeFacade(z) {
     }
   }
 
-  return { Znodes, PersistentWatch, toData };
+  return { Znodes, PersistentWatch, TreeCache, toData };
 };

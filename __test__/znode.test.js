@@ -371,6 +371,103 @@ describe('zk.znodes', () => {
     });
   });
 
+  describe('tree cache', () => {
+    /** What the server holds under `top`: path -> data, read by `c`. */
+    async function serverTree(c, top) {
+      const out = {};
+      const walk = async (p) => {
+        try {
+          const [{ data }, { children }] = await Promise.all([c.znodes.getData(p), c.znodes.getChildren(p)]);
+          out[p] = data.toString();
+          await Promise.all(children.map((k) => walk(`${p}/${k}`)));
+        } catch (err) {
+          if (err.code !== 'NONODE') throw err;
+        }
+      };
+      await walk(top);
+      return out;
+    }
+    const cacheTree = (cache) => Object.fromEntries(cache.paths().map((p) => [p, cache.get(p).data.toString()]));
+    async function converges(cache, c, top, what) {
+      const deadline = Date.now() + 10000;
+      let want;
+      let got;
+      while (Date.now() < deadline) {
+        want = await serverTree(c, top);
+        got = cacheTree(cache);
+        if (JSON.stringify(Object.entries(want).sort()) === JSON.stringify(Object.entries(got).sort())) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect({ what, cache: got }).toEqual({ what, cache: want });
+    }
+    /** Random creates, sets and deletes under `top` by `c` for `ms`. */
+    async function write(c, top, ms, seed) {
+      let x = seed;
+      const rnd = (n) => { x = (x * 1103515245 + 12345) % 2147483648; return x % n; };
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        const p = `${top}/n${rnd(4)}${rnd(2) ? `/m${rnd(3)}` : ''}`;
+        const op = rnd(3);
+        await (op === 0 ? c.znodes.create(p, `c${rnd(100)}`) : op === 1 ? c.znodes.setData(p, `s${rnd(100)}`) : c.znodes.delete(p)).catch((e) => {
+          if (!['NONODE', 'NODEEXISTS', 'NOTEMPTY'].includes(e.code)) throw e;
+        });
+      }
+    }
+
+    it('starts from a snapshot of the subtree, then follows creates, changes and deletes', async () => {
+      const top = `${root}/tc`;
+      await zk.znodes.create(top, 'top');
+      await zk.znodes.create(`${top}/a`, 'a0');
+      const cache = await zk.znodes.treeCache(top);
+      expect(cacheTree(cache)).toEqual({ [top]: 'top', [`${top}/a`]: 'a0' });
+      const seen = [];
+      for (const t of ['created', 'changed', 'deleted']) cache.on(t, (p) => seen.push([t, p]));
+      await other.znodes.create(`${top}/a/b`, 'b0');
+      await other.znodes.setData(`${top}/a`, 'a1');
+      await other.znodes.delete(`${top}/a/b`);
+      await converges(cache, other, top, 'after three writes');
+      expect(seen).toEqual([['created', `${top}/a/b`], ['changed', `${top}/a`], ['deleted', `${top}/a/b`]]);
+      expect(cache.children(top)).toEqual(['a']);
+      cache.close();
+    });
+
+    it('converges to what the server holds under two concurrent writers', async () => {
+      const top = `${root}/tc-writers`;
+      await zk.znodes.create(top);
+      const cache = await zk.znodes.treeCache(top);
+      const w1 = open();
+      const w2 = open();
+      await Promise.all([write(w1, top, 1500, 1), write(w2, top, 1500, 2)]);
+      await converges(cache, other, top, 'after concurrent writers');
+      cache.close();
+    });
+
+    describe('across faults', () => {
+      let proxy;
+      beforeEach(async () => { proxy = await startProxy(server.connect); });
+      afterEach(async () => { await proxy.close(); });
+
+      for (const [name, session, cutMs] of [['a connection loss', 4000, 600], ['an expiry', 1000, 3000]]) {
+        it(`converges after ${name} with writes made while cut (a resync re-reads the subtree)`, async () => {
+          const top = `${root}/tc-${session}`;
+          await zk.znodes.create(top);
+          const c = clientAt(proxy.connect, { timeout: session });
+          clients.push(c);
+          const cache = await c.znodes.treeCache(top);
+          const resynced = new Promise((resolve) => cache.once('resync', resolve));
+          proxy.partition();
+          await write(other, top, cutMs, 7);
+          await new Promise((r) => setTimeout(r, Math.max(0, (session === 1000 ? 3000 : 300) - cutMs)));
+          proxy.heal();
+          expect(await within(resynced, 10000, 'resync')).toBe(session === 1000 ? 'expired' : 'reconnected');
+          await write(other, top, 300, 8);
+          await converges(cache, other, top, `after ${name}`);
+          cache.close();
+        });
+      }
+    });
+  });
+
   describe('across faults (fault proxy)', () => {
     let proxy;
     beforeEach(async () => { proxy = await startProxy(server.connect); });
