@@ -563,6 +563,46 @@ export class Znodes {
    * event is `aborted`). A pending watch keeps Node running.
    */
   addWatch(path: string, options?: { recursive?: boolean; signal?: AbortSignal }): Promise<PersistentWatch>;
+  /**
+   * A local copy of the subtree at `path` (Curator's CuratorCache), resolved once its first
+   * snapshot is loaded. See {@link TreeCache}.
+   *
+   * *Errors*: as `addWatch` and `getData`. *Cancellation*: `signal` or `cache.close()`.
+   */
+  treeCache(path: string, options?: { signal?: AbortSignal }): Promise<TreeCache>;
+}
+
+/** A cached znode: its data and the Stat read with it. */
+export interface CachedNode {
+  data: Buffer;
+  stat: Stat;
+}
+
+/**
+ * A local copy of a subtree, kept by a persistent recursive watch: every event re-reads its node;
+ * a `resync` (reconnect or expiry) re-reads the whole subtree and applies the differences.
+ *
+ * *Guarantees*: converges to what the server holds once writes stop (tested under concurrent
+ * writers, a connection loss and an expiry); per node, never goes back to an older version
+ * (compared by zxid). A node's cached `stat.numChildren` / `cversion` can lag (a recursive watch
+ * sends no child events for the parent): use `children(path)` for the cached children.
+ *
+ * *On connection loss*: stale until the reconnect, then re-read (`resync`). A failed re-read is
+ * emitted as `error` (if listened to) and retried.
+ *
+ * Events: `created`, `changed`, `deleted` `(path, node)`; `resync` `(reason)`; `error` `(err)`.
+ */
+export class TreeCache extends EventEmitter {
+  private constructor();
+  readonly root: string;
+  /** The cached node at `path`, or undefined. */
+  get(path: string): CachedNode | undefined;
+  /** Every cached path, sorted. */
+  paths(): string[];
+  /** Names of the cached children of `path`, sorted. */
+  children(path: string): string[];
+  /** Stops watching; the cache keeps its last state. */
+  close(): void;
 }
 
 /**

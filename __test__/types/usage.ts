@@ -57,6 +57,9 @@ async function znodes(zk: ZooKeeper) {
   await z.sync();
   await z.addAuth('digest', 'u:p');
   const id: string = await z.sessionId();
+  const cache = await z.treeCache('/app', { signal: AbortSignal.timeout(1000) });
+  cache.on('changed', (path: string) => console.log(path, cache.get(path)?.data.length, cache.children('/app'), cache.paths()));
+  cache.close();
   const pw = await z.addWatch('/app', { recursive: true, signal: AbortSignal.timeout(1000) });
   for await (const ev of pw) if (ev.type === 'resync') console.log(ev.reason); else if (ev.type === 'changed') pw.close();
   console.log(bytes, owner, event, exists, names, results, perms, id);
