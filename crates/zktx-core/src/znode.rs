@@ -18,7 +18,8 @@ use std::time::Duration;
 use zookeeper_client as zk;
 
 use crate::error::{Error, Result};
-use crate::session::{deadline, Session};
+use crate::kv::{MAX_REQUEST_BYTES, OP_OVERHEAD_BYTES};
+use crate::session::{acl_bytes, deadline, Session};
 
 pub use zk::{Acl, AuthId, EventType, Permission, SessionState, Stat};
 
@@ -342,7 +343,8 @@ impl PersistentWatch {
     }
 }
 
-/// `INVALID_ARGUMENT` unless `path` is an absolute znode path as ZooKeeper accepts it: starts
+/// `INVALID_ARGUMENT` unless `path` is an absolute znode path as ZooKeeper accepts it (and
+/// `TOO_LARGE` for a path longer than a request may be): starts
 /// with `/`, no empty, `.` or `..` segment, no trailing `/` (allowed for a sequential node's
 /// prefix, `/queue/`), no NUL or control characters.
 ///
@@ -356,6 +358,8 @@ pub fn check_path(path: &str, sequential: bool) -> Result<()> {
     if path == "/" {
         return Ok(());
     }
+    // Reads carry their path too: a path the server cannot take would drop the connection.
+    check_size("a request with this path", OP_OVERHEAD_BYTES + path.len())?;
     // A sequential node's path is a prefix: "/queue/" makes "/queue/0000000001".
     let trimmed = if sequential { path.strip_suffix('/').unwrap_or(path) } else { path };
     let body = trimmed.get(1..).unwrap_or("");
@@ -423,6 +427,7 @@ fn create_options<'a>(session: &'a Session, options: &'a CreateOptions) -> zk::C
 /// use the lock recipes, which use protected names.
 pub async fn create(session: &Session, path: &str, data: &[u8], options: &CreateOptions) -> Result<Created> {
     check_options(path, options)?;
+    check_size("create", OP_OVERHEAD_BYTES + path.len() + data.len() + create_acl_bytes(session, options))?;
     let o = create_options(session, options);
     let (stat, sequence) = request!(session, true, "create", |c| c.create(path, data, &o))?;
     let path = if options.mode.is_sequential() { format!("{path}{sequence}") } else { path.to_string() };
@@ -470,7 +475,8 @@ pub async fn exists_watch(session: &Session, path: &str) -> Result<(Option<Stat>
 /// Replaces a znode's data, at `version` if given; returns the new stat.
 ///
 /// # Errors
-/// `NONODE`, `BADVERSION`, `NOAUTH`; `INVALID_ARGUMENT` for a bad path or a version below -1.
+/// `NONODE`, `BADVERSION`, `NOAUTH`; `INVALID_ARGUMENT` for a bad path or a version below -1;
+/// `TOO_LARGE` over the server's request limit (nothing sent).
 ///
 /// # On connection loss
 /// `CONNECTIONLOSS` or `TIMEOUT` with an unknown outcome: re-read (a versioned set can be
@@ -478,6 +484,7 @@ pub async fn exists_watch(session: &Session, path: &str) -> Result<(Option<Stat>
 pub async fn set_data(session: &Session, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
     check_path(path, false)?;
     check_version(version)?;
+    check_size("setData", OP_OVERHEAD_BYTES + path.len() + data.len())?;
     request!(session, true, "setData", |c| c.set_data(path, data, version))
 }
 
@@ -495,6 +502,34 @@ pub async fn delete(session: &Session, path: &str, version: Option<i32>) -> Resu
         return Err(Error::invalid("the root node cannot be deleted"));
     }
     request!(session, true, "delete", |c| c.delete(path, version))
+}
+
+/// `TOO_LARGE` unless a request of about `bytes` bytes fits the server's `jute.maxbuffer`:
+/// over it the server drops the whole connection (every other request and watch of the session
+/// sees a connection loss), so nothing that cannot fit is sent.
+fn check_size(what: &str, bytes: usize) -> Result<()> {
+    if bytes > MAX_REQUEST_BYTES {
+        return Err(Error::TooLarge(format!(
+            "{what} would be a {bytes}-byte request; ZooKeeper accepts at most {MAX_REQUEST_BYTES} (jute.maxbuffer): nothing was sent"
+        )));
+    }
+    Ok(())
+}
+
+/// The ACL a create sends: its own, or the session's default.
+fn create_acl_bytes(session: &Session, options: &CreateOptions) -> usize {
+    acl_bytes(options.acl.as_deref().unwrap_or(&session.options().acl))
+}
+
+/// An operation's size on the wire (conservative: [`OP_OVERHEAD_BYTES`] covers the header,
+/// lengths, version, flags and TTL).
+fn op_bytes(session: &Session, op: &Op) -> usize {
+    OP_OVERHEAD_BYTES
+        + match op {
+            Op::Create { path, data, options } => path.len() + data.len() + create_acl_bytes(session, options),
+            Op::SetData { path, data, .. } => path.len() + data.len(),
+            Op::Delete { path, .. } | Op::Check { path, .. } => path.len(),
+        }
 }
 
 fn check_version(version: Option<i32>) -> Result<()> {
@@ -541,6 +576,7 @@ pub async fn set_acl(session: &Session, path: &str, acl: &[Acl], version: Option
     if acl.is_empty() {
         return Err(Error::invalid("acl must not be empty"));
     }
+    check_size("setACL", OP_OVERHEAD_BYTES + path.len() + acl_bytes(acl))?;
     request!(session, true, "setACL", |c| c.set_acl(path, acl, version))
 }
 
@@ -589,7 +625,8 @@ fn op_failed(index: usize, e: zk::Error) -> Error {
 /// # Errors
 /// The first failing operation's error under its code (`NONODE`, `NODEEXISTS`, `BADVERSION`,
 /// `NOTEMPTY`, ...), with `multi op <index> failed:` in its message; `INVALID_ARGUMENT` for an
-/// empty list or a bad path or option in any operation (nothing sent).
+/// empty list or a bad path or option in any operation (nothing sent); `TOO_LARGE` when the
+/// whole multi is over the server's request limit (nothing sent).
 ///
 /// # On connection loss
 /// Unknown outcome: all or nothing applied; a `check` op in the same multi makes a retry safe.
@@ -605,6 +642,7 @@ pub async fn multi(session: &Session, ops: &[Op]) -> Result<Vec<OpResult>> {
         };
         checked.map_err(|e| Error::invalid(format!("multi op {i}: {e}")))?;
     }
+    check_size("multi", OP_OVERHEAD_BYTES + ops.iter().map(|op| op_bytes(session, op)).sum::<usize>())?;
     let client = session.client().await?;
     let rt = session.request_timeout(&client);
     let create_opts: Vec<Option<zk::CreateOptions<'_>>> = ops

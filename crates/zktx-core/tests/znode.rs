@@ -144,3 +144,20 @@ async fn a_persistent_watch_sets_itself_again_after_a_reconnect_and_says_so() {
     watcher.close().await;
     writer.close().await;
 }
+
+#[tokio::test]
+async fn a_request_over_the_server_limit_is_too_large_and_nothing_is_sent() {
+    let s = session();
+    let path = format!("/{}", unique("znode-big"));
+    let big = vec![1u8; 2 * 1024 * 1024];
+    assert_eq!(znode::create(&s, &path, &big, &persistent()).await.unwrap_err().code(), "TOO_LARGE");
+    znode::create(&s, &path, b"small", &persistent()).await.unwrap();
+    assert_eq!(znode::set_data(&s, &path, &big, None).await.unwrap_err().code(), "TOO_LARGE");
+    let half = vec![1u8; 600 * 1024];
+    let ops = [Op::SetData { path: path.clone(), data: half.clone(), version: None }, Op::Create { path: format!("{path}/c"), data: half, options: persistent() }];
+    assert_eq!(znode::multi(&s, &ops).await.unwrap_err().code(), "TOO_LARGE");
+    // The connection was never dropped: the same client reads on, and nothing was written.
+    assert_eq!(znode::get_data(&s, &path).await.unwrap().0, b"small");
+    assert!(znode::exists(&s, &format!("{path}/c")).await.unwrap().is_none());
+    s.close().await;
+}
