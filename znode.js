@@ -81,17 +81,23 @@ module.exports = function znodeFacade(z) {
       onAbort = () => callSync(() => native.cancel(cancelId));
       signal.addEventListener('abort', onAbort, { once: true });
     }
+    // Every path out (the event, or the read failing so no watch was set) lets go of the
+    // caller's signal: a long-lived signal must not collect a listener per read.
+    let released = false;
+    const release = () => {
+      if (!signal || released) return;
+      released = true;
+      signal.removeEventListener('abort', onAbort);
+      callSync(() => native.dropCancel(cancelId));
+    };
     const cb = (text) => {
       const s = typeof text === 'string' ? text : '';
       const bar = s.indexOf('|');
       const type = bar === -1 ? s : s.slice(0, bar);
-      if (signal) {
-        signal.removeEventListener('abort', onAbort);
-        callSync(() => native.dropCancel(cancelId));
-      }
+      release();
       resolve({ type: WATCH_KINDS.has(type) ? type : 'closed', path: bar === -1 || s.slice(bar + 1) === '' ? path : s.slice(bar + 1) });
     };
-    return { cb, event, cancelId };
+    return { cb, event, cancelId, release };
   }
 
   /** Runs a watched read: its result gets `watch` (the promise of the event) when asked for. */
@@ -105,7 +111,7 @@ module.exports = function znodeFacade(z) {
       r.watch = w.event;
       return r;
     } catch (err) {
-      if (signal) callSync(() => native.dropCancel(w.cancelId));
+      w.release();
       throw err;
     }
   }
