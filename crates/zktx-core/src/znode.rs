@@ -19,7 +19,7 @@ use zookeeper_client as zk;
 
 use crate::error::{Error, Result};
 use crate::kv::{MAX_REQUEST_BYTES, OP_OVERHEAD_BYTES};
-use crate::session::{acl_bytes, deadline, Session};
+use crate::session::{acl_bytes, deadline, PersistentPaths, Session};
 
 pub use zk::{Acl, AuthId, EventType, Permission, SessionState, Stat};
 
@@ -173,52 +173,6 @@ impl WatchEvent {
     }
 }
 
-/// A one-shot watch set by a read: fires once, with the first change after that read.
-///
-/// # Guarantees
-/// One event at most. The server sends it before the answer to any later read of the same
-/// node on this session, so a reader that re-reads after the event sees that change or a
-/// later one.
-///
-/// # On connection loss
-/// Nothing is lost while the session lives: zookeeper-client sets the watch again on the
-/// reconnect (with the last zxid seen), and the server fires it at once if the node changed
-/// while disconnected. On session expiry the watch ends with [`WatchEvent::Expired`]: re-read
-/// on the new session.
-///
-/// # Cancellation
-/// Dropping it removes the watch.
-#[derive(Debug)]
-pub struct Watch {
-    watcher: zk::OneshotWatcher,
-    closing: crate::CancellationToken,
-}
-
-impl Watch {
-    /// Waits for the event; `Closed` once the client is closed.
-    pub async fn changed(self) -> WatchEvent {
-        let closing = self.closing;
-        tokio::select! {
-            biased;
-            e = self.watcher.changed() => event_of(e),
-            _ = closing.cancelled() => WatchEvent::Closed,
-        }
-    }
-}
-
-fn event_of(e: zk::WatchedEvent) -> WatchEvent {
-    match e.event_type {
-        EventType::NodeCreated => WatchEvent::Created(e.path),
-        EventType::NodeDeleted => WatchEvent::Deleted(e.path),
-        EventType::NodeDataChanged => WatchEvent::DataChanged(e.path),
-        EventType::NodeChildrenChanged => WatchEvent::ChildrenChanged(e.path),
-        EventType::Session => match e.session_state {
-            SessionState::Expired => WatchEvent::Expired,
-            _ => WatchEvent::Closed,
-        },
-    }
-}
-
 /// Runs one request with the session's deadline, stopping at `close()`: `$call` uses the
 /// client `$c` (a macro: the request borrows the client, which a closure could not return).
 macro_rules! request {
@@ -235,14 +189,157 @@ macro_rules! request {
     }};
 }
 
+/// A one-shot watch set by a read: fires once, with the first change after that read.
+///
+/// # Guarantees
+/// One event at most. The server sends it before the answer to any later read of the same
+/// node on this session, so a reader that re-reads after the event sees that change or a
+/// later one.
+///
+/// Beside a persistent watch of the same session on the same path: ZooKeeper 3.6–3.8 keeps one
+/// watch mode per session and path (ZOOKEEPER-4466), so the read turns the persistent watch
+/// into a one-shot on the server. The read sets the persistent watch again right after (the
+/// persistent watch gets `Resync("overlapped")` if a change came in between, so nothing is lost
+/// silently), and this watch is never removed early (that would remove the persistent one too):
+/// dropped before its event, it is left to fire and be ignored.
+///
+/// # On connection loss
+/// zookeeper-client sets the watch again on the reconnect, with the last zxid it saw: the
+/// server fires it at once if the node's data changed (`changed`), it was deleted, or, for an
+/// exists watch on a missing node, it exists now. A node created *and* deleted (or deleted
+/// and created again) while disconnected leaves nothing to compare: the watch stays set and
+/// that change is not reported. On session expiry the watch ends with
+/// [`WatchEvent::Expired`]: re-read on the new session.
+///
+/// # Cancellation
+/// Dropping it removes the watch (except beside a persistent watch, above).
+pub struct Watch {
+    pending: Option<Pending>,
+    path: String,
+    paths: std::sync::Arc<PersistentPaths>,
+    closing: crate::CancellationToken,
+}
+
+type EventFuture = std::pin::Pin<Box<dyn std::future::Future<Output = zk::WatchedEvent> + Send>>;
+
+enum Pending {
+    /// The watcher's event; dropping it removes the watch from the server.
+    Plain(EventFuture),
+    /// On a path with a persistent watch: awaited to the end, never removed.
+    Shared(EventFuture),
+    /// Fired while the persistent watch was being set again.
+    Fired(zk::WatchedEvent),
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Watch {
+    /// Waits for the event; `Closed` once the client is closed.
+    pub async fn changed(mut self) -> WatchEvent {
+        let closing = self.closing.clone();
+        // Awaited in place: dropped before the event (cancelled), `self` decides what removing
+        // it means (see `Drop`).
+        let e = match self.pending.as_mut() {
+            Some(Pending::Plain(f) | Pending::Shared(f)) => tokio::select! {
+                biased;
+                e = f => e,
+                _ = closing.cancelled() => return WatchEvent::Closed,
+            },
+            Some(Pending::Fired(_)) => match self.pending.take() {
+                Some(Pending::Fired(e)) => e,
+                _ => return WatchEvent::Closed,
+            },
+            None => return WatchEvent::Closed,
+        };
+        self.pending = None;
+        event_of(e)
+    }
+
+    /// Wraps the watcher of a watched read of `path`; beside a persistent watch on the same
+    /// path, sets that one again first (see the type's doc).
+    async fn after_read(session: &Session, path: &str, watcher: zk::OneshotWatcher) -> Watch {
+        let paths = session.persistent_paths();
+        let mut w = Watch { pending: None, path: path.to_string(), paths: paths.clone(), closing: session.closing() };
+        let Some((node, recursive)) = paths.modes(path) else {
+            w.pending = Some(Pending::Plain(Box::pin(watcher.changed())));
+            return w;
+        };
+        let mut fired: EventFuture = Box::pin(watcher.changed());
+        let mut event = None;
+        let restore = async {
+            // Node mode first: a recursive watch is a data watch only on the server (child events
+            // come from the node mode), so it is the one that must be set last.
+            if node {
+                drop(request!(session, false, "addWatch", |c| c.watch(path, zk::AddWatchMode::Persistent))?);
+            }
+            if recursive {
+                drop(request!(session, false, "addWatch", |c| c.watch(path, zk::AddWatchMode::PersistentRecursive))?);
+            }
+            Ok::<(), Error>(())
+        };
+        tokio::pin!(restore);
+        let restored = loop {
+            tokio::select! {
+                biased;
+                // Events come before the answer to a later request: polled first, an event
+                // that fired before the watch was set again is seen here.
+                e = &mut fired, if event.is_none() => event = Some(e),
+                r = &mut restore => break r,
+            }
+        };
+        if event.is_some() || restored.is_err() {
+            tracing::debug!(path, "a one-shot watch overlapped a persistent one; the persistent watch resyncs");
+            paths.lost(path);
+        }
+        w.pending = Some(match event {
+            Some(e) => Pending::Fired(e),
+            None => Pending::Shared(fired),
+        });
+        w
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let fired: EventFuture = match self.pending.take() {
+            Some(Pending::Shared(f)) => f,
+            // A persistent watch set on the path since: removing this one would remove it too.
+            Some(Pending::Plain(f)) if self.paths.modes(&self.path).is_some() => f,
+            Some(Pending::Plain(f)) => return drop(f),
+            _ => return,
+        };
+        drop(spawns_core::spawn(async move {
+            let _ = fired.await;
+        }));
+    }
+}
+
+fn event_of(e: zk::WatchedEvent) -> WatchEvent {
+    match e.event_type {
+        EventType::NodeCreated => WatchEvent::Created(e.path),
+        EventType::NodeDeleted => WatchEvent::Deleted(e.path),
+        EventType::NodeDataChanged => WatchEvent::DataChanged(e.path),
+        EventType::NodeChildrenChanged => WatchEvent::ChildrenChanged(e.path),
+        EventType::Session => match e.session_state {
+            SessionState::Expired => WatchEvent::Expired,
+            _ => WatchEvent::Closed,
+        },
+    }
+}
+
 /// What a persistent watch sees.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PersistentEvent {
     /// A node event ([`WatchEvent::Created`], `Deleted`, `DataChanged`, `ChildrenChanged`).
     Node(WatchEvent),
-    /// The watch was set again after the connection came back (`"reconnected"`) or on a new
-    /// session after an expiry (`"expired"`): events in between may be lost (ZOOKEEPER-4698),
-    /// so re-read what you watch.
+    /// The watch was set again after the connection came back (`"reconnected"`), on a new
+    /// session after an expiry (`"expired"`), or after a one-shot watch of this session on the
+    /// same path let a change through before it was set again (`"overlapped"`, ZOOKEEPER-4466):
+    /// events in between may be lost (ZOOKEEPER-4698), so re-read what you watch.
     Resync(&'static str),
     /// The session ended for good (expired with `reconnect_after_expiry` off, or auth failed):
     /// no more events.
@@ -270,6 +367,15 @@ pub struct PersistentWatch {
     path: String,
     mode: zk::AddWatchMode,
     watcher: Option<zk::PersistentWatcher>,
+    paths: std::sync::Arc<PersistentPaths>,
+    /// Changes when a one-shot watch on the same path may have cost events (ZOOKEEPER-4466).
+    lost: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Drop for PersistentWatch {
+    fn drop(&mut self) {
+        self.paths.unregister(&self.path, self.mode == zk::AddWatchMode::PersistentRecursive);
+    }
 }
 
 impl PersistentWatch {
@@ -281,7 +387,10 @@ impl PersistentWatch {
     pub async fn add(session: &Session, path: &str, recursive: bool) -> Result<PersistentWatch> {
         check_path(path, false)?;
         let mode = if recursive { zk::AddWatchMode::PersistentRecursive } else { zk::AddWatchMode::Persistent };
-        let mut w = PersistentWatch { path: path.to_string(), mode, watcher: None };
+        // Registered before it is set: a one-shot read racing with this add sets it again.
+        let paths = session.persistent_paths();
+        let lost = paths.register(path, recursive);
+        let mut w = PersistentWatch { path: path.to_string(), mode, watcher: None, paths, lost };
         w.watcher = Some(w.set(session).await?);
         Ok(w)
     }
@@ -300,6 +409,8 @@ impl PersistentWatch {
                 biased;
                 _ = closing.cancelled() => return PersistentEvent::Closed,
                 e = w.changed() => e,
+                // The read that overlapped already set the watch again: only re-read.
+                Ok(()) = self.lost.changed() => return PersistentEvent::Resync("overlapped"),
             };
             match e.event_type {
                 EventType::Session => match e.session_state {
@@ -453,7 +564,7 @@ pub async fn get_data(session: &Session, path: &str) -> Result<(Vec<u8>, Stat)> 
 pub async fn get_data_watch(session: &Session, path: &str) -> Result<(Vec<u8>, Stat, Watch)> {
     check_path(path, false)?;
     let (data, stat, w) = request!(session, false, "getData", |c| c.get_and_watch_data(path))?;
-    Ok((data, stat, Watch { watcher: w, closing: session.closing() }))
+    Ok((data, stat, Watch::after_read(session, path, w).await))
 }
 
 /// The node's stat, or `None` when it does not exist.
@@ -469,7 +580,7 @@ pub async fn exists(session: &Session, path: &str) -> Result<Option<Stat>> {
 pub async fn exists_watch(session: &Session, path: &str) -> Result<(Option<Stat>, Watch)> {
     check_path(path, false)?;
     let (stat, w) = request!(session, false, "exists", |c| c.check_and_watch_stat(path))?;
-    Ok((stat, Watch { watcher: w, closing: session.closing() }))
+    Ok((stat, Watch::after_read(session, path, w).await))
 }
 
 /// Replaces a znode's data, at `version` if given; returns the new stat.
@@ -553,7 +664,7 @@ pub async fn children(session: &Session, path: &str) -> Result<(Vec<String>, Sta
 pub async fn children_watch(session: &Session, path: &str) -> Result<(Vec<String>, Stat, Watch)> {
     check_path(path, false)?;
     let (list, stat, w) = request!(session, false, "getChildren", |c| c.get_and_watch_children(path))?;
-    Ok((list, stat, Watch { watcher: w, closing: session.closing() }))
+    Ok((list, stat, Watch::after_read(session, path, w).await))
 }
 
 /// The node's ACL and stat.

@@ -161,3 +161,51 @@ async fn a_request_over_the_server_limit_is_too_large_and_nothing_is_sent() {
     assert!(znode::exists(&s, &format!("{path}/c")).await.unwrap().is_none());
     s.close().await;
 }
+
+/// Where break 3 comes from: the server, not zookeeper-client. With zookeeper-client alone, a
+/// one-shot data watch set on a path that has a persistent watch (same session) turns the
+/// server's watch into a one-shot (ZooKeeper 3.8 keeps one mode per session and path:
+/// ZOOKEEPER-4466); zookeeper-client still holds its persistent watcher, which hears the first
+/// change and then nothing.
+#[tokio::test]
+async fn zookeeper_3_8_ends_a_persistent_watch_when_a_one_shot_on_its_path_fires() {
+    let watcher = session();
+    let writer = session();
+    let path = format!("/{}", unique("znode-4466"));
+    znode::create(&writer, &path, b"v0", &persistent()).await.unwrap();
+    let client = watcher.client().await.unwrap();
+    let mut raw = client.watch(&path, zookeeper_client::AddWatchMode::Persistent).await.unwrap();
+    let (_, _, oneshot) = client.get_and_watch_data(&path).await.unwrap();
+    znode::set_data(&writer, &path, b"v1", None).await.unwrap();
+    oneshot.changed().await;
+    assert_eq!(raw.changed().await.event_type, zookeeper_client::EventType::NodeDataChanged);
+    znode::set_data(&writer, &path, b"v2", None).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(2), raw.changed()).await;
+    assert!(second.is_err(), "this server keeps a persistent and a one-shot watch on one path apart (3.9+?): {second:?}");
+    drop(raw);
+    drop(client);
+    watcher.close().await;
+    writer.close().await;
+}
+
+#[tokio::test]
+async fn a_one_shot_read_beside_a_persistent_watch_keeps_it() {
+    let watcher = session();
+    let writer = session();
+    let path = format!("/{}", unique("znode-overlap"));
+    znode::create(&writer, &path, b"v0", &persistent()).await.unwrap();
+    let mut watch = znode::PersistentWatch::add(&watcher, &path, false).await.unwrap();
+    let (_, _, oneshot) = znode::get_data_watch(&watcher, &path).await.unwrap();
+    znode::set_data(&writer, &path, b"v1", None).await.unwrap();
+    assert_eq!(oneshot.changed().await, WatchEvent::DataChanged(path.clone()));
+    for v in [&b"v1"[..], b"v2", b"v3"] {
+        if v != b"v1" {
+            znode::set_data(&writer, &path, v, None).await.unwrap();
+        }
+        let e = tokio::time::timeout(Duration::from_secs(5), watch.next(&watcher)).await.expect("every change");
+        assert_eq!(e, znode::PersistentEvent::Node(WatchEvent::DataChanged(path.clone())));
+    }
+    drop(watch);
+    watcher.close().await;
+    writer.close().await;
+}
