@@ -35,7 +35,12 @@ declare namespace ZooKeeperPromise {
     data_as_buffer?: boolean;
     response_counter_limit?: number;
   }
-  /** A watcher: `(type, state, path)`; type ZOO_CREATED_EVENT..ZOO_CHILD_EVENT, or ZOO_SESSION_EVENT with ZOO_EXPIRED_SESSION_STATE on expiry. */
+  /**
+   * A watcher: `(type, state, path)`; type ZOO_CREATED_EVENT..ZOO_CHILD_EVENT (state
+   * ZOO_CONNECTED_STATE) once, and, until then, `(ZOO_SESSION_EVENT, ZOO_CONNECTING_STATE, '')`
+   * at each connection loss and `(ZOO_SESSION_EVENT, ZOO_CONNECTED_STATE, '')` at each reconnect
+   * (as the C client); never called at expiry (only `close` is emitted).
+   */
   type Watcher = (type: number, state: number, path: string) => void;
   type Constants = typeof ZooKeeperPromise.constants;
 }
@@ -50,10 +55,18 @@ declare namespace ZooKeeperPromise {
  * timeout): errors come back as the C client's codes (`-101` no node, `-7` operation timeout for
  * zktx's TIMEOUT, `-8` bad arguments for INVALID_ARGUMENT, `-116` for a closed client).
  *
- * *On connection loss*: calls wait for the reconnect within their deadline; one-shot watchers
- * miss nothing while the session lives; on expiry pending watchers get `(ZOO_SESSION_EVENT,
- * ZOO_EXPIRED_SESSION_STATE, path)` and `close` is emitted. While initialized and not closed, the
- * client keeps Node's event loop alive (as the C client's socket does).
+ * *Watches*, as the C client keeps them: `watch: true` registers the default watcher once per
+ * path and kind (data / exists / children), so one change emits one event however many watched
+ * reads preceded it; each `w_*` / `aw_*` call's watcher is its own and is called once.
+ *
+ * *On connection loss*: calls wait for the reconnect within their deadline. Pending watchers get
+ * `(ZOO_SESSION_EVENT, ZOO_CONNECTING_STATE, '')` at the loss and `(ZOO_SESSION_EVENT,
+ * ZOO_CONNECTED_STATE, '')` at the reconnect and stay pending; their one-shot watches are set
+ * again, and fire at once for a node changed, deleted or (exists) created meanwhile; a change
+ * undone while disconnected is not reported (ZooKeeper's SetWatches). On expiry no watcher is
+ * called (the package's watcher_fn returns once the session expired): `close` is emitted. While
+ * initialized and not closed, the client keeps Node's event loop alive (as the C client's socket
+ * does).
  */
 declare class ZooKeeperCallback extends EventEmitter {
   constructor(config?: ZooKeeperPromise.Config | string);

@@ -60,6 +60,9 @@ const badArguments = (message) => new ZktxError('INVALID_ARGUMENT', message);
 
 const EVENT_TYPE = { created: 1, deleted: 2, changed: 3, children: 4 };
 const EVENT_NAME = { created: 'created', deleted: 'deleted', changed: 'changed', children: 'child' };
+// Which of the C client's watcher tables (zk_hashtable.c: data, exist, child) one server event
+// collects (collectWatchers).
+const TABLES_OF_EVENT = { created: ['data', 'exist'], changed: ['data', 'exist'], children: ['child'], deleted: ['data', 'exist', 'child'] };
 const MODE_OF_FLAGS = {
   0: { mode: 'persistent' }, 1: { mode: 'ephemeral' }, 2: { mode: 'persistent', sequential: true },
   3: { mode: 'ephemeral', sequential: true }, 4: { mode: 'container' }, 5: { mode: 'persistent', ttl: true },
@@ -105,6 +108,13 @@ class ZooKeeper extends EventEmitter {
     this._sessionId = undefined;
     this._keepAlive = undefined;
     this.logger = undefined;
+    // The default watcher (`watch: true`) as the C client keeps it: once per table and path
+    // (add_to_list skips a watcher already listed), so one change emits one event however many
+    // watched reads preceded it. path -> the registration its one-shot watches belong to.
+    this._defaultWatches = { data: new Map(), exist: new Map(), child: new Map() };
+    // Watcher functions (`w_*` / `aw_*`) whose event has not come yet: the C client calls each
+    // of them with every session event, without consuming it.
+    this._pendingWatchers = new Set();
   }
 
   setLogger(logger) {
@@ -164,13 +174,16 @@ class ZooKeeper extends EventEmitter {
   _onState(state) {
     if (state === 'CONNECTED' || state === 'RECONNECTED') {
       if (this._state === constants.ZOO_CONNECTED_STATE) return;
+      const was = this._state;
       this._state = constants.ZOO_CONNECTED_STATE;
+      if (was === constants.ZOO_CONNECTING_STATE) this._sessionEvent(constants.ZOO_CONNECTED_STATE);
       this._znodes.sessionId().then((id) => {
         this._sessionId = id;
         this.emit('connect', this);
       }, () => {});
     } else if (state === 'SUSPENDED') {
       this._state = constants.ZOO_CONNECTING_STATE;
+      this._sessionEvent(constants.ZOO_CONNECTING_STATE);
       this.emit('connecting', this);
     } else if (state === 'EXPIRED') {
       this._end(constants.ZOO_EXPIRED_SESSION_STATE);
@@ -251,17 +264,40 @@ class ZooKeeper extends EventEmitter {
     return buf && this.encoding ? buf.toString(this.encoding) : buf;
   }
 
-  /** A watch callback for `watch: true` (the client emits the event) or a watcher function. */
-  _deliver(watch, path, watcher) {
+  /** Tells every pending watcher function of a session event (`path` '', as the C client). */
+  _sessionEvent(state) {
+    for (const w of [...this._pendingWatchers]) w(constants.ZOO_SESSION_EVENT, state, '');
+  }
+
+  /**
+   * Delivers a watched read's one-shot watch (`table`: the C client's table it went into) to
+   * `watcher`, or to the default watcher (the client's events) when there is none.
+   */
+  _deliver(watch, path, watcher, table) {
     if (!watch) return;
+    if (watcher) {
+      // A fresh context per call, as the package's aw_* make one: not de-duplicated.
+      const w = (...args) => watcher(...args);
+      this._pendingWatchers.add(w);
+      watch.then((ev) => {
+        this._pendingWatchers.delete(w);
+        // Closed, aborted, or expired: the package's watcher_fn returns early once the session
+        // expired, so a watcher is never told of the expiry (only `close` is emitted).
+        if (!EVENT_TYPE[ev.type]) return;
+        w(EVENT_TYPE[ev.type], constants.ZOO_CONNECTED_STATE, ev.path);
+      });
+      return;
+    }
+    const tables = this._defaultWatches;
+    const registration = tables[table].get(path) || {};
+    tables[table].set(path, registration);
     watch.then((ev) => {
-      if (ev.type === 'closed' || ev.type === 'aborted') return;
-      if (ev.type === 'expired') {
-        if (watcher) watcher(constants.ZOO_SESSION_EVENT, constants.ZOO_EXPIRED_SESSION_STATE, path);
-        return;
-      }
-      if (watcher) watcher(EVENT_TYPE[ev.type], constants.ZOO_CONNECTED_STATE, ev.path);
-      else this.emit(EVENT_NAME[ev.type], this, ev.path);
+      if (!EVENT_TYPE[ev.type]) return;
+      // Another one-shot of the same registration already delivered this change (or the
+      // table was collected and set again since): the C client calls its watcher once.
+      if (tables[table].get(path) !== registration) return;
+      for (const t of TABLES_OF_EVENT[ev.type]) tables[t].delete(path);
+      this.emit(EVENT_NAME[ev.type], this, ev.path);
     });
   }
 
@@ -289,7 +325,7 @@ class ZooKeeper extends EventEmitter {
 
   _exists(path, watch, watcher) {
     return this._znodes.exists(path, { watch }).then((r) => {
-      this._deliver(r.watch, path, watcher);
+      this._deliver(r.watch, path, watcher, r.stat ? 'data' : 'exist');
       if (!r.stat) throw Object.assign(new ZktxError('NONODE', 'node does not exist'), { code: 'NONODE' });
       return statOf(r.stat, this._sessionId);
     });
@@ -305,7 +341,7 @@ class ZooKeeper extends EventEmitter {
 
   _get(path, watch, watcher) {
     return this._znodes.getData(path, { watch }).then((r) => {
-      this._deliver(r.watch, path, watcher);
+      this._deliver(r.watch, path, watcher, 'data');
       return [statOf(r.stat, this._sessionId), this._data(r.data)];
     });
   }
@@ -320,7 +356,7 @@ class ZooKeeper extends EventEmitter {
 
   _children(path, watch, watcher) {
     return this._znodes.getChildren(path, { watch }).then((r) => {
-      this._deliver(r.watch, path, watcher);
+      this._deliver(r.watch, path, watcher, 'child');
       return [r.children, statOf(r.stat, this._sessionId)];
     });
   }
