@@ -235,16 +235,30 @@ module.exports = function znodeFacade(z) {
 
     /**
      * Runs `work` after all work queued before it. A failure (a timeout while disconnected) is
-     * reported as `error` when someone listens, and repaired by a full re-read: the cache never
-     * settles on a state it could not confirm.
+     * reported as `error` when someone listens, and repaired by a full re-read, retried with a
+     * backoff (0.5 s doubling to 30 s, reset by a re-read that succeeds): the cache never settles
+     * on a state it could not confirm, and a failure that lasts does not load the server.
      */
     _enqueue(work) {
       this._chain = this._chain.then(work).catch((err) => {
         if (this._closed) return;
         if (this.listenerCount('error') > 0) this.emit('error', err);
-        setTimeout(() => { if (!this._closed) this._enqueue(() => this._reload()); }, 500).unref();
+        this._failures = (this._failures || 0) + 1;
+        const delay = Math.min(500 * 2 ** (this._failures - 1), 30000);
+        setTimeout(() => { if (!this._closed) this._enqueue(() => this._reload()); }, delay).unref();
       });
       return this._chain;
+    }
+
+    /**
+     * A node below the root this session may not read (NOAUTH): left out of the cache (ZooKeeper
+     * sends no events about it either; an ACL change sends none) and reported as `error` (code
+     * NOAUTH, `path`) at each full read, instead of failing the read, and the retry, forever.
+     */
+    _unreadable(path, err) {
+      this._remove(path);
+      // Next turn: one found by the first load reaches a listener added once treeCache() resolved.
+      setImmediate(() => { if (!this._closed && this.listenerCount('error') > 0) this.emit('error', Object.assign(err, { path })); });
     }
 
     _set(path, node) {
@@ -271,6 +285,7 @@ module.exports = function znodeFacade(z) {
         const { data, stat } = await this._z._getData(path);
         this._set(path, { data, stat });
       } catch (err) {
+        if (err.code === 'NOAUTH' && path !== this.root) return this._unreadable(path, err);
         if (err.code !== 'NONODE') throw err;
         this._remove(path);
       }
@@ -279,6 +294,7 @@ module.exports = function znodeFacade(z) {
     /** Reads the whole subtree and applies the differences. */
     async _reload() {
       const seen = new Map();
+      const unreadable = [];
       const walk = async (path) => {
         let node;
         let children;
@@ -288,6 +304,7 @@ module.exports = function znodeFacade(z) {
           children = c.children;
         } catch (err) {
           if (err.code === 'NONODE') return; // deleted meanwhile: its event comes later
+          if (err.code === 'NOAUTH' && path !== this.root) return void unreadable.push([path, err]);
           throw err;
         }
         seen.set(path, node);
@@ -296,6 +313,8 @@ module.exports = function znodeFacade(z) {
       await walk(this.root);
       for (const p of [...this._nodes.keys()]) if (!seen.has(p) && this._nodes.has(p)) this._remove(p);
       for (const [p, node] of seen) this._set(p, node);
+      this._failures = 0;
+      for (const [p, err] of unreadable) this._unreadable(p, err);
     }
 
     async _run() {
