@@ -512,8 +512,20 @@ export type MultiResult = { op: 'create'; path: string; stat: Stat } | { op: 'se
  *
  * *On connection loss*: calls wait for the reconnect within their deadline. A write that fails
  * with `CONNECTIONLOSS` or `TIMEOUT` has `outcome: 'unknown'` (it may have applied): re-read. A
- * one-shot watch misses nothing while the session lives (re-set on reconnect, fired at once if the
- * node changed meanwhile); on expiry it resolves `expired`, and every ephemeral node is gone.
+ * one-shot watch is set again on the reconnect with the last zxid seen, and fires at once if the
+ * node's data changed, it was deleted, or (`exists` on a missing node) it exists now; a change
+ * undone while disconnected (created and deleted again) is not reported, the watch stays set
+ * (ZooKeeper's SetWatches compares states, not histories). On expiry it resolves `expired`, and
+ * every ephemeral node is gone.
+ *
+ * *Size*: `TOO_LARGE` for a write or multi over the server's request limit (`jute.maxbuffer`,
+ * 1 MiB), before anything is sent (the server would drop the connection); a path over 32 KiB is
+ * `INVALID_ARGUMENT`.
+ *
+ * *Watch modes on one path* (ZooKeeper 3.6–3.8 keeps one per session and path: ZOOKEEPER-4466): a
+ * one-shot watch read on a path with a persistent watch of this client sets the persistent one
+ * again right after the read, and is never removed early (aborted, it is left to fire and be
+ * ignored); if a change came in between, the persistent watch yields `resync` (`overlapped`).
  */
 export class Znodes {
   private constructor();
@@ -555,7 +567,9 @@ export class Znodes {
    * *On connection loss*: zookeeper-client 0.11 does not set persistent watches again after a
    * reconnect; zktx does, then yields `{ type: 'resync', reason: 'reconnected' }`: events during
    * the disconnection may be lost (ZOOKEEPER-4698), re-read. After an expiry it is set on the new
-   * session: `{ type: 'resync', reason: 'expired' }`.
+   * session: `{ type: 'resync', reason: 'expired' }`. A one-shot watch read on the same path
+   * that let a change through before the persistent watch was set again (ZOOKEEPER-4466):
+   * `{ type: 'resync', reason: 'overlapped' }`.
    *
    * *Errors*: `UNIMPLEMENTED` before ZooKeeper 3.6, `NOAUTH`, `INVALID_ARGUMENT`, connection errors.
    *
@@ -588,7 +602,9 @@ export interface CachedNode {
  * sends no child events for the parent): use `children(path)` for the cached children.
  *
  * *On connection loss*: stale until the reconnect, then re-read (`resync`). A failed re-read is
- * emitted as `error` (if listened to) and retried.
+ * emitted as `error` (if listened to) and retried with a backoff (0.5 s doubling to 30 s). A node
+ * below the root this session may not read is left out and emitted once as `error` (code
+ * `NOAUTH`, `err.path`); it is read again on its next event or resync.
  *
  * Events: `created`, `changed`, `deleted` `(path, node)`; `resync` `(reason)`; `error` `(err)`.
  */
@@ -611,7 +627,7 @@ export class TreeCache extends EventEmitter {
  */
 export type PersistentWatchEvent =
   | { type: 'created' | 'deleted' | 'changed' | 'children'; path: string }
-  | { type: 'resync'; reason: 'reconnected' | 'expired'; path: string }
+  | { type: 'resync'; reason: 'reconnected' | 'expired' | 'overlapped'; path: string }
   | { type: 'closed' | 'ended' | 'aborted'; path: string };
 
 /** A persistent watch (see {@link Znodes.addWatch}): `for await (const event of watch)`. */
