@@ -39,7 +39,9 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   `outcome` is `'unknown'`, as a write may have been sent. The original error is `cause`.
  * - `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`, `NOAUTH`, `NOCHILDRENFOREPHEMERALS`, ...:
  *   ZooKeeper refused the request; nothing written. `NOAUTH`: a node's ACL does not grant this
- *   session's identity (see {@link ZooKeeperOptions.acl}).
+ *   session's identity (see {@link ZooKeeperOptions.acl}). From `zk.znodes` also `INVALIDACL`
+ *   (an ACL the server refuses, e.g. `auth` with no identity) and `UNIMPLEMENTED` (TTL nodes
+ *   without `extendedTypesEnabled`, `addWatch` before 3.6); a failed `multi` has `index`.
  * - `TLS_HANDSHAKE`: a TLS handshake failed; the message has the reason (certificate not
  *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
  * - `AUTHFAILED`: the server refused the session's authentication at connect (see
@@ -74,6 +76,8 @@ export type ZktxErrorCode =
   | 'IN_DOUBT'
   | 'COORDINATOR_ID'
   | 'NOCHILDRENFOREPHEMERALS'
+  | 'INVALIDACL'
+  | 'UNIMPLEMENTED'
   | (string & {});
 
 /**
@@ -88,6 +92,10 @@ export class ZktxError extends Error {
   reason?: LockLossReason;
   /** `LOCK_LOST` with reason `DISCONNECTED_TOO_LONG`: how long the connection had been down, in ms. */
   disconnectedMs?: number;
+  /** `zk.znodes.multi`: the position of the operation that failed. */
+  index?: number;
+  /** `zktx/zookeeper`: the C client's return code (`-101` for `NONODE`, ...). */
+  rc?: number;
   readonly name: 'ZktxError';
   /** Stable code; see {@link ZktxErrorCode}. */
   readonly code: ZktxErrorCode;
@@ -433,6 +441,212 @@ export class FencingTokenGuard {
 }
 
 /** Session events, as Curator names them. */
+/**
+ * A znode's Stat, every field. Zxids and times are plain numbers: exact below 2^53 (a zxid is
+ * epoch << 32 | counter, so exact until the leader epoch passes 2^21). `ephemeralOwner` is the
+ * owning session's id in hex (session ids use all 64 bits), `'0'` for a node that is not ephemeral.
+ */
+export interface Stat {
+  czxid: number;
+  mzxid: number;
+  pzxid: number;
+  /** Creation time, ms since the epoch (the server's clock). */
+  ctime: number;
+  mtime: number;
+  /** Data version (bumped by every setData; restarts at 0 when a node is re-created). */
+  version: number;
+  cversion: number;
+  aversion: number;
+  ephemeralOwner: string;
+  dataLength: number;
+  numChildren: number;
+}
+
+/** Data for a znode: bytes as is, a string as UTF-8; `undefined` / `null`: no data. */
+export type ZnodeData = Buffer | Uint8Array | string | null | undefined;
+
+/**
+ * What a one-shot watch saw: `created`, `deleted`, `changed` (data), `children` (a child created
+ * or deleted) for the watched `path`; or how it ended without one: `expired` (the session
+ * expired: the watch is gone and changes may have been missed: re-read, which sets a new watch on
+ * the new session), `closed` (the client was closed), `aborted` (your AbortSignal).
+ */
+export interface WatchEvent {
+  type: 'created' | 'deleted' | 'changed' | 'children' | 'expired' | 'closed' | 'aborted';
+  path: string;
+}
+
+/**
+ * `{ watch: true }` sets a one-shot watch with the read (the result then has `watch`, a promise
+ * of the one {@link WatchEvent}; it never rejects). `signal` removes the watch (event `aborted`).
+ */
+export interface WatchOptions {
+  watch?: boolean;
+  signal?: AbortSignal;
+}
+
+/** How to create a znode. */
+export interface ZnodeCreateOptions {
+  /** Default `persistent`; `ephemeral` goes with the session; `container` goes after its last child (3.5.3+). */
+  mode?: 'persistent' | 'ephemeral' | 'container';
+  /** Appends the parent's 10-digit counter to the name (the path may end in `/`). */
+  sequential?: boolean;
+  /** Persistent nodes only: removed once childless and unmodified this long (ms, 1..2^40-1); needs `extendedTypesEnabled=true` on the server, else `UNIMPLEMENTED`. */
+  ttl?: number;
+  /** The node's ACL (a preset or entries, as the client's `acl` option); default: the client's. */
+  acl?: ZooKeeperOptions['acl'];
+}
+
+/** One operation of {@link Znodes.multi}. */
+export type MultiOp =
+  | ({ op: 'create'; path: string; data?: ZnodeData } & ZnodeCreateOptions)
+  | { op: 'set'; path: string; data?: ZnodeData; version?: number }
+  | { op: 'delete'; path: string; version?: number }
+  | { op: 'check'; path: string; version: number };
+
+/** What one operation of a committed multi produced. */
+export type MultiResult = { op: 'create'; path: string; stat: Stat } | { op: 'set'; stat: Stat } | { op: 'delete' } | { op: 'check' };
+
+/**
+ * The raw ZooKeeper API of one client (`zk.znodes`): every call reads or writes exactly the znode
+ * it names, on the client's session, with its request deadline (`requestTimeout`, default the
+ * session timeout).
+ *
+ * *Guarantees*: ZooKeeper's: writes of one session apply in order; a read sees every write of its
+ * own session answered before it; `sync()` first to see other clients' latest writes.
+ *
+ * *Errors*: ZktxError with ZooKeeper's codes: `NONODE`, `NODEEXISTS`, `BADVERSION`, `NOTEMPTY`,
+ * `NOAUTH`, `INVALIDACL`, `NOCHILDRENFOREPHEMERALS`, `UNIMPLEMENTED`; `INVALID_ARGUMENT` for a
+ * bad path (not absolute, empty / `.` / `..` segment, trailing `/`), data, version or option,
+ * before anything is sent; `TIMEOUT` when no answer comes within the deadline; `CLIENT_CLOSED`.
+ *
+ * *On connection loss*: calls wait for the reconnect within their deadline. A write that fails
+ * with `CONNECTIONLOSS` or `TIMEOUT` has `outcome: 'unknown'` (it may have applied): re-read. A
+ * one-shot watch is set again on the reconnect with the last zxid seen, and fires at once if the
+ * node's data changed, it was deleted, or (`exists` on a missing node) it exists now; a change
+ * undone while disconnected (created and deleted again) is not reported, the watch stays set
+ * (ZooKeeper's SetWatches compares states, not histories). On expiry it resolves `expired`, and
+ * every ephemeral node is gone.
+ *
+ * *Size*: `TOO_LARGE` for a write or multi over the server's request limit (`jute.maxbuffer`,
+ * 1 MiB), before anything is sent (the server would drop the connection); a path over 32 KiB is
+ * `INVALID_ARGUMENT`.
+ *
+ * *Watch modes on one path* (ZooKeeper 3.6–3.8 keeps one per session and path: ZOOKEEPER-4466): a
+ * one-shot watch read on a path with a persistent watch of this client sets the persistent one
+ * again right after the read, and is never removed early (aborted, it is left to fire and be
+ * ignored); if a change came in between, the persistent watch yields `resync` (`overlapped`).
+ */
+export class Znodes {
+  private constructor();
+  /** Creates a znode; resolves the created path (with the sequence suffix when `sequential`). A sequential create whose outcome is unknown may have made a node: do not retry it blindly. */
+  create(path: string, data?: ZnodeData, options?: ZnodeCreateOptions): Promise<string>;
+  /** Reads data and Stat. `NONODE` when absent (no watch is left then: use `exists` to wait for creation). */
+  getData(path: string, options?: WatchOptions): Promise<{ data: Buffer; stat: Stat; watch?: Promise<WatchEvent> }>;
+  /** The Stat, or `null` when absent; a watch fires on creation, data change or deletion. */
+  exists(path: string, options?: WatchOptions): Promise<{ stat: Stat | null; watch?: Promise<WatchEvent> }>;
+  /** Child names (in the server's order) and the node's Stat; a watch fires when a child is created or deleted. */
+  getChildren(path: string, options?: WatchOptions): Promise<{ children: string[]; stat: Stat; watch?: Promise<WatchEvent> }>;
+  /** Replaces data; with `version` only at that data version (`BADVERSION` otherwise; -1: any). Resolves the new Stat. */
+  setData(path: string, data: ZnodeData, options?: { version?: number }): Promise<Stat>;
+  /** Deletes a node; with `version` only at that data version. `NOTEMPTY` with children. */
+  delete(path: string, options?: { version?: number }): Promise<void>;
+  /** The node's ACL (perms as ZooKeeper's bit mask: r=1 w=2 c=4 d=8 a=16) and Stat. */
+  getAcl(path: string): Promise<{ acl: Array<{ perms: number; scheme: string; id: string }>; stat: Stat }>;
+  /** Replaces the node's ACL; with `version` only at that ACL version (`stat.aversion`). Needs ADMIN. */
+  setAcl(path: string, acl: NonNullable<ZooKeeperOptions['acl']>, options?: { version?: number }): Promise<Stat>;
+  /**
+   * Commits the operations all or nothing. *Errors*: the failing operation's code, with `index`
+   * (its position) on the error; nothing was applied. *On connection loss*: all or nothing may
+   * have applied (`outcome: 'unknown'`).
+   */
+  multi(ops: MultiOp[]): Promise<MultiResult[]>;
+  /** Resolves once the server this session talks to has caught up with the leader (default path `/`). */
+  sync(path?: string): Promise<void>;
+  /** Adds an identity to the session (`addAuthInfo`); kept across reconnects, not across an expiry (use the `auth` option for that). */
+  addAuth(scheme: string, credentials: string | Buffer): Promise<void>;
+  /** The session's id in hex (connects first if needed); a new one after an expiry. */
+  sessionId(): Promise<string>;
+  /**
+   * Sets a persistent watch (ZooKeeper 3.6+ `addWatch`): `recursive` covers the node and every
+   * descendant (created / deleted / changed), otherwise the node only (also `children`).
+   * Resolves once set, with an async iterator of its events.
+   *
+   * *Guarantees*: events in the server's order while the watch is set.
+   *
+   * *On connection loss*: zookeeper-client 0.11 does not set persistent watches again after a
+   * reconnect; zktx does, then yields `{ type: 'resync', reason: 'reconnected' }`: events during
+   * the disconnection may be lost (ZOOKEEPER-4698), re-read. After an expiry it is set on the new
+   * session: `{ type: 'resync', reason: 'expired' }`. A one-shot watch read on the same path
+   * that let a change through before the persistent watch was set again (ZOOKEEPER-4466):
+   * `{ type: 'resync', reason: 'overlapped' }`.
+   *
+   * *Errors*: `UNIMPLEMENTED` before ZooKeeper 3.6, `NOAUTH`, `INVALID_ARGUMENT`, connection errors.
+   *
+   * *Cancellation*: `signal`, `watch.close()` or `break` out of `for await` remove it (the last
+   * event is `aborted`). A pending watch keeps Node running.
+   */
+  addWatch(path: string, options?: { recursive?: boolean; signal?: AbortSignal }): Promise<PersistentWatch>;
+  /**
+   * A local copy of the subtree at `path` (Curator's CuratorCache), resolved once its first
+   * snapshot is loaded. See {@link TreeCache}.
+   *
+   * *Errors*: as `addWatch` and `getData`. *Cancellation*: `signal` or `cache.close()`.
+   */
+  treeCache(path: string, options?: { signal?: AbortSignal }): Promise<TreeCache>;
+}
+
+/** A cached znode: its data and the Stat read with it. */
+export interface CachedNode {
+  data: Buffer;
+  stat: Stat;
+}
+
+/**
+ * A local copy of a subtree, kept by a persistent recursive watch: every event re-reads its node;
+ * a `resync` (reconnect or expiry) re-reads the whole subtree and applies the differences.
+ *
+ * *Guarantees*: converges to what the server holds once writes stop (tested under concurrent
+ * writers, a connection loss and an expiry); per node, never goes back to an older version
+ * (compared by zxid). A node's cached `stat.numChildren` / `cversion` can lag (a recursive watch
+ * sends no child events for the parent): use `children(path)` for the cached children.
+ *
+ * *On connection loss*: stale until the reconnect, then re-read (`resync`). A failed re-read is
+ * emitted as `error` (if listened to) and retried with a backoff (0.5 s doubling to 30 s). A node
+ * below the root this session may not read is left out and emitted once as `error` (code
+ * `NOAUTH`, `err.path`); it is read again on its next event or resync.
+ *
+ * Events: `created`, `changed`, `deleted` `(path, node)`; `resync` `(reason)`; `error` `(err)`.
+ */
+export class TreeCache extends EventEmitter {
+  private constructor();
+  readonly root: string;
+  /** The cached node at `path`, or undefined. */
+  get(path: string): CachedNode | undefined;
+  /** Every cached path, sorted. */
+  paths(): string[];
+  /** Names of the cached children of `path`, sorted. */
+  children(path: string): string[];
+  /** Stops watching; the cache keeps its last state. */
+  close(): void;
+}
+
+/**
+ * Events of a persistent watch: node events, `resync` after it was set again, and last `closed`
+ * (client closed), `ended` (the session ended for good: `reconnectAfterExpiry: false`) or `aborted`.
+ */
+export type PersistentWatchEvent =
+  | { type: 'created' | 'deleted' | 'changed' | 'children'; path: string }
+  | { type: 'resync'; reason: 'reconnected' | 'expired' | 'overlapped'; path: string }
+  | { type: 'closed' | 'ended' | 'aborted'; path: string };
+
+/** A persistent watch (see {@link Znodes.addWatch}): `for await (const event of watch)`. */
+export interface PersistentWatch extends AsyncIterableIterator<PersistentWatchEvent> {
+  readonly path: string;
+  /** Removes the watch; the iteration ends after an `aborted` event. */
+  close(): void;
+}
+
 export type SessionState = 'CONNECTED' | 'SUSPENDED' | 'RECONNECTED' | 'EXPIRED' | 'CLOSED';
 
 /** What `executeTransaction` resolves with. */
@@ -899,6 +1113,13 @@ export class ZooKeeper extends EventEmitter {
 
   /** Lists a znode's children, sorted (e.g. a lock's queue); `[]` when absent. `path`: up to 32768 bytes of UTF-8. */
   children(path: string): Promise<string[]>;
+
+  /**
+   * The raw ZooKeeper API on this client's session: znodes by absolute path, data as Buffers,
+   * Stats, ACLs, multi, sync, one-shot watches. Separate from the JSON store (`get`/`set` take
+   * key names and refuse keys starting with `/`). See {@link Znodes}.
+   */
+  readonly znodes: Znodes;
 
   /**
    * A transaction coordinator named `name` (1-64 characters of [A-Za-z0-9_.-]): two-phase commit

@@ -138,6 +138,11 @@ function checkWellFormed(s, what) {
 function checkKey(key) {
   if (typeof key !== 'string' || key.length === 0) throw invalid(`key must be a non-empty string, got ${describe(key)}`);
   checkWellFormed(key, 'key');
+  // A key is a name in zktx's JSON store (stored under /zktx/kv), never a znode: reading
+  // '/config/app' here would answer undefined for a znode that exists (issue 19).
+  if (key.startsWith('/')) {
+    throw invalid(`key ${describe(key)} looks like a znode path: keys of zktx's JSON store are names (stored under /zktx/kv), not znodes. For the znode itself use zk.znodes (zk.znodes.getData(${describe(key)}), setData, create, ...); for a store key, drop the leading '/'`);
+  }
 }
 
 /** A checked copy of an array of strings (a hole is refused at once, like undefined). */
@@ -1224,6 +1229,12 @@ class ZooKeeper extends EventEmitter {
     return call(() => this._native.children(path));
   }
 
+  /** The raw ZooKeeper API on this client's session: znodes by path, Stats, ACLs, multi, watches. */
+  get znodes() {
+    if (!this._znodes) Object.defineProperty(this, '_znodes', { value: new Znodes(this) });
+    return this._znodes;
+  }
+
   /** Reads `key`; `undefined` when absent. */
   async get(key) {
     checkKey(key);
@@ -1364,6 +1375,11 @@ ZooKeeper.prototype.coordinator = function coordinator(name, options) {
 
 Object.assign(ZooKeeper, LOG_LEVELS);
 
+const { Znodes } = require('./znode')({
+  ZktxError, call, callSync, invalid, describe, checked, checkPath, checkWellFormed, readAcl, readOptions, native,
+});
+traceMethods(Znodes, ['create', 'getData', 'exists', 'getChildren', 'setData', 'delete', 'getAcl', 'setAcl', 'multi', 'sync', 'addAuth', 'sessionId', 'addWatch', 'treeCache']);
+
 /** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT (or localhost:2181). */
 const executeTransaction = traced(function executeTransaction(key, valueOrUpdater, options) {
   try {
@@ -1380,6 +1396,6 @@ traceMethods(Lock, ['release', 'isHeld']);
 traceMethods(MultiLock, ['release', 'isHeld']);
 traceMethods(Transaction, ['get', 'getMany']);
 
-module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
+module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, Znodes, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;
 ZooKeeper.digestId = digestId;

@@ -12,6 +12,7 @@ export const {
   MultiLock,
   Transaction,
   FencingTokenGuard,
+  Znodes,
   executeTransaction,
   Coordinator,
   PostgresParticipant,

@@ -842,6 +842,7 @@ module.exports.NativeKeyTransaction = nativeBinding.NativeKeyTransaction
 module.exports.NativeLock = nativeBinding.NativeLock
 module.exports.NativeRun = nativeBinding.NativeRun
 module.exports.NativeTransaction = nativeBinding.NativeTransaction
+module.exports.NativeZnodes = nativeBinding.NativeZnodes
 module.exports.cancel = nativeBinding.cancel
 module.exports.closeAllSync = nativeBinding.closeAllSync
 module.exports.dropCancel = nativeBinding.dropCancel

@@ -70,7 +70,8 @@ describeLinux('the packed package', () => {
     expect(main.files).not.toContain(binaryName); // binaries live in the platform packages
     for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/zktx-core/Cargo.toml',
       'crates/zktx-core/src/lib.rs', 'loader.js', 'binding.js', 'index.js', 'index.d.ts', 'LICENSE', 'CHANGELOG.md',
-      'testing/index.js', 'testing/index.d.ts', 'testing/zookeeper.js', 'testing/postgres.js', 'testing/proxy.js']) {
+      'testing/index.js', 'testing/index.d.ts', 'testing/zookeeper.js', 'testing/postgres.js', 'testing/proxy.js',
+      'znode.js', 'zookeeper.js', 'zookeeper.d.ts', 'src/znode.rs', 'crates/zktx-core/src/znode.rs']) {
       expect(main.files).toContain(f);
     }
     const staged = path.join(tmp, 'main');
@@ -122,13 +123,19 @@ describeLinux('the packed package', () => {
         const tx = await zk.executeTransaction(key, (cur) => (cur ?? 0) + 1);
         await zk.close();
         const loaded = Object.keys(require.cache).find((f) => f.endsWith('.node'));
-        console.log(JSON.stringify({ held, value: tx.value, loaded }));
+        const compat = require('zktx/zookeeper');
+        const zookeeper = new compat({ connect: process.env.ZK_CONNECT, timeout: 10000 });
+        await new Promise((resolve) => { zookeeper.on('connect', resolve); zookeeper.init({}); });
+        const created = await zookeeper.create('/zktx-package-test-' + process.pid, 'x', compat.constants.ZOO_EPHEMERAL);
+        await zookeeper.close();
+        console.log(JSON.stringify({ held, value: tx.value, loaded, created: created === '/zktx-package-test-' + process.pid }));
       })().catch((err) => { console.error(err); process.exit(1); });`;
     const out = JSON.parse(run(process.execPath, ['-e', script], { cwd: app, env }).trim().split('\n').pop());
     expect(out).toEqual({
       held: true,
       value: 1,
       loaded: path.join(fs.realpathSync(app), 'node_modules', `${pkg.name}-${PLATFORM}`, binaryName),
+      created: true,
     });
     // The same install as an ES module: every export by name, the default export, a lock
     // released by Symbol.asyncDispose (what `await using` calls), an error pointing at this file.

@@ -11,6 +11,7 @@
 mod bridge;
 mod coordinator;
 mod logging;
+mod znode;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -441,6 +442,12 @@ impl NativeClient {
                 Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
             })
         })
+    }
+
+    /// The raw ZooKeeper API on this client's session (`zk.znodes`).
+    #[napi]
+    pub fn znodes(&self) -> Result<znode::NativeZnodes> {
+        no_panic(|| Ok(znode::NativeZnodes { store: self.store.clone(), span: self.span.clone() }))
     }
 
     /// A writer fenced on locks added with `add`.

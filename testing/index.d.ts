@@ -78,6 +78,12 @@ export interface StandaloneOptions {
   extraConfig?: Record<string, string | number | boolean>;
   auth?: ZooKeeperAuthOptions;
   tls?: ZooKeeperTlsOptions;
+  /**
+   * How often the server deletes empty containers and expired TTL nodes, in ms
+   * (`-Dznode.container.checkIntervalMs`; the server's default is 60 s). TTL nodes also need
+   * `extraConfig: { extendedTypesEnabled: true }`.
+   */
+  containerCheckIntervalMs?: number;
 }
 
 /** PEM texts for a client of a TLS server (`tls` option). */

@@ -492,6 +492,10 @@ function nettyJars() {
  * gets `secureConnect` ('127.0.0.1:PORT') and `tls` { ca, cert, key, otherCa } PEM texts).
  * tls.only: true leaves out the plaintext port: `connect`/`port` are the TLS port then. tls.files:
  * the result of makeTlsFiles(dir) to use instead of fresh certificates (one CA for many servers).
+ * containerCheckIntervalMs: how often the server deletes empty container nodes and expired TTL
+ * nodes (`-Dznode.container.checkIntervalMs`, a JVM property, not a zoo.cfg key; the server's
+ * default is 60 s, so a TTL node outlives a test without it). TTL nodes also need
+ * `extraConfig: { extendedTypesEnabled: true }` (else creating one is UNIMPLEMENTED).
  */
 async function startStandalone({
   tickTime = 2000,
@@ -504,6 +508,7 @@ async function startStandalone({
   extraConfig,
   auth,
   tls,
+  containerCheckIntervalMs,
 } = {}) {
   findZooKeeper();
   const ownsDataDir = !dataDir;
@@ -520,7 +525,11 @@ async function startStandalone({
       minSessionTimeout,
       maxSessionTimeout,
       extraConfig: { ...tlsConfig, ...extraConfig },
-      jvmFlags: [...authJvmFlags(auth, dir), ...(tls ? ['-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory'] : [])],
+      jvmFlags: [
+        ...authJvmFlags(auth, dir),
+        ...(tls ? ['-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory'] : []),
+        ...(containerCheckIntervalMs ? [`-Dznode.container.checkIntervalMs=${Number(containerCheckIntervalMs)}`] : []),
+      ],
       extraClasspath: tls ? nettyJars() : [],
       tlsOnly,
       port: port || (await freePort()),

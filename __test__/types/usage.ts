@@ -35,3 +35,34 @@ async function main() {
   console.log(st, e.code, n, moved, pruned, compacted, z);
 }
 main();
+
+// zk.znodes: the raw ZooKeeper API, and zktx/zookeeper (the `zookeeper` package's API).
+import type { Stat, WatchEvent, MultiResult, Znodes } from 'zktx';
+async function znodes(zk: ZooKeeper) {
+  const z: Znodes = zk.znodes;
+  const created: string = await z.create('/app/job-', 'x', { mode: 'ephemeral', sequential: true, acl: 'open' });
+  await z.create('/app/ttl', Buffer.from([1]), { ttl: 60000 });
+  const { data, stat, watch } = await z.getData(created, { watch: true, signal: AbortSignal.timeout(1000) });
+  const bytes: Buffer = data;
+  const version: number = stat.version;
+  const owner: string = stat.ephemeralOwner;
+  const event: WatchEvent | undefined = await watch;
+  const exists: Stat | null = (await z.exists('/app')).stat;
+  const names: string[] = (await z.getChildren('/app')).children;
+  const next: Stat = await z.setData('/app', 'y', { version });
+  await z.delete('/app/ttl', { version: -1 });
+  const results: MultiResult[] = await z.multi([{ op: 'check', path: '/app', version: next.version }, { op: 'create', path: '/app/a', data: 'a', mode: 'persistent' }, { op: 'set', path: '/app', data: null }, { op: 'delete', path: '/app/a' }]);
+  const perms: number = (await z.getAcl('/app')).acl[0].perms;
+  await z.setAcl('/app', [{ perms: 'r', scheme: 'world', id: 'anyone' }], { version: 0 });
+  await z.sync();
+  await z.addAuth('digest', 'u:p');
+  const id: string = await z.sessionId();
+  const cache = await z.treeCache('/app', { signal: AbortSignal.timeout(1000) });
+  cache.on('changed', (path: string) => console.log(path, cache.get(path)?.data.length, cache.children('/app'), cache.paths()));
+  cache.close();
+  const pw = await z.addWatch('/app', { recursive: true, signal: AbortSignal.timeout(1000) });
+  for await (const ev of pw) if (ev.type === 'resync') console.log(ev.reason); else if (ev.type === 'changed') pw.close();
+  console.log(bytes, owner, event, exists, names, results, perms, id);
+
+}
+void znodes;

@@ -9,6 +9,7 @@
 //! - [`coordinator`]: atomic commit across other resources (2PC, sagas) with ZooKeeper deciding.
 //! - [`error`]: one error enum with stable codes.
 //! - [`clock`]: the clock age limits are measured on (tests move it forward).
+//! - [`znode`]: the raw ZooKeeper API (znodes, Stat, ACLs, multi, sync, one-shot watches).
 //!
 //! No napi here: the Node binding in the repository root converts and delegates.
 
@@ -21,6 +22,7 @@ pub mod session;
 pub mod store;
 pub mod transaction;
 pub mod txn;
+pub mod znode;
 
 pub use error::{Error, Outcome, Result};
 pub use session::{Session, SessionEvent, SessionOptions};

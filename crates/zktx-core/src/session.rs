@@ -287,6 +287,67 @@ struct Inner {
     closing: CancellationToken,
     /// Set once the first `close()` finished, so later calls wait for it instead of returning early.
     closed: watch::Sender<bool>,
+    /// The persistent watches set on this session, by path.
+    persistent: Arc<PersistentPaths>,
+}
+
+/// The paths this session holds persistent watches on.
+///
+/// ZooKeeper 3.6–3.8 keeps one watch mode per session and path (ZOOKEEPER-4466, fixed in 3.9):
+/// a one-shot watch set on a path that has a persistent watch turns it into a one-shot on the
+/// server, and the first event ends it; removing the one-shot removes it too. The raw znode API
+/// looks here before and after a watched read (see `znode::Watch`).
+#[derive(Debug, Default)]
+pub(crate) struct PersistentPaths(std::sync::Mutex<std::collections::HashMap<String, PersistentPath>>);
+
+#[derive(Debug)]
+struct PersistentPath {
+    node: usize,
+    recursive: usize,
+    /// Bumped when events on the path may have been lost: every watch on it resyncs.
+    lost: watch::Sender<u64>,
+}
+
+impl PersistentPaths {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, PersistentPath>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a persistent watch on `path`; the receiver changes when its events may be lost.
+    pub(crate) fn register(&self, path: &str, recursive: bool) -> watch::Receiver<u64> {
+        let mut map = self.map();
+        let e = map.entry(path.to_string()).or_insert_with(|| PersistentPath { node: 0, recursive: 0, lost: watch::channel(0).0 });
+        if recursive {
+            e.recursive += 1;
+        } else {
+            e.node += 1;
+        }
+        e.lost.subscribe()
+    }
+
+    /// Forgets one persistent watch on `path`.
+    pub(crate) fn unregister(&self, path: &str, recursive: bool) {
+        let mut map = self.map();
+        if let Some(e) = map.get_mut(path) {
+            let n = if recursive { &mut e.recursive } else { &mut e.node };
+            *n = n.saturating_sub(1);
+            if e.node == 0 && e.recursive == 0 {
+                map.remove(path);
+            }
+        }
+    }
+
+    /// The persistent modes set on `path`: `(node, recursive)`, `None` without any.
+    pub(crate) fn modes(&self, path: &str) -> Option<(bool, bool)> {
+        self.map().get(path).map(|e| (e.node > 0, e.recursive > 0))
+    }
+
+    /// Tells every persistent watch on `path` that events may have been lost.
+    pub(crate) fn lost(&self, path: &str) {
+        if let Some(e) = self.map().get(path) {
+            e.lost.send_modify(|n| *n += 1);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -345,8 +406,13 @@ impl Session {
         options.validate()?;
         let (tx, _) = broadcast::channel(64);
         let events = Events { tx, last: Default::default(), suspended_at: Default::default() };
-        let inner = Inner { options, current: Default::default(), events, closing: CancellationToken::new(), closed: watch::channel(false).0 };
+        let inner = Inner { options, current: Default::default(), events, closing: CancellationToken::new(), closed: watch::channel(false).0, persistent: Default::default() };
         Ok(Session { inner: Arc::new(inner) })
+    }
+
+    /// The persistent watches set on this session, by path.
+    pub(crate) fn persistent_paths(&self) -> Arc<PersistentPaths> {
+        self.inner.persistent.clone()
     }
 
     /// Subscribes to session events (from now on).
