@@ -105,6 +105,12 @@ export interface ZooKeeperOptions {
    * `host:port[,host:port...][/chroot]`. When not given: the environment variable `ZK_CONNECT`,
    * else `localhost:2181`. Explicit wins over `ZK_CONNECT`; only `ZKTX_CONNECT_OVERRIDE` (opt-in,
    * for running code that hardcodes its connect string against another ensemble) overrides it.
+   *
+   * Checked by the constructor, whichever of the three it comes from: hosts are names or
+   * addresses (IPv6 in brackets, `[::1]:2181`), ports 1 to 65535 (2181 when left out), the
+   * chroot a znode path without `//`, `.`, `..` or a trailing `/`; no URL scheme (`zk://`).
+   * Otherwise `INVALID_ARGUMENT`, naming the string and where it came from. A chroot that does
+   * not exist on the server fails the connect with `NONODE` naming it.
    */
   connect?: string;
   /**

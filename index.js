@@ -880,15 +880,76 @@ function reraise(sig) {
 /**
  * A ZooKeeper session with locks and a key-value store. Accepts the tutorial's options.
  */
+/** How a connect string's source reads in an error message. */
+const CONNECT_SOURCES = {
+  connect: 'the `connect` option',
+  ZK_CONNECT: 'ZK_CONNECT (environment variable)',
+  ZKTX_CONNECT_OVERRIDE: 'ZKTX_CONNECT_OVERRIDE (environment variable)',
+};
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
+const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+// Characters ZooKeeper refuses in a path (PathUtils.validatePath).
+const BAD_PATH_CHAR = /[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/;
+
+/**
+ * INVALID_ARGUMENT unless `c` is a ZooKeeper connect string, `host[:port][,host[:port]...][/chroot]`
+ * (ports 1-65535, 2181 when left out; IPv6 hosts in brackets), naming the string and where it
+ * came from (`source`: the option or an environment variable). Checked here, in the
+ * constructor, rather than at the first call, where zookeeper-client's "invalid address" names
+ * neither.
+ */
+function checkConnectString(c, source) {
+  const where = CONNECT_SOURCES[source] || source;
+  const bad = (why) => invalid(`${where} is not a ZooKeeper connect string: ${why}; expected "host:port[,host:port...][/chroot]", e.g. "zk1:2181,zk2:2181/app", got ${describe(c)}`);
+  if (typeof c !== 'string') throw bad('not a string');
+  checkWellFormed(c, where);
+  if (c.trim() === '') throw bad('it is empty');
+  const scheme = /^\s*([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(c);
+  if (scheme) throw bad(`a URL scheme ("${scheme[1]}://") is not part of it`);
+  const slash = c.indexOf('/');
+  const hosts = slash === -1 ? c : c.slice(0, slash);
+  const chroot = slash === -1 ? '' : c.slice(slash);
+  for (const raw of hosts.split(',')) {
+    const h = raw.trim();
+    if (h === '') throw bad('it has an empty host (a stray comma?)');
+    let host = h;
+    let port;
+    if (h.startsWith('[')) {
+      const close = h.indexOf(']');
+      if (close === -1) throw bad(`host ${JSON.stringify(h)} opens "[" without "]"`);
+      host = h.slice(1, close);
+      const rest = h.slice(close + 1);
+      if (rest !== '' && !rest.startsWith(':')) throw bad(`host ${JSON.stringify(h)} has ${JSON.stringify(rest)} after "]"`);
+      if (rest !== '') port = rest.slice(1);
+      if (!IPV6.test(host)) throw bad(`${JSON.stringify(host)} in ${JSON.stringify(h)} is not an IPv6 address`);
+    } else {
+      const colon = h.lastIndexOf(':');
+      if (colon !== -1) {
+        host = h.slice(0, colon);
+        port = h.slice(colon + 1);
+      }
+      if (host.includes(':')) throw bad(`host ${JSON.stringify(h)} has several ":" (write an IPv6 address in brackets: "[::1]:2181")`);
+      if (!HOSTNAME.test(host)) throw bad(`${JSON.stringify(host)} in ${JSON.stringify(h)} is not a host name or address`);
+    }
+    if (port !== undefined && !(/^[0-9]{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+      throw bad(`port ${JSON.stringify(port)} of ${JSON.stringify(h)} is not a number from 1 to 65535`);
+    }
+  }
+  if (chroot !== '' && chroot !== '/') {
+    if (chroot.endsWith('/')) throw bad(`chroot ${JSON.stringify(chroot)} ends with "/"`);
+    const names = chroot.slice(1).split('/');
+    if (names.some((n) => n === '')) throw bad(`chroot ${JSON.stringify(chroot)} has an empty node name ("//")`);
+    if (names.some((n) => n === '.' || n === '..')) throw bad(`chroot ${JSON.stringify(chroot)} has a relative node name ("." or "..")`);
+    if (BAD_PATH_CHAR.test(chroot)) throw bad(`chroot ${JSON.stringify(chroot)} has a character ZooKeeper refuses in a path`);
+    if (chroot.includes(',')) throw bad(`chroot ${JSON.stringify(chroot)} has a "," (hosts go before the chroot)`);
+  }
+}
+
 class ZooKeeper extends EventEmitter {
   constructor(userOptions) {
     super();
     const options = readOptions(userOptions, OPTION_NAMES);
-    const checkConnect = (c, source) => {
-      const hosts = typeof c === 'string' ? c.split('/')[0] : '';
-      if (hosts.trim() === '' || hosts.split(',').some((h) => h.trim() === '')) throw invalid(`${source} must be a "host:port[,host:port...][/chroot]" string, got ${describe(c)}`);
-      checkWellFormed(c, source);
-    };
+    const checkConnect = checkConnectString;
     // Explicit beats the environment (as libpq's parameters beat PGHOST): ZK_CONNECT only fills
     // in a missing `connect`. ZKTX_CONNECT_OVERRIDE, opt-in and named for it, beats both: it runs
     // code that hardcodes its connect string (the tutorial) against another ensemble.

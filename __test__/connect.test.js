@@ -62,3 +62,48 @@ describe('connect string precedence', () => {
     });
   });
 });
+
+describe('a malformed connect string is refused by the constructor, naming the string and its source', () => {
+  const refused = (options, env = {}) => withEnv({ ZK_CONNECT: undefined, ZKTX_CONNECT_OVERRIDE: undefined, ...env }, () => {
+    try {
+      new ZooKeeper(options).close();
+    } catch (err) {
+      return err;
+    }
+    throw new Error(`accepted ${JSON.stringify(options)}`);
+  });
+
+  it.each([
+    ['zk://h:2181', /a URL scheme \("zk:\/\/"\) is not part of it/],
+    ['localhost:abc', /port "abc" of "localhost:abc" is not a number from 1 to 65535/],
+    ['localhost:0', /port "0"/],
+    ['localhost:65536', /port "65536"/],
+    ['h1:2181,,h2:2181', /an empty host \(a stray comma\?\)/],
+    ['h:2181/app/', /chroot "\/app\/" ends with "\/"/],
+    ['h:2181/a//b', /chroot "\/a\/\/b" has an empty node name/],
+    ['h:2181/a/../b', /relative node name/],
+    ['::1:2181', /several ":" \(write an IPv6 address in brackets/],
+    ['[::1:2181', /opens "\[" without "\]"/],
+    ['bad host:2181', /"bad host" in "bad host:2181" is not a host name or address/],
+    ['', /it is empty/],
+  ])('%j', (connect, why) => {
+    const err = refused({ connect });
+    expect(err).toMatchObject({ name: 'ZktxError', code: 'INVALID_ARGUMENT' });
+    expect(err.message).toMatch(why);
+    expect(err.message).toContain('the `connect` option');
+    expect(err.message).toContain(`got ${JSON.stringify(connect)}`);
+  });
+
+  it('names ZK_CONNECT or ZKTX_CONNECT_OVERRIDE when the string came from there', () => {
+    expect(refused({}, { ZK_CONNECT: 'localhost:abc' }).message).toMatch(/^ZK_CONNECT \(environment variable\) is not a ZooKeeper connect string: port "abc"/);
+    expect(refused({}, { ZKTX_CONNECT_OVERRIDE: 'zk://h:2181' }).message).toMatch(/^ZKTX_CONNECT_OVERRIDE \(environment variable\) is not a ZooKeeper connect string/);
+  });
+
+  it('accepts what ZooKeeper accepts: several hosts, default port, IPv6 in brackets, a chroot', () => {
+    withEnv({ ZK_CONNECT: undefined, ZKTX_CONNECT_OVERRIDE: undefined }, () => {
+      for (const c of ['localhost', 'zk1:2181,zk2:2182,zk3:2183/app/orders', '[::1]:2181', '[::1]', '10.0.0.1:2181/', 'zk-1.example.com:65535', ' zk1:2181 , zk2:2181']) {
+        expect(connectOf({ connect: c })).toBe(c);
+      }
+    });
+  });
+});
