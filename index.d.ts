@@ -19,7 +19,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   only the errors of your own functions (updater, `fn`) pass through unchanged.
  * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
  * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
- * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
+ * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`); or no session
+ *   could be opened because every host refused the connection or does not resolve, reported at
+ *   once rather than at the connect timeout, with `cause` an `Error` whose `code` is Node's
+ *   (`ECONNREFUSED`, `ENOTFOUND`) and the message naming each host's failure.
  * - `SESSIONEXPIRED`: the session is gone, and with it every lock it held.
  * - `LOCK_LOST`: a write fenced on a lock that is no longer held; nothing written.
  * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind. `cause` is the signal's `reason`.
@@ -38,7 +41,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   ZooKeeper refused the request; nothing written. `NOAUTH`: a node's ACL does not grant this
  *   session's identity (see {@link ZooKeeperOptions.acl}).
  * - `TLS_HANDSHAKE`: a TLS handshake failed; the message has the reason (certificate not
- *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
+ *   signed by `tls.ca`, not valid for the host, client certificate missing or refused), and so
+ *   does `cause` (an `Error` with `code` `'ERR_TLS_HANDSHAKE'`).
+ * - `NONODE` at connect: the connect string's chroot does not exist on the server; the message
+ *   names it (create it first, or leave it out).
  * - `AUTHFAILED`: the server refused the session's authentication at connect (see
  *   {@link ZooKeeperOptions.auth}); every call rejects with it until the options change.
  */
@@ -93,7 +99,8 @@ export class ZktxError extends Error {
    * What this error stands for, when there is one: the `AbortSignal`'s `reason` for `ABORTED`
    * (a `TimeoutError` DOMException from `AbortSignal.timeout()`, or your own reason); the error a
    * getter, Proxy trap or `toJSON` threw for `INVALID_ARGUMENT`; the addon's raw error for
-   * `INTERNAL`.
+   * `INTERNAL`; for a connect that failed (`CONNECTIONLOSS`, `TLS_HANDSHAKE`), an `Error` with
+   * `code` `'ECONNREFUSED'`, `'ENOTFOUND'` or `'ERR_TLS_HANDSHAKE'`.
    */
   cause?: unknown;
   constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied', options?: { cause?: unknown });

@@ -49,7 +49,16 @@ class ZktxError extends Error {
   }
 }
 
-const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*)$/;
+// `CODE|outcome|message`, then `\u001fCAUSE_CODE|cause message` when the error stands for a
+// lower-level one (a refused connection, a failed TLS handshake): see to_js_error in src/lib.rs.
+const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*?)(?:\u001f([A-Z_0-9]+)\|([^\u001f]*))?$/;
+
+/** The lower-level error a native error stands for: an Error with Node's `code` (ECONNREFUSED...). */
+function causeOf(code, message) {
+  const cause = new Error(message);
+  cause.code = code;
+  return cause;
+}
 
 /** Rebuilds a ZktxError from the binding's `CODE|outcome|message` encoding (see src/lib.rs). */
 function fromNative(err) {
@@ -60,7 +69,7 @@ function fromNative(err) {
     // Never raw; the outcome is unknown, as the call may have sent a write before failing.
     return new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown', { cause: err });
   }
-  const e = new ZktxError(m[1], m[3], m[2]);
+  const e = new ZktxError(m[1], m[3], m[2], m[4] === undefined ? undefined : { cause: causeOf(m[4], m[5]) });
   if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
   return e;
 }

@@ -31,8 +31,14 @@ use zktx_core::txn::{Committed, KeyTransaction};
 use zktx_core::store::MAX_PRUNE_AGE;
 use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
 
+/// `CODE|outcome|message`, then `\u{1f}CAUSE_CODE|cause message` when the error has a cause
+/// (index.js's `fromNative` reads both).
 fn to_js_error(err: zktx_core::Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("{}|{}|{}", err.code(), err.outcome().as_str(), err))
+    let mut text = format!("{}|{}|{}", err.code(), err.outcome().as_str(), err);
+    if let Some((code, cause)) = err.cause() {
+        text.push_str(&format!("\u{1f}{code}|{cause}"));
+    }
+    napi::Error::new(Status::GenericFailure, text)
 }
 
 fn invalid(msg: impl std::fmt::Display) -> napi::Error {

@@ -53,6 +53,18 @@ pub enum Error {
         /// Whether the request may have been applied.
         outcome: Outcome,
     },
+    /// No session could be opened because every host refused the connection or could not be
+    /// resolved (code `CONNECTIONLOSS`, nothing sent). `cause_code` is Node's name for the
+    /// first host's failure (`ECONNREFUSED`, `ENOTFOUND`), `cause` what it said.
+    #[error("{message}")]
+    Unreachable {
+        /// What was tried and why it failed, host by host.
+        message: String,
+        /// `ECONNREFUSED` or `ENOTFOUND`.
+        cause_code: &'static str,
+        /// The first host's failure, as a socket error reads (`connect ECONNREFUSED 127.0.0.1:1`).
+        cause: String,
+    },
     /// The ZooKeeper session expired: every ephemeral node (lock) it owned is gone.
     #[error("session expired: every lock held on it is lost")]
     SessionExpired,
@@ -123,7 +135,7 @@ impl Error {
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::TooLarge(_) => "TOO_LARGE",
             Error::Timeout { .. } => "TIMEOUT",
-            Error::ConnectionLoss { .. } => "CONNECTIONLOSS",
+            Error::ConnectionLoss { .. } | Error::Unreachable { .. } => "CONNECTIONLOSS",
             Error::SessionExpired => "SESSIONEXPIRED",
             Error::LockLost(_) => "LOCK_LOST",
             Error::Aborted(_) => "ABORTED",
@@ -136,6 +148,17 @@ impl Error {
             Error::Participant(_) => "PARTICIPANT_FAILED",
             Error::InDoubt { .. } => "IN_DOUBT",
             Error::ZooKeeper { code, .. } => code,
+        }
+    }
+
+    /// The lower-level failure this error stands for, as `(code, message)`: a socket or DNS
+    /// error's Node code (`ECONNREFUSED`, `ENOTFOUND`) or `ERR_TLS_HANDSHAKE`. The JS facade
+    /// makes it `err.cause`.
+    pub fn cause(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Error::Unreachable { cause_code, cause, .. } => Some((cause_code, cause)),
+            Error::Tls(reason) => Some(("ERR_TLS_HANDSHAKE", reason)),
+            _ => None,
         }
     }
 
@@ -159,7 +182,7 @@ impl Error {
 
     /// True for failures after which retrying the same request may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::ConnectionLoss { .. } | Error::Timeout { .. })
+        matches!(self, Error::ConnectionLoss { .. } | Error::Unreachable { .. } | Error::Timeout { .. })
     }
 
     pub(crate) fn invalid(message: impl fmt::Display) -> Self {
