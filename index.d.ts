@@ -291,6 +291,50 @@ export interface ExecuteTransactionErrorEvent { zk: ZooKeeper; key: string; erro
 /** `zktx:session:state`: a session event of a client (the same as `zk.on('state')`). */
 export interface SessionStateEvent { zk: ZooKeeper; state: SessionState; connectString: string }
 
+// ---- TracingChannels (spans; README "Observability") ----
+
+/**
+ * The context object of zktx's `diagnostics_channel.tracingChannel`s, one per operation: the
+ * same object in its `start`, `end`, `asyncStart`, `asyncEnd` and `error` events, with `result`
+ * (what the call resolved) or `error` (what it rejected with) added when it settles. Channels:
+ * `tracing:zktx:lock` (lock, readLock, writeLock, semaphore acquire, multiLock, withLock's acquire),
+ * `tracing:zktx:transaction`, `tracing:zktx:executeTransaction`, `tracing:zktx:coordinator.run`,
+ * `tracing:zktx:coordinator.saga`. Nothing is built when nobody subscribes.
+ */
+export interface ZktxTracingContext {
+  /** The client (absent for coordinator operations, which have `coordinator`). */
+  zk?: ZooKeeper;
+  /** `tracing:zktx:lock`: the lock path (multiLock: its first path). */
+  path?: string;
+  /** `tracing:zktx:lock`: every path (one, or multiLock's). */
+  paths?: string[];
+  /** `tracing:zktx:lock`: `exclusive`, `read`, `write`, `lease` (a semaphore) or `multi`. */
+  kind?: 'exclusive' | 'read' | 'write' | 'lease' | 'multi';
+  /** `tracing:zktx:lock`, semaphores: the permits. */
+  permits?: number;
+  /** `tracing:zktx:transaction`: the `id` option, if given. */
+  id?: string;
+  /** `tracing:zktx:executeTransaction`: the key. */
+  key?: string;
+  /** `tracing:zktx:coordinator.*`: the coordinator. */
+  coordinator?: Coordinator;
+  /** `tracing:zktx:coordinator.*`: its name. */
+  name?: string;
+  /** `tracing:zktx:coordinator.saga`: the saga. */
+  saga?: string;
+  /** `tracing:zktx:coordinator.run`: the transaction id, once begun. */
+  txid?: string;
+  /** What the call resolved (asyncStart, asyncEnd). */
+  result?: unknown;
+  /** What the call rejected with (error, asyncStart, asyncEnd): a ZktxError, or your function's own error. */
+  error?: unknown;
+  /** Subscribers may add their own fields (a span). */
+  [field: string]: unknown;
+}
+
+/** The TracingChannel names zktx publishes on (`diagnostics_channel.tracingChannel(name)`). */
+export type ZktxTracingChannel = 'zktx:lock' | 'zktx:transaction' | 'zktx:executeTransaction' | 'zktx:coordinator.run' | 'zktx:coordinator.saga';
+
 /** Every channel zktx publishes on, and its message type: `diagnostics_channel.subscribe(name, (m: ZktxChannels[typeof name]) => ...)`. */
 export interface ZktxChannels {
   'zktx:lock:acquire': LockAcquireEvent;

@@ -10,6 +10,7 @@ const { constants: osConstants } = require('node:os');
 const diagnostics = require('node:diagnostics_channel');
 const { performance } = require('node:perf_hooks');
 const native = require('./binding');
+const { tracing, traceAsync, TRACING_CHANNELS } = require('./tracing');
 
 // Observability: events on node:diagnostics_channel, as undici and Node core publish theirs.
 // Every publish is behind `hasSubscribers`: with nobody listening, an event costs that check.
@@ -1075,7 +1076,11 @@ class ZooKeeper extends EventEmitter {
     return this._acquire('exclusive', path, undefined, options);
   }
 
-  async _acquire(kind, path, permits, options) {
+  _acquire(kind, path, permits, options) {
+    return traceAsync(tracing.lock, () => ({ zk: this, path, paths: [path], kind, permits }), () => this._acquireUntraced(kind, path, permits, options));
+  }
+
+  async _acquireUntraced(kind, path, permits, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     checkPath(path, 'lock path');
     const timeout = checkTimeout(opts.timeout);
@@ -1109,7 +1114,11 @@ class ZooKeeper extends EventEmitter {
   }
 
   /** Exclusive locks on all `paths`, all or nothing, acquired in sorted order (no deadlock). */
-  async multiLock(paths, options) {
+  multiLock(paths, options) {
+    return traceAsync(tracing.lock, () => ({ zk: this, path: Array.isArray(paths) ? paths[0] : undefined, paths, kind: 'multi' }), () => this._multiLockUntraced(paths, options));
+  }
+
+  async _multiLockUntraced(paths, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     const list = checked(() => {
       if (!Array.isArray(paths) || paths.length === 0) throw invalid(`multiLock needs a non-empty array of lock paths, got ${describe(paths)}`);
@@ -1144,7 +1153,11 @@ class ZooKeeper extends EventEmitter {
    * On a conflict `fn` runs again with fresh reads (it must have no side effects outside `tx`).
    * Resolves what `fn` returned.
    */
-  async transaction(fn, options) {
+  transaction(fn, options) {
+    return traceAsync(tracing.transaction, () => ({ zk: this, id: options !== null && typeof options === 'object' ? options.id : undefined }), () => this._transactionUntraced(fn, options));
+  }
+
+  async _transactionUntraced(fn, options) {
     const opts = checkCallOptions(options, ['retries', 'signal', 'isolation', 'lock', 'id', 'idempotent']);
     if (typeof fn !== 'function') throw invalid('transaction needs a function');
     const retries = opts.retries === undefined ? 10 : opts.retries;
@@ -1313,7 +1326,11 @@ class ZooKeeper extends EventEmitter {
    * Locks `key`, computes the new value (a value, or `updater(current)`, may be async), writes it
    * fenced on the lock, releases. Resolves `{ key, value, previous, version, token }`.
    */
-  async executeTransaction(key, valueOrUpdater, options) {
+  executeTransaction(key, valueOrUpdater, options) {
+    return traceAsync(tracing.executeTransaction, () => ({ zk: this, key }), () => this._executeTransactionUntraced(key, valueOrUpdater, options));
+  }
+
+  async _executeTransactionUntraced(key, valueOrUpdater, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     checkKey(key);
     const timeout = checkTimeout(opts.timeout);
