@@ -1071,6 +1071,19 @@ class ZooKeeper extends EventEmitter {
     return this.close();
   }
 
+  /**
+   * Internal (the `zktx` CLI): a znode's data and metadata, or null. Not part of the API: the
+   * ZooKeeper client API (`zktx/zookeeper`) is where raw reads belong.
+   */
+  _znode(path) {
+    try {
+      checkPath(path, 'path');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return call(() => this._native.znode(path));
+  }
+
   /** Acquires the exclusive lock at `path` (an absolute znode path). */
   lock(path, options) {
     return this._acquire('exclusive', path, undefined, options);
