@@ -155,6 +155,11 @@ describeLinux('the packed package', () => {
     });
     const testingEsm = "import { startPostgres, PgServer } from 'zktx/testing'; console.log(typeof startPostgres, typeof PgServer);";
     expect(run(process.execPath, ['--input-type=module', '-e', testingEsm], { cwd: app, env }).trim()).toBe('function function');
+    // The `zktx` command, with its bundled commander (nothing came from a registry).
+    const zktxBin = path.join(app, 'node_modules', '.bin', 'zktx');
+    expect(run(zktxBin, ['--version'], { cwd: app, env }).trim()).toBe(pkg.version);
+    expect(JSON.parse(run(zktxBin, ['locks', '/zktx-package-test/none', '--json'], { cwd: app, env }))).toMatchObject({ free: true, holders: [], waiters: [] });
+    expect(fs.realpathSync(path.join(app, 'node_modules', 'zktx', 'node_modules', 'commander'))).toContain(fs.realpathSync(app));
     console.log(`package test: packed ${(main.size / 1024).toFixed(1)} kB + ${PLATFORM} ` +
       `${(plat.size / 1024).toFixed(1)} kB (${path.relative(root, binary)}), installed and ran in ${Date.now() - t0} ms`);
   }, 120000);
