@@ -896,7 +896,11 @@ const CONNECT_SOURCES = {
   ZK_CONNECT: 'ZK_CONNECT (environment variable)',
   ZKTX_CONNECT_OVERRIDE: 'ZKTX_CONNECT_OVERRIDE (environment variable)',
 };
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
+// Dot-separated labels, optionally ending in the root dot of a fully qualified name
+// (`zk-0.zk-hs.ns.svc.cluster.local.`: Kubernetes configs write it to skip resolv.conf's search
+// domains; zookeeper-client and getaddrinfo take it as is).
+const LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?';
+const HOSTNAME = new RegExp(`^(?=.{1,254}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
 const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
 // Characters ZooKeeper refuses in a path (PathUtils.validatePath).
 const BAD_PATH_CHAR = /[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/;
@@ -906,7 +910,8 @@ const BAD_PATH_CHAR = /[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/;
  * (ports 1-65535, 2181 when left out; IPv6 hosts in brackets), naming the string and where it
  * came from (`source`: the option or an environment variable). Checked here, in the
  * constructor, rather than at the first call, where zookeeper-client's "invalid address" names
- * neither.
+ * neither. Returns the string as the core gets it: each host trimmed (as ZooKeeper's own
+ * ConnectStringParser does), so that what is accepted here is what zookeeper-client parses.
  */
 function checkConnectString(c, source) {
   const where = CONNECT_SOURCES[source] || source;
@@ -919,8 +924,10 @@ function checkConnectString(c, source) {
   const slash = c.indexOf('/');
   const hosts = slash === -1 ? c : c.slice(0, slash);
   const chroot = slash === -1 ? '' : c.slice(slash);
+  const trimmed = [];
   for (const raw of hosts.split(',')) {
     const h = raw.trim();
+    trimmed.push(h);
     if (h === '') throw bad('it has an empty host (a stray comma?)');
     let host = h;
     let port;
@@ -953,6 +960,7 @@ function checkConnectString(c, source) {
     if (BAD_PATH_CHAR.test(chroot)) throw bad(`chroot ${JSON.stringify(chroot)} has a character ZooKeeper refuses in a path`);
     if (chroot.includes(',')) throw bad(`chroot ${JSON.stringify(chroot)} has a "," (hosts go before the chroot)`);
   }
+  return trimmed.join(',') + chroot;
 }
 
 class ZooKeeper extends EventEmitter {
@@ -965,11 +973,11 @@ class ZooKeeper extends EventEmitter {
     // code that hardcodes its connect string (the tutorial) against another ensemble.
     if (options.connect !== undefined) checkConnect(options.connect, 'connect'); // even when overridden
     const { ZKTX_CONNECT_OVERRIDE, ZK_CONNECT } = process.env;
-    const [connect, source] = ZKTX_CONNECT_OVERRIDE ? [ZKTX_CONNECT_OVERRIDE, 'ZKTX_CONNECT_OVERRIDE']
+    const [given, source] = ZKTX_CONNECT_OVERRIDE ? [ZKTX_CONNECT_OVERRIDE, 'ZKTX_CONNECT_OVERRIDE']
       : options.connect !== undefined ? [options.connect, 'connect']
         : ZK_CONNECT ? [ZK_CONNECT, 'ZK_CONNECT']
           : ['localhost:2181', 'connect'];
-    checkConnect(connect, source);
+    const connect = checkConnect(given, source); // trimmed: the core gets what was checked
     const timeout = options.timeout === undefined ? 30000 : options.timeout;
     if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
     const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;

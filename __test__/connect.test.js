@@ -99,11 +99,59 @@ describe('a malformed connect string is refused by the constructor, naming the s
     expect(refused({}, { ZKTX_CONNECT_OVERRIDE: 'zk://h:2181' }).message).toMatch(/^ZKTX_CONNECT_OVERRIDE \(environment variable\) is not a ZooKeeper connect string/);
   });
 
-  it('accepts what ZooKeeper accepts: several hosts, default port, IPv6 in brackets, a chroot', () => {
+  it('accepts what ZooKeeper accepts: several hosts, default port, IPv6 in brackets, a chroot, spaces around hosts (trimmed)', () => {
     withEnv({ ZK_CONNECT: undefined, ZKTX_CONNECT_OVERRIDE: undefined }, () => {
-      for (const c of ['localhost', 'zk1:2181,zk2:2182,zk3:2183/app/orders', '[::1]:2181', '[::1]', '10.0.0.1:2181/', 'zk-1.example.com:65535', ' zk1:2181 , zk2:2181']) {
+      for (const c of ['localhost', 'zk1:2181,zk2:2182,zk3:2183/app/orders', '[::1]:2181', '[::1]', '10.0.0.1:2181/', 'zk-1.example.com:65535']) {
         expect(connectOf({ connect: c })).toBe(c);
       }
+      expect(connectOf({ connect: ' zk1:2181 , zk2:2181' })).toBe('zk1:2181,zk2:2181');
     });
+  });
+});
+
+describe('connect strings as written in the wild', () => {
+  it('a fully qualified host name with its trailing root dot is a host name', () => {
+    withEnv({ ZK_CONNECT: undefined, ZKTX_CONNECT_OVERRIDE: undefined }, () => {
+      expect(connectOf({ connect: 'zk-0.zk-hs.default.svc.cluster.local.:2181' })).toBe('zk-0.zk-hs.default.svc.cluster.local.:2181');
+      expect(connectOf({ connect: 'zk1.example.com.:2181,zk2.example.com.:2181/app' })).toBe('zk1.example.com.:2181,zk2.example.com.:2181/app');
+      expect(() => new ZooKeeper({ connect: 'a..b:2181' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      expect(() => new ZooKeeper({ connect: '.:2181' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    });
+  });
+
+  it('zookeeper-client takes a root-dotted name too: an unknown one fails as not found, not as an invalid address', async () => {
+    const zk = new ZooKeeper({ connect: 'zktx-nowhere.invalid.:2181', connectTimeout: 5000 });
+    try {
+      await expect(zk.children('/')).rejects.toMatchObject({ code: 'CONNECTIONLOSS', cause: { code: 'ENOTFOUND' } });
+    } finally {
+      await zk.close().catch(() => {});
+    }
+  });
+
+  it('a root-dotted name reaches the server (localhost.), when this machine resolves it', async () => {
+    const dns = require('node:dns').promises;
+    const resolved = await dns.lookup('localhost.').then(() => true, () => false);
+    if (!resolved) return; // the parser case above still holds
+    const port = process.env.ZK_CONNECT.split(',')[0].split(':').pop();
+    const zk = new ZooKeeper({ connect: `localhost.:${port}`, connectTimeout: 5000 });
+    try {
+      expect(Array.isArray(await zk.children('/'))).toBe(true);
+    } finally {
+      await zk.close();
+    }
+  });
+
+  it('a string the constructor accepts with spaces around hosts works, whatever the host order option', async () => {
+    for (const host_order_deterministic of [true, false]) {
+      for (const connect of [`${process.env.ZK_CONNECT} `, ` ${process.env.ZK_CONNECT}`]) {
+        const zk = new ZooKeeper({ connect, host_order_deterministic, connectTimeout: 3000 });
+        try {
+          expect(zk.connectString).toBe(process.env.ZK_CONNECT);
+          expect(Array.isArray(await zk.children('/'))).toBe(true);
+        } finally {
+          await zk.close().catch(() => {});
+        }
+      }
+    }
   });
 });
