@@ -152,6 +152,31 @@ describe('zktx (the CLI)', () => {
     expect(bad.stderr).toMatch(/^zktx: INVALID_ARGUMENT: the `connect` option is not a ZooKeeper connect string: port "abc"/);
   });
 
+  it('in-doubt lists a running saga once, as a saga (its active/<txid> is the saga\'s, not an undecided 2PC transaction)', async () => {
+    const name = unique('cli-saga').slice(0, 60);
+    let release;
+    const blocked = new Promise((r) => { release = r; });
+    const coordinator = zk.coordinator(name, {
+      recoveryIntervalMs: 0,
+      sagas: { s: [{ async action() { await blocked; }, async compensate() {} }] },
+    });
+    const running = coordinator.saga('s', {});
+    let r;
+    try {
+      for (let i = 0; i < 100; i++) {
+        r = await zktx(['in-doubt', name, '--json']);
+        if (r.json && r.json.transactions.some((t) => t.state === 'saga running')) break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    } finally {
+      release();
+      await running.catch(() => {});
+      coordinator.close();
+    }
+    expect(r.status).toBe(0);
+    expect(r.json.transactions.map((t) => t.state)).toEqual(['saga running']);
+  });
+
   it('usage errors exit 2 with help; --help and --version exit 0; recover is left out and says why', async () => {
     const unknown = await zktx(['frobnicate']);
     expect(unknown.status).toBe(2);

@@ -183,7 +183,13 @@ async function inDoubt(zk, name, opts) {
     }
     return { node, record };
   };
-  for (const txid of await zk.children(`${base}/active`)) {
+  // A saga's begin creates active/<txid> (its runner's liveness) with sagas/<txid> in one multi:
+  // listed after active/, sagas/ names every saga among them, listed once below, as a saga.
+  const active = await zk.children(`${base}/active`);
+  const sagas = await zk.children(`${base}/sagas`);
+  const isSaga = new Set(sagas);
+  for (const txid of active) {
+    if (isSaga.has(txid)) continue;
     const r = await read('active', txid);
     if (r) transactions.push({ txid, state: 'active', decision: null, session: r.node.ephemeralOwner, since: iso(r.node.ctime) });
   }
@@ -191,7 +197,7 @@ async function inDoubt(zk, name, opts) {
     const r = await read('decisions', txid);
     if (r) transactions.push({ txid, state: 'committing', decision: r.record && r.record.decision, branches: r.record && r.record.branches, done: Boolean(r.record && r.record.done), since: iso(r.node.ctime) });
   }
-  for (const txid of await zk.children(`${base}/sagas`)) {
+  for (const txid of sagas) {
     const r = await read('sagas', txid);
     if (r && r.record && (r.record.state === 'running' || r.record.state === 'compensating')) {
       transactions.push({ txid, state: `saga ${r.record.state}`, decision: null, saga: r.record.saga, started: r.record.started, since: iso(r.node.ctime) });
