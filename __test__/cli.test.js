@@ -177,6 +177,16 @@ describe('zktx (the CLI)', () => {
     expect(r.json.transactions.map((t) => t.state)).toEqual(['saga running']);
   });
 
+  it('--connect wins over ZKTX_CONNECT_OVERRIDE (the override is for code that hardcodes its string, not for the command line)', async () => {
+    const port = await zkScripts.freePort();
+    const r = await zktx(['get', unique('nothing'), '--connect', `127.0.0.1:${port}`], { ZKTX_CONNECT_OVERRIDE: process.env.ZK_CONNECT });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/CONNECTIONLOSS/);
+    // Without --connect the command does not read the override either: ZK_CONNECT, else localhost:2181.
+    const viaEnv = await zktx(['get', unique('nothing')], { ZK_CONNECT: process.env.ZK_CONNECT, ZKTX_CONNECT_OVERRIDE: `127.0.0.1:${port}` });
+    expect(viaEnv.status).toBe(3);
+  });
+
   it('usage errors exit 2 with help; --help and --version exit 0; recover is left out and says why', async () => {
     const unknown = await zktx(['frobnicate']);
     expect(unknown.status).toBe(2);
@@ -188,6 +198,7 @@ describe('zktx (the CLI)', () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/Exit codes: 0 success; 1 a ZooKeeper or zktx error/);
     expect(help.stdout).toMatch(/Not here: recover/);
+    expect(help.stdout).toMatch(/\$ZKTX_CONNECT_OVERRIDE is\s+ignored/);
     for (const cmd of ['locks', 'keys', 'get', 'in-doubt', 'prune-ids', 'compact']) expect(help.stdout).toContain(cmd);
     const version = await zktx(['--version']);
     expect(version).toMatchObject({ status: 0, stdout: `${pkg.version}\n` });

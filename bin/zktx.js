@@ -42,6 +42,10 @@ function milliseconds(text) {
 function clientOptions(opts) {
   const options = { timeout: opts.sessionTimeout, connectTimeout: opts.connectTimeout, debug_level: 0 };
   if (opts.connect !== undefined) options.connect = opts.connect; // else ZK_CONNECT, else localhost:2181
+  // ZKTX_CONNECT_OVERRIDE is for code that hardcodes its connect string (the tutorial); an
+  // operator's command names its ensemble with --connect or ZK_CONNECT, and a variable left
+  // exported in the shell must not send prune-ids or compact to another ensemble.
+  delete process.env.ZKTX_CONNECT_OVERRIDE;
   if (opts.auth.length) {
     options.auth = opts.auth.map((a) => {
       const i = a.indexOf(':');
@@ -236,7 +240,7 @@ function program() {
   const cli = new Command('zktx')
     .description('Inspect and maintain zktx\'s locks, store and coordinators in ZooKeeper.')
     .version(pkg.version)
-    .addOption(new Option('-c, --connect <hosts>', 'connect string, host:port[,...][/chroot] (default: $ZK_CONNECT, else localhost:2181)'))
+    .addOption(new Option('-c, --connect <hosts>', 'connect string, host:port[,...][/chroot] (default: $ZK_CONNECT, else localhost:2181; $ZKTX_CONNECT_OVERRIDE is ignored)'))
     .option('--json', 'print JSON (for scripts) instead of text')
     .addOption(new Option('--connect-timeout <ms>', 'give up connecting after this long').argParser(milliseconds).default(5000))
     .addOption(new Option('--session-timeout <ms>', 'session timeout').argParser(milliseconds).default(10000))
