@@ -179,6 +179,26 @@ describe('npm pack in the clone', () => {
   });
 });
 
+describe('npm pack from a clean clone (no node_modules)', () => {
+  it('refuses, naming the bundled dependency that is missing, rather than pack a zktx command that cannot start offline', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-clean-pack-'));
+    try {
+      const clone = spawnSync('git', ['clone', '-q', root, path.join(dir, 'c')], { encoding: 'utf8' });
+      expect(clone.status).toBe(0);
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+      const r = spawnSync(npm, ['pack', '--dry-run', '--json'], { cwd: path.join(dir, 'c'), env, encoding: 'utf8' });
+      if (r.status === 0) {
+        const [info] = JSON.parse(r.stdout);
+        expect(info.bundled).toContain('commander');
+      } else {
+        expect(r.stderr).toMatch(/bundled dependency "commander" is missing.*npm ci/);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
+});
+
 describeLinux('the linux-x64-gnu binary we ship', () => {
   const check = fs.existsSync(distBinary) || requireDist ? it : it.skip;
   check('needs no glibc symbol newer than 2.17 (objdump -T)', () => {
