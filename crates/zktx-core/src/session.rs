@@ -640,12 +640,18 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
             unreachable = unreachable_everywhere(&options.connect) => Err(unreachable),
         }
     });
+    // One deadline for the whole connect, the chroot check included: "rejects within
+    // connectTimeout" must not become twice that when the session opens late.
+    let started = Instant::now();
     match tokio::time::timeout(connect_timeout, connecting).await {
         Ok(Err(failed)) => Err(failed),
         Ok(Ok(Ok(client))) => {
             tracing::debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
-            check_chroot(&client, &options.connect, connect_timeout).await?;
-            Ok(client)
+            let left = connect_timeout.saturating_sub(started.elapsed());
+            match check_chroot(&client, &options.connect, left).await {
+                Err(Error::Timeout { .. }) => Err(connect_timed_out(&options.connect, connect_timeout)),
+                checked => checked.map(|()| client),
+            }
         },
         Ok(Ok(Err(err))) => Err(match Error::from(err) {
             Error::Timeout { .. } => connect_timed_out(&options.connect, connect_timeout),
