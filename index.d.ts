@@ -100,7 +100,11 @@ export class ZktxError extends Error {
    * (a `TimeoutError` DOMException from `AbortSignal.timeout()`, or your own reason); the error a
    * getter, Proxy trap or `toJSON` threw for `INVALID_ARGUMENT`; the addon's raw error for
    * `INTERNAL`; for a connect that failed (`CONNECTIONLOSS`, `TLS_HANDSHAKE`), an `Error` with
-   * `code` `'ECONNREFUSED'`, `'ENOTFOUND'` or `'ERR_TLS_HANDSHAKE'`.
+   * `code` `'ECONNREFUSED'`, `'ENOTFOUND'` or `'ERR_TLS_HANDSHAKE'`. A `ROLLED_BACK` of
+   * `coordinator.run` that the connection caused (the transaction could not be recorded, its
+   * decision not sent) has that `ZktxError` as `cause`, with its own `cause` in turn:
+   * `err.cause.code === 'CONNECTIONLOSS'`, `err.cause.cause.code === 'ECONNREFUSED'` (or
+   * `NONODE` naming a missing chroot, `TLS_HANDSHAKE`...).
    */
   cause?: unknown;
   constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied', options?: { cause?: unknown });

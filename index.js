@@ -50,9 +50,12 @@ class ZktxError extends Error {
   }
 }
 
-// `CODE|outcome|message`, then `\u001fCAUSE_CODE|cause message` when the error stands for a
-// lower-level one (a refused connection, a failed TLS handshake): see to_js_error in src/lib.rs.
-const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*?)(?:\u001f([A-Z_0-9]+)\|([^\u001f]*))?$/;
+// `CODE|outcome|message`, then its cause chain, each link after `\u001f`: a zktx error it wraps
+// (`CODE|outcome|message`: ROLLED_BACK because of a CONNECTIONLOSS) or a lower-level failure
+// (`CAUSE_CODE|cause message`: a refused connection, a failed TLS handshake). See to_js_error in
+// src/lib.rs.
+const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*)$/;
+const NATIVE_CAUSE = /^([A-Za-z_0-9]+)\|([\s\S]*)$/;
 
 /** The lower-level error a native error stands for: an Error with Node's `code` (ECONNREFUSED...). */
 function causeOf(code, message) {
@@ -64,13 +67,21 @@ function causeOf(code, message) {
 /** Rebuilds a ZktxError from the binding's `CODE|outcome|message` encoding (see src/lib.rs). */
 function fromNative(err) {
   if (err instanceof ZktxError) return err;
-  const m = err && typeof err.message === 'string' ? NATIVE_ERROR.exec(err.message) : null;
+  const links = err && typeof err.message === 'string' ? err.message.split('\u001f') : [];
+  const m = links.length ? NATIVE_ERROR.exec(links[0]) : null;
   if (!m) {
     // Not our encoding: napi's own error (a panic it caught, an argument it could not convert).
     // Never raw; the outcome is unknown, as the call may have sent a write before failing.
     return new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown', { cause: err });
   }
-  const e = new ZktxError(m[1], m[3], m[2], m[4] === undefined ? undefined : { cause: causeOf(m[4], m[5]) });
+  let cause;
+  for (const link of links.slice(1).reverse()) {
+    const z = NATIVE_ERROR.exec(link);
+    const c = z ? null : NATIVE_CAUSE.exec(link);
+    cause = z ? new ZktxError(z[1], z[3], z[2], cause === undefined ? undefined : { cause })
+      : c ? causeOf(c[1], c[2]) : causeOf('INTERNAL', link);
+  }
+  const e = new ZktxError(m[1], m[3], m[2], cause === undefined ? undefined : { cause });
   if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
   return e;
 }

@@ -31,14 +31,22 @@ use zktx_core::txn::{Committed, KeyTransaction};
 use zktx_core::store::MAX_PRUNE_AGE;
 use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
 
-/// `CODE|outcome|message`, then `\u{1f}CAUSE_CODE|cause message` when the error has a cause
-/// (index.js's `fromNative` reads both).
+/// `CODE|outcome|message`, then its cause chain, each link after `\u{1f}`: a zktx error it wraps
+/// as `CODE|outcome|message` again (`ROLLED_BACK` because of a `CONNECTIONLOSS`), a socket or TLS
+/// failure as `CAUSE_CODE|cause message` (index.js's `fromNative` reads them all).
 fn to_js_error(err: zktx_core::Error) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, encode_error(&err))
+}
+
+fn encode_error(err: &zktx_core::Error) -> String {
     let mut text = format!("{}|{}|{}", err.code(), err.outcome().as_str(), err);
-    if let Some((code, cause)) = err.cause() {
+    if let Some(inner) = err.caused_by() {
+        text.push('\u{1f}');
+        text.push_str(&encode_error(inner));
+    } else if let Some((code, cause)) = err.cause() {
         text.push_str(&format!("\u{1f}{code}|{cause}"));
     }
-    napi::Error::new(Status::GenericFailure, text)
+    text
 }
 
 fn invalid(msg: impl std::fmt::Display) -> napi::Error {

@@ -103,6 +103,16 @@ pub enum Error {
     /// back). The message says why (a participant could not prepare, a conflict, recovery).
     #[error("{0}")]
     RolledBack(String),
+    /// [`Error::RolledBack`] because of another error (the session could not be opened to
+    /// record the transaction, a participant's prepare failed...): code `ROLLED_BACK`, the
+    /// error kept whole as its cause (the JS facade makes it `err.cause`, with its own cause).
+    #[error("{message}")]
+    RolledBackBecause {
+        /// Why, the cause's message included.
+        message: String,
+        /// The error the transaction rolled back on.
+        cause: Box<Error>,
+    },
     /// A participant of a distributed transaction (a JavaScript object) failed a call.
     #[error("{0}")]
     Participant(String),
@@ -144,7 +154,7 @@ impl Error {
             Error::AlreadyHeld(_) => "ALREADY_HELD",
             Error::LockKindMismatch(_) => "LOCK_KIND_MISMATCH",
             Error::Tls(_) => "TLS_HANDSHAKE",
-            Error::RolledBack(_) => "ROLLED_BACK",
+            Error::RolledBack(_) | Error::RolledBackBecause { .. } => "ROLLED_BACK",
             Error::Participant(_) => "PARTICIPANT_FAILED",
             Error::InDoubt { .. } => "IN_DOUBT",
             Error::ZooKeeper { code, .. } => code,
@@ -160,6 +170,20 @@ impl Error {
             Error::Tls(reason) => Some(("ERR_TLS_HANDSHAKE", reason)),
             _ => None,
         }
+    }
+
+    /// The zktx error this one stands for, when it wraps one ([`Error::RolledBackBecause`]).
+    /// Its own [`Error::cause`] or `caused_by` continue the chain.
+    pub fn caused_by(&self) -> Option<&Error> {
+        match self {
+            Error::RolledBackBecause { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// `ROLLED_BACK` with `message`, keeping `cause` (see [`Error::caused_by`]).
+    pub(crate) fn rolled_back(message: impl fmt::Display, cause: Error) -> Self {
+        Error::RolledBackBecause { message: message.to_string(), cause: Box::new(cause) }
     }
 
     /// Whether a write that failed with this error may have been applied.
