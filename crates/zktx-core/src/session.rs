@@ -228,17 +228,17 @@ impl SessionOptions {
         Ok(())
     }
 
-    /// The connect string with hosts shuffled unless `host_order_deterministic`.
+    /// The connect string with hosts trimmed (as ZooKeeper's ConnectStringParser does;
+    /// zookeeper-client does not) and shuffled unless `host_order_deterministic`.
     fn connect_string(&self) -> String {
-        if self.host_order_deterministic {
-            return self.connect.clone();
-        }
         let (hosts, chroot) = match self.connect.find('/') {
             Some(i) => self.connect.split_at(i),
             None => (self.connect.as_str(), ""),
         };
         let mut hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
-        fastrand::shuffle(&mut hosts);
+        if !self.host_order_deterministic {
+            fastrand::shuffle(&mut hosts);
+        }
         format!("{}{}", hosts.join(","), chroot)
     }
 }
@@ -863,4 +863,19 @@ pub(crate) fn instant_after_or_far(d: Duration) -> tokio::time::Instant {
 /// Upgrades a weak client handle held by a lock; a dropped client means the session was closed.
 pub(crate) fn upgrade(client: &Weak<zk::Client>) -> Result<Arc<zk::Client>> {
     client.upgrade().ok_or(Error::ClientClosed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(connect: &str, host_order_deterministic: bool) -> SessionOptions {
+        SessionOptions { connect: connect.into(), host_order_deterministic, ..SessionOptions::default() }
+    }
+
+    #[test]
+    fn the_client_gets_hosts_trimmed_whatever_the_order_option() {
+        assert_eq!(options(" zk1:2181 , zk2.example.com.:2181 /app", true).connect_string(), "zk1:2181,zk2.example.com.:2181/app");
+        assert_eq!(options("h:2181 ", false).connect_string(), "h:2181");
+    }
 }
