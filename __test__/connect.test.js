@@ -155,3 +155,40 @@ describe('connect strings as written in the wild', () => {
     }
   });
 });
+
+describe('one deadline per connect', () => {
+  it('a session that opens late leaves the chroot check only what is left of connectTimeout', async () => {
+    // A proxy that hands the server's answers over late (70% of connectTimeout), and passes
+    // on only the handshake and pings (request type 11): the chroot check's exists (type 3)
+    // never gets an answer.
+    const net = require('node:net');
+    const [host, port] = process.env.ZK_CONNECT.split(',')[0].split('/')[0].split(':');
+    const connectTimeout = 2000;
+    const sockets = [];
+    const proxy = net.createServer((client) => {
+      const server = net.connect(Number(port), host);
+      sockets.push(client, server);
+      let handshake = true;
+      let answers = null;
+      client.on('data', (d) => {
+        if (handshake || (d.length >= 12 && d.readInt32BE(8) === 11)) server.write(d);
+        handshake = false;
+      });
+      server.on('data', (d) => {
+        answers = (answers || new Promise((r) => setTimeout(r, connectTimeout * 0.7))).then(() => client.write(d));
+      });
+      for (const s of [client, server]) s.on('error', () => {});
+    });
+    await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+    const zk = new ZooKeeper({ connect: `127.0.0.1:${proxy.address().port}/zktx-test`, connectTimeout });
+    const t0 = Date.now();
+    try {
+      await expect(zk.children('/')).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(Date.now() - t0).toBeLessThan(connectTimeout + 700);
+    } finally {
+      await zk.close().catch(() => {});
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+});
