@@ -8,6 +8,7 @@
 const { EventEmitter } = require('node:events');
 const diagnostics = require('node:diagnostics_channel');
 const { performance } = require('node:perf_hooks');
+const { tracing, traceAsync } = require('./tracing');
 
 // Observability, as index.js's channels (README "Observability"): published only with subscribers.
 const channels = {
@@ -165,11 +166,16 @@ module.exports = function coordinatorFacade(z) {
      * `CONFLICT` (a store key changed), or `IN_DOUBT` (this process lost ZooKeeper before it
      * learned the decision: `err.txid`, then `coordinator.outcome(txid)`).
      */
-    async run(fn) {
+    run(fn) {
+      return traceAsync(tracing.coordinatorRun, () => ({ coordinator: this, name: this.name }), (context) => this._runUntraced(fn, context));
+    }
+
+    async _runUntraced(fn, context) {
       if (typeof fn !== 'function') throw invalid('run needs a function');
       const start = performance.now();
       const r = await call(() => this._native.begin());
       const txid = r.txid;
+      if (context) context.txid = txid;
       const publish = (outcome, error) => {
         if (channels.run.hasSubscribers) channels.run.publish({ coordinator: this, txid, outcome, error, pending: tx.committed ? tx.committed.pending : [], durationMs: performance.now() - start });
       };
@@ -210,7 +216,11 @@ module.exports = function coordinatorFacade(z) {
      * once). Resolves the saga's txid; rejects `ROLLED_BACK` (compensated; `err.cause` is the
      * step's error) or `IN_DOUBT` (compensation unfinished; recovery finishes it).
      */
-    async saga(name, input) {
+    saga(name, input) {
+      return traceAsync(tracing.coordinatorSaga, () => ({ coordinator: this, name: this.name, saga: name }), () => this._sagaUntraced(name, input));
+    }
+
+    async _sagaUntraced(name, input) {
       checkName(name, 'saga name');
       if (!this._sagas.has(name)) throw invalid(`coordinator ${this.name} has no saga ${name}`);
       let json;

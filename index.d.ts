@@ -19,7 +19,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   only the errors of your own functions (updater, `fn`) pass through unchanged.
  * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
  * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
- * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`).
+ * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`); or no session
+ *   could be opened because every host refused the connection or does not resolve, reported at
+ *   once rather than at the connect timeout, with `cause` an `Error` whose `code` is Node's
+ *   (`ECONNREFUSED`, `ENOTFOUND`) and the message naming each host's failure.
  * - `SESSIONEXPIRED`: the session is gone, and with it every lock it held.
  * - `LOCK_LOST`: a write fenced on a lock that is no longer held; nothing written.
  * - `ABORTED`: cancelled by an `AbortSignal`; no lock node left behind. `cause` is the signal's `reason`.
@@ -43,7 +46,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   (an ACL the server refuses, e.g. `auth` with no identity) and `UNIMPLEMENTED` (TTL nodes
  *   without `extendedTypesEnabled`, `addWatch` before 3.6); a failed `multi` has `index`.
  * - `TLS_HANDSHAKE`: a TLS handshake failed; the message has the reason (certificate not
- *   signed by `tls.ca`, not valid for the host, client certificate missing or refused).
+ *   signed by `tls.ca`, not valid for the host, client certificate missing or refused), and so
+ *   does `cause` (an `Error` with `code` `'ERR_TLS_HANDSHAKE'`).
+ * - `NONODE` at connect: the connect string's chroot does not exist on the server; the message
+ *   names it (create it first, or leave it out).
  * - `AUTHFAILED`: the server refused the session's authentication at connect (see
  *   {@link ZooKeeperOptions.auth}); every call rejects with it until the options change.
  * - `COORDINATOR_ID`: a coordinator tree's id (`<base>/id`) is lost from a tree that holds
@@ -108,7 +114,12 @@ export class ZktxError extends Error {
    * What this error stands for, when there is one: the `AbortSignal`'s `reason` for `ABORTED`
    * (a `TimeoutError` DOMException from `AbortSignal.timeout()`, or your own reason); the error a
    * getter, Proxy trap or `toJSON` threw for `INVALID_ARGUMENT`; the addon's raw error for
-   * `INTERNAL`.
+   * `INTERNAL`; for a connect that failed (`CONNECTIONLOSS`, `TLS_HANDSHAKE`), an `Error` with
+   * `code` `'ECONNREFUSED'`, `'ENOTFOUND'` or `'ERR_TLS_HANDSHAKE'`. A `ROLLED_BACK` of
+   * `coordinator.run` that the connection caused (the transaction could not be recorded, its
+   * decision not sent) has that `ZktxError` as `cause`, with its own `cause` in turn:
+   * `err.cause.code === 'CONNECTIONLOSS'`, `err.cause.cause.code === 'ECONNREFUSED'` (or
+   * `NONODE` naming a missing chroot, `TLS_HANDSHAKE`...).
    */
   cause?: unknown;
   constructor(code: ZktxErrorCode, message: string, outcome?: 'unknown' | 'not_applied', options?: { cause?: unknown });
@@ -120,6 +131,12 @@ export interface ZooKeeperOptions {
    * `host:port[,host:port...][/chroot]`. When not given: the environment variable `ZK_CONNECT`,
    * else `localhost:2181`. Explicit wins over `ZK_CONNECT`; only `ZKTX_CONNECT_OVERRIDE` (opt-in,
    * for running code that hardcodes its connect string against another ensemble) overrides it.
+   *
+   * Checked by the constructor, whichever of the three it comes from: hosts are names or
+   * addresses (IPv6 in brackets, `[::1]:2181`), ports 1 to 65535 (2181 when left out), the
+   * chroot a znode path without `//`, `.`, `..` or a trailing `/`; no URL scheme (`zk://`).
+   * Otherwise `INVALID_ARGUMENT`, naming the string and where it came from. A chroot that does
+   * not exist on the server fails the connect with `NONODE` naming it.
    */
   connect?: string;
   /**
@@ -292,6 +309,50 @@ export interface ExecuteTransactionCommitEvent { zk: ZooKeeper; key: string; ver
 export interface ExecuteTransactionErrorEvent { zk: ZooKeeper; key: string; error: unknown; durationMs: number }
 /** `zktx:session:state`: a session event of a client (the same as `zk.on('state')`). */
 export interface SessionStateEvent { zk: ZooKeeper; state: SessionState; connectString: string }
+
+// ---- TracingChannels (spans; README "Observability") ----
+
+/**
+ * The context object of zktx's `diagnostics_channel.tracingChannel`s, one per operation: the
+ * same object in its `start`, `end`, `asyncStart`, `asyncEnd` and `error` events, with `result`
+ * (what the call resolved) or `error` (what it rejected with) added when it settles. Channels:
+ * `tracing:zktx:lock` (lock, readLock, writeLock, semaphore acquire, multiLock, withLock's acquire),
+ * `tracing:zktx:transaction`, `tracing:zktx:executeTransaction`, `tracing:zktx:coordinator.run`,
+ * `tracing:zktx:coordinator.saga`. Nothing is built when nobody subscribes.
+ */
+export interface ZktxTracingContext {
+  /** The client (absent for coordinator operations, which have `coordinator`). */
+  zk?: ZooKeeper;
+  /** `tracing:zktx:lock`: the lock path (multiLock: its first path). */
+  path?: string;
+  /** `tracing:zktx:lock`: every path (one, or multiLock's). */
+  paths?: string[];
+  /** `tracing:zktx:lock`: `exclusive`, `read`, `write`, `lease` (a semaphore) or `multi`. */
+  kind?: 'exclusive' | 'read' | 'write' | 'lease' | 'multi';
+  /** `tracing:zktx:lock`, semaphores: the permits. */
+  permits?: number;
+  /** `tracing:zktx:transaction`: the `id` option, if given. */
+  id?: string;
+  /** `tracing:zktx:executeTransaction`: the key. */
+  key?: string;
+  /** `tracing:zktx:coordinator.*`: the coordinator. */
+  coordinator?: Coordinator;
+  /** `tracing:zktx:coordinator.*`: its name. */
+  name?: string;
+  /** `tracing:zktx:coordinator.saga`: the saga. */
+  saga?: string;
+  /** `tracing:zktx:coordinator.run`: the transaction id, once begun. */
+  txid?: string;
+  /** What the call resolved (asyncStart, asyncEnd). */
+  result?: unknown;
+  /** What the call rejected with (error, asyncStart, asyncEnd): a ZktxError, or your function's own error. */
+  error?: unknown;
+  /** Subscribers may add their own fields (a span). */
+  [field: string]: unknown;
+}
+
+/** The TracingChannel names zktx publishes on (`diagnostics_channel.tracingChannel(name)`). */
+export type ZktxTracingChannel = 'zktx:lock' | 'zktx:transaction' | 'zktx:executeTransaction' | 'zktx:coordinator.run' | 'zktx:coordinator.saga';
 
 /** Every channel zktx publishes on, and its message type: `diagnostics_channel.subscribe(name, (m: ZktxChannels[typeof name]) => ...)`. */
 export interface ZktxChannels {

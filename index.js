@@ -10,6 +10,7 @@ const { constants: osConstants } = require('node:os');
 const diagnostics = require('node:diagnostics_channel');
 const { performance } = require('node:perf_hooks');
 const native = require('./binding');
+const { tracing, traceAsync, TRACING_CHANNELS } = require('./tracing');
 
 // Observability: events on node:diagnostics_channel, as undici and Node core publish theirs.
 // Every publish is behind `hasSubscribers`: with nobody listening, an event costs that check.
@@ -49,18 +50,38 @@ class ZktxError extends Error {
   }
 }
 
+// `CODE|outcome|message`, then its cause chain, each link after `\u001f`: a zktx error it wraps
+// (`CODE|outcome|message`: ROLLED_BACK because of a CONNECTIONLOSS) or a lower-level failure
+// (`CAUSE_CODE|cause message`: a refused connection, a failed TLS handshake). See to_js_error in
+// src/lib.rs.
 const NATIVE_ERROR = /^([A-Z_]+)\|(unknown|not_applied)\|([\s\S]*)$/;
+const NATIVE_CAUSE = /^([A-Za-z_0-9]+)\|([\s\S]*)$/;
+
+/** The lower-level error a native error stands for: an Error with Node's `code` (ECONNREFUSED...). */
+function causeOf(code, message) {
+  const cause = new Error(message);
+  cause.code = code;
+  return cause;
+}
 
 /** Rebuilds a ZktxError from the binding's `CODE|outcome|message` encoding (see src/lib.rs). */
 function fromNative(err) {
   if (err instanceof ZktxError) return err;
-  const m = err && typeof err.message === 'string' ? NATIVE_ERROR.exec(err.message) : null;
+  const links = err && typeof err.message === 'string' ? err.message.split('\u001f') : [];
+  const m = links.length ? NATIVE_ERROR.exec(links[0]) : null;
   if (!m) {
     // Not our encoding: napi's own error (a panic it caught, an argument it could not convert).
     // Never raw; the outcome is unknown, as the call may have sent a write before failing.
     return new ZktxError('INTERNAL', `zktx internal error: ${errorText(err)}`, 'unknown', { cause: err });
   }
-  const e = new ZktxError(m[1], m[3], m[2]);
+  let cause;
+  for (const link of links.slice(1).reverse()) {
+    const z = NATIVE_ERROR.exec(link);
+    const c = z ? null : NATIVE_CAUSE.exec(link);
+    cause = z ? new ZktxError(z[1], z[3], z[2], cause === undefined ? undefined : { cause })
+      : c ? causeOf(c[1], c[2]) : causeOf('INTERNAL', link);
+  }
+  const e = new ZktxError(m[1], m[3], m[2], cause === undefined ? undefined : { cause });
   if (err.stack) e.stack = `${e.name} [${e.code}]: ${m[3]}\n${err.stack.split('\n').slice(1).join('\n')}`;
   return e;
 }
@@ -886,25 +907,94 @@ function reraise(sig) {
 /**
  * A ZooKeeper session with locks and a key-value store. Accepts the tutorial's options.
  */
+/** How a connect string's source reads in an error message. */
+const CONNECT_SOURCES = {
+  connect: 'the `connect` option',
+  ZK_CONNECT: 'ZK_CONNECT (environment variable)',
+  ZKTX_CONNECT_OVERRIDE: 'ZKTX_CONNECT_OVERRIDE (environment variable)',
+};
+// Dot-separated labels, optionally ending in the root dot of a fully qualified name
+// (`zk-0.zk-hs.ns.svc.cluster.local.`: Kubernetes configs write it to skip resolv.conf's search
+// domains; zookeeper-client and getaddrinfo take it as is).
+const LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?';
+const HOSTNAME = new RegExp(`^(?=.{1,254}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
+const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+// Characters ZooKeeper refuses in a path (PathUtils.validatePath).
+const BAD_PATH_CHAR = /[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/;
+
+/**
+ * INVALID_ARGUMENT unless `c` is a ZooKeeper connect string, `host[:port][,host[:port]...][/chroot]`
+ * (ports 1-65535, 2181 when left out; IPv6 hosts in brackets), naming the string and where it
+ * came from (`source`: the option or an environment variable). Checked here, in the
+ * constructor, rather than at the first call, where zookeeper-client's "invalid address" names
+ * neither. Returns the string as the core gets it: each host trimmed (as ZooKeeper's own
+ * ConnectStringParser does), so that what is accepted here is what zookeeper-client parses.
+ */
+function checkConnectString(c, source) {
+  const where = CONNECT_SOURCES[source] || source;
+  const bad = (why) => invalid(`${where} is not a ZooKeeper connect string: ${why}; expected "host:port[,host:port...][/chroot]", e.g. "zk1:2181,zk2:2181/app", got ${describe(c)}`);
+  if (typeof c !== 'string') throw bad('not a string');
+  checkWellFormed(c, where);
+  if (c.trim() === '') throw bad('it is empty');
+  const scheme = /^\s*([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(c);
+  if (scheme) throw bad(`a URL scheme ("${scheme[1]}://") is not part of it`);
+  const slash = c.indexOf('/');
+  const hosts = slash === -1 ? c : c.slice(0, slash);
+  const chroot = slash === -1 ? '' : c.slice(slash);
+  const trimmed = [];
+  for (const raw of hosts.split(',')) {
+    const h = raw.trim();
+    trimmed.push(h);
+    if (h === '') throw bad('it has an empty host (a stray comma?)');
+    let host = h;
+    let port;
+    if (h.startsWith('[')) {
+      const close = h.indexOf(']');
+      if (close === -1) throw bad(`host ${JSON.stringify(h)} opens "[" without "]"`);
+      host = h.slice(1, close);
+      const rest = h.slice(close + 1);
+      if (rest !== '' && !rest.startsWith(':')) throw bad(`host ${JSON.stringify(h)} has ${JSON.stringify(rest)} after "]"`);
+      if (rest !== '') port = rest.slice(1);
+      if (!IPV6.test(host)) throw bad(`${JSON.stringify(host)} in ${JSON.stringify(h)} is not an IPv6 address`);
+    } else {
+      const colon = h.lastIndexOf(':');
+      if (colon !== -1) {
+        host = h.slice(0, colon);
+        port = h.slice(colon + 1);
+      }
+      if (host.includes(':')) throw bad(`host ${JSON.stringify(h)} has several ":" (write an IPv6 address in brackets: "[::1]:2181")`);
+      if (!HOSTNAME.test(host)) throw bad(`${JSON.stringify(host)} in ${JSON.stringify(h)} is not a host name or address`);
+    }
+    if (port !== undefined && !(/^[0-9]{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+      throw bad(`port ${JSON.stringify(port)} of ${JSON.stringify(h)} is not a number from 1 to 65535`);
+    }
+  }
+  if (chroot !== '' && chroot !== '/') {
+    if (chroot.endsWith('/')) throw bad(`chroot ${JSON.stringify(chroot)} ends with "/"`);
+    const names = chroot.slice(1).split('/');
+    if (names.some((n) => n === '')) throw bad(`chroot ${JSON.stringify(chroot)} has an empty node name ("//")`);
+    if (names.some((n) => n === '.' || n === '..')) throw bad(`chroot ${JSON.stringify(chroot)} has a relative node name ("." or "..")`);
+    if (BAD_PATH_CHAR.test(chroot)) throw bad(`chroot ${JSON.stringify(chroot)} has a character ZooKeeper refuses in a path`);
+    if (chroot.includes(',')) throw bad(`chroot ${JSON.stringify(chroot)} has a "," (hosts go before the chroot)`);
+  }
+  return trimmed.join(',') + chroot;
+}
+
 class ZooKeeper extends EventEmitter {
   constructor(userOptions) {
     super();
     const options = readOptions(userOptions, OPTION_NAMES);
-    const checkConnect = (c, source) => {
-      const hosts = typeof c === 'string' ? c.split('/')[0] : '';
-      if (hosts.trim() === '' || hosts.split(',').some((h) => h.trim() === '')) throw invalid(`${source} must be a "host:port[,host:port...][/chroot]" string, got ${describe(c)}`);
-      checkWellFormed(c, source);
-    };
+    const checkConnect = checkConnectString;
     // Explicit beats the environment (as libpq's parameters beat PGHOST): ZK_CONNECT only fills
     // in a missing `connect`. ZKTX_CONNECT_OVERRIDE, opt-in and named for it, beats both: it runs
     // code that hardcodes its connect string (the tutorial) against another ensemble.
     if (options.connect !== undefined) checkConnect(options.connect, 'connect'); // even when overridden
     const { ZKTX_CONNECT_OVERRIDE, ZK_CONNECT } = process.env;
-    const [connect, source] = ZKTX_CONNECT_OVERRIDE ? [ZKTX_CONNECT_OVERRIDE, 'ZKTX_CONNECT_OVERRIDE']
+    const [given, source] = ZKTX_CONNECT_OVERRIDE ? [ZKTX_CONNECT_OVERRIDE, 'ZKTX_CONNECT_OVERRIDE']
       : options.connect !== undefined ? [options.connect, 'connect']
         : ZK_CONNECT ? [ZK_CONNECT, 'ZK_CONNECT']
           : ['localhost:2181', 'connect'];
-    checkConnect(connect, source);
+    const connect = checkConnect(given, source); // trimmed: the core gets what was checked
     const timeout = options.timeout === undefined ? 30000 : options.timeout;
     if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
     const level = options.debug_level === undefined ? LOG_LEVELS.ZOO_LOG_LEVEL_WARN : options.debug_level;
@@ -1011,12 +1101,29 @@ class ZooKeeper extends EventEmitter {
     return this.close();
   }
 
+  /**
+   * Internal (the `zktx` CLI): a znode's data and metadata, or null. Not part of the API: the
+   * ZooKeeper client API (`zktx/zookeeper`) is where raw reads belong.
+   */
+  _znode(path) {
+    try {
+      checkPath(path, 'path');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return call(() => this._native.znode(path));
+  }
+
   /** Acquires the exclusive lock at `path` (an absolute znode path). */
   lock(path, options) {
     return this._acquire('exclusive', path, undefined, options);
   }
 
-  async _acquire(kind, path, permits, options) {
+  _acquire(kind, path, permits, options) {
+    return traceAsync(tracing.lock, () => ({ zk: this, path, paths: [path], kind, permits }), () => this._acquireUntraced(kind, path, permits, options));
+  }
+
+  async _acquireUntraced(kind, path, permits, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     checkPath(path, 'lock path');
     const timeout = checkTimeout(opts.timeout);
@@ -1050,7 +1157,11 @@ class ZooKeeper extends EventEmitter {
   }
 
   /** Exclusive locks on all `paths`, all or nothing, acquired in sorted order (no deadlock). */
-  async multiLock(paths, options) {
+  multiLock(paths, options) {
+    return traceAsync(tracing.lock, () => ({ zk: this, path: Array.isArray(paths) ? paths[0] : undefined, paths, kind: 'multi' }), () => this._multiLockUntraced(paths, options));
+  }
+
+  async _multiLockUntraced(paths, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     const list = checked(() => {
       if (!Array.isArray(paths) || paths.length === 0) throw invalid(`multiLock needs a non-empty array of lock paths, got ${describe(paths)}`);
@@ -1085,7 +1196,11 @@ class ZooKeeper extends EventEmitter {
    * On a conflict `fn` runs again with fresh reads (it must have no side effects outside `tx`).
    * Resolves what `fn` returned.
    */
-  async transaction(fn, options) {
+  transaction(fn, options) {
+    return traceAsync(tracing.transaction, () => ({ zk: this, id: options !== null && typeof options === 'object' ? options.id : undefined }), () => this._transactionUntraced(fn, options));
+  }
+
+  async _transactionUntraced(fn, options) {
     const opts = checkCallOptions(options, ['retries', 'signal', 'isolation', 'lock', 'id', 'idempotent']);
     if (typeof fn !== 'function') throw invalid('transaction needs a function');
     const retries = opts.retries === undefined ? 10 : opts.retries;
@@ -1260,7 +1375,11 @@ class ZooKeeper extends EventEmitter {
    * Locks `key`, computes the new value (a value, or `updater(current)`, may be async), writes it
    * fenced on the lock, releases. Resolves `{ key, value, previous, version, token }`.
    */
-  async executeTransaction(key, valueOrUpdater, options) {
+  executeTransaction(key, valueOrUpdater, options) {
+    return traceAsync(tracing.executeTransaction, () => ({ zk: this, key }), () => this._executeTransactionUntraced(key, valueOrUpdater, options));
+  }
+
+  async _executeTransactionUntraced(key, valueOrUpdater, options) {
     const opts = checkCallOptions(options, ['timeout', 'signal']);
     checkKey(key);
     const timeout = checkTimeout(opts.timeout);

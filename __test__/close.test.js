@@ -22,13 +22,24 @@ async function waitQueue(zk, p, n, timeoutMs = 10000) {
   throw new Error(`queue of ${p} never reached ${n}: ${await queue(zk, p)}`);
 }
 
+/**
+ * A port where no ZooKeeper answers: it accepts connections and never speaks. (A port nobody
+ * listens on refuses at once: connects there fail with ECONNREFUSED before any timeout.)
+ */
+const holes = [];
 async function deadPort() {
-  const srv = net.createServer();
+  const sockets = [];
+  const srv = net.createServer((socket) => sockets.push(socket));
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
+  holes.push({ srv, sockets });
+  return srv.address().port;
 }
+afterAll(() => {
+  for (const { srv, sockets } of holes) {
+    for (const s of sockets) s.destroy();
+    srv.close();
+  }
+});
 
 describe('close()', () => {
   let zk;

@@ -261,3 +261,38 @@ test('a function that does not await its participant leaves no open transaction 
   expect(open).toBe('0');
   await pool.end();
 });
+
+test('run against a refused host rejects ROLLED_BACK whose cause chain reaches the ECONNREFUSED', async () => {
+  const net = require('node:net');
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  const refused = new ZooKeeper({ connect: `127.0.0.1:${port}`, connectTimeout: 8000 });
+  const coordinator = refused.coordinator(unique('refused').slice(0, 60), { recoveryIntervalMs: 0 });
+  let err;
+  try {
+    await coordinator.run(async () => {});
+  } catch (e) {
+    err = e;
+  } finally {
+    coordinator.close();
+    await refused.close().catch(() => {});
+  }
+  expect(err).toMatchObject({ code: 'ROLLED_BACK', cause: { code: 'CONNECTIONLOSS', cause: { code: 'ECONNREFUSED' } } });
+});
+
+test('run in a chroot that does not exist rejects ROLLED_BACK caused by the NONODE naming the chroot', async () => {
+  const missing = new ZooKeeper({ connect: `${process.env.ZK_CONNECT}/${unique('no-such-chroot')}`, connectTimeout: 8000 });
+  const coordinator = missing.coordinator(unique('chroot').slice(0, 60), { recoveryIntervalMs: 0 });
+  let err;
+  try {
+    await coordinator.run(async () => {});
+  } catch (e) {
+    err = e;
+  } finally {
+    coordinator.close();
+    await missing.close().catch(() => {});
+  }
+  expect(err).toMatchObject({ code: 'ROLLED_BACK', cause: { code: 'NONODE', message: expect.stringMatching(/chroot \/no-such-chroot.* does not exist/) } });
+});

@@ -1,6 +1,8 @@
 'use strict';
 // Every error code, triggered from JS, with nothing written where a write was refused.
 const { spawn } = require('node:child_process');
+const net = require('node:net');
+const { types } = require('node:util');
 const readline = require('node:readline');
 const { ZooKeeper, ZktxError } = require('..');
 const { client, clientAt, unique, zkScripts } = require('./helpers/zk');
@@ -95,13 +97,65 @@ describe('errors: every rejection is a ZktxError with a stable code', () => {
     await held.release();
   });
 
-  it('TIMEOUT: a call against a server that is not there rejects within the connect timeout', async () => {
-    const port = await zkScripts.freePort();
-    const dead = clientAt(`127.0.0.1:${port}`, { timeout: 1500 });
+  it('TIMEOUT: a call against a server that accepts but never answers rejects at the connect timeout', async () => {
+    // A black hole: the TCP connection opens, no ZooKeeper answers (a hung server, a wrong port
+    // of some other service that waits for its client to speak first).
+    const silent = [];
+    const hole = net.createServer((socket) => silent.push(socket));
+    await new Promise((r) => hole.listen(0, '127.0.0.1', r));
+    const dead = clientAt(`127.0.0.1:${hole.address().port}`, { timeout: 1500, connectTimeout: 1500 });
     const t0 = Date.now();
-    expect(await codeOf(dead.get('x'))).toBe('TIMEOUT');
-    expect(Date.now() - t0).toBeLessThan(10000); // bounded, never hangs
+    try {
+      const err = await dead.get('x').catch((e) => e);
+      expect(err).toMatchObject({ code: 'TIMEOUT', outcome: 'not_applied' });
+      expect(err.message).toContain(`127.0.0.1:${hole.address().port}`);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+      expect(Date.now() - t0).toBeLessThan(10000); // bounded, never hangs
+    } finally {
+      await dead.close();
+      for (const s of silent) s.destroy();
+      hole.close();
+    }
+  });
+
+  it('CONNECTIONLOSS with cause ECONNREFUSED: a port nobody listens on fails at once, not at the connect timeout', async () => {
+    const port = await zkScripts.freePort();
+    const dead = clientAt(`127.0.0.1:${port}`, { timeout: 20000, connectTimeout: 15000 });
+    const t0 = Date.now();
+    const err = await dead.get('x').catch((e) => e);
+    const ms = Date.now() - t0;
     await dead.close();
+    expect(err).toBeInstanceOf(ZktxError);
+    expect(err).toMatchObject({ code: 'CONNECTIONLOSS', outcome: 'not_applied' });
+    expect(err.message).toContain(`127.0.0.1:${port}`);
+    expect(err.message).toMatch(/every host refused the connection \(ECONNREFUSED\)/);
+    expect(types.isNativeError(err.cause)).toBe(true);
+    expect(err.cause).toMatchObject({ code: 'ECONNREFUSED', message: `connect ECONNREFUSED 127.0.0.1:${port}` });
+    expect(ms).toBeLessThan(2000); // the connect timeout is 15 s
+  });
+
+  it('CONNECTIONLOSS only when every host refuses: one live host among refused ones connects', async () => {
+    const port = await zkScripts.freePort();
+    const mixed = clientAt(`127.0.0.1:${port},${process.env.ZK_CONNECT.split('/')[0]}`, { timeout: 10000 });
+    try {
+      const key = unique('mixed-hosts');
+      await mixed.set(key, 1);
+      expect(await mixed.get(key)).toBe(1);
+    } finally {
+      await mixed.close();
+    }
+  });
+
+  it('CONNECTIONLOSS with cause ENOTFOUND: a host name that does not resolve says so at once', async () => {
+    const dead = clientAt('zktx-no-such-host.invalid:2181', { timeout: 20000, connectTimeout: 15000 });
+    const t0 = Date.now();
+    const err = await dead.connect().catch((e) => e);
+    await dead.close();
+    expect(err).toMatchObject({ code: 'CONNECTIONLOSS', outcome: 'not_applied' });
+    expect(err.message).toMatch(/no host name resolves \(ENOTFOUND\)/);
+    expect(err.message).toContain('zktx-no-such-host.invalid');
+    expect(err.cause).toMatchObject({ code: 'ENOTFOUND', message: 'getaddrinfo ENOTFOUND zktx-no-such-host.invalid' });
+    expect(Date.now() - t0).toBeLessThan(6000); // a resolver's answer, not the 15 s connect timeout
   });
 
   it('ABORTED: an AbortSignal cancels a waiting acquire and leaves no node behind', async () => {
@@ -175,9 +229,14 @@ describe('errors: every rejection is a ZktxError with a stable code', () => {
   });
 
   it("NONODE and NOCHILDRENFOREPHEMERALS: ZooKeeper's own codes pass through", async () => {
-    const chrooted = clientAt(`${process.env.ZK_CONNECT}/${unique('missing-chroot')}`);
+    const chroot = `/${unique('missing-chroot')}`;
+    const chrooted = clientAt(`${process.env.ZK_CONNECT.split('/')[0]}${chroot}`);
     try {
-      expect(await codeOf(chrooted.lock('/a'))).toBe('NONODE');
+      // A chroot that does not exist: the connect says so, naming it, instead of a bare NONODE later.
+      const err = await chrooted.lock('/a').catch((e) => e);
+      expect(err).toMatchObject({ code: 'NONODE', outcome: 'not_applied' });
+      expect(err.message).toContain(`chroot ${chroot}`);
+      expect(err.message).toMatch(/does not exist on the server: create it first/);
     } finally {
       await chrooted.close();
     }

@@ -22,6 +22,7 @@ const isLinuxX64Gnu = process.platform === 'linux' && process.arch === 'x64' &&
   Boolean(process.report.getReport().header.glibcVersionRuntime);
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const { packLocal } = require('../scripts/pack-local');
 
 /** PATH without any directory holding cargo or rustc, so an install that tried to build fails. */
 function pathWithoutCargo() {
@@ -35,13 +36,6 @@ function run(cmd, args, opts = {}) {
     throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
   }
   return r.stdout;
-}
-
-/** npm pack `dir` into `dest` without lifecycle scripts (the root's `prepare` would build). */
-function pack(dir, dest) {
-  const out = run(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', dest], { cwd: dir });
-  const [info] = JSON.parse(out);
-  return { file: path.join(dest, info.filename), size: info.size, files: info.files.map((f) => f.path) };
 }
 
 const describeLinux = isLinuxX64Gnu ? describe : describe.skip;
@@ -63,34 +57,19 @@ describeLinux('the packed package', () => {
 
   it('installs from its tarballs offline, without cargo, and takes a lock and runs executeTransaction', () => {
     const t0 = Date.now();
-    // The main package as release.yml publishes it: with the optionalDependencies `napi
-    // prepublish` adds, without `prepare` (npm 11 lists it as an install script to approve).
-    // Its absence is what the install output below must show.
-    const main = pack(root, tmp);
-    expect(main.files).not.toContain(binaryName); // binaries live in the platform packages
+    // `npm run pack:local`: the main package as release.yml publishes it (with the
+    // optionalDependencies `napi prepublish` adds, without `prepare`: npm 11 lists it as an
+    // install script to approve; its absence is what the install output below must show) and
+    // the platform package, npm/linux-x64-gnu plus the binary, as `napi artifacts` assembles it.
+    const { sources, main, platform: plat } = packLocal(tmp, { platform: PLATFORM, binary });
+    expect(sources.files).not.toContain(binaryName); // binaries live in the platform packages
     for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/zktx-core/Cargo.toml',
       'crates/zktx-core/src/lib.rs', 'loader.js', 'binding.js', 'index.js', 'index.d.ts', 'LICENSE', 'CHANGELOG.md',
       'testing/index.js', 'testing/index.d.ts', 'testing/zookeeper.js', 'testing/postgres.js', 'testing/proxy.js',
-      'znode.js', 'zookeeper.js', 'zookeeper.d.ts', 'src/znode.rs', 'crates/zktx-core/src/znode.rs']) {
-      expect(main.files).toContain(f);
+      'znode.js', 'zookeeper.js', 'zookeeper.d.ts', 'src/znode.rs', 'crates/zktx-core/src/znode.rs', 'tracing.js']) {
+      expect(sources.files).toContain(f);
     }
-    const staged = path.join(tmp, 'main');
-    fs.mkdirSync(staged);
-    run('tar', ['xzf', main.file, '-C', staged]);
-    const stagedJson = path.join(staged, 'package', 'package.json');
-    const manifest = JSON.parse(fs.readFileSync(stagedJson, 'utf8'));
-    manifest.optionalDependencies = Object.fromEntries(fs.readdirSync(path.join(root, 'npm'))
-      .map((dir) => [`${pkg.name}-${dir}`, pkg.version]));
-    delete manifest.scripts.prepare;
-    fs.writeFileSync(stagedJson, JSON.stringify(manifest, null, 2));
-    fs.rmSync(main.file);
-    const mainTgz = pack(path.join(staged, 'package'), tmp).file;
-
-    // The platform package: npm/linux-x64-gnu plus the binary, as `napi artifacts` assembles it.
-    const platDir = path.join(tmp, PLATFORM);
-    fs.cpSync(path.join(root, 'npm', PLATFORM), platDir, { recursive: true });
-    fs.copyFileSync(binary, path.join(platDir, binaryName));
-    const plat = pack(platDir, tmp);
+    const mainTgz = main.file;
     expect(plat.files).toContain(binaryName);
 
     const app = path.join(tmp, 'app');
@@ -183,9 +162,48 @@ describeLinux('the packed package', () => {
     });
     const testingEsm = "import { startPostgres, PgServer } from 'zktx/testing'; console.log(typeof startPostgres, typeof PgServer);";
     expect(run(process.execPath, ['--input-type=module', '-e', testingEsm], { cwd: app, env }).trim()).toBe('function function');
-    console.log(`package test: packed ${(main.size / 1024).toFixed(0)} kB + ${PLATFORM} ` +
-      `${(plat.size / 1024).toFixed(0)} kB (${path.relative(root, binary)}), installed and ran in ${Date.now() - t0} ms`);
+    // The `zktx` command, with its bundled commander (nothing came from a registry).
+    const zktxBin = path.join(app, 'node_modules', '.bin', 'zktx');
+    expect(run(zktxBin, ['--version'], { cwd: app, env }).trim()).toBe(pkg.version);
+    expect(JSON.parse(run(zktxBin, ['locks', '/zktx-package-test/none', '--json'], { cwd: app, env }))).toMatchObject({ free: true, holders: [], waiters: [] });
+    expect(fs.realpathSync(path.join(app, 'node_modules', 'zktx', 'node_modules', 'commander'))).toContain(fs.realpathSync(app));
+    console.log(`package test: packed ${(main.size / 1024).toFixed(1)} kB + ${PLATFORM} ` +
+      `${(plat.size / 1024).toFixed(1)} kB (${path.relative(root, binary)}), installed and ran in ${Date.now() - t0} ms`);
   }, 120000);
+});
+
+describe('npm pack in the clone', () => {
+  it('starts no Rust build: it packs sources and says how to add a binary', () => {
+    // A PATH without cargo: a `prepare` that tried to build would fail the pack.
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k))), PATH: pathWithoutCargo() };
+    const t0 = Date.now();
+    const r = spawnSync(npm, ['pack', '--dry-run', '--json'], { cwd: root, env, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/no Rust build for `npm pack`.*npm run pack:local/);
+    const [info] = JSON.parse(r.stdout);
+    expect(info.files.map((f) => f.path)).not.toContain(binaryName);
+    expect(Date.now() - t0).toBeLessThan(20000);
+  });
+});
+
+describe('npm pack from a clean clone (no node_modules)', () => {
+  it('refuses, naming the bundled dependency that is missing, rather than pack a zktx command that cannot start offline', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-clean-pack-'));
+    try {
+      const clone = spawnSync('git', ['clone', '-q', root, path.join(dir, 'c')], { encoding: 'utf8' });
+      expect(clone.status).toBe(0);
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+      const r = spawnSync(npm, ['pack', '--dry-run', '--json'], { cwd: path.join(dir, 'c'), env, encoding: 'utf8' });
+      if (r.status === 0) {
+        const [info] = JSON.parse(r.stdout);
+        expect(info.bundled).toContain('commander');
+      } else {
+        expect(r.stderr).toMatch(/bundled dependency "commander" is missing.*npm ci/);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
 });
 
 describeLinux('the linux-x64-gnu binary we ship', () => {

@@ -46,6 +46,7 @@ describe('TLS (a server that requires client certificates)', () => {
       await zk.close();
       expect(err).toMatchObject({ name: 'ZktxError', code: 'TLS_HANDSHAKE', outcome: 'not_applied' });
       expect(err.message).toMatch(reason);
+      expect(err.cause).toMatchObject({ code: 'ERR_TLS_HANDSHAKE', message: expect.stringMatching(reason) }); // the handshake's own failure
       expect(err.message).not.toMatch(/PRIVATE KEY/);
       expect(ms).toBeLessThan(3000); // the connect timeout here is 10 s
     }

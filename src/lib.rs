@@ -32,8 +32,22 @@ use zktx_core::txn::{Committed, KeyTransaction};
 use zktx_core::store::MAX_PRUNE_AGE;
 use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
 
+/// `CODE|outcome|message`, then its cause chain, each link after `\u{1f}`: a zktx error it wraps
+/// as `CODE|outcome|message` again (`ROLLED_BACK` because of a `CONNECTIONLOSS`), a socket or TLS
+/// failure as `CAUSE_CODE|cause message` (index.js's `fromNative` reads them all).
 fn to_js_error(err: zktx_core::Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("{}|{}|{}", err.code(), err.outcome().as_str(), err))
+    napi::Error::new(Status::GenericFailure, encode_error(&err))
+}
+
+fn encode_error(err: &zktx_core::Error) -> String {
+    let mut text = format!("{}|{}|{}", err.code(), err.outcome().as_str(), err);
+    if let Some(inner) = err.caused_by() {
+        text.push('\u{1f}');
+        text.push_str(&encode_error(inner));
+    } else if let Some((code, cause)) = err.cause() {
+        text.push_str(&format!("\u{1f}{code}|{cause}"));
+    }
+    text
 }
 
 fn invalid(msg: impl std::fmt::Display) -> napi::Error {
@@ -217,6 +231,19 @@ fn acl_of(entries: Vec<NativeAcl>) -> Result<Vec<zktx_core::session::Acl>> {
             Ok(Acl::new(perms, AuthId::new(&e.scheme, &e.id)))
         })
         .collect()
+}
+
+/// A znode as `NativeClient.znode` reads it (session ids and zxids as text: they exceed 2^53).
+#[napi(object)]
+pub struct NativeZnode {
+    pub data: String,
+    pub ctime: f64,
+    pub mtime: f64,
+    /// `0x0` for a persistent node.
+    pub ephemeral_owner: String,
+    pub version: i32,
+    pub num_children: i32,
+    pub czxid: String,
 }
 
 /// A stored value and its znode version.
@@ -496,6 +523,26 @@ impl NativeClient {
             let store = self.store.clone();
             in_span(env, &self.span, async move {
                 store.children(&path).await.map_err(to_js_error)
+            })
+        })
+    }
+
+    /// A znode's data (UTF-8, lossy) and metadata, or null: read-only inspection for the CLI.
+    #[napi]
+    pub fn znode(&self, env: Env, path: String) -> Result<PromiseRaw<'static, Option<NativeZnode>>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move {
+                let node = store.znode(&path).await.map_err(to_js_error)?;
+                Ok(node.map(|n| NativeZnode {
+                    data: String::from_utf8_lossy(&n.data).into_owned(),
+                    ctime: n.ctime as f64,
+                    mtime: n.mtime as f64,
+                    ephemeral_owner: format!("0x{:x}", n.ephemeral_owner),
+                    version: n.version,
+                    num_children: n.num_children,
+                    czxid: n.czxid.to_string(),
+                }))
             })
         })
     }

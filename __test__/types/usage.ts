@@ -1,4 +1,4 @@
-import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock, ZOO_LOG_LEVEL_WARN, ZktxChannels, LockAcquiredEvent } from 'zktx';
+import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock, ZOO_LOG_LEVEL_WARN, ZktxChannels, LockAcquiredEvent, ZktxTracingContext, ZktxTracingChannel } from 'zktx';
 import * as diagnostics from 'node:diagnostics_channel';
 async function main() {
   const zk = new ZooKeeper({ connect: 'localhost:2181', timeout: 200000, debug_level: ZooKeeper.ZOO_LOG_LEVEL_WARN, host_order_deterministic: false });
@@ -30,6 +30,14 @@ async function main() {
   const viaDefault: ZooKeeper = new ZooKeeperDefault({ debug_level: ZOO_LOG_LEVEL_WARN, logger: console });
   diagnostics.subscribe('zktx:lock:acquired', (m) => { const ev = m as LockAcquiredEvent; console.log(ev.waitMs, ev.zk.connectString); });
   const lost: ZktxChannels['zktx:lock:lost']['reason'] = 'NODE_DELETED';
+  const traced: ZktxTracingChannel = 'zktx:lock';
+  diagnostics.tracingChannel<ZktxTracingContext>(traced).subscribe({
+    start: (ctx) => { ctx.span = ctx.path; },
+    end: () => {},
+    asyncStart: () => {},
+    asyncEnd: (ctx) => { console.log(ctx.kind, ctx.result); },
+    error: (ctx) => { console.log(ctx.error instanceof ZktxError && (ctx.error.cause as { code?: string } | undefined)?.code); },
+  });
   console.log(lost);
   await viaDefault.close();
   console.log(st, e.code, n, moved, pruned, compacted, z);

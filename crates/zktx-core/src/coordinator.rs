@@ -1176,7 +1176,7 @@ impl Run {
         if let Err(err) = self.begun().await {
             // Not recorded as active (or unknown): it must not commit.
             self.abort_now(&enlisted).await;
-            return Err(Error::RolledBack(format!("transaction {} rolled back: it could not be recorded as active ({err})", self.txid)));
+            return Err(Error::rolled_back(format!("transaction {} rolled back: it could not be recorded as active ({err})", self.txid), err));
         }
         // Phase 1.
         let prepared = join_all(enlisted.iter().map(|p| async move {
@@ -1186,6 +1186,7 @@ impl Run {
         .await;
         if let Some((p, err)) = enlisted.iter().zip(&prepared).find_map(|(p, r)| r.as_ref().err().map(|e| (p, e))) {
             self.abort_now(&enlisted).await;
+            // Not kept as the cause: the facade makes the participant's own JS error `err.cause`.
             return Err(Error::RolledBack(format!("transaction {} rolled back: participant {p} could not prepare: {err}", self.txid)));
         }
         // The decision.
@@ -1207,7 +1208,7 @@ impl Run {
                     Err(err) => {
                         // Nothing was sent: the transaction can only abort.
                         self.abort_now(&enlisted).await;
-                        return Err(Error::RolledBack(format!("transaction {} rolled back: its decision could not be sent ({err})", self.txid)));
+                        return Err(Error::rolled_back(format!("transaction {} rolled back: its decision could not be sent ({err})", self.txid), err));
                     },
                 };
                 let acls = coord.inner.store.session().acls();
@@ -1239,7 +1240,7 @@ impl Run {
                 Ok(Decision::Commit) => (None, Vec::new()),
                 Ok(Decision::Abort) => {
                     self.abort_now(&enlisted).await;
-                    return Err(Error::RolledBack(format!("transaction {} rolled back: its commit decision did not reach ZooKeeper ({err})", self.txid)));
+                    return Err(Error::rolled_back(format!("transaction {} rolled back: its commit decision did not reach ZooKeeper ({err})", self.txid), err));
                 },
                 Err(e) => {
                     // Its branches hold their locks until someone decides: keep at it in the
@@ -1253,6 +1254,7 @@ impl Run {
                 self.abort_now(&enlisted).await;
                 return Err(match err {
                     Error::RolledBack(m) => Error::RolledBack(format!("transaction {} {m}", self.txid)),
+                    Error::RolledBackBecause { message, cause } => Error::RolledBackBecause { message: format!("transaction {} {message}", self.txid), cause },
                     other => other,
                 });
             },
@@ -1432,7 +1434,7 @@ impl Coordinator {
 /// expired, client closed) may have applied.
 fn refused(err: &Error) -> bool {
     match err {
-        Error::Conflict(_) | Error::RolledBack(_) | Error::LockLost(_) | Error::TooLarge(_) | Error::InvalidArgument(_) => true,
+        Error::Conflict(_) | Error::RolledBack(_) | Error::RolledBackBecause { .. } | Error::LockLost(_) | Error::TooLarge(_) | Error::InvalidArgument(_) => true,
         Error::ZooKeeper { code, .. } => *code != "SYSTEMERROR",
         _ => false,
     }

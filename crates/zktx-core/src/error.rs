@@ -53,6 +53,18 @@ pub enum Error {
         /// Whether the request may have been applied.
         outcome: Outcome,
     },
+    /// No session could be opened because every host refused the connection or could not be
+    /// resolved (code `CONNECTIONLOSS`, nothing sent). `cause_code` is Node's name for the
+    /// first host's failure (`ECONNREFUSED`, `ENOTFOUND`), `cause` what it said.
+    #[error("{message}")]
+    Unreachable {
+        /// What was tried and why it failed, host by host.
+        message: String,
+        /// `ECONNREFUSED` or `ENOTFOUND`.
+        cause_code: &'static str,
+        /// The first host's failure, as a socket error reads (`connect ECONNREFUSED 127.0.0.1:1`).
+        cause: String,
+    },
     /// The ZooKeeper session expired: every ephemeral node (lock) it owned is gone.
     #[error("session expired: every lock held on it is lost")]
     SessionExpired,
@@ -91,6 +103,16 @@ pub enum Error {
     /// back). The message says why (a participant could not prepare, a conflict, recovery).
     #[error("{0}")]
     RolledBack(String),
+    /// [`Error::RolledBack`] because of another error (the session could not be opened to
+    /// record the transaction, a participant's prepare failed...): code `ROLLED_BACK`, the
+    /// error kept whole as its cause (the JS facade makes it `err.cause`, with its own cause).
+    #[error("{message}")]
+    RolledBackBecause {
+        /// Why, the cause's message included.
+        message: String,
+        /// The error the transaction rolled back on.
+        cause: Box<Error>,
+    },
     /// A participant of a distributed transaction (a JavaScript object) failed a call.
     #[error("{0}")]
     Participant(String),
@@ -129,7 +151,7 @@ impl Error {
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::TooLarge(_) => "TOO_LARGE",
             Error::Timeout { .. } => "TIMEOUT",
-            Error::ConnectionLoss { .. } => "CONNECTIONLOSS",
+            Error::ConnectionLoss { .. } | Error::Unreachable { .. } => "CONNECTIONLOSS",
             Error::SessionExpired => "SESSIONEXPIRED",
             Error::LockLost(_) => "LOCK_LOST",
             Error::Aborted(_) => "ABORTED",
@@ -138,12 +160,37 @@ impl Error {
             Error::AlreadyHeld(_) => "ALREADY_HELD",
             Error::LockKindMismatch(_) => "LOCK_KIND_MISMATCH",
             Error::Tls(_) => "TLS_HANDSHAKE",
-            Error::RolledBack(_) => "ROLLED_BACK",
+            Error::RolledBack(_) | Error::RolledBackBecause { .. } => "ROLLED_BACK",
             Error::Participant(_) => "PARTICIPANT_FAILED",
             Error::InDoubt { .. } => "IN_DOUBT",
             Error::CoordinatorId(_) => "COORDINATOR_ID",
             Error::ZooKeeper { code, .. } => code,
         }
+    }
+
+    /// The lower-level failure this error stands for, as `(code, message)`: a socket or DNS
+    /// error's Node code (`ECONNREFUSED`, `ENOTFOUND`) or `ERR_TLS_HANDSHAKE`. The JS facade
+    /// makes it `err.cause`.
+    pub fn cause(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Error::Unreachable { cause_code, cause, .. } => Some((cause_code, cause)),
+            Error::Tls(reason) => Some(("ERR_TLS_HANDSHAKE", reason)),
+            _ => None,
+        }
+    }
+
+    /// The zktx error this one stands for, when it wraps one ([`Error::RolledBackBecause`]).
+    /// Its own [`Error::cause`] or `caused_by` continue the chain.
+    pub fn caused_by(&self) -> Option<&Error> {
+        match self {
+            Error::RolledBackBecause { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// `ROLLED_BACK` with `message`, keeping `cause` (see [`Error::caused_by`]).
+    pub(crate) fn rolled_back(message: impl fmt::Display, cause: Error) -> Self {
+        Error::RolledBackBecause { message: message.to_string(), cause: Box::new(cause) }
     }
 
     /// Whether a write that failed with this error may have been applied.
@@ -166,7 +213,7 @@ impl Error {
 
     /// True for failures after which retrying the same request may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::ConnectionLoss { .. } | Error::Timeout { .. })
+        matches!(self, Error::ConnectionLoss { .. } | Error::Unreachable { .. } | Error::Timeout { .. })
     }
 
     pub(crate) fn invalid(message: impl fmt::Display) -> Self {

@@ -228,17 +228,17 @@ impl SessionOptions {
         Ok(())
     }
 
-    /// The connect string with hosts shuffled unless `host_order_deterministic`.
+    /// The connect string with hosts trimmed (as ZooKeeper's ConnectStringParser does;
+    /// zookeeper-client does not) and shuffled unless `host_order_deterministic`.
     fn connect_string(&self) -> String {
-        if self.host_order_deterministic {
-            return self.connect.clone();
-        }
         let (hosts, chroot) = match self.connect.find('/') {
             Some(i) => self.connect.split_at(i),
             None => (self.connect.as_str(), ""),
         };
         let mut hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
-        fastrand::shuffle(&mut hosts);
+        if !self.host_order_deterministic {
+            fastrand::shuffle(&mut hosts);
+        }
         format!("{}{}", hosts.join(","), chroot)
     }
 }
@@ -698,11 +698,26 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
         },
         None => Box::pin(async move { Ok(connector.connect(&connect).await) }),
     };
+    // zookeeper-client retries refused hosts silently until the connect timeout: probe them
+    // ourselves and fail at once, with the reason, when none can be reached at all.
+    let connecting: Connecting<'_> = Box::pin(async move {
+        tokio::select! {
+            connected = connecting => connected,
+            unreachable = unreachable_everywhere(&options.connect) => Err(unreachable),
+        }
+    });
+    // One deadline for the whole connect, the chroot check included: "rejects within
+    // connectTimeout" must not become twice that when the session opens late.
+    let started = Instant::now();
     match tokio::time::timeout(connect_timeout, connecting).await {
-        Ok(Err(tls_failed)) => Err(tls_failed),
+        Ok(Err(failed)) => Err(failed),
         Ok(Ok(Ok(client))) => {
             tracing::debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
-            Ok(client)
+            let left = connect_timeout.saturating_sub(started.elapsed());
+            match check_chroot(&client, &options.connect, left).await {
+                Err(Error::Timeout { .. }) => Err(connect_timed_out(&options.connect, connect_timeout)),
+                checked => checked.map(|()| client),
+            }
         },
         Ok(Ok(Err(err))) => Err(match Error::from(err) {
             Error::Timeout { .. } => connect_timed_out(&options.connect, connect_timeout),
@@ -711,6 +726,87 @@ async fn open(options: &SessionOptions) -> Result<zk::Client> {
         }),
         Err(_) => Err(connect_timed_out(&options.connect, connect_timeout)),
     }
+}
+
+/// The chroot of `connect` (`/app` in `zk1:2181/app`), if any.
+fn chroot_of(connect: &str) -> Option<&str> {
+    connect.find('/').map(|i| &connect[i..]).filter(|c| *c != "/")
+}
+
+/// `NONODE` naming the chroot when it does not exist: ZooKeeper accepts a session in a missing
+/// chroot, and every call in it would then fail with a bare `NONODE`.
+async fn check_chroot(client: &zk::Client, connect: &str, limit: Duration) -> Result<()> {
+    let Some(chroot) = chroot_of(connect) else { return Ok(()) };
+    match deadline(limit, "checking the chroot", client.check_stat("/")).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::zk(
+            "NONODE",
+            format!("chroot {chroot} (from the connect string {connect:?}) does not exist on the server: create it first (zkCli.sh create {chroot}) or leave it out of the connect string"),
+        )),
+    }
+}
+
+/// How long a connect runs before [`unreachable_everywhere`] probes the hosts.
+const PROBE_AFTER: Duration = Duration::from_millis(150);
+
+/// Resolves only when no host of `connect` can be reached at all: each either has no address
+/// (`ENOTFOUND`) or refuses a TCP connection on every address (`ECONNREFUSED`). A host that
+/// accepts, times out or fails otherwise (a temporary DNS failure) leaves the decision to
+/// zookeeper-client and the connect timeout, so this never fails a connect that could succeed
+/// (short of a server starting within the probe's round trip).
+async fn unreachable_everywhere(connect: &str) -> Error {
+    // A connect that succeeds takes a round trip or two: it never pays for the probe (nor do
+    // the servers see a probe's connection).
+    tokio::time::sleep(PROBE_AFTER).await;
+    let hosts: Vec<String> = connect.split('/').next().unwrap_or("").split(',').map(|h| h.trim().to_string()).collect();
+    // Blocking sockets on the blocking pool: the binding's runtime has timers but no I/O driver
+    // (zookeeper-client brings its own), as diagnose_tls does.
+    let probed = tokio::task::spawn_blocking(move || hosts.iter().map(|h| host_failure(h)).collect::<Option<Vec<_>>>()).await;
+    let Ok(Some(failures)) = probed else { return std::future::pending().await };
+    let Some((cause_code, cause)) = failures.first().cloned() else { return std::future::pending().await };
+    let what = match (failures.iter().all(|f| f.0 == "ECONNREFUSED"), failures.iter().all(|f| f.0 == "ENOTFOUND")) {
+        (true, _) => "every host refused the connection",
+        (_, true) => "no host name resolves",
+        _ => "every host refused the connection or does not resolve",
+    };
+    let detail: Vec<String> = failures.iter().map(|(_, m)| m.clone()).collect();
+    Error::Unreachable {
+        message: format!("cannot connect to ZooKeeper at {connect:?}: {what} ({cause_code}): {}; is the server running, and is this its client port?", detail.join("; ")),
+        cause_code,
+        cause,
+    }
+}
+
+/// Why `host` (`host[:port]`, port 2181 by default) cannot be reached: `Some((code, message))`
+/// only for a definite `ENOTFOUND`, or `ECONNREFUSED` on every address. Blocking.
+fn host_failure(host: &str) -> Option<(&'static str, String)> {
+    use std::net::ToSocketAddrs;
+    let host = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("tcp+tls://")).unwrap_or(host);
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !p.contains(']') => (n, p.parse::<u16>().ok()?),
+        _ => (host, 2181),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<std::net::SocketAddr> = match (name, port).to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => {
+            let text = e.to_string();
+            // getaddrinfo's EAI_NONAME / EAI_NODATA: the name does not exist. EAI_AGAIN (a
+            // resolver that did not answer) may pass: leave that to the connect timeout.
+            let missing = ["not known", "No address associated", "nodename nor servname", "No such host"].iter().any(|m| text.contains(m));
+            return missing.then(|| ("ENOTFOUND", format!("getaddrinfo ENOTFOUND {name}")));
+        },
+    };
+    if addrs.is_empty() {
+        return Some(("ENOTFOUND", format!("getaddrinfo ENOTFOUND {name}")));
+    }
+    for addr in &addrs {
+        match std::net::TcpStream::connect_timeout(addr, Duration::from_secs(2)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {},
+            _ => return None,
+        }
+    }
+    Some(("ECONNREFUSED", format!("connect ECONNREFUSED {}", addrs[0])))
 }
 
 /// Why TLS handshakes with the first host fail: resolves only if one does, after a short wait
@@ -833,4 +929,19 @@ pub(crate) fn instant_after_or_far(d: Duration) -> tokio::time::Instant {
 /// Upgrades a weak client handle held by a lock; a dropped client means the session was closed.
 pub(crate) fn upgrade(client: &Weak<zk::Client>) -> Result<Arc<zk::Client>> {
     client.upgrade().ok_or(Error::ClientClosed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(connect: &str, host_order_deterministic: bool) -> SessionOptions {
+        SessionOptions { connect: connect.into(), host_order_deterministic, ..SessionOptions::default() }
+    }
+
+    #[test]
+    fn the_client_gets_hosts_trimmed_whatever_the_order_option() {
+        assert_eq!(options(" zk1:2181 , zk2.example.com.:2181 /app", true).connect_string(), "zk1:2181,zk2.example.com.:2181/app");
+        assert_eq!(options("h:2181 ", false).connect_string(), "h:2181");
+    }
 }

@@ -55,20 +55,49 @@ async fn close_while_lock_waits_rejects_it_client_closed_and_removes_its_node() 
     holder.close().await;
 }
 
-fn dead_server_session() -> Session {
-    // A port nobody listens on: every connect attempt is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    Session::new(SessionOptions {
+/// A session with a server that is not there: its port accepts connections (the kernel's
+/// backlog) and nobody ever answers, so connects wait for the connect timeout. Keep the
+/// listener alive as long as the session. (A port nobody listens on refuses at once: see
+/// `a_connect_every_host_refuses_fails_at_once_with_the_cause`.)
+fn dead_server_session() -> (Session, std::net::TcpListener) {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let session = Session::new(SessionOptions {
         connect_timeout: Some(Duration::from_secs(2)),
         session_timeout: Duration::from_secs(10),
         ..SessionOptions::new(format!("127.0.0.1:{port}"))
     })
-    .unwrap()
+    .unwrap();
+    (session, hole)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_every_host_refuses_fails_at_once_with_the_cause() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = Session::new(SessionOptions { connect_timeout: Some(Duration::from_secs(10)), ..SessionOptions::new(format!("127.0.0.1:{port}")) }).unwrap();
+    let start = Instant::now();
+    let err = s.client().await.map(drop).unwrap_err();
+    assert_eq!(err.code(), "CONNECTIONLOSS", "{err:?}");
+    assert_eq!(err.cause(), Some(("ECONNREFUSED", format!("connect ECONNREFUSED 127.0.0.1:{port}").as_str())));
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}: the connect timeout is 10 s", start.elapsed());
+    let unresolvable = Session::new(SessionOptions::new("zktx-no-such-host.invalid:2181")).unwrap();
+    let err = unresolvable.client().await.map(drop).unwrap_err();
+    assert_eq!(err.cause().map(|c| c.0), Some("ENOTFOUND"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chroot_that_does_not_exist_fails_the_connect_naming_it() {
+    let chroot = format!("/{}", unique("missing-chroot"));
+    let s = Session::new(SessionOptions::new(format!("{}{chroot}", connect_string().split('/').next().unwrap()))).unwrap();
+    let err = s.client().await.map(drop).unwrap_err();
+    assert_eq!(err.code(), "NONODE");
+    assert!(err.to_string().contains(&format!("chroot {chroot} ")), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_against_a_dead_server_share_one_connect_attempt() {
-    let s = Arc::new(dead_server_session());
+    let (s, _hole) = dead_server_session();
+    let s = Arc::new(s);
     let start = Instant::now();
     let calls: Vec<_> = (0..5)
         .map(|_| {
@@ -86,7 +115,8 @@ async fn concurrent_calls_against_a_dead_server_share_one_connect_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_rejects_pending_calls_client_closed_without_waiting_behind_them() {
-    let s = Arc::new(dead_server_session());
+    let (s, _hole) = dead_server_session();
+    let s = Arc::new(s);
     let path = format!("/zktx-test/{}", unique("close-dead"));
     let calls: Vec<_> = (0..5)
         .map(|_| {
