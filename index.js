@@ -1102,16 +1102,17 @@ class ZooKeeper extends EventEmitter {
   }
 
   /**
-   * Internal (the `zktx` CLI): a znode's data and metadata, or null. Not part of the API: the
-   * ZooKeeper client API (`zktx/zookeeper`) is where raw reads belong.
+   * Internal (the `zktx` CLI): a znode's data (UTF-8) and its Stat, or null when absent; a read
+   * of `zk.znodes`, the raw API.
    */
-  _znode(path) {
+  async _znode(path) {
     try {
-      checkPath(path, 'path');
+      const { data, stat } = await this.znodes.getData(path);
+      return { ...stat, ephemeralOwner: `0x${stat.ephemeralOwner}`, data: data.toString('utf8') };
     } catch (err) {
-      return Promise.reject(err);
+      if (err.code === 'NONODE') return null;
+      throw err;
     }
-    return call(() => this._native.znode(path));
   }
 
   /** Acquires the exclusive lock at `path` (an absolute znode path). */

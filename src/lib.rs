@@ -233,19 +233,6 @@ fn acl_of(entries: Vec<NativeAcl>) -> Result<Vec<zktx_core::session::Acl>> {
         .collect()
 }
 
-/// A znode as `NativeClient.znode` reads it (session ids and zxids as text: they exceed 2^53).
-#[napi(object)]
-pub struct NativeZnode {
-    pub data: String,
-    pub ctime: f64,
-    pub mtime: f64,
-    /// `0x0` for a persistent node.
-    pub ephemeral_owner: String,
-    pub version: i32,
-    pub num_children: i32,
-    pub czxid: String,
-}
-
 /// A stored value and its znode version.
 #[napi(object)]
 pub struct NativeVersioned {
@@ -527,25 +514,6 @@ impl NativeClient {
         })
     }
 
-    /// A znode's data (UTF-8, lossy) and metadata, or null: read-only inspection for the CLI.
-    #[napi]
-    pub fn znode(&self, env: Env, path: String) -> Result<PromiseRaw<'static, Option<NativeZnode>>> {
-        no_panic(|| {
-            let store = self.store.clone();
-            in_span(env, &self.span, async move {
-                let node = store.znode(&path).await.map_err(to_js_error)?;
-                Ok(node.map(|n| NativeZnode {
-                    data: String::from_utf8_lossy(&n.data).into_owned(),
-                    ctime: n.ctime as f64,
-                    mtime: n.mtime as f64,
-                    ephemeral_owner: format!("0x{:x}", n.ephemeral_owner),
-                    version: n.version,
-                    num_children: n.num_children,
-                    czxid: n.czxid.to_string(),
-                }))
-            })
-        })
-    }
 
     /// Deletes transaction-id markers older than `older_than_ms`; resolves how many.
     #[napi]

@@ -303,31 +303,6 @@ impl Store {
         .await
     }
 
-    /// A znode's data and metadata, read-only, for inspection (the `zktx` CLI shows a lock's
-    /// holder and waiters with it): `None` when the node does not exist.
-    ///
-    /// # Errors
-    /// `INVALID_ARGUMENT` for a malformed path; connection errors.
-    pub async fn znode(&self, path: &str) -> Result<Option<Znode>> {
-        self.session.unless_closed(false, async {
-            let client = self.session.client().await?;
-            match deadline(self.session.request_timeout(&client), "read znode", client.get_data(path)).await {
-                Ok((data, stat)) => Ok(Some(Znode {
-                    data,
-                    ctime: stat.ctime,
-                    mtime: stat.mtime,
-                    ephemeral_owner: stat.ephemeral_owner,
-                    version: stat.version,
-                    num_children: stat.num_children,
-                    czxid: stat.czxid,
-                })),
-                Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-    }
-
     /// Deletes the idempotence markers of transactions committed more than `older_than` ago
     /// (see [`crate::transaction::CommitOptions::id`]); returns how many were deleted.
     ///
@@ -591,23 +566,4 @@ mod tests {
         assert!(err.to_string().contains("concurrent writer"), "{err}");
         Ok(())
     }
-}
-
-/// A znode as [`Store::znode`] reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Znode {
-    /// Its data.
-    pub data: Vec<u8>,
-    /// Creation time, server clock, ms since the epoch.
-    pub ctime: i64,
-    /// Last modification time, server clock, ms since the epoch.
-    pub mtime: i64,
-    /// The session owning an ephemeral node, 0 for a persistent one.
-    pub ephemeral_owner: i64,
-    /// Data version.
-    pub version: i32,
-    /// Number of children.
-    pub num_children: i32,
-    /// The zxid that created it.
-    pub czxid: i64,
 }
