@@ -262,7 +262,10 @@ test('a function that does not await its participant leaves no open transaction 
   await pool.end();
 });
 
-test('run against a refused host rejects ROLLED_BACK whose cause chain reaches the ECONNREFUSED', async () => {
+// The coordinator reads its tree's id (bound to the tree) before a run begins, so a connection
+// that cannot be made fails the run before fn runs: nothing prepared, nothing applied, and the
+// connect failure itself, with its cause, is the answer.
+test('run against a refused host rejects before fn runs: CONNECTIONLOSS caused by the ECONNREFUSED, nothing applied', async () => {
   const net = require('node:net');
   const srv = net.createServer();
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
@@ -271,28 +274,32 @@ test('run against a refused host rejects ROLLED_BACK whose cause chain reaches t
   const refused = new ZooKeeper({ connect: `127.0.0.1:${port}`, connectTimeout: 8000 });
   const coordinator = refused.coordinator(unique('refused').slice(0, 60), { recoveryIntervalMs: 0 });
   let err;
+  let ran = false;
   try {
-    await coordinator.run(async () => {});
+    await coordinator.run(async () => { ran = true; });
   } catch (e) {
     err = e;
   } finally {
     coordinator.close();
     await refused.close().catch(() => {});
   }
-  expect(err).toMatchObject({ code: 'ROLLED_BACK', cause: { code: 'CONNECTIONLOSS', cause: { code: 'ECONNREFUSED' } } });
+  expect(ran).toBe(false);
+  expect(err).toMatchObject({ name: 'ZktxError', code: 'CONNECTIONLOSS', outcome: 'not_applied', cause: { code: 'ECONNREFUSED' } });
 });
 
-test('run in a chroot that does not exist rejects ROLLED_BACK caused by the NONODE naming the chroot', async () => {
+test('run in a chroot that does not exist rejects before fn runs with the NONODE naming the chroot', async () => {
   const missing = new ZooKeeper({ connect: `${process.env.ZK_CONNECT}/${unique('no-such-chroot')}`, connectTimeout: 8000 });
   const coordinator = missing.coordinator(unique('chroot').slice(0, 60), { recoveryIntervalMs: 0 });
   let err;
+  let ran = false;
   try {
-    await coordinator.run(async () => {});
+    await coordinator.run(async () => { ran = true; });
   } catch (e) {
     err = e;
   } finally {
     coordinator.close();
     await missing.close().catch(() => {});
   }
-  expect(err).toMatchObject({ code: 'ROLLED_BACK', cause: { code: 'NONODE', message: expect.stringMatching(/chroot \/no-such-chroot.* does not exist/) } });
+  expect(ran).toBe(false);
+  expect(err).toMatchObject({ name: 'ZktxError', code: 'NONODE', outcome: 'not_applied', message: expect.stringMatching(/chroot \/no-such-chroot.* does not exist/) });
 });
