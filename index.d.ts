@@ -1,4 +1,10 @@
 // Types of zktx's public JS API (index.js). The native binding (binding.js, zktx.node) is private.
+/**
+ * Locks, fenced transactions and the coordinator: `require('zktx')` / `import ... from 'zktx'`.
+ * Guides: the README and `docs/` in the repository.
+ * @packageDocumentation
+ * @module zktx
+ */
 import { EventEmitter } from 'node:events';
 
 /**

@@ -1,4 +1,9 @@
 // Types of `zktx/zookeeper`: the `zookeeper` npm package's API (v7) over zktx's native session.
+/**
+ * The `zookeeper` npm package's API (v7) on a zktx session: `require('zktx/zookeeper')`.
+ * @packageDocumentation
+ * @module zktx/zookeeper
+ */
 import { EventEmitter } from 'node:events';
 import { ZktxError } from './index';
 

@@ -1,5 +1,5 @@
 'use strict';
-// Every ```js block of README.md runs, as a user would run it, against the test server. A block
+// Every ```js block of README.md and of docs/*.md (the guides) runs, as a user would run it, against the test server. A block
 // that needs nothing from outside is a program and runs exactly as written (an ES module if it
 // imports, else CommonJS: a top-level await there is the SyntaxError a reader would get). A block
 // that uses names it does not define (`zk`, `db`, `data`: a fragment of a larger program) gets
@@ -15,9 +15,9 @@ const { unique } = require('./helpers/zk');
 
 const root = path.join(__dirname, '..');
 
-/** The ```js blocks of README.md: { line, code } (indentation of list items removed). */
-function jsBlocks() {
-  const lines = fs.readFileSync(path.join(root, 'README.md'), 'utf8').split('\n');
+/** The ```js blocks of a markdown file: { line, code } (indentation of list items removed). */
+function jsBlocks(file) {
+  const lines = fs.readFileSync(path.join(root, file), 'utf8').split('\n');
   const blocks = [];
   for (let i = 0; i < lines.length; i++) {
     const open = /^(\s*)```js\s*$/.exec(lines[i]);
@@ -54,8 +54,11 @@ function mkdirp(connect, chroot) {
   });
 }
 
-describe('README examples', () => {
-  const blocks = jsBlocks();
+/** README.md, then the guides. */
+const DOCS = ['README.md', ...fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+
+describe('README and docs examples', () => {
+  const blocks = DOCS.flatMap((file) => jsBlocks(file).map((b) => ({ ...b, file })));
   let tmp;
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-readme-'));
@@ -68,11 +71,12 @@ describe('README examples', () => {
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('has examples to run', () => {
+    expect(blocks.filter((b) => b.file === 'README.md').length).toBeGreaterThanOrEqual(1);
     expect(blocks.length).toBeGreaterThanOrEqual(3);
   });
 
   for (const [i, block] of blocks.entries()) {
-    it(`the example at README.md:${block.line} runs`, async () => {
+    it(`the example at ${block.file}:${block.line} runs`, async () => {
       const chroot = `/${unique(`readme-${i}`)}`;
       const connect = process.env.ZK_CONNECT;
       await mkdirp(connect.split('/')[0], chroot);

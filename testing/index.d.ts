@@ -2,6 +2,11 @@
 // the way Curator ships curator-test. Every server runs on a free loopback port in a fresh temp
 // dir, is stopped by PID, and is SIGKILLed (its temp dir removed) when the process that started
 // it exits without stopping it.
+/**
+ * Throwaway ZooKeeper and PostgreSQL servers and a fault-injecting proxy for tests: `require('zktx/testing')`.
+ * @packageDocumentation
+ * @module zktx/testing
+ */
 
 // ---------------------------------------------------------------------------------------------
 // ZooKeeper
