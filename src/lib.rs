@@ -216,21 +216,10 @@ pub struct NativeAcl {
 }
 
 fn acl_of(entries: Vec<NativeAcl>) -> Result<Vec<zktx_core::session::Acl>> {
-    use zktx_core::session::{Acl, AuthId, Permission};
     if entries.is_empty() {
         return Ok(SessionOptions::default().acl);
     }
-    let bits = [Permission::READ, Permission::WRITE, Permission::CREATE, Permission::DELETE, Permission::ADMIN];
-    entries
-        .into_iter()
-        .map(|e| {
-            if e.perms == 0 || e.perms > 31 {
-                return Err(invalid(format!("acl: perms must be a non-empty subset of rwcda, got the mask {}", e.perms)));
-            }
-            let perms = bits.iter().enumerate().filter(|(i, _)| e.perms & (1 << i) != 0).fold(Permission::NONE, |p, (_, b)| p | *b);
-            Ok(Acl::new(perms, AuthId::new(&e.scheme, &e.id)))
-        })
-        .collect()
+    znode::acl_list(entries)
 }
 
 /// A stored value and its znode version.

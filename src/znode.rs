@@ -117,7 +117,8 @@ pub struct NativeOpResult {
     pub stat: Option<NativeStat>,
 }
 
-fn acl_list(entries: Vec<NativeAcl>) -> Result<Vec<Acl>> {
+/// ACL entries from JS (`perms` a mask of rwcda bits); `INVALID_ARGUMENT` for an empty or unknown mask.
+pub(crate) fn acl_list(entries: Vec<NativeAcl>) -> Result<Vec<Acl>> {
     let bits = [Permission::READ, Permission::WRITE, Permission::CREATE, Permission::DELETE, Permission::ADMIN];
     entries
         .into_iter()
