@@ -1,9 +1,8 @@
 'use strict';
 // err.cause: an abort keeps the signal's reason; a failure zktx wraps keeps the original.
 const { ZktxError } = require('..');
-const { client, unique } = require('./helpers/zk');
+const { client, unique, rejection } = require('./helpers/zk');
 
-const rejection = (p) => p.then(() => { throw new Error('expected a rejection'); }, (err) => err);
 
 describe('err.cause', () => {
   let zk;

@@ -4,12 +4,11 @@
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { ZktxError } = require('..');
-const { client, unique } = require('./helpers/zk');
+const { client, unique, rejection } = require('./helpers/zk');
 
 const here = path.basename(__filename);
 
 /** The rejection of `p`, which must reject. */
-const rejection = (p) => p.then(() => { throw new Error('expected a rejection'); }, (err) => err);
 
 describe('stack traces', () => {
   let zk;

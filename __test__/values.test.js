@@ -3,9 +3,8 @@
 // Set, a typed array, a forgotten promise) is refused with INVALID_ARGUMENT, at any depth, by
 // every call that stores a value; nothing is written. What JSON encodes by a rule of its own
 // (Date → ISO string, toJSON, boxed primitives) is stored as JSON.stringify would.
-const { client, unique } = require('./helpers/zk');
+const { client, unique, rejection } = require('./helpers/zk');
 
-const rejection = (p) => p.then(() => { throw new Error('expected a rejection'); }, (err) => err);
 
 class Money {
   constructor(cents) { this.cents = cents; }

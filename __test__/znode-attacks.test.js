@@ -3,13 +3,11 @@
 // found (branch break-znode, f6a3a56). Each test states the interleaving and the promise it
 // checks; all of them failed on 448ee1f.
 const { ZktxError } = require('..');
-const { clientAt, unique, zkScripts } = require('./helpers/zk');
+const { clientAt, unique, zkScripts, rejection, within } = require('./helpers/zk');
 const { startProxy } = require('../testing');
 
 const TICK = 200;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const within = (p, ms, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms).unref())]);
-const rejection = (p) => p.then((v) => { throw new Error(`expected a rejection, got ${JSON.stringify(v)}`); }, (e) => e);
 
 describe('zk.znodes under adversarial interleavings', () => {
   let server;

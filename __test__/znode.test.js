@@ -3,13 +3,11 @@
 // the fault tests cut a proxy in front of it). Every call here reads or writes exactly the znode
 // it names; the JSON store's keys never look like znode paths.
 const { ZooKeeper, ZktxError } = require('..');
-const { clientAt, unique, zkScripts } = require('./helpers/zk');
+const { clientAt, unique, zkScripts, rejection, within } = require('./helpers/zk');
 const { startProxy } = require('../testing');
 
 const TICK = 200; // sessions of 400..4000 ms
 const isZktxError = (e) => e instanceof ZktxError && typeof e.code === 'string';
-const rejection = (p) => p.then((v) => { throw new Error(`expected a rejection, got ${JSON.stringify(v)}`); }, (e) => e);
-const within = (p, ms, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms).unref())]);
 
 describe('zk.znodes', () => {
   let server;

@@ -21,4 +21,10 @@ function clientAt(connect, options = {}) {
   return new ZooKeeper({ timeout: 10000, connect, ...secure.clientOptions(), ...options });
 }
 
-module.exports = { client, clientAt, unique, zkScripts };
+/** The error `p` rejects with; fails the test if it resolves. */
+const rejection = (p) => p.then((v) => { throw new Error(`expected a rejection, got ${JSON.stringify(v)}`); }, (err) => err);
+
+/** `p`, or a rejection naming `what` if it has not settled within `ms`. */
+const within = (p, ms, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms).unref())]);
+
+module.exports = { client, clientAt, unique, zkScripts, rejection, within };
