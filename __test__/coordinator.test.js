@@ -265,41 +265,35 @@ test('a function that does not await its participant leaves no open transaction 
 // The coordinator reads its tree's id (bound to the tree) before a run begins, so a connection
 // that cannot be made fails the run before fn runs: nothing prepared, nothing applied, and the
 // connect failure itself, with its cause, is the answer.
+/** Runs one empty transaction on a new client at `connect`; what it rejected with, and whether fn ran. */
+async function runOn(connect, prefix) {
+  const zk = new ZooKeeper({ connect, connectTimeout: 8000 });
+  const coordinator = zk.coordinator(unique(prefix).slice(0, 60), { recoveryIntervalMs: 0 });
+  let ran = false;
+  try {
+    await coordinator.run(async () => { ran = true; });
+    return { ran, err: undefined };
+  } catch (err) {
+    return { ran, err };
+  } finally {
+    coordinator.close();
+    await zk.close().catch(() => {});
+  }
+}
+
 test('run against a refused host rejects before fn runs: CONNECTIONLOSS caused by the ECONNREFUSED, nothing applied', async () => {
   const net = require('node:net');
   const srv = net.createServer();
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   const { port } = srv.address();
   await new Promise((r) => srv.close(r));
-  const refused = new ZooKeeper({ connect: `127.0.0.1:${port}`, connectTimeout: 8000 });
-  const coordinator = refused.coordinator(unique('refused').slice(0, 60), { recoveryIntervalMs: 0 });
-  let err;
-  let ran = false;
-  try {
-    await coordinator.run(async () => { ran = true; });
-  } catch (e) {
-    err = e;
-  } finally {
-    coordinator.close();
-    await refused.close().catch(() => {});
-  }
+  const { ran, err } = await runOn(`127.0.0.1:${port}`, 'refused');
   expect(ran).toBe(false);
   expect(err).toMatchObject({ name: 'ZktxError', code: 'CONNECTIONLOSS', outcome: 'not_applied', cause: { code: 'ECONNREFUSED' } });
 });
 
 test('run in a chroot that does not exist rejects before fn runs with the NONODE naming the chroot', async () => {
-  const missing = new ZooKeeper({ connect: `${process.env.ZK_CONNECT}/${unique('no-such-chroot')}`, connectTimeout: 8000 });
-  const coordinator = missing.coordinator(unique('chroot').slice(0, 60), { recoveryIntervalMs: 0 });
-  let err;
-  let ran = false;
-  try {
-    await coordinator.run(async () => { ran = true; });
-  } catch (e) {
-    err = e;
-  } finally {
-    coordinator.close();
-    await missing.close().catch(() => {});
-  }
+  const { ran, err } = await runOn(`${process.env.ZK_CONNECT}/${unique('no-such-chroot')}`, 'chroot');
   expect(ran).toBe(false);
   expect(err).toMatchObject({ name: 'ZktxError', code: 'NONODE', outcome: 'not_applied', message: expect.stringMatching(/chroot \/no-such-chroot.* does not exist/) });
 });
