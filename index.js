@@ -877,10 +877,19 @@ function installExitHook() {
   // close may not have run yet, and closing twice is harmless (the second waits for the first).
   process.on('exit', () => {
     if (open.size === 0) return;
+    const clients = [...open];
     try {
-      native.closeAllSync([...open].map((zk) => zk._native.id));
+      native.closeAllSync(clients.filter((c) => c instanceof ZooKeeper).map((zk) => zk._native.id));
     } catch {
       // exiting anyway
+    }
+    for (const c of clients) {
+      if (c instanceof ZooKeeper) continue;
+      try {
+        c._closeSync(); // an Etcd client: revokes its lease (at most 2 s)
+      } catch {
+        // exiting anyway
+      }
     }
   });
 }
@@ -1516,6 +1525,10 @@ traceMethods(Lock, ['release', 'isHeld']);
 traceMethods(MultiLock, ['release', 'isHeld']);
 traceMethods(Transaction, ['get', 'getMany']);
 
-module.exports = { ZooKeeper, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, Znodes, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
+const { Etcd } = require('./etcd')({
+  ZktxError, call, callSync, invalid, describe, readOptions, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods,
+});
+
+module.exports = { ZooKeeper, Etcd, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, Znodes, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;
 ZooKeeper.digestId = digestId;

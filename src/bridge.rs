@@ -14,7 +14,8 @@
 //!   completion.
 //! - tokio still provides timers (`tokio::time`, the core's deadlines) and `tokio::spawn`: a
 //!   current-thread runtime parked on its own thread, `zktx-timer`, entered by `zktx-io`.
-//!   Deadlines far in the future rarely wake it.
+//!   Deadlines far in the future rarely wake it. Its I/O driver serves etcd's gRPC connections
+//!   (tonic spawns its connection tasks there).
 //! - completions go back through one long-lived thread-safe function per JS thread: the I/O
 //!   thread queues `(deferred, value)` and signals only when the queue was empty, the JS thread
 //!   settles everything queued in one callback. The function is referenced (keeps Node alive)
@@ -187,6 +188,18 @@ where
     Ok(PromiseRaw::new(raw_env, promise))
 }
 
+/// Runs `body` on the I/O thread and blocks the calling thread until it finished (at most
+/// 3 s): for the exit hook, where no promise can settle any more.
+pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
+    let Ok(io) = io() else { return };
+    let (done, finished) = std::sync::mpsc::channel();
+    io.submit(Box::pin(async move {
+        body.await;
+        let _ = done.send(());
+    }));
+    let _ = finished.recv_timeout(std::time::Duration::from_secs(3));
+}
+
 // ---- the I/O thread ----
 
 struct Io {
@@ -217,7 +230,7 @@ fn io() -> Result<&'static Io> {
 }
 
 fn start_io() -> std::result::Result<Io, String> {
-    let timers = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| format!("zktx: cannot build the timer runtime: {e}"))?;
+    let timers = tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build().map_err(|e| format!("zktx: cannot build the timer runtime: {e}"))?;
     let handle = timers.handle().clone();
     std::thread::Builder::new()
         .name("zktx-timer".into())

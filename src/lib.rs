@@ -10,6 +10,7 @@
 
 mod bridge;
 mod coordinator;
+mod etcd;
 mod logging;
 mod znode;
 

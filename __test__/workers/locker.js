@@ -1,7 +1,8 @@
 'use strict';
 // Acquires a lock of a given kind N times; while holding, records (kind, token, enter, leave) on
 // a shared clock. kind: exclusive | write | read | semaphore1 | multi | rw-mixed (90% reads).
-const { ZooKeeper } = require('../..');
+// LOCK_BACKEND=etcd: the same locks on etcd (ETCD_ENDPOINTS).
+const { ZooKeeper, Etcd } = require('../..');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { waitForGo } = require('../helpers/procs');
 
@@ -23,7 +24,7 @@ function acquirer(zk) {
 }
 
 (async () => {
-  const zk = new ZooKeeper({ timeout: 10000, ...clientOptions() });
+  const zk = process.env.LOCK_BACKEND === 'etcd' ? new Etcd({ timeout: 10000 }) : new ZooKeeper({ timeout: 10000, ...clientOptions() });
   await zk.connect();
   const acquire = acquirer(zk);
   await waitForGo();
@@ -32,7 +33,7 @@ function acquirer(zk) {
     const enter = now();
     await sleep(Math.random() * 2);
     const leave = now();
-    const side = lock.nodePath ? (lock.nodePath.includes('-read-') ? 'read' : 'write') : 'write';
+    const side = lock.nodePath && /-read-/.test(lock.nodePath) ? 'read' : 'write';
     process.stdout.write(`${JSON.stringify({ side, token: lock.token ?? lock.tokens[0], enter, leave })}\n`);
     await lock.release();
   }

@@ -13,6 +13,7 @@
 //!
 //! No napi here: the Node binding in the repository root converts and delegates.
 
+pub mod backend;
 pub mod clock;
 pub mod coordinator;
 pub mod error;

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use zookeeper_client as zk;
 
-use super::driver::{sorted_contenders, Decision, LockDriver};
+use super::driver::{sorted_contenders, Contender, Decision, LockDriver};
+use crate::backend::zookeeper::{list_and_read, ZkQueue};
+use crate::backend::Queue;
 use crate::error::{Error, Result};
 use crate::session::{deadline, Session, SuspendedAt};
 
@@ -137,7 +139,8 @@ async fn acquire_in_session(
     };
     let node_path = format!("{dir}/{name}");
     let queue_position = sorted_contenders(&children).iter().position(|c| c.name == name).map(|p| p as u32);
-    match wait_in_queue(&client, rt, dir, &name, children, driver, opts, give_up_at, read).await {
+    let queue = ZkQueue { client: &client, rt, dir, read };
+    match wait_in_queue(&queue, dir, &name, sorted_contenders(&children), driver, opts, give_up_at).await {
         Ok(waited) => {
             let lost_after = client.session_timeout().mul_f64(session.options().lost_after);
             let piggyback = waited.unwrap_or(piggyback);
@@ -153,29 +156,9 @@ async fn acquire_in_session(
     }
 }
 
-/// The result of a read sent along with a queue listing, if one was asked for.
-type Read = Option<Result<(Vec<u8>, zk::Stat)>>;
+type Read = crate::backend::zookeeper::Read;
 
 type Created = (String, i64, Vec<String>, Read);
-
-type Listed = (Result<Vec<String>, zk::Error>, Read);
-
-/// Sends `getChildren(dir)` and, if asked, `getData(read)` back to back — now, not when polled —
-/// and waits for both: requests on one session are answered in order, so this is one round trip
-/// (and one with whatever was sent just before).
-fn list_and_read<'a>(client: &'a zk::Client, dir: &str, read: Option<&str>) -> impl std::future::Future<Output = Listed> + 'a {
-    let list = client.list_children(dir);
-    let get = read.map(|p| client.get_data(p));
-    async move {
-        let get = async {
-            match get {
-                Some(g) => Some(g.await.map_err(Error::from)),
-                None => None,
-            }
-        };
-        tokio::join!(list, get)
-    }
-}
 
 /// Creates the contender's node, recovering it by its protected id after a connection loss.
 async fn create_node(client: &zk::Client, rt: Duration, acls: zk::Acls<'_>, dir: &str, prefix: &str, id: &str, read: Option<&str>) -> Result<Created> {
@@ -236,27 +219,28 @@ async fn find_protected(client: &zk::Client, rt: Duration, dir: &str, id: &str) 
     Ok(stat.map(|s| (mine.name, s.czxid, children, None)))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn wait_in_queue(
-    client: &zk::Client,
-    rt: Duration,
+/// Waits in `queue` until `driver` says contender `name` holds: the recipe loop every backend
+/// shares ([`crate::backend`]). `Ok(None)`: it held at once (on `contenders`, the listing made
+/// when it joined); `Ok(Some(read))`: it held after waiting, with what the last listing brought.
+///
+/// # Errors
+/// `TIMEOUT` at `give_up_at`, `ABORTED` when `opts.cancel` fires, `LOCK_LOST` when its own entry
+/// left the queue, `LOCK_KIND_MISMATCH`, and the backend's errors. The caller removes the entry.
+pub(crate) async fn wait_in_queue<Q: Queue>(
+    queue: &Q,
     dir: &str,
     name: &str,
-    mut children: Vec<String>,
+    mut contenders: Vec<Contender>,
     driver: &dyn LockDriver,
     opts: &AcquireOptions,
     give_up_at: Option<Instant>,
-    read: Option<&str>,
-) -> Result<Option<Read>> {
-    // `None`: acquired without waiting; `Some(read)`: acquired after waiting, with the read sent
-    // alongside the last listing.
-    let mut waited: Option<Read> = None;
+) -> Result<Option<Q::Read>> {
+    let mut waited = None;
     loop {
         if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
             return Err(Error::Aborted(format!("acquiring {dir} was aborted")));
         }
-        let queue = sorted_contenders(&children);
-        let decision = driver.decide(&queue, name);
+        let decision = driver.decide(&contenders, name);
         match decision {
             Decision::Acquired => return Ok(waited),
             Decision::NodeGone => return Err(Error::LockLost(format!("lock node {dir}/{name} vanished while waiting"))),
@@ -266,23 +250,20 @@ async fn wait_in_queue(
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
             return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
         }
-        let (armed, watcher) = match decision {
-            Decision::WaitFor(predecessor) => {
-                let (stat, watcher) = deadline(rt, "watch lock predecessor", client.check_and_watch_stat(&format!("{dir}/{predecessor}"))).await?;
-                (stat.is_some(), watcher)
-            },
+        let watch = match decision {
+            Decision::WaitFor(predecessor) => queue.watch_gone(&predecessor).await?,
             _ => {
                 // The fresh listing replaces the stale one: decide on it before waiting.
-                let (fresh, watcher) = deadline(rt, "watch lock queue", client.list_and_watch_children(dir)).await?;
-                let ready = matches!(driver.decide(&sorted_contenders(&fresh), name), Decision::Acquired | Decision::NodeGone | Decision::KindMismatch(_));
-                children = fresh;
+                let (fresh, watch) = queue.watch_queue().await?;
+                let ready = matches!(driver.decide(&fresh, name), Decision::Acquired | Decision::NodeGone | Decision::KindMismatch(_));
+                contenders = fresh;
                 if ready {
                     continue;
                 }
-                (true, watcher)
+                Some(watch)
             },
         };
-        if armed {
+        if let Some(watch) = watch {
             let far = crate::session::instant_after_or_far(Duration::from_secs(86_400 * 365));
             let cancelled = async {
                 match &opts.cancel {
@@ -291,7 +272,7 @@ async fn wait_in_queue(
                 }
             };
             tokio::select! {
-                _ = watcher.changed() => {},
+                _ = watch => {},
                 // Give up without another request: it could wait on a dead connection.
                 _ = tokio::time::sleep_until(give_up_at.unwrap_or(far)) => {
                     return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
@@ -299,12 +280,9 @@ async fn wait_in_queue(
                 _ = cancelled => return Err(Error::Aborted(format!("acquiring {dir} was aborted"))),
             }
         }
-        // One round trip: the queue, and the value the caller will read once it holds.
-        let (listed, got) = tokio::time::timeout(rt, list_and_read(client, dir, read))
-            .await
-            .map_err(|_| Error::timeout(format!("list lock queue: no answer from ZooKeeper within {} ms", rt.as_millis())))?;
-        children = listed.map_err(Error::from)?;
-        waited = Some(got);
+        let (fresh, read) = queue.relist().await?;
+        contenders = fresh;
+        waited = Some(read);
     }
 }
 

@@ -1,0 +1,796 @@
+//! etcd v3 as the coordinator: a session is a lease, a lock is etcd's own recipe.
+//!
+//! - **Session.** [`EtcdSession`] grants one lease (TTL = the session timeout, in whole seconds,
+//!   at least 2) on first use and keeps it alive every third of its TTL on one keep-alive stream.
+//!   Its events are the ZooKeeper session's: `CONNECTED` when a lease is granted, `SUSPENDED`
+//!   when keep-alives stop being answered, `RECONNECTED` when they are answered again, `EXPIRED`
+//!   when the server says the lease is gone (every key on it is deleted by the server),
+//!   `CLOSED`. After an expiry the next call grants a new lease.
+//! - **Locks.** As `go.etcd.io/etcd/client/v3/concurrency.Mutex` (and `etcdctl lock`): a
+//!   contender puts `<path>/<lease id in hex>` under its lease if it does not exist, in one `Txn`
+//!   that also lists `<path>/` by create revision; it holds once no key ahead of it is left,
+//!   and waits for the deletion of the key just ahead, watched from the revision it read. So
+//!   `lock('/locks/orders')` here, `etcdctl lock /locks/orders` and a Go service's Mutex on that
+//!   name exclude each other. Read, write and semaphore contenders name their keys
+//!   `<lease hex>-<kind>-<uuid>`; a key of any other shape under the prefix (Go's, etcdctl's)
+//!   counts as an exclusive holder. Keys deeper under the prefix (another lock's) are not
+//!   contenders. The fencing token is the key's create revision: revisions are global and never
+//!   restart, so a later holder always has a larger one.
+//!
+//! The waiting loop and the drivers are the recipes' own ([`crate::recipe::internals`]); this
+//! module says how an etcd queue is joined, listed and watched.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use etcd_client as etcd;
+use futures_util::future::BoxFuture;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::{Queue, Watch};
+use crate::error::{Error, Outcome, Result};
+use crate::recipe::driver::{Contender, LockDriver, ReadWriteDriver, StandardDriver};
+use crate::recipe::internals::{validate_lock_path, wait_in_queue, AcquireOptions};
+use crate::recipe::LockLoss;
+use crate::session::SessionEvent;
+use crate::store::LockKind;
+
+/// How to reach etcd and how long a session lives without keep-alives.
+#[derive(Clone, Debug)]
+pub struct EtcdOptions {
+    /// Client URLs or `host:port` pairs (`http://` is assumed).
+    pub endpoints: Vec<String>,
+    /// The lease TTL: how long the cluster keeps this client's locks after it stops answering.
+    /// Rounded up to whole seconds, at least 2 s.
+    pub session_timeout: Duration,
+    /// The deadline of every request (default: the session timeout).
+    pub request_timeout: Option<Duration>,
+    /// How long a connect may take (default: the request timeout).
+    pub connect_timeout: Option<Duration>,
+    /// Disconnected this fraction of the TTL, a held lock counts as lost (as for ZooKeeper).
+    pub lost_after: f64,
+    /// etcd user name and password (etcd's own auth), if the cluster enforces auth.
+    pub user: Option<(String, String)>,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        EtcdOptions { endpoints: vec!["127.0.0.1:2379".into()], session_timeout: Duration::from_secs(30), request_timeout: None, connect_timeout: None, lost_after: 1.0, user: None }
+    }
+}
+
+/// The smallest lease TTL etcd grants reliably (its minimum is derived from its election
+/// timeout, about 1.5 s by default; shorter TTLs are raised by the server anyway).
+const MIN_TTL_SECS: i64 = 2;
+
+/// A lease, with what its keep-alive task learned about it.
+#[derive(Debug)]
+struct Lease {
+    id: i64,
+    ttl: Duration,
+    /// The lease is known gone (expired, revoked, or the session closed).
+    ended: watch::Sender<bool>,
+    /// When keep-alives stopped being answered; `None` while they are.
+    suspended_at: watch::Sender<Option<Instant>>,
+}
+
+struct Inner {
+    options: EtcdOptions,
+    client: tokio::sync::OnceCell<etcd::Client>,
+    lease: tokio::sync::Mutex<Option<Arc<Lease>>>,
+    events: broadcast::Sender<SessionEvent>,
+    last: Mutex<Option<SessionEvent>>,
+    closing: CancellationToken,
+    /// Lock paths held or being acquired (not semaphore leases), with the lease they are on.
+    held: Mutex<HashMap<String, i64>>,
+}
+
+impl Inner {
+    fn emit(&self, event: SessionEvent) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(event);
+        }
+        let _ = self.events.send(event);
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.options.request_timeout.unwrap_or(self.options.session_timeout)
+    }
+}
+
+/// A session on etcd: one client connection and one lease with its keep-alive.
+#[derive(Clone)]
+pub struct EtcdSession {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EtcdSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdSession").field("endpoints", &self.inner.options.endpoints).field("last_event", &self.last_event()).finish_non_exhaustive()
+    }
+}
+
+/// Maps an etcd client error to zktx's codes.
+fn etcd_error(what: &str, err: etcd::Error) -> Error {
+    use tonic::Code;
+    match &err {
+        etcd::Error::GRpcStatus(status) => match status.code() {
+            Code::Unavailable | Code::Cancelled | Code::Aborted => Error::ConnectionLoss { message: format!("{what}: etcd unavailable: {}", status.message()), outcome: Outcome::Unknown },
+            Code::DeadlineExceeded => Error::Timeout { message: format!("{what}: no answer from etcd in time"), outcome: Outcome::Unknown },
+            Code::Unauthenticated | Code::PermissionDenied => Error::ZooKeeper { code: "NOAUTH", message: format!("{what}: etcd refused: {}", status.message()) },
+            Code::InvalidArgument | Code::OutOfRange => Error::invalid(format!("{what}: etcd refused the request: {}", status.message())),
+            Code::ResourceExhausted => Error::TooLarge(format!("{what}: etcd refused the request: {}", status.message())),
+            _ => Error::ConnectionLoss { message: format!("{what}: {}", status.message()), outcome: Outcome::Unknown },
+        },
+        etcd::Error::InvalidArgs(m) => Error::invalid(format!("{what}: {m}")),
+        etcd::Error::InvalidUri(e) => Error::invalid(format!("{what}: bad etcd endpoint: {e}")),
+        _ => Error::ConnectionLoss { message: format!("{what}: {err}"), outcome: Outcome::Unknown },
+    }
+}
+
+/// Runs `fut` with `limit` as its deadline.
+async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = std::result::Result<T, etcd::Error>>) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(|e| etcd_error(what, e)),
+        Err(_) => Err(Error::Timeout { message: format!("{what}: no answer from etcd within {} ms", limit.as_millis()), outcome: Outcome::Unknown }),
+    }
+}
+
+impl EtcdSession {
+    /// A session that connects on first use.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for no endpoints or a zero timeout.
+    pub fn new(options: EtcdOptions) -> Result<Self> {
+        if options.endpoints.is_empty() {
+            return Err(Error::invalid("etcd needs at least one endpoint (\"host:port\")"));
+        }
+        if options.session_timeout.is_zero() {
+            return Err(Error::invalid("timeout must be positive"));
+        }
+        let (events, _) = broadcast::channel(64);
+        Ok(EtcdSession {
+            inner: Arc::new(Inner {
+                options,
+                client: tokio::sync::OnceCell::new(),
+                lease: tokio::sync::Mutex::new(None),
+                events,
+                last: Mutex::new(None),
+                closing: CancellationToken::new(),
+                held: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Session events (`CONNECTED`, `SUSPENDED`, `RECONNECTED`, `EXPIRED`, `CLOSED`).
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The latest session event, if any.
+    pub fn last_event(&self) -> Option<SessionEvent> {
+        self.inner.last.lock().ok().and_then(|l| *l)
+    }
+
+    /// The request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout()
+    }
+
+    async fn client(&self) -> Result<etcd::Client> {
+        if self.inner.closing.is_cancelled() {
+            return Err(Error::ClientClosed);
+        }
+        let rt = self.inner.request_timeout();
+        let options = &self.inner.options;
+        let client = self
+            .inner
+            .client
+            .get_or_try_init(|| async {
+                let mut connect = etcd::ConnectOptions::new().with_timeout(rt).with_connect_timeout(options.connect_timeout.unwrap_or(rt)).with_keep_alive(Duration::from_secs(5), rt);
+                if let Some((user, password)) = &options.user {
+                    connect = connect.with_user(user.clone(), password.clone());
+                }
+                let endpoints: Vec<String> = options.endpoints.iter().map(|e| if e.contains("://") { e.clone() } else { format!("http://{e}") }).collect();
+                within(options.connect_timeout.unwrap_or(rt), "connect to etcd", etcd::Client::connect(endpoints, Some(connect))).await
+            })
+            .await?;
+        Ok(client.clone())
+    }
+
+    /// Connects and grants the session's lease now (otherwise the first call does).
+    ///
+    /// # Errors
+    /// `CONNECTIONLOSS` / `TIMEOUT` when no endpoint answers, `NOAUTH` for refused credentials,
+    /// `CLIENT_CLOSED`.
+    pub async fn connect(&self) -> Result<()> {
+        self.lease().await.map(|_| ())
+    }
+
+    /// The live lease, granting a new one (and starting its keep-alive) when there is none.
+    async fn lease(&self) -> Result<Arc<Lease>> {
+        let mut slot = self.inner.lease.lock().await;
+        if let Some(lease) = slot.as_ref() {
+            if !*lease.ended.borrow() {
+                return Ok(lease.clone());
+            }
+        }
+        let mut client = self.client().await?;
+        let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
+        let granted = within(self.inner.request_timeout(), "grant etcd lease", client.lease_grant(ttl_secs, None)).await?;
+        if self.inner.closing.is_cancelled() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(granted.id())).await;
+            return Err(Error::ClientClosed);
+        }
+        let lease = Arc::new(Lease {
+            id: granted.id(),
+            ttl: Duration::from_secs(granted.ttl().max(1) as u64),
+            ended: watch::channel(false).0,
+            suspended_at: watch::channel(None).0,
+        });
+        tracing::debug!(lease = format!("{:x}", lease.id), ttl_s = granted.ttl(), "etcd lease granted");
+        tokio::spawn(keep_alive(Arc::downgrade(&self.inner), client, lease.clone()).in_current_span());
+        *slot = Some(lease.clone());
+        self.inner.emit(SessionEvent::Connected);
+        Ok(lease)
+    }
+
+    /// Closes the session: revokes the lease, so the server deletes every lock key at once.
+    /// Idempotent; pending acquisitions fail with `CLIENT_CLOSED`.
+    pub async fn close(&self) {
+        if self.inner.closing.is_cancelled() {
+            return;
+        }
+        self.inner.closing.cancel();
+        let lease = self.inner.lease.lock().await.take();
+        if let (Some(lease), Some(client)) = (lease, self.inner.client.get()) {
+            let _ = lease.ended.send(true);
+            let mut client = client.clone();
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease.id)).await;
+        }
+        self.inner.emit(SessionEvent::Closed);
+    }
+
+    /// Whether [`EtcdSession::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closing.is_cancelled()
+    }
+
+    /// Acquires a lock of `kind` at `path`.
+    ///
+    /// # Guarantees
+    /// As the ZooKeeper locks: one exclusive holder at a time (also against `etcdctl lock` and
+    /// Go's `concurrency.Mutex` on the same name), readers together, writers not starved,
+    /// `permits` leases at most; fair in create-revision order.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad path, `ALREADY_HELD` when this session holds or is acquiring
+    /// a lock (not a lease) on `path`, `TIMEOUT` when `opts.wait` passes, `ABORTED`,
+    /// `LOCK_KIND_MISMATCH`, `LOCK_LOST` when its key vanished while waiting, `CLIENT_CLOSED`,
+    /// connection errors.
+    ///
+    /// # Cancellation
+    /// Timeout, abort, close or an error never leave a key behind: it is deleted, retried in the
+    /// background while the lease lives (and the lease's end deletes it anyway).
+    pub async fn acquire(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<EtcdLock> {
+        validate_lock_path(path)?;
+        let closing = self.inner.closing.clone();
+        tokio::select! {
+            biased;
+            _ = closing.cancelled() => Err(Error::ClientClosed),
+            acquired = self.acquire_in_session(kind, path, opts) => acquired,
+        }
+    }
+
+    async fn acquire_in_session(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<EtcdLock> {
+        let give_up_at = opts.wait.and_then(|d| Instant::now().checked_add(d));
+        let (driver, kind_name): (Box<dyn LockDriver>, &str) = match kind {
+            LockKind::Exclusive => (Box::new(StandardDriver { max_leases: 1 }), "lock"),
+            LockKind::Read => (Box::new(ReadWriteDriver::Read), "read"),
+            LockKind::Write => (Box::new(ReadWriteDriver::Write), "write"),
+            LockKind::Lease(permits) => {
+                if permits == 0 || permits > crate::recipe::semaphore::MAX_PERMITS {
+                    return Err(Error::invalid(format!("permits must be between 1 and {}, got {permits}", crate::recipe::semaphore::MAX_PERMITS)));
+                }
+                (Box::new(StandardDriver { max_leases: permits as usize }), "lease")
+            },
+        };
+        let lease = self.lease().await?;
+        let registration = match kind {
+            LockKind::Lease(_) => None,
+            _ => Some(Registration::claim(&self.inner, path, lease.id)?),
+        };
+        let mut client = self.client().await?;
+        let rt = self.inner.request_timeout();
+        let name = if kind_name == "lock" { format!("{:x}", lease.id) } else { format!("{:x}-{kind_name}-{}", lease.id, uuid::Uuid::new_v4().simple()) };
+        let prefix = format!("{path}/");
+        let key = format!("{prefix}{name}");
+        let list = etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_prefix().with_sort(etcd::SortTarget::Create, etcd::SortOrder::Ascend)));
+        let join = etcd::Txn::new()
+            .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])
+            .and_then([etcd::TxnOp::put(key.clone(), kind_name, Some(etcd::PutOptions::new().with_lease(lease.id))), list.clone()])
+            .or_else([list]);
+        let joined = match within(rt, "join etcd lock queue", client.txn(join)).await {
+            Ok(joined) => joined,
+            Err(err) => {
+                // The put may have applied: remove whatever carries our name, while the lease lives.
+                if err.outcome() == Outcome::Unknown {
+                    remove_key_eventually(client.clone(), key.clone(), None, lease.clone());
+                }
+                return Err(err);
+            },
+        };
+        if !joined.succeeded() {
+            return Err(Error::AlreadyHeld(format!(
+                "this client's lease already has a key at {key} (an earlier lock on {path} is still being released); retry shortly"
+            )));
+        }
+        let contenders = listing(&prefix, joined.op_responses().into_iter().find_map(|r| match r {
+            etcd::TxnOpResponse::Get(g) => Some(g),
+            _ => None,
+        }));
+        let token = contenders.iter().find(|c| c.name == name).map(|c| c.sequence);
+        let queue_position = contenders.iter().position(|c| c.name == name).map(|p| p as u32);
+        let queue = EtcdQueue { client: client.clone(), rt, prefix: prefix.clone() };
+        let waited = match token {
+            Some(_) => wait_in_queue(&queue, path, &name, contenders, driver.as_ref(), opts, give_up_at).await.map(|_| ()),
+            None => Err(Error::LockLost(format!("lock key {key} vanished while joining (its lease ended)"))),
+        };
+        if let Err(err) = waited {
+            if !delete_key(&mut client, &key, token, rt).await {
+                remove_key_eventually(client, key, token, lease);
+            }
+            return Err(err);
+        }
+        let token = token.unwrap_or_default();
+        Ok(EtcdLock {
+            client,
+            path: path.to_string(),
+            key,
+            token,
+            queue_position,
+            lost_after: lease.ttl.mul_f64(self.inner.options.lost_after),
+            lease,
+            rt,
+            released: AtomicBool::new(false),
+            released_signal: watch::channel(false).0,
+            closing: self.inner.closing.clone(),
+            registration: Mutex::new(registration),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        })
+    }
+}
+
+/// The sorted contenders of a `Get` over `<path>/`: direct children only.
+fn listing(prefix: &str, got: Option<etcd::GetResponse>) -> Vec<Contender> {
+    let mut contenders: Vec<Contender> = got
+        .map(|g| g.kvs().iter().filter_map(|kv| contender(prefix, kv.key(), kv.create_revision())).collect())
+        .unwrap_or_default();
+    contenders.sort_by_key(|c| c.sequence);
+    contenders
+}
+
+/// A key under `prefix` as a contender: our `<lease>-<kind>-<uuid>` names carry their kind;
+/// any other name (Go's and etcdctl's `<lease hex>`) is an exclusive holder.
+fn contender(prefix: &str, key: &[u8], create_revision: i64) -> Option<Contender> {
+    let name = std::str::from_utf8(key).ok()?.strip_prefix(prefix)?;
+    if name.is_empty() || name.contains('/') {
+        return None; // another lock's key, deeper under this one
+    }
+    let kind = match name.split('-').collect::<Vec<_>>().as_slice() {
+        [_, kind @ ("read" | "write" | "lease"), _] => kind.to_string(),
+        _ => "lock".to_string(),
+    };
+    Some(Contender { name: name.to_string(), kind, sequence: create_revision })
+}
+
+/// One etcd lock queue (`<path>/`) as the recipe loop sees it.
+struct EtcdQueue {
+    client: etcd::Client,
+    rt: Duration,
+    prefix: String,
+}
+
+impl EtcdQueue {
+    async fn list(&self) -> Result<(Vec<Contender>, i64)> {
+        let mut client = self.client.clone();
+        let got = within(self.rt, "list etcd lock queue", client.get(self.prefix.clone(), Some(etcd::GetOptions::new().with_prefix().with_sort(etcd::SortTarget::Create, etcd::SortOrder::Ascend)))).await?;
+        let revision = got.header().map_or(0, |h| h.revision());
+        Ok((listing(&self.prefix, Some(got)), revision))
+    }
+
+    /// A watch from `revision + 1` on `key` (a prefix when `prefix`), resolving on the first
+    /// event that `wanted` accepts, or when the watch breaks (the loop then looks again).
+    async fn watch_from(&self, key: String, prefix: bool, revision: i64, deletes_only: bool) -> Result<Watch> {
+        let mut client = self.client.clone();
+        let mut options = etcd::WatchOptions::new().with_start_revision(revision + 1);
+        if prefix {
+            options = options.with_prefix();
+        }
+        let mut stream = within(self.rt, "watch etcd lock queue", client.watch(key, Some(options))).await?;
+        Ok(Box::pin(async move {
+            loop {
+                match stream.message().await {
+                    Ok(Some(resp)) => {
+                        if resp.canceled() {
+                            return;
+                        }
+                        if resp.events().iter().any(|e| !deletes_only || e.event_type() == etcd::EventType::Delete) {
+                            return;
+                        }
+                    },
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        }))
+    }
+}
+
+impl Queue for EtcdQueue {
+    type Read = ();
+
+    fn watch_gone<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Watch>>> {
+        Box::pin(async move {
+            let key = format!("{}{name}", self.prefix);
+            let mut client = self.client.clone();
+            let got = within(self.rt, "read etcd lock key", client.get(key.clone(), None)).await?;
+            if got.kvs().is_empty() {
+                return Ok(None);
+            }
+            let revision = got.header().map_or(0, |h| h.revision());
+            Ok(Some(self.watch_from(key, false, revision, true).await?))
+        })
+    }
+
+    fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>> {
+        Box::pin(async move {
+            let (contenders, revision) = self.list().await?;
+            let watch = self.watch_from(self.prefix.clone(), true, revision, false).await?;
+            Ok((contenders, watch))
+        })
+    }
+
+    fn relist(&self) -> BoxFuture<'_, Result<(Vec<Contender>, ())>> {
+        Box::pin(async move { Ok((self.list().await?.0, ())) })
+    }
+}
+
+/// Deletes `key` if it is still the one created at `token` (any, when unknown); `true` once it
+/// is known gone.
+async fn delete_key(client: &mut etcd::Client, key: &str, token: Option<i64>, rt: Duration) -> bool {
+    let until = Instant::now() + rt;
+    loop {
+        let sent = match token {
+            Some(rev) => {
+                let txn = etcd::Txn::new().when([etcd::Compare::create_revision(key, etcd::CompareOp::Equal, rev)]).and_then([etcd::TxnOp::delete(key, None)]);
+                within(rt, "delete etcd lock key", client.txn(txn)).await.map(|_| ())
+            },
+            None => within(rt, "delete etcd lock key", client.delete(key, None)).await.map(|_| ()),
+        };
+        match sent {
+            Ok(()) => return true,
+            Err(e) if e.is_transient() && Instant::now() < until => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// In the background, deletes `key` until it is gone or `lease` ended (the server deleted it).
+fn remove_key_eventually(mut client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    handle.spawn(
+        async move {
+            let mut pause = Duration::from_millis(50);
+            while !*lease.ended.borrow() {
+                if delete_key(&mut client, &key, token, lease.ttl).await {
+                    tracing::debug!(%key, "removed an etcd lock key left by a failed acquisition or release");
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+        .in_current_span(),
+    );
+}
+
+/// Keeps `lease` alive every third of its TTL until it ends or the session closes.
+async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<Lease>) {
+    let period = (lease.ttl / 3).max(Duration::from_millis(300));
+    let mut stream: Option<(etcd::LeaseKeeper, etcd::LeaseKeepAliveStream)> = None;
+    let closing = match session.upgrade() {
+        Some(s) => s.closing.clone(),
+        None => return,
+    };
+    loop {
+        if closing.is_cancelled() || *lease.ended.borrow() {
+            return;
+        }
+        let answered = tokio::time::timeout(period, async {
+            if stream.is_none() {
+                stream = Some(client.lease_keep_alive(lease.id).await?);
+            }
+            let (keeper, responses) = stream.as_mut().expect("set above");
+            keeper.keep_alive().await?;
+            responses.message().await
+        })
+        .await;
+        match answered {
+            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+                if lease.suspended_at.borrow().is_some() {
+                    lease.suspended_at.send_replace(None);
+                    if let Some(s) = session.upgrade() {
+                        s.emit(SessionEvent::Reconnected);
+                    }
+                }
+            },
+            Ok(Ok(Some(_))) => {
+                // TTL 0: the server no longer knows the lease; every key on it is gone.
+                tracing::warn!(lease = format!("{:x}", lease.id), "etcd lease expired");
+                lease.ended.send_replace(true);
+                if let Some(s) = session.upgrade() {
+                    s.emit(SessionEvent::Expired);
+                }
+                return;
+            },
+            _ => {
+                stream = None;
+                if lease.suspended_at.borrow().is_none() {
+                    lease.suspended_at.send_replace(Some(Instant::now()));
+                    if let Some(s) = session.upgrade() {
+                        s.emit(SessionEvent::Suspended);
+                    }
+                }
+            },
+        }
+        tokio::select! {
+            _ = closing.cancelled() => return,
+            _ = tokio::time::sleep(period) => {},
+        }
+    }
+}
+
+/// A path's entry in the session's held locks, removed when the lock goes.
+struct Registration {
+    session: Weak<Inner>,
+    path: String,
+    lease: i64,
+}
+
+impl Registration {
+    fn claim(inner: &Arc<Inner>, path: &str, lease: i64) -> Result<Registration> {
+        let mut held = inner.held.lock().map_err(|_| Error::invalid("held-locks registry poisoned"))?;
+        if held.get(path) == Some(&lease) {
+            return Err(Error::AlreadyHeld(format!("this client already holds or is acquiring the lock {path}; zktx locks are not reentrant")));
+        }
+        held.insert(path.to_string(), lease);
+        Ok(Registration { session: Arc::downgrade(inner), path: path.to_string(), lease })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(inner) = self.session.upgrade() {
+            if let Ok(mut held) = inner.held.lock() {
+                if held.get(&self.path) == Some(&self.lease) {
+                    held.remove(&self.path);
+                }
+            }
+        }
+    }
+}
+
+/// A held etcd lock: one key under the lock's prefix, on the session's lease.
+///
+/// # Dropping
+/// Dropped without [`EtcdLock::release`], its key is deleted in the background.
+pub struct EtcdLock {
+    client: etcd::Client,
+    path: String,
+    key: String,
+    token: i64,
+    queue_position: Option<u32>,
+    lease: Arc<Lease>,
+    lost_after: Duration,
+    rt: Duration,
+    released: AtomicBool,
+    released_signal: watch::Sender<bool>,
+    closing: CancellationToken,
+    registration: Mutex<Option<Registration>>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl std::fmt::Debug for EtcdLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdLock").field("key", &self.key).field("token", &self.token).field("released", &self.is_released()).finish_non_exhaustive()
+    }
+}
+
+impl EtcdLock {
+    /// The lock's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// This holder's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Fencing token: the key's create revision, larger for every later holder.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
+    /// Contenders ahead when it joined the queue.
+    pub fn queue_position(&self) -> Option<u32> {
+        self.queue_position
+    }
+
+    /// Whether [`EtcdLock::release`] was called.
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
+    }
+
+    /// Releases the lock: deletes its key (only the key this holder created). Idempotent.
+    ///
+    /// # Errors
+    /// Connection errors when the delete could not be confirmed; the key is then deleted in the
+    /// background while the lease lives, and with the lease at the latest.
+    pub async fn release(&self) -> Result<()> {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.released_signal.send_replace(true);
+        self.registration.lock().ok().and_then(|mut r| r.take());
+        if *self.lease.ended.borrow() {
+            return Ok(()); // the server deleted the key with the lease
+        }
+        let mut client = self.client.clone();
+        if delete_key(&mut client, &self.key, Some(self.token), self.rt).await {
+            return Ok(());
+        }
+        remove_key_eventually(client, self.key.clone(), Some(self.token), self.lease.clone());
+        Err(Error::ConnectionLoss { message: format!("release of {}: etcd did not confirm the delete; it is retried in the background", self.path), outcome: Outcome::Unknown })
+    }
+
+    /// Asks the server whether this holder's key still exists.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub async fn is_held(&self) -> Result<bool> {
+        if self.is_released() || *self.lease.ended.borrow() || self.closing.is_cancelled() {
+            return Ok(false);
+        }
+        let mut client = self.client.clone();
+        let got = within(self.rt, "read etcd lock key", client.get(self.key.clone(), None)).await?;
+        Ok(got.kvs().first().is_some_and(|kv| kv.create_revision() == self.token))
+    }
+
+    /// Resolves once the lock is no longer held, saying why ([`LockLoss`]). Holds no reference
+    /// to the lock itself.
+    pub fn lost(&self) -> impl std::future::Future<Output = LockLoss> + Send + 'static {
+        let client = self.client.clone();
+        let key = self.key.clone();
+        let token = self.token;
+        let rt = self.rt;
+        let lost_after = self.lost_after;
+        let mut ended = self.lease.ended.subscribe();
+        let mut suspended = self.lease.suspended_at.subscribe();
+        let mut released = self.released_signal.subscribe();
+        let closing = self.closing.clone();
+        async move {
+            let deleted = watch_deleted(client, key, token, rt);
+            tokio::pin!(deleted);
+            loop {
+                if *released.borrow() {
+                    return LockLoss::Released;
+                }
+                if *ended.borrow() || closing.is_cancelled() {
+                    tracing::debug!(lease_ended = *ended.borrow(), closing = closing.is_cancelled(), "etcd lock lost with its session");
+                    return LockLoss::SessionEnded;
+                }
+                let since = *suspended.borrow();
+                let declare_at = since.map(|t| t + lost_after);
+                tokio::select! {
+                    _ = released.changed() => {},
+                    _ = ended.changed() => {},
+                    _ = closing.cancelled() => {},
+                    _ = suspended.changed() => {},
+                    _ = async {
+                        match declare_at {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if !*released.borrow() {
+                            return LockLoss::DisconnectedTooLong(since.map(|t| t.elapsed()).unwrap_or_default());
+                        }
+                    },
+                    _ = &mut deleted => {
+                        if *released.borrow() {
+                            return LockLoss::Released;
+                        }
+                        return LockLoss::NodeDeleted;
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the key created at `token` is gone (deleted, or its lease ended), rechecking
+/// after every broken watch.
+async fn watch_deleted(mut client: etcd::Client, key: String, token: i64, rt: Duration) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let revision = match within(rt, "read etcd lock key", client.get(key.clone(), None)).await {
+            Ok(got) => {
+                if !got.kvs().first().is_some_and(|kv| kv.create_revision() == token) {
+                    return;
+                }
+                got.header().map_or(0, |h| h.revision())
+            },
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            },
+        };
+        let options = etcd::WatchOptions::new().with_start_revision(revision + 1);
+        if let Ok(Ok(mut stream)) = tokio::time::timeout(rt, client.watch(key.clone(), Some(options))).await {
+            pause = Duration::from_millis(100);
+            loop {
+                match stream.message().await {
+                    Ok(Some(resp)) => {
+                        if resp.events().iter().any(|e| e.event_type() == etcd::EventType::Delete) {
+                            return;
+                        }
+                        if resp.canceled() {
+                            break;
+                        }
+                    },
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+impl Drop for EtcdLock {
+    fn drop(&mut self) {
+        if self.released.swap(true, Ordering::SeqCst) || *self.lease.ended.borrow() {
+            return;
+        }
+        self.released_signal.send_replace(true);
+        let Some(runtime) = self.runtime.clone() else { return };
+        let _guard = runtime.enter();
+        remove_key_eventually(self.client.clone(), self.key.clone(), Some(self.token), self.lease.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(key: &str) -> Option<String> {
+        contender("/l/", key.as_bytes(), 7).map(|c| c.kind)
+    }
+
+    #[test]
+    fn go_and_etcdctl_keys_are_exclusive_holders_and_deeper_keys_are_not_contenders() {
+        assert_eq!(kind("/l/694d7f3a1b2c").as_deref(), Some("lock"));
+        assert_eq!(kind("/l/694d-read-0123abcd").as_deref(), Some("read"));
+        assert_eq!(kind("/l/694d-lease-0123abcd").as_deref(), Some("lease"));
+        assert_eq!(kind("/l/x-bogus-y").as_deref(), Some("lock"));
+        assert_eq!(kind("/l/sub/694d"), None);
+        assert_eq!(kind("/l/"), None);
+        assert_eq!(kind("/other/694d"), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! The seam between the recipes and a coordination service.
+//!
+//! Every lock recipe is one loop ([`crate::recipe::internals`]): join the queue, list it, let
+//! the driver ([`crate::recipe::driver`]) decide, wait until the contender it names leaves (or
+//! the queue changes), list again. The loop is written once, over [`Queue`]; each service says
+//! how a queue is listed and watched:
+//!
+//! - [`zookeeper`]: a lock directory of protected ephemeral-sequential znodes
+//!   (`<dir>/_c_<uuid>-<kind>-<seq>`), ordered by sequence, watched with `exists` / `getChildren`
+//!   watches; the contender's session is the ZooKeeper session.
+//! - [`etcd`]: keys under `<path>/` attached to the client's lease (etcd's own lock recipe, the
+//!   one `etcdctl lock` and Go's `concurrency.Mutex` use), ordered by create revision, watched
+//!   with etcd watches from the revision that was read; the session is the lease.
+//!
+//! What a third backend implements: a session with loss events (connected, suspended,
+//! expired), an ephemeral entry the server orders (join / leave), [`Queue`] (list, watch one
+//! contender leave, watch the queue), a token that grows from one holder to the next, and a
+//! conditional write for fencing. The driver, the waiting loop, timeouts, cancellation and the
+//! lock-kind rules come from the recipes and are the same on every backend.
+
+pub mod etcd;
+pub(crate) mod zookeeper;
+
+use futures_util::future::BoxFuture;
+
+use crate::error::Result;
+use crate::recipe::driver::Contender;
+
+/// A watch that resolves once what it watches changed (or can no longer be watched: the loop
+/// then looks again, so a spurious wake-up costs one listing, never a wrong decision).
+pub(crate) type Watch = BoxFuture<'static, ()>;
+
+/// One lock queue as a backend offers it to the shared recipe loop.
+///
+/// # Guarantees every implementation gives
+/// - A listing is sorted by the server's order (ZooKeeper sequence, etcd create revision) and
+///   holds contenders only (foreign entries are either left out or counted as exclusive).
+/// - A watch set by [`Queue::watch_gone`] or [`Queue::watch_queue`] misses no change after the
+///   state it was set on: the loop never sleeps through a release.
+/// - Every call has a deadline (the backend's request timeout).
+pub(crate) trait Queue: Sync {
+    /// What a fresh listing brings along (ZooKeeper: the value read under the lock, in the same
+    /// round trip; etcd: nothing).
+    type Read: Send;
+
+    /// Starts watching contender `name` leave the queue; `None` when it has already left.
+    fn watch_gone<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Watch>>>;
+
+    /// Lists the queue and watches it for any change (semaphores: any holder may leave first).
+    fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>>;
+
+    /// Lists the queue again after a watch fired, with what the backend reads alongside.
+    fn relist(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Self::Read)>>;
+}

@@ -1,0 +1,80 @@
+//! The lock queue on ZooKeeper: a directory of protected ephemeral-sequential znodes.
+//!
+//! One [`ZkQueue`] is one contender's view of one lock directory while it waits. Joining (the
+//! protected create, with recovery by id after a lost answer) and leaving stay in
+//! [`crate::recipe::internals`], which owns the session and the node's lifetime.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use zookeeper_client as zk;
+
+use super::{Queue, Watch};
+use crate::error::{Error, Result};
+use crate::recipe::driver::{sorted_contenders, Contender};
+use crate::session::deadline;
+
+/// The result of a read sent along with a queue listing, if one was asked for.
+pub(crate) type Read = Option<Result<(Vec<u8>, zk::Stat)>>;
+
+/// One lock directory on one ZooKeeper session.
+pub(crate) struct ZkQueue<'a> {
+    pub client: &'a zk::Client,
+    /// The session's request timeout: the deadline of every call.
+    pub rt: Duration,
+    pub dir: &'a str,
+    /// A znode to read with every listing (the value a transaction reads under its lock).
+    pub read: Option<&'a str>,
+}
+
+/// Sends `getChildren(dir)` and, if asked, `getData(read)` back to back — now, not when polled —
+/// and waits for both: requests on one session are answered in order, so this is one round trip
+/// (and one with whatever was sent just before).
+pub(crate) fn list_and_read<'a>(client: &'a zk::Client, dir: &str, read: Option<&str>) -> impl std::future::Future<Output = (Result<Vec<String>, zk::Error>, Read)> + 'a {
+    let list = client.list_children(dir);
+    let get = read.map(|p| client.get_data(p));
+    async move {
+        let get = async {
+            match get {
+                Some(g) => Some(g.await.map_err(Error::from)),
+                None => None,
+            }
+        };
+        tokio::join!(list, get)
+    }
+}
+
+impl Queue for ZkQueue<'_> {
+    type Read = Read;
+
+    fn watch_gone<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Watch>>> {
+        Box::pin(async move {
+            let (stat, watcher) = deadline(self.rt, "watch lock predecessor", self.client.check_and_watch_stat(&format!("{}/{name}", self.dir))).await?;
+            Ok(stat.map(|_| -> Watch {
+                Box::pin(async move {
+                    watcher.changed().await;
+                })
+            }))
+        })
+    }
+
+    fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>> {
+        Box::pin(async move {
+            let (children, watcher) = deadline(self.rt, "watch lock queue", self.client.list_and_watch_children(self.dir)).await?;
+            let watch: Watch = Box::pin(async move {
+                watcher.changed().await;
+            });
+            Ok((sorted_contenders(&children), watch))
+        })
+    }
+
+    fn relist(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Read)>> {
+        Box::pin(async move {
+            // One round trip: the queue, and the value the caller will read once it holds.
+            let (listed, got) = tokio::time::timeout(self.rt, list_and_read(self.client, self.dir, self.read))
+                .await
+                .map_err(|_| Error::timeout(format!("list lock queue: no answer from ZooKeeper within {} ms", self.rt.as_millis())))?;
+            Ok((sorted_contenders(&listed.map_err(Error::from)?), got))
+        })
+    }
+}

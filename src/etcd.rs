@@ -1,0 +1,208 @@
+//! The etcd backend's binding: `NativeEtcdClient` and its locks. Thin: checks numbers, converts,
+//! delegates to `zktx_core::backend::etcd`. Its lock has the surface of `NativeLock`, so the JS
+//! facade's `Lock` wraps either.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi_derive::napi;
+use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession};
+use zktx_core::recipe::LockLoss;
+use zktx_core::LockKind;
+
+use crate::{acquire_options, in_span, invalid, logging, millis, no_panic, to_js_error, WeakCallback, MAX_WAIT};
+
+/// Options already checked by the JS facade (unknown keys refused there).
+#[napi(object)]
+pub struct NativeEtcdOptions {
+    pub endpoints: Vec<String>,
+    pub timeout_ms: f64,
+    pub request_timeout_ms: Option<f64>,
+    pub connect_timeout_ms: Option<f64>,
+    pub lost_after: Option<f64>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub log_level: u32,
+}
+
+/// A session on etcd (a lease with its keep-alive).
+#[napi]
+pub struct NativeEtcdClient {
+    session: EtcdSession,
+    span: tracing::Span,
+}
+
+#[napi]
+impl NativeEtcdClient {
+    #[napi(constructor)]
+    pub fn new(options: NativeEtcdOptions) -> Result<Self> {
+        no_panic(|| {
+            let user = match (options.user, options.password) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => return Err(invalid("etcd auth needs both user and password")),
+            };
+            let opts = EtcdOptions {
+                endpoints: options.endpoints,
+                session_timeout: millis("timeout", options.timeout_ms, MAX_WAIT)?,
+                request_timeout: options.request_timeout_ms.map(|t| millis("requestTimeout", t, MAX_WAIT)).transpose()?,
+                connect_timeout: options.connect_timeout_ms.map(|t| millis("connectTimeout", t, MAX_WAIT)).transpose()?,
+                lost_after: options.lost_after.unwrap_or(1.0),
+                user,
+            };
+            let session = EtcdSession::new(opts).map_err(to_js_error)?;
+            let (_, span) = logging::register(options.log_level);
+            Ok(NativeEtcdClient { session, span })
+        })
+    }
+
+    /// The most recent session event, or `NOT_CONNECTED`.
+    #[napi(getter)]
+    pub fn state(&self) -> Result<String> {
+        no_panic(|| Ok(self.session.last_event().map_or("NOT_CONNECTED", |e| e.as_str()).to_string()))
+    }
+
+    /// Calls `callback(event)` on every session event. The callback does not keep Node alive.
+    #[napi]
+    pub fn on_state(&self, callback: WeakCallback) -> Result<()> {
+        no_panic(|| {
+            let mut events = self.session.subscribe();
+            napi::bindgen_prelude::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(e) => {
+                            callback.call(e.as_str().to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+                        },
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+            Ok(())
+        })
+    }
+
+    #[napi]
+    pub fn connect(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            in_span(env, &self.span, async move { session.connect().await.map_err(to_js_error) })
+        })
+    }
+
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            in_span(env, &self.span, async move {
+                session.close().await;
+                Ok(())
+            })
+        })
+    }
+
+    /// Closes the session (revokes the lease), blocking the calling thread at most 2 s: for the
+    /// exit hook, where nothing asynchronous runs any more.
+    #[napi]
+    pub fn close_sync(&self) -> Result<()> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::block_on_io(async move {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), session.close()).await;
+            });
+            Ok(())
+        })
+    }
+
+    /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
+    #[napi]
+    pub fn acquire(&self, env: Env, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeEtcdLock>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            in_span(env, &self.span, async move {
+                let kind = match (kind.as_str(), permits) {
+                    ("exclusive", _) => LockKind::Exclusive,
+                    ("read", _) => LockKind::Read,
+                    ("write", _) => LockKind::Write,
+                    ("lease", Some(p)) => LockKind::Lease(p),
+                    (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
+                };
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                let lock = session.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
+                Ok(NativeEtcdLock { lock: Arc::new(lock), span: tracing::Span::current() })
+            })
+        })
+    }
+}
+
+/// A held etcd lock (the surface of `NativeLock`).
+#[napi]
+pub struct NativeEtcdLock {
+    lock: Arc<EtcdLock>,
+    span: tracing::Span,
+}
+
+#[napi]
+impl NativeEtcdLock {
+    #[napi(getter)]
+    pub fn path(&self) -> Result<String> {
+        no_panic(|| Ok(self.lock.path().to_string()))
+    }
+
+    /// This holder's key (the lock's "node").
+    #[napi(getter)]
+    pub fn node_path(&self) -> Result<String> {
+        no_panic(|| Ok(self.lock.key().to_string()))
+    }
+
+    /// The key's create revision.
+    #[napi(getter)]
+    pub fn token(&self) -> Result<f64> {
+        no_panic(|| Ok(self.lock.token() as f64))
+    }
+
+    #[napi(getter)]
+    pub fn queue_position(&self) -> Result<Option<u32>> {
+        no_panic(|| Ok(self.lock.queue_position()))
+    }
+
+    #[napi(getter)]
+    pub fn released(&self) -> Result<bool> {
+        no_panic(|| Ok(self.lock.is_released()))
+    }
+
+    #[napi]
+    pub fn release(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let lock = self.lock.clone();
+            in_span(env, &self.span, async move { lock.release().await.map_err(to_js_error) })
+        })
+    }
+
+    /// As `NativeLock.onLost`: `NODE_DELETED`, `SESSION_ENDED` or `DISCONNECTED_TOO_LONG:<ms>`.
+    #[napi]
+    pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
+        no_panic(|| {
+            let lost = self.lock.lost();
+            napi::bindgen_prelude::spawn(async move {
+                let reason = match lost.await {
+                    LockLoss::Released => return,
+                    LockLoss::NodeDeleted => "NODE_DELETED".to_string(),
+                    LockLoss::SessionEnded => "SESSION_ENDED".to_string(),
+                    LockLoss::DisconnectedTooLong(d) => format!("DISCONNECTED_TOO_LONG:{}", d.as_millis()),
+                };
+                callback.call(reason, ThreadsafeFunctionCallMode::NonBlocking);
+            });
+            Ok(())
+        })
+    }
+
+    #[napi]
+    pub fn is_held(&self, env: Env) -> Result<PromiseRaw<'static, bool>> {
+        no_panic(|| {
+            let lock = self.lock.clone();
+            in_span(env, &self.span, async move { lock.is_held().await.map_err(to_js_error) })
+        })
+    }
+}
