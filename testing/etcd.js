@@ -352,9 +352,13 @@ class EtcdMember {
     }
   }
 
-  /** Is the process alive (a SIGSTOPped one counts as alive)? */
+  /**
+   * Is the process alive (a SIGSTOPped one counts as alive)? Until Node has reaped it: etcd is
+   * multi-threaded, and /proc shows its main thread a zombie while the other threads still
+   * hold its sockets (a port killed that way still accepted a connection).
+   */
   isRunning() {
-    if (this._child && this._exit) return false;
+    if (this._child) return !this._exit;
     return pidAlive(this.pid);
   }
 
