@@ -99,6 +99,18 @@ async function eventually(check, timeoutMs = 20000) {
   }
 }
 
+describe('the run\'s shared etcd', () => {
+  it('ETCD_ENDPOINTS (scripts/etcd.js run in npm test, else jest\'s global-setup) names a serving etcd', async () => {
+    const endpoints = (process.env.ETCD_ENDPOINTS || '').split(',').filter(Boolean);
+    expect(endpoints.length).toBeGreaterThan(0);
+    for (const e of endpoints) expect(e).toMatch(/^[\w.-]+:\d+$/);
+    const key = `/zktx/shared/${process.pid}-${Date.now()}`;
+    await put(endpoints, key, 'here');
+    expect(await get(endpoints, key)).toBe('here');
+    expect((await ctl(endpoints, ['del', key])).stdout).toBe('1');
+  });
+});
+
 describe('startEtcd: one member', () => {
   let etcd;
 
