@@ -690,11 +690,6 @@ function etcdDataDirOfPid(pid) {
   return { isEtcd: true, dataDir: flag ? flag.slice('--data-dir='.length) : undefined };
 }
 
-/** Is this PID an etcd member (its argv[0] is etcd)? */
-function isEtcdPid(pid) {
-  return etcdDataDirOfPid(pid).isEtcd === true;
-}
-
 /**
  * Stop an etcd member this process did not start (the CLI's `stop`): SIGTERM, 10 s grace,
  * SIGKILL; refuses a PID that is not etcd. Then removes its dir if it is one of ours (under a
@@ -733,6 +728,5 @@ module.exports = {
   startEtcdCluster,
   etcdctl,
   EtcdMember,
-  isEtcdPid,
   stopEtcdPid,
 };
