@@ -65,7 +65,7 @@ describeLinux('the packed package', () => {
     expect(sources.files).not.toContain(binaryName); // binaries live in the platform packages
     for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/zktx-core/Cargo.toml',
       'crates/zktx-core/src/lib.rs', 'loader.js', 'binding.js', 'index.js', 'index.d.ts', 'LICENSE', 'CHANGELOG.md',
-      'testing/index.js', 'testing/index.d.ts', 'testing/zookeeper.js', 'testing/postgres.js', 'testing/proxy.js',
+      'testing/index.js', 'testing/index.d.ts', 'testing/zookeeper.js', 'testing/etcd.js', 'testing/postgres.js', 'testing/proxy.js',
       'znode.js', 'zookeeper.js', 'zookeeper.d.ts', 'src/znode.rs', 'crates/zktx-core/src/znode.rs', 'tracing.js']) {
       expect(sources.files).toContain(f);
     }
@@ -140,7 +140,8 @@ describeLinux('the packed package', () => {
     expect(esmOut).toMatchObject({ same: true, level: 2, fn: 'function', code: 'INVALID_ARGUMENT', stack: true });
     expect(esmOut.names).toBeGreaterThan(5);
     // zktx/testing, as curator-test is to Curator: the servers' starters, from CommonJS and ESM,
-    // without pg (an optional peer, not installed here); a proxy forwards to the shared server.
+    // without pg (an optional peer, not installed here); a proxy forwards to the shared server,
+    // and an etcd member starts and serves from the installed files.
     const testingCheck = `
       const testing = require('zktx/testing');
       (async () => {
@@ -148,16 +149,20 @@ describeLinux('the packed package', () => {
         const ruok = await testing.fourLetter(proxy.port, 'ruok');
         await proxy.close();
         const port = await testing.freePort();
+        const etcd = await testing.startEtcd();
+        const etcdHealthy = await etcd.health();
+        await etcd.stop();
         console.log(JSON.stringify({
-          starters: ['startStandalone', 'startEnsemble', 'startPostgres', 'startProxy'].map((f) => typeof testing[f]),
-          ruok, port: Number.isInteger(port), file: require.resolve('zktx/testing'),
+          starters: ['startStandalone', 'startEnsemble', 'startEtcd', 'startEtcdCluster', 'startPostgres', 'startProxy'].map((f) => typeof testing[f]),
+          ruok, port: Number.isInteger(port), etcdHealthy, file: require.resolve('zktx/testing'),
         }));
       })().catch((err) => { console.error(err); process.exit(1); });`;
     const testingOut = JSON.parse(run(process.execPath, ['-e', testingCheck], { cwd: app, env }).trim().split('\n').pop());
     expect(testingOut).toEqual({
-      starters: ['function', 'function', 'function', 'function'],
+      starters: ['function', 'function', 'function', 'function', 'function', 'function'],
       ruok: 'imok',
       port: true,
+      etcdHealthy: true,
       file: path.join(fs.realpathSync(app), 'node_modules', 'zktx', 'testing', 'index.js'),
     });
     const testingEsm = "import { startPostgres, PgServer } from 'zktx/testing'; console.log(typeof startPostgres, typeof PgServer);";

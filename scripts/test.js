@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 // `npm test`: build the addon if the Rust sources changed, then cargo test and jest, both
-// against the ZooKeeper that `scripts/zk.js run` started (ZK_CONNECT). Ends with one line
+// against the ZooKeeper that `scripts/zk.js run` started (ZK_CONNECT) and the etcd member that
+// `scripts/etcd.js run` started (ETCD_ENDPOINTS). Ends with one line
 // "zktx: N passed, M failed" counting both runners.
 //
 // `npm run test:secure` (--secure): the fault and concurrency suites only, unchanged, in secure

@@ -14,14 +14,13 @@
 // clusters by PID (nothing else). Environment: see testing/zookeeper.js and testing/postgres.js.
 'use strict';
 
-const childProcess = require('node:child_process');
-const os = require('node:os');
 const { parseArgs } = require('node:util');
 
 const testing = require('../testing');
 const { stopZooKeeperPid } = require('../testing/zookeeper');
 const { isOurPostmaster, stopPostgresPid } = require('../testing/postgres');
-const { log: logAs, seconds, killAllSync } = require('../testing/processes');
+const { log: logAs, seconds } = require('../testing/processes');
+const { runWithServers } = require('./run-command');
 
 const { startStandalone, startEnsemble, startPostgres } = testing;
 const log = (msg) => logAs('zk', msg);
@@ -90,53 +89,25 @@ async function startServers(opts, { withZooKeeper = true } = {}) {
 
 async function cliRun(opts) {
   if (opts.cmd.length === 0) throw new Error(`run: no command given\n${usage()}`);
-  const [file, ...args] = opts.cmd;
-
-  let servers = null;
-  let child = null;
-  let signalled = null;
-  let done = false;
-
-  const onSignal = (sig) => {
-    if (signalled || !child) {
-      // second signal, or still starting the servers: give up right away
-      killAllSync();
-      process.exit(128 + (os.constants.signals[sig] || 0));
+  const start = async () => {
+    const servers = await startServers(opts, { withZooKeeper: !process.env.ZK_CONNECT });
+    const { zk, pgs } = servers;
+    const env = {};
+    if (zk) {
+      env.ZK_CONNECT = zk.connect;
+      env.ZKTX_ZK_PIDS = zk.servers.map((s) => s.pid).join(',');
+      env.ZKTX_ZK_PORTS = zk.servers.map((s) => s.port).join(',');
     }
-    signalled = sig;
-    if (child && !done) {
-      try {
-        child.kill(sig);
-      } catch {}
-    }
+    if (pgs.length > 0) env.ZKTX_PG_URLS = pgs.map((pg) => pg.connectionString).join(',');
+    return { servers, env };
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => onSignal(sig));
-
-  const env = { ...process.env };
-  servers = await startServers(opts, { withZooKeeper: !process.env.ZK_CONNECT });
-  const { zk, pgs } = servers;
-  if (zk) {
-    env.ZK_CONNECT = zk.connect;
-    env.ZKTX_ZK_PIDS = zk.servers.map((s) => s.pid).join(',');
-    env.ZKTX_ZK_PORTS = zk.servers.map((s) => s.port).join(',');
-  }
-  if (pgs.length > 0) env.ZKTX_PG_URLS = pgs.map((pg) => pg.connectionString).join(',');
-
-  const result = await new Promise((resolve) => {
-    child = childProcess.spawn(file, args, { stdio: 'inherit', env, shell: false });
-    child.on('error', (err) => {
-      process.stderr.write(`zk: could not run ${file}: ${err.message}\n`);
-      resolve({ code: err.code === 'ENOENT' ? 127 : 126 });
-    });
-    child.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  done = true;
-  const t0 = Date.now();
-  await Promise.all([zk && zk.stop(), ...pgs.map((pg) => pg.stop())]);
-  if (zk) log(`stopped ${zk.connect} in ${seconds(t0)}`);
-  if (pgs.length > 0) log(`stopped PostgreSQL on ${pgs.map((pg) => pg.port).join(',')} in ${seconds(t0)}`);
-  if (result.signal) return 128 + (os.constants.signals[result.signal] || 0);
-  return result.code ?? 1;
+  const stop = async ({ zk, pgs }) => {
+    const t0 = Date.now();
+    await Promise.all([zk && zk.stop(), ...pgs.map((pg) => pg.stop())]);
+    if (zk) log(`stopped ${zk.connect} in ${seconds(t0)}`);
+    if (pgs.length > 0) log(`stopped PostgreSQL on ${pgs.map((pg) => pg.port).join(',')} in ${seconds(t0)}`);
+  };
+  return runWithServers('zk', opts.cmd, start, stop);
 }
 
 /**

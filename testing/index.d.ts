@@ -1,9 +1,9 @@
-// zktx/testing: real servers for tests (ZooKeeper, PostgreSQL, a fault-injecting TCP proxy),
+// zktx/testing: real servers for tests (ZooKeeper, etcd, PostgreSQL, a fault-injecting TCP proxy),
 // the way Curator ships curator-test. Every server runs on a free loopback port in a fresh temp
 // dir, is stopped by PID, and is SIGKILLed (its temp dir removed) when the process that started
 // it exits without stopping it.
 /**
- * Throwaway ZooKeeper and PostgreSQL servers and a fault-injecting proxy for tests: `require('zktx/testing')`.
+ * Throwaway ZooKeeper, etcd and PostgreSQL servers and a fault-injecting proxy for tests: `require('zktx/testing')`.
  * @packageDocumentation
  * @module zktx/testing
  */
@@ -53,19 +53,35 @@ export interface ZooKeeperTlsOptions {
   files?: TlsFiles;
 }
 
-/** What makeTlsFiles makes: PEM texts for clients, and the servers' keystore settings. */
+/** The PEM files makeTlsFiles wrote (etcd and etcdctl take files, not texts). */
+export interface TlsPaths {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  otherCa: string;
+}
+
+/** What makeTlsFiles makes: PEM texts and files for clients and servers, and ZooKeeper's keystore settings. */
 export interface TlsFiles extends ZooKeeperTlsMaterial {
-  /** zoo.cfg lines: ssl.keyStore.* and ssl.trustStore.* (PKCS12 files in the dir, a random password). */
-  config: Record<string, string>;
+  /** The PEM files in the dir. */
+  paths: TlsPaths;
+  /**
+   * zoo.cfg lines: ssl.keyStore.* and ssl.trustStore.* (PKCS12 files in the dir, a random
+   * password). Absent with `keystores: false`.
+   */
+  config?: Record<string, string>;
 }
 
 /**
  * Makes TLS material in `dir` with openssl and keytool: a CA, a server certificate for
  * 127.0.0.1 only (so "localhost" is a hostname mismatch), a client certificate, a second,
  * untrusted CA, and the server's keystore and truststore. Pass it as `tls.files` to share one CA
- * between servers.
+ * between servers. `keystores: false` skips the keystores (and keytool, so no JDK): enough for
+ * etcd.
  */
-export function makeTlsFiles(dir: string): TlsFiles;
+export function makeTlsFiles(dir: string, options?: { keystores?: boolean }): TlsFiles;
 
 export interface StandaloneOptions {
   /** Default 2000 ms; session timeouts are clamped to [2, 20] ticks. */
@@ -199,6 +215,199 @@ export function mntr(port: number, host?: string, tls?: FourLetterTls): Promise<
 
 /** `user:base64(sha1("user:password"))`: the superDigest system property for "user:password". */
 export function superDigest(userPassword: string): string;
+
+// ---------------------------------------------------------------------------------------------
+// etcd
+
+/** Where etcd and etcdctl come from. */
+export interface EtcdInstall {
+  etcd: string;
+  etcdctl: string;
+  /** `etcd --version`, e.g. '3.4.23'. */
+  version: string;
+  /** `ETCD_BIN=...` or `PATH`. */
+  source: string;
+}
+
+/**
+ * Locates etcd and etcdctl: $ETCD_BIN (a directory holding both), else PATH (Debian's
+ * `etcd-server` and `etcd-client`, installed on the spot with apt-get when running as root).
+ *
+ * *Errors*: throws with what to install when there is none.
+ */
+export function findEtcd(): EtcdInstall;
+
+/** The `auth` option of the etcd starters: user/password authentication, enabled after start. */
+export interface EtcdAuthOptions {
+  /** The root user's password; default a random one (in `auth.password` of the result). */
+  rootPassword?: string;
+  /** More users, name to password, each with read and write on every key (role `zktx-readwrite`). */
+  users?: Record<string, string>;
+}
+
+/** The credentials of a member or cluster started with `auth`. */
+export interface EtcdAuth {
+  /** 'root' */
+  user: string;
+  password: string;
+  /** The `users` option. */
+  users: Record<string, string>;
+}
+
+/** The `tls` option of the etcd starters: https client URLs (peers stay plain http). */
+export interface EtcdTlsOptions {
+  /** `--client-cert-auth`: clients must show a certificate signed by the CA. Default true. */
+  clientAuth?: boolean;
+  /** Certificates from makeTlsFiles(dir) to use instead of fresh ones (one CA for many servers). */
+  files?: TlsFiles;
+}
+
+/** PEM texts and files for clients of a TLS member or cluster. */
+export interface EtcdTlsMaterial extends ZooKeeperTlsMaterial {
+  paths: TlsPaths;
+  clientAuth: boolean;
+}
+
+/** A member's Maintenance.Status. Ids in hex, as etcdctl's `member list` prints them. */
+export interface EtcdMemberStatus {
+  memberId: string;
+  /** null while there is no leader. */
+  leaderId: string | null;
+  isLeader: boolean;
+  raftTerm: number;
+  raftIndex: number;
+  /** The store's revision. */
+  revision: number;
+  /** The server's version, e.g. '3.4.23'. */
+  version: string;
+  dbSize: number;
+}
+
+export interface EtcdOptions {
+  /** `--heartbeat-interval` in ms; default 100 (etcd's). */
+  heartbeatInterval?: number;
+  /** `--election-timeout` in ms; default 1000 (etcd's). A lower one makes failover tests faster. */
+  electionTimeout?: number;
+  /** More `--flag=value`s, e.g. { 'auto-compaction-retention': '1', 'auto-compaction-mode': 'revision' }. */
+  extraFlags?: Record<string, string | number | boolean>;
+  auth?: EtcdAuthOptions;
+  tls?: EtcdTlsOptions;
+}
+
+/** One etcd process: the only member of startEtcd(), or a member of startEtcdCluster(). */
+export class EtcdMember {
+  private constructor();
+  /** 1-based index in its cluster. */
+  readonly id: number;
+  /** `--name`: 'm1', 'm2', ... */
+  readonly name: string;
+  /** The client port. */
+  readonly port: number;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** '127.0.0.1:PORT' */
+  readonly endpoint: string;
+  /** [endpoint]: what a client of this member alone takes. */
+  readonly endpoints: string[];
+  /** The endpoint, as for ZooKeeper servers. */
+  readonly connect: string;
+  /** 'http://127.0.0.1:PORT' (https with `tls`). */
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  /** The member's dir: data/ and etcd.log (and tls/ for a lone member). */
+  readonly dir: string;
+  /** `--data-dir`; kept across kill() and restart(). */
+  readonly dataDir: string;
+  readonly logPath: string;
+  /** The process's PID (changes on restart()). */
+  readonly pid: number | undefined;
+  /** Credentials, with the `auth` option. */
+  readonly auth?: EtcdAuth;
+  /** Certificates for clients, with the `tls` option. */
+  readonly tls?: EtcdTlsMaterial;
+  /** Resolves once `GET /health` says true. */
+  waitReady(options?: { timeoutMs?: number }): Promise<void>;
+  /** `GET /health`: false when it does not serve (dead, frozen, no leader). */
+  health(options?: { timeoutMs?: number }): Promise<boolean>;
+  /** Its Maintenance.Status; rejects when it does not answer. */
+  status(options?: { timeoutMs?: number }): Promise<EtcdMemberStatus>;
+  /** Is the process alive (a SIGSTOPped one counts)? False once it has exited, every thread. */
+  isRunning(): boolean;
+  /** Sends a signal to the PID ('SIGKILL', 'SIGSTOP', 'SIGCONT', ...); false if it is gone. */
+  kill(signal?: NodeJS.Signals): boolean;
+  /**
+   * SIGTERM (with SIGCONT), `graceMs` (10 s), SIGKILL; graceMs 0 is a plain SIGKILL. Removes the
+   * dir of a lone member unless keepData. Idempotent.
+   */
+  stop(options?: { keepData?: boolean; graceMs?: number }): Promise<void>;
+  /** Starts it again on the same ports and data dir (after kill() or stop()): it rejoins its cluster. */
+  restart(options?: { wait?: boolean; timeoutMs?: number }): Promise<this>;
+  /** etcdctl against this member (with root's credentials and the client certificate when set); resolves stdout. */
+  etcdctl(...args: string[]): Promise<string>;
+  logTail(lines?: number): string;
+  /** Leaves it running when this process exits (stop it with `node scripts/etcd.js stop <pid>`). */
+  detach(): this;
+}
+
+/**
+ * Starts a one-member etcd on free loopback ports in a fresh temp dir; resolves once it serves.
+ *
+ * *Errors*: rejects when etcd is not installed, or with its log tail when it does not serve
+ * within 30 s.
+ */
+export function startEtcd(options?: EtcdOptions): Promise<EtcdMember>;
+
+export interface EtcdClusterOptions extends EtcdOptions {
+  /** Default 3. */
+  size?: number;
+}
+
+export interface EtcdCluster {
+  /** Every member's '127.0.0.1:PORT'. */
+  readonly endpoints: string[];
+  /** The endpoints, comma-separated. */
+  readonly connect: string;
+  readonly members: EtcdMember[];
+  /** The root of the members' dirs. */
+  readonly dataDir: string;
+  readonly auth?: EtcdAuth;
+  readonly tls?: EtcdTlsMaterial;
+  /** SIGKILLs every member and removes the data. Idempotent. */
+  stop(): Promise<void>;
+  /** Leaves every member running when this process exits. */
+  detach(): this;
+  /** The member that says it leads, waiting up to timeoutMs (30 s) for an election. */
+  leader(options?: { timeoutMs?: number }): Promise<EtcdMember>;
+  /** Waits until every running member (every member with all: true) serves. */
+  waitForQuorum(options?: { timeoutMs?: number; all?: boolean }): Promise<void>;
+  /** etcdctl against every member; resolves stdout. */
+  etcdctl(...args: string[]): Promise<string>;
+}
+
+/**
+ * Starts a cluster of `size` members (default 3) on loopback, one data dir each; resolves once
+ * every member serves and one leads. `startEtcdCluster(3)`, `startEtcdCluster(3, options)` or
+ * `startEtcdCluster({ size: 3, ...options })`.
+ */
+export function startEtcdCluster(size?: number, options?: EtcdOptions): Promise<EtcdCluster>;
+export function startEtcdCluster(options: EtcdClusterOptions): Promise<EtcdCluster>;
+
+/**
+ * Runs etcdctl (API v3) against `endpoints` ('host:port' strings, or one comma-separated
+ * string) and resolves its stdout.
+ *
+ * *Errors*: rejects with etcdctl's stderr when it exits non-zero or runs past timeoutMs (15 s).
+ */
+export function etcdctl(
+  endpoints: string | string[],
+  args: string[],
+  options?: {
+    auth?: { user: string; password: string };
+    tls?: { paths: Pick<TlsPaths, 'ca'> & Partial<Pick<TlsPaths, 'clientCert' | 'clientKey'>> };
+    timeoutMs?: number;
+    input?: string;
+  }
+): Promise<string>;
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
