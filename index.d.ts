@@ -982,6 +982,71 @@ export class Transaction {
   delete(key: string): void;
 }
 
+/** Options of {@link Etcd}. Unknown keys are refused with `INVALID_ARGUMENT`. */
+export interface EtcdOptions {
+  /**
+   * etcd client endpoints, `"host:port"` or `"http://host:port"`, as a list or a comma-separated
+   * string. Default: `ETCD_ENDPOINTS` from the environment, else `127.0.0.1:2379`. TLS (`https`)
+   * is not supported yet.
+   */
+  endpoints?: string[] | string;
+  /**
+   * The session's lease TTL in ms (default 30000), rounded up to whole seconds, at least 2 s:
+   * how long etcd keeps this client's locks after it stops answering (as ZooKeeper's session
+   * timeout).
+   */
+  timeout?: number;
+  /** Deadline of every request in ms (default: `timeout`). */
+  requestTimeout?: number;
+  /** How long connecting may take in ms (default: `requestTimeout`). */
+  connectTimeout?: number;
+  /** After this fraction of the TTL without keep-alive answers a held lock counts as lost (default 1). */
+  lostAfter?: number;
+  /** etcd's own authentication (`etcdctl user add`, `auth enable`). */
+  auth?: { user: string; password: string };
+  /** Log level, as ZooKeeper's `debug_level` (`ZooKeeper.ZOO_LOG_LEVEL_*`). */
+  debug_level?: number;
+}
+
+/**
+ * zktx's locks on etcd v3. A session is a lease kept alive by this client; a lock is etcd's own
+ * recipe: a key `<path>/<lease id in hex>` under the lease, contenders ordered by create
+ * revision, each watching the key just ahead. So `etcd.lock('/locks/orders')`,
+ * `etcdctl lock /locks/orders` and a Go service's `concurrency.Mutex` on that name exclude each
+ * other. The lock methods and their guarantees are {@link ZooKeeper}'s; the fencing token is
+ * the key's create revision (global, never restarts). See docs/etcd.md for where etcd differs.
+ *
+ * Not on etcd yet: the key-value store, transactions, the coordinator, `multiLock` and the raw
+ * API (they are ZooKeeper-only in this release).
+ *
+ * Events: `state` with `CONNECTED` (a lease was granted), `SUSPENDED` (keep-alives unanswered),
+ * `RECONNECTED`, `EXPIRED` (the lease ended: every lock on it is lost; the next call grants a new
+ * one), `CLOSED`.
+ */
+export class Etcd extends EventEmitter {
+  /** @throws ZktxError `INVALID_ARGUMENT` for a bad option or endpoint. */
+  constructor(options?: EtcdOptions);
+  /** The endpoints this client uses. */
+  readonly endpoints: string[];
+  /** The latest session event, or `NOT_CONNECTED`. */
+  readonly state: SessionState | 'NOT_CONNECTED';
+  on(event: 'state', listener: (state: SessionState) => void): this;
+  /** Connects and grants the lease now (otherwise the first lock does). */
+  connect(): Promise<void>;
+  /** Revokes the lease (etcd deletes every lock key of this client at once) and closes. Idempotent. */
+  close(): Promise<void>;
+  /** `await using etcd = new Etcd(options)`: closed at scope exit. */
+  [Symbol.asyncDispose](): Promise<void>;
+  /** As {@link ZooKeeper.lock}; also excludes `etcdctl lock` / Go's Mutex on `path`. */
+  lock(path: string, options?: AcquireOptions): Promise<Lock>;
+  /** As {@link ZooKeeper.readWriteLock}. */
+  readWriteLock(path: string): ReadWriteLock;
+  /** As {@link ZooKeeper.semaphore}. */
+  semaphore(path: string, permits: number): Semaphore;
+  /** As {@link ZooKeeper.withLock}. */
+  withLock<R>(path: string, fn: (lock: Lock) => R | Promise<R>, options?: AcquireOptions): Promise<R>;
+}
+
 /** A ZooKeeper session with locks and a JSON key-value store. */
 export class ZooKeeper extends EventEmitter {
   static readonly ZOO_LOG_LEVEL_ERROR: 1;

@@ -7,6 +7,7 @@ import zktx from './index.js';
 
 export const {
   ZooKeeper,
+  Etcd,
   ZktxError,
   Lock,
   MultiLock,

@@ -1,6 +1,6 @@
 // An ES module user (node16 / bundler): the default export is the ZooKeeper class, every export
 // is importable by name.
-import ZooKeeperDefault, { ZooKeeper, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock, Transaction, ZOO_LOG_LEVEL_ERROR, ZOO_LOG_LEVEL_WARN, ZOO_LOG_LEVEL_INFO, ZOO_LOG_LEVEL_DEBUG } from 'zktx';
+import ZooKeeperDefault, { ZooKeeper, Etcd, executeTransaction, ZktxError, FencingTokenGuard, Lock, MultiLock, Transaction, ZOO_LOG_LEVEL_ERROR, ZOO_LOG_LEVEL_WARN, ZOO_LOG_LEVEL_INFO, ZOO_LOG_LEVEL_DEBUG } from 'zktx';
 import * as zktx from 'zktx';
 
 const zk: ZooKeeper = new ZooKeeperDefault({ debug_level: ZOO_LOG_LEVEL_WARN });
@@ -13,3 +13,4 @@ await executeTransaction('foo', 1);
 new FencingTokenGuard().check('db', lock.token);
 const err: unknown = new ZktxError('TIMEOUT', 'x');
 console.log(levels, m.tokens, moved, err, await fromNamespace.close());
+void new Etcd({ endpoints: '127.0.0.1:2379' });
