@@ -7,19 +7,20 @@
 const { EventEmitter } = require('node:events');
 
 module.exports = function etcdFacade(z) {
-  const { ZktxError, call, callSync, invalid, describe, readOptions, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods } = z;
+  const { ZktxError, call, callSync, invalid, describe, readOptions, readTls, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods } = z;
 
-  const OPTION_NAMES = ['endpoints', 'timeout', 'requestTimeout', 'connectTimeout', 'lostAfter', 'auth', 'debug_level'];
+  const OPTION_NAMES = ['endpoints', 'timeout', 'requestTimeout', 'connectTimeout', 'lostAfter', 'auth', 'tls', 'debug_level'];
   const ENDPOINT = /^(?:https?:\/\/)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
 
-  /** The endpoints as a list, each `host:port` or `http://host:port`, else INVALID_ARGUMENT. */
-  function readEndpoints(given, source) {
+  /** The endpoints as a list, each `host:port` or `http(s)://host:port`, else INVALID_ARGUMENT. */
+  function readEndpoints(given, source, tls) {
     const list = typeof given === 'string' ? given.split(',').map((s) => s.trim()).filter(Boolean) : given;
     if (!Array.isArray(list) || list.length === 0) throw invalid(`${source} must be a non-empty list of etcd client endpoints ("host:port" or "http://host:port"), got ${describe(given)}`);
     return list.map((e) => {
       const m = typeof e === 'string' ? ENDPOINT.exec(e.trim()) : null;
       if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw invalid(`${source}: ${describe(e)} is not an etcd endpoint ("host:port" or "http://host:port")`);
-      if (e.trim().startsWith('https://')) throw invalid(`${source}: TLS to etcd (https) is not supported yet; use http:// endpoints`);
+      if (e.trim().startsWith('https://') && !tls) throw invalid(`${source}: ${describe(e)} is https: pass tls: { ca } (and cert, key when the cluster checks client certificates)`);
+      if (e.trim().startsWith('http://') && tls) throw invalid(`${source}: ${describe(e)} is plain http, but tls was given`);
       return e.trim();
     });
   }
@@ -32,8 +33,11 @@ module.exports = function etcdFacade(z) {
     constructor(userOptions) {
       super();
       const options = readOptions(userOptions, OPTION_NAMES);
+      const tls = readTls(options.tls);
+      if (tls && tls.rejectUnauthorized === false) throw invalid('tls.rejectUnauthorized: false is not supported on etcd (its members\' certificates are always verified); pass the CA that signed them as tls.ca');
+      if (tls && (tls.cert === undefined) !== (tls.key === undefined)) throw invalid('tls: a client certificate needs both cert and key');
       const fromEnv = options.endpoints === undefined && process.env.ETCD_ENDPOINTS;
-      const endpoints = readEndpoints(fromEnv ? process.env.ETCD_ENDPOINTS : (options.endpoints ?? ['127.0.0.1:2379']), fromEnv ? 'ETCD_ENDPOINTS (environment variable)' : 'endpoints');
+      const endpoints = readEndpoints(fromEnv ? process.env.ETCD_ENDPOINTS : (options.endpoints ?? ['127.0.0.1:2379']), fromEnv ? 'ETCD_ENDPOINTS (environment variable)' : 'endpoints', tls);
       const timeout = options.timeout === undefined ? 30000 : options.timeout;
       if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_WAIT_MS)) throw invalid(`timeout must be a positive number of milliseconds up to ${MAX_WAIT_MS}, got ${describe(timeout)}`);
       const { lostAfter, auth } = options;
@@ -53,6 +57,7 @@ module.exports = function etcdFacade(z) {
         lostAfter,
         user: auth && auth.user,
         password: auth && auth.password,
+        tls: tls && { ca: tls.ca, cert: tls.cert, key: tls.key },
         logLevel: level,
       }));
       /** The endpoints this client uses. */

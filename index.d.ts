@@ -985,9 +985,9 @@ export class Transaction {
 /** Options of {@link Etcd}. Unknown keys are refused with `INVALID_ARGUMENT`. */
 export interface EtcdOptions {
   /**
-   * etcd client endpoints, `"host:port"` or `"http://host:port"`, as a list or a comma-separated
-   * string. Default: `ETCD_ENDPOINTS` from the environment, else `127.0.0.1:2379`. TLS (`https`)
-   * is not supported yet.
+   * etcd client endpoints, `"host:port"` or `"http(s)://host:port"`, as a list or a
+   * comma-separated string. Default: `ETCD_ENDPOINTS` from the environment, else
+   * `127.0.0.1:2379`. `https://` needs `tls`.
    */
   endpoints?: string[] | string;
   /**
@@ -1002,8 +1002,15 @@ export interface EtcdOptions {
   connectTimeout?: number;
   /** After this fraction of the TTL without keep-alive answers a held lock counts as lost (default 1). */
   lostAfter?: number;
-  /** etcd's own authentication (`etcdctl user add`, `auth enable`). */
+  /** etcd's own authentication (`etcdctl user add`, `auth enable`); a wrong password is `NOAUTH`. */
   auth?: { user: string; password: string };
+  /**
+   * TLS to the members' client URLs (endpoints become `https://`): the CA that signed their
+   * certificates, and a client certificate and key for clusters that check them
+   * (`--client-cert-auth`). Certificates are always verified (`rejectUnauthorized: false` is
+   * refused).
+   */
+  tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   /** Log level, as ZooKeeper's `debug_level` (`ZooKeeper.ZOO_LOG_LEVEL_*`). */
   debug_level?: number;
 }

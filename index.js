@@ -1526,7 +1526,7 @@ traceMethods(MultiLock, ['release', 'isHeld']);
 traceMethods(Transaction, ['get', 'getMany']);
 
 const { Etcd } = require('./etcd')({
-  ZktxError, call, callSync, invalid, describe, readOptions, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods,
+  ZktxError, call, callSync, invalid, describe, readOptions, readTls, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods,
 });
 
 module.exports = { ZooKeeper, Etcd, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, Znodes, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };

@@ -201,6 +201,20 @@ describe('locks on etcd', () => {
     await lock.release();
   });
 
+  it('process.exit() without close() frees the lock at once: the exit hook revokes the lease', async () => {
+    const p = `/locks/${unique('etcd-exit')}`;
+    const e = etcd();
+    const child = spawn(process.execPath, [path.join(__dirname, 'workers', 'etcd-holder.js'), p, 'exit'], { env: { ...process.env, ETCD_ENDPOINTS: ENDPOINTS }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const held = JSON.parse(await new Promise((r) => child.stdout.once('data', r)));
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    const exitedAt = Date.now();
+    const lock = await e.lock(p, { timeout: 1500 }); // the lease's TTL is 2 s: only a revoke frees it sooner
+    expect(Date.now() - exitedAt).toBeLessThan(1500);
+    expect(lock.token).toBeGreaterThan(held.token);
+    await lock.release();
+  });
+
   it('a holder frozen (SIGSTOP) past its lease loses the lock to the next one, and learns it when it wakes', async () => {
     const p = `/locks/${unique('etcd-stop')}`;
     const child = spawn(process.execPath, [path.join(__dirname, 'workers', 'etcd-holder.js'), p, 'watch'], { env: { ...process.env, ETCD_ENDPOINTS: ENDPOINTS }, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
-use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession};
+use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession, EtcdTls};
 use zktx_core::recipe::LockLoss;
 use zktx_core::LockKind;
 
@@ -23,7 +23,17 @@ pub struct NativeEtcdOptions {
     pub lost_after: Option<f64>,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// PEM texts, checked for shape by the facade.
+    pub tls: Option<NativeEtcdTls>,
     pub log_level: u32,
+}
+
+/// TLS to etcd's client URLs.
+#[napi(object)]
+pub struct NativeEtcdTls {
+    pub ca: String,
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 /// A session on etcd (a lease with its keep-alive).
@@ -50,6 +60,17 @@ impl NativeEtcdClient {
                 connect_timeout: options.connect_timeout_ms.map(|t| millis("connectTimeout", t, MAX_WAIT)).transpose()?,
                 lost_after: options.lost_after.unwrap_or(1.0),
                 user,
+                tls: match options.tls {
+                    None => None,
+                    Some(t) => Some(EtcdTls {
+                        ca: t.ca,
+                        identity: match (t.cert, t.key) {
+                            (Some(c), Some(k)) => Some((c, k)),
+                            (None, None) => None,
+                            _ => return Err(invalid("tls: a client certificate needs both cert and key")),
+                        },
+                    }),
+                },
             };
             let session = EtcdSession::new(opts).map_err(to_js_error)?;
             let (_, span) = logging::register(options.log_level);

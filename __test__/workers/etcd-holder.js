@@ -1,6 +1,7 @@
 'use strict';
 // Holds an etcd lock (TTL 2 s) and prints {"token"} once held; with "watch", prints {"lost"}
-// when told the lock was lost, then exits. Killed or frozen by etcd.test.js.
+// when told the lock was lost, then exits; with "exit", calls process.exit() at once. Killed or
+// frozen by etcd.test.js.
 const { Etcd } = require('../..');
 
 const [lockPath, mode] = process.argv.slice(2);
@@ -11,6 +12,7 @@ const [lockPath, mode] = process.argv.slice(2);
   const etcd = new Etcd({ timeout: 2000 });
   const lock = await etcd.lock(lockPath);
   process.stdout.write(`${JSON.stringify({ token: lock.token })}\n`);
+  if (mode === 'exit') process.exit(0); // no close(): the exit hook revokes the lease
   if (mode === 'watch') {
     const err = await lock.lost;
     process.stdout.write(`${JSON.stringify({ lost: err.code, reason: err.reason })}\n`);

@@ -56,11 +56,29 @@ pub struct EtcdOptions {
     pub lost_after: f64,
     /// etcd user name and password (etcd's own auth), if the cluster enforces auth.
     pub user: Option<(String, String)>,
+    /// TLS to the client URLs (`https`): the CA's PEM, and a client certificate and key when the
+    /// cluster checks them (`--client-cert-auth`).
+    pub tls: Option<EtcdTls>,
+}
+
+/// TLS material for etcd's client URLs (PEM text).
+#[derive(Clone)]
+pub struct EtcdTls {
+    /// The CA that signed the members' certificates.
+    pub ca: String,
+    /// A client certificate and its key, for clusters started with `--client-cert-auth`.
+    pub identity: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls").field("client_certificate", &self.identity.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl Default for EtcdOptions {
     fn default() -> Self {
-        EtcdOptions { endpoints: vec!["127.0.0.1:2379".into()], session_timeout: Duration::from_secs(30), request_timeout: None, connect_timeout: None, lost_after: 1.0, user: None }
+        EtcdOptions { endpoints: vec!["127.0.0.1:2379".into()], session_timeout: Duration::from_secs(30), request_timeout: None, connect_timeout: None, lost_after: 1.0, user: None, tls: None }
     }
 }
 
@@ -88,7 +106,12 @@ struct Inner {
     closing: CancellationToken,
     /// Lock paths held or being acquired (not semaphore leases), with the lease they are on.
     held: Mutex<HashMap<String, i64>>,
+    /// Keys a background task is still deleting (a release or cleanup whose delete failed).
+    releasing: Releasing,
 }
+
+/// Keys being deleted in the background, shared with the locks and their cleanup tasks.
+type Releasing = Arc<Mutex<std::collections::HashSet<String>>>;
 
 impl Inner {
     fn emit(&self, event: SessionEvent) {
@@ -123,6 +146,8 @@ fn etcd_error(what: &str, err: etcd::Error) -> Error {
             Code::Unavailable | Code::Cancelled | Code::Aborted => Error::ConnectionLoss { message: format!("{what}: etcd unavailable: {}", status.message()), outcome: Outcome::Unknown },
             Code::DeadlineExceeded => Error::Timeout { message: format!("{what}: no answer from etcd in time"), outcome: Outcome::Unknown },
             Code::Unauthenticated | Code::PermissionDenied => Error::ZooKeeper { code: "NOAUTH", message: format!("{what}: etcd refused: {}", status.message()) },
+            // etcd answers a wrong user or password with InvalidArgument.
+            Code::InvalidArgument if status.message().contains("authentication failed") => Error::ZooKeeper { code: "NOAUTH", message: format!("{what}: etcd refused the credentials: {}", status.message()) },
             Code::InvalidArgument | Code::OutOfRange => Error::invalid(format!("{what}: etcd refused the request: {}", status.message())),
             Code::ResourceExhausted => Error::TooLarge(format!("{what}: etcd refused the request: {}", status.message())),
             _ => Error::ConnectionLoss { message: format!("{what}: {}", status.message()), outcome: Outcome::Unknown },
@@ -138,6 +163,29 @@ async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Ou
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r.map_err(|e| etcd_error(what, e)),
         Err(_) => Err(Error::Timeout { message: format!("{what}: no answer from etcd within {} ms", limit.as_millis()), outcome: Outcome::Unknown }),
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for a reason retrying cannot fix, or `limit` passed:
+/// a request to a member that just died (leader failover, a restart) fails with connection loss
+/// while the client's other endpoints serve. Every call retried here is idempotent (a lease
+/// grant leaves at most an unused lease that expires; the join `Txn` puts only if absent).
+async fn retrying<T, F, Fut>(limit: Duration, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let until = Instant::now() + limit;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Err(e) if e.is_transient() && Instant::now() + pause < until => {
+                tracing::debug!(error = %e, "etcd request failed; retrying on the client's endpoints");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            },
+            done => return done,
+        }
     }
 }
 
@@ -163,6 +211,7 @@ impl EtcdSession {
                 last: Mutex::new(None),
                 closing: CancellationToken::new(),
                 held: Mutex::new(HashMap::new()),
+                releasing: Arc::default(),
             }),
         })
     }
@@ -196,7 +245,15 @@ impl EtcdSession {
                 if let Some((user, password)) = &options.user {
                     connect = connect.with_user(user.clone(), password.clone());
                 }
-                let endpoints: Vec<String> = options.endpoints.iter().map(|e| if e.contains("://") { e.clone() } else { format!("http://{e}") }).collect();
+                let scheme = if options.tls.is_some() { "https" } else { "http" };
+                if let Some(tls) = &options.tls {
+                    let mut config = etcd::TlsOptions::new().ca_certificate(etcd::Certificate::from_pem(&tls.ca));
+                    if let Some((cert, key)) = &tls.identity {
+                        config = config.identity(etcd::Identity::from_pem(cert, key));
+                    }
+                    connect = connect.with_tls(config);
+                }
+                let endpoints: Vec<String> = options.endpoints.iter().map(|e| if e.contains("://") { e.clone() } else { format!("{scheme}://{e}") }).collect();
                 within(options.connect_timeout.unwrap_or(rt), "connect to etcd", etcd::Client::connect(endpoints, Some(connect))).await
             })
             .await?;
@@ -220,9 +277,15 @@ impl EtcdSession {
                 return Ok(lease.clone());
             }
         }
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
-        let granted = within(self.inner.request_timeout(), "grant etcd lease", client.lease_grant(ttl_secs, None)).await?;
+        let rt = self.inner.request_timeout();
+        let granted = retrying(rt * 2, || {
+            let mut client = client.clone();
+            async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
+        })
+        .await?;
+        let mut client = client;
         if self.inner.closing.is_cancelled() {
             let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(granted.id())).await;
             return Err(Error::ClientClosed);
@@ -315,17 +378,36 @@ impl EtcdSession {
             .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])
             .and_then([etcd::TxnOp::put(key.clone(), kind_name, Some(etcd::PutOptions::new().with_lease(lease.id))), list.clone()])
             .or_else([list]);
-        let joined = match within(rt, "join etcd lock queue", client.txn(join)).await {
+        // Retried through a failover for as long as the caller waits for the lock (at least twice
+        // the request timeout): a request caught by a leader's death times out whole.
+        let retry_for = give_up_at.map_or(rt * 2, |t| t.saturating_duration_since(Instant::now())).max(rt * 2);
+        let joined = match retrying(retry_for, || {
+            let (mut client, join) = (client.clone(), join.clone());
+            async move { within(rt, "join etcd lock queue", client.txn(join)).await }
+        })
+        .await
+        {
             Ok(joined) => joined,
             Err(err) => {
                 // The put may have applied: remove whatever carries our name, while the lease lives.
                 if err.outcome() == Outcome::Unknown {
-                    remove_key_eventually(client.clone(), key.clone(), None, lease.clone());
+                    remove_key_eventually(client.clone(), key.clone(), None, lease.clone(), self.inner.releasing.clone());
                 }
                 return Err(err);
             },
         };
-        if !joined.succeeded() {
+        // Else-branch: the key exists. After a retried join that is our own put, applied by the
+        // attempt whose answer was lost (same lease, same name); otherwise an earlier lock of
+        // this lease on the path is still being released.
+        let own_retry = !joined.succeeded() && {
+            let listed = joined.op_responses().into_iter().find_map(|r| match r {
+                etcd::TxnOpResponse::Get(g) => Some(g),
+                _ => None,
+            });
+            listed.is_some_and(|g| g.kvs().iter().any(|kv| kv.key() == key.as_bytes() && kv.lease() == lease.id && kv.value() == kind_name.as_bytes()))
+                && !self.inner.releasing.lock().map(|r| r.contains(&key)).unwrap_or(true)
+        };
+        if !joined.succeeded() && !own_retry {
             return Err(Error::AlreadyHeld(format!(
                 "this client's lease already has a key at {key} (an earlier lock on {path} is still being released); retry shortly"
             )));
@@ -336,14 +418,14 @@ impl EtcdSession {
         }));
         let token = contenders.iter().find(|c| c.name == name).map(|c| c.sequence);
         let queue_position = contenders.iter().position(|c| c.name == name).map(|p| p as u32);
-        let queue = EtcdQueue { client: client.clone(), rt, prefix: prefix.clone() };
+        let queue = EtcdQueue { client: client.clone(), rt, retry_for, prefix: prefix.clone() };
         let waited = match token {
             Some(_) => wait_in_queue(&queue, path, &name, contenders, driver.as_ref(), opts, give_up_at).await.map(|_| ()),
             None => Err(Error::LockLost(format!("lock key {key} vanished while joining (its lease ended)"))),
         };
         if let Err(err) = waited {
             if !delete_key(&mut client, &key, token, rt).await {
-                remove_key_eventually(client, key, token, lease);
+                remove_key_eventually(client, key, token, lease, self.inner.releasing.clone());
             }
             return Err(err);
         }
@@ -362,6 +444,7 @@ impl EtcdSession {
             closing: self.inner.closing.clone(),
             registration: Mutex::new(registration),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            releasing: self.inner.releasing.clone(),
         })
     }
 }
@@ -393,13 +476,19 @@ fn contender(prefix: &str, key: &[u8], create_revision: i64) -> Option<Contender
 struct EtcdQueue {
     client: etcd::Client,
     rt: Duration,
+    /// How long a failed request is retried on the client's other endpoints.
+    retry_for: Duration,
     prefix: String,
 }
 
 impl EtcdQueue {
     async fn list(&self) -> Result<(Vec<Contender>, i64)> {
-        let mut client = self.client.clone();
-        let got = within(self.rt, "list etcd lock queue", client.get(self.prefix.clone(), Some(etcd::GetOptions::new().with_prefix().with_sort(etcd::SortTarget::Create, etcd::SortOrder::Ascend)))).await?;
+        let got = retrying(self.retry_for, || {
+            let mut client = self.client.clone();
+            let prefix = self.prefix.clone();
+            async move { within(self.rt, "list etcd lock queue", client.get(prefix, Some(etcd::GetOptions::new().with_prefix().with_sort(etcd::SortTarget::Create, etcd::SortOrder::Ascend)))).await }
+        })
+        .await?;
         let revision = got.header().map_or(0, |h| h.revision());
         Ok((listing(&self.prefix, Some(got)), revision))
     }
@@ -407,12 +496,15 @@ impl EtcdQueue {
     /// A watch from `revision + 1` on `key` (a prefix when `prefix`), resolving on the first
     /// event that `wanted` accepts, or when the watch breaks (the loop then looks again).
     async fn watch_from(&self, key: String, prefix: bool, revision: i64, deletes_only: bool) -> Result<Watch> {
-        let mut client = self.client.clone();
         let mut options = etcd::WatchOptions::new().with_start_revision(revision + 1);
         if prefix {
             options = options.with_prefix();
         }
-        let mut stream = within(self.rt, "watch etcd lock queue", client.watch(key, Some(options))).await?;
+        let mut stream = retrying(self.retry_for, || {
+            let (mut client, key, options) = (self.client.clone(), key.clone(), options.clone());
+            async move { within(self.rt, "watch etcd lock queue", client.watch(key, Some(options))).await }
+        })
+        .await?;
         Ok(Box::pin(async move {
             loop {
                 match stream.message().await {
@@ -437,8 +529,11 @@ impl Queue for EtcdQueue {
     fn watch_gone<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Watch>>> {
         Box::pin(async move {
             let key = format!("{}{name}", self.prefix);
-            let mut client = self.client.clone();
-            let got = within(self.rt, "read etcd lock key", client.get(key.clone(), None)).await?;
+            let got = retrying(self.retry_for, || {
+                let (mut client, key) = (self.client.clone(), key.clone());
+                async move { within(self.rt, "read etcd lock key", client.get(key, None)).await }
+            })
+            .await?;
             if got.kvs().is_empty() {
                 return Ok(None);
             }
@@ -481,18 +576,25 @@ async fn delete_key(client: &mut etcd::Client, key: &str, token: Option<i64>, rt
 }
 
 /// In the background, deletes `key` until it is gone or `lease` ended (the server deleted it).
-fn remove_key_eventually(mut client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>) {
+/// Listed in `releasing` meanwhile, so that a new acquisition never takes it for its own.
+fn remove_key_eventually(mut client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>, releasing: Releasing) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    if let Ok(mut r) = releasing.lock() {
+        r.insert(key.clone());
+    }
     handle.spawn(
         async move {
             let mut pause = Duration::from_millis(50);
             while !*lease.ended.borrow() {
                 if delete_key(&mut client, &key, token, lease.ttl).await {
                     tracing::debug!(%key, "removed an etcd lock key left by a failed acquisition or release");
-                    return;
+                    break;
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            if let Ok(mut r) = releasing.lock() {
+                r.remove(&key);
             }
         }
         .in_current_span(),
@@ -603,6 +705,7 @@ pub struct EtcdLock {
     closing: CancellationToken,
     registration: Mutex<Option<Registration>>,
     runtime: Option<tokio::runtime::Handle>,
+    releasing: Releasing,
 }
 
 impl std::fmt::Debug for EtcdLock {
@@ -655,7 +758,7 @@ impl EtcdLock {
         if delete_key(&mut client, &self.key, Some(self.token), self.rt).await {
             return Ok(());
         }
-        remove_key_eventually(client, self.key.clone(), Some(self.token), self.lease.clone());
+        remove_key_eventually(client, self.key.clone(), Some(self.token), self.lease.clone(), self.releasing.clone());
         Err(Error::ConnectionLoss { message: format!("release of {}: etcd did not confirm the delete; it is retried in the background", self.path), outcome: Outcome::Unknown })
     }
 
@@ -771,7 +874,7 @@ impl Drop for EtcdLock {
         self.released_signal.send_replace(true);
         let Some(runtime) = self.runtime.clone() else { return };
         let _guard = runtime.enter();
-        remove_key_eventually(self.client.clone(), self.key.clone(), Some(self.token), self.lease.clone());
+        remove_key_eventually(self.client.clone(), self.key.clone(), Some(self.token), self.lease.clone(), self.releasing.clone());
     }
 }
 
