@@ -10,6 +10,8 @@ export const {
   ZktxError,
   Lock,
   MultiLock,
+  Election,
+  Leadership,
   Transaction,
   FencingTokenGuard,
   Znodes,
