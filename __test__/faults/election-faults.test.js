@@ -30,9 +30,9 @@ function holdsOf(name, worker) {
   return [...bySeq.values()];
 }
 
-function elector(server, path, run, name) {
+function elector(server, path, run, name, env = {}) {
   return spawnWorker(workerPath('elector.js'), [], {
-    env: { ZK_CONNECT: server.connect, ELECTION_PATH: path, RUN: run, WORKER: name, SESSION_MS: String(SESSION), HOLD_MS: '0', WRITE_EVERY_MS: '20' },
+    env: { ZK_CONNECT: server.connect, ELECTION_PATH: path, RUN: run, WORKER: name, SESSION_MS: String(SESSION), HOLD_MS: '0', WRITE_EVERY_MS: '20', ...env },
   });
 }
 
@@ -93,10 +93,14 @@ describe('faults: leader election', () => {
     report('election: kill -9 of the leader', { sessionMs: SESSION, takeoverMs: takeover });
   }, 40000);
 
-  it('the leader frozen (SIGSTOP) past its session timeout: a successor leads, and once thawed the old leader\'s writes are refused and its signal aborts', async () => {
+  /**
+   * Leader a writes (fenced, unless `unfenced`) until frozen by SIGSTOP past its session; b leads
+   * meanwhile; a is thawed and keeps writing until it learns it lost. Returns what happened.
+   */
+  async function frozenLeader({ unfenced = false } = {}) {
     const path = `/faults/${unique('election-stop')}`;
     const run = unique('election-stop');
-    const a = elector(server, path, run, 'a');
+    const a = elector(server, path, run, 'a', unfenced ? { ZKTX_FAULT_UNFENCED: '1' } : {});
     workers.push(a);
     const aLeads = await a.next((l) => l.ev === 'acq');
     await a.next((l) => l.ev === 'write' && l.ok);
@@ -110,7 +114,6 @@ describe('faults: leader election', () => {
     const stoppedAt = Date.now();
     a.kill('SIGSTOP');
     const bLeads = await b.next((l) => l.ev === 'acq', SESSION + 8000);
-    expect(bLeads.token).toBeGreaterThan(aLeads.token);
     await b.next((l) => l.ev === 'write' && l.ok && l.seq === bLeads.seq);
     await sleep(200); // b writes a while as the one leader
     const contAt = Date.now();
@@ -120,8 +123,14 @@ describe('faults: leader election', () => {
     b.send('stop');
     a.send('stop');
     await Promise.all([a.waitExit(15000), b.waitExit(15000)]);
-
     const [aHold] = holdsOf('a', a).filter((h) => h.token === aLeads.token);
+    const { violations, stats } = await check([...holdsOf('a', a), ...holdsOf('b', b)], run);
+    return { aLeads, bLeads, aHold, lost, stoppedAt, contAt, violations, stats };
+  }
+
+  it('the leader frozen (SIGSTOP) past its session timeout: a successor leads, and once thawed the old leader\'s writes are refused and its signal aborts', async () => {
+    const { aLeads, bLeads, aHold, lost, stoppedAt, contAt, violations, stats } = await frozenLeader();
+    expect(bLeads.token).toBeGreaterThan(aLeads.token);
     // Once b led, nothing a sent was acknowledged: refused by the fence (LOCK_LOST once a knew,
     // or the server's NONODE / SESSIONEXPIRED), or lost with its connection.
     const lateOk = aHold.writes.filter((w) => w.sentAt >= bLeads.t && w.status === 'ok');
@@ -132,7 +141,6 @@ describe('faults: leader election', () => {
     // Which one a thawed leader reads first depends on what waited in its socket: the server's
     // NodeDeleted for its own node (sent as the expired session's ephemerals go) or the expiry.
     expect(['NODE_DELETED', 'SESSION_ENDED', 'DISCONNECTED_TOO_LONG']).toContain(lost.reason);
-    const { violations, stats } = await check([...holdsOf('a', a), ...holdsOf('b', b)], run);
     expect(violations).toEqual([]);
     report('election: leader frozen past its session', {
       sessionMs: SESSION,
@@ -143,6 +151,12 @@ describe('faults: leader election', () => {
       ackedWrites: stats.ok,
       lossReason: lost.reason,
     });
+  }, 60000);
+
+  it('harness self-check: the same freeze with the old leader writing unfenced is caught by the checker', async () => {
+    const { bLeads, aHold, violations } = await frozenLeader({ unfenced: true });
+    expect(aHold.writes.filter((w) => w.sentAt >= bLeads.t && w.status === 'ok').length).toBeGreaterThan(0);
+    expect(violations.length).toBeGreaterThan(0);
   }, 60000);
 
   it('a partition longer than the session: with lostAfter 0.5 the leader learns it lost before the successor leads; its fenced writes are refused', async () => {

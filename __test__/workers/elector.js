@@ -10,7 +10,7 @@
 // the fence, not its manners, must stop it. Then it takes part anew.
 //
 // env: ZK_CONNECT, ELECTION_PATH, RUN, WORKER (else WORKER_INDEX), SESSION_MS, HOLD_MS, ROUNDS,
-// WRITE_EVERY_MS.
+// WRITE_EVERY_MS, ZKTX_FAULT_UNFENCED=1 (writes without the fence: the checker must then object).
 const readline = require('node:readline');
 const { ZooKeeper } = require('../..');
 const { clientOptions } = require('../helpers/secure');
@@ -21,6 +21,8 @@ const session = Number(process.env.SESSION_MS || 2000);
 const holdMs = Number(process.env.HOLD_MS || 0);
 const rounds = Number(process.env.ROUNDS || 0);
 const every = Number(process.env.WRITE_EVERY_MS || 20);
+// A harness self-check: writes without { lock }, so the checker must find the stale leader's.
+const unfenced = process.env.ZKTX_FAULT_UNFENCED === '1';
 const emit = (ev) => process.stdout.write(`${JSON.stringify({ ...ev, t: Date.now() })}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,7 +35,7 @@ input.on('line', (line) => {
 async function fencedWrite(zk, leadership, seq, key, value) {
   emit({ ev: 'send', seq, key, value });
   try {
-    const version = await zk.set(key, value, { lock: leadership });
+    const version = await zk.set(key, value, unfenced ? undefined : { lock: leadership });
     emit({ ev: 'write', seq, key, ok: true, version });
   } catch (err) {
     emit({ ev: 'write', seq, key, ok: false, code: err.code, outcome: err.outcome });
