@@ -2,7 +2,7 @@
 // Faults under leader election: kill -9 of the leader process, the leader frozen (SIGSTOP) past
 // its session timeout, and a partition between the leader and the server (TCP proxy). Each on a
 // dedicated server with a small tickTime, so sessions expire in seconds.
-const { clientAt, unique, zkScripts } = require('../helpers/zk');
+const { clientAt, unique, zkScripts, rejection } = require('../helpers/zk');
 const { workerPath } = require('../helpers/procs');
 const { checkFencedHistory } = require('../helpers/checker');
 const { startProxy } = require('../../testing');
@@ -193,6 +193,40 @@ describe('faults: leader election', () => {
       expect(await other.election(path).leader()).toEqual({ id: 'direct', node: successor.nodePath.split('/').pop() });
       report('election: partition of the leader', { sessionMs: SESSION, lostAfter: '0.5', lossSignalMs: lostAt - cut, successorLeadsMs: grantedAt - cut });
       await successor.resign();
+    } finally {
+      proxy.heal();
+      await proxy.close();
+    }
+  }, 40000);
+
+  it('session expiry (a cut past the session): a waiting lead() rejects SESSIONEXPIRED and its node is gone; watch() goes on over the new session', async () => {
+    const proxy = await startProxy(server.connect);
+    try {
+      const path = `/faults/${unique('election-expiry')}`;
+      const other = clientAt(server.connect, { timeout: SESSION, debug_level: 0 });
+      const cut = clientAt(proxy.connect, { timeout: SESSION, debug_level: 0 });
+      clients.push(other, cut);
+      const leader = await other.election(path, { id: 'a' }).lead();
+      const waiting = rejection(cut.election(path, { id: 'b' }).lead());
+      await waitFor(async () => (await other.election(path).participants()).length === 2, { what: 'b to take part' });
+      const states = cut.election(path).watch();
+      expect((await states.next()).value.participants.map((p) => p.id)).toEqual(['a', 'b']);
+      const change = states.next();
+      proxy.partition();
+      await sleep(SESSION * 1.5); // the server expires the cut session
+      expect((await other.election(path).participants()).map((p) => p.id)).toEqual(['a']);
+      proxy.heal();
+      const err = await within(waiting, SESSION * 4, 'the waiting lead() to reject');
+      expect(err).toMatchObject({ name: 'ZktxError', code: 'SESSIONEXPIRED' });
+      const seen = await within(change, SESSION * 4, 'watch() to see the change');
+      expect(seen.value.participants.map((p) => p.id)).toEqual(['a']);
+      await leader.resign();
+      expect((await within(states.next(), SESSION * 4, 'watch() to see a resign')).value).toEqual({ leader: null, participants: [] });
+      // Taking part again works on the new session.
+      const again = await cut.election(path, { id: 'b' }).lead({ timeout: 5000 });
+      expect(await other.election(path).leader()).toEqual({ id: 'b', node: again.nodePath.split('/').pop() });
+      await again.resign();
+      await states.return();
     } finally {
       proxy.heal();
       await proxy.close();

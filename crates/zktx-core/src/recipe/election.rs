@@ -178,7 +178,8 @@ impl Election {
                 match self.changed_once(session, known, &cancel).await {
                     Ok(Some(found)) => return Ok(found),
                     Ok(None) => pause = Duration::from_millis(100),
-                    Err(e) if e.is_transient() => {
+                    // The next look runs on the session that replaces the expired one.
+                    Err(e) if e.is_transient() || (matches!(e, Error::SessionExpired) && session.options().reconnect_after_expiry) => {
                         tracing::debug!(election = %self.path, error = %e, "watching an election: retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {},
