@@ -23,7 +23,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  *   range; paths over 32768 bytes of UTF-8; and arguments that throw when read (a getter, a Proxy
  *   trap, a `then` of a function's result). Every rejection and throw of zktx is a `ZktxError`;
  *   only the errors of your own functions (updater, `fn`) pass through unchanged.
- * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written.
+ * - `TOO_LARGE`: a value over 1,000,000 bytes of JSON; nothing written. Also an election
+ *   participant id over 16384 bytes of UTF-8.
  * - `TIMEOUT`: an acquire timeout passed, or the server did not answer within the deadline.
  * - `CONNECTIONLOSS`: the connection dropped under a request (see `outcome`); or no session
  *   could be opened because every host refused the connection or does not resolve, reported at
@@ -35,8 +36,11 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * - `CONFLICT`: a write kept racing with concurrent creates/deletes.
  * - `CLIENT_CLOSED`: the client was closed.
  * - `ALREADY_HELD`: this client already holds (or is acquiring) that lock; locks are not reentrant.
+ *   Also `election.lead()` on an `Election` whose earlier `lead()` is pending or whose leadership
+ *   was neither resigned nor lost (one candidacy per `Election` object).
  * - `LOCK_KIND_MISMATCH`: a semaphore lease (`permits` > 1) asked for on a path used as a lock
- *   (exclusive, read-write, `multiLock`), or a lock on a path used as a semaphore. A semaphore
+ *   (exclusive, read-write, `multiLock`), or a lock on a path used as a semaphore; likewise a
+ *   lock or lease on a leader election's path, or `election.lead()` on a lock's path. A semaphore
  *   counts leases, a lock excludes holders: they cannot share a path. The first kind on the
  *   path wins (its lowest queue node decides): a contender of the other kind is refused and
  *   leaves no node behind. A contender of the path's kind behind such a refused node (gone a
@@ -276,8 +280,8 @@ export interface LogFields {
 
 // ---- diagnostics_channel events (README "Observability") ----
 
-/** The kind of a lock in events: `zk.lock`/`multiLock` exclusive, a read-write lock's halves, a semaphore lease. */
-export type LockKind = 'exclusive' | 'read' | 'write' | 'lease';
+/** The kind of a lock in events: `zk.lock`/`multiLock` exclusive, a read-write lock's halves, a semaphore lease; `leadership` (only in `zktx:lock:lost`) an election's. */
+export type LockKind = 'exclusive' | 'read' | 'write' | 'lease' | 'leadership';
 
 /** `zktx:lock:acquire`: an acquisition starts (for `multiLock`, one per path). */
 export interface LockAcquireEvent { zk: ZooKeeper; path: string; kind: LockKind; timeout: number | undefined }
@@ -468,6 +472,106 @@ export class MultiLock {
   isHeld(): Promise<boolean>;
   /** `await using locks = await zk.multiLock(paths)`: all released at scope exit. */
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** One candidate of a leader election. */
+export interface ElectionParticipant {
+  /** Its participant id: its node's data as UTF-8 (what Curator's `Participant.getId()` gives). */
+  id: string;
+  /** Its node's name under the election path (`_c_<uuid>-latch-<sequence>`). */
+  node: string;
+  /** Whether it leads: the lowest sequence among the candidates when read. */
+  isLeader: boolean;
+}
+
+/** The leader of an election, as `election.leader()` gives it. */
+export interface ElectionLeader {
+  id: string;
+  node: string;
+}
+
+/** What `election.watch()` yields: the leader (or `null`) and every candidate, the leader first. */
+export interface ElectionState {
+  leader: ElectionLeader | null;
+  participants: ElectionParticipant[];
+}
+
+/**
+ * Leadership of an election: a {@link Lock} on this candidate's node, so it fences writes
+ * (`zk.set(key, value, { lock: leadership })`, transactions' `lock` option) and its `signal`
+ * aborts, with a `LOCK_LOST` ZktxError, when leadership is lost.
+ *
+ * Lost when the candidate node is deleted by someone else, when the session expires or is
+ * closed, or when the connection stayed down `lostAfter` × the session timeout (from `SUSPENDED`,
+ * leadership is in doubt: another candidate may lead once the server expires this session). A
+ * fenced write is refused (`LOCK_LOST`, or `NONODE`/`SESSIONEXPIRED` from the server) from the
+ * moment the node is gone, whatever this process believes.
+ */
+export class Leadership extends Lock {
+  /** The participant id this process leads as. */
+  readonly id: string;
+  /**
+   * Gives leadership up: deletes the candidate node, so the next candidate leads. Idempotent.
+   * Errors as `Lock.release()` (the node is then deleted in the background).
+   */
+  resign(): Promise<void>;
+  /** One round trip: does this candidate's node still exist (does it still lead)? */
+  isLeader(): Promise<boolean>;
+}
+
+/**
+ * A leader election at one path (`zk.election(path, { id })`), with the node layout of Curator's
+ * `LeaderLatch`: zktx candidates and Java services using `LeaderLatch` on the same path agree on
+ * one leader. Each candidate is a protected ephemeral-sequential node `_c_<uuid>-latch-<seq>`
+ * holding its id; the lowest sequence leads; every other candidate watches its predecessor.
+ *
+ * Events (observing starts with the first `leader` or `participants` listener, stops with the
+ * last one removed or `close()`; while observing, the process stays alive until `close()` or
+ * `zk.close()`): `leader` (`ElectionLeader | null`) with the current leader first, then on
+ * every change of leader; `participants` (`ElectionParticipant[]`) on every change of the
+ * candidates; `error` (`ZktxError`) if observing fails for good (`SESSIONEXPIRED` with
+ * `reconnectAfterExpiry: false`, `NOAUTH`), only when a listener is attached.
+ */
+export class Election extends EventEmitter {
+  /** The election's path. */
+  readonly path: string;
+  /** This participant's id. */
+  readonly id: string;
+  /**
+   * Takes part and resolves with the {@link Leadership} once this participant leads.
+   *
+   * Guarantees: at most one leader at a time among live sessions, zktx and Curator candidates
+   * alike; candidates lead in arrival order; one round trip when nobody else takes part.
+   * Errors: `TIMEOUT` (`timeout` passed), `ABORTED` (`signal`), `CLIENT_CLOSED` (the client
+   * closed meanwhile), `SESSIONEXPIRED`, `CONNECTIONLOSS`, `ALREADY_HELD` (this object already
+   * takes part), `LOCK_KIND_MISMATCH` (the path is in use as a lock or semaphore).
+   * Cancellation: timeout, abort, close and errors never leave the candidate node behind.
+   * On connection loss: a waiting candidate keeps its place (its watch is restored on reconnect);
+   * a session expiry rejects with `SESSIONEXPIRED` (call `lead()` again to take part anew).
+   */
+  lead(options?: AcquireOptions): Promise<Leadership>;
+  /**
+   * The current leader, or `null` when nobody takes part. One listing and one pipelined read of
+   * the candidates (two round trips). Errors: `TIMEOUT`, `CONNECTIONLOSS`, `CLIENT_CLOSED`,
+   * `SESSIONEXPIRED`, `NOAUTH`.
+   */
+  leader(): Promise<ElectionLeader | null>;
+  /** Every candidate, the leader first, with its id. Errors as `leader()`. */
+  participants(): Promise<ElectionParticipant[]>;
+  /**
+   * The state now, then once per change of the candidates (several changes between two reads of
+   * the iterator arrive as one). Keeps going through connection loss (the watch is restored, a
+   * request that timed out is retried) and, with `reconnectAfterExpiry`, through expiry. Ends on
+   * `signal`, `break`, or when the client closes; throws `SESSIONEXPIRED` when the session
+   * expired for good, `NOAUTH`.
+   */
+  watch(options?: { signal?: AbortSignal }): AsyncIterableIterator<ElectionState>;
+  /** Stops the `leader` / `participants` events. Does not resign. */
+  close(): void;
+  on(event: 'leader', listener: (leader: ElectionLeader | null) => void): this;
+  on(event: 'participants', listener: (participants: ElectionParticipant[]) => void): this;
+  on(event: 'error', listener: (err: ZktxError) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
 /** Both sides of a read-write lock at one path. */
@@ -1160,6 +1264,15 @@ export class ZooKeeper extends EventEmitter {
    * callers naming them in different orders cannot deadlock. On failure, none is held.
    */
   multiLock(paths: string[], options?: AcquireOptions): Promise<MultiLock>;
+
+  /**
+   * A leader election at `path` (an absolute znode path, not inside zktx's own tree), in which
+   * this client takes part as `options.id` (a string, default `''` as Curator's; stored as the
+   * candidate node's data, UTF-8, up to 16384 bytes). Nothing is sent until a call. Several
+   * `Election` objects on one client and path are several candidates. See {@link Election}.
+   * Errors (thrown): `INVALID_ARGUMENT` for a bad path or id, `TOO_LARGE`, `CLIENT_CLOSED`.
+   */
+  election(path: string, options?: { id?: string }): Election;
 
   /** Runs `fn(lock)` holding the lock at `path`, and always releases it. */
   withLock<R>(path: string, fn: (lock: Lock) => R | Promise<R>, options?: AcquireOptions): Promise<R>;

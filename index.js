@@ -421,10 +421,11 @@ const LOSS_MESSAGES = {
  * Drop in zktx-core).
  */
 function lossCallback(path, controller, resolveLost, event) {
+  const what = event.kind === 'leadership' ? `leadership of ${path}` : `lock ${path}`;
   return (native) => {
     const [reason, detail] = String(native).split(':');
     const describeLoss = LOSS_MESSAGES[reason];
-    const err = new ZktxError('LOCK_LOST', `lock ${path} lost: ${describeLoss ? describeLoss(detail) : reason}`);
+    const err = new ZktxError('LOCK_LOST', `${what} lost: ${describeLoss ? describeLoss(detail) : reason}`);
     err.reason = reason;
     if (reason === 'DISCONNECTED_TOO_LONG') err.disconnectedMs = Number(detail);
     if (channels.lockLost.hasSubscribers) {
@@ -1504,6 +1505,19 @@ ZooKeeper.prototype.coordinator = function coordinator(name, options) {
 
 Object.assign(ZooKeeper, LOG_LEVELS);
 
+const { Election, Leadership } = require('./election')({
+  ZktxError, Lock, call, callSync, invalid, describe, checkPath, checkWellFormed, readOptions, checkCallOptions, checkTimeout, withSignal, isAborted, traceMethods,
+});
+
+/**
+ * A leader election at `path` (Curator's LeaderLatch layout), in which this client takes part as
+ * `options.id`: see docs/election.md. Nothing is sent until a call.
+ */
+ZooKeeper.prototype.election = function election(path, options) {
+  if (this._closed) throw new ZktxError('CLIENT_CLOSED', 'client is closed');
+  return new Election(this, path, options);
+};
+
 const { Znodes } = require('./znode')({
   ZktxError, call, callSync, invalid, describe, checked, checkPath, checkWellFormed, readAcl, readOptions, native,
 });
@@ -1529,6 +1543,6 @@ const { Etcd } = require('./etcd')({
   ZktxError, call, callSync, invalid, describe, readOptions, readTls, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods,
 });
 
-module.exports = { ZooKeeper, Etcd, ZktxError, Lock, MultiLock, Transaction, FencingTokenGuard, Znodes, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
+module.exports = { ZooKeeper, Etcd, ZktxError, Lock, MultiLock, Election, Leadership, Transaction, FencingTokenGuard, Znodes, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;
 ZooKeeper.digestId = digestId;

@@ -11,6 +11,8 @@ export const {
   ZktxError,
   Lock,
   MultiLock,
+  Election,
+  Leadership,
   Transaction,
   FencingTokenGuard,
   Znodes,

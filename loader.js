@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.NativeCoordinator = nativeBinding.NativeCoordinator
+module.exports.NativeElection = nativeBinding.NativeElection
 module.exports.NativeEtcdClient = nativeBinding.NativeEtcdClient
 module.exports.NativeEtcdLock = nativeBinding.NativeEtcdLock
 module.exports.NativeFence = nativeBinding.NativeFence

@@ -10,6 +10,7 @@
 
 mod bridge;
 mod coordinator;
+mod election;
 mod etcd;
 mod logging;
 mod znode;
@@ -446,6 +447,12 @@ impl NativeClient {
                 Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
             })
         })
+    }
+
+    /// A leader election at `path` in which this client takes part as `id` (`zk.election`).
+    #[napi]
+    pub fn election(&self, path: String, id: String) -> Result<election::NativeElection> {
+        no_panic(|| election::new_election(self.store.clone(), self.span.clone(), path, id))
     }
 
     /// The raw ZooKeeper API on this client's session (`zk.znodes`).

@@ -54,8 +54,13 @@ function inOrder(names, seq) {
  * A Node worker process speaking JSON lines on stdout. `next(pred)` resolves the next line
  * matching `pred` (lines are kept, none is lost between calls).
  */
-function spawnWorker(script, args, { env = {} } = {}) {
-  const child = spawn(process.execPath, [script, ...args], {
+function spawnWorker(script, args, options) {
+  return spawnProcess(process.execPath, [script, ...args], options);
+}
+
+/** Any program as a worker (`spawnWorker`): a line that is not JSON arrives as `{ text }`. */
+function spawnProcess(command, args, { env = {} } = {}) {
+  const child = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -125,4 +130,4 @@ function report(what, fields) {
 
 const codeOf = (p) => p.then(() => 'resolved', (e) => e.code || e.message);
 
-module.exports = { now, sleep, waitFor, within, recordStates, inOrder, spawnWorker, report, codeOf };
+module.exports = { now, sleep, waitFor, within, recordStates, inOrder, spawnWorker, spawnProcess, report, codeOf };

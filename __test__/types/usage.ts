@@ -74,3 +74,26 @@ async function znodes(zk: ZooKeeper) {
 
 }
 void znodes;
+
+import type { Election, Leadership, ElectionParticipant, ElectionLeader, ElectionState } from 'zktx';
+
+async function election(zk: ZooKeeper): Promise<void> {
+  const e: Election = zk.election('/election/orders', { id: 'node-a' });
+  e.on('leader', (leader: ElectionLeader | null) => console.log(leader?.id, leader?.node));
+  e.on('participants', (ps: ElectionParticipant[]) => console.log(ps.map((p) => p.isLeader)));
+  const leadership: Leadership = await e.lead({ timeout: 1000, signal: AbortSignal.timeout(2000) });
+  const asLock: Lock = leadership; // fences writes wherever a lock does
+  await zk.set('orders/leader', { token: leadership.token }, { lock: leadership });
+  leadership.signal.addEventListener('abort', () => {});
+  const leading: boolean = await leadership.isLeader();
+  const leader: ElectionLeader | null = await e.leader();
+  const ps: ElectionParticipant[] = await e.participants();
+  for await (const state of e.watch({ signal: AbortSignal.timeout(1000) })) {
+    const s: ElectionState = state;
+    console.log(s.leader, s.participants.length);
+  }
+  await leadership.resign();
+  e.close();
+  console.log(asLock, leading, leader, ps, leadership.id);
+}
+void election;

@@ -188,6 +188,17 @@ impl Store {
         Ok(locks.into_iter().zip(registrations).map(|(l, r)| l.with_registration(r)).collect())
     }
 
+    /// A leader election at `path` for participant `id` (see [`recipe::Election`]); its calls
+    /// take [`Store::session`].
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a path a lock could not use, or one inside zktx's own tree;
+    /// `TOO_LARGE` for an id over [`recipe::election::MAX_PARTICIPANT_ID_BYTES`]. Nothing is sent.
+    pub fn election(&self, path: &str, id: Vec<u8>) -> Result<recipe::Election> {
+        self.validate_user_lock_path(path)?;
+        recipe::Election::new(path, id)
+    }
+
     /// A lock path a user may take: valid, and outside zktx's own tree (its keys, their locks, its
     /// markers), whose nodes the library manages itself.
     fn validate_user_lock_path(&self, path: &str) -> Result<()> {

@@ -9,7 +9,9 @@
 //! Kinds on one path: an exclusive lock (`lock`, also multiLock's and a 1-permit semaphore's
 //! node) is a writer to readers, as Curator's read-write lock treats its write side, so
 //! exclusive, `read` and `write` nodes share one queue and exclude each other. Semaphore leases
-//! (`lease`) count permits instead of excluding, so they cannot share a queue with locks.
+//! (`lease`) count permits instead of excluding, so they cannot share a queue with locks. Leader
+//! election candidates (`latch`, Curator's `LeaderLatch` names) are a third family: a path is
+//! either an election or a lock, never both.
 //!
 //! Which family a path belongs to is decided by its lowest node: the first kind on the path
 //! wins. A contender whose listing shows a head of the other family is refused
@@ -40,7 +42,7 @@
 pub struct Contender {
     /// The node's name (not its full path).
     pub name: String,
-    /// The node-kind tag (`lock`, `read`, `write`, `lease`).
+    /// The node-kind tag (`lock`, `read`, `write`, `lease`, `latch`).
     pub kind: String,
     /// The server-assigned sequence number.
     pub sequence: i64,
@@ -51,7 +53,9 @@ impl Contender {
     ///
     /// Only zktx's own shape, `_c_<id>-<kind>-<seq>`, is a contender: anything else in the
     /// directory (another client's `create(dir + "/", SEQUENTIAL)` makes names of digits only)
-    /// is ignored, so it can neither break nor block the queue.
+    /// is ignored, so it can neither break nor block the queue. Curator's protected names have
+    /// this shape too, with a dashed UUID as the id (`_c_<8-4-4-4-12>-latch-<seq>`): the kind is
+    /// the last dash-separated word before the sequence, so the dashes in the id do not matter.
     pub fn parse(name: &str) -> Option<Contender> {
         let rest = name.strip_prefix("_c_")?;
         let (head, digits) = rest.rsplit_once('-')?;
@@ -90,24 +94,39 @@ pub enum Decision {
     WaitForChildren,
     /// Its own node is gone from the directory (deleted by someone else, or the session ended).
     NodeGone,
-    /// A node of the other family (lease vs lock) is ahead of it: this kind is not allowed on
-    /// a path used that way (the kind found is given).
+    /// A node of another family (lease, lock, latch) heads the queue: this kind is not allowed
+    /// on a path used that way (the kind found is given).
     KindMismatch(String),
 }
 
-/// Whether a node kind is a semaphore lease (the family that counts permits).
-fn is_lease(kind: &str) -> bool {
-    kind == "lease"
+/// The families of node kinds: nodes of one family share a queue, nodes of different families
+/// never hold together on one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    /// Semaphore leases: count permits.
+    Lease,
+    /// Leader election candidates (Curator's `LeaderLatch`).
+    Latch,
+    /// Exclusive, read and write locks (and any kind zktx does not know: they exclude).
+    Lock,
 }
 
-/// What the nodes of the other family (lease vs lock) ahead of position `i` mean for a
+fn family(kind: &str) -> Family {
+    match kind {
+        "lease" => Family::Lease,
+        "latch" => Family::Latch,
+        _ => Family::Lock,
+    }
+}
+
+/// What the nodes of another family (lease, lock, latch) ahead of position `i` mean for a
 /// contender of kind `mine`: `None` when there are none (the family's own rule decides),
-/// [`Decision::KindMismatch`] when the queue's lowest node is of the other family (the path is
+/// [`Decision::KindMismatch`] when the queue's lowest node is of another family (the path is
 /// in use that way), else [`Decision::WaitFor`] the nearest of them: an intruder behind a node of
 /// `mine`'s family, refused by it and about to go, which must not refuse a legitimate contender
 /// (but neither may it be ignored: its own listing may not have been answered yet).
 fn other_family(queue: &[Contender], i: usize, mine: &str) -> Option<Decision> {
-    let other = |c: &&Contender| is_lease(&c.kind) != is_lease(mine);
+    let other = |c: &&Contender| family(&c.kind) != family(mine);
     let nearest = queue[..i].iter().rev().find(other)?;
     match queue.first() {
         Some(head) if other(&head) => Some(Decision::KindMismatch(head.kind.clone())),
@@ -191,6 +210,32 @@ impl LockDriver for ReadWriteDriver {
                 None => Decision::Acquired,
                 Some(w) => Decision::WaitFor(w.name.clone()),
             },
+        }
+    }
+}
+
+/// Leader election (Curator's `LeaderLatch`): the lowest `latch` node leads; every other
+/// candidate watches its predecessor, so a leader's departure wakes exactly its successor.
+///
+/// Curator sorts a latch directory by the text after `latch-` in each name, which for its
+/// 10-digit sequence suffixes is the order of [`Contender::sequence`]: a zktx candidate and a
+/// Curator one on the same path agree on the leader.
+#[derive(Clone, Copy, Debug)]
+pub struct LatchDriver;
+
+impl LockDriver for LatchDriver {
+    fn kind(&self) -> &str {
+        "latch"
+    }
+
+    fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
+        let Some(i) = queue.iter().position(|c| c.name == mine) else { return Decision::NodeGone };
+        if let Some(decision) = other_family(queue, i, self.kind()) {
+            return decision;
+        }
+        match i {
+            0 => Decision::Acquired,
+            _ => Decision::WaitFor(queue[i - 1].name.clone()),
         }
     }
 }
@@ -294,27 +339,54 @@ mod tests {
 
     #[test]
     fn no_listing_lets_two_families_hold_together() {
-        // Every order of up to four nodes of both families, every subset still present: a
-        // contender that holds never has a node of the other family ahead of it.
-        let kinds = ["lease", "lock", "read", "write"];
+        // Every order of up to four nodes of every kind, every subset still present: a
+        // contender that holds never has a node of another family ahead of it.
+        let kinds = ["lease", "lock", "read", "write", "latch"];
         let drivers: Vec<(&str, Box<dyn LockDriver>)> = vec![
             ("lease", Box::new(StandardDriver { max_leases: 2 })),
             ("lock", Box::new(StandardDriver { max_leases: 1 })),
             ("read", Box::new(ReadWriteDriver::Read)),
             ("write", Box::new(ReadWriteDriver::Write)),
+            ("latch", Box::new(LatchDriver)),
         ];
+        let k = kinds.len();
         for n in 1..=4u32 {
-            for combo in 0..4usize.pow(n) {
-                let all: Vec<String> = (0..n as usize).map(|k| format!("_c_{k}-{}-{:010}", kinds[(combo / 4usize.pow(k as u32)) % 4], k + 1)).collect();
+            for combo in 0..k.pow(n) {
+                let all: Vec<String> = (0..n as usize).map(|j| format!("_c_{j}-{}-{:010}", kinds[(combo / k.pow(j as u32)) % k], j + 1)).collect();
                 let q = sorted_contenders(&all);
                 for (i, me) in q.iter().enumerate() {
-                    let (_, d) = drivers.iter().find(|(k, _)| *k == me.kind).expect("driver");
+                    let (_, d) = drivers.iter().find(|(kind, _)| *kind == me.kind).expect("driver");
                     if d.decide(&q, &me.name) == Decision::Acquired {
-                        assert!(q[..i].iter().all(|c| is_lease(&c.kind) == is_lease(&me.kind)), "{all:?}: {} holds", me.name);
+                        assert!(q[..i].iter().all(|c| family(&c.kind) == family(&me.kind)), "{all:?}: {} holds", me.name);
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn curators_leader_latch_names_parse_and_the_lowest_sequence_leads() {
+        // As Curator 5's LeaderLatch names them: protected prefix with a dashed UUID.
+        let curator = "_c_3f2b8c0e-5a1d-4c2e-9b7a-0d1e2f3a4b5c-latch-0000000002";
+        let c = Contender::parse(curator).expect("a Curator latch node is a contender");
+        assert_eq!((c.kind.as_str(), c.sequence), ("latch", 2));
+        assert!(c.is_protected_by("3f2b8c0e-5a1d-4c2e-9b7a-0d1e2f3a4b5c"));
+        let q = sorted_contenders(&names(&[curator, "_c_0123abcd-latch-0000000003", "_c_ffff-latch-0000000001"]));
+        assert_eq!(LatchDriver.decide(&q, "_c_ffff-latch-0000000001"), Decision::Acquired);
+        assert_eq!(LatchDriver.decide(&q, curator), Decision::WaitFor("_c_ffff-latch-0000000001".into()));
+        assert_eq!(LatchDriver.decide(&q, "_c_0123abcd-latch-0000000003"), Decision::WaitFor(curator.into()));
+        assert_eq!(LatchDriver.decide(&q, "_c_gone-latch-0000000009"), Decision::NodeGone);
+    }
+
+    #[test]
+    fn an_election_path_and_a_lock_path_refuse_each_other() {
+        let x = StandardDriver { max_leases: 1 };
+        let q = sorted_contenders(&names(&["_c_a-latch-0000000001", "_c_b-lock-0000000002", "_c_c-latch-0000000003"]));
+        assert_eq!(x.decide(&q, "_c_b-lock-0000000002"), Decision::KindMismatch("latch".into()));
+        // The latch behind the refused lock node waits for it to go, it is not refused.
+        assert_eq!(LatchDriver.decide(&q, "_c_c-latch-0000000003"), Decision::WaitFor("_c_b-lock-0000000002".into()));
+        let q = sorted_contenders(&names(&["_c_a-lock-0000000001", "_c_b-latch-0000000002"]));
+        assert_eq!(LatchDriver.decide(&q, "_c_b-latch-0000000002"), Decision::KindMismatch("lock".into()));
     }
 
     #[test]

@@ -104,11 +104,24 @@ pub(crate) async fn acquire(
     opts: &AcquireOptions,
     read: Option<&str>,
 ) -> Result<Acquired> {
+    acquire_with_data(session, dir, driver, opts, read, &[]).await
+}
+
+/// [`acquire`] with a node that carries `data` (lock nodes carry none; an election candidate's
+/// carries its participant id, as Curator's `LeaderLatch` does).
+pub(crate) async fn acquire_with_data(
+    session: &Session,
+    dir: &str,
+    driver: &dyn LockDriver,
+    opts: &AcquireOptions,
+    read: Option<&str>,
+    data: &[u8],
+) -> Result<Acquired> {
     let closing = session.closing();
     tokio::select! {
         biased;
         _ = closing.cancelled() => Err(Error::ClientClosed),
-        acquired = acquire_in_session(session, dir, driver, opts, read) => acquired,
+        acquired = acquire_in_session(session, dir, driver, opts, read, data) => acquired,
     }
 }
 
@@ -118,6 +131,7 @@ async fn acquire_in_session(
     driver: &dyn LockDriver,
     opts: &AcquireOptions,
     read: Option<&str>,
+    data: &[u8],
 ) -> Result<Acquired> {
     let client = session.client().await?;
     let rt = session.request_timeout(&client);
@@ -125,7 +139,7 @@ async fn acquire_in_session(
     let id = uuid::Uuid::new_v4().simple().to_string();
     let prefix = format!("{dir}/_c_{id}-{}-", driver.kind());
 
-    let (name, token, children, piggyback) = match create_node(&client, rt, session.acls(), dir, &prefix, &id, read).await {
+    let (name, token, children, piggyback) = match create_node(&client, rt, session.acls(), dir, &prefix, &id, read, data).await {
         Ok(created) => created,
         Err(err) => {
             // A create whose answer was lost may have applied even though we give up: remove
@@ -161,7 +175,8 @@ type Read = crate::backend::zookeeper::Read;
 type Created = (String, i64, Vec<String>, Read);
 
 /// Creates the contender's node, recovering it by its protected id after a connection loss.
-async fn create_node(client: &zk::Client, rt: Duration, acls: zk::Acls<'_>, dir: &str, prefix: &str, id: &str, read: Option<&str>) -> Result<Created> {
+#[allow(clippy::too_many_arguments)]
+async fn create_node(client: &zk::Client, rt: Duration, acls: zk::Acls<'_>, dir: &str, prefix: &str, id: &str, read: Option<&str>, data: &[u8]) -> Result<Created> {
     let node = zk::CreateMode::EphemeralSequential.with_acls(acls);
     // Lock directories are containers: the server removes them once their last lock node is
     // gone, so short-lived keys leave no garbage behind.
@@ -170,7 +185,7 @@ async fn create_node(client: &zk::Client, rt: Duration, acls: zk::Acls<'_>, dir:
     loop {
         attempts += 1;
         // Sent in this order, answered in this order: one round trip.
-        let create = client.create(prefix, &[], &node);
+        let create = client.create(prefix, data, &node);
         let rest = list_and_read(client, dir, read);
         let (created, (listed, read_result)) = match tokio::time::timeout(rt, async { tokio::join!(create, rest) }).await {
             Ok(r) => r,
@@ -289,9 +304,15 @@ pub(crate) async fn wait_in_queue<Q: Queue>(
 /// `LOCK_KIND_MISMATCH`: a contender of kind `mine` found a node of kind `theirs` (the other
 /// family: lease vs lock) heading the queue at `dir`.
 fn kind_mismatch(dir: &str, mine: &str, theirs: &str) -> Error {
-    let (asked, used) = if mine == "lease" { ("a semaphore lease", "a lock (exclusive, read-write or multiLock)") } else { ("a lock", "a semaphore (semaphore(path, permits) with permits > 1)") };
+    let role = |kind: &str| match kind {
+        "lease" => ("a semaphore lease", "a semaphore (semaphore(path, permits) with permits > 1)"),
+        "latch" => ("a leader election candidacy", "a leader election (election(path), or Curator's LeaderLatch)"),
+        _ => ("a lock", "a lock (exclusive, read-write or multiLock)"),
+    };
+    let (asked, _) = role(mine);
+    let (_, used) = role(theirs);
     Error::LockKindMismatch(format!(
-        "{dir} is in use as {used} (a {theirs:?} node heads its queue), so {asked} cannot be taken on it: a semaphore counts leases and a lock excludes holders, they cannot share a path; use another path (a 1-permit semaphore is an exclusive lock)"
+        "{dir} is in use as {used} (a {theirs:?} node heads its queue), so {asked} cannot be taken on it: a semaphore counts leases, a lock excludes holders and an election picks a leader, they cannot share a path; use another path (a 1-permit semaphore is an exclusive lock)"
     ))
 }
 

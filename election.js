@@ -1,0 +1,207 @@
+'use strict';
+// Leader election: `zk.election(path, { id })` (crates/zktx-core/src/recipe/election.rs through
+// src/election.rs). Curator's LeaderLatch node layout, so zktx and Java services using
+// LeaderLatch on one path agree on the leader. Leadership is a Lock on the candidate's node: its
+// token fences writes, its signal aborts on loss, resign() releases it. Built by index.js, which
+// passes its helpers.
+
+const { EventEmitter } = require('node:events');
+
+module.exports = function electionFacade(z) {
+  const { ZktxError, Lock, call, callSync, invalid, describe, checkPath, checkWellFormed, readOptions, checkCallOptions, checkTimeout, withSignal, isAborted, traceMethods } = z;
+
+  /** The longest participant id, in UTF-8 bytes (MAX_PARTICIPANT_ID_BYTES in election.rs). */
+  const MAX_ID_BYTES = 16 * 1024;
+
+  /** Leaderships garbage-collected without resign() (the native side released them). */
+  const forgotten = new FinalizationRegistry(({ election, candidacy }) => {
+    const e = election.deref();
+    if (e) e._ended(candidacy);
+  });
+
+  const participant = (p) => ({ id: p.id, node: p.node, isLeader: p.isLeader });
+
+  /** `{ leader, participants }` from the native list (the leader first). */
+  function snapshot(list) {
+    const participants = list.map(participant);
+    const lead = participants.find((p) => p.isLeader);
+    return { leader: lead ? { id: lead.id, node: lead.node } : null, participants };
+  }
+
+  /**
+   * This process's leadership of an election: a {@link Lock} on its candidate node (`token`
+   * fences writes, `signal` aborts on loss, `{ lock: leadership }` works wherever a lock does).
+   */
+  class Leadership extends Lock {
+    constructor(nativeLock, election, candidacy) {
+      super(nativeLock, 'leadership', election._zk);
+      /** The participant id this process leads as. */
+      this.id = election.id;
+      this._end = () => election._ended(candidacy);
+    }
+
+    /** Gives leadership up: deletes the candidate node, so the next candidate leads. Idempotent. */
+    async resign() {
+      try {
+        await Lock.prototype._release.call(this);
+      } finally {
+        this._end();
+      }
+    }
+
+    /** The same as `resign()` (a Leadership is a Lock). */
+    release() {
+      return this.resign();
+    }
+
+    /** `await using leadership = await election.lead()` resigns at scope exit. */
+    [Symbol.asyncDispose]() {
+      return this.resign();
+    }
+
+    /** Asks the server whether this process still leads (its node exists). */
+    isLeader() {
+      return this._isHeld();
+    }
+  }
+
+  /**
+   * A leader election at one path, for one participant id. `lead()` takes part; `leader()`,
+   * `participants()`, `watch()` and the `leader` / `participants` events observe.
+   */
+  class Election extends EventEmitter {
+    constructor(zk, path, options) {
+      super();
+      checkPath(path, 'election path');
+      const opts = readOptions(options, ['id']);
+      const id = opts.id === undefined ? '' : opts.id;
+      if (typeof id !== 'string') throw invalid(`id must be a string, got ${describe(id)}`);
+      checkWellFormed(id, 'id');
+      if (Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES) throw new ZktxError('TOO_LARGE', `participant id is ${Buffer.byteLength(id, 'utf8')} bytes of UTF-8; the limit is ${MAX_ID_BYTES}`);
+      Object.defineProperty(this, '_zk', { value: zk });
+      this._native = callSync(() => zk._native.election(path, id));
+      /** The election's path. */
+      this.path = path;
+      /** This participant's id (its candidate node's data, as Curator's LeaderLatch writes it). */
+      this.id = id;
+      this._candidacy = null;
+      this._observer = null;
+      this.on('newListener', (name) => {
+        if (name === 'leader' || name === 'participants') queueMicrotask(() => this._observe());
+      });
+      this.on('removeListener', () => {
+        if (this.listenerCount('leader') + this.listenerCount('participants') === 0) this._stopObserving();
+      });
+    }
+
+    /** Takes part and resolves with the {@link Leadership} once this participant leads. */
+    async lead(options) {
+      const opts = checkCallOptions(options, ['timeout', 'signal']);
+      const timeout = checkTimeout(opts.timeout);
+      if (this._candidacy) {
+        throw new ZktxError('ALREADY_HELD', `this election object already takes part in ${this.path} (lead() pending, or leadership not resigned or lost): one candidacy per object; use another zk.election() for a second candidate`);
+      }
+      const candidacy = {};
+      this._candidacy = candidacy;
+      let nativeLock;
+      try {
+        nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.lead(timeout, id)));
+      } catch (err) {
+        this._candidacy = null;
+        throw err;
+      }
+      const leadership = new Leadership(nativeLock, this, candidacy);
+      // Watched at once: the signal must fire on loss even if nobody read it before. The
+      // reaction holds the candidacy, never the leadership: one garbage-collected without
+      // resign() is still released by the native side (Lock's Drop), and frees this object.
+      leadership.lost.then(() => this._ended(candidacy));
+      forgotten.register(leadership, { election: new WeakRef(this), candidacy });
+      return leadership;
+    }
+
+    /** A candidacy resigned, lost or forgotten: this object may take part again. */
+    _ended(candidacy) {
+      if (this._candidacy === candidacy) this._candidacy = null;
+    }
+
+    /** The current leader, `{ id, node }`, or `null` when nobody takes part. */
+    async leader() {
+      return snapshot(await call(() => this._native.participants())).leader;
+    }
+
+    /** Every candidate, the leader first: `[{ id, node, isLeader }]`. */
+    async participants() {
+      return (await call(() => this._native.participants())).map(participant);
+    }
+
+    /**
+     * An async iterator of `{ leader, participants }`: the current state first, then once per
+     * change of the candidates. Ends on `signal`, `break`, or when the client closes.
+     */
+    watch(options) {
+      const opts = checkCallOptions(options, ['signal']);
+      const self = this;
+      return (async function* watching() {
+        const { signal } = opts;
+        const over = (err) => err instanceof ZktxError && (err.code === 'CLIENT_CLOSED' || (err.code === 'ABORTED' && signal !== undefined && isAborted(signal)));
+        let known;
+        for (;;) {
+          let list;
+          try {
+            if (signal !== undefined && isAborted(signal)) return;
+            list = known === undefined
+              ? await call(() => self._native.participants())
+              : await withSignal(signal, (id) => call(() => self._native.changed(known, id)));
+          } catch (err) {
+            if (over(err)) return;
+            throw err;
+          }
+          known = list.map((p) => p.node);
+          yield snapshot(list);
+        }
+      })();
+    }
+
+    /** Emits `participants` on every change and `leader` when the leader changes. */
+    async _observe() {
+      if (this._observer || this.listenerCount('leader') + this.listenerCount('participants') === 0) return;
+      const controller = new AbortController();
+      this._observer = controller;
+      let last; // the leader's node seen last (undefined: nothing seen yet)
+      try {
+        for await (const { leader, participants } of this.watch({ signal: controller.signal })) {
+          this.emit('participants', participants);
+          const node = leader ? leader.node : null;
+          if (node !== last) {
+            last = node;
+            this.emit('leader', leader);
+          }
+        }
+      } catch (err) {
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+      } finally {
+        if (this._observer === controller) this._observer = null;
+      }
+    }
+
+    _stopObserving() {
+      if (this._observer) {
+        this._observer.abort();
+        this._observer = null;
+      }
+    }
+
+    /**
+     * Stops the `leader` / `participants` events. Does not resign: leadership is given up with
+     * `leadership.resign()` (or `zk.close()`).
+     */
+    close() {
+      this._stopObserving();
+    }
+  }
+
+  traceMethods(Leadership, ['resign', 'isLeader']);
+  traceMethods(Election, ['lead', 'leader', 'participants']);
+
+  return { Election, Leadership };
+};
