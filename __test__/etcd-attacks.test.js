@@ -145,6 +145,38 @@ describeEtcd('etcd lock attacks', () => {
     expect(keysUnder(p)).toEqual([]);
   });
 
+  it('[after an expiry the next call grants a new lease] a client cut off longer than its TTL (then healed) sees EXPIRED and locks again on a new lease', async () => {
+    // The keep-alive stream is dropped at the first failure; after the heal a NEW stream is
+    // opened with client.lease_keep_alive(id), which in etcd-client 0.21 reads the first answer
+    // itself and turns TTL 0 into Err(LeaseKeepAliveError("lease not found")): keep_alive() in
+    // etcd.rs takes that for one more unanswered keep-alive, so the lease is never marked ended.
+    const p = `/locks/${unique('atk-brick')}`;
+    const { proxy, client: a } = await proxied({ timeout: 3000 });
+    const states = [];
+    a.on('state', (s) => states.push(s));
+    const held = await a.lock(p);
+    held.lost.catch(() => {});
+    proxy.partition(); // reset: every connection refused
+    await sleep(6000); // twice the TTL: etcd expires the lease and deletes the key
+    proxy.heal();
+    expect(keysUnder(p)).toEqual([]);
+    const attempts = [];
+    for (let i = 0; i < 4; i++) {
+      await sleep(1500);
+      try {
+        const l = await a.lock(`${p}-${i}`, { timeout: 2000 });
+        attempts.push('acquired');
+        await l.release();
+        break;
+      } catch (err) {
+        attempts.push(`${err.code}: ${err.message}`);
+      }
+    }
+    // Observed: state stuck at SUSPENDED, and every lock for as long as the client lives:
+    // "CONNECTIONLOSS: join etcd lock queue: etcdserver: requested lease not found".
+    expect({ lastState: states[states.length - 1], sawExpired: states.includes('EXPIRED'), last: attempts[attempts.length - 1] }).toEqual({ lastState: 'CONNECTED', sawExpired: true, last: 'acquired' });
+  }, 30000);
+
   // ------------------------------------------------------------------------------------------
   // the queue: a predecessor key re-created under the same name
 
@@ -483,6 +515,33 @@ describeEtcd('etcd lock attacks: processes, paths, interop, members', () => {
     }
     await lock.release();
   });
+
+  it('[a lock is lost only when its lease can no longer be kept alive] one FOLLOWER of a 3-member cluster frozen (SIGSTOP) for 10 s: the quorum is intact, no holder loses its lock', async () => {
+    // Observed: the holders whose keep-alive stream (and next attempts) ride on the frozen
+    // member's connection never reach the other two: their lease expires (NODE_DELETED) while
+    // 2 of 3 members serve. The connection is only given up by the HTTP/2 keep-alive
+    // (5 s + requestTimeout, the TTL by default): after the lease is gone.
+    const cluster = await startEtcdCluster(3);
+    try {
+      const leader = await cluster.leader();
+      const follower = cluster.members.find((m) => m !== leader);
+      const base = `/locks/${unique('atk-freeze')}`;
+      const holders = [];
+      for (let i = 0; i < 8; i++) {
+        const h = etcd({ endpoints: cluster.endpoints, timeout: 4000 });
+        const lock = await h.lock(`${base}/${i}`);
+        const entry = { i, lost: null };
+        lock.lost.then((err) => { entry.lost = err.reason; });
+        holders.push(entry);
+      }
+      follower.kill('SIGSTOP');
+      await sleep(10000);
+      follower.kill('SIGCONT');
+      expect(holders.filter((h) => h.lost)).toEqual([]);
+    } finally {
+      await cluster.stop();
+    }
+  }, 90000);
 
   it('[one holder at a time through a member kill -9] 3-member cluster: the leader killed while a lock is held and waited for, then restarted', async () => {
     const cluster = await startEtcdCluster(3);
