@@ -234,6 +234,36 @@ describeEtcd('etcd lock attacks', () => {
     await next.release();
   });
 
+  it('[TIMEOUT if not held within `timeout`] lock(p, { timeout: 500 }) with etcd silent (blackhole) rejects TIMEOUT in ~500 ms', async () => {
+    const p = `/locks/${unique('atk-silent-timeout')}`;
+    const { proxy, client: a } = await proxied({ timeout: 8000 });
+    await a.connect();
+    proxy.partition({ mode: 'blackhole' });
+    const t0 = Date.now();
+    const err = await rejection(a.lock(p, { timeout: 500 }));
+    const took = Date.now() - t0;
+    proxy.heal();
+    // Observed: CONNECTIONLOSS "join etcd lock queue: etcd unavailable: Timeout expired" after
+    // 8 s: the join Txn waits for the request timeout (the TTL by default: 30 s), give_up_at is
+    // only looked at inside wait_in_queue.
+    expect({ code: err.code, inTime: took < 1500 ? 'yes' : `${took} ms` }).toEqual({ code: 'TIMEOUT', inTime: 'yes' });
+  }, 20000);
+
+  it('[abort rejects ABORTED at once] an abort while the join is unanswered (etcd silent) rejects ABORTED promptly', async () => {
+    const p = `/locks/${unique('atk-silent-abort')}`;
+    const { proxy, client: a } = await proxied({ timeout: 8000 });
+    await a.connect();
+    proxy.partition({ mode: 'blackhole' });
+    const ac = new AbortController();
+    const t0 = Date.now();
+    setTimeout(() => ac.abort(new Error('stop')), 300);
+    const err = await rejection(a.lock(p, { signal: ac.signal }));
+    const took = Date.now() - t0;
+    proxy.heal();
+    // Observed: CONNECTIONLOSS after ~5-8 s (the cancel token is only polled in wait_in_queue).
+    expect({ code: err.code, inTime: took < 1300 ? 'yes' : `${took} ms` }).toEqual({ code: 'ABORTED', inTime: 'yes' });
+  }, 20000);
+
   it('[lostAfter counts time without answers] a 0-length connection reset (etcd reachable again at once) does not declare the lock lost (lostAfter 0.2)', async () => {
     const p = `/locks/${unique('atk-blip')}`;
     const { proxy, client: h } = await proxied({ timeout: 6000, lostAfter: 0.2 });
@@ -343,6 +373,50 @@ describeEtcd('etcd lock attacks: processes, paths, interop, members', () => {
     expect(next.token).toBeGreaterThan(held.token);
     await next.release();
   });
+
+  it('[process.exit() closes every client within one bound (2 s), as for ZooKeeper] 5 Etcd clients and a silent etcd: the exit takes ~2 s, not 2 s per client', async () => {
+    const base = `/locks/${unique('atk-exitmany')}`;
+    const proxy = await startProxy(ENDPOINTS.split(',')[0]);
+    proxies.push(proxy);
+    const w = worker('exitmany', base, { endpoints: proxy.connect });
+    await w.line((l) => l.ready, 15000, 'worker ready');
+    proxy.partition({ mode: 'blackhole' });
+    const t0 = Date.now();
+    w.child.kill('SIGUSR2');
+    const exit = await within(w.exited, 30000, 'exit');
+    const took = Date.now() - t0;
+    proxy.heal();
+    expect(exit.code).toBe(0);
+    // Observed: ~10 s: index.js's exit hook closes Etcd clients one after another
+    // (c._closeSync() in a loop), each blocking up to 2 s on its lease revoke.
+    expect(took < 3500 ? 'within ~2 s' : `${took} ms`).toBe('within ~2 s');
+  }, 45000);
+
+  it('[one holder at a time, tokens growing] 5 waiters behind a holder that exits with process.exit() (30 s lease): they get in one by one at once', async () => {
+    const base = `/locks/${unique('atk-exitwaiters')}`;
+    const p = `${base}/0`;
+    const w = worker('exitmany', base, { endpoints: ENDPOINTS });
+    await w.line((l) => l.ready, 15000, 'holder ready');
+    const intervals = [];
+    const waiters = [0, 1, 2, 3, 4].map(async () => {
+      const lock = await etcd().lock(p, { timeout: 10000 });
+      const enter = Date.now();
+      await sleep(30);
+      intervals.push({ enter, leave: Date.now(), token: lock.token });
+      await lock.release();
+    });
+    await waitFor(() => keysUnder(p).length === 6, 5000, 'waiters joined');
+    const t0 = Date.now();
+    w.child.kill('SIGUSR2');
+    await Promise.all(waiters);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    intervals.sort((x, y) => x.enter - y.enter);
+    for (let i = 1; i < intervals.length; i++) {
+      expect(intervals[i].enter).toBeGreaterThanOrEqual(intervals[i - 1].leave);
+      expect(intervals[i].token).toBeGreaterThan(intervals[i - 1].token);
+    }
+    expect(keysUnder(p)).toEqual([]);
+  }, 30000);
 
   it('[a script that ends without close() frees its lock (beforeExit)] a holder on a 30 s lease whose event loop runs dry frees the lock at once', async () => {
     const p = `/locks/${unique('atk-drain')}`;

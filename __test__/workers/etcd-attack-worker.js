@@ -63,3 +63,22 @@ const [mode, lockPath] = process.argv.slice(2);
   console.error(`${err.code}: ${err.message}`);
   process.exit(1);
 });
+
+// exitmany: N clients (argv[4], default 5) each holding a lock under <path>; prints {"ready"},
+// then process.exit(0) on SIGUSR2 (the exit hook closes every client).
+if (mode === 'exitmany') {
+  const n = Number(process.argv[4] || 5);
+  const alive = setInterval(() => {}, 1000);
+  void alive;
+  (async () => {
+    for (let i = 0; i < n; i++) await new Etcd({ timeout: 30000 }).lock(`${lockPath}/${i}`);
+    process.on('SIGUSR2', () => {
+      process.stdout.write(`${JSON.stringify({ exiting: Date.now() })}\n`);
+      process.exit(0);
+    });
+    out({ ready: true });
+  })().catch((err) => {
+    console.error(`${err.code}: ${err.message}`);
+    process.exit(1);
+  });
+}
