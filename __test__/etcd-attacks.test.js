@@ -617,6 +617,38 @@ describeEtcd('etcd lock attacks: processes, paths, interop, members', () => {
     }
   }, 90000);
 
+  it('[a waiter gets in when the holder releases] one FOLLOWER of a 3-member cluster frozen: waiters whose watch is on it still get in promptly', async () => {
+    // Holders talk to the leader only; waiters use all three endpoints. Observed: the waiters
+    // whose watch landed on the frozen member sleep through the release (no event, and the
+    // connection is only given up by the HTTP/2 keep-alive after 5 s + requestTimeout).
+    const cluster = await startEtcdCluster(3);
+    try {
+      const leader = await cluster.leader();
+      const follower = cluster.members.find((m) => m !== leader);
+      const base = `/locks/${unique('atk-freezewait')}`;
+      const holders = [];
+      const waiting = [];
+      for (let i = 0; i < 12; i++) {
+        const h = etcd({ endpoints: [leader.endpoint], timeout: 20000 });
+        holders.push(await h.lock(`${base}/${i}`));
+        const w = etcd({ endpoints: cluster.endpoints, timeout: 20000 });
+        const entry = { i, result: 'pending' };
+        w.lock(`${base}/${i}`).then((l) => { entry.result = 'acquired'; return l.release().catch(() => {}); }, (e) => { entry.result = e.code; });
+        waiting.push(entry);
+      }
+      await waitFor(() => keysUnder(base, leader.endpoint).length === 24, 5000, 'all waiters joined');
+      follower.kill('SIGSTOP');
+      await sleep(500);
+      await Promise.all(holders.map((l) => l.release()));
+      await sleep(3000);
+      const stuck = waiting.filter((w) => w.result !== 'acquired');
+      follower.kill('SIGCONT');
+      expect(stuck).toEqual([]);
+    } finally {
+      await cluster.stop();
+    }
+  }, 90000);
+
   it('[one holder at a time through a member kill -9] 3-member cluster: the leader killed while a lock is held and waited for, then restarted', async () => {
     const cluster = await startEtcdCluster(3);
     try {
