@@ -203,6 +203,36 @@ describe('election attacks (shared server)', () => {
     await zk.znodes.delete(sel);
   });
 
+  it('watch(): "ends on signal, break" — return() (what break calls) ends the iterator even while a next() is pending', async () => {
+    const it = zk.election(`/elections/${unique('return-pending')}`).watch();
+    await it.next();
+    const pending = settled(it.next());
+    const r = await Promise.race([it.return().then(() => 'returned'), sleep(2000).then(() => 'return() still pending after 2 s')]);
+    expect(r).toBe('returned');
+    expect((await within(pending, 2000, 'the pending next() to settle')).value).toEqual({ value: undefined, done: true });
+  });
+
+  it('a leadership garbage-collected without resign() is released: the next candidate leads and the Election object may take part again', async () => {
+    const w = spawnProcess(process.execPath, ['--expose-gc', '-e', `
+      const { ZooKeeper } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      (async () => {
+        const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+        const other = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+        const p = process.env.P;
+        const a = zk.election(p, { id: 'a' });
+        await (async () => { await a.lead(); })();
+        const next = other.election(p, { id: 'b' }).lead();
+        for (let i = 0; i < 30; i++) { global.gc(); await new Promise((r) => setTimeout(r, 100)); }
+        const b = await Promise.race([next, new Promise((r) => setTimeout(() => r(null), 4000))]);
+        const again = await a.lead({ timeout: 200 }).then(() => 'led', (e) => e.code);
+        console.log(JSON.stringify({ bLeads: !!b, again }));
+        await zk.close(); await other.close();
+      })();`], { env: { P: `/elections/${unique('gc')}` } });
+    const line = await w.next((l) => 'bLeads' in l, 20000);
+    expect({ bLeads: line.bLeads, again: line.again }).toEqual({ bLeads: true, again: 'TIMEOUT' });
+    await w.waitExit(10000);
+  }, 30000);
+
   it('election.close() mid-lead does not stop the candidacy: lead() still resolves; close() mid-watch ends the events only', async () => {
     const p = `/elections/${unique('close-mid-lead')}`;
     const leader = await zk.election(p, { id: 'a' }).lead();
@@ -304,6 +334,26 @@ describe('election attacks through a proxy (only the proxied client is cut)', ()
     proxy.heal();
     const b = await within(waiting, SESSION * 2, 'b to lead after the blip');
     expect(await direct.election(p).leader()).toEqual({ id: 'b', node: nodeOf(b) });
+    await b.resign();
+  });
+
+  it('a leader whose node someone deletes while it is cut off (short blip): it learns NODE_DELETED once back, its fenced writes are refused, the waiter leads', async () => {
+    const p = `/elections/${unique('deleted-while-cut')}`;
+    const key = unique('deleted-while-cut-key');
+    const cut = at(proxy.connect);
+    const direct = at(process.env.ZK_CONNECT);
+    const l = await cut.election(p, { id: 'a' }).lead();
+    const waiting = direct.election(p, { id: 'b' }).lead();
+    await waitFor(async () => (await direct.children(p)).length === 2, { what: 'b to take part' });
+    proxy.partition();
+    await sleep(100);
+    await direct.znodes.delete(l.nodePath);
+    const b = await within(waiting, 5000, 'b to lead');
+    proxy.heal();
+    const lost = await within(l.lost, SESSION * 2, 'a to learn it lost');
+    expect(lost.reason).toBe('NODE_DELETED');
+    expect((await rejection(cut.set(key, 'stale', { lock: l }))).code).toBe('LOCK_LOST');
+    expect(await direct.get(key)).toBeUndefined();
     await b.resign();
   });
 
@@ -546,6 +596,28 @@ describe('election attacks: session expiry of an observer and of a leader (proxy
     await waitFor(() => leaders[leaders.length - 1] === 'a', { timeoutMs: SESSION * 5, what: 'a `leader` event naming a again' });
     e.close();
     await r.value.resign();
+  }, 40000);
+
+  it('"Session expiry ends leadership (SESSION_ENDED) ... Call lead() again": lead() called from the client\'s EXPIRED state event is not refused ALREADY_HELD', async () => {
+    const p = `/elections/${unique('rejoin-on-expired')}`;
+    const cut = at(proxy.connect);
+    const e = cut.election(p, { id: 'a' });
+    const l = await e.lead();
+    let again;
+    let lostBefore;
+    cut.on('state', (s) => {
+      if (s === 'EXPIRED' && !again) {
+        lostBefore = l.signal.aborted;
+        again = settled(e.lead({ timeout: SESSION * 3 }));
+      }
+    });
+    proxy.partition();
+    await sleep(SESSION * 2);
+    proxy.heal();
+    await waitFor(() => again, { timeoutMs: SESSION * 5, what: 'the EXPIRED state event' });
+    const r = await within(again, SESSION * 5, 'the new lead()');
+    if (r.ok) await r.value.resign();
+    expect({ signalAbortedAtExpiredEvent: lostBefore, rejoin: r.ok ? 'leads' : r.error.code }).toEqual({ signalAbortedAtExpiredEvent: lostBefore, rejoin: 'leads' });
   }, 40000);
 
   it('silent network (blackhole) with lostAfter 0.5: "the old leader learns it lost before a successor can lead"', async () => {
