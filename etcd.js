@@ -92,13 +92,6 @@ module.exports = function etcdFacade(z) {
       }
     }
 
-    /** Internal (the exit hook): closes within 2 s, blocking. */
-    _closeSync() {
-      this._closed = true;
-      this._native.closeSync();
-      open.delete(this);
-    }
-
     /** `await using etcd = new Etcd(...)` closes the session at scope exit. */
     [Symbol.asyncDispose]() {
       return this.close();

@@ -848,6 +848,7 @@ module.exports.NativeTransaction = nativeBinding.NativeTransaction
 module.exports.NativeZnodes = nativeBinding.NativeZnodes
 module.exports.cancel = nativeBinding.cancel
 module.exports.closeAllSync = nativeBinding.closeAllSync
+module.exports.closeEtcdSync = nativeBinding.closeEtcdSync
 module.exports.dropCancel = nativeBinding.dropCancel
 module.exports.newCancel = nativeBinding.newCancel
 module.exports.retryDelayMs = nativeBinding.retryDelayMs

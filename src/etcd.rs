@@ -2,12 +2,14 @@
 //! delegates to `zktx_core::backend::etcd`. Its lock has the surface of `NativeLock`, so the JS
 //! facade's `Lock` wraps either.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
-use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession, EtcdTls};
+use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
 use zktx_core::recipe::LockLoss;
 use zktx_core::LockKind;
 
@@ -40,7 +42,35 @@ pub struct NativeEtcdTls {
 #[napi]
 pub struct NativeEtcdClient {
     session: EtcdSession,
+    id: u64,
     span: tracing::Span,
+}
+
+/// The etcd clients not closed yet, by id, for [`close_etcd_sync`] (weak: a registry entry never
+/// keeps a session, and its lease, alive).
+fn open_sessions() -> &'static Mutex<HashMap<u64, WeakEtcdSession>> {
+    static OPEN: OnceLock<Mutex<HashMap<u64, WeakEtcdSession>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+/// Closes the etcd clients with these ids (revokes their leases) all at once, blocking the
+/// calling thread at most 2 s in all: for the exit hook, where nothing asynchronous runs any more.
+#[napi]
+pub fn close_etcd_sync(ids: Vec<f64>) -> Result<()> {
+    no_panic(|| {
+        let sessions: Vec<EtcdSession> = {
+            let open = open_sessions().lock().map_err(|_| invalid("etcd client registry poisoned"))?;
+            ids.iter().filter_map(|id| open.get(&(*id as u64)).and_then(WeakEtcdSession::upgrade)).collect()
+        };
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        crate::bridge::block_on_io(async move {
+            let closes = sessions.iter().map(|s| s.close());
+            let _ = tokio::time::timeout(Duration::from_secs(2), futures_util::future::join_all(closes)).await;
+        });
+        Ok(())
+    })
 }
 
 #[napi]
@@ -73,8 +103,9 @@ impl NativeEtcdClient {
                 },
             };
             let session = EtcdSession::new(opts).map_err(to_js_error)?;
-            let (_, span) = logging::register(options.log_level);
-            Ok(NativeEtcdClient { session, span })
+            let (id, span) = logging::register(options.log_level);
+            open_sessions().lock().map_err(|_| invalid("etcd client registry poisoned"))?.insert(id, session.downgrade());
+            Ok(NativeEtcdClient { session, id, span })
         })
     }
 
@@ -116,24 +147,21 @@ impl NativeEtcdClient {
     pub fn close(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
         no_panic(|| {
             let session = self.session.clone();
+            let id = self.id;
             in_span(env, &self.span, async move {
                 session.close().await;
+                if let Ok(mut open) = open_sessions().lock() {
+                    open.remove(&id);
+                }
                 Ok(())
             })
         })
     }
 
-    /// Closes the session (revokes the lease), blocking the calling thread at most 2 s: for the
-    /// exit hook, where nothing asynchronous runs any more.
-    #[napi]
-    pub fn close_sync(&self) -> Result<()> {
-        no_panic(|| {
-            let session = self.session.clone();
-            crate::bridge::block_on_io(async move {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), session.close()).await;
-            });
-            Ok(())
-        })
+    /// This client's id, for [`close_etcd_sync`].
+    #[napi(getter)]
+    pub fn id(&self) -> Result<f64> {
+        no_panic(|| Ok(self.id as f64))
     }
 
     /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).

@@ -35,7 +35,7 @@ use tracing::Instrument as _;
 use super::{Queue, Watch};
 use crate::error::{Error, Outcome, Result};
 use crate::recipe::driver::{Contender, LockDriver, ReadWriteDriver, StandardDriver};
-use crate::recipe::internals::{validate_lock_path, wait_in_queue, AcquireOptions};
+use crate::recipe::internals::{wait_in_queue, AcquireOptions};
 use crate::recipe::LockLoss;
 use crate::session::SessionEvent;
 use crate::store::LockKind;
@@ -87,14 +87,38 @@ impl Default for EtcdOptions {
 const MIN_TTL_SECS: i64 = 2;
 
 /// A lease, with what its keep-alive task learned about it.
-#[derive(Debug)]
 struct Lease {
     id: i64,
     ttl: Duration,
     /// The lease is known gone (expired, revoked, or the session closed).
     ended: watch::Sender<bool>,
-    /// When keep-alives stopped being answered; `None` while they are.
+    /// When the last keep-alive the server answered was sent: the lease lives until at least
+    /// that instant plus its TTL.
+    last_answered: Mutex<Instant>,
+    /// While keep-alives go unanswered: the send time of the last answered one (so `lostAfter`
+    /// counts from there, not from when a failure was noticed); `None` while they are answered.
     suspended_at: watch::Sender<Option<Instant>>,
+}
+
+impl Lease {
+    /// Marks the lease gone (every key on it is deleted by the server) and says so once.
+    fn end(&self, session: &Weak<Inner>) {
+        if !self.ended.send_replace(true) {
+            tracing::warn!(lease = format!("{:x}", self.id), "etcd lease expired");
+            if let Some(s) = session.upgrade() {
+                s.emit(SessionEvent::Expired);
+            }
+        }
+    }
+}
+
+/// Whether an etcd error says the lease does not exist (any more).
+fn lease_not_found(err: &etcd::Error) -> bool {
+    match err {
+        etcd::Error::LeaseKeepAliveError(m) => m.contains("not found"),
+        etcd::Error::GRpcStatus(status) => status.code() == tonic::Code::NotFound && status.message().contains("lease not found"),
+        _ => false,
+    }
 }
 
 struct Inner {
@@ -132,6 +156,17 @@ pub struct EtcdSession {
     inner: Arc<Inner>,
 }
 
+/// A handle on an [`EtcdSession`] that does not keep it open (a registry of open clients).
+#[derive(Clone)]
+pub struct WeakEtcdSession(Weak<Inner>);
+
+impl WeakEtcdSession {
+    /// The session, if it still exists.
+    pub fn upgrade(&self) -> Option<EtcdSession> {
+        self.0.upgrade().map(|inner| EtcdSession { inner })
+    }
+}
+
 impl std::fmt::Debug for EtcdSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdSession").field("endpoints", &self.inner.options.endpoints).field("last_event", &self.last_event()).finish_non_exhaustive()
@@ -143,6 +178,10 @@ fn etcd_error(what: &str, err: etcd::Error) -> Error {
     use tonic::Code;
     match &err {
         etcd::Error::GRpcStatus(status) => match status.code() {
+            // A Txn that puts on a lease the server no longer has.
+            Code::NotFound if status.message().contains("lease not found") => Error::SessionExpired,
+            // etcd-client's own request deadline.
+            Code::Cancelled if status.message().contains("Timeout expired") => Error::Timeout { message: format!("{what}: no answer from etcd in time"), outcome: Outcome::Unknown },
             Code::Unavailable | Code::Cancelled | Code::Aborted => Error::ConnectionLoss { message: format!("{what}: etcd unavailable: {}", status.message()), outcome: Outcome::Unknown },
             Code::DeadlineExceeded => Error::Timeout { message: format!("{what}: no answer from etcd in time"), outcome: Outcome::Unknown },
             Code::Unauthenticated | Code::PermissionDenied => Error::ZooKeeper { code: "NOAUTH", message: format!("{what}: etcd refused: {}", status.message()) },
@@ -216,6 +255,11 @@ impl EtcdSession {
         })
     }
 
+    /// A handle that does not keep the session alive.
+    pub fn downgrade(&self) -> WeakEtcdSession {
+        WeakEtcdSession(Arc::downgrade(&self.inner))
+    }
+
     /// Session events (`CONNECTED`, `SUSPENDED`, `RECONNECTED`, `EXPIRED`, `CLOSED`).
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
         self.inner.events.subscribe()
@@ -241,7 +285,14 @@ impl EtcdSession {
             .inner
             .client
             .get_or_try_init(|| async {
-                let mut connect = etcd::ConnectOptions::new().with_timeout(rt).with_connect_timeout(options.connect_timeout.unwrap_or(rt)).with_keep_alive(Duration::from_secs(5), rt);
+                // HTTP/2 pings well within the lease's TTL: a member that stops answering (frozen,
+                // partitioned) is given up, and requests go to the others, before the lease ends.
+                let ping = (options.session_timeout / 6).clamp(Duration::from_millis(200), Duration::from_secs(1));
+                let mut connect = etcd::ConnectOptions::new()
+                    .with_timeout(rt)
+                    .with_connect_timeout(options.connect_timeout.unwrap_or(rt))
+                    .with_keep_alive(ping, ping)
+                    .with_keep_alive_while_idle(true);
                 if let Some((user, password)) = &options.user {
                     connect = connect.with_user(user.clone(), password.clone());
                 }
@@ -280,6 +331,7 @@ impl EtcdSession {
         let client = self.client().await?;
         let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
         let rt = self.inner.request_timeout();
+        let sent_at = Instant::now();
         let granted = retrying(rt * 2, || {
             let mut client = client.clone();
             async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
@@ -294,6 +346,7 @@ impl EtcdSession {
             id: granted.id(),
             ttl: Duration::from_secs(granted.ttl().max(1) as u64),
             ended: watch::channel(false).0,
+            last_answered: Mutex::new(sent_at),
             suspended_at: watch::channel(None).0,
         });
         tracing::debug!(lease = format!("{:x}", lease.id), ttl_s = granted.ttl(), "etcd lease granted");
@@ -341,94 +394,138 @@ impl EtcdSession {
     /// Timeout, abort, close or an error never leave a key behind: it is deleted, retried in the
     /// background while the lease lives (and the lease's end deletes it anyway).
     pub async fn acquire(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<EtcdLock> {
-        validate_lock_path(path)?;
-        let closing = self.inner.closing.clone();
-        tokio::select! {
-            biased;
-            _ = closing.cancelled() => Err(Error::ClientClosed),
-            acquired = self.acquire_in_session(kind, path, opts) => acquired,
-        }
-    }
-
-    async fn acquire_in_session(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<EtcdLock> {
-        let give_up_at = opts.wait.and_then(|d| Instant::now().checked_add(d));
-        let (driver, kind_name): (Box<dyn LockDriver>, &str) = match kind {
-            LockKind::Exclusive => (Box::new(StandardDriver { max_leases: 1 }), "lock"),
-            LockKind::Read => (Box::new(ReadWriteDriver::Read), "read"),
-            LockKind::Write => (Box::new(ReadWriteDriver::Write), "write"),
+        validate_lock_path_shape(path)?;
+        let driver: Box<dyn LockDriver> = match kind {
+            LockKind::Exclusive => Box::new(StandardDriver { max_leases: 1 }),
+            LockKind::Read => Box::new(ReadWriteDriver::Read),
+            LockKind::Write => Box::new(ReadWriteDriver::Write),
             LockKind::Lease(permits) => {
                 if permits == 0 || permits > crate::recipe::semaphore::MAX_PERMITS {
                     return Err(Error::invalid(format!("permits must be between 1 and {}, got {permits}", crate::recipe::semaphore::MAX_PERMITS)));
                 }
-                (Box::new(StandardDriver { max_leases: permits as usize }), "lease")
+                Box::new(StandardDriver { max_leases: permits as usize })
             },
         };
-        let lease = self.lease().await?;
-        let registration = match kind {
-            LockKind::Lease(_) => None,
-            _ => Some(Registration::claim(&self.inner, path, lease.id)?),
+        let give_up_at = opts.wait.and_then(|d| Instant::now().checked_add(d));
+        // What the attempt has sent and not yet settled: if the attempt is dropped (timeout,
+        // abort, close), that key may exist and must go. With its registration, so that the same
+        // client cannot re-create the key under its old name while the cleanup runs.
+        let pending: Pending = Arc::new(Mutex::new(None));
+        let closing = self.inner.closing.clone();
+        let far = crate::session::instant_after_or_far(Duration::from_secs(86_400 * 365));
+        let cancelled = async {
+            match &opts.cancel {
+                Some(c) => c.cancelled().await,
+                None => std::future::pending().await,
+            }
         };
-        let mut client = self.client().await?;
+        let outcome = tokio::select! {
+            biased;
+            // close() revokes the lease: the server deletes whatever the attempt created.
+            _ = closing.cancelled() => return Err(Error::ClientClosed),
+            acquired = self.acquire_in_session(kind, driver.as_ref(), path, opts, give_up_at, &pending) => acquired,
+            _ = cancelled => Err(Error::Aborted(format!("acquiring {path} was aborted"))),
+            _ = tokio::time::sleep_until(give_up_at.unwrap_or(far)) => Err(Error::timeout(format!("lock {path} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis()))),
+        };
+        // Whatever the attempt left (it failed, or was cut short mid-request): deleted now, here,
+        // where nothing races the delete; retried in the background if etcd does not confirm it.
+        let left = pending.lock().ok().and_then(|mut p| p.take());
+        if let Some(left) = left {
+            let mut client = left.client.clone();
+            if !*left.lease.ended.borrow() && !delete_key(&mut client, &left.key, left.token, self.inner.request_timeout()).await {
+                remove_key_eventually(left.client, left.key, left.token, left.lease, self.inner.releasing.clone(), left.registration);
+            }
+        }
+        outcome
+    }
+
+    async fn acquire_in_session(&self, kind: LockKind, driver: &dyn LockDriver, path: &str, opts: &AcquireOptions, give_up_at: Option<Instant>, pending: &Pending) -> Result<EtcdLock> {
         let rt = self.inner.request_timeout();
-        let name = if kind_name == "lock" { format!("{:x}", lease.id) } else { format!("{:x}-{kind_name}-{}", lease.id, uuid::Uuid::new_v4().simple()) };
-        let prefix = format!("{path}/");
-        let key = format!("{prefix}{name}");
-        let list = etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_prefix().with_sort(etcd::SortTarget::Create, etcd::SortOrder::Ascend)));
-        let join = etcd::Txn::new()
-            .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])
-            .and_then([etcd::TxnOp::put(key.clone(), kind_name, Some(etcd::PutOptions::new().with_lease(lease.id))), list.clone()])
-            .or_else([list]);
         // Retried through a failover for as long as the caller waits for the lock (at least twice
         // the request timeout): a request caught by a leader's death times out whole.
         let retry_for = give_up_at.map_or(rt * 2, |t| t.saturating_duration_since(Instant::now())).max(rt * 2);
-        let joined = match retrying(retry_for, || {
-            let (mut client, join) = (client.clone(), join.clone());
-            async move { within(rt, "join etcd lock queue", client.txn(join)).await }
-        })
-        .await
-        {
-            Ok(joined) => joined,
-            Err(err) => {
-                // The put may have applied: remove whatever carries our name, while the lease lives.
-                if err.outcome() == Outcome::Unknown {
-                    remove_key_eventually(client.clone(), key.clone(), None, lease.clone(), self.inner.releasing.clone());
-                }
-                return Err(err);
-            },
+        let prefix = format!("{path}/");
+        let mut renewed = false;
+        let (client, lease, registration, name, key, joined) = loop {
+            let lease = self.lease().await?;
+            let registration = match kind {
+                LockKind::Lease(_) => None,
+                _ => Some(Registration::claim(&self.inner, path, lease.id)?),
+            };
+            let client = self.client().await?;
+            // An exclusive lock is named by the lease alone, as Go's Mutex names its keys; other
+            // kinds carry the driver's kind (a 1-permit semaphore is a lock) and a unique id.
+            let name = match kind {
+                LockKind::Exclusive => format!("{:x}", lease.id),
+                _ => format!("{:x}-{}-{}", lease.id, driver.kind(), uuid::Uuid::new_v4().simple()),
+            };
+            let key = format!("{prefix}{name}");
+            let list = etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_prefix().with_sort(etcd::SortTarget::Create, etcd::SortOrder::Ascend)));
+            let join = etcd::Txn::new()
+                .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])
+                .and_then([etcd::TxnOp::put(key.clone(), driver.kind(), Some(etcd::PutOptions::new().with_lease(lease.id))), list.clone()])
+                .or_else([list]);
+            if let Ok(mut p) = pending.lock() {
+                *p = Some(Left { client: client.clone(), key: key.clone(), token: None, lease: lease.clone(), registration });
+            }
+            let joined = retrying(retry_for, || {
+                let (mut client, join) = (client.clone(), join.clone());
+                async move { within(rt, "join etcd lock queue", client.txn(join)).await }
+            })
+            .await;
+            match joined {
+                Ok(joined) => {
+                    let registration = pending.lock().ok().and_then(|mut p| p.as_mut().and_then(|l| l.registration.take()));
+                    break (client, lease, registration, name, key, joined);
+                },
+                Err(Error::SessionExpired) if !renewed => {
+                    // The lease ended before its keep-alive noticed: nothing was put on it.
+                    pending.lock().ok().and_then(|mut p| p.take());
+                    lease.end(&Arc::downgrade(&self.inner));
+                    renewed = true;
+                },
+                Err(err) => {
+                    // The put may have applied (outcome unknown): the caller removes whatever
+                    // carries our name, holding the path's registration meanwhile.
+                    if err.outcome() != Outcome::Unknown {
+                        pending.lock().ok().and_then(|mut p| p.take());
+                    }
+                    return Err(err);
+                },
+            }
         };
+        let listed = joined.op_responses().into_iter().find_map(|r| match r {
+            etcd::TxnOpResponse::Get(g) => Some(g),
+            _ => None,
+        });
         // Else-branch: the key exists. After a retried join that is our own put, applied by the
         // attempt whose answer was lost (same lease, same name); otherwise an earlier lock of
         // this lease on the path is still being released.
-        let own_retry = !joined.succeeded() && {
-            let listed = joined.op_responses().into_iter().find_map(|r| match r {
-                etcd::TxnOpResponse::Get(g) => Some(g),
-                _ => None,
-            });
-            listed.is_some_and(|g| g.kvs().iter().any(|kv| kv.key() == key.as_bytes() && kv.lease() == lease.id && kv.value() == kind_name.as_bytes()))
-                && !self.inner.releasing.lock().map(|r| r.contains(&key)).unwrap_or(true)
-        };
+        let own_retry = !joined.succeeded()
+            && listed.as_ref().is_some_and(|g| g.kvs().iter().any(|kv| kv.key() == key.as_bytes() && kv.lease() == lease.id && kv.value() == driver.kind().as_bytes()))
+            && !self.inner.releasing.lock().map(|r| r.contains(&key)).unwrap_or(true);
         if !joined.succeeded() && !own_retry {
+            pending.lock().ok().and_then(|mut p| p.take()); // not ours: never delete it
             return Err(Error::AlreadyHeld(format!(
                 "this client's lease already has a key at {key} (an earlier lock on {path} is still being released); retry shortly"
             )));
         }
-        let contenders = listing(&prefix, joined.op_responses().into_iter().find_map(|r| match r {
-            etcd::TxnOpResponse::Get(g) => Some(g),
-            _ => None,
-        }));
+        let contenders = listing(&prefix, listed);
         let token = contenders.iter().find(|c| c.name == name).map(|c| c.sequence);
+        if let Ok(mut p) = pending.lock() {
+            if let Some(left) = p.as_mut() {
+                left.token = token;
+            }
+        }
         let queue_position = contenders.iter().position(|c| c.name == name).map(|p| p as u32);
-        let queue = EtcdQueue { client: client.clone(), rt, retry_for, prefix: prefix.clone() };
+        let queue = EtcdQueue { client: client.clone(), rt, retry_for, prefix: prefix.clone(), own_key: key.clone(), lease: lease.clone() };
         let waited = match token {
-            Some(_) => wait_in_queue(&queue, path, &name, contenders, driver.as_ref(), opts, give_up_at).await.map(|_| ()),
+            Some(_) => wait_in_queue(&queue, path, &name, contenders, driver, opts, give_up_at).await.map(|_| ()),
             None => Err(Error::LockLost(format!("lock key {key} vanished while joining (its lease ended)"))),
         };
-        if let Err(err) = waited {
-            if !delete_key(&mut client, &key, token, rt).await {
-                remove_key_eventually(client, key, token, lease, self.inner.releasing.clone());
-            }
-            return Err(err);
-        }
+        // On an error the caller deletes the key (`pending` still names it, with its token).
+        waited?;
+        pending.lock().ok().and_then(|mut p| p.take());
         let token = token.unwrap_or_default();
         Ok(EtcdLock {
             client,
@@ -447,6 +544,26 @@ impl EtcdSession {
             releasing: self.inner.releasing.clone(),
         })
     }
+}
+
+/// A key an acquisition put (or may have put) and has not settled: see [`EtcdSession::acquire`].
+struct Left {
+    client: etcd::Client,
+    key: String,
+    token: Option<i64>,
+    lease: Arc<Lease>,
+    registration: Option<Registration>,
+}
+
+type Pending = Arc<Mutex<Option<Left>>>;
+
+/// Checks that `path` is an absolute path usable as a lock name on etcd: the shape ZooKeeper's
+/// lock paths have too (so a path means the same on both), without ZooKeeper's reserved tree.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming what is wrong.
+pub fn validate_lock_path_shape(path: &str) -> Result<()> {
+    crate::recipe::internals::validate_path_shape(path)
 }
 
 /// The sorted contenders of a `Get` over `<path>/`: direct children only.
@@ -472,13 +589,17 @@ fn contender(prefix: &str, key: &[u8], create_revision: i64) -> Option<Contender
     Some(Contender { name: name.to_string(), kind, sequence: create_revision })
 }
 
-/// One etcd lock queue (`<path>/`) as the recipe loop sees it.
+/// One etcd lock queue (`<path>/`) as the recipe loop sees it, for one waiting contender.
 struct EtcdQueue {
     client: etcd::Client,
     rt: Duration,
     /// How long a failed request is retried on the client's other endpoints.
     retry_for: Duration,
     prefix: String,
+    /// The waiter's own key: its deletion wakes the waiter.
+    own_key: String,
+    /// Its end wakes the waiter too (every key on it is gone).
+    lease: Arc<Lease>,
 }
 
 impl EtcdQueue {
@@ -493,59 +614,85 @@ impl EtcdQueue {
         Ok((listing(&self.prefix, Some(got)), revision))
     }
 
-    /// A watch from `revision + 1` on `key` (a prefix when `prefix`), resolving on the first
-    /// event that `wanted` accepts, or when the watch breaks (the loop then looks again).
-    async fn watch_from(&self, key: String, prefix: bool, revision: i64, deletes_only: bool) -> Result<Watch> {
+    /// A watch stream on `key` (a prefix when `prefix`) from `revision + 1`.
+    async fn open(&self, key: String, prefix: bool, revision: i64) -> Result<etcd::WatchStream> {
         let mut options = etcd::WatchOptions::new().with_start_revision(revision + 1);
         if prefix {
             options = options.with_prefix();
         }
-        let mut stream = retrying(self.retry_for, || {
+        retrying(self.retry_for, || {
             let (mut client, key, options) = (self.client.clone(), key.clone(), options.clone());
             async move { within(self.rt, "watch etcd lock queue", client.watch(key, Some(options))).await }
         })
-        .await?;
+        .await
+    }
+
+    /// The loop's wake-up: an event on `key` (deletes only, if `deletes_only`) after `revision`,
+    /// the waiter's own key deleted, its lease ended, or a re-list period passed (a watch carried
+    /// by a member that stopped answering must not hold a waiter past a release).
+    async fn watch(&self, key: String, prefix: bool, revision: i64, deletes_only: bool) -> Result<Watch> {
+        let main = self.open(key, prefix, revision).await?;
+        // A prefix watch sees the waiter's own key too.
+        let own = if prefix { None } else { Some(self.open(self.own_key.clone(), false, revision).await?) };
+        let mut ended = self.lease.ended.subscribe();
+        let relist = (self.lease.ttl / 2).clamp(Duration::from_millis(500), Duration::from_secs(2));
         Ok(Box::pin(async move {
-            loop {
-                match stream.message().await {
-                    Ok(Some(resp)) => {
-                        if resp.canceled() {
-                            return;
-                        }
-                        if resp.events().iter().any(|e| !deletes_only || e.event_type() == etcd::EventType::Delete) {
-                            return;
-                        }
-                    },
-                    Ok(None) | Err(_) => return,
+            let own = async {
+                match own {
+                    Some(stream) => next_event(stream, true).await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                _ = next_event(main, deletes_only) => {},
+                _ = own => {},
+                _ = ended.wait_for(|ended| *ended) => {},
+                _ = tokio::time::sleep(relist) => {},
             }
         }))
+    }
+}
+
+/// Resolves on the first event of `stream` (the first delete, if `deletes_only`), or when the
+/// stream breaks or is cancelled (compacted revision, member gone): the loop then looks again.
+async fn next_event(mut stream: etcd::WatchStream, deletes_only: bool) {
+    loop {
+        match stream.message().await {
+            Ok(Some(resp)) => {
+                if resp.canceled() || resp.events().iter().any(|e| !deletes_only || e.event_type() == etcd::EventType::Delete) {
+                    return;
+                }
+            },
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 
 impl Queue for EtcdQueue {
     type Read = ();
 
-    fn watch_gone<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Watch>>> {
+    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>> {
         Box::pin(async move {
-            let key = format!("{}{name}", self.prefix);
+            let key = format!("{}{}", self.prefix, ahead.name);
             let got = retrying(self.retry_for, || {
                 let (mut client, key) = (self.client.clone(), key.clone());
                 async move { within(self.rt, "read etcd lock key", client.get(key, None)).await }
             })
             .await?;
-            if got.kvs().is_empty() {
+            // Gone, or re-created since the listing (its holder released and joined again, behind
+            // us): the contender the driver named has left.
+            if !got.kvs().first().is_some_and(|kv| kv.create_revision() == ahead.sequence) {
                 return Ok(None);
             }
             let revision = got.header().map_or(0, |h| h.revision());
-            Ok(Some(self.watch_from(key, false, revision, true).await?))
+            Ok(Some(self.watch(key, false, revision, true).await?))
         })
     }
 
     fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>> {
         Box::pin(async move {
             let (contenders, revision) = self.list().await?;
-            let watch = self.watch_from(self.prefix.clone(), true, revision, false).await?;
+            let watch = self.watch(self.prefix.clone(), true, revision, false).await?;
             Ok((contenders, watch))
         })
     }
@@ -576,8 +723,9 @@ async fn delete_key(client: &mut etcd::Client, key: &str, token: Option<i64>, rt
 }
 
 /// In the background, deletes `key` until it is gone or `lease` ended (the server deleted it).
-/// Listed in `releasing` meanwhile, so that a new acquisition never takes it for its own.
-fn remove_key_eventually(mut client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>, releasing: Releasing) {
+/// Listed in `releasing` meanwhile, so that a new acquisition never takes it for its own, and
+/// holding `registration` (the path stays claimed by this client) until it is done.
+fn remove_key_eventually(mut client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>, releasing: Releasing, registration: Option<Registration>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
     if let Ok(mut r) = releasing.lock() {
         r.insert(key.clone());
@@ -596,63 +744,88 @@ fn remove_key_eventually(mut client: etcd::Client, key: String, token: Option<i6
             if let Ok(mut r) = releasing.lock() {
                 r.remove(&key);
             }
+            drop(registration);
         }
         .in_current_span(),
     );
 }
 
-/// Keeps `lease` alive every third of its TTL until it ends or the session closes.
+/// Keeps `lease` alive every third of its TTL until it ends, the session closes, or the session
+/// is dropped (then it revokes the lease: nobody can release its locks any more).
+///
+/// While keep-alives go unanswered it retries quickly (100 ms, doubling up to a third of the
+/// TTL), so a momentary reset costs a fraction of `lostAfter`, and records since when the
+/// lease is in doubt: the send time of the last answered keep-alive.
 async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<Lease>) {
-    let period = (lease.ttl / 3).max(Duration::from_millis(300));
-    let mut stream: Option<(etcd::LeaseKeeper, etcd::LeaseKeepAliveStream)> = None;
-    let closing = match session.upgrade() {
-        Some(s) => s.closing.clone(),
+    let (closing, lost_after) = match session.upgrade() {
+        Some(s) => (s.closing.clone(), lease.ttl.mul_f64(s.options.lost_after)),
         None => return,
     };
+    // A third of the TTL, and of the time after which a lock counts as lost: a failure is then
+    // noticed, and retried, well before `lostAfter` runs out.
+    let period = (lease.ttl / 3).min(lost_after / 3).max(Duration::from_millis(100));
+    let mut stream: Option<(etcd::LeaseKeeper, etcd::LeaseKeepAliveStream)> = None;
+    let mut retry = Duration::from_millis(100);
     loop {
         if closing.is_cancelled() || *lease.ended.borrow() {
             return;
         }
+        if session.strong_count() == 0 {
+            lease.ended.send_replace(true);
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease.id)).await;
+            return;
+        }
+        let sent_at = Instant::now();
         let answered = tokio::time::timeout(period, async {
-            if stream.is_none() {
-                stream = Some(client.lease_keep_alive(lease.id).await?);
+            match stream.as_mut() {
+                // Opening the stream sends a keep-alive and reads its answer (a TTL of 0 is
+                // `LeaseKeepAliveError("lease not found")`).
+                None => {
+                    stream = Some(client.lease_keep_alive(lease.id).await?);
+                    Ok::<_, etcd::Error>(Some(1))
+                },
+                Some((keeper, responses)) => {
+                    keeper.keep_alive().await?;
+                    Ok(responses.message().await?.map(|r| r.ttl()))
+                },
             }
-            let (keeper, responses) = stream.as_mut().expect("set above");
-            keeper.keep_alive().await?;
-            responses.message().await
         })
         .await;
         match answered {
-            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+            Ok(Ok(Some(ttl))) if ttl > 0 => {
+                if let Ok(mut last) = lease.last_answered.lock() {
+                    *last = sent_at;
+                }
+                retry = Duration::from_millis(100);
                 if lease.suspended_at.borrow().is_some() {
                     lease.suspended_at.send_replace(None);
                     if let Some(s) = session.upgrade() {
                         s.emit(SessionEvent::Reconnected);
                     }
                 }
-            },
-            Ok(Ok(Some(_))) => {
-                // TTL 0: the server no longer knows the lease; every key on it is gone.
-                tracing::warn!(lease = format!("{:x}", lease.id), "etcd lease expired");
-                lease.ended.send_replace(true);
-                if let Some(s) = session.upgrade() {
-                    s.emit(SessionEvent::Expired);
+                tokio::select! {
+                    _ = closing.cancelled() => return,
+                    _ = tokio::time::sleep(period) => {},
                 }
-                return;
             },
+            // The server no longer knows the lease: every key on it is gone.
+            Ok(Ok(Some(_))) => return lease.end(&session),
+            Ok(Err(e)) if lease_not_found(&e) => return lease.end(&session),
             _ => {
                 stream = None;
                 if lease.suspended_at.borrow().is_none() {
-                    lease.suspended_at.send_replace(Some(Instant::now()));
+                    let since = lease.last_answered.lock().map(|t| *t).unwrap_or(sent_at);
+                    lease.suspended_at.send_replace(Some(since));
                     if let Some(s) = session.upgrade() {
                         s.emit(SessionEvent::Suspended);
                     }
                 }
+                tokio::select! {
+                    _ = closing.cancelled() => return,
+                    _ = tokio::time::sleep(retry) => {},
+                }
+                retry = (retry * 2).min(period);
             },
-        }
-        tokio::select! {
-            _ = closing.cancelled() => return,
-            _ = tokio::time::sleep(period) => {},
         }
     }
 }
@@ -750,7 +923,7 @@ impl EtcdLock {
             return Ok(());
         }
         self.released_signal.send_replace(true);
-        self.registration.lock().ok().and_then(|mut r| r.take());
+        let registration = self.registration.lock().ok().and_then(|mut r| r.take());
         if *self.lease.ended.borrow() {
             return Ok(()); // the server deleted the key with the lease
         }
@@ -758,7 +931,7 @@ impl EtcdLock {
         if delete_key(&mut client, &self.key, Some(self.token), self.rt).await {
             return Ok(());
         }
-        remove_key_eventually(client, self.key.clone(), Some(self.token), self.lease.clone(), self.releasing.clone());
+        remove_key_eventually(client, self.key.clone(), Some(self.token), self.lease.clone(), self.releasing.clone(), registration);
         Err(Error::ConnectionLoss { message: format!("release of {}: etcd did not confirm the delete; it is retried in the background", self.path), outcome: Outcome::Unknown })
     }
 
@@ -787,8 +960,10 @@ impl EtcdLock {
         let mut suspended = self.lease.suspended_at.subscribe();
         let mut released = self.released_signal.subscribe();
         let closing = self.closing.clone();
+        let lease = self.lease.clone();
+        let releasing = self.releasing.clone();
         async move {
-            let deleted = watch_deleted(client, key, token, rt);
+            let deleted = watch_deleted(client.clone(), key.clone(), token, rt);
             tokio::pin!(deleted);
             loop {
                 if *released.borrow() {
@@ -812,6 +987,9 @@ impl EtcdLock {
                         }
                     } => {
                         if !*released.borrow() {
+                            // Told it lost the lock, the holder must not keep blocking others:
+                            // its key goes as soon as etcd answers again (while the lease lives).
+                            remove_key_eventually(client, key, Some(token), lease, releasing, None);
                             return LockLoss::DisconnectedTooLong(since.map(|t| t.elapsed()).unwrap_or_default());
                         }
                     },
@@ -874,7 +1052,8 @@ impl Drop for EtcdLock {
         self.released_signal.send_replace(true);
         let Some(runtime) = self.runtime.clone() else { return };
         let _guard = runtime.enter();
-        remove_key_eventually(self.client.clone(), self.key.clone(), Some(self.token), self.lease.clone(), self.releasing.clone());
+        let registration = self.registration.lock().ok().and_then(|mut r| r.take());
+        remove_key_eventually(self.client.clone(), self.key.clone(), Some(self.token), self.lease.clone(), self.releasing.clone(), registration);
     }
 }
 
@@ -891,6 +1070,7 @@ mod tests {
         assert_eq!(kind("/l/694d7f3a1b2c").as_deref(), Some("lock"));
         assert_eq!(kind("/l/694d-read-0123abcd").as_deref(), Some("read"));
         assert_eq!(kind("/l/694d-lease-0123abcd").as_deref(), Some("lease"));
+        assert_eq!(kind("/l/694d-lock-0123abcd").as_deref(), Some("lock")); // a 1-permit semaphore
         assert_eq!(kind("/l/x-bogus-y").as_deref(), Some("lock"));
         assert_eq!(kind("/l/sub/694d"), None);
         assert_eq!(kind("/l/"), None);

@@ -36,15 +36,19 @@ pub(crate) type Watch = BoxFuture<'static, ()>;
 /// - A listing is sorted by the server's order (ZooKeeper sequence, etcd create revision) and
 ///   holds contenders only (foreign entries are either left out or counted as exclusive).
 /// - A watch set by [`Queue::watch_gone`] or [`Queue::watch_queue`] misses no change after the
-///   state it was set on: the loop never sleeps through a release.
+///   state it was set on: the loop never sleeps through a release. It also wakes when the
+///   contender's own entry goes (its session ended, or someone deleted it), so a waiter that
+///   lost its place learns it instead of waiting on.
 /// - Every call has a deadline (the backend's request timeout).
 pub(crate) trait Queue: Sync {
     /// What a fresh listing brings along (ZooKeeper: the value read under the lock, in the same
     /// round trip; etcd: nothing).
     type Read: Send;
 
-    /// Starts watching contender `name` leave the queue; `None` when it has already left.
-    fn watch_gone<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Watch>>>;
+    /// Starts watching contender `ahead` (as listed) leave the queue; `None` when it has already
+    /// left. An entry of the same name created since (a holder that released and joined again)
+    /// is another contender: `ahead` has left.
+    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>>;
 
     /// Lists the queue and watches it for any change (semaphores: any holder may leave first).
     fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>>;

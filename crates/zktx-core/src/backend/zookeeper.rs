@@ -47,9 +47,10 @@ pub(crate) fn list_and_read<'a>(client: &'a zk::Client, dir: &str, read: Option<
 impl Queue for ZkQueue<'_> {
     type Read = Read;
 
-    fn watch_gone<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Watch>>> {
+    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>> {
+        // Sequence numbers are never reused in a directory: the name alone is the contender.
         Box::pin(async move {
-            let (stat, watcher) = deadline(self.rt, "watch lock predecessor", self.client.check_and_watch_stat(&format!("{}/{name}", self.dir))).await?;
+            let (stat, watcher) = deadline(self.rt, "watch lock predecessor", self.client.check_and_watch_stat(&format!("{}/{}", self.dir, ahead.name))).await?;
             Ok(stat.map(|_| -> Watch {
                 Box::pin(async move {
                     watcher.changed().await;

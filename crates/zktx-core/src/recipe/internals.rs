@@ -64,12 +64,22 @@ pub const MAX_LOCK_PATH_BYTES: usize = 2048;
 /// `INVALID_ARGUMENT` naming what is wrong (nothing is sent to the server), including a path
 /// longer than [`MAX_LOCK_PATH_BYTES`].
 pub fn validate_lock_path(path: &str) -> Result<()> {
+    validate_path_shape(path)?;
+    if path == "/zookeeper" || path.starts_with("/zookeeper/") {
+        return Err(Error::invalid(format!("lock path {path:?} is inside ZooKeeper's reserved /zookeeper tree")));
+    }
+    Ok(())
+}
+
+/// The shape every backend's lock path has: absolute, `/`-separated, no empty, `.` or `..`
+/// segment, no NUL, at most [`MAX_LOCK_PATH_BYTES`].
+pub(crate) fn validate_path_shape(path: &str) -> Result<()> {
     if path.len() > MAX_LOCK_PATH_BYTES {
         return Err(Error::invalid(format!("lock path is {} bytes long; the limit is {MAX_LOCK_PATH_BYTES} (UTF-8 bytes)", path.len())));
     }
     let bad = |why: &str| Err(Error::invalid(format!("lock path {path:?} {why}")));
     if !path.starts_with('/') || path.len() < 2 {
-        return bad("must be an absolute znode path such as \"/locks/orders\"");
+        return bad("must be an absolute path such as \"/locks/orders\"");
     }
     if path.ends_with('/') {
         return bad("must not end with '/'");
@@ -79,9 +89,6 @@ pub fn validate_lock_path(path: &str) -> Result<()> {
     }
     if path[1..].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
         return bad("has an empty, '.' or '..' segment");
-    }
-    if path == "/zookeeper" || path.starts_with("/zookeeper/") {
-        return bad("is inside ZooKeeper's reserved /zookeeper tree");
     }
     Ok(())
 }
@@ -266,7 +273,10 @@ pub(crate) async fn wait_in_queue<Q: Queue>(
             return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
         }
         let watch = match decision {
-            Decision::WaitFor(predecessor) => queue.watch_gone(&predecessor).await?,
+            Decision::WaitFor(predecessor) => match contenders.iter().find(|c| c.name == predecessor) {
+                Some(ahead) => queue.watch_gone(ahead).await?,
+                None => None, // not in the listing the driver decided on: look again
+            },
             _ => {
                 // The fresh listing replaces the stale one: decide on it before waiting.
                 let (fresh, watch) = queue.watch_queue().await?;
