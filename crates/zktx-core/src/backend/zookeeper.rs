@@ -23,6 +23,8 @@ pub(crate) struct ZkQueue<'a> {
     /// The session's request timeout: the deadline of every call.
     pub rt: Duration,
     pub dir: &'a str,
+    /// The waiter's own node (its name): its deletion wakes the waiter too.
+    pub own: &'a str,
     /// A znode to read with every listing (the value a transaction reads under its lock).
     pub read: Option<&'a str>,
 }
@@ -50,12 +52,24 @@ impl Queue for ZkQueue<'_> {
     fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>> {
         // Sequence numbers are never reused in a directory: the name alone is the contender.
         Box::pin(async move {
-            let (stat, watcher) = deadline(self.rt, "watch lock predecessor", self.client.check_and_watch_stat(&format!("{}/{}", self.dir, ahead.name))).await?;
-            Ok(stat.map(|_| -> Watch {
-                Box::pin(async move {
-                    watcher.changed().await;
-                })
-            }))
+            // Both watches in one round trip: the node ahead, and our own (deleted by someone
+            // else, a waiter must learn it now, not when the one ahead leaves).
+            let ahead_path = format!("{}/{}", self.dir, ahead.name);
+            let own_path = format!("{}/{}", self.dir, self.own);
+            let (ahead, own) = tokio::join!(
+                deadline(self.rt, "watch lock predecessor", self.client.check_and_watch_stat(&ahead_path)),
+                deadline(self.rt, "watch own lock node", self.client.check_and_watch_stat(&own_path)),
+            );
+            let ((ahead_stat, ahead_watcher), (own_stat, own_watcher)) = (ahead?, own?);
+            if ahead_stat.is_none() || own_stat.is_none() {
+                return Ok(None); // look again now: the one ahead left, or we did
+            }
+            Ok(Some(Box::pin(async move {
+                tokio::select! {
+                    _ = ahead_watcher.changed() => {},
+                    _ = own_watcher.changed() => {},
+                }
+            }) as Watch))
         })
     }
 
