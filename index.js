@@ -1496,7 +1496,7 @@ ZooKeeper.prototype.coordinator = function coordinator(name, options) {
 Object.assign(ZooKeeper, LOG_LEVELS);
 
 const { Znodes } = require('./znode')({
-  ZktxError, call, callSync, invalid, describe, checked, checkPath, checkWellFormed, readAcl, readOptions, native,
+  ZktxError, call, callSync, fromNative, invalid, describe, checked, checkPath, checkWellFormed, readAcl, readOptions, native,
 });
 traceMethods(Znodes, ['create', 'getData', 'exists', 'getChildren', 'setData', 'delete', 'getAcl', 'setAcl', 'multi', 'sync', 'addAuth', 'sessionId', 'addWatch', 'treeCache']);
 

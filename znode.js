@@ -8,12 +8,47 @@
 const { EventEmitter } = require('node:events');
 
 module.exports = function znodeFacade(z) {
-  const { ZktxError, call, callSync, invalid, describe, checked, checkPath, readAcl, readOptions, native } = z;
+  const { ZktxError, call, callSync, fromNative, invalid, describe, checked, checkPath, readAcl, readOptions, native } = z;
 
   const MODES = ['persistent', 'ephemeral', 'container'];
   /** ZooKeeper's limit on a TTL (its id space), in ms. */
   const TTL_MAX_MS = 0xffffffffff;
   const WATCH_KINDS = new Set(['created', 'deleted', 'changed', 'children', 'expired', 'closed', 'aborted']);
+
+  /**
+   * The native call `fn`, its result through `map`, its errors as ZktxErrors: `call` without the
+   * async function's extra turns (the hot path of every read and write, issue 19).
+   */
+  function callThen(fn, map) {
+    let p;
+    try {
+      p = fn();
+    } catch (err) {
+      return Promise.reject(fromNative(err));
+    }
+    return p.then(map, (err) => { throw fromNative(err); });
+  }
+
+  /** Bytes of a packed stat (src/znode.rs STAT_BYTES and put_stat: the two change together). */
+  const STAT_BYTES = 88;
+
+  /** The stat packed at `at` of `b` (10 f64 LE, then the ephemeral owner as u64 LE). */
+  function statAt(b, at) {
+    const lo = b.readUInt32LE(at + 80);
+    const hi = b.readUInt32LE(at + 84);
+    return {
+      czxid: b.readDoubleLE(at), mzxid: b.readDoubleLE(at + 8), pzxid: b.readDoubleLE(at + 16),
+      ctime: b.readDoubleLE(at + 24), mtime: b.readDoubleLE(at + 32),
+      version: b.readDoubleLE(at + 40), cversion: b.readDoubleLE(at + 48), aversion: b.readDoubleLE(at + 56),
+      ephemeralOwner: hi === 0 ? lo.toString(16) : hi.toString(16) + lo.toString(16).padStart(8, '0'),
+      dataLength: b.readDoubleLE(at + 64), numChildren: b.readDoubleLE(at + 72),
+    };
+  }
+
+  /** getData's Buffer: the data (a view, offset 0), then the packed stat. */
+  const dataOf = (b) => ({ data: b.subarray(0, b.length - STAT_BYTES), stat: statAt(b, b.length - STAT_BYTES) });
+  const statOf = (b) => statAt(b, 0);
+  const existsOf = (b) => ({ stat: b ? statAt(b, 0) : null });
 
   /** `data` as a Buffer: a Buffer / Uint8Array as is, a string as UTF-8, undefined / null as empty. */
   function toData(data, what = 'data') {
@@ -343,7 +378,7 @@ module.exports = function znodeFacade(z) {
         const opts = readOptions(options, ['mode', 'sequential', 'ttl', 'acl']);
         const bytes = toData(data);
         const native = createOptions(opts);
-        return call(() => this._native.create(path, bytes, native)).then((c) => c.path);
+        return callThen(() => this._native.create(path, bytes, native), undefined);
       });
     }
 
@@ -351,7 +386,7 @@ module.exports = function znodeFacade(z) {
       return rejecting(() => {
         checkPath(path, 'path');
         const opts = readOpts(options, ['watch', 'signal']);
-        return watchedRead(path, opts, (cb, id) => call(() => this._native.getData(path, cb, id)).then((r) => ({ data: r.data, stat: r.stat })));
+        return watchedRead(path, opts, (cb, id) => callThen(() => this._native.getData(path, cb, id), dataOf));
       });
     }
 
@@ -359,7 +394,7 @@ module.exports = function znodeFacade(z) {
       return rejecting(() => {
         checkPath(path, 'path');
         const opts = readOpts(options, ['watch', 'signal']);
-        return watchedRead(path, opts, (cb, id) => call(() => this._native.exists(path, cb, id)).then((r) => ({ stat: r.stat ?? null })));
+        return watchedRead(path, opts, (cb, id) => callThen(() => this._native.exists(path, cb, id), existsOf));
       });
     }
 
@@ -377,7 +412,7 @@ module.exports = function znodeFacade(z) {
         const opts = readOptions(options, ['version']);
         const bytes = toData(data);
         const version = checkVersion(opts.version);
-        return call(() => this._native.setData(path, bytes, version));
+        return callThen(() => this._native.setData(path, bytes, version), statOf);
       });
     }
 
@@ -386,7 +421,7 @@ module.exports = function znodeFacade(z) {
         checkPath(path, 'path');
         const opts = readOptions(options, ['version']);
         const version = checkVersion(opts.version);
-        return call(() => this._native.delete(path, version)).then(() => undefined);
+        return callThen(() => this._native.delete(path, version), () => undefined);
       });
     }
 
