@@ -106,7 +106,7 @@ module.exports = function znodeFacade(z) {
    * A one-shot watch: `[callback for the native call, promise of the event, cancel id]`. The
    * promise resolves once (never rejects): a node event, or `expired` / `closed` / `aborted`.
    */
-  function oneShot(path, signal) {
+  function oneShot(path, signal, listener) {
     let resolve;
     const event = new Promise((r) => { resolve = r; });
     let cancelId;
@@ -130,7 +130,15 @@ module.exports = function znodeFacade(z) {
       const bar = s.indexOf('|');
       const type = bar === -1 ? s : s.slice(0, bar);
       release();
-      resolve({ type: WATCH_KINDS.has(type) ? type : 'closed', path: bar === -1 || s.slice(bar + 1) === '' ? path : s.slice(bar + 1) });
+      const ev = { type: WATCH_KINDS.has(type) ? type : 'closed', path: bar === -1 || s.slice(bar + 1) === '' ? path : s.slice(bar + 1) };
+      resolve(ev);
+      if (listener) {
+        try {
+          listener(ev);
+        } catch (err) {
+          process.nextTick(() => { throw err; }); // the caller's bug, reported as any callback's would be
+        }
+      }
     };
     return { cb, event, cancelId, release };
   }
@@ -140,7 +148,7 @@ module.exports = function znodeFacade(z) {
     if (!opts.watch) return run(undefined, undefined);
     const signal = checkSignal(opts.signal);
     if (signal && signal.aborted) throw new ZktxError('ABORTED', 'watch aborted before it was set', 'not_applied', { cause: signal.reason });
-    const w = oneShot(path, signal);
+    const w = oneShot(path, signal, typeof opts.watch === 'function' ? opts.watch : undefined);
     try {
       const r = await run(w.cb, w.cancelId);
       r.watch = w.event;
@@ -153,8 +161,8 @@ module.exports = function znodeFacade(z) {
 
   function readOpts(options, allowed) {
     const opts = readOptions(options, allowed);
-    if (opts.watch !== undefined && typeof opts.watch !== 'boolean') throw invalid(`watch must be a boolean, got ${describe(opts.watch)}`);
-    if (opts.signal !== undefined && !opts.watch) throw invalid('signal cancels a watch: pass it with { watch: true }');
+    if (opts.watch !== undefined && typeof opts.watch !== 'boolean' && typeof opts.watch !== 'function') throw invalid(`watch must be a boolean or a function (called with the event), got ${describe(opts.watch)}`);
+    if (opts.signal !== undefined && !opts.watch) throw invalid('signal cancels a watch: pass it with { watch: true } or { watch: listener }');
     return opts;
   }
 
@@ -171,11 +179,15 @@ module.exports = function znodeFacade(z) {
   const LAST = new Set(['closed', 'ended', 'aborted']);
 
   /**
-   * A persistent watch as an async iterator of events: node events, `resync` after it was set
-   * again (re-read), and last `closed` / `ended` / `aborted` (then the iteration ends).
+   * A persistent watch, as an async iterator of events and as an EventEmitter: node events,
+   * `resync` after it was set again (re-read), and last `closed` / `ended` / `aborted` (then the
+   * iteration ends). Each event is emitted twice: under its type (`'changed'`, `'resync'`, ...)
+   * and as `'event'`. The iterator's queue only holds events while nobody listens or an
+   * iteration is under way, so a watch used only through listeners does not collect them.
    */
-  class PersistentWatch {
+  class PersistentWatch extends EventEmitter {
     constructor(path, cancelId, signal, onAbort) {
+      super();
       this.path = path;
       this._cancelId = cancelId;
       this._signal = signal;
@@ -183,6 +195,12 @@ module.exports = function znodeFacade(z) {
       this._queue = [];
       this._waiters = [];
       this._done = false;
+      this._iterating = false;
+    }
+
+    /** True once the watch has ended (its last event came). */
+    get ended() {
+      return this._done;
     }
 
     _push(text) {
@@ -194,8 +212,21 @@ module.exports = function znodeFacade(z) {
       if (LAST.has(event.type)) this._finish();
       const w = this._waiters.shift();
       if (w) w({ value: event, done: false });
-      else this._queue.push(event);
+      else if (this._iterating || this.listenerCount('event') + this.listenerCount(event.type) === 0) this._queue.push(event);
       if (this._done) for (const waiter of this._waiters.splice(0)) waiter({ value: undefined, done: true });
+      // A listener that throws must not stop the other listeners' events, nor the iterator's:
+      // its error goes to the process as an uncaught exception, as a timer callback's would.
+      this._emitSafely(event.type, event);
+      this._emitSafely('event', event);
+    }
+
+    _emitSafely(name, event) {
+      if (this.listenerCount(name) === 0) return;
+      try {
+        this.emit(name, event);
+      } catch (err) {
+        process.nextTick(() => { throw err; });
+      }
     }
 
     _finish() {
@@ -211,6 +242,7 @@ module.exports = function znodeFacade(z) {
     }
 
     next() {
+      this._iterating = true;
       if (this._queue.length > 0) return Promise.resolve({ value: this._queue.shift(), done: false });
       if (this._done) return Promise.resolve({ value: undefined, done: true });
       return new Promise((resolve) => this._waiters.push(resolve));

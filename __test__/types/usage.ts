@@ -70,6 +70,10 @@ async function znodes(zk: ZooKeeper) {
   cache.close();
   const pw = await z.addWatch('/app', { recursive: true, signal: AbortSignal.timeout(1000) });
   for await (const ev of pw) if (ev.type === 'resync') console.log(ev.reason); else if (ev.type === 'changed') pw.close();
+  pw.on('event', (ev) => console.log(ev.type, ev.path)).on('resync', (ev) => console.log(ev.reason)).once('aborted', (ev) => console.log(ev.path));
+  const done: boolean = pw.ended;
+  await z.exists('/app', { watch: (ev: WatchEvent) => console.log(ev.type), signal: AbortSignal.timeout(1000) });
+  console.log(done);
   console.log(bytes, owner, event, exists, names, results, perms, id);
 
 }
