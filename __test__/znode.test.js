@@ -6,6 +6,7 @@ const { ZooKeeper, ZktxError } = require('..');
 const { clientAt, unique, zkScripts, rejection, within } = require('./helpers/zk');
 const { startProxy } = require('../testing');
 const { execFile } = require('node:child_process');
+const { cacheTree, converges, write } = require('./helpers/tree');
 
 const TICK = 200; // sessions of 400..4000 ms
 const isZktxError = (e) => e instanceof ZktxError && typeof e.code === 'string';
@@ -465,48 +466,6 @@ describe('zk.znodes', () => {
   });
 
   describe('tree cache', () => {
-    /** What the server holds under `top`: path -> data, read by `c`. */
-    async function serverTree(c, top) {
-      const out = {};
-      const walk = async (p) => {
-        try {
-          const [{ data }, { children }] = await Promise.all([c.znodes.getData(p), c.znodes.getChildren(p)]);
-          out[p] = data.toString();
-          await Promise.all(children.map((k) => walk(`${p}/${k}`)));
-        } catch (err) {
-          if (err.code !== 'NONODE') throw err;
-        }
-      };
-      await walk(top);
-      return out;
-    }
-    const cacheTree = (cache) => Object.fromEntries(cache.paths().map((p) => [p, cache.get(p).data.toString()]));
-    async function converges(cache, c, top, what) {
-      const deadline = Date.now() + 10000;
-      let want;
-      let got;
-      while (Date.now() < deadline) {
-        want = await serverTree(c, top);
-        got = cacheTree(cache);
-        if (JSON.stringify(Object.entries(want).sort()) === JSON.stringify(Object.entries(got).sort())) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect({ what, cache: got }).toEqual({ what, cache: want });
-    }
-    /** Random creates, sets and deletes under `top` by `c` for `ms`. */
-    async function write(c, top, ms, seed) {
-      let x = seed;
-      const rnd = (n) => { x = (x * 1103515245 + 12345) % 2147483648; return x % n; };
-      const end = Date.now() + ms;
-      while (Date.now() < end) {
-        const p = `${top}/n${rnd(4)}${rnd(2) ? `/m${rnd(3)}` : ''}`;
-        const op = rnd(3);
-        await (op === 0 ? c.znodes.create(p, `c${rnd(100)}`) : op === 1 ? c.znodes.setData(p, `s${rnd(100)}`) : c.znodes.delete(p)).catch((e) => {
-          if (!['NONODE', 'NODEEXISTS', 'NOTEMPTY'].includes(e.code)) throw e;
-        });
-      }
-    }
-
     it('starts from a snapshot of the subtree, then follows creates, changes and deletes', async () => {
       const top = `${root}/tc`;
       await zk.znodes.create(top, 'top');
