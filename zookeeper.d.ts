@@ -39,6 +39,12 @@ declare namespace ZooKeeperPromise {
     /** false: data is returned as UTF-8 strings. */
     data_as_buffer?: boolean;
     response_counter_limit?: number;
+    /**
+     * zktx's addition: zktx client options the package sets elsewhere (its TLS build,
+     * `add_auth` before the first call), e.g. `{ tls: { ca, cert, key }, auth: [...], acl: 'creator-all' }`.
+     * Applied over the options above. Not an object: INVALID_ARGUMENT.
+     */
+    zktx?: Omit<import('./index').ZooKeeperOptions, 'connect' | 'timeout'>;
   }
   /**
    * A watcher: `(type, state, path)`; type ZOO_CREATED_EVENT..ZOO_CHILD_EVENT (state

@@ -146,6 +146,12 @@ class ZooKeeper extends EventEmitter {
       reconnectAfterExpiry: false,
     };
     if (config.connect !== undefined) options.connect = config.connect;
+    // zktx's addition: what the C client sets elsewhere (its TLS build, zoo_add_auth before the
+    // first request) as zktx client options: `zktx: { tls, auth, sasl, acl, logger, ... }`.
+    if (config.zktx !== undefined) {
+      if (config.zktx === null || typeof config.zktx !== 'object' || Array.isArray(config.zktx)) throw badArguments(`init: zktx must be an object of zktx client options (tls, auth, sasl, acl, ...), got ${config.zktx === null ? 'null' : typeof config.zktx}`);
+      Object.assign(options, config.zktx);
+    }
     this._timeout = options.timeout;
     const client = new Client(options);
     this._client = client;

@@ -7,6 +7,7 @@ const { clientAt, unique, zkScripts, rejection, within } = require('./helpers/zk
 const { startProxy } = require('../testing');
 const { execFile } = require('node:child_process');
 const { cacheTree, converges, write } = require('./helpers/tree');
+const secure = require('./helpers/secure');
 
 const TICK = 200; // sessions of 400..4000 ms
 const isZktxError = (e) => e instanceof ZktxError && typeof e.code === 'string';
@@ -139,8 +140,10 @@ describe('zk.znodes', () => {
   });
 
   describe('codes of refused options', () => {
-    it('INVALIDACL for an ACL the server refuses (creator-all with no identity); UNIMPLEMENTED for a TTL node on a server without extendedTypesEnabled', async () => {
-      await expect(zk.znodes.create(`${root}/creator-only`, '', { acl: 'creator-all' })).rejects.toMatchObject({ code: 'INVALIDACL', outcome: 'not_applied' });
+    it('INVALIDACL for an ACL the server refuses (a malformed ip entry; creator-all with no identity); UNIMPLEMENTED for a TTL node on a server without extendedTypesEnabled', async () => {
+      await expect(zk.znodes.create(`${root}/bad-ip`, '', { acl: [{ perms: 'r', scheme: 'ip', id: 'not-an-address' }] })).rejects.toMatchObject({ code: 'INVALIDACL', outcome: 'not_applied' });
+      // creator-all needs an identity: in secure mode every client has one (the server enforces it)
+      if (!secure.mode()) await expect(zk.znodes.create(`${root}/creator-only`, '', { acl: 'creator-all' })).rejects.toMatchObject({ code: 'INVALIDACL', outcome: 'not_applied' });
       const plain = await zkScripts.startStandalone({ tickTime: TICK });
       try {
         const c = clientAt(plain.connect, { timeout: 4000 });

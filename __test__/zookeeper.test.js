@@ -5,7 +5,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const ZooKeeper = require('../zookeeper');
 const { ZktxError } = require('..');
-const { unique } = require('./helpers/zk');
+const { unique, compatConfig } = require('./helpers/zk');
 const { startProxy } = require('../testing');
 
 const host = process.env.ZK_CONNECT;
@@ -18,7 +18,7 @@ function createClient(timeoutMs = 5000) {
     debug_level: ZooKeeper.constants.ZOO_LOG_LEVEL_WARN,
     host_order_deterministic: false,
   };
-  return new ZooKeeper(config);
+  return new ZooKeeper(compatConfig(config)); // secure mode (npm run test:secure): TLS and an identity too
 }
 
 /** The README's "ready when connected": on('connect'), then init(config). */
@@ -84,7 +84,7 @@ describe("require('zktx/zookeeper')", () => {
     const s1 = await client.set(p, 'v1', 0);
     expect(s1.version).toBe(1);
     await expect(client.set(p, 'v2', 0)).rejects.toMatchObject({ message: '-103 bad version', rc: -103 });
-    const strings = await connected(new ZooKeeper({ connect: host, timeout: 5000, data_as_buffer: false }));
+    const strings = await connected(new ZooKeeper(compatConfig({ connect: host, timeout: 5000, data_as_buffer: false })));
     clients.push(strings);
     expect((await strings.get(p, false))[1]).toBe('v1');
     await client.delete_(p, 1);
@@ -151,7 +151,7 @@ describe("require('zktx/zookeeper')", () => {
   it("an expired session ends the client, as with the C client: pending watchers are told of the disconnection but never of the expiry, 'close' is emitted, calls reject '-112 session expired'", async () => {
     const proxy = await startProxy(host);
     try {
-      const c = await connected(new ZooKeeper({ connect: proxy.connect, timeout: 1000 }));
+      const c = await connected(new ZooKeeper(compatConfig({ connect: proxy.connect, timeout: 1000 })));
       clients.push(c);
       const p = `${root}/expiring`;
       await client.create(p, '', ZooKeeper.ZOO_PERSISTENT);
