@@ -232,6 +232,20 @@ export interface ZooKeeperOptions {
     /** `false` skips the hostname check only; the chain is always verified against `ca`. Default `true`. */
     rejectUnauthorized?: boolean;
   };
+  /**
+   * Resume this session instead of opening a new one: its id in hex (`zk.znodes.sessionId()`)
+   * and its password, 16 bytes, in hex or as bytes (`zk.znodes.sessionPassword()`), as another
+   * client, usually another process, gave them out (the C client's `clientid_t`).
+   *
+   * *Guarantees*: the first connect resumes it, with its ephemeral nodes; closing this client
+   * ends it. A session opened after an expiry (`reconnectAfterExpiry`) is a new one.
+   *
+   * *Errors*: `INVALID_ARGUMENT` for an id that is not 1–16 hex digits or a password that is not
+   * 16 bytes; the connect fails `SESSIONEXPIRED` when the server no longer has the session or
+   * the password is wrong (the session itself is untouched). Two clients on one session take it
+   * from each other: stop using the old one.
+   */
+  session?: { id: string; password: string | Uint8Array };
 }
 
 /** One `auth` entry. */
@@ -639,6 +653,12 @@ export class Znodes {
   addAuth(scheme: string, credentials: string | Buffer): Promise<void>;
   /** The session's id in hex (connects first if needed); a new one after an expiry. */
   sessionId(): Promise<string>;
+  /**
+   * The session's password in hex (connects first if needed). With `sessionId()`, what another
+   * client needs to resume this session (the `session` option). A secret: whoever has both can
+   * take the session, its ephemeral nodes and its locks.
+   */
+  sessionPassword(): Promise<string>;
   /**
    * Sets a persistent watch (ZooKeeper 3.6+ `addWatch`): `recursive` covers the node and every
    * descendant (created / deleted / changed), otherwise the node only (also `children`).

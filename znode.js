@@ -521,6 +521,10 @@ module.exports = function znodeFacade(z) {
       return call(() => this._native.sessionId());
     }
 
+    sessionPassword() {
+      return call(() => this._native.sessionPassword());
+    }
+
     /**
      * A {@link TreeCache} of the subtree at `path`, resolved once its first snapshot is loaded.
      */

@@ -223,6 +223,23 @@ describe('zk.znodes', () => {
       expect(Date.now() - t0).toBeLessThan(1000);
     });
 
+    it('the session option (a session to resume) takes a hex id and a 16-byte password; anything else is INVALID_ARGUMENT at construction', async () => {
+      const id = await zk.znodes.sessionId();
+      const password = await zk.znodes.sessionPassword();
+      expect(password).toMatch(/^[0-9a-f]{32}$/);
+      for (const session of [null, 'x', { id }, { id, password: 'abc' }, { id, password: '00'.repeat(15) }, { id: '0', password }, { id: 'g1', password }, { id: '1'.repeat(17), password }, { id, password, extra: 1 }]) {
+        let err;
+        try {
+          clients.push(new ZooKeeper({ connect: server.connect, session }));
+        } catch (e) {
+          err = e;
+        }
+        expect(isZktxError(err)).toBe(true);
+        expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+        expect(err.message).not.toContain(password);
+      }
+    });
+
     it('after close() every call rejects CLIENT_CLOSED', async () => {
       const c = open();
       await c.znodes.exists(root);

@@ -449,6 +449,15 @@ impl NativeZnodes {
         })
     }
 
+    /// The current session's password in hex (connects first if needed).
+    #[napi]
+    pub fn session_password(&self, env: Env) -> Result<PromiseRaw<'static, String>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move { znode::session_password(store.session()).await.map_err(to_js_error) })
+        })
+    }
+
     /// The current session's id in hex (connects first if needed).
     #[napi]
     pub fn session_id(&self, env: Env) -> Result<PromiseRaw<'static, String>> {

@@ -65,6 +65,9 @@ async function znodes(zk: ZooKeeper) {
   await z.sync();
   await z.addAuth('digest', 'u:p');
   const id: string = await z.sessionId();
+  const password: string = await z.sessionPassword();
+  const resumed = new ZooKeeper({ session: { id, password } });
+  void resumed;
   const cache = await z.treeCache('/app', { signal: AbortSignal.timeout(1000) });
   cache.on('changed', (path: string) => console.log(path, cache.get(path)?.data.length, cache.children('/app'), cache.paths()));
   cache.close();
