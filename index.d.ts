@@ -236,6 +236,20 @@ export interface ZooKeeperOptions {
     /** `false` skips the hostname check only; the chain is always verified against `ca`. Default `true`. */
     rejectUnauthorized?: boolean;
   };
+  /**
+   * Resume this session instead of opening a new one: its id in hex (`zk.znodes.sessionId()`)
+   * and its password, 16 bytes, in hex or as bytes (`zk.znodes.sessionPassword()`), as another
+   * client, usually another process, gave them out (the C client's `clientid_t`).
+   *
+   * *Guarantees*: the first connect resumes it, with its ephemeral nodes; closing this client
+   * ends it. A session opened after an expiry (`reconnectAfterExpiry`) is a new one.
+   *
+   * *Errors*: `INVALID_ARGUMENT` for an id that is not 1–16 hex digits or a password that is not
+   * 16 bytes; the connect fails `SESSIONEXPIRED` when the server no longer has the session or
+   * the password is wrong (the session itself is untouched). Two clients on one session take it
+   * from each other: stop using the old one.
+   */
+  session?: { id: string; password: string | Uint8Array };
 }
 
 /** One `auth` entry. */
@@ -649,10 +663,15 @@ export interface WatchEvent {
 
 /**
  * `{ watch: true }` sets a one-shot watch with the read (the result then has `watch`, a promise
- * of the one {@link WatchEvent}; it never rejects). `signal` removes the watch (event `aborted`).
+ * of the one {@link WatchEvent}; it never rejects). `{ watch: listener }` does the same and also
+ * calls `listener(event)` once, as node-zookeeper-client's watchers are called (the result still
+ * has the promise). `signal` removes the watch (event `aborted`).
+ *
+ * @example
+ * await zk.znodes.getData('/config/app', { watch: (ev) => console.log(ev.type, ev.path) });
  */
 export interface WatchOptions {
-  watch?: boolean;
+  watch?: boolean | ((event: WatchEvent) => void);
   signal?: AbortSignal;
 }
 
@@ -739,9 +758,16 @@ export class Znodes {
   /** The session's id in hex (connects first if needed); a new one after an expiry. */
   sessionId(): Promise<string>;
   /**
+   * The session's password in hex (connects first if needed). With `sessionId()`, what another
+   * client needs to resume this session (the `session` option). A secret: whoever has both can
+   * take the session, its ephemeral nodes and its locks.
+   */
+  sessionPassword(): Promise<string>;
+  /**
    * Sets a persistent watch (ZooKeeper 3.6+ `addWatch`): `recursive` covers the node and every
    * descendant (created / deleted / changed), otherwise the node only (also `children`).
-   * Resolves once set, with an async iterator of its events.
+   * Resolves once set, with the watch: an async iterator of its events and an EventEmitter of
+   * them (see {@link PersistentWatch}).
    *
    * *Guarantees*: events in the server's order while the watch is set.
    *
@@ -811,11 +837,37 @@ export type PersistentWatchEvent =
   | { type: 'resync'; reason: 'reconnected' | 'expired' | 'overlapped'; path: string }
   | { type: 'closed' | 'ended' | 'aborted'; path: string };
 
-/** A persistent watch (see {@link Znodes.addWatch}): `for await (const event of watch)`. */
-export interface PersistentWatch extends AsyncIterableIterator<PersistentWatchEvent> {
+/**
+ * A persistent watch (see {@link Znodes.addWatch}), two ways to read it: `for await (const event
+ * of watch)`, or as an EventEmitter: every event is emitted under its `type` (`'created'`,
+ * `'deleted'`, `'changed'`, `'children'`, `'resync'`, and last `'closed'` / `'ended'` /
+ * `'aborted'`) and as `'event'`.
+ *
+ * *Guarantees*: both see the same events in the same order. The iterator queues events only
+ * while nobody listens or a `for await` is under way: a watch read only through listeners keeps
+ * no backlog. A listener that throws does not stop the others nor the iterator (its error is
+ * rethrown on the next tick, as an uncaught exception).
+ *
+ * @example
+ * const watch = await zk.znodes.addWatch('/services', { recursive: true });
+ * watch.on('event', (ev) => console.log(ev.type, ev.path));
+ * watch.on('resync', () => reload()); // events may have been missed: read again
+ * watch.close();                      // last event: 'aborted'
+ */
+export interface PersistentWatch extends AsyncIterableIterator<PersistentWatchEvent>, EventEmitter {
   readonly path: string;
+  /** True once the last event (`closed`, `ended` or `aborted`) came. */
+  readonly ended: boolean;
   /** Removes the watch; the iteration ends after an `aborted` event. */
   close(): void;
+  on(event: 'event', listener: (event: PersistentWatchEvent) => void): this;
+  on(event: 'created' | 'deleted' | 'changed' | 'children', listener: (event: { type: 'created' | 'deleted' | 'changed' | 'children'; path: string }) => void): this;
+  on(event: 'resync', listener: (event: { type: 'resync'; reason: 'reconnected' | 'expired' | 'overlapped'; path: string }) => void): this;
+  on(event: 'closed' | 'ended' | 'aborted', listener: (event: { type: 'closed' | 'ended' | 'aborted'; path: string }) => void): this;
+  once(event: 'event', listener: (event: PersistentWatchEvent) => void): this;
+  once(event: 'created' | 'deleted' | 'changed' | 'children', listener: (event: { type: 'created' | 'deleted' | 'changed' | 'children'; path: string }) => void): this;
+  once(event: 'resync', listener: (event: { type: 'resync'; reason: 'reconnected' | 'expired' | 'overlapped'; path: string }) => void): this;
+  once(event: 'closed' | 'ended' | 'aborted', listener: (event: { type: 'closed' | 'ended' | 'aborted'; path: string }) => void): this;
 }
 
 export type SessionState = 'CONNECTED' | 'SUSPENDED' | 'RECONNECTED' | 'EXPIRED' | 'CLOSED';

@@ -830,7 +830,28 @@ function readAcl(acl) {
   }, 'acl');
 }
 
-const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl', 'tls', 'logger'];
+const OPTION_NAMES = ['connect', 'timeout', 'debug_level', 'host_order_deterministic', 'connectTimeout', 'requestTimeout', 'reconnectAfterExpiry', 'lostAfter', 'auth', 'acl', 'sasl', 'tls', 'logger', 'session'];
+
+/**
+ * The `session` option (a session to resume): `{ id, password }`, the id in hex (what
+ * `zk.znodes.sessionId()` gives), the password in hex or as bytes (`sessionPassword()`).
+ * Messages never show the password.
+ */
+function readSession(session) {
+  if (session === undefined) return undefined;
+  return checked(() => {
+    if (session === null || typeof session !== 'object' || Array.isArray(session)) throw invalid(`session must be an object { id, password } (a session to resume), got ${describe(session)}`);
+    for (const k of Object.keys(session)) if (!['id', 'password'].includes(k)) throw invalid(`session: unknown key ${describe(k)} (known: id, password)`);
+    const { id, password } = session;
+    if (typeof id !== 'string' || !/^[0-9a-fA-F]{1,16}$/.test(id) || /^0+$/.test(id)) throw invalid(`session.id must be a session id in hex (1 to 16 digits, not 0), got ${describe(id)}`);
+    let bytes;
+    if (typeof password === 'string' && /^([0-9a-fA-F]{2})+$/.test(password)) bytes = Buffer.from(password, 'hex');
+    else if (password instanceof Uint8Array) bytes = Buffer.from(password);
+    else throw invalid('session.password must be the session\'s password in hex or as bytes');
+    if (bytes.length !== 16) throw invalid(`session.password must be 16 bytes (32 hex digits; ZooKeeper's session passwords), got ${bytes.length} bytes`);
+    return { id: id.toLowerCase(), password: bytes };
+  }, 'session');
+}
 
 const LOGGER_METHODS = ['debug', 'info', 'warn', 'error'];
 
@@ -1031,6 +1052,7 @@ class ZooKeeper extends EventEmitter {
       acl: readAcl(options.acl),
       sasl: readSasl(options.sasl),
       tls: readTls(options.tls),
+      resume: readSession(options.session),
     }));
     this.connectString = connect;
     this._closed = false;
@@ -1520,9 +1542,9 @@ ZooKeeper.prototype.election = function election(path, options) {
 };
 
 const { Znodes } = require('./znode')({
-  ZktxError, call, callSync, invalid, describe, checked, checkPath, checkWellFormed, readAcl, readOptions, native,
+  ZktxError, call, callSync, fromNative, invalid, describe, checked, checkPath, checkWellFormed, readAcl, readOptions, native,
 });
-traceMethods(Znodes, ['create', 'getData', 'exists', 'getChildren', 'setData', 'delete', 'getAcl', 'setAcl', 'multi', 'sync', 'addAuth', 'sessionId', 'addWatch', 'treeCache']);
+traceMethods(Znodes, ['create', 'getData', 'exists', 'getChildren', 'setData', 'delete', 'getAcl', 'setAcl', 'multi', 'sync', 'addAuth', 'sessionId', 'sessionPassword', 'addWatch', 'treeCache']);
 
 /** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT (or localhost:2181). */
 const executeTransaction = traced(function executeTransaction(key, valueOrUpdater, options) {

@@ -8,12 +8,47 @@
 const { EventEmitter } = require('node:events');
 
 module.exports = function znodeFacade(z) {
-  const { ZktxError, call, callSync, invalid, describe, checked, checkPath, readAcl, readOptions, native } = z;
+  const { ZktxError, call, callSync, fromNative, invalid, describe, checked, checkPath, readAcl, readOptions, native } = z;
 
   const MODES = ['persistent', 'ephemeral', 'container'];
   /** ZooKeeper's limit on a TTL (its id space), in ms. */
   const TTL_MAX_MS = 0xffffffffff;
   const WATCH_KINDS = new Set(['created', 'deleted', 'changed', 'children', 'expired', 'closed', 'aborted']);
+
+  /**
+   * The native call `fn`, its result through `map`, its errors as ZktxErrors: `call` without the
+   * async function's extra turns (the hot path of every read and write, issue 19).
+   */
+  function callThen(fn, map) {
+    let p;
+    try {
+      p = fn();
+    } catch (err) {
+      return Promise.reject(fromNative(err));
+    }
+    return p.then(map, (err) => { throw fromNative(err); });
+  }
+
+  /** Bytes of a packed stat (src/znode.rs STAT_BYTES and put_stat: the two change together). */
+  const STAT_BYTES = 88;
+
+  /** The stat packed at `at` of `b` (10 f64 LE, then the ephemeral owner as u64 LE). */
+  function statAt(b, at) {
+    const lo = b.readUInt32LE(at + 80);
+    const hi = b.readUInt32LE(at + 84);
+    return {
+      czxid: b.readDoubleLE(at), mzxid: b.readDoubleLE(at + 8), pzxid: b.readDoubleLE(at + 16),
+      ctime: b.readDoubleLE(at + 24), mtime: b.readDoubleLE(at + 32),
+      version: b.readDoubleLE(at + 40), cversion: b.readDoubleLE(at + 48), aversion: b.readDoubleLE(at + 56),
+      ephemeralOwner: hi === 0 ? lo.toString(16) : hi.toString(16) + lo.toString(16).padStart(8, '0'),
+      dataLength: b.readDoubleLE(at + 64), numChildren: b.readDoubleLE(at + 72),
+    };
+  }
+
+  /** getData's Buffer: the data (a view, offset 0), then the packed stat. */
+  const dataOf = (b) => ({ data: b.subarray(0, b.length - STAT_BYTES), stat: statAt(b, b.length - STAT_BYTES) });
+  const statOf = (b) => statAt(b, 0);
+  const existsOf = (b) => ({ stat: b ? statAt(b, 0) : null });
 
   /** `data` as a Buffer: a Buffer / Uint8Array as is, a string as UTF-8, undefined / null as empty. */
   function toData(data, what = 'data') {
@@ -71,7 +106,7 @@ module.exports = function znodeFacade(z) {
    * A one-shot watch: `[callback for the native call, promise of the event, cancel id]`. The
    * promise resolves once (never rejects): a node event, or `expired` / `closed` / `aborted`.
    */
-  function oneShot(path, signal) {
+  function oneShot(path, signal, listener) {
     let resolve;
     const event = new Promise((r) => { resolve = r; });
     let cancelId;
@@ -95,7 +130,15 @@ module.exports = function znodeFacade(z) {
       const bar = s.indexOf('|');
       const type = bar === -1 ? s : s.slice(0, bar);
       release();
-      resolve({ type: WATCH_KINDS.has(type) ? type : 'closed', path: bar === -1 || s.slice(bar + 1) === '' ? path : s.slice(bar + 1) });
+      const ev = { type: WATCH_KINDS.has(type) ? type : 'closed', path: bar === -1 || s.slice(bar + 1) === '' ? path : s.slice(bar + 1) };
+      resolve(ev);
+      if (listener) {
+        try {
+          listener(ev);
+        } catch (err) {
+          process.nextTick(() => { throw err; }); // the caller's bug, reported as any callback's would be
+        }
+      }
     };
     return { cb, event, cancelId, release };
   }
@@ -105,7 +148,7 @@ module.exports = function znodeFacade(z) {
     if (!opts.watch) return run(undefined, undefined);
     const signal = checkSignal(opts.signal);
     if (signal && signal.aborted) throw new ZktxError('ABORTED', 'watch aborted before it was set', 'not_applied', { cause: signal.reason });
-    const w = oneShot(path, signal);
+    const w = oneShot(path, signal, typeof opts.watch === 'function' ? opts.watch : undefined);
     try {
       const r = await run(w.cb, w.cancelId);
       r.watch = w.event;
@@ -118,8 +161,8 @@ module.exports = function znodeFacade(z) {
 
   function readOpts(options, allowed) {
     const opts = readOptions(options, allowed);
-    if (opts.watch !== undefined && typeof opts.watch !== 'boolean') throw invalid(`watch must be a boolean, got ${describe(opts.watch)}`);
-    if (opts.signal !== undefined && !opts.watch) throw invalid('signal cancels a watch: pass it with { watch: true }');
+    if (opts.watch !== undefined && typeof opts.watch !== 'boolean' && typeof opts.watch !== 'function') throw invalid(`watch must be a boolean or a function (called with the event), got ${describe(opts.watch)}`);
+    if (opts.signal !== undefined && !opts.watch) throw invalid('signal cancels a watch: pass it with { watch: true } or { watch: listener }');
     return opts;
   }
 
@@ -136,11 +179,15 @@ module.exports = function znodeFacade(z) {
   const LAST = new Set(['closed', 'ended', 'aborted']);
 
   /**
-   * A persistent watch as an async iterator of events: node events, `resync` after it was set
-   * again (re-read), and last `closed` / `ended` / `aborted` (then the iteration ends).
+   * A persistent watch, as an async iterator of events and as an EventEmitter: node events,
+   * `resync` after it was set again (re-read), and last `closed` / `ended` / `aborted` (then the
+   * iteration ends). Each event is emitted twice: under its type (`'changed'`, `'resync'`, ...)
+   * and as `'event'`. The iterator's queue only holds events while nobody listens or an
+   * iteration is under way, so a watch used only through listeners does not collect them.
    */
-  class PersistentWatch {
+  class PersistentWatch extends EventEmitter {
     constructor(path, cancelId, signal, onAbort) {
+      super();
       this.path = path;
       this._cancelId = cancelId;
       this._signal = signal;
@@ -148,6 +195,12 @@ module.exports = function znodeFacade(z) {
       this._queue = [];
       this._waiters = [];
       this._done = false;
+      this._iterating = false;
+    }
+
+    /** True once the watch has ended (its last event came). */
+    get ended() {
+      return this._done;
     }
 
     _push(text) {
@@ -159,8 +212,21 @@ module.exports = function znodeFacade(z) {
       if (LAST.has(event.type)) this._finish();
       const w = this._waiters.shift();
       if (w) w({ value: event, done: false });
-      else this._queue.push(event);
+      else if (this._iterating || this.listenerCount('event') + this.listenerCount(event.type) === 0) this._queue.push(event);
       if (this._done) for (const waiter of this._waiters.splice(0)) waiter({ value: undefined, done: true });
+      // A listener that throws must not stop the other listeners' events, nor the iterator's:
+      // its error goes to the process as an uncaught exception, as a timer callback's would.
+      this._emitSafely(event.type, event);
+      this._emitSafely('event', event);
+    }
+
+    _emitSafely(name, event) {
+      if (this.listenerCount(name) === 0) return;
+      try {
+        this.emit(name, event);
+      } catch (err) {
+        process.nextTick(() => { throw err; });
+      }
     }
 
     _finish() {
@@ -176,6 +242,7 @@ module.exports = function znodeFacade(z) {
     }
 
     next() {
+      this._iterating = true;
       if (this._queue.length > 0) return Promise.resolve({ value: this._queue.shift(), done: false });
       if (this._done) return Promise.resolve({ value: undefined, done: true });
       return new Promise((resolve) => this._waiters.push(resolve));
@@ -343,7 +410,7 @@ module.exports = function znodeFacade(z) {
         const opts = readOptions(options, ['mode', 'sequential', 'ttl', 'acl']);
         const bytes = toData(data);
         const native = createOptions(opts);
-        return call(() => this._native.create(path, bytes, native)).then((c) => c.path);
+        return callThen(() => this._native.create(path, bytes, native), undefined);
       });
     }
 
@@ -351,7 +418,7 @@ module.exports = function znodeFacade(z) {
       return rejecting(() => {
         checkPath(path, 'path');
         const opts = readOpts(options, ['watch', 'signal']);
-        return watchedRead(path, opts, (cb, id) => call(() => this._native.getData(path, cb, id)).then((r) => ({ data: r.data, stat: r.stat })));
+        return watchedRead(path, opts, (cb, id) => callThen(() => this._native.getData(path, cb, id), dataOf));
       });
     }
 
@@ -359,7 +426,7 @@ module.exports = function znodeFacade(z) {
       return rejecting(() => {
         checkPath(path, 'path');
         const opts = readOpts(options, ['watch', 'signal']);
-        return watchedRead(path, opts, (cb, id) => call(() => this._native.exists(path, cb, id)).then((r) => ({ stat: r.stat ?? null })));
+        return watchedRead(path, opts, (cb, id) => callThen(() => this._native.exists(path, cb, id), existsOf));
       });
     }
 
@@ -377,7 +444,7 @@ module.exports = function znodeFacade(z) {
         const opts = readOptions(options, ['version']);
         const bytes = toData(data);
         const version = checkVersion(opts.version);
-        return call(() => this._native.setData(path, bytes, version));
+        return callThen(() => this._native.setData(path, bytes, version), statOf);
       });
     }
 
@@ -386,7 +453,7 @@ module.exports = function znodeFacade(z) {
         checkPath(path, 'path');
         const opts = readOptions(options, ['version']);
         const version = checkVersion(opts.version);
-        return call(() => this._native.delete(path, version)).then(() => undefined);
+        return callThen(() => this._native.delete(path, version), () => undefined);
       });
     }
 
@@ -452,6 +519,10 @@ module.exports = function znodeFacade(z) {
 
     sessionId() {
       return call(() => this._native.sessionId());
+    }
+
+    sessionPassword() {
+      return call(() => this._native.sessionPassword());
     }
 
     /**

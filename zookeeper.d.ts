@@ -29,8 +29,17 @@ declare namespace ZooKeeperPromise {
     scheme: string;
     auth: string;
   }
-  /** `init` / constructor options. `client_id` / `client_password` (resuming a session) are refused (INVALID_ARGUMENT). */
+  /** `init` / constructor options. */
   interface Config {
+    /**
+     * With `client_password`: resume that session (another client's `client_id` /
+     * `client_password`, hex) instead of opening a new one, as the C client's `zoo_init` with a
+     * clientid. A wrong password or a session the server dropped: `close` with
+     * `ZOO_EXPIRED_SESSION_STATE`, calls reject `-112 session expired`. One without the other,
+     * or not hex of the right size: INVALID_ARGUMENT.
+     */
+    client_id?: string;
+    client_password?: string;
     connect?: string;
     /** Session timeout in ms (default 20000; the server clamps it to [2, 20] ticks). */
     timeout?: number;
@@ -39,6 +48,12 @@ declare namespace ZooKeeperPromise {
     /** false: data is returned as UTF-8 strings. */
     data_as_buffer?: boolean;
     response_counter_limit?: number;
+    /**
+     * zktx's addition: zktx client options the package sets elsewhere (its TLS build,
+     * `add_auth` before the first call), e.g. `{ tls: { ca, cert, key }, auth: [...], acl: 'creator-all' }`.
+     * Applied over the options above. Not an object: INVALID_ARGUMENT.
+     */
+    zktx?: Omit<import('./index').ZooKeeperOptions, 'connect' | 'timeout'>;
   }
   /**
    * A watcher: `(type, state, path)`; type ZOO_CREATED_EVENT..ZOO_CHILD_EVENT (state
@@ -89,7 +104,7 @@ declare class ZooKeeperCallback extends EventEmitter {
   readonly timeout: number;
   /** The session id in hex. */
   readonly client_id: string;
-  /** Not available from zktx's client: always ''. */
+  /** The session's password in hex (32 digits), '' before the first connect. A secret: it lets another client take the session. */
   readonly client_password: string;
   readonly is_unrecoverable: boolean;
   a_create(path: string, data: string | Buffer, flags: number, pathCb: (rc: number, error: string, path: string) => void): number;

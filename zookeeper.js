@@ -134,8 +134,9 @@ class ZooKeeper extends EventEmitter {
     if (this.config) config = config ? Object.assign(config, this.config) : this.config;
     config = config || {};
     if (this._client) throw badArguments('init: this client is already initialized (make a new one, as with the C client)');
-    if (config.client_id !== undefined || config.client_password !== undefined) {
-      throw badArguments('init: resuming a session by client_id / client_password is not supported by zktx/zookeeper');
+    const resume = config.client_id !== undefined || config.client_password !== undefined;
+    if (resume && (typeof config.client_id !== 'string' || typeof config.client_password !== 'string')) {
+      throw badArguments('init: client_id and client_password resume a session together: both hex strings, as client_id / client_password of the client that opened it give them');
     }
     if (config.data_as_buffer !== undefined) this.data_as_buffer = config.data_as_buffer;
     const options = {
@@ -146,6 +147,15 @@ class ZooKeeper extends EventEmitter {
       reconnectAfterExpiry: false,
     };
     if (config.connect !== undefined) options.connect = config.connect;
+    // The C client's zoo_init(clientid): resume that session if the server still has it; a
+    // wrong password or a session it dropped ends this client with ZOO_EXPIRED_SESSION_STATE.
+    if (resume) options.session = { id: config.client_id, password: config.client_password };
+    // zktx's addition: what the C client sets elsewhere (its TLS build, zoo_add_auth before the
+    // first request) as zktx client options: `zktx: { tls, auth, sasl, acl, logger, ... }`.
+    if (config.zktx !== undefined) {
+      if (config.zktx === null || typeof config.zktx !== 'object' || Array.isArray(config.zktx)) throw badArguments(`init: zktx must be an object of zktx client options (tls, auth, sasl, acl, ...), got ${config.zktx === null ? 'null' : typeof config.zktx}`);
+      Object.assign(options, config.zktx);
+    }
     this._timeout = options.timeout;
     const client = new Client(options);
     this._client = client;
@@ -163,6 +173,8 @@ class ZooKeeper extends EventEmitter {
     this._client.connect().then(() => this._onState('CONNECTED'), (err) => {
       if (this._closing || err.code === 'CLIENT_CLOSED' || err.code === 'AUTHFAILED' || err.code === 'SESSIONEXPIRED') {
         if (err.code === 'AUTHFAILED') this._end(constants.ZOO_AUTH_FAILED_STATE);
+        // Only a resumed session can be expired before it connected (client_id / client_password).
+        if (err.code === 'SESSIONEXPIRED' && !this._closing) this._end(constants.ZOO_EXPIRED_SESSION_STATE);
         return;
       }
       // As the C client: keep trying the hosts until it connects or is closed.
@@ -177,8 +189,9 @@ class ZooKeeper extends EventEmitter {
       const was = this._state;
       this._state = constants.ZOO_CONNECTED_STATE;
       if (was === constants.ZOO_CONNECTING_STATE) this._sessionEvent(constants.ZOO_CONNECTED_STATE);
-      this._znodes.sessionId().then((id) => {
+      Promise.all([this._znodes.sessionId(), this._znodes.sessionPassword()]).then(([id, password]) => {
         this._sessionId = id;
+        this._sessionPassword = password;
         this.emit('connect', this);
       }, () => {});
     } else if (state === 'SUSPENDED') {
@@ -236,8 +249,8 @@ class ZooKeeper extends EventEmitter {
   get timeout() { return this._timeout === undefined ? -1 : this._timeout; }
   /** The session id in hex, as the package gives it. */
   get client_id() { return this._sessionId === undefined ? '0' : this._sessionId; }
-  /** Not exposed by zktx's client (zookeeper-client keeps it private): always ''. */
-  get client_password() { return ''; }
+  /** The session's password in hex, as the package gives it ('' before the first connect). */
+  get client_password() { return this._sessionPassword === undefined ? '' : this._sessionPassword; }
   get is_unrecoverable() { return this._state === constants.ZOO_EXPIRED_SESSION_STATE || this._state === constants.ZOO_AUTH_FAILED_STATE; }
   setEncoding(value) { this.encoding = value; }
   get data_as_buffer() { return !this.encoding; }

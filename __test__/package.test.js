@@ -66,7 +66,10 @@ describeLinux('the packed package', () => {
     for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/zktx-core/Cargo.toml',
       'crates/zktx-core/src/lib.rs', 'loader.js', 'binding.js', 'index.js', 'index.d.ts', 'LICENSE', 'CHANGELOG.md',
       'testing/index.js', 'testing/index.d.ts', 'testing/zookeeper.js', 'testing/etcd.js', 'testing/postgres.js', 'testing/proxy.js',
-      'znode.js', 'zookeeper.js', 'zookeeper.d.ts', 'src/znode.rs', 'crates/zktx-core/src/znode.rs', 'tracing.js']) {
+      'znode.js', 'zookeeper.js', 'zookeeper.d.ts', 'src/znode.rs', 'crates/zktx-core/src/znode.rs', 'tracing.js',
+      'etcd.js', 'election.js', 'src/etcd.rs', 'crates/zktx-core/src/backend/etcd.rs',
+      // the vendored zookeeper-client that Cargo.toml's [patch.crates-io] points to: a build from these sources needs it
+      'crates/zookeeper-client/Cargo.toml', 'crates/zookeeper-client/src/lib.rs', 'crates/zookeeper-client/LICENSE']) {
       expect(sources.files).toContain(f);
     }
     const mainTgz = main.file;

@@ -3,7 +3,7 @@
 // found (branch break-znode, f6a3a56). Each test states the interleaving and the promise it
 // checks; all of them failed on 448ee1f.
 const { ZktxError } = require('..');
-const { clientAt, unique, zkScripts, rejection, within } = require('./helpers/zk');
+const { clientAt, unique, zkScripts, rejection, within, compatConfig } = require('./helpers/zk');
 const { startProxy } = require('../testing');
 
 const TICK = 200;
@@ -209,7 +209,7 @@ describe('zk.znodes under adversarial interleavings', () => {
   // 'changed' three times for the one change.
   it('zktx/zookeeper: watched reads of one path with watch=true emit one event per change, as the C client', async () => {
     const ZooKeeper = require('../zookeeper');
-    const zkc = new ZooKeeper({ connect: server.connect, timeout: 4000 });
+    const zkc = new ZooKeeper(compatConfig({ connect: server.connect, timeout: 4000 }));
     await new Promise((resolve) => { zkc.on('connect', resolve); zkc.init({}); });
     try {
       const p = `${root}/compat-dedup`;
@@ -241,7 +241,7 @@ describe('zk.znodes under adversarial interleavings', () => {
     const ZooKeeper = require('../zookeeper');
     const { constants } = ZooKeeper;
     const proxy = await startProxy(server.connect);
-    const zkc = new ZooKeeper({ connect: proxy.connect, timeout: 4000 });
+    const zkc = new ZooKeeper(compatConfig({ connect: proxy.connect, timeout: 4000 }));
     try {
       await new Promise((resolve) => { zkc.once('connect', resolve); zkc.init({}); });
       const p = `${root}/compat-session-events`;
@@ -276,7 +276,7 @@ describe('zk.znodes under adversarial interleavings', () => {
   it('zktx/zookeeper: at expiry a w_get watcher is not called (the package only emits close)', async () => {
     const ZooKeeper = require('../zookeeper');
     const proxy = await startProxy(server.connect);
-    const zkc = new ZooKeeper({ connect: proxy.connect, timeout: 1000 });
+    const zkc = new ZooKeeper(compatConfig({ connect: proxy.connect, timeout: 1000 }));
     try {
       await new Promise((resolve) => { zkc.once('connect', resolve); zkc.init({}); });
       const p = `${root}/compat-expiry`;

@@ -5,7 +5,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const ZooKeeper = require('../zookeeper');
 const { ZktxError } = require('..');
-const { unique } = require('./helpers/zk');
+const { unique, compatConfig } = require('./helpers/zk');
 const { startProxy } = require('../testing');
 
 const host = process.env.ZK_CONNECT;
@@ -18,7 +18,7 @@ function createClient(timeoutMs = 5000) {
     debug_level: ZooKeeper.constants.ZOO_LOG_LEVEL_WARN,
     host_order_deterministic: false,
   };
-  return new ZooKeeper(config);
+  return new ZooKeeper(compatConfig(config)); // secure mode (npm run test:secure): TLS and an identity too
 }
 
 /** The README's "ready when connected": on('connect'), then init(config). */
@@ -73,6 +73,72 @@ describe("require('zktx/zookeeper')", () => {
     expect(client.client_id).toMatch(/^[0-9a-f]+$/);
   });
 
+  it("client_id / client_password resume a session (the C client's zoo_init with a clientid): its ephemeral node outlives the killed process that made it", async () => {
+    const node = `${root}/resumed`;
+    const program = `
+      const ZooKeeper = require(${JSON.stringify(require.resolve('../zookeeper'))});
+      const { compatConfig } = require(${JSON.stringify(require.resolve('./helpers/secure'))});
+      const c = new ZooKeeper(compatConfig({ connect: ${JSON.stringify(host)}, timeout: 4000 }));
+      c.on('connect', async () => {
+        await c.create(${JSON.stringify(node)}, 'mine', ZooKeeper.ZOO_EPHEMERAL);
+        console.log(JSON.stringify({ id: c.client_id, password: c.client_password }));
+      });
+      c.init({});`;
+    const child = spawn(process.execPath, ['-e', program], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(out.split('\n')[0]); });
+      child.on('exit', (code) => reject(new Error(`child exited (${code}) before printing its session`)));
+    });
+    child.kill('SIGKILL'); // dropped without close(): its session lives on until the server expires it
+    const { id, password } = JSON.parse(line);
+    expect(id).toMatch(/^[0-9a-f]+$/);
+    expect(password).toMatch(/^[0-9a-f]{32}$/);
+
+    const resumed = new ZooKeeper(compatConfig({ connect: host, timeout: 4000 }));
+    clients.push(resumed);
+    await new Promise((resolve) => { resumed.once('connect', resolve); resumed.init({ client_id: id, client_password: password }); });
+    expect(resumed.client_id).toBe(id);
+    expect(resumed.client_password).toBe(password);
+    const [stat, data] = await resumed.get(node, false);
+    expect(data.toString()).toBe('mine');
+    expect(stat).toMatchObject({ ephemeralOwner: id, createdInThisSession: true });
+    // well past the session timeout (4 s): the session lives, through this client
+    await new Promise((r) => setTimeout(r, 6000));
+    expect((await client.exists(node, false)).ephemeralOwner).toBe(id);
+    await resumed.close(); // closing it ends that session: the node goes
+    expect(await client.pathExists(node, false)).toBe(false);
+  }, 30000);
+
+  it("a wrong client_password: the server refuses to resume, and the client ends as the C client's would (close with ZOO_EXPIRED_SESSION_STATE, calls reject '-112 session expired')", async () => {
+    const owner = await open();
+    const wrong = new ZooKeeper(compatConfig({ connect: host, timeout: 4000 }));
+    clients.push(wrong);
+    const closed = new Promise((resolve) => wrong.once('close', (c, code) => resolve(code)));
+    wrong.init({ client_id: owner.client_id, client_password: '00'.repeat(16) });
+    expect(await closed).toBe(ZooKeeper.ZOO_EXPIRED_SESSION_STATE);
+    expect(wrong.state).toBe(ZooKeeper.ZOO_EXPIRED_SESSION_STATE);
+    await expect(wrong.get(root, false)).rejects.toMatchObject({ message: '-112 session expired', rc: -112, code: 'SESSIONEXPIRED' });
+    expect(await owner.pathExists(root, false)).toBe(true); // the owner's session is untouched
+  });
+
+  it('init refuses a session id or password that cannot be one, and a zktx key that is not an object (INVALID_ARGUMENT)', () => {
+    const thrown = (f) => { try { f(); } catch (err) { return err; } throw new Error('expected a throw'); };
+    const fresh = () => new ZooKeeper(compatConfig({ connect: host, timeout: 5000 }));
+    for (const [config, message] of [
+      [{ client_id: client.client_id }, /both hex strings/],
+      [{ client_id: 'xyz', client_password: '00'.repeat(16) }, /session.id must be a session id in hex/],
+      [{ client_id: client.client_id, client_password: 'abc' }, /session.password must be/],
+      [{ client_id: client.client_id, client_password: '00'.repeat(8) }, /16 bytes/],
+    ]) {
+      const err = thrown(() => fresh().init(config));
+      expect(err).toBeInstanceOf(ZktxError);
+      expect(err).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) });
+    }
+    const options = thrown(() => new ZooKeeper({ connect: host, zktx: 'tls' }).init({}));
+    expect(options).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/zktx must be an object/) });
+  });
+
   it('get resolves [stat, data] (a Buffer, or a string with data_as_buffer false); set and delete_ take versions', async () => {
     const p = `${root}/data`;
     await client.create(p, 'v0', ZooKeeper.ZOO_PERSISTENT);
@@ -84,7 +150,7 @@ describe("require('zktx/zookeeper')", () => {
     const s1 = await client.set(p, 'v1', 0);
     expect(s1.version).toBe(1);
     await expect(client.set(p, 'v2', 0)).rejects.toMatchObject({ message: '-103 bad version', rc: -103 });
-    const strings = await connected(new ZooKeeper({ connect: host, timeout: 5000, data_as_buffer: false }));
+    const strings = await connected(new ZooKeeper(compatConfig({ connect: host, timeout: 5000, data_as_buffer: false })));
     clients.push(strings);
     expect((await strings.get(p, false))[1]).toBe('v1');
     await client.delete_(p, 1);
@@ -151,7 +217,7 @@ describe("require('zktx/zookeeper')", () => {
   it("an expired session ends the client, as with the C client: pending watchers are told of the disconnection but never of the expiry, 'close' is emitted, calls reject '-112 session expired'", async () => {
     const proxy = await startProxy(host);
     try {
-      const c = await connected(new ZooKeeper({ connect: proxy.connect, timeout: 1000 }));
+      const c = await connected(new ZooKeeper(compatConfig({ connect: proxy.connect, timeout: 1000 })));
       clients.push(c);
       const p = `${root}/expiring`;
       await client.create(p, '', ZooKeeper.ZOO_PERSISTENT);

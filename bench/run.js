@@ -61,6 +61,13 @@ const TARGETS = [
     max: 1.3,
     value: (g) => (g('lock_uncontended', 'zktx') && g('lock_uncontended', FLOOR) ? g('lock_uncontended', 'zktx').cpu_us_per_op / g('lock_uncontended', FLOOR).cpu_us_per_op : null),
   },
+  // issue 19: the raw calls of zk.znodes at least as fast as node-zookeeper-client's own
+  ...['znode_get', 'znode_set', 'znode_create_delete', 'znode_get_pipelined', 'znode_set_pipelined', 'znode_sessions'].map((s) => ({
+    name: `${s} vs node-zookeeper-client`,
+    unit: '×',
+    min: 1,
+    value: (g) => ratio(g(s, 'zktx'), g(s, NZC)),
+  })),
   { name: 'native overhead per call (µs)', unit: 'µs', overhead: true, max: 20 },
 ];
 function ratio(a, b) {
@@ -318,7 +325,7 @@ const spread = (r) => (r.ops_per_s_runs.length < 2 ? '' : `${fmt(((Math.max(...r
 
 function printTable(results, ratios) {
   const head =
-    `${pad('scenario', 18)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('spread', 8)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}` +
+    `${pad('scenario', 21)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('spread', 8)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}` +
     `${lpad('CPU µs/op', 11)}${lpad('zktx ÷ it', 11)}${lpad('p50 Δ µs', 10)}`;
   console.log(head);
   console.log('-'.repeat(head.length));
@@ -327,7 +334,7 @@ function printTable(results, ratios) {
     const ratio = ratios.find((x) => x.scenario === r.scenario && x.baseline === r.system);
     const flag = r.audit_ok === false ? '  AUDIT FAILED' : '';
     console.log(
-      `${pad(r.scenario === last ? '' : r.scenario, 18)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(spread(r), 8)}${lpad(fmt(r.p50_ms, 3), 9)}` +
+      `${pad(r.scenario === last ? '' : r.scenario, 21)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(spread(r), 8)}${lpad(fmt(r.p50_ms, 3), 9)}` +
         `${lpad(fmt(r.p99_ms, 3), 9)}${lpad(fmt(r.req_per_op, 2), 8)}${lpad(fmt(r.cpu_us_per_op, 1), 11)}` +
         `${lpad(ratio ? `${fmt(ratio.zktx_over_baseline)}×` : '', 11)}${lpad(ratio ? fmt(ratio.p50_delta_us, 1) : '', 10)}${flag}`
     );
@@ -564,7 +571,7 @@ async function main(argv) {
     console.log('');
     printTable(results, ratios);
     console.log('');
-    for (const s of SCENARIOS.filter((x) => opts.scenarios.includes(x.name) && x.op)) console.log(`  ${pad(s.name, 17)} ${s.what}`);
+    for (const s of SCENARIOS.filter((x) => opts.scenarios.includes(x.name) && x.op)) console.log(`  ${pad(s.name, 20)} ${s.what}`);
     console.log('  ops/s: median of the repetitions (spread: their max - min, over the median); p50/p99: per operation, all repetitions pooled;');
     console.log('  req/op: requests the server received per operation (mntr zk_packets_received); CPU µs/op: process CPU (all threads) over ops,');
     console.log(`  per client process; zktx ÷ it: ops/s ratio; p50 Δ: zktx's p50 minus its, µs. ${FLOOR}: the protocol by hand on Node's socket (the floor)`);

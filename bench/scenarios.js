@@ -20,6 +20,30 @@
 // ctx = { run, worker, workers }: `run` is unique per (scenario, system, repetition), so no run
 // sees another's znodes.
 
+/** What the znode_* scenarios store: 64 bytes, a small configuration value. */
+const ZNODE_DATA = Buffer.alloc(64, 'z');
+
+/** Creates `path` and its missing ancestors with the system's raw `create`. */
+async function mkdirp(znodes, path) {
+  let at = '';
+  for (const seg of path.split('/').slice(1)) {
+    at += `/${seg}`;
+    try {
+      await znodes.create(at, Buffer.alloc(0));
+    } catch (err) {
+      if (err.code !== 'NODEEXISTS') throw err;
+    }
+  }
+}
+
+/** The run's znode directory, and `count` nodes in it holding ZNODE_DATA (worker 0 makes them). */
+const znodeDir = (sys, ctx) => `${sys.znodes.root}/${ctx.run}`;
+async function znodeNodes(sys, ctx, count) {
+  const dir = znodeDir(sys, ctx);
+  await mkdirp(sys.znodes, dir);
+  await Promise.all(Array.from({ length: count }, (_, i) => sys.znodes.create(`${dir}/n${i}`, ZNODE_DATA)));
+}
+
 const accounts = (ctx) => Array.from({ length: 8 }, (_, i) => `bench/bank-${ctx.run}-${i}`);
 
 const SCENARIOS = [
@@ -153,6 +177,71 @@ const SCENARIOS = [
           }
         }
       };
+    },
+  },
+  // The raw calls (zk.znodes against each client's own getData / setData / create / delete),
+  // 64-byte values, no recipe and no JSON: what an application doing its own ZooKeeper work sees.
+  {
+    name: 'znode_get',
+    what: 'raw getData of one 64-byte znode, one at a time, 1 process',
+    prepare: (sys, ctx) => znodeNodes(sys, ctx, 1),
+    op: (sys, ctx) => {
+      const node = `${znodeDir(sys, ctx)}/n0`;
+      return () => sys.znodes.get(node);
+    },
+  },
+  {
+    name: 'znode_set',
+    what: 'raw setData of one znode (64 bytes, any version), one at a time, 1 process',
+    prepare: (sys, ctx) => znodeNodes(sys, ctx, 1),
+    op: (sys, ctx) => {
+      const node = `${znodeDir(sys, ctx)}/n0`;
+      return () => sys.znodes.set(node, ZNODE_DATA);
+    },
+  },
+  {
+    name: 'znode_create_delete',
+    what: 'raw create of a persistent znode then its delete (2 writes per op), 1 process',
+    prepare: (sys, ctx) => znodeNodes(sys, ctx, 0),
+    op: (sys, ctx) => {
+      const dir = znodeDir(sys, ctx);
+      let n = 0;
+      return async () => {
+        const node = `${dir}/c${++n}`;
+        await sys.znodes.create(node, ZNODE_DATA);
+        await sys.znodes.remove(node);
+      };
+    },
+  },
+  {
+    name: 'znode_get_pipelined',
+    what: 'raw getData with 128 in flight on one session (128 znodes), 1 process',
+    concurrency: 128,
+    prepare: (sys, ctx) => znodeNodes(sys, ctx, 128),
+    op: (sys, ctx) => {
+      const nodes = Array.from({ length: 128 }, (_, i) => `${znodeDir(sys, ctx)}/n${i}`);
+      return (slot) => sys.znodes.get(nodes[slot]);
+    },
+  },
+  {
+    name: 'znode_set_pipelined',
+    what: 'raw setData with 128 in flight on one session (128 znodes), 1 process',
+    concurrency: 128,
+    prepare: (sys, ctx) => znodeNodes(sys, ctx, 128),
+    op: (sys, ctx) => {
+      const nodes = Array.from({ length: 128 }, (_, i) => `${znodeDir(sys, ctx)}/n${i}`);
+      return (slot) => sys.znodes.set(nodes[slot], ZNODE_DATA);
+    },
+  },
+  {
+    name: 'znode_sessions',
+    what: 'raw getData, 8 sessions × 64 in flight (512 znodes), 1 process: the ceiling of one process',
+    sessions: 8,
+    concurrency: 8 * 64,
+    prepare: (sys, ctx) => znodeNodes(sys, ctx, 8 * 64),
+    op: (sys, ctx) => {
+      const nodes = Array.from({ length: 8 * 64 }, (_, i) => `${znodeDir(sys, ctx)}/n${i}`);
+      return (slot) => ctx.sessions[slot % 8].znodes.get(nodes[slot]);
     },
   },
   // A scenario whose `requires` names a zktx method that does not exist yet is skipped with a

@@ -8,6 +8,8 @@
 //   await sys.get(key); await sys.set(key, value);              // one key, JSON values
 //   await sys.transfer(from, to, amount);                       // a 2-key transaction
 //   await sys.close();
+//   sys.znodes: { root, get(path), set(path, buf), create(path, buf), remove(path) }
+//                                                               // the client's raw znode calls
 //
 // zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx-bench (it
 // refuses lock paths inside /zktx); the baselines keep theirs under /bench-baseline and the wire
@@ -64,6 +66,14 @@ const zktxSystem = (name, native) => ({
           },
           { retries: 1000 }
         ),
+      // the raw calls of zk.znodes, as an application calls them
+      znodes: {
+        root: '/zktx-bench/znodes',
+        get: (p) => zk.znodes.getData(p),
+        set: (p, data) => zk.znodes.setData(p, data),
+        create: (p, data) => zk.znodes.create(p, data),
+        remove: (p) => zk.znodes.delete(p),
+      },
       close: () => zk.close(),
     };
   },
@@ -87,6 +97,13 @@ function baseline(pkg, root = BASELINE_ROOT) {
         get: (key) => recipes.get(key),
         set: (key, value) => recipes.set(key, value),
         transfer: (from, to, amount) => recipes.transfer(from, to, amount),
+        znodes: {
+          root: `${root}/znodes`,
+          get: (p) => recipes.client.rawGet(p),
+          set: (p, data) => recipes.client.rawSet(p, data),
+          create: (p, data) => recipes.client.rawCreate(p, data),
+          remove: (p) => recipes.client.rawRemove(p),
+        },
         close: async () => recipes.client.close(),
       };
     },

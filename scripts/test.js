@@ -5,7 +5,7 @@
 // `scripts/etcd.js run` started (ETCD_ENDPOINTS). Ends with one line
 // "zktx: N passed, M failed" counting both runners.
 //
-// `npm run test:secure` (--secure): the fault and concurrency suites only, unchanged, in secure
+// `npm run test:secure` (--secure): the fault, concurrency and znode suites only, unchanged, in secure
 // mode (ZKTX_TEST_SECURE, __test__/helpers/secure.js): TLS-only servers that enforce
 // authentication, clients with TLS, an identity and acl 'creator-all'. No cargo test; jest's
 // global-setup starts the servers. ZKTX_TEST_SECURE=sasl picks SASL instead of digest.
@@ -17,8 +17,9 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const secure = process.argv.includes('--secure');
 // What runs in secure mode (jest path patterns): every suite that injects faults or races
-// processes, and the lock and transaction contracts.
-const SECURE_SUITES = ['__test__/faults/', '__test__/(concurrency|locks|guarantees|transaction)\\.test\\.js$'];
+// processes, the lock and transaction contracts, and the raw API's: znodes, watches, the tree
+// cache and zktx/zookeeper (issue 19: they must hold on TLS-only, authenticating servers too).
+const SECURE_SUITES = ['__test__/faults/', '__test__/(concurrency|locks|guarantees|transaction|znode|znode-attacks|zookeeper)\\.test\\.js$'];
 // Not yet in the secure run: the coordinator suites of issue 18 (ownership, liveness, attacks,
 // generative). Their fixtures make application clients in chroots of their own and give
 // participant calls deadlines of about a second; against the TLS-only, authenticating servers

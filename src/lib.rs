@@ -183,6 +183,16 @@ pub struct NativeOptions {
     pub sasl: Option<NativeSasl>,
     /// PEM text, checked by the facade for shape and by the core for content.
     pub tls: Option<NativeTls>,
+    /// A session to resume (`session` option): its id in hex and its password, checked by the facade.
+    pub resume: Option<NativeResume>,
+}
+
+/// The `session` option: `{ id, password }` of a session to resume.
+#[napi(object)]
+pub struct NativeResume {
+    /// Hex, at most 16 digits.
+    pub id: String,
+    pub password: Buffer,
 }
 
 /// The `tls` option.
@@ -329,6 +339,13 @@ impl NativeClient {
                 auth: options.auth.unwrap_or_default().into_iter().map(|a| zktx_core::session::Auth { scheme: a.scheme, credentials: a.credentials.to_vec() }).collect(),
                 acl: acl_of(options.acl.unwrap_or_default())?,
                 tls: options.tls.map(|t| zktx_core::session::Tls { ca: t.ca, cert: t.cert, key: t.key, verify_hostname: t.reject_unauthorized != Some(false) }),
+                resume: match options.resume {
+                    None => None,
+                    Some(r) => Some(zktx_core::session::Resume {
+                        id: u64::from_str_radix(&r.id, 16).map_err(|_| invalid(format!("session.id must be a session id in hex (at most 16 digits), got {:?}", r.id)))? as i64,
+                        password: r.password.to_vec(),
+                    }),
+                },
                 sasl: match options.sasl {
                     None => None,
                     Some(s) if s.mechanism == "DIGEST-MD5" => Some(zktx_core::session::Sasl::DigestMd5 { username: s.username, password: s.password }),

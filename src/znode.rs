@@ -5,7 +5,14 @@
 //! reaches after 2^21 leader epochs), the ephemeral owner as a hex string (session ids use all
 //! 64 bits). A one-shot watch calls its callback once with `"kind|path"`; that callback keeps
 //! Node alive until it fired or was cancelled, as the `zookeeper` package's watchers do.
+//!
+//! The hot calls (`getData`, `exists`, `setData`) return one Buffer instead of an object: the
+//! data, then the stat packed in [`STAT_BYTES`] (`znode.js` `statAt` reads it back). Issue 19's
+//! profile of pipelined getData: building the 11-field stat object through napi
+//! (`napi_define_properties`, interned key strings) and an external Buffer with a finalizer per
+//! call took ~15 % of the process's CPU; one Buffer copied into V8's heap takes neither.
 
+use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,17 +63,58 @@ impl From<Stat> for NativeStat {
     }
 }
 
-/// What `getData` read.
-#[napi(object)]
-pub struct NativeData {
-    pub data: Buffer,
-    pub stat: NativeStat,
+/// Bytes of a packed stat: czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion,
+/// dataLength, numChildren as f64 little-endian (10 × 8), then ephemeralOwner as u64
+/// little-endian (8). `znode.js` `statAt` is the reader; the two change together.
+pub const STAT_BYTES: usize = 88;
+
+/// Appends `s` packed (see [`STAT_BYTES`]).
+fn put_stat(out: &mut Vec<u8>, s: &Stat) {
+    for v in [s.czxid as f64, s.mzxid as f64, s.pzxid as f64, s.ctime as f64, s.mtime as f64, s.version as f64, s.cversion as f64, s.aversion as f64, s.data_length as f64, s.num_children as f64] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&(s.ephemeral_owner as u64).to_le_bytes());
 }
 
-/// What `exists` found (`stat` absent: no node).
-#[napi(object)]
-pub struct NativeExists {
-    pub stat: Option<NativeStat>,
+/// `data` then `stat` packed, in one Buffer.
+fn data_and_stat(mut data: Vec<u8>, stat: &Stat) -> Bytes {
+    data.reserve_exact(STAT_BYTES);
+    put_stat(&mut data, stat);
+    Bytes(data)
+}
+
+fn stat_only(stat: &Stat) -> Bytes {
+    let mut out = Vec::with_capacity(STAT_BYTES);
+    put_stat(&mut out, stat);
+    Bytes(out)
+}
+
+/// Bytes that reach JS as a Buffer copied into V8's heap (`napi_create_buffer_copy`): no
+/// external memory and no finalizer to run later, which napi's `Buffer` from a `Vec` costs.
+/// Worth it for what ZooKeeper sends (at most `jute.maxbuffer`, 1 MiB; usually bytes).
+pub struct Bytes(pub Vec<u8>);
+
+impl TypeName for Bytes {
+    fn type_name() -> &'static str {
+        "Buffer"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Bytes {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let mut data = ptr::null_mut();
+        let mut out = ptr::null_mut();
+        // SAFETY: `env` is the JS thread's (ToNapiValue's contract); napi copies the bytes.
+        let status = unsafe { napi::sys::napi_create_buffer_copy(env, val.0.len(), val.0.as_ptr().cast(), &mut data, &mut out) };
+        if status != napi::sys::Status::napi_ok {
+            return Err(Error::new(Status::from(status), "zktx: cannot create a Buffer".to_string()));
+        }
+        Ok(out)
+    }
 }
 
 /// What `getChildren` read.
@@ -80,13 +128,6 @@ pub struct NativeChildren {
 #[napi(object)]
 pub struct NativeAclStat {
     pub acl: Vec<NativeAcl>,
-    pub stat: NativeStat,
-}
-
-/// A created node.
-#[napi(object)]
-pub struct NativeCreated {
-    pub path: String,
     pub stat: NativeStat,
 }
 
@@ -190,23 +231,24 @@ pub struct NativeZnodes {
 
 #[napi]
 impl NativeZnodes {
-    /// Creates a node; resolves its path and stat.
+    /// Creates a node; resolves the created path.
     #[napi]
-    pub fn create(&self, env: Env, path: String, data: Buffer, options: NativeCreateOptions) -> Result<PromiseRaw<'static, NativeCreated>> {
+    pub fn create(&self, env: Env, path: String, data: Buffer, options: NativeCreateOptions) -> Result<PromiseRaw<'static, String>> {
         no_panic(|| {
             let store = self.store.clone();
             let data = data.to_vec();
             let options = create_options(options)?;
             in_span(env, &self.span, async move {
                 let c = znode::create(store.session(), &path, &data, &options).await.map_err(to_js_error)?;
-                Ok(NativeCreated { path: c.path, stat: c.stat.into() })
+                Ok(c.path)
             })
         })
     }
 
-    /// Reads data and stat; with `watch`, a one-shot data watch set by the same read.
-    #[napi]
-    pub fn get_data(&self, env: Env, path: String, watch: Option<WatchCallback>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeData>> {
+    /// Reads data and stat (one Buffer: the data, then the packed stat); with `watch`, a
+    /// one-shot data watch set by the same read.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn get_data(&self, env: Env, path: String, watch: Option<WatchCallback>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Bytes>> {
         no_panic(|| {
             let store = self.store.clone();
             let cancel = token(cancel_id)?;
@@ -220,14 +262,15 @@ impl NativeZnodes {
                         (data, stat)
                     },
                 };
-                Ok(NativeData { data: data.into(), stat: stat.into() })
+                Ok(data_and_stat(data, &stat))
             })
         })
     }
 
-    /// The node's stat if it exists; with `watch`, a one-shot exists watch (set either way).
-    #[napi]
-    pub fn exists(&self, env: Env, path: String, watch: Option<WatchCallback>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeExists>> {
+    /// The node's stat packed if it exists, else null; with `watch`, a one-shot exists watch
+    /// (set either way).
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub fn exists(&self, env: Env, path: String, watch: Option<WatchCallback>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Option<Bytes>>> {
         no_panic(|| {
             let store = self.store.clone();
             let cancel = token(cancel_id)?;
@@ -241,7 +284,7 @@ impl NativeZnodes {
                         stat
                     },
                 };
-                Ok(NativeExists { stat: stat.map(Into::into) })
+                Ok(stat.as_ref().map(stat_only))
             })
         })
     }
@@ -267,15 +310,15 @@ impl NativeZnodes {
         })
     }
 
-    /// Replaces data (at `version` unless -1 / absent); resolves the new stat.
-    #[napi]
-    pub fn set_data(&self, env: Env, path: String, data: Buffer, version: Option<i32>) -> Result<PromiseRaw<'static, NativeStat>> {
+    /// Replaces data (at `version` unless -1 / absent); resolves the new stat, packed.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn set_data(&self, env: Env, path: String, data: Buffer, version: Option<i32>) -> Result<PromiseRaw<'static, Bytes>> {
         no_panic(|| {
             let store = self.store.clone();
             let data = data.to_vec();
             in_span(env, &self.span, async move {
                 let version = version.filter(|v| *v != -1);
-                znode::set_data(store.session(), &path, &data, version).await.map(Into::into).map_err(to_js_error)
+                znode::set_data(store.session(), &path, &data, version).await.map(|s| stat_only(&s)).map_err(to_js_error)
             })
         })
     }
@@ -403,6 +446,15 @@ impl NativeZnodes {
                 }));
                 Ok(())
             })
+        })
+    }
+
+    /// The current session's password in hex (connects first if needed).
+    #[napi]
+    pub fn session_password(&self, env: Env) -> Result<PromiseRaw<'static, String>> {
+        no_panic(|| {
+            let store = self.store.clone();
+            in_span(env, &self.span, async move { znode::session_password(store.session()).await.map_err(to_js_error) })
         })
     }
 

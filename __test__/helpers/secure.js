@@ -82,6 +82,16 @@ function clientOptions() {
   return { tls: s.tls, ...identity, acl: 'creator-all', logger };
 }
 
+/**
+ * What a `zktx/zookeeper` client adds to its config in secure mode (`zktx: {...}`): TLS and the
+ * identity, but the package's own default ACL (world:anyone), which programs written for it assume.
+ */
+function compatConfig(config) {
+  if (!settings()) return config;
+  const { acl, ...options } = clientOptions();
+  return { ...config, zktx: options };
+}
+
 // ZooKeeper 3.8.0's Netty server (the only one with TLS) sometimes answers the auth or SASL
 // request that a client pipelines behind its connect request before the connect response;
 // zookeeper-client 0.11.2 then fails that connection attempt ("unable to unmarshal
@@ -130,4 +140,4 @@ function itUnlessSecure(reason) {
   return it.skip;
 }
 
-module.exports = { mode, prepare, settings, clientOptions, serverOptions, starters, itUnlessSecure, SERVER_ORDERING_BUG };
+module.exports = { mode, prepare, settings, clientOptions, compatConfig, serverOptions, starters, itUnlessSecure, SERVER_ORDERING_BUG };

@@ -27,4 +27,7 @@ const rejection = (p) => p.then((v) => { throw new Error(`expected a rejection, 
 /** `p`, or a rejection naming `what` if it has not settled within `ms`. */
 const within = (p, ms, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms).unref())]);
 
-module.exports = { client, clientAt, unique, zkScripts, rejection, within };
+/** A `zktx/zookeeper` config: `config` as is, plus TLS and the identity in secure mode. */
+const compatConfig = (config) => secure.compatConfig(config);
+
+module.exports = { client, clientAt, unique, zkScripts, rejection, within, compatConfig };

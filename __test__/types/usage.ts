@@ -65,11 +65,18 @@ async function znodes(zk: ZooKeeper) {
   await z.sync();
   await z.addAuth('digest', 'u:p');
   const id: string = await z.sessionId();
+  const password: string = await z.sessionPassword();
+  const resumed = new ZooKeeper({ session: { id, password } });
+  void resumed;
   const cache = await z.treeCache('/app', { signal: AbortSignal.timeout(1000) });
   cache.on('changed', (path: string) => console.log(path, cache.get(path)?.data.length, cache.children('/app'), cache.paths()));
   cache.close();
   const pw = await z.addWatch('/app', { recursive: true, signal: AbortSignal.timeout(1000) });
   for await (const ev of pw) if (ev.type === 'resync') console.log(ev.reason); else if (ev.type === 'changed') pw.close();
+  pw.on('event', (ev) => console.log(ev.type, ev.path)).on('resync', (ev) => console.log(ev.reason)).once('aborted', (ev) => console.log(ev.path));
+  const done: boolean = pw.ended;
+  await z.exists('/app', { watch: (ev: WatchEvent) => console.log(ev.type), signal: AbortSignal.timeout(1000) });
+  console.log(done);
   console.log(bytes, owner, event, exists, names, results, perms, id);
 
 }

@@ -33,7 +33,8 @@ async function unlock(client, node) {
 
 function main() {
   const config = { connect, timeout: 5000, debug_level: ZooKeeper.ZOO_LOG_LEVEL_WARN, host_order_deterministic: false };
-  const client = new ZooKeeper(config);
+  // secure mode (npm run test:secure): TLS and the run's identity, as the test's own clients
+  const client = new ZooKeeper(require('../helpers/secure').compatConfig(config));
   client.on('connect', async () => {
     try {
       for (let n = 0; n < Number(rounds); n++) {

@@ -59,6 +59,23 @@ class Client {
     return new Promise((resolve, reject) => this.client.remove(path, -1, settle(resolve, reject)));
   }
 
+  // The raw calls (the bench's znode_* scenarios): the library's own calls, Buffers and Stats as it gives them.
+  rawGet(path) {
+    return new Promise((resolve, reject) => this.client.getData(path, (err, data, stat) => (err ? settle(resolve, reject)(err) : resolve({ data, stat }))));
+  }
+
+  rawSet(path, data) {
+    return new Promise((resolve, reject) => this.client.setData(path, data, -1, settle(resolve, reject)));
+  }
+
+  rawCreate(path, data) {
+    return new Promise((resolve, reject) => this.client.create(path, data, zookeeper.CreateMode.PERSISTENT, settle(resolve, reject)));
+  }
+
+  rawRemove(path) {
+    return new Promise((resolve, reject) => this.client.remove(path, -1, settle(resolve, reject)));
+  }
+
   close() {
     this.client.close();
   }

@@ -13,6 +13,11 @@
 //   remove(path)
 //   close()
 //
+// and, for the znode_* scenarios (a client's raw calls, no recipe), with data as Buffers:
+//
+//   rawGet(path) -> { data, stat }   rawSet(path, data) -> stat   rawCreate(path, data) -> path
+//   rawRemove(path)
+//
 // Errors carry `code` 'NONODE' | 'NODEEXISTS' | 'BADVERSION' | ... (the client's own mapped).
 //
 // Round trips, uncontended: lock = create + getChildren, unlock = delete (3);

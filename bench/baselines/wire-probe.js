@@ -90,6 +90,15 @@ class Reader {
     const v = this.buf();
     return v === null ? null : v.toString('utf8');
   }
+  /** A whole Stat, every field a Number (what the raw calls return). */
+  stat() {
+    const l = () => Number(this.long());
+    return {
+      czxid: l(), mzxid: l(), ctime: l(), mtime: l(),
+      version: this.int(), cversion: this.int(), aversion: this.int(),
+      ephemeralOwner: l(), dataLength: this.int(), numChildren: this.int(), pzxid: l(),
+    };
+  }
   /** The Stat's version (the only field the recipes use); skips the rest. */
   statVersion() {
     const version = this.b.readInt32BE(this.at + 32);
@@ -193,6 +202,31 @@ class WireClient {
 
   remove(path) {
     return this.request(OP.delete, (w) => w.str(path).int(-1), () => undefined);
+  }
+
+  // The raw calls (the bench's znode_* scenarios): data as Buffers, the Stat parsed whole.
+  rawGet(path) {
+    return this.request(OP.getData, (w) => w.str(path).bool(false), (r) => ({ data: r.buf(), stat: r.stat() }));
+  }
+
+  rawSet(path, data) {
+    return this.request(OP.setData, (w) => w.str(path).buf(data).int(-1), (r) => r.stat());
+  }
+
+  rawCreate(path, data) {
+    return this.request(
+      OP.create,
+      (w) => {
+        w.str(path).buf(data).int(OPEN_ACL.length);
+        for (const a of OPEN_ACL) w.int(a.perms).str(a.scheme).str(a.id);
+        w.int(FLAGS.persistent);
+      },
+      (r) => r.str()
+    );
+  }
+
+  rawRemove(path) {
+    return this.remove(path);
   }
 
   close() {

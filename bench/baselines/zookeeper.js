@@ -77,6 +77,23 @@ class Client {
     );
   }
 
+  // The raw calls (the bench's znode_* scenarios): the package's callback calls, Buffers and Stats as it gives them.
+  rawGet(path) {
+    return new Promise((resolve, reject) => this.zk.a_get(path, false, (rc, error, stat, data) => (rc === 0 ? resolve({ data, stat }) : reject(zkError(rc, error)))));
+  }
+
+  rawSet(path, data) {
+    return new Promise((resolve, reject) => this.zk.a_set(path, data, -1, (rc, error, stat) => (rc === 0 ? resolve(stat) : reject(zkError(rc, error)))));
+  }
+
+  rawCreate(path, data) {
+    return new Promise((resolve, reject) => this.zk.a_create(path, data, C.ZOO_PERSISTENT, (rc, error, created) => (rc === 0 ? resolve(created) : reject(zkError(rc, error)))));
+  }
+
+  rawRemove(path) {
+    return new Promise((resolve, reject) => this.zk.a_delete_(path, -1, (rc, error) => (rc === 0 ? resolve() : reject(zkError(rc, error)))));
+  }
+
   close() {
     this.zk.close();
   }

@@ -66,6 +66,26 @@ pub struct SessionOptions {
     pub sasl: Option<Sasl>,
     /// TLS to every host (their `secureClientPort`), verified against a CA.
     pub tls: Option<Tls>,
+    /// Resume this session (its id and password, as another client gave them out) on the
+    /// first connect instead of opening a new one. The server refuses a wrong password or a
+    /// session it no longer has: the connect fails `SESSIONEXPIRED`. A later session (after
+    /// an expiry, with `reconnect_after_expiry`) is a new one.
+    pub resume: Option<Resume>,
+}
+
+/// A session to resume: its id and its password. `Debug` shows the id only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The session id.
+    pub id: i64,
+    /// The session's password (16 bytes from the server).
+    pub password: Vec<u8>,
+}
+
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume").field("id", &format_args!("{:x}", self.id)).field("password", &"<redacted>").finish()
+    }
 }
 
 /// TLS settings: PEM text. `Debug` shows none of it.
@@ -177,6 +197,7 @@ impl Default for SessionOptions {
             acl: zk::Acls::anyone_all().to_vec(),
             sasl: None,
             tls: None,
+            resume: None,
         }
     }
 }
@@ -289,6 +310,9 @@ struct Inner {
     closed: watch::Sender<bool>,
     /// The persistent watches set on this session, by path.
     persistent: Arc<PersistentPaths>,
+    /// [`SessionOptions::resume`] until a connect succeeded: a failed first connect tries the
+    /// same session again, a session opened after an expiry is new.
+    resume: std::sync::Mutex<Option<Resume>>,
 }
 
 /// The paths this session holds persistent watches on.
@@ -406,7 +430,8 @@ impl Session {
         options.validate()?;
         let (tx, _) = broadcast::channel(64);
         let events = Events { tx, last: Default::default(), suspended_at: Default::default() };
-        let inner = Inner { options, current: Default::default(), events, closing: CancellationToken::new(), closed: watch::channel(false).0, persistent: Default::default() };
+        let options_resume = options.resume.clone();
+        let inner = Inner { options, current: Default::default(), events, closing: CancellationToken::new(), closed: watch::channel(false).0, persistent: Default::default(), resume: std::sync::Mutex::new(options_resume) };
         Ok(Session { inner: Arc::new(inner) })
     }
 
@@ -618,13 +643,16 @@ fn start_connect(inner: &Arc<Inner>) -> watch::Receiver<Option<Result<()>>> {
         let opened = tokio::select! {
             biased;
             _ = inner.closing.cancelled() => Err(Error::ClientClosed),
-            r = open(&inner.options) => r,
+            r = open(&inner.options, inner.resume.lock().ok().and_then(|r| r.clone())) => r,
         };
         let outcome = {
             let mut cur = inner.current();
             cur.connecting = None;
             match opened {
                 Ok(client) if !cur.closed => {
+                    if let Ok(mut resume) = inner.resume.lock() {
+                        *resume = None;
+                    }
                     let client = Arc::new(client);
                     watch_states(&inner, &client);
                     cur.client = Some(client);
@@ -673,9 +701,14 @@ fn watch_states(inner: &Inner, client: &zk::Client) {
     }.in_current_span());
 }
 
-async fn open(options: &SessionOptions) -> Result<zk::Client> {
+/// Opens a session: a new one, or `resume` (only the first connect of a [`Session`] gets it).
+async fn open(options: &SessionOptions, resume: Option<Resume>) -> Result<zk::Client> {
     let connect_timeout = options.connect_timeout.unwrap_or_else(|| options.session_timeout.min(Duration::from_secs(15)));
     let mut connector = zk::Client::connector().with_session_timeout(options.session_timeout);
+    if let Some(r) = resume {
+        // zookeeper-client 0.11.2 as vendored (crates/zookeeper-client): from_parts is zktx's.
+        connector = connector.with_session(zk::SessionInfo::from_parts(zk::SessionId(r.id), r.password));
+    }
     for a in &options.auth {
         // Replayed by zookeeper-client on every reconnect (its session keeps the auth packets).
         connector = connector.with_auth(&a.scheme, &a.credentials);

@@ -719,6 +719,16 @@ pub async fn session_id(session: &Session) -> Result<String> {
     Ok(format!("{:x}", client.session_id().0))
 }
 
+/// The current session's password in hex (connects first if needed): with its id, what another
+/// client needs to resume it ([`crate::session::SessionOptions::resume`]).
+///
+/// # Errors
+/// As [`session_id`].
+pub async fn session_password(session: &Session) -> Result<String> {
+    let client = session.client().await?;
+    Ok(client.session().password().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// A multi whose operation `index` failed (the others were not applied).
 fn op_failed(index: usize, e: zk::Error) -> Error {
     let err = Error::from(e);
