@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
-use zktx_core::recipe::LockLoss;
 use zktx_core::LockKind;
 
 use crate::{acquire_options, in_span, invalid, logging, millis, no_panic, to_js_error, WeakCallback, MAX_WAIT};
@@ -119,18 +117,7 @@ impl NativeEtcdClient {
     #[napi]
     pub fn on_state(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
-            let mut events = self.session.subscribe();
-            napi::bindgen_prelude::spawn(async move {
-                loop {
-                    match events.recv().await {
-                        Ok(e) => {
-                            callback.call(e.as_str().to_string(), ThreadsafeFunctionCallMode::NonBlocking);
-                        },
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
-                }
-            });
+            crate::forward_session_events(self.session.subscribe(), callback);
             Ok(())
         })
     }
@@ -233,16 +220,7 @@ impl NativeEtcdLock {
     #[napi]
     pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
-            let lost = self.lock.lost();
-            napi::bindgen_prelude::spawn(async move {
-                let reason = match lost.await {
-                    LockLoss::Released => return,
-                    LockLoss::NodeDeleted => "NODE_DELETED".to_string(),
-                    LockLoss::SessionEnded => "SESSION_ENDED".to_string(),
-                    LockLoss::DisconnectedTooLong(d) => format!("DISCONNECTED_TOO_LONG:{}", d.as_millis()),
-                };
-                callback.call(reason, ThreadsafeFunctionCallMode::NonBlocking);
-            });
+            crate::report_loss(self.lock.lost(), callback);
             Ok(())
         })
     }

@@ -151,6 +151,36 @@ fn acquire_options(timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<Ac
 /// A JS callback taking one string, callable from any thread, that does not keep Node alive.
 pub(crate) type WeakCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true>;
 
+/// Calls `callback(event)` for every session event (`CONNECTED`, `SUSPENDED`, ...) of either
+/// backend, until the session's sender is gone.
+pub(crate) fn forward_session_events(mut events: tokio::sync::broadcast::Receiver<zktx_core::SessionEvent>, callback: WeakCallback) {
+    napi::bindgen_prelude::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    callback.call(e.as_str().to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// Calls `callback("NODE_DELETED" | "SESSION_ENDED" | "DISCONNECTED_TOO_LONG:<ms>")` once when
+/// `lost` says the lock was lost (nothing after a plain release). For both backends' locks.
+pub(crate) fn report_loss(lost: impl Future<Output = zktx_core::recipe::LockLoss> + Send + 'static, callback: WeakCallback) {
+    napi::bindgen_prelude::spawn(async move {
+        let reason = match lost.await {
+            zktx_core::recipe::LockLoss::Released => return,
+            zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED".to_string(),
+            zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED".to_string(),
+            zktx_core::recipe::LockLoss::DisconnectedTooLong(d) => format!("DISCONNECTED_TOO_LONG:{}", d.as_millis()),
+        };
+        callback.call(reason, ThreadsafeFunctionCallMode::NonBlocking);
+    });
+}
+
 /// A promise for an async binding body: it runs on zktx's I/O thread ([`bridge`]), guarded,
 /// inside its client's span (the core's log records, and those of the tasks it spawns, go to that
 /// client's logger or level, see `logging.rs`).
@@ -379,18 +409,7 @@ impl NativeClient {
     #[napi]
     pub fn on_state(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
-            let mut events = self.store.session().subscribe();
-            napi::bindgen_prelude::spawn(async move {
-                loop {
-                    match events.recv().await {
-                        Ok(e) => {
-                            callback.call(e.as_str().to_string(), ThreadsafeFunctionCallMode::NonBlocking);
-                        },
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
-                }
-            });
+            forward_session_events(self.store.session().subscribe(), callback);
             Ok(())
         })
     }
@@ -712,16 +731,7 @@ impl NativeLock {
     pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
         no_panic(|| {
             // The future, not the lock: a lock garbage-collected while watched is still released.
-            let lost = self.lock.lost();
-            napi::bindgen_prelude::spawn(async move {
-                let reason = match lost.await {
-                    zktx_core::recipe::LockLoss::Released => return,
-                    zktx_core::recipe::LockLoss::NodeDeleted => "NODE_DELETED".to_string(),
-                    zktx_core::recipe::LockLoss::SessionEnded => "SESSION_ENDED".to_string(),
-                    zktx_core::recipe::LockLoss::DisconnectedTooLong(d) => format!("DISCONNECTED_TOO_LONG:{}", d.as_millis()),
-                };
-                callback.call(reason, ThreadsafeFunctionCallMode::NonBlocking);
-            });
+            report_loss(self.lock.lost(), callback);
             Ok(())
         })
     }
