@@ -195,6 +195,18 @@ const SCENARIOS = [
       };
     },
   },
+  {
+    name: 'etcd_lock_handoff',
+    what: 'etcd: 4 processes take one lock in turn, nothing under it (the recipe alone: release, wake, hold); ops = handoffs',
+    group: 'etcd',
+    processes: 4,
+    systems: ['zktx-etcd', 'etcd3', 'zktx'],
+    reference: 'zktx-etcd',
+    op: (sys, ctx) => async () => {
+      const lock = await sys.lock(`eh-${ctx.run}`);
+      await lock.release();
+    },
+  },
   // The floor on etcd: one bare etcd3 round trip, a linearizable read and a raft write. A lock
   // cycle on etcd is at least two writes (join, delete).
   {
