@@ -275,7 +275,7 @@ async function runOnce(ctx, scenario, system) {
       packets: before === null || after === null ? null : onEtcd ? after.total - before.total : after - before - ctx.probeCost,
     };
     if (onEtcd && before && after) {
-      result.etcd = { proposals: after.proposals - before.proposals, methods: {} };
+      result.etcd = { proposals: after.proposals - before.proposals, serverCpuUs: (after.cpuSeconds - before.cpuSeconds) * 1e6, methods: {} };
       for (const [m, n] of Object.entries(after.methods)) if (n - (before.methods[m] || 0) > 0) result.etcd.methods[m] = n - (before.methods[m] || 0);
     }
     if (scenario.audit) {
@@ -336,6 +336,8 @@ function summarize(scenario, system, runs) {
     for (const r of etcdRuns) for (const [m, n] of Object.entries(r.etcd.methods)) methods[m] = (methods[m] || 0) + n;
     out.etcd_per_op = {
       raft_proposals: opsE ? etcdRuns.reduce((n, r) => n + r.etcd.proposals, 0) / opsE : null,
+      // the member's own CPU (process_cpu_seconds_total): on a small machine it shares the cores with the clients
+      server_cpu_us: opsE ? etcdRuns.reduce((n, r) => n + r.etcd.serverCpuUs, 0) / opsE : null,
       grpc_messages: Object.fromEntries(Object.entries(methods).map(([m, n]) => [m, opsE ? Math.round((n / opsE) * 100) / 100 : null])),
     };
   }
@@ -657,10 +659,10 @@ async function main(argv) {
     if (results.some((r) => r.etcd_per_op)) {
       console.log('  etcd_* rows: "zktx" is zktx-etcd (zktx ÷ it = zktx-etcd ÷ that row; the zktx row is zktx on ZooKeeper); req/op: gRPC messages the etcd');
       console.log('  member received per op (/metrics); etcd3 on etcd_get / etcd_put is the floor: one bare round trip');
-      console.log('\netcd, per op (gRPC messages the member received, by method; raft proposals committed):');
+      console.log('\netcd, per op (raft proposals committed; the member CPU; gRPC messages it received, by method):');
       for (const r of results.filter((x) => x.etcd_per_op)) {
         const m = Object.entries(r.etcd_per_op.grpc_messages).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-        console.log(`  ${pad(r.scenario, 22)} ${pad(r.system, 10)} raft ${fmt(r.etcd_per_op.raft_proposals)}  ${m}`);
+        console.log(`  ${pad(r.scenario, 22)} ${pad(r.system, 10)} raft ${fmt(r.etcd_per_op.raft_proposals)}  server CPU ${fmt(r.etcd_per_op.server_cpu_us, 0)} µs  ${m}`);
       }
     }
     if (ceiling) console.log(`\nceiling (best pipelined set): ${fmt(ceiling.ops_per_s, 0)} ops/s by ${ceiling.system}`);
@@ -742,6 +744,7 @@ function etcdMetrics(endpoint) {
         const methods = {};
         let total = 0;
         let proposals = 0;
+        let cpuSeconds = 0;
         for (const line of body.split('\n')) {
           let m = /^grpc_server_msg_received_total\{grpc_method="([^"]+)",grpc_service="([^"]+)".*\} (\S+)$/.exec(line);
           if (m) {
@@ -752,8 +755,10 @@ function etcdMetrics(endpoint) {
           }
           m = /^etcd_server_proposals_committed_total (\S+)$/.exec(line);
           if (m) proposals = Number(m[1]);
+          m = /^process_cpu_seconds_total (\S+)$/.exec(line);
+          if (m) cpuSeconds = Number(m[1]);
         }
-        resolve({ total, methods, proposals });
+        resolve({ total, methods, proposals, cpuSeconds });
       });
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
