@@ -12,6 +12,12 @@
 //
 // Starts its own standalone ZooKeeper with forceSync=yes (writes reach the disk, as in
 // production) unless ZK_CONNECT is set, and stops it at the end.
+//
+// The etcd scenarios (group 'etcd', `--only etcd`) compare zktx's Etcd with the `etcd3` npm
+// package on one etcd member the bench starts (startEtcd from zktx/testing; ETCD_ENDPOINTS to use
+// another), with zktx on the ZooKeeper above for reference. Their requests per op come from the
+// member's /metrics (grpc_server_msg_received_total), with the count per gRPC method and the
+// raft proposals committed per op in the JSON.
 
 const childProcess = require('node:child_process');
 const fs = require('node:fs');
@@ -37,6 +43,7 @@ const PROFILES = {
 };
 
 const NZC = 'node-zookeeper-client';
+const ZE = 'zktx-etcd';
 /**
  * What the project promised (issues 7 and 13), each from the same run. Reported, never asserted.
  * `value(get)` gets (scenario, system) -> summary row; returns null when a row is missing.
@@ -69,6 +76,16 @@ const TARGETS = [
     value: (g) => ratio(g(s, 'zktx'), g(s, NZC)),
   })),
   { name: 'native overhead per call (µs)', unit: 'µs', overhead: true, max: 20 },
+  // issue 20: zktx ahead of etcd3 on each etcd scenario
+  { name: 'etcd: lock cycle vs etcd3', unit: '×', min: 1, value: (g) => ratio(g('etcd_lock_uncontended', ZE), g('etcd_lock_uncontended', 'etcd3')) },
+  { name: 'etcd: contended counter vs etcd3', unit: '×', min: 1, value: (g) => ratio(g('etcd_lock_contended', ZE), g('etcd_lock_contended', 'etcd3')) },
+  { name: 'etcd: lock handoffs vs etcd3', unit: '×', min: 1, value: (g) => ratio(g('etcd_lock_handoff', ZE), g('etcd_lock_handoff', 'etcd3')) },
+  {
+    name: 'etcd: lock cycle p50 minus 2 etcd3 put p50s (ms)',
+    unit: 'ms',
+    max: 0.1,
+    value: (g) => (g('etcd_lock_uncontended', ZE) && g('etcd_put', 'etcd3') ? g('etcd_lock_uncontended', ZE).p50_ms - 2 * g('etcd_put', 'etcd3').p50_ms : null),
+  },
 ];
 function ratio(a, b) {
   return a && b ? a.ops_per_s / b.ops_per_s : null;
@@ -84,7 +101,7 @@ function usage() {
     '  --reps N             repetitions per scenario and system (full: 3)',
     '  --duration MS        measured time per run (full: 3000)',
     '  --warmup MS          warm-up per run (full: 1000)',
-    '  --only a,b           only these scenarios (' + SCENARIOS.map((s) => s.name).join(', ') + ')',
+    '  --only a,b           only these scenarios (' + SCENARIOS.map((s) => s.name).join(', ') + '); `etcd`: all etcd ones',
     '  --systems a,b        only these systems (' + Object.keys(SYSTEMS).join(', ') + ')',
     '  --skip-memory        no memory probe',
     '  --skip-coordinator   no cross-service transactions scenario (bench/coordinator.js: 2PC and saga vs two local transactions)',
@@ -92,6 +109,7 @@ function usage() {
     '  --zktx DIR           the zktx package to measure (default: this checkout)',
     '  --compare FILE.node  also measure another build of the addon (system zktx@compare), interleaved',
     'ZK_CONNECT=host:port   use that server instead of starting one',
+    'ETCD_ENDPOINTS=host:port   use that etcd member for the etcd scenarios instead of starting one',
   ].join('\n');
 }
 
@@ -134,7 +152,11 @@ function parseCli(argv) {
     quick: values.quick,
     skipCoordinator: values['skip-coordinator'],
     profile,
-    scenarios: list(values.only, SCENARIOS.map((s) => s.name), 'scenario'),
+    scenarios: list(
+      values.only && values.only.split(',').map((n) => (n.trim() === 'etcd' ? SCENARIOS.filter((s) => s.group === 'etcd').map((s) => s.name).join(',') : n)).join(','),
+      SCENARIOS.map((s) => s.name),
+      'scenario'
+    ),
     systems: list(values.systems, Object.keys(SYSTEMS), 'system'),
     memory: !values['skip-memory'],
     out: values.out ? path.resolve(values.out) : DEFAULT_OUT,
@@ -232,7 +254,7 @@ async function runOnce(ctx, scenario, system) {
   const children = Array.from({ length: workers }, () => spawnChild(WORKER));
   try {
     const init = (worker) =>
-      children[worker].send({ type: 'init', system, scenario: scenario.name, connect: ctx.connect, run, worker, workers, warmupMs: ctx.profile.warmupMs });
+      children[worker].send({ type: 'init', system, scenario: scenario.name, connect: ctx.connect, etcd: ctx.etcd, run, worker, workers, warmupMs: ctx.profile.warmupMs });
     const setupTimeout = ctx.profile.warmupMs + 60_000;
     if (scenario.prepare) {
       // worker 0 lays out the run's znodes before anyone else touches them
@@ -245,10 +267,11 @@ async function runOnce(ctx, scenario, system) {
     await Promise.all(children.map((c) => c.expect('ready', setupTimeout)));
     const auditBefore = scenario.audit ? await readAudit(children[0]) : null;
 
-    const before = await ctx.packets();
+    const onEtcd = SYSTEMS[system].backend === 'etcd';
+    const before = onEtcd ? await ctx.etcdCounters() : await ctx.packets();
     for (const c of children) c.send({ type: 'go', durationMs: ctx.profile.durationMs });
     const done = await Promise.all(children.map((c) => c.expect('done', ctx.profile.durationMs + 120_000)));
-    const after = await ctx.packets();
+    const after = onEtcd ? await ctx.etcdCounters() : await ctx.packets();
 
     const ops = done.reduce((n, d) => n + d.ops, 0);
     const result = {
@@ -256,8 +279,12 @@ async function runOnce(ctx, scenario, system) {
       cpuUs: done.reduce((n, d) => n + d.cpuUs, 0),
       opsPerS: done.reduce((r, d) => r + d.ops / (d.elapsedMs / 1000), 0),
       latencies: done.map((d) => d.latencies),
-      packets: before === null || after === null ? null : after - before - ctx.probeCost,
+      packets: before === null || after === null ? null : onEtcd ? after.total - before.total : after - before - ctx.probeCost,
     };
+    if (onEtcd && before && after) {
+      result.etcd = { proposals: after.proposals - before.proposals, serverCpuUs: (after.cpuSeconds - before.cpuSeconds) * 1e6, methods: {} };
+      for (const [m, n] of Object.entries(after.methods)) if (n - (before.methods[m] || 0) > 0) result.etcd.methods[m] = n - (before.methods[m] || 0);
+    }
     if (scenario.audit) {
       const auditAfter = await readAudit(children[0]);
       const expected = scenario.audit.growth(ops);
@@ -308,6 +335,19 @@ function summarize(scenario, system, runs) {
     ops_per_s_runs: runs.map((r) => r.opsPerS),
     ops,
   };
+  if (runs.some((r) => r.etcd)) {
+    // per op: gRPC messages the member received, by method, and raft proposals committed
+    const etcdRuns = runs.filter((r) => r.etcd);
+    const opsE = etcdRuns.reduce((n, r) => n + r.ops, 0);
+    const methods = {};
+    for (const r of etcdRuns) for (const [m, n] of Object.entries(r.etcd.methods)) methods[m] = (methods[m] || 0) + n;
+    out.etcd_per_op = {
+      raft_proposals: opsE ? etcdRuns.reduce((n, r) => n + r.etcd.proposals, 0) / opsE : null,
+      // the member's own CPU (process_cpu_seconds_total): on a small machine it shares the cores with the clients
+      server_cpu_us: opsE ? etcdRuns.reduce((n, r) => n + r.etcd.serverCpuUs, 0) / opsE : null,
+      grpc_messages: Object.fromEntries(Object.entries(methods).map(([m, n]) => [m, opsE ? Math.round((n / opsE) * 100) / 100 : null])),
+    };
+  }
   const audits = runs.filter((r) => r.audit).map((r) => r.audit);
   if (audits.length) {
     out.audit_ok = audits.every((a) => a.ok);
@@ -325,7 +365,7 @@ const spread = (r) => (r.ops_per_s_runs.length < 2 ? '' : `${fmt(((Math.max(...r
 
 function printTable(results, ratios) {
   const head =
-    `${pad('scenario', 21)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('spread', 8)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}` +
+    `${pad('scenario', 23)}${pad('system', 23)}${lpad('ops/s', 9)}${lpad('spread', 8)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('req/op', 8)}` +
     `${lpad('CPU µs/op', 11)}${lpad('zktx ÷ it', 11)}${lpad('p50 Δ µs', 10)}`;
   console.log(head);
   console.log('-'.repeat(head.length));
@@ -334,7 +374,7 @@ function printTable(results, ratios) {
     const ratio = ratios.find((x) => x.scenario === r.scenario && x.baseline === r.system);
     const flag = r.audit_ok === false ? '  AUDIT FAILED' : '';
     console.log(
-      `${pad(r.scenario === last ? '' : r.scenario, 21)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(spread(r), 8)}${lpad(fmt(r.p50_ms, 3), 9)}` +
+      `${pad(r.scenario === last ? '' : r.scenario, 23)}${pad(r.system, 23)}${lpad(fmt(r.ops_per_s, 0), 9)}${lpad(spread(r), 8)}${lpad(fmt(r.p50_ms, 3), 9)}` +
         `${lpad(fmt(r.p99_ms, 3), 9)}${lpad(fmt(r.req_per_op, 2), 8)}${lpad(fmt(r.cpu_us_per_op, 1), 11)}` +
         `${lpad(ratio ? `${fmt(ratio.zktx_over_baseline)}×` : '', 11)}${lpad(ratio ? fmt(ratio.p50_delta_us, 1) : '', 10)}${flag}`
     );
@@ -383,6 +423,7 @@ function commitOf(dir) {
 }
 
 function machineInfo(ctx, zkVersion) {
+  const etcdInfo = ctx.etcd ? { etcd: ctx.etcdVersion, etcd_server: ctx.ownEtcd ? 'one member on loopback, started by the bench (startEtcd)' : `ETCD_ENDPOINTS=${ctx.etcd.join(',')}` } : {};
   const cpus = os.cpus();
   const commit = commitOf(path.join(__dirname, '..'));
   return {
@@ -396,6 +437,7 @@ function machineInfo(ctx, zkVersion) {
     node: process.version,
     zookeeper: zkVersion,
     zookeeper_server: ctx.ownServer ? 'standalone on loopback, started by the bench, forceSync=yes' : `ZK_CONNECT=${ctx.connect}`,
+    ...etcdInfo,
     commit,
     zktx_addon: addonInfo(),
     profile: ctx.quick ? 'quick' : 'full',
@@ -423,8 +465,11 @@ async function main(argv) {
   const notes = [];
   if (opts.zktx) process.env.ZKTX_BENCH_PACKAGE = opts.zktx; // read by the workers too
 
+  // load only the systems some selected scenario runs (the `zookeeper` baseline compiles C on first load)
+  const wanted = (name, scenario) => (scenario.systems ? scenario.systems.includes(name) : SYSTEMS[name].backend === 'zookeeper');
   const systems = [];
   for (const name of opts.systems) {
+    if (name !== 'zktx' && !SCENARIOS.some((s) => opts.scenarios.includes(s.name) && wanted(name, s))) continue;
     const loaded = SYSTEMS[name].load();
     if (loaded.reason) notes.push(`skipped system ${name}: ${loaded.reason}`);
     else systems.push(name);
@@ -436,7 +481,13 @@ async function main(argv) {
   const addon = addonInfo();
   if (addon.build === 'debug') notes.push(`${addon.file} is a debug build: zktx's numbers mean little (npm run build makes a release one)`);
 
+  /** The systems a scenario runs on: its own list, else every ZooKeeper system; those selected and loadable. */
+  const systemsOf = (scenario) => systems.filter((s) => wanted(s, scenario));
+  const selected = SCENARIOS.filter((s) => opts.scenarios.includes(s.name));
+  const needEtcd = selected.some((s) => systemsOf(s).some((n) => SYSTEMS[n].backend === 'etcd'));
+
   let server = null;
+  let etcdMember = null;
   const ctx = { quick: opts.quick, profile: opts.profile, stamp: Date.now().toString(36), probeCost: 0 };
   if (process.env.ZK_CONNECT) {
     ctx.connect = process.env.ZK_CONNECT;
@@ -451,6 +502,34 @@ async function main(argv) {
   }
 
   try {
+    if (needEtcd) {
+      if (process.env.ETCD_ENDPOINTS) {
+        ctx.etcd = process.env.ETCD_ENDPOINTS.split(',').map((e) => e.trim().replace(/^https?:\/\//, ''));
+      } else {
+        try {
+          etcdMember = await zkServer.startEtcd();
+          ctx.etcd = etcdMember.endpoints;
+          ctx.ownEtcd = true;
+        } catch (err) {
+          // no etcd here: the ZooKeeper scenarios still run, the etcd systems are dropped
+          notes.push(`etcd scenarios skipped: ${err.message.split('\n')[0]}`);
+          for (let i = systems.length - 1; i >= 0; i--) if (SYSTEMS[systems[i]].backend === 'etcd') systems.splice(i, 1);
+        }
+      }
+    }
+    if (ctx.etcd) {
+      try {
+        ctx.etcdVersion = zkServer.findEtcd().version;
+      } catch {}
+      ctx.etcdCounters = async () => {
+        try {
+          return await etcdMetrics(ctx.etcd[0]);
+        } catch {
+          return null;
+        }
+      };
+      if (!(await ctx.etcdCounters())) notes.push(`no /metrics on etcd ${ctx.etcd[0]}: requests per op not measured on etcd`);
+    }
     let zkVersion = null;
     ctx.packets = async () => {
       try {
@@ -474,14 +553,20 @@ async function main(argv) {
     const { reps, durationMs, warmupMs } = ctx.profile;
     console.log(
       `zktx bench (${machine.profile}): ${machine.cpus} × ${machine.cpu}, ${machine.node}, ZooKeeper ${zkVersion} at ${ctx.connect}` +
-        `${ctx.ownServer ? ' (forceSync=yes)' : ''}; ${reps} repetitions × ${durationMs} ms after ${warmupMs} ms warm-up`
+        `${ctx.ownServer ? ' (forceSync=yes)' : ''}${ctx.etcd ? `, etcd ${ctx.etcdVersion} at ${ctx.etcd.join(',')}` : ''}; ${reps} repetitions × ${durationMs} ms after ${warmupMs} ms warm-up`
     );
     for (const n of notes) console.log(`note: ${n}`);
 
     const zktxApi = require(SYSTEMS.zktx.package()).ZooKeeper.prototype;
     const results = [];
     const failures = [];
-    for (const scenario of SCENARIOS.filter((s) => opts.scenarios.includes(s.name))) {
+    for (const scenario of selected) {
+      if (scenario.group === 'etcd' && !ctx.etcd) continue; // noted where etcd could not start
+      const scenarioSystems = systemsOf(scenario);
+      if (scenarioSystems.length === 0) {
+        notes.push(`skipped ${scenario.name}: none of its systems (${scenario.systems.join(', ')}) selected or loadable`);
+        continue;
+      }
       if (scenario.requires && typeof zktxApi[scenario.requires] !== 'function') {
         notes.push(`skipped ${scenario.name}: zk.${scenario.requires} does not exist yet`);
         continue;
@@ -490,9 +575,9 @@ async function main(argv) {
         notes.push(`skipped ${scenario.name}: zk.${scenario.requires} exists; its scenario has no op yet (bench/scenarios.js)`);
         continue;
       }
-      const runs = Object.fromEntries(systems.map((s) => [s, []]));
+      const runs = Object.fromEntries(scenarioSystems.map((s) => [s, []]));
       for (let rep = 0; rep < reps; rep++) {
-        const order = rep % 2 === 0 ? systems : [...systems].reverse();
+        const order = rep % 2 === 0 ? scenarioSystems : [...scenarioSystems].reverse();
         for (const system of order) {
           try {
             runs[system].push(await runOnce(ctx, scenario, system));
@@ -502,18 +587,21 @@ async function main(argv) {
           }
         }
       }
-      for (const system of systems) if (runs[system].length) results.push(summarize(scenario.name, system, runs[system]));
+      for (const system of scenarioSystems) if (runs[system].length) results.push(summarize(scenario.name, system, runs[system]));
       process.stdout.write(`  ${scenario.name} done (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
     }
 
     const get = (scenario, system) => results.find((r) => r.scenario === scenario && r.system === system);
     const ratios = [];
+    const referenceOf = (name) => SCENARIOS.find((s) => s.name === name).reference || 'zktx';
     for (const r of results) {
-      if (r.system === 'zktx') continue;
-      const z = get(r.scenario, 'zktx');
+      const reference = referenceOf(r.scenario);
+      if (r.system === reference) continue;
+      const z = get(r.scenario, reference);
       if (z)
         ratios.push({
           scenario: r.scenario,
+          reference,
           baseline: r.system,
           zktx_over_baseline: z.ops_per_s / r.ops_per_s,
           p50_delta_us: (z.p50_ms - r.p50_ms) * 1000,
@@ -571,10 +659,19 @@ async function main(argv) {
     console.log('');
     printTable(results, ratios);
     console.log('');
-    for (const s of SCENARIOS.filter((x) => opts.scenarios.includes(x.name) && x.op)) console.log(`  ${pad(s.name, 20)} ${s.what}`);
+    for (const s of SCENARIOS.filter((x) => opts.scenarios.includes(x.name) && x.op && results.some((r) => r.scenario === x.name))) console.log(`  ${pad(s.name, 22)} ${s.what}`);
     console.log('  ops/s: median of the repetitions (spread: their max - min, over the median); p50/p99: per operation, all repetitions pooled;');
     console.log('  req/op: requests the server received per operation (mntr zk_packets_received); CPU µs/op: process CPU (all threads) over ops,');
     console.log(`  per client process; zktx ÷ it: ops/s ratio; p50 Δ: zktx's p50 minus its, µs. ${FLOOR}: the protocol by hand on Node's socket (the floor)`);
+    if (results.some((r) => r.etcd_per_op)) {
+      console.log('  etcd_* rows: "zktx" is zktx-etcd (zktx ÷ it = zktx-etcd ÷ that row; the zktx row is zktx on ZooKeeper); req/op: gRPC messages the etcd');
+      console.log('  member received per op (/metrics); etcd3 on etcd_get / etcd_put is the floor: one bare round trip');
+      console.log('\netcd, per op (raft proposals committed; the member CPU; gRPC messages it received, by method):');
+      for (const r of results.filter((x) => x.etcd_per_op)) {
+        const m = Object.entries(r.etcd_per_op.grpc_messages).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+        console.log(`  ${pad(r.scenario, 22)} ${pad(r.system, 10)} raft ${fmt(r.etcd_per_op.raft_proposals)}  server CPU ${fmt(r.etcd_per_op.server_cpu_us, 0)} µs  ${m}`);
+      }
+    }
     if (ceiling) console.log(`\nceiling (best pipelined set): ${fmt(ceiling.ops_per_s, 0)} ops/s by ${ceiling.system}`);
     for (const r of results.filter((x) => x.audit_ok !== undefined)) {
       const what = SCENARIOS.find((s) => s.name === r.scenario).audit.what;
@@ -638,7 +735,42 @@ async function main(argv) {
     return failures.length || auditFailed || coordinatorFailed ? 1 : 0;
   } finally {
     if (server) await server.stop();
+    if (etcdMember) await etcdMember.stop();
   }
+}
+
+/** The member's counters: gRPC messages received (in all and per method), raft proposals committed. */
+function etcdMetrics(endpoint) {
+  const http = require('node:http');
+  return new Promise((resolve, reject) => {
+    const req = http.get(`http://${endpoint}/metrics`, { timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        const methods = {};
+        let total = 0;
+        let proposals = 0;
+        let cpuSeconds = 0;
+        for (const line of body.split('\n')) {
+          let m = /^grpc_server_msg_received_total\{grpc_method="([^"]+)",grpc_service="([^"]+)".*\} (\S+)$/.exec(line);
+          if (m) {
+            const n = Number(m[3]);
+            methods[`${m[2].replace(/^etcdserverpb\./, '')}.${m[1]}`] = n;
+            total += n;
+            continue;
+          }
+          m = /^etcd_server_proposals_committed_total (\S+)$/.exec(line);
+          if (m) proposals = Number(m[1]);
+          m = /^process_cpu_seconds_total (\S+)$/.exec(line);
+          if (m) cpuSeconds = Number(m[1]);
+        }
+        resolve({ total, methods, proposals, cpuSeconds });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
 }
 
 main(process.argv.slice(2)).then(

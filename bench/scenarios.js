@@ -16,6 +16,9 @@
 //                read before and after the measured section, it must grow by growth(ops)
 //   requires     a zktx method (on ZooKeeper.prototype) the scenario needs; without it the
 //                scenario is skipped with a note (hooks for features still to come)
+//   systems      the systems it runs on (default: every system whose backend is ZooKeeper)
+//   reference    the system every other row is divided by (default 'zktx')
+//   group        'etcd' for the etcd scenarios (`--only etcd` picks them all)
 //
 // ctx = { run, worker, workers }: `run` is unique per (scenario, system, repetition), so no run
 // sees another's znodes.
@@ -242,6 +245,79 @@ const SCENARIOS = [
     op: (sys, ctx) => {
       const nodes = Array.from({ length: 8 * 64 }, (_, i) => `${znodeDir(sys, ctx)}/n${i}`);
       return (slot) => ctx.sessions[slot % 8].znodes.get(nodes[slot]);
+    },
+  },
+  // etcd (issue 20): zktx's Etcd against the `etcd3` npm package on the same member started by
+  // the bench, and zktx on the bench's ZooKeeper for reference. Every row is divided by zktx-etcd.
+  {
+    name: 'etcd_lock_uncontended',
+    what: 'etcd: lock + unlock of one lock, 1 process (zktx on ZooKeeper for reference)',
+    group: 'etcd',
+    systems: ['zktx-etcd', 'etcd3', 'zktx'],
+    reference: 'zktx-etcd',
+    op: (sys, ctx) => async () => {
+      const lock = await sys.lock(`elu-${ctx.run}`);
+      await lock.release();
+    },
+  },
+  {
+    name: 'etcd_lock_contended',
+    what: 'etcd: 4 processes take one lock in turn and increment a counter under it (get, +1, put); ops = handoffs',
+    group: 'etcd',
+    processes: 4,
+    systems: ['zktx-etcd', 'etcd3', 'zktx'],
+    reference: 'zktx-etcd',
+    audit: {
+      what: 'counter grew by exactly the number of increments counted (no lost update)',
+      read: async (sys, ctx) => (await sys.get(`bench/ecounter-${ctx.run}`)) ?? 0,
+      growth: (ops) => ops,
+    },
+    op: (sys, ctx) => {
+      const [name, key] = [`ec-${ctx.run}`, `bench/ecounter-${ctx.run}`];
+      return async () => {
+        const lock = await sys.lock(name);
+        try {
+          await sys.set(key, ((await sys.get(key)) ?? 0) + 1);
+        } finally {
+          await lock.release();
+        }
+      };
+    },
+  },
+  {
+    name: 'etcd_lock_handoff',
+    what: 'etcd: 4 processes take one lock in turn, nothing under it (the recipe alone: release, wake, hold); ops = handoffs',
+    group: 'etcd',
+    processes: 4,
+    systems: ['zktx-etcd', 'etcd3', 'zktx'],
+    reference: 'zktx-etcd',
+    op: (sys, ctx) => async () => {
+      const lock = await sys.lock(`eh-${ctx.run}`);
+      await lock.release();
+    },
+  },
+  // The floor on etcd: one bare etcd3 round trip, a linearizable read and a raft write. A lock
+  // cycle on etcd is at least two writes (join, delete).
+  {
+    name: 'etcd_get',
+    what: 'etcd floor: one etcd3 get (linearizable Range), one at a time, 1 process',
+    group: 'etcd',
+    systems: ['etcd3'],
+    setup: (sys, ctx) => sys.set(`bench/eget-${ctx.run}`, { n: 1 }),
+    op: (sys, ctx) => {
+      const key = `bench/eget-${ctx.run}`;
+      return () => sys.get(key);
+    },
+  },
+  {
+    name: 'etcd_put',
+    what: 'etcd floor: one etcd3 put (a raft write), one at a time, 1 process',
+    group: 'etcd',
+    systems: ['etcd3'],
+    op: (sys, ctx) => {
+      const key = `bench/eput-${ctx.run}`;
+      let n = 0;
+      return () => sys.set(key, { n: ++n });
     },
   },
   // A scenario whose `requires` names a zktx method that does not exist yet is skipped with a

@@ -11,6 +11,10 @@
 //   sys.znodes: { root, get(path), set(path, buf), create(path, buf), remove(path) }
 //                                                               // the client's raw znode calls
 //
+// `open(connect, servers)`: `connect` is ZooKeeper's connect string, `servers.etcd` the etcd
+// member's endpoints (["127.0.0.1:PORT"]). `backend` says which server a system talks to: the
+// ZooKeeper scenarios run the zookeeper systems, the etcd scenarios name theirs (scenarios.js).
+//
 // zktx keeps its keys under /zktx (its own layout) and its bench locks under /zktx-bench (it
 // refuses lock paths inside /zktx); the baselines keep theirs under /bench-baseline and the wire
 // probe under /bench-probe, so the systems never share a znode.
@@ -34,6 +38,7 @@ function tryRequire(id, what = id) {
 /** zktx with the checkout's addon, or (`native`) with another build of it: before/after in one run. */
 const zktxSystem = (name, native) => ({
   name,
+  backend: 'zookeeper',
   package: zktxPackage,
   load() {
     if (native) return tryRequire(native, `addon ${native}`);
@@ -84,6 +89,7 @@ function baseline(pkg, root = BASELINE_ROOT) {
   const file = path.join(__dirname, 'baselines', `${pkg}.js`);
   return {
     name: pkg,
+    backend: 'zookeeper',
     load: () => tryRequire(file, `npm package ${pkg}`),
     async open(connect) {
       const recipes = await require(file).open(connect, root, { sessionTimeout: SESSION_TIMEOUT_MS });
@@ -110,6 +116,62 @@ function baseline(pkg, root = BASELINE_ROOT) {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// etcd: zktx's Etcd against the `etcd3` npm package (baselines/etcd3.js), on the same member
+
+const ETCD3 = path.join(__dirname, 'baselines', 'etcd3.js');
+const ETCD_LEASE_TTL_MS = 30_000; // etcd3's lock lease is 30 s; zktx's lease = its timeout
+
+/** zktx's `Etcd`: its locks; get/set (the contended counter) through a plain etcd3 client. */
+const zktxEtcd = {
+  name: 'zktx-etcd',
+  backend: 'etcd',
+  load() {
+    const z = tryRequire(zktxPackage());
+    if (z.reason) return z;
+    if (typeof z.module.Etcd !== 'function') return { reason: 'this zktx has no Etcd class' };
+    return tryRequire(ETCD3, 'npm package etcd3 (npm install)');
+  },
+  async open(connect, { etcd: endpoints }) {
+    const { Etcd } = require(zktxPackage());
+    const etcd = new Etcd({ endpoints, timeout: ETCD_LEASE_TTL_MS });
+    await etcd.connect(); // grants the session's lease, as ZooKeeper's connect opens the session
+    const base = require(ETCD3);
+    const client = base.connect(endpoints);
+    const kv = base.kv(client);
+    return {
+      raw: etcd,
+      lock: (name) => etcd.lock(`/zktx-bench/${name}`),
+      get: kv.get,
+      set: kv.set,
+      close: async () => {
+        await etcd.close();
+        client.close();
+      },
+    };
+  },
+};
+
+/** The `etcd3` npm package: its lock (retried while held) and its get/put. */
+const etcd3System = {
+  name: 'etcd3',
+  backend: 'etcd',
+  load: () => tryRequire(ETCD3, 'npm package etcd3 (npm install)'),
+  async open(connect, { etcd: endpoints }) {
+    const base = require(ETCD3);
+    const client = base.connect(endpoints);
+    await client.get('/bench-etcd3/connect').string(); // connected before the warm-up, as the others
+    const kv = base.kv(client);
+    return {
+      raw: client,
+      lock: (name) => base.lock(client, `/bench-etcd3/locks/${name}`),
+      get: kv.get,
+      set: kv.set,
+      close: async () => client.close(),
+    };
+  },
+};
+
 /**
  * In report order: zktx first, then the floor, then the libraries (npm package names).
  * `wire-probe` (baselines/wire-probe.js) is ZooKeeper's protocol by hand on Node's socket: what
@@ -122,6 +184,8 @@ const SYSTEMS = {
   'wire-probe': baseline('wire-probe', '/bench-probe'),
   'node-zookeeper-client': baseline('node-zookeeper-client'),
   zookeeper: baseline('zookeeper'),
+  'zktx-etcd': zktxEtcd,
+  etcd3: etcd3System,
 };
 
 /** The system every zktx row is compared with as "best possible". */

@@ -1,7 +1,7 @@
 'use strict';
 // One benchmark process, driven by bench/run.js over IPC:
 //
-//   run.js -> {type:'init', system, scenario, connect, run, worker, workers, warmupMs}
+//   run.js -> {type:'init', system, scenario, connect, etcd, run, worker, workers, warmupMs}
 //   worker -> {type:'prepared'}                 (scenarios with prepare) worker 0 prepared the run
 //   worker -> {type:'ready'}                    connected, set up and warmed up
 //   run.js -> {type:'audit'}                    (scenarios with audit) -> {type:'audited', value}
@@ -69,9 +69,10 @@ async function main() {
   const init = await nextMessage();
   const scenario = SCENARIOS.find((s) => s.name === init.scenario);
   const ctx = { run: init.run, worker: init.worker, workers: init.workers };
-  const sys = await SYSTEMS[init.system].open(init.connect);
+  const servers = { etcd: init.etcd }; // connect: ZooKeeper's connect string; etcd: the member's endpoints
+  const sys = await SYSTEMS[init.system].open(init.connect, servers);
   ctx.sessions = [sys];
-  while (ctx.sessions.length < (scenario.sessions || 1)) ctx.sessions.push(await SYSTEMS[init.system].open(init.connect));
+  while (ctx.sessions.length < (scenario.sessions || 1)) ctx.sessions.push(await SYSTEMS[init.system].open(init.connect, servers));
   const concurrency = scenario.concurrency || 1;
   if (scenario.prepare) {
     if (ctx.worker === 0) await scenario.prepare(sys, ctx);
