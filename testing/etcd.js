@@ -28,8 +28,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { HOST, freePorts } = require('./ports');
-const { log: logAs, sleep, seconds, keepData, pidAlive, rmDir, tailFile, cmdlineOf, disown, ownDir, terminatePid, removeOurTempDir } = require('./processes');
-const { ServerProcess } = require('./server-process');
+const { log: logAs, sleep, seconds, keepData, pidAlive, rmDir, tailFile, cmdlineOf, aptInstallAsRoot, disown, ownDir, terminatePid, removeOurTempDir } = require('./processes');
+const { ServerProcess, groupLifecycle, discardGroup } = require('./server-process');
 const { makeTlsFiles } = require('./tls');
 
 const DIR_PREFIX = 'zktx-etcd-';
@@ -81,14 +81,7 @@ function locate() {
 function findEtcd() {
   if (cachedInstall) return cachedInstall;
   let found = locate();
-  if (!found && !process.env.ETCD_BIN && typeof process.getuid === 'function' && process.getuid() === 0) {
-    log('etcd not found; running: apt-get update && apt-get install -y etcd-server etcd-client');
-    childProcess.execFileSync('sh', ['-c', 'apt-get update && apt-get install -y etcd-server etcd-client'], {
-      stdio: ['ignore', 2, 2],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    found = locate();
-  }
+  if (!found && !process.env.ETCD_BIN && aptInstallAsRoot('etcd', 'etcd', ['etcd-server', 'etcd-client'])) found = locate();
   if (!found) {
     throw new Error(
       'etcd not found. Install it with `apt-get install etcd-server etcd-client` (Debian/Ubuntu, ' +
@@ -494,21 +487,13 @@ async function startEtcdCluster(sizeOrOptions = 3, maybeOptions = {}) {
       log(`started cluster ${cluster.connect}${tls ? ' (TLS)' : ''}${cluster.auth ? ' (auth)' : ''} pids ${members.map((m) => m.pid).join(',')} leader ${leader.name} (etcd ${install.version}) in ${seconds(t0)}`);
       return cluster;
     } catch (err) {
-      const retry = attempt < 3 && members.some(isBindFailure);
-      await Promise.all(members.map((m) => m._discard()));
-      if (!retry) {
-        if (!keepData()) rmDir(root);
-        disown(rootResource);
-        throw err;
-      }
-      for (const m of members) rmDir(m.dir);
+      if (!(await discardGroup({ members, attempt, isBindFailure, memberDir: (m) => m.dir, root, rootResource }))) throw err;
       log('a cluster port was taken, retrying on other ones');
     }
   }
 }
 
 function makeCluster(root, members, rootResource, tls) {
-  let stopping = null;
   const cluster = {
     endpoints: members.map((m) => m.endpoint),
     connect: members.map((m) => m.endpoint).join(','),
@@ -516,27 +501,11 @@ function makeCluster(root, members, rootResource, tls) {
     dataDir: root,
     tls,
     auth: undefined,
-    /**
-     * SIGKILL every member, then remove the data (unless ZKTX_KEEP_ZK_DATA). Idempotent. Not
-     * SIGTERM: a leader told to stop first hands its leadership over, and with every member
-     * stopping at once it waits for a successor that never comes (about 7 s).
-     */
-    stop() {
-      if (!stopping) {
-        stopping = (async () => {
-          await Promise.all(members.map((m) => m.stop({ graceMs: 0 })));
-          if (!keepData()) rmDir(root);
-          disown(rootResource);
-        })();
-      }
-      return stopping;
-    },
-    /** Leave every member running when this process exits (the CLI's `start`). */
-    detach() {
-      for (const m of members) m.detach();
-      disown(rootResource);
-      return cluster;
-    },
+    // stop(): SIGKILL every member, then remove the data (unless ZKTX_KEEP_ZK_DATA); idempotent.
+    // Not SIGTERM: a leader told to stop first hands its leadership over, and with every member
+    // stopping at once it waits for a successor that never comes (about 7 s). detach(): leave
+    // every member running when this process exits (the CLI's `start`).
+    ...groupLifecycle(() => cluster, members, root, rootResource, (m) => m.stop({ graceMs: 0 })),
     /**
      * The member that says it leads (Maintenance.Status), waiting up to timeoutMs (default
      * 30 s) for an election. Among several claims (a deposed leader that has not heard of the

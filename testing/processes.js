@@ -91,6 +91,21 @@ function tailFile(file, maxLines = 40) {
   }
 }
 
+/**
+ * Install missing server packages with apt-get (Debian/Ubuntu), its output on stderr, when
+ * running as root; false (nothing done) otherwise. `what` names the missing server.
+ */
+function aptInstallAsRoot(who, what, packages) {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
+  const cmd = `apt-get update && apt-get install -y ${packages.join(' ')}`;
+  log(who, `${what} not found; running: ${cmd}`);
+  childProcess.execFileSync('sh', ['-c', cmd], {
+    stdio: ['ignore', 2, 2],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  return true;
+}
+
 /** The argv of a PID from /proc, or null (gone, or no /proc). */
 function cmdlineOf(pid) {
   try {
@@ -295,6 +310,7 @@ module.exports = {
   rmDir,
   tailFile,
   cmdlineOf,
+  aptInstallAsRoot,
   terminatePid,
   removeOurTempDir,
   own,

@@ -217,4 +217,49 @@ class ServerProcess {
   }
 }
 
-module.exports = { ServerProcess, STOP_GRACE_MS };
+/**
+ * stop() and detach() of a group of servers (a ZooKeeper ensemble, an etcd cluster) whose data
+ * lives under `root`, a temp dir owned through `rootResource` (processes.js ownDir). stop():
+ * every member's stopMember(m), then root removed (unless ZKTX_KEEP_ZK_DATA); idempotent.
+ * detach(): every member left running when this process exits, root too; returns group().
+ */
+function groupLifecycle(group, members, root, rootResource, stopMember) {
+  let stopping = null;
+  return {
+    stop() {
+      if (!stopping) {
+        stopping = (async () => {
+          await Promise.all(members.map(stopMember));
+          if (!keepData()) rmDir(root);
+          disown(rootResource);
+        })();
+      }
+      return stopping;
+    },
+    detach() {
+      for (const m of members) m.detach();
+      disown(rootResource);
+      return group();
+    },
+  };
+}
+
+/**
+ * After a group failed to start: discard every member. Resolves true when another try on other
+ * ports is worth it (attempt < 3 and a member's log says it could not bind: another process
+ * took a port between our probe and its bind), the members' dirs (memberDir(m)) then removed
+ * for the retry; else false, root removed (unless ZKTX_KEEP_ZK_DATA) and forgotten.
+ */
+async function discardGroup({ members, attempt, isBindFailure, memberDir, root, rootResource }) {
+  const retry = attempt < 3 && members.some(isBindFailure);
+  await Promise.all(members.map((m) => m._discard()));
+  if (!retry) {
+    if (!keepData()) rmDir(root);
+    disown(rootResource);
+    return false;
+  }
+  for (const m of members) rmDir(memberDir(m));
+  return true;
+}
+
+module.exports = { ServerProcess, groupLifecycle, discardGroup, STOP_GRACE_MS };

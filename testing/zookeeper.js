@@ -15,7 +15,6 @@
 // ZKTX_ZK_LOG_LEVEL (default WARN) sets the server's log level (log goes to
 // <dataDir>/zookeeper.out); ZKTX_ZK_HEAP (default 512m) the JVM heap; ZKTX_ZK_QUIET=1 silences
 // the progress messages on stderr.
-const childProcess = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -24,8 +23,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { HOST, freePort, freePorts } = require('./ports');
-const { log: logAs, sleep, seconds, keepData, rmDir, tailFile, cmdlineOf, disown, ownDir, terminatePid, removeOurTempDir } = require('./processes');
-const { ServerProcess } = require('./server-process');
+const { log: logAs, sleep, seconds, keepData, rmDir, tailFile, cmdlineOf, aptInstallAsRoot, ownDir, terminatePid, removeOurTempDir } = require('./processes');
+const { ServerProcess, groupLifecycle, discardGroup } = require('./server-process');
 const { makeTlsFiles } = require('./tls');
 
 const MAIN_CLASS = 'org.apache.zookeeper.server.quorum.QuorumPeerMain';
@@ -108,14 +107,7 @@ function findZooKeeper() {
     return found;
   }
   let found = fromDebian();
-  if (!found && typeof process.getuid === 'function' && process.getuid() === 0) {
-    log('ZooKeeper not found; running: apt-get update && apt-get install -y zookeeper');
-    childProcess.execFileSync('sh', ['-c', 'apt-get update && apt-get install -y zookeeper'], {
-      stdio: ['ignore', 2, 2],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    found = fromDebian();
-  }
+  if (!found && aptInstallAsRoot('zk', 'ZooKeeper', ['zookeeper'])) found = fromDebian();
   if (!found) {
     throw new Error(
       'ZooKeeper not found. Install it with `apt-get install zookeeper` (Debian/Ubuntu; plus a ' +
@@ -500,14 +492,7 @@ async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, min
       log(`started ensemble ${ensemble.connect} pids ${servers.map((s) => s.pid).join(',')} leader node ${leader.id} in ${seconds(t0)}`);
       return ensemble;
     } catch (err) {
-      const retry = attempt < 3 && servers.some(isBindFailure);
-      await Promise.all(servers.map((s) => s._discard()));
-      if (!retry) {
-        if (!keepData()) rmDir(root);
-        disown(rootResource);
-        throw err;
-      }
-      for (const s of servers) rmDir(s.dataDir);
+      if (!(await discardGroup({ members: servers, attempt, isBindFailure, memberDir: (s) => s.dataDir, root, rootResource }))) throw err;
       log('an ensemble port was taken, retrying on other ones');
     }
   }
@@ -517,28 +502,14 @@ async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, min
 const isLeaderMode = (mode) => mode === 'leader' || mode === 'standalone';
 
 function makeEnsemble(root, servers, rootResource) {
-  let stopping = null;
   const ensemble = {
     connect: servers.map((s) => s.connect).join(','),
     servers,
     dataDir: root,
-    /** Stop every node, then remove the data (unless ZKTX_KEEP_ZK_DATA). Idempotent. */
-    stop() {
-      if (!stopping) {
-        stopping = (async () => {
-          await Promise.all(servers.map((s) => s.stop()));
-          if (!keepData()) rmDir(root);
-          disown(rootResource);
-        })();
-      }
-      return stopping;
-    },
-    /** Leave every node running when this process exits (the CLI's `start`). */
-    detach() {
-      for (const s of servers) s.detach();
-      disown(rootResource);
-      return ensemble;
-    },
+    // stop(): stop every node (SIGTERM, 10 s grace), then remove the data (unless
+    // ZKTX_KEEP_ZK_DATA); idempotent. detach(): leave every node running when this process
+    // exits (the CLI's `start`).
+    ...groupLifecycle(() => ensemble, servers, root, rootResource, (s) => s.stop()),
     /**
      * The node whose `srvr` says `Mode: leader`, waiting up to timeoutMs (default 30 s) for an
      * election to finish.
