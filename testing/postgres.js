@@ -362,8 +362,13 @@ class PgServer extends ServerProcess {
     if (!(await waitAllGone(this.processes(), 10_000))) await this.kill('SIGKILL');
   }
 
-  _readyToRestart() {
-    return this._shutdown();
+  async _readyToRestart() {
+    await this._shutdown();
+    // The old postmaster counts as gone once a zombie (pidAlive), but until Node has reaped it
+    // its PID still answers kill(pid, 0), and a new postmaster that finds that PID in the stale
+    // postmaster.pid refuses to start ("lock file already exists"): seen once under load.
+    const deadline = Date.now() + 5000;
+    while (this._child && !this._exit && Date.now() < deadline) await sleep(this._exitPollMs);
   }
 
   /**
