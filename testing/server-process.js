@@ -14,7 +14,7 @@
 // and defines:
 //   describe()      'ZooKeeper 127.0.0.1:PORT': the subject of error messages;
 //   restartLabel()  what a restart's progress message names;
-//   _probeReady()   resolves truthy once the server serves (that value is waitReady's);
+//   _probeReady()   resolves truthy once the server serves (waitReady resolves it, true as undefined);
 //   _readyTimeoutMs()  waitReady's default timeout;
 //   _reaperMatch()  a string in the server's /proc cmdline (processes.js never kills a recycled PID);
 //   _spawnError(err)  how a failed spawn is told;
@@ -116,13 +116,13 @@ class ServerProcess {
     return e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`;
   }
 
-  /** Wait until _probeReady() says the server serves; resolves what it said. */
+  /** Wait until _probeReady() says the server serves; resolves what it said (unless just true). */
   async waitReady({ timeoutMs = this._readyTimeoutMs() } = {}) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this._exit) throw new Error(`${this.describe()} ${this._exitDescription()}; log ${this.logPath}:\n${tailFile(this.logPath)}`);
       const ready = await this._probeReady();
-      if (ready) return ready;
+      if (ready) return ready === true ? undefined : ready; // ZooKeeper's Mode; nothing for a plain true
       if (Date.now() > deadline) {
         throw new Error(`${this.describe()} (pid ${this.pid}) not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tailFile(this.logPath)}`);
       }
