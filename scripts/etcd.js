@@ -13,42 +13,22 @@
 // removes their temp dirs. Environment: see testing/etcd.js.
 'use strict';
 
-const { parseArgs } = require('node:util');
-
 const { startEtcd, startEtcdCluster } = require('../testing');
 const { stopEtcdPid } = require('../testing/etcd');
 const { log: logAs, seconds } = require('../testing/processes');
 const { runWithServers } = require('./run-command');
+const { serverCli, intOption } = require('./cli');
 
 const log = (msg) => logAs('etcd', msg);
 
-function usage() {
-  return [
-    'usage:',
-    '  node scripts/etcd.js run [--cluster N] -- <cmd> [args...]',
-    '  node scripts/etcd.js start [--cluster N]',
-    '  node scripts/etcd.js stop <pid>...',
-  ].join('\n');
-}
-
-function parseCli(argv) {
-  const dashdash = argv.indexOf('--');
-  const own = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
-  const { values, positionals } = parseArgs({
-    args: own,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      cluster: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const [command, ...rest] = positionals;
-  const cluster = values.cluster !== undefined ? Number(values.cluster) : 0;
-  if (!Number.isInteger(cluster) || cluster < 0) throw new Error(`--cluster must be a positive integer, got ${values.cluster}`);
-  const cmd = dashdash >= 0 ? rest.concat(argv.slice(dashdash + 1)) : rest;
-  return { help: values.help, command, cluster, rest, cmd };
-}
+const cli = serverCli({
+  who: 'etcd',
+  usage: ['node scripts/etcd.js run [--cluster N] -- <cmd> [args...]', 'node scripts/etcd.js start [--cluster N]', 'node scripts/etcd.js stop <pid>...'],
+  options: { cluster: { type: 'string' } },
+  parse: (values) => ({ cluster: intOption(values.cluster, 0, (n) => n >= 0, '--cluster must be a positive integer') }),
+  // etcd members only
+  commands: { run: cliRun, start: cliStart, stop: stopEtcdPid },
+});
 
 /** One member or a cluster, as one shape: { endpoints, members, stop, detach }. */
 async function start({ cluster }) {
@@ -61,7 +41,6 @@ async function start({ cluster }) {
 }
 
 async function cliRun(opts) {
-  if (opts.cmd.length === 0) throw new Error(`run: no command given\n${usage()}`);
   const begin = async () => {
     if (process.env.ETCD_ENDPOINTS) return { servers: null, env: {} };
     const etcd = await start(opts);
@@ -91,57 +70,4 @@ async function cliStart(opts) {
   return 0;
 }
 
-async function cliStop(opts) {
-  if (opts.rest.length === 0) throw new Error(`stop: no pid given\n${usage()}`);
-  const pids = opts.rest.map((p) => {
-    const n = Number(p);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`stop: not a pid: ${p}`);
-    return n;
-  });
-  let status = 0;
-  const results = await Promise.allSettled(pids.map((pid) => stopEtcdPid(pid)));
-  results.forEach((r, i) => {
-    if (r.status === 'rejected') {
-      process.stderr.write(`etcd: ${r.reason.message}\n`);
-      status = 1;
-    } else {
-      log(`stopped pid ${pids[i]}`);
-    }
-  });
-  return status;
-}
-
-async function main(argv) {
-  let opts;
-  try {
-    opts = parseCli(argv);
-  } catch (err) {
-    process.stderr.write(`etcd: ${err.message}\n${usage()}\n`);
-    return 2;
-  }
-  if (opts.help || !opts.command) {
-    process.stderr.write(usage() + '\n');
-    return opts.help ? 0 : 2;
-  }
-  switch (opts.command) {
-    case 'run':
-      return cliRun(opts);
-    case 'start':
-      return cliStart(opts);
-    case 'stop':
-      return cliStop(opts);
-    default:
-      process.stderr.write(`etcd: unknown command ${opts.command}\n${usage()}\n`);
-      return 2;
-  }
-}
-
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`etcd: ${process.env.ZKTX_DEBUG ? err.stack : err.message}\n`);
-      process.exit(1);
-    }
-  );
-}
+cli.runIfMain(module);

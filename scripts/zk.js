@@ -14,13 +14,12 @@
 // clusters by PID (nothing else). Environment: see testing/zookeeper.js and testing/postgres.js.
 'use strict';
 
-const { parseArgs } = require('node:util');
-
 const testing = require('../testing');
 const { stopZooKeeperPid } = require('../testing/zookeeper');
 const { isOurPostmaster, stopPostgresPid } = require('../testing/postgres');
 const { log: logAs, seconds } = require('../testing/processes');
 const { runWithServers } = require('./run-command');
+const { serverCli, intOption } = require('./cli');
 
 const { startStandalone, startEnsemble, startPostgres } = testing;
 const log = (msg) => logAs('zk', msg);
@@ -28,39 +27,30 @@ const log = (msg) => logAs('zk', msg);
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-function usage() {
-  return [
-    'usage:',
-    '  node scripts/zk.js run [--tick MS] [--ensemble N] [--postgres N] -- <cmd> [args...]',
-    '  node scripts/zk.js start [--tick MS] [--ensemble N] [--postgres N]',
-    '  node scripts/zk.js stop <pid>...',
-  ].join('\n');
-}
-
-function parseCli(argv) {
-  const dashdash = argv.indexOf('--');
-  const own = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
-  const { values, positionals } = parseArgs({
-    args: own,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      tick: { type: 'string' },
-      ensemble: { type: 'string' },
-      postgres: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const [command, ...rest] = positionals;
-  const tick = values.tick !== undefined ? Number(values.tick) : 2000;
-  const ensemble = values.ensemble !== undefined ? Number(values.ensemble) : 0;
-  const postgres = values.postgres !== undefined ? Number(values.postgres) : 0;
-  if (!Number.isInteger(tick) || tick <= 0) throw new Error(`--tick must be a positive integer (ms), got ${values.tick}`);
-  if (!Number.isInteger(ensemble) || ensemble < 0) throw new Error(`--ensemble must be a positive integer, got ${values.ensemble}`);
-  if (!Number.isInteger(postgres) || postgres < 0) throw new Error(`--postgres must be a non-negative integer, got ${values.postgres}`);
-  const cmd = dashdash >= 0 ? rest.concat(argv.slice(dashdash + 1)) : rest;
-  return { help: values.help, command, tick, ensemble, postgres, rest, cmd };
-}
+const cli = serverCli({
+  who: 'zk',
+  usage: [
+    'node scripts/zk.js run [--tick MS] [--ensemble N] [--postgres N] -- <cmd> [args...]',
+    'node scripts/zk.js start [--tick MS] [--ensemble N] [--postgres N]',
+    'node scripts/zk.js stop <pid>...',
+  ],
+  options: {
+    tick: { type: 'string' },
+    ensemble: { type: 'string' },
+    postgres: { type: 'string' },
+  },
+  parse: (values) => ({
+    tick: intOption(values.tick, 2000, (n) => n > 0, '--tick must be a positive integer (ms)'),
+    ensemble: intOption(values.ensemble, 0, (n) => n >= 0, '--ensemble must be a positive integer'),
+    postgres: intOption(values.postgres, 0, (n) => n >= 0, '--postgres must be a non-negative integer'),
+  }),
+  commands: {
+    run: cliRun,
+    start: cliStart,
+    // ZooKeeper servers and throwaway PostgreSQL clusters, nothing else
+    stop: (pid) => (isOurPostmaster(pid) ? stopPostgresPid(pid) : stopZooKeeperPid(pid)),
+  },
+});
 
 /** ZooKeeper (a standalone server or an ensemble), as one shape: { connect, servers, stop, detach }. */
 async function startZooKeeper({ tick, ensemble }) {
@@ -88,7 +78,6 @@ async function startServers(opts, { withZooKeeper = true } = {}) {
 }
 
 async function cliRun(opts) {
-  if (opts.cmd.length === 0) throw new Error(`run: no command given\n${usage()}`);
   const start = async () => {
     const servers = await startServers(opts, { withZooKeeper: !process.env.ZK_CONNECT });
     const { zk, pgs } = servers;
@@ -129,51 +118,6 @@ async function cliStart(opts) {
   return 0;
 }
 
-async function cliStop(opts) {
-  if (opts.rest.length === 0) throw new Error(`stop: no pid given\n${usage()}`);
-  const pids = opts.rest.map((p) => {
-    const n = Number(p);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`stop: not a pid: ${p}`);
-    return n;
-  });
-  let status = 0;
-  const results = await Promise.allSettled(pids.map((pid) => (isOurPostmaster(pid) ? stopPostgresPid(pid) : stopZooKeeperPid(pid))));
-  results.forEach((r, i) => {
-    if (r.status === 'rejected') {
-      process.stderr.write(`zk: ${r.reason.message}\n`);
-      status = 1;
-    } else {
-      log(`stopped pid ${pids[i]}`);
-    }
-  });
-  return status;
-}
-
-async function main(argv) {
-  let opts;
-  try {
-    opts = parseCli(argv);
-  } catch (err) {
-    process.stderr.write(`zk: ${err.message}\n${usage()}\n`);
-    return 2;
-  }
-  if (opts.help || !opts.command) {
-    process.stderr.write(usage() + '\n');
-    return opts.help ? 0 : 2;
-  }
-  switch (opts.command) {
-    case 'run':
-      return cliRun(opts);
-    case 'start':
-      return cliStart(opts);
-    case 'stop':
-      return cliStop(opts);
-    default:
-      process.stderr.write(`zk: unknown command ${opts.command}\n${usage()}\n`);
-      return 2;
-  }
-}
-
 // What `require('./scripts/zk')` gave before testing/ existed.
 module.exports = {
   findZooKeeper: testing.findZooKeeper,
@@ -188,12 +132,4 @@ module.exports = {
   ZkServer: testing.ZkServer,
 };
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`zk: ${process.env.ZKTX_DEBUG ? err.stack : err.message}\n`);
-      process.exit(1);
-    }
-  );
-}
+cli.runIfMain(module);

@@ -28,7 +28,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { HOST, freePorts } = require('./ports');
-const { log: logAs, sleep, seconds, keepData, pidAlive, signalPid, rmDir, tailFile, cmdlineOf, own, disown, ownDir, refresh } = require('./processes');
+const { log: logAs, sleep, seconds, keepData, pidAlive, rmDir, tailFile, cmdlineOf, aptInstallAsRoot, disown, ownDir, terminatePid, removeOurTempDir } = require('./processes');
+const { ServerProcess, groupLifecycle, discardGroup } = require('./server-process');
 const { makeTlsFiles } = require('./tls');
 
 const DIR_PREFIX = 'zktx-etcd-';
@@ -80,14 +81,7 @@ function locate() {
 function findEtcd() {
   if (cachedInstall) return cachedInstall;
   let found = locate();
-  if (!found && !process.env.ETCD_BIN && typeof process.getuid === 'function' && process.getuid() === 0) {
-    log('etcd not found; running: apt-get update && apt-get install -y etcd-server etcd-client');
-    childProcess.execFileSync('sh', ['-c', 'apt-get update && apt-get install -y etcd-server etcd-client'], {
-      stdio: ['ignore', 2, 2],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    found = locate();
-  }
+  if (!found && !process.env.ETCD_BIN && aptInstallAsRoot('etcd', 'etcd', ['etcd-server', 'etcd-client'])) found = locate();
   if (!found) {
     throw new Error(
       'etcd not found. Install it with `apt-get install etcd-server etcd-client` (Debian/Ubuntu, ' +
@@ -206,8 +200,16 @@ function etcdctl(endpoints, args, { auth, tls, timeoutMs = 15_000, input } = {})
 // member processes
 
 /** One etcd member process: the only member of a one-member cluster, or a member of a cluster. */
-class EtcdMember {
+class EtcdMember extends ServerProcess {
   constructor(opts) {
+    super({
+      who: 'etcd',
+      logPath: path.join(opts.dir, 'etcd.log'),
+      ownedDir: opts.ownsDir ? opts.dir : null,
+      stopGraceMs: STOP_GRACE_MS,
+      pollMs: POLL_MS,
+      exitPollMs: 20,
+    });
     this.id = opts.id; // 1-based index in its cluster
     this.name = opts.name;
     this.clientPort = opts.clientPort;
@@ -220,8 +222,6 @@ class EtcdMember {
     this.peerUrl = `http://${HOST}:${opts.peerPort}`;
     this.dir = opts.dir; // data/, etcd.log
     this.dataDir = path.join(opts.dir, 'data');
-    this.logPath = path.join(opts.dir, 'etcd.log');
-    this._ownsDir = opts.ownsDir;
     this.initialCluster = opts.initialCluster;
     this.clusterToken = opts.clusterToken;
     this.heartbeatInterval = opts.heartbeatInterval;
@@ -229,11 +229,14 @@ class EtcdMember {
     this.extraFlags = opts.extraFlags || {};
     this.tls = opts.tls; // PEM texts and paths (makeTlsFiles), with clientAuth
     this.auth = undefined; // { user: 'root', password, users } once auth is enabled
-    this.pid = undefined;
-    this.leaveRunning = false;
-    this._child = null;
-    this._exit = null;
-    this._stopping = null;
+  }
+
+  describe() {
+    return `etcd ${this.name} ${this.endpoint}`;
+  }
+
+  restartLabel() {
+    return `${this.name} ${this.endpoint}`;
   }
 
   _args() {
@@ -263,57 +266,24 @@ class EtcdMember {
 
   _spawn() {
     fs.mkdirSync(this.dir, { recursive: true });
-    const fd = fs.openSync(this.logPath, 'a');
-    let child;
-    try {
-      fs.writeSync(fd, `\n==== zktx: starting etcd ${this.name} ${this.endpoint} at ${new Date().toISOString()}\n`);
-      child = childProcess.spawn(findEtcd().etcd, this._args(), {
-        cwd: this.dir,
-        detached: true, // own process group: a Ctrl-C aimed at a test run does not hit it
-        stdio: ['ignore', fd, fd],
-      });
-    } finally {
-      fs.closeSync(fd);
-    }
-    child.unref();
-    this._child = child;
-    this._exit = null;
-    this.pid = child.pid;
-    child.on('error', (err) => {
-      if (this._child === child) this._exit = { error: err };
-    });
-    child.on('exit', (code, signal) => {
-      if (this._child === child) this._exit = { code, signal };
-    });
-    own(this);
-    refresh(); // the PID changed on a restart
+    this._launch(findEtcd().etcd, this._args(), { cwd: this.dir, banner: `etcd ${this.name} ${this.endpoint}` });
   }
 
-  /** What processes.js kills and removes if this process dies without stopping the member. */
-  reaperEntry() {
-    if (this.leaveRunning || !this.pid) return null;
-    return { pid: this.pid, quit: false, match: `--data-dir=${this.dataDir}`, dir: this._ownsDir ? this.dir : null };
+  _reaperMatch() {
+    return `--data-dir=${this.dataDir}`;
   }
 
-  /** Last-resort cleanup at exit: SIGKILL, remove the dir if we created it. */
-  killSync() {
-    if (this.leaveRunning) return;
-    if (this.pid && pidAlive(this.pid)) signalPid(this.pid, 'SIGKILL');
-    if (this._ownsDir && !keepData()) rmDir(this.dir);
+  _spawnError(err) {
+    return `could not run ${findEtcd().etcd}: ${err.message}`;
   }
 
-  /** Leave the member running when this process exits; stop it with `node scripts/etcd.js stop <pid>`. */
-  detach() {
-    this.leaveRunning = true;
-    disown(this);
-    return this;
+  _readyTimeoutMs() {
+    return START_TIMEOUT_MS;
   }
 
-  _exitDescription() {
-    const e = this._exit;
-    if (!e) return 'running';
-    if (e.error) return `could not run ${findEtcd().etcd}: ${e.error.message}`;
-    return e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`;
+  /** Serving once `GET /health` says true. */
+  _probeReady() {
+    return this.health({ timeoutMs: 1000 });
   }
 
   /** PEM texts for the health and status probes of a TLS member. */
@@ -339,19 +309,6 @@ class EtcdMember {
     return statusFrom(entry.Status);
   }
 
-  /** Wait until `GET /health` says true. */
-  async waitReady({ timeoutMs = START_TIMEOUT_MS } = {}) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this._exit) throw new Error(`etcd ${this.name} ${this.endpoint} ${this._exitDescription()}; log ${this.logPath}:\n${tailFile(this.logPath)}`);
-      if (await this.health({ timeoutMs: 1000 })) return;
-      if (Date.now() > deadline) {
-        throw new Error(`etcd ${this.name} ${this.endpoint} (pid ${this.pid}) not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tailFile(this.logPath)}`);
-      }
-      await sleep(POLL_MS);
-    }
-  }
-
   /**
    * Is the process alive (a SIGSTOPped one counts as alive)? Until Node has reaped it: etcd is
    * multi-threaded, and /proc shows its main thread a zombie while the other threads still
@@ -362,71 +319,14 @@ class EtcdMember {
     return pidAlive(this.pid);
   }
 
-  /** Send a signal ('SIGKILL', 'SIGSTOP', 'SIGCONT', ...) to the member's PID; false if it is gone. */
-  kill(signal = 'SIGTERM') {
-    if (!this.pid) return false;
-    return signalPid(this.pid, signal);
-  }
-
-  async _waitExit(ms) {
-    const deadline = Date.now() + ms;
-    while (this.isRunning()) {
-      if (Date.now() > deadline) return false;
-      await sleep(20);
-    }
-    return true;
-  }
-
-  /**
-   * SIGTERM (and SIGCONT, for a frozen member), up to `graceMs` (10 s), then SIGKILL; graceMs 0
-   * is a plain SIGKILL. Removes the dir if we created it (a lone member's; a cluster removes its
-   * members' in its stop()) unless `keepData` or ZKTX_KEEP_ZK_DATA. Idempotent.
-   */
-  stop({ keepData: keep = false, graceMs = STOP_GRACE_MS } = {}) {
-    if (!this._stopping) {
-      this._stopping = (async () => {
-        if (this.isRunning()) {
-          this.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
-          this.kill('SIGCONT');
-          if (!(await this._waitExit(graceMs))) {
-            this.kill('SIGKILL');
-            await this._waitExit(5000);
-          }
-        }
-        disown(this);
-        if (this._ownsDir && !keep && !keepData()) rmDir(this.dir);
-      })();
-    }
-    return this._stopping;
-  }
-
-  /**
-   * Start the member again on the same ports and data dir (after kill('SIGKILL') or
-   * stop({ keepData: true })): it rejoins its cluster from its WAL. Waits until it serves
-   * (`wait: false` to return right after spawning).
-   */
-  async restart({ wait = true, timeoutMs } = {}) {
-    if (this._stopping) await this._stopping;
-    if (!(await this._waitExit(STOP_GRACE_MS))) {
-      throw new Error(`etcd ${this.name} ${this.endpoint} pid ${this.pid} is still running; kill or stop it before restart()`);
-    }
-    this._stopping = null;
-    const t0 = Date.now();
-    this._spawn();
-    if (wait) {
-      await this.waitReady(timeoutMs ? { timeoutMs } : undefined);
-      log(`restarted ${this.name} ${this.endpoint} pid ${this.pid} in ${seconds(t0)}`);
-    }
-    return this;
-  }
+  // kill(), stop({ keepData, graceMs }) (SIGTERM and SIGCONT, 10 s grace, then SIGKILL; graceMs 0
+  // is a plain SIGKILL; removes a lone member's dir, a cluster removes its members' in its
+  // stop()), restart() (it rejoins its cluster from its WAL), detach() (leave it running for
+  // `node scripts/etcd.js stop <pid>`) and logTail(): ServerProcess.
 
   /** etcdctl against this member only (root's credentials and the client certificate when set). */
   etcdctl(...args) {
     return etcdctl(this.endpoints, args, { auth: this.auth, tls: this.tls });
-  }
-
-  logTail(lines = 40) {
-    return tailFile(this.logPath, lines);
   }
 }
 
@@ -466,6 +366,23 @@ function tlsMaterial(tls, dir) {
   return { ca: files.ca, cert: files.cert, key: files.key, otherCa: files.otherCa, paths: files.paths, clientAuth: tls.clientAuth !== false };
 }
 
+/**
+ * A fresh temp root for a member or a cluster, and the TLS material (in its tls/) for the `tls`
+ * option; `own`: removed at exit unless disowned (a cluster's; a lone member owns its dir).
+ * The root is removed again when the TLS material cannot be made.
+ */
+function makeRoot(tlsOption, { own }) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
+  const rootResource = own ? ownDir(root) : null;
+  try {
+    return { root, rootResource, tls: tlsMaterial(tlsOption, path.join(root, 'tls')) };
+  } catch (err) {
+    rmDir(root);
+    if (rootResource) disown(rootResource);
+    throw err;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // public starters
 
@@ -489,15 +406,8 @@ function memberOptions(o) {
  */
 async function startEtcd(options = {}) {
   const install = findEtcd();
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   const t0 = Date.now();
-  let tls;
-  try {
-    tls = tlsMaterial(options.tls, path.join(root, 'tls'));
-  } catch (err) {
-    rmDir(root);
-    throw err;
-  }
+  const { root, tls } = makeRoot(options.tls, { own: false });
   for (let attempt = 1; ; attempt++) {
     const [clientPort, peerPort] = await freePorts(2);
     const name = 'm1';
@@ -521,9 +431,7 @@ async function startEtcd(options = {}) {
       return member;
     } catch (err) {
       const retry = attempt < 3 && isBindFailure(member);
-      member.kill('SIGKILL');
-      await member._waitExit(5000);
-      disown(member);
+      await member._discard();
       if (!retry) {
         if (!keepData()) rmDir(root);
         throw err;
@@ -545,17 +453,8 @@ async function startEtcdCluster(sizeOrOptions = 3, maybeOptions = {}) {
   const size = options.size === undefined ? 3 : options.size;
   if (!Number.isInteger(size) || size < 1) throw new Error(`cluster size must be a positive integer, got ${size}`);
   const install = findEtcd();
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
-  const rootResource = ownDir(root);
   const t0 = Date.now();
-  let tls;
-  try {
-    tls = tlsMaterial(options.tls, path.join(root, 'tls'));
-  } catch (err) {
-    rmDir(root);
-    disown(rootResource);
-    throw err;
-  }
+  const { root, rootResource, tls } = makeRoot(options.tls, { own: true });
   for (let attempt = 1; ; attempt++) {
     const ports = await freePorts(2 * size);
     const token = `zktx-${crypto.randomBytes(6).toString('hex')}`;
@@ -588,25 +487,13 @@ async function startEtcdCluster(sizeOrOptions = 3, maybeOptions = {}) {
       log(`started cluster ${cluster.connect}${tls ? ' (TLS)' : ''}${cluster.auth ? ' (auth)' : ''} pids ${members.map((m) => m.pid).join(',')} leader ${leader.name} (etcd ${install.version}) in ${seconds(t0)}`);
       return cluster;
     } catch (err) {
-      const retry = attempt < 3 && members.some(isBindFailure);
-      for (const m of members) m.kill('SIGKILL');
-      for (const m of members) {
-        await m._waitExit(5000);
-        disown(m);
-      }
-      if (!retry) {
-        if (!keepData()) rmDir(root);
-        disown(rootResource);
-        throw err;
-      }
-      for (const m of members) rmDir(m.dir);
+      if (!(await discardGroup({ members, attempt, isBindFailure, memberDir: (m) => m.dir, root, rootResource }))) throw err;
       log('a cluster port was taken, retrying on other ones');
     }
   }
 }
 
 function makeCluster(root, members, rootResource, tls) {
-  let stopping = null;
   const cluster = {
     endpoints: members.map((m) => m.endpoint),
     connect: members.map((m) => m.endpoint).join(','),
@@ -614,27 +501,11 @@ function makeCluster(root, members, rootResource, tls) {
     dataDir: root,
     tls,
     auth: undefined,
-    /**
-     * SIGKILL every member, then remove the data (unless ZKTX_KEEP_ZK_DATA). Idempotent. Not
-     * SIGTERM: a leader told to stop first hands its leadership over, and with every member
-     * stopping at once it waits for a successor that never comes (about 7 s).
-     */
-    stop() {
-      if (!stopping) {
-        stopping = (async () => {
-          await Promise.all(members.map((m) => m.stop({ graceMs: 0 })));
-          if (!keepData()) rmDir(root);
-          disown(rootResource);
-        })();
-      }
-      return stopping;
-    },
-    /** Leave every member running when this process exits (the CLI's `start`). */
-    detach() {
-      for (const m of members) m.detach();
-      disown(rootResource);
-      return cluster;
-    },
+    // stop(): SIGKILL every member, then remove the data (unless ZKTX_KEEP_ZK_DATA); idempotent.
+    // Not SIGTERM: a leader told to stop first hands its leadership over, and with every member
+    // stopping at once it waits for a successor that never comes (about 7 s). detach(): leave
+    // every member running when this process exits (the CLI's `start`).
+    ...groupLifecycle(() => cluster, members, root, rootResource, (m) => m.stop({ graceMs: 0 })),
     /**
      * The member that says it leads (Maintenance.Status), waiting up to timeoutMs (default
      * 30 s) for an election. Among several claims (a deposed leader that has not heard of the
@@ -698,28 +569,10 @@ function etcdDataDirOfPid(pid) {
 async function stopEtcdPid(pid) {
   const info = etcdDataDirOfPid(pid);
   if (info.isEtcd === false) throw new Error(`pid ${pid} is not an etcd member; not touching it`);
-  if (pidAlive(pid)) {
-    signalPid(pid, 'SIGTERM');
-    signalPid(pid, 'SIGCONT');
-    const deadline = Date.now() + STOP_GRACE_MS;
-    while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
-    if (pidAlive(pid)) {
-      signalPid(pid, 'SIGKILL');
-      while (pidAlive(pid)) await sleep(50);
-    }
-  }
+  await terminatePid(pid, STOP_GRACE_MS);
   if (!info.dataDir || keepData()) return;
-  const tmp = fs.realpathSync(os.tmpdir());
-  const memberDir = path.dirname(path.resolve(info.dataDir)); // <root>/data or <root>/mN/data
-  const parent = path.dirname(memberDir);
-  if (parent === tmp && path.basename(memberDir).startsWith(DIR_PREFIX)) {
-    rmDir(memberDir);
-  } else if (path.dirname(parent) === tmp && path.basename(parent).startsWith(DIR_PREFIX) && /^m\d+$/.test(path.basename(memberDir))) {
-    rmDir(memberDir);
-    try {
-      if (fs.readdirSync(parent).every((n) => n === 'tls')) rmDir(parent);
-    } catch {}
-  }
+  // <root>/data or <root>/mN/data; a cluster's root keeps its certificates until the last member goes
+  removeOurTempDir(path.dirname(path.resolve(info.dataDir)), DIR_PREFIX, /^m\d+$/, ['tls']);
 }
 
 module.exports = {

@@ -27,7 +27,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { HOST, freePort } = require('./ports');
-const { log: logAs, sleep, seconds, keepData, pidAlive, signalPid, rmDir, tailFile, cmdlineOf, own, disown, ownDir, refresh } = require('./processes');
+const { log: logAs, sleep, seconds, keepData, pidAlive, signalPid, rmDir, tailFile, cmdlineOf, own, disown, ownDir } = require('./processes');
+const { ServerProcess } = require('./server-process');
 
 const DIR_PREFIX = 'zktx-pg-';
 const DEBIAN_ROOT = '/usr/lib/postgresql';
@@ -236,8 +237,16 @@ function templateDataDir(bin) {
 // a cluster
 
 /** One throwaway PostgreSQL cluster (a postmaster and its backends) and its temp dir. */
-class PgServer {
+class PgServer extends ServerProcess {
   constructor(opts) {
+    super({
+      who: 'pg',
+      logPath: path.join(opts.dir, 'postgres.log'),
+      ownedDir: opts.ownsDir ? opts.dir : null,
+      stopGraceMs: STOP_GRACE_MS,
+      pollMs: POLL_MS,
+      exitPollMs: POLL_MS,
+    });
     this.host = HOST;
     this.port = opts.port;
     this.user = 'postgres'; // the database superuser (initdb -U), not the OS user
@@ -245,124 +254,72 @@ class PgServer {
     this.dir = opts.dir; // temp dir: data/, the socket, the log
     this.dataDir = path.join(opts.dir, 'data');
     this.socketDir = opts.dir;
-    this.logPath = path.join(opts.dir, 'postgres.log');
     this.settings = opts.settings;
     this.clusterName = path.basename(opts.dir); // in every process title: see clusterProcesses
     this.connectionString = `postgresql://${this.user}@${HOST}:${this.port}/${this.database}`;
     /** For the `pg` package: `new pg.Client(server.config)`, `new pg.Pool({ ...server.config, max: 4 })`. */
     this.config = { host: HOST, port: this.port, user: this.user, database: this.database };
-    this.pid = undefined;
-    this._child = null;
-    this._exit = null;
-    this._stopping = null;
-    this._ownsDir = opts.ownsDir;
     this._bin = opts.bin;
+  }
+
+  describe() {
+    return `PostgreSQL on port ${this.port}`;
+  }
+
+  restartLabel() {
+    return `${this.host}:${this.port}`;
   }
 
   _spawn() {
     const args = ['-D', this.dataDir, '-c', `cluster_name=${this.clusterName}`];
     for (const [k, v] of Object.entries(this.settings)) args.push('-c', `${k}=${v}`);
-    const fd = fs.openSync(this.logPath, 'a');
-    let child;
-    try {
-      fs.writeSync(fd, `\n==== zktx: starting postgres on port ${this.port} at ${new Date().toISOString()}\n`);
-      // detached: own session and process group, so a Ctrl-C aimed at a test run does not hit
-      // the postmaster (it would take it as a fast shutdown request)
-      child = childProcess.spawn(path.join(this._bin.binDir, 'postgres'), args, asServerUser({
-        cwd: this.dir,
-        detached: true,
-        stdio: ['ignore', fd, fd],
-      }));
-    } finally {
-      fs.closeSync(fd);
-    }
-    child.unref();
-    this._child = child;
-    this._exit = null;
-    this.pid = child.pid;
-    child.on('error', (err) => {
-      if (this._child === child) this._exit = { error: err };
-    });
-    child.on('exit', (code, signal) => {
-      if (this._child === child) this._exit = { code, signal };
-    });
-    if (!this._detached) own(this);
-    refresh(); // the PID changed on a restart
+    // detached (ServerProcess): own session and process group, so a Ctrl-C aimed at a test run
+    // does not hit the postmaster (it would take it as a fast shutdown request)
+    this._launch(path.join(this._bin.binDir, 'postgres'), args, { cwd: this.dir, banner: `postgres on port ${this.port}` });
   }
 
-  /** What processes.js kills and removes if this process dies without stopping the cluster. */
-  reaperEntry() {
-    if (!this.pid || this._detached) return null;
-    // quit: SIGQUIT first (immediate shutdown: the postmaster SIGQUITs its children), then SIGKILL
-    return { pid: this.pid, quit: true, match: this.dataDir, dir: this._ownsDir ? this.dir : null };
+  /** postgres refuses to run as root: as root, it runs as the server's OS user. */
+  _spawnOptions(options) {
+    return asServerUser(options);
+  }
+
+  _reaperMatch() {
+    return this.dataDir;
+  }
+
+  /** SIGQUIT first (immediate shutdown: the postmaster SIGQUITs its children), then SIGKILL. */
+  _reaperQuit() {
+    return true;
   }
 
   /**
-   * Leave the cluster running when this process exits (the CLI's `start`); stop it later with
-   * `node scripts/zk.js stop <pid>`.
+   * Last-resort cleanup at exit: SIGKILL the postmaster and its children (then ServerProcess
+   * removes the temp dir). The watchdog, a shell script, SIGQUITs the postmaster instead: it
+   * then kills its children.
    */
-  detach() {
-    this._detached = true;
-    disown(this);
-    return this;
-  }
-
-  /**
-   * Last-resort cleanup at exit: SIGKILL the postmaster and its children, remove the temp dir.
-   * (The watchdog, a shell script, SIGQUITs the postmaster instead: it then kills its children.)
-   */
-  killSync() {
-    if (this._detached) return;
+  _killSync() {
     if (this.pid) signalPid(this.pid, 'SIGSTOP'); // no new children while we look
     for (const p of this.processes()) signalPid(p, 'SIGKILL');
-    if (this._ownsDir && !keepData()) rmDir(this.dir);
   }
 
-  _exitDescription() {
-    const e = this._exit;
-    if (!e) return 'running';
-    if (e.error) return `could not start postgres: ${e.error.message}`;
-    return e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`;
+  _spawnError(err) {
+    return `could not start postgres: ${err.message}`;
   }
 
-  /** Is the postmaster alive (a SIGSTOPped one counts)? */
-  isRunning() {
-    if (this._child && this._exit) return false;
-    return pidAlive(this.pid);
+  _readyTimeoutMs() {
+    return START_TIMEOUT_MS;
   }
 
-  /** Wait until the postmaster says it accepts connections (postmaster.pid status `ready`). */
-  async waitReady({ timeoutMs = START_TIMEOUT_MS } = {}) {
-    const deadline = Date.now() + timeoutMs;
-    const pidFile = path.join(this.dataDir, 'postmaster.pid');
-    for (;;) {
-      if (this._exit) {
-        throw new Error(`PostgreSQL on port ${this.port} ${this._exitDescription()}; log ${this.logPath}:\n${tailFile(this.logPath)}`);
-      }
-      try {
-        // what pg_ctl -w reads: line 1 the postmaster's PID (a stale file after a crash names
-        // the old one), line 8 its status
-        const lines = fs.readFileSync(pidFile, 'utf8').split('\n');
-        if (Number(lines[0]) === this.pid && (lines[7] || '').trim() === 'ready') return;
-      } catch {}
-      if (Date.now() > deadline) {
-        throw new Error(`PostgreSQL on port ${this.port} (pid ${this.pid}) not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tailFile(this.logPath)}`);
-      }
-      await sleep(POLL_MS);
+  /** Ready once the postmaster says it accepts connections (postmaster.pid status `ready`). */
+  _probeReady() {
+    try {
+      // what pg_ctl -w reads: line 1 the postmaster's PID (a stale file after a crash names
+      // the old one), line 8 its status
+      const lines = fs.readFileSync(path.join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n');
+      return Number(lines[0]) === this.pid && (lines[7] || '').trim() === 'ready';
+    } catch {
+      return false;
     }
-  }
-
-  /**
-   * Wait until the postmaster is gone (its children first: a shutdown postmaster exits last,
-   * a killed one was reaped with them by killCluster).
-   */
-  async _waitGone(ms) {
-    const deadline = Date.now() + ms;
-    while (this.isRunning()) {
-      if (Date.now() > deadline) return false;
-      await sleep(POLL_MS);
-    }
-    return true;
   }
 
   /** PIDs of the cluster's live processes: the postmaster and its children (Linux only). */
@@ -385,29 +342,19 @@ class PgServer {
   }
 
   /**
-   * Fast shutdown (SIGINT to the postmaster: sessions are disconnected, prepared transactions
-   * stay), up to 30 s, then immediate (SIGQUIT), then SIGKILL. Removes the temp dir unless
-   * `keepData` (or ZKTX_KEEP_ZK_DATA). Idempotent.
+   * stop() (ServerProcess) shuts down fast: SIGINT to the postmaster (sessions are
+   * disconnected, prepared transactions stay), up to 30 s, then immediate (SIGQUIT), then
+   * SIGKILL. So does restart() first, for a running cluster: after kill() a restart is crash
+   * recovery (prepared transactions come back in pg_prepared_xacts).
    */
-  stop({ keepData: keep = false } = {}) {
-    if (!this._stopping) {
-      this._stopping = (async () => {
-        await this._shutdown();
-        disown(this);
-        if (this._ownsDir && !keep && !keepData()) rmDir(this.dir);
-      })();
-    }
-    return this._stopping;
-  }
-
   async _shutdown() {
     if (!this.pid) return;
     if (this.isRunning()) {
       for (const p of this.processes()) signalPid(p, 'SIGCONT'); // a frozen cluster cannot shut down
       signalPid(this.pid, 'SIGINT');
-      if (!(await this._waitGone(STOP_GRACE_MS))) {
+      if (!(await this._waitExit(this._stopGraceMs))) {
         signalPid(this.pid, 'SIGQUIT');
-        if (!(await this._waitGone(5000))) await this.kill('SIGKILL');
+        if (!(await this._waitExit(5000))) await this.kill('SIGKILL');
       }
     }
     // children of a postmaster that died (not by kill()) exit once they notice; a restart
@@ -415,20 +362,13 @@ class PgServer {
     if (!(await waitAllGone(this.processes(), 10_000))) await this.kill('SIGKILL');
   }
 
-  /**
-   * Start the cluster again on the same port and data: after kill() that is crash recovery
-   * (prepared transactions come back in pg_prepared_xacts). A running cluster is shut down
-   * first (fast). Resolves once it accepts connections.
-   */
-  async restart({ timeoutMs } = {}) {
-    if (this._stopping) await this._stopping;
-    this._stopping = null;
+  async _readyToRestart() {
     await this._shutdown();
-    const t0 = Date.now();
-    this._spawn();
-    await this.waitReady(timeoutMs ? { timeoutMs } : undefined);
-    log(`restarted ${this.host}:${this.port} pid ${this.pid} in ${seconds(t0)}`);
-    return this;
+    // The old postmaster counts as gone once a zombie (pidAlive), but until Node has reaped it
+    // its PID still answers kill(pid, 0), and a new postmaster that finds that PID in the stale
+    // postmaster.pid refuses to start ("lock file already exists"): seen once under load.
+    const deadline = Date.now() + 5000;
+    while (this._child && !this._exit && Date.now() < deadline) await sleep(this._exitPollMs);
   }
 
   /**
@@ -471,10 +411,6 @@ class PgServer {
       "SELECT json_agg(json_build_object('gid', gid, 'database', database, 'owner', owner, 'prepared', prepared) ORDER BY gid) FROM pg_prepared_xacts"
     );
     return out ? JSON.parse(out) : [];
-  }
-
-  logTail(lines = 40) {
-    return tailFile(this.logPath, lines);
   }
 }
 
@@ -528,8 +464,7 @@ async function startPostgres({ maxPreparedTransactions = 20, port, fsync = false
         break;
       } catch (err) {
         const retry = !port && attempt < 3 && isBindFailure(server);
-        await server.kill('SIGKILL');
-        disown(server);
+        await server._discard();
         if (!retry) throw err;
         log(`port ${p} taken, retrying on another one`);
       }

@@ -91,12 +91,62 @@ function tailFile(file, maxLines = 40) {
   }
 }
 
+/**
+ * Install missing server packages with apt-get (Debian/Ubuntu), its output on stderr, when
+ * running as root; false (nothing done) otherwise. `what` names the missing server.
+ */
+function aptInstallAsRoot(who, what, packages) {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
+  const cmd = `apt-get update && apt-get install -y ${packages.join(' ')}`;
+  log(who, `${what} not found; running: ${cmd}`);
+  childProcess.execFileSync('sh', ['-c', cmd], {
+    stdio: ['ignore', 2, 2],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  return true;
+}
+
 /** The argv of a PID from /proc, or null (gone, or no /proc). */
 function cmdlineOf(pid) {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   } catch {
     return null;
+  }
+}
+
+/**
+ * Stop a server PID we did not spawn (the CLIs' `stop`): SIGTERM (and SIGCONT, for a frozen
+ * one), up to `graceMs`, then SIGKILL; resolves once it is gone.
+ */
+async function terminatePid(pid, graceMs) {
+  if (!pidAlive(pid)) return;
+  signalPid(pid, 'SIGTERM');
+  signalPid(pid, 'SIGCONT');
+  const deadline = Date.now() + graceMs;
+  while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (pidAlive(pid)) {
+    signalPid(pid, 'SIGKILL');
+    while (pidAlive(pid)) await sleep(50);
+  }
+}
+
+/**
+ * Remove a stopped server's dir if it is one the starters made: `<tmpdir>/<prefix>XXXXXX`
+ * (a lone server's), or `<tmpdir>/<prefix>XXXXXX/<member>` with a name matching `memberName`
+ * (a member of an ensemble or cluster); then that root too once nothing but `leftovers` (names
+ * the root itself holds, like its certificates) is left in it. Anything else stays.
+ */
+function removeOurTempDir(dir, prefix, memberName, leftovers = []) {
+  const tmp = fs.realpathSync(os.tmpdir());
+  const parent = path.dirname(dir);
+  if (parent === tmp && path.basename(dir).startsWith(prefix)) {
+    rmDir(dir);
+  } else if (path.dirname(parent) === tmp && path.basename(parent).startsWith(prefix) && memberName.test(path.basename(dir))) {
+    rmDir(dir);
+    try {
+      if (fs.readdirSync(parent).every((n) => leftovers.includes(n))) rmDir(parent);
+    } catch {}
   }
 }
 
@@ -260,6 +310,9 @@ module.exports = {
   rmDir,
   tailFile,
   cmdlineOf,
+  aptInstallAsRoot,
+  terminatePid,
+  removeOurTempDir,
   own,
   disown,
   ownDir,

@@ -15,7 +15,6 @@
 // ZKTX_ZK_LOG_LEVEL (default WARN) sets the server's log level (log goes to
 // <dataDir>/zookeeper.out); ZKTX_ZK_HEAP (default 512m) the JVM heap; ZKTX_ZK_QUIET=1 silences
 // the progress messages on stderr.
-const childProcess = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -24,7 +23,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { HOST, freePort, freePorts } = require('./ports');
-const { log: logAs, sleep, seconds, keepData, pidAlive, signalPid, rmDir, tailFile, cmdlineOf, own, disown, ownDir, refresh } = require('./processes');
+const { log: logAs, sleep, seconds, keepData, rmDir, tailFile, cmdlineOf, aptInstallAsRoot, ownDir, terminatePid, removeOurTempDir } = require('./processes');
+const { ServerProcess, groupLifecycle, discardGroup } = require('./server-process');
 const { makeTlsFiles } = require('./tls');
 
 const MAIN_CLASS = 'org.apache.zookeeper.server.quorum.QuorumPeerMain';
@@ -107,14 +107,7 @@ function findZooKeeper() {
     return found;
   }
   let found = fromDebian();
-  if (!found && typeof process.getuid === 'function' && process.getuid() === 0) {
-    log('ZooKeeper not found; running: apt-get update && apt-get install -y zookeeper');
-    childProcess.execFileSync('sh', ['-c', 'apt-get update && apt-get install -y zookeeper'], {
-      stdio: ['ignore', 2, 2],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    found = fromDebian();
-  }
+  if (!found && aptInstallAsRoot('zk', 'ZooKeeper', ['zookeeper'])) found = fromDebian();
   if (!found) {
     throw new Error(
       'ZooKeeper not found. Install it with `apt-get install zookeeper` (Debian/Ubuntu; plus a ' +
@@ -216,8 +209,15 @@ function configText(server) {
 }
 
 /** One ZooKeeper server process (standalone, or a node of an ensemble). */
-class ZkServer {
+class ZkServer extends ServerProcess {
   constructor(opts) {
+    super({
+      who: 'zk',
+      logPath: path.join(opts.dataDir, 'zookeeper.out'),
+      ownedDir: opts.ownsDataDir ? opts.dataDir : null,
+      stopGraceMs: STOP_GRACE_MS,
+      pollMs: POLL_MS,
+    });
     this.id = opts.id; // ensemble myid, undefined for standalone
     this.tickTime = opts.tickTime;
     this.forceSync = opts.forceSync;
@@ -233,15 +233,16 @@ class ZkServer {
     this.port = opts.port;
     this.connect = `${HOST}:${opts.port}`;
     this.dataDir = opts.dataDir;
-    this._ownsDataDir = opts.ownsDataDir;
     this.logDir = opts.logDir || opts.dataDir;
     this.cfgPath = path.join(this.dataDir, 'zoo.cfg');
-    this.logPath = path.join(this.dataDir, 'zookeeper.out');
-    this.pid = undefined;
-    this.leaveRunning = false;
-    this._child = null;
-    this._exit = null; // {code, signal} of the current child once it exited
-    this._stopping = null;
+  }
+
+  describe() {
+    return `ZooKeeper ${this.connect}`;
+  }
+
+  restartLabel() {
+    return `${this.id !== undefined ? `node ${this.id} ` : ''}${this.connect}`;
   }
 
   _writeConfig() {
@@ -272,145 +273,31 @@ class ZkServer {
       MAIN_CLASS,
       this.cfgPath,
     ];
-    const fd = fs.openSync(this.logPath, 'a');
-    let child;
-    try {
-      fs.writeSync(fd, `\n==== zktx: starting ${MAIN_CLASS} ${this.cfgPath} at ${new Date().toISOString()}\n`);
-      child = childProcess.spawn(javaBinary(), args, {
-        cwd: this.dataDir,
-        detached: true, // own process group: a Ctrl-C aimed at a test run does not hit it
-        stdio: ['ignore', fd, fd],
-      });
-    } finally {
-      fs.closeSync(fd);
-    }
-    child.unref();
-    this._child = child;
-    this._exit = null;
-    this.pid = child.pid;
-    child.on('error', (err) => {
-      if (this._child !== child) return;
-      this._exit = { error: err };
-    });
-    child.on('exit', (code, signal) => {
-      if (this._child !== child) return;
-      this._exit = { code, signal };
-    });
-    own(this);
-    refresh(); // the PID changed on a restart
+    this._launch(javaBinary(), args, { cwd: this.dataDir, banner: `${MAIN_CLASS} ${this.cfgPath}` });
   }
 
-  /** What processes.js kills and removes if this process dies without stopping the server. */
-  reaperEntry() {
-    if (this.leaveRunning || !this.pid) return null;
-    return { pid: this.pid, quit: false, match: this.cfgPath, dir: this._ownsDataDir ? this.dataDir : null };
+  _reaperMatch() {
+    return this.cfgPath;
   }
 
-  /** Last-resort cleanup at exit: SIGKILL, remove the data dir if we created it. */
-  killSync() {
-    if (this.leaveRunning) return;
-    if (this.pid && pidAlive(this.pid)) signalPid(this.pid, 'SIGKILL');
-    if (this._ownsDataDir && !keepData()) rmDir(this.dataDir);
+  _spawnError(err) {
+    return err.code === 'ENOENT'
+      ? `could not run ${javaBinary()}: not found (install a Java runtime, e.g. apt-get install default-jre-headless, or set JAVA_HOME)`
+      : `could not start java: ${err.message}`;
   }
 
-  /**
-   * Leave the server running when this process exits (the CLI's `start`); stop it later with
-   * `node scripts/zk.js stop <pid>`.
-   */
-  detach() {
-    this.leaveRunning = true;
-    disown(this);
-    return this;
+  _readyTimeoutMs() {
+    return this.peers ? ENSEMBLE_TIMEOUT_MS : STANDALONE_TIMEOUT_MS;
   }
 
-  _exitDescription() {
-    const e = this._exit;
-    if (!e) return 'running';
-    if (e.error) {
-      return e.error.code === 'ENOENT'
-        ? `could not run ${javaBinary()}: not found (install a Java runtime, e.g. apt-get install default-jre-headless, or set JAVA_HOME)`
-        : `could not start java: ${e.error.message}`;
-    }
-    return e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`;
+  /** Serving once `ruok` says imok and `srvr` reports a Mode: that Mode. */
+  _probeReady() {
+    return probeMode(this.port, this.tlsOnly);
   }
 
-  /** Wait until `ruok` says imok and `srvr` reports a Mode (serving requests). */
-  async waitReady({ timeoutMs = this.peers ? ENSEMBLE_TIMEOUT_MS : STANDALONE_TIMEOUT_MS } = {}) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this._exit) {
-        throw new Error(`ZooKeeper ${this.connect} ${this._exitDescription()}; log ${this.logPath}:\n${tailFile(this.logPath)}`);
-      }
-      const mode = await probeMode(this.port, this.tlsOnly);
-      if (mode) return mode;
-      if (Date.now() > deadline) {
-        throw new Error(`ZooKeeper ${this.connect} (pid ${this.pid}) not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tailFile(this.logPath)}`);
-      }
-      await sleep(POLL_MS);
-    }
-  }
-
-  /** Is the server process alive (a SIGSTOPped one counts as alive)? */
-  isRunning() {
-    if (this._child && this._exit) return false;
-    return pidAlive(this.pid);
-  }
-
-  /** Send a signal ('SIGKILL', 'SIGSTOP', 'SIGCONT', ...) to the server's PID. */
-  kill(signal = 'SIGTERM') {
-    if (!this.pid) return false;
-    return signalPid(this.pid, signal);
-  }
-
-  async _waitExit(ms) {
-    const deadline = Date.now() + ms;
-    while (this.isRunning()) {
-      if (Date.now() > deadline) return false;
-      await sleep(50);
-    }
-    return true;
-  }
-
-  /**
-   * SIGTERM, up to 10 s grace, then SIGKILL. Removes the data dir if we created it (unless
-   * `keepData` or env ZKTX_KEEP_ZK_DATA). Idempotent.
-   */
-  stop({ keepData: keep = false } = {}) {
-    if (!this._stopping) {
-      this._stopping = (async () => {
-        if (this.isRunning()) {
-          this.kill('SIGTERM');
-          this.kill('SIGCONT'); // a SIGSTOPped JVM cannot act on SIGTERM
-          if (!(await this._waitExit(STOP_GRACE_MS))) {
-            this.kill('SIGKILL');
-            await this._waitExit(5000);
-          }
-        }
-        disown(this);
-        if (this._ownsDataDir && !keep && !keepData()) rmDir(this.dataDir);
-      })();
-    }
-    return this._stopping;
-  }
-
-  /**
-   * Start the server again on the same port and data dir (after kill('SIGKILL') or stop()),
-   * and wait until it serves (`wait: false` to return right after spawning).
-   */
-  async restart({ wait = true, timeoutMs } = {}) {
-    if (this._stopping) await this._stopping;
-    if (!(await this._waitExit(STOP_GRACE_MS))) {
-      throw new Error(`ZooKeeper ${this.connect} pid ${this.pid} is still running; kill or stop it before restart()`);
-    }
-    this._stopping = null;
-    const t0 = Date.now();
-    this._spawn();
-    if (wait) {
-      await this.waitReady(timeoutMs ? { timeoutMs } : undefined);
-      log(`restarted ${this.id !== undefined ? `node ${this.id} ` : ''}${this.connect} pid ${this.pid} in ${seconds(t0)}`);
-    }
-    return this;
-  }
+  // waitReady(), isRunning(), kill(), stop() (SIGTERM, 10 s grace, SIGKILL; removes the data dir
+  // if we created it), restart(), detach() (leave it running for `node scripts/zk.js stop
+  // <pid>`) and logTail(): ServerProcess.
 
   /** Current Mode from `srvr` (null when not serving). */
   mode() {
@@ -423,10 +310,6 @@ class ZkServer {
 
   mntr() {
     return mntr(this.port, HOST, this.tlsOnly);
-  }
-
-  logTail(lines = 40) {
-    return tailFile(this.logPath, lines);
   }
 }
 
@@ -549,9 +432,7 @@ async function startStandalone({
     } catch (err) {
       // Another process may have grabbed the port between our probe and the JVM's bind.
       const retry = !port && attempt < 3 && isBindFailure(server);
-      server.kill('SIGKILL');
-      await server._waitExit(5000);
-      disown(server);
+      await server._discard();
       if (!retry) {
         if (ownsDataDir && !keepData()) rmDir(dir);
         throw err;
@@ -611,18 +492,7 @@ async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, min
       log(`started ensemble ${ensemble.connect} pids ${servers.map((s) => s.pid).join(',')} leader node ${leader.id} in ${seconds(t0)}`);
       return ensemble;
     } catch (err) {
-      const retry = attempt < 3 && servers.some(isBindFailure);
-      for (const s of servers) s.kill('SIGKILL');
-      for (const s of servers) {
-        await s._waitExit(5000);
-        disown(s);
-      }
-      if (!retry) {
-        if (!keepData()) rmDir(root);
-        disown(rootResource);
-        throw err;
-      }
-      for (const s of servers) rmDir(s.dataDir);
+      if (!(await discardGroup({ members: servers, attempt, isBindFailure, memberDir: (s) => s.dataDir, root, rootResource }))) throw err;
       log('an ensemble port was taken, retrying on other ones');
     }
   }
@@ -632,28 +502,14 @@ async function startEnsemble({ size = 3, tickTime = 2000, forceSync = false, min
 const isLeaderMode = (mode) => mode === 'leader' || mode === 'standalone';
 
 function makeEnsemble(root, servers, rootResource) {
-  let stopping = null;
   const ensemble = {
     connect: servers.map((s) => s.connect).join(','),
     servers,
     dataDir: root,
-    /** Stop every node, then remove the data (unless ZKTX_KEEP_ZK_DATA). Idempotent. */
-    stop() {
-      if (!stopping) {
-        stopping = (async () => {
-          await Promise.all(servers.map((s) => s.stop()));
-          if (!keepData()) rmDir(root);
-          disown(rootResource);
-        })();
-      }
-      return stopping;
-    },
-    /** Leave every node running when this process exits (the CLI's `start`). */
-    detach() {
-      for (const s of servers) s.detach();
-      disown(rootResource);
-      return ensemble;
-    },
+    // stop(): stop every node (SIGTERM, 10 s grace), then remove the data (unless
+    // ZKTX_KEEP_ZK_DATA); idempotent. detach(): leave every node running when this process
+    // exits (the CLI's `start`).
+    ...groupLifecycle(() => ensemble, servers, root, rootResource, (s) => s.stop()),
     /**
      * The node whose `srvr` says `Mode: leader`, waiting up to timeoutMs (default 30 s) for an
      * election to finish.
@@ -718,32 +574,16 @@ async function stopZooKeeperPid(pid) {
 async function stopPid(pid) {
   const info = zooKeeperCfgOfPid(pid);
   if (info.isZk === false) throw new Error(`pid ${pid} is not a ZooKeeper server; not touching it`);
-  if (!pidAlive(pid)) return info;
-  signalPid(pid, 'SIGTERM');
-  signalPid(pid, 'SIGCONT');
-  const deadline = Date.now() + STOP_GRACE_MS;
-  while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (pidAlive(pid)) {
-    signalPid(pid, 'SIGKILL');
-    while (pidAlive(pid)) await sleep(50);
-  }
+  await terminatePid(pid, STOP_GRACE_MS);
   return info;
 }
 
 /** Remove data dirs we created (under tmpdir, named zktx-zk-*) for a stopped server. */
 function cleanupDataDirOf(cfgPath) {
   if (!cfgPath || keepData()) return;
-  const tmp = fs.realpathSync(os.tmpdir());
-  const dataDir = path.dirname(path.resolve(cfgPath));
-  const parent = path.dirname(dataDir);
-  if (parent === tmp && path.basename(dataDir).startsWith(DIR_PREFIX)) {
-    rmDir(dataDir);
-  } else if (path.dirname(parent) === tmp && path.basename(parent).startsWith(DIR_PREFIX) && /^node\d+$/.test(path.basename(dataDir))) {
-    rmDir(dataDir);
-    try {
-      if (fs.readdirSync(parent).length === 0) fs.rmdirSync(parent);
-    } catch {}
-  }
+  // a standalone's <tmp>/zktx-zk-X, or an ensemble node's <tmp>/zktx-zk-X/nodeN (the root
+  // goes with its last node)
+  removeOurTempDir(path.dirname(path.resolve(cfgPath)), DIR_PREFIX, /^node\d+$/);
 }
 
 module.exports = {
