@@ -99,7 +99,7 @@ module.exports = function etcdFacade(z) {
   }
 
   // The locks are the ZooKeeper client's methods, over `this._native.acquire` (same surface).
-  for (const name of ['lock', '_lock', '_acquire', '_acquireUntraced', 'readWriteLock', 'semaphore', 'withLock', '_withLock']) {
+  for (const name of ['lock', '_lock', '_acquire', '_acquireUntraced', 'readWriteLock', 'semaphore', 'multiLock', '_multiLock', '_multiLockUntraced', 'withLock', '_withLock']) {
     const method = Object.getOwnPropertyDescriptor(ZooKeeper.prototype, name);
     if (method) Object.defineProperty(Etcd.prototype, name, method);
   }

@@ -1179,8 +1179,8 @@ export interface EtcdOptions {
  * other. The lock methods and their guarantees are {@link ZooKeeper}'s; the fencing token is
  * the key's create revision (global, never restarts). See docs/etcd.md for where etcd differs.
  *
- * Not on etcd yet: the key-value store, transactions, the coordinator, `multiLock` and the raw
- * API (they are ZooKeeper-only in this release).
+ * Not on etcd yet: the key-value store, transactions, the coordinator, leader election and the
+ * raw API (they are ZooKeeper-only in this release).
  *
  * Events: `state` with `CONNECTED` (a lease was granted), `SUSPENDED` (keep-alives unanswered),
  * `RECONNECTED`, `EXPIRED` (the lease ended: every lock on it is lost; the next call grants a new
@@ -1206,6 +1206,8 @@ export class Etcd extends EventEmitter {
   readWriteLock(path: string): ReadWriteLock;
   /** As {@link ZooKeeper.semaphore}. */
   semaphore(path: string, permits: number): Semaphore;
+  /** As {@link ZooKeeper.multiLock}: exclusive locks on all `paths`, all or nothing, in sorted order. */
+  multiLock(paths: string[], options?: AcquireOptions): Promise<MultiLock>;
   /** As {@link ZooKeeper.withLock}. */
   withLock<R>(path: string, fn: (lock: Lock) => R | Promise<R>, options?: AcquireOptions): Promise<R>;
 }

@@ -145,6 +145,22 @@ describe('locks on etcd', () => {
     expect(keysUnder(p)).toEqual([]);
   });
 
+  it('multiLock takes all paths or none, in one order whatever order they are named in', async () => {
+    const base = `/locks/${unique('etcd-multi')}`;
+    const [a, b] = [etcd(), etcd()];
+    const both = await a.multiLock([`${base}/y`, `${base}/x`]);
+    expect(both.tokens).toHaveLength(2);
+    const blocker = await b.lock(`${base}/z`);
+    // b wants x, y, z in another order: times out on x, and keeps nothing (z was its own already)
+    expect((await rejection(b.multiLock([`${base}/z2`, `${base}/y`, `${base}/x`], { timeout: 300 }))).code).toBe('TIMEOUT');
+    expect(keysUnder(`${base}/z2`)).toEqual([]);
+    await both.release();
+    const all = await b.multiLock([`${base}/y`, `${base}/x`], { timeout: 5000 });
+    expect(Math.min(...all.tokens)).toBeGreaterThan(Math.max(...both.tokens));
+    await Promise.all([all.release(), blocker.release()]);
+    expect((await rejection(a.multiLock([]))).code).toBe('INVALID_ARGUMENT');
+  });
+
   it('locks are not reentrant on one client (ALREADY_HELD), and a released path can be taken again', async () => {
     const p = `/locks/${unique('etcd-re')}`;
     const e = etcd();

@@ -11,7 +11,7 @@ use napi_derive::napi;
 use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
 use zktx_core::LockKind;
 
-use crate::{acquire_options, in_span, invalid, logging, millis, no_panic, to_js_error, WeakCallback, MAX_WAIT};
+use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, WeakCallback, MAX_WAIT};
 
 /// Options already checked by the JS facade (unknown keys refused there).
 #[napi(object)]
@@ -126,7 +126,7 @@ impl NativeEtcdClient {
     pub fn connect(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
         no_panic(|| {
             let session = self.session.clone();
-            in_span(env, &self.span, async move { session.connect().await.map_err(to_js_error) })
+            crate::bridge::spawn_on_timers(&env, &self.span, async move { session.connect().await.map_err(to_js_error) })
         })
     }
 
@@ -135,7 +135,7 @@ impl NativeEtcdClient {
         no_panic(|| {
             let session = self.session.clone();
             let id = self.id;
-            in_span(env, &self.span, async move {
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
                 session.close().await;
                 if let Ok(mut open) = open_sessions().lock() {
                     open.remove(&id);
@@ -156,7 +156,7 @@ impl NativeEtcdClient {
     pub fn acquire(&self, env: Env, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeEtcdLock>> {
         no_panic(|| {
             let session = self.session.clone();
-            in_span(env, &self.span, async move {
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
                 let kind = match (kind.as_str(), permits) {
                     ("exclusive", _) => LockKind::Exclusive,
                     ("read", _) => LockKind::Read,
@@ -167,6 +167,23 @@ impl NativeEtcdClient {
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let lock = session.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
                 Ok(NativeEtcdLock { lock: Arc::new(lock), span: tracing::Span::current() })
+            })
+        })
+    }
+}
+
+#[napi]
+impl NativeEtcdClient {
+    /// Acquires exclusive locks on all paths, all or nothing.
+    #[napi]
+    pub fn multi_lock(&self, env: Env, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Vec<NativeEtcdLock>>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+                let locks = session.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
+                Ok(locks.into_iter().map(|l| NativeEtcdLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
             })
         })
     }
@@ -212,7 +229,7 @@ impl NativeEtcdLock {
     pub fn release(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
         no_panic(|| {
             let lock = self.lock.clone();
-            in_span(env, &self.span, async move { lock.release().await.map_err(to_js_error) })
+            crate::bridge::spawn_on_timers(&env, &self.span, async move { lock.release().await.map_err(to_js_error) })
         })
     }
 
@@ -229,7 +246,7 @@ impl NativeEtcdLock {
     pub fn is_held(&self, env: Env) -> Result<PromiseRaw<'static, bool>> {
         no_panic(|| {
             let lock = self.lock.clone();
-            in_span(env, &self.span, async move { lock.is_held().await.map_err(to_js_error) })
+            crate::bridge::spawn_on_timers(&env, &self.span, async move { lock.is_held().await.map_err(to_js_error) })
         })
     }
 }

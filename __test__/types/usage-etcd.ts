@@ -9,6 +9,8 @@ async function etcdMain() {
   await (await etcd.readWriteLock('/rw').readLock()).release();
   await (await etcd.semaphore('/s', 3).acquire()).release();
   const n: number = await etcd.withLock('/l', async (l) => l.token);
+  const both = await etcd.multiLock(['/a', '/b'], { timeout: 1000 });
+  await both.release();
   const endpoints: string[] = etcd.endpoints;
   await Promise.all([etcd.close(), fromString.close()]);
   return [token, lost, n, endpoints];

@@ -428,11 +428,14 @@ impl EtcdSession {
             _ = tokio::time::sleep_until(give_up_at.unwrap_or(far)) => Err(Error::timeout(format!("lock {path} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis()))),
         };
         // Whatever the attempt left (it failed, or was cut short mid-request): deleted now, here,
-        // where nothing races the delete; retried in the background if etcd does not confirm it.
+        // where nothing races the delete, if etcd confirms within half a second (so a timeout or
+        // an abort is not held up by a silent etcd); else retried in the background.
         let left = pending.lock().ok().and_then(|mut p| p.take());
         if let Some(left) = left {
             let mut client = left.client.clone();
-            if !*left.lease.ended.borrow() && !delete_key(&mut client, &left.key, left.token, self.inner.request_timeout()).await {
+            let quick = Duration::from_millis(500).min(self.inner.request_timeout());
+            let deleted = *left.lease.ended.borrow() || matches!(tokio::time::timeout(quick, delete_key(&mut client, &left.key, left.token, quick)).await, Ok(true));
+            if !deleted {
                 remove_key_eventually(left.client, left.key, left.token, left.lease, self.inner.releasing.clone(), left.registration);
             }
         }
@@ -543,6 +546,25 @@ impl EtcdSession {
             runtime: tokio::runtime::Handle::try_current().ok(),
             releasing: self.inner.releasing.clone(),
         })
+    }
+}
+
+impl EtcdSession {
+    /// Exclusive locks on all `paths`, all or nothing, in canonical (sorted) order: two callers
+    /// naming the same paths in different orders cannot deadlock.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for an empty list or a bad path (nothing sent); else as
+    /// [`EtcdSession::acquire`], after releasing the locks already taken.
+    pub async fn multi_lock(&self, paths: &[&str], opts: &AcquireOptions) -> Result<Vec<EtcdLock>> {
+        let order = crate::recipe::multi::canonical_order(paths);
+        for p in &order {
+            validate_lock_path_shape(p)?;
+        }
+        crate::recipe::multi::acquire_all(&order, opts, |path, opts| async move { self.acquire(LockKind::Exclusive, &path, &opts).await }, |l: EtcdLock| async move {
+            let _ = l.release().await;
+        })
+        .await
     }
 }
 
