@@ -128,25 +128,39 @@ impl Election {
     ///
     /// # Guarantees
     /// One listing, then every candidate's data read in one pipelined round trip. A candidate
-    /// that left between the two is left out, and the lowest one still present is the leader.
+    /// that left between the two is left out, and the first one still present (in Curator's order) is the leader.
     /// Empty when nobody takes part (or the path does not exist).
     ///
     /// # Errors
     /// `TIMEOUT` / `CONNECTIONLOSS` when the server does not answer, `CLIENT_CLOSED`,
     /// `SESSIONEXPIRED`, `NOAUTH`.
     pub async fn participants(&self, session: &Session) -> Result<Vec<Participant>> {
-        session
-            .unless_closed(false, async {
-                let client = session.client().await?;
-                let rt = session.request_timeout(&client);
-                let names = match deadline(rt, "list election candidates", client.list_children(&self.path)).await {
-                    Ok(children) => children,
-                    Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(Vec::new()),
-                    Err(e) => return Err(e),
-                };
-                read_participants(&client, rt, &self.path, &names).await
-            })
-            .await
+        session.unless_closed(false, self.read_once(session)).await
+    }
+
+    /// One listing and the reads of [`Election::participants`].
+    async fn read_once(&self, session: &Session) -> Result<Vec<Participant>> {
+        let client = session.client().await?;
+        let rt = session.request_timeout(&client);
+        let names = match deadline(rt, "list election candidates", client.list_children(&self.path)).await {
+            Ok(children) => children,
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        read_participants(&client, rt, &self.path, &names).await
+    }
+
+    /// The candidates (as [`Election::participants`]), read with [`Election::changed`]'s
+    /// persistence: the first state of a watch.
+    ///
+    /// # On connection loss
+    /// Keeps trying while the session lives (a request that timed out is sent again after a
+    /// pause), so a watch started while the connection is down gets the state once it returns.
+    ///
+    /// # Errors
+    /// As [`Election::changed`].
+    pub async fn current(&self, session: &Session, cancel: Option<CancellationToken>) -> Result<Vec<Participant>> {
+        self.look(session, None, cancel).await
     }
 
     /// The current leader, if anyone takes part.
@@ -174,6 +188,11 @@ impl Election {
     /// `ABORTED` when `cancel` fires, `CLIENT_CLOSED` when the session closes, `SESSIONEXPIRED`
     /// when it expired (and is not replaced), `NOAUTH`.
     pub async fn changed(&self, session: &Session, known: &[String], cancel: Option<CancellationToken>) -> Result<Vec<Participant>> {
+        self.look(session, Some(known), cancel).await
+    }
+
+    /// [`Election::changed`] (`known`: `Some`) or [`Election::current`] (`None`): one retry loop.
+    async fn look(&self, session: &Session, known: Option<&[String]>, cancel: Option<CancellationToken>) -> Result<Vec<Participant>> {
         let cancel = cancel.unwrap_or_default();
         let aborted = || Error::Aborted(format!("watching election {} was aborted", self.path));
         let work = async {
@@ -202,8 +221,10 @@ impl Election {
         }
     }
 
-    /// One look: `Some` when the candidates differ from `known`, `None` after a watch fired.
-    async fn changed_once(&self, session: &Session, known: &[String], cancel: &CancellationToken) -> Result<Option<Vec<Participant>>> {
+    /// One look: `Some` when the candidates differ from `known` (at once without `known`),
+    /// `None` after a watch fired.
+    async fn changed_once(&self, session: &Session, known: Option<&[String]>, cancel: &CancellationToken) -> Result<Option<Vec<Participant>>> {
+        let Some(known) = known else { return self.read_once(session).await.map(Some) };
         let client = session.client().await?;
         let rt = session.request_timeout(&client);
         let (names, watcher) = match deadline(rt, "watch election candidates", client.list_and_watch_children(&self.path)).await {
