@@ -112,9 +112,15 @@ module.exports = function electionFacade(z) {
       }
       const leadership = new Leadership(nativeLock, this, candidacy);
       // Watched at once: the signal must fire on loss even if nobody read it before. The
-      // reaction holds the candidacy, never the leadership: one garbage-collected without
-      // resign() is still released by the native side (Lock's Drop), and frees this object.
-      leadership.lost.then(() => this._ended(candidacy));
+      // candidacy ends synchronously on abort, in a listener registered before any of the
+      // caller's: lead() again from the caller's own 'abort' handler is accepted. The listener
+      // holds the candidacy, never the leadership: one garbage-collected without resign() is
+      // still released by the native side (Lock's Drop), and frees this object.
+      const election = new WeakRef(this);
+      leadership.signal.addEventListener('abort', () => {
+        const e = election.deref();
+        if (e) e._ended(candidacy);
+      }, { once: true });
       forgotten.register(leadership, { election: new WeakRef(this), candidacy });
       return leadership;
     }

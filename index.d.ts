@@ -558,7 +558,9 @@ export class Election extends EventEmitter {
    * alike; candidates lead in arrival order; one round trip when nobody else takes part.
    * Errors: `TIMEOUT` (`timeout` passed), `ABORTED` (`signal`), `CLIENT_CLOSED` (the client
    * closed meanwhile), `SESSIONEXPIRED`, `CONNECTIONLOSS`, `ALREADY_HELD` (this object already
-   * takes part), `LOCK_KIND_MISMATCH` (the path is in use as a lock or semaphore).
+   * takes part: a `lead()` pending, or a leadership neither resigned nor lost; from the lost
+   * leadership's `signal` abort handler on, it may take part again), `LOCK_KIND_MISMATCH` (the
+   * path is in use as a lock or semaphore).
    * Cancellation: timeout, abort, close and errors never leave the candidate node behind.
    * On connection loss: a waiting candidate keeps its place (its watch is restored on reconnect);
    * a session expiry rejects with `SESSIONEXPIRED` (call `lead()` again to take part anew).
