@@ -19,6 +19,15 @@ module.exports = function electionFacade(z) {
     if (e) e._ended(candidacy);
   });
 
+  /** A thrown value as text, whatever it is (its own toString may throw). */
+  function describeThrown(err) {
+    try {
+      return err !== null && typeof err === 'object' && typeof err.message === 'string' ? err.message : String(err);
+    } catch {
+      return 'a value that cannot be printed';
+    }
+  }
+
   const participant = (p) => ({ id: p.id, node: p.node, isLeader: p.isLeader });
 
   /** `{ leader, participants }` from the native list (the leader first). */
@@ -86,8 +95,21 @@ module.exports = function electionFacade(z) {
       this.id = id;
       this._candidacy = null;
       this._observer = null;
-      this.on('newListener', (name) => {
-        if (name === 'leader' || name === 'participants') queueMicrotask(() => this._observe());
+      /** The last `{ leader, participants }` the events delivered (undefined: none yet). */
+      this._last = undefined;
+      /** How many times each event was emitted by the observer (a late listener's catch-up). */
+      this._emitted = { leader: 0, participants: 0 };
+      /** The controllers of the watch() iterators not ended yet: close() ends them. */
+      this._watches = new Set();
+      this.on('newListener', (name, listener) => {
+        if (name !== 'leader' && name !== 'participants') return;
+        const seen = this._emitted[name];
+        queueMicrotask(() => {
+          // "The current state first": a listener added while events already flow gets the
+          // last state at once, alone (the others have it), unless an emit reached it meanwhile.
+          if (this._observer && this._last !== undefined && this._emitted[name] === seen) this._catchUp(name, listener);
+          this._observe();
+        });
       });
       this.on('removeListener', () => {
         if (this.listenerCount('leader') + this.listenerCount('participants') === 0) this._stopObserving();
@@ -173,20 +195,59 @@ module.exports = function electionFacade(z) {
       if (this._observer || this.listenerCount('leader') + this.listenerCount('participants') === 0) return;
       const controller = new AbortController();
       this._observer = controller;
+      this._last = undefined;
       let last; // the leader's node seen last (undefined: nothing seen yet)
       try {
-        for await (const { leader, participants } of this.watch({ signal: controller.signal })) {
-          this.emit('participants', participants);
-          const node = leader ? leader.node : null;
+        for await (const state of this.watch({ signal: controller.signal })) {
+          if (this._observer !== controller) break; // stopped meanwhile (a newer observer may run)
+          this._last = state;
+          this._deliver('participants', state.participants);
+          const node = state.leader ? state.leader.node : null;
           if (node !== last) {
             last = node;
-            this.emit('leader', leader);
+            this._deliver('leader', state.leader);
           }
         }
       } catch (err) {
-        if (this.listenerCount('error') > 0) this.emit('error', err);
+        // Only errors that last end the events (connection loss is waited out by watch()).
+        if (this._observer === controller && this.listenerCount('error') > 0) this.emit('error', err);
       } finally {
-        if (this._observer === controller) this._observer = null;
+        if (this._observer === controller) {
+          this._observer = null;
+          this._last = undefined;
+        }
+      }
+    }
+
+    /** Emits to every listener of `name`, each on its own: one that throws stops neither the others nor the events. */
+    _deliver(name, value) {
+      this._emitted[name] += 1;
+      for (const listener of this.rawListeners(name)) this._call(listener, value);
+    }
+
+    /** Delivers the last state to one listener just added (if it is still there). */
+    _catchUp(name, listener) {
+      // The last match: the one just added (an earlier registration of the same function has the state).
+      const raw = this.rawListeners(name).findLast((l) => l === listener || l.listener === listener);
+      if (raw) this._call(raw, name === 'leader' ? this._last.leader : this._last.participants);
+    }
+
+    _call(listener, value) {
+      try {
+        listener.call(this, value);
+      } catch (err) {
+        // A bug in the caller's listener: reported, not swallowed, and the others still run.
+        // Not rethrown: an uncaught exception would end every listener's events (the process).
+        // A string warning, not an Error: an Error of another realm (vm, Jest) is refused.
+        try {
+          process.emitWarning(`a listener of the events of election ${this.path} threw (the events go on): ${describeThrown(err)}`, {
+            type: 'ZktxListenerWarning',
+            code: 'ZKTX_LISTENER_THREW',
+            detail: err !== null && typeof err === 'object' && typeof err.stack === 'string' ? err.stack : undefined,
+          });
+        } catch {
+          // reporting must never stop the events
+        }
       }
     }
 

@@ -537,14 +537,19 @@ export class Leadership extends Lock {
  * A leader election at one path (`zk.election(path, { id })`), with the node layout of Curator's
  * `LeaderLatch`: zktx candidates and Java services using `LeaderLatch` on the same path agree on
  * one leader. Each candidate is a protected ephemeral-sequential node `_c_<uuid>-latch-<seq>`
- * holding its id; the lowest sequence leads; every other candidate watches its predecessor.
+ * holding its id; every child of the path is a participant, ordered as Curator orders them (by
+ * the text after `latch-` in the name, else the whole name: the candidates by sequence, a
+ * foreign child such as a plain sequential `0000000000` where that puts it, with its data as
+ * id); the first leads; every other candidate watches its predecessor.
  *
  * Events (observing starts with the first `leader` or `participants` listener, stops with the
  * last one removed or `close()`; while observing, the process stays alive until `close()` or
  * `zk.close()`): `leader` (`ElectionLeader | null`) with the current leader first, then on
  * every change of leader; `participants` (`ElectionParticipant[]`) on every change of the
- * candidates; `error` (`ZktxError`) if observing fails for good (`SESSIONEXPIRED` with
- * `reconnectAfterExpiry: false`, `NOAUTH`), only when a listener is attached.
+ * candidates; a listener added while events flow gets the current state at once. Connection
+ * loss is waited out; `error` (`ZktxError`) if observing fails for good (`SESSIONEXPIRED` with
+ * `reconnectAfterExpiry: false`, `NOAUTH`), only when a listener is attached. A listener that
+ * throws stops neither the others nor the events (the error becomes a process warning).
  */
 export class Election extends EventEmitter {
   /** The election's path. */
