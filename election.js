@@ -164,30 +164,14 @@ module.exports = function electionFacade(z) {
 
     /**
      * An async iterator of `{ leader, participants }`: the current state first, then once per
-     * change of the candidates. Ends on `signal`, `break`, or when the client closes.
+     * change of the candidates. Ends on `signal`, `break` (`return()`, even while a `next()` is
+     * pending), `election.close()`, or when the client closes. Connection loss is waited out
+     * (the first read too); it rejects only on errors that last (`SESSIONEXPIRED` without
+     * `reconnectAfterExpiry`, `NOAUTH`).
      */
     watch(options) {
       const opts = checkCallOptions(options, ['signal']);
-      const self = this;
-      return (async function* watching() {
-        const { signal } = opts;
-        const over = (err) => err instanceof ZktxError && (err.code === 'CLIENT_CLOSED' || (err.code === 'ABORTED' && signal !== undefined && isAborted(signal)));
-        let known;
-        for (;;) {
-          let list;
-          try {
-            if (signal !== undefined && isAborted(signal)) return;
-            list = known === undefined
-              ? await call(() => self._native.participants())
-              : await withSignal(signal, (id) => call(() => self._native.changed(known, id)));
-          } catch (err) {
-            if (over(err)) return;
-            throw err;
-          }
-          known = list.map((p) => p.node);
-          yield snapshot(list);
-        }
-      })();
+      return new Watching(this, opts.signal);
     }
 
     /** Emits `participants` on every change and `leader` when the leader changes. */
@@ -264,6 +248,87 @@ module.exports = function electionFacade(z) {
      */
     close() {
       this._stopObserving();
+      for (const controller of [...this._watches]) controller.abort();
+    }
+  }
+
+  /**
+   * The iterator of `election.watch()`: hand-written, not an async generator, so that
+   * `return()` (what `break` calls) ends it at once even while a `next()` is pending: it aborts
+   * the internal controller, which cancels the native wait, and the pending `next()` resolves
+   * `{ done: true }`.
+   */
+  class Watching {
+    constructor(election, signal) {
+      this._election = election;
+      this._controller = new AbortController();
+      this._known = undefined; // node names of the last state (undefined: none yet)
+      this._done = false;
+      this._queue = Promise.resolve(); // next() calls run one after another
+      this._signal = signal;
+      this._onAbort = () => this._end();
+      if (signal !== undefined) {
+        if (isAborted(signal)) this._done = true;
+        else signal.addEventListener('abort', this._onAbort, { once: true });
+      }
+      if (!this._done) election._watches.add(this._controller);
+    }
+
+    [Symbol.asyncIterator]() {
+      return this;
+    }
+
+    next() {
+      const step = this._queue.then(() => this._step());
+      this._queue = step.then(() => {}, () => {});
+      return step;
+    }
+
+    async _step() {
+      if (this._done) return { value: undefined, done: true };
+      const election = this._election;
+      const signal = this._controller.signal;
+      let list;
+      try {
+        list = await withSignal(signal, (id) => call(() => (this._known === undefined
+          ? election._native.current(id)
+          : election._native.changed(this._known, id))));
+      } catch (err) {
+        if (this._done || (err instanceof ZktxError && err.code === 'CLIENT_CLOSED')) {
+          this._end();
+          return { value: undefined, done: true };
+        }
+        this._end();
+        throw err;
+      }
+      if (this._done) return { value: undefined, done: true };
+      this._known = list.map((p) => p.node);
+      return { value: snapshot(list), done: false };
+    }
+
+    /** Ends the iterator now (a pending `next()` resolves `{ done: true }`). */
+    return(value) {
+      this._end();
+      return Promise.resolve({ value, done: true });
+    }
+
+    throw(err) {
+      this._end();
+      return Promise.reject(err);
+    }
+
+    _end() {
+      if (this._done && !this._election._watches.has(this._controller)) return;
+      this._done = true;
+      this._election._watches.delete(this._controller);
+      if (this._signal !== undefined) {
+        try {
+          this._signal.removeEventListener('abort', this._onAbort);
+        } catch {
+          // a signal that throws here cannot fire any more either
+        }
+      }
+      this._controller.abort();
     }
   }
 

@@ -582,12 +582,13 @@ export class Election extends EventEmitter {
   /**
    * The state now, then once per change of the candidates (several changes between two reads of
    * the iterator arrive as one). Keeps going through connection loss (the watch is restored, a
-   * request that timed out is retried) and, with `reconnectAfterExpiry`, through expiry. Ends on
-   * `signal`, `break`, or when the client closes; throws `SESSIONEXPIRED` when the session
-   * expired for good, `NOAUTH`.
+   * request that timed out is retried; the first read too) and, with `reconnectAfterExpiry`,
+   * through expiry. Ends on `signal`, `break` / `return()` (at once, a pending `next()` resolves
+   * `done`), `election.close()`, or when the client closes; throws `SESSIONEXPIRED` when the
+   * session expired for good, `NOAUTH`.
    */
   watch(options?: { signal?: AbortSignal }): AsyncIterableIterator<ElectionState>;
-  /** Stops the `leader` / `participants` events. Does not resign. */
+  /** Stops the `leader` / `participants` events and ends every `watch()` iterator. Does not resign. */
   close(): void;
   on(event: 'leader', listener: (leader: ElectionLeader | null) => void): this;
   on(event: 'participants', listener: (participants: ElectionParticipant[]) => void): this;
