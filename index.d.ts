@@ -537,14 +537,19 @@ export class Leadership extends Lock {
  * A leader election at one path (`zk.election(path, { id })`), with the node layout of Curator's
  * `LeaderLatch`: zktx candidates and Java services using `LeaderLatch` on the same path agree on
  * one leader. Each candidate is a protected ephemeral-sequential node `_c_<uuid>-latch-<seq>`
- * holding its id; the lowest sequence leads; every other candidate watches its predecessor.
+ * holding its id; every child of the path is a participant, ordered as Curator orders them (by
+ * the text after `latch-` in the name, else the whole name: the candidates by sequence, a
+ * foreign child such as a plain sequential `0000000000` where that puts it, with its data as
+ * id); the first leads; every other candidate watches its predecessor.
  *
  * Events (observing starts with the first `leader` or `participants` listener, stops with the
  * last one removed or `close()`; while observing, the process stays alive until `close()` or
  * `zk.close()`): `leader` (`ElectionLeader | null`) with the current leader first, then on
  * every change of leader; `participants` (`ElectionParticipant[]`) on every change of the
- * candidates; `error` (`ZktxError`) if observing fails for good (`SESSIONEXPIRED` with
- * `reconnectAfterExpiry: false`, `NOAUTH`), only when a listener is attached.
+ * candidates; a listener added while events flow gets the current state at once. Connection
+ * loss is waited out; `error` (`ZktxError`) if observing fails for good (`SESSIONEXPIRED` with
+ * `reconnectAfterExpiry: false`, `NOAUTH`), only when a listener is attached. A listener that
+ * throws stops neither the others nor the events (the error becomes a process warning).
  */
 export class Election extends EventEmitter {
   /** The election's path. */
@@ -558,7 +563,9 @@ export class Election extends EventEmitter {
    * alike; candidates lead in arrival order; one round trip when nobody else takes part.
    * Errors: `TIMEOUT` (`timeout` passed), `ABORTED` (`signal`), `CLIENT_CLOSED` (the client
    * closed meanwhile), `SESSIONEXPIRED`, `CONNECTIONLOSS`, `ALREADY_HELD` (this object already
-   * takes part), `LOCK_KIND_MISMATCH` (the path is in use as a lock or semaphore).
+   * takes part: a `lead()` pending, or a leadership neither resigned nor lost; from the lost
+   * leadership's `signal` abort handler on, it may take part again), `LOCK_KIND_MISMATCH` (the
+   * path is in use as a lock or semaphore).
    * Cancellation: timeout, abort, close and errors never leave the candidate node behind.
    * On connection loss: a waiting candidate keeps its place (its watch is restored on reconnect);
    * a session expiry rejects with `SESSIONEXPIRED` (call `lead()` again to take part anew).
@@ -575,12 +582,13 @@ export class Election extends EventEmitter {
   /**
    * The state now, then once per change of the candidates (several changes between two reads of
    * the iterator arrive as one). Keeps going through connection loss (the watch is restored, a
-   * request that timed out is retried) and, with `reconnectAfterExpiry`, through expiry. Ends on
-   * `signal`, `break`, or when the client closes; throws `SESSIONEXPIRED` when the session
-   * expired for good, `NOAUTH`.
+   * request that timed out is retried; the first read too) and, with `reconnectAfterExpiry`,
+   * through expiry. Ends on `signal`, `break` / `return()` (at once, a pending `next()` resolves
+   * `done`), `election.close()`, or when the client closes; throws `SESSIONEXPIRED` when the
+   * session expired for good, `NOAUTH`.
    */
   watch(options?: { signal?: AbortSignal }): AsyncIterableIterator<ElectionState>;
-  /** Stops the `leader` / `participants` events. Does not resign. */
+  /** Stops the `leader` / `participants` events and ends every `watch()` iterator. Does not resign. */
   close(): void;
   on(event: 'leader', listener: (leader: ElectionLeader | null) => void): this;
   on(event: 'participants', listener: (participants: ElectionParticipant[]) => void): this;

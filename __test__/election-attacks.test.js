@@ -180,16 +180,28 @@ describe('election attacks (shared server)', () => {
     for (const l of leads) await (await l).resign();
   });
 
-  it('foreign children (plain sequential nodes, other names) are ignored by zktx: they neither lead nor block, and are not participants', async () => {
+  it('foreign children (plain sequential nodes, other names) are participants where Curator\'s LeaderLatch puts them (by the text after "latch-", else the whole name): one ahead leads with its data as id and blocks lead() until it goes, one sorting after blocks nobody', async () => {
     const p = `/elections/${unique('foreign')}`;
     await zk.znodes.create(p).catch(() => {});
-    const plain = await zk.znodes.create(`${p}/`, Buffer.from('x'), { sequential: true });
-    await zk.znodes.create(`${p}/config`, Buffer.from('x'));
-    await zk.znodes.create(`${p}/-early`, Buffer.from('x'));
-    const l = await within(zk.election(p, { id: 'a' }).lead(), 5000, 'a to lead past foreign children');
-    expect(await zk.election(p).participants()).toEqual([{ id: 'a', node: nodeOf(l), isLeader: true }]);
-    await l.resign();
-    for (const n of [plain, `${p}/config`, `${p}/-early`]) await zk.znodes.delete(n);
+    const plain = (await zk.znodes.create(`${p}/`, Buffer.from('plain'), { sequential: true })).split('/').pop(); // 0000000000
+    await zk.znodes.create(`${p}/config`, Buffer.from('cfg'));
+    await zk.znodes.create(`${p}/-early`, Buffer.from('early'));
+    const waiting = settled(another().election(p, { id: 'a' }).lead());
+    await waitFor(async () => (await zk.children(p)).length === 4, { what: 'a to take part' });
+    const ps = await zk.election(p).participants();
+    const mine = ps.find((x) => x.id === 'a').node;
+    // Curator's order: "-early" ('-' < '0'), "0000000000", a's latch node by its sequence, "config".
+    expect(ps.map((x) => [x.id, x.node, x.isLeader])).toEqual([['early', '-early', true], ['plain', plain, false], ['a', mine, false], ['cfg', 'config', false]]);
+    expect(await zk.election(p).leader()).toEqual({ id: 'early', node: '-early' });
+    expect(await Promise.race([waiting, sleep(500).then(() => 'waits')])).toBe('waits');
+    await zk.znodes.delete(`${p}/-early`);
+    expect(await Promise.race([waiting, sleep(500).then(() => 'waits')])).toBe('waits'); // behind "0000000000" now
+    await zk.znodes.delete(`${p}/${plain}`);
+    const r = await within(waiting, 5000, 'a to lead once the foreign children ahead are gone');
+    expect(r.ok && nodeOf(r.value)).toBe(mine);
+    expect((await zk.election(p).participants()).map((x) => [x.id, x.isLeader])).toEqual([['a', true], ['cfg', false]]); // "config" sorts after: blocks nobody
+    await r.value.resign();
+    await zk.znodes.delete(`${p}/config`);
   });
 
   it('a path used by Curator\'s LeaderSelector (`_c_<uuid>-lock-<seq>` nodes) is refused LOCK_KIND_MISMATCH, leaving nothing behind; its lock nodes are not participants', async () => {
@@ -424,7 +436,7 @@ describe('election attacks: Curator LeaderLatch on the same path (dedicated serv
     return c;
   };
 
-  it('Curator interop "both name the same leader" — with a plain sequential child on the path (made before the latch nodes)', async () => {
+  it('Curator interop "both name the same leader" — with a plain sequential child on the path (made before the latch nodes): both name it (Curator 5.4 sorts it first), neither candidate leads past it, and once it goes Curator leads', async () => {
     const latchPath = `/interop/${unique('plain-seq-first')}`;
     const c = zkc();
     await c.znodes.create('/interop').catch(() => {});
@@ -433,31 +445,38 @@ describe('election attacks: Curator LeaderLatch on the same path (dedicated serv
     const java = curator(latchPath, 'java-1');
     await java.next(isLine('STARTED'), 30000);
     const election = c.election(latchPath, { id: 'zktx-1' });
-    await waitFor(async () => (await election.participants()).length === 1, { timeoutMs: 20000, what: 'Curator to take part' });
+    await waitFor(async () => (await election.participants()).length === 2, { timeoutMs: 20000, what: 'Curator to take part' });
     const zktxSays = (await election.leader()).id;
     const javaLeads = await java.next(isLine('LEADER '), 5000).then(() => true, () => false);
     const curatorSays = await curatorSaysLeader(java);
-    // A zktx candidate behind it: does anybody lead at all?
+    // A zktx candidate behind them: does it lead past the foreign child, or past java-1?
     const z = await settled(election.lead({ timeout: 3000 }));
     if (z.ok) await z.value.resign();
-    expect({ zktxSays, curatorSays, javaLeads, zktxCandidate: z.ok ? 'waits behind java-1?' : z.error.code })
-      .toEqual({ zktxSays: 'java-1', curatorSays: 'java-1', javaLeads: true, zktxCandidate: 'TIMEOUT' });
+    expect({ zktxSays, curatorSays, javaLeads, zktxCandidate: z.ok ? 'leads past them' : z.error.code })
+      .toEqual({ zktxSays: 'not-a-candidate', curatorSays: 'not-a-candidate', javaLeads: false, zktxCandidate: 'TIMEOUT' });
+    // Once the foreign child goes, Curator leads, and both say so.
+    await c.znodes.delete(`${latchPath}/0000000000`);
+    await java.next(isLine('LEADER '), 10000);
+    expect({ zktxSays: (await election.leader()).id, curatorSays: await curatorSaysLeader(java) }).toEqual({ zktxSays: 'java-1', curatorSays: 'java-1' });
   }, 60000);
 
-  it('Curator interop "when zktx resigns, Curator leads" — also after someone made a plain sequential child on the path while zktx led', async () => {
+  it('Curator interop "when zktx resigns, the next participant leads" — also after someone made a plain sequential child on the path while zktx led: both name that child (Curator 5.4 waits on it), and Curator leads once it goes', async () => {
     const latchPath = `/interop/${unique('plain-seq-between')}`;
     const c = zkc();
     const election = c.election(latchPath, { id: 'zktx-1' });
     const leadership = await election.lead();
-    await c.znodes.create(`${latchPath}/`, Buffer.from('not-a-candidate'), { sequential: true });
+    const plain = await c.znodes.create(`${latchPath}/`, Buffer.from('not-a-candidate'), { sequential: true });
     const java = curator(latchPath, 'java-1');
     await java.next(isLine('STARTED'), 30000);
-    await waitFor(async () => (await election.participants()).length === 2, { timeoutMs: 20000, what: 'Curator to take part' });
+    await waitFor(async () => (await election.participants()).length === 3, { timeoutMs: 20000, what: 'Curator to take part' });
     await leadership.resign();
     const javaLeads = await java.next(isLine('LEADER '), 6000).then(() => true, () => false);
     const zktxSays = (await election.leader()).id;
     const curatorSays = await curatorSaysLeader(java);
-    expect({ zktxSays, curatorSays, javaLeads }).toEqual({ zktxSays: 'java-1', curatorSays: 'java-1', javaLeads: true });
+    expect({ zktxSays, curatorSays, javaLeads }).toEqual({ zktxSays: 'not-a-candidate', curatorSays: 'not-a-candidate', javaLeads: false });
+    await c.znodes.delete(plain);
+    await java.next(isLine('LEADER '), 10000);
+    expect({ zktxSays: (await election.leader()).id, curatorSays: await curatorSaysLeader(java) }).toEqual({ zktxSays: 'java-1', curatorSays: 'java-1' });
   }, 60000);
 
   it('Curator interop: a Curator candidate and zktx candidates never both lead, and agree, through a Curator connection blip (Curator gives up at SUSPENDED, zktx keeps its place)', async () => {

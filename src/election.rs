@@ -70,6 +70,19 @@ impl NativeElection {
         })
     }
 
+    /// The candidates now, retried through connection loss (the first state of a watch).
+    #[napi]
+    pub fn current(&self, env: Env, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Vec<NativeParticipant>>> {
+        no_panic(|| {
+            let (store, election) = (self.store.clone(), self.election.clone());
+            in_span(env, &self.span, async move {
+                let cancel = acquire_options(None, cancel_id)?.cancel;
+                let found = election.current(store.session(), cancel).await.map_err(to_js_error)?;
+                Ok(found.into_iter().map(Into::into).collect())
+            })
+        })
+    }
+
     /// Resolves with the candidates once their nodes differ from `known` (node names, in order).
     #[napi]
     pub fn changed(&self, env: Env, known: Vec<String>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Vec<NativeParticipant>>> {

@@ -11,7 +11,7 @@ use zookeeper_client as zk;
 
 use super::{Queue, Watch};
 use crate::error::{Error, Result};
-use crate::recipe::driver::{sorted_contenders, Contender};
+use crate::recipe::driver::{Contender, LockDriver};
 use crate::session::deadline;
 
 /// The result of a read sent along with a queue listing, if one was asked for.
@@ -27,6 +27,8 @@ pub(crate) struct ZkQueue<'a> {
     pub own: &'a str,
     /// A znode to read with every listing (the value a transaction reads under its lock).
     pub read: Option<&'a str>,
+    /// Turns a listing into the queue the driver decides on ([`LockDriver::contenders`]).
+    pub driver: &'a dyn LockDriver,
 }
 
 /// Sends `getChildren(dir)` and, if asked, `getData(read)` back to back — now, not when polled —
@@ -79,7 +81,7 @@ impl Queue for ZkQueue<'_> {
             let watch: Watch = Box::pin(async move {
                 watcher.changed().await;
             });
-            Ok((sorted_contenders(&children), watch))
+            Ok((self.driver.contenders(&children), watch))
         })
     }
 
@@ -89,7 +91,7 @@ impl Queue for ZkQueue<'_> {
             let (listed, got) = tokio::time::timeout(self.rt, list_and_read(self.client, self.dir, self.read))
                 .await
                 .map_err(|_| Error::timeout(format!("list lock queue: no answer from ZooKeeper within {} ms", self.rt.as_millis())))?;
-            Ok((sorted_contenders(&listed.map_err(Error::from)?), got))
+            Ok((self.driver.contenders(&listed.map_err(Error::from)?), got))
         })
     }
 }

@@ -82,6 +82,38 @@ pub fn sorted_contenders(children: &[String]) -> Vec<Contender> {
     contenders
 }
 
+/// The kind given to a child that is not a lock node (`Contender::parse` refuses it) in the
+/// queue of a driver that counts such children ([`LatchDriver`]); its `sequence` is meaningless.
+pub const FOREIGN: &str = "";
+
+/// The sort key of a child of a latch path in Curator's `LeaderLatch` (5.x): the text after the
+/// last `latch-` in its name, or the whole name when there is none
+/// (`StandardLockInternalsDriver.standardFixForSorting(name, "latch-")`).
+pub fn curator_latch_key(name: &str) -> &str {
+    match name.rfind("latch-") {
+        Some(at) => &name[at + "latch-".len()..],
+        None => name,
+    }
+}
+
+/// The participants of an election path, in the order Curator's `LeaderLatch` decides on
+/// (`LockInternals.getSortedChildren(children, "latch-", sorter)`): every child, sorted by
+/// [`curator_latch_key`] compared as Java's `String.compareTo` does (UTF-16 code units). So a
+/// foreign child (a plain sequential `0000000000`, a `-early`) is a participant where Curator
+/// puts it, and for ZooKeeper's 10-digit sequence suffixes `latch` nodes keep their sequence
+/// order. Two differences, both on paths Curator would mishandle anyway: nodes of another
+/// family (`_c_<id>-lock-<seq>`, …: the path is a lock's, and `lead()` refuses it) are left out,
+/// and equal keys (only possible between non-sequential names) are ordered by name where
+/// Curator keeps the server's listing order, which is unspecified.
+pub fn latch_order(children: &[String]) -> Vec<String> {
+    let mut out: Vec<&String> = children
+        .iter()
+        .filter(|name| Contender::parse(name).is_none_or(|c| family(&c.kind) == Family::Latch))
+        .collect();
+    out.sort_by(|a, b| curator_latch_key(a).encode_utf16().cmp(curator_latch_key(b).encode_utf16()).then_with(|| a.cmp(b)));
+    out.into_iter().cloned().collect()
+}
+
 /// What a contender should do after looking at the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -141,6 +173,12 @@ pub trait LockDriver: Send + Sync {
 
     /// Given the sorted queue and the contender's own node name, decide.
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision;
+
+    /// The queue [`LockDriver::decide`] is given for a directory listing: the lock nodes sorted
+    /// by sequence ([`sorted_contenders`]), foreign children ignored.
+    fn contenders(&self, children: &[String]) -> Vec<Contender> {
+        sorted_contenders(children)
+    }
 }
 
 /// Exclusive lock: the first node holds it; a waiter watches its predecessor only, so each
@@ -214,12 +252,17 @@ impl LockDriver for ReadWriteDriver {
     }
 }
 
-/// Leader election (Curator's `LeaderLatch`): the lowest `latch` node leads; every other
-/// candidate watches its predecessor, so a leader's departure wakes exactly its successor.
+/// Leader election (Curator's `LeaderLatch`): the first participant in Curator's order
+/// ([`latch_order`]) leads; every other candidate watches its predecessor in that order, so a
+/// leader's departure wakes exactly its successor.
 ///
-/// Curator sorts a latch directory by the text after `latch-` in each name, which for its
-/// 10-digit sequence suffixes is the order of [`Contender::sequence`]: a zktx candidate and a
-/// Curator one on the same path agree on the leader.
+/// Curator counts *every* child of the path as a participant, sorted by the text after `latch-`
+/// in its name (the whole name when there is none): for `latch` nodes' 10-digit sequence
+/// suffixes that is the order of [`Contender::sequence`], and a foreign child (someone's plain
+/// sequential `0000000000`) sorts where that text puts it. This driver decides the same way, so
+/// a zktx candidate and a Curator one on the same path agree on the leader: a candidate behind a
+/// foreign child waits for it to go, as Curator's does. Nodes of another family are refused or
+/// waited for by sequence first ([`other_family`]), as for every driver.
 #[derive(Clone, Copy, Debug)]
 pub struct LatchDriver;
 
@@ -229,14 +272,26 @@ impl LockDriver for LatchDriver {
     }
 
     fn decide(&self, queue: &[Contender], mine: &str) -> Decision {
-        let Some(i) = queue.iter().position(|c| c.name == mine) else { return Decision::NodeGone };
-        if let Some(decision) = other_family(queue, i, self.kind()) {
+        // Families are decided on the lock nodes by sequence, foreign children aside.
+        let nodes: Vec<Contender> = queue.iter().filter(|c| c.kind != FOREIGN).cloned().collect();
+        let Some(i) = nodes.iter().position(|c| c.name == mine) else { return Decision::NodeGone };
+        if let Some(decision) = other_family(&nodes, i, self.kind()) {
             return decision;
         }
-        match i {
-            0 => Decision::Acquired,
-            _ => Decision::WaitFor(queue[i - 1].name.clone()),
+        let names: Vec<String> = queue.iter().map(|c| c.name.clone()).collect();
+        let order = latch_order(&names);
+        match order.iter().position(|n| n == mine) {
+            None => Decision::NodeGone,
+            Some(0) => Decision::Acquired,
+            Some(at) => Decision::WaitFor(order[at - 1].clone()),
         }
+    }
+
+    /// Every child: the lock nodes by sequence, then the foreign children (kind [`FOREIGN`]).
+    fn contenders(&self, children: &[String]) -> Vec<Contender> {
+        let mut queue = sorted_contenders(children);
+        queue.extend(children.iter().filter(|c| Contender::parse(c).is_none()).map(|c| Contender { name: c.clone(), kind: FOREIGN.to_string(), sequence: -1 }));
+        queue
     }
 }
 
@@ -376,6 +431,32 @@ mod tests {
         assert_eq!(LatchDriver.decide(&q, curator), Decision::WaitFor("_c_ffff-latch-0000000001".into()));
         assert_eq!(LatchDriver.decide(&q, "_c_0123abcd-latch-0000000003"), Decision::WaitFor(curator.into()));
         assert_eq!(LatchDriver.decide(&q, "_c_gone-latch-0000000009"), Decision::NodeGone);
+    }
+
+    #[test]
+    fn the_latch_driver_orders_every_child_as_curator_does() {
+        // Curator 5.4 sorts every child by the text after the last "latch-" (the whole name
+        // when there is none): a plain sequential child made before the latch nodes leads, one
+        // made between two latch nodes sits between them, "-early" sorts before digits and
+        // "config" after them; a lock node of another family is left out.
+        let children = names(&["_c_b-latch-0000000003", "config", "0000000001", "-early", "_c_a-latch-0000000002", "_c_c-latch-0000000005", "0000000004"]);
+        assert_eq!(latch_order(&children), names(&["-early", "0000000001", "_c_a-latch-0000000002", "_c_b-latch-0000000003", "0000000004", "_c_c-latch-0000000005", "config"]));
+        let q = LatchDriver.contenders(&children);
+        assert_eq!(LatchDriver.decide(&q, "_c_a-latch-0000000002"), Decision::WaitFor("0000000001".into()));
+        assert_eq!(LatchDriver.decide(&q, "_c_c-latch-0000000005"), Decision::WaitFor("0000000004".into()));
+        assert_eq!(LatchDriver.decide(&q, "_c_gone-latch-0000000009"), Decision::NodeGone);
+        // Foreign children that sort after every candidate block nobody.
+        let q = LatchDriver.contenders(&names(&["config", "zz", "_c_a-latch-0000000002", "_c_b-latch-0000000003"]));
+        assert_eq!(LatchDriver.decide(&q, "_c_a-latch-0000000002"), Decision::Acquired);
+        assert_eq!(LatchDriver.decide(&q, "_c_b-latch-0000000003"), Decision::WaitFor("_c_a-latch-0000000002".into()));
+        // Java's compareTo is on UTF-16 code units: U+FF61 sorts after U+1F600 there (not in UTF-8).
+        assert_eq!(latch_order(&names(&["\u{FF61}", "\u{1F600}"])), names(&["\u{1F600}", "\u{FF61}"]));
+        // Other lock recipes' rules are unchanged: foreign children are no contenders to them.
+        assert_eq!(StandardDriver { max_leases: 1 }.contenders(&children).len(), 3);
+        // A lock node ahead still refuses the path, foreign children or not.
+        let q = LatchDriver.contenders(&names(&["0000000000", "_c_x-lock-0000000001", "_c_a-latch-0000000002"]));
+        assert_eq!(LatchDriver.decide(&q, "_c_a-latch-0000000002"), Decision::KindMismatch("lock".into()));
+        assert!(!latch_order(&names(&["0000000000", "_c_x-lock-0000000001"])).contains(&"_c_x-lock-0000000001".to_string()));
     }
 
     #[test]

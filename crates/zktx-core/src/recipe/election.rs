@@ -4,21 +4,26 @@
 //!
 //! Layout (Curator 5, `LeaderLatch.reset()` and `LockInternals`): each candidate creates a
 //! protected ephemeral-sequential node `<path>/_c_<uuid>-latch-<10-digit seq>` whose data is its
-//! participant id (UTF-8 bytes in Curator); the lowest sequence leads; every other candidate
-//! watches its predecessor. That is the lock loop of [`super::internals`] with the
+//! participant id (UTF-8 bytes in Curator); the lowest sequence leads (foreign children aside,
+//! below); every other candidate watches its predecessor. That is the lock loop of [`super::internals`] with the
 //! [`LatchDriver`] and a node that carries data, so taking part is acquiring, and leadership is
 //! a [`Lock`] on the candidate's node: its czxid is the fencing token, [`Lock::lost`] the loss
 //! signal, [`Lock::release`] resigning, and writes fenced on it are refused once it is lost.
 //!
-//! Observing ([`Election::participants`], [`Election::changed`]) reads the `latch` nodes of the
-//! path and their data; it takes no part.
+//! Participants are ordered as Curator's `LeaderLatch` orders them ([`latch_order`]): every
+//! child of the path, sorted by the text after `latch-` in its name (the whole name when there
+//! is none). So a foreign child (someone's plain sequential `0000000000`) is a participant whose
+//! id is its data, and one ahead of the candidates leads and blocks them, on both sides alike.
+//!
+//! Observing ([`Election::participants`], [`Election::changed`], [`Election::current`]) reads the
+//! participants of the path and their data; it takes no part.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use zookeeper_client as zk;
 
-use super::driver::{sorted_contenders, LatchDriver};
+use super::driver::{latch_order, LatchDriver};
 use super::internals::{self, validate_lock_path, AcquireOptions};
 use super::mutex::Lock;
 use crate::error::{Error, Result};
@@ -35,9 +40,6 @@ pub type Leadership = Lock;
 /// ids are kept far below ZooKeeper's 1 MiB node limit.
 pub const MAX_PARTICIPANT_ID_BYTES: usize = 16 * 1024;
 
-/// The node-kind word in a candidate's node name (Curator's `LeaderLatch.LOCK_NAME` is `latch-`).
-const KIND: &str = "latch";
-
 /// One candidate seen in an election.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Participant {
@@ -45,9 +47,11 @@ pub struct Participant {
     pub id: Vec<u8>,
     /// Its node's name under the election path.
     pub node: String,
-    /// The node's sequence number: candidates are ordered by it.
-    pub sequence: i64,
-    /// Whether it leads (the lowest sequence still present when read).
+    /// The node's sequence number (its trailing 10 or more digits), if its name has one.
+    /// Candidates are ordered as Curator orders them ([`latch_order`]), which for `latch`
+    /// nodes is by sequence.
+    pub sequence: Option<i64>,
+    /// Whether it leads (the first participant still present when read).
     pub is_leader: bool,
 }
 
@@ -97,8 +101,8 @@ impl Election {
     ///
     /// # Guarantees
     /// At most one leader per path among live sessions, zktx and Curator `LeaderLatch`
-    /// candidates alike: the lowest `latch` node leads, and a candidate leads only once every
-    /// node ahead of it is gone. Candidates are served in arrival order; each waits on its
+    /// candidates alike: the first participant in Curator's order leads, and a candidate leads
+    /// only once every node ahead of it is gone (a foreign child ahead of it too, as in Curator). Candidates are served in arrival order; each waits on its
     /// predecessor only. A free election costs one round trip.
     ///
     /// # Errors
@@ -124,25 +128,39 @@ impl Election {
     ///
     /// # Guarantees
     /// One listing, then every candidate's data read in one pipelined round trip. A candidate
-    /// that left between the two is left out, and the lowest one still present is the leader.
+    /// that left between the two is left out, and the first one still present (in Curator's order) is the leader.
     /// Empty when nobody takes part (or the path does not exist).
     ///
     /// # Errors
     /// `TIMEOUT` / `CONNECTIONLOSS` when the server does not answer, `CLIENT_CLOSED`,
     /// `SESSIONEXPIRED`, `NOAUTH`.
     pub async fn participants(&self, session: &Session) -> Result<Vec<Participant>> {
-        session
-            .unless_closed(false, async {
-                let client = session.client().await?;
-                let rt = session.request_timeout(&client);
-                let names = match deadline(rt, "list election candidates", client.list_children(&self.path)).await {
-                    Ok(children) => children,
-                    Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(Vec::new()),
-                    Err(e) => return Err(e),
-                };
-                read_participants(&client, rt, &self.path, &names).await
-            })
-            .await
+        session.unless_closed(false, self.read_once(session)).await
+    }
+
+    /// One listing and the reads of [`Election::participants`].
+    async fn read_once(&self, session: &Session) -> Result<Vec<Participant>> {
+        let client = session.client().await?;
+        let rt = session.request_timeout(&client);
+        let names = match deadline(rt, "list election candidates", client.list_children(&self.path)).await {
+            Ok(children) => children,
+            Err(Error::ZooKeeper { code: "NONODE", .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        read_participants(&client, rt, &self.path, &names).await
+    }
+
+    /// The candidates (as [`Election::participants`]), read with [`Election::changed`]'s
+    /// persistence: the first state of a watch.
+    ///
+    /// # On connection loss
+    /// Keeps trying while the session lives (a request that timed out is sent again after a
+    /// pause), so a watch started while the connection is down gets the state once it returns.
+    ///
+    /// # Errors
+    /// As [`Election::changed`].
+    pub async fn current(&self, session: &Session, cancel: Option<CancellationToken>) -> Result<Vec<Participant>> {
+        self.look(session, None, cancel).await
     }
 
     /// The current leader, if anyone takes part.
@@ -170,6 +188,11 @@ impl Election {
     /// `ABORTED` when `cancel` fires, `CLIENT_CLOSED` when the session closes, `SESSIONEXPIRED`
     /// when it expired (and is not replaced), `NOAUTH`.
     pub async fn changed(&self, session: &Session, known: &[String], cancel: Option<CancellationToken>) -> Result<Vec<Participant>> {
+        self.look(session, Some(known), cancel).await
+    }
+
+    /// [`Election::changed`] (`known`: `Some`) or [`Election::current`] (`None`): one retry loop.
+    async fn look(&self, session: &Session, known: Option<&[String]>, cancel: Option<CancellationToken>) -> Result<Vec<Participant>> {
         let cancel = cancel.unwrap_or_default();
         let aborted = || Error::Aborted(format!("watching election {} was aborted", self.path));
         let work = async {
@@ -198,8 +221,10 @@ impl Election {
         }
     }
 
-    /// One look: `Some` when the candidates differ from `known`, `None` after a watch fired.
-    async fn changed_once(&self, session: &Session, known: &[String], cancel: &CancellationToken) -> Result<Option<Vec<Participant>>> {
+    /// One look: `Some` when the candidates differ from `known` (at once without `known`),
+    /// `None` after a watch fired.
+    async fn changed_once(&self, session: &Session, known: Option<&[String]>, cancel: &CancellationToken) -> Result<Option<Vec<Participant>>> {
+        let Some(known) = known else { return self.read_once(session).await.map(Some) };
         let client = session.client().await?;
         let rt = session.request_timeout(&client);
         let (names, watcher) = match deadline(rt, "watch election candidates", client.list_and_watch_children(&self.path)).await {
@@ -215,7 +240,7 @@ impl Election {
             },
             Err(e) => return Err(e),
         };
-        let candidates: Vec<String> = sorted_contenders(&names).into_iter().filter(|c| c.kind == KIND).map(|c| c.name).collect();
+        let candidates = latch_order(&names);
         if candidates != known {
             return read_participants(&client, rt, &self.path, &names).await.map(Some);
         }
@@ -227,23 +252,30 @@ impl Election {
     }
 }
 
-/// Reads the data of every `latch` node among `children` in one pipelined round trip.
+/// Reads the data of every participant among `children` ([`latch_order`]) in one pipelined
+/// round trip.
 async fn read_participants(client: &zk::Client, rt: Duration, path: &str, children: &[String]) -> Result<Vec<Participant>> {
-    let candidates: Vec<_> = sorted_contenders(children).into_iter().filter(|c| c.kind == KIND).collect();
+    let candidates = latch_order(children);
     // Sent now, in order, answered in order: one round trip for all of them.
-    let reads: Vec<_> = candidates.iter().map(|c| client.get_data(&format!("{path}/{}", c.name))).collect();
+    let reads: Vec<_> = candidates.iter().map(|c| client.get_data(&format!("{path}/{c}"))).collect();
     let results = tokio::time::timeout(rt, futures_util::future::join_all(reads))
         .await
         .map_err(|_| Error::timeout(format!("read election candidates: no answer from ZooKeeper within {} ms", rt.as_millis())))?;
     let mut out = Vec::with_capacity(candidates.len());
     for (c, r) in candidates.into_iter().zip(results) {
         match r {
-            Ok((data, _)) => out.push(Participant { id: data, node: c.name, sequence: c.sequence, is_leader: out.is_empty() }),
+            Ok((data, _)) => out.push(Participant { id: data, sequence: sequence_of(&c), node: c, is_leader: out.is_empty() }),
             Err(zk::Error::NoNode) => {}, // left between the listing and the read
             Err(e) => return Err(e.into()),
         }
     }
     Ok(out)
+}
+
+/// The sequence ZooKeeper appended to a sequential node's name (its trailing 10+ digits).
+fn sequence_of(name: &str) -> Option<i64> {
+    let digits = &name[name.trim_end_matches(|c: char| c.is_ascii_digit()).len()..];
+    if digits.len() >= 10 { digits.parse().ok() } else { None }
 }
 
 #[cfg(test)]
