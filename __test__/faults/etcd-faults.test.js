@@ -68,15 +68,17 @@ describe('etcd cluster failover', () => {
 
   it('kill -9 of the leader: held locks stay held, waiters get in after release, tokens keep growing', async () => {
     const p = `/locks/${unique('etcd-failover')}`;
-    const [a, b] = [etcd({ endpoints: cluster.endpoints, timeout: 5000 }), etcd({ endpoints: cluster.endpoints, timeout: 5000 })];
+    // An 8 s lease: failover (election 0.5 s, the dead member's connection given up by pings)
+    // fits well inside it even on a loaded machine.
+    const [a, b] = [etcd({ endpoints: cluster.endpoints, timeout: 8000 }), etcd({ endpoints: cluster.endpoints, timeout: 8000 })];
     const held = await a.lock(p);
     const lostEarly = held.lost.then((e) => e.reason);
     const waiting = b.lock(p, { timeout: 30000 });
     const leader = await cluster.leader();
     await leader.kill('SIGKILL');
     await cluster.waitForQuorum();
-    // The lease outlives the failover (keep-alives go to the new leader within the TTL).
-    await sleep(6000);
+    // The lease outlives the failover and its own TTL (keep-alives go to the new leader).
+    await sleep(9000);
     expect(await held.isHeld()).toBe(true);
     const race = await Promise.race([lostEarly, sleep(10).then(() => 'still held')]);
     expect(race).toBe('still held');
