@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{Queue, Watch};
+use super::{retry_transient, Queue, Watch};
 use crate::error::{Error, Outcome, Result};
 use crate::recipe::driver::{Contender, LockDriver, ReadWriteDriver, StandardDriver};
 use crate::recipe::internals::{wait_in_queue, AcquireOptions};
@@ -205,29 +205,6 @@ async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Ou
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for a reason retrying cannot fix, or `limit` passed:
-/// a request to a member that just died (leader failover, a restart) fails with connection loss
-/// while the client's other endpoints serve. Every call retried here is idempotent (a lease
-/// grant leaves at most an unused lease that expires; the join `Txn` puts only if absent).
-async fn retrying<T, F, Fut>(limit: Duration, mut attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let until = Instant::now() + limit;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        match attempt().await {
-            Err(e) if e.is_transient() && Instant::now() + pause < until => {
-                tracing::debug!(error = %e, "etcd request failed; retrying on the client's endpoints");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
-            },
-            done => return done,
-        }
-    }
-}
-
 impl EtcdSession {
     /// A session that connects on first use.
     ///
@@ -332,7 +309,7 @@ impl EtcdSession {
         let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
         let rt = self.inner.request_timeout();
         let sent_at = Instant::now();
-        let granted = retrying(rt * 2, || {
+        let granted = retry_transient(rt * 2, || {
             let mut client = client.clone();
             async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
         })
@@ -471,7 +448,7 @@ impl EtcdSession {
             if let Ok(mut p) = pending.lock() {
                 *p = Some(Left { client: client.clone(), key: key.clone(), token: None, lease: lease.clone(), registration });
             }
-            let joined = retrying(retry_for, || {
+            let joined = retry_transient(retry_for, || {
                 let (mut client, join) = (client.clone(), join.clone());
                 async move { within(rt, "join etcd lock queue", client.txn(join)).await }
             })
@@ -626,7 +603,7 @@ struct EtcdQueue {
 
 impl EtcdQueue {
     async fn list(&self) -> Result<(Vec<Contender>, i64)> {
-        let got = retrying(self.retry_for, || {
+        let got = retry_transient(self.retry_for, || {
             let mut client = self.client.clone();
             let prefix = self.prefix.clone();
             async move { within(self.rt, "list etcd lock queue", client.get(prefix, Some(etcd::GetOptions::new().with_prefix().with_sort(etcd::SortTarget::Create, etcd::SortOrder::Ascend)))).await }
@@ -642,7 +619,7 @@ impl EtcdQueue {
         if prefix {
             options = options.with_prefix();
         }
-        retrying(self.retry_for, || {
+        retry_transient(self.retry_for, || {
             let (mut client, key, options) = (self.client.clone(), key.clone(), options.clone());
             async move { within(self.rt, "watch etcd lock queue", client.watch(key, Some(options))).await }
         })
@@ -696,7 +673,7 @@ impl Queue for EtcdQueue {
     fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>> {
         Box::pin(async move {
             let key = format!("{}{}", self.prefix, ahead.name);
-            let got = retrying(self.retry_for, || {
+            let got = retry_transient(self.retry_for, || {
                 let (mut client, key) = (self.client.clone(), key.clone());
                 async move { within(self.rt, "read etcd lock key", client.get(key, None)).await }
             })

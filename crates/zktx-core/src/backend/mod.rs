@@ -26,6 +26,33 @@ use futures_util::future::BoxFuture;
 use crate::error::Result;
 use crate::recipe::driver::Contender;
 
+/// Runs `attempt` until it succeeds, fails for a reason retrying cannot fix, or `limit` passed.
+///
+/// A waiter's requests (list the queue, set a watch) fail with connection loss when the
+/// connection drops under them (ZooKeeper fails requests in flight; an etcd member dies); the
+/// session, and the waiter's place in the queue, may well live on. Retrying keeps that place
+/// instead of giving it up; what ends the session (`SESSIONEXPIRED`, a closed client) is not
+/// transient and ends the wait at once. Every call retried this way is a read or an idempotent
+/// write.
+pub(crate) async fn retry_transient<T, F, Fut>(limit: std::time::Duration, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let until = tokio::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < until => {
+                tracing::debug!(error = %e, "request failed on a lost connection; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            },
+            done => return done,
+        }
+    }
+}
+
 /// A watch that resolves once what it watches changed (or can no longer be watched: the loop
 /// then looks again, so a spurious wake-up costs one listing, never a wrong decision).
 pub(crate) type Watch = BoxFuture<'static, ()>;

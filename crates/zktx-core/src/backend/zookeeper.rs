@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use zookeeper_client as zk;
 
-use super::{Queue, Watch};
+use super::{retry_transient, Queue, Watch};
 use crate::error::{Error, Result};
 use crate::recipe::driver::{Contender, LockDriver};
 use crate::session::deadline;
@@ -25,6 +25,9 @@ pub(crate) struct ZkQueue<'a> {
     pub dir: &'a str,
     /// The waiter's own node (its name): its deletion wakes the waiter too.
     pub own: &'a str,
+    /// How long a request lost with the connection is retried (the session timeout: past it,
+    /// the session is gone and the error says so).
+    pub retry_for: Duration,
     /// A znode to read with every listing (the value a transaction reads under its lock).
     pub read: Option<&'a str>,
     /// Turns a listing into the queue the driver decides on ([`LockDriver::contenders`]).
@@ -58,11 +61,14 @@ impl Queue for ZkQueue<'_> {
             // else, a waiter must learn it now, not when the one ahead leaves).
             let ahead_path = format!("{}/{}", self.dir, ahead.name);
             let own_path = format!("{}/{}", self.dir, self.own);
-            let (ahead, own) = tokio::join!(
-                deadline(self.rt, "watch lock predecessor", self.client.check_and_watch_stat(&ahead_path)),
-                deadline(self.rt, "watch own lock node", self.client.check_and_watch_stat(&own_path)),
-            );
-            let ((ahead_stat, ahead_watcher), (own_stat, own_watcher)) = (ahead?, own?);
+            let ((ahead_stat, ahead_watcher), (own_stat, own_watcher)) = retry_transient(self.retry_for, || async {
+                let (ahead, own) = tokio::join!(
+                    deadline(self.rt, "watch lock predecessor", self.client.check_and_watch_stat(&ahead_path)),
+                    deadline(self.rt, "watch own lock node", self.client.check_and_watch_stat(&own_path)),
+                );
+                Ok((ahead?, own?))
+            })
+            .await?;
             if ahead_stat.is_none() || own_stat.is_none() {
                 return Ok(None); // look again now: the one ahead left, or we did
             }
@@ -77,7 +83,7 @@ impl Queue for ZkQueue<'_> {
 
     fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>> {
         Box::pin(async move {
-            let (children, watcher) = deadline(self.rt, "watch lock queue", self.client.list_and_watch_children(self.dir)).await?;
+            let (children, watcher) = retry_transient(self.retry_for, || deadline(self.rt, "watch lock queue", self.client.list_and_watch_children(self.dir))).await?;
             let watch: Watch = Box::pin(async move {
                 watcher.changed().await;
             });

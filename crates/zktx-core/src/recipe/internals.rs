@@ -160,7 +160,7 @@ async fn acquire_in_session(
     };
     let node_path = format!("{dir}/{name}");
     let queue_position = sorted_contenders(&children).iter().position(|c| c.name == name).map(|p| p as u32);
-    let queue = ZkQueue { client: &client, rt, dir, own: &name, read, driver };
+    let queue = ZkQueue { client: &client, rt, dir, own: &name, retry_for: client.session_timeout(), read, driver };
     match wait_in_queue(&queue, dir, &name, driver.contenders(&children), driver, opts, give_up_at).await {
         Ok(waited) => {
             let lost_after = client.session_timeout().mul_f64(session.options().lost_after);
