@@ -173,11 +173,14 @@ describe('election attacks (shared server)', () => {
     const ps = await zk.election(p).participants();
     expect(ps.find((x) => x.node === foreign.split('/').pop()).id).toBe('\uFFFD\uFFFDA');
     await zk.znodes.delete(foreign);
-    for (const l of leads) {
-      const r = await Promise.race([settled(l), sleep(10).then(() => null)]);
-      if (r && r.ok) await r.value.resign();
+    // Resign in the order leadership comes (the queue's order is the creates', not the array's):
+    // awaiting them in array order would wait on one queued behind a leader not yet resigned.
+    const pending = new Set(leads);
+    while (pending.size > 0) {
+      const { l, leadership } = await Promise.race([...pending].map((x) => x.then((v) => ({ l: x, leadership: v }))));
+      pending.delete(l);
+      await leadership.resign();
     }
-    for (const l of leads) await (await l).resign();
   });
 
   it('foreign children (plain sequential nodes, other names) are participants where Curator\'s LeaderLatch puts them (by the text after "latch-", else the whole name): one ahead leads with its data as id and blocks lead() until it goes, one sorting after blocks nobody', async () => {
