@@ -704,7 +704,7 @@ impl Queue for EtcdQueue {
 /// Deletes `key` if it is still the one created at `token` (any, when unknown); `true` once it
 /// is known gone.
 async fn delete_key(client: &mut etcd::Client, key: &str, token: Option<i64>, rt: Duration) -> bool {
-    let until = Instant::now() + rt;
+    let until = crate::session::instant_after_or_far(rt);
     loop {
         let sent = match token {
             Some(rev) => {
@@ -973,7 +973,7 @@ impl EtcdLock {
                     return LockLoss::SessionEnded;
                 }
                 let since = *suspended.borrow();
-                let declare_at = since.map(|t| t + lost_after);
+                let declare_at = since.and_then(|t| t.checked_add(lost_after));
                 tokio::select! {
                     _ = released.changed() => {},
                     _ = ended.changed() => {},

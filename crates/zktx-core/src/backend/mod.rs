@@ -39,11 +39,12 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let until = tokio::time::Instant::now() + limit;
+    // Saturating: `limit` comes from a caller's timeout (at most 2^31 ms from JS).
+    let until = crate::session::instant_after_or_far(limit);
     let mut pause = std::time::Duration::from_millis(50);
     loop {
         match attempt().await {
-            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < until => {
+            Err(e) if e.is_transient() && crate::session::instant_after_or_far(pause) < until => {
                 tracing::debug!(error = %e, "request failed on a lost connection; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_secs(1));
