@@ -223,7 +223,7 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
       if (r.stats.undetermined) log(`group ${g}: search budget exhausted after ${r.stats.searchSteps} steps: serial order undetermined`);
     }
     for (const hold of h.holds) for (const w of hold.writes) store[w.key] = await check.get(w.key);
-    const lr = checkLocks({ holds: h.holds, store, permits: { [paths.sem]: paths.permits } });
+    const lr = checkLocks({ holds: h.holds, store, permits: semaphorePermits(paths) });
     histories.push('locks');
     lockStats = lr.stats;
     violations.push(...lr.violations);
@@ -427,9 +427,17 @@ function recheck(dump) {
     for (const v of r.violations) violations.push(`group ${g}: ${v}`);
   }
   const paths = lockPaths(dump.run);
-  violations.push(...checkLocks({ holds: h.holds, store: dump.store, permits: { [paths.sem]: paths.permits } }).violations);
+  violations.push(...checkLocks({ holds: h.holds, store: dump.store, permits: semaphorePermits(paths) }).violations);
   violations.push(...checkErrors(h.errors).violations);
   return { violations, stats, history: h };
+}
+
+/**
+ * Permits per path for the checker. Every semaphore op passes `paths.permits`, on its own path or,
+ * when the generator mixed kinds (`op.on`), on another kind's path: two leases on `rw` are legal.
+ */
+function semaphorePermits(paths) {
+  return Object.fromEntries([paths.sem, paths.rw, ...paths.ex].map((p) => [p, paths.permits]));
 }
 
 module.exports = { runStress, buildHistory, recheck };

@@ -934,16 +934,21 @@ impl EtcdLock {
         Err(Error::ConnectionLoss { message: format!("release of {}: etcd did not confirm the delete; it is retried in the background", self.path), outcome: Outcome::Unknown })
     }
 
-    /// Asks the server whether this holder's key still exists.
+    /// Asks the server whether this holder's key still exists, retrying a lost connection (a
+    /// member's death) for up to the request timeout.
     ///
     /// # Errors
-    /// Connection errors.
+    /// Connection errors that outlast the request timeout.
     pub async fn is_held(&self) -> Result<bool> {
         if self.is_released() || *self.lease.ended.borrow() || self.closing.is_cancelled() {
             return Ok(false);
         }
-        let mut client = self.client.clone();
-        let got = within(self.rt, "read etcd lock key", client.get(self.key.clone(), None)).await?;
+        // A member's death fails the request on its connection; another member answers.
+        let got = retry_transient(self.rt, || {
+            let (mut client, key) = (self.client.clone(), self.key.clone());
+            async move { within(self.rt, "read etcd lock key", client.get(key, None)).await }
+        })
+        .await?;
         Ok(got.kvs().first().is_some_and(|kv| kv.create_revision() == self.token))
     }
 
