@@ -98,11 +98,16 @@ module.exports = function etcdFacade(z) {
     }
   }
 
-  // The locks are the ZooKeeper client's methods, over `this._native.acquire` (same surface).
-  for (const name of ['lock', '_lock', '_acquire', '_acquireUntraced', 'readWriteLock', 'semaphore', 'multiLock', '_multiLock', '_multiLockUntraced', 'withLock', '_withLock']) {
+  // The locks and the key-value store are the ZooKeeper client's methods, over the native
+  // client's `acquire`, `get`, `set`, `fence`, `executeTransaction` and `begin` (same surface).
+  const SHARED = ['lock', '_lock', '_acquire', '_acquireUntraced', 'readWriteLock', 'semaphore', 'multiLock', '_multiLock', '_multiLockUntraced', 'withLock', '_withLock',
+    'get', '_get', 'set', '_set', 'executeTransaction', '_executeTransaction', '_executeTransactionUntraced', '_keyTransaction'];
+  for (const name of SHARED) {
     const method = Object.getOwnPropertyDescriptor(ZooKeeper.prototype, name);
     if (method) Object.defineProperty(Etcd.prototype, name, method);
   }
+  /** What a fenced `set` accepts: locks of this backend. */
+  Etcd.prototype._NativeLock = native.NativeEtcdLock;
   traceMethods(Etcd, ['connect', 'close']);
 
   return { Etcd };

@@ -1187,8 +1187,8 @@ export interface EtcdOptions {
  * other. The lock methods and their guarantees are {@link ZooKeeper}'s; the fencing token is
  * the key's create revision (global, never restarts). See docs/etcd.md for where etcd differs.
  *
- * Not on etcd yet: the key-value store, transactions, the coordinator, leader election and the
- * raw API (they are ZooKeeper-only in this release).
+ * Also `get`, `set` and `executeTransaction` on the same JSON store layout. Not on etcd yet:
+ * `transaction`, the coordinator, leader election and the raw API (ZooKeeper-only in this release).
  *
  * Events: `state` with `CONNECTED` (a lease was granted), `SUSPENDED` (keep-alives unanswered),
  * `RECONNECTED`, `EXPIRED` (the lease ended: every lock on it is lost; the next call grants a new
@@ -1218,6 +1218,26 @@ export class Etcd extends EventEmitter {
   multiLock(paths: string[], options?: AcquireOptions): Promise<MultiLock>;
   /** As {@link ZooKeeper.withLock}. */
   withLock<R>(path: string, fn: (lock: Lock) => R | Promise<R>, options?: AcquireOptions): Promise<R>;
+  /**
+   * Reads `key` (a linearizable read of etcd key `/zktx/kv/<key>`); `undefined` when absent.
+   * As {@link ZooKeeper.get}.
+   */
+  get<T extends Json = Json>(key: string): Promise<T | undefined>;
+  /**
+   * Writes `key`; with `{ lock }` (locks of this etcd client's backend), one `Txn` that first
+   * compares every lock key's create revision with its token: a holder that lost its lock gets
+   * `LOCK_LOST` / `SESSIONEXPIRED` and writes nothing. Resolves the key's new mod revision.
+   */
+  set(key: string, value: Json, options?: { lock?: Lock | MultiLock }): Promise<number>;
+  /**
+   * As {@link ZooKeeper.executeTransaction}, on etcd: the key's lock is etcd's lock recipe under
+   * `/zktx/locks/kv/<key>/`; the commit is one `Txn` that compares the lock key's create revision
+   * and the value's mod revision as read, then puts the value and deletes the lock key. `version`
+   * and `zxid` are the commit's revision (revisions never restart: no tombstones, and no limit on
+   * the time between read and commit). A commit whose answer was lost is settled by deleting the
+   * lock key (then it can never apply) or, if it is already gone, by etcd's history.
+   */
+  executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
 }
 
 /** A ZooKeeper session with locks and a JSON key-value store. */

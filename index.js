@@ -549,12 +549,15 @@ class MultiLock {
 }
 
 /** The native locks behind a `{ lock }` option (a Lock or a MultiLock of this library). */
-function nativeLocks(lock) {
+function nativeLocks(lock, NativeLock = native.NativeLock) {
   return checked(() => {
     let natives;
     if (lock instanceof Lock) natives = [lock._native];
     else if (lock instanceof MultiLock && Array.isArray(lock.locks)) natives = lock.locks.map((l) => l && l._native);
-    if (!natives || !natives.every((n) => n instanceof native.NativeLock)) throw invalid(`lock must be a Lock or MultiLock from this library, got ${describe(lock)}`);
+    if (!natives) throw invalid(`lock must be a Lock or MultiLock from this library, got ${describe(lock)}`);
+    if (!natives.every((n) => n instanceof NativeLock)) {
+      throw invalid(`lock must be a Lock or MultiLock of this client's coordinator (${NativeLock === native.NativeLock ? 'ZooKeeper' : 'etcd'}): a lock on the other backend cannot fence this write`);
+    }
     return natives;
   }, 'lock');
 }
@@ -1397,7 +1400,7 @@ class ZooKeeper extends EventEmitter {
     checkKey(key);
     const json = encodeValue(value);
     if (opts.lock !== undefined) {
-      const natives = nativeLocks(opts.lock);
+      const natives = nativeLocks(opts.lock, this._NativeLock);
       const fence = callSync(() => this._native.fence());
       for (const n of natives) callSync(() => fence.add(n));
       return call(() => fence.set(key, json));
@@ -1527,6 +1530,8 @@ ZooKeeper.prototype.coordinator = function coordinator(name, options) {
 };
 
 Object.assign(ZooKeeper, LOG_LEVELS);
+/** What a fenced `set` accepts: locks of this backend. */
+ZooKeeper.prototype._NativeLock = native.NativeLock;
 
 const { Election, Leadership } = require('./election')({
   ZktxError, Lock, call, callSync, invalid, describe, checkPath, checkWellFormed, readOptions, checkCallOptions, checkTimeout, withSignal, isAborted, traceMethods,

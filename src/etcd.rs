@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use zktx_core::backend::etcd::{EtcdLock, EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
+use zktx_core::backend::etcd::{EtcdKeyTransaction, EtcdLock, EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
+use zktx_core::kv::{JsonValue, Layout};
 use zktx_core::LockKind;
 
-use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, WeakCallback, MAX_WAIT};
+use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, NativeCommitted, WeakCallback, MAX_WAIT};
 
 /// Options already checked by the JS facade (unknown keys refused there).
 #[napi(object)]
@@ -247,6 +248,152 @@ impl NativeEtcdLock {
         no_panic(|| {
             let lock = self.lock.clone();
             crate::bridge::spawn_on_timers(&env, &self.span, async move { lock.is_held().await.map_err(to_js_error) })
+        })
+    }
+}
+
+/// The key-value store on etcd: the surface of `NativeClient`'s (`get`, `set`, `fence`,
+/// `executeTransaction`, `begin`), over `zktx_core::backend::etcd`'s store. Versions are mod
+/// revisions (numbers up to 2^53 in JS).
+#[napi]
+impl NativeEtcdClient {
+    #[napi]
+    pub fn get(&self, env: Env, key: String) -> Result<PromiseRaw<'static, Option<NativeEtcdVersioned>>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let v = session.get_value(&Layout::default(), &key).await.map_err(to_js_error)?;
+                Ok(v.map(|v| NativeEtcdVersioned { json: v.value.into_string(), version: v.version as f64 }))
+            })
+        })
+    }
+
+    #[napi]
+    pub fn set(&self, env: Env, key: String, json: String) -> Result<PromiseRaw<'static, f64>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let value = JsonValue::from_text(json).map_err(to_js_error)?;
+                session.set_value(&Layout::default(), &key, &value, &[]).await.map(|v| v as f64).map_err(to_js_error)
+            })
+        })
+    }
+
+    /// A writer fenced on the etcd locks added with `add`.
+    #[napi]
+    pub fn fence(&self) -> Result<NativeEtcdFence> {
+        no_panic(|| Ok(NativeEtcdFence { session: self.session.clone(), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
+    }
+
+    #[napi]
+    pub fn execute_transaction(&self, env: Env, key: String, json: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeCommitted>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let value = JsonValue::from_text(json).map_err(to_js_error)?;
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                session.execute_transaction(&Layout::default(), &key, value, &opts).await.map(Into::into).map_err(to_js_error)
+            })
+        })
+    }
+
+    /// Locks `key` and reads it, for an updater: `commit(json)` or `abort()` follows.
+    #[napi]
+    pub fn begin(&self, env: Env, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeEtcdKeyTransaction>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let opts = acquire_options(timeout_ms, cancel_id)?;
+                let tx = session.begin(&Layout::default(), &key, &opts).await.map_err(to_js_error)?;
+                Ok(NativeEtcdKeyTransaction { tx: Arc::new(tx), span: tracing::Span::current() })
+            })
+        })
+    }
+}
+
+/// A value and its mod revision.
+#[napi(object)]
+pub struct NativeEtcdVersioned {
+    pub json: String,
+    pub version: f64,
+}
+
+/// Writes fenced on etcd locks (the surface of `NativeFence`).
+#[napi]
+pub struct NativeEtcdFence {
+    session: EtcdSession,
+    locks: Mutex<Vec<Arc<EtcdLock>>>,
+    span: tracing::Span,
+}
+
+#[napi]
+impl NativeEtcdFence {
+    #[napi]
+    pub fn add(&self, lock: &NativeEtcdLock) -> Result<()> {
+        no_panic(|| {
+            self.locks.lock().map_err(|_| invalid("fence poisoned"))?.push(lock.lock.clone());
+            Ok(())
+        })
+    }
+
+    /// Writes `key` only if every added lock is still held (one Txn).
+    #[napi]
+    pub fn set(&self, env: Env, key: String, json: String) -> Result<PromiseRaw<'static, f64>> {
+        no_panic(|| {
+            let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("fence poisoned"));
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let value = JsonValue::from_text(json).map_err(to_js_error)?;
+                let locks = locks?;
+                let refs: Vec<&EtcdLock> = locks.iter().map(Arc::as_ref).collect();
+                session.set_value(&Layout::default(), &key, &value, &refs).await.map(|v| v as f64).map_err(to_js_error)
+            })
+        })
+    }
+}
+
+/// A key locked for an updater (the surface of `NativeKeyTransaction`).
+#[napi]
+pub struct NativeEtcdKeyTransaction {
+    tx: Arc<EtcdKeyTransaction>,
+    span: tracing::Span,
+}
+
+#[napi]
+impl NativeEtcdKeyTransaction {
+    /// The current value as JSON text, `null` when absent; `INVALID_ARGUMENT` for data that is not JSON.
+    #[napi(getter)]
+    pub fn current_json(&self) -> Result<Option<String>> {
+        no_panic(|| Ok(self.tx.decoded().map_err(to_js_error)?.map(|v| v.as_str().to_string())))
+    }
+
+    #[napi(getter)]
+    pub fn token(&self) -> Result<f64> {
+        no_panic(|| Ok(self.tx.lock().token() as f64))
+    }
+
+    #[napi]
+    pub fn commit(&self, env: Env, json: String) -> Result<PromiseRaw<'static, NativeCommitted>> {
+        no_panic(|| {
+            let tx = self.tx.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let value = match JsonValue::from_text(json) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = tx.abort().await;
+                        return Err(to_js_error(e));
+                    },
+                };
+                tx.commit(value).await.map(Into::into).map_err(to_js_error)
+            })
+        })
+    }
+
+    #[napi]
+    pub fn abort(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
+        no_panic(|| {
+            let tx = self.tx.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move { tx.abort().await.map_err(to_js_error) })
         })
     }
 }

@@ -277,7 +277,8 @@ pub struct NativeCommitted {
     pub key: String,
     pub json: String,
     pub previous_json: Option<String>,
-    pub version: i32,
+    /// ZooKeeper: the znode version; etcd: the mod revision.
+    pub version: f64,
     pub token: f64,
     pub zxid: Option<f64>,
 }
@@ -288,7 +289,7 @@ impl From<Committed> for NativeCommitted {
             key: c.key,
             json: c.value.into_string(),
             previous_json: c.previous.map(JsonValue::into_string),
-            version: c.version,
+            version: c.version as f64,
             token: c.token as f64,
             zxid: c.zxid.map(|z| z as f64),
         }

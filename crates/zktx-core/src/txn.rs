@@ -35,8 +35,9 @@ pub struct Committed {
     pub value: JsonValue,
     /// The value before, `None` if the key did not exist.
     pub previous: Option<JsonValue>,
-    /// The znode data version of the new value (0 for a new key).
-    pub version: i32,
+    /// The new value's version: on ZooKeeper its znode data version (0 for a new key), on etcd
+    /// the key's mod revision.
+    pub version: i64,
     /// The fencing token of the lock the write was made under.
     pub token: i64,
     /// The zxid of the commit (ZooKeeper's total order of writes); `None` when the commit's
@@ -213,7 +214,7 @@ impl KeyTransaction {
                     key: self.key.clone(),
                     value,
                     previous: self.current.clone(),
-                    version,
+                    version: i64::from(version),
                     token: self.lock.token(),
                     zxid,
                 })

@@ -32,6 +32,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+mod kv;
+pub use kv::{EtcdKeyTransaction, EtcdVersioned};
+
 use super::{retry_transient, Queue, Watch};
 use crate::error::{Error, Outcome, Result};
 use crate::recipe::driver::{Contender, LockDriver, ReadWriteDriver, StandardDriver};
@@ -910,6 +913,25 @@ impl EtcdLock {
     /// Whether [`EtcdLock::release`] was called.
     pub fn is_released(&self) -> bool {
         self.released.load(Ordering::SeqCst)
+    }
+
+    /// A client on this lock's connection.
+    fn client(&self) -> etcd::Client {
+        self.client.clone()
+    }
+
+    /// Whether the lease this lock is on is known gone.
+    fn lease_ended(&self) -> bool {
+        *self.lease.ended.borrow()
+    }
+
+    /// Marks the lock released without deleting its key: a commit deleted it with its write, or
+    /// it is known gone.
+    fn mark_released(&self) {
+        if !self.released.swap(true, Ordering::SeqCst) {
+            self.released_signal.send_replace(true);
+            drop(self.registration.lock().ok().and_then(|mut r| r.take()));
+        }
     }
 
     /// Releases the lock: deletes its key (only the key this holder created). Idempotent.
