@@ -98,10 +98,12 @@ module.exports = function etcdFacade(z) {
     }
   }
 
-  // The locks and the key-value store are the ZooKeeper client's methods, over the native
-  // client's `acquire`, `get`, `set`, `fence`, `executeTransaction` and `begin` (same surface).
+  // The locks, the key-value store and transactions are the ZooKeeper client's methods, over the
+  // native client's `acquire`, `get`, `set`, `fence`, `executeTransaction`, `begin`,
+  // `transaction` and `transactionRecord` (same surface).
   const SHARED = ['lock', '_lock', '_acquire', '_acquireUntraced', 'readWriteLock', 'semaphore', 'multiLock', '_multiLock', '_multiLockUntraced', 'withLock', '_withLock',
-    'get', '_get', 'set', '_set', 'executeTransaction', '_executeTransaction', '_executeTransactionUntraced', '_keyTransaction'];
+    'get', '_get', 'set', '_set', 'executeTransaction', '_executeTransaction', '_executeTransactionUntraced', '_keyTransaction',
+    'transaction', '_transaction', '_transactionUntraced', '_settleFailure'];
   for (const name of SHARED) {
     const method = Object.getOwnPropertyDescriptor(ZooKeeper.prototype, name);
     if (method) Object.defineProperty(Etcd.prototype, name, method);

@@ -1187,8 +1187,9 @@ export interface EtcdOptions {
  * other. The lock methods and their guarantees are {@link ZooKeeper}'s; the fencing token is
  * the key's create revision (global, never restarts). See docs/etcd.md for where etcd differs.
  *
- * Also `get`, `set` and `executeTransaction` on the same JSON store layout. Not on etcd yet:
- * `transaction`, the coordinator, leader election and the raw API (ZooKeeper-only in this release).
+ * Also `get`, `set`, `executeTransaction` and `transaction` on the same JSON store layout. Not on
+ * etcd yet: `pruneTransactionIds`, the coordinator, leader election and the raw API
+ * (ZooKeeper-only in this release).
  *
  * Events: `state` with `CONNECTED` (a lease was granted), `SUSPENDED` (keep-alives unanswered),
  * `RECONNECTED`, `EXPIRED` (the lease ended: every lock on it is lost; the next call grants a new
@@ -1238,6 +1239,16 @@ export class Etcd extends EventEmitter {
    * lock key (then it can never apply) or, if it is already gone, by etcd's history.
    */
   executeTransaction<T extends Json = Json>(key: string, valueOrUpdater: ValueOrUpdater<T>, options?: AcquireOptions): Promise<TransactionResult<T>>;
+  /**
+   * As {@link ZooKeeper.transaction} (same retry loop, isolation levels, ids and errors), committed
+   * as one etcd `Txn`: compares for the locks (create revision = token), the id's marker (absent),
+   * the keys read (mod revision as read; 0 for absent) and the keys created (absent), then the
+   * writes. `committed.zxid` and `committed.versions` are the commit's revision. No tombstones and
+   * no 5-minute limit (revisions never restart). `TOO_LARGE` over etcd's default limits: 128
+   * compares or writes (`--max-txn-ops`), 1.5 MiB (`--max-request-bytes`). Locks in `options.lock`
+   * must be this backend's.
+   */
+  transaction<R>(fn: (tx: Transaction) => R | Promise<R>, options?: TransactionOptions): Promise<R>;
 }
 
 /** A ZooKeeper session with locks and a JSON key-value store. */

@@ -1244,7 +1244,7 @@ class ZooKeeper extends EventEmitter {
     if (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) throw invalid(`retries must be an integer from 0 to ${MAX_RETRIES}, got ${describe(retries)}`);
     const isolation = opts.isolation === undefined ? 'serializable' : opts.isolation;
     if (!ISOLATIONS.includes(isolation)) throw invalid(`isolation must be one of ${ISOLATIONS.join(', ')}, got ${describe(isolation)}`);
-    const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock);
+    const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock, this._NativeLock);
     if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id === '')) throw invalid('id must be a non-empty string');
     if (opts.id !== undefined) checkWellFormed(opts.id, 'id');
     if (opts.id !== undefined && Buffer.byteLength(opts.id, 'utf8') > MAX_KEY_BYTES) {

@@ -842,6 +842,7 @@ module.exports.NativeEtcdClient = nativeBinding.NativeEtcdClient
 module.exports.NativeEtcdFence = nativeBinding.NativeEtcdFence
 module.exports.NativeEtcdKeyTransaction = nativeBinding.NativeEtcdKeyTransaction
 module.exports.NativeEtcdLock = nativeBinding.NativeEtcdLock
+module.exports.NativeEtcdTransaction = nativeBinding.NativeEtcdTransaction
 module.exports.NativeFence = nativeBinding.NativeFence
 module.exports.NativeKeyTransaction = nativeBinding.NativeKeyTransaction
 module.exports.NativeLock = nativeBinding.NativeLock

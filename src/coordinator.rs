@@ -270,7 +270,7 @@ impl NativeRun {
                 Ok(NativeCoordinatorCommit {
                     txid: done.txid,
                     pending: done.pending,
-                    versions: done.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
+                    versions: done.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version: version as f64 }).collect(),
                 })
             })
         })

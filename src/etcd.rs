@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use zktx_core::backend::etcd::{EtcdKeyTransaction, EtcdLock, EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
+use zktx_core::backend::etcd::{EtcdKeyTransaction, EtcdLock, EtcdOptions, EtcdSession, EtcdTls, EtcdTransaction, WeakEtcdSession};
+use zktx_core::transaction::{CommitOptions, Isolation};
 use zktx_core::kv::{JsonValue, Layout};
 use zktx_core::LockKind;
 
-use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, NativeCommitted, WeakCallback, MAX_WAIT};
+use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, NativeCommitReport, NativeCommitted, NativeRecord, NativeWrite, WeakCallback, MAX_WAIT};
 
 /// Options already checked by the JS facade (unknown keys refused there).
 #[napi(object)]
@@ -394,6 +395,88 @@ impl NativeEtcdKeyTransaction {
         no_panic(|| {
             let tx = self.tx.clone();
             crate::bridge::spawn_on_timers(&env, &self.span, async move { tx.abort().await.map_err(to_js_error) })
+        })
+    }
+}
+
+/// Multi-key transactions on etcd: the surface of `NativeClient`'s (`transaction`,
+/// `transactionRecord`); the retry loop is index.js's.
+#[napi]
+impl NativeEtcdClient {
+    /// A new transaction attempt.
+    #[napi]
+    pub fn transaction(&self) -> Result<NativeEtcdTransaction> {
+        no_panic(|| {
+            Ok(NativeEtcdTransaction { session: self.session.clone(), tx: Arc::new(tokio::sync::Mutex::new(EtcdTransaction::new())), locks: Mutex::new(Vec::new()), span: self.span.clone() })
+        })
+    }
+
+    /// Whether the transaction with this id committed, and the result it recorded.
+    #[napi]
+    pub fn transaction_record(&self, env: Env, id: String) -> Result<PromiseRaw<'static, NativeRecord>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let r = session.recorded(&Layout::default(), Some(&id)).await.map_err(to_js_error)?;
+                Ok(NativeRecord { applied: r.is_some(), result_json: r.flatten() })
+            })
+        })
+    }
+}
+
+/// One attempt of a multi-key transaction on etcd (the surface of `NativeTransaction`).
+#[napi]
+pub struct NativeEtcdTransaction {
+    session: EtcdSession,
+    tx: Arc<tokio::sync::Mutex<EtcdTransaction>>,
+    locks: Mutex<Vec<Arc<EtcdLock>>>,
+    span: tracing::Span,
+}
+
+#[napi]
+impl NativeEtcdTransaction {
+    /// Reads keys (one Txn for those not read yet); JSON text or null per key.
+    #[napi]
+    pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
+        no_panic(|| {
+            let (session, txm) = (self.session.clone(), self.tx.clone());
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let mut tx = txm.lock().await;
+                let values = tx.get_many(&session, &Layout::default(), &keys).await.map_err(to_js_error)?;
+                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+            })
+        })
+    }
+
+    /// Fences the commit on a lock (may be called for several).
+    #[napi]
+    pub fn add_lock(&self, lock: &NativeEtcdLock) -> Result<()> {
+        no_panic(|| {
+            self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.push(lock.lock.clone());
+            Ok(())
+        })
+    }
+
+    /// Applies the buffered writes and commits them in one Txn.
+    #[napi]
+    pub fn commit(&self, env: Env, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<PromiseRaw<'static, NativeCommitReport>> {
+        no_panic(|| {
+            let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("transaction poisoned"));
+            let (session, txm) = (self.session.clone(), self.tx.clone());
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
+                let locks = locks?;
+                let lock_refs: Vec<&EtcdLock> = locks.iter().map(Arc::as_ref).collect();
+                let layout = Layout::default();
+                let mut tx = txm.lock().await;
+                for (key, write) in crate::parse_writes(writes)? {
+                    tx.write(&layout, &key, write).map_err(to_js_error)?;
+                }
+                let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
+                let report = tx.commit(&session, &layout, &opts).await.map_err(to_js_error)?;
+                Ok(NativeCommitReport::new(report, tx.read_versions()))
+            })
         })
     }
 }

@@ -816,17 +816,27 @@ fn read_keys(env: Env, span: &tracing::Span, store: Arc<Store>, txm: Arc<tokio::
 
 /// Adds the writes a JS transaction buffered to `tx`.
 fn buffer_writes(tx: &mut Transaction, store: &Store, writes: Vec<NativeWrite>) -> Result<()> {
-    for w in writes {
-        let write = match (w.kind.as_str(), w.json) {
-            ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
-            ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
-            ("delete", _) => Write::Delete,
-            ("absent", _) => Write::Absent,
-            (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
-        };
-        tx.write(store, &w.key, write).map_err(to_js_error)?;
+    for (key, write) in parse_writes(writes)? {
+        tx.write(store, &key, write).map_err(to_js_error)?;
     }
     Ok(())
+}
+
+/// The writes a JS transaction buffered, as the core's (either backend).
+pub(crate) fn parse_writes(writes: Vec<NativeWrite>) -> Result<Vec<(String, Write)>> {
+    writes
+        .into_iter()
+        .map(|w| {
+            let write = match (w.kind.as_str(), w.json) {
+                ("set", Some(j)) => Write::Set(JsonValue::from_text(j).map_err(to_js_error)?),
+                ("create", Some(j)) => Write::Create(JsonValue::from_text(j).map_err(to_js_error)?),
+                ("delete", _) => Write::Delete,
+                ("absent", _) => Write::Absent,
+                (kind, _) => return Err(invalid(format!("unknown write kind {kind:?}"))),
+            };
+            Ok((w.key, write))
+        })
+        .collect()
 }
 
 /// One buffered write of a transaction: kind is "set", "create", "delete" or "absent" (a create
@@ -841,7 +851,8 @@ pub struct NativeWrite {
 #[napi(object)]
 pub struct NativeKeyVersion {
     pub key: String,
-    pub version: i32,
+    /// ZooKeeper: a znode version; etcd: a mod revision; -1: read as absent.
+    pub version: f64,
 }
 
 #[napi(object)]
@@ -854,6 +865,21 @@ pub struct NativeCommitReport {
     pub recorded_result: Option<String>,
     pub round_trips: u32,
     pub reads: Vec<NativeKeyVersion>,
+}
+
+impl NativeCommitReport {
+    /// A commit's report, with the versions read (`None`: read as absent, -1 in JS).
+    pub(crate) fn new<'a>(report: CommitReport, reads: impl Iterator<Item = (&'a str, Option<i64>)>) -> Self {
+        NativeCommitReport {
+            writes: report.writes as u32,
+            zxid: report.zxid.map(|z| z as f64),
+            versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version: version as f64 }).collect(),
+            already_applied: report.already_applied,
+            recorded_result: report.recorded_result,
+            round_trips: report.round_trips,
+            reads: reads.map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.map_or(-1.0, |v| v as f64) }).collect(),
+        }
+    }
 }
 
 /// One attempt of a multi-key transaction (the retry loop is in index.js).
@@ -897,16 +923,7 @@ impl NativeTransaction {
                 buffer_writes(&mut tx, &store, writes)?;
                 let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
                 let report: CommitReport = tx.commit(&store, &opts).await.map_err(to_js_error)?;
-                let reads = tx.read_versions().map(|(k, v)| NativeKeyVersion { key: k.to_string(), version: v.unwrap_or(-1) }).collect();
-                Ok(NativeCommitReport {
-                    writes: report.writes as u32,
-                    zxid: report.zxid.map(|z| z as f64),
-                    versions: report.versions.into_iter().map(|(key, version)| NativeKeyVersion { key, version }).collect(),
-                    already_applied: report.already_applied,
-                    recorded_result: report.recorded_result,
-                    round_trips: report.round_trips,
-                    reads,
-                })
+                Ok(NativeCommitReport::new(report, tx.read_versions().map(|(k, v)| (k, v.map(i64::from)))))
             })
         })
     }

@@ -1,16 +1,17 @@
 'use strict';
 // Random transfers between accounts with zk.transaction; every 10th operation is a read-only
 // audit of all accounts. Prints one JSON line per committed transaction, and a summary.
-const { ZooKeeper } = require('../..');
+const { ZooKeeper, Etcd } = require('../..');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { waitForGo } = require('../helpers/procs');
 
-const [prefix, accounts, ops] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+// A fourth argument `etcd` runs it on etcd (ETCD_ENDPOINTS).
+const [prefix, accounts, ops, backend] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), process.argv[5]];
 const keys = Array.from({ length: accounts }, (_, i) => `${prefix}-${i}`);
 const pick = () => keys[Math.floor(Math.random() * keys.length)];
 
 (async () => {
-  const zk = new ZooKeeper({ timeout: 10000, ...clientOptions() });
+  const zk = backend === 'etcd' ? new Etcd({ endpoints: process.env.ETCD_ENDPOINTS, timeout: 10000 }) : new ZooKeeper({ timeout: 10000, ...clientOptions() });
   await zk.connect();
   await waitForGo();
   let retries = 0;

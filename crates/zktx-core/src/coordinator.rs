@@ -184,7 +184,7 @@ pub struct Committed {
     /// The zxid of the decision.
     pub zxid: Option<i64>,
     /// Keys of zktx's store written with the decision, and their new versions.
-    pub versions: Vec<(String, i32)>,
+    pub versions: Vec<(String, i64)>,
 }
 
 /// A transaction's outcome as ZooKeeper records it ([`Coordinator::outcome`]).

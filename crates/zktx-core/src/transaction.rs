@@ -69,13 +69,14 @@ pub enum Write {
     Absent,
 }
 
-/// How to commit.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CommitOptions<'a> {
+/// How to commit (`L`: the backend's lock: [`Lock`] on ZooKeeper,
+/// [`crate::backend::etcd::EtcdLock`] on etcd).
+#[derive(Debug)]
+pub struct CommitOptions<'a, L = Lock> {
     /// Which reads to check.
     pub isolation: Isolation,
     /// Also check that these locks are still held (the commit is fenced on them).
-    pub locks: &'a [&'a Lock],
+    pub locks: &'a [&'a L],
     /// Idempotence key: the commit also creates a marker node named after it, so a commit retried
     /// with the same id after an unknown outcome can never apply twice.
     pub id: Option<&'a str>,
@@ -83,6 +84,138 @@ pub struct CommitOptions<'a> {
     /// [`MAX_RECORDED_RESULT_BYTES`]); a later commit with the same id reports it back in
     /// [`CommitReport::recorded_result`].
     pub result: Option<&'a str>,
+}
+
+impl<L> Default for CommitOptions<'_, L> {
+    fn default() -> Self {
+        CommitOptions { isolation: Isolation::default(), locks: &[], id: None, result: None }
+    }
+}
+
+impl<L> Clone for CommitOptions<'_, L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<L> Copy for CommitOptions<'_, L> {}
+
+impl Isolation {
+    /// Whether a commit checks a key it read at this isolation (`written`: the transaction also
+    /// writes it).
+    pub fn checks(self, written: bool) -> bool {
+        match self {
+            Isolation::Serializable => true,
+            Isolation::Snapshot => written,
+            Isolation::ReadCommitted => false,
+        }
+    }
+}
+
+/// A transaction's buffered writes, the last write of each key, in the order of last writes.
+/// Writes of one key combine as the transaction sees them (the same on every backend).
+#[derive(Clone, Debug, Default)]
+pub struct WriteSet(Vec<(String, Write)>);
+
+impl WriteSet {
+    /// The buffered write of `key`.
+    pub fn get(&self, key: &str) -> Option<&Write> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, w)| w)
+    }
+
+    /// Buffers `write` of `key`, combined with an earlier write of it: `Create` after this
+    /// transaction's own `Delete` is a `Set` (the key is absent in between); a create keeps its
+    /// "must be absent" through later writes of the key.
+    ///
+    /// # Errors
+    /// `NODEEXISTS` for `Create` of a key this transaction already set or created.
+    pub fn add(&mut self, key: &str, write: Write) -> Result<()> {
+        let write = match (self.get(key), write) {
+            (Some(Write::Delete), Write::Create(v)) => Write::Set(v),
+            (Some(Write::Absent), Write::Create(v) | Write::Set(v)) => Write::Create(v),
+            (Some(Write::Set(_) | Write::Create(_)), Write::Create(_)) => {
+                return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} was already written by this transaction")));
+            },
+            (Some(Write::Create(_)), Write::Set(v)) => Write::Create(v),
+            (Some(Write::Create(_) | Write::Absent), Write::Delete | Write::Absent) => Write::Absent,
+            (_, w) => w,
+        };
+        self.0.retain(|(k, _)| k != key);
+        self.0.push((key.to_string(), write));
+        Ok(())
+    }
+
+    /// The writes, in the order of last writes.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, Write)> {
+        self.0.iter()
+    }
+
+    /// Number of keys written.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What a read of `key` sees of this transaction's own write: `Some(Some(v))` a value it
+    /// wrote, `Some(None)` absent (it deleted the key), `None` not written.
+    pub fn visible(&self, key: &str) -> Option<Option<&JsonValue>> {
+        self.get(key).map(|w| match w {
+            Write::Set(v) | Write::Create(v) => Some(v),
+            Write::Delete | Write::Absent => None,
+        })
+    }
+}
+
+/// Settles a commit with an idempotence id (the same on every backend): a commit refused with
+/// nothing applied (a lost lock, a conflict, a create of a key the earlier commit created) whose
+/// id's marker shows an earlier commit applied reports that commit (`already_applied` and its
+/// recorded result); a commit that found the marker reads the recorded result.
+///
+/// # Errors
+/// The commit's error when the marker is absent or unreadable; the marker read's error when a
+/// commit that found the marker cannot read what it recorded.
+pub(crate) async fn settle_with_marker<F, Fut>(id: Option<&str>, committed: Result<()>, mut report: CommitReport, recorded: F) -> Result<CommitReport>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Option<String>>>>,
+{
+    match committed {
+        Err(err) if id.is_some() && !report.already_applied && err.outcome() == crate::error::Outcome::NotApplied && !matches!(err, Error::ClientClosed) => {
+            // Refused (before sending, or by a check that comes before the marker): if a commit
+            // with this id applied, that is the answer. An unreadable marker leaves the refusal
+            // as it was (nothing applied now).
+            match recorded().await {
+                Ok(Some(recorded)) => {
+                    report.already_applied = true;
+                    report.recorded_result = recorded;
+                    Ok(report)
+                },
+                Ok(None) | Err(_) => Err(err),
+            }
+        },
+        Err(err) => Err(err),
+        Ok(()) => {
+            if report.already_applied {
+                report.recorded_result = recorded().await?.flatten();
+            }
+            Ok(report)
+        },
+    }
+}
+
+/// Refuses a result too large for an idempotence marker.
+///
+/// # Errors
+/// `TOO_LARGE` over [`MAX_RECORDED_RESULT_BYTES`].
+pub(crate) fn check_recorded_result(result: Option<&str>) -> Result<()> {
+    match result {
+        Some(r) if r.len() > MAX_RECORDED_RESULT_BYTES => Err(Error::TooLarge(format!("transaction result is {} bytes of JSON; a marker records at most {MAX_RECORDED_RESULT_BYTES}", r.len()))),
+        _ => Ok(()),
+    }
 }
 
 /// The largest caller result an idempotence marker records.
@@ -96,8 +229,9 @@ pub struct CommitReport {
     /// The zxid of the commit (ZooKeeper's total order), `None` for read-only transactions (and
     /// commits the server reports no stat for).
     pub zxid: Option<i64>,
-    /// New versions of keys set by the commit.
-    pub versions: Vec<(String, i32)>,
+    /// New versions of keys set by the commit (znode versions on ZooKeeper, mod revisions on
+    /// etcd).
+    pub versions: Vec<(String, i64)>,
     /// A commit with this id had already been applied: nothing was applied now.
     pub already_applied: bool,
     /// With `already_applied`: the result recorded by the commit that applied (JSON text), if it
@@ -111,7 +245,7 @@ pub struct CommitReport {
 #[derive(Debug, Default)]
 pub struct Transaction {
     reads: HashMap<String, Stored>,
-    writes: Vec<(String, Write)>,
+    writes: WriteSet,
     read_batches: u32,
     /// When the first read was sent: a commit later than [`MAX_TRANSACTION_AGE`] is refused.
     started: Option<Instant>,
@@ -158,13 +292,12 @@ impl Transaction {
     }
 
     fn write_of(&self, key: &str) -> Option<&Write> {
-        self.writes.iter().rev().find(|(k, _)| k == key).map(|(_, w)| w)
+        self.writes.get(key)
     }
 
     fn visible(&self, key: &str) -> Result<Option<JsonValue>> {
-        Ok(match self.write_of(key) {
-            Some(Write::Set(v) | Write::Create(v)) => Some(v.clone()),
-            Some(Write::Delete | Write::Absent) => None,
+        Ok(match self.writes.visible(key) {
+            Some(own) => own.cloned(),
             None => match self.reads.get(key) {
                 Some(read) => read.decoded(key)?.cloned(),
                 None => None,
@@ -172,29 +305,15 @@ impl Transaction {
         })
     }
 
-    /// Buffers a write of `key` (applied at commit). Writes of one key combine as the
-    /// transaction sees them: `Create` after this transaction's own `Delete` of the key is a
-    /// `Set` (the key is absent in between).
+    /// Buffers a write of `key` (applied at commit), combined with this transaction's earlier
+    /// writes of it ([`WriteSet::add`]).
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad key; `NODEEXISTS` for `Create` of a key this transaction
     /// already set or created.
     pub fn write(&mut self, store: &Store, key: &str, write: Write) -> Result<()> {
         store.layout().value_path(key)?;
-        // A create keeps its "must be absent" through later writes of the key.
-        let write = match (self.write_of(key), write) {
-            (Some(Write::Delete), Write::Create(v)) => Write::Set(v),
-            (Some(Write::Absent), Write::Create(v) | Write::Set(v)) => Write::Create(v),
-            (Some(Write::Set(_) | Write::Create(_)), Write::Create(_)) => {
-                return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} was already written by this transaction")));
-            },
-            (Some(Write::Create(_)), Write::Set(v)) => Write::Create(v),
-            (Some(Write::Create(_) | Write::Absent), Write::Delete | Write::Absent) => Write::Absent,
-            (_, w) => w,
-        };
-        self.writes.retain(|(k, _)| k != key);
-        self.writes.push((key.to_string(), write));
-        Ok(())
+        self.writes.add(key, write)
     }
 
     /// The versions read so far: `None` for keys read as absent.
@@ -227,41 +346,14 @@ impl Transaction {
     /// sent); `CONNECTIONLOSS`/`TIMEOUT` with outcome unknown (with an `id`, committing again
     /// with the same id is safe).
     pub async fn commit(&mut self, store: &Store, opts: &CommitOptions<'_>) -> Result<CommitReport> {
-        if let Some(result) = opts.result {
-            if result.len() > MAX_RECORDED_RESULT_BYTES {
-                return Err(Error::TooLarge(format!("transaction result is {} bytes of JSON; a marker records at most {MAX_RECORDED_RESULT_BYTES}", result.len())));
-            }
-        }
+        check_recorded_result(opts.result)?;
         if let Some(id) = opts.id {
             marker_path(store, id)?;
         }
         let mut report = CommitReport::default();
         let committed = store.session().unless_closed(true, self.commit_inner(store, opts, Vec::new(), &mut report)).await;
-        match committed {
-            Err(err) if opts.id.is_some() && !report.already_applied && err.outcome() == crate::error::Outcome::NotApplied && !matches!(err, Error::ClientClosed) => {
-                // Refused (before sending, or by a check that comes before the marker in the
-                // multi: a lost lock, an aged or conflicting attempt, a create of a key the
-                // earlier commit created): if a commit with this id applied, that is the answer.
-                // An unreadable marker leaves the refusal as it was (nothing applied now).
-                match recorded(store, opts.id).await {
-                    Ok(Some(recorded)) => {
-                        report.already_applied = true;
-                        report.recorded_result = recorded;
-                        Ok(report)
-                    },
-                    Ok(None) | Err(_) => Err(err),
-                }
-            },
-            Err(err) => Err(err),
-            Ok(()) => {
-                if report.already_applied {
-                    report.recorded_result = recorded(store, opts.id).await?.flatten();
-                }
-                Ok(report)
-            },
-        }
+        settle_with_marker(opts.id, committed, report, || recorded(store, opts.id)).await
     }
-
 
     /// Commits the reads' checks and the writes together with a coordinator's decision ops
     /// (see [`crate::coordinator`]): all apply in one `multi`, or none. A failed decision op is
@@ -305,7 +397,7 @@ impl Transaction {
                 self.reads.insert(k, v);
             }
         }
-        for (key, w) in &self.writes {
+        for (key, w) in self.writes.iter() {
             if matches!(w, Write::Create(_) | Write::Absent) && self.reads.get(key).is_some_and(Stored::exists) {
                 return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")));
             }
@@ -342,7 +434,7 @@ impl Transaction {
                             report.zxid = Some(report.zxid.map_or(stat.mzxid, |z| z.max(stat.mzxid)));
                         }
                         if let (Role::Write, Some(key)) = (plan.roles[i], plan.keys.get(i).and_then(|k| k.as_ref())) {
-                            report.versions.push((key.clone(), version));
+                            report.versions.push((key.clone(), i64::from(version)));
                         }
                     }
                     return Ok(());
@@ -422,11 +514,7 @@ impl Transaction {
             let data = opts.result.unwrap_or_default().as_bytes().to_vec();
             plan.push(Op::Create(marker_path(store, id)?, data), None, Role::Marker);
         }
-        let checked = |key: &str| match opts.isolation {
-            Isolation::Serializable => true,
-            Isolation::Snapshot => self.write_of(key).is_some(),
-            Isolation::ReadCommitted => false,
-        };
+        let checked = |key: &str| opts.isolation.checks(self.write_of(key).is_some());
         // Asserts that `key` is still as read: at its version, or (never created) without a
         // znode — a create that must succeed, and leaves a tombstone.
         let assert_unchanged = |plan: &mut Plan, key: &str, path: String, read: &Stored| match read.znode_version() {
@@ -440,7 +528,7 @@ impl Transaction {
             }
             assert_unchanged(&mut plan, key, layout.value_path(key)?, read);
         }
-        for (key, write) in &self.writes {
+        for (key, write) in self.writes.iter() {
             let path = layout.value_path(key)?;
             let read = self.reads.get(key).cloned().unwrap_or(Stored::Missing);
             if !matches!(write, Write::Create(_) | Write::Absent) {

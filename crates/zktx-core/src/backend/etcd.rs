@@ -33,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 mod kv;
+mod txn;
 pub use kv::{EtcdKeyTransaction, EtcdVersioned};
+pub use txn::{EtcdTransaction, MAX_TXN_BYTES, MAX_TXN_OPS};
 
 use super::{retry_transient, Queue, Watch};
 use crate::error::{Error, Outcome, Result};

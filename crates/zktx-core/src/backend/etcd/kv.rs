@@ -33,7 +33,7 @@ pub struct EtcdVersioned {
 
 /// What a key holds, as read.
 #[derive(Clone, Debug)]
-enum Read {
+pub(super) enum Read {
     Missing,
     /// Not JSON (written by another client), at this mod revision.
     Foreign(i64),
@@ -41,7 +41,7 @@ enum Read {
 }
 
 impl Read {
-    fn from_kv(kv: Option<&etcd::KeyValue>) -> Read {
+    pub(super) fn from_kv(kv: Option<&etcd::KeyValue>) -> Read {
         match kv {
             None => Read::Missing,
             Some(kv) => match JsonValue::from_stored(kv.value().to_vec()) {
@@ -52,22 +52,27 @@ impl Read {
     }
 
     /// The mod revision read; 0 when absent (what etcd compares an absent key's to).
-    fn revision(&self) -> i64 {
+    pub(super) fn revision(&self) -> i64 {
         match self {
             Read::Missing => 0,
             Read::Foreign(r) | Read::Value(_, r) => *r,
         }
     }
 
-    fn value(&self) -> Option<&JsonValue> {
+    pub(super) fn value(&self) -> Option<&JsonValue> {
         match self {
             Read::Value(v, _) => Some(v),
             _ => None,
         }
     }
 
+    /// Whether the key holds something (a value, or data another client wrote).
+    pub(super) fn exists(&self) -> bool {
+        !matches!(self, Read::Missing)
+    }
+
     /// The value as an updater sees it (foreign data is `INVALID_ARGUMENT`, with ZooKeeper's message).
-    fn decoded(&self, key: &str) -> Result<Option<&JsonValue>> {
+    pub(super) fn decoded(&self, key: &str) -> Result<Option<&JsonValue>> {
         match self {
             Read::Foreign(_) => Stored::Foreign(0).decoded(key).map(|_| None),
             other => Ok(other.value()),
@@ -155,7 +160,7 @@ fn fences(locks: &[&EtcdLock]) -> Vec<etcd::Compare> {
 }
 
 /// The error of a write whose fence failed: `SESSIONEXPIRED` if a lock's lease ended.
-fn lost(locks: &[&EtcdLock]) -> Error {
+pub(super) fn lost(locks: &[&EtcdLock]) -> Error {
     if locks.iter().any(|l| l.lease_ended()) {
         return Error::SessionExpired;
     }

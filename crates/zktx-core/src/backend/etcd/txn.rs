@@ -1,0 +1,288 @@
+//! Multi-key optimistic transactions on etcd, committed with one `Txn` (etcd's own STM, with
+//! zktx's semantics: [`crate::transaction`]).
+//!
+//! What is shared with ZooKeeper: the buffered writes and how writes of one key combine
+//! ([`WriteSet`]), which reads each isolation level checks ([`Isolation::checks`]), and how a
+//! commit with an idempotence id settles against its marker ([`settle_with_marker`]); the JS
+//! retry loop is the same code. What is etcd's: reads are `Range`s inside one `Txn` (one
+//! revision), and the commit is one `Txn` whose compares are the lock fences
+//! (`create_revision(lock key) == token`), the id's marker (`create_revision == 0`), the reads
+//! (`mod_revision == revision read`, 0 for an absent key) and creates (`create_revision == 0`).
+//! Revisions never restart, so no tombstones are needed (a delete is a real delete), there is no
+//! limit on the time between a read and the commit, and a new session in between changes
+//! nothing (every check is on the data, not on the session).
+
+use std::collections::HashMap;
+
+use etcd_client as etcd;
+
+use super::kv::{lost, Read};
+use super::{within, EtcdLock, EtcdSession};
+use crate::error::{Error, Result};
+use crate::kv::{JsonValue, Layout};
+use crate::transaction::{settle_with_marker, CommitOptions, CommitReport, Isolation, Write, WriteSet, MARKERS};
+
+/// etcd's default `--max-txn-ops`: the most compares, or operations of one branch, a `Txn` may
+/// have. A transaction that needs more is refused before anything is sent.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// etcd's default `--max-request-bytes` (1.5 MiB), less a margin for the request's framing.
+pub const MAX_TXN_BYTES: usize = 1_500_000;
+
+/// One attempt of a transaction on etcd. Make a new one to retry.
+#[derive(Debug, Default)]
+pub struct EtcdTransaction {
+    reads: HashMap<String, Read>,
+    writes: WriteSet,
+    read_batches: u32,
+}
+
+/// Why a compare is in the commit, to explain its failure.
+#[derive(Clone, Debug)]
+enum Role {
+    Fence,
+    Marker,
+    /// A key read (or written after a read) must be at the revision read.
+    Check(String),
+    /// A key created must be absent; `read`: the transaction had read it (as absent).
+    Create { key: String, read: bool },
+}
+
+impl EtcdTransaction {
+    /// A new, empty attempt.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `keys` as of now: those not read before, in one `Txn` of `Range`s (one revision: a
+    /// consistent state; read sets over [`MAX_TXN_OPS`] keys go out as several). The attempt's
+    /// own writes are visible; a key read twice returns the first read.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad key or stored non-JSON; connection errors.
+    pub async fn get_many(&mut self, session: &EtcdSession, layout: &Layout, keys: &[&str]) -> Result<Vec<Option<JsonValue>>> {
+        let missing: Vec<&str> = {
+            let mut seen = std::collections::HashSet::new();
+            keys.iter().copied().filter(|k| !self.reads.contains_key(*k) && self.writes.get(k).is_none() && seen.insert(*k)).collect()
+        };
+        let paths = missing.iter().map(|k| layout.value_path(k)).collect::<Result<Vec<_>>>()?;
+        for (batch, keys) in paths.chunks(MAX_TXN_OPS).zip(missing.chunks(MAX_TXN_OPS)) {
+            let read = session.read_keys(batch).await?;
+            self.read_batches += 1;
+            for (k, r) in keys.iter().zip(read) {
+                self.reads.insert(k.to_string(), r);
+            }
+        }
+        keys.iter()
+            .map(|k| {
+                Ok(match self.writes.visible(k) {
+                    Some(own) => own.cloned(),
+                    None => match self.reads.get(*k) {
+                        Some(read) => read.decoded(k)?.cloned(),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Buffers a write of `key` ([`WriteSet::add`]).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad key; `NODEEXISTS` for `Create` of a key this transaction
+    /// already set or created.
+    pub fn write(&mut self, layout: &Layout, key: &str, write: Write) -> Result<()> {
+        layout.value_path(key)?;
+        self.writes.add(key, write)
+    }
+
+    /// The revisions read so far: `None` for keys read as absent (or holding foreign data).
+    pub fn read_versions(&self) -> impl Iterator<Item = (&str, Option<i64>)> {
+        self.reads.iter().map(|(k, r)| (k.as_str(), r.value().map(|_| r.revision())))
+    }
+
+    /// Commits: one `Txn` with the fences, the id's marker, the checks `opts.isolation` asks for
+    /// and all writes. Guarantees and errors as [`crate::transaction::Transaction::commit`], with
+    /// etcd's limits: `TOO_LARGE` for more than [`MAX_TXN_OPS`] compares or writes, or a request
+    /// over [`MAX_TXN_BYTES`] (nothing sent).
+    ///
+    /// # Errors
+    /// `CONFLICT`, `LOCK_LOST` / `SESSIONEXPIRED`, `NODEEXISTS`, `TOO_LARGE`,
+    /// `CONNECTIONLOSS` / `TIMEOUT` with outcome unknown.
+    pub async fn commit(&mut self, session: &EtcdSession, layout: &Layout, opts: &CommitOptions<'_, EtcdLock>) -> Result<CommitReport> {
+        crate::transaction::check_recorded_result(opts.result)?;
+        let marker = opts.id.map(|id| marker_key(layout, id)).transpose()?;
+        let mut report = CommitReport::default();
+        let committed = self.commit_inner(session, layout, opts, marker.as_deref(), &mut report).await;
+        settle_with_marker(opts.id, committed, report, || session.recorded(layout, opts.id)).await
+    }
+
+    async fn commit_inner(&self, session: &EtcdSession, layout: &Layout, opts: &CommitOptions<'_, EtcdLock>, marker: Option<&str>, report: &mut CommitReport) -> Result<()> {
+        let mut compares: Vec<(etcd::Compare, String, Role)> = Vec::new();
+        let mut ops: Vec<etcd::TxnOp> = Vec::new();
+        let mut bytes = 0usize;
+        for lock in opts.locks {
+            compares.push((etcd::Compare::create_revision(lock.key(), etcd::CompareOp::Equal, lock.token()), lock.key().to_string(), Role::Fence));
+        }
+        let read_only = self.writes.is_empty() && marker.is_none();
+        if let Some(marker) = marker {
+            compares.push((etcd::Compare::create_revision(marker, etcd::CompareOp::Equal, 0), marker.to_string(), Role::Marker));
+            let data = opts.result.unwrap_or_default();
+            bytes += marker.len() + data.len();
+            ops.push(etcd::TxnOp::put(marker, data, None));
+        }
+        // A read-only transaction read in one batch saw one state: nothing to check. Read in
+        // several, its reads are checked together (serializable only).
+        let check_reads = !read_only || (opts.isolation == Isolation::Serializable && self.read_batches > 1);
+        if check_reads {
+            for (key, read) in &self.reads {
+                if self.writes.get(key).is_some() || !opts.isolation.checks(false) {
+                    continue;
+                }
+                let path = layout.value_path(key)?;
+                compares.push((etcd::Compare::mod_revision(path.clone(), etcd::CompareOp::Equal, read.revision()), path, Role::Check(key.clone())));
+            }
+        }
+        for (key, write) in self.writes.iter() {
+            let path = layout.value_path(key)?;
+            let read = self.reads.get(key);
+            if matches!(write, Write::Create(_) | Write::Absent) {
+                if read.is_some_and(Read::exists) {
+                    return Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists")));
+                }
+                compares.push((etcd::Compare::create_revision(path.clone(), etcd::CompareOp::Equal, 0), path.clone(), Role::Create { key: key.clone(), read: read.is_some() }));
+            } else if let Some(read) = read.filter(|_| opts.isolation.checks(true)) {
+                compares.push((etcd::Compare::mod_revision(path.clone(), etcd::CompareOp::Equal, read.revision()), path.clone(), Role::Check(key.clone())));
+            }
+            match write {
+                Write::Set(v) | Write::Create(v) => {
+                    bytes += path.len() + v.as_str().len();
+                    ops.push(etcd::TxnOp::put(path, v.as_str(), None));
+                },
+                Write::Delete => {
+                    bytes += path.len();
+                    ops.push(etcd::TxnOp::delete(path, None));
+                },
+                Write::Absent => {},
+            }
+        }
+        if compares.is_empty() && ops.is_empty() {
+            return Ok(()); // read in one batch, nothing written, nothing fenced: nothing to send
+        }
+        bytes += compares.iter().map(|(_, k, _)| 2 * k.len() + 32).sum::<usize>();
+        if compares.len() > MAX_TXN_OPS || ops.len() > MAX_TXN_OPS {
+            return Err(Error::TooLarge(format!(
+                "the commit needs {} compares and {} writes; etcd accepts at most {MAX_TXN_OPS} of each in one Txn (--max-txn-ops): nothing was sent",
+                compares.len(),
+                ops.len()
+            )));
+        }
+        if bytes > MAX_TXN_BYTES {
+            return Err(Error::TooLarge(format!("the commit would be a {bytes}-byte request; etcd accepts at most {MAX_TXN_BYTES} by default (--max-request-bytes): nothing was sent")));
+        }
+        // On failure, read every compared key (in the same revision) to say which compare failed.
+        let mut explain_keys: Vec<String> = compares.iter().map(|(_, k, _)| k.clone()).collect();
+        explain_keys.sort();
+        explain_keys.dedup();
+        let explain: Vec<etcd::TxnOp> = explain_keys.iter().map(|k| etcd::TxnOp::get(k.clone(), None)).collect();
+        let txn = etcd::Txn::new().when(compares.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>()).and_then(ops).or_else(explain);
+        let mut client = session.client().await?;
+        report.round_trips += 1;
+        let done = within(session.request_timeout(), "commit transaction", client.txn(txn)).await?;
+        let revision = done.header().map_or(0, |h| h.revision());
+        if done.succeeded() {
+            if !read_only {
+                report.writes = self.writes.len();
+                report.zxid = Some(revision).filter(|r| *r > 0);
+                for (key, write) in self.writes.iter() {
+                    if matches!(write, Write::Set(_) | Write::Create(_)) {
+                        report.versions.push((key.clone(), revision));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let seen: HashMap<Vec<u8>, (i64, i64)> = done
+            .op_responses()
+            .into_iter()
+            .filter_map(|r| match r {
+                etcd::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.key().to_vec(), (kv.create_revision(), kv.mod_revision()))),
+                _ => None,
+            })
+            .collect();
+        for (_, key, role) in &compares {
+            let (create, modified) = seen.get(key.as_bytes()).copied().unwrap_or((0, 0));
+            let holds = match role {
+                Role::Fence => opts.locks.iter().any(|l| l.key() == key && l.token() == create),
+                Role::Marker | Role::Create { .. } => create == 0,
+                Role::Check(k) => self.reads.get(k).is_some_and(|r| r.revision() == modified),
+            };
+            if holds {
+                continue;
+            }
+            return match role {
+                Role::Fence => Err(lost(opts.locks)),
+                Role::Marker => {
+                    // An earlier commit with this id applied: this one must not.
+                    report.already_applied = true;
+                    Ok(())
+                },
+                Role::Check(k) => Err(Error::Conflict(format!("key {k:?} was changed by a concurrent writer"))),
+                // Read as absent and created since: the read is stale (retry); never read: the
+                // create itself is what fails.
+                Role::Create { key, read: true } => Err(Error::Conflict(format!("key {key:?} was created by a concurrent writer"))),
+                Role::Create { key, read: false } => Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists"))),
+            };
+        }
+        Err(Error::Conflict("a key the transaction read or writes changed concurrently".into()))
+    }
+}
+
+/// The etcd key of a transaction id's marker.
+fn marker_key(layout: &Layout, id: &str) -> Result<String> {
+    Ok(format!("{}/{}", layout.root_child(MARKERS), crate::kv::encode_name("transaction id", id)?))
+}
+
+impl EtcdSession {
+    /// Reads keys' values in one `Txn` (one revision).
+    pub(super) async fn read_keys(&self, paths: &[String]) -> Result<Vec<Read>> {
+        let client = self.client().await?;
+        let rt = self.request_timeout();
+        let txn = etcd::Txn::new().and_then(paths.iter().map(|p| etcd::TxnOp::get(p.clone(), None)).collect::<Vec<_>>());
+        let done = crate::backend::retry_transient(rt, || {
+            let (mut client, txn) = (client.clone(), txn.clone());
+            async move { within(rt, "read keys", client.txn(txn)).await }
+        })
+        .await?;
+        let read: Vec<Read> = done
+            .op_responses()
+            .into_iter()
+            .filter_map(|r| match r {
+                etcd::TxnOpResponse::Get(g) => Some(Read::from_kv(g.kvs().first())),
+                _ => None,
+            })
+            .collect();
+        if read.len() != paths.len() {
+            return Err(Error::zk("SYSTEMERROR", "etcd answered a read Txn with the wrong number of results"));
+        }
+        Ok(read)
+    }
+
+    /// Whether a transaction with this id committed: `None` when its marker is absent (or no
+    /// id), `Some(recorded result)` when present.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a malformed id; connection errors (the answer is then unknown).
+    pub async fn recorded(&self, layout: &Layout, id: Option<&str>) -> Result<Option<Option<String>>> {
+        let Some(id) = id else { return Ok(None) };
+        let key = marker_key(layout, id)?;
+        let client = self.client().await?;
+        let rt = self.request_timeout();
+        let got = crate::backend::retry_transient(rt, || {
+            let (mut client, key) = (client.clone(), key.clone());
+            async move { within(rt, "read transaction id", client.get(key, None)).await }
+        })
+        .await?;
+        Ok(got.kvs().first().map(|kv| String::from_utf8(kv.value().to_vec()).ok().filter(|s| !s.is_empty())))
+    }
+}
