@@ -757,6 +757,36 @@ mod tests {
     }
 
     #[test]
+    fn writes_of_one_key_combine_as_the_transaction_sees_them() {
+        let v = |n: i64| JsonValue::from_serialize(&n).unwrap();
+        let mut w = WriteSet::default();
+        w.add("k", Write::Delete).unwrap();
+        w.add("k", Write::Create(v(1))).unwrap();
+        assert_eq!(w.get("k"), Some(&Write::Set(v(1)))); // delete then create: a set
+        assert_eq!(w.add("k", Write::Create(v(2))).unwrap_err().code(), "NODEEXISTS");
+        let mut w = WriteSet::default();
+        w.add("k", Write::Create(v(1))).unwrap();
+        w.add("k", Write::Set(v(2))).unwrap();
+        assert_eq!(w.get("k"), Some(&Write::Create(v(2)))); // a create keeps its check
+        w.add("k", Write::Delete).unwrap();
+        assert_eq!(w.get("k"), Some(&Write::Absent));
+        assert_eq!(w.visible("k"), Some(None));
+        w.add("k", Write::Set(v(3))).unwrap();
+        assert_eq!(w.get("k"), Some(&Write::Create(v(3))));
+        w.add("j", Write::Set(v(4))).unwrap();
+        w.add("k", Write::Set(v(5))).unwrap();
+        assert_eq!(w.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["j", "k"]); // order of last writes
+        assert_eq!((w.len(), w.visible("j"), w.visible("x")), (2, Some(Some(&v(4))), None));
+    }
+
+    #[test]
+    fn isolation_levels_check_what_they_promise() {
+        assert!(Isolation::Serializable.checks(false) && Isolation::Serializable.checks(true));
+        assert!(!Isolation::Snapshot.checks(false) && Isolation::Snapshot.checks(true));
+        assert!(!Isolation::ReadCommitted.checks(false) && !Isolation::ReadCommitted.checks(true));
+    }
+
+    #[test]
     fn retry_delay_is_bounded_and_grows() {
         for a in 0..20 {
             assert!(retry_delay(a) <= Duration::from_millis(250));

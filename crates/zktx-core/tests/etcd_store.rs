@@ -1,0 +1,128 @@
+//! The key-value store and transactions on a real etcd (ETCD_ENDPOINTS: `npm run test:rust`
+//! starts one).
+
+use std::time::Duration;
+
+use zktx_core::backend::etcd::{EtcdOptions, EtcdSession, EtcdTransaction};
+use zktx_core::kv::{JsonValue, Layout};
+use zktx_core::recipe::AcquireOptions;
+use zktx_core::transaction::{CommitOptions, Isolation, Write};
+use zktx_core::LockKind;
+
+fn session() -> EtcdSession {
+    let endpoints = std::env::var("ETCD_ENDPOINTS").expect("ETCD_ENDPOINTS is not set: run `npm run test:rust` (starts a local etcd) or point it at one");
+    EtcdSession::new(EtcdOptions { endpoints: endpoints.split(',').map(str::to_string).collect(), session_timeout: Duration::from_secs(4), ..EtcdOptions::default() }).unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
+fn json(v: i64) -> JsonValue {
+    JsonValue::from_serialize(&v).unwrap()
+}
+
+#[tokio::test]
+async fn transfer_commits_atomically_and_a_concurrent_one_conflicts() {
+    let (s, layout) = (session(), Layout::default());
+    let (a, b) = (unique("a"), unique("b"));
+    s.set_value(&layout, &a, &json(100), &[]).await.unwrap();
+    s.set_value(&layout, &b, &json(0), &[]).await.unwrap();
+    let (mut t1, mut t2) = (EtcdTransaction::new(), EtcdTransaction::new());
+    assert_eq!(t1.get_many(&s, &layout, &[&a, &b]).await.unwrap(), t2.get_many(&s, &layout, &[&a, &b]).await.unwrap());
+    t1.write(&layout, &a, Write::Set(json(90))).unwrap();
+    t1.write(&layout, &b, Write::Set(json(10))).unwrap();
+    t2.write(&layout, &a, Write::Set(json(50))).unwrap();
+    t2.write(&layout, &b, Write::Set(json(50))).unwrap();
+    let r1 = t1.commit(&s, &layout, &CommitOptions::default()).await.unwrap();
+    let rev = r1.zxid.unwrap();
+    assert_eq!(r1.versions, vec![(a.clone(), rev), (b.clone(), rev)]);
+    assert_eq!(t2.commit(&s, &layout, &CommitOptions::default()).await.unwrap_err().code(), "CONFLICT");
+    assert_eq!(s.get_value(&layout, &a).await.unwrap().unwrap().value, json(90));
+    assert_eq!(s.get_value(&layout, &b).await.unwrap().unwrap().version, rev);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_delete_and_re_create_between_read_and_commit_is_a_conflict() {
+    let (s, layout) = (session(), Layout::default());
+    let k = unique("recreated");
+    s.set_value(&layout, &k, &json(1), &[]).await.unwrap();
+    let mut t = EtcdTransaction::new();
+    t.get_many(&s, &layout, &[&k]).await.unwrap();
+    // delete and re-create at the same value: a per-key version counter would restart at 1
+    let mut d = EtcdTransaction::new();
+    d.write(&layout, &k, Write::Delete).unwrap();
+    d.commit(&s, &layout, &CommitOptions::default()).await.unwrap();
+    s.set_value(&layout, &k, &json(1), &[]).await.unwrap();
+    t.write(&layout, &k, Write::Set(json(2))).unwrap();
+    assert_eq!(t.commit(&s, &layout, &CommitOptions::default()).await.unwrap_err().code(), "CONFLICT");
+    assert_eq!(s.get_value(&layout, &k).await.unwrap().unwrap().value, json(1));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn an_id_applies_once_and_reports_its_recorded_result() {
+    let (s, layout) = (session(), Layout::default());
+    let (k, id) = (unique("idem"), unique("id"));
+    let opts = CommitOptions { id: Some(&id), result: Some("\"first\""), ..CommitOptions::default() };
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &k, Write::Set(json(1))).unwrap();
+    assert!(!t.commit(&s, &layout, &opts).await.unwrap().already_applied);
+    let mut again = EtcdTransaction::new();
+    again.write(&layout, &k, Write::Set(json(2))).unwrap();
+    let r = again.commit(&s, &layout, &CommitOptions { result: Some("\"second\""), ..opts }).await.unwrap();
+    assert!(r.already_applied);
+    assert_eq!(r.recorded_result.as_deref(), Some("\"first\""));
+    assert_eq!(s.get_value(&layout, &k).await.unwrap().unwrap().value, json(1));
+    assert_eq!(s.recorded(&layout, Some(&id)).await.unwrap(), Some(Some("\"first\"".to_string())));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn creates_snapshot_write_skew_and_fences() {
+    let (s, layout) = (session(), Layout::default());
+    let (x, y, c) = (unique("x"), unique("y"), unique("c"));
+    s.set_value(&layout, &x, &json(1), &[]).await.unwrap();
+    // a blind create of an existing key is NODEEXISTS; of an absent one, applies
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &x, Write::Create(json(5))).unwrap();
+    assert_eq!(t.commit(&s, &layout, &CommitOptions::default()).await.unwrap_err().code(), "NODEEXISTS");
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &c, Write::Create(json(5))).unwrap();
+    t.commit(&s, &layout, &CommitOptions::default()).await.unwrap();
+    // snapshot checks written keys only: x changed after the read, y is still written
+    let mut t = EtcdTransaction::new();
+    t.get_many(&s, &layout, &[&x]).await.unwrap();
+    s.set_value(&layout, &x, &json(2), &[]).await.unwrap();
+    t.write(&layout, &y, Write::Set(json(7))).unwrap();
+    t.commit(&s, &layout, &CommitOptions { isolation: Isolation::Snapshot, ..CommitOptions::default() }).await.unwrap();
+    assert_eq!(s.get_value(&layout, &y).await.unwrap().unwrap().value, json(7));
+    // fenced on a released lock: LOCK_LOST, nothing written
+    let lock = s.acquire(LockKind::Exclusive, &format!("/zktx-test/{}", unique("fence")), &AcquireOptions::default()).await.unwrap();
+    lock.release().await.unwrap();
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &y, Write::Set(json(8))).unwrap();
+    let locks = [&lock];
+    assert_eq!(t.commit(&s, &layout, &CommitOptions { locks: &locks, ..CommitOptions::default() }).await.unwrap_err().code(), "LOCK_LOST");
+    assert_eq!(s.get_value(&layout, &y).await.unwrap().unwrap().value, json(7));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn key_transactions_serialize_writers_and_refuse_a_writer_that_skipped_the_lock() {
+    let (s, layout) = (session(), Layout::default());
+    let k = unique("keytx");
+    let tx = s.begin(&layout, &k, &AcquireOptions::default()).await.unwrap();
+    assert_eq!(tx.decoded().unwrap(), None);
+    let done = tx.commit(json(1)).await.unwrap();
+    assert_eq!(done.zxid, Some(done.version));
+    let tx = s.begin(&layout, &k, &AcquireOptions::default()).await.unwrap();
+    s.set_value(&layout, &k, &json(99), &[]).await.unwrap(); // no lock
+    assert_eq!(tx.commit(json(2)).await.unwrap_err().code(), "BADVERSION");
+    assert_eq!(s.get_value(&layout, &k).await.unwrap().unwrap().value, json(99));
+    // the lock was released: the next one gets in at once
+    let next = s.begin(&layout, &k, &AcquireOptions { wait: Some(Duration::from_secs(2)), ..AcquireOptions::default() }).await.unwrap();
+    assert_eq!(next.commit(json(100)).await.unwrap().previous, Some(json(99)));
+    s.close().await;
+}
