@@ -7,7 +7,7 @@
 const { EventEmitter } = require('node:events');
 
 module.exports = function etcdFacade(z) {
-  const { ZktxError, call, callSync, invalid, describe, readOptions, readTls, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods } = z;
+  const { ZktxError, call, callSync, invalid, describe, readOptions, readTls, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods, constructed, closing } = z;
 
   const OPTION_NAMES = ['endpoints', 'timeout', 'requestTimeout', 'connectTimeout', 'lostAfter', 'auth', 'tls', 'debug_level'];
   const ENDPOINT = /^(?:https?:\/\/)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
@@ -68,6 +68,7 @@ module.exports = function etcdFacade(z) {
         this.emit('state', state);
       }));
       open.add(this);
+      constructed(this);
       installExitHook();
     }
 
@@ -85,6 +86,7 @@ module.exports = function etcdFacade(z) {
     /** Closes the session: revokes its lease, so etcd deletes its lock keys at once. Idempotent. */
     async close() {
       this._closed = true;
+      closing(this);
       try {
         await call(() => this._native.close());
       } finally {

@@ -1196,6 +1196,11 @@ export interface EtcdOptions {
  * one), `CLOSED`.
  */
 export class Etcd extends EventEmitter {
+  /** The log levels of `debug_level`, as on {@link ZooKeeper}. */
+  static readonly ZOO_LOG_LEVEL_ERROR: 1;
+  static readonly ZOO_LOG_LEVEL_WARN: 2;
+  static readonly ZOO_LOG_LEVEL_INFO: 3;
+  static readonly ZOO_LOG_LEVEL_DEBUG: 4;
   /** @throws ZktxError `INVALID_ARGUMENT` for a bad option or endpoint. */
   constructor(options?: EtcdOptions);
   /** The endpoints this client uses. */

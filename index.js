@@ -1551,7 +1551,10 @@ const { Znodes } = require('./znode')({
 });
 traceMethods(Znodes, ['create', 'getData', 'exists', 'getChildren', 'setData', 'delete', 'getAcl', 'setAcl', 'multi', 'sync', 'addAuth', 'sessionId', 'sessionPassword', 'addWatch', 'treeCache']);
 
-/** The tutorial's call: uses the most recently constructed ZooKeeper, else one from ZK_CONNECT (or localhost:2181). */
+/**
+ * The tutorial's call: uses the most recently constructed client (a ZooKeeper, or an Etcd), else
+ * a ZooKeeper from ZK_CONNECT (or localhost:2181).
+ */
 const executeTransaction = traced(function executeTransaction(key, valueOrUpdater, options) {
   try {
     checkKey(key); // before opening a client for it
@@ -1569,7 +1572,11 @@ traceMethods(Transaction, ['get', 'getMany']);
 
 const { Etcd } = require('./etcd')({
   ZktxError, call, callSync, invalid, describe, readOptions, readTls, checkTimeout, native, channels, open, installExitHook, MAX_WAIT_MS, ZooKeeper, traceMethods,
+  // The tutorial's executeTransaction() uses the client constructed last, of either backend.
+  constructed: (client) => { lastConstructed = client; },
+  closing: (client) => { if (lastConstructed === client) lastConstructed = null; },
 });
+Object.assign(Etcd, LOG_LEVELS);
 
 module.exports = { ZooKeeper, Etcd, ZktxError, Lock, MultiLock, Election, Leadership, Transaction, FencingTokenGuard, Znodes, executeTransaction, Coordinator, PostgresParticipant, createBarrierTable, barrier, ...LOG_LEVELS };
 module.exports.default = ZooKeeper;

@@ -51,3 +51,38 @@ describe('the tutorial script', () => {
     }
   });
 });
+
+describe('the tutorial script on etcd (only its connection changed: examples/article-etcd.js)', () => {
+  const { startEtcd } = require('../testing');
+  const { execFileSync } = require('node:child_process');
+  let member;
+  beforeAll(async () => {
+    member = await startEtcd();
+  });
+  afterAll(async () => {
+    if (member) await member.stop();
+  });
+
+  it('runs in two processes at once, prints both lines, exits by itself and leaves no lease or key', async () => {
+    const endpoints = member.endpoints.join(',');
+    const runOnEtcd = () => new Promise((resolve) => {
+      const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'article-etcd.js')], { env: { ...process.env, ETCD_ENDPOINTS: endpoints } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    const runs = await Promise.all([runOnEtcd(), runOnEtcd()]);
+    for (const r of runs) {
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('Transaction completed: foo=1\n');
+      expect(r.code).toBe(0);
+    }
+    const etcdctl = (...args) => execFileSync('etcdctl', ['--endpoints', endpoints, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' });
+    // Both leases were revoked by the processes themselves (their exit hook): none is left.
+    expect(etcdctl('lease', 'list').trim()).toBe('found 0 leases');
+    expect(etcdctl('get', '--prefix', '--keys-only', '/zktx/locks/').trim()).toBe('');
+    expect(JSON.parse(etcdctl('get', '--print-value-only', '/zktx/kv/foo').trim())).toBe(1);
+  });
+});

@@ -12,7 +12,17 @@ async function etcdMain() {
   const both = await etcd.multiLock(['/a', '/b'], { timeout: 1000 });
   await both.release();
   const endpoints: string[] = etcd.endpoints;
+  const version: number = await etcd.set('k', { a: 1 }, { lock });
+  const read = await etcd.get<{ a: number }>('k');
+  const done = await etcd.executeTransaction<number>('n', (cur) => ((cur as number | undefined) ?? 0) + 1, { timeout: 1000 });
+  const revision: number | undefined = done.zxid;
+  const moved: boolean = await etcd.transaction(async (tx) => {
+    const [a] = await tx.getMany(['a']);
+    tx.set('a', (a as number) - 1);
+    return true;
+  }, { isolation: 'snapshot', id: 'transfer-1', lock });
+  const level: number = Etcd.ZOO_LOG_LEVEL_WARN;
   await Promise.all([etcd.close(), fromString.close()]);
-  return [token, lost, n, endpoints];
+  return [token, lost, n, endpoints, version, read, revision, moved, level];
 }
 void etcdMain;
