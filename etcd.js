@@ -105,7 +105,7 @@ module.exports = function etcdFacade(z) {
   // `transaction` and `transactionRecord` (same surface).
   const SHARED = ['lock', '_lock', '_acquire', '_acquireUntraced', 'readWriteLock', 'semaphore', 'multiLock', '_multiLock', '_multiLockUntraced', 'withLock', '_withLock',
     'get', '_get', 'set', '_set', 'executeTransaction', '_executeTransaction', '_executeTransactionUntraced', '_keyTransaction',
-    'transaction', '_transaction', '_transactionUntraced', '_settleFailure'];
+    'transaction', '_transaction', '_transactionUntraced', '_settleFailure', 'pruneTransactionIds', '_pruneTransactionIds'];
   for (const name of SHARED) {
     const method = Object.getOwnPropertyDescriptor(ZooKeeper.prototype, name);
     if (method) Object.defineProperty(Etcd.prototype, name, method);

@@ -1187,9 +1187,9 @@ export interface EtcdOptions {
  * other. The lock methods and their guarantees are {@link ZooKeeper}'s; the fencing token is
  * the key's create revision (global, never restarts). See docs/etcd.md for where etcd differs.
  *
- * Also `get`, `set`, `executeTransaction` and `transaction` on the same JSON store layout. Not on
- * etcd yet: `pruneTransactionIds`, the coordinator, leader election and the raw API
- * (ZooKeeper-only in this release).
+ * Also `get`, `set`, `executeTransaction`, `transaction` and `pruneTransactionIds` on the same JSON
+ * store layout. Not on etcd yet: the coordinator, leader election and the raw API (ZooKeeper-only
+ * in this release).
  *
  * Events: `state` with `CONNECTED` (a lease was granted), `SUSPENDED` (keep-alives unanswered),
  * `RECONNECTED`, `EXPIRED` (the lease ended: every lock on it is lost; the next call grants a new
@@ -1254,6 +1254,12 @@ export class Etcd extends EventEmitter {
    * must be this backend's.
    */
   transaction<R>(fn: (tx: Transaction) => R | Promise<R>, options?: TransactionOptions): Promise<R>;
+  /**
+   * As {@link ZooKeeper.pruneTransactionIds}, but etcd keeps no time for a key: a marker records
+   * its committer's wall clock and ages are measured against this machine's, so keep
+   * `olderThanMs` above clock skew plus any retry window. Resolves how many markers it deleted.
+   */
+  pruneTransactionIds(olderThanMs: number): Promise<number>;
 }
 
 /** A ZooKeeper session with locks and a JSON key-value store. */

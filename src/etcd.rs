@@ -411,6 +411,18 @@ impl NativeEtcdClient {
         })
     }
 
+    /// Deletes transaction-id markers committed more than `older_than_ms` ago; resolves how many.
+    #[napi]
+    pub fn prune_transaction_ids(&self, env: Env, older_than_ms: f64) -> Result<PromiseRaw<'static, u32>> {
+        no_panic(|| {
+            let session = self.session.clone();
+            crate::bridge::spawn_on_timers(&env, &self.span, async move {
+                let older_than = millis("olderThanMs", older_than_ms, zktx_core::store::MAX_PRUNE_AGE)?;
+                session.prune_transaction_ids(&Layout::default(), older_than).await.map(|n| n as u32).map_err(to_js_error)
+            })
+        })
+    }
+
     /// Whether the transaction with this id committed, and the result it recorded.
     #[napi]
     pub fn transaction_record(&self, env: Env, id: String) -> Result<PromiseRaw<'static, NativeRecord>> {

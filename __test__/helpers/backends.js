@@ -21,6 +21,8 @@ const ZOOKEEPER = {
   lockEntries: (zk, key) => zk.children(`/zktx/locks/kv/${key}`),
   /** Writes raw bytes at the key's value, as another client would. */
   writeForeign: (zk, key, data) => zk.znodes.setData(`/zktx/kv/${key}`, Buffer.from(data)),
+  /** The (encoded) transaction ids whose markers exist. */
+  markers: (zk) => zk.children('/zktx/txn-ids'),
 };
 
 const ETCD = {
@@ -33,6 +35,7 @@ const ETCD = {
   revisions: true,
   lockEntries: async (_zk, key) => etcdctl('get', '--prefix', '--keys-only', `/zktx/locks/kv/${key}/`).split('\n').filter(Boolean),
   writeForeign: async (_zk, key, data) => etcdctl('put', `/zktx/kv/${key}`, data),
+  markers: async () => etcdctl('get', '--prefix', '--keys-only', '/zktx/txn-ids/').split('\n').filter(Boolean).map((k) => k.slice('/zktx/txn-ids/'.length)),
 };
 
 const BACKENDS = secure.mode() ? [ZOOKEEPER] : [ZOOKEEPER, ETCD];

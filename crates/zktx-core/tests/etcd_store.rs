@@ -126,3 +126,26 @@ async fn key_transactions_serialize_writers_and_refuse_a_writer_that_skipped_the
     assert_eq!(next.commit(json(100)).await.unwrap().previous, Some(json(99)));
     s.close().await;
 }
+
+#[tokio::test]
+async fn prune_pages_through_more_markers_than_one_txn_and_keeps_fresh_ones() {
+    let (s, layout) = (session(), Layout::default());
+    let old: Vec<String> = (0..150).map(|i| unique(&format!("old{i}"))).collect();
+    for id in &old {
+        let mut t = EtcdTransaction::new();
+        t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+        t.commit(&s, &layout, &CommitOptions { id: Some(id), ..CommitOptions::default() }).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = unique("fresh");
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+    t.commit(&s, &layout, &CommitOptions { id: Some(&fresh), result: Some("7"), ..CommitOptions::default() }).await.unwrap();
+    assert!(s.prune_transaction_ids(&layout, Duration::from_millis(200)).await.unwrap() >= old.len());
+    for id in &old {
+        assert_eq!(s.recorded(&layout, Some(id)).await.unwrap(), None, "{id} was not pruned");
+    }
+    assert_eq!(s.recorded(&layout, Some(&fresh)).await.unwrap(), Some(Some("7".to_string())));
+    assert_eq!(s.prune_transaction_ids(&layout, zktx_core::store::MAX_PRUNE_AGE + Duration::from_secs(1)).await.unwrap_err().code(), "INVALID_ARGUMENT");
+    s.close().await;
+}

@@ -127,7 +127,7 @@ impl EtcdTransaction {
         let read_only = self.writes.is_empty() && marker.is_none();
         if let Some(marker) = marker {
             compares.push((etcd::Compare::create_revision(marker, etcd::CompareOp::Equal, 0), marker.to_string(), Role::Marker));
-            let data = opts.result.unwrap_or_default();
+            let data = Marker::encode(opts.result)?;
             bytes += marker.len() + data.len();
             ops.push(etcd::TxnOp::put(marker, data, None));
         }
@@ -283,6 +283,90 @@ impl EtcdSession {
             async move { within(rt, "read transaction id", client.get(key, None)).await }
         })
         .await?;
-        Ok(got.kvs().first().map(|kv| String::from_utf8(kv.value().to_vec()).ok().filter(|s| !s.is_empty())))
+        Ok(got.kvs().first().map(|kv| Marker::decode(kv.value()).result))
     }
+
+    /// Deletes the markers of transaction ids committed more than `older_than` ago; returns how
+    /// many. etcd keeps no time for a key: a marker records its committer's wall clock, and ages
+    /// are measured against this machine's, so keep `older_than` above clock skew plus the
+    /// longest a commit with that id may still be retried. Safe from several clients at once.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` above [`crate::store::MAX_PRUNE_AGE`]; connection errors.
+    pub async fn prune_transaction_ids(&self, layout: &Layout, older_than: std::time::Duration) -> Result<usize> {
+        if older_than > crate::store::MAX_PRUNE_AGE {
+            return Err(Error::invalid(format!("pruneTransactionIds: olderThanMs must be at most {} ms", crate::store::MAX_PRUNE_AGE.as_millis())));
+        }
+        let cutoff = unix_millis().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+        let prefix = format!("{}/", layout.root_child(MARKERS));
+        let client = self.client().await?;
+        let rt = self.request_timeout();
+        let mut from = prefix.clone();
+        let mut removed = 0;
+        loop {
+            // A page of markers from `from` on, in key order, at most MAX_TXN_OPS at a time.
+            let options = etcd::GetOptions::new().with_range(range_end(&prefix)).with_limit(MAX_TXN_OPS as i64);
+            let page = crate::backend::retry_transient(rt, || {
+                let (mut client, from, options) = (client.clone(), from.clone(), options.clone());
+                async move { within(rt, "list transaction ids", client.get(from, Some(options))).await }
+            })
+            .await?;
+            let old: Vec<(Vec<u8>, i64)> = page.kvs().iter().filter(|kv| Marker::decode(kv.value()).at.is_some_and(|at| at < cutoff)).map(|kv| (kv.key().to_vec(), kv.mod_revision())).collect();
+            if !old.is_empty() {
+                // Each delete only if the marker is still the one listed (markers are never
+                // written again, but a pruned id may commit anew meanwhile).
+                for (key, revision) in &old {
+                    let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(key.clone(), etcd::CompareOp::Equal, *revision)]).and_then([etcd::TxnOp::delete(key.clone(), None)]);
+                    let mut client = client.clone();
+                    if within(rt, "delete transaction id", client.txn(txn)).await?.succeeded() {
+                        removed += 1;
+                    }
+                }
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => {
+                    from = String::from_utf8_lossy(last.key()).into_owned();
+                    from.push('\0');
+                },
+                _ => return Ok(removed),
+            }
+        }
+    }
+}
+
+/// What a transaction id's marker holds on etcd: when it was committed (the committer's wall
+/// clock, ms since the epoch) and the recorded result. JSON: `{"at":…,"result":"<json text>"}`.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Marker {
+    at: Option<i64>,
+    result: Option<String>,
+}
+
+impl Marker {
+    fn encode(result: Option<&str>) -> Result<String> {
+        serde_json::to_string(&Marker { at: Some(unix_millis()), result: result.filter(|r| !r.is_empty()).map(str::to_string) })
+            .map_err(|e| Error::invalid(format!("transaction id marker: {e}")))
+    }
+
+    /// A marker's content; one another client wrote (not this shape) has no time and no result.
+    fn decode(data: &[u8]) -> Marker {
+        serde_json::from_slice(data).unwrap_or_default()
+    }
+}
+
+/// This machine's wall clock in ms since the epoch (0 before it).
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The end of the range of keys starting with `prefix` (etcd's prefix range end).
+fn range_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
