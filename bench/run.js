@@ -80,6 +80,7 @@ const TARGETS = [
   { name: 'etcd: lock cycle vs etcd3', unit: '×', min: 1, value: (g) => ratio(g('etcd_lock_uncontended', ZE), g('etcd_lock_uncontended', 'etcd3')) },
   { name: 'etcd: contended counter vs etcd3', unit: '×', min: 1, value: (g) => ratio(g('etcd_lock_contended', ZE), g('etcd_lock_contended', 'etcd3')) },
   { name: 'etcd: lock handoffs vs etcd3', unit: '×', min: 1, value: (g) => ratio(g('etcd_lock_handoff', ZE), g('etcd_lock_handoff', 'etcd3')) },
+  { name: 'etcd: 2-key transfer vs etcd3 STM', unit: '×', min: 1, value: (g) => ratio(g('etcd_transfer', ZE), g('etcd_transfer', 'etcd3')) },
   {
     name: 'etcd: lock cycle p50 minus 2 etcd3 put p50s (ms)',
     unit: 'ms',

@@ -296,6 +296,34 @@ const SCENARIOS = [
       await lock.release();
     },
   },
+  {
+    name: 'etcd_transfer',
+    what: 'etcd: 4 processes move money between 8 accounts, a 2-key transaction (zktx: transaction; etcd3: its STM; zktx on ZooKeeper for reference)',
+    group: 'etcd',
+    processes: 4,
+    systems: ['zktx-etcd', 'etcd3', 'zktx'],
+    reference: 'zktx-etcd',
+    prepare: async (sys, ctx) => {
+      for (const key of accounts(ctx)) await sys.set(key, 1000);
+    },
+    audit: {
+      what: 'the total of all accounts did not change',
+      read: async (sys, ctx) => {
+        let total = 0;
+        for (const key of accounts(ctx)) total += (await sys.get(key)) ?? 0;
+        return total;
+      },
+      growth: () => 0,
+    },
+    op: (sys, ctx) => {
+      const keys = accounts(ctx);
+      return () => {
+        const from = Math.floor(Math.random() * keys.length);
+        const to = (from + 1 + Math.floor(Math.random() * (keys.length - 1))) % keys.length;
+        return sys.transfer(keys[from], keys[to], 1 + Math.floor(Math.random() * 20));
+      };
+    },
+  },
   // The floor on etcd: one bare etcd3 round trip, a linearizable read and a raft write. A lock
   // cycle on etcd is at least two writes (join, delete).
   {

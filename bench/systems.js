@@ -122,7 +122,7 @@ function baseline(pkg, root = BASELINE_ROOT) {
 const ETCD3 = path.join(__dirname, 'baselines', 'etcd3.js');
 const ETCD_LEASE_TTL_MS = 30_000; // etcd3's lock lease is 30 s; zktx's lease = its timeout
 
-/** zktx's `Etcd`: its locks; get/set (the contended counter) through a plain etcd3 client. */
+/** zktx's `Etcd`: its locks, its key-value store and its transactions. */
 const zktxEtcd = {
   name: 'zktx-etcd',
   backend: 'etcd',
@@ -136,18 +136,24 @@ const zktxEtcd = {
     const { Etcd } = require(zktxPackage());
     const etcd = new Etcd({ endpoints, timeout: ETCD_LEASE_TTL_MS });
     await etcd.connect(); // grants the session's lease, as ZooKeeper's connect opens the session
-    const base = require(ETCD3);
-    const client = base.connect(endpoints);
-    const kv = base.kv(client);
     return {
       raw: etcd,
       lock: (name) => etcd.lock(`/zktx-bench/${name}`),
-      get: kv.get,
-      set: kv.set,
-      close: async () => {
-        await etcd.close();
-        client.close();
-      },
+      get: (key) => etcd.get(key),
+      set: (key, value) => etcd.set(key, value),
+      // one Txn of Ranges, then one Txn comparing both mod revisions and writing both keys
+      transfer: (from, to, amount) =>
+        etcd.transaction(
+          async (tx) => {
+            const [a, b] = await tx.getMany([from, to]);
+            if ((a ?? 0) < amount) return false;
+            tx.set(from, a - amount);
+            tx.set(to, (b ?? 0) + amount);
+            return true;
+          },
+          { retries: 1000 }
+        ),
+      close: () => etcd.close(),
     };
   },
 };
@@ -167,6 +173,7 @@ const etcd3System = {
       lock: (name) => base.lock(client, `/bench-etcd3/locks/${name}`),
       get: kv.get,
       set: kv.set,
+      transfer: (from, to, amount) => base.transfer(client, from, to, amount),
       close: async () => client.close(),
     };
   },
