@@ -128,7 +128,9 @@ impl EtcdSession {
         // A 1-permit contender (`<lease>-lock-<uuid>`: an exclusive holder to every client, Go's
         // and etcdctl's included), so that concurrent calls of this client on one key queue as
         // on ZooKeeper, each with its own key, instead of colliding on the lease's name.
-        let lock = self.acquire(LockKind::Lease(1), &layout.lock_path(key)?, opts).await?;
+        // Not `acquire`: its 2,048-byte limit is for user paths, and an encoded key that `get` and
+        // `set` accept may be longer (every key is made of [A-Za-z0-9_%-] once encoded).
+        let lock = self.acquire_checked(LockKind::Lease(1), &layout.lock_path(key)?, opts).await?;
         // Read after the lock is held: every earlier holder's write was applied with its release.
         let read = match self.read_key(&value_path).await {
             Ok(r) => r,
