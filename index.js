@@ -1453,7 +1453,10 @@ class ZooKeeper extends EventEmitter {
       const next = await updaterContext.run({ zk: this, keys }, () => settle(valueOrUpdater(decode(callSync(() => tx.currentJson))), 'updater result'));
       json = encodeValue(next, 'updater result');
     } catch (err) {
-      await call(() => tx.abort());
+      // The updater's error is the answer: nothing was written. A release etcd or ZooKeeper did
+      // not confirm is retried in the background (and ends with the session at the latest); its
+      // CONNECTIONLOSS, outcome 'unknown', would hide the caller's error and suggest a write.
+      await call(() => tx.abort()).catch(() => {});
       throw err;
     }
     return committed(await call(() => tx.commit(json)));

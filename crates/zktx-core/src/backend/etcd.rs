@@ -377,6 +377,13 @@ impl EtcdSession {
     /// background while the lease lives (and the lease's end deletes it anyway).
     pub async fn acquire(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<EtcdLock> {
         validate_lock_path_shape(path)?;
+        self.acquire_checked(kind, path, opts).await
+    }
+
+    /// [`EtcdSession::acquire`] on a path already known good: the store's own lock paths
+    /// (`<root>/locks/kv/<encoded key>`), whose encoded key may pass the 2,048-byte limit on
+    /// user paths (a 1,024-byte key percent-encodes to up to 3,072 bytes).
+    pub(crate) async fn acquire_checked(&self, kind: LockKind, path: &str, opts: &AcquireOptions) -> Result<EtcdLock> {
         let driver: Box<dyn LockDriver> = match kind {
             LockKind::Exclusive => Box::new(StandardDriver { max_leases: 1 }),
             LockKind::Read => Box::new(ReadWriteDriver::Read),

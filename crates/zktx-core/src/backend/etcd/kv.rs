@@ -109,10 +109,16 @@ impl EtcdSession {
     /// key's create revision with its token first). Returns the new version.
     ///
     /// # Errors
-    /// `LOCK_LOST` / `SESSIONEXPIRED` when fenced on a lock that is no longer held (nothing
-    /// written); `CONNECTIONLOSS` / `TIMEOUT` with outcome unknown.
+    /// `LOCK_LOST` / `SESSIONEXPIRED` when fenced on a lock that is no longer held, or that its
+    /// holder released or closed even if etcd has not deleted its key yet (nothing written);
+    /// `CONNECTIONLOSS` / `TIMEOUT` with outcome unknown.
     pub async fn set_value(&self, layout: &Layout, key: &str, value: &JsonValue, locks: &[&EtcdLock]) -> Result<i64> {
         let path = layout.value_path(key)?;
+        // A lock its holder released (or whose client closed) fences nothing, even while etcd
+        // still has its key (a release or revoke not confirmed yet): refuse before sending.
+        if locks.iter().any(|l| l.is_released() || l.lease_ended() || l.closing.is_cancelled()) {
+            return Err(lost(locks));
+        }
         let mut client = self.client().await?;
         let rt = self.request_timeout();
         let txn = etcd::Txn::new().when(fences(locks)).and_then([etcd::TxnOp::put(path, value.as_str(), None)]);
@@ -133,7 +139,9 @@ impl EtcdSession {
         // A 1-permit contender (`<lease>-lock-<uuid>`: an exclusive holder to every client, Go's
         // and etcdctl's included), so that concurrent calls of this client on one key queue as
         // on ZooKeeper, each with its own key, instead of colliding on the lease's name.
-        let lock = self.acquire(LockKind::Lease(1), &layout.lock_path(key)?, opts).await?;
+        // Not `acquire`: its 2,048-byte limit is for user paths, and an encoded key that `get` and
+        // `set` accept may be longer (every key is made of [A-Za-z0-9_%-] once encoded).
+        let lock = self.acquire_checked(LockKind::Lease(1), &layout.lock_path(key)?, opts).await?;
         // Read after the lock is held: every earlier holder's write was applied with its release.
         let read = match self.read_key(&value_path).await {
             Ok(r) => r,
@@ -208,13 +216,20 @@ impl EtcdKeyTransaction {
     /// gone, etcd's history says whether the commit deleted it (its put has the same revision).
     ///
     /// # Errors
-    /// `LOCK_LOST` / `SESSIONEXPIRED` when the lock is gone (nothing written), `BADVERSION` when
+    /// `LOCK_LOST` / `SESSIONEXPIRED` when the lock is gone (nothing written), `CLIENT_CLOSED`
+    /// when the client was closed before the commit was sent (nothing sent), `BADVERSION` when
     /// someone wrote the key without taking its lock (nothing written), `CONNECTIONLOSS` /
     /// `TIMEOUT` with outcome unknown when neither the commit nor its resolution got an answer,
     /// `INVALID_ARGUMENT` after a previous commit or abort.
     pub async fn commit(&self, value: JsonValue) -> Result<Committed> {
         if self.finished.swap(true, Ordering::AcqRel) {
             return Err(Error::invalid("transaction already committed or aborted"));
+        }
+        // A client closed while the updater ran sends nothing: its lease (and so its lock key)
+        // may outlive close() if the revoke did not reach etcd, and the Txn would still apply.
+        if self.lock.closing.is_cancelled() {
+            let _ = self.lock.release().await;
+            return Err(Error::ClientClosed);
         }
         let lock_key = self.lock.key().to_string();
         let txn = etcd::Txn::new()
