@@ -114,11 +114,7 @@ impl EtcdSession {
     /// `CONNECTIONLOSS` / `TIMEOUT` with outcome unknown.
     pub async fn set_value(&self, layout: &Layout, key: &str, value: &JsonValue, locks: &[&EtcdLock]) -> Result<i64> {
         let path = layout.value_path(key)?;
-        // A lock its holder released (or whose client closed) fences nothing, even while etcd
-        // still has its key (a release or revoke not confirmed yet): refuse before sending.
-        if locks.iter().any(|l| l.is_released() || l.lease_ended() || l.closing.is_cancelled()) {
-            return Err(lost(locks));
-        }
+        check_fences(locks)?;
         let mut client = self.client().await?;
         let rt = self.request_timeout();
         let txn = etcd::Txn::new().when(fences(locks)).and_then([etcd::TxnOp::put(path, value.as_str(), None)]);
@@ -165,6 +161,19 @@ impl EtcdSession {
 /// Compares that each lock's key is still the one its holder created.
 fn fences(locks: &[&EtcdLock]) -> Vec<etcd::Compare> {
     locks.iter().map(|l| etcd::Compare::create_revision(l.key(), etcd::CompareOp::Equal, l.token())).collect()
+}
+
+/// Refuses, before sending, a write fenced on a lock its holder released or whose client closed:
+/// it fences nothing, even while etcd still has its key (a release or revoke not confirmed yet),
+/// and the Txn's compare would pass.
+///
+/// # Errors
+/// As [`lost`].
+pub(super) fn check_fences(locks: &[&EtcdLock]) -> Result<()> {
+    if locks.iter().any(|l| l.is_released() || l.lease_ended() || l.closing.is_cancelled()) {
+        return Err(lost(locks));
+    }
+    Ok(())
 }
 
 /// The error of a write whose fence failed: `SESSIONEXPIRED` if a lock's lease ended.

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use etcd_client as etcd;
 
-use super::kv::{lost, Read};
+use super::kv::{check_fences, lost, Read};
 use super::{within, EtcdLock, EtcdSession};
 use crate::error::{Error, Result};
 use crate::kv::{JsonValue, Layout};
@@ -118,6 +118,12 @@ impl EtcdTransaction {
     }
 
     async fn commit_inner(&self, session: &EtcdSession, layout: &Layout, opts: &CommitOptions<'_, EtcdLock>, marker: Option<&str>, report: &mut CommitReport) -> Result<()> {
+        // A closed client sends nothing (its lease, and the keys of its locks, may outlive an
+        // unconfirmed revoke); nor does a commit fenced on a released lock.
+        if session.is_closed() {
+            return Err(Error::ClientClosed);
+        }
+        check_fences(opts.locks)?;
         let mut compares: Vec<(etcd::Compare, String, Role)> = Vec::new();
         let mut ops: Vec<etcd::TxnOp> = Vec::new();
         let mut bytes = 0usize;
