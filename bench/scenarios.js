@@ -49,6 +49,37 @@ async function znodeNodes(sys, ctx, count) {
 
 const accounts = (ctx) => Array.from({ length: 8 }, (_, i) => `bench/bank-${ctx.run}-${i}`);
 
+/**
+ * 4 processes move money between 8 accounts with `sys.transfer` (a 2-key transaction); the audit
+ * checks that the total never changed. `extra`: the scenario's name, what, and systems.
+ */
+function bank(extra) {
+  return {
+    processes: 4,
+    prepare: async (sys, ctx) => {
+      for (const key of accounts(ctx)) await sys.set(key, 1000);
+    },
+    audit: {
+      what: 'the total of all accounts did not change',
+      read: async (sys, ctx) => {
+        let total = 0;
+        for (const key of accounts(ctx)) total += (await sys.get(key)) ?? 0;
+        return total;
+      },
+      growth: () => 0,
+    },
+    op: (sys, ctx) => {
+      const keys = accounts(ctx);
+      return () => {
+        const from = Math.floor(Math.random() * keys.length);
+        const to = (from + 1 + Math.floor(Math.random() * (keys.length - 1))) % keys.length;
+        return sys.transfer(keys[from], keys[to], 1 + Math.floor(Math.random() * 20));
+      };
+    },
+    ...extra,
+  };
+}
+
 const SCENARIOS = [
   {
     name: 'lock_uncontended',
@@ -129,32 +160,11 @@ const SCENARIOS = [
       return (slot) => ctx.sessions[slot % 8].set(keys[slot], { n: ++n });
     },
   },
-  {
+  bank({
     name: 'tx_bank',
     what: '4 processes move money between 8 accounts: a transaction over 2 keys',
-    processes: 4,
     requires: 'transaction',
-    prepare: async (sys, ctx) => {
-      for (const key of accounts(ctx)) await sys.set(key, 1000);
-    },
-    audit: {
-      what: 'the total of all accounts did not change',
-      read: async (sys, ctx) => {
-        let total = 0;
-        for (const key of accounts(ctx)) total += (await sys.get(key)) ?? 0;
-        return total;
-      },
-      growth: () => 0,
-    },
-    op: (sys, ctx) => {
-      const keys = accounts(ctx);
-      return () => {
-        const from = Math.floor(Math.random() * keys.length);
-        const to = (from + 1 + Math.floor(Math.random() * (keys.length - 1))) % keys.length;
-        return sys.transfer(keys[from], keys[to], 1 + Math.floor(Math.random() * 20));
-      };
-    },
-  },
+  }),
   {
     name: 'rw_mixed',
     what: '4 processes share a read-write lock: 90% read the key under a read lock, 10% write it under the write lock',
@@ -296,34 +306,13 @@ const SCENARIOS = [
       await lock.release();
     },
   },
-  {
+  bank({
     name: 'etcd_transfer',
     what: 'etcd: 4 processes move money between 8 accounts, a 2-key transaction (zktx: transaction; etcd3: its STM; zktx on ZooKeeper for reference)',
     group: 'etcd',
-    processes: 4,
     systems: ['zktx-etcd', 'etcd3', 'zktx'],
     reference: 'zktx-etcd',
-    prepare: async (sys, ctx) => {
-      for (const key of accounts(ctx)) await sys.set(key, 1000);
-    },
-    audit: {
-      what: 'the total of all accounts did not change',
-      read: async (sys, ctx) => {
-        let total = 0;
-        for (const key of accounts(ctx)) total += (await sys.get(key)) ?? 0;
-        return total;
-      },
-      growth: () => 0,
-    },
-    op: (sys, ctx) => {
-      const keys = accounts(ctx);
-      return () => {
-        const from = Math.floor(Math.random() * keys.length);
-        const to = (from + 1 + Math.floor(Math.random() * (keys.length - 1))) % keys.length;
-        return sys.transfer(keys[from], keys[to], 1 + Math.floor(Math.random() * 20));
-      };
-    },
-  },
+  }),
   // The floor on etcd: one bare etcd3 round trip, a linearizable read and a raft write. A lock
   // cycle on etcd is at least two writes (join, delete).
   {

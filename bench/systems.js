@@ -60,17 +60,7 @@ const zktxSystem = (name, native) => ({
       get: (key) => zk.get(key),
       set: (key, value) => zk.set(key, value),
       // optimistic: versioned reads, one multi that checks them and writes both keys
-      transfer: (from, to, amount) =>
-        zk.transaction(
-          async (tx) => {
-            const [a, b] = await tx.getMany([from, to]);
-            if ((a ?? 0) < amount) return false;
-            tx.set(from, a - amount);
-            tx.set(to, (b ?? 0) + amount);
-            return true;
-          },
-          { retries: 1000 }
-        ),
+      transfer: (from, to, amount) => transfer(zk, from, to, amount),
       // the raw calls of zk.znodes, as an application calls them
       znodes: {
         root: '/zktx-bench/znodes',
@@ -119,6 +109,20 @@ function baseline(pkg, root = BASELINE_ROOT) {
 // ---------------------------------------------------------------------------------------------
 // etcd: zktx's Etcd against the `etcd3` npm package (baselines/etcd3.js), on the same member
 
+/** Moves `amount` between two keys with zktx's `transaction` (either backend's client). */
+function transfer(client, from, to, amount) {
+  return client.transaction(
+    async (tx) => {
+      const [a, b] = await tx.getMany([from, to]);
+      if ((a ?? 0) < amount) return false;
+      tx.set(from, a - amount);
+      tx.set(to, (b ?? 0) + amount);
+      return true;
+    },
+    { retries: 1000 }
+  );
+}
+
 const ETCD3 = path.join(__dirname, 'baselines', 'etcd3.js');
 const ETCD_LEASE_TTL_MS = 30_000; // etcd3's lock lease is 30 s; zktx's lease = its timeout
 
@@ -142,17 +146,7 @@ const zktxEtcd = {
       get: (key) => etcd.get(key),
       set: (key, value) => etcd.set(key, value),
       // one Txn of Ranges, then one Txn comparing both mod revisions and writing both keys
-      transfer: (from, to, amount) =>
-        etcd.transaction(
-          async (tx) => {
-            const [a, b] = await tx.getMany([from, to]);
-            if ((a ?? 0) < amount) return false;
-            tx.set(from, a - amount);
-            tx.set(to, (b ?? 0) + amount);
-            return true;
-          },
-          { retries: 1000 }
-        ),
+      transfer: (from, to, amount) => transfer(etcd, from, to, amount),
       close: () => etcd.close(),
     };
   },
