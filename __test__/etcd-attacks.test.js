@@ -4,40 +4,17 @@
 // client's back, frozen processes, killed members. Every test names the promise it attacks.
 // Non-destructive tests use the shared etcd at ETCD_ENDPOINTS (the proxy is ours); tests that
 // kill or freeze etcd start their own members.
-const { spawn, execFileSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const path = require('node:path');
 const { Etcd, ZktxError } = require('..');
 const { startProxy, startEtcdCluster } = require('../testing');
 const { unique, rejection, within } = require('./helpers/zk');
+const { etcdKit, etcdctlAt } = require('./helpers/etcd');
 
-const ENDPOINTS = process.env.ETCD_ENDPOINTS;
-const describeEtcd = ENDPOINTS ? describe : describe.skip;
+const describeEtcd = process.env.ETCD_ENDPOINTS ? describe : describe.skip;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const clients = [];
-const proxies = [];
-const children = [];
-const etcd = (options = {}) => {
-  const c = new Etcd({ endpoints: ENDPOINTS, timeout: 4000, ...options });
-  clients.push(c);
-  return c;
-};
-const proxied = async (options = {}) => {
-  const proxy = await startProxy(ENDPOINTS.split(',')[0]);
-  proxies.push(proxy);
-  return { proxy, client: etcd({ endpoints: [proxy.connect], ...options }) };
-};
-afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
-  for (const p of proxies) p.heal();
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await Promise.all(proxies.map((p) => p.close()));
-});
+const { ENDPOINTS, etcd, proxied, clients, proxies, children, etcdctl } = etcdKit();
 
-/** `etcdctl` (API v3) on `endpoints` (the shared etcd by default); its stdout. */
-function etcdctlAt(endpoints, ...args) {
-  return execFileSync('etcdctl', ['--endpoints', endpoints, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' });
-}
-const etcdctl = (...args) => etcdctlAt(ENDPOINTS, ...args);
 /** The keys under a lock path (direct children and deeper). */
 const keysUnder = (p, at = ENDPOINTS) => etcdctlAt(at, 'get', '--prefix', '--keys-only', `${p}/`).split('\n').filter(Boolean);
 /** The lease (hex) a lock key is on: the first part of its last segment. */

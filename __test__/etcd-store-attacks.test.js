@@ -6,39 +6,16 @@
 // mid-updater, compaction, a 3-member cluster with its leader frozen mid-commit. Every test names
 // the promise it attacks. Tests that freeze etcd start their own members; the others use the
 // shared etcd at ETCD_ENDPOINTS (the proxy is ours).
-const { spawn, execFileSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const { Etcd } = require('..');
-const { startProxy, startEtcdCluster } = require('../testing');
+const { startEtcdCluster } = require('../testing');
 const { unique, rejection } = require('./helpers/zk');
+const { etcdKit, etcdctlAt } = require('./helpers/etcd');
 
-const ENDPOINTS = process.env.ETCD_ENDPOINTS;
-if (!ENDPOINTS) throw new Error('ETCD_ENDPOINTS is not set: run through npm test, or jest with its global-setup');
+if (!process.env.ETCD_ENDPOINTS) throw new Error('ETCD_ENDPOINTS is not set: run through npm test, or jest with its global-setup');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const clients = [];
-const proxies = [];
-const children = [];
-const etcd = (options = {}) => {
-  const c = new Etcd({ endpoints: ENDPOINTS, timeout: 4000, ...options });
-  clients.push(c);
-  return c;
-};
-/** A client whose only way to etcd is a proxy of ours. */
-const proxied = async (options = {}) => {
-  const proxy = await startProxy(ENDPOINTS.split(',')[0]);
-  proxies.push(proxy);
-  return { proxy, client: etcd({ endpoints: [proxy.connect], ...options }) };
-};
-afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
-  for (const p of proxies) p.heal();
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await Promise.all(proxies.map((p) => p.close()));
-});
+const { ENDPOINTS, etcd, proxied, clients, children, etcdctl } = etcdKit();
 
-function etcdctlAt(endpoints, ...args) {
-  return execFileSync('etcdctl', ['--endpoints', endpoints, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' });
-}
-const etcdctl = (...args) => etcdctlAt(ENDPOINTS, ...args);
 /** The contenders left in the lock queue of store key `key` (its encoded name, as zktx stores it). */
 const lockEntries = (key, at = ENDPOINTS) => etcdctlAt(at, 'get', '--prefix', '--keys-only', `/zktx/locks/kv/${encodeKey(key)}/`).split('\n').filter(Boolean);
 /** zktx's key encoding (kv.rs encode_key): every byte but [A-Za-z0-9_-] percent-encoded. */

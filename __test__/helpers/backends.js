@@ -3,14 +3,12 @@
 // client, and how a test peeks at what the server holds. In secure mode (helpers/secure.js) only
 // ZooKeeper runs: that mode is about ZooKeeper's TLS and ACLs (etcd's TLS and auth have their
 // own tests in faults/etcd-faults.test.js).
-const { execFileSync } = require('node:child_process');
 const { ZooKeeper, Etcd } = require('../..');
 const secure = require('./secure');
+const { etcdctlAt } = require('./etcd');
 
 /** `etcdctl` (API v3) on the shared etcd; its stdout. */
-function etcdctl(...args) {
-  return execFileSync('etcdctl', ['--endpoints', process.env.ETCD_ENDPOINTS, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' });
-}
+const etcdctl = (...args) => etcdctlAt(process.env.ETCD_ENDPOINTS, ...args);
 
 const ZOOKEEPER = {
   name: 'zookeeper',
