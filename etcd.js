@@ -110,8 +110,8 @@ module.exports = function etcdFacade(z) {
     const method = Object.getOwnPropertyDescriptor(ZooKeeper.prototype, name);
     if (method) Object.defineProperty(Etcd.prototype, name, method);
   }
-  /** What a fenced `set` accepts: locks of this backend. */
-  Etcd.prototype._NativeLock = native.NativeEtcdLock;
+  /** Which locks a fenced write accepts: this backend's. */
+  Etcd.prototype._backend = 'etcd';
   traceMethods(Etcd, ['connect', 'close']);
 
   return { Etcd };

@@ -549,14 +549,14 @@ class MultiLock {
 }
 
 /** The native locks behind a `{ lock }` option (a Lock or a MultiLock of this library). */
-function nativeLocks(lock, NativeLock = native.NativeLock) {
+function nativeLocks(lock, backend = 'zookeeper') {
   return checked(() => {
     let natives;
     if (lock instanceof Lock) natives = [lock._native];
     else if (lock instanceof MultiLock && Array.isArray(lock.locks)) natives = lock.locks.map((l) => l && l._native);
-    if (!natives) throw invalid(`lock must be a Lock or MultiLock from this library, got ${describe(lock)}`);
-    if (!natives.every((n) => n instanceof NativeLock)) {
-      throw invalid(`lock must be a Lock or MultiLock of this client's coordinator (${NativeLock === native.NativeLock ? 'ZooKeeper' : 'etcd'}): a lock on the other backend cannot fence this write`);
+    if (!natives || !natives.every((n) => n instanceof native.NativeLock)) throw invalid(`lock must be a Lock or MultiLock from this library, got ${describe(lock)}`);
+    if (!natives.every((n) => n.backend === backend)) {
+      throw invalid(`lock must be a Lock or MultiLock of this client's coordinator (${backend === 'zookeeper' ? 'ZooKeeper' : 'etcd'}): a lock on the other backend cannot fence this write`);
     }
     return natives;
   }, 'lock');
@@ -1244,7 +1244,7 @@ class ZooKeeper extends EventEmitter {
     if (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) throw invalid(`retries must be an integer from 0 to ${MAX_RETRIES}, got ${describe(retries)}`);
     const isolation = opts.isolation === undefined ? 'serializable' : opts.isolation;
     if (!ISOLATIONS.includes(isolation)) throw invalid(`isolation must be one of ${ISOLATIONS.join(', ')}, got ${describe(isolation)}`);
-    const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock, this._NativeLock);
+    const locks = opts.lock === undefined ? [] : nativeLocks(opts.lock, this._backend);
     if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id === '')) throw invalid('id must be a non-empty string');
     if (opts.id !== undefined) checkWellFormed(opts.id, 'id');
     if (opts.id !== undefined && Buffer.byteLength(opts.id, 'utf8') > MAX_KEY_BYTES) {
@@ -1400,7 +1400,7 @@ class ZooKeeper extends EventEmitter {
     checkKey(key);
     const json = encodeValue(value);
     if (opts.lock !== undefined) {
-      const natives = nativeLocks(opts.lock, this._NativeLock);
+      const natives = nativeLocks(opts.lock, this._backend);
       const fence = callSync(() => this._native.fence());
       for (const n of natives) callSync(() => fence.add(n));
       return call(() => fence.set(key, json));
@@ -1533,8 +1533,8 @@ ZooKeeper.prototype.coordinator = function coordinator(name, options) {
 };
 
 Object.assign(ZooKeeper, LOG_LEVELS);
-/** What a fenced `set` accepts: locks of this backend. */
-ZooKeeper.prototype._NativeLock = native.NativeLock;
+/** Which locks a fenced write accepts: this backend's. */
+ZooKeeper.prototype._backend = 'zookeeper';
 
 const { Election, Leadership } = require('./election')({
   ZktxError, Lock, call, callSync, invalid, describe, checkPath, checkWellFormed, readOptions, checkCallOptions, checkTimeout, withSignal, isAborted, traceMethods,

@@ -53,7 +53,7 @@ impl NativeElection {
             in_span(env, &self.span, async move {
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let lock = election.lead(store.session(), &opts).await.map_err(to_js_error)?;
-                Ok(NativeLock { lock: Arc::new(lock), span: tracing::Span::current() })
+                Ok(NativeLock::zookeeper(lock))
             })
         })
     }

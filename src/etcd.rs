@@ -1,19 +1,19 @@
 //! The etcd backend's binding: `NativeEtcdClient` and its locks. Thin: checks numbers, converts,
-//! delegates to `zktx_core::backend::etcd`. Its lock has the surface of `NativeLock`, so the JS
-//! facade's `Lock` wraps either.
+//! delegates to `zktx_core::backend::etcd`. Its locks are `NativeLock`s (either backend's), so
+//! the JS facade's `Lock` wraps both.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use zktx_core::backend::etcd::{EtcdKeyTransaction, EtcdLock, EtcdOptions, EtcdSession, EtcdTls, EtcdTransaction, WeakEtcdSession};
-use zktx_core::transaction::{CommitOptions, Isolation};
+use zktx_core::backend::{AnyKeyTransaction, AnyStore};
+use zktx_core::backend::etcd::{EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
 use zktx_core::kv::{JsonValue, Layout};
 use zktx_core::LockKind;
 
-use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, NativeCommitReport, NativeCommitted, NativeRecord, NativeWrite, WeakCallback, MAX_WAIT};
+use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, NativeCommitted, NativeFence, NativeKeyTransaction, NativeLock, NativeRecord, NativeTransaction, WeakCallback, MAX_WAIT};
 
 /// Options already checked by the JS facade (unknown keys refused there).
 #[napi(object)]
@@ -155,7 +155,7 @@ impl NativeEtcdClient {
 
     /// Acquires a lock: kind is "exclusive", "read", "write" or "lease" (with `permits`).
     #[napi]
-    pub fn acquire(&self, env: Env, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeEtcdLock>> {
+    pub fn acquire(&self, env: Env, kind: String, path: String, permits: Option<u32>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeLock>> {
         no_panic(|| {
             let session = self.session.clone();
             crate::bridge::spawn_on_timers(&env, &self.span, async move {
@@ -168,7 +168,7 @@ impl NativeEtcdClient {
                 };
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let lock = session.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
-                Ok(NativeEtcdLock { lock: Arc::new(lock), span: tracing::Span::current() })
+                Ok(NativeLock::etcd(lock))
             })
         })
     }
@@ -178,77 +178,15 @@ impl NativeEtcdClient {
 impl NativeEtcdClient {
     /// Acquires exclusive locks on all paths, all or nothing.
     #[napi]
-    pub fn multi_lock(&self, env: Env, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Vec<NativeEtcdLock>>> {
+    pub fn multi_lock(&self, env: Env, paths: Vec<String>, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, Vec<NativeLock>>> {
         no_panic(|| {
             let session = self.session.clone();
             crate::bridge::spawn_on_timers(&env, &self.span, async move {
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
                 let locks = session.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
-                Ok(locks.into_iter().map(|l| NativeEtcdLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
+                Ok(locks.into_iter().map(NativeLock::etcd).collect())
             })
-        })
-    }
-}
-
-/// A held etcd lock (the surface of `NativeLock`).
-#[napi]
-pub struct NativeEtcdLock {
-    lock: Arc<EtcdLock>,
-    span: tracing::Span,
-}
-
-#[napi]
-impl NativeEtcdLock {
-    #[napi(getter)]
-    pub fn path(&self) -> Result<String> {
-        no_panic(|| Ok(self.lock.path().to_string()))
-    }
-
-    /// This holder's key (the lock's "node").
-    #[napi(getter)]
-    pub fn node_path(&self) -> Result<String> {
-        no_panic(|| Ok(self.lock.key().to_string()))
-    }
-
-    /// The key's create revision.
-    #[napi(getter)]
-    pub fn token(&self) -> Result<f64> {
-        no_panic(|| Ok(self.lock.token() as f64))
-    }
-
-    #[napi(getter)]
-    pub fn queue_position(&self) -> Result<Option<u32>> {
-        no_panic(|| Ok(self.lock.queue_position()))
-    }
-
-    #[napi(getter)]
-    pub fn released(&self) -> Result<bool> {
-        no_panic(|| Ok(self.lock.is_released()))
-    }
-
-    #[napi]
-    pub fn release(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
-        no_panic(|| {
-            let lock = self.lock.clone();
-            crate::bridge::spawn_on_timers(&env, &self.span, async move { lock.release().await.map_err(to_js_error) })
-        })
-    }
-
-    /// As `NativeLock.onLost`: `NODE_DELETED`, `SESSION_ENDED` or `DISCONNECTED_TOO_LONG:<ms>`.
-    #[napi]
-    pub fn on_lost(&self, callback: WeakCallback) -> Result<()> {
-        no_panic(|| {
-            crate::report_loss(self.lock.lost(), callback);
-            Ok(())
-        })
-    }
-
-    #[napi]
-    pub fn is_held(&self, env: Env) -> Result<PromiseRaw<'static, bool>> {
-        no_panic(|| {
-            let lock = self.lock.clone();
-            crate::bridge::spawn_on_timers(&env, &self.span, async move { lock.is_held().await.map_err(to_js_error) })
         })
     }
 }
@@ -282,8 +220,8 @@ impl NativeEtcdClient {
 
     /// A writer fenced on the etcd locks added with `add`.
     #[napi]
-    pub fn fence(&self) -> Result<NativeEtcdFence> {
-        no_panic(|| Ok(NativeEtcdFence { session: self.session.clone(), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
+    pub fn fence(&self) -> Result<NativeFence> {
+        no_panic(|| Ok(NativeFence::new(AnyStore::Etcd(self.session.clone()), self.span.clone())))
     }
 
     #[napi]
@@ -300,13 +238,13 @@ impl NativeEtcdClient {
 
     /// Locks `key` and reads it, for an updater: `commit(json)` or `abort()` follows.
     #[napi]
-    pub fn begin(&self, env: Env, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeEtcdKeyTransaction>> {
+    pub fn begin(&self, env: Env, key: String, timeout_ms: Option<f64>, cancel_id: Option<u32>) -> Result<PromiseRaw<'static, NativeKeyTransaction>> {
         no_panic(|| {
             let session = self.session.clone();
             crate::bridge::spawn_on_timers(&env, &self.span, async move {
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let tx = session.begin(&Layout::default(), &key, &opts).await.map_err(to_js_error)?;
-                Ok(NativeEtcdKeyTransaction { tx: Arc::new(tx), span: tracing::Span::current() })
+                Ok(NativeKeyTransaction::new(AnyKeyTransaction::Etcd(tx)))
             })
         })
     }
@@ -319,96 +257,14 @@ pub struct NativeEtcdVersioned {
     pub version: f64,
 }
 
-/// Writes fenced on etcd locks (the surface of `NativeFence`).
-#[napi]
-pub struct NativeEtcdFence {
-    session: EtcdSession,
-    locks: Mutex<Vec<Arc<EtcdLock>>>,
-    span: tracing::Span,
-}
-
-#[napi]
-impl NativeEtcdFence {
-    #[napi]
-    pub fn add(&self, lock: &NativeEtcdLock) -> Result<()> {
-        no_panic(|| {
-            self.locks.lock().map_err(|_| invalid("fence poisoned"))?.push(lock.lock.clone());
-            Ok(())
-        })
-    }
-
-    /// Writes `key` only if every added lock is still held (one Txn).
-    #[napi]
-    pub fn set(&self, env: Env, key: String, json: String) -> Result<PromiseRaw<'static, f64>> {
-        no_panic(|| {
-            let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("fence poisoned"));
-            let session = self.session.clone();
-            crate::bridge::spawn_on_timers(&env, &self.span, async move {
-                let value = JsonValue::from_text(json).map_err(to_js_error)?;
-                let locks = locks?;
-                let refs: Vec<&EtcdLock> = locks.iter().map(Arc::as_ref).collect();
-                session.set_value(&Layout::default(), &key, &value, &refs).await.map(|v| v as f64).map_err(to_js_error)
-            })
-        })
-    }
-}
-
-/// A key locked for an updater (the surface of `NativeKeyTransaction`).
-#[napi]
-pub struct NativeEtcdKeyTransaction {
-    tx: Arc<EtcdKeyTransaction>,
-    span: tracing::Span,
-}
-
-#[napi]
-impl NativeEtcdKeyTransaction {
-    /// The current value as JSON text, `null` when absent; `INVALID_ARGUMENT` for data that is not JSON.
-    #[napi(getter)]
-    pub fn current_json(&self) -> Result<Option<String>> {
-        no_panic(|| Ok(self.tx.decoded().map_err(to_js_error)?.map(|v| v.as_str().to_string())))
-    }
-
-    #[napi(getter)]
-    pub fn token(&self) -> Result<f64> {
-        no_panic(|| Ok(self.tx.lock().token() as f64))
-    }
-
-    #[napi]
-    pub fn commit(&self, env: Env, json: String) -> Result<PromiseRaw<'static, NativeCommitted>> {
-        no_panic(|| {
-            let tx = self.tx.clone();
-            crate::bridge::spawn_on_timers(&env, &self.span, async move {
-                let value = match JsonValue::from_text(json) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = tx.abort().await;
-                        return Err(to_js_error(e));
-                    },
-                };
-                tx.commit(value).await.map(Into::into).map_err(to_js_error)
-            })
-        })
-    }
-
-    #[napi]
-    pub fn abort(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
-        no_panic(|| {
-            let tx = self.tx.clone();
-            crate::bridge::spawn_on_timers(&env, &self.span, async move { tx.abort().await.map_err(to_js_error) })
-        })
-    }
-}
-
 /// Multi-key transactions on etcd: the surface of `NativeClient`'s (`transaction`,
 /// `transactionRecord`); the retry loop is index.js's.
 #[napi]
 impl NativeEtcdClient {
     /// A new transaction attempt.
     #[napi]
-    pub fn transaction(&self) -> Result<NativeEtcdTransaction> {
-        no_panic(|| {
-            Ok(NativeEtcdTransaction { session: self.session.clone(), tx: Arc::new(tokio::sync::Mutex::new(EtcdTransaction::new())), locks: Mutex::new(Vec::new()), span: self.span.clone() })
-        })
+    pub fn transaction(&self) -> Result<NativeTransaction> {
+        no_panic(|| Ok(NativeTransaction::new(AnyStore::Etcd(self.session.clone()), self.span.clone())))
     }
 
     /// Deletes transaction-id markers committed more than `older_than_ms` ago; resolves how many.
@@ -431,63 +287,6 @@ impl NativeEtcdClient {
             crate::bridge::spawn_on_timers(&env, &self.span, async move {
                 let r = session.recorded(&Layout::default(), Some(&id)).await.map_err(to_js_error)?;
                 Ok(NativeRecord { applied: r.is_some(), result_json: r.flatten() })
-            })
-        })
-    }
-}
-
-/// One attempt of a multi-key transaction on etcd (the surface of `NativeTransaction`).
-#[napi]
-pub struct NativeEtcdTransaction {
-    session: EtcdSession,
-    tx: Arc<tokio::sync::Mutex<EtcdTransaction>>,
-    locks: Mutex<Vec<Arc<EtcdLock>>>,
-    span: tracing::Span,
-}
-
-#[napi]
-impl NativeEtcdTransaction {
-    /// Reads keys (one Txn for those not read yet); JSON text or null per key.
-    #[napi]
-    pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-        no_panic(|| {
-            let (session, txm) = (self.session.clone(), self.tx.clone());
-            crate::bridge::spawn_on_timers(&env, &self.span, async move {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let mut tx = txm.lock().await;
-                let values = tx.get_many(&session, &Layout::default(), &keys).await.map_err(to_js_error)?;
-                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
-            })
-        })
-    }
-
-    /// Fences the commit on a lock (may be called for several).
-    #[napi]
-    pub fn add_lock(&self, lock: &NativeEtcdLock) -> Result<()> {
-        no_panic(|| {
-            self.locks.lock().map_err(|_| invalid("transaction poisoned"))?.push(lock.lock.clone());
-            Ok(())
-        })
-    }
-
-    /// Applies the buffered writes and commits them in one Txn.
-    #[napi]
-    pub fn commit(&self, env: Env, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<PromiseRaw<'static, NativeCommitReport>> {
-        no_panic(|| {
-            let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("transaction poisoned"));
-            let (session, txm) = (self.session.clone(), self.tx.clone());
-            crate::bridge::spawn_on_timers(&env, &self.span, async move {
-                let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
-                let locks = locks?;
-                let lock_refs: Vec<&EtcdLock> = locks.iter().map(Arc::as_ref).collect();
-                let layout = Layout::default();
-                let mut tx = txm.lock().await;
-                for (key, write) in crate::parse_writes(writes)? {
-                    tx.write(&layout, &key, write).map_err(to_js_error)?;
-                }
-                let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
-                let report = tx.commit(&session, &layout, &opts).await.map_err(to_js_error)?;
-                Ok(NativeCommitReport::new(report, tx.read_versions()))
             })
         })
     }

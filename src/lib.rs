@@ -28,9 +28,10 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use zktx_core::kv::JsonValue;
+use zktx_core::backend::{AnyKeyTransaction, AnyLock, AnyStore, AnyTransaction};
 use zktx_core::recipe::{AcquireOptions, Lock};
-use zktx_core::transaction::{CommitOptions, CommitReport, Isolation, Transaction, Write};
-use zktx_core::txn::{Committed, KeyTransaction};
+use zktx_core::transaction::{CommitReport, Isolation, Transaction, Write};
+use zktx_core::txn::Committed;
 use zktx_core::store::MAX_PRUNE_AGE;
 use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
 
@@ -190,6 +191,20 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
 {
     bridge::spawn(&env, span, body)
+}
+
+/// As [`in_span`], on the runtime of the call's backend: etcd calls run where tonic's connection
+/// lives ([`bridge::spawn_on_timers`]).
+pub(crate) fn spawn_for<T, F>(env: &Env, span: &tracing::Span, etcd: bool, body: F) -> Result<PromiseRaw<'static, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    if etcd {
+        bridge::spawn_on_timers(env, span, body)
+    } else {
+        bridge::spawn(env, span, body)
+    }
 }
 
 // ---- classes ----
@@ -467,7 +482,7 @@ impl NativeClient {
                 };
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let lock = store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
-                Ok(NativeLock { lock: Arc::new(lock), span: tracing::Span::current() })
+                Ok(NativeLock::zookeeper(lock))
             })
         })
     }
@@ -481,7 +496,7 @@ impl NativeClient {
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
                 let locks = store.multi_lock(&refs, &opts).await.map_err(to_js_error)?;
-                Ok(locks.into_iter().map(|l| NativeLock { lock: Arc::new(l), span: tracing::Span::current() }).collect())
+                Ok(locks.into_iter().map(NativeLock::zookeeper).collect())
             })
         })
     }
@@ -501,7 +516,7 @@ impl NativeClient {
     /// A writer fenced on locks added with `add`.
     #[napi]
     pub fn fence(&self) -> Result<NativeFence> {
-        no_panic(|| Ok(NativeFence { store: self.store.clone(), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
+        no_panic(|| Ok(NativeFence::new(AnyStore::ZooKeeper(self.store.clone()), self.span.clone())))
     }
 
     #[napi]
@@ -609,7 +624,7 @@ impl NativeClient {
     /// A new multi-key transaction attempt.
     #[napi]
     pub fn transaction(&self) -> Result<NativeTransaction> {
-        no_panic(|| Ok(NativeTransaction { store: self.store.clone(), tx: Arc::new(tokio::sync::Mutex::new(Transaction::new())), locks: Mutex::new(Vec::new()), span: self.span.clone() }))
+        no_panic(|| Ok(NativeTransaction::new(AnyStore::ZooKeeper(self.store.clone()), self.span.clone())))
     }
 
     #[napi]
@@ -619,7 +634,7 @@ impl NativeClient {
             in_span(env, &self.span, async move {
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let tx = store.begin(&key, &opts).await.map_err(to_js_error)?;
-                Ok(NativeKeyTransaction { tx: Arc::new(tx), span: tracing::Span::current() })
+                Ok(NativeKeyTransaction::new(AnyKeyTransaction::ZooKeeper(tx)))
             })
         })
     }
@@ -647,19 +662,38 @@ pub struct NativeRecord {
     pub result_json: Option<String>,
 }
 
-/// A held lock.
+/// A held lock, on either backend.
 #[napi]
 pub struct NativeLock {
-    lock: Arc<Lock>,
+    lock: AnyLock,
     span: tracing::Span,
+}
+
+impl NativeLock {
+    /// A ZooKeeper lock for JS.
+    pub(crate) fn zookeeper(lock: Lock) -> Self {
+        NativeLock { lock: AnyLock::ZooKeeper(Arc::new(lock)), span: tracing::Span::current() }
+    }
+
+    /// An etcd lock for JS.
+    pub(crate) fn etcd(lock: zktx_core::backend::etcd::EtcdLock) -> Self {
+        NativeLock { lock: AnyLock::Etcd(Arc::new(lock)), span: tracing::Span::current() }
+    }
 }
 
 /// Writes fenced on a set of locks.
 #[napi]
 pub struct NativeFence {
-    store: Arc<Store>,
-    locks: Mutex<Vec<Arc<Lock>>>,
+    store: AnyStore,
+    locks: Mutex<Vec<AnyLock>>,
     span: tracing::Span,
+}
+
+impl NativeFence {
+    /// A fenced writer on either backend's store.
+    pub(crate) fn new(store: AnyStore, span: tracing::Span) -> Self {
+        NativeFence { store, locks: Mutex::new(Vec::new()), span }
+    }
 }
 
 #[napi]
@@ -672,17 +706,15 @@ impl NativeFence {
         })
     }
 
-    /// Writes `key` only if every added lock is still held (one multi).
+    /// Writes `key` only if every added lock is still held (one multi, or one etcd Txn).
     #[napi]
-    pub fn set(&self, env: Env, key: String, json: String) -> Result<PromiseRaw<'static, i32>> {
+    pub fn set(&self, env: Env, key: String, json: String) -> Result<PromiseRaw<'static, f64>> {
         no_panic(|| {
             let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("fence poisoned"));
             let store = self.store.clone();
-            in_span(env, &self.span, async move {
+            spawn_for(&env, &self.span, store.is_etcd(), async move {
                 let value = JsonValue::from_text(json).map_err(to_js_error)?;
-                let locks = locks?;
-                let refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
-                store.set(&key, &value, &refs).await.map_err(to_js_error)
+                store.set(&key, &value, &locks?).await.map(|v| v as f64).map_err(to_js_error)
             })
         })
     }
@@ -690,16 +722,24 @@ impl NativeFence {
 
 #[napi]
 impl NativeLock {
+    /// "zookeeper" or "etcd": which client's writes this lock can fence.
+    #[napi(getter)]
+    pub fn backend(&self) -> Result<String> {
+        no_panic(|| Ok(if self.lock.is_etcd() { "etcd" } else { "zookeeper" }.to_string()))
+    }
+
     #[napi(getter)]
     pub fn path(&self) -> Result<String> {
         no_panic(|| Ok(self.lock.path().to_string()))
     }
 
+    /// The holder's node (ZooKeeper) or key (etcd).
     #[napi(getter)]
     pub fn node_path(&self) -> Result<String> {
         no_panic(|| Ok(self.lock.node_path().to_string()))
     }
 
+    /// The fencing token: the node's czxid, or the key's create revision.
     #[napi(getter)]
     pub fn token(&self) -> Result<f64> {
         no_panic(|| Ok(self.lock.token() as f64))
@@ -720,9 +760,7 @@ impl NativeLock {
     pub fn release(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
         no_panic(|| {
             let lock = self.lock.clone();
-            in_span(env, &self.span, async move {
-                lock.release().await.map_err(to_js_error)
-            })
+            spawn_for(&env, &self.span, lock.is_etcd(), async move { lock.release().await.map_err(to_js_error) })
         })
     }
 
@@ -741,9 +779,7 @@ impl NativeLock {
     pub fn is_held(&self, env: Env) -> Result<PromiseRaw<'static, bool>> {
         no_panic(|| {
             let lock = self.lock.clone();
-            in_span(env, &self.span, async move {
-                lock.is_held().await.map_err(to_js_error)
-            })
+            spawn_for(&env, &self.span, lock.is_etcd(), async move { lock.is_held().await.map_err(to_js_error) })
         })
     }
 }
@@ -751,8 +787,15 @@ impl NativeLock {
 /// A key locked for update (the updater form of `executeTransaction`).
 #[napi]
 pub struct NativeKeyTransaction {
-    tx: Arc<KeyTransaction>,
+    tx: Arc<AnyKeyTransaction>,
     span: tracing::Span,
+}
+
+impl NativeKeyTransaction {
+    /// A key transaction of either backend for JS.
+    pub(crate) fn new(tx: AnyKeyTransaction) -> Self {
+        NativeKeyTransaction { tx: Arc::new(tx), span: tracing::Span::current() }
+    }
 }
 
 #[napi]
@@ -766,14 +809,14 @@ impl NativeKeyTransaction {
 
     #[napi(getter)]
     pub fn token(&self) -> Result<f64> {
-        no_panic(|| Ok(self.tx.lock().token() as f64))
+        no_panic(|| Ok(self.tx.token() as f64))
     }
 
     #[napi]
     pub fn commit(&self, env: Env, json: String) -> Result<PromiseRaw<'static, NativeCommitted>> {
         no_panic(|| {
             let txm = self.tx.clone();
-            in_span(env, &self.span, async move {
+            spawn_for(&env, &self.span, txm.is_etcd(), async move {
                 let value = match JsonValue::from_text(json) {
                     Ok(v) => v,
                     Err(e) => {
@@ -790,9 +833,7 @@ impl NativeKeyTransaction {
     pub fn abort(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
         no_panic(|| {
             let txm = self.tx.clone();
-            in_span(env, &self.span, async move {
-                txm.abort().await.map_err(to_js_error)
-            })
+            spawn_for(&env, &self.span, txm.is_etcd(), async move { txm.abort().await.map_err(to_js_error) })
         })
     }
 }
@@ -803,8 +844,7 @@ pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
     no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
 }
 
-/// Reads `keys` in the transaction `txm` (one round trip for those not read yet): JSON text or
-/// null per key.
+/// Reads keys into a ZooKeeper transaction (the coordinator's).
 fn read_keys(env: Env, span: &tracing::Span, store: Arc<Store>, txm: Arc<tokio::sync::Mutex<Transaction>>, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
     in_span(env, span, async move {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -882,13 +922,21 @@ impl NativeCommitReport {
     }
 }
 
-/// One attempt of a multi-key transaction (the retry loop is in index.js).
+/// One attempt of a multi-key transaction on either backend (the retry loop is in index.js).
 #[napi]
 pub struct NativeTransaction {
-    store: Arc<Store>,
-    tx: Arc<tokio::sync::Mutex<Transaction>>,
-    locks: Mutex<Vec<Arc<Lock>>>,
+    store: AnyStore,
+    tx: Arc<tokio::sync::Mutex<AnyTransaction>>,
+    locks: Mutex<Vec<AnyLock>>,
     span: tracing::Span,
+}
+
+impl NativeTransaction {
+    /// A new attempt on either backend's store.
+    pub(crate) fn new(store: AnyStore, span: tracing::Span) -> Self {
+        let tx = Arc::new(tokio::sync::Mutex::new(store.transaction()));
+        NativeTransaction { store, tx, locks: Mutex::new(Vec::new()), span }
+    }
 }
 
 #[napi]
@@ -896,7 +944,14 @@ impl NativeTransaction {
     /// Reads keys (one round trip for those not read yet); JSON text or null per key.
     #[napi]
     pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-        no_panic(|| read_keys(env, &self.span, self.store.clone(), self.tx.clone(), keys))
+        no_panic(|| {
+            let (store, txm) = (self.store.clone(), self.tx.clone());
+            spawn_for(&env, &self.span, store.is_etcd(), async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let values = txm.lock().await.get_many(&store, &keys).await.map_err(to_js_error)?;
+                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+            })
+        })
     }
 
     /// Fences the commit on a lock (may be called for several).
@@ -908,22 +963,22 @@ impl NativeTransaction {
         })
     }
 
-    /// Applies the buffered writes and commits them in one multi.
+    /// Applies the buffered writes and commits them in one multi (or one etcd Txn).
     #[napi]
     pub fn commit(&self, env: Env, writes: Vec<NativeWrite>, isolation: String, id: Option<String>, result_json: Option<String>) -> Result<PromiseRaw<'static, NativeCommitReport>> {
         no_panic(|| {
             let locks = self.locks.lock().map(|l| l.clone()).map_err(|_| invalid("transaction poisoned"));
-            let store = self.store.clone();
-            let txm = self.tx.clone();
-            in_span(env, &self.span, async move {
+            let (store, txm) = (self.store.clone(), self.tx.clone());
+            spawn_for(&env, &self.span, store.is_etcd(), async move {
                 let isolation: Isolation = isolation.parse().map_err(to_js_error)?;
                 let locks = locks?;
-                let lock_refs: Vec<&Lock> = locks.iter().map(Arc::as_ref).collect();
                 let mut tx = txm.lock().await;
-                buffer_writes(&mut tx, &store, writes)?;
-                let opts = CommitOptions { isolation, locks: &lock_refs, id: id.as_deref(), result: result_json.as_deref() };
-                let report: CommitReport = tx.commit(&store, &opts).await.map_err(to_js_error)?;
-                Ok(NativeCommitReport::new(report, tx.read_versions().map(|(k, v)| (k, v.map(i64::from)))))
+                for (key, write) in parse_writes(writes)? {
+                    tx.write(&store, &key, write).map_err(to_js_error)?;
+                }
+                let report: CommitReport = tx.commit(&store, isolation, &locks, id.as_deref(), result_json.as_deref()).await.map_err(to_js_error)?;
+                let reads = tx.read_versions();
+                Ok(NativeCommitReport::new(report, reads.iter().map(|(k, v)| (k.as_str(), *v))))
             })
         })
     }
