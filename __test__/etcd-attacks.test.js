@@ -9,7 +9,7 @@ const path = require('node:path');
 const { Etcd, ZktxError } = require('..');
 const { startProxy, startEtcdCluster } = require('../testing');
 const { unique, rejection, within } = require('./helpers/zk');
-const { etcdKit, etcdctlAt } = require('./helpers/etcd');
+const { etcdKit, etcdctlAt, waitFor } = require('./helpers/etcd');
 
 const describeEtcd = process.env.ETCD_ENDPOINTS ? describe : describe.skip;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -19,15 +19,6 @@ const { ENDPOINTS, etcd, proxied, clients, proxies, children, etcdctl } = etcdKi
 const keysUnder = (p, at = ENDPOINTS) => etcdctlAt(at, 'get', '--prefix', '--keys-only', `${p}/`).split('\n').filter(Boolean);
 /** The lease (hex) a lock key is on: the first part of its last segment. */
 const leaseOf = (key) => key.split('/').pop().split('-')[0];
-async function waitFor(cond, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(25);
-  }
-}
 /** 'acquired' | error code | 'pending' after `ms`. */
 const settledWithin = (p, ms) => Promise.race([p.then(() => 'acquired', (e) => e.code || String(e)), sleep(ms).then(() => 'pending')]);
 /** Resolves with the time (Date.now()) the signal aborts. */

@@ -10,7 +10,7 @@ const { spawn } = require('node:child_process');
 const { Etcd } = require('..');
 const { startEtcdCluster } = require('../testing');
 const { unique, rejection } = require('./helpers/zk');
-const { etcdKit, etcdctlAt } = require('./helpers/etcd');
+const { etcdKit, etcdctlAt, waitFor } = require('./helpers/etcd');
 
 if (!process.env.ETCD_ENDPOINTS) throw new Error('ETCD_ENDPOINTS is not set: run through npm test, or jest with its global-setup');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -20,15 +20,6 @@ const { ENDPOINTS, etcd, proxied, clients, children, etcdctl } = etcdKit();
 const lockEntries = (key, at = ENDPOINTS) => etcdctlAt(at, 'get', '--prefix', '--keys-only', `/zktx/locks/kv/${encodeKey(key)}/`).split('\n').filter(Boolean);
 /** zktx's key encoding (kv.rs encode_key): every byte but [A-Za-z0-9_-] percent-encoded. */
 const encodeKey = (key) => [...Buffer.from(key, 'utf8')].map((b) => (/[A-Za-z0-9_-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
-async function waitFor(cond, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(50);
-  }
-}
 /** A child process running `src` with zktx required as `zktx`; resolves once it printed `mark`. */
 function child(src, mark) {
   const p = spawn(process.execPath, ['-e', `const zktx = require(${JSON.stringify(require.resolve('..'))});\n${src}`], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -39,4 +39,15 @@ function etcdKit() {
   return { ENDPOINTS, etcd, proxied, clients, proxies, children, etcdctl: (...args) => etcdctlAt(ENDPOINTS, ...args) };
 }
 
-module.exports = { etcdKit, etcdctlAt };
+/** Polls `cond` every 25 ms until it returns something truthy (returned), or fails naming `what`. */
+async function waitFor(cond, ms, what) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+module.exports = { etcdKit, etcdctlAt, waitFor };
