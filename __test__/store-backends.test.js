@@ -154,6 +154,41 @@ describe.each(BACKENDS)('the key-value store on $name', (backend) => {
     expect(await zk.get(key)).toEqual({ fixed: true });
   });
 
+  it('diagnostics channels report locks, executeTransaction and transaction conflicts with this client', async () => {
+    const dc = require('node:diagnostics_channel');
+    const zk = client();
+    const other = client();
+    const key = unique('diag');
+    const seen = [];
+    const names = ['zktx:lock:acquired', 'zktx:lock:released', 'zktx:executeTransaction:start', 'zktx:executeTransaction:commit', 'zktx:transaction:conflict', 'zktx:transaction:commit'];
+    const listeners = names.map((name) => {
+      const fn = (m) => { if (m.zk === zk) seen.push({ name, m }); };
+      dc.subscribe(name, fn);
+      return [name, fn];
+    });
+    try {
+      const lock = await zk.lock(`/zktx-test/${unique('diag')}`);
+      await lock.release();
+      const done = await zk.executeTransaction(key, 1);
+      let runs = 0;
+      await zk.transaction(async (tx) => {
+        const v = await tx.get(key);
+        if (runs++ === 0) await other.set(key, 10); // one conflict, then a commit
+        tx.set(key, v + 1);
+      });
+      const by = (n) => seen.filter((e) => e.name === n).map((e) => e.m);
+      expect(by('zktx:lock:acquired')[0]).toMatchObject({ token: lock.token, path: lock.path });
+      expect(by('zktx:lock:released').length).toBeGreaterThanOrEqual(1);
+      expect(by('zktx:executeTransaction:start')[0]).toMatchObject({ key });
+      expect(by('zktx:executeTransaction:commit')[0]).toMatchObject({ key, version: done.version, token: done.token });
+      expect(by('zktx:transaction:conflict')).toHaveLength(1);
+      expect(by('zktx:transaction:commit')[0]).toMatchObject({ attempts: 2, keys: [key] });
+      expect(await zk.get(key)).toBe(11);
+    } finally {
+      for (const [name, fn] of listeners) dc.unsubscribe(name, fn);
+    }
+  });
+
   it('bad keys and values are INVALID_ARGUMENT / TOO_LARGE before anything is sent', async () => {
     const zk = client();
     for (const key of ['', '/abs/path', 'x'.repeat(1025), '\uD800', 7]) {
