@@ -1248,7 +1248,10 @@ export class Etcd extends EventEmitter {
    * As {@link ZooKeeper.transaction} (same retry loop, isolation levels, ids and errors), committed
    * as one etcd `Txn`: compares for the locks (create revision = token), the id's marker (absent),
    * the keys read (mod revision as read; 0 for absent) and the keys created (absent), then the
-   * writes. `committed.zxid` and `committed.versions` are the commit's revision. No tombstones and
+   * writes. `committed.zxid` and `committed.versions` are the commit's revision. All reads of an
+   * attempt are one revision of the store (later batches read at the first one's), so a
+   * read-only transaction commits nothing whatever its size and `'snapshot'` reads a snapshot; a
+   * read whose revision was compacted is a `CONFLICT` (retried). No tombstones and
    * no 5-minute limit (revisions never restart). `TOO_LARGE` over etcd's default limits: 128
    * compares or writes (`--max-txn-ops`), 1.5 MiB (`--max-request-bytes`). Locks in `options.lock`
    * must be this backend's.

@@ -592,6 +592,8 @@ class Transaction {
     this.attempt = attempt;
     /** After commit: `{ zxid, versions: {key: version}, reads: {key: version|-1}, roundTrips, alreadyApplied }`. */
     this.committed = undefined;
+    /** A read refused with CONFLICT (etcd: the attempt's revision was compacted): the attempt is retried. */
+    this._conflict = undefined;
   }
 
   _checkOpen() {
@@ -613,7 +615,12 @@ class Transaction {
       this._pending = batch;
       batch.promise = new Promise((resolve) => process.nextTick(resolve)).then(() => {
         this._pending = null;
-        return call(() => this._native.getMany(batch.keys));
+        return call(() => this._native.getMany(batch.keys)).catch((err) => {
+          // The attempt cannot go on with consistent reads: whatever the function does with
+          // this error, the loop retries it as a conflict.
+          if (err && err.code === 'CONFLICT') this._conflict = err;
+          throw err;
+        });
       });
     }
     const batch = this._pending;
@@ -1267,12 +1274,13 @@ class ZooKeeper extends EventEmitter {
         result = await settle(fn(tx), 'transaction result');
       } catch (err) {
         // With an id, a function that throws may be a replay seeing what the id's commit left:
-        // the recorded result wins.
-        return this._settleFailure(err, marker, uncertain, true);
+        // the recorded result wins. A read refused with CONFLICT is retried below.
+        if (!tx._conflict) return this._settleFailure(err, marker, uncertain, true);
       } finally {
         tx._done = true;
       }
       try {
+        if (tx._conflict) throw tx._conflict;
         const r = await call(() => tx._native.commit([...tx._writes.values()], isolation, marker, marker === undefined ? undefined : recordable(result)));
         tx.committed = {
           zxid: r.zxid ?? undefined,

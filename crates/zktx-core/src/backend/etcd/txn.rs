@@ -5,7 +5,9 @@
 //! ([`WriteSet`]), which reads each isolation level checks ([`Isolation::checks`]), and how a
 //! commit with an idempotence id settles against its marker ([`settle_with_marker`]); the JS
 //! retry loop is the same code. What is etcd's: reads are `Range`s inside one `Txn` (one
-//! revision), and the commit is one `Txn` whose compares are the lock fences
+//! revision; the batches after the first read at the first one's revision, so all reads of an
+//! attempt are one state of the store however many batches they take), and the commit is one
+//! `Txn` whose compares are the lock fences
 //! (`create_revision(lock key) == token`), the id's marker (`create_revision == 0`), the reads
 //! (`mod_revision == revision read`, 0 for an absent key) and creates (`create_revision == 0`).
 //! Revisions never restart, so no tombstones are needed (a delete is a real delete), there is no
@@ -20,7 +22,7 @@ use super::kv::{check_fences, lost, Read};
 use super::{within, EtcdLock, EtcdSession};
 use crate::error::{Error, Result};
 use crate::kv::{JsonValue, Layout};
-use crate::transaction::{settle_with_marker, CommitOptions, CommitReport, Isolation, Write, WriteSet, MARKERS};
+use crate::transaction::{settle_with_marker, CommitOptions, CommitReport, Write, WriteSet, MARKERS};
 
 /// etcd's default `--max-txn-ops`: the most compares, or operations of one branch, a `Txn` may
 /// have. A transaction that needs more is refused before anything is sent.
@@ -29,12 +31,20 @@ pub const MAX_TXN_OPS: usize = 128;
 /// etcd's default `--max-request-bytes` (1.5 MiB), less a margin for the request's framing.
 pub const MAX_TXN_BYTES: usize = 1_500_000;
 
+/// The largest answer to a read `Txn` the client accepts: [`MAX_TXN_OPS`] values of up to
+/// [`crate::kv::MAX_VALUE_BYTES`] each, with their keys.
+const MAX_READ_ANSWER_BYTES: usize = MAX_TXN_OPS * (crate::kv::MAX_VALUE_BYTES + 4096) + 65_536;
+
 /// One attempt of a transaction on etcd. Make a new one to retry.
 #[derive(Debug, Default)]
 pub struct EtcdTransaction {
     reads: HashMap<String, Read>,
     writes: WriteSet,
-    read_batches: u32,
+    /// The revision of the first read batch: every later batch reads at it (etcd's own STM reads
+    /// at the first read's revision too), so the attempt's reads are one snapshot. A read-only
+    /// attempt then needs no validation (it fits the serial order at this revision), and snapshot
+    /// isolation reads a snapshot, not keys from several moments.
+    revision: Option<i64>,
 }
 
 /// Why a compare is in the commit, to explain its failure.
@@ -54,12 +64,14 @@ impl EtcdTransaction {
         Self::default()
     }
 
-    /// Reads `keys` as of now: those not read before, in one `Txn` of `Range`s (one revision: a
-    /// consistent state; read sets over [`MAX_TXN_OPS`] keys go out as several). The attempt's
-    /// own writes are visible; a key read twice returns the first read.
+    /// Reads `keys`: those not read before, in one `Txn` of `Range`s at the attempt's revision
+    /// (the first batch's: all reads of an attempt are one consistent state; read sets over
+    /// [`MAX_TXN_OPS`] keys go out as several `Txn`s at that revision). The attempt's own writes
+    /// are visible; a key read twice returns the first read.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT` for a bad key or stored non-JSON; connection errors.
+    /// `INVALID_ARGUMENT` for a bad key or stored non-JSON; `CONFLICT` when the attempt's
+    /// revision was compacted since its first read (retry with fresh reads); connection errors.
     pub async fn get_many(&mut self, session: &EtcdSession, layout: &Layout, keys: &[&str]) -> Result<Vec<Option<JsonValue>>> {
         let missing: Vec<&str> = {
             let mut seen = std::collections::HashSet::new();
@@ -67,8 +79,8 @@ impl EtcdTransaction {
         };
         let paths = missing.iter().map(|k| layout.value_path(k)).collect::<Result<Vec<_>>>()?;
         for (batch, keys) in paths.chunks(MAX_TXN_OPS).zip(missing.chunks(MAX_TXN_OPS)) {
-            let read = session.read_keys(batch).await?;
-            self.read_batches += 1;
+            let (read, revision) = session.read_keys(batch, self.revision).await?;
+            self.revision.get_or_insert(revision);
             for (k, r) in keys.iter().zip(read) {
                 self.reads.insert(k.to_string(), r);
             }
@@ -137,10 +149,10 @@ impl EtcdTransaction {
             bytes += marker.len() + data.len();
             ops.push(etcd::TxnOp::put(marker, data, None));
         }
-        // A read-only transaction read in one batch saw one state: nothing to check. Read in
-        // several, its reads are checked together (serializable only).
-        let check_reads = !read_only || (opts.isolation == Isolation::Serializable && self.read_batches > 1);
-        if check_reads {
+        // A transaction that writes no key saw one state (every batch read at the first one's
+        // revision): it fits the serial order there, nothing to check however many keys it read
+        // (its id's marker, if any, is no key another transaction reads).
+        if !self.writes.is_empty() {
             for (key, read) in &self.reads {
                 if self.writes.get(key).is_some() || !opts.isolation.checks(false) {
                     continue;
@@ -190,7 +202,9 @@ impl EtcdTransaction {
         let mut explain_keys: Vec<String> = compares.iter().map(|(_, k, _)| k.clone()).collect();
         explain_keys.sort();
         explain_keys.dedup();
-        let explain: Vec<etcd::TxnOp> = explain_keys.iter().map(|k| etcd::TxnOp::get(k.clone(), None)).collect();
+        // Keys only: the revisions are all the explanation needs, and the values of the keys read
+        // (up to 128 of 1 MB each) would make the answer larger than the client accepts.
+        let explain: Vec<etcd::TxnOp> = explain_keys.iter().map(|k| etcd::TxnOp::get(k.clone(), Some(etcd::GetOptions::new().with_keys_only()))).collect();
         let txn = etcd::Txn::new().when(compares.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>()).and_then(ops).or_else(explain);
         let mut client = session.client().await?;
         report.round_trips += 1;
@@ -250,16 +264,29 @@ fn marker_key(layout: &Layout, id: &str) -> Result<String> {
 }
 
 impl EtcdSession {
-    /// Reads keys' values in one `Txn` (one revision).
-    pub(super) async fn read_keys(&self, paths: &[String]) -> Result<Vec<Read>> {
-        let client = self.client().await?;
+    /// Reads keys' values in one `Txn` (one revision): at `revision` when given, else the
+    /// current one; also returns the revision read at.
+    ///
+    /// # Errors
+    /// `CONFLICT` when `revision` was compacted; connection errors.
+    pub(super) async fn read_keys(&self, paths: &[String], revision: Option<i64>) -> Result<(Vec<Read>, i64)> {
+        // Up to 128 values of up to 1 MB each: far over tonic's default 4 MB answer.
+        let kv = self.client().await?.kv_client().max_decoding_message_size(MAX_READ_ANSWER_BYTES);
         let rt = self.request_timeout();
-        let txn = etcd::Txn::new().and_then(paths.iter().map(|p| etcd::TxnOp::get(p.clone(), None)).collect::<Vec<_>>());
+        let options = revision.map(|r| etcd::GetOptions::new().with_revision(r));
+        let txn = etcd::Txn::new().and_then(paths.iter().map(|p| etcd::TxnOp::get(p.clone(), options.clone())).collect::<Vec<_>>());
         let done = crate::backend::retry_transient(rt, || {
-            let (mut client, txn) = (client.clone(), txn.clone());
-            async move { within(rt, "read keys", client.txn(txn)).await }
+            let (mut kv, txn) = (kv.clone(), txn.clone());
+            async move { within(rt, "read keys", kv.txn(txn)).await }
         })
-        .await?;
+        .await
+        .map_err(|err| match err {
+            Error::InvalidArgument(m) if revision.is_some() && m.contains("compacted") => {
+                Error::Conflict(format!("the revision this transaction first read at was compacted before its later reads ({m})"))
+            },
+            err => err,
+        })?;
+        let at = revision.unwrap_or_else(|| done.header().map_or(0, |h| h.revision()));
         let read: Vec<Read> = done
             .op_responses()
             .into_iter()
@@ -271,7 +298,7 @@ impl EtcdSession {
         if read.len() != paths.len() {
             return Err(Error::zk("SYSTEMERROR", "etcd answered a read Txn with the wrong number of results"));
         }
-        Ok(read)
+        Ok((read, at))
     }
 
     /// Whether a transaction with this id committed: `None` when its marker is absent (or no
