@@ -913,7 +913,10 @@ export interface TransactionOptions {
   signal?: AbortSignal;
   /**
    * `'serializable'` (default): every key read is checked at commit (absent keys too).
-   * `'snapshot'`: only written keys are checked; write skew is possible.
+   * `'snapshot'`: only written keys are checked; write skew is possible. What the function reads
+   * is one state of the store: on ZooKeeper, reads made in several ticks are checked at commit
+   * too (a change between them is a conflict, and the function runs again); on etcd every read
+   * of an attempt is made at its first read's revision.
    * `'read-committed'`: nothing is checked; lost updates are possible.
    */
   isolation?: 'serializable' | 'snapshot' | 'read-committed';

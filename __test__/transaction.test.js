@@ -120,6 +120,36 @@ describe.each(BACKENDS)('transaction on $name', (backend) => {
     }
   });
 
+  it('snapshot reads in two ticks never mix two states (no read skew): a transfer between the ticks makes it retry', async () => {
+    const [a, b, total] = [unique('a'), unique('b'), unique('total')];
+    await zk.transaction((tx) => { tx.set(a, 50); tx.set(b, 50); });
+    const other = client();
+    try {
+      let runs = 0;
+      const sum = await zk.transaction(async (tx) => {
+        runs++;
+        const x = await tx.get(a);
+        if (runs === 1) await other.transaction(async (t) => { const [p, q] = await t.getMany([a, b]); t.set(a, p - 10); t.set(b, q + 10); });
+        const y = await tx.get(b);
+        tx.set(total, x + y);
+        return x + y;
+      }, { isolation: 'snapshot' });
+      expect(sum).toBe(100); // every state of the store had a + b = 100
+      expect(await zk.get(total)).toBe(100);
+      // read-only too: its two ticks must fit one state
+      runs = 0;
+      const seen = await zk.transaction(async (tx) => {
+        runs++;
+        const x = await tx.get(a);
+        if (runs === 1) await other.transaction(async (t) => { const [p, q] = await t.getMany([a, b]); t.set(a, p - 5); t.set(b, q + 5); });
+        return x + (await tx.get(b));
+      }, { isolation: 'snapshot' });
+      expect(seen).toBe(100);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('an id makes a replayed commit apply at most once', async () => {
     const k = unique('idem');
     const id = unique('txid');

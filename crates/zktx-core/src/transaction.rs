@@ -12,7 +12,8 @@
 //!   of their commit zxids.
 //! - [`Isolation::Snapshot`]: only written keys are checked (first committer wins). No lost
 //!   updates, but write skew: two transactions that each read both `a` and `b` and write one of
-//!   them can both commit.
+//!   them can both commit. Reads made in several batches (several ticks) are checked too, so
+//!   that what the transaction saw is one state (no read skew).
 //! - [`Isolation::ReadCommitted`]: no checks; writes apply last-writer-wins. Lost updates are
 //!   possible. Reads still see only committed data.
 
@@ -373,7 +374,7 @@ impl Transaction {
     async fn commit_inner(&mut self, store: &Store, opts: &CommitOptions<'_>, decision: Vec<Op>, report: &mut CommitReport) -> Result<()> {
         // A transaction with an id commits its marker even when it writes nothing.
         if self.writes.is_empty() && decision.is_empty() && opts.id.is_none() {
-            if opts.isolation == Isolation::Serializable && self.read_batches > 1 {
+            if opts.isolation != Isolation::ReadCommitted && self.read_batches > 1 {
                 self.check_age(store)?;
                 self.validate_reads(store).await?;
                 report.round_trips += 1;
@@ -514,7 +515,11 @@ impl Transaction {
             let data = opts.result.unwrap_or_default().as_bytes().to_vec();
             plan.push(Op::Create(marker_path(store, id)?, data), None, Role::Marker);
         }
-        let checked = |key: &str| opts.isolation.checks(self.write_of(key).is_some());
+        // Snapshot reads made in several batches (several ticks, or a read set over one
+        // request) came from several states: check them all, or the snapshot could mix states
+        // that never existed together (read skew), which snapshot isolation does not allow.
+        let spans_states = opts.isolation == Isolation::Snapshot && self.read_batches > 1;
+        let checked = |key: &str| spans_states || opts.isolation.checks(self.write_of(key).is_some());
         // Asserts that `key` is still as read: at its version, or (never created) without a
         // znode — a create that must succeed, and leaves a tombstone.
         let assert_unchanged = |plan: &mut Plan, key: &str, path: String, read: &Stored| match read.znode_version() {
