@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{retry_transient, Queue, Watch};
+use super::{retry_transient, Queue, Watch, Watched};
 use crate::error::{Error, Outcome, Result};
 use crate::recipe::driver::{Contender, LockDriver, ReadWriteDriver, StandardDriver};
 use crate::recipe::internals::{wait_in_queue, AcquireOptions};
@@ -613,86 +613,115 @@ impl EtcdQueue {
         Ok((listing(&self.prefix, Some(got)), revision))
     }
 
-    /// A watch stream on `key` (a prefix when `prefix`) from `revision + 1`.
-    async fn open(&self, key: String, prefix: bool, revision: i64) -> Result<etcd::WatchStream> {
-        let mut options = etcd::WatchOptions::new().with_start_revision(revision + 1);
-        if prefix {
-            options = options.with_prefix();
-        }
-        retry_transient(self.retry_for, || {
-            let (mut client, key, options) = (self.client.clone(), key.clone(), options.clone());
-            async move { within(self.rt, "watch etcd lock queue", client.watch(key, Some(options))).await }
+    /// Watches the queue's deletes from now on, then lists it: the listing and every delete
+    /// after it, so a waiter can follow the queue without listing it again.
+    ///
+    /// The watch comes first, and from the server's current revision, not from the revision of
+    /// an earlier listing: etcd serves a watch whose start revision is already past from a
+    /// background loop that runs every 100 ms ("unsynced" watchers), so a handoff waited on that
+    /// way takes up to 100 ms; a watch from now is served as each write commits. Its `created`
+    /// answer is read before the listing is sent, so the listing's revision is at or past the
+    /// watch's start and no delete falls between the two.
+    async fn follow(&self) -> Result<(Vec<Contender>, i64, Option<etcd::WatchStream>)> {
+        let options = etcd::WatchOptions::new().with_prefix().with_filters([etcd::WatchFilterType::NoPut]);
+        let stream = retry_transient(self.retry_for, || {
+            let (mut client, prefix, options) = (self.client.clone(), self.prefix.clone(), options.clone());
+            async move {
+                within(self.rt, "watch etcd lock queue", async move {
+                    let mut stream = client.watch(prefix, Some(options)).await?;
+                    loop {
+                        match stream.message().await? {
+                            // Refused (a permission, say): no watch; the listing says why.
+                            Some(resp) if resp.created() => return Ok((!resp.canceled()).then_some(stream)),
+                            Some(_) => {},
+                            None => return Err(etcd::Error::WatchError("the watch stream ended before etcd confirmed the watch".into())),
+                        }
+                    }
+                })
+                .await
+            }
         })
-        .await
+        .await?;
+        let (contenders, revision) = self.list().await?;
+        Ok((contenders, revision, stream))
     }
 
-    /// The loop's wake-up: an event on `key` (deletes only, if `deletes_only`) after `revision`,
-    /// the waiter's own key deleted, its lease ended, or a re-list period passed (a watch carried
-    /// by a member that stopped answering must not hold a waiter past a release).
-    async fn watch(&self, key: String, prefix: bool, revision: i64, deletes_only: bool) -> Result<Watch> {
-        let main = self.open(key, prefix, revision).await?;
-        // A prefix watch sees the waiter's own key too.
-        let own = if prefix { None } else { Some(self.open(self.own_key.clone(), false, revision).await?) };
+    /// The loop's wake-up, following `queue` (listed at `revision`) with the deletes `stream`
+    /// delivers after it: resolves with the queue as it then stands once one of `wake_on` (the
+    /// contender waited for, the waiter's own entry) is deleted; with `None` (list again) when
+    /// the stream breaks, the lease ended, or a re-list period passed (a watch carried by a
+    /// member that stopped answering must not hold a waiter past a release).
+    fn countdown(&self, stream: Option<etcd::WatchStream>, mut queue: Vec<Contender>, revision: i64, wake_on: Vec<String>) -> Watch<()> {
         let mut ended = self.lease.ended.subscribe();
         let relist = (self.lease.ttl / 2).clamp(Duration::from_millis(500), Duration::from_secs(2));
-        Ok(Box::pin(async move {
-            let own = async {
-                match own {
-                    Some(stream) => next_event(stream, true).await,
-                    None => std::future::pending().await,
+        let prefix = self.prefix.clone();
+        Box::pin(async move {
+            let mut stream = stream?;
+            let follow = async {
+                loop {
+                    let resp = match stream.message().await {
+                        Ok(Some(resp)) if !resp.canceled() => resp,
+                        // Broken or cancelled (a member gone, compacted): list again.
+                        _ => return None,
+                    };
+                    let mut woke = false;
+                    for kv in resp.events().iter().filter(|e| e.event_type() == etcd::EventType::Delete).filter_map(|e| e.kv()) {
+                        // Deletes up to the listing's revision are in it already. After it, the
+                        // first delete of a listed name is that contender's: a key of the same
+                        // name created since is another contender, behind the waiter.
+                        if kv.mod_revision() <= revision {
+                            continue;
+                        }
+                        let Some(gone) = contender(&prefix, kv.key(), 0) else { continue };
+                        if let Some(at) = queue.iter().position(|c| c.name == gone.name) {
+                            queue.remove(at);
+                            woke |= wake_on.contains(&gone.name);
+                        }
+                    }
+                    if woke {
+                        return Some((queue, ()));
+                    }
                 }
             };
             tokio::select! {
-                _ = next_event(main, deletes_only) => {},
-                _ = own => {},
-                _ = ended.wait_for(|ended| *ended) => {},
-                _ = tokio::time::sleep(relist) => {},
+                followed = follow => followed,
+                _ = ended.wait_for(|ended| *ended) => None,
+                _ = tokio::time::sleep(relist) => None,
             }
-        }))
-    }
-}
-
-/// Resolves on the first event of `stream` (the first delete, if `deletes_only`), or when the
-/// stream breaks or is cancelled (compacted revision, member gone): the loop then looks again.
-async fn next_event(mut stream: etcd::WatchStream, deletes_only: bool) {
-    loop {
-        match stream.message().await {
-            Ok(Some(resp)) => {
-                if resp.canceled() || resp.events().iter().any(|e| !deletes_only || e.event_type() == etcd::EventType::Delete) {
-                    return;
-                }
-            },
-            Ok(None) | Err(_) => return,
-        }
+        })
     }
 }
 
 impl Queue for EtcdQueue {
     type Read = ();
 
-    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>> {
+    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch<()>>>> {
         Box::pin(async move {
-            let key = format!("{}{}", self.prefix, ahead.name);
-            let got = retry_transient(self.retry_for, || {
-                let (mut client, key) = (self.client.clone(), key.clone());
-                async move { within(self.rt, "read etcd lock key", client.get(key, None)).await }
-            })
-            .await?;
-            // Gone, or re-created since the listing (its holder released and joined again, behind
-            // us): the contender the driver named has left.
-            if !got.kvs().first().is_some_and(|kv| kv.create_revision() == ahead.sequence) {
-                return Ok(None);
+            let (queue, revision, stream) = self.follow().await?;
+            let own = self.own_key.strip_prefix(&self.prefix).unwrap_or_default().to_string();
+            // Gone, or re-created since the listing the driver decided on (its holder released
+            // and joined again, behind us): the contender the driver named has left. Decided
+            // again on the fresh listing, without another one.
+            let there = queue.iter().any(|c| c.name == ahead.name && c.sequence == ahead.sequence);
+            if !there || !queue.iter().any(|c| c.name == own) {
+                return Ok(Some(Box::pin(std::future::ready(Some((queue, ())))) as Watch<()>));
             }
-            let revision = got.header().map_or(0, |h| h.revision());
-            Ok(Some(self.watch(key, false, revision, true).await?))
+            Ok(Some(self.countdown(stream, queue, revision, vec![ahead.name.clone(), own])))
         })
     }
 
-    fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>> {
+    fn watch_queue(&self) -> BoxFuture<'_, Result<Watched<()>>> {
         Box::pin(async move {
-            let (contenders, revision) = self.list().await?;
-            let watch = self.watch(self.prefix.clone(), true, revision, false).await?;
-            Ok((contenders, watch))
+            let (queue, revision, stream) = self.follow().await?;
+            // Any contender ahead may leave first (a semaphore's holders), and the waiter's own
+            // entry may go; those behind it do not matter.
+            let own = self.own_key.strip_prefix(&self.prefix).unwrap_or_default();
+            let wake_on: Vec<String> = match queue.iter().position(|c| c.name == own) {
+                Some(at) => queue[..=at].iter().map(|c| c.name.clone()).collect(),
+                None => Vec::new(), // gone already: the loop decides on this listing first
+            };
+            let watch = self.countdown(stream, queue.clone(), revision, wake_on);
+            Ok((queue, watch))
         })
     }
 
