@@ -9,7 +9,9 @@
 //! - **Locks.** As `go.etcd.io/etcd/client/v3/concurrency.Mutex` (and `etcdctl lock`): a
 //!   contender puts `<path>/<lease id in hex>` under its lease if it does not exist, in one `Txn`
 //!   that also lists `<path>/` by create revision; it holds once no key ahead of it is left,
-//!   and waits for the deletion of the key just ahead, watched from the revision it read. So
+//!   and waits for the deletion of the key just ahead: it lists the queue once, after the
+//!   session's watch of the queue's deletes is registered ([`queue_watch`]), and follows it
+//!   from the delete events, holding on the event that removes the last key ahead. So
 //!   `lock('/locks/orders')` here, `etcdctl lock /locks/orders` and a Go service's Mutex on that
 //!   name exclude each other. Read, write and semaphore contenders name their keys
 //!   `<lease hex>-<kind>-<uuid>`; a key of any other shape under the prefix (Go's, etcdctl's)
@@ -33,6 +35,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::{retry_transient, Queue, Watch, Watched};
+
+mod queue_watch;
+use queue_watch::{Deleted, QueueWatch, QueueWatches};
 use crate::error::{Error, Outcome, Result};
 use crate::recipe::driver::{Contender, LockDriver, ReadWriteDriver, StandardDriver};
 use crate::recipe::internals::{wait_in_queue, AcquireOptions};
@@ -132,6 +137,8 @@ struct Inner {
     held: Mutex<HashMap<String, i64>>,
     /// Keys a background task is still deleting (a release or cleanup whose delete failed).
     releasing: Releasing,
+    /// The watches of the lock queues this session waits on, kept open between waits.
+    queue_watches: Arc<QueueWatches>,
 }
 
 /// Keys being deleted in the background, shared with the locks and their cleanup tasks.
@@ -228,6 +235,7 @@ impl EtcdSession {
                 closing: CancellationToken::new(),
                 held: Mutex::new(HashMap::new()),
                 releasing: Arc::default(),
+                queue_watches: Arc::default(),
             }),
         })
     }
@@ -340,6 +348,7 @@ impl EtcdSession {
             return;
         }
         self.inner.closing.cancel();
+        self.inner.queue_watches.close_all();
         let lease = self.inner.lease.lock().await.take();
         if let (Some(lease), Some(client)) = (lease, self.inner.client.get()) {
             let _ = lease.ended.send(true);
@@ -498,7 +507,16 @@ impl EtcdSession {
             }
         }
         let queue_position = contenders.iter().position(|c| c.name == name).map(|p| p as u32);
-        let queue = EtcdQueue { client: client.clone(), rt, retry_for, prefix: prefix.clone(), own_key: key.clone(), lease: lease.clone() };
+        let queue = EtcdQueue {
+            client: client.clone(),
+            rt,
+            retry_for,
+            prefix: prefix.clone(),
+            own_key: key.clone(),
+            lease: lease.clone(),
+            watches: self.inner.queue_watches.clone(),
+            closing: self.inner.closing.clone(),
+        };
         let waited = match token {
             Some(_) => wait_in_queue(&queue, path, &name, contenders, driver, opts, give_up_at).await.map(|_| ()),
             None => Err(Error::LockLost(format!("lock key {key} vanished while joining (its lease ended)"))),
@@ -599,6 +617,16 @@ struct EtcdQueue {
     own_key: String,
     /// Its end wakes the waiter too (every key on it is gone).
     lease: Arc<Lease>,
+    /// The session's queue watches ([`queue_watch`]).
+    watches: Arc<QueueWatches>,
+    /// The session's: ends its queue watches.
+    closing: CancellationToken,
+}
+
+/// A waiter's receiver on its queue's shared watch.
+struct Following {
+    shared: Arc<QueueWatch>,
+    deletes: broadcast::Receiver<Deleted>,
 }
 
 impl EtcdQueue {
@@ -613,80 +641,74 @@ impl EtcdQueue {
         Ok((listing(&self.prefix, Some(got)), revision))
     }
 
-    /// Watches the queue's deletes from now on, then lists it: the listing and every delete
-    /// after it, so a waiter can follow the queue without listing it again.
+    /// The queue's deletes from now on (the session's shared watch of the queue, confirmed by
+    /// etcd), then a listing: the listing and every delete after it, so a waiter can follow the
+    /// queue without listing it again.
     ///
-    /// The watch comes first, and from the server's current revision, not from the revision of
-    /// an earlier listing: etcd serves a watch whose start revision is already past from a
-    /// background loop that runs every 100 ms ("unsynced" watchers), so a handoff waited on that
-    /// way takes up to 100 ms; a watch from now is served as each write commits. Its `created`
-    /// answer is read before the listing is sent, so the listing's revision is at or past the
-    /// watch's start and no delete falls between the two.
-    async fn follow(&self) -> Result<(Vec<Contender>, i64, Option<etcd::WatchStream>)> {
-        let options = etcd::WatchOptions::new().with_prefix().with_filters([etcd::WatchFilterType::NoPut]);
-        let stream = retry_transient(self.retry_for, || {
-            let (mut client, prefix, options) = (self.client.clone(), self.prefix.clone(), options.clone());
-            async move {
-                within(self.rt, "watch etcd lock queue", async move {
-                    let mut stream = client.watch(prefix, Some(options)).await?;
-                    loop {
-                        match stream.message().await? {
-                            // Refused (a permission, say): no watch; the listing says why.
-                            Some(resp) if resp.created() => return Ok((!resp.canceled()).then_some(stream)),
-                            Some(_) => {},
-                            None => return Err(etcd::Error::WatchError("the watch stream ended before etcd confirmed the watch".into())),
-                        }
-                    }
-                })
-                .await
+    /// The watch is registered before the listing is sent (its `created` answer came first), so
+    /// the listing's revision is at or past the watch's start and no delete falls between the
+    /// two. A watch set from the revision of an earlier read would be served by etcd as
+    /// "unsynced", up to 100 ms late ([`queue_watch`]).
+    async fn follow(&self) -> Result<(Vec<Contender>, i64, Option<Following>)> {
+        let shared = retry_transient(self.retry_for, || async {
+            let w = self.watches.get(&self.client, &self.prefix, self.rt, &self.closing);
+            match tokio::time::timeout(self.rt, w.ready()).await {
+                Ok(queue_watch::State::Open) => Ok(Some(w)),
+                // No watch (a permission): the loop lists again after each period.
+                Ok(queue_watch::State::Refused) => Ok(None),
+                Ok(_) => Err(Error::ConnectionLoss { message: "watch etcd lock queue: the watch could not be opened".into(), outcome: Outcome::Unknown }),
+                Err(_) => Err(Error::Timeout { message: format!("watch etcd lock queue: no answer from etcd within {} ms", self.rt.as_millis()), outcome: Outcome::Unknown }),
             }
         })
         .await?;
+        let following = shared.map(|shared| Following { deletes: shared.subscribe(), shared });
         let (contenders, revision) = self.list().await?;
-        Ok((contenders, revision, stream))
+        Ok((contenders, revision, following))
     }
 
-    /// The loop's wake-up, following `queue` (listed at `revision`) with the deletes `stream`
-    /// delivers after it: resolves with the queue as it then stands once one of `wake_on` (the
-    /// contender waited for, the waiter's own entry) is deleted; with `None` (list again) when
-    /// the stream breaks, the lease ended, or a re-list period passed (a watch carried by a
-    /// member that stopped answering must not hold a waiter past a release).
-    fn countdown(&self, stream: Option<etcd::WatchStream>, mut queue: Vec<Contender>, revision: i64, wake_on: Vec<String>) -> Watch<()> {
+    /// The loop's wake-up, following `queue` (listed at `revision`) with the deletes delivered
+    /// after it: resolves with the queue as it then stands once one of `wake_on` (the contender
+    /// waited for, the waiter's own entry) is deleted; with `None` (list again) when the watch
+    /// ended or fell behind, the lease ended, or a re-list period passed (then the watch is
+    /// retired too: it may be carried by a member that stopped answering, and must not hold a
+    /// waiter past a release).
+    fn countdown(&self, following: Option<Following>, mut queue: Vec<Contender>, revision: i64, wake_on: Vec<String>) -> Watch<()> {
         let mut ended = self.lease.ended.subscribe();
         let relist = (self.lease.ttl / 2).clamp(Duration::from_millis(500), Duration::from_secs(2));
         let prefix = self.prefix.clone();
         Box::pin(async move {
-            let mut stream = stream?;
+            let Following { shared, mut deletes } = following?;
             let follow = async {
                 loop {
-                    let resp = match stream.message().await {
-                        Ok(Some(resp)) if !resp.canceled() => resp,
-                        // Broken or cancelled (a member gone, compacted): list again.
-                        _ => return None,
-                    };
+                    // Lagged or closed: list again.
+                    let batch = deletes.recv().await.ok()?;
                     let mut woke = false;
-                    for kv in resp.events().iter().filter(|e| e.event_type() == etcd::EventType::Delete).filter_map(|e| e.kv()) {
+                    for (deleted_at, key) in batch.iter() {
                         // Deletes up to the listing's revision are in it already. After it, the
                         // first delete of a listed name is that contender's: a key of the same
                         // name created since is another contender, behind the waiter.
-                        if kv.mod_revision() <= revision {
+                        if *deleted_at <= revision {
                             continue;
                         }
-                        let Some(gone) = contender(&prefix, kv.key(), 0) else { continue };
+                        let Some(gone) = contender(&prefix, key, 0) else { continue };
                         if let Some(at) = queue.iter().position(|c| c.name == gone.name) {
                             queue.remove(at);
                             woke |= wake_on.contains(&gone.name);
                         }
                     }
                     if woke {
-                        return Some((queue, ()));
+                        return Some((std::mem::take(&mut queue), ()));
                     }
                 }
             };
             tokio::select! {
                 followed = follow => followed,
+                _ = shared.ended() => None,
                 _ = ended.wait_for(|ended| *ended) => None,
-                _ = tokio::time::sleep(relist) => None,
+                _ = tokio::time::sleep(relist) => {
+                    shared.retire();
+                    None
+                },
             }
         })
     }
@@ -697,7 +719,7 @@ impl Queue for EtcdQueue {
 
     fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch<()>>>> {
         Box::pin(async move {
-            let (queue, revision, stream) = self.follow().await?;
+            let (queue, revision, following) = self.follow().await?;
             let own = self.own_key.strip_prefix(&self.prefix).unwrap_or_default().to_string();
             // Gone, or re-created since the listing the driver decided on (its holder released
             // and joined again, behind us): the contender the driver named has left. Decided
@@ -706,13 +728,13 @@ impl Queue for EtcdQueue {
             if !there || !queue.iter().any(|c| c.name == own) {
                 return Ok(Some(Box::pin(std::future::ready(Some((queue, ())))) as Watch<()>));
             }
-            Ok(Some(self.countdown(stream, queue, revision, vec![ahead.name.clone(), own])))
+            Ok(Some(self.countdown(following, queue, revision, vec![ahead.name.clone(), own])))
         })
     }
 
     fn watch_queue(&self) -> BoxFuture<'_, Result<Watched<()>>> {
         Box::pin(async move {
-            let (queue, revision, stream) = self.follow().await?;
+            let (queue, revision, following) = self.follow().await?;
             // Any contender ahead may leave first (a semaphore's holders), and the waiter's own
             // entry may go; those behind it do not matter.
             let own = self.own_key.strip_prefix(&self.prefix).unwrap_or_default();
@@ -720,7 +742,7 @@ impl Queue for EtcdQueue {
                 Some(at) => queue[..=at].iter().map(|c| c.name.clone()).collect(),
                 None => Vec::new(), // gone already: the loop decides on this listing first
             };
-            let watch = self.countdown(stream, queue.clone(), revision, wake_on);
+            let watch = self.countdown(following, queue.clone(), revision, wake_on);
             Ok((queue, watch))
         })
     }
