@@ -682,21 +682,7 @@ impl EtcdQueue {
                 loop {
                     // Lagged or closed: list again.
                     let batch = deletes.recv().await.ok()?;
-                    let mut woke = false;
-                    for (deleted_at, key) in batch.iter() {
-                        // Deletes up to the listing's revision are in it already. After it, the
-                        // first delete of a listed name is that contender's: a key of the same
-                        // name created since is another contender, behind the waiter.
-                        if *deleted_at <= revision {
-                            continue;
-                        }
-                        let Some(gone) = contender(&prefix, key, 0) else { continue };
-                        if let Some(at) = queue.iter().position(|c| c.name == gone.name) {
-                            queue.remove(at);
-                            woke |= wake_on.contains(&gone.name);
-                        }
-                    }
-                    if woke {
+                    if apply_deletes(&prefix, &mut queue, revision, &batch, &wake_on) {
                         return Some((std::mem::take(&mut queue), ()));
                     }
                 }
@@ -712,6 +698,27 @@ impl EtcdQueue {
             }
         })
     }
+}
+
+/// Takes the contenders `deleted` after the listing's `revision` out of `queue`; whether one of
+/// `wake_on` went.
+///
+/// Deletes up to the listing's revision are in it already. After it, the first delete of a
+/// listed name is that contender's: a key of the same name created since (a holder that
+/// released and joined again) is another contender, behind the waiter, and never in `queue`.
+fn apply_deletes(prefix: &str, queue: &mut Vec<Contender>, revision: i64, deleted: &[(i64, Vec<u8>)], wake_on: &[String]) -> bool {
+    let mut woke = false;
+    for (deleted_at, key) in deleted {
+        if *deleted_at <= revision {
+            continue;
+        }
+        let Some(gone) = contender(prefix, key, 0) else { continue };
+        if let Some(at) = queue.iter().position(|c| c.name == gone.name) {
+            queue.remove(at);
+            woke |= wake_on.contains(&gone.name);
+        }
+    }
+    woke
 }
 
 impl Queue for EtcdQueue {
@@ -1118,6 +1125,29 @@ mod tests {
 
     fn kind(key: &str) -> Option<String> {
         contender("/l/", key.as_bytes(), 7).map(|c| c.kind)
+    }
+
+    #[test]
+    fn a_waiter_follows_the_queue_from_the_deletes_after_its_listing() {
+        let c = |name: &str, rev: i64| Contender { name: name.into(), kind: "lock".into(), sequence: rev };
+        let del = |rev: i64, key: &str| (rev, key.as_bytes().to_vec());
+        let wake_on = vec!["b".to_string(), "c".to_string()]; // c waits for b
+        let mut queue = vec![c("a", 10), c("b", 11), c("c", 12)];
+        // Listed at 20: a delete at or before it is in the listing already; a deeper key and a
+        // key that was not listed are not contenders of this queue.
+        assert!(!apply_deletes("/l/", &mut queue, 20, &[del(19, "/l/b"), del(21, "/l/sub/b"), del(22, "/l/x")], &wake_on));
+        assert_eq!(queue.len(), 3);
+        // The holder ahead of b leaves: c is not woken, but follows.
+        assert!(!apply_deletes("/l/", &mut queue, 20, &[del(23, "/l/a")], &wake_on));
+        assert_eq!(queue.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        // b leaves: c wakes, and decides on [c].
+        assert!(apply_deletes("/l/", &mut queue, 20, &[del(24, "/l/b")], &wake_on));
+        assert_eq!(queue.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["c"]);
+        // b joined again (behind c) and left again: not in the queue, nothing changes.
+        assert!(!apply_deletes("/l/", &mut queue, 20, &[del(26, "/l/b")], &[]));
+        // c's own key deleted: it wakes to find itself gone.
+        assert!(apply_deletes("/l/", &mut queue, 20, &[del(27, "/l/c")], &wake_on));
+        assert!(queue.is_empty());
     }
 
     #[test]
