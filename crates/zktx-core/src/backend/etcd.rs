@@ -677,7 +677,14 @@ impl EtcdQueue {
         let relist = (self.lease.ttl / 2).clamp(Duration::from_millis(500), Duration::from_secs(2));
         let prefix = self.prefix.clone();
         Box::pin(async move {
-            let Following { shared, mut deletes } = following?;
+            let Some(Following { shared, mut deletes }) = following else {
+                // No watch (etcd refused it): look again each period, not at once.
+                tokio::select! {
+                    _ = ended.wait_for(|ended| *ended) => {},
+                    _ = tokio::time::sleep(relist) => {},
+                }
+                return None;
+            };
             let follow = async {
                 loop {
                     // Lagged or closed: list again.

@@ -195,7 +195,7 @@ async fn run(mut client: etcd::Client, w: Arc<QueueWatch>, rt: Duration) {
     };
     if let Some(stream) = stream.as_mut() {
         w.state.send_replace(State::Open);
-        let mut idle_check = tokio::time::interval_at(Instant::now() + LINGER, LINGER);
+        let mut idle_check = tokio::time::interval_at(crate::session::instant_after_or_far(LINGER), LINGER);
         loop {
             tokio::select! {
                 _ = w.stop.cancelled() => break,
