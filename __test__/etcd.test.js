@@ -100,6 +100,29 @@ describe('locks on etcd', () => {
     expect(keysUnder(p)).toEqual([]);
   });
 
+  it("one client's waiters on a path share its watch of the queue, and each is let in as a permit frees up, in queue order", async () => {
+    const p = `/locks/${unique('etcd-sem-shared')}`;
+    const holder = etcd();
+    const waiter = etcd(); // its three waiters follow the queue through one watch
+    const held = [await holder.semaphore(p, 2).acquire(), await holder.semaphore(p, 2).acquire()];
+    const order = [];
+    const waits = [];
+    for (let i = 0; i < 3; i++) {
+      waits.push(waiter.semaphore(p, 2).acquire().then((lease) => { order.push(i); return lease; }));
+      while (keysUnder(p).length < 3 + i) await sleep(20); // queued in this order
+    }
+    await held[0].release();
+    const first = await waits[0];
+    await held[1].release();
+    const second = await waits[1];
+    expect(order).toEqual([0, 1]); // both permits taken: the third still waits
+    await first.release();
+    const third = await waits[2];
+    expect(order).toEqual([0, 1, 2]);
+    await Promise.all([second.release(), third.release()]);
+    expect(keysUnder(p)).toEqual([]);
+  });
+
   it('excludes `etcdctl lock` on the same name, both ways (etcd\'s own recipe)', async () => {
     const p = `/locks/${unique('etcd-ctl')}`;
     const e = etcd();

@@ -22,6 +22,13 @@
 // of 12. countdown made no more handoffs than listed here (207–388 against 247–562 per run on a
 // loaded machine): in this JS client every waiter pays for every delete event; what it saves in
 // zktx (a Range on each handoff's critical path) is to be measured on the addon.
+//
+// Measured on the addon since (docs/benchmarks.md, "The handoff, before and after"): what held
+// handoffs back was neither variant's reads but etcd 3.4's "unsynced" watchers: a watch whose
+// start revision is already past when the server registers it is served by a loop that runs
+// every 100 ms. `range` and `listed` both watch from a past revision (listed more often);
+// zktx's waiters now watch first (one watch per client and lock path, kept open), list once
+// after etcd confirmed it, and follow the queue from the delete events, as `countdown` does.
 // Starts its own etcd member (zktx/testing), or uses ETCD_ENDPOINTS.
 
 const childProcess = require('node:child_process');

@@ -9,7 +9,9 @@
 //! - **Locks.** As `go.etcd.io/etcd/client/v3/concurrency.Mutex` (and `etcdctl lock`): a
 //!   contender puts `<path>/<lease id in hex>` under its lease if it does not exist, in one `Txn`
 //!   that also lists `<path>/` by create revision; it holds once no key ahead of it is left,
-//!   and waits for the deletion of the key just ahead, watched from the revision it read. So
+//!   and waits for the deletion of the key just ahead: it lists the queue once, after the
+//!   session's watch of the queue's deletes is registered ([`queue_watch`]), and follows it
+//!   from the delete events, holding on the event that removes the last key ahead. So
 //!   `lock('/locks/orders')` here, `etcdctl lock /locks/orders` and a Go service's Mutex on that
 //!   name exclude each other. Read, write and semaphore contenders name their keys
 //!   `<lease hex>-<kind>-<uuid>`; a key of any other shape under the prefix (Go's, etcdctl's)
@@ -33,11 +35,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 mod kv;
+mod queue_watch;
 mod txn;
 pub use kv::{EtcdKeyTransaction, EtcdVersioned};
 pub use txn::{EtcdTransaction, MAX_TXN_BYTES, MAX_TXN_OPS};
 
-use super::{retry_transient, Queue, Watch};
+use super::{retry_transient, Queue, Watch, Watched};
+use queue_watch::{Deleted, QueueWatch, QueueWatches};
 use crate::error::{Error, Outcome, Result};
 use crate::recipe::driver::{Contender, LockDriver, ReadWriteDriver, StandardDriver};
 use crate::recipe::internals::{wait_in_queue, AcquireOptions};
@@ -137,6 +141,8 @@ struct Inner {
     held: Mutex<HashMap<String, i64>>,
     /// Keys a background task is still deleting (a release or cleanup whose delete failed).
     releasing: Releasing,
+    /// The watches of the lock queues this session waits on, kept open between waits.
+    queue_watches: Arc<QueueWatches>,
 }
 
 /// Keys being deleted in the background, shared with the locks and their cleanup tasks.
@@ -233,6 +239,7 @@ impl EtcdSession {
                 closing: CancellationToken::new(),
                 held: Mutex::new(HashMap::new()),
                 releasing: Arc::default(),
+                queue_watches: Arc::default(),
             }),
         })
     }
@@ -345,6 +352,7 @@ impl EtcdSession {
             return;
         }
         self.inner.closing.cancel();
+        self.inner.queue_watches.close_all();
         let lease = self.inner.lease.lock().await.take();
         if let (Some(lease), Some(client)) = (lease, self.inner.client.get()) {
             let _ = lease.ended.send(true);
@@ -510,7 +518,16 @@ impl EtcdSession {
             }
         }
         let queue_position = contenders.iter().position(|c| c.name == name).map(|p| p as u32);
-        let queue = EtcdQueue { client: client.clone(), rt, retry_for, prefix: prefix.clone(), own_key: key.clone(), lease: lease.clone() };
+        let queue = EtcdQueue {
+            client: client.clone(),
+            rt,
+            retry_for,
+            prefix: prefix.clone(),
+            own_key: key.clone(),
+            lease: lease.clone(),
+            watches: self.inner.queue_watches.clone(),
+            closing: self.inner.closing.clone(),
+        };
         let waited = match token {
             Some(_) => wait_in_queue(&queue, path, &name, contenders, driver, opts, give_up_at).await.map(|_| ()),
             None => Err(Error::LockLost(format!("lock key {key} vanished while joining (its lease ended)"))),
@@ -611,6 +628,16 @@ struct EtcdQueue {
     own_key: String,
     /// Its end wakes the waiter too (every key on it is gone).
     lease: Arc<Lease>,
+    /// The session's queue watches ([`queue_watch`]).
+    watches: Arc<QueueWatches>,
+    /// The session's: ends its queue watches.
+    closing: CancellationToken,
+}
+
+/// A waiter's receiver on its queue's shared watch.
+struct Following {
+    shared: Arc<QueueWatch>,
+    deletes: broadcast::Receiver<Deleted>,
 }
 
 impl EtcdQueue {
@@ -625,86 +652,123 @@ impl EtcdQueue {
         Ok((listing(&self.prefix, Some(got)), revision))
     }
 
-    /// A watch stream on `key` (a prefix when `prefix`) from `revision + 1`.
-    async fn open(&self, key: String, prefix: bool, revision: i64) -> Result<etcd::WatchStream> {
-        let mut options = etcd::WatchOptions::new().with_start_revision(revision + 1);
-        if prefix {
-            options = options.with_prefix();
-        }
-        retry_transient(self.retry_for, || {
-            let (mut client, key, options) = (self.client.clone(), key.clone(), options.clone());
-            async move { within(self.rt, "watch etcd lock queue", client.watch(key, Some(options))).await }
+    /// The queue's deletes from now on (the session's shared watch of the queue, confirmed by
+    /// etcd), then a listing: the listing and every delete after it, so a waiter can follow the
+    /// queue without listing it again.
+    ///
+    /// The watch is registered before the listing is sent (its `created` answer came first), so
+    /// the listing's revision is at or past the watch's start and no delete falls between the
+    /// two. A watch set from the revision of an earlier read would be served by etcd as
+    /// "unsynced", up to 100 ms late ([`queue_watch`]).
+    async fn follow(&self) -> Result<(Vec<Contender>, i64, Option<Following>)> {
+        let shared = retry_transient(self.retry_for, || async {
+            let w = self.watches.get(&self.client, &self.prefix, self.rt, &self.closing);
+            match tokio::time::timeout(self.rt, w.ready()).await {
+                Ok(queue_watch::State::Open) => Ok(Some(w)),
+                // No watch (a permission): the loop lists again after each period.
+                Ok(queue_watch::State::Refused) => Ok(None),
+                Ok(_) => Err(Error::ConnectionLoss { message: "watch etcd lock queue: the watch could not be opened".into(), outcome: Outcome::Unknown }),
+                Err(_) => Err(Error::Timeout { message: format!("watch etcd lock queue: no answer from etcd within {} ms", self.rt.as_millis()), outcome: Outcome::Unknown }),
+            }
         })
-        .await
+        .await?;
+        let following = shared.map(|shared| Following { deletes: shared.subscribe(), shared });
+        let (contenders, revision) = self.list().await?;
+        Ok((contenders, revision, following))
     }
 
-    /// The loop's wake-up: an event on `key` (deletes only, if `deletes_only`) after `revision`,
-    /// the waiter's own key deleted, its lease ended, or a re-list period passed (a watch carried
-    /// by a member that stopped answering must not hold a waiter past a release).
-    async fn watch(&self, key: String, prefix: bool, revision: i64, deletes_only: bool) -> Result<Watch> {
-        let main = self.open(key, prefix, revision).await?;
-        // A prefix watch sees the waiter's own key too.
-        let own = if prefix { None } else { Some(self.open(self.own_key.clone(), false, revision).await?) };
+    /// The loop's wake-up, following `queue` (listed at `revision`) with the deletes delivered
+    /// after it: resolves with the queue as it then stands once one of `wake_on` (the contender
+    /// waited for, the waiter's own entry) is deleted; with `None` (list again) when the watch
+    /// ended or fell behind, the lease ended, or a re-list period passed (then the watch is
+    /// retired too: it may be carried by a member that stopped answering, and must not hold a
+    /// waiter past a release).
+    fn countdown(&self, following: Option<Following>, mut queue: Vec<Contender>, revision: i64, wake_on: Vec<String>) -> Watch<()> {
         let mut ended = self.lease.ended.subscribe();
         let relist = (self.lease.ttl / 2).clamp(Duration::from_millis(500), Duration::from_secs(2));
-        Ok(Box::pin(async move {
-            let own = async {
-                match own {
-                    Some(stream) => next_event(stream, true).await,
-                    None => std::future::pending().await,
+        let prefix = self.prefix.clone();
+        Box::pin(async move {
+            let Some(Following { shared, mut deletes }) = following else {
+                // No watch (etcd refused it): look again each period, not at once.
+                tokio::select! {
+                    _ = ended.wait_for(|ended| *ended) => {},
+                    _ = tokio::time::sleep(relist) => {},
+                }
+                return None;
+            };
+            let follow = async {
+                loop {
+                    // Lagged or closed: list again.
+                    let batch = deletes.recv().await.ok()?;
+                    if apply_deletes(&prefix, &mut queue, revision, &batch, &wake_on) {
+                        return Some((std::mem::take(&mut queue), ()));
+                    }
                 }
             };
             tokio::select! {
-                _ = next_event(main, deletes_only) => {},
-                _ = own => {},
-                _ = ended.wait_for(|ended| *ended) => {},
-                _ = tokio::time::sleep(relist) => {},
+                followed = follow => followed,
+                _ = shared.ended() => None,
+                _ = ended.wait_for(|ended| *ended) => None,
+                _ = tokio::time::sleep(relist) => {
+                    shared.retire();
+                    None
+                },
             }
-        }))
+        })
     }
 }
 
-/// Resolves on the first event of `stream` (the first delete, if `deletes_only`), or when the
-/// stream breaks or is cancelled (compacted revision, member gone): the loop then looks again.
-async fn next_event(mut stream: etcd::WatchStream, deletes_only: bool) {
-    loop {
-        match stream.message().await {
-            Ok(Some(resp)) => {
-                if resp.canceled() || resp.events().iter().any(|e| !deletes_only || e.event_type() == etcd::EventType::Delete) {
-                    return;
-                }
-            },
-            Ok(None) | Err(_) => return,
+/// Takes the contenders `deleted` after the listing's `revision` out of `queue`; whether one of
+/// `wake_on` went.
+///
+/// Deletes up to the listing's revision are in it already. After it, the first delete of a
+/// listed name is that contender's: a key of the same name created since (a holder that
+/// released and joined again) is another contender, behind the waiter, and never in `queue`.
+fn apply_deletes(prefix: &str, queue: &mut Vec<Contender>, revision: i64, deleted: &[(i64, Vec<u8>)], wake_on: &[String]) -> bool {
+    let mut woke = false;
+    for (deleted_at, key) in deleted {
+        if *deleted_at <= revision {
+            continue;
+        }
+        let Some(gone) = contender(prefix, key, 0) else { continue };
+        if let Some(at) = queue.iter().position(|c| c.name == gone.name) {
+            queue.remove(at);
+            woke |= wake_on.contains(&gone.name);
         }
     }
+    woke
 }
 
 impl Queue for EtcdQueue {
     type Read = ();
 
-    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>> {
+    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch<()>>>> {
         Box::pin(async move {
-            let key = format!("{}{}", self.prefix, ahead.name);
-            let got = retry_transient(self.retry_for, || {
-                let (mut client, key) = (self.client.clone(), key.clone());
-                async move { within(self.rt, "read etcd lock key", client.get(key, None)).await }
-            })
-            .await?;
-            // Gone, or re-created since the listing (its holder released and joined again, behind
-            // us): the contender the driver named has left.
-            if !got.kvs().first().is_some_and(|kv| kv.create_revision() == ahead.sequence) {
-                return Ok(None);
+            let (queue, revision, following) = self.follow().await?;
+            let own = self.own_key.strip_prefix(&self.prefix).unwrap_or_default().to_string();
+            // Gone, or re-created since the listing the driver decided on (its holder released
+            // and joined again, behind us): the contender the driver named has left. Decided
+            // again on the fresh listing, without another one.
+            let there = queue.iter().any(|c| c.name == ahead.name && c.sequence == ahead.sequence);
+            if !there || !queue.iter().any(|c| c.name == own) {
+                return Ok(Some(Box::pin(std::future::ready(Some((queue, ())))) as Watch<()>));
             }
-            let revision = got.header().map_or(0, |h| h.revision());
-            Ok(Some(self.watch(key, false, revision, true).await?))
+            Ok(Some(self.countdown(following, queue, revision, vec![ahead.name.clone(), own])))
         })
     }
 
-    fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>> {
+    fn watch_queue(&self) -> BoxFuture<'_, Result<Watched<()>>> {
         Box::pin(async move {
-            let (contenders, revision) = self.list().await?;
-            let watch = self.watch(self.prefix.clone(), true, revision, false).await?;
-            Ok((contenders, watch))
+            let (queue, revision, following) = self.follow().await?;
+            // Any contender ahead may leave first (a semaphore's holders), and the waiter's own
+            // entry may go; those behind it do not matter.
+            let own = self.own_key.strip_prefix(&self.prefix).unwrap_or_default();
+            let wake_on: Vec<String> = match queue.iter().position(|c| c.name == own) {
+                Some(at) => queue[..=at].iter().map(|c| c.name.clone()).collect(),
+                None => Vec::new(), // gone already: the loop decides on this listing first
+            };
+            let watch = self.countdown(following, queue.clone(), revision, wake_on);
+            Ok((queue, watch))
         })
     }
 
@@ -1098,6 +1162,29 @@ mod tests {
 
     fn kind(key: &str) -> Option<String> {
         contender("/l/", key.as_bytes(), 7).map(|c| c.kind)
+    }
+
+    #[test]
+    fn a_waiter_follows_the_queue_from_the_deletes_after_its_listing() {
+        let c = |name: &str, rev: i64| Contender { name: name.into(), kind: "lock".into(), sequence: rev };
+        let del = |rev: i64, key: &str| (rev, key.as_bytes().to_vec());
+        let wake_on = vec!["b".to_string(), "c".to_string()]; // c waits for b
+        let mut queue = vec![c("a", 10), c("b", 11), c("c", 12)];
+        // Listed at 20: a delete at or before it is in the listing already; a deeper key and a
+        // key that was not listed are not contenders of this queue.
+        assert!(!apply_deletes("/l/", &mut queue, 20, &[del(19, "/l/b"), del(21, "/l/sub/b"), del(22, "/l/x")], &wake_on));
+        assert_eq!(queue.len(), 3);
+        // The holder ahead of b leaves: c is not woken, but follows.
+        assert!(!apply_deletes("/l/", &mut queue, 20, &[del(23, "/l/a")], &wake_on));
+        assert_eq!(queue.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        // b leaves: c wakes, and decides on [c].
+        assert!(apply_deletes("/l/", &mut queue, 20, &[del(24, "/l/b")], &wake_on));
+        assert_eq!(queue.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["c"]);
+        // b joined again (behind c) and left again: not in the queue, nothing changes.
+        assert!(!apply_deletes("/l/", &mut queue, 20, &[del(26, "/l/b")], &[]));
+        // c's own key deleted: it wakes to find itself gone.
+        assert!(apply_deletes("/l/", &mut queue, 20, &[del(27, "/l/c")], &wake_on));
+        assert!(queue.is_empty());
     }
 
     #[test]

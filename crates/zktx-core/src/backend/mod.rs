@@ -54,9 +54,17 @@ where
     }
 }
 
-/// A watch that resolves once what it watches changed (or can no longer be watched: the loop
-/// then looks again, so a spurious wake-up costs one listing, never a wrong decision).
-pub(crate) type Watch = BoxFuture<'static, ()>;
+/// A watch that resolves once what it watches changed (or can no longer be watched), with the
+/// queue as it now stands when the backend could follow it from the watch's own events (etcd:
+/// the listing the watch was set on, less the deletes it delivered since), or `None`: the loop
+/// lists again. A spurious wake-up costs one listing, never a wrong decision.
+pub(crate) type Watch<R> = BoxFuture<'static, Option<Listed<R>>>;
+
+/// A listing of the queue and a watch set on it ([`Queue::watch_queue`]).
+pub(crate) type Watched<R> = (Vec<Contender>, Watch<R>);
+
+/// A listing of the queue, with what the backend read alongside ([`Queue::Read`]).
+pub(crate) type Listed<R> = (Vec<Contender>, R);
 
 /// One lock queue as a backend offers it to the shared recipe loop.
 ///
@@ -67,19 +75,23 @@ pub(crate) type Watch = BoxFuture<'static, ()>;
 ///   state it was set on: the loop never sleeps through a release. It also wakes when the
 ///   contender's own entry goes (its session ended, or someone deleted it), so a waiter that
 ///   lost its place learns it instead of waiting on.
+/// - A listing a watch resolves with is exact for every contender created before the waiter:
+///   the driver's decision on it is the one a fresh listing would give (contenders that joined
+///   since are behind the waiter, and no driver looks behind it).
 /// - Every call has a deadline (the backend's request timeout).
 pub(crate) trait Queue: Sync {
     /// What a fresh listing brings along (ZooKeeper: the value read under the lock, in the same
     /// round trip; etcd: nothing).
-    type Read: Send;
+    type Read: Send + 'static;
 
     /// Starts watching contender `ahead` (as listed) leave the queue; `None` when it has already
     /// left. An entry of the same name created since (a holder that released and joined again)
     /// is another contender: `ahead` has left.
-    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>>;
+    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch<Self::Read>>>>;
 
-    /// Lists the queue and watches it for any change (semaphores: any holder may leave first).
-    fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>>;
+    /// Lists the queue and watches it for any change that matters to the waiter (semaphores:
+    /// any holder ahead may leave first).
+    fn watch_queue(&self) -> BoxFuture<'_, Result<Watched<Self::Read>>>;
 
     /// Lists the queue again after a watch fired, with what the backend reads alongside.
     fn relist(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Self::Read)>>;

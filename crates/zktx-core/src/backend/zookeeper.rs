@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use zookeeper_client as zk;
 
-use super::{retry_transient, Queue, Watch};
+use super::{retry_transient, Queue, Watch, Watched};
 use crate::error::{Error, Result};
 use crate::recipe::driver::{Contender, LockDriver};
 use crate::session::deadline;
@@ -54,7 +54,7 @@ pub(crate) fn list_and_read<'a>(client: &'a zk::Client, dir: &str, read: Option<
 impl Queue for ZkQueue<'_> {
     type Read = Read;
 
-    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch>>> {
+    fn watch_gone<'a>(&'a self, ahead: &'a Contender) -> BoxFuture<'a, Result<Option<Watch<Read>>>> {
         // Sequence numbers are never reused in a directory: the name alone is the contender.
         Box::pin(async move {
             // Both watches in one round trip: the node ahead, and our own (deleted by someone
@@ -72,20 +72,23 @@ impl Queue for ZkQueue<'_> {
             if ahead_stat.is_none() || own_stat.is_none() {
                 return Ok(None); // look again now: the one ahead left, or we did
             }
+            // A ZooKeeper watch says that something changed, not what: the loop lists again.
             Ok(Some(Box::pin(async move {
                 tokio::select! {
                     _ = ahead_watcher.changed() => {},
                     _ = own_watcher.changed() => {},
                 }
-            }) as Watch))
+                None
+            }) as Watch<Read>))
         })
     }
 
-    fn watch_queue(&self) -> BoxFuture<'_, Result<(Vec<Contender>, Watch)>> {
+    fn watch_queue(&self) -> BoxFuture<'_, Result<Watched<Read>>> {
         Box::pin(async move {
             let (children, watcher) = retry_transient(self.retry_for, || deadline(self.rt, "watch lock queue", self.client.list_and_watch_children(self.dir))).await?;
-            let watch: Watch = Box::pin(async move {
+            let watch: Watch<Read> = Box::pin(async move {
                 watcher.changed().await;
+                None
             });
             Ok((self.driver.contenders(&children), watch))
         })

@@ -288,6 +288,7 @@ pub(crate) async fn wait_in_queue<Q: Queue>(
                 Some(watch)
             },
         };
+        let mut woke = None;
         if let Some(watch) = watch {
             let far = crate::session::instant_after_or_far(Duration::from_secs(86_400 * 365));
             let cancelled = async {
@@ -297,7 +298,7 @@ pub(crate) async fn wait_in_queue<Q: Queue>(
                 }
             };
             tokio::select! {
-                _ = watch => {},
+                w = watch => woke = w,
                 // Give up without another request: it could wait on a dead connection.
                 _ = tokio::time::sleep_until(give_up_at.unwrap_or(far)) => {
                     return Err(Error::timeout(format!("lock {dir} not acquired within {} ms", opts.wait.unwrap_or_default().as_millis())));
@@ -305,7 +306,11 @@ pub(crate) async fn wait_in_queue<Q: Queue>(
                 _ = cancelled => return Err(Error::Aborted(format!("acquiring {dir} was aborted"))),
             }
         }
-        let (fresh, read) = queue.relist().await?;
+        // A watch that followed the queue (etcd) saves the listing; else (ZooKeeper) list again.
+        let (fresh, read) = match woke {
+            Some(followed) => followed,
+            None => queue.relist().await?,
+        };
         contenders = fresh;
         waited = Some(read);
     }
