@@ -45,6 +45,13 @@ function program(code) {
   return { file: 'block.js', text: `'use strict';\n${fixtures.join('\n')}\n(async () => {\n${code}\n})().catch((err) => { console.error(err); process.exit(1); });\n` };
 }
 
+/** Runs a block as a program (see `program`) in a new directory under `tmp`, with `env` added. */
+function runBlock(tmp, code, env) {
+  const { file, text } = program(code);
+  const dir = fs.mkdtempSync(path.join(tmp, 'block-'));
+  fs.writeFileSync(path.join(dir, file), text);
+  return spawnSync(process.execPath, [path.join(dir, file)], { cwd: dir, encoding: 'utf8', timeout: 30000, env: { ...process.env, ...env } });
+}
 /** Creates the znode `chroot` (ZooKeeper needs a chroot to exist). */
 function mkdirp(connect, chroot) {
   return new Promise((resolve, reject) => {
@@ -80,16 +87,8 @@ describe('README and docs examples', () => {
       const chroot = `/${unique(`readme-${i}`)}`;
       const connect = process.env.ZK_CONNECT;
       await mkdirp(connect.split('/')[0], chroot);
-      const { file, text } = program(block.code);
-      const dir = fs.mkdtempSync(path.join(tmp, 'block-'));
-      fs.writeFileSync(path.join(dir, file), text);
-      const r = spawnSync(process.execPath, [path.join(dir, file)], {
-        cwd: dir,
-        encoding: 'utf8',
-        timeout: 30000,
-        // ZKTX_ZK_QUIET: zktx/testing's servers report their start on stderr, which must stay empty
-        env: { ...process.env, ZKTX_CONNECT_OVERRIDE: `${connect}${chroot}`, ZK_CONNECT: `${connect}${chroot}`, ZKTX_ZK_QUIET: '1' },
-      });
+      // ZKTX_ZK_QUIET: zktx/testing's servers report their start on stderr, which must stay empty
+      const r = runBlock(tmp, block.code, { ZKTX_CONNECT_OVERRIDE: `${connect}${chroot}`, ZK_CONNECT: `${connect}${chroot}`, ZKTX_ZK_QUIET: '1' });
       expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
     }, 40000);
   }
@@ -129,16 +128,8 @@ describe('README examples on etcd, only the connection changed', () => {
 
   for (const block of blocks) {
     it(`the example at README.md:${block.line} runs on etcd`, () => {
-      const { file, text } = program(block.etcd);
-      const dir = fs.mkdtempSync(path.join(tmp, 'block-'));
-      fs.writeFileSync(path.join(dir, file), text);
       // No ZooKeeper reachable: a block that still used one would fail (connection refused).
-      const r = spawnSync(process.execPath, [path.join(dir, file)], {
-        cwd: dir,
-        encoding: 'utf8',
-        timeout: 30000,
-        env: { ...process.env, ZK_CONNECT: '127.0.0.1:1', ZKTX_CONNECT_OVERRIDE: '127.0.0.1:1' },
-      });
+      const r = runBlock(tmp, block.etcd, { ZK_CONNECT: '127.0.0.1:1', ZKTX_CONNECT_OVERRIDE: '127.0.0.1:1' });
       expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
     }, 40000);
   }
