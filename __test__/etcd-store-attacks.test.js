@@ -128,6 +128,34 @@ describe('etcd store attacks', () => {
     expect(await b.get(key)).toBe('before');
   }, 30000);
 
+  it('[a lock declared lost by lostAfter fences nothing, as on ZooKeeper] keep-alives unanswered past lostAfter x TTL but not the TTL: once etcd answers again, a fenced set and an updater\'s commit on that lock are LOCK_LOST and write nothing', async () => {
+    // TTL 4 s, lostAfter 0.25: declared lost after 1 s of silence; the lease (and the key) live on.
+    const { proxy, client: a } = await proxied({ timeout: 4000, lostAfter: 0.25, requestTimeout: 1000 });
+    const b = etcd();
+    const [key, other] = [unique('lost-after'), unique('lost-after-tx')];
+    await b.set(key, 'before');
+    await b.set(other, 1);
+    const lock = await a.lock(`/zktx-test/${unique('lost-after')}`);
+    const updating = a.executeTransaction(other, async (cur) => {
+      proxy.partition({ mode: 'blackhole' });
+      await sleep(1800); // past lostAfter x TTL (1 s), well within the TTL (4 s)
+      proxy.heal();
+      await waitFor(() => a.state === 'RECONNECTED' || a.state === 'CONNECTED', 5000, 'keep-alives answered again');
+      return cur + 1;
+    });
+    const committed = await settle(updating);
+    expect(committed.ok ? 'written' : committed.err.code).toBe('LOCK_LOST');
+    expect(await b.get(other)).toBe(1);
+    // the lease lived: the lock key is still there (or being deleted), yet the lock fences nothing
+    const late = await settle(b.set(key, 'late', { lock }));
+    expect(late.ok ? 'written' : late.err.code).toBe('LOCK_LOST');
+    expect(await b.get(key)).toBe('before');
+    // a lock taken after the silence is not affected
+    const fresh = await a.lock(`/zktx-test/${unique('lost-after-fresh')}`, { timeout: 5000 });
+    expect(typeof (await a.set(key, 'fresh', { lock: fresh }))).toBe('number');
+    await fresh.release();
+  }, 30000);
+
   // ------------------------------------------------------------------------------------------
   // Attacks that held (kept as specifications)
 

@@ -107,6 +107,9 @@ struct Lease {
     /// While keep-alives go unanswered: the send time of the last answered one (so `lostAfter`
     /// counts from there, not from when a failure was noticed); `None` while they are answered.
     suspended_at: watch::Sender<Option<Instant>>,
+    /// How many keep-alive silences lasted `lostAfter` × TTL or longer: a lock acquired before
+    /// one counts as lost (fenced writes refused) even once etcd answers again.
+    long_silences: std::sync::atomic::AtomicU64,
 }
 
 impl Lease {
@@ -337,6 +340,7 @@ impl EtcdSession {
             ended: watch::channel(false).0,
             last_answered: Mutex::new(sent_at),
             suspended_at: watch::channel(None).0,
+            long_silences: std::sync::atomic::AtomicU64::new(0),
         });
         tracing::debug!(lease = format!("{:x}", lease.id), ttl_s = granted.ttl(), "etcd lease granted");
         tokio::spawn(keep_alive(Arc::downgrade(&self.inner), client, lease.clone()).in_current_span());
@@ -536,6 +540,7 @@ impl EtcdSession {
         waited?;
         pending.lock().ok().and_then(|mut p| p.take());
         let token = token.unwrap_or_default();
+        let silences_before = lease.long_silences.load(Ordering::Acquire);
         Ok(EtcdLock {
             client,
             path: path.to_string(),
@@ -551,6 +556,8 @@ impl EtcdSession {
             registration: Mutex::new(registration),
             runtime: tokio::runtime::Handle::try_current().ok(),
             releasing: self.inner.releasing.clone(),
+            declared_lost: Arc::default(),
+            silences_before,
         })
     }
 }
@@ -872,7 +879,11 @@ async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<L
                     *last = sent_at;
                 }
                 retry = Duration::from_millis(100);
-                if lease.suspended_at.borrow().is_some() {
+                let silent_since = *lease.suspended_at.borrow();
+                if let Some(since) = silent_since {
+                    if since.elapsed() >= lost_after {
+                        lease.long_silences.fetch_add(1, Ordering::AcqRel);
+                    }
                     lease.suspended_at.send_replace(None);
                     if let Some(s) = session.upgrade() {
                         s.emit(SessionEvent::Reconnected);
@@ -954,6 +965,11 @@ pub struct EtcdLock {
     registration: Mutex<Option<Registration>>,
     runtime: Option<tokio::runtime::Handle>,
     releasing: Releasing,
+    /// Declared lost (`lostAfter`): keep-alives went unanswered that long. Sticky: a fenced write
+    /// is refused from then on, as on ZooKeeper, even once etcd answers again.
+    declared_lost: Arc<AtomicBool>,
+    /// The lease's count of long silences when this lock was acquired.
+    silences_before: u64,
 }
 
 impl std::fmt::Debug for EtcdLock {
@@ -996,6 +1012,20 @@ impl EtcdLock {
     /// Whether the lease this lock is on is known gone.
     fn lease_ended(&self) -> bool {
         *self.lease.ended.borrow()
+    }
+
+    /// Whether the lock counts as lost by `lostAfter`: keep-alives have gone unanswered for
+    /// `lostAfter` × TTL since the last answered one (now, or at any time before: sticky).
+    fn declared_lost(&self) -> bool {
+        if self.declared_lost.load(Ordering::Acquire) {
+            return true;
+        }
+        let silent = self.lease.long_silences.load(Ordering::Acquire) > self.silences_before
+            || self.lease.suspended_at.borrow().is_some_and(|since| since.elapsed() >= self.lost_after);
+        if silent {
+            self.declared_lost.store(true, Ordering::Release);
+        }
+        silent
     }
 
     /// Marks the lock released without deleting its key: a commit deleted it with its write, or
@@ -1061,6 +1091,7 @@ impl EtcdLock {
         let closing = self.closing.clone();
         let lease = self.lease.clone();
         let releasing = self.releasing.clone();
+        let declared_lost = self.declared_lost.clone();
         async move {
             let deleted = watch_deleted(client.clone(), key.clone(), token, rt);
             tokio::pin!(deleted);
@@ -1088,6 +1119,7 @@ impl EtcdLock {
                         if !*released.borrow() {
                             // Told it lost the lock, the holder must not keep blocking others:
                             // its key goes as soon as etcd answers again (while the lease lives).
+                            declared_lost.store(true, Ordering::Release);
                             remove_key_eventually(client, key, Some(token), lease, releasing, None);
                             return LockLoss::DisconnectedTooLong(since.map(|t| t.elapsed()).unwrap_or_default());
                         }

@@ -173,6 +173,13 @@ pub(super) fn check_fences(locks: &[&EtcdLock]) -> Result<()> {
     if locks.iter().any(|l| l.is_released() || l.lease_ended() || l.closing.is_cancelled()) {
         return Err(lost(locks));
     }
+    if let Some(l) = locks.iter().find(|l| l.declared_lost()) {
+        return Err(Error::LockLost(format!(
+            "lock {} was declared lost: etcd did not answer its keep-alives for {} ms or more (lostAfter): nothing written",
+            l.path(),
+            l.lost_after.as_millis()
+        )));
+    }
     Ok(())
 }
 
@@ -239,6 +246,12 @@ impl EtcdKeyTransaction {
         if self.lock.closing.is_cancelled() {
             let _ = self.lock.release().await;
             return Err(Error::ClientClosed);
+        }
+        // Declared lost by `lostAfter` while the updater ran: write nothing (as on ZooKeeper);
+        // its key is deleted once etcd answers again.
+        if let Err(err) = check_fences(&[&self.lock]) {
+            let _ = self.lock.release().await;
+            return Err(err);
         }
         let lock_key = self.lock.key().to_string();
         let txn = etcd::Txn::new()
