@@ -1,0 +1,346 @@
+'use strict';
+// Attacks on how etcd lock waiters wait (backend/etcd/queue_watch.rs, EtcdQueue in
+// backend/etcd.rs, recipe/internals.rs wait_in_queue): one watch of a queue's deletes per client
+// and path, shared by that client's waiters, opened before the listing, kept 5 s after the last
+// wait, at most 256 kept; the waiter follows the queue from its delete events. Real servers, no
+// mocks. Each test names the promise it attacks.
+const { startEtcdCluster } = require('../testing');
+const { unique } = require('./helpers/zk');
+const { etcdKit, etcdctlAt, waitFor } = require('./helpers/etcd');
+
+const describeEtcd = process.env.ETCD_ENDPOINTS ? describe : describe.skip;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { ENDPOINTS, etcd, etcdctl } = etcdKit();
+
+/** Direct children of a lock path (the contenders), in etcd's key order. */
+const keysUnder = (p, at = ENDPOINTS) =>
+  etcdctlAt(at, 'get', '--prefix', '--keys-only', `${p}/`)
+    .split('\n')
+    .filter(Boolean)
+    .filter((k) => !k.slice(p.length + 1).includes('/'));
+/** Direct children of a lock path in create-revision (queue) order. */
+const queueUnder = (p, at = ENDPOINTS) => {
+  const got = JSON.parse(etcdctlAt(at, 'get', '--prefix', `${p}/`, '--sort-by=CREATE', '--order=ASCEND', '-w', 'json'));
+  return (got.kvs || []).map((kv) => Buffer.from(kv.key, 'base64').toString()).filter((k) => !k.slice(p.length + 1).includes('/'));
+};
+/** 'acquired' | error code | 'pending' after `ms`. */
+const settledWithin = (p, ms) => Promise.race([p.then(() => 'acquired', (e) => e.code || String(e)), sleep(ms).then(() => 'pending')]);
+/** The store's current revision. */
+const revisionNow = (at = ENDPOINTS) => JSON.parse(etcdctlAt(at, 'get', '/', '-w', 'json')).header.revision;
+
+/**
+ * Counts holders of a path: enter() throws when another holder is in (never two exclusive
+ * holders), and remembers tokens in holding order.
+ */
+function exclusiveMonitor() {
+  let inside = 0;
+  let max = 0;
+  const tokens = [];
+  return {
+    enter(lock) {
+      inside++;
+      max = Math.max(max, inside);
+      tokens.push(lock.token);
+    },
+    leave() {
+      inside--;
+    },
+    get max() {
+      return max;
+    },
+    tokens,
+  };
+}
+
+describeEtcd('etcd queue watch attacks', () => {
+  it('[liveness, one client over 256 paths] a client waiting on 300 paths at once gets each lock after its release (no CONNECTIONLOSS from evicted watches)', async () => {
+    const [a, b] = [etcd(), etcd()];
+    const base = `/locks/${unique('qw-many')}`;
+    const paths = Array.from({ length: 300 }, (_, i) => `${base}/p${i}`);
+    const held = await Promise.all(paths.map((p) => b.lock(p)));
+    const waits = paths.map((p) => a.lock(p, { timeout: 40000 }));
+    const outcomes = waits.map((w) => w.then(() => 'acquired', (e) => e.code || String(e)));
+    await sleep(1500);
+    await Promise.all(held.map((l) => l.release()));
+    const got = await Promise.all(outcomes);
+    const failed = got.filter((o) => o !== 'acquired');
+    expect(failed).toEqual([]);
+    await Promise.all(waits.map((w) => w.then((l) => l.release(), () => {})));
+  }, 90000);
+
+  it('[liveness, one client over 256 paths] two clients taking turns on 300 paths for 8 s: every acquire succeeds (no CONNECTIONLOSS from watches evicted while opening)', async () => {
+    const [a, b] = [etcd(), etcd()];
+    const base = `/locks/${unique('qw-churn')}`;
+    const paths = Array.from({ length: 300 }, (_, i) => `${base}/p${i}`);
+    const errors = [];
+    let rounds = 0;
+    const until = Date.now() + 8000;
+    const worker = async (client, p) => {
+      while (Date.now() < until) {
+        try {
+          const l = await client.lock(p, { timeout: 30000 });
+          rounds++;
+          await sleep(5);
+          await l.release();
+        } catch (e) {
+          errors.push(`${p}: ${e.code} ${e.message}`);
+          if (e.code === 'ALREADY_HELD') await sleep(50);
+        }
+      }
+    };
+    await Promise.all(paths.flatMap((p) => [worker(a, p), worker(b, p)]));
+    expect(errors.filter((e) => !/ALREADY_HELD/.test(e)).slice(0, 5)).toEqual([]);
+    expect(rounds).toBeGreaterThan(300);
+  }, 120000);
+
+  it('[never two holders, liveness] 12 waiters of one client share the watch while some abort, some time out, and the holder hands off', async () => {
+    const p = `/locks/${unique('qw-share')}`;
+    const [a, b] = [etcd(), etcd()];
+    const mon = exclusiveMonitor();
+    const first = await b.semaphore(p, 1).acquire();
+    mon.enter(first);
+    const aborts = [];
+    const waits = [];
+    for (let i = 0; i < 12; i++) {
+      const ac = new AbortController();
+      aborts.push(ac);
+      const opts = i % 4 === 1 ? { timeout: 700 } : { signal: ac.signal };
+      waits.push(
+        a
+          .semaphore(p, 1)
+          .acquire(opts)
+          .then(async (l) => {
+            mon.enter(l);
+            await sleep(30);
+            mon.leave();
+            await l.release();
+            return 'acquired';
+          }, (e) => e.code),
+      );
+    }
+    await sleep(400);
+    for (let i = 0; i < 12; i += 4) aborts[i].abort(); // 0, 4, 8 abort mid-wait
+    await sleep(600); // 1, 5, 9 time out
+    mon.leave();
+    await first.release();
+    const got = await Promise.all(waits.map((w) => Promise.race([w, sleep(15000).then(() => 'pending')])));
+    expect(got).toEqual(['ABORTED', 'TIMEOUT', 'acquired', 'acquired', 'ABORTED', 'TIMEOUT', 'acquired', 'acquired', 'ABORTED', 'TIMEOUT', 'acquired', 'acquired']);
+    expect(mon.max).toBe(1);
+    for (let i = 1; i < mon.tokens.length; i++) expect(mon.tokens[i]).toBeGreaterThan(mon.tokens[i - 1]);
+    expect(keysUnder(p)).toEqual([]);
+  });
+
+  it('[semaphore ≤ permits, liveness] one client\'s 9 waiters on a 3-permit semaphore behind another client\'s 3 holders all get in, never more than 3 at once', async () => {
+    const p = `/locks/${unique('qw-sem3')}`;
+    const [a, b] = [etcd(), etcd()];
+    let inside = 0;
+    let max = 0;
+    const holders = await Promise.all([0, 1, 2].map(() => b.semaphore(p, 3).acquire()));
+    inside = 3;
+    const waits = Array.from({ length: 9 }, () =>
+      a
+        .semaphore(p, 3)
+        .acquire({ timeout: 20000 })
+        .then(async (l) => {
+          inside++;
+          max = Math.max(max, inside);
+          await sleep(50);
+          inside--;
+          await l.release();
+          return 'acquired';
+        }, (e) => e.code),
+    );
+    await sleep(500);
+    for (const h of holders) {
+      inside--;
+      await h.release();
+      await sleep(100);
+    }
+    expect(await Promise.all(waits)).toEqual(Array(9).fill('acquired'));
+    expect(max).toBeLessThanOrEqual(3);
+  });
+
+  it('[liveness] a waiter that joins while the shared watch is torn down after 5 s idle still gets the lock after the release', async () => {
+    const p = `/locks/${unique('qw-linger')}`;
+    const [a, b] = [etcd(), etcd()];
+    // Open the shared watch with one wait, then wait again at moments around its idle teardown.
+    for (const pause of [4950, 5000, 5050, 5100, 9980, 10020]) {
+      const held = await b.lock(p);
+      const w = a.lock(p, { timeout: 15000 });
+      w.catch(() => {});
+      await sleep(100);
+      await held.release();
+      const l = await w;
+      await l.release();
+      await sleep(pause);
+    }
+    const held = await b.lock(p);
+    const w = a.lock(p, { timeout: 15000 });
+    w.catch(() => {});
+    await sleep(100);
+    await held.release();
+    expect(await settledWithin(w, 10000)).toBe('acquired');
+    await (await w).release();
+  }, 90000);
+
+  it('[liveness] compacting the store while waiters follow the queue does not strand them', async () => {
+    const p = `/locks/${unique('qw-compact')}`;
+    const [a, b] = [etcd(), etcd()];
+    const held = await b.lock(p);
+    const waits = [0, 1, 2].map(() => a.semaphore(p, 1).acquire({ timeout: 20000 }).then(async (l) => { await sleep(20); await l.release(); return 'acquired'; }, (e) => e.code));
+    await sleep(300);
+    for (let i = 0; i < 20; i++) etcdctl('put', `${p}/sub/noise`, `${i}`);
+    etcdctl('compact', String(revisionNow()));
+    await held.release();
+    expect(await Promise.all(waits.map((w) => Promise.race([w, sleep(10000).then(() => 'pending')])))).toEqual(['acquired', 'acquired', 'acquired']);
+  });
+
+  it('[never two holders vs etcdctl/Go keys] a Go-style key released and re-created under the same name (same lease) stays excluded from our holder', async () => {
+    const p = `/locks/${unique('qw-goname')}`;
+    const a = etcd();
+    const lease = etcdctl('lease', 'grant', '30').match(/lease ([0-9a-f]+) granted/)[1];
+    const goKey = `${p}/${lease}`;
+    etcdctl('put', '--lease', lease, goKey, '');
+    const w = a.lock(p, { timeout: 15000 });
+    w.catch(() => {});
+    await sleep(300);
+    // The Go holder releases and joins again, behind us: we hold, it waits.
+    etcdctl('del', goKey);
+    etcdctl('put', '--lease', lease, goKey, '');
+    expect(await settledWithin(w, 6000)).toBe('acquired');
+    const l = await w;
+    const keys = JSON.parse(etcdctl('get', '--prefix', `${p}/`, '-w', 'json')).kvs.map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString(), rev: kv.create_revision }));
+    const mine = keys.find((k) => k.key !== goKey);
+    const theirs = keys.find((k) => k.key === goKey);
+    expect(mine.rev).toBeLessThan(theirs.rev); // the Go key is behind ours: it waits for us
+    await l.release();
+    etcdctl('lease', 'revoke', lease);
+  });
+
+  it('[never two holders vs etcdctl lock] one client\'s 4 waiters sharing the watch and `etcdctl lock` take turns, one holder at a time', async () => {
+    const p = `/locks/${unique('qw-etcdctl')}`;
+    const a = etcd();
+    // etcdctl lock holds while its command runs; its key is `<p>/<lease hex>`.
+    const { spawn } = require('node:child_process');
+    const child = spawn('etcdctl', ['--endpoints', ENDPOINTS, 'lock', p, 'sleep', '1'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    const done = new Promise((r) => child.on('exit', r));
+    await waitFor(() => keysUnder(p).length === 1, 5000, 'etcdctl holds');
+    const etcdctlKey = keysUnder(p)[0];
+    let overlapped = false;
+    const waits = [0, 1, 2, 3].map(() =>
+      a
+        .semaphore(p, 1)
+        .acquire({ timeout: 20000 })
+        .then(async (l) => {
+          if (keysUnder(p).includes(etcdctlKey)) overlapped = true;
+          await sleep(50);
+          await l.release();
+          return 'acquired';
+        }, (e) => e.code),
+    );
+    await done;
+    expect(await Promise.all(waits)).toEqual(Array(4).fill('acquired'));
+    expect(overlapped).toBe(false);
+  });
+
+  it('[waiter whose key vanished wakes LOCK_LOST] deleting one waiter\'s key wakes it with LOCK_LOST while its siblings on the same watch keep waiting and then get in', async () => {
+    const p = `/locks/${unique('qw-vanish')}`;
+    const [a, b] = [etcd(), etcd()];
+    const held = await b.lock(p);
+    const waits = [0, 1, 2].map(() => a.semaphore(p, 1).acquire({ timeout: 20000 }).then(async (l) => { await l.release(); return 'acquired'; }, (e) => e.code));
+    await sleep(500);
+    const keys = queueUnder(p);
+    expect(keys.length).toBe(4);
+    etcdctl('del', keys[2]); // one waiter's key, in the middle of the queue
+    const raced = await Promise.all(waits.map((w) => Promise.race([w, sleep(6000).then(() => 'pending')])));
+    expect(raced.filter((o) => o === 'LOCK_LOST').length).toBe(1);
+    expect(raced.filter((o) => o === 'pending').length).toBe(2);
+    await held.release();
+    expect((await Promise.all(waits)).filter((o) => o === 'acquired').length).toBe(2);
+  });
+
+  it('[waiter whose lease ended wakes SESSIONEXPIRED/LOCK_LOST] revoking the waiting client\'s lease wakes all its waiters on the shared watch', async () => {
+    const p = `/locks/${unique('qw-revoke')}`;
+    const [a, b] = [etcd(), etcd()];
+    const held = await b.lock(p);
+    const waits = [0, 1, 2].map(() => a.semaphore(p, 1).acquire({ timeout: 20000 }).then(() => 'acquired', (e) => e.code));
+    await sleep(500);
+    const leaseHex = queueUnder(p)[1].split('/').pop().split('-')[0];
+    etcdctl('lease', 'revoke', leaseHex);
+    const got = await Promise.all(waits.map((w) => Promise.race([w, sleep(6000).then(() => 'pending')])));
+    for (const g of got) expect(['LOCK_LOST', 'SESSIONEXPIRED']).toContain(g);
+    await held.release();
+  });
+
+  it('[never two holders, liveness with nested paths] waiters on <p> and <p>/sub of one client: deletes under <p>/sub never wake <p>\'s waiter into holding, and both hand off', async () => {
+    const p = `/locks/${unique('qw-nested')}`;
+    const [a, b] = [etcd(), etcd()];
+    const outer = await b.lock(p);
+    const inner = await b.lock(`${p}/sub`);
+    const wOuter = a.lock(p, { timeout: 20000 });
+    const wInner = a.lock(`${p}/sub`, { timeout: 20000 });
+    wOuter.catch(() => {});
+    wInner.catch(() => {});
+    await sleep(300);
+    await inner.release();
+    expect(await settledWithin(wInner, 5000)).toBe('acquired');
+    expect(await settledWithin(wOuter, 500)).toBe('pending');
+    await (await wInner).release();
+    expect(await settledWithin(wOuter, 500)).toBe('pending');
+    await outer.release();
+    expect(await settledWithin(wOuter, 5000)).toBe('acquired');
+    await (await wOuter).release();
+  });
+
+  it('[liveness] a client closed mid-wait and a new one made: the new client\'s waiter gets the lock after the release', async () => {
+    const p = `/locks/${unique('qw-reopen')}`;
+    const b = etcd();
+    const held = await b.lock(p);
+    const a1 = etcd();
+    const w1 = a1.lock(p, { timeout: 20000 }).then(() => 'acquired', (e) => e.code);
+    await sleep(300);
+    await a1.close();
+    expect(await w1).toBe('CLIENT_CLOSED');
+    const a2 = etcd();
+    const w2 = a2.lock(p, { timeout: 20000 });
+    w2.catch(() => {});
+    await sleep(300);
+    await held.release();
+    expect(await settledWithin(w2, 5000)).toBe('acquired');
+    await (await w2).release();
+  });
+});
+
+describeEtcd('etcd queue watch attacks on a 3-member cluster', () => {
+  let cluster;
+  beforeAll(async () => {
+    cluster = await startEtcdCluster(3);
+  }, 60000);
+  afterAll(async () => {
+    if (cluster) await cluster.stop();
+  });
+
+  for (const signal of ['SIGSTOP', 'SIGKILL']) {
+    it(`[liveness: re-list ≤ TTL/2] a waiter whose shared watch may live on a member hit by ${signal} still gets the lock after a release through the others`, async () => {
+      const p = `/locks/${unique(`qw-${signal}`)}`;
+      const all = cluster.members.map((m) => m.endpoint);
+      for (const victim of cluster.members) {
+        const others = cluster.members.filter((m) => m !== victim).map((m) => m.endpoint);
+        const a = etcd({ endpoints: all });
+        const b = etcd({ endpoints: others });
+        const held = await b.lock(p);
+        const waits = [0, 1, 2].map(() => a.semaphore(p, 1).acquire({ timeout: 30000 }).then(async (l) => { await l.release(); return 'acquired'; }, (e) => e.code));
+        await sleep(500);
+        victim.kill(signal);
+        await held.release().catch(() => {}); // a killed leader may lose the answer: retried in the background
+        expect([victim.name, ...(await Promise.all(waits.map((w) => Promise.race([w, sleep(15000).then(() => 'pending')]))))]).toEqual([victim.name, 'acquired', 'acquired', 'acquired']);
+        if (signal === 'SIGSTOP') victim.kill('SIGCONT');
+        else await victim.restart();
+        await cluster.waitForQuorum?.();
+        await a.close();
+        await b.close();
+        await sleep(1000);
+      }
+    }, 180000);
+  }
+});
