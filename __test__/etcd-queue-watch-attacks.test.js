@@ -4,7 +4,7 @@
 // and path, shared by that client's waiters, opened before the listing, kept 5 s after the last
 // wait, at most 256 kept; the waiter follows the queue from its delete events. Real servers, no
 // mocks. Each test names the promise it attacks.
-const { startEtcdCluster } = require('../testing');
+const { startEtcd, startEtcdCluster } = require('../testing');
 const { unique } = require('./helpers/zk');
 const { etcdKit, etcdctlAt, waitFor } = require('./helpers/etcd');
 
@@ -92,6 +92,49 @@ describeEtcd('etcd queue watch attacks', () => {
     expect(errors.filter((e) => !/ALREADY_HELD/.test(e)).slice(0, 5)).toEqual([]);
     expect(rounds).toBeGreaterThan(300);
   }, 120000);
+
+  it('[never two holders, tokens grow] one client\'s 3 waiters sharing the watch, two other clients and an `etcdctl lock` loop hammer one path: one holder at a time, tokens in holding order', async () => {
+    const fs = require('node:fs');
+    const { spawn } = require('node:child_process');
+    const p = `/locks/${unique('qw-hammer')}`;
+    const marker = `/tmp/break-qwatch-in-${process.pid}-${Date.now()}`;
+    const [a, b, c] = [etcd(), etcd(), etcd()];
+    let inside = 0;
+    let max = 0;
+    let overlapEtcdctl = 0;
+    let held = 0;
+    const tokens = [];
+    const until = Date.now() + 6000;
+    const loop = async (take) => {
+      while (Date.now() < until) {
+        const l = await take();
+        inside++;
+        max = Math.max(max, inside);
+        tokens.push(l.token);
+        held++;
+        if (fs.existsSync(marker)) overlapEtcdctl++;
+        await sleep(Math.floor(Math.random() * 5));
+        if (fs.existsSync(marker)) overlapEtcdctl++;
+        inside--;
+        await l.release();
+      }
+    };
+    const script = `end=$(( $(date +%s) + 6 )); while [ $(date +%s) -lt $end ]; do etcdctl --endpoints ${ENDPOINTS} lock ${p} sh -c 'touch ${marker}; sleep 0.05; rm -f ${marker}' >/dev/null; done`;
+    const child = spawn('sh', ['-c', script], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: 'ignore' });
+    const childDone = new Promise((r) => child.on('exit', r));
+    await Promise.all([
+      loop(() => a.semaphore(p, 1).acquire({ timeout: 30000 })),
+      loop(() => a.semaphore(p, 1).acquire({ timeout: 30000 })),
+      loop(() => a.semaphore(p, 1).acquire({ timeout: 30000 })),
+      loop(() => b.lock(p, { timeout: 30000 })),
+      loop(() => c.lock(p, { timeout: 30000 })),
+    ]);
+    await childDone;
+    expect({ max, overlapEtcdctl }).toEqual({ max: 1, overlapEtcdctl: 0 });
+    expect(held).toBeGreaterThan(20);
+    const sorted = [...tokens].sort((x, y) => x - y);
+    expect(tokens).toEqual(sorted);
+  }, 60000);
 
   it('[never two holders, liveness] 12 waiters of one client share the watch while some abort, some time out, and the holder hands off', async () => {
     const p = `/locks/${unique('qw-share')}`;
@@ -311,6 +354,44 @@ describeEtcd('etcd queue watch attacks', () => {
   });
 });
 
+describeEtcd('etcd queue watch attacks on a member that limits streams per client', () => {
+  // etcd --max-concurrent-streams (or an HTTP/2 proxy in front of etcd: envoy's default is 100
+  // streams, nginx's 128): each queue watch is a gRPC stream of its own, so the watches a client
+  // keeps open after its waits take streams its next requests need.
+  let member;
+  beforeAll(async () => {
+    member = await startEtcd({ extraFlags: { 'max-concurrent-streams': '100' } });
+  }, 60000);
+  afterAll(async () => {
+    if (member) await member.stop();
+  });
+
+  it('[liveness] a client that waited on 60 paths can, right after, wait on 60 others and release them: idle kept watches do not starve its requests', async () => {
+    const a = etcd({ endpoints: member.connect });
+    const b = etcd({ endpoints: member.connect });
+    const round = async (tag) => {
+      const paths = Array.from({ length: 60 }, (_, i) => `/locks/${unique(`qw-streams-${tag}`)}/p${i}`);
+      const held = await Promise.all(paths.map((p) => b.lock(p)));
+      const waits = paths.map((p) =>
+        a.lock(p, { timeout: 3000 }).then(
+          (l) => l.release().then(() => 'released', (e) => `release ${e.code}`),
+          (e) => `acquire ${e.code}`,
+        ),
+      );
+      await sleep(300);
+      await Promise.all(held.map((l) => l.release()));
+      const got = await Promise.all(waits);
+      const counts = {};
+      for (const g of got) counts[g] = (counts[g] || 0) + 1;
+      return counts;
+    };
+    expect(await round('r1')).toEqual({ released: 60 });
+    // Observed: { released: ~40, 'release CONNECTIONLOSS' / 'acquire TIMEOUT': the rest }: the
+    // 60 watches kept from round 1 hold 60 of the client's 100 streams for 5 s more.
+    expect(await round('r2')).toEqual({ released: 60 });
+  }, 60000);
+});
+
 describeEtcd('etcd queue watch attacks on a 3-member cluster', () => {
   let cluster;
   beforeAll(async () => {
@@ -319,6 +400,30 @@ describeEtcd('etcd queue watch attacks on a 3-member cluster', () => {
   afterAll(async () => {
     if (cluster) await cluster.stop();
   });
+
+  it('[liveness: re-list ≤ TTL/2] with the default 30 s session, waiters that join after a member was SIGSTOPped get the lock after a release through the others', async () => {
+    const p = `/locks/${unique('qw-stopfirst')}`;
+    const all = cluster.members.map((m) => m.endpoint);
+    for (const victim of cluster.members) {
+      const others = cluster.members.filter((m) => m !== victim).map((m) => m.endpoint);
+      const a = etcd({ endpoints: all, timeout: 30000 });
+      const b = etcd({ endpoints: others, timeout: 30000 });
+      const held = await b.lock(p);
+      await a.semaphore(p, 1).acquire({ timeout: 0 }).catch(() => {}); // a connects to every member
+      victim.kill('SIGSTOP');
+      const t0 = Date.now();
+      const waits = [0, 1, 2].map(() => a.semaphore(p, 1).acquire({ timeout: 40000 }).then(async (l) => { await l.release(); return 'acquired'; }, (e) => `${e.code} after ${Date.now() - t0} ms`));
+      await sleep(1000);
+      await held.release().catch(() => {});
+      const got = await Promise.all(waits.map((w) => Promise.race([w, sleep(20000).then(() => 'pending')])));
+      victim.kill('SIGCONT');
+      expect([victim.name, ...got]).toEqual([victim.name, 'acquired', 'acquired', 'acquired']);
+      await cluster.waitForQuorum?.();
+      await a.close();
+      await b.close();
+      await sleep(1000);
+    }
+  }, 180000);
 
   for (const signal of ['SIGSTOP', 'SIGKILL']) {
     it(`[liveness: re-list ≤ TTL/2] a waiter whose shared watch may live on a member hit by ${signal} still gets the lock after a release through the others`, async () => {
