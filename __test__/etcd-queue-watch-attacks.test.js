@@ -68,6 +68,33 @@ describeEtcd('etcd queue watch attacks', () => {
     await Promise.all(waits.map((w) => w.then((l) => l.release(), () => {})));
   }, 90000);
 
+  it('[at most 256 watches kept after their waits] a client done waiting on 300 paths keeps no more than 256 queue watches open', async () => {
+    const http = require('node:http');
+    const metric = (name) =>
+      new Promise((resolve, reject) => {
+        http
+          .get(`http://${ENDPOINTS.split(',')[0]}/metrics`, (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve(Number(body.match(new RegExp(`^${name} (\\S+)$`, 'm'))[1])));
+          })
+          .on('error', reject);
+      });
+    const [a, b] = [etcd(), etcd()];
+    const base = `/locks/${unique('qw-kept')}`;
+    const paths = Array.from({ length: 300 }, (_, i) => `${base}/p${i}`);
+    await sleep(11000); // earlier tests' kept watches close
+    const before = await metric('etcd_debugging_mvcc_watcher_total');
+    const held = await Promise.all(paths.map((p) => b.lock(p)));
+    const waits = paths.map((p) => a.lock(p, { timeout: 30000 }).then((l) => l.release()));
+    await sleep(500);
+    await Promise.all(held.map((l) => l.release()));
+    await Promise.all(waits);
+    await sleep(200);
+    const kept = (await metric('etcd_debugging_mvcc_watcher_total')) - before;
+    expect(kept).toBeLessThanOrEqual(256); // observed: 300 until the next idle check (5-10 s)
+  }, 60000);
+
   it('[liveness, one client over 256 paths] two clients taking turns on 300 paths for 8 s: every acquire succeeds (no CONNECTIONLOSS from watches evicted while opening)', async () => {
     const [a, b] = [etcd(), etcd()];
     const base = `/locks/${unique('qw-churn')}`;
@@ -416,6 +443,34 @@ describeEtcd('etcd queue watch attacks on a 3-member cluster', () => {
       await sleep(1000);
       await held.release().catch(() => {});
       const got = await Promise.all(waits.map((w) => Promise.race([w, sleep(20000).then(() => 'pending')])));
+      victim.kill('SIGCONT');
+      expect([victim.name, ...got]).toEqual([victim.name, 'acquired', 'acquired', 'acquired']);
+      await cluster.waitForQuorum?.();
+      await a.close();
+      await b.close();
+      await sleep(1000);
+    }
+  }, 180000);
+
+  it('[liveness: re-list ≤ TTL/2] the next wait on a path whose kept watch lives on a member SIGSTOPped since still gets the lock after a release', async () => {
+    const p = `/locks/${unique('qw-keptstop')}`;
+    const all = cluster.members.map((m) => m.endpoint);
+    for (const victim of cluster.members) {
+      const others = cluster.members.filter((m) => m !== victim).map((m) => m.endpoint);
+      const a = etcd({ endpoints: all });
+      const b = etcd({ endpoints: others });
+      // A first wait opens the path's watch, kept 5 s after it.
+      let held = await b.lock(p);
+      const first = a.lock(p, { timeout: 10000 });
+      await sleep(200);
+      await held.release();
+      await (await first).release();
+      held = await b.lock(p);
+      victim.kill('SIGSTOP');
+      const waits = [0, 1, 2].map(() => a.semaphore(p, 1).acquire({ timeout: 30000 }).then(async (l) => { await l.release(); return 'acquired'; }, (e) => e.code));
+      await sleep(300);
+      await held.release().catch(() => {});
+      const got = await Promise.all(waits.map((w) => Promise.race([w, sleep(15000).then(() => 'pending')])));
       victim.kill('SIGCONT');
       expect([victim.name, ...got]).toEqual([victim.name, 'acquired', 'acquired', 'acquired']);
       await cluster.waitForQuorum?.();
