@@ -704,7 +704,7 @@ impl EtcdQueue {
                     }
                 }
             };
-            tokio::select! {
+            let woke = tokio::select! {
                 followed = follow => followed,
                 _ = shared.ended() => None,
                 _ = ended.wait_for(|ended| *ended) => None,
@@ -712,7 +712,10 @@ impl EtcdQueue {
                     shared.retire();
                     None
                 },
-            }
+            };
+            drop(deletes);
+            shared.waited();
+            woke
         })
     }
 }

@@ -86,6 +86,15 @@ impl QueueWatch {
         self.stop.cancelled().await;
     }
 
+    /// A waiter stopped following the watch (its receiver dropped): past [`MAX_LINGERING`]
+    /// watches, the idle ones over the cap close now rather than at their idle check (up to
+    /// 2 × [`LINGER`] later), so watches opened past the cap close with their last waiter.
+    pub(super) fn waited(&self) {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.trim();
+        }
+    }
+
     /// Takes the watch out of service (its waiter heard nothing for a re-list period: its member
     /// may have stopped answering); the session's next wait on the queue opens another.
     pub(super) fn retire(self: &Arc<Self>) {
@@ -135,6 +144,24 @@ impl QueueWatches {
         let deletes = w.subscribe();
         map.insert(prefix.to_string(), w.clone());
         (w, deletes)
+    }
+
+    /// Closes idle watches (no receiver, not being opened for a waiter: it has one) until at
+    /// most [`MAX_LINGERING`] are kept.
+    fn trim(&self) {
+        let Ok(mut map) = self.0.lock() else { return };
+        let mut excess = map.len().saturating_sub(MAX_LINGERING);
+        if excess == 0 {
+            return;
+        }
+        map.retain(|_, w| {
+            if excess > 0 && w.deletes.receiver_count() == 0 {
+                w.stop.cancel();
+                excess -= 1;
+                return false;
+            }
+            true
+        });
     }
 
     /// Ends every queue watch (the session closes).
