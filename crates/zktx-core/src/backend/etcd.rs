@@ -668,10 +668,10 @@ impl EtcdQueue {
     /// two. A watch set from the revision of an earlier read would be served by etcd as
     /// "unsynced", up to 100 ms late ([`queue_watch`]).
     async fn follow(&self) -> Result<(Vec<Contender>, i64, Option<Following>)> {
-        let shared = retry_transient(self.retry_for, || async {
-            let w = self.watches.get(&self.client, &self.prefix, self.rt, &self.closing);
+        let following = retry_transient(self.retry_for, || async {
+            let (w, deletes) = self.watches.get(&self.client, &self.prefix, self.rt, &self.closing);
             match tokio::time::timeout(self.rt, w.ready()).await {
-                Ok(queue_watch::State::Open) => Ok(Some(w)),
+                Ok(queue_watch::State::Open) => Ok(Some(Following { shared: w, deletes })),
                 // No watch (a permission): the loop lists again after each period.
                 Ok(queue_watch::State::Refused) => Ok(None),
                 Ok(_) => Err(Error::ConnectionLoss { message: "watch etcd lock queue: the watch could not be opened".into(), outcome: Outcome::Unknown }),
@@ -679,7 +679,6 @@ impl EtcdQueue {
             }
         })
         .await?;
-        let following = shared.map(|shared| Following { deletes: shared.subscribe(), shared });
         let (contenders, revision) = self.list().await?;
         Ok((contenders, revision, following))
     }
@@ -712,7 +711,7 @@ impl EtcdQueue {
                     }
                 }
             };
-            tokio::select! {
+            let woke = tokio::select! {
                 followed = follow => followed,
                 _ = shared.ended() => None,
                 _ = ended.wait_for(|ended| *ended) => None,
@@ -720,7 +719,10 @@ impl EtcdQueue {
                     shared.retire();
                     None
                 },
-            }
+            };
+            drop(deletes);
+            shared.waited();
+            woke
         })
     }
 }

@@ -11,7 +11,7 @@
 //! delete and one event.
 //!
 //! # Guarantees
-//! A receiver taken with [`QueueWatch::subscribe`] after [`QueueWatch::ready`] said `Open`
+//! A receiver taken with [`QueueWatches::get`], once [`QueueWatch::ready`] said `Open`,
 //! sees every delete under the prefix committed after any read sent after that (the waiter's
 //! listing): the watch was registered before the read was served, and etcd delivers a
 //! registered watch's events in revision order, none left out, or ends it; then the receiver
@@ -73,7 +73,7 @@ impl QueueWatch {
     }
 
     /// The deletes delivered from now on.
-    pub(super) fn subscribe(&self) -> broadcast::Receiver<Deleted> {
+    fn subscribe(&self) -> broadcast::Receiver<Deleted> {
         if let Ok(mut t) = self.last_used.lock() {
             *t = Instant::now();
         }
@@ -84,6 +84,15 @@ impl QueueWatch {
     /// no more deletes will come.
     pub(super) async fn ended(&self) {
         self.stop.cancelled().await;
+    }
+
+    /// A waiter stopped following the watch (its receiver dropped): past [`MAX_LINGERING`]
+    /// watches, the idle ones over the cap close now rather than at their idle check (up to
+    /// 2 × [`LINGER`] later), so watches opened past the cap close with their last waiter.
+    pub(super) fn waited(&self) {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.trim();
+        }
     }
 
     /// Takes the watch out of service (its waiter heard nothing for a re-list period: its member
@@ -102,16 +111,27 @@ pub(super) struct QueueWatches(Mutex<HashMap<String, Arc<QueueWatch>>>);
 
 impl QueueWatches {
     /// The watch of the queue under `prefix`, opened in the background on `client` if there is
-    /// none. `rt` bounds the open; `closing` (the session's) ends it.
-    pub(super) fn get(self: &Arc<Self>, client: &etcd::Client, prefix: &str, rt: Duration, closing: &CancellationToken) -> Arc<QueueWatch> {
-        let Ok(mut map) = self.0.lock() else { return self.open(client, prefix, rt, closing) };
+    /// none, and a receiver of its deletes. `rt` bounds the open; `closing` (the session's) ends
+    /// it.
+    ///
+    /// The receiver is taken here, under the registry's lock and before etcd confirmed the
+    /// watch, so a watch a waiter is about to use always has a receiver: the cap below never
+    /// closes it as idle (waiters opening watches at once on more than [`MAX_LINGERING`] paths
+    /// closed each other's, retried in step and failed with `CONNECTIONLOSS`). Deletes delivered
+    /// before the waiter's listing are in the listing: it skips them.
+    pub(super) fn get(self: &Arc<Self>, client: &etcd::Client, prefix: &str, rt: Duration, closing: &CancellationToken) -> (Arc<QueueWatch>, broadcast::Receiver<Deleted>) {
+        let Ok(mut map) = self.0.lock() else {
+            let w = self.open(client, prefix, rt, closing);
+            let deletes = w.subscribe();
+            return (w, deletes);
+        };
         if let Some(w) = map.get(prefix) {
             if !w.stop.is_cancelled() && *w.state.borrow() != State::Failed {
-                return w.clone();
+                return (w.clone(), w.subscribe());
             }
         }
         if map.len() >= MAX_LINGERING {
-            // Close the idle ones; those with waiters stay.
+            // Close the idle ones; those with waiters (or a waiter's open on its way) stay.
             map.retain(|_, w| {
                 let idle = w.deletes.receiver_count() == 0;
                 if idle {
@@ -121,8 +141,27 @@ impl QueueWatches {
             });
         }
         let w = self.open(client, prefix, rt, closing);
+        let deletes = w.subscribe();
         map.insert(prefix.to_string(), w.clone());
-        w
+        (w, deletes)
+    }
+
+    /// Closes idle watches (no receiver, not being opened for a waiter: it has one) until at
+    /// most [`MAX_LINGERING`] are kept.
+    fn trim(&self) {
+        let Ok(mut map) = self.0.lock() else { return };
+        let mut excess = map.len().saturating_sub(MAX_LINGERING);
+        if excess == 0 {
+            return;
+        }
+        map.retain(|_, w| {
+            if excess > 0 && w.deletes.receiver_count() == 0 {
+                w.stop.cancel();
+                excess -= 1;
+                return false;
+            }
+            true
+        });
     }
 
     /// Ends every queue watch (the session closes).
