@@ -35,8 +35,10 @@ pub(super) type Deleted = Arc<[(i64, Vec<u8>)]>;
 const LINGER: Duration = Duration::from_secs(5);
 
 /// Queue watches kept open past their waits, at most (more are opened while waiters need them,
-/// and close with their last waiter).
-const MAX_LINGERING: usize = 256;
+/// and close with their last waiter). Few: each is a gRPC stream of its own on the client's
+/// connection, and a server or proxy that limits streams per connection (etcd's
+/// `--max-concurrent-streams`, nginx's 128) would starve the client's next requests with them.
+const MAX_LINGERING: usize = 16;
 
 /// Where a queue watch stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
