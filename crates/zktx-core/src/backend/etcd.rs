@@ -202,6 +202,12 @@ fn etcd_error(what: &str, err: etcd::Error) -> Error {
             // etcd answers a wrong user or password with InvalidArgument.
             Code::InvalidArgument if status.message().contains("authentication failed") => Error::ZooKeeper { code: "NOAUTH", message: format!("{what}: etcd refused the credentials: {}", status.message()) },
             Code::InvalidArgument | Code::OutOfRange => Error::invalid(format!("{what}: etcd refused the request: {}", status.message())),
+            // An HTTP/2 GOAWAY (ENHANCE_YOUR_CALM: grpc-go's "too_many_pings", or a member going
+            // away) surfaces as ResourceExhausted too: the connection is gone, not the request
+            // too large; it is retried on a new connection like any lost one.
+            Code::ResourceExhausted if status.message().contains("h2 protocol error") || status.message().contains("too_many_pings") => {
+                Error::ConnectionLoss { message: format!("{what}: etcd closed the connection: {}", status.message()), outcome: Outcome::Unknown }
+            },
             Code::ResourceExhausted => Error::TooLarge(format!("{what}: etcd refused the request: {}", status.message())),
             _ => Error::ConnectionLoss { message: format!("{what}: {}", status.message()), outcome: Outcome::Unknown },
         },
@@ -1193,6 +1199,15 @@ impl Drop for EtcdLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_h2_goaway_is_a_lost_connection_not_a_request_too_large() {
+        let goaway = etcd::Error::GRpcStatus(tonic::Status::resource_exhausted("h2 protocol error: http2 error"));
+        let err = etcd_error("list etcd lock queue", goaway);
+        assert_eq!((err.code(), err.is_transient()), ("CONNECTIONLOSS", true));
+        let big = etcd::Error::GRpcStatus(tonic::Status::resource_exhausted("message larger than max"));
+        assert_eq!(etcd_error("commit", big).code(), "TOO_LARGE");
+    }
 
     fn kind(key: &str) -> Option<String> {
         contender("/l/", key.as_bytes(), 7).map(|c| c.kind)
