@@ -86,6 +86,7 @@ module.exports = function etcdFacade(z) {
     /** Closes the session: revokes its lease, so etcd deletes its lock keys at once. Idempotent. */
     async close() {
       this._closed = true;
+      if (this._coordinators) for (const c of this._coordinators) c.close();
       closing(this);
       try {
         await call(() => this._native.close());
@@ -105,7 +106,7 @@ module.exports = function etcdFacade(z) {
   // `transaction` and `transactionRecord` (same surface).
   const SHARED = ['lock', '_lock', '_acquire', '_acquireUntraced', 'readWriteLock', 'semaphore', 'multiLock', '_multiLock', '_multiLockUntraced', 'withLock', '_withLock',
     'get', '_get', 'set', '_set', 'executeTransaction', '_executeTransaction', '_executeTransactionUntraced', '_keyTransaction',
-    'transaction', '_transaction', '_transactionUntraced', '_settleFailure', 'pruneTransactionIds', '_pruneTransactionIds'];
+    'transaction', '_transaction', '_transactionUntraced', '_settleFailure', 'pruneTransactionIds', '_pruneTransactionIds', 'coordinator'];
   for (const name of SHARED) {
     const method = Object.getOwnPropertyDescriptor(ZooKeeper.prototype, name);
     if (method) Object.defineProperty(Etcd.prototype, name, method);

@@ -1,5 +1,6 @@
 'use strict';
-// The coordinator against real servers: ZooKeeper and two independent PostgreSQL clusters.
+// The coordinator against real servers: ZooKeeper (or etcd: coordinator-etcd.test.js runs this
+// file with ZKTX_COORD_BACKEND=etcd) and two independent PostgreSQL clusters.
 // A cross-database bank: concurrent transfers from several processes, failures at prepare, and
 // a coordinator killed (-9) at every step boundary, then recovered by another process. After
 // each: the total is conserved, no transfer is half-applied, pg_prepared_xacts is empty, and
@@ -9,7 +10,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const diagnostics = require('node:diagnostics_channel');
-const { bankCoordinator, transfer, audit, useBank, ZooKeeper } = require('./coordinator/bank');
+const { bankCoordinator, transfer, audit, useBank, coordinatorClient, BACKEND, ZooKeeper } = require('./coordinator/bank');
+const { Etcd } = require('..');
 const { unique } = require('./helpers/zk');
 
 jest.setTimeout(180000);
@@ -98,7 +100,7 @@ test('an error caught inside the work makes PREPARE roll back: reported, never a
   expect([facts.total, facts.prepared, facts.committed.size]).toEqual([facts.expected, 0, 0]);
 });
 
-test("zktx's own keys commit in the same ZooKeeper multi as the decision", async () => {
+test(`zktx's own keys commit in the same ${BACKEND === 'etcd' ? 'etcd Txn' : 'ZooKeeper multi'} as the decision`, async () => {
   const coord = bankCoordinator(zk, unique('bank'), ps);
   const key = unique('transfers');
   await zk.set(key, 0);
@@ -193,7 +195,7 @@ test('bad input is INVALID_ARGUMENT before anything is sent, and a closed client
   await Promise.all(calls.map((p) => expect(p).rejects.toMatchObject({ name: 'ZktxError', code: 'INVALID_ARGUMENT' })));
   const enlisted = await coord.run(async (tx) => tx.participant('nope').catch((e) => e));
   expect(enlisted.code).toBe('INVALID_ARGUMENT');
-  const other = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+  const other = coordinatorClient();
   const c2 = bankCoordinator(other, unique('bank'), ps);
   await other.close();
   await expect(c2.run(async () => 1)).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
@@ -205,7 +207,7 @@ test('close() in the middle of a commit: the caller is never told a wrong outcom
   const name = unique('bank');
   const told = [];
   for (const when of ['after-prepare', 'at-commit']) {
-    const own = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000 });
+    const own = coordinatorClient();
     const wrap = (side, p) => ({
       begin: (gid) => p.begin(gid),
       prepare: async (gid) => {
@@ -267,7 +269,7 @@ test('a function that does not await its participant leaves no open transaction 
 // connect failure itself, with its cause, is the answer.
 /** Runs one empty transaction on a new client at `connect`; what it rejected with, and whether fn ran. */
 async function runOn(connect, prefix) {
-  const zk = new ZooKeeper({ connect, connectTimeout: 8000 });
+  const zk = BACKEND === 'etcd' ? new Etcd({ endpoints: connect, connectTimeout: 8000 }) : new ZooKeeper({ connect, connectTimeout: 8000 });
   const coordinator = zk.coordinator(unique(prefix).slice(0, 60), { recoveryIntervalMs: 0 });
   let ran = false;
   try {
@@ -292,7 +294,8 @@ test('run against a refused host rejects before fn runs: CONNECTIONLOSS caused b
   expect(err).toMatchObject({ name: 'ZktxError', code: 'CONNECTIONLOSS', outcome: 'not_applied', cause: { code: 'ECONNREFUSED' } });
 });
 
-test('run in a chroot that does not exist rejects before fn runs with the NONODE naming the chroot', async () => {
+// ZooKeeper's chroots (etcd has no chroot).
+(BACKEND === 'zookeeper' ? test : test.skip)('run in a chroot that does not exist rejects before fn runs with the NONODE naming the chroot', async () => {
   const { ran, err } = await runOn(`${process.env.ZK_CONNECT}/${unique('no-such-chroot')}`, 'chroot');
   expect(ran).toBe(false);
   expect(err).toMatchObject({ name: 'ZktxError', code: 'NONODE', outcome: 'not_applied', message: expect.stringMatching(/chroot \/no-such-chroot.* does not exist/) });

@@ -10,11 +10,11 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use serde::Serialize;
+use zktx_core::backend::{AnyStore, AnyTransaction};
 use zktx_core::coordinator::{BoxFuture, Coordinator, Participant, Run, SagaKey, SagaSteps, TxOutcome};
-use zktx_core::transaction::Transaction;
-use zktx_core::Store;
+use zktx_core::kv::JsonValue;
 
-use crate::{buffer_writes, in_span, invalid, millis, no_panic, to_js_error, NativeKeyVersion, NativeWrite, MAX_WAIT};
+use crate::{invalid, millis, no_panic, parse_writes, spawn_for, to_js_error, NativeKeyVersion, NativeWrite, MAX_WAIT};
 
 /// `dispatch(requestJson) => Promise<responseJson>`; weak: an idle coordinator does not keep
 /// Node alive (a call in progress is kept alive by the promise the caller awaits).
@@ -101,15 +101,15 @@ pub struct NativeSagaDefinition {
     pub steps: u32,
 }
 
-/// A transaction coordinator (see `zktx_core::coordinator`).
+/// A transaction coordinator (see `zktx_core::coordinator`), on either backend.
 #[napi]
 pub struct NativeCoordinator {
     coord: Coordinator,
-    store: Arc<Store>,
+    store: AnyStore,
     span: tracing::Span,
 }
 
-pub(crate) fn new_coordinator(store: Arc<Store>, span: tracing::Span, name: String, participants: Vec<String>, sagas: Vec<NativeSagaDefinition>, dispatch: Dispatch, participant_timeout_ms: Option<f64>) -> Result<NativeCoordinator> {
+pub(crate) fn new_coordinator(store: AnyStore, span: tracing::Span, name: String, participants: Vec<String>, sagas: Vec<NativeSagaDefinition>, dispatch: Dispatch, participant_timeout_ms: Option<f64>) -> Result<NativeCoordinator> {
     let participant_timeout = participant_timeout_ms.map(|ms| millis("participantTimeoutMs", ms, MAX_WAIT)).transpose()?;
     let dispatch = Arc::new(dispatch);
     let parts = participants
@@ -157,9 +157,10 @@ impl NativeCoordinator {
     pub fn begin(&self, env: Env) -> Result<PromiseRaw<'static, NativeRun>> {
         no_panic(|| {
             let (coord, store, span) = (self.coord.clone(), self.store.clone(), self.span.clone());
-            in_span(env, &self.span, async move {
+            spawn_for(&env, &self.span, self.store.is_etcd(), async move {
                 let run = coord.begin().await.map_err(to_js_error)?;
-                Ok(NativeRun { run: Arc::new(run), store, tx: Arc::new(tokio::sync::Mutex::new(Transaction::new())), span })
+                let tx = Arc::new(tokio::sync::Mutex::new(store.transaction()));
+                Ok(NativeRun { run: Arc::new(run), store, tx, span })
             })
         })
     }
@@ -169,7 +170,7 @@ impl NativeCoordinator {
     pub fn recover(&self, env: Env, wait_ms: Option<f64>) -> Result<PromiseRaw<'static, Option<NativeRecoveryReport>>> {
         no_panic(|| {
             let coord = self.coord.clone();
-            in_span(env, &self.span, async move {
+            spawn_for(&env, &self.span, self.store.is_etcd(), async move {
                 let wait = wait_ms.map(|w| millis("wait", w, MAX_WAIT)).transpose()?;
                 let report = coord.recover(wait).await.map_err(to_js_error)?;
                 Ok(report.map(|r| NativeRecoveryReport {
@@ -196,7 +197,7 @@ impl NativeCoordinator {
                 return Err(invalid(format!("not a transaction id (32 hex digits) or a gid: {txid:?}")));
             }
             let coord = self.coord.clone();
-            in_span(env, &self.span, async move {
+            spawn_for(&env, &self.span, self.store.is_etcd(), async move {
                 Ok(match coord.outcome(&txid).await.map_err(to_js_error)? {
                     // Decided: every branch commits (now, or by recovery).
                     TxOutcome::Committed(_) => "committed".to_string(),
@@ -216,7 +217,7 @@ impl NativeCoordinator {
         no_panic(|| {
             let older_than = millis("olderThanMs", older_than_ms, zktx_core::store::MAX_PRUNE_AGE)?;
             let coord = self.coord.clone();
-            in_span(env, &self.span, async move { coord.prune(older_than).await.map(|n| n as u32).map_err(to_js_error) })
+            spawn_for(&env, &self.span, self.store.is_etcd(), async move { coord.prune(older_than).await.map(|n| n as u32).map_err(to_js_error) })
         })
     }
 
@@ -225,7 +226,7 @@ impl NativeCoordinator {
     pub fn run_saga(&self, env: Env, saga: String, input: String) -> Result<PromiseRaw<'static, String>> {
         no_panic(|| {
             let coord = self.coord.clone();
-            in_span(env, &self.span, async move { coord.run_saga(&saga, &input).await.map_err(to_js_error) })
+            spawn_for(&env, &self.span, self.store.is_etcd(), async move { coord.run_saga(&saga, &input).await.map_err(to_js_error) })
         })
     }
 }
@@ -234,8 +235,8 @@ impl NativeCoordinator {
 #[napi]
 pub struct NativeRun {
     run: Arc<Run>,
-    store: Arc<Store>,
-    tx: Arc<tokio::sync::Mutex<Transaction>>,
+    store: AnyStore,
+    tx: Arc<tokio::sync::Mutex<AnyTransaction>>,
     span: tracing::Span,
 }
 
@@ -255,7 +256,14 @@ impl NativeRun {
     /// Reads zktx-store keys for the run (JSON text or null per key); checked at the decision.
     #[napi]
     pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-        no_panic(|| crate::read_keys(env, &self.span, self.store.clone(), self.tx.clone(), keys))
+        no_panic(|| {
+            let (store, txm) = (self.store.clone(), self.tx.clone());
+            spawn_for(&env, &self.span, store.is_etcd(), async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let values = txm.lock().await.get_many(&store, &keys).await.map_err(to_js_error)?;
+                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+            })
+        })
     }
 
     /// Prepares, decides (with `writes` to zktx's store) and commits.
@@ -263,9 +271,11 @@ impl NativeRun {
     pub fn commit(&self, env: Env, writes: Vec<NativeWrite>) -> Result<PromiseRaw<'static, NativeCoordinatorCommit>> {
         no_panic(|| {
             let (store, txm, run) = (self.store.clone(), self.tx.clone(), self.run.clone());
-            in_span(env, &self.span, async move {
+            spawn_for(&env, &self.span, self.store.is_etcd(), async move {
                 let mut tx = txm.lock().await;
-                buffer_writes(&mut tx, &store, writes)?;
+                for (key, write) in parse_writes(writes)? {
+                    tx.write(&store, &key, write).map_err(to_js_error)?;
+                }
                 let done = run.commit(Some(&mut tx)).await.map_err(to_js_error)?;
                 Ok(NativeCoordinatorCommit {
                     txid: done.txid,
@@ -281,7 +291,7 @@ impl NativeRun {
     pub fn rollback(&self, env: Env) -> Result<PromiseRaw<'static, ()>> {
         no_panic(|| {
             let run = self.run.clone();
-            in_span(env, &self.span, async move { run.rollback().await.map_err(to_js_error) })
+            spawn_for(&env, &self.span, self.store.is_etcd(), async move { run.rollback().await.map_err(to_js_error) })
         })
     }
 }

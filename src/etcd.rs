@@ -261,6 +261,13 @@ pub struct NativeEtcdVersioned {
 /// `transactionRecord`); the retry loop is index.js's.
 #[napi]
 impl NativeEtcdClient {
+    /// A transaction coordinator named `name` with these participants and sagas, its records in
+    /// etcd; `dispatch` calls them (see `coordinator.rs`).
+    #[napi]
+    pub fn coordinator(&self, name: String, participants: Vec<String>, sagas: Vec<crate::coordinator::NativeSagaDefinition>, dispatch: crate::coordinator::Dispatch, participant_timeout_ms: Option<f64>) -> Result<crate::coordinator::NativeCoordinator> {
+        no_panic(|| crate::coordinator::new_coordinator(AnyStore::Etcd(self.session.clone()), self.span.clone(), name, participants, sagas, dispatch, participant_timeout_ms))
+    }
+
     /// A new transaction attempt.
     #[napi]
     pub fn transaction(&self) -> Result<NativeTransaction> {

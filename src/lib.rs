@@ -30,7 +30,7 @@ use napi_derive::napi;
 use zktx_core::kv::JsonValue;
 use zktx_core::backend::{AnyKeyTransaction, AnyLock, AnyStore, AnyTransaction};
 use zktx_core::recipe::{AcquireOptions, Lock};
-use zktx_core::transaction::{CommitReport, Isolation, Transaction, Write};
+use zktx_core::transaction::{CommitReport, Isolation, Write};
 use zktx_core::txn::Committed;
 use zktx_core::store::MAX_PRUNE_AGE;
 use zktx_core::{CancellationToken, LockKind, Outcome, SessionOptions, Store};
@@ -618,7 +618,7 @@ impl NativeClient {
     /// calls them (see `coordinator.rs`).
     #[napi]
     pub fn coordinator(&self, name: String, participants: Vec<String>, sagas: Vec<coordinator::NativeSagaDefinition>, dispatch: coordinator::Dispatch, participant_timeout_ms: Option<f64>) -> Result<coordinator::NativeCoordinator> {
-        no_panic(|| coordinator::new_coordinator(self.store.clone(), self.span.clone(), name, participants, sagas, dispatch, participant_timeout_ms))
+        no_panic(|| coordinator::new_coordinator(AnyStore::ZooKeeper(self.store.clone()), self.span.clone(), name, participants, sagas, dispatch, participant_timeout_ms))
     }
 
     /// A new multi-key transaction attempt.
@@ -842,24 +842,6 @@ impl NativeKeyTransaction {
 #[napi]
 pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
     no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
-}
-
-/// Reads keys into a ZooKeeper transaction (the coordinator's).
-fn read_keys(env: Env, span: &tracing::Span, store: Arc<Store>, txm: Arc<tokio::sync::Mutex<Transaction>>, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-    in_span(env, span, async move {
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut tx = txm.lock().await;
-        let values = tx.get_many(&store, &keys).await.map_err(to_js_error)?;
-        Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
-    })
-}
-
-/// Adds the writes a JS transaction buffered to `tx`.
-fn buffer_writes(tx: &mut Transaction, store: &Store, writes: Vec<NativeWrite>) -> Result<()> {
-    for (key, write) in parse_writes(writes)? {
-        tx.write(store, &key, write).map_err(to_js_error)?;
-    }
-    Ok(())
 }
 
 /// The writes a JS transaction buffered, as the core's (either backend).

@@ -6,9 +6,24 @@
 // moves `amount` from an account in one cluster to an account in the other: both legs or none.
 // Work takes cluster a's row lock before cluster b's (one global order): each database sees only
 // its own lock waits, so a cross-cluster deadlock would be invisible to both.
+//
+// The coordinator's records live on ZooKeeper, or on etcd when ZKTX_COORD_BACKEND=etcd (issue 20:
+// `coordinator-etcd.test.js` runs this file's suites that way; workers inherit the variable).
 const pg = require('pg');
-const { ZooKeeper, PostgresParticipant } = require('../..');
+const { ZooKeeper, Etcd, PostgresParticipant } = require('../..');
 const { startPostgres } = require('../../testing');
+
+/** 'zookeeper' or 'etcd': where the coordinator's records live. */
+const BACKEND = process.env.ZKTX_COORD_BACKEND === 'etcd' ? 'etcd' : 'zookeeper';
+
+/** A client of the backend under test (`connect` is ZooKeeper's; on etcd, ETCD_ENDPOINTS). */
+function coordinatorClient(options = {}) {
+  if (BACKEND === 'etcd') {
+    const { connect, ...rest } = options;
+    return new Etcd({ endpoints: process.env.ETCD_ENDPOINTS, timeout: 4000, ...rest });
+  }
+  return new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000, ...options });
+}
 
 const ACCOUNTS = 8;
 const INITIAL = 1000;
@@ -79,7 +94,7 @@ function useBank(zkOptions, use) {
     const [a, b] = await Promise.all([startPostgres(), startPostgres()]);
     bank.servers = { a, b };
     bank.pools = pools({ a: a.config, b: b.config });
-    bank.zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000, ...zkOptions });
+    bank.zk = coordinatorClient(zkOptions);
     use(bank);
   });
   afterAll(async () => {
@@ -120,4 +135,4 @@ async function told(coord, op) {
   }
 }
 
-module.exports = { ACCOUNTS, INITIAL, createSchema, pools, bankCoordinator, transfer, told, audit, useBank, applicationClient, ZooKeeper };
+module.exports = { ACCOUNTS, INITIAL, BACKEND, coordinatorClient, createSchema, pools, bankCoordinator, transfer, told, audit, useBank, applicationClient, ZooKeeper };

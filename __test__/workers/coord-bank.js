@@ -6,7 +6,7 @@
 // branch prepared), decision (when the first branch is asked to commit: the decision is
 // recorded), commit:1 / commit:2 (after the first / both branches committed).
 const fs = require('node:fs');
-const { pools, bankCoordinator, told, ZooKeeper } = require('../coordinator/bank');
+const { pools, bankCoordinator, told, coordinatorClient } = require('../coordinator/bank');
 
 const { ZK_CONNECT, PG_CONFIG, COORD, OUT, CRASH_AT = '', TRANSFERS = '20', SEED = '1', SESSION_MS = '2000' } = process.env;
 const config = JSON.parse(PG_CONFIG);
@@ -36,7 +36,7 @@ function wrap(name, p) {
 }
 
 (async () => {
-  const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS) });
+  const zk = coordinatorClient({ connect: ZK_CONNECT, timeout: Number(SESSION_MS) });
   const ps = pools(config);
   const coord = bankCoordinator(zk, COORD, ps, { wrap });
   for (let i = 0; i < Number(TRANSFERS); i++) {

@@ -36,6 +36,7 @@ use tracing::Instrument as _;
 
 mod kv;
 mod queue_watch;
+pub(crate) mod records;
 mod txn;
 pub use kv::{EtcdKeyTransaction, EtcdVersioned};
 pub use txn::{EtcdTransaction, MAX_TXN_BYTES, MAX_TXN_OPS};
@@ -316,6 +317,11 @@ impl EtcdSession {
     /// `CLIENT_CLOSED`.
     pub async fn connect(&self) -> Result<()> {
         self.lease().await.map(|_| ())
+    }
+
+    /// The id of the session's lease if one is live (granting none).
+    async fn current_lease(&self) -> Option<i64> {
+        self.inner.lease.lock().await.as_ref().filter(|l| !*l.ended.borrow()).map(|l| l.id)
     }
 
     /// The live lease, granting a new one (and starting its keep-alive) when there is none.

@@ -368,6 +368,14 @@ impl AnyTransaction {
         }
     }
 
+    /// Whether the attempt read or wrote nothing yet.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            AnyTransaction::ZooKeeper(t) => t.is_empty(),
+            AnyTransaction::Etcd(t) => t.is_empty(),
+        }
+    }
+
     /// The versions read so far (`None`: read as absent).
     pub fn read_versions(&self) -> Vec<(String, Option<i64>)> {
         match self {

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+pub(crate) mod records;
+
 use futures_util::future::BoxFuture;
 use zookeeper_client as zk;
 

@@ -21,6 +21,7 @@ use etcd_client as etcd;
 use super::kv::{check_fences, lost, Read};
 use super::{within, EtcdLock, EtcdSession};
 use crate::error::{Error, Result};
+use crate::coordinator::records::Cond;
 use crate::kv::{JsonValue, Layout};
 use crate::transaction::{settle_with_marker, CommitOptions, CommitReport, Write, WriteSet, MARKERS};
 
@@ -56,12 +57,29 @@ enum Role {
     Check(String),
     /// A key created must be absent; `read`: the transaction had read it (as absent).
     Create { key: String, read: bool },
+    /// A condition of a coordinator's decision committed with the transaction.
+    Decision(Cond),
+}
+
+/// A coordinator's decision committed in the same `Txn` as a transaction
+/// ([`EtcdTransaction::commit_deciding`]): its conditions and its writes.
+#[derive(Default)]
+pub(crate) struct Decision {
+    pub conds: Vec<Cond>,
+    pub ops: Vec<etcd::TxnOp>,
+    /// The size of `ops` (keys and values), for the request size limit.
+    pub bytes: usize,
 }
 
 impl EtcdTransaction {
     /// A new, empty attempt.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether the attempt read or wrote nothing yet.
+    pub fn is_empty(&self) -> bool {
+        self.reads.is_empty() && self.writes.is_empty()
     }
 
     /// Reads `keys`: those not read before, in one `Txn` of `Range`s at the attempt's revision
@@ -125,11 +143,24 @@ impl EtcdTransaction {
         crate::transaction::check_recorded_result(opts.result)?;
         let marker = opts.id.map(|id| marker_key(layout, id)).transpose()?;
         let mut report = CommitReport::default();
-        let committed = self.commit_inner(session, layout, opts, marker.as_deref(), &mut report).await;
+        let committed = self.commit_inner(session, layout, opts, marker.as_deref(), &Decision::default(), &mut report).await;
         settle_with_marker(opts.id, committed, report, || session.recorded(layout, opts.id)).await
     }
 
-    async fn commit_inner(&self, session: &EtcdSession, layout: &Layout, opts: &CommitOptions<'_, EtcdLock>, marker: Option<&str>, report: &mut CommitReport) -> Result<()> {
+    /// Commits serializably, with a coordinator's decision in the same `Txn`: it applies with
+    /// the transaction's writes or not at all.
+    ///
+    /// # Errors
+    /// `ROLLED_BACK` when a condition of the decision failed (the run was already ended),
+    /// `CONFLICT` when a key read or written changed; as [`EtcdTransaction::commit`].
+    pub(crate) async fn commit_deciding(&mut self, session: &EtcdSession, layout: &Layout, decision: &Decision) -> Result<CommitReport> {
+        let mut report = CommitReport::default();
+        let opts = CommitOptions { isolation: crate::transaction::Isolation::Serializable, ..Default::default() };
+        self.commit_inner(session, layout, &opts, None, decision, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn commit_inner(&self, session: &EtcdSession, layout: &Layout, opts: &CommitOptions<'_, EtcdLock>, marker: Option<&str>, decision: &Decision, report: &mut CommitReport) -> Result<()> {
         // A closed client sends nothing (its lease, and the keys of its locks, may outlive an
         // unconfirmed revoke); nor does a commit fenced on a released lock.
         if session.is_closed() {
@@ -142,7 +173,7 @@ impl EtcdTransaction {
         for lock in opts.locks {
             compares.push((etcd::Compare::create_revision(lock.key(), etcd::CompareOp::Equal, lock.token()), lock.key().to_string(), Role::Fence));
         }
-        let read_only = self.writes.is_empty() && marker.is_none();
+        let read_only = self.writes.is_empty() && marker.is_none() && decision.ops.is_empty();
         if let Some(marker) = marker {
             compares.push((etcd::Compare::create_revision(marker, etcd::CompareOp::Equal, 0), marker.to_string(), Role::Marker));
             let data = Marker::encode(opts.result)?;
@@ -151,8 +182,9 @@ impl EtcdTransaction {
         }
         // A transaction that writes no key saw one state (every batch read at the first one's
         // revision): it fits the serial order there, nothing to check however many keys it read
-        // (its id's marker, if any, is no key another transaction reads).
-        if !self.writes.is_empty() {
+        // (its id's marker, if any, is no key another transaction reads). A decision is a write:
+        // what the run read must still stand when it is recorded.
+        if !self.writes.is_empty() || !decision.ops.is_empty() {
             for (key, read) in &self.reads {
                 if self.writes.get(key).is_some() || !opts.isolation.checks(false) {
                     continue;
@@ -184,6 +216,11 @@ impl EtcdTransaction {
                 Write::Absent => {},
             }
         }
+        for cond in &decision.conds {
+            compares.push((super::records::compare(cond), cond.path().to_string(), Role::Decision(cond.clone())));
+        }
+        ops.extend(decision.ops.iter().cloned());
+        bytes += decision.bytes;
         if compares.is_empty() && ops.is_empty() {
             return Ok(()); // read in one batch, nothing written, nothing fenced: nothing to send
         }
@@ -236,6 +273,7 @@ impl EtcdTransaction {
                 Role::Fence => opts.locks.iter().any(|l| l.key() == key && l.token() == create),
                 Role::Marker | Role::Create { .. } => create == 0,
                 Role::Check(k) => self.reads.get(k).is_some_and(|r| r.revision() == modified),
+                Role::Decision(cond) => super::records::holds(cond, create, modified),
             };
             if holds {
                 continue;
@@ -252,6 +290,7 @@ impl EtcdTransaction {
                 // create itself is what fails.
                 Role::Create { key, read: true } => Err(Error::Conflict(format!("key {key:?} was created by a concurrent writer"))),
                 Role::Create { key, read: false } => Err(Error::zk("NODEEXISTS", format!("create: key {key:?} already exists"))),
+                Role::Decision(_) => Err(Error::RolledBack(crate::coordinator::ALREADY_ENDED.into())),
             };
         }
         Err(Error::Conflict("a key the transaction read or writes changed concurrently".into()))
@@ -388,12 +427,12 @@ impl Marker {
 }
 
 /// This machine's wall clock in ms since the epoch (0 before it).
-fn unix_millis() -> i64 {
+pub(super) fn unix_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The end of the range of keys starting with `prefix` (etcd's prefix range end).
-fn range_end(prefix: &str) -> Vec<u8> {
+pub(super) fn range_end(prefix: &str) -> Vec<u8> {
     let mut end = prefix.as_bytes().to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

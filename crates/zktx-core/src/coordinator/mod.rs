@@ -68,15 +68,13 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
-use zookeeper_client as zk;
 
+pub(crate) mod records;
+
+use crate::backend::{AnyStore, AnyTransaction};
 use crate::error::{Error, Outcome, Result};
 use crate::kv::encode_key;
-use crate::recipe::{self, AcquireOptions};
-use crate::session::deadline;
-use crate::store::Store;
-use crate::transaction::{Isolation, Op, Transaction};
-use crate::txn::persistent;
+use records::{Applied, Cond, Put, Records};
 
 /// A boxed, sendable future (participants are trait objects).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -131,6 +129,12 @@ const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(300);
 /// draw the same), short enough that the longest gid fits PostgreSQL's 199 bytes.
 const ID_DIGITS: usize = 16;
 
+/// The directories of a coordinator's tree.
+const DIRS: [&str; 4] = ["active", "decisions", "committing", "sagas"];
+
+/// Why a decision could not be recorded because the run had ended.
+pub(crate) const ALREADY_ENDED: &str = "the transaction was already ended (aborted by recovery, or its coordinator's session expired): nothing was committed";
+
 /// Where a transaction stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +145,7 @@ pub enum Decision {
     Abort,
 }
 
+/// A decision record (`decisions/<txid>`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Record {
     decision: Decision,
@@ -153,6 +158,10 @@ struct Record {
     /// carried one (their branches' gids are of the old format: see `recover_locked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<String>,
+    /// When it was last written (ms since the epoch, by the writer's clock): what pruning ages on
+    /// a backend that keeps no time per record (etcd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +180,9 @@ struct SagaLog {
     /// Steps whose action was started (each may have run, or not).
     started: usize,
     state: SagaState,
+    /// As [`Record::at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
 }
 
 /// What a committed distributed transaction did.
@@ -235,12 +247,12 @@ fn validate_name(what: &str, name: &str) -> Result<()> {
 }
 
 struct Inner {
-    store: Arc<Store>,
+    /// Where the records are: ZooKeeper or etcd ([`records`]).
+    records: Arc<dyn Records>,
     name: String,
     base: String,
     participants: BTreeMap<String, Arc<dyn Participant>>,
     steps: Option<Arc<dyn SagaSteps>>,
-    dirs_ready: AtomicBool,
     /// This coordinator tree's id (in every gid), read once from `<base>/id`.
     id: tokio::sync::OnceCell<String>,
     participant_timeout: Duration,
@@ -266,11 +278,12 @@ impl std::fmt::Debug for Coordinator {
 const BRANCH_ATTEMPTS: u32 = 3;
 
 impl Coordinator {
-    /// A coordinator named `name` on `store`'s session, with its participants and saga steps.
+    /// A coordinator named `name` on `store`'s session (ZooKeeper or etcd), with its
+    /// participants and saga steps.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad name.
-    pub fn new(store: Arc<Store>, name: &str, participants: Vec<(String, Arc<dyn Participant>)>, steps: Option<Arc<dyn SagaSteps>>) -> Result<Coordinator> {
+    pub fn new(store: AnyStore, name: &str, participants: Vec<(String, Arc<dyn Participant>)>, steps: Option<Arc<dyn SagaSteps>>) -> Result<Coordinator> {
         validate_name("coordinator name", name)?;
         let mut map = BTreeMap::new();
         for (n, p) in participants {
@@ -279,15 +292,18 @@ impl Coordinator {
                 return Err(Error::invalid(format!("participant {n:?} is registered twice")));
             }
         }
-        let base = format!("{}/coordinators/{}", store.layout().root(), encode_key(name)?);
+        let records: Arc<dyn Records> = match store {
+            AnyStore::ZooKeeper(store) => Arc::new(crate::backend::zookeeper::records::ZkRecords { store }),
+            AnyStore::Etcd(session) => Arc::new(crate::backend::etcd::records::EtcdRecords { session }),
+        };
+        let base = records.base(&encode_key(name)?);
         Ok(Coordinator {
             inner: Arc::new(Inner {
-                store,
+                records,
                 name: name.to_string(),
                 base,
                 participants: map,
                 steps,
-                dirs_ready: AtomicBool::new(false),
                 id: tokio::sync::OnceCell::new(),
                 participant_timeout: DEFAULT_PARTICIPANT_TIMEOUT,
                 live: Mutex::new(HashSet::new()),
@@ -356,30 +372,28 @@ impl Coordinator {
     /// Reads this tree's id, creating it if absent (the first process to ask wins the create;
     /// every other reads its value).
     ///
-    /// The id node holds `<id> <czxid of <base>, hex>`: the id *bound to its tree*. A copy of the
-    /// tree (restored from a backup into another chroot, cloned for staging, restored in place
-    /// after a loss) is written node by node, so its `<base>` has another czxid: the copy keeps
-    /// the id of the tree it copies, and two trees sharing an id would roll back each other's
-    /// branches (each one's recovery takes the other's gids for its own). So a binding that does
-    /// not match is refused (`COORDINATOR_ID`) until an operator writes the id node again: the
-    /// id alone (`<id>`) is bound to the tree that finds it. A node without a binding (written by
-    /// an operator, or by a version before bindings) is bound at the first load.
+    /// The id record holds `<id> <birth stamp of the tree, hex>` (ZooKeeper: the czxid of
+    /// `<base>`; etcd: the create revision of the `<base>` key): the id *bound to its tree*. A
+    /// copy of the tree (restored from a backup into another chroot or prefix, cloned for
+    /// staging, restored in place after a loss) is written record by record, so its base has
+    /// another stamp: the copy keeps the id of the tree it copies, and two trees sharing an id
+    /// would roll back each other's branches (each one's recovery takes the other's gids for its
+    /// own). So a binding that does not match is refused (`COORDINATOR_ID`) until an operator
+    /// writes the id record again: the id alone (`<id>`) is bound to the tree that finds it. A
+    /// record without a binding (written by an operator, or by a version before bindings) is
+    /// bound at the first load.
     ///
-    /// An id node that is absent from a tree holding transaction records was lost: a fresh id
+    /// An id record that is absent from a tree holding transaction records was lost: a fresh id
     /// would orphan every prepared branch of the old one (recovery resolves only its own id's
-    /// gids), so that too is `COORDINATOR_ID`, naming the node to restore and the old id as the
-    /// records give it.
-    async fn load_id(&self, client: &zk::Client, rt: Duration) -> Result<String> {
+    /// gids), so that too is `COORDINATOR_ID`, naming the record to restore and the old id as
+    /// the records give it.
+    async fn load_id(&self, born: &str) -> Result<String> {
+        let records = &self.inner.records;
         let base = &self.inner.base;
         let path = format!("{base}/id");
-        let born = match deadline(rt, "read coordinator tree", client.check_stat(base)).await? {
-            Some(stat) => format!("{:x}", stat.czxid),
-            None => return Err(Error::zk("NONODE", format!("coordinator tree {base} vanished while it was being read"))),
-        };
-        let acls = self.inner.store.session().acls();
         loop {
-            match deadline(rt, "read coordinator id", client.get_data(&path)).await {
-                Ok((data, stat)) => {
+            match records.read(&path).await? {
+                Some((data, version)) => {
                     let text = String::from_utf8_lossy(&data).trim().to_string();
                     let (id, bound) = match text.split_once(' ') {
                         Some((id, bound)) => (id.to_string(), Some(bound.to_string())),
@@ -392,51 +406,46 @@ impl Coordinator {
                         Some(b) if b == born => return Ok(id),
                         Some(b) => {
                             return Err(Error::CoordinatorId(format!(
-                                "{path} holds id {id} bound to another tree (its base was created at zxid 0x{b}, this one at 0x{born}): this tree is a copy (restored from a backup, cloned) of the tree that owns that id, and sharing it would let each one's recovery roll back the other's branches. No gid is made and no branch resolved here until an operator rewrites {path}: with 16 new random hex digits if the original tree still runs (re-key), or with {id} alone if this tree replaces it for good (rebind)"
+                                "{path} holds id {id} bound to another tree (its base was created at 0x{b}, this one at 0x{born}): this tree is a copy (restored from a backup, cloned) of the tree that owns that id, and sharing it would let each one's recovery roll back the other's branches. No gid is made and no branch resolved here until an operator rewrites {path}: with 16 new random hex digits if the original tree still runs (re-key), or with {id} alone if this tree replaces it for good (rebind)"
                             )))
                         },
-                        None => match deadline(rt, "bind coordinator id", client.set_data(&path, format!("{id} {born}").as_bytes(), Some(stat.version))).await {
-                            Ok(_) => return Ok(id),
-                            Err(Error::ZooKeeper { code: "BADVERSION" | "NONODE", .. }) => continue,
-                            Err(e) => return Err(e),
+                        None => {
+                            let bind = records.apply(vec![Cond::At(path.clone(), version)], vec![Put::Set(path.clone(), format!("{id} {born}").into_bytes())], "bind coordinator id").await?;
+                            if let Applied::Done { .. } = bind {
+                                return Ok(id);
+                            }
                         },
                     }
                 },
-                Err(Error::ZooKeeper { code: "NONODE", .. }) => {
-                    if let Some(lost) = self.lost_id(client, rt).await? {
+                None => {
+                    if let Some(lost) = self.lost_id().await? {
                         return Err(Error::CoordinatorId(format!(
-                            "coordinator tree {base} holds transaction records but no id node {path}: its id was lost, and a new one would orphan every branch its records decide or leave prepared. Restore {path} with the old id alone ({lost}); the next start binds it to this tree"
+                            "coordinator tree {base} holds transaction records but no id record {path}: its id was lost, and a new one would orphan every branch its records decide or leave prepared. Restore {path} with the old id alone ({lost}); the next start binds it to this tree"
                         )));
                     }
                     let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
-                    match deadline(rt, "create coordinator id", client.create(&path, format!("{fresh} {born}").as_bytes(), &persistent(acls))).await {
-                        Ok(_) => return Ok(fresh),
-                        Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
-                        Err(e) => return Err(e),
+                    let create = Put::Create { path: path.clone(), data: format!("{fresh} {born}").into_bytes(), session: false };
+                    if let Applied::Done { .. } = records.apply(vec![Cond::Absent(path.clone())], vec![create], "create coordinator id").await? {
+                        return Ok(fresh);
                     }
                 },
-                Err(e) => return Err(e),
             }
         }
     }
 
-    /// For a tree without an id node: `None` if it holds no transaction records (a new tree),
-    /// else what its records say the lost id was.
-    async fn lost_id(&self, client: &zk::Client, rt: Duration) -> Result<Option<String>> {
+    /// For a tree without an id record: `None` if it holds no transaction records (a new
+    /// tree), else what its records say the lost id was.
+    async fn lost_id(&self) -> Result<Option<String>> {
         let mut found = false;
         for dir in ["committing", "decisions", "active"] {
             let path = format!("{}/{dir}", self.inner.base);
-            let children = match deadline(rt, "list coordinator records", client.list_children(&path)).await {
-                Ok(c) => c,
-                Err(Error::ZooKeeper { code: "NONODE", .. }) => continue,
-                Err(e) => return Err(e),
-            };
+            let children = self.inner.records.list(&path).await?;
             found |= !children.is_empty();
             if dir == "active" {
                 continue;
             }
             for txid in children.iter().take(8) {
-                if let Ok((data, _)) = deadline(rt, "read transaction record", client.get_data(&format!("{path}/{txid}"))).await {
+                if let Ok(Some((data, _))) = self.inner.records.read(&format!("{path}/{txid}")).await {
                     if let Some(id) = serde_json::from_slice::<Record>(&data).ok().and_then(|r| r.id) {
                         return Ok(Some(format!("{id}, as {dir}/{txid} records it")));
                     }
@@ -446,42 +455,34 @@ impl Coordinator {
         Ok(found.then(|| "the records read carry none: find it in a participant's prepared gids, zktx:<name>:<id>:...".to_string()))
     }
 
-    async fn client(&self) -> Result<(Arc<zk::Client>, Duration)> {
-        let session = self.inner.store.session();
-        let client = session.client().await?;
-        let rt = session.request_timeout(&client);
-        if !self.inner.dirs_ready.load(Ordering::Acquire) {
-            for dir in ["active", "decisions", "committing", "sagas"] {
-                let path = format!("{}/{dir}", self.inner.base);
-                match deadline(rt, "create coordinator directory", client.mkdir(&path, &persistent(session.acls()))).await {
-                    Ok(()) | Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => {},
-                    Err(e) => return Err(e),
-                }
-            }
-            self.inner.dirs_ready.store(true, Ordering::Release);
-        }
+    /// Prepares the tree and reads the id, once: every gid carries the id.
+    async fn ready(&self) -> Result<()> {
         if self.inner.id.get().is_none() {
-            self.inner.id.get_or_try_init(|| self.load_id(&client, rt)).await?;
+            self.inner
+                .id
+                .get_or_try_init(|| async {
+                    let born = self.inner.records.prepare(&self.inner.base, &DIRS).await?;
+                    self.load_id(&born).await
+                })
+                .await?;
         }
-        Ok((client, rt))
+        Ok(())
     }
 
-    /// Starts a transaction: records it as active (an ephemeral node of this session). The
-    /// record is written in the background, while the caller works on its participants; the
-    /// commit waits for it before it prepares anything.
+    /// Starts a transaction: records it as active (a record of this session: an ephemeral
+    /// znode, an etcd key on the lease). The record is written in the background, while the
+    /// caller works on its participants; the commit waits for it before it prepares anything.
     ///
     /// # Errors
     /// `CLIENT_CLOSED`; the connection errors of reading the coordinator's id (its first call
-    /// only); a failed record fails the commit later (nothing is left behind: the node is
-    /// ephemeral).
+    /// only); a failed record fails the commit later (nothing is left behind: the record goes
+    /// with the session).
     pub async fn begin(&self) -> Result<Run> {
-        if self.inner.store.session().is_closed().await {
+        if self.inner.records.is_closed().await {
             return Err(Error::ClientClosed);
         }
-        if self.inner.id.get().is_none() {
-            // Once per coordinator: the gids the caller is about to get carry the id.
-            self.client().await?;
-        }
+        // Once per coordinator: the gids the caller is about to get carry the id.
+        self.ready().await?;
         let txid = new_txid(&self.inner.name, self.inner.id.get().map(String::as_str));
         if let Ok(mut live) = self.inner.live.lock() {
             live.insert(txid.clone());
@@ -489,10 +490,11 @@ impl Coordinator {
         let coord = self.clone();
         let path = self.path("active", &txid);
         let begun = tokio::spawn(async move {
-            let (client, rt) = coord.client().await?;
-            let acls = coord.inner.store.session().acls();
-            deadline(rt, "begin transaction", client.create(&path, b"", &zk::CreateMode::Ephemeral.with_acls(acls))).await.map_err(Error::for_write)?;
-            Ok(())
+            let create = Put::Create { path: path.clone(), data: Vec::new(), session: true };
+            match coord.inner.records.apply(vec![Cond::Absent(path.clone())], vec![create], "begin transaction").await.map_err(Error::for_write)? {
+                Applied::Done { .. } => Ok(()),
+                Applied::Failed(_) => Err(Error::zk("NODEEXISTS", format!("{path} exists already"))),
+            }
         });
         Ok(Run { coord: self.clone(), txid, enlisted: Mutex::new(Vec::new()), ended: AtomicBool::new(false), begun: tokio::sync::Mutex::new(Some(begun)) })
     }
@@ -501,21 +503,22 @@ impl Coordinator {
         self.inner.participants.get(name).ok_or_else(|| Error::invalid(format!("coordinator {:?} has no participant {name:?}", self.inner.name)))
     }
 
-    async fn read<T: serde::de::DeserializeOwned>(&self, dir: &str, txid: &str) -> Result<Option<(T, i32)>> {
-        let (client, rt) = self.client().await?;
-        match deadline(rt, "read transaction record", client.get_data(&self.path(dir, txid))).await {
-            Ok((data, stat)) => {
-                let record = serde_json::from_slice(&data).map_err(|e| Error::zk("SYSTEMERROR", format!("unreadable coordinator record {dir}/{txid}: {e}")))?;
-                Ok(Some((record, stat.version)))
-            },
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+    async fn read<T: serde::de::DeserializeOwned>(&self, dir: &str, txid: &str) -> Result<Option<(T, i64)>> {
+        self.ready().await?;
+        let Some((data, version)) = self.inner.records.read(&self.path(dir, txid)).await? else { return Ok(None) };
+        let record = serde_json::from_slice(&data).map_err(|e| Error::zk("SYSTEMERROR", format!("unreadable coordinator record {dir}/{txid}: {e}")))?;
+        Ok(Some((record, version)))
     }
 
     async fn is_active(&self, txid: &str) -> Result<bool> {
-        let (client, rt) = self.client().await?;
-        Ok(deadline(rt, "check transaction", client.check_stat(&self.path("active", txid))).await?.is_some())
+        self.ready().await?;
+        self.inner.records.exists(&self.path("active", txid)).await
+    }
+
+    /// Deletes `txid`'s active record if it exists: the transaction can no longer commit.
+    async fn fence(&self, txid: &str) -> Result<()> {
+        let active = self.path("active", txid);
+        self.inner.records.apply(vec![Cond::Exists(active.clone())], vec![Put::Delete(active)], "abort transaction").await.map(drop)
     }
 
     /// The outcome of a transaction, asked by the gid of one of its branches
@@ -560,7 +563,7 @@ impl Coordinator {
             None => return Err(Error::invalid(format!("not a transaction id (32 hex digits) or a gid: {asked:?}"))),
         };
         let txid = &txid;
-        self.client().await?;
+        self.ready().await?;
         let own = self.id()?.to_string();
         if let Some(id) = gid_id.as_deref().filter(|id| *id != own) {
             // A branch of another tree, unless this tree decided it under an id it had before.
@@ -615,12 +618,9 @@ impl Coordinator {
 
     /// The prune horizon (server ms): records of transactions ended before it may be gone.
     async fn pruned_before(&self) -> Result<Option<i64>> {
-        let (client, rt) = self.client().await?;
-        match deadline(rt, "read prune horizon", client.get_data(&format!("{}/pruned", self.inner.base))).await {
-            Ok((data, _)) => Ok(std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse().ok())),
-            Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.ready().await?;
+        let horizon = self.inner.records.read(&format!("{}/pruned", self.inner.base)).await?;
+        Ok(horizon.and_then(|(data, _)| std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse().ok())))
     }
 
     /// Deletes the records of transactions that ended more than `older_than` ago (by the
@@ -639,48 +639,32 @@ impl Coordinator {
 
     /// [`Coordinator::prune`] without the lower bound (tests).
     pub(crate) async fn prune_now(&self, older_than: Duration) -> Result<usize> {
-        let store = &self.inner.store;
-        let cutoff = store.server_cutoff(older_than, crate::store::MAX_PRUNE_AGE, "prune").await?;
+        self.ready().await?;
+        let records = &self.inner.records;
+        let cutoff = records.cutoff(older_than, "prune").await?;
         // First the horizon (only ever moved forward), then the deletes: a reader never finds a
         // record missing without a horizon that says it may be.
-        let (client, rt) = self.client().await?;
         let horizon = format!("{}/pruned", self.inner.base);
+        let text = cutoff.to_string().into_bytes();
         loop {
-            match deadline(rt, "read prune horizon", client.get_data(&horizon)).await {
-                Ok((data, stat)) => {
+            let moved = match records.read(&horizon).await? {
+                Some((data, version)) => {
                     let old: i64 = std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(i64::MIN);
                     if old >= cutoff {
                         break;
                     }
-                    match deadline(rt, "move prune horizon", client.set_data(&horizon, cutoff.to_string().as_bytes(), Some(stat.version))).await {
-                        Ok(_) => break,
-                        Err(Error::ZooKeeper { code: "BADVERSION", .. }) => continue,
-                        Err(e) => return Err(e),
-                    }
+                    records.apply(vec![Cond::At(horizon.clone(), version)], vec![Put::Set(horizon.clone(), text.clone())], "move prune horizon").await?
                 },
-                Err(Error::ZooKeeper { code: "NONODE", .. }) => {
-                    let acls = store.session().acls();
-                    match deadline(rt, "create prune horizon", client.create(&horizon, cutoff.to_string().as_bytes(), &persistent(acls))).await {
-                        Ok(_) => break,
-                        Err(Error::ZooKeeper { code: "NODEEXISTS", .. }) => continue,
-                        Err(e) => return Err(e),
-                    }
-                },
-                Err(e) => return Err(e),
+                None => records.apply(vec![Cond::Absent(horizon.clone())], vec![Put::Create { path: horizon.clone(), data: text.clone(), session: false }], "create prune horizon").await?,
+            };
+            if let Applied::Done { .. } = moved {
+                break;
             }
         }
-        let decisions = store
-            .sweep(&format!("{}/decisions", self.inner.base), "transaction decisions", |data, stat| {
-                let ended = serde_json::from_slice::<Record>(data).is_ok_and(|r| r.decision == Decision::Abort || r.done);
-                (ended && stat.mtime < cutoff).then_some(Some(stat.version))
-            })
-            .await?;
-        let sagas = store
-            .sweep(&format!("{}/sagas", self.inner.base), "saga logs", |data, stat| {
-                let ended = serde_json::from_slice::<SagaLog>(data).is_ok_and(|l| matches!(l.state, SagaState::Done | SagaState::Compensated));
-                (ended && stat.mtime < cutoff).then_some(Some(stat.version))
-            })
-            .await?;
+        let ended_decision = |data: &[u8]| serde_json::from_slice::<Record>(data).ok().filter(|r| r.decision == Decision::Abort || r.done).map(|r| r.at);
+        let ended_saga = |data: &[u8]| serde_json::from_slice::<SagaLog>(data).ok().filter(|l| matches!(l.state, SagaState::Done | SagaState::Compensated)).map(|l| l.at);
+        let decisions = records.sweep(&format!("{}/decisions", self.inner.base), cutoff, &ended_decision).await?;
+        let sagas = records.sweep(&format!("{}/sagas", self.inner.base), cutoff, &ended_saga).await?;
         Ok(decisions + sagas)
     }
 
@@ -722,48 +706,33 @@ impl Coordinator {
     }
 
     /// Writes `record` as done at `version` (a concurrent writer did it already if it moved).
-    /// One multi: the record says done, and the `committing/<txid>` marker (what recovery
-    /// lists) goes. A record already done only loses its marker.
-    async fn write_done(&self, txid: &str, mut record: Record, version: i32) -> Result<()> {
-        let (client, rt) = self.client().await?;
+    /// One atomic write: the record says done, and the `committing/<txid>` marker (what
+    /// recovery lists) goes. A record already done only loses its marker.
+    async fn write_done(&self, txid: &str, mut record: Record, version: i64) -> Result<()> {
         let marker = self.path("committing", txid);
-        if record.done {
-            return match deadline(rt, "mark transaction done", client.delete(&marker, None)).await {
-                Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(()),
-                Err(e) => Err(e),
-            };
+        let mut conds = vec![Cond::Exists(marker.clone())];
+        let mut puts = vec![Put::Delete(marker)];
+        if !record.done {
+            record.done = true;
+            let path = self.path("decisions", txid);
+            conds.push(Cond::At(path.clone(), version));
+            puts.push(Put::Set(path, to_json(&record)?));
         }
-        record.done = true;
-        let data = serde_json::to_vec(&record).map_err(|e| Error::zk("SYSTEMERROR", e))?;
-        let mut writer = client.new_multi_writer();
-        writer.add_set_data(&self.path("decisions", txid), &data, Some(version))?;
-        writer.add_delete(&marker, None)?;
-        match crate::txn::commit_multi(rt, &mut writer, "mark transaction done").await {
-            Ok(_) => Ok(()),
-            // Marked by another process meanwhile (its multi removed the marker too).
-            Err(crate::txn::MultiError::Op(_, zk::Error::BadVersion | zk::Error::NoNode)) => Ok(()),
-            Err(e) => Err(multi_error(e)),
-        }
+        // Failed: marked by another process meanwhile (its write removed the marker too).
+        self.inner.records.apply(conds, puts, "mark transaction done").await.map(drop)
     }
 
     /// Records `abort` for a transaction that is no longer active and has no decision; returns
     /// the decision that stands (a concurrent commit decision wins), `None` if still active.
     async fn record_abort(&self, txid: &str) -> Result<Option<Decision>> {
-        let (client, rt) = self.client().await?;
-        let acls = self.inner.store.session().acls();
-        let active = self.path("active", txid);
-        let record = serde_json::to_vec(&Record { decision: Decision::Abort, branches: Vec::new(), done: false, id: self.inner.id.get().cloned() }).map_err(|e| Error::zk("SYSTEMERROR", e))?;
-        let mut writer = client.new_multi_writer();
-        // "active is absent": creating it must succeed; then it goes away again.
-        writer.add_create(&active, b"", &persistent(acls))?;
-        writer.add_delete(&active, None)?;
-        writer.add_create(&self.path("decisions", txid), &record, &persistent(acls))?;
-        match crate::txn::commit_multi(rt, &mut writer, "record abort").await {
-            Ok(_) => Ok(Some(Decision::Abort)),
-            Err(crate::txn::MultiError::Op(0, zk::Error::NodeExists)) => Ok(None),
-            Err(crate::txn::MultiError::Op(2, zk::Error::NodeExists)) => Ok(self.read::<Record>("decisions", txid).await?.map(|(r, _)| r.decision)),
-            Err(crate::txn::MultiError::Op(_, e)) => Err(Error::from(e)),
-            Err(crate::txn::MultiError::Request(e)) => Err(e),
+        self.ready().await?;
+        let record = to_json(&Record { decision: Decision::Abort, branches: Vec::new(), done: false, id: self.inner.id.get().cloned(), at: None })?;
+        let decision = self.path("decisions", txid);
+        let conds = vec![Cond::Absent(self.path("active", txid)), Cond::Absent(decision.clone())];
+        match self.inner.records.apply(conds, vec![Put::Create { path: decision, data: record, session: false }], "record abort").await? {
+            Applied::Done { .. } => Ok(Some(Decision::Abort)),
+            Applied::Failed(0) => Ok(None),
+            Applied::Failed(_) => Ok(self.read::<Record>("decisions", txid).await?.map(|(r, _)| r.decision)),
         }
     }
 
@@ -773,13 +742,8 @@ impl Coordinator {
     /// # Errors
     /// Connection errors; participant failures are in the report.
     pub async fn recover(&self, wait: Option<Duration>) -> Result<Option<RecoveryReport>> {
-        self.client().await?;
-        let session = self.inner.store.session();
-        let lock = match recipe::lock(session, &format!("{}/recovery", self.inner.base), &AcquireOptions { wait, cancel: None }).await {
-            Ok(lock) => lock,
-            Err(Error::Timeout { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        self.ready().await?;
+        let Some(lock) = self.inner.records.lock(&format!("{}/recovery", self.inner.base), wait).await? else { return Ok(None) };
         let report = self.recover_locked().await;
         let released = lock.release().await;
         let report = report?;
@@ -789,7 +753,7 @@ impl Coordinator {
 
     async fn recover_locked(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
-        let store = &self.inner.store;
+        let records = &self.inner.records;
         // Participants that missed a deadline in this pass: not called again until the next
         // one, so a frozen database costs the pass one deadline, not one per branch.
         let mut sick: HashSet<String> = HashSet::new();
@@ -800,10 +764,10 @@ impl Coordinator {
         };
         // 1. Commit decisions whose branches are not all committed: those still marked in
         // `committing/` (a pass reads only those, not every decision ever recorded).
-        for txid in store.children(&format!("{}/committing", self.inner.base)).await? {
-            let Some((record, _)) = self.read::<Record>("decisions", &txid).await? else { continue };
+        for txid in records.list(&format!("{}/committing", self.inner.base)).await? {
+            let Some((record, version)) = self.read::<Record>("decisions", &txid).await? else { continue };
             if record.decision != Decision::Commit || record.done {
-                self.write_done(&txid, record, 0).await?;
+                self.write_done(&txid, record, version).await?;
                 continue;
             }
             let Some(id) = record.id.clone() else {
@@ -883,7 +847,7 @@ impl Coordinator {
             }
         }
         // 3. Sagas whose coordinator is gone.
-        for txid in store.children(&format!("{}/sagas", self.inner.base)).await? {
+        for txid in records.list(&format!("{}/sagas", self.inner.base)).await? {
             match self.recover_saga(&txid).await {
                 Ok(true) => report.compensated += 1,
                 Ok(false) => {},
@@ -925,20 +889,13 @@ impl Coordinator {
         }
     }
 
-    /// Deletes saga `txid`'s active node if this session owns it (never a recoverer's), so that
-    /// the next recovery pass, in any process, finishes the saga.
+    /// Deletes saga `txid`'s active record if this session owns it (never a recoverer's), so
+    /// that the next recovery pass, in any process, finishes the saga.
     async fn release_saga(&self, txid: &str) {
         let released = async {
-            let (client, rt) = self.client().await?;
             let active = self.path("active", txid);
-            let Some(stat) = deadline(rt, "check saga", client.check_stat(&active)).await? else { return Ok(()) };
-            if stat.ephemeral_owner != client.session_id().0 {
-                return Ok(());
-            }
-            match deadline(rt, "release saga", client.delete(&active, Some(stat.version))).await {
-                Ok(()) | Err(Error::ZooKeeper { code: "NONODE" | "BADVERSION", .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
+            let Some(version) = self.inner.records.owned(&active).await? else { return Ok(()) };
+            self.inner.records.apply(vec![Cond::At(active.clone(), version)], vec![Put::Delete(active)], "release saga").await.map(drop)
         };
         if let Err(e) = released.await {
             tracing::warn!(%txid, error = %e, "could not hand the unfinished saga to recovery; it waits for this session to end");
@@ -948,18 +905,19 @@ impl Coordinator {
     async fn run_saga_steps(&self, saga: &str, input: &str, begun: &mut Option<String>) -> Result<String> {
         let steps = self.steps()?;
         let count = steps.steps(saga).ok_or_else(|| Error::invalid(format!("no saga named {saga:?}")))?;
-        let (client, rt) = self.client().await?;
+        self.ready().await?;
         let txid = new_txid(&self.inner.name, self.inner.id.get().map(String::as_str));
-        let acls = self.inner.store.session().acls();
         let log_path = self.path("sagas", &txid);
         let active = self.path("active", &txid);
-        let mut log = SagaLog { saga: saga.to_string(), input: input.to_string(), started: 0, state: SagaState::Running };
-        let mut writer = client.new_multi_writer();
-        writer.add_create(&active, b"", &zk::CreateMode::Ephemeral.with_acls(acls))?;
-        writer.add_create(&log_path, &to_json(&log)?, &persistent(acls))?;
-        crate::txn::commit_multi(rt, &mut writer, "begin saga").await.map_err(multi_error)?;
+        let mut log = SagaLog { saga: saga.to_string(), input: input.to_string(), started: 0, state: SagaState::Running, at: None };
+        let conds = vec![Cond::Absent(active.clone()), Cond::Absent(log_path.clone())];
+        let puts = vec![Put::Create { path: active.clone(), data: Vec::new(), session: true }, Put::Create { path: log_path.clone(), data: to_json(&log)?, session: false }];
+        let applied = self.inner.records.apply(conds, puts, "begin saga").await?;
+        if let Applied::Failed(_) = applied {
+            return Err(Error::zk("NODEEXISTS", format!("saga {txid} exists already")));
+        }
         *begun = Some(txid.clone());
-        let mut version = 0;
+        let mut version = applied.version(1);
         for step in 0..count {
             // Record the start before the action, fenced on the saga still being ours.
             log.started = step + 1;
@@ -972,10 +930,7 @@ impl Coordinator {
             }
         }
         log.state = SagaState::Done;
-        let mut writer = client.new_multi_writer();
-        writer.add_delete(&active, None)?;
-        writer.add_set_data(&log_path, &to_json(&log)?, Some(version))?;
-        crate::txn::commit_multi(rt, &mut writer, "finish saga").await.map_err(|e| self.saga_error(&txid, multi_error(e)))?;
+        self.end_saga(&active, &log_path, &log, version, "finish saga").await.map_err(|e| self.saga_error(&txid, e))?;
         Ok(txid)
     }
 
@@ -988,18 +943,28 @@ impl Coordinator {
     }
 
     /// Writes the saga log at `version` if `active` still exists; returns the new version.
-    async fn write_log(&self, active: &str, log_path: &str, log: &SagaLog, version: i32) -> Result<i32> {
-        let (client, rt) = self.client().await?;
-        let mut writer = client.new_multi_writer();
-        writer.add_check_version(active, -1)?;
-        writer.add_set_data(log_path, &to_json(log)?, Some(version))?;
-        crate::txn::commit_multi(rt, &mut writer, "record saga step").await.map_err(multi_error)?;
-        Ok(version + 1)
+    async fn write_log(&self, active: &str, log_path: &str, log: &SagaLog, version: i64) -> Result<i64> {
+        let conds = vec![Cond::Exists(active.to_string()), Cond::At(log_path.to_string(), version)];
+        match self.inner.records.apply(conds, vec![Put::Set(log_path.to_string(), to_json(log)?)], "record saga step").await? {
+            applied @ Applied::Done { .. } => Ok(applied.version(0)),
+            Applied::Failed(_) => Err(taken_over(log_path)),
+        }
+    }
+
+    /// Writes the saga's last log at `version` and deletes its active record, if it still
+    /// exists.
+    async fn end_saga(&self, active: &str, log_path: &str, log: &SagaLog, version: i64, what: &str) -> Result<()> {
+        let conds = vec![Cond::Exists(active.to_string()), Cond::At(log_path.to_string(), version)];
+        let puts = vec![Put::Delete(active.to_string()), Put::Set(log_path.to_string(), to_json(log)?)];
+        match self.inner.records.apply(conds, puts, what).await? {
+            Applied::Done { .. } => Ok(()),
+            Applied::Failed(_) => Err(taken_over(log_path)),
+        }
     }
 
     /// Compensates every started step in reverse (each retried until it succeeds, within a
     /// bound), then records the saga compensated and ends it.
-    async fn compensate(&self, txid: &str, log: &mut SagaLog, mut version: i32) -> Result<()> {
+    async fn compensate(&self, txid: &str, log: &mut SagaLog, mut version: i64) -> Result<()> {
         let steps = self.steps()?;
         let active = self.path("active", txid);
         let log_path = self.path("sagas", txid);
@@ -1022,12 +987,7 @@ impl Coordinator {
             }
         }
         log.state = SagaState::Compensated;
-        let (client, rt) = self.client().await?;
-        let mut writer = client.new_multi_writer();
-        writer.add_delete(&active, None)?;
-        writer.add_set_data(&log_path, &to_json(log)?, Some(version))?;
-        crate::txn::commit_multi(rt, &mut writer, "finish compensation").await.map_err(multi_error)?;
-        Ok(())
+        self.end_saga(&active, &log_path, log, version, "finish compensation").await
     }
 
     /// Compensates saga `txid` if it is unfinished and its coordinator is gone; `Ok(true)` if
@@ -1040,20 +1000,16 @@ impl Coordinator {
         if self.steps()?.steps(&log.saga).is_none() {
             return Err(Error::invalid(format!("this process does not define saga {:?}", log.saga)));
         }
-        // Take it over: our own ephemeral active node, created only if the owner's is gone.
-        let (client, rt) = self.client().await?;
-        let acls = self.inner.store.session().acls();
+        // Take it over: our own session's active record, created only if the owner's is gone.
         let active = self.path("active", txid);
         log.state = SagaState::Compensating;
-        let mut writer = client.new_multi_writer();
-        writer.add_create(&active, b"", &zk::CreateMode::Ephemeral.with_acls(acls))?;
-        writer.add_set_data(&self.path("sagas", txid), &to_json(&log)?, Some(version))?;
-        match crate::txn::commit_multi(rt, &mut writer, "take over saga").await {
-            Ok(_) => {},
-            Err(crate::txn::MultiError::Op(_, zk::Error::NodeExists | zk::Error::BadVersion)) => return Ok(false),
-            Err(e) => return Err(multi_error(e)),
+        let conds = vec![Cond::Absent(active.clone()), Cond::At(self.path("sagas", txid), version)];
+        let puts = vec![Put::Create { path: active, data: Vec::new(), session: true }, Put::Set(self.path("sagas", txid), to_json(&log)?)];
+        let applied = self.inner.records.apply(conds, puts, "take over saga").await?;
+        if let Applied::Failed(_) = applied {
+            return Ok(false);
         }
-        self.compensate(txid, &mut log, version + 1).await?;
+        self.compensate(txid, &mut log, applied.version(1)).await?;
         Ok(true)
     }
 }
@@ -1094,15 +1050,23 @@ fn txid_millis(txid: &str) -> Option<i64> {
 /// clock when a txid's time is compared with the prune horizon.
 pub const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 
+/// A record as JSON, stamped with this machine's time (what pruning ages records by on etcd).
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::zk("SYSTEMERROR", e))
+    let mut json = serde_json::to_value(value).map_err(|e| Error::zk("SYSTEMERROR", e))?;
+    if let Some(fields) = json.as_object_mut() {
+        fields.insert("at".into(), serde_json::Value::from(unix_millis()));
+    }
+    serde_json::to_vec(&json).map_err(|e| Error::zk("SYSTEMERROR", e))
 }
 
-fn multi_error(err: crate::txn::MultiError) -> Error {
-    match err {
-        crate::txn::MultiError::Op(_, e) => Error::from(e),
-        crate::txn::MultiError::Request(e) => e,
-    }
+/// This machine's wall clock in ms since the epoch.
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A saga write refused because its active record or log moved: recovery took the saga over.
+fn taken_over(log_path: &str) -> Error {
+    Error::zk("BADVERSION", format!("{log_path}: the saga was taken over by recovery"))
 }
 
 /// One distributed transaction in progress (see [`Coordinator::begin`]).
@@ -1163,14 +1127,14 @@ impl Run {
     /// `store_tx` read or writes changed (rolled back as well); `IN_DOUBT` when this process
     /// could not learn whether the decision was recorded (look it up with
     /// [`Coordinator::outcome`]).
-    pub async fn commit(&self, store_tx: Option<&mut Transaction>) -> Result<Committed> {
+    pub async fn commit(&self, store_tx: Option<&mut AnyTransaction>) -> Result<Committed> {
         self.end()?;
         let committed = self.commit_ended(store_tx).await;
         self.coord.forget_live(&self.txid);
         committed
     }
 
-    async fn commit_ended(&self, store_tx: Option<&mut Transaction>) -> Result<Committed> {
+    async fn commit_ended(&self, store_tx: Option<&mut AnyTransaction>) -> Result<Committed> {
         let coord = &self.coord;
         let enlisted = self.enlisted();
         if let Err(err) = self.begun().await {
@@ -1191,44 +1155,36 @@ impl Run {
         }
         // The decision.
         let id = coord.inner.id.get().cloned();
-        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty(), id: id.clone() })?;
+        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty(), id: id.clone(), at: None })?;
         let active = coord.path("active", &self.txid);
         let decision_path = coord.path("decisions", &self.txid);
+        // One atomic write: the active record goes (it must still be there: recovery and
+        // `outcome()` abort by deleting it), the decision appears (it must not exist yet), and so
+        // does the `committing/` marker recovery lists.
+        let mut conds = vec![Cond::Exists(active.clone()), Cond::Absent(decision_path.clone())];
+        let mut puts = vec![Put::Delete(active), Put::Create { path: decision_path, data: record, session: false }];
+        if !enlisted.is_empty() {
+            let marker = coord.path("committing", &self.txid);
+            conds.push(Cond::Absent(marker.clone()));
+            puts.push(Put::Create { path: marker, data: Vec::new(), session: false });
+        }
         let decided = match store_tx {
-            Some(tx) if !tx.is_empty() => {
-                let mut ops = vec![Op::Delete(active.clone(), None), Op::Create(decision_path, record)];
-                if !enlisted.is_empty() {
-                    ops.push(Op::Create(coord.path("committing", &self.txid), Vec::new()));
-                }
-                tx.commit_deciding(&coord.inner.store, Isolation::Serializable, ops).await.map(|r| (r.zxid, r.versions))
-            },
-            _ => {
-                let (client, rt) = match coord.client().await {
-                    Ok(c) => c,
-                    Err(err) => {
-                        // Nothing was sent: the transaction can only abort.
-                        self.abort_now(&enlisted).await;
-                        return Err(Error::rolled_back(format!("transaction {} rolled back: its decision could not be sent ({err})", self.txid), err));
-                    },
-                };
-                let acls = coord.inner.store.session().acls();
-                let mut writer = client.new_multi_writer();
-                writer.add_delete(&active, None)?;
-                writer.add_create(&decision_path, &record, &persistent(acls))?;
-                if !enlisted.is_empty() {
-                    writer.add_create(&coord.path("committing", &self.txid), b"", &persistent(acls))?;
-                }
-                match crate::txn::commit_multi(rt, &mut writer, "record commit decision").await {
-                    Ok(results) => Ok((zxid_of(&results), Vec::new())),
-                    Err(crate::txn::MultiError::Op(_, zk::Error::NoNode | zk::Error::NodeExists)) => {
-                        Err(Error::RolledBack("the transaction was already ended (aborted by recovery, or its coordinator's session expired): nothing was committed".into()))
-                    },
-                    Err(e) => Err(multi_error(e)),
-                }
+            Some(tx) if !tx.is_empty() => coord.inner.records.decide_with(tx, conds, puts).await,
+            _ => match coord.ready().await {
+                Err(err) => {
+                    // Nothing was sent: the transaction can only abort.
+                    self.abort_now(&enlisted).await;
+                    return Err(Error::rolled_back(format!("transaction {} rolled back: its decision could not be sent ({err})", self.txid), err));
+                },
+                Ok(()) => match coord.inner.records.apply(conds, puts, "record commit decision").await {
+                    Ok(Applied::Done { versions, zxid }) => Ok((versions, zxid, Vec::new())),
+                    Ok(Applied::Failed(_)) => Err(Error::RolledBack(ALREADY_ENDED.into())),
+                    Err(e) => Err(e),
+                },
             },
         };
-        let (zxid, versions) = match decided {
-            Ok(done) => done,
+        let (decision_version, zxid, versions) = match decided {
+            Ok((puts, zxid, versions)) => (puts.get(1).copied(), zxid, versions),
             // A session that expired around the decision write is not "not applied" for us: the
             // client fails a request it had queued or sent with SESSIONEXPIRED, and rolling the
             // branches back on that word alone would be wrong if the multi did reach the server.
@@ -1237,7 +1193,7 @@ impl Run {
             // Likewise for every failure that is not the server's refusal of the multi (or a
             // check before sending): a closed client, a lost connection, a deadline.
             Err(err) if !refused(&err) => match self.learn_decision().await {
-                Ok(Decision::Commit) => (None, Vec::new()),
+                Ok(Decision::Commit) => (None, None, Vec::new()),
                 Ok(Decision::Abort) => {
                     self.abort_now(&enlisted).await;
                     return Err(Error::rolled_back(format!("transaction {} rolled back: its commit decision did not reach ZooKeeper ({err})", self.txid), err));
@@ -1262,13 +1218,17 @@ impl Run {
         // Phase 2.
         let failed = coord.resolve_all(Decision::Commit, &enlisted, &self.txid, id.as_deref().unwrap_or_default()).await;
         if failed.is_empty() && !enlisted.is_empty() {
-            // The decision node was created at version 0 (one round trip, no read).
-            // Off the caller's path: until it lands, recovery may commit the branches again
-            // (idempotent).
-            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false, id };
+            // Marked at the version the decision was written at (no read), or, when that is not
+            // known (learned after a lost answer), at the version read. Off the caller's path:
+            // until it lands, recovery may commit the branches again (idempotent).
+            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false, id, at: None };
             let (coord, txid) = (coord.clone(), self.txid.clone());
             tokio::spawn(async move {
-                if let Err(e) = coord.write_done(&txid, record, 0).await {
+                let marked = match decision_version {
+                    Some(version) => coord.write_done(&txid, record, version).await,
+                    None => coord.mark_done(&txid).await,
+                };
+                if let Err(e) = marked {
                     tracing::warn!(%txid, error = %e, "could not mark the transaction done; recovery will");
                 }
             });
@@ -1331,14 +1291,7 @@ impl Run {
     /// back its branches; failures are left to recovery.
     async fn abort_now(&self, enlisted: &[String]) {
         let coord = &self.coord;
-        let fenced = async {
-            let (client, rt) = coord.client().await?;
-            match deadline(rt, "abort transaction", client.delete(&coord.path("active", &self.txid), None)).await {
-                Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
-        };
-        if let Err(e) = fenced.await {
+        if let Err(e) = coord.fence(&self.txid).await {
             // The node is ephemeral: it goes with the session anyway.
             tracing::debug!(txid = %self.txid, error = %e, "could not delete the active node");
         }
@@ -1373,11 +1326,7 @@ impl Coordinator {
             return Ok(r.decision);
         }
         if self.is_active(txid).await? {
-            let (client, rt) = self.client().await?;
-            match deadline(rt, "abort transaction", client.delete(&self.path("active", txid), None)).await {
-                Ok(()) | Err(Error::ZooKeeper { code: "NONODE", .. }) => {},
-                Err(e) => return Err(e),
-            }
+            self.fence(txid).await?;
         }
         Ok(self.read::<Record>("decisions", txid).await?.map_or(Decision::Abort, |(r, _)| r.decision))
     }
@@ -1391,7 +1340,7 @@ impl Coordinator {
         tokio::spawn(async move {
             let mut pause = Duration::from_millis(250);
             loop {
-                if coord.inner.store.session().is_closed().await {
+                if coord.inner.records.is_closed().await {
                     tracing::warn!(%txid, "client closed while the transaction was in doubt: recovery resolves it");
                     return;
                 }
@@ -1430,21 +1379,15 @@ impl Coordinator {
 }
 
 /// Whether a failed decision write certainly did not apply: the server refused an operation of
-/// the multi, or it was refused before sending. Anything else (connection lost, deadline, session
-/// expired, client closed) may have applied.
+/// the write, or it was refused before sending (`CLIENT_CLOSED`: the client was closed before it
+/// was sent). Anything else (connection lost, deadline, session expired, a close while the write
+/// was in flight) may have applied.
 fn refused(err: &Error) -> bool {
     match err {
-        Error::Conflict(_) | Error::RolledBack(_) | Error::RolledBackBecause { .. } | Error::LockLost(_) | Error::TooLarge(_) | Error::InvalidArgument(_) => true,
+        Error::Conflict(_) | Error::RolledBack(_) | Error::RolledBackBecause { .. } | Error::LockLost(_) | Error::TooLarge(_) | Error::InvalidArgument(_) | Error::ClientClosed => true,
         Error::ZooKeeper { code, .. } => *code != "SYSTEMERROR",
         _ => false,
     }
-}
-
-fn zxid_of(results: &[zk::MultiWriteResult]) -> Option<i64> {
-    results.iter().filter_map(|r| match r {
-        zk::MultiWriteResult::SetData { stat } if stat.mzxid > 0 => Some(stat.mzxid),
-        _ => None,
-    }).max()
 }
 
 #[cfg(test)]
@@ -1473,9 +1416,9 @@ mod tests {
     #[tokio::test]
     async fn pruned_records_are_forgotten_not_presumed_aborted() {
         let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
-        let store = Arc::new(Store::new(crate::SessionOptions::new(connect)).unwrap());
+        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
         let name = format!("prune-{}", uuid::Uuid::new_v4().simple());
-        let c = Coordinator::new(store.clone(), &name, Vec::new(), None).unwrap();
+        let c = Coordinator::new(AnyStore::ZooKeeper(store.clone()), &name, Vec::new(), None).unwrap();
         let run = c.begin().await.unwrap();
         run.commit(None).await.unwrap();
         assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
