@@ -11,6 +11,12 @@
 //                `permits`; a lease never beside a lock on one path), tokens follow holding order,
 //                acknowledged fenced writes are stored, refused ones are not.
 // checkErrors    every rejection is a ZktxError with a documented code and outcome.
+// checkRevisions etcd only: versions there are mod revisions of one global counter, so what a
+//                client was told can be checked against itself, without clocks: every write
+//                has its own revision, in real-time order; a fenced write comes after its lock
+//                key's create revision (the token); holders that exclude each other wrote in
+//                disjoint revision ranges, in token order; a commit read the revisions its
+//                values were written at.
 
 /** JSON with sorted object keys: the identity of a value. */
 function canon(v) {
@@ -520,4 +526,129 @@ function checkErrors(errors) {
   return { violations, byCode };
 }
 
-module.exports = { checkSerial, checkLocks, checkErrors, canon, DOCUMENTED };
+/**
+ * etcd's revisions, checked against each other (see the header). Inputs as built by run.js:
+ *
+ * @param {object} h
+ * @param {Array<{ label: string, kind: 'tx'|'et', status: string, zxid?: number, token?: number,
+ *   version?: number, inv: number, cmp?: number, reads: Record<string, any>, writes: TxWrite[],
+ *   readRevs?: Record<string, number> }>} h.txns  committed ones carry their commit revision as
+ *   `zxid`; executeTransaction's also `token` (its lock key's create revision) and `version`;
+ *   readRevs: `tx.committed.reads` (mod revisions read, -1 absent)
+ * @param {Array<Hold & { inv?: number }>} h.holds fenced writes acknowledged carry `version` (the
+ *   write's mod revision) and `ackAt`
+ * @returns {{ violations: string[], stats: object }}
+ */
+function checkRevisions({ txns, holds }) {
+  const violations = [];
+  const stats = { revisions: 0, committedWithoutRevision: 0, readRevisionsChecked: 0, holdPairsOrdered: 0 };
+  const isRev = (r) => Number.isInteger(r) && r > 0;
+  // Every revision a client was told belongs to one write of etcd (a Txn that changed something):
+  // { rev, from, to (real-time window of the call), what }.
+  const events = [];
+  const add = (rev, from, to, what) => {
+    if (!isRev(rev)) {
+      violations.push(`revision: ${what} reported ${JSON.stringify(rev)}, not a revision`);
+      return;
+    }
+    events.push({ rev, from, to, what });
+  };
+  for (const t of txns) {
+    if (t.status !== 'ok' || t.writes.length === 0) continue;
+    if (t.zxid === undefined || t.zxid === null) {
+      stats.committedWithoutRevision += 1; // documented: a commit settled after its answer was lost
+      continue;
+    }
+    add(t.zxid, t.inv, t.cmp, `${t.label}'s commit`);
+    if (t.kind === 'et') {
+      if (t.version !== undefined && t.version !== t.zxid) violations.push(`revision: ${t.label} (executeTransaction) reported version ${t.version} but zxid ${t.zxid}: both are the commit's revision on etcd`);
+      if (t.token !== undefined) {
+        add(t.token, t.inv, t.cmp, `${t.label}'s lock key (token)`);
+        if (isRev(t.token) && !(t.token < t.zxid)) violations.push(`revision: ${t.label} (executeTransaction) committed at revision ${t.zxid}, not after its lock key was created (token ${t.token})`);
+      }
+    }
+  }
+  for (const h of holds) {
+    h.tokens.forEach((tok, j) => add(tok, h.inv ?? -Infinity, h.enter, `${h.label}'s lock key on ${h.paths[j] ?? h.paths[0]} (token)`));
+    for (const w of h.writes) {
+      if (w.status !== 'ok' || w.version === undefined) continue;
+      add(w.version, w.sentAt, w.ackAt ?? Infinity, `${h.label}'s fenced write ${w.key}`);
+      for (const tok of h.tokens) {
+        if (isRev(tok) && isRev(w.version) && !(w.version > tok)) violations.push(`fence: ${h.label}'s fenced write ${w.key} applied at revision ${w.version}, not after its lock key was created (token ${tok})`);
+      }
+    }
+  }
+  stats.revisions = events.length;
+  // One revision, one write; and revisions follow real time (etcd is linearizable): a write
+  // acknowledged before another was sent has the smaller revision.
+  events.sort((a, b) => a.rev - b.rev);
+  let latest = null; // the event with the latest start among smaller revisions
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (i > 0 && events[i - 1].rev === e.rev) violations.push(`revision: ${events[i - 1].what} and ${e.what} both at revision ${e.rev} (one revision is one write)`);
+    if (latest && latest.from > e.to && latest.rev < e.rev) {
+      violations.push(`real time: ${e.what} was acknowledged (${e.to}) before ${latest.what} was sent (${latest.from}), yet has the larger revision (${e.rev} > ${latest.rev})`);
+    }
+    if (!latest || e.from > latest.from) latest = e;
+  }
+
+  // A commit read what was written at the revisions it reports (values are unique: a value
+  // names its write). Only writes whose revision is known are compared.
+  const revOf = new Map(); // `${key}=${canon(value)}` -> commit revision
+  for (const t of txns) {
+    if (t.status !== 'ok' || !isRev(t.zxid)) continue;
+    for (const w of t.writes) if (w.kind !== 'delete') revOf.set(`${w.key}=${canon(w.value)}`, t.zxid);
+  }
+  for (const t of txns) {
+    if (t.status !== 'ok' || !t.readRevs) continue;
+    for (const [k, v] of Object.entries(t.reads || {})) {
+      const r = t.readRevs[k];
+      if (r === undefined) continue;
+      stats.readRevisionsChecked += 1;
+      if (v === null || v === undefined) {
+        if (r !== -1) violations.push(`revision: ${t.label} read ${k} absent but reports it read at mod revision ${r} (absent is -1)`);
+        continue;
+      }
+      const want = revOf.get(`${k}=${canon(v)}`);
+      if (want !== undefined && r !== want) violations.push(`revision: ${t.label} read ${k}=${canon(v)}, written at revision ${want}, but reports mod revision ${r}`);
+      if (isRev(t.zxid) && !(r < t.zxid)) violations.push(`revision: ${t.label} committed at revision ${t.zxid} after reading ${k} at mod revision ${r}`);
+    }
+  }
+
+  // Holders that exclude each other (exclusive, write and multiLock with anything; a reader with
+  // a reader does not): their acknowledged fenced writes fall in disjoint revision ranges, the
+  // smaller token's first: a write compares its lock key's create revision, and the next holder
+  // holds only after that key was deleted. Semaphore leases: never more than `permits` ranges
+  // overlap (checkLocks counts by time; ranges of one write are single revisions here).
+  const exclusive = (k) => k === 'lockExclusive' || k === 'multiLock' || k === 'lockWrite';
+  const byPath = new Map();
+  for (const h of holds) {
+    const revs = h.writes.filter((w) => w.status === 'ok' && isRev(w.version)).map((w) => w.version);
+    if (revs.length === 0) continue;
+    h.paths.forEach((p, j) => {
+      if (!byPath.has(p)) byPath.set(p, []);
+      byPath.get(p).push({ label: h.label, kind: h.lockKind, token: h.tokens[j] ?? h.tokens[0], lo: Math.min(...revs), hi: Math.max(...revs) });
+    });
+  }
+  for (const [p, ivs] of byPath) {
+    ivs.sort((a, b) => a.token - b.token);
+    for (let a = 0; a < ivs.length; a++) {
+      for (let b = a + 1; b < ivs.length; b++) {
+        const [x, y] = [ivs[a], ivs[b]];
+        const lease = (z) => z.kind === 'lease';
+        if (lease(x) && lease(y)) continue;
+        if (!(exclusive(x.kind) || exclusive(y.kind) || lease(x) !== lease(y))) continue; // readers share
+        stats.holdPairsOrdered += 1;
+        if (!(x.hi < y.lo)) {
+          violations.push(
+            `exclusion by revisions on ${p}: ${y.label} (${y.kind}, token ${y.token}) wrote at revisions ${y.lo}..${y.hi}, ` +
+              `${x.label} (${x.kind}, token ${x.token}, queued earlier) at ${x.lo}..${x.hi}: an earlier holder wrote ${x.hi > y.hi ? 'after' : 'while'} a later one held`
+          );
+        }
+      }
+    }
+  }
+  return { violations, stats };
+}
+
+module.exports = { checkSerial, checkLocks, checkErrors, checkRevisions, canon, DOCUMENTED };
