@@ -48,9 +48,13 @@ const show = (s) => (s === null ? 'absent' : s);
  * @param {Record<string, any>} h.final the server's values at the end (undefined/null: absent)
  * @param {Record<string, any>} [h.initial] values at the start (default: all absent)
  * @param {number} [h.budget] search steps before giving up (reported as undetermined)
+ * @param {boolean} [h.deleteAtCommit] etcd: a read-committed delete is a DeleteRange in the
+ *   commit itself (the key is absent after the commit, whatever was read); ZooKeeper (default)
+ *   skips the delete of a key the transaction read absent, and decides an unread one by a read
+ *   made before the commit
  * @returns {{ violations: string[], stats: object, order?: string[] }}
  */
-function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
+function checkSerial({ keys, txns, final, initial = {}, budget = 300000, deleteAtCommit = false }) {
   const violations = [];
   const inGroup = new Set(keys);
   const norm = txns.map((t) => ({
@@ -63,8 +67,8 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
       // A read-committed delete of a key the transaction saw absent is a no-op; of a key it did
       // not read, it depends on a read the commit makes first (present: deleted; absent: nothing),
       // which the history does not see: "maybe".
-      .filter((w) => !(t.isolation === 'read-committed' && w.kind === 'delete' && t.reads && w.key in t.reads && t.reads[w.key] == null))
-      .map((w) => (t.isolation === 'read-committed' && w.kind === 'delete' && !(t.reads && w.key in t.reads) ? { ...w, maybe: true } : w)),
+      .filter((w) => deleteAtCommit || !(t.isolation === 'read-committed' && w.kind === 'delete' && t.reads && w.key in t.reads && t.reads[w.key] == null))
+      .map((w) => (!deleteAtCommit && t.isolation === 'read-committed' && w.kind === 'delete' && !(t.reads && w.key in t.reads) ? { ...w, maybe: true } : w)),
   }));
   const finalC = Object.fromEntries(keys.map((k) => [k, canon(final[k])]));
   const initialC = Object.fromEntries(keys.map((k) => [k, canon(initial[k])]));
@@ -539,12 +543,14 @@ function checkErrors(errors) {
  *   write's mod revision) and `ackAt`
  * @returns {{ violations: string[], stats: object }}
  */
-function checkRevisions({ txns, holds }) {
-  const violations = [];
-  const stats = { revisions: 0, committedWithoutRevision: 0, readRevisionsChecked: 0, holdPairsOrdered: 0 };
-  const isRev = (r) => Number.isInteger(r) && r > 0;
-  // Every revision a client was told belongs to one write of etcd (a Txn that changed something):
-  // { rev, from, to (real-time window of the call), what }.
+const isRev = (r) => Number.isInteger(r) && r > 0;
+
+/**
+ * Every revision a client was told, as one write of etcd (a Txn that changed something):
+ * [{ rev, from, to (real-time window of the call), what }]; `violations` gets the revisions that
+ * are not revisions. Commits, executeTransaction's lock keys, lock keys, fenced writes.
+ */
+function revisionEvents({ txns, holds }, violations = [], stats = {}) {
   const events = [];
   const add = (rev, from, to, what) => {
     if (!isRev(rev)) {
@@ -555,8 +561,14 @@ function checkRevisions({ txns, holds }) {
   };
   for (const t of txns) {
     if (t.status !== 'ok' || t.writes.length === 0) continue;
+    if (t.seenRev !== undefined) {
+      // a commit that may have changed nothing (run.js buildHistory): its revision may be another's
+      if (!isRev(t.seenRev)) violations.push(`revision: ${t.label}'s commit reported ${JSON.stringify(t.seenRev)}, not a revision`);
+      stats.deleteOnlyCommits = (stats.deleteOnlyCommits || 0) + 1;
+      continue;
+    }
     if (t.zxid === undefined || t.zxid === null) {
-      stats.committedWithoutRevision += 1; // documented: a commit settled after its answer was lost
+      stats.committedWithoutRevision = (stats.committedWithoutRevision || 0) + 1; // documented: a commit settled after its answer was lost
       continue;
     }
     add(t.zxid, t.inv, t.cmp, `${t.label}'s commit`);
@@ -578,6 +590,13 @@ function checkRevisions({ txns, holds }) {
       }
     }
   }
+  return events;
+}
+
+function checkRevisions({ txns, holds }) {
+  const violations = [];
+  const stats = { revisions: 0, committedWithoutRevision: 0, readRevisionsChecked: 0, holdPairsOrdered: 0 };
+  const events = revisionEvents({ txns, holds }, violations, stats);
   stats.revisions = events.length;
   // One revision, one write; and revisions follow real time (etcd is linearizable): a write
   // acknowledged before another was sent has the smaller revision.
@@ -612,6 +631,7 @@ function checkRevisions({ txns, holds }) {
       const want = revOf.get(`${k}=${canon(v)}`);
       if (want !== undefined && r !== want) violations.push(`revision: ${t.label} read ${k}=${canon(v)}, written at revision ${want}, but reports mod revision ${r}`);
       if (isRev(t.zxid) && !(r < t.zxid)) violations.push(`revision: ${t.label} committed at revision ${t.zxid} after reading ${k} at mod revision ${r}`);
+      if (isRev(t.seenRev) && !(r <= t.seenRev)) violations.push(`revision: ${t.label} committed when the store was at revision ${t.seenRev} after reading ${k} at mod revision ${r}`);
     }
   }
 
@@ -651,4 +671,15 @@ function checkRevisions({ txns, holds }) {
   return { violations, stats };
 }
 
-module.exports = { checkSerial, checkLocks, checkErrors, checkRevisions, canon, DOCUMENTED };
+/**
+ * etcd: when did a write a client reported at revision `rev` apply, relative to time `t`?
+ * 'after' if some write sent after `t` has a smaller revision, 'before' if some write
+ * acknowledged before `t` has a larger one, else 'unknown'.
+ */
+function appliedRelativeTo(events, rev, t) {
+  if (events.some((e) => e.from > t && e.rev < rev)) return 'after';
+  if (events.some((e) => e.to < t && e.rev > rev)) return 'before';
+  return 'unknown';
+}
+
+module.exports = { checkSerial, checkLocks, checkErrors, checkRevisions, revisionEvents, appliedRelativeTo, canon, DOCUMENTED };

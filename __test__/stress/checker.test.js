@@ -268,6 +268,23 @@ describe('stress checker: locks', () => {
   });
 });
 
+describe('stress checker: read-committed deletes, ZooKeeper and etcd', () => {
+  // Seen on etcd (seed 7): T2 read a absent, T1 set a, T2's commit deleted a (a DeleteRange in
+  // the commit), E read a absent. ZooKeeper skips the delete of a key read absent; etcd does not.
+  const h = () => [
+    tx('T1', { writes: [set('a', 1)], zxid: 556, isolation: 'read-committed' }),
+    tx('T2', { reads: { a: null }, writes: [del('a')], zxid: 558, isolation: 'read-committed' }),
+    et('E', 'a', null, 2, { zxid: 562 }),
+  ];
+  it('etcd (deleteAtCommit): the delete applies at commit', () => {
+    const r = checkSerial({ keys: K, txns: h(), final: { a: v(2) }, deleteAtCommit: true });
+    expect(r.violations).toEqual([]);
+  });
+  it('ZooKeeper: the same history is a violation (the delete of a key read absent is skipped)', () => {
+    expect(run(h(), { a: 2 }).violations.some((x) => /read a absent but T1 had set it/.test(x))).toBe(true);
+  });
+});
+
 describe('stress checker: etcd revisions', () => {
   // An etcd history as run.js builds it: commits carry their revision as zxid, executeTransaction
   // its lock key's create revision (token) and version (= zxid), holds their tokens (create

@@ -27,7 +27,7 @@ const { ZooKeeper, Etcd } = require(process.env.ZKTX_STRESS_LIB || '../..');
 const { startProxy } = require('../../testing');
 const { spawnWorker, sleep, waitFor } = require('../faults/util');
 const { faultSchedule, GROUPS, groupKeys, lockPaths } = require('./generator');
-const { checkSerial, checkLocks, checkErrors, checkRevisions } = require('./checker');
+const { checkSerial, checkLocks, checkErrors, checkRevisions, revisionEvents, appliedRelativeTo } = require('./checker');
 
 const WORKER = path.join(__dirname, '..', 'workers', 'stress-worker.js');
 const LANES = 2;
@@ -247,9 +247,9 @@ async function runStress({ seed, durationMs = 15000, server, backend = 'zookeepe
   await Promise.all(proxies.map((p) => p.close()));
 
   // History.
-  const h = buildHistory(incs, run, sessionMs);
+  const h = buildHistory(incs, run, sessionMs, backend);
   h.backend = backend;
-  h.closeChecks = checkCloses(incs, faultSpans, sessionMs, violations);
+  h.closeChecks = checkCloses(incs, faultSpans, sessionMs, violations, be.revisions ? revisionEvents(h) : null);
   for (const inc of incs) {
     for (const l of inc.worker.lines) {
       if (l.ev === 'ghost' && l.present && l.present.length) {
@@ -273,7 +273,7 @@ async function runStress({ seed, durationMs = 15000, server, backend = 'zookeepe
       const final = {};
       for (const k of keys) final[k] = await check.get(k);
       finals[g] = final;
-      const r = checkSerial({ keys, txns: h.txns.filter((t) => t.group === g), final });
+      const r = checkSerial({ keys, txns: h.txns.filter((t) => t.group === g), final, deleteAtCommit: backend === 'etcd' });
       histories.push(`group ${g}`);
       serialStats.push(r.stats);
       for (const v of r.violations) violations.push(`group ${g}: ${v}`);
@@ -339,9 +339,15 @@ async function runStress({ seed, durationMs = 15000, server, backend = 'zookeepe
  * close() must close: once it resolved, no operation of that client may succeed (acquire a lock,
  * apply a fenced write, commit), and the client's lock nodes must be gone. Judged only for
  * closes with no fault on the worker's line (a server that cannot hear the close is another story).
+ *
+ * On etcd (`events`: revisionEvents of the history) a commit or fenced write sent before the
+ * close is a request of its own beside the lease revoke, and its answer may be delivered after
+ * close() resolved although it applied before: what counts is when it applied, told by
+ * revisions (appliedRelativeTo). Applied after: a violation; before, or not decidable from the
+ * history: counted (lateAnswers), not judged. On ZooKeeper answers come in session order.
  */
-function checkCloses(incs, spans, sessionMs, violations) {
-  const stats = { closes: 0, judged: 0 };
+function checkCloses(incs, spans, sessionMs, violations, events = null) {
+  const stats = { closes: 0, judged: 0, ...(events ? { lateAnswers: 0, lateAnswersAppliedBefore: 0 } : {}) };
   for (const inc of incs) {
     const lines = inc.worker.lines;
     const gens = new Map(); // lane/i -> client generation of the op
@@ -361,7 +367,18 @@ function checkCloses(incs, spans, sessionMs, violations) {
         if (gens.get(`${x.lane}/${x.i}`) !== l.gen) continue;
         // (the 'ok' of a close op itself follows its close() by construction: its 'innerok' counts)
         const commit = (x.ev === 'ok' && !x.closeOp) || x.ev === 'innerok';
-        const what = x.ev === 'acq' ? `acquired ${x.paths.join(',')}` : x.ev === 'wrote' && x.ok ? `applied fenced write ${x.key}` : commit && x.zxid !== undefined ? `committed at zxid ${x.zxid}` : null;
+        let what = x.ev === 'acq' ? `acquired ${x.paths.join(',')}` : x.ev === 'wrote' && x.ok ? `applied fenced write ${x.key}` : commit && x.zxid !== undefined ? `committed at zxid ${x.zxid}` : null;
+        const rev = x.ev === 'wrote' && x.ok ? x.version : commit ? x.zxid : undefined;
+        if (what && events && Number.isInteger(rev)) {
+          const when = appliedRelativeTo(events, rev, l.t);
+          if (when !== 'after') {
+            stats.lateAnswers += 1;
+            if (when === 'before') stats.lateAnswersAppliedBefore += 1;
+            what = null;
+          } else {
+            what += ` (revision ${rev}: after a write sent after the close resolved)`;
+          }
+        }
         const earlier = lines.slice(0, idx).filter((y) => y.ev === 'closing' && gens.get(`${y.lane}/${y.i}`) === l.gen && !(y.lane === l.lane && y.i === l.i));
         const note = earlier.length ? `; another close() of that client began ${l.t - earlier[0].t} ms before it` : '';
         if (what) violations.push(`close: ${who}/l${x.lane}#${x.i} ${what} ${x.t - l.t} ms after close() of its client resolved (${who}/l${l.lane}#${l.i}, no fault at the time${note})`);
@@ -383,8 +400,15 @@ function openOps(inc) {
   return [...open.values()];
 }
 
-/** Turns the workers' lines into the checkers' inputs. */
-function buildHistory(incs, run, sessionMs = 2000) {
+/**
+ * Turns the workers' lines into the checkers' inputs.
+ *
+ * On etcd a commit that only deletes (no ticket) may change nothing (its keys absent): etcd then
+ * makes no revision for it, and the zxid zktx reports is the store's revision at the time, which
+ * is another write's. Such a commit is not anchored at that revision (on ZooKeeper it has no
+ * zxid at all): its report is kept as `seenRev` and it is placed by search, as on ZooKeeper.
+ */
+function buildHistory(incs, run, sessionMs = 2000, backend = 'zookeeper') {
   // An unknown outcome applies while its request can still reach the server: before its session
   // ends or the connection it went out on is replaced; generously, 3 session timeouts after the
   // error (or the process's last line).
@@ -449,7 +473,13 @@ function buildHistory(incs, run, sessionMs = 2000) {
             status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, until, reads: a.reads, writes: a.writes, idGroup: idTx ? op.label : undefined,
             // the versions the commit read (etcd: mod revisions), for checkRevisions
             ...(status === 'ok' && end.readRevs ? { readRevs: end.readRevs } : {}),
+            ticket: a.ticket,
           });
+          const t = txns[txns.length - 1];
+          if (backend === 'etcd' && t.zxid !== undefined && !t.ticket && t.writes.every((w) => w.kind === 'delete')) {
+            t.seenRev = t.zxid;
+            t.zxid = undefined;
+          }
         }
       } else if (kind === 'etValue' || kind === 'etUpdater') {
         if (!op.etv) continue;
@@ -490,11 +520,11 @@ function buildHistory(incs, run, sessionMs = 2000) {
 /** Checks a dumped run again (npm run stress -- --dump FILE writes one) with the current checker. */
 function recheck(dump) {
   const incs = dump.lines.map((x) => ({ slot: x.slot, n: x.n, killed: x.killed, worker: { lines: x.lines } }));
-  const h = buildHistory(incs, dump.run);
+  const h = buildHistory(incs, dump.run, 2000, dump.backend);
   const violations = [];
   const stats = [];
   for (let g = 0; g < GROUPS.length; g++) {
-    const r = checkSerial({ keys: groupKeys(dump.run, g), txns: h.txns.filter((t) => t.group === g), final: dump.finals[g] });
+    const r = checkSerial({ keys: groupKeys(dump.run, g), txns: h.txns.filter((t) => t.group === g), final: dump.finals[g], deleteAtCommit: dump.backend === 'etcd' });
     stats.push(r.stats);
     for (const v of r.violations) violations.push(`group ${g}: ${v}`);
   }
@@ -513,4 +543,4 @@ function semaphorePermits(paths) {
   return Object.fromEntries([paths.sem, paths.rw, ...paths.ex].map((p) => [p, paths.permits]));
 }
 
-module.exports = { runStress, buildHistory, recheck };
+module.exports = { runStress, buildHistory, recheck, checkCloses };
