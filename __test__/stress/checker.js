@@ -11,6 +11,12 @@
 //                `permits`; a lease never beside a lock on one path), tokens follow holding order,
 //                acknowledged fenced writes are stored, refused ones are not.
 // checkErrors    every rejection is a ZktxError with a documented code and outcome.
+// checkRevisions etcd only: versions there are mod revisions of one global counter, so what a
+//                client was told can be checked against itself, without clocks: every write
+//                has its own revision, in real-time order; a fenced write comes after its lock
+//                key's create revision (the token); holders that exclude each other wrote in
+//                disjoint revision ranges, in token order; a commit read the revisions its
+//                values were written at.
 
 /** JSON with sorted object keys: the identity of a value. */
 function canon(v) {
@@ -42,9 +48,13 @@ const show = (s) => (s === null ? 'absent' : s);
  * @param {Record<string, any>} h.final the server's values at the end (undefined/null: absent)
  * @param {Record<string, any>} [h.initial] values at the start (default: all absent)
  * @param {number} [h.budget] search steps before giving up (reported as undetermined)
+ * @param {boolean} [h.deleteAtCommit] etcd: a read-committed delete is a DeleteRange in the
+ *   commit itself (the key is absent after the commit, whatever was read); ZooKeeper (default)
+ *   skips the delete of a key the transaction read absent, and decides an unread one by a read
+ *   made before the commit
  * @returns {{ violations: string[], stats: object, order?: string[] }}
  */
-function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
+function checkSerial({ keys, txns, final, initial = {}, budget = 300000, deleteAtCommit = false }) {
   const violations = [];
   const inGroup = new Set(keys);
   const norm = txns.map((t) => ({
@@ -57,8 +67,8 @@ function checkSerial({ keys, txns, final, initial = {}, budget = 300000 }) {
       // A read-committed delete of a key the transaction saw absent is a no-op; of a key it did
       // not read, it depends on a read the commit makes first (present: deleted; absent: nothing),
       // which the history does not see: "maybe".
-      .filter((w) => !(t.isolation === 'read-committed' && w.kind === 'delete' && t.reads && w.key in t.reads && t.reads[w.key] == null))
-      .map((w) => (t.isolation === 'read-committed' && w.kind === 'delete' && !(t.reads && w.key in t.reads) ? { ...w, maybe: true } : w)),
+      .filter((w) => deleteAtCommit || !(t.isolation === 'read-committed' && w.kind === 'delete' && t.reads && w.key in t.reads && t.reads[w.key] == null))
+      .map((w) => (!deleteAtCommit && t.isolation === 'read-committed' && w.kind === 'delete' && !(t.reads && w.key in t.reads) ? { ...w, maybe: true } : w)),
   }));
   const finalC = Object.fromEntries(keys.map((k) => [k, canon(final[k])]));
   const initialC = Object.fromEntries(keys.map((k) => [k, canon(initial[k])]));
@@ -520,4 +530,156 @@ function checkErrors(errors) {
   return { violations, byCode };
 }
 
-module.exports = { checkSerial, checkLocks, checkErrors, canon, DOCUMENTED };
+/**
+ * etcd's revisions, checked against each other (see the header). Inputs as built by run.js:
+ *
+ * @param {object} h
+ * @param {Array<{ label: string, kind: 'tx'|'et', status: string, zxid?: number, token?: number,
+ *   version?: number, inv: number, cmp?: number, reads: Record<string, any>, writes: TxWrite[],
+ *   readRevs?: Record<string, number> }>} h.txns  committed ones carry their commit revision as
+ *   `zxid`; executeTransaction's also `token` (its lock key's create revision) and `version`;
+ *   readRevs: `tx.committed.reads` (mod revisions read, -1 absent)
+ * @param {Array<Hold & { inv?: number }>} h.holds fenced writes acknowledged carry `version` (the
+ *   write's mod revision) and `ackAt`
+ * @returns {{ violations: string[], stats: object }}
+ */
+const isRev = (r) => Number.isInteger(r) && r > 0;
+
+/**
+ * Every revision a client was told, as one write of etcd (a Txn that changed something):
+ * [{ rev, from, to (real-time window of the call), what }]; `violations` gets the revisions that
+ * are not revisions. Commits, executeTransaction's lock keys, lock keys, fenced writes.
+ */
+function revisionEvents({ txns, holds }, violations = [], stats = {}) {
+  const events = [];
+  const add = (rev, from, to, what) => {
+    if (!isRev(rev)) {
+      violations.push(`revision: ${what} reported ${JSON.stringify(rev)}, not a revision`);
+      return;
+    }
+    events.push({ rev, from, to, what });
+  };
+  for (const t of txns) {
+    if (t.status !== 'ok' || t.writes.length === 0) continue;
+    if (t.seenRev !== undefined) {
+      // a commit that may have changed nothing (run.js buildHistory): its revision may be another's
+      if (!isRev(t.seenRev)) violations.push(`revision: ${t.label}'s commit reported ${JSON.stringify(t.seenRev)}, not a revision`);
+      stats.deleteOnlyCommits = (stats.deleteOnlyCommits || 0) + 1;
+      continue;
+    }
+    if (t.zxid === undefined || t.zxid === null) {
+      stats.committedWithoutRevision = (stats.committedWithoutRevision || 0) + 1; // documented: a commit settled after its answer was lost
+      continue;
+    }
+    add(t.zxid, t.inv, t.cmp, `${t.label}'s commit`);
+    if (t.kind === 'et') {
+      if (t.version !== undefined && t.version !== t.zxid) violations.push(`revision: ${t.label} (executeTransaction) reported version ${t.version} but zxid ${t.zxid}: both are the commit's revision on etcd`);
+      if (t.token !== undefined) {
+        add(t.token, t.inv, t.cmp, `${t.label}'s lock key (token)`);
+        if (isRev(t.token) && !(t.token < t.zxid)) violations.push(`revision: ${t.label} (executeTransaction) committed at revision ${t.zxid}, not after its lock key was created (token ${t.token})`);
+      }
+    }
+  }
+  for (const h of holds) {
+    h.tokens.forEach((tok, j) => add(tok, h.inv ?? -Infinity, h.enter, `${h.label}'s lock key on ${h.paths[j] ?? h.paths[0]} (token)`));
+    for (const w of h.writes) {
+      if (w.status !== 'ok' || w.version === undefined) continue;
+      add(w.version, w.sentAt, w.ackAt ?? Infinity, `${h.label}'s fenced write ${w.key}`);
+      for (const tok of h.tokens) {
+        if (isRev(tok) && isRev(w.version) && !(w.version > tok)) violations.push(`fence: ${h.label}'s fenced write ${w.key} applied at revision ${w.version}, not after its lock key was created (token ${tok})`);
+      }
+    }
+  }
+  return events;
+}
+
+function checkRevisions({ txns, holds }) {
+  const violations = [];
+  const stats = { revisions: 0, committedWithoutRevision: 0, readRevisionsChecked: 0, holdPairsOrdered: 0 };
+  const events = revisionEvents({ txns, holds }, violations, stats);
+  stats.revisions = events.length;
+  // One revision, one write; and revisions follow real time (etcd is linearizable): a write
+  // acknowledged before another was sent has the smaller revision.
+  events.sort((a, b) => a.rev - b.rev);
+  let latest = null; // the event with the latest start among smaller revisions
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (i > 0 && events[i - 1].rev === e.rev) violations.push(`revision: ${events[i - 1].what} and ${e.what} both at revision ${e.rev} (one revision is one write)`);
+    if (latest && latest.from > e.to && latest.rev < e.rev) {
+      violations.push(`real time: ${e.what} was acknowledged (${e.to}) before ${latest.what} was sent (${latest.from}), yet has the larger revision (${e.rev} > ${latest.rev})`);
+    }
+    if (!latest || e.from > latest.from) latest = e;
+  }
+
+  // A commit read what was written at the revisions it reports (values are unique: a value
+  // names its write). Only writes whose revision is known are compared.
+  const revOf = new Map(); // `${key}=${canon(value)}` -> commit revision
+  for (const t of txns) {
+    if (t.status !== 'ok' || !isRev(t.zxid)) continue;
+    for (const w of t.writes) if (w.kind !== 'delete') revOf.set(`${w.key}=${canon(w.value)}`, t.zxid);
+  }
+  for (const t of txns) {
+    if (t.status !== 'ok' || !t.readRevs) continue;
+    for (const [k, v] of Object.entries(t.reads || {})) {
+      const r = t.readRevs[k];
+      if (r === undefined) continue;
+      stats.readRevisionsChecked += 1;
+      if (v === null || v === undefined) {
+        if (r !== -1) violations.push(`revision: ${t.label} read ${k} absent but reports it read at mod revision ${r} (absent is -1)`);
+        continue;
+      }
+      const want = revOf.get(`${k}=${canon(v)}`);
+      if (want !== undefined && r !== want) violations.push(`revision: ${t.label} read ${k}=${canon(v)}, written at revision ${want}, but reports mod revision ${r}`);
+      if (isRev(t.zxid) && !(r < t.zxid)) violations.push(`revision: ${t.label} committed at revision ${t.zxid} after reading ${k} at mod revision ${r}`);
+      if (isRev(t.seenRev) && !(r <= t.seenRev)) violations.push(`revision: ${t.label} committed when the store was at revision ${t.seenRev} after reading ${k} at mod revision ${r}`);
+    }
+  }
+
+  // Holders that exclude each other (exclusive, write and multiLock with anything; a reader with
+  // a reader does not): their acknowledged fenced writes fall in disjoint revision ranges, the
+  // smaller token's first: a write compares its lock key's create revision, and the next holder
+  // holds only after that key was deleted. Semaphore leases: never more than `permits` ranges
+  // overlap (checkLocks counts by time; ranges of one write are single revisions here).
+  const exclusive = (k) => k === 'lockExclusive' || k === 'multiLock' || k === 'lockWrite';
+  const byPath = new Map();
+  for (const h of holds) {
+    const revs = h.writes.filter((w) => w.status === 'ok' && isRev(w.version)).map((w) => w.version);
+    if (revs.length === 0) continue;
+    h.paths.forEach((p, j) => {
+      if (!byPath.has(p)) byPath.set(p, []);
+      byPath.get(p).push({ label: h.label, kind: h.lockKind, token: h.tokens[j] ?? h.tokens[0], lo: Math.min(...revs), hi: Math.max(...revs) });
+    });
+  }
+  for (const [p, ivs] of byPath) {
+    ivs.sort((a, b) => a.token - b.token);
+    for (let a = 0; a < ivs.length; a++) {
+      for (let b = a + 1; b < ivs.length; b++) {
+        const [x, y] = [ivs[a], ivs[b]];
+        const lease = (z) => z.kind === 'lease';
+        if (lease(x) && lease(y)) continue;
+        if (!(exclusive(x.kind) || exclusive(y.kind) || lease(x) !== lease(y))) continue; // readers share
+        stats.holdPairsOrdered += 1;
+        if (!(x.hi < y.lo)) {
+          violations.push(
+            `exclusion by revisions on ${p}: ${y.label} (${y.kind}, token ${y.token}) wrote at revisions ${y.lo}..${y.hi}, ` +
+              `${x.label} (${x.kind}, token ${x.token}, queued earlier) at ${x.lo}..${x.hi}: an earlier holder wrote ${x.hi > y.hi ? 'after' : 'while'} a later one held`
+          );
+        }
+      }
+    }
+  }
+  return { violations, stats };
+}
+
+/**
+ * etcd: when did a write a client reported at revision `rev` apply, relative to time `t`?
+ * 'after' if some write sent after `t` has a smaller revision, 'before' if some write
+ * acknowledged before `t` has a larger one, else 'unknown'.
+ */
+function appliedRelativeTo(events, rev, t) {
+  if (events.some((e) => e.from > t && e.rev < rev)) return 'after';
+  if (events.some((e) => e.to < t && e.rev > rev)) return 'before';
+  return 'unknown';
+}
+
+module.exports = { checkSerial, checkLocks, checkErrors, checkRevisions, revisionEvents, appliedRelativeTo, canon, DOCUMENTED };

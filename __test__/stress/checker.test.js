@@ -2,7 +2,7 @@
 // Unit tests of the stress test's history checker on small synthetic histories: every violation
 // class must be flagged, valid histories (including legal anomalies of weaker isolation levels)
 // must pass.
-const { checkSerial, checkLocks, checkErrors } = require('./checker');
+const { checkSerial, checkLocks, checkErrors, checkRevisions } = require('./checker');
 
 const K = ['a', 'b', 'c'];
 const v = (n) => ({ w: 0, n });
@@ -265,6 +265,106 @@ describe('stress checker: locks', () => {
     expect(refused.violations.some((x) => /refusal/.test(x))).toBe(true);
     const missing = checkLocks({ holds: [hold('H1', 'lockExclusive', '/x', 1, 0, [['m1', 10]])], store: {} });
     expect(missing.violations.some((x) => /durability/.test(x))).toBe(true);
+  });
+});
+
+describe('stress checker: read-committed deletes, ZooKeeper and etcd', () => {
+  // Seen on etcd (seed 7): T2 read a absent, T1 set a, T2's commit deleted a (a DeleteRange in
+  // the commit), E read a absent. ZooKeeper skips the delete of a key read absent; etcd does not.
+  const h = () => [
+    tx('T1', { writes: [set('a', 1)], zxid: 556, isolation: 'read-committed' }),
+    tx('T2', { reads: { a: null }, writes: [del('a')], zxid: 558, isolation: 'read-committed' }),
+    et('E', 'a', null, 2, { zxid: 562 }),
+  ];
+  it('etcd (deleteAtCommit): the delete applies at commit', () => {
+    const r = checkSerial({ keys: K, txns: h(), final: { a: v(2) }, deleteAtCommit: true });
+    expect(r.violations).toEqual([]);
+  });
+  it('ZooKeeper: the same history is a violation (the delete of a key read absent is skipped)', () => {
+    expect(run(h(), { a: 2 }).violations.some((x) => /read a absent but T1 had set it/.test(x))).toBe(true);
+  });
+});
+
+describe('stress checker: etcd revisions', () => {
+  // An etcd history as run.js builds it: commits carry their revision as zxid, executeTransaction
+  // its lock key's create revision (token) and version (= zxid), holds their tokens (create
+  // revisions) and the mod revisions of their acknowledged fenced writes.
+  const etx = (label, { zxid, inv, cmp, reads = {}, readRevs, writes = [set('a', 1)], kind = 'tx', token, version, status = 'ok' }) => ({
+    label, kind, status, zxid, inv, cmp, reads, writes, ...(readRevs ? { readRevs } : {}), ...(token !== undefined ? { token, version } : {}),
+  });
+  const h = (label, lockKind, path, token, inv, enter, writes) => ({
+    label, lockKind, paths: [path], tokens: [token], inv, enter,
+    writes: writes.map(([key, version, sentAt, ackAt]) => ({ key, value: { key }, sentAt, ackAt, status: 'ok', version })),
+  });
+  const valid = () => ({
+    txns: [
+      etx('T1', { zxid: 10, inv: 0, cmp: 5, writes: [set('a', 1)] }),
+      etx('E1', { kind: 'et', token: 11, version: 12, zxid: 12, inv: 6, cmp: 9, reads: { a: v(1) }, writes: [set('a', 2)] }),
+      etx('T2', { zxid: 15, inv: 10, cmp: 20, reads: { a: v(2), b: null }, readRevs: { a: 12, b: -1 }, writes: [set('b', 3)] }),
+    ],
+    holds: [
+      h('H1', 'lockExclusive', '/x', 13, 10, 11, [['m1', 14, 12, 13]]),
+      h('H2', 'lockExclusive', '/x', 16, 12, 21, [['m2', 17, 22, 23], ['m3', 18, 24, 25]]),
+      h('R1', 'lockRead', '/rw', 19, 26, 27, [['r1', 21, 28, 40], ['r1b', 23, 28, 40]]),
+      h('R2', 'lockRead', '/rw', 20, 26, 27, [['r2', 22, 28, 40]]), // readers share: interleaved revisions are fine
+    ],
+  });
+
+  it('passes a valid history', () => {
+    const r = checkRevisions(valid());
+    expect(r.violations).toEqual([]);
+    expect(r.stats.revisions).toBe(14);
+    expect(r.stats.readRevisionsChecked).toBe(2);
+    expect(r.stats.holdPairsOrdered).toBe(1);
+  });
+
+  it('flags two writes at one revision, and revisions against real time', () => {
+    const dup = valid();
+    dup.holds[1].writes[0].version = 15; // T2's commit revision
+    expect(checkRevisions(dup).violations.some((x) => /T2's commit and H2's fenced write m2 both at revision 15/.test(x))).toBe(true);
+    const late = valid();
+    late.txns[0].zxid = 100; // T1 was acknowledged at 5, before anything else was sent, yet has the largest revision
+    expect(checkRevisions(late).violations.some((x) => /^real time: T1's commit was acknowledged \(5\)/.test(x))).toBe(true);
+  });
+
+  it('flags a fenced write before its lock key, and executeTransaction reporting other revisions', () => {
+    const early = valid();
+    early.holds[0].writes[0].version = 12.5; // not a revision
+    expect(checkRevisions(early).violations.some((x) => /fenced write m1 reported 12.5/.test(x))).toBe(true);
+    const before = valid();
+    before.holds[0].tokens = [14];
+    before.holds[0].writes[0].version = 13;
+    expect(checkRevisions(before).violations.some((x) => /^fence: H1's fenced write m1 applied at revision 13, not after its lock key was created \(token 14\)/.test(x))).toBe(true);
+    const et = valid();
+    et.txns[1].version = 11;
+    expect(checkRevisions(et).violations.some((x) => /E1 \(executeTransaction\) reported version 11 but zxid 12/.test(x))).toBe(true);
+    const tok = valid();
+    tok.txns[1].token = 13; // = H1's token too
+    const found = checkRevisions(tok).violations;
+    expect(found.some((x) => /E1 \(executeTransaction\) committed at revision 12, not after its lock key was created \(token 13\)/.test(x))).toBe(true);
+    expect(found.some((x) => /both at revision 13/.test(x))).toBe(true);
+  });
+
+  it('flags a commit that reports revisions other than its values were written at', () => {
+    const wrong = valid();
+    wrong.txns[2].readRevs = { a: 10, b: -1 }; // a=2 was written by E1 at 12
+    expect(checkRevisions(wrong).violations.some((x) => /T2 read a=\{"n":2,"w":0\}, written at revision 12, but reports mod revision 10/.test(x))).toBe(true);
+    const absent = valid();
+    absent.txns[2].readRevs = { a: 12, b: 7 };
+    expect(checkRevisions(absent).violations.some((x) => /T2 read b absent but reports it read at mod revision 7/.test(x))).toBe(true);
+  });
+
+  it('flags exclusive holders whose fenced writes interleave in revisions, whatever the clocks said', () => {
+    const inter = valid();
+    // H1 (token 13, queued first) writes again at revision 33, after H2 (token 16) wrote at 17 and 18
+    inter.holds[0].writes.push({ key: 'm9', value: { key: 'm9' }, sentAt: 41, ackAt: 42, status: 'ok', version: 33 });
+    const found = checkRevisions(inter).violations;
+    expect(found.filter((x) => !/^exclusion/.test(x))).toEqual([]); // nothing else: the clocks agree
+    expect(found.some((x) => /^exclusion by revisions on \/x: H2 .*token 16.* wrote at revisions 17..18, H1 .*token 13.* at 14..33/.test(x))).toBe(true);
+    // a reader and a writer on one path are ordered too; two readers are not
+    const rw = valid();
+    rw.holds[3].lockKind = 'lockWrite';
+    expect(checkRevisions(rw).violations.some((x) => /^exclusion by revisions on \/rw: R2 \(lockWrite/.test(x))).toBe(true);
   });
 });
 

@@ -12,12 +12,22 @@
 // the same data dir, kill -9 of a worker (restarted at its next operation). Workers also close
 // their client in the middle of operations and process.exit() with operations pending (op kinds
 // close / exit), and are restarted.
+//
+// On etcd (`backend: 'etcd'`, server: a zktx/testing EtcdMember from startEtcd()) the same
+// operation streams and fault kinds run through `new Etcd({ endpoints, timeout })`: the proxies
+// stand before the member, serverStop freezes it (SIGSTOP: its lease clock stops with it),
+// serverRestart is kill -9 and a restart on its data dir (etcd keeps its leases, and extends them
+// on becoming leader again). Lock entries are keys `<lock path>/<name>` (and executeTransaction's
+// under `/zktx/locks/kv/<key>/`) on the session's lease, listed with `etcdctl get --prefix
+// --keys-only`; the session timeout is the lease TTL. The history gets etcd's own checks too
+// (checker.js checkRevisions): every version is a mod revision of one global counter.
 const path = require('node:path');
-const { ZooKeeper } = require(process.env.ZKTX_STRESS_LIB || '../..');
+const { execFile } = require('node:child_process');
+const { ZooKeeper, Etcd } = require(process.env.ZKTX_STRESS_LIB || '../..');
 const { startProxy } = require('../../testing');
 const { spawnWorker, sleep, waitFor } = require('../faults/util');
 const { faultSchedule, GROUPS, groupKeys, lockPaths } = require('./generator');
-const { checkSerial, checkLocks, checkErrors } = require('./checker');
+const { checkSerial, checkLocks, checkErrors, checkRevisions, revisionEvents, appliedRelativeTo } = require('./checker');
 
 const WORKER = path.join(__dirname, '..', 'workers', 'stress-worker.js');
 const LANES = 2;
@@ -33,18 +43,69 @@ function clientAt(connect, options) {
   }
 }
 
+/** `etcdctl` (API v3) on `endpoint`, asynchronously (a frozen member must not block the run); its stdout. */
+function etcdctlAsync(endpoint, ...args) {
+  return new Promise((resolve, reject) => {
+    execFile('etcdctl', ['--endpoints', endpoint, '--command-timeout=4s', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 8000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`etcdctl ${args.join(' ')}: ${String(stderr || err.message).trim().slice(0, 300)}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/**
+ * The backend's seams: the worker's environment, the checking client, the listing of lock
+ * entries, and how long a session outlives its client (ZooKeeper's session timeout; etcd's lease
+ * TTL: `timeout` rounded up to whole seconds, at least 2 s, plus the election timeout a restarted
+ * member adds when it leads again and its 500 ms expiry check).
+ */
+function backendOf(backend, server, run, sessionMs) {
+  const paths = lockPaths(run);
+  const dirs = [...paths.ex, paths.rw, paths.sem];
+  if (backend === 'etcd') {
+    const ttl = Math.max(2000, Math.ceil(sessionMs / 1000) * 1000);
+    const electionMs = server.electionTimeout || 1000;
+    return {
+      env: (proxy) => ({ BACKEND: 'etcd', ETCD_ENDPOINTS: proxy.connect, ETCD_DIRECT: server.connect }),
+      client: () => new Etcd({ endpoints: server.connect, timeout: sessionMs, debug_level: 0 }),
+      // the run's lock keys, and executeTransaction's lock keys of the run's keys
+      listNodes: async () => {
+        const out = [];
+        for (const p of [...dirs.map((d) => `${d}/`), `/zktx/locks/kv/${run}-`]) out.push(...(await etcdctlAsync(server.connect, 'get', '--prefix', '--keys-only', p)).split('\n').filter(Boolean));
+        return out;
+      },
+      outlivesMs: ttl + electionMs + 1000,
+      revisions: true,
+    };
+  }
+  return {
+    env: (proxy) => ({ ZK_CONNECT: proxy.connect }),
+    client: () => clientAt(server.connect, { timeout: sessionMs, debug_level: 0 }),
+    listNodes: async (check) => {
+      const out = [];
+      for (const d of dirs) for (const c of await check.children(d)) out.push(`${d}/${c}`);
+      return out;
+    },
+    outlivesMs: 1.5 * sessionMs + 500,
+    revisions: false,
+  };
+}
+
 /**
  * @param {object} o
  * @param {number} o.seed
  * @param {number} [o.durationMs] how long faults are injected
- * @param {object} o.server a ZkServer of zktx/testing (killed, stopped and restarted here)
+ * @param {object} o.server a ZkServer of zktx/testing, or an EtcdMember with backend 'etcd'
+ *   (killed, stopped and restarted here)
+ * @param {'zookeeper'|'etcd'} [o.backend]
  * @param {number} [o.workers]
  * @param {number} [o.sessionMs]
  * @param {(line: string) => void} [o.log]
  */
-async function runStress({ seed, durationMs = 15000, server, workers = 3, sessionMs = 2000, faultWeights, log = () => {} }) {
+async function runStress({ seed, durationMs = 15000, server, backend = 'zookeeper', workers = 3, sessionMs = 2000, faultWeights, log = () => {} }) {
   const t0 = Date.now();
   const run = `s${seed}-${process.pid}-${Date.now().toString(36)}`;
+  const be = backendOf(backend, server, run, sessionMs);
   const proxies = [];
   for (let w = 0; w < workers; w++) proxies.push(await startProxy(server.connect));
   const incs = []; // every incarnation: { slot, n, worker, killed }
@@ -63,7 +124,7 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
   const spawnSlot = (slot) => {
     const n = incs.filter((x) => x.slot === slot).length;
     const worker = spawnWorker(WORKER, [], {
-      env: { ZK_CONNECT: proxies[slot].connect, RUN: run, SEED: String(seed), WORKER: String(slot), INC: String(n), START: JSON.stringify(nextStart(slot)), SESSION_MS: String(sessionMs) },
+      env: { ...be.env(proxies[slot]), RUN: run, SEED: String(seed), WORKER: String(slot), INC: String(n), START: JSON.stringify(nextStart(slot)), SESSION_MS: String(sessionMs) },
     });
     const inc = { slot, n, worker, killed: false };
     incs.push(inc);
@@ -143,21 +204,16 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
   // Every worker is idle (no operation, no lock held) and every dead incarnation's session has
   // expired: a lock node now is a ghost, e.g. of a release that failed while the session lived.
   const paths = lockPaths(run);
-  const dirs = [...paths.ex, paths.rw, paths.sem];
-  const check = clientAt(server.connect, { timeout: sessionMs, debug_level: 0 });
-  const listNodes = async () => {
-    const out = [];
-    for (const d of dirs) for (const c of await check.children(d)) out.push(`${d}/${c}`);
-    return out;
-  };
+  const check = be.client();
+  const listNodes = () => be.listNodes(check);
   // Sessions that may still be live on the server: those of dead incarnations, those a client
   // gave up (it declares a session expired 7/5 of a timeout after losing the connection; the
   // server, if it was stopped meanwhile, expires it later), and all of them after a server
-  // restart (which gives every restored session a fresh timeout).
+  // restart (which gives every restored session a fresh timeout; etcd: every lease).
   const lastDeath = Math.max(0, ...incs.filter((x) => !current.includes(x) || x.worker.exited).map((x) => x.exitedAt || 0));
   const lastGivenUp = Math.max(0, ...incs.flatMap((x) => x.worker.lines.filter((l) => l.ev === 'state' && l.s === 'EXPIRED').map((l) => l.t)));
   const lastServerFault = Math.max(0, ...faultSpans.filter((f) => f.worker === undefined).map((f) => f.to));
-  await sleep(Math.max(0, Math.max(lastDeath, lastGivenUp, lastServerFault) + 1.5 * sessionMs + 500 - Date.now()));
+  await sleep(Math.max(0, Math.max(lastDeath, lastGivenUp, lastServerFault) + be.outlivesMs - Date.now()));
   try {
     const ghosts = await listNodes();
     if (ghosts.length && hung.length === 0) {
@@ -191,8 +247,9 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
   await Promise.all(proxies.map((p) => p.close()));
 
   // History.
-  const h = buildHistory(incs, run, sessionMs);
-  h.closeChecks = checkCloses(incs, faultSpans, sessionMs, violations);
+  const h = buildHistory(incs, run, sessionMs, backend);
+  h.backend = backend;
+  h.closeChecks = checkCloses(incs, faultSpans, sessionMs, violations, be.revisions ? revisionEvents(h) : null);
   for (const inc of incs) {
     for (const l of inc.worker.lines) {
       if (l.ev === 'ghost' && l.present && l.present.length) {
@@ -216,7 +273,7 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
       const final = {};
       for (const k of keys) final[k] = await check.get(k);
       finals[g] = final;
-      const r = checkSerial({ keys, txns: h.txns.filter((t) => t.group === g), final });
+      const r = checkSerial({ keys, txns: h.txns.filter((t) => t.group === g), final, deleteAtCommit: backend === 'etcd' });
       histories.push(`group ${g}`);
       serialStats.push(r.stats);
       for (const v of r.violations) violations.push(`group ${g}: ${v}`);
@@ -227,6 +284,11 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
     histories.push('locks');
     lockStats = lr.stats;
     violations.push(...lr.violations);
+    if (be.revisions) {
+      const rr = checkRevisions({ txns: h.txns, holds: h.holds });
+      violations.push(...rr.violations);
+      h.revisionStats = rr.stats;
+    }
     const er = checkErrors(h.errors);
     violations.push(...er.violations);
     h.errorCodes = er.byCode;
@@ -264,20 +326,28 @@ async function runStress({ seed, durationMs = 15000, server, workers = 3, sessio
       searchSteps: sum('searchSteps'),
       undetermined: serialStats.filter((s) => s.undetermined).length,
     },
+    backend,
     locks: lockStats,
+    ...(h.revisionStats ? { revisions: h.revisionStats } : {}),
     closes: h.closeChecks,
     violations: violations.length,
   };
-  return { seed, run, violations, summary, faultLog, finals, store, lines: incs.map((x) => ({ slot: x.slot, n: x.n, killed: x.killed, lines: x.worker.lines })) };
+  return { seed, run, backend, violations, summary, faultLog, finals, store, lines: incs.map((x) => ({ slot: x.slot, n: x.n, killed: x.killed, lines: x.worker.lines })) };
 }
 
 /**
  * close() must close: once it resolved, no operation of that client may succeed (acquire a lock,
  * apply a fenced write, commit), and the client's lock nodes must be gone. Judged only for
  * closes with no fault on the worker's line (a server that cannot hear the close is another story).
+ *
+ * On etcd (`events`: revisionEvents of the history) a commit or fenced write sent before the
+ * close is a request of its own beside the lease revoke, and its answer may be delivered after
+ * close() resolved although it applied before: what counts is when it applied, told by
+ * revisions (appliedRelativeTo). Applied after: a violation; before, or not decidable from the
+ * history: counted (lateAnswers), not judged. On ZooKeeper answers come in session order.
  */
-function checkCloses(incs, spans, sessionMs, violations) {
-  const stats = { closes: 0, judged: 0 };
+function checkCloses(incs, spans, sessionMs, violations, events = null) {
+  const stats = { closes: 0, judged: 0, ...(events ? { lateAnswers: 0, lateAnswersAppliedBefore: 0 } : {}) };
   for (const inc of incs) {
     const lines = inc.worker.lines;
     const gens = new Map(); // lane/i -> client generation of the op
@@ -297,7 +367,18 @@ function checkCloses(incs, spans, sessionMs, violations) {
         if (gens.get(`${x.lane}/${x.i}`) !== l.gen) continue;
         // (the 'ok' of a close op itself follows its close() by construction: its 'innerok' counts)
         const commit = (x.ev === 'ok' && !x.closeOp) || x.ev === 'innerok';
-        const what = x.ev === 'acq' ? `acquired ${x.paths.join(',')}` : x.ev === 'wrote' && x.ok ? `applied fenced write ${x.key}` : commit && x.zxid !== undefined ? `committed at zxid ${x.zxid}` : null;
+        let what = x.ev === 'acq' ? `acquired ${x.paths.join(',')}` : x.ev === 'wrote' && x.ok ? `applied fenced write ${x.key}` : commit && x.zxid !== undefined ? `committed at zxid ${x.zxid}` : null;
+        const rev = x.ev === 'wrote' && x.ok ? x.version : commit ? x.zxid : undefined;
+        if (what && events && Number.isInteger(rev)) {
+          const when = appliedRelativeTo(events, rev, l.t);
+          if (when !== 'after') {
+            stats.lateAnswers += 1;
+            if (when === 'before') stats.lateAnswersAppliedBefore += 1;
+            what = null;
+          } else {
+            what += ` (revision ${rev}: after a write sent after the close resolved)`;
+          }
+        }
         const earlier = lines.slice(0, idx).filter((y) => y.ev === 'closing' && gens.get(`${y.lane}/${y.i}`) === l.gen && !(y.lane === l.lane && y.i === l.i));
         const note = earlier.length ? `; another close() of that client began ${l.t - earlier[0].t} ms before it` : '';
         if (what) violations.push(`close: ${who}/l${x.lane}#${x.i} ${what} ${x.t - l.t} ms after close() of its client resolved (${who}/l${l.lane}#${l.i}, no fault at the time${note})`);
@@ -319,8 +400,15 @@ function openOps(inc) {
   return [...open.values()];
 }
 
-/** Turns the workers' lines into the checkers' inputs. */
-function buildHistory(incs, run, sessionMs = 2000) {
+/**
+ * Turns the workers' lines into the checkers' inputs.
+ *
+ * On etcd a commit that only deletes (no ticket) may change nothing (its keys absent): etcd then
+ * makes no revision for it, and the zxid zktx reports is the store's revision at the time, which
+ * is another write's. Such a commit is not anchored at that revision (on ZooKeeper it has no
+ * zxid at all): its report is kept as `seenRev` and it is placed by search, as on ZooKeeper.
+ */
+function buildHistory(incs, run, sessionMs = 2000, backend = 'zookeeper') {
   // An unknown outcome applies while its request can still reach the server: before its session
   // ends or the connection it went out on is replaced; generously, 3 session timeouts after the
   // error (or the process's last line).
@@ -383,7 +471,15 @@ function buildHistory(incs, run, sessionMs = 2000) {
           txns.push({
             label: `${op.label}.a${a.a}`, kind: 'tx', group, isolation,
             status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, until, reads: a.reads, writes: a.writes, idGroup: idTx ? op.label : undefined,
+            // the versions the commit read (etcd: mod revisions), for checkRevisions
+            ...(status === 'ok' && end.readRevs ? { readRevs: end.readRevs } : {}),
+            ticket: a.ticket,
           });
+          const t = txns[txns.length - 1];
+          if (backend === 'etcd' && t.zxid !== undefined && !t.ticket && t.writes.every((w) => w.kind === 'delete')) {
+            t.seenRev = t.zxid;
+            t.zxid = undefined;
+          }
         }
       } else if (kind === 'etValue' || kind === 'etUpdater') {
         if (!op.etv) continue;
@@ -391,22 +487,28 @@ function buildHistory(incs, run, sessionMs = 2000) {
         let status;
         let reads = {};
         let zxid;
+        let token;
+        let version;
         if (end && end.ev === 'ok') {
           status = 'ok';
           reads = { [key]: end.previous };
           zxid = typeof end.zxid === 'number' ? end.zxid : undefined;
+          ({ token, version } = end);
         } else {
           status = end && end.outcome !== 'unknown' ? 'refused' : 'unknown';
           if (op.upd) reads = { [key]: op.upd.cur };
         }
         const group = Number(/-g(\d+)-k\d+$/.exec(key)[1]);
-        txns.push({ label: op.label, kind: 'et', group, status, zxid, inv, cmp: status === 'ok' ? cmp : undefined, until, reads, writes: [{ kind: 'set', key, value }] });
+        txns.push({ label: op.label, kind: 'et', group, status, zxid, token, version, inv, cmp: status === 'ok' ? cmp : undefined, until, reads, writes: [{ kind: 'set', key, value }] });
       } else if (op.acq) {
         holds.push({
-          label: op.label, lockKind: op.acq.lockKind, paths: op.acq.paths, tokens: op.acq.tokens, enter: op.acq.t,
+          label: op.label, lockKind: op.acq.lockKind, paths: op.acq.paths, tokens: op.acq.tokens, inv, enter: op.acq.t,
           writes: op.sends.map((s) => {
             const w = op.wrotes.find((x) => x.j === s.j);
-            return { key: s.key, value: s.value, sentAt: s.t, status: !w ? 'unknown' : w.ok ? 'ok' : w.outcome === 'unknown' ? 'unknown' : 'refused', code: w && w.code };
+            return {
+              key: s.key, value: s.value, sentAt: s.t, status: !w ? 'unknown' : w.ok ? 'ok' : w.outcome === 'unknown' ? 'unknown' : 'refused', code: w && w.code,
+              ...(w && w.ok ? { version: w.version, ackAt: w.t } : {}), // etcd: the write's mod revision
+            };
           }),
         });
       }
@@ -418,17 +520,18 @@ function buildHistory(incs, run, sessionMs = 2000) {
 /** Checks a dumped run again (npm run stress -- --dump FILE writes one) with the current checker. */
 function recheck(dump) {
   const incs = dump.lines.map((x) => ({ slot: x.slot, n: x.n, killed: x.killed, worker: { lines: x.lines } }));
-  const h = buildHistory(incs, dump.run);
+  const h = buildHistory(incs, dump.run, 2000, dump.backend);
   const violations = [];
   const stats = [];
   for (let g = 0; g < GROUPS.length; g++) {
-    const r = checkSerial({ keys: groupKeys(dump.run, g), txns: h.txns.filter((t) => t.group === g), final: dump.finals[g] });
+    const r = checkSerial({ keys: groupKeys(dump.run, g), txns: h.txns.filter((t) => t.group === g), final: dump.finals[g], deleteAtCommit: dump.backend === 'etcd' });
     stats.push(r.stats);
     for (const v of r.violations) violations.push(`group ${g}: ${v}`);
   }
   const paths = lockPaths(dump.run);
   violations.push(...checkLocks({ holds: h.holds, store: dump.store, permits: semaphorePermits(paths) }).violations);
   violations.push(...checkErrors(h.errors).violations);
+  if (dump.backend === 'etcd') violations.push(...checkRevisions({ txns: h.txns, holds: h.holds }).violations);
   return { violations, stats, history: h };
 }
 
@@ -440,4 +543,4 @@ function semaphorePermits(paths) {
   return Object.fromEntries([paths.sem, paths.rw, ...paths.ex].map((p) => [p, paths.permits]));
 }
 
-module.exports = { runStress, buildHistory, recheck };
+module.exports = { runStress, buildHistory, recheck, checkCloses };

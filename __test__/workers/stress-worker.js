@@ -14,10 +14,14 @@
 // Every value written is unique: { w: worker, n: incarnation, l: lane, i, a: attempt, j }.
 // Times are Date.now(): the clock all processes of the machine read alike.
 //
-// env: ZK_CONNECT (the worker's proxy), RUN, SEED, WORKER, INC, START (JSON [i0, i1]), SESSION_MS
+// env: ZK_CONNECT (the worker's proxy), RUN, SEED, WORKER, INC, START (JSON [i0, i1]), SESSION_MS;
+// on etcd (BACKEND=etcd): ETCD_ENDPOINTS (the worker's proxy) and ETCD_DIRECT (the member, for
+// etcdctl listings of lock keys) instead of ZK_CONNECT. The client is `new Etcd({ endpoints,
+// timeout })`, same calls; its lock keys are `<lock path>/<name>` on the session's lease.
 const readline = require('node:readline');
+const { execFile } = require('node:child_process');
 // ZKTX_STRESS_LIB: another build of the library (e.g. an older one, to replay a finding)
-const { ZooKeeper, ZktxError } = require(process.env.ZKTX_STRESS_LIB || '../..');
+const { ZooKeeper, Etcd, ZktxError } = require(process.env.ZKTX_STRESS_LIB || '../..');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 const { opAt, groupKeys, lockPaths } = require('../stress/generator');
 
@@ -27,6 +31,7 @@ const worker = Number(process.env.WORKER);
 const inc = Number(process.env.INC || 0);
 const start = JSON.parse(process.env.START || '[0,0]');
 const session = Number(process.env.SESSION_MS || 2000);
+const ETCD = process.env.BACKEND === 'etcd';
 const LANES = start.length;
 const paths = lockPaths(run);
 const emit = (ev) => process.stdout.write(`${JSON.stringify({ ...ev, t: Date.now() })}\n`);
@@ -42,12 +47,37 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 
 let gens = 0;
 const newClient = () => {
-  const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: session, debug_level: 0, ...clientOptions() });
+  const zk = ETCD
+    ? new Etcd({ endpoints: process.env.ETCD_ENDPOINTS, timeout: session, debug_level: 0 })
+    : new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: session, debug_level: 0, ...clientOptions() });
   zk.gen = gens++;
   zk.on('state', (s) => emit({ ev: 'state', s, gen: zk.gen }));
   return zk;
 };
 const st = { zk: newClient() };
+/**
+ * Which of `nodes` (lock nodes, or lock keys on etcd) exist now. ZooKeeper: children of their
+ * directories through this worker's client. etcd: `etcdctl get --prefix --keys-only <dir>/` on
+ * the member itself (asynchronous: the worker's event loop, hence its keep-alives, runs on).
+ */
+async function present(nodes) {
+  const dirs = [...new Set(nodes.map((n) => n.slice(0, n.lastIndexOf('/'))))];
+  const there = new Set();
+  for (const dir of dirs) {
+    if (ETCD) {
+      const out = await new Promise((resolve, reject) => {
+        execFile('etcdctl', ['--endpoints', process.env.ETCD_DIRECT, '--command-timeout=3s', 'get', '--prefix', '--keys-only', `${dir}/`], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 5000 }, (err, stdout, stderr) => {
+          if (err) reject(Object.assign(new Error(`etcdctl: ${String(stderr || err.message).trim().slice(0, 200)}`), { code: 'HARNESS' }));
+          else resolve(stdout);
+        });
+      });
+      for (const k of out.split('\n').filter(Boolean)) there.add(k);
+    } else {
+      for (const c of await st.zk.children(dir)) there.add(`${dir}/${c}`);
+    }
+  }
+  return nodes.filter((n) => there.has(n));
+}
 /** Lock nodes held by each client generation (acquired, not released): checked after close(). */
 const heldBy = new Map();
 
@@ -126,7 +156,8 @@ async function runTx(zk, lane, op) {
     throw err;
   }
   const c = committed();
-  return { a: attempt, zxid: c && c.zxid, alreadyApplied: c && c.alreadyApplied };
+  // readRevs: the versions the commit read (etcd: mod revisions, checked by checkRevisions)
+  return { a: attempt, zxid: c && c.zxid, alreadyApplied: c && c.alreadyApplied, readRevs: c && c.reads };
 }
 
 async function runEt(zk, lane, op) {
@@ -143,7 +174,7 @@ async function runEt(zk, lane, op) {
       return value;
     }, { timeout: op.timeout });
   }
-  return { previous: r.previous === undefined ? null : r.previous, zxid: r.zxid, token: r.token, value: r.value };
+  return { previous: r.previous === undefined ? null : r.previous, zxid: r.zxid, token: r.token, version: r.version, value: r.value };
 }
 
 /** The path of a lock op: its kind's own, or another kind's when the generator mixed (`op.on`). */
@@ -222,12 +253,7 @@ function ghostCheck(lane, i, nodes, failedAt) {
   pendingChecks += 1;
   setTimeout(async () => {
     try {
-      const present = [];
-      for (const n of nodes) {
-        const dir = n.slice(0, n.lastIndexOf('/'));
-        if ((await st.zk.children(dir)).includes(n.slice(n.lastIndexOf('/') + 1))) present.push(n);
-      }
-      emit({ ev: 'ghost', lane, i, nodes, present, afterMs: Date.now() - failedAt });
+      emit({ ev: 'ghost', lane, i, nodes, present: await present(nodes), afterMs: Date.now() - failedAt });
     } catch (err) {
       emit({ ev: 'ghost', lane, i, nodes, ...errFields(err) });
     } finally {
@@ -266,11 +292,7 @@ async function runOp(lane, op) {
       const nodes = [...(heldBy.get(zk.gen) || [])];
       if (nodes.length) {
         try {
-          const left = [];
-          for (const n of nodes) {
-            const dir = n.slice(0, n.lastIndexOf('/'));
-            if ((await st.zk.children(dir)).includes(n.slice(n.lastIndexOf('/') + 1))) left.push(n);
-          }
+          const left = await present(nodes);
           emit({ ev: 'afterclose', lane, i: op.i, gen: zk.gen, checked: nodes, left });
         } catch (err) {
           emit({ ev: 'afterclose', lane, i: op.i, gen: zk.gen, checked: nodes, ...errFields(err) });
