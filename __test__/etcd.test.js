@@ -272,3 +272,15 @@ describe('locks on etcd', () => {
     await lock.release();
   });
 });
+
+test('an endpoint that refuses connections: CONNECTIONLOSS, nothing applied, the socket error as the cause', async () => {
+  const net = require('node:net');
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  const c = etcd({ endpoints: `127.0.0.1:${port}`, timeout: 2000 });
+  const err = await c.lock('/locks/refused').catch((e) => e);
+  expect(err).toMatchObject({ name: 'ZktxError', code: 'CONNECTIONLOSS', outcome: 'not_applied', cause: { code: 'ECONNREFUSED' } });
+  expect(err.message).toMatch(/cannot connect to etcd .*ECONNREFUSED/);
+});

@@ -812,7 +812,7 @@ async fn unreachable_everywhere(connect: &str) -> Error {
 
 /// Why `host` (`host[:port]`, port 2181 by default) cannot be reached: `Some((code, message))`
 /// only for a definite `ENOTFOUND`, or `ECONNREFUSED` on every address. Blocking.
-fn host_failure(host: &str) -> Option<(&'static str, String)> {
+pub(crate) fn host_failure(host: &str) -> Option<(&'static str, String)> {
     use std::net::ToSocketAddrs;
     let host = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("tcp+tls://")).unwrap_or(host);
     let (name, port) = match host.rsplit_once(':') {

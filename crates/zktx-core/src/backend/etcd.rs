@@ -197,6 +197,8 @@ fn etcd_error(what: &str, err: etcd::Error) -> Error {
             Code::NotFound if status.message().contains("lease not found") => Error::SessionExpired,
             // etcd-client's own request deadline.
             Code::Cancelled if status.message().contains("Timeout expired") => Error::Timeout { message: format!("{what}: no answer from etcd in time"), outcome: Outcome::Unknown },
+            // No connection could be made: the request never left.
+            Code::Unavailable if never_connected(&err) => Error::ConnectionLoss { message: format!("{what}: etcd unreachable: {}", status.message()), outcome: Outcome::NotApplied },
             Code::Unavailable | Code::Cancelled | Code::Aborted => Error::ConnectionLoss { message: format!("{what}: etcd unavailable: {}", status.message()), outcome: Outcome::Unknown },
             Code::DeadlineExceeded => Error::Timeout { message: format!("{what}: no answer from etcd in time"), outcome: Outcome::Unknown },
             Code::Unauthenticated | Code::PermissionDenied => Error::ZooKeeper { code: "NOAUTH", message: format!("{what}: etcd refused: {}", status.message()) },
@@ -212,10 +214,46 @@ fn etcd_error(what: &str, err: etcd::Error) -> Error {
             Code::ResourceExhausted => Error::TooLarge(format!("{what}: etcd refused the request: {}", status.message())),
             _ => Error::ConnectionLoss { message: format!("{what}: {}", status.message()), outcome: Outcome::Unknown },
         },
+        // No connection could be made: the request never left.
+        etcd::Error::TransportError(_) if never_connected(&err) => Error::ConnectionLoss { message: format!("{what}: {err}"), outcome: Outcome::NotApplied },
         etcd::Error::InvalidArgs(m) => Error::invalid(format!("{what}: {m}")),
         etcd::Error::InvalidUri(e) => Error::invalid(format!("{what}: bad etcd endpoint: {e}")),
         _ => Error::ConnectionLoss { message: format!("{what}: {err}"), outcome: Outcome::Unknown },
     }
+}
+
+/// A failed connect: nothing was sent. When every endpoint refuses the connection or does not
+/// resolve, `CONNECTIONLOSS` with the first one's socket error as the cause (as ZooKeeper's
+/// connect says it); otherwise the connect's own error, its outcome "not applied".
+async fn unreachable(endpoints: &[String], err: Error) -> Error {
+    let hosts: Vec<String> = endpoints.iter().map(|e| e.rsplit_once("://").map_or(e.as_str(), |(_, h)| h).trim_end_matches('/').to_string()).collect();
+    let probed = tokio::task::spawn_blocking(move || hosts.iter().map(|h| crate::session::host_failure(h)).collect::<Option<Vec<_>>>()).await;
+    match probed {
+        Ok(Some(failures)) if !failures.is_empty() => {
+            let (cause_code, cause) = failures[0].clone();
+            let detail: Vec<String> = failures.iter().map(|(_, m)| m.clone()).collect();
+            Error::Unreachable { message: format!("cannot connect to etcd at {endpoints:?}: no endpoint accepts a connection ({cause_code}): {}; is etcd running, and is this its client URL?", detail.join("; ")), cause_code, cause }
+        },
+        _ => match err {
+            Error::ConnectionLoss { message, .. } => Error::ConnectionLoss { message, outcome: Outcome::NotApplied },
+            Error::Timeout { message, .. } => Error::Timeout { message, outcome: Outcome::NotApplied },
+            other => other,
+        },
+    }
+}
+
+/// Whether a transport error says no connection was made (refused, unresolvable, TLS failed
+/// before anything was sent).
+fn never_connected(err: &etcd::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("tcp connect error") || text.contains("dns error") || text.contains("Connection refused") || text.contains("error trying to connect") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Runs `fut` with `limit` as its deadline.
@@ -304,7 +342,10 @@ impl EtcdSession {
                     connect = connect.with_tls(config);
                 }
                 let endpoints: Vec<String> = options.endpoints.iter().map(|e| if e.contains("://") { e.clone() } else { format!("{scheme}://{e}") }).collect();
-                within(options.connect_timeout.unwrap_or(rt), "connect to etcd", etcd::Client::connect(endpoints, Some(connect))).await
+                match within(options.connect_timeout.unwrap_or(rt), "connect to etcd", etcd::Client::connect(endpoints, Some(connect))).await {
+                    Ok(client) => Ok(client),
+                    Err(err) => Err(unreachable(&options.endpoints, err).await),
+                }
             })
             .await?;
         Ok(client.clone())
@@ -317,6 +358,15 @@ impl EtcdSession {
     /// `CLIENT_CLOSED`.
     pub async fn connect(&self) -> Result<()> {
         self.lease().await.map(|_| ())
+    }
+
+    /// `err`, or, for a request that could not connect, why: every endpoint refuses or does not
+    /// resolve (`CONNECTIONLOSS` with the socket error as its cause, as ZooKeeper's connect).
+    pub(super) async fn explained(&self, err: Error) -> Error {
+        match err {
+            Error::ConnectionLoss { outcome: Outcome::NotApplied, .. } => unreachable(&self.inner.options.endpoints, err).await,
+            other => other,
+        }
     }
 
     /// The id of the session's lease if one is live (granting none).
@@ -336,11 +386,15 @@ impl EtcdSession {
         let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
         let rt = self.inner.request_timeout();
         let sent_at = Instant::now();
-        let granted = retry_transient(rt * 2, || {
+        let granted = match retry_transient(rt * 2, || {
             let mut client = client.clone();
             async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
         })
-        .await?;
+        .await
+        {
+            Ok(granted) => granted,
+            Err(err) => return Err(self.explained(err).await),
+        };
         let mut client = client;
         if self.inner.closing.is_cancelled() {
             let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(granted.id())).await;

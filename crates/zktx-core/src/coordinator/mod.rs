@@ -1209,6 +1209,7 @@ impl Run {
             Err(err) => {
                 self.abort_now(&enlisted).await;
                 return Err(match err {
+                    Error::ClientClosed => Error::rolled_back(format!("transaction {} rolled back: the client was closed before its decision was sent", self.txid), Error::ClientClosed),
                     Error::RolledBack(m) => Error::RolledBack(format!("transaction {} {m}", self.txid)),
                     Error::RolledBackBecause { message, cause } => Error::RolledBackBecause { message: format!("transaction {} {message}", self.txid), cause },
                     other => other,

@@ -110,7 +110,11 @@ impl Records for EtcdRecords {
                 .and_then([etcd::TxnOp::put(base, "", None)])
                 .or_else([etcd::TxnOp::get(base, None)]);
             let mut client = self.session.client().await?;
-            let done = within(self.session.request_timeout(), "create coordinator tree", client.txn(txn)).await?;
+            // The coordinator's first request: a connect failure says why.
+            let done = match within(self.session.request_timeout(), "create coordinator tree", client.txn(txn)).await {
+                Ok(done) => done,
+                Err(err) => return Err(self.session.explained(err).await),
+            };
             let born = if done.succeeded() {
                 done.header().map_or(0, |h| h.revision())
             } else {
