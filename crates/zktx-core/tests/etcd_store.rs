@@ -149,3 +149,21 @@ async fn prune_pages_through_more_markers_than_one_txn_and_keeps_fresh_ones() {
     assert_eq!(s.prune_transaction_ids(&layout, zktx_core::store::MAX_PRUNE_AGE + Duration::from_secs(1)).await.unwrap_err().code(), "INVALID_ARGUMENT");
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_commit_that_changes_nothing_reports_no_revision() {
+    let (s, layout) = (session(), Layout::default());
+    let (gone, set) = (unique("gone"), unique("set"));
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &gone, Write::Delete).unwrap();
+    let report = t.commit(&s, &layout, &CommitOptions::default()).await.unwrap();
+    assert_eq!(report.zxid, None, "a delete of an absent key made no revision: {report:?}");
+    // A delete that deletes, or a put, has its revision.
+    s.set_value(&layout, &set, &json(1), &[]).await.unwrap();
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &set, Write::Delete).unwrap();
+    t.write(&layout, &gone, Write::Delete).unwrap();
+    let report = t.commit(&s, &layout, &CommitOptions::default()).await.unwrap();
+    assert!(report.zxid.is_some_and(|r| r > 0), "{report:?}");
+    s.close().await;
+}

@@ -1413,20 +1413,41 @@ mod tests {
         assert_ne!(&t[20..], tag_txid("bank", "0123456789abcdee", &t[..20]));
     }
 
-    /// Needs a server (ZK_CONNECT), like the store's compaction test.
-    #[tokio::test]
-    async fn pruned_records_are_forgotten_not_presumed_aborted() {
-        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
-        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
+    /// Needs the servers (ZK_CONNECT, ETCD_ENDPOINTS), like the store's compaction test.
+    async fn pruned_records_are_forgotten(store: AnyStore) {
         let name = format!("prune-{}", uuid::Uuid::new_v4().simple());
-        let c = Coordinator::new(AnyStore::ZooKeeper(store.clone()), &name, Vec::new(), None).unwrap();
+        let c = Coordinator::new(store, &name, Vec::new(), None).unwrap();
         let run = c.begin().await.unwrap();
         run.commit(None).await.unwrap();
+        let aborted = c.begin().await.unwrap();
+        aborted.rollback().await.unwrap();
+        assert_eq!(c.outcome(aborted.txid()).await.unwrap(), TxOutcome::Aborted);
         assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
         assert_eq!(c.prune(Duration::from_secs(60)).await.unwrap_err().code(), "INVALID_ARGUMENT");
-        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 1);
+        // Nothing ended before an hour ago.
+        assert_eq!(c.prune_now(Duration::from_secs(3600)).await.unwrap(), 0);
+        assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 2);
         assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Forgotten);
+        assert_eq!(c.outcome(aborted.txid()).await.unwrap(), TxOutcome::Forgotten);
+    }
+
+    #[tokio::test]
+    async fn pruned_records_are_forgotten_not_presumed_aborted_zookeeper() {
+        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
+        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
+        pruned_records_are_forgotten(AnyStore::ZooKeeper(store.clone())).await;
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn pruned_records_are_forgotten_not_presumed_aborted_etcd() {
+        let Ok(endpoints) = std::env::var("ETCD_ENDPOINTS") else { return };
+        let options = crate::backend::etcd::EtcdOptions { endpoints: endpoints.split(',').map(str::to_string).collect(), ..Default::default() };
+        let session = crate::backend::etcd::EtcdSession::new(options).unwrap();
+        pruned_records_are_forgotten(AnyStore::Etcd(session.clone())).await;
+        session.close().await;
     }
 
     #[test]

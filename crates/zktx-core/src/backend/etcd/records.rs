@@ -213,8 +213,9 @@ impl Records for EtcdRecords {
                 return Err(Error::ClientClosed);
             }
             let count = puts.len();
+            let put_count = puts.iter().filter(|p| !matches!(p, Put::Delete(_))).count();
             let (ops, bytes) = self.ops(puts).await?;
-            let report = tx.commit_deciding(&self.session, &Layout::default(), &Decision { conds, ops, bytes }).await?;
+            let report = tx.commit_deciding(&self.session, &Layout::default(), &Decision { conds, ops, bytes, puts: put_count }).await?;
             // Every put of the Txn is at its revision.
             Ok((vec![report.zxid.unwrap_or(0); count], report.zxid, report.versions))
         })

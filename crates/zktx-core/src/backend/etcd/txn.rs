@@ -69,6 +69,8 @@ pub(crate) struct Decision {
     pub ops: Vec<etcd::TxnOp>,
     /// The size of `ops` (keys and values), for the request size limit.
     pub bytes: usize,
+    /// How many of `ops` are puts.
+    pub puts: usize,
 }
 
 impl EtcdTransaction {
@@ -220,6 +222,8 @@ impl EtcdTransaction {
             compares.push((super::records::compare(cond), cond.path().to_string(), Role::Decision(cond.clone())));
         }
         ops.extend(decision.ops.iter().cloned());
+        // Puts among the writes (the rest are deletes).
+        let put_count = self.writes.iter().filter(|(_, w)| matches!(w, Write::Set(_) | Write::Create(_))).count() + usize::from(marker.is_some()) + decision.puts;
         bytes += decision.bytes;
         if compares.is_empty() && ops.is_empty() {
             return Ok(()); // read in one batch, nothing written, nothing fenced: nothing to send
@@ -241,6 +245,7 @@ impl EtcdTransaction {
         explain_keys.dedup();
         // Keys only: the revisions are all the explanation needs, and the values of the keys read
         // (up to 128 of 1 MB each) would make the answer larger than the client accepts.
+        let puts = put_count;
         let explain: Vec<etcd::TxnOp> = explain_keys.iter().map(|k| etcd::TxnOp::get(k.clone(), Some(etcd::GetOptions::new().with_keys_only()))).collect();
         let txn = etcd::Txn::new().when(compares.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>()).and_then(ops).or_else(explain);
         let mut client = session.client().await?;
@@ -250,7 +255,10 @@ impl EtcdTransaction {
         if done.succeeded() {
             if !read_only {
                 report.writes = self.writes.len();
-                report.zxid = Some(revision).filter(|r| *r > 0);
+                // A commit that changed nothing (only deletes of absent keys) made no revision:
+                // the header's is another write's.
+                let changed = puts > 0 || done.op_responses().into_iter().any(|r| matches!(r, etcd::TxnOpResponse::Delete(d) if d.deleted() > 0));
+                report.zxid = Some(revision).filter(|r| *r > 0 && changed);
                 for (key, write) in self.writes.iter() {
                     if matches!(write, Write::Set(_) | Write::Create(_)) {
                         report.versions.push((key.clone(), revision));
