@@ -1017,7 +1017,7 @@ export interface RecoveryReport {
 
 export type TransactionOutcome = 'committed' | 'aborted' | 'forgotten' | 'active' | 'unknown' | 'saga:done' | 'saga:compensated' | 'saga:running' | 'saga:compensating';
 
-/** A transaction coordinator: two-phase commit and sagas across services, decided in ZooKeeper. */
+/** A transaction coordinator: two-phase commit and sagas across services, decided in ZooKeeper or etcd. */
 export class Coordinator {
   readonly name: string;
   /** Runs `fn` as one distributed transaction and resolves its result once every branch committed (or was recorded committed). */
@@ -1191,8 +1191,8 @@ export interface EtcdOptions {
  * the key's create revision (global, never restarts). See docs/etcd.md for where etcd differs.
  *
  * Also `get`, `set`, `executeTransaction`, `transaction` and `pruneTransactionIds` on the same JSON
- * store layout. Not on etcd yet: the coordinator, leader election and the raw API (ZooKeeper-only
- * in this release).
+ * store layout, and `coordinator` (its records in etcd). Not on etcd yet: leader election and the
+ * raw API (ZooKeeper-only in this release).
  *
  * Events: `state` with `CONNECTED` (a lease was granted), `SUSPENDED` (keep-alives unanswered),
  * `RECONNECTED`, `EXPIRED` (the lease ended: every lock on it is lost; the next call grants a new
@@ -1266,6 +1266,13 @@ export class Etcd extends EventEmitter {
    * `olderThanMs` above clock skew plus any retry window. Resolves how many markers it deleted.
    */
   pruneTransactionIds(olderThanMs: number): Promise<number>;
+  /**
+   * As {@link ZooKeeper.coordinator}, with etcd recording every decision: the records are keys
+   * under `/zktx/coordinators/<name>/`, a transaction's active record is a key on this client's
+   * lease (it ends with the lease), and every decision is one `Txn` of compares (docs/etcd.md).
+   * Pruning ages records by the wall clock of the machine that wrote them.
+   */
+  coordinator(name: string, options?: CoordinatorOptions): Coordinator;
 }
 
 /** A ZooKeeper session with locks and a JSON key-value store. */

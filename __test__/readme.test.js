@@ -98,7 +98,7 @@ describe('README and docs examples', () => {
 // README example that builds a ZooKeeper and uses what etcd has runs again with that one line
 // changed: `new ZooKeeper(...)` becomes `new Etcd({ endpoints })`, and the import names Etcd.
 describe('README examples on etcd, only the connection changed', () => {
-  const ETCD_ONLY_MISSING = /\.(znodes|coordinator|election|compactTombstones|children)\b/;
+  const ETCD_ONLY_MISSING = /\.(znodes|election|compactTombstones|children)\b/;
   /** The block with its ZooKeeper construction (a balanced `new ZooKeeper(...)`) replaced. */
   function onEtcd(code) {
     const at = code.indexOf('new ZooKeeper(');
@@ -112,24 +112,29 @@ describe('README examples on etcd, only the connection changed', () => {
     const swapped = `${code.slice(0, at)}new Etcd({ endpoints: process.env.ETCD_ENDPOINTS })${code.slice(end + 1)}`;
     return swapped.replace(/\{([^}]*)\bZooKeeper\b([^}]*)\}(\s*=\s*require\('zktx'\)|\s*from\s*'zktx')/, '{$1Etcd$2}$3');
   }
-  const blocks = jsBlocks('README.md').map((b) => ({ ...b, etcd: onEtcd(b.code) })).filter((b) => b.etcd && !ETCD_ONLY_MISSING.test(b.code));
+  // README's examples, and the coordinator guide's (the coordinator runs on etcd too).
+  const blocks = ['README.md', 'docs/coordinator.md']
+    .flatMap((file) => jsBlocks(file).map((b) => ({ ...b, file, etcd: onEtcd(b.code) })))
+    .filter((b) => b.etcd && !ETCD_ONLY_MISSING.test(b.code));
   let tmp;
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zktx-readme-etcd-'));
     fs.mkdirSync(path.join(tmp, 'node_modules'));
     fs.symlinkSync(root, path.join(tmp, 'node_modules', 'zktx'), 'dir');
+    fs.symlinkSync(path.dirname(require.resolve('pg/package.json')), path.join(tmp, 'node_modules', 'pg'), 'dir');
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('has README examples to run on etcd (the opening one and the quick start)', () => {
-    expect(blocks.length).toBeGreaterThanOrEqual(2);
+  it('has README examples to run on etcd (the opening one and the quick start), and the coordinator guide\'s', () => {
+    expect(blocks.filter((b) => b.file === 'README.md').length).toBeGreaterThanOrEqual(2);
+    expect(blocks.filter((b) => b.file === 'docs/coordinator.md').length).toBeGreaterThanOrEqual(1);
     for (const b of blocks) expect(b.etcd).not.toMatch(/\bZooKeeper\b/);
   });
 
   for (const block of blocks) {
-    it(`the example at README.md:${block.line} runs on etcd`, () => {
+    it(`the example at ${block.file}:${block.line} runs on etcd`, () => {
       // No ZooKeeper reachable: a block that still used one would fail (connection refused).
-      const r = runBlock(tmp, block.etcd, { ZK_CONNECT: '127.0.0.1:1', ZKTX_CONNECT_OVERRIDE: '127.0.0.1:1' });
+      const r = runBlock(tmp, block.etcd, { ZK_CONNECT: '127.0.0.1:1', ZKTX_CONNECT_OVERRIDE: '127.0.0.1:1', ZKTX_ZK_QUIET: '1' });
       expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
     }, 40000);
   }

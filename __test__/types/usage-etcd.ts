@@ -1,4 +1,4 @@
-import { Etcd, Lock, ZktxError } from 'zktx';
+import { Etcd, Lock, ZktxError, Coordinator, RecoveryReport } from 'zktx';
 async function etcdMain() {
   const etcd = new Etcd({ endpoints: ['127.0.0.1:2379'], timeout: 10000, lostAfter: 0.5, auth: { user: 'root', password: 'pw' } });
   etcd.on('state', (s) => console.log(s));
@@ -22,7 +22,11 @@ async function etcdMain() {
     return true;
   }, { isolation: 'snapshot', id: 'transfer-1', lock });
   const level: number = Etcd.ZOO_LOG_LEVEL_WARN;
+  const bank: Coordinator = etcd.coordinator('bank', { participantTimeoutMs: 5000, recoveryIntervalMs: 0 });
+  const txid: string = await bank.run(async (tx) => tx.id);
+  const outcome = await bank.outcome(txid);
+  const report: RecoveryReport | null = await bank.recover();
   await Promise.all([etcd.close(), fromString.close()]);
-  return [token, lost, n, endpoints, version, read, revision, moved, level];
+  return [token, lost, n, endpoints, version, read, revision, moved, level, outcome, report];
 }
 void etcdMain;

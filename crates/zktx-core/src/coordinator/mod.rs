@@ -1,29 +1,34 @@
-//! Atomic commit across resources outside ZooKeeper: two-phase commit with presumed abort, and
-//! sagas, with ZooKeeper holding every decision.
+//! Atomic commit across resources outside the coordination service: two-phase commit with
+//! presumed abort, and sagas, with ZooKeeper or etcd holding every decision.
+//!
+//! The protocol is written once, here, over [`records::Records`]: records under the
+//! coordinator's base path, read with versions and written atomically (ZooKeeper: znodes and one
+//! `multi`; etcd: keys and one `Txn`). A *session record* lives only as long as the client's
+//! session (ZooKeeper: an ephemeral znode; etcd: a key on the lease).
 //!
 //! # Two-phase commit
 //!
 //! A [`Coordinator`] has a name and registered [`Participant`]s (a PostgreSQL database, any
 //! resource that can *prepare*). A transaction ([`Run`]) goes:
 //!
-//! 1. [`Coordinator::begin`] creates `active/<txid>`, an **ephemeral** node of the coordinator's
-//!    session. Its existence is the transaction's "may still commit".
+//! 1. [`Coordinator::begin`] creates `active/<txid>`, a **session record** of the coordinator.
+//!    Its existence is the transaction's "may still commit".
 //! 2. The caller does its work on the participants it enlists ([`Run::enlist`] gives each its
 //!    branch id, the *gid* `zktx:<coordinator>:<id>:<txid>:<participant>`, where `<id>` is the
 //!    coordinator's own id: see [Ownership](#ownership)).
 //! 3. [`Run::commit`] prepares every enlisted branch. If one fails, the transaction aborts.
-//! 4. The decision is **one `multi`**: delete `active/<txid>` and create `decisions/<txid>`
-//!    (`commit`, with the branch list), plus the checks and writes of zktx's own store when the
-//!    run wrote keys. It applies entirely or not at all.
-//! 5. Every branch commits; the record is marked done (the decision's multi also created
+//! 4. The decision is **one atomic write**: delete `active/<txid>` (it must exist) and create
+//!    `decisions/<txid>` (`commit`, with the branch list; it must not exist), plus the checks and
+//!    writes of zktx's own store when the run wrote keys. It applies entirely or not at all.
+//! 5. Every branch commits; the record is marked done (the decision also created
 //!    `committing/<txid>`, which recovery lists; marking done removes it).
 //!
 //! Presumed abort: a transaction without a `decisions/<txid>` record never committed, and once
-//! its `active/<txid>` node is gone it never can — the only way to commit deletes that node in
-//! the same `multi`. So a recoverer that sees neither aborts safely, and a slow coordinator
+//! its `active/<txid>` record is gone it never can — the only way to commit deletes that record
+//! in the same write. So a recoverer that sees neither aborts safely, and a slow coordinator
 //! (partitioned, its session expired meanwhile) and a recoverer can never record different
-//! decisions: the recoverer records its abort with `create active, delete active, create
-//! decision` in one `multi`, which fails if the transaction is still active or decided.
+//! decisions: the recoverer records its abort on the condition that `active/<txid>` and
+//! `decisions/<txid>` are both absent, in one atomic write.
 //!
 //! # Recovery
 //!
@@ -38,7 +43,7 @@
 //! other ensembles) over one database. A gid must then say whose branch it is, or one's recovery
 //! would record an abort for the other's transaction and roll its branch back. So each
 //! coordinator tree holds an id (`<base>/id`: 16 random hex digits, created once with
-//! create-if-absent, read before the first gid is made), every gid carries it, and recovery
+//! create-if-absent, read before the first gid is made, bound to the tree's birth), every gid carries it, and recovery
 //! resolves only gids with its own id. Gids of the old format (`zktx:<name>:<txid>:<p>`, without
 //! an id) are never touched by recovery: see the CHANGELOG.
 //!
