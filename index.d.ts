@@ -1213,7 +1213,12 @@ export class Etcd extends EventEmitter {
   on(event: 'state', listener: (state: SessionState) => void): this;
   /** Connects and grants the lease now (otherwise the first lock does). */
   connect(): Promise<void>;
-  /** Revokes the lease (etcd deletes every lock key of this client at once) and closes. Idempotent. */
+  /**
+   * Revokes the lease (etcd deletes every lock key of this client at once) and closes. Idempotent.
+   * Writes in flight are answered first (each within its request deadline): no write of this
+   * client applies after `close()` resolved, except one whose deadline passed (it failed with
+   * outcome `unknown`). Writes not yet sent fail with `CLIENT_CLOSED`.
+   */
   close(): Promise<void>;
   /** `await using etcd = new Etcd(options)`: closed at scope exit. */
   [Symbol.asyncDispose](): Promise<void>;

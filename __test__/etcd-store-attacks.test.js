@@ -342,6 +342,29 @@ describe('etcd store attacks', () => {
     expect(ok).toBeGreaterThanOrEqual(29);
     expect(lockEntries(key)).toEqual([]);
   }, 60000);
+
+  it('[no write of a client applies after its close() resolved] writes in flight when close() is called are answered before it resolves', async () => {
+    // 300 ms each way: every write below is on the wire when close() is called.
+    const { proxy, client: a } = await proxied({ timeout: 10000, requestTimeout: 4000 });
+    const key = unique('close-inflight');
+    await a.set(key, 0);
+    proxy.delay(300);
+    const order = [];
+    const writes = [
+      a.set(key, 1).then(() => order.push('set'), (e) => order.push(`set:${e.code}`)),
+      a.transaction(async (tx) => { tx.set(`${key}-tx`, 1); }).then(() => order.push('transaction'), (e) => order.push(`transaction:${e.code}`)),
+    ];
+    await sleep(150);
+    await a.close();
+    order.push('closed');
+    await Promise.all(writes);
+    // observed before the fix: ['closed', 'set', 'transaction']: close() revoked the lease and
+    // resolved while both writes were still on their way, and they applied after it.
+    expect(order.indexOf('closed')).toBe(2);
+    expect(order.slice(0, 2).sort()).toEqual(['set', 'transaction']);
+    proxy.delay(0);
+    expect(await etcd().get(key)).toBe(1);
+  }, 60000);
 });
 
 describe('etcd store attacks on a 3-member cluster', () => {

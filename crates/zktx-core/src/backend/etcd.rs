@@ -147,6 +147,10 @@ struct Inner {
     releasing: Releasing,
     /// The watches of the lock queues this session waits on, kept open between waits.
     queue_watches: Arc<QueueWatches>,
+    /// Held (shared) by every data write in flight; `close()` takes it exclusively before it
+    /// revokes the lease, so that it resolves only once every write sent before it was answered
+    /// (or passed its deadline): no write of this client applies after `close()` resolved.
+    writes: tokio::sync::RwLock<()>,
 }
 
 /// Keys being deleted in the background, shared with the locks and their cleanup tasks.
@@ -288,6 +292,7 @@ impl EtcdSession {
                 held: Mutex::new(HashMap::new()),
                 releasing: Arc::default(),
                 queue_watches: Arc::default(),
+                writes: tokio::sync::RwLock::new(()),
             }),
         })
     }
@@ -360,6 +365,19 @@ impl EtcdSession {
         self.lease().await.map(|_| ())
     }
 
+    /// Enters a data write: `CLIENT_CLOSED` (nothing sent) once `close()` began; hold the guard
+    /// until the write's answer (see `Inner::writes`).
+    pub(super) async fn writing(&self) -> Result<tokio::sync::RwLockReadGuard<'_, ()>> {
+        if self.inner.closing.is_cancelled() {
+            return Err(Error::ClientClosed);
+        }
+        let guard = self.inner.writes.read().await;
+        if self.inner.closing.is_cancelled() {
+            return Err(Error::ClientClosed);
+        }
+        Ok(guard)
+    }
+
     /// `err`, or, for a request that could not connect, why: every endpoint refuses or does not
     /// resolve (`CONNECTIONLOSS` with the socket error as its cause, as ZooKeeper's connect).
     pub(super) async fn explained(&self, err: Error) -> Error {
@@ -423,6 +441,9 @@ impl EtcdSession {
         }
         self.inner.closing.cancel();
         self.inner.queue_watches.close_all();
+        // Writes in flight first (each under its request deadline): none applies after this
+        // resolves. Writes not yet sent see `closing` and send nothing.
+        let _writes = tokio::time::timeout(self.inner.request_timeout() + Duration::from_secs(1), self.inner.writes.write()).await;
         let lease = self.inner.lease.lock().await.take();
         if let (Some(lease), Some(client)) = (lease, self.inner.client.get()) {
             let _ = lease.ended.send(true);

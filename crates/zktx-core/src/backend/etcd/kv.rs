@@ -118,6 +118,7 @@ impl EtcdSession {
         let mut client = self.client().await?;
         let rt = self.request_timeout();
         let txn = etcd::Txn::new().when(fences(locks)).and_then([etcd::TxnOp::put(path, value.as_str(), None)]);
+        let _writing = self.writing().await?;
         let done = within(rt, "write value", client.txn(txn)).await?;
         if !done.succeeded() {
             return Err(lost(locks));
