@@ -245,4 +245,58 @@ describe('attacks that held', () => {
     if (t.outcome !== 'committed') expect(['ROLLED_BACK', 'IN_DOUBT', 'CLIENT_CLOSED']).toContain(t.code);
     await checkInvariant(t, await settle(bankCoordinator(etcd, name, ps), t.txid));
   });
+  it('a saga whose lease expires mid-step is taken over by recovery and compensated; the slow coordinator never finishes it', async () => {
+    const name = unique('saga-etcd');
+    const ran = [];
+    let recovered;
+    const steps = (who, slow) => [
+      {
+        action: async () => {
+          ran.push(`${who}:action0`);
+          if (slow) {
+            proxy.partition({ mode: 'blackhole' });
+            await sleep(3 * TIMEOUT); // the lease ends at the server
+            recovered = await etcd.coordinator(name, { sagas: { s: steps('recoverer', false) }, recoveryIntervalMs: 0 }).recover();
+            proxy.heal();
+          }
+        },
+        compensate: async () => { ran.push(`${who}:compensate0`); },
+      },
+      { action: async () => { ran.push(`${who}:action1`); }, compensate: async () => { ran.push(`${who}:compensate1`); } },
+    ];
+    const coord = cetcd.coordinator(name, { sagas: { s: steps('slow', true) }, recoveryIntervalMs: 0 });
+    const err = await coord.saga('s', { n: 1 }).catch((e) => e);
+    expect(recovered.compensated).toBe(1);
+    expect(err.code).toBe('ROLLED_BACK');
+    expect(ran).toEqual(['slow:action0', 'recoverer:compensate0']);
+    const txid = /\b([0-9a-f]{32})\b/.exec(err.message)[1];
+    expect(await etcd.coordinator(name, { sagas: { s: steps('x', false) }, recoveryIntervalMs: 0 }).outcome(txid)).toBe('saga:compensated');
+  });
+
+  it('the etcd member killed (-9) and restarted between the prepares and the decision: the truth is told, both legs or none', async () => {
+    const member = await startEtcd();
+    const own = new Etcd({ endpoints: member.endpoints.join(','), timeout: 4000 });
+    const recoverer = new Etcd({ endpoints: member.endpoints.join(','), timeout: 4000 });
+    try {
+      const name = unique('bank-etcd');
+      let prepared = 0;
+      const coord = bankCoordinator(own, name, ps, {
+        wrap: wrapWith({
+          prepare: async (side, gid, call) => {
+            await call();
+            if (++prepared === 2) {
+              member.kill('SIGKILL');
+              setTimeout(() => member.restart().catch(() => {}), 300);
+            }
+          },
+        }),
+      });
+      const t = await tell(coord);
+      if (t.outcome !== 'committed') expect(['ROLLED_BACK', 'IN_DOUBT']).toContain(t.code);
+      await checkInvariant(t, await settle(bankCoordinator(recoverer, name, ps), t.txid));
+    } finally {
+      await Promise.all([own.close().catch(() => {}), recoverer.close().catch(() => {})]);
+      await member.stop();
+    }
+  });
 });
