@@ -770,7 +770,17 @@ impl Coordinator {
         // 1. Commit decisions whose branches are not all committed: those still marked in
         // `committing/` (a pass reads only those, not every decision ever recorded).
         for txid in records.list(&format!("{}/committing", self.inner.base)).await? {
-            let Some((record, version)) = self.read::<Record>("decisions", &txid).await? else { continue };
+            // One record that cannot be read (unreadable data a foreign writer put there) is that
+            // transaction's error, not the pass's: the others are still resolved.
+            let (record, version) = match self.read::<Record>("decisions", &txid).await {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                Err(e @ Error::ZooKeeper { code: "SYSTEMERROR", .. }) => {
+                    report.errors.push(format!("commit {txid}: {e}"));
+                    continue;
+                },
+                Err(e) => return Err(e),
+            };
             if record.decision != Decision::Commit || record.done {
                 self.write_done(&txid, record, version).await?;
                 continue;
@@ -823,7 +833,15 @@ impl Coordinator {
                 let decision = match decided.get(txid) {
                     Some(d) => *d,
                     None => {
-                        let d = match self.read::<Record>("decisions", txid).await? {
+                        let read = match self.read::<Record>("decisions", txid).await {
+                            Err(e @ Error::ZooKeeper { code: "SYSTEMERROR", .. }) => {
+                                // Unreadable: neither commit nor abort is known; left prepared.
+                                report.errors.push(format!("{gid}: {e}"));
+                                continue;
+                            },
+                            other => other?,
+                        };
+                        let d = match read {
                             Some((r, _)) => Some(r.decision),
                             None => match self.record_abort(txid).await? {
                                 Some(Decision::Abort) => {

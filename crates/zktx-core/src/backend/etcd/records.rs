@@ -4,7 +4,8 @@
 //! A condition is a compare (exists: `create_revision > 0`; absent: `create_revision == 0`; at a
 //! version: `mod_revision == version`), versions are mod revisions, and a session record is a key
 //! on the session's lease. The tree's birth stamp (which the coordinator's id is bound to) is
-//! the create revision of the `<base>` key itself, put once when the tree is first used.
+//! the cluster's id and the create revisions of the `<base>` key and of its twin `<base>/born`,
+//! put together in one Txn when the tree is first used (a key-by-key copy cannot reproduce it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,32 +105,42 @@ impl Records for EtcdRecords {
 
     fn prepare<'a>(&'a self, base: &'a str, _dirs: &'a [&'a str]) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            // The base key, put once: its create revision is the tree's birth.
+            // The base key and its twin `<base>/born`, put once in one Txn: the same create
+            // revision. A copy of the tree made key by key (a dump replayed into another
+            // cluster, even a fresh one where the base lands at the same revision as the
+            // original's) puts them in separate requests: another pair. The cluster's id tells a
+            // copy into another cluster even if it was replayed in one Txn.
+            let twin = format!("{base}/born");
             let txn = etcd::Txn::new()
                 .when([etcd::Compare::create_revision(base, etcd::CompareOp::Equal, 0)])
-                .and_then([etcd::TxnOp::put(base, "", None)])
-                .or_else([etcd::TxnOp::get(base, None)]);
+                .and_then([etcd::TxnOp::put(base, "", None), etcd::TxnOp::put(twin.as_str(), "", None)])
+                .or_else([etcd::TxnOp::get(base, None), etcd::TxnOp::get(twin.as_str(), None)]);
             let mut client = self.session.client().await?;
             // The coordinator's first request: a connect failure says why.
             let done = match within(self.session.request_timeout(), "create coordinator tree", client.txn(txn)).await {
                 Ok(done) => done,
                 Err(err) => return Err(self.session.explained(err).await),
             };
-            let born = if done.succeeded() {
-                done.header().map_or(0, |h| h.revision())
+            let cluster = done.header().map_or(0, |h| h.cluster_id());
+            let (born, twin_born) = if done.succeeded() {
+                let r = done.header().map_or(0, |h| h.revision());
+                (r, r)
             } else {
-                done.op_responses()
-                    .into_iter()
-                    .find_map(|r| match r {
-                        etcd::TxnOpResponse::Get(g) => g.kvs().first().map(etcd::KeyValue::create_revision),
-                        _ => None,
-                    })
-                    .unwrap_or(0)
+                let created = |key: &str| {
+                    done.op_responses()
+                        .into_iter()
+                        .find_map(|r| match r {
+                            etcd::TxnOpResponse::Get(g) => g.kvs().first().filter(|kv| kv.key() == key.as_bytes()).map(etcd::KeyValue::create_revision),
+                            _ => None,
+                        })
+                        .unwrap_or(0)
+                };
+                (created(base), created(&twin))
             };
             if born <= 0 {
                 return Err(Error::zk("NONODE", format!("coordinator tree {base} vanished while it was being read")));
             }
-            Ok(format!("{born:x}"))
+            Ok(format!("{cluster:x}.{born:x}.{twin_born:x}"))
         })
     }
 
