@@ -1275,7 +1275,8 @@ export class Etcd extends EventEmitter {
    * As {@link ZooKeeper.coordinator}, with etcd recording every decision: the records are keys
    * under `/zktx/coordinators/<name>/`, a transaction's active record is a key on this client's
    * lease (it ends with the lease), and every decision is one `Txn` of compares (docs/etcd.md).
-   * Pruning ages records by the wall clock of the machine that wrote them.
+   * `prune(olderThanMs)` deletes records last written before an earlier `prune` call at least
+   * `olderThanMs` ago (etcd keeps no time per key): call it periodically.
    */
   coordinator(name: string, options?: CoordinatorOptions): Coordinator;
 }

@@ -163,10 +163,6 @@ struct Record {
     /// carried one (their branches' gids are of the old format: see `recover_locked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<String>,
-    /// When it was last written (ms since the epoch, by the writer's clock): what pruning ages on
-    /// a backend that keeps no time per record (etcd).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    at: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,9 +181,6 @@ struct SagaLog {
     /// Steps whose action was started (each may have run, or not).
     started: usize,
     state: SagaState,
-    /// As [`Record::at`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    at: Option<i64>,
 }
 
 /// What a committed distributed transaction did.
@@ -628,8 +621,10 @@ impl Coordinator {
         Ok(horizon.and_then(|(data, _)| std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse().ok())))
     }
 
-    /// Deletes the records of transactions that ended more than `older_than` ago (by the
-    /// server's clock): commit decisions whose branches are all committed, abort decisions,
+    /// Deletes the records of transactions that ended more than `older_than` ago (ZooKeeper: by
+    /// the server's clock; etcd, which keeps no time per key: records last written before the
+    /// store's revision at an earlier `prune` at least `older_than` ago by this machine's clock,
+    /// so call it periodically, and a writer's clock never matters): commit decisions whose branches are all committed, abort decisions,
     /// finished sagas. Returns how many. Afterwards [`Coordinator::outcome`] answers
     /// [`TxOutcome::Forgotten`] for transactions from before the horizon.
     ///
@@ -646,30 +641,31 @@ impl Coordinator {
     pub(crate) async fn prune_now(&self, older_than: Duration) -> Result<usize> {
         self.ready().await?;
         let records = &self.inner.records;
-        let cutoff = records.cutoff(older_than, "prune").await?;
+        let Some(horizon) = records.horizon(&self.inner.base, older_than, "prune").await? else { return Ok(0) };
+        let cutoff = horizon.at;
         // First the horizon (only ever moved forward), then the deletes: a reader never finds a
         // record missing without a horizon that says it may be.
-        let horizon = format!("{}/pruned", self.inner.base);
+        let horizon_path = format!("{}/pruned", self.inner.base);
         let text = cutoff.to_string().into_bytes();
         loop {
-            let moved = match records.read(&horizon).await? {
+            let moved = match records.read(&horizon_path).await? {
                 Some((data, version)) => {
                     let old: i64 = std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(i64::MIN);
                     if old >= cutoff {
                         break;
                     }
-                    records.apply(vec![Cond::At(horizon.clone(), version)], vec![Put::Set(horizon.clone(), text.clone())], "move prune horizon").await?
+                    records.apply(vec![Cond::At(horizon_path.clone(), version)], vec![Put::Set(horizon_path.clone(), text.clone())], "move prune horizon").await?
                 },
-                None => records.apply(vec![Cond::Absent(horizon.clone())], vec![Put::Create { path: horizon.clone(), data: text.clone(), session: false }], "create prune horizon").await?,
+                None => records.apply(vec![Cond::Absent(horizon_path.clone())], vec![Put::Create { path: horizon_path.clone(), data: text.clone(), session: false }], "create prune horizon").await?,
             };
             if let Applied::Done { .. } = moved {
                 break;
             }
         }
-        let ended_decision = |data: &[u8]| serde_json::from_slice::<Record>(data).ok().filter(|r| r.decision == Decision::Abort || r.done).map(|r| r.at);
-        let ended_saga = |data: &[u8]| serde_json::from_slice::<SagaLog>(data).ok().filter(|l| matches!(l.state, SagaState::Done | SagaState::Compensated)).map(|l| l.at);
-        let decisions = records.sweep(&format!("{}/decisions", self.inner.base), cutoff, &ended_decision).await?;
-        let sagas = records.sweep(&format!("{}/sagas", self.inner.base), cutoff, &ended_saga).await?;
+        let ended_decision = |data: &[u8]| serde_json::from_slice::<Record>(data).is_ok_and(|r| r.decision == Decision::Abort || r.done);
+        let ended_saga = |data: &[u8]| serde_json::from_slice::<SagaLog>(data).is_ok_and(|l| matches!(l.state, SagaState::Done | SagaState::Compensated));
+        let decisions = records.sweep(&format!("{}/decisions", self.inner.base), &horizon, &ended_decision).await?;
+        let sagas = records.sweep(&format!("{}/sagas", self.inner.base), &horizon, &ended_saga).await?;
         Ok(decisions + sagas)
     }
 
@@ -731,7 +727,7 @@ impl Coordinator {
     /// the decision that stands (a concurrent commit decision wins), `None` if still active.
     async fn record_abort(&self, txid: &str) -> Result<Option<Decision>> {
         self.ready().await?;
-        let record = to_json(&Record { decision: Decision::Abort, branches: Vec::new(), done: false, id: self.inner.id.get().cloned(), at: None })?;
+        let record = to_json(&Record { decision: Decision::Abort, branches: Vec::new(), done: false, id: self.inner.id.get().cloned() })?;
         let decision = self.path("decisions", txid);
         let conds = vec![Cond::Absent(self.path("active", txid)), Cond::Absent(decision.clone())];
         match self.inner.records.apply(conds, vec![Put::Create { path: decision, data: record, session: false }], "record abort").await? {
@@ -932,7 +928,7 @@ impl Coordinator {
         let txid = new_txid(&self.inner.name, self.inner.id.get().map(String::as_str));
         let log_path = self.path("sagas", &txid);
         let active = self.path("active", &txid);
-        let mut log = SagaLog { saga: saga.to_string(), input: input.to_string(), started: 0, state: SagaState::Running, at: None };
+        let mut log = SagaLog { saga: saga.to_string(), input: input.to_string(), started: 0, state: SagaState::Running };
         let conds = vec![Cond::Absent(active.clone()), Cond::Absent(log_path.clone())];
         let puts = vec![Put::Create { path: active.clone(), data: Vec::new(), session: true }, Put::Create { path: log_path.clone(), data: to_json(&log)?, session: false }];
         let applied = self.inner.records.apply(conds, puts, "begin saga").await?;
@@ -1073,18 +1069,8 @@ fn txid_millis(txid: &str) -> Option<i64> {
 /// clock when a txid's time is compared with the prune horizon.
 pub const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 
-/// A record as JSON, stamped with this machine's time (what pruning ages records by on etcd).
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let mut json = serde_json::to_value(value).map_err(|e| Error::zk("SYSTEMERROR", e))?;
-    if let Some(fields) = json.as_object_mut() {
-        fields.insert("at".into(), serde_json::Value::from(unix_millis()));
-    }
-    serde_json::to_vec(&json).map_err(|e| Error::zk("SYSTEMERROR", e))
-}
-
-/// This machine's wall clock in ms since the epoch.
-fn unix_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    serde_json::to_vec(value).map_err(|e| Error::zk("SYSTEMERROR", e))
 }
 
 /// A saga write refused because its active record or log moved: recovery took the saga over.
@@ -1178,7 +1164,7 @@ impl Run {
         }
         // The decision.
         let id = coord.inner.id.get().cloned();
-        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty(), id: id.clone(), at: None })?;
+        let record = to_json(&Record { decision: Decision::Commit, branches: enlisted.clone(), done: enlisted.is_empty(), id: id.clone() })?;
         let active = coord.path("active", &self.txid);
         let decision_path = coord.path("decisions", &self.txid);
         // One atomic write: the active record goes (it must still be there: recovery and
@@ -1245,7 +1231,7 @@ impl Run {
             // Marked at the version the decision was written at (no read), or, when that is not
             // known (learned after a lost answer), at the version read. Off the caller's path:
             // until it lands, recovery may commit the branches again (idempotent).
-            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false, id, at: None };
+            let record = Record { decision: Decision::Commit, branches: enlisted.clone(), done: false, id };
             let (coord, txid) = (coord.clone(), self.txid.clone());
             tokio::spawn(async move {
                 let marked = match decision_version {

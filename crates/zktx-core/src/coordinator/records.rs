@@ -72,6 +72,16 @@ impl Applied {
     }
 }
 
+/// A prune horizon ([`Records::horizon`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Horizon {
+    /// Its time, in ms since the epoch (the server's clock on ZooKeeper, the pruning machine's
+    /// on etcd): what `outcome()` compares a txid's time with.
+    pub at: i64,
+    /// etcd: the store's revision at that time; records last written at or before it may go.
+    pub revision: Option<i64>,
+}
+
 /// What [`Records::decide_with`] wrote: the new version of each put, the write's order (zxid,
 /// revision) if known, and the store keys' new versions.
 pub(crate) type Decided = (Vec<i64>, Option<i64>, Vec<(String, i64)>);
@@ -128,14 +138,16 @@ pub(crate) trait Records: Send + Sync {
     /// (`None`: forever); `None` when the wait passed.
     fn lock<'a>(&'a self, path: &'a str, wait: Option<Duration>) -> BoxFuture<'a, Result<Option<AnyLock>>>;
 
-    /// The time, in ms since the epoch, `age` ago: by the server's clock where it has one
-    /// (ZooKeeper), else this machine's (etcd).
-    fn cutoff<'a>(&'a self, age: Duration, what: &'a str) -> BoxFuture<'a, Result<i64>>;
+    /// What records of `base`'s tree may be pruned for `age`: those last written before the
+    /// returned horizon. `None`: none yet. ZooKeeper: the server's clock `age` ago, compared with
+    /// each node's modification time. etcd keeps no time per key: each call records the store's
+    /// revision with this machine's time in `<base>/prune-marks`, and the horizon is the latest
+    /// mark at least `age` old by this machine's clock, so a record's age never depends on the
+    /// clock of the machine that wrote it.
+    fn horizon<'a>(&'a self, base: &'a str, age: Duration, what: &'a str) -> BoxFuture<'a, Result<Option<Horizon>>>;
 
-    /// Deletes every record of `dir` that `ended` says ended before `cutoff`: `ended(data)` is
-    /// `Some(when it ended, if the record says)` for an ended record, `None` for one to keep. A
-    /// backend that keeps a modification time per record (ZooKeeper) uses it; one that does not
-    /// (etcd) uses the record's own. A record written since it was read is kept. Returns how
-    /// many were deleted.
-    fn sweep<'a>(&'a self, dir: &'a str, cutoff: i64, ended: &'a (dyn Fn(&[u8]) -> Option<Option<i64>> + Sync)) -> BoxFuture<'a, Result<usize>>;
+    /// Deletes every record of `dir` that `ended(data)` says ended and that was last written
+    /// before `horizon`. A record written since it was read is kept. Returns how many were
+    /// deleted.
+    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>>;
 }

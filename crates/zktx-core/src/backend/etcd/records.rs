@@ -16,11 +16,15 @@ use futures_util::future::BoxFuture;
 use super::txn::{range_end, unix_millis, Decision};
 use super::{within, EtcdSession};
 use crate::backend::{retry_transient, AnyLock, AnyTransaction};
-use crate::coordinator::records::{Applied, Cond, Decided, Put, Records};
+use crate::coordinator::records::{Applied, Cond, Decided, Horizon, Put, Records};
 use crate::error::{Error, Result};
 use crate::kv::Layout;
 use crate::recipe::AcquireOptions;
 use crate::LockKind;
+
+/// How many prune marks a tree keeps (one per `prune()` call): a prune runs at most this many
+/// calls behind its age.
+const MAX_PRUNE_MARKS: usize = 1024;
 
 /// The coordinator's records in an etcd session's keyspace.
 pub(crate) struct EtcdRecords {
@@ -243,17 +247,46 @@ impl Records for EtcdRecords {
         })
     }
 
-    fn cutoff<'a>(&'a self, age: Duration, what: &'a str) -> BoxFuture<'a, Result<i64>> {
+    fn horizon<'a>(&'a self, base: &'a str, age: Duration, what: &'a str) -> BoxFuture<'a, Result<Option<Horizon>>> {
         Box::pin(async move {
-            // etcd keeps no time: this machine's clock, as the records' own times are.
             if age > crate::store::MAX_PRUNE_AGE {
                 return Err(Error::invalid(format!("{what}: an age of {} ms is over the limit of {} ms", age.as_millis(), crate::store::MAX_PRUNE_AGE.as_millis())));
             }
-            Ok(unix_millis().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
+            let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+            let path = format!("{base}/prune-marks");
+            loop {
+                // The marks as read, and the store's revision at that read: a record written
+                // after it has a larger mod revision.
+                let client = self.session.client().await?;
+                let rt = self.session.request_timeout();
+                let got = retry_transient(rt, || {
+                    let (mut client, path) = (client.clone(), path.clone());
+                    async move { within(rt, "read prune marks", client.get(path, None)).await }
+                })
+                .await?;
+                let revision = got.header().map_or(0, |h| h.revision());
+                let kv = got.kvs().first();
+                let mut marks: Vec<(i64, i64)> = kv.and_then(|kv| serde_json::from_slice(kv.value()).ok()).unwrap_or_default();
+                let now = unix_millis();
+                marks.push((now, revision));
+                // The latest mark at least `age` old by this machine's clock.
+                let horizon = marks.iter().rev().find(|(t, _)| *t <= now.saturating_sub(age)).map(|&(at, revision)| Horizon { at, revision: Some(revision) });
+                // Enough marks for any later age: one per call, the oldest first to go.
+                let keep = marks.len().saturating_sub(MAX_PRUNE_MARKS);
+                marks.drain(..keep);
+                let data = serde_json::to_vec(&marks).map_err(|e| Error::zk("SYSTEMERROR", e))?;
+                let (cond, put) = match kv {
+                    Some(kv) => (Cond::At(path.clone(), kv.mod_revision()), Put::Set(path.clone(), data)),
+                    None => (Cond::Absent(path.clone()), Put::Create { path: path.clone(), data, session: false }),
+                };
+                if let Applied::Done { .. } = self.apply(vec![cond], vec![put], "record prune mark").await? {
+                    return Ok(horizon);
+                }
+            }
         })
     }
 
-    fn sweep<'a>(&'a self, dir: &'a str, cutoff: i64, ended: &'a (dyn Fn(&[u8]) -> Option<Option<i64>> + Sync)) -> BoxFuture<'a, Result<usize>> {
+    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
             let prefix = format!("{dir}/");
             let client = self.session.client().await?;
@@ -267,9 +300,9 @@ impl Records for EtcdRecords {
                     async move { within(rt, "list coordinator records", client.get(from, Some(options))).await }
                 })
                 .await?;
-                // A record says when it ended (this machine's clock when it was written): etcd
-                // keeps no time per key.
-                for kv in page.kvs().iter().filter(|kv| ended(kv.value()).flatten().is_some_and(|at| at < cutoff)) {
+                // Last written at or before the horizon's revision, and ended.
+                let before = horizon.revision.unwrap_or(0);
+                for kv in page.kvs().iter().filter(|kv| kv.mod_revision() <= before && ended(kv.value())) {
                     // Only if it is still the record read.
                     let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(kv.key(), etcd::CompareOp::Equal, kv.mod_revision())]).and_then([etcd::TxnOp::delete(kv.key(), None)]);
                     let mut client = client.clone();

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use zookeeper_client as zk;
 
 use crate::backend::{AnyLock, AnyTransaction};
-use crate::coordinator::records::{Applied, Cond, Decided, Put, Records};
+use crate::coordinator::records::{Applied, Cond, Decided, Horizon, Put, Records};
 use crate::error::{Error, Result};
 use crate::recipe::{self, AcquireOptions};
 use crate::session::deadline;
@@ -237,12 +237,15 @@ impl Records for ZkRecords {
         })
     }
 
-    fn cutoff<'a>(&'a self, age: Duration, what: &'a str) -> BoxFuture<'a, Result<i64>> {
-        Box::pin(self.store.server_cutoff(age, crate::store::MAX_PRUNE_AGE, what))
+    fn horizon<'a>(&'a self, _base: &'a str, age: Duration, what: &'a str) -> BoxFuture<'a, Result<Option<Horizon>>> {
+        Box::pin(async move {
+            let at = self.store.server_cutoff(age, crate::store::MAX_PRUNE_AGE, what).await?;
+            Ok(Some(Horizon { at, revision: None }))
+        })
     }
 
-    fn sweep<'a>(&'a self, dir: &'a str, cutoff: i64, ended: &'a (dyn Fn(&[u8]) -> Option<Option<i64>> + Sync)) -> BoxFuture<'a, Result<usize>> {
-        // ZooKeeper keeps each node's modification time by its own clock: that is when it ended.
-        Box::pin(self.store.sweep(dir, "coordinator records", move |data, stat| (ended(data).is_some() && stat.mtime < cutoff).then_some(Some(stat.version))))
+    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
+        // ZooKeeper keeps each node's modification time by its own clock.
+        Box::pin(self.store.sweep(dir, "coordinator records", move |data, stat| (stat.mtime < horizon.at && ended(data)).then_some(Some(stat.version))))
     }
 }
