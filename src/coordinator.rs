@@ -12,7 +12,6 @@ use napi_derive::napi;
 use serde::Serialize;
 use zktx_core::backend::{AnyStore, AnyTransaction};
 use zktx_core::coordinator::{BoxFuture, Coordinator, Participant, Run, SagaKey, SagaSteps, TxOutcome};
-use zktx_core::kv::JsonValue;
 
 use crate::{invalid, millis, no_panic, parse_writes, spawn_for, to_js_error, NativeKeyVersion, NativeWrite, MAX_WAIT};
 
@@ -256,14 +255,7 @@ impl NativeRun {
     /// Reads zktx-store keys for the run (JSON text or null per key); checked at the decision.
     #[napi]
     pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-        no_panic(|| {
-            let (store, txm) = (self.store.clone(), self.tx.clone());
-            spawn_for(&env, &self.span, store.is_etcd(), async move {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let values = txm.lock().await.get_many(&store, &keys).await.map_err(to_js_error)?;
-                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
-            })
-        })
+        no_panic(|| crate::read_keys(&env, &self.span, self.store.clone(), self.tx.clone(), keys))
     }
 
     /// Prepares, decides (with `writes` to zktx's store) and commits.

@@ -844,6 +844,16 @@ pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
     no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
 }
 
+/// Reads `keys` into a transaction attempt (a multi-key transaction's, or a coordinator run's):
+/// JSON text or null per key.
+pub(crate) fn read_keys(env: &Env, span: &tracing::Span, store: AnyStore, txm: Arc<tokio::sync::Mutex<AnyTransaction>>, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
+    spawn_for(env, span, store.is_etcd(), async move {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values = txm.lock().await.get_many(&store, &keys).await.map_err(to_js_error)?;
+        Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
+    })
+}
+
 /// The writes a JS transaction buffered, as the core's (either backend).
 pub(crate) fn parse_writes(writes: Vec<NativeWrite>) -> Result<Vec<(String, Write)>> {
     writes
@@ -926,14 +936,7 @@ impl NativeTransaction {
     /// Reads keys (one round trip for those not read yet); JSON text or null per key.
     #[napi]
     pub fn get_many(&self, env: Env, keys: Vec<String>) -> Result<PromiseRaw<'static, Vec<Option<String>>>> {
-        no_panic(|| {
-            let (store, txm) = (self.store.clone(), self.tx.clone());
-            spawn_for(&env, &self.span, store.is_etcd(), async move {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let values = txm.lock().await.get_many(&store, &keys).await.map_err(to_js_error)?;
-                Ok(values.into_iter().map(|v| v.map(JsonValue::into_string)).collect())
-            })
-        })
+        no_panic(|| read_keys(&env, &self.span, self.store.clone(), self.tx.clone(), keys))
     }
 
     /// Fences the commit on a lock (may be called for several).

@@ -151,19 +151,18 @@ async fn prune_pages_through_more_markers_than_one_txn_and_keeps_fresh_ones() {
 }
 
 #[tokio::test]
-async fn a_commit_that_changes_nothing_reports_no_revision() {
+async fn a_commit_that_changes_nothing_reports_the_revision_its_compares_held_at() {
     let (s, layout) = (session(), Layout::default());
     let (gone, set) = (unique("gone"), unique("set"));
-    let mut t = EtcdTransaction::new();
-    t.write(&layout, &gone, Write::Delete).unwrap();
-    let report = t.commit(&s, &layout, &CommitOptions::default()).await.unwrap();
-    assert_eq!(report.zxid, None, "a delete of an absent key made no revision: {report:?}");
-    // A delete that deletes, or a put, has its revision.
     s.set_value(&layout, &set, &json(1), &[]).await.unwrap();
+    let before = s.get_value(&layout, &set).await.unwrap().unwrap().version;
     let mut t = EtcdTransaction::new();
-    t.write(&layout, &set, Write::Delete).unwrap();
+    t.get_many(&s, &layout, &[&set]).await.unwrap();
     t.write(&layout, &gone, Write::Delete).unwrap();
     let report = t.commit(&s, &layout, &CommitOptions::default()).await.unwrap();
-    assert!(report.zxid.is_some_and(|r| r > 0), "{report:?}");
+    // Nothing changed: its place in the serial order is the store's revision when its compares
+    // held, at or after the write it read.
+    assert!(report.zxid.is_some_and(|r| r >= before), "{report:?}");
+    assert_eq!(s.get_value(&layout, &set).await.unwrap().unwrap().version, before);
     s.close().await;
 }

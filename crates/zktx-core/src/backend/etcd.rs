@@ -365,6 +365,38 @@ impl EtcdSession {
         self.lease().await.map(|_| ())
     }
 
+    /// Deletes every key under `prefix` that `select` picks, each only if it is still at the
+    /// mod revision listed (a key written since is kept); lists in pages of [`MAX_TXN_OPS`].
+    /// Returns how many were deleted. `what` names the keys in errors.
+    pub(super) async fn sweep_prefix(&self, prefix: &str, what: &str, select: impl Fn(&etcd::KeyValue) -> bool) -> Result<usize> {
+        let client = self.client().await?;
+        let rt = self.request_timeout();
+        let mut from = prefix.to_string();
+        let mut removed = 0;
+        loop {
+            let options = etcd::GetOptions::new().with_range(txn::range_end(prefix)).with_limit(MAX_TXN_OPS as i64);
+            let page = retry_transient(rt, || {
+                let (mut client, from, options) = (client.clone(), from.clone(), options.clone());
+                async move { within(rt, &format!("list {what}"), client.get(from, Some(options))).await }
+            })
+            .await?;
+            for kv in page.kvs().iter().filter(|kv| select(kv)) {
+                let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(kv.key(), etcd::CompareOp::Equal, kv.mod_revision())]).and_then([etcd::TxnOp::delete(kv.key(), None)]);
+                let mut client = client.clone();
+                if within(rt, &format!("delete {what}"), client.txn(txn)).await?.succeeded() {
+                    removed += 1;
+                }
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => {
+                    from = String::from_utf8_lossy(last.key()).into_owned();
+                    from.push('\0');
+                },
+                _ => return Ok(removed),
+            }
+        }
+    }
+
     /// Enters a data write: `CLIENT_CLOSED` (nothing sent) once `close()` began; hold the guard
     /// until the write's answer (see `Inner::writes`).
     pub(super) async fn writing(&self) -> Result<tokio::sync::RwLockReadGuard<'_, ()>> {

@@ -205,14 +205,7 @@ impl Records for EtcdRecords {
             if done.succeeded() {
                 return Ok(Applied::Done { versions: vec![revision; count], zxid: Some(revision).filter(|r| *r > 0) });
             }
-            let seen: std::collections::HashMap<Vec<u8>, (i64, i64)> = done
-                .op_responses()
-                .into_iter()
-                .filter_map(|r| match r {
-                    etcd::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.key().to_vec(), (kv.create_revision(), kv.mod_revision()))),
-                    _ => None,
-                })
-                .collect();
+            let seen = super::txn::revisions_read(&done);
             let failed = conds.iter().position(|c| {
                 let (create, modified) = seen.get(c.path().as_bytes()).copied().unwrap_or((0, 0));
                 !holds(c, create, modified)
@@ -229,9 +222,8 @@ impl Records for EtcdRecords {
                 return Err(Error::ClientClosed);
             }
             let count = puts.len();
-            let put_count = puts.iter().filter(|p| !matches!(p, Put::Delete(_))).count();
             let (ops, bytes) = self.ops(puts).await?;
-            let report = tx.commit_deciding(&self.session, &Layout::default(), &Decision { conds, ops, bytes, puts: put_count }).await?;
+            let report = tx.commit_deciding(&self.session, &Layout::default(), &Decision { conds, ops, bytes }).await?;
             // Every put of the Txn is at its revision.
             Ok((vec![report.zxid.unwrap_or(0); count], report.zxid, report.versions))
         })
@@ -287,37 +279,8 @@ impl Records for EtcdRecords {
     }
 
     fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
-        Box::pin(async move {
-            let prefix = format!("{dir}/");
-            let client = self.session.client().await?;
-            let rt = self.session.request_timeout();
-            let mut from = prefix.clone();
-            let mut removed = 0;
-            loop {
-                let options = etcd::GetOptions::new().with_range(range_end(&prefix)).with_limit(super::MAX_TXN_OPS as i64);
-                let page = retry_transient(rt, || {
-                    let (mut client, from, options) = (client.clone(), from.clone(), options.clone());
-                    async move { within(rt, "list coordinator records", client.get(from, Some(options))).await }
-                })
-                .await?;
-                // Last written at or before the horizon's revision, and ended.
-                let before = horizon.revision.unwrap_or(0);
-                for kv in page.kvs().iter().filter(|kv| kv.mod_revision() <= before && ended(kv.value())) {
-                    // Only if it is still the record read.
-                    let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(kv.key(), etcd::CompareOp::Equal, kv.mod_revision())]).and_then([etcd::TxnOp::delete(kv.key(), None)]);
-                    let mut client = client.clone();
-                    if within(rt, "delete coordinator record", client.txn(txn)).await?.succeeded() {
-                        removed += 1;
-                    }
-                }
-                match page.kvs().last() {
-                    Some(last) if page.more() => {
-                        from = String::from_utf8_lossy(last.key()).into_owned();
-                        from.push('\0');
-                    },
-                    _ => return Ok(removed),
-                }
-            }
-        })
+        // Last written at or before the horizon's revision, and ended.
+        let before = horizon.revision.unwrap_or(0);
+        Box::pin(async move { self.session.sweep_prefix(&format!("{dir}/"), "coordinator records", |kv| kv.mod_revision() <= before && ended(kv.value())).await })
     }
 }

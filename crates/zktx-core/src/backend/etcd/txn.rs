@@ -69,8 +69,6 @@ pub(crate) struct Decision {
     pub ops: Vec<etcd::TxnOp>,
     /// The size of `ops` (keys and values), for the request size limit.
     pub bytes: usize,
-    /// How many of `ops` are puts.
-    pub puts: usize,
 }
 
 impl EtcdTransaction {
@@ -222,8 +220,6 @@ impl EtcdTransaction {
             compares.push((super::records::compare(cond), cond.path().to_string(), Role::Decision(cond.clone())));
         }
         ops.extend(decision.ops.iter().cloned());
-        // Puts among the writes (the rest are deletes).
-        let put_count = self.writes.iter().filter(|(_, w)| matches!(w, Write::Set(_) | Write::Create(_))).count() + usize::from(marker.is_some()) + decision.puts;
         bytes += decision.bytes;
         if compares.is_empty() && ops.is_empty() {
             return Ok(()); // read in one batch, nothing written, nothing fenced: nothing to send
@@ -245,7 +241,6 @@ impl EtcdTransaction {
         explain_keys.dedup();
         // Keys only: the revisions are all the explanation needs, and the values of the keys read
         // (up to 128 of 1 MB each) would make the answer larger than the client accepts.
-        let puts = put_count;
         let explain: Vec<etcd::TxnOp> = explain_keys.iter().map(|k| etcd::TxnOp::get(k.clone(), Some(etcd::GetOptions::new().with_keys_only()))).collect();
         let txn = etcd::Txn::new().when(compares.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>()).and_then(ops).or_else(explain);
         let mut client = session.client().await?;
@@ -256,10 +251,10 @@ impl EtcdTransaction {
         if done.succeeded() {
             if !read_only {
                 report.writes = self.writes.len();
-                // A commit that changed nothing (only deletes of absent keys) made no revision:
-                // the header's is another write's.
-                let changed = puts > 0 || done.op_responses().into_iter().any(|r| matches!(r, etcd::TxnOpResponse::Delete(d) if d.deleted() > 0));
-                report.zxid = Some(revision).filter(|r| *r > 0 && changed);
+                // A commit that changed nothing (only deletes of absent keys, creates then
+                // deletes) made no revision of its own: the header's is the revision its compares
+                // held at, its place in the serial order (after the write of that revision).
+                report.zxid = Some(revision).filter(|r| *r > 0);
                 for (key, write) in self.writes.iter() {
                     if matches!(write, Write::Set(_) | Write::Create(_)) {
                         report.versions.push((key.clone(), revision));
@@ -268,14 +263,7 @@ impl EtcdTransaction {
             }
             return Ok(());
         }
-        let seen: HashMap<Vec<u8>, (i64, i64)> = done
-            .op_responses()
-            .into_iter()
-            .filter_map(|r| match r {
-                etcd::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.key().to_vec(), (kv.create_revision(), kv.mod_revision()))),
-                _ => None,
-            })
-            .collect();
+        let seen = revisions_read(&done);
         for (_, key, role) in &compares {
             let (create, modified) = seen.get(key.as_bytes()).copied().unwrap_or((0, 0));
             let holds = match role {
@@ -304,6 +292,18 @@ impl EtcdTransaction {
         }
         Err(Error::Conflict("a key the transaction read or writes changed concurrently".into()))
     }
+}
+
+/// The create and mod revisions of the keys a failed `Txn`'s `or_else` branch read, by key (a
+/// key absent from the map was absent: 0, 0).
+pub(super) fn revisions_read(done: &etcd::TxnResponse) -> HashMap<Vec<u8>, (i64, i64)> {
+    done.op_responses()
+        .into_iter()
+        .filter_map(|r| match r {
+            etcd::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.key().to_vec(), (kv.create_revision(), kv.mod_revision()))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The etcd key of a transaction id's marker.
@@ -379,39 +379,9 @@ impl EtcdSession {
             return Err(Error::invalid(format!("pruneTransactionIds: olderThanMs must be at most {} ms", crate::store::MAX_PRUNE_AGE.as_millis())));
         }
         let cutoff = unix_millis().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
-        let prefix = format!("{}/", layout.root_child(MARKERS));
-        let client = self.client().await?;
-        let rt = self.request_timeout();
-        let mut from = prefix.clone();
-        let mut removed = 0;
-        loop {
-            // A page of markers from `from` on, in key order, at most MAX_TXN_OPS at a time.
-            let options = etcd::GetOptions::new().with_range(range_end(&prefix)).with_limit(MAX_TXN_OPS as i64);
-            let page = crate::backend::retry_transient(rt, || {
-                let (mut client, from, options) = (client.clone(), from.clone(), options.clone());
-                async move { within(rt, "list transaction ids", client.get(from, Some(options))).await }
-            })
-            .await?;
-            let old: Vec<(Vec<u8>, i64)> = page.kvs().iter().filter(|kv| Marker::decode(kv.value()).at.is_some_and(|at| at < cutoff)).map(|kv| (kv.key().to_vec(), kv.mod_revision())).collect();
-            if !old.is_empty() {
-                // Each delete only if the marker is still the one listed (markers are never
-                // written again, but a pruned id may commit anew meanwhile).
-                for (key, revision) in &old {
-                    let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(key.clone(), etcd::CompareOp::Equal, *revision)]).and_then([etcd::TxnOp::delete(key.clone(), None)]);
-                    let mut client = client.clone();
-                    if within(rt, "delete transaction id", client.txn(txn)).await?.succeeded() {
-                        removed += 1;
-                    }
-                }
-            }
-            match page.kvs().last() {
-                Some(last) if page.more() => {
-                    from = String::from_utf8_lossy(last.key()).into_owned();
-                    from.push('\0');
-                },
-                _ => return Ok(removed),
-            }
-        }
+        // Markers are never written again, but a pruned id may commit anew meanwhile: each
+        // delete only if the marker is still the one listed.
+        self.sweep_prefix(&format!("{}/", layout.root_child(MARKERS)), "transaction ids", |kv| Marker::decode(kv.value()).at.is_some_and(|at| at < cutoff)).await
     }
 }
 
