@@ -197,7 +197,7 @@ pub struct Committed {
     pub versions: Vec<(String, i64)>,
 }
 
-/// A transaction's outcome as ZooKeeper records it ([`Coordinator::outcome`]).
+/// A transaction's outcome as its records say ([`Coordinator::outcome`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxOutcome {
     /// Committed; `true` once every branch is committed.
@@ -341,7 +341,7 @@ impl Coordinator {
     }
 
     /// The gid of `participant`'s branch of `txid`: `zktx:<name>:<id>:<txid>:<participant>`.
-    /// The id is read with the coordinator's first ZooKeeper call (every path to a gid makes one
+    /// The id is read with the coordinator's first call to its records (every path to a gid makes one
     /// first: [`Coordinator::begin`], recovery); before that, `<id>` would be unknown, so this
     /// is `INVALID_ARGUMENT`.
     pub fn gid(&self, txid: &str, participant: &str) -> Result<String> {
@@ -606,7 +606,7 @@ impl Coordinator {
             return Ok(TxOutcome::Unknown);
         }
         // Not active now, but the run may not have written its active node yet: make sure it
-        // never can commit before saying aborted (its decision multi then fails).
+        // never can commit before saying aborted (its decision write then fails).
         Ok(match self.record_abort(txid).await? {
             Some(Decision::Abort) => TxOutcome::Aborted,
             Some(Decision::Commit) => TxOutcome::Committed(false),
@@ -1205,7 +1205,7 @@ impl Run {
                 Ok(Decision::Commit) => (None, None, Vec::new()),
                 Ok(Decision::Abort) => {
                     self.abort_now(&enlisted).await;
-                    return Err(Error::rolled_back(format!("transaction {} rolled back: its commit decision did not reach ZooKeeper ({err})", self.txid), err));
+                    return Err(Error::rolled_back(format!("transaction {} rolled back: its commit decision was not recorded ({err})", self.txid), err));
                 },
                 Err(e) => {
                     // Its branches hold their locks until someone decides: keep at it in the
@@ -1258,8 +1258,8 @@ impl Run {
     }
 
     /// After an unknown-outcome decision write: reads what stands. The decision is recorded,
-    /// or it never will be once the active node is gone; while it exists our write did not
-    /// apply (a later request of the same session is ordered after it), so abort it now.
+    /// or it never will be once the active record is gone; while it exists our write has not
+    /// applied, so fence it now (see [`Coordinator::learn_once`]).
     async fn learn_decision(&self) -> Result<Decision> {
         let coord = &self.coord;
         let mut last = None;
@@ -1302,8 +1302,8 @@ impl Run {
     async fn abort_now(&self, enlisted: &[String]) {
         let coord = &self.coord;
         if let Err(e) = coord.fence(&self.txid).await {
-            // The node is ephemeral: it goes with the session anyway.
-            tracing::debug!(txid = %self.txid, error = %e, "could not delete the active node");
+            // A session record: it goes with the session anyway.
+            tracing::debug!(txid = %self.txid, error = %e, "could not delete the active record");
         }
         // No branch was enlisted before the id was known (every gid carries it).
         let id = coord.inner.id.get().cloned().unwrap_or_default();
@@ -1329,8 +1329,10 @@ impl Coordinator {
 
     /// One look at what stands for `txid`, after a decision write of this process whose outcome
     /// is unknown: the decision if recorded; otherwise the transaction is fenced (its active
-    /// node deleted: while it exists our write did not apply, since a later request of the same
-    /// session is ordered after it) and, being inactive, it is decided by now or never.
+    /// record deleted: a decision write still on its way then fails its condition that the
+    /// record exists — on ZooKeeper it could not even be on its way, a later request of the same
+    /// session being ordered after it; etcd orders nothing per client) and, being inactive, it is
+    /// decided by now or never.
     async fn learn_once(&self, txid: &str) -> Result<Decision> {
         if let Some((r, _)) = self.read::<Record>("decisions", txid).await? {
             return Ok(r.decision);
@@ -1341,7 +1343,7 @@ impl Coordinator {
         Ok(self.read::<Record>("decisions", txid).await?.map_or(Decision::Abort, |(r, _)| r.decision))
     }
 
-    /// After `IN_DOUBT`: keeps asking ZooKeeper (backing off to 2 s) until the decision is
+    /// After `IN_DOUBT`: keeps asking the coordination service (backing off to 2 s) until the decision is
     /// known, then commits every branch, or records the abort and rolls every branch back.
     /// Stops when the client is closed; branches it cannot resolve are left to recovery (the
     /// decision is known by then, so any process's recovery resolves them).
