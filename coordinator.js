@@ -158,12 +158,12 @@ module.exports = function coordinatorFacade(z) {
      * Runs `fn(tx)` as one distributed transaction: `await tx.participant(name)` enlists a
      * participant and gives what its `begin(gid)` returns (a `pg` client inside BEGIN for the
      * PostgreSQL participant); `tx.store` reads and writes zktx's own keys. When `fn` resolves,
-     * every branch is prepared, the decision is recorded in ZooKeeper (with the store's writes,
-     * in one multi) and every branch commits; resolves `fn`'s result. If `fn` throws, everything
+     * every branch is prepared, the decision is recorded in ZooKeeper or etcd (with the store's writes,
+     * in one multi or Txn) and every branch commits; resolves `fn`'s result. If `fn` throws, everything
      * is rolled back and its error is rethrown.
      *
      * Rejects with `ROLLED_BACK` (a branch could not prepare; `err.cause` is its error),
-     * `CONFLICT` (a store key changed), or `IN_DOUBT` (this process lost ZooKeeper before it
+     * `CONFLICT` (a store key changed), or `IN_DOUBT` (this process lost its coordination service before it
      * learned the decision: `err.txid`, then `coordinator.outcome(txid)`).
      */
     run(fn) {
@@ -266,7 +266,7 @@ module.exports = function coordinatorFacade(z) {
     }
 
     /**
-     * What ZooKeeper recorded for a transaction, asked by the gid of one of its branches (what a
+     * What ZooKeeper or etcd recorded for a transaction, asked by the gid of one of its branches (what a
      * participant lists as prepared) or by its txid: `committed` (decided; any branch not yet
      * committed is committed by recovery), `forgotten` (ended before the horizon of `prune`: its
      * record is gone), `aborted` (recorded, or presumed: no decision and no longer active; only
@@ -284,7 +284,7 @@ module.exports = function coordinatorFacade(z) {
 
   /**
    * Deletes the records of transactions that ended more than `olderThanMs` ago (at least one
-   * hour; by ZooKeeper's clock): commit decisions whose branches all committed, aborts, finished
+   * hour; by ZooKeeper's clock, or on etcd between two prune calls by this machine's): commit decisions whose branches all committed, aborts, finished
    * sagas. Resolves how many. `outcome` then answers `forgotten` for transactions before that.
    */
   Coordinator.prototype.prune = function prune(olderThanMs) {

@@ -1000,7 +1000,7 @@ export interface CoordinatorOptions {
 export interface RunContext {
   /** The transaction id (32 hex digits). */
   readonly id: string;
-  /** zktx's own keys, committed in the same ZooKeeper multi as the decision. */
+  /** zktx's own keys, committed in the same ZooKeeper multi (or etcd Txn) as the decision. */
   readonly store: Transaction;
   /** Enlists participant `name` and resolves its handle (a pg client inside BEGIN for PostgresParticipant). */
   participant<Handle = any>(name: string): Promise<Handle>;
