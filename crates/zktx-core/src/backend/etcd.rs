@@ -436,14 +436,21 @@ impl EtcdSession {
         let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
         let rt = self.inner.request_timeout();
         let sent_at = Instant::now();
-        let granted = match retry_transient(rt * 2, || {
+        let grant = || {
             let mut client = client.clone();
             async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
-        })
-        .await
-        {
+        };
+        let granted = match grant().await {
             Ok(granted) => granted,
-            Err(err) => return Err(self.explained(err).await),
+            // Every endpoint refuses or does not resolve: say so now, as ZooKeeper's connect
+            // does; any other failure is retried within the request deadline.
+            Err(err) => match self.explained(err).await {
+                err @ Error::Unreachable { .. } => return Err(err),
+                _ => match retry_transient(rt * 2, grant).await {
+                    Ok(granted) => granted,
+                    Err(err) => return Err(self.explained(err).await),
+                },
+            },
         };
         let mut client = client;
         if self.inner.closing.is_cancelled() {
