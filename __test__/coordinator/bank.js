@@ -146,13 +146,13 @@ let apps = 0;
  * One application's namespace on the backend under test, as `{ client, name(base) }`: on
  * ZooKeeper a client in a chroot of its own (`name` is `base`: both applications may call their
  * coordinator `bank`); on etcd, which has no chroot, a client of the shared etcd and coordinator
- * names of the application's own (`name('bank')` is `bank.<app>`).
+ * names of the application's own (`name('bank')` is `bank-<app>`).
  */
 async function application(options = {}) {
   if (BACKEND === 'etcd') {
     const { unique } = require('../helpers/zk');
     const tag = unique(`app${apps++}`);
-    return { client: coordinatorClient(options), name: (base) => `${base}.${tag}` };
+    return { client: coordinatorClient(options), name: (base) => `${base}-${tag}` };
   }
   return { client: await applicationClient(options), name: (base) => base };
 }

@@ -9,7 +9,7 @@
 // tree is a coordinator name on the shared member (etcd has no chroot), "another tree of the same
 // name" (where a backup is restored) is another etcd member, and the operator's hand is etcdctl.
 const { startEtcd } = require('../../testing');
-const { bankCoordinator, told, audit, useBank, BACKEND, coordinatorClientAt, ZooKeeper } = require('../coordinator/bank');
+const { bankCoordinator, told, audit, useBank, BACKEND, coordinatorClient, coordinatorClientAt, ZooKeeper } = require('../coordinator/bank');
 const { etcdctlAt } = require('../helpers/etcd');
 const { unique } = require('../helpers/zk');
 const { clientOptions } = require('../helpers/secure');
@@ -57,7 +57,7 @@ const freshId = () => require('crypto').randomBytes(8).toString('hex');
  * One application's coordinator tree, and an operator's raw access to its id record:
  * `{ zk, name(base), id: { get, set, del, create }, close }` (`id.get()` is null when absent).
  * ZooKeeper: a chroot of its own (`/unique`), coordinators named as asked (`bank`). etcd (no
- * chroot): coordinator names of the tree's own (`bank.<tag>`) on the shared member, or with
+ * chroot): coordinator names of the tree's own (`bank-<tag>`) on the shared member, or with
  * `elsewhere` the same names on another member (another cluster). `of`: a new client (a new
  * process) of that tree.
  */
@@ -65,7 +65,7 @@ async function application({ of, elsewhere } = {}) {
   if (ON_ETCD) {
     const endpoint = elsewhere ? elsewhereMember.endpoints[0] : (of ? of.endpoint : process.env.ETCD_ENDPOINTS.split(',')[0]);
     const tag = of ? of.tag : (elsewhere && elsewhere !== true ? elsewhere.tag : unique('t'));
-    const name = (base) => `${base}.${tag}`;
+    const name = (base) => `${base}-${tag}`; // "-": a name's "." is percent-encoded in its key
     const idKey = (base = 'bank') => `/zktx/coordinators/${name(base)}/id`;
     const ctl = (...args) => etcdctlAt(endpoint, ...args);
     const zk = coordinatorClientAt(endpoint, { timeout: 4000 });
@@ -158,6 +158,33 @@ describe("a coordinator tree's id", () => {
       }).toEqual({ aTouchedForeignBranches: 0, bCaller: 'committed', bOutcome: 'committed', applied: true, bRecoveryErrors: [], idsDiffer: true, bBound: true });
     } finally {
       await Promise.all([A.close(), B.close()]);
+    }
+  });
+
+  // The break (found running the saga suite on etcd, there on ZooKeeper too): the first
+  // processes of a new tree, at once. One read no id record; another created it and began a
+  // transaction; the first then listed the tree, found a record and no id, and refused with
+  // COORDINATOR_ID ("its id was lost") a tree that had its id all along.
+  it('a new tree first used by several processes at once: no run is refused, the tree keeps one id', async () => {
+    const clients = Array.from({ length: 4 }, () => coordinatorClient({ ...clientOptions() }));
+    try {
+      await Promise.all(clients.map((c) => c.connect()));
+      const refused = [];
+      const split = [];
+      const TREES = 100;
+      // A participant without begin: the run's handle is the branch's gid, which carries the id.
+      const p = { prepare: async () => {}, commit: async () => {}, rollback: async () => {}, inDoubt: async () => [] };
+      for (let trial = 0; trial < TREES; trial++) {
+        const name = unique('fresh');
+        const coords = clients.map((c) => c.coordinator(name, { participants: { p }, recoveryIntervalMs: 0 }));
+        const runs = await Promise.all(coords.flatMap((coord) => [0, 1, 2].map(() => coord.run(async (tx) => ({ id: (await tx.participant('p')).split(':')[2] })).catch((e) => `${e.code}: ${e.message}`))));
+        refused.push(...runs.filter((r) => typeof r === 'string').map((r) => `tree ${trial}: ${r}`));
+        const ids = new Set(runs.filter((r) => r.id).map((r) => r.id));
+        if (ids.size > 1) split.push(`tree ${trial}: ids ${[...ids].join(', ')}`);
+      }
+      expect({ refused: refused.slice(0, 3), split }).toEqual({ refused: [], split: [] });
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
     }
   });
 

@@ -14,7 +14,7 @@
 // failing seed is printed.
 //
 // On etcd (coordinator-generative-etcd.test.js: ZKTX_COORD_BACKEND=etcd) the two applications
-// are two coordinator names on the shared member (etcd has no chroot: `bank.<app>`), and one
+// are two coordinator names on the shared member (etcd has no chroot: `bank-<app>`), and one
 // seed runs by default (the npm test budget; SEEDS picks others).
 const pg = require('pg');
 const { audit, useBank, application, BACKEND } = require('../coordinator/bank');
@@ -75,7 +75,7 @@ test.each(SEEDS)('seed %i: two namespaces sharing both databases, hanging partic
     b: new pg.Pool({ ...servers.b.config, max: poolSize }).on('error', () => {}),
   }));
   const parts = made.map((pools) => ({ a: new PostgresParticipant(pools.a), b: new PostgresParticipant(pools.b) }));
-  // Both applications name their coordinator `bank` (on etcd: `bank.<app>`).
+  // Both applications name their coordinator `bank` (on etcd: `bank-<app>`).
   const coords = apps.map((app, i) => app.client.coordinator(app.name('bank'), {
     participants: { a: hanging(parts[i].a, rand, stats), b: hanging(parts[i].b, rand, stats) },
     recoveryIntervalMs: 0,

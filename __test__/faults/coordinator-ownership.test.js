@@ -6,7 +6,7 @@
 // Real servers: ZooKeeper, two PostgreSQL clusters (issue 18, items 9 and 13).
 //
 // On etcd (coordinator-ownership-etcd.test.js: ZKTX_COORD_BACKEND=etcd) an application's
-// namespace is a coordinator name of its own (etcd has no chroot: `bank.<app>`), sharing the
+// namespace is a coordinator name of its own (etcd has no chroot: `bank-<app>`), sharing the
 // databases; outcome() inside the run and before a prune run there too. The participant's commit
 // and the txid syntax are PostgreSQL and parsing logic, and run on ZooKeeper only.
 const { bankCoordinator, told, audit, useBank, application: namespace, BACKEND, coordinatorClient } = require('../coordinator/bank');

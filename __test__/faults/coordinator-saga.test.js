@@ -333,7 +333,7 @@ describe('sagas across PostgreSQL and a flaky HTTP service, workers killed -9 mi
     // Every caller was told the truth.
     const told = survivors.concat(killed.map((k) => workers[k.w])).flatMap((w) => w.lines).filter((l) => l.told).map((l) => l.told);
     for (const t of told) {
-      expect(t.txid).toMatch(/^[0-9a-f]{32}$/);
+      expect([/^[0-9a-f]{32}$/.test(t.txid), t]).toEqual([true, t]); // every caller got its txid
       if (t.outcome === 'done') expect([t.txid, final[t.txid]]).toEqual([t.txid, 'saga:done']);
       else if (t.code === 'ROLLED_BACK') expect([t.txid, final[t.txid]]).toEqual([t.txid, 'saga:compensated']);
       else expect([t.txid, t.code]).toEqual([t.txid, 'IN_DOUBT']);

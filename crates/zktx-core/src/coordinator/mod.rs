@@ -419,6 +419,14 @@ impl Coordinator {
                 },
                 None => {
                     if let Some(lost) = self.lost_id().await? {
+                        // Records, and no id when it was read: lost, or another process of a
+                        // new tree created the id and its first records between that read and
+                        // the listing (several processes starting at once). Those records were
+                        // written under an id that existed before the listing: one still absent
+                        // now was deleted, one present now is read on the next turn.
+                        if records.exists(&path).await? {
+                            continue;
+                        }
                         return Err(Error::CoordinatorId(format!(
                             "coordinator tree {base} holds transaction records but no id record {path}: its id was lost, and a new one would orphan every branch its records decide or leave prepared. Restore {path} with the old id alone ({lost}); the next start binds it to this tree"
                         )));
