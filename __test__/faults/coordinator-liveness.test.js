@@ -5,8 +5,7 @@
 // deadlock on a row a prepared branch holds (issue 18, items 10, 11, 12). Real servers only.
 //
 // On etcd (coordinator-liveness-etcd.test.js: ZKTX_COORD_BACKEND=etcd) the two IN_DOUBT tests
-// run through a proxy in front of the shared member, with a 10 s lease and a 5 s outage (etcd
-// has no tick capping leases, and the point, an outage shorter than the session, is the same);
+// run through a proxy in front of the shared member (a 30 s lease, as ZooKeeper's session);
 // the frozen-database and small-pool tests are participant and pool logic that no record store
 // changes, and run on ZooKeeper only.
 const pg = require('pg');
@@ -30,9 +29,12 @@ useBank({}, (bank) => ({ servers, pools: ps, zk } = bank));
 
 describe('a run that answered IN_DOUBT', () => {
   // Production-like session (30 s) on a server of its own: the test cluster's 500 ms tick caps
-  // sessions at 10 s, shorter than the outage below. etcd: a 10 s lease on the shared member.
-  const SESSION_MS = ON_ETCD ? 10000 : 30000;
-  const OUTAGE_MS = SESSION_MS / 2;
+  // sessions at 10 s, shorter than the outage below. etcd: a 30 s lease on the shared member.
+  // The outage must outlast the run's own attempts to learn its decision (about 10 s of reads
+  // after the lost answer): a shorter one ends with the run telling the truth it learned
+  // (committed, ROLLED_BACK), not IN_DOUBT.
+  const SESSION_MS = 30000;
+  const OUTAGE_MS = 15000;
   let server;
   let proxy;
   let czk;
@@ -55,7 +57,7 @@ describe('a run that answered IN_DOUBT', () => {
    * A bank coordinator on `czk` that, once both branches prepared, loses its decision: `lose`
    * 'answer' (the multi applies, its answer is lost) or 'request' (the multi never reaches
    * ZooKeeper); then ZooKeeper refuses connections for 15 s (half the session: it resumes
-   * afterwards, so the active node stays). etcd: the Txn, a 10 s lease, 5 s. `rollback` replaces the participants' rollback.
+   * afterwards, so the active node stays). etcd: the decision's Txn, the lease. `rollback` replaces the participants' rollback.
    * Resolves `{ coord, outage }`: `outage` resolves the time of the heal.
    */
   function losingDecision(name, { lose, rollback }) {
