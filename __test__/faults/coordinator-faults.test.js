@@ -8,14 +8,15 @@
 // session is the client's lease: it "expires" when etcd revokes the lease (the proxy silent past
 // its TTL), which the client learns only when it reaches etcd again (EXPIRED then); a frozen
 // coordinator process (SIGSTOP past the TTL) loses its lease the same way; and the etcd member
-// itself is killed -9 and restarted mid-commit (a member of the test's own).
+// itself is killed -9 and restarted mid-commit (a member of the test's own), as is the leader of
+// a 3-member cluster.
 //
 // After each: the bank invariant (total conserved across both clusters, no transfer
 // half-applied, pg_prepared_xacts empty after recovery) and every outcome a caller was told is
 // the truth: `committed` means both legs are in both ledgers, ROLLED_BACK (or any code but
 // IN_DOUBT) means neither, IN_DOUBT means `coordinator.outcome(txid)` agrees with the ledgers.
-const { startProxy, startEtcd } = require('../../testing');
-const { bankCoordinator, told, audit, useBank, BACKEND, coordinatorClientAt, backendAddress, workerEnv } = require('../coordinator/bank');
+const { startProxy, startEtcd, startEtcdCluster } = require('../../testing');
+const { bankCoordinator, told, audit, useBank, BACKEND, coordinatorClient, coordinatorClientAt, backendAddress, workerEnv } = require('../coordinator/bank');
 const { etcdctlAt } = require('../helpers/etcd');
 const { unique } = require('../helpers/zk');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
@@ -56,13 +57,24 @@ const tell = (coord) => told(coord, { from: { side: 'a', id: 1 }, toId: 1, amoun
  * Recovery passes (by `coord`) until no branch is prepared and `txid` is decided everywhere;
  * resolves the audit and the time since `since`.
  */
-async function settle(coord, txid, since) {
+async function settle(coord, txid, since, { transient } = {}) {
   let passes = 0;
   for (;;) {
-    const r = await coord.recover();
+    let r;
+    let outcome;
+    try {
+      r = await coord.recover();
+      outcome = await coord.outcome(txid);
+    } catch (err) {
+      // `transient` (an array): a connection error is counted there and the pass tried again,
+      // as an application retries while its cluster fails over.
+      if (!transient || !['CONNECTIONLOSS', 'TIMEOUT'].includes(err.code) || now() - since > 30000) throw err;
+      transient.push(err.message);
+      await sleep(100);
+      continue;
+    }
     passes += 1;
     const facts = await audit(servers);
-    const outcome = await coord.outcome(txid);
     if (facts.prepared === 0 && (outcome === 'committed' || outcome === 'aborted')) return { facts, outcome, ms: now() - since, passes };
     if (now() - since > 30000) throw new Error(`not resolved after 30 s: outcome ${outcome}, ${facts.prepared} prepared, last pass ${JSON.stringify(r)}`);
     await sleep(100);
@@ -388,6 +400,80 @@ describe('a partition of the coordinator process after it prepared', () => {
       report('etcd member killed mid-commit', { when, told: told.code || told.outcome, outcome: settled.outcome, resolvedMs: settled.ms, passes: settled.passes });
     } finally {
       await recoverer.close();
+    }
+  });
+});
+
+// etcd only: the leader of a 3-member cluster killed -9 once both branches prepared. The
+// coordinator's client knows every member: its decision goes to the new leader, or fails and is
+// settled by reading what stands; the lease (8 s) outlives the election.
+(ON_ETCD ? describe : describe.skip)('the etcd leader killed -9 mid-commit (3 members)', () => {
+  let cluster;
+  beforeAll(async () => { cluster = await startEtcdCluster(3, { electionTimeout: 500, heartbeatInterval: 50 }); }, 60000);
+  afterAll(async () => { await cluster?.stop(); });
+
+  // The break (found by the test below): a fresh process's first call creates (or reads) its
+  // tree with one Txn, which was not retried when the member its client picked was down: with
+  // one member of three dead (the cluster serving), recover() or run() failed CONNECTIONLOSS.
+  it("with a member down, a fresh process's first call goes through the others", async () => {
+    const dead = cluster.members[2];
+    await dead.kill('SIGKILL');
+    const failed = [];
+    try {
+      await cluster.waitForQuorum();
+      const deadEndpoint = dead.endpoints ? dead.endpoints[0] : cluster.endpoints[2];
+      for (let i = 0; i < 6; i++) {
+        const c = coordinatorClient({ endpoints: [deadEndpoint, ...cluster.endpoints.filter((e) => e !== deadEndpoint)], timeout: 4000 });
+        try {
+          const r = await bankCoordinator(c, unique('bank-fresh'), ps).recover();
+          if (r.errors.length) failed.push(r.errors.join('; '));
+        } catch (err) {
+          failed.push(`${err.code}: ${err.message}`);
+        } finally {
+          await c.close().catch(() => {});
+        }
+      }
+    } finally {
+      await dead.restart();
+    }
+    expect(failed).toEqual([]);
+  });
+
+  it('killed after both prepares, before the decision: the caller is told the truth, recovery resolves every branch', async () => {
+    const name = unique('bank-leader');
+    const cz = coordinatorClient({ endpoints: cluster.endpoints, timeout: 8000 });
+    let faultAt;
+    let leader;
+    let prepared = 0;
+    try {
+      await cz.connect();
+      const coord = bankCoordinator(cz, name, ps, {
+        wrap: (side, p) => withPrepare(p, async (gid) => {
+          await p.prepare(gid);
+          if (++prepared !== 2) return;
+          leader = await cluster.leader();
+          faultAt = now();
+          await leader.kill('SIGKILL');
+        }),
+      });
+      const told = await tell(coord);
+      const answeredMs = now() - faultAt;
+      await cluster.waitForQuorum();
+      const recoverer = coordinatorClient({ endpoints: cluster.endpoints, timeout: 4000 });
+      // Known: a write the client routes to the dead member fails CONNECTIONLOSS (outcome
+      // unknown) although it never left (the connect failed), and the coordinator's guarded
+      // writes (record abort) are not retried: the caller retries, as here.
+      const transient = [];
+      try {
+        const settled = await settle(bankCoordinator(recoverer, name, ps), told.txid, faultAt, { transient });
+        await checkInvariant(told, settled);
+        report('etcd leader killed before the decision', { told: told.code || told.outcome, answeredMs, outcome: settled.outcome, resolvedMs: settled.ms, retriedAfterConnectionErrors: transient.length });
+      } finally {
+        await recoverer.close();
+      }
+    } finally {
+      await cz.close().catch(() => {});
+      if (leader) await leader.restart();
     }
   });
 });

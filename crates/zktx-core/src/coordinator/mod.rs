@@ -391,6 +391,7 @@ impl Coordinator {
         let records = &self.inner.records;
         let base = &self.inner.base;
         let path = format!("{base}/id");
+        let mut lost_creates = 0u32;
         loop {
             match records.read(&path).await? {
                 Some((data, version)) => {
@@ -433,8 +434,17 @@ impl Coordinator {
                     }
                     let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
                     let create = Put::Create { path: path.clone(), data: format!("{fresh} {born}").into_bytes(), session: false };
-                    if let Applied::Done { .. } = records.apply(vec![Cond::Absent(path.clone())], vec![create], "create coordinator id").await? {
-                        return Ok(fresh);
+                    match records.apply(vec![Cond::Absent(path.clone())], vec![create], "create coordinator id").await {
+                        Ok(Applied::Done { .. }) => return Ok(fresh),
+                        Ok(Applied::Failed(_)) => {},
+                        // Lost on its way (a member down, a dropped connection): applied or not,
+                        // the next turn reads what stands (created only if absent: a retry never
+                        // makes a second id).
+                        Err(e) if e.is_transient() && lost_creates < 4 => {
+                            lost_creates += 1;
+                            tokio::time::sleep(Duration::from_millis(100 << lost_creates)).await;
+                        },
+                        Err(e) => return Err(e),
                     }
                 },
             }

@@ -109,8 +109,16 @@ impl Records for EtcdRecords {
                 .when([etcd::Compare::create_revision(base, etcd::CompareOp::Equal, 0)])
                 .and_then([etcd::TxnOp::put(base, "", None)])
                 .or_else([etcd::TxnOp::get(base, None)]);
-            let mut client = self.session.client().await?;
-            let done = within(self.session.request_timeout(), "create coordinator tree", client.txn(txn)).await?;
+            // Idempotent (put if absent, else read), so retried on a lost connection like a read:
+            // a member down (one of three: the cluster serves) must not fail a fresh process's
+            // first call when its client happened to pick that member.
+            let client = self.session.client().await?;
+            let rt = self.session.request_timeout();
+            let done = retry_transient(rt, || {
+                let (mut client, txn) = (client.clone(), txn.clone());
+                async move { within(rt, "create coordinator tree", client.txn(txn)).await }
+            })
+            .await?;
             let born = if done.succeeded() {
                 done.header().map_or(0, |h| h.revision())
             } else {
