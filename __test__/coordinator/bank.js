@@ -25,6 +25,21 @@ function coordinatorClient(options = {}) {
   return new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 4000, ...options });
 }
 
+/** The address a proxy in front of the backend forwards to: ZooKeeper's connect string, etcd's first endpoint. */
+function backendAddress() {
+  return BACKEND === 'etcd' ? process.env.ETCD_ENDPOINTS.split(',')[0] : process.env.ZK_CONNECT;
+}
+
+/** A client of the backend under test that reaches it only at `address` (a proxy's). */
+function coordinatorClientAt(address, options = {}) {
+  return coordinatorClient(BACKEND === 'etcd' ? { ...options, endpoints: [address] } : { ...options, connect: address });
+}
+
+/** The environment a worker (which makes its client with `coordinatorClient`) needs to reach the backend at `address`. */
+function workerEnv(address) {
+  return BACKEND === 'etcd' ? { ETCD_ENDPOINTS: address } : { ZK_CONNECT: address };
+}
+
 const ACCOUNTS = 8;
 const INITIAL = 1000;
 
@@ -126,6 +141,22 @@ async function applicationClient(options = {}) {
   return new ZooKeeper({ connect: `${process.env.ZK_CONNECT}${chroot}`, timeout: 4000, ...options });
 }
 
+let apps = 0;
+/**
+ * One application's namespace on the backend under test, as `{ client, name(base) }`: on
+ * ZooKeeper a client in a chroot of its own (`name` is `base`: both applications may call their
+ * coordinator `bank`); on etcd, which has no chroot, a client of the shared etcd and coordinator
+ * names of the application's own (`name('bank')` is `bank-<app>`).
+ */
+async function application(options = {}) {
+  if (BACKEND === 'etcd') {
+    const { unique } = require('../helpers/zk');
+    const tag = unique(`app${apps++}`);
+    return { client: coordinatorClient(options), name: (base) => `${base}-${tag}` };
+  }
+  return { client: await applicationClient(options), name: (base) => base };
+}
+
 /** Runs one transfer and says what its caller was told: `{ txid, outcome, code?, message? }`. */
 async function told(coord, op) {
   try {
@@ -135,4 +166,4 @@ async function told(coord, op) {
   }
 }
 
-module.exports = { ACCOUNTS, INITIAL, BACKEND, coordinatorClient, createSchema, pools, bankCoordinator, transfer, told, audit, useBank, applicationClient, ZooKeeper };
+module.exports = { ACCOUNTS, INITIAL, BACKEND, coordinatorClient, coordinatorClientAt, backendAddress, workerEnv, application, createSchema, pools, bankCoordinator, transfer, told, audit, useBank, applicationClient, ZooKeeper };

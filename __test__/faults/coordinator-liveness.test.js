@@ -3,14 +3,23 @@
 // forever: a transaction in doubt is resolved in the background once ZooKeeper is back, a
 // frozen database (SIGSTOP) does not stop the recovery of the others, and a small pool does not
 // deadlock on a row a prepared branch holds (issue 18, items 10, 11, 12). Real servers only.
+//
+// On etcd (coordinator-liveness-etcd.test.js: ZKTX_COORD_BACKEND=etcd) the two IN_DOUBT tests
+// run through a proxy in front of the shared member (a 30 s lease, as ZooKeeper's session);
+// the frozen-database and small-pool tests are participant and pool logic that no record store
+// changes, and run on ZooKeeper only.
 const pg = require('pg');
 const { startProxy, startStandalone } = require('../../testing');
-const { bankCoordinator, told, audit, useBank, ZooKeeper } = require('../coordinator/bank');
+const { bankCoordinator, told, audit, useBank, BACKEND, coordinatorClient, coordinatorClientAt, backendAddress, ZooKeeper } = require('../coordinator/bank');
 const { PostgresParticipant } = require('../..');
 const { unique } = require('../helpers/zk');
 const { now, sleep, within, recordStates } = require('./util');
 
 jest.setTimeout(90000);
+
+const ON_ETCD = BACKEND === 'etcd';
+/** Participant and pool logic, the same whatever holds the records: ZooKeeper's run only. */
+const storeNeutral = ON_ETCD ? it.skip : it;
 
 let servers;
 let ps;
@@ -20,17 +29,22 @@ useBank({}, (bank) => ({ servers, pools: ps, zk } = bank));
 
 describe('a run that answered IN_DOUBT', () => {
   // Production-like session (30 s) on a server of its own: the test cluster's 500 ms tick caps
-  // sessions at 10 s, shorter than the outage below.
+  // sessions at 10 s, shorter than the outage below. etcd: a 30 s lease on the shared member.
+  // The outage must outlast the run's own attempts to learn its decision (about 10 s of reads
+  // after the lost answer): a shorter one ends with the run telling the truth it learned
+  // (committed, ROLLED_BACK), not IN_DOUBT.
+  const SESSION_MS = 30000;
+  const OUTAGE_MS = 15000;
   let server;
   let proxy;
   let czk;
   let observer;
-  beforeAll(async () => { server = await startStandalone({ tickTime: 2000 }); });
+  beforeAll(async () => { if (!ON_ETCD) server = await startStandalone({ tickTime: 2000 }); });
   afterAll(async () => { await server?.stop(); });
   beforeEach(async () => {
-    proxy = await startProxy(server.connect);
-    czk = new ZooKeeper({ connect: proxy.connect, timeout: 30000, requestTimeout: 500 });
-    observer = new ZooKeeper({ connect: server.connect, timeout: 4000 });
+    proxy = await startProxy(ON_ETCD ? backendAddress() : server.connect);
+    czk = coordinatorClientAt(proxy.connect, { timeout: SESSION_MS, requestTimeout: 500 });
+    observer = ON_ETCD ? coordinatorClient() : new ZooKeeper({ connect: server.connect, timeout: 4000 });
   });
   afterEach(async () => {
     proxy.heal();
@@ -43,7 +57,7 @@ describe('a run that answered IN_DOUBT', () => {
    * A bank coordinator on `czk` that, once both branches prepared, loses its decision: `lose`
    * 'answer' (the multi applies, its answer is lost) or 'request' (the multi never reaches
    * ZooKeeper); then ZooKeeper refuses connections for 15 s (half the session: it resumes
-   * afterwards, so the active node stays). `rollback` replaces the participants' rollback.
+   * afterwards, so the active node stays). etcd: the decision's Txn, the lease. `rollback` replaces the participants' rollback.
    * Resolves `{ coord, outage }`: `outage` resolves the time of the heal.
    */
   function losingDecision(name, { lose, rollback }) {
@@ -60,7 +74,7 @@ describe('a run that answered IN_DOUBT', () => {
             if (lose === 'answer') while (proxy.stats.dropped === 0) await sleep(5);
             else await sleep(300); // the decision waits in the silent line, then is dropped with it
             proxy.partition({ mode: 'reset' });
-            await sleep(15000);
+            await sleep(OUTAGE_MS);
             proxy.heal();
             return now();
           })();
@@ -101,7 +115,7 @@ describe('a run that answered IN_DOUBT', () => {
     expect(facts.total).toBe(facts.expected);
     expect(facts.committed.has(result.txid)).toBe(outcome === 'committed');
     const after = states.events.filter((e) => e.t >= healed - 20000).map((e) => `${e.state}@${Math.round(e.t - healed)}`).join(' ');
-    console.log(`IN_DOUBT resolved by its own process: ${outcome} ${ms} ms after ZooKeeper came back (session 30 s, not expired; client states relative to the heal: ${after})`);
+    console.log(`IN_DOUBT resolved by its own process: ${outcome} ${ms} ms after ${BACKEND} came back (session ${SESSION_MS / 1000} s, not expired; client states relative to the heal: ${after})`);
   });
 
   it("whose decision never reached ZooKeeper is fenced by its process, so another process's recovery rolls it back when that process cannot", async () => {
@@ -118,12 +132,12 @@ describe('a run that answered IN_DOUBT', () => {
     expect(states.names()).not.toContain('EXPIRED');
     expect(outcome).toBe('aborted');
     expect([facts.halfApplied, facts.total, facts.committed.has(result.txid)]).toEqual([[], facts.expected, false]);
-    console.log(`IN_DOUBT (decision lost) fenced by its process, rolled back by another process's recovery ${ms} ms after ZooKeeper came back`);
+    console.log(`IN_DOUBT (decision lost) fenced by its process, rolled back by another process's recovery ${ms} ms after ${BACKEND} came back`);
   });
 });
 
 describe('a participant whose database is frozen (SIGSTOP)', () => {
-  it("does not stop the recovery of the others: a transaction that used only the healthy participant is rolled back, the frozen one's calls fail with their deadline", async () => {
+  storeNeutral("does not stop the recovery of the others: a transaction that used only the healthy participant is rolled back, the frozen one's calls fail with their deadline", async () => {
     const name = unique('bank-frozen');
     // A transaction whose branch on b is left prepared, undecided and no longer active: its
     // participant "dies" after preparing (the run is ROLLED_BACK, b's rollback never happens).
@@ -166,7 +180,7 @@ describe('a participant whose database is frozen (SIGSTOP)', () => {
 });
 
 describe('a participant whose database is frozen (SIGSTOP) when the run begins its branch', () => {
-  it('fails the run with TIMEOUT within the deadline, and the branch that begins after the thaw is rolled back, not left open', async () => {
+  storeNeutral('fails the run with TIMEOUT within the deadline, and the branch that begins after the thaw is rolled back, not left open', async () => {
     const coord = bankCoordinator(zk, unique('bank-frozen'), ps, { participantTimeoutMs: 1000 });
     await servers.a.kill('SIGSTOP');
     let err;
@@ -197,7 +211,7 @@ describe('a participant whose database is frozen (SIGSTOP) when the run begins i
 });
 
 describe('a small pool', () => {
-  it('six concurrent transfers on one row with pools of three and no lock_timeout all answer', async () => {
+  storeNeutral('six concurrent transfers on one row with pools of three and no lock_timeout all answer', async () => {
     const small = {
       a: new pg.Pool({ ...servers.a.config, max: 3 }).on('error', () => {}),
       b: new pg.Pool({ ...servers.b.config, max: 3 }).on('error', () => {}),

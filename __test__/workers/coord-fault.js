@@ -2,9 +2,10 @@
 // A bank coordinator process for the partition test: one transfer whose branches both prepare,
 // then it says `{"prepared": txid}` on stdout and waits for a `go` line on stdin before the
 // decision (the test cuts its network meanwhile). Then it prints what it was told:
-// `{"told": {txid, outcome, code}}`. ZK_CONNECT is the fault proxy in front of ZooKeeper.
+// `{"told": {txid, outcome, code}}`. ZK_CONNECT is the fault proxy in front of ZooKeeper (on etcd,
+// ZKTX_COORD_BACKEND=etcd: ETCD_ENDPOINTS is the proxy in front of etcd).
 const readline = require('node:readline');
-const { pools, bankCoordinator, told, ZooKeeper } = require('../coordinator/bank');
+const { pools, bankCoordinator, told, coordinatorClient } = require('../coordinator/bank');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
 const { ZK_CONNECT, PG_CONFIG, COORD, SESSION_MS = '2000' } = process.env;
@@ -31,7 +32,7 @@ function wrap(name, p) {
 }
 
 (async () => {
-  const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS), ...clientOptions() });
+  const zk = coordinatorClient({ connect: ZK_CONNECT, timeout: Number(SESSION_MS), ...clientOptions() });
   zk.on('state', (state) => say({ state }));
   const ps = pools(JSON.parse(PG_CONFIG));
   const coord = bankCoordinator(zk, COORD, ps, { wrap });

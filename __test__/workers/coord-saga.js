@@ -2,9 +2,10 @@
 // A saga process: runs SAGAS `pay` sagas (CONCURRENCY at a time) through the coordinator and
 // prints, one JSON line each on stdout, every step as it starts (`{"step", "op", "txid"}`) and
 // what each caller was told (`{"told": {txid, outcome, code}}`). The test kills some of these
-// processes with -9 mid-saga. Inputs come from a seeded PRNG (SEED) so a run can be replayed.
+// processes with -9 mid-saga. The coordinator's records are on ZooKeeper (ZK_CONNECT), or on etcd
+// (ETCD_ENDPOINTS) with ZKTX_COORD_BACKEND=etcd. Inputs come from a seeded PRNG (SEED) so a run can be replayed.
 const pg = require('pg');
-const { ZooKeeper } = require('../..');
+const { coordinatorClient } = require('../coordinator/bank');
 const { sagas } = require('../coordinator/saga');
 const { clientOptions } = require('../helpers/secure'); // TLS + identity in secure mode
 
@@ -13,7 +14,7 @@ const say = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
 const rand = require('../helpers/random').randInt(Number(SEED));
 
 (async () => {
-  const zk = new ZooKeeper({ connect: ZK_CONNECT, timeout: Number(SESSION_MS), ...clientOptions() });
+  const zk = coordinatorClient({ connect: ZK_CONNECT, timeout: Number(SESSION_MS), ...clientOptions() });
   const pool = new pg.Pool({ ...JSON.parse(PG_CONFIG), max: 4 }).on('error', () => {}); // idle clients closed at shutdown
   pool.on('error', () => {});
   const coord = zk.coordinator(COORD, {

@@ -389,6 +389,7 @@ impl Coordinator {
         let records = &self.inner.records;
         let base = &self.inner.base;
         let path = format!("{base}/id");
+        let mut lost_creates = 0u32;
         loop {
             match records.read(&path).await? {
                 Some((data, version)) => {
@@ -417,14 +418,31 @@ impl Coordinator {
                 },
                 None => {
                     if let Some(lost) = self.lost_id().await? {
+                        // Records, and no id when it was read: lost, or another process of a
+                        // new tree created the id and its first records between that read and
+                        // the listing (several processes starting at once). Those records were
+                        // written under an id that existed before the listing: one still absent
+                        // now was deleted, one present now is read on the next turn.
+                        if records.exists(&path).await? {
+                            continue;
+                        }
                         return Err(Error::CoordinatorId(format!(
                             "coordinator tree {base} holds transaction records but no id record {path}: its id was lost, and a new one would orphan every branch its records decide or leave prepared. Restore {path} with the old id alone ({lost}); the next start binds it to this tree"
                         )));
                     }
                     let fresh = uuid::Uuid::new_v4().simple().to_string()[..ID_DIGITS].to_string();
                     let create = Put::Create { path: path.clone(), data: format!("{fresh} {born}").into_bytes(), session: false };
-                    if let Applied::Done { .. } = records.apply(vec![Cond::Absent(path.clone())], vec![create], "create coordinator id").await? {
-                        return Ok(fresh);
+                    match records.apply(vec![Cond::Absent(path.clone())], vec![create], "create coordinator id").await {
+                        Ok(Applied::Done { .. }) => return Ok(fresh),
+                        Ok(Applied::Failed(_)) => {},
+                        // Lost on its way (a member down, a dropped connection): applied or not,
+                        // the next turn reads what stands (created only if absent: a retry never
+                        // makes a second id).
+                        Err(e) if e.is_transient() && lost_creates < 4 => {
+                            lost_creates += 1;
+                            tokio::time::sleep(Duration::from_millis(100 << lost_creates)).await;
+                        },
+                        Err(e) => return Err(e),
                     }
                 },
             }

@@ -119,9 +119,19 @@ impl Records for EtcdRecords {
                 .when([etcd::Compare::create_revision(base, etcd::CompareOp::Equal, 0)])
                 .and_then([etcd::TxnOp::put(base, "", None), etcd::TxnOp::put(twin.as_str(), "", None)])
                 .or_else([etcd::TxnOp::get(base, None), etcd::TxnOp::get(twin.as_str(), None)]);
-            let mut client = self.session.client().await?;
-            // The coordinator's first request: a connect failure says why.
-            let done = match within(self.session.request_timeout(), "create coordinator tree", client.txn(txn)).await {
+            // Idempotent (put if absent, else read), so retried on a lost connection: a member
+            // down (one of three: the cluster serves) must not fail a fresh process's first call
+            // when its client happened to pick that member. Briefly (a second at most): enough
+            // for the client to move on to a live member, and an etcd that is down altogether
+            // still fails the call at once, saying why (the coordinator's first request).
+            let client = self.session.client().await?;
+            let rt = self.session.request_timeout();
+            let done = match retry_transient(rt.min(Duration::from_secs(1)), || {
+                let (mut client, txn) = (client.clone(), txn.clone());
+                async move { within(rt, "create coordinator tree", client.txn(txn)).await }
+            })
+            .await
+            {
                 Ok(done) => done,
                 Err(err) => return Err(self.session.explained(err).await),
             };
