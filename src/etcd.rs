@@ -11,7 +11,6 @@ use napi_derive::napi;
 use zktx_core::backend::{AnyKeyTransaction, AnyStore};
 use zktx_core::backend::etcd::{EtcdOptions, EtcdSession, EtcdTls, WeakEtcdSession};
 use zktx_core::kv::{JsonValue, Layout};
-use zktx_core::LockKind;
 
 use crate::{acquire_options, invalid, logging, millis, no_panic, to_js_error, NativeCommitted, NativeFence, NativeKeyTransaction, NativeLock, NativeRecord, NativeTransaction, WeakCallback, MAX_WAIT};
 
@@ -159,13 +158,7 @@ impl NativeEtcdClient {
         no_panic(|| {
             let session = self.session.clone();
             crate::bridge::spawn_on_timers(&env, &self.span, async move {
-                let kind = match (kind.as_str(), permits) {
-                    ("exclusive", _) => LockKind::Exclusive,
-                    ("read", _) => LockKind::Read,
-                    ("write", _) => LockKind::Write,
-                    ("lease", Some(p)) => LockKind::Lease(p),
-                    (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
-                };
+                let kind = crate::lock_kind(&kind, permits)?;
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let lock = session.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
                 Ok(NativeLock::etcd(lock))

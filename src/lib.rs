@@ -473,13 +473,7 @@ impl NativeClient {
         no_panic(|| {
             let store = self.store.clone();
             in_span(env, &self.span, async move {
-                let kind = match (kind.as_str(), permits) {
-                    ("exclusive", _) => LockKind::Exclusive,
-                    ("read", _) => LockKind::Read,
-                    ("write", _) => LockKind::Write,
-                    ("lease", Some(p)) => LockKind::Lease(p),
-                    (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
-                };
+                let kind = lock_kind(&kind, permits)?;
                 let opts = acquire_options(timeout_ms, cancel_id)?;
                 let lock = store.acquire(kind, &path, &opts).await.map_err(to_js_error)?;
                 Ok(NativeLock::zookeeper(lock))
@@ -842,6 +836,17 @@ impl NativeKeyTransaction {
 #[napi]
 pub fn retry_delay_ms(attempt: u32) -> Result<f64> {
     no_panic(|| Ok(zktx_core::transaction::retry_delay(attempt).as_secs_f64() * 1000.0))
+}
+
+/// A lock kind as the facade names it: "exclusive", "read", "write" or "lease" (with `permits`).
+pub(crate) fn lock_kind(kind: &str, permits: Option<u32>) -> Result<LockKind> {
+    Ok(match (kind, permits) {
+        ("exclusive", _) => LockKind::Exclusive,
+        ("read", _) => LockKind::Read,
+        ("write", _) => LockKind::Write,
+        ("lease", Some(p)) => LockKind::Lease(p),
+        (other, _) => return Err(invalid(format!("unknown lock kind {other:?}"))),
+    })
 }
 
 /// Reads `keys` into a transaction attempt (a multi-key transaction's, or a coordinator run's):
