@@ -12,8 +12,8 @@
 //!   a tokio `LocalSet` runs the calls and, through a `spawns` thread-local spawner,
 //!   zookeeper-client's session tasks: one thread from the answer on the socket to the
 //!   completion. Right after the last call in flight finished, it stays awake up to 100 µs for
-//!   the next one when the caller has been making calls back to back ([`Linger`]): a caller
-//!   making one call at a time then does not wake it through the reactor.
+//!   the next one when the caller has been making calls one at a time, back to back
+//!   ([`Linger`]): its next call then does not wake the thread through the reactor.
 //! - tokio still provides timers (`tokio::time`, the core's deadlines) and `tokio::spawn`: a
 //!   current-thread runtime parked on its own thread, `zktx-timer`, entered by `zktx-io`.
 //!   Deadlines far in the future rarely wake it. Its I/O driver serves etcd's gRPC connections
@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -237,7 +237,9 @@ struct Io {
 
 impl Io {
     fn submit(&self, job: Job) {
-        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) != 0 {
+            OVERLAPPED.store(true, Ordering::SeqCst);
+        }
         let job = Box::pin(async move {
             let _finished = Finished;
             job.await;
@@ -250,12 +252,16 @@ impl Io {
 /// Calls submitted to `zktx-io` and not finished yet (all JS threads together).
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
+/// Set when a call was submitted while another was in flight; cleared when none is left.
+static OVERLAPPED: AtomicBool = AtomicBool::new(false);
+
 /// How long `zktx-io` waits awake for the next call after the last one in flight finished.
 const LINGER: Duration = Duration::from_micros(100);
 
 thread_local! {
-    /// On `zktx-io`: when the last call in flight finished, until the next call came.
-    static IDLE_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// On `zktx-io`: when the last call in flight finished, until the next call came, and
+    /// whether the calls before it came one at a time (none overlapped another).
+    static IDLE_SINCE: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
     /// On `zktx-io`: the caller made its next call within [`LINGER`] of the previous one's end,
     /// last time it made one.
     static PROMPT: Cell<bool> = const { Cell::new(false) };
@@ -267,7 +273,8 @@ struct Finished;
 impl Drop for Finished {
     fn drop(&mut self) {
         if IN_FLIGHT.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let _ = IDLE_SINCE.try_with(|idle| idle.set(Some(Instant::now())));
+            let lone = !OVERLAPPED.swap(false, Ordering::SeqCst);
+            let _ = IDLE_SINCE.try_with(|idle| idle.set(Some((Instant::now(), lone))));
         }
     }
 }
@@ -276,6 +283,8 @@ impl Drop for Finished {
 /// a time makes its next one some tens of µs after the completion reached it, and that call
 /// found this thread asleep in the reactor, woken through an eventfd write and a scheduler
 /// wake-up that is on the call's path. So when the last call in flight finished, and the
+/// calls came one at a time (none submitted while another was in flight: a pipelining caller
+/// gets its calls batched by the wake-up, lingering would take them one by one), and the
 /// caller's previous call came within [`LINGER`] of its predecessor's end, the thread first
 /// waits awake up to [`LINGER`], yielding its core to any other runnable thread
 /// (`sched_yield`), and takes the next call as soon as it is queued. With calls still in flight
@@ -293,14 +302,14 @@ impl<F: Future> Future for Linger<F> {
             if let std::task::Poll::Ready(v) = self.inner.as_mut().poll(cx) {
                 return std::task::Poll::Ready(v);
             }
-            let Some(idle) = IDLE_SINCE.take() else { return std::task::Poll::Pending };
+            let Some((idle, lone)) = IDLE_SINCE.take() else { return std::task::Poll::Pending };
             if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
                 // the next call is already queued (its wake-up is pending): run it
                 PROMPT.set(idle.elapsed() <= LINGER);
                 continue;
             }
-            if !PROMPT.get() {
-                IDLE_SINCE.set(Some(idle)); // measured when the next call comes
+            if !PROMPT.get() || !lone {
+                IDLE_SINCE.set(Some((idle, lone))); // measured when the next call comes
                 return std::task::Poll::Pending;
             }
             let came = loop {
