@@ -11,7 +11,9 @@
 //!   reactor itself, so a socket event wakes the thread that runs the task waiting for it. On it
 //!   a tokio `LocalSet` runs the calls and, through a `spawns` thread-local spawner,
 //!   zookeeper-client's session tasks: one thread from the answer on the socket to the
-//!   completion.
+//!   completion. Right after the last call in flight finished, it stays awake up to 100 µs for
+//!   the next one when the caller has been making calls one at a time, back to back
+//!   ([`Linger`]): its next call then does not wake the thread through the reactor.
 //! - tokio still provides timers (`tokio::time`, the core's deadlines) and `tokio::spawn`: a
 //!   current-thread runtime parked on its own thread, `zktx-timer`, entered by `zktx-io`.
 //!   Deadlines far in the future rarely wake it. Its I/O driver serves etcd's gRPC connections
@@ -26,7 +28,10 @@ use std::ffi::c_void;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -232,8 +237,95 @@ struct Io {
 
 impl Io {
     fn submit(&self, job: Job) {
+        if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) != 0 {
+            OVERLAPPED.store(true, Ordering::SeqCst);
+        }
+        let job = Box::pin(async move {
+            let _finished = Finished;
+            job.await;
+        });
         // The receiver lives as long as the process (the thread never returns).
         let _ = self.jobs.send(job);
+    }
+}
+
+/// Calls submitted to `zktx-io` and not finished yet (all JS threads together).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Set when a call was submitted while another was in flight; cleared when none is left.
+static OVERLAPPED: AtomicBool = AtomicBool::new(false);
+
+/// How long `zktx-io` waits awake for the next call after the last one in flight finished.
+const LINGER: Duration = Duration::from_micros(100);
+
+thread_local! {
+    /// On `zktx-io`: when the last call in flight finished, until the next call came, and
+    /// whether the calls before it came one at a time (none overlapped another).
+    static IDLE_SINCE: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
+    /// On `zktx-io`: the caller made its next call within [`LINGER`] of the previous one's end,
+    /// last time it made one.
+    static PROMPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counts a call out of [`IN_FLIGHT`] however its future ends; notes when none is left.
+struct Finished;
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if IN_FLIGHT.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let lone = !OVERLAPPED.swap(false, Ordering::SeqCst);
+            let _ = IDLE_SINCE.try_with(|idle| idle.set(Some((Instant::now(), lone))));
+        }
+    }
+}
+
+/// The I/O thread's future, lingering after its last call finished: a caller making one call at
+/// a time makes its next one some tens of µs after the completion reached it, and that call
+/// found this thread asleep in the reactor, woken through an eventfd write and a scheduler
+/// wake-up that is on the call's path. So when the last call in flight finished, and the
+/// calls came one at a time (none submitted while another was in flight: a pipelining caller
+/// gets its calls batched by the wake-up, lingering would take them one by one), and the
+/// caller's previous call came within [`LINGER`] of its predecessor's end, the thread first
+/// waits awake up to [`LINGER`], yielding its core to any other runnable thread
+/// (`sched_yield`), and takes the next call as soon as it is queued. With calls still in flight
+/// it never lingers (their answers wake it), nor for a caller slower than [`LINGER`] (one missed
+/// linger and it stops until a prompt call again): an idle client costs nothing.
+struct Linger<F> {
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Linger<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        loop {
+            if let std::task::Poll::Ready(v) = self.inner.as_mut().poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+            let Some((idle, lone)) = IDLE_SINCE.take() else { return std::task::Poll::Pending };
+            if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+                // the next call is already queued (its wake-up is pending): run it
+                PROMPT.set(idle.elapsed() <= LINGER);
+                continue;
+            }
+            if !PROMPT.get() || !lone {
+                IDLE_SINCE.set(Some((idle, lone))); // measured when the next call comes
+                return std::task::Poll::Pending;
+            }
+            let came = loop {
+                if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+                    break true;
+                }
+                if idle.elapsed() >= LINGER {
+                    break false;
+                }
+                std::thread::yield_now();
+            };
+            PROMPT.set(came);
+            if !came {
+                return std::task::Poll::Pending;
+            }
+        }
     }
 }
 
@@ -268,11 +360,12 @@ fn start_io() -> std::result::Result<Io, String> {
             let _runtime = handle.enter();
             let _spawner = spawns_core::enter(&LocalSpawner);
             let local = tokio::task::LocalSet::new();
-            async_io::block_on(local.run_until(async move {
+            let jobs = local.run_until(async move {
                 while let Some(job) = rx.recv().await {
                     drop(tokio::task::spawn_local(job));
                 }
-            }));
+            });
+            async_io::block_on(Linger { inner: Box::pin(jobs) });
         })
         .map_err(|e| format!("zktx: cannot start the I/O thread: {e}"))?;
     Ok(Io { jobs, timers: timer_handle })
