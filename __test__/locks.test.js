@@ -132,8 +132,13 @@ describe('read-write lock', () => {
       const r2 = await other.readWriteLock(path).readLock({ timeout: 1000 }); // shared
       const writer = third.readWriteLock(path).writeLock();
       let writerHeld = false;
-      writer.then(() => { writerHeld = true; });
-      await new Promise((r) => setTimeout(r, 100));
+      writer.then(() => { writerHeld = true; }, () => {});
+      // Until the writer is in the queue (a new client's first call: its connect, TLS in secure
+      // mode, may take longer than any fixed pause on a loaded machine).
+      for (let i = 0; (await zk.children(path)).filter((c) => c.startsWith('_c_')).length < 3; i++) {
+        if (i > 200) throw new Error('the writer never queued');
+        await new Promise((r) => setTimeout(r, 50));
+      }
       expect(writerHeld).toBe(false);
       // A reader arriving after the writer queues behind it.
       const late = client();
