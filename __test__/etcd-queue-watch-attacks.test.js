@@ -494,8 +494,11 @@ describeEtcd('etcd queue watch attacks on a 3-member cluster', () => {
     const all = cluster.members.map((m) => m.endpoint);
     for (const victim of cluster.members) {
       const others = cluster.members.filter((m) => m !== victim).map((m) => m.endpoint);
-      const a = etcd({ endpoints: all });
-      const b = etcd({ endpoints: others });
+      // A 10 s lease: the point is the kept watch on the frozen member, not whether a's
+      // keep-alive moves off it within a 4 s lease on a loaded machine (a CI rehearsal lost
+      // a's lease that way: the waits ended LOCK_LOST).
+      const a = etcd({ endpoints: all, timeout: 10000 });
+      const b = etcd({ endpoints: others, timeout: 10000 });
       // A first wait opens the path's watch, kept 5 s after it.
       let held = await b.lock(p);
       const first = a.lock(p, { timeout: 10000 });
