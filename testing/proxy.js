@@ -88,9 +88,30 @@ class TcpProxy {
     if (pair.upstream) pair.upstream.destroy();
   }
 
-  /** Forwards `from` -> `to`, honouring the current mode and delay (order kept per direction). */
+  /**
+   * Forwards `from` -> `to`, honouring the current mode and delay. Order is kept per direction:
+   * delayed chunks wait in one queue drained by one timer. (A timer per chunk reordered bytes
+   * once the delay was lowered: a later chunk's shorter timer could fire first, and a reordered
+   * HTTP/2 stream corrupts its header compression: a gRPC call then hung unanswered.)
+   */
   _pipe(pair, from, to, dir) {
-    let releaseAt = 0; // a later chunk never overtakes an earlier one
+    const queue = []; // { at, chunk }, in arrival order; `at` never decreases
+    let timer = null;
+    const drain = () => {
+      pair.timers.delete(timer);
+      timer = null;
+      const now = Date.now();
+      while (queue.length > 0 && queue[0].at <= now) {
+        const { chunk } = queue.shift();
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (queue.length > 0) schedule();
+    };
+    const schedule = () => {
+      if (timer !== null) return;
+      timer = setTimeout(drain, Math.max(0, queue[0].at - Date.now()));
+      pair.timers.add(timer);
+    };
     from.on('data', (chunk) => {
       if (this.mode === 'responses' && dir === 'down') {
         this.stats.dropped += chunk.length;
@@ -98,16 +119,13 @@ class TcpProxy {
         return;
       }
       this.stats[dir === 'up' ? 'bytesUp' : 'bytesDown'] += chunk.length;
-      if (this.delayMs <= 0 && releaseAt <= Date.now()) {
+      if (this.delayMs <= 0 && queue.length === 0) {
         to.write(chunk);
         return;
       }
-      releaseAt = Math.max(releaseAt, Date.now() + this.delayMs);
-      const t = setTimeout(() => {
-        pair.timers.delete(t);
-        if (!to.destroyed) to.write(chunk);
-      }, releaseAt - Date.now());
-      pair.timers.add(t);
+      const last = queue.length > 0 ? queue[queue.length - 1].at : 0;
+      queue.push({ at: Math.max(last, Date.now() + this.delayMs), chunk });
+      schedule();
     });
   }
 
