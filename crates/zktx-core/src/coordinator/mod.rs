@@ -1537,8 +1537,8 @@ mod tests {
         etcd_client::Client::connect(endpoints.split(',').collect::<Vec<_>>(), None).await.unwrap()
     }
 
-    /// Lets more than `secs` seconds of the server's clock pass (prune ages in these tests are
-    /// 1 s: the clock is read in whole seconds).
+    /// Lets more than `secs` seconds of the server's clock pass: enough for a mark to be
+    /// `secs - 1` old by it (the clock is read in whole seconds, one counted against the age).
     async fn pass(secs: u64) {
         tokio::time::sleep(Duration::from_millis(secs * 1000 + 200)).await;
     }
@@ -1617,6 +1617,27 @@ mod tests {
         pass(2).await;
         assert_eq!(c.prune_now(Duration::from_secs(1)).await.unwrap(), 0, "the decision came after every mark made here");
         assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        session.close().await;
+    }
+
+    /// Attack: prunes with a short age, called often, pushed the oldest marks out (one mark a
+    /// call, the oldest dropped past the cap), and a prune with a longer age then never found a
+    /// mark old enough: it pruned nothing, for as long as the short prunes ran. The marks are
+    /// thinned instead, keeping them spread over the tree's past.
+    #[tokio::test]
+    async fn frequent_short_prunes_leave_a_longer_prune_its_mark_etcd() {
+        let Some(session) = etcd_session() else { return };
+        let name = format!("prune-thin-{}", uuid::Uuid::new_v4().simple());
+        let c = with_clock_off(&session, &name, 0);
+        let run = c.begin().await.unwrap();
+        run.commit(None).await.unwrap();
+        assert_eq!(c.prune_now(Duration::from_secs(60)).await.unwrap(), 0);
+        pass(5).await;
+        // Many more than the marks kept, in well under the longer age (4 s) here.
+        for _ in 0..2 * crate::backend::etcd::records::MAX_PRUNE_MARKS {
+            assert_eq!(c.prune_now(Duration::from_secs(60)).await.unwrap(), 0);
+        }
+        assert_eq!(c.prune_now(Duration::from_secs(4)).await.unwrap(), 1, "the decision written before the first mark, 4 s ago");
         session.close().await;
     }
 

@@ -22,9 +22,9 @@ use crate::kv::Layout;
 use crate::recipe::AcquireOptions;
 use crate::LockKind;
 
-/// How many prune marks a tree keeps (one per `prune()` call): a prune runs at most this many
-/// calls behind its age.
-const MAX_PRUNE_MARKS: usize = 1024;
+/// How many prune marks a tree keeps (one per `prune()` call, thinned out: see `thin`). Fewer
+/// in tests, so that going over takes a few calls.
+pub(crate) const MAX_PRUNE_MARKS: usize = if cfg!(test) { 16 } else { 1024 };
 
 /// The prune clock lease's TTL: twice the longest prune age, so it outlives any wait between
 /// two prunes (etcd accepts up to 9e9 s).
@@ -53,6 +53,22 @@ struct Mark {
     wall: i64,
     revision: i64,
     clock: i64,
+}
+
+/// Drops marks down to `cap` ([`MAX_PRUNE_MARKS`]), each time the inner one whose neighbours are
+/// closest on the clock for their age: the marks thin out with age rather than end, so a prune
+/// of any age finds one near its horizon (a few percent of the age behind it). Dropping marks
+/// only ever moves a horizon back: safe whichever goes. The first and the last stay.
+fn thin(marks: &mut Vec<Mark>, cap: usize) {
+    while marks.len() > cap.max(2) {
+        let newest = marks.last().map_or(0, |m| m.clock);
+        let crowded = |i: usize| {
+            let (before, after) = (marks[i - 1].clock, marks[i + 1].clock);
+            (after.saturating_sub(before)) as f64 / (newest.saturating_sub(after) as f64 + 1.0)
+        };
+        let drop = (1..marks.len() - 1).min_by(|&a, &b| crowded(a).total_cmp(&crowded(b))).unwrap_or(1);
+        marks.remove(drop);
+    }
 }
 
 /// The id of the lease that serves as `base`'s prune clock in cluster `cluster`: the same for
@@ -375,9 +391,7 @@ impl Records for EtcdRecords {
                 // commit would be presumed aborted; too late, a young txid with no record is
                 // `forgotten` instead (no answer, never a wrong one).
                 .map(|m| Horizon { at: m.wall.max(now.saturating_sub(clock.saturating_sub(m.clock))), revision: Some(m.revision) });
-                // Enough marks for any later age: one per call, the oldest first to go.
-                let keep = marks.marks.len().saturating_sub(MAX_PRUNE_MARKS);
-                marks.marks.drain(..keep);
+                thin(&mut marks.marks, MAX_PRUNE_MARKS);
                 let data = serde_json::to_vec(&marks).map_err(|e| Error::zk("SYSTEMERROR", e))?;
                 let (cond, put) = match kv {
                     Some(kv) => (Cond::At(path.clone(), kv.mod_revision()), Put::Set(path.clone(), data)),
@@ -394,5 +408,29 @@ impl Records for EtcdRecords {
         // Last written at or before the horizon's revision, and ended.
         let before = horizon.revision.unwrap_or(0);
         Box::pin(async move { self.session.sweep_prefix(&format!("{dir}/"), "coordinator records", |kv| kv.mod_revision() <= before && ended(kv.value())).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prune every second for 30,000 s, 1024 marks kept: for every age, the latest mark at
+    /// least that old is less than 1 % of the age older still (dropping the oldest kept no
+    /// mark older than 1024 s), and the first mark stays.
+    #[test]
+    fn thinned_marks_keep_every_age_close() {
+        let mut marks = Vec::new();
+        for s in 0..30_000i64 {
+            marks.push(Mark { wall: 0, revision: s, clock: s * 1000 });
+            thin(&mut marks, 1024);
+        }
+        assert_eq!(marks.len(), 1024);
+        assert_eq!(marks[0].clock, 0);
+        let now = 29_999_000;
+        for age in (1..30_000i64).map(|a| a * 1000) {
+            let Some(m) = marks.iter().rev().find(|m| m.clock <= now - age) else { panic!("no mark {age} ms old") };
+            assert!((now - age - m.clock) * 100 < age, "age {age}: the mark is {} ms older", now - age - m.clock);
+        }
     }
 }
