@@ -6,7 +6,7 @@
 // (crates/zktx-core/src/coordinator/mod.rs, `a_pruner_an_hour_*`, `records_age_by_*`,
 // `a_restarted_prune_clock_*`, `marks_of_another_cluster_*`): they need a machine's clock
 // under control. Real etcd (ETCD_ENDPOINTS).
-const { etcdctl, startEtcdCluster } = require('../../testing');
+const { etcdctl, startEtcd, startEtcdCluster } = require('../../testing');
 const { Etcd } = require('../..');
 const { unique } = require('../helpers/zk');
 
@@ -114,11 +114,37 @@ describe('prune() on etcd', () => {
       const after = await counted();
       const passed = Math.ceil((performance.now() - t0) / 1000);
       expect(after - before).toBeLessThanOrEqual(passed + 1);
-      expect(await coord.prune(HOUR)).toBe(0);
-      expect(await coord.outcome(txid)).toBe('committed');
+      // A client of the two members left (one that picks the dead member fails the call with
+      // CONNECTIONLOSS, nothing applied: prune is called again later, like any periodic call).
+      const live = cluster.members.filter((m) => m.isRunning()).map((m) => m.endpoint);
+      const survivor = new Etcd({ endpoints: live.join(','), timeout: 10000 });
+      try {
+        const again = survivor.coordinator(name, { recoveryIntervalMs: 0 });
+        expect(await again.prune(HOUR)).toBe(0);
+        expect(await again.outcome(txid)).toBe('committed');
+      } finally {
+        await survivor.close();
+      }
     } finally {
       await client.close();
       await cluster.stop();
+    }
+  });
+
+  // The prune clock is a lease the pruner grants and asks about: a user with read and write on
+  // the keys (not root) may do both.
+  it('with user/password auth, a user who is not root prunes (grants and reads the clock lease)', async () => {
+    const member = await startEtcd({ auth: { rootPassword: 'rootpw', users: { alice: 'alice-pw' } } });
+    const alice = new Etcd({ endpoints: member.endpoints.join(','), auth: { user: 'alice', password: 'alice-pw' } });
+    try {
+      const coord = alice.coordinator(unique('prune'), { recoveryIntervalMs: 0 });
+      const txid = await coord.run(async (tx) => tx.id);
+      expect(await coord.prune(HOUR)).toBe(0);
+      expect(await coord.prune(HOUR)).toBe(0);
+      expect(await coord.outcome(txid)).toBe('committed');
+    } finally {
+      await alice.close();
+      await member.stop();
     }
   });
 });
