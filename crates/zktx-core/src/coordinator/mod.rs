@@ -1641,6 +1641,52 @@ mod tests {
         session.close().await;
     }
 
+    /// A participant whose branches prepare and never commit (a database down after prepare).
+    struct CommitFails;
+
+    impl Participant for CommitFails {
+        fn prepare<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn commit<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Err(Error::Participant("commit failed: down".into())) })
+        }
+        fn rollback<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn in_doubt(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    /// Attack (held): a transaction not ended, however old its record: a commit decision whose
+    /// branch never committed is not pruned, even with an age of 0 (recovery still needs it).
+    async fn a_commit_not_done_is_never_pruned(store: AnyStore) {
+        let name = format!("prune-pending-{}", uuid::Uuid::new_v4().simple());
+        let c = Coordinator::new(store, &name, vec![("db".to_string(), Arc::new(CommitFails) as Arc<dyn Participant>)], None).unwrap();
+        let run = c.begin().await.unwrap();
+        run.enlist("db").unwrap();
+        let _ = run.commit(None).await;
+        assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(false));
+        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 0);
+        assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(false));
+    }
+
+    #[tokio::test]
+    async fn a_commit_not_done_is_never_pruned_zookeeper() {
+        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
+        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
+        a_commit_not_done_is_never_pruned(AnyStore::ZooKeeper(store.clone())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_commit_not_done_is_never_pruned_etcd() {
+        let Some(session) = etcd_session() else { return };
+        a_commit_not_done_is_never_pruned(AnyStore::Etcd(session.clone())).await;
+        session.close().await;
+    }
+
     #[test]
     fn names_are_checked() {
         assert!(validate_name("n", "bank-1.a_b").is_ok());
