@@ -284,7 +284,7 @@ module.exports = function coordinatorFacade(z) {
 
   /**
    * Deletes the records of transactions that ended more than `olderThanMs` ago (at least one
-   * hour; by ZooKeeper's clock, or on etcd between two prune calls by this machine's): commit decisions whose branches all committed, aborts, finished
+   * hour; by ZooKeeper's clock, or on etcd between two prune calls by etcd's): commit decisions whose branches all committed, aborts, finished
    * sagas. Resolves how many. `outcome` then answers `forgotten` for transactions before that.
    */
   Coordinator.prototype.prune = function prune(olderThanMs) {

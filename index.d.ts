@@ -1276,7 +1276,8 @@ export class Etcd extends EventEmitter {
    * under `/zktx/coordinators/<name>/`, a transaction's active record is a key on this client's
    * lease (it ends with the lease), and every decision is one `Txn` of compares (docs/etcd.md).
    * `prune(olderThanMs)` deletes records last written before an earlier `prune` call at least
-   * `olderThanMs` ago (etcd keeps no time per key): call it periodically.
+   * `olderThanMs` ago by etcd's own clock (etcd keeps no time per key; a lease's countdown
+   * serves, so no machine's clock matters): call it periodically.
    */
   coordinator(name: string, options?: CoordinatorOptions): Coordinator;
 }

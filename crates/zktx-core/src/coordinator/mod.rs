@@ -292,7 +292,7 @@ impl Coordinator {
         }
         let records: Arc<dyn Records> = match store {
             AnyStore::ZooKeeper(store) => Arc::new(crate::backend::zookeeper::records::ZkRecords { store }),
-            AnyStore::Etcd(session) => Arc::new(crate::backend::etcd::records::EtcdRecords { session }),
+            AnyStore::Etcd(session) => Arc::new(crate::backend::etcd::records::EtcdRecords { session, wall_offset_ms: 0 }),
         };
         let base = records.base(&encode_key(name)?);
         Ok(Coordinator {
@@ -641,8 +641,9 @@ impl Coordinator {
 
     /// Deletes the records of transactions that ended more than `older_than` ago (ZooKeeper: by
     /// the server's clock; etcd, which keeps no time per key: records last written before the
-    /// store's revision at an earlier `prune` at least `older_than` ago by this machine's clock,
-    /// so call it periodically, and a writer's clock never matters): commit decisions whose branches are all committed, abort decisions,
+    /// store's revision at an earlier `prune` at least `older_than` ago by the server's clock (a
+    /// lease's countdown), so call it periodically; neither a writer's nor a pruner's clock
+    /// matters): commit decisions whose branches are all committed, abort decisions,
     /// finished sagas. Returns how many. Afterwards [`Coordinator::outcome`] answers
     /// [`TxOutcome::Forgotten`] for transactions from before the horizon.
     ///
@@ -1476,6 +1477,214 @@ mod tests {
         let options = crate::backend::etcd::EtcdOptions { endpoints: endpoints.split(',').map(str::to_string).collect(), ..Default::default() };
         let session = crate::backend::etcd::EtcdSession::new(options).unwrap();
         pruned_records_are_forgotten(AnyStore::Etcd(session.clone())).await;
+        session.close().await;
+    }
+
+    /// A coordinator on etcd whose machine's wall clock is `offset_ms` off.
+    fn with_clock_off(session: &crate::backend::etcd::EtcdSession, name: &str, offset_ms: i64) -> Coordinator {
+        let mut c = Coordinator::new(AnyStore::Etcd(session.clone()), name, Vec::new(), None).unwrap();
+        Arc::get_mut(&mut c.inner).unwrap().records = Arc::new(crate::backend::etcd::records::EtcdRecords { session: session.clone(), wall_offset_ms: offset_ms });
+        c
+    }
+
+    fn etcd_session() -> Option<crate::backend::etcd::EtcdSession> {
+        let endpoints = std::env::var("ETCD_ENDPOINTS").ok()?;
+        let options = crate::backend::etcd::EtcdOptions { endpoints: endpoints.split(',').map(str::to_string).collect(), ..Default::default() };
+        Some(crate::backend::etcd::EtcdSession::new(options).unwrap())
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const HOUR_MS: i64 = 3_600_000;
+
+    /// Attack: a pruning machine whose clock is an hour behind records a mark that says "an
+    /// hour ago" of the store's current revision; another machine, whose clock is right, then
+    /// took it for an hour-old mark and deleted a decision written a moment before it.
+    #[tokio::test]
+    async fn a_pruner_an_hour_behind_lets_no_prune_delete_fresh_records_etcd() {
+        let Some(session) = etcd_session() else { return };
+        let name = format!("prune-skew-{}", uuid::Uuid::new_v4().simple());
+        let right = with_clock_off(&session, &name, 0);
+        let behind = with_clock_off(&session, &name, -HOUR_MS);
+        let run = right.begin().await.unwrap();
+        run.commit(None).await.unwrap();
+        assert_eq!(behind.prune(HOUR).await.unwrap(), 0);
+        assert_eq!(right.prune(HOUR).await.unwrap(), 0, "the decision was written a moment ago");
+        assert!(matches!(right.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        assert_eq!(behind.prune(HOUR).await.unwrap(), 0);
+        assert!(matches!(right.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        session.close().await;
+    }
+
+    /// Attack: a pruning machine whose clock is an hour ahead took another machine's mark made a
+    /// moment ago for an hour-old one.
+    #[tokio::test]
+    async fn a_pruner_an_hour_ahead_deletes_no_fresh_records_etcd() {
+        let Some(session) = etcd_session() else { return };
+        let name = format!("prune-skew-{}", uuid::Uuid::new_v4().simple());
+        let right = with_clock_off(&session, &name, 0);
+        let ahead = with_clock_off(&session, &name, HOUR_MS);
+        let run = right.begin().await.unwrap();
+        run.commit(None).await.unwrap();
+        assert_eq!(right.prune(HOUR).await.unwrap(), 0);
+        assert_eq!(ahead.prune(HOUR).await.unwrap(), 0, "the decision was written a moment ago");
+        assert!(matches!(right.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        session.close().await;
+    }
+
+    /// A plain etcd client beside the coordinator's (to play an operator or a copy).
+    async fn etcd_client() -> etcd_client::Client {
+        let endpoints = std::env::var("ETCD_ENDPOINTS").unwrap();
+        etcd_client::Client::connect(endpoints.split(',').collect::<Vec<_>>(), None).await.unwrap()
+    }
+
+    /// Lets more than `secs` seconds of the server's clock pass: enough for a mark to be
+    /// `secs - 1` old by it (the clock is read in whole seconds, one counted against the age).
+    async fn pass(secs: u64) {
+        tokio::time::sleep(Duration::from_millis(secs * 1000 + 200)).await;
+    }
+
+    /// Records age by the server's clock whatever the pruners' wall clocks say, and the
+    /// horizon `outcome()` uses is never before the mark by the pruning machine's clock. Before:
+    /// a mark made by a machine an hour behind let a machine whose clock is right delete a
+    /// commit decision, and `outcome()` then presumed that committed transaction aborted (its
+    /// txid was an hour younger than the horizon).
+    #[tokio::test]
+    async fn records_age_by_the_servers_clock_and_pruned_commits_are_forgotten_etcd() {
+        let Some(session) = etcd_session() else { return };
+        let name = format!("prune-skew-{}", uuid::Uuid::new_v4().simple());
+        let right = with_clock_off(&session, &name, 0);
+        let behind = with_clock_off(&session, &name, -HOUR_MS);
+        let ahead = with_clock_off(&session, &name, HOUR_MS);
+        let old = right.begin().await.unwrap();
+        old.commit(None).await.unwrap();
+        assert_eq!(behind.prune_now(Duration::from_secs(1)).await.unwrap(), 0);
+        // Ages of a minute where a test stall must not make a mark old enough by the server.
+        assert_eq!(ahead.prune_now(Duration::from_secs(60)).await.unwrap(), 0, "no mark is a minute old by the server's clock");
+        pass(2).await;
+        let young = right.begin().await.unwrap();
+        young.commit(None).await.unwrap();
+        assert_eq!(right.prune_now(Duration::from_secs(1)).await.unwrap(), 1, "the decision written before the marks");
+        assert_eq!(ahead.prune_now(Duration::from_secs(60)).await.unwrap(), 0, "the one written since is seconds old");
+        assert_eq!(right.outcome(old.txid()).await.unwrap(), TxOutcome::Forgotten);
+        assert!(matches!(right.outcome(young.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        session.close().await;
+    }
+
+    /// The prune clock restarts (an operator revokes its lease; a new etcd leader restarts every
+    /// lease's countdown the same way): nothing written since is pruned early, and pruning
+    /// resumes once the restarted clock has counted the age.
+    #[tokio::test]
+    async fn a_restarted_prune_clock_prunes_nothing_early_etcd() {
+        let Some(session) = etcd_session() else { return };
+        let name = format!("prune-clock-{}", uuid::Uuid::new_v4().simple());
+        let c = with_clock_off(&session, &name, 0);
+        let mut client = etcd_client().await;
+        assert_eq!(c.prune_now(Duration::from_secs(1)).await.unwrap(), 0);
+        pass(2).await;
+        assert_eq!(c.prune_now(Duration::from_secs(1)).await.unwrap(), 0);
+        let got = client.get(format!("{}/prune-marks", c.inner.base), None).await.unwrap();
+        let cluster = got.header().unwrap().cluster_id();
+        client.lease_revoke(crate::backend::etcd::records::clock_lease(cluster, &c.inner.base)).await.unwrap();
+        let run = c.begin().await.unwrap();
+        run.commit(None).await.unwrap();
+        assert_eq!(c.prune_now(Duration::from_secs(1)).await.unwrap(), 0, "written a moment ago");
+        assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        pass(2).await;
+        assert_eq!(c.prune_now(Duration::from_secs(1)).await.unwrap(), 1);
+        session.close().await;
+    }
+
+    /// A tree copied key by key from another cluster (then re-keyed) carries that cluster's
+    /// marks, whose revisions mean nothing here: they are dropped, never compared with this
+    /// cluster's records.
+    #[tokio::test]
+    async fn marks_of_another_cluster_are_dropped_etcd() {
+        let Some(session) = etcd_session() else { return };
+        let name = format!("prune-copy-{}", uuid::Uuid::new_v4().simple());
+        let c = with_clock_off(&session, &name, 0);
+        let mut client = etcd_client().await;
+        assert_eq!(c.prune_now(Duration::from_secs(1)).await.unwrap(), 0);
+        let run = c.begin().await.unwrap();
+        run.commit(None).await.unwrap();
+        // The copy: the other cluster was a billion revisions further on.
+        let path = format!("{}/prune-marks", c.inner.base);
+        let got = client.get(path.as_str(), None).await.unwrap();
+        let mut marks: serde_json::Value = serde_json::from_slice(got.kvs()[0].value()).unwrap();
+        marks["cluster"] = serde_json::json!(marks["cluster"].as_u64().unwrap() ^ 1);
+        for m in marks["marks"].as_array_mut().unwrap() {
+            m["revision"] = serde_json::json!(m["revision"].as_i64().unwrap() + 1_000_000_000);
+        }
+        client.put(path.as_str(), serde_json::to_vec(&marks).unwrap(), None).await.unwrap();
+        pass(2).await;
+        assert_eq!(c.prune_now(Duration::from_secs(1)).await.unwrap(), 0, "the decision came after every mark made here");
+        assert!(matches!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(_)));
+        session.close().await;
+    }
+
+    /// Attack: prunes with a short age, called often, pushed the oldest marks out (one mark a
+    /// call, the oldest dropped past the cap), and a prune with a longer age then never found a
+    /// mark old enough: it pruned nothing, for as long as the short prunes ran. The marks are
+    /// thinned instead, keeping them spread over the tree's past.
+    #[tokio::test]
+    async fn frequent_short_prunes_leave_a_longer_prune_its_mark_etcd() {
+        let Some(session) = etcd_session() else { return };
+        let name = format!("prune-thin-{}", uuid::Uuid::new_v4().simple());
+        let c = with_clock_off(&session, &name, 0);
+        let run = c.begin().await.unwrap();
+        run.commit(None).await.unwrap();
+        assert_eq!(c.prune_now(Duration::from_secs(60)).await.unwrap(), 0);
+        pass(5).await;
+        // Many more than the marks kept, in well under the longer age (4 s) here.
+        for _ in 0..2 * crate::backend::etcd::records::MAX_PRUNE_MARKS {
+            assert_eq!(c.prune_now(Duration::from_secs(60)).await.unwrap(), 0);
+        }
+        assert_eq!(c.prune_now(Duration::from_secs(4)).await.unwrap(), 1, "the decision written before the first mark, 4 s ago");
+        session.close().await;
+    }
+
+    /// A participant whose branches prepare and never commit (a database down after prepare).
+    struct CommitFails;
+
+    impl Participant for CommitFails {
+        fn prepare<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn commit<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Err(Error::Participant("commit failed: down".into())) })
+        }
+        fn rollback<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn in_doubt(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    /// Attack (held): a transaction not ended, however old its record: a commit decision whose
+    /// branch never committed is not pruned, even with an age of 0 (recovery still needs it).
+    async fn a_commit_not_done_is_never_pruned(store: AnyStore) {
+        let name = format!("prune-pending-{}", uuid::Uuid::new_v4().simple());
+        let c = Coordinator::new(store, &name, vec![("db".to_string(), Arc::new(CommitFails) as Arc<dyn Participant>)], None).unwrap();
+        let run = c.begin().await.unwrap();
+        run.enlist("db").unwrap();
+        let _ = run.commit(None).await;
+        assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(false));
+        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 0);
+        assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(false));
+    }
+
+    #[tokio::test]
+    async fn a_commit_not_done_is_never_pruned_zookeeper() {
+        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
+        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
+        a_commit_not_done_is_never_pruned(AnyStore::ZooKeeper(store.clone())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_commit_not_done_is_never_pruned_etcd() {
+        let Some(session) = etcd_session() else { return };
+        a_commit_not_done_is_never_pruned(AnyStore::Etcd(session.clone())).await;
         session.close().await;
     }
 

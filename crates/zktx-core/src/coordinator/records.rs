@@ -75,8 +75,8 @@ impl Applied {
 /// A prune horizon ([`Records::horizon`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Horizon {
-    /// Its time, in ms since the epoch (the server's clock on ZooKeeper, the pruning machine's
-    /// on etcd): what `outcome()` compares a txid's time with.
+    /// Its time, in ms since the epoch (the server's clock on ZooKeeper; on etcd the later of
+    /// the marking and the pruning machine's): what `outcome()` compares a txid's time with.
     pub at: i64,
     /// etcd: the store's revision at that time; records last written at or before it may go.
     pub revision: Option<i64>,
@@ -141,9 +141,9 @@ pub(crate) trait Records: Send + Sync {
     /// What records of `base`'s tree may be pruned for `age`: those last written before the
     /// returned horizon. `None`: none yet. ZooKeeper: the server's clock `age` ago, compared with
     /// each node's modification time. etcd keeps no time per key: each call records the store's
-    /// revision with this machine's time in `<base>/prune-marks`, and the horizon is the latest
-    /// mark at least `age` old by this machine's clock, so a record's age never depends on the
-    /// clock of the machine that wrote it.
+    /// revision with the server's clock (a lease's countdown) in `<base>/prune-marks`, and the
+    /// horizon is the latest mark at least `age` old by that clock, so a record's age never
+    /// depends on the clock of the machine that wrote it or pruned it.
     fn horizon<'a>(&'a self, base: &'a str, age: Duration, what: &'a str) -> BoxFuture<'a, Result<Option<Horizon>>>;
 
     /// Deletes every record of `dir` that `ended(data)` says ended and that was last written

@@ -22,13 +22,73 @@ use crate::kv::Layout;
 use crate::recipe::AcquireOptions;
 use crate::LockKind;
 
-/// How many prune marks a tree keeps (one per `prune()` call): a prune runs at most this many
-/// calls behind its age.
-const MAX_PRUNE_MARKS: usize = 1024;
+/// How many prune marks a tree keeps (one per `prune()` call, thinned out: see `thin`). Fewer
+/// in tests, so that going over takes a few calls.
+pub(crate) const MAX_PRUNE_MARKS: usize = if cfg!(test) { 16 } else { 1024 };
+
+/// The prune clock lease's TTL: twice the longest prune age, so it outlives any wait between
+/// two prunes (etcd accepts up to 9e9 s).
+const CLOCK_TTL_SECS: i64 = 2 * crate::store::MAX_PRUNE_AGE.as_secs() as i64;
+
+/// How much two readings of the prune clock may overstate the time between them: etcd answers
+/// a lease's remaining TTL in whole seconds, rounded down.
+const CLOCK_ROUNDING_MS: i64 = 1000;
+
+/// What `<base>/prune-marks` holds: `{"cluster":…,"lease":…,"marks":[{"wall":…,"revision":…,"clock":…},…]}`.
+/// Marks of another cluster or clock (a tree copied key by key, a version before the clock)
+/// are dropped: their revisions or times mean nothing here.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Marks {
+    cluster: u64,
+    lease: i64,
+    /// Oldest first (the order of the writes).
+    marks: Vec<Mark>,
+}
+
+/// One `prune()` call: the store's revision, then the server's clock (ms, see
+/// `EtcdRecords::server_clock`) and the pruning machine's wall clock (ms since the epoch) read
+/// after it.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy)]
+struct Mark {
+    wall: i64,
+    revision: i64,
+    clock: i64,
+}
+
+/// Drops marks down to `cap` ([`MAX_PRUNE_MARKS`]), each time the inner one whose neighbours are
+/// closest on the clock for their age: the marks thin out with age rather than end, so a prune
+/// of any age finds one near its horizon (a few percent of the age behind it). Dropping marks
+/// only ever moves a horizon back: safe whichever goes. The first and the last stay.
+fn thin(marks: &mut Vec<Mark>, cap: usize) {
+    while marks.len() > cap.max(2) {
+        let newest = marks.last().map_or(0, |m| m.clock);
+        let crowded = |i: usize| {
+            let (before, after) = (marks[i - 1].clock, marks[i + 1].clock);
+            (after.saturating_sub(before)) as f64 / (newest.saturating_sub(after) as f64 + 1.0)
+        };
+        let drop = (1..marks.len() - 1).min_by(|&a, &b| crowded(a).total_cmp(&crowded(b))).unwrap_or(1);
+        marks.remove(drop);
+    }
+}
+
+/// The id of the lease that serves as `base`'s prune clock in cluster `cluster`: the same for
+/// every pruner (so concurrent ones share one and a crash leaks none), never 0 (no lease), and
+/// positive. FNV-1a, stable across builds.
+pub(crate) fn clock_lease(cluster: u64, base: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in cluster.to_be_bytes().iter().chain(b"zktx prune clock:").chain(base.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::try_from(h >> 1).unwrap_or(i64::MAX).max(1)
+}
 
 /// The coordinator's records in an etcd session's keyspace.
 pub(crate) struct EtcdRecords {
     pub session: EtcdSession,
+    /// Added to this machine's wall clock: 0, but in tests that play a pruning machine whose
+    /// clock is off.
+    pub wall_offset_ms: i64,
 }
 
 /// The compare that checks `cond`.
@@ -94,6 +154,41 @@ impl EtcdRecords {
         })
         .await?;
         Ok(got.kvs().first().cloned())
+    }
+
+    /// The server's clock for prune marks: ms counted down so far by lease `id` (granted now
+    /// with [`CLOCK_TTL_SECS`] when absent), never below 0. It only ever runs at the leader's
+    /// pace or falls back (a new leader restarts every lease's countdown; a revoked lease is
+    /// granted again from 0), so the difference of two readings never exceeds the time between
+    /// them, give or take the whole seconds etcd answers in ([`CLOCK_ROUNDING_MS`]).
+    ///
+    /// Only a leader of raft term `term` or later is asked: a leader cut off from the others
+    /// answers lease questions until it steps down, from a countdown the new leader restarted.
+    async fn server_clock(&self, id: i64, term: u64) -> Result<i64> {
+        let client = self.session.client().await?;
+        let rt = self.session.request_timeout();
+        let ask = || {
+            retry_transient(rt, || {
+                let mut client = client.clone();
+                async move { within(rt, "read prune clock", client.lease_time_to_live(id, None)).await }
+            })
+        };
+        let mut left = ask().await?;
+        if left.ttl() < 0 {
+            // Absent (first use, or revoked): grant it. A concurrent pruner may grant it first
+            // ("lease already exists"): either way, it is there when asked again.
+            let mut c = client.clone();
+            let granted = within(rt, "grant prune clock", c.lease_grant(CLOCK_TTL_SECS, Some(etcd::LeaseGrantOptions::new().with_id(id)))).await;
+            left = ask().await?;
+            if left.ttl() < 0 {
+                return Err(granted.err().unwrap_or_else(|| Error::zk("SYSTEMERROR", format!("prune clock lease {id:x} vanished as soon as it was granted"))));
+            }
+        }
+        let answered = left.header().map_or(0, |h| h.raft_term());
+        if answered < term {
+            return Err(Error::ConnectionLoss { message: format!("read prune clock: answered by a leader of raft term {answered}, and the term is {term} (a leader cut off from the others); try again"), outcome: crate::error::Outcome::NotApplied });
+        }
+        Ok(left.granted_ttl().saturating_sub(left.ttl()).max(0).saturating_mul(1000))
     }
 }
 
@@ -266,16 +361,37 @@ impl Records for EtcdRecords {
                     async move { within(rt, "read prune marks", client.get(path, None)).await }
                 })
                 .await?;
-                let revision = got.header().map_or(0, |h| h.revision());
+                let (revision, cluster, term) = got.header().map_or((0, 0, 0), |h| (h.revision(), h.cluster_id(), h.raft_term()));
                 let kv = got.kvs().first();
-                let mut marks: Vec<(i64, i64)> = kv.and_then(|kv| serde_json::from_slice(kv.value()).ok()).unwrap_or_default();
-                let now = unix_millis();
-                marks.push((now, revision));
-                // The latest mark at least `age` old by this machine's clock.
-                let horizon = marks.iter().rev().find(|(t, _)| *t <= now.saturating_sub(age)).map(|&(at, revision)| Horizon { at, revision: Some(revision) });
-                // Enough marks for any later age: one per call, the oldest first to go.
-                let keep = marks.len().saturating_sub(MAX_PRUNE_MARKS);
-                marks.drain(..keep);
+                // The server's clock, read after the revision: what it counts from this mark on
+                // never exceeds the time since the revision.
+                let lease = clock_lease(cluster, base);
+                let clock = self.server_clock(lease, term).await?;
+                let now = unix_millis().saturating_add(self.wall_offset_ms);
+                let mut marks = kv.and_then(|kv| serde_json::from_slice::<Marks>(kv.value()).ok()).filter(|m| m.cluster == cluster && m.lease == lease).unwrap_or(Marks { cluster, lease, marks: Vec::new() });
+                // The clock went back (a leader change restarts a lease's countdown, or the lease
+                // was revoked and granted again): the time between the marks and now is
+                // unknown beyond "they are older than the restart". Keep the latest, as of the
+                // restart: later readings are then never more than the time since it.
+                if let Some(&last) = marks.marks.last().filter(|m| m.clock > clock) {
+                    marks.marks = vec![Mark { clock: 0, ..last }];
+                }
+                marks.marks.push(Mark { wall: now, revision, clock });
+                let horizon = if age == 0 {
+                    marks.marks.last()
+                } else {
+                    // The latest mark at least `age` old by the server's clock, counting a
+                    // reading's rounding (whole seconds) against it.
+                    marks.marks.iter().rev().find(|m| m.clock.saturating_add(age).saturating_add(CLOCK_ROUNDING_MS) <= clock)
+                }
+                // Its time for `outcome()`, which answers `forgotten` for txids before it and
+                // presumes the abort of later ones with no record: never earlier than the mark by
+                // this machine's clock (the server's clock says at least that much time passed
+                // since), nor by the clock of the machine that made it. Too early, a pruned
+                // commit would be presumed aborted; too late, a young txid with no record is
+                // `forgotten` instead (no answer, never a wrong one).
+                .map(|m| Horizon { at: m.wall.max(now.saturating_sub(clock.saturating_sub(m.clock))), revision: Some(m.revision) });
+                thin(&mut marks.marks, MAX_PRUNE_MARKS);
                 let data = serde_json::to_vec(&marks).map_err(|e| Error::zk("SYSTEMERROR", e))?;
                 let (cond, put) = match kv {
                     Some(kv) => (Cond::At(path.clone(), kv.mod_revision()), Put::Set(path.clone(), data)),
@@ -292,5 +408,29 @@ impl Records for EtcdRecords {
         // Last written at or before the horizon's revision, and ended.
         let before = horizon.revision.unwrap_or(0);
         Box::pin(async move { self.session.sweep_prefix(&format!("{dir}/"), "coordinator records", |kv| kv.mod_revision() <= before && ended(kv.value())).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prune every second for 30,000 s, 1024 marks kept: for every age, the latest mark at
+    /// least that old is less than 1 % of the age older still (dropping the oldest kept no
+    /// mark older than 1024 s), and the first mark stays.
+    #[test]
+    fn thinned_marks_keep_every_age_close() {
+        let mut marks = Vec::new();
+        for s in 0..30_000i64 {
+            marks.push(Mark { wall: 0, revision: s, clock: s * 1000 });
+            thin(&mut marks, 1024);
+        }
+        assert_eq!(marks.len(), 1024);
+        assert_eq!(marks[0].clock, 0);
+        let now = 29_999_000;
+        for age in (1..30_000i64).map(|a| a * 1000) {
+            let Some(m) = marks.iter().rev().find(|m| m.clock <= now - age) else { panic!("no mark {age} ms old") };
+            assert!((now - age - m.clock) * 100 < age, "age {age}: the mark is {} ms older", now - age - m.clock);
+        }
     }
 }
