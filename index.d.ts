@@ -1266,9 +1266,11 @@ export class Etcd extends EventEmitter {
    */
   transaction<R>(fn: (tx: Transaction) => R | Promise<R>, options?: TransactionOptions): Promise<R>;
   /**
-   * As {@link ZooKeeper.pruneTransactionIds}, but etcd keeps no time for a key: a marker records
-   * its committer's wall clock and ages are measured against this machine's, so keep
-   * `olderThanMs` above clock skew plus any retry window. Resolves how many markers it deleted.
+   * As {@link ZooKeeper.pruneTransactionIds}, by etcd's own clock: etcd keeps no time for a key,
+   * so each call records the store's revision with a lease's countdown, and deletes the markers
+   * committed at or before the latest such mark at least `olderThanMs` old (plus a second: the
+   * countdown is in whole seconds). No machine's clock is trusted. Call it periodically: the
+   * first call deletes nothing unless `olderThanMs` is 0. Resolves how many markers it deleted.
    */
   pruneTransactionIds(olderThanMs: number): Promise<number>;
   /**

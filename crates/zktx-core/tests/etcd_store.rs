@@ -136,7 +136,11 @@ async fn prune_pages_through_more_markers_than_one_txn_and_keeps_fresh_ones() {
         t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
         t.commit(&s, &layout, &CommitOptions { id: Some(id), ..CommitOptions::default() }).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Ages go by the server's clock, between calls: the first call marks the store's revision
+    // (after the old markers), the next one, the age (plus etcd's whole-second rounding) later,
+    // deletes what was committed up to that mark.
+    s.prune_transaction_ids(&layout, Duration::from_millis(200)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     let fresh = unique("fresh");
     let mut t = EtcdTransaction::new();
     t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
@@ -164,5 +168,29 @@ async fn a_commit_that_changes_nothing_reports_the_revision_its_compares_held_at
     // held, at or after the write it read.
     assert!(report.zxid.is_some_and(|r| r >= before), "{report:?}");
     assert_eq!(s.get_value(&layout, &set).await.unwrap().unwrap().version, before);
+    s.close().await;
+}
+
+/// A committer whose clock is an hour behind stamps its markers an hour old. Pruning went by
+/// that stamp: `prune_transaction_ids(10 min)` deleted the marker of an id committed a moment
+/// before, and a retry of that id would have applied again. Ages go by the server's clock now.
+#[tokio::test]
+async fn a_committer_an_hour_behind_has_its_fresh_markers_kept() {
+    let (s, layout) = (session(), Layout::default());
+    let id = unique("skewed");
+    let mut t = EtcdTransaction::new();
+    t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+    t.commit(&s, &layout, &CommitOptions { id: Some(&id), result: Some("1"), ..CommitOptions::default() }).await.unwrap();
+    // The marker as that committer writes it: its clock's time, an hour ago.
+    let endpoints = std::env::var("ETCD_ENDPOINTS").unwrap();
+    let mut raw = etcd_client::Client::connect(endpoints.split(',').collect::<Vec<_>>(), None).await.unwrap();
+    let listed = raw.get(format!("{}/", layout.root_child("txn-ids")), Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+    let key = listed.kvs().iter().map(|kv| kv.key_str().unwrap().to_string()).find(|k| k.ends_with(&id)).expect("the marker");
+    let hour_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000;
+    raw.put(key, format!("{{\"at\":{hour_ago},\"result\":\"1\"}}"), None).await.unwrap();
+    for _ in 0..2 {
+        s.prune_transaction_ids(&layout, Duration::from_secs(600)).await.unwrap();
+        assert_eq!(s.recorded(&layout, Some(&id)).await.unwrap(), Some(Some("1".to_string())), "a marker written a moment ago was pruned");
+    }
     s.close().await;
 }

@@ -368,25 +368,37 @@ impl EtcdSession {
     }
 
     /// Deletes the markers of transaction ids committed more than `older_than` ago; returns how
-    /// many. etcd keeps no time for a key: a marker records its committer's wall clock, and ages
-    /// are measured against this machine's, so keep `older_than` above clock skew plus the
-    /// longest a commit with that id may still be retried. Safe from several clients at once.
+    /// many. etcd keeps no time for a key, and a committer's clock is not to be trusted (one an
+    /// hour behind would have its markers pruned at once, and a retry of its ids applied
+    /// twice): each call records the store's revision with the server's clock in
+    /// `<root>/txids-prune/prune-marks`, as the coordinator's `prune()` does
+    /// ([`super::records`]), and deletes the markers committed at or before the latest mark at
+    /// least `older_than` old by that clock. So call it periodically: the first call deletes
+    /// nothing unless `older_than` is 0. Safe from several clients at once.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` above [`crate::store::MAX_PRUNE_AGE`]; connection errors.
     pub async fn prune_transaction_ids(&self, layout: &Layout, older_than: std::time::Duration) -> Result<usize> {
+        use crate::coordinator::records::Records as _;
         if older_than > crate::store::MAX_PRUNE_AGE {
             return Err(Error::invalid(format!("pruneTransactionIds: olderThanMs must be at most {} ms", crate::store::MAX_PRUNE_AGE.as_millis())));
         }
-        let cutoff = unix_millis().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
-        // Markers are never written again, but a pruned id may commit anew meanwhile: each
-        // delete only if the marker is still the one listed.
-        self.sweep_prefix(&format!("{}/", layout.root_child(MARKERS)), "transaction ids", |kv| Marker::decode(kv.value()).at.is_some_and(|at| at < cutoff)).await
+        let records = super::records::EtcdRecords { session: self.clone(), wall_offset_ms: 0 };
+        // Beside the markers' directory, not in it: the sweep below must never see the marks.
+        let clock = format!("{}-prune", layout.root_child(MARKERS));
+        let Some(horizon) = records.horizon(&clock, older_than, "pruneTransactionIds").await? else {
+            return Ok(0);
+        };
+        let before = horizon.revision.unwrap_or(0);
+        // Markers are never written again (their mod revision is their commit's), but a pruned
+        // id may commit anew meanwhile: each delete only if the marker is still the one listed.
+        self.sweep_prefix(&format!("{}/", layout.root_child(MARKERS)), "transaction ids", |kv| kv.mod_revision() <= before).await
     }
 }
 
 /// What a transaction id's marker holds on etcd: when it was committed (the committer's wall
-/// clock, ms since the epoch) and the recorded result. JSON: `{"at":…,"result":"<json text>"}`.
+/// clock, ms since the epoch: for people, and for earlier versions of zktx, which pruned by it; pruning
+/// now goes by the marker's revision) and the recorded result. JSON: `{"at":…,"result":"<json text>"}`.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Marker {
     at: Option<i64>,
