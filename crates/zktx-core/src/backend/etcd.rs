@@ -151,6 +151,11 @@ struct Inner {
     /// revokes the lease, so that it resolves only once every write sent before it was answered
     /// (or passed its deadline): no write of this client applies after `close()` resolved.
     writes: tokio::sync::RwLock<()>,
+    /// Held by the `close()` doing the work, set once it finished: a concurrent `close()` (a
+    /// second call, the exit hook's) waits for it instead of resolving while writes are still in
+    /// flight and the lease unrevoked. A close cut short (the exit hook's bound) leaves it unset:
+    /// the next call does the work again.
+    closed: tokio::sync::Mutex<bool>,
 }
 
 /// Keys being deleted in the background, shared with the locks and their cleanup tasks.
@@ -293,6 +298,7 @@ impl EtcdSession {
                 releasing: Arc::default(),
                 queue_watches: Arc::default(),
                 writes: tokio::sync::RwLock::new(()),
+                closed: tokio::sync::Mutex::new(false),
             }),
         })
     }
@@ -473,13 +479,15 @@ impl EtcdSession {
     }
 
     /// Closes the session: revokes the lease, so the server deletes every lock key at once.
-    /// Idempotent; pending acquisitions fail with `CLIENT_CLOSED`.
+    /// Idempotent: a call made while another is in progress resolves once that one finished;
+    /// pending acquisitions fail with `CLIENT_CLOSED`.
     pub async fn close(&self) {
-        if self.inner.closing.is_cancelled() {
-            return;
-        }
         self.inner.closing.cancel();
         self.inner.queue_watches.close_all();
+        let mut closed = self.inner.closed.lock().await;
+        if *closed {
+            return;
+        }
         // Writes in flight first (each under its request deadline): none applies after this
         // resolves. Writes not yet sent see `closing` and send nothing.
         let _writes = tokio::time::timeout(self.inner.request_timeout() + Duration::from_secs(1), self.inner.writes.write()).await;
@@ -490,6 +498,7 @@ impl EtcdSession {
             let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease.id)).await;
         }
         self.inner.emit(SessionEvent::Closed);
+        *closed = true;
     }
 
     /// Whether [`EtcdSession::close`] was called.

@@ -1,0 +1,110 @@
+'use strict';
+// Attacks on etcd's `close()` (crates/zktx-core/src/backend/etcd.rs, `EtcdSession::close` and
+// `writing()`): once close() resolved, no write of this client applies on the server; a write
+// started after close() began is refused (CLIENT_CLOSED, nothing sent); close() returns in
+// bounded time and leaves nothing (the lease revoked: no lock key). With real faults: a TCP proxy
+// of ours between the client and etcd (delay, partitions), child processes that exit mid-close.
+// The suite runs on an etcd of its own (one test prunes every transaction id older than 1 ms,
+// which must not touch the shared etcd's).
+const { spawn } = require('node:child_process');
+const { Etcd } = require('..');
+const { startEtcd, startProxy } = require('../testing');
+const { unique } = require('./helpers/zk');
+const { etcdctlAt, waitFor } = require('./helpers/etcd');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const settle = (p) => p.then((value) => ({ ok: true, value }), (err) => ({ ok: false, err }));
+
+let member;
+const clients = [];
+const proxies = [];
+const children = [];
+beforeAll(async () => { member = await startEtcd(); }, 60000);
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  for (const p of proxies) p.heal();
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await Promise.all(proxies.map((p) => p.close()));
+  if (member) await member.stop();
+});
+
+const etcdctl = (...args) => etcdctlAt(member.endpoint, ...args);
+/** A client straight to our etcd. */
+const direct = (options = {}) => {
+  const c = new Etcd({ endpoints: member.endpoints, timeout: 4000, ...options });
+  clients.push(c);
+  return c;
+};
+/** A client whose only way to our etcd is a proxy of ours. */
+async function proxied(options = {}) {
+  const proxy = await startProxy(member.endpoint);
+  proxies.push(proxy);
+  const c = new Etcd({ endpoints: [proxy.connect], timeout: 10000, requestTimeout: 4000, ...options });
+  clients.push(c);
+  return { proxy, client: c };
+}
+/** Keys under `prefix`, as etcd has them now. */
+const keysUnder = (prefix) => etcdctl('get', '--prefix', '--keys-only', prefix).split('\n').filter(Boolean);
+/** Leases etcd has now. */
+const leases = () => etcdctl('lease', 'list').split('\n').filter((l) => /^[0-9a-f]+$/.test(l.trim())).map((l) => l.trim());
+
+describe('etcd close() attacks', () => {
+  // ------------------------------------------------------------------------------------------
+  // Breaks (each failed before the fix of its commit)
+
+  it('[no write applies after close() resolved, close() is idempotent] a second close() while the first waits for a write in flight resolves after that write, not at once', async () => {
+    // 300 ms each way: the set is on the wire when both close() calls are made.
+    const { proxy, client: a } = await proxied();
+    const key = unique('close-twice');
+    await a.set(key, 0);
+    proxy.delay(300);
+    const order = [];
+    const write = a.set(key, 1).then(() => order.push('set'), (e) => order.push(`set:${e.code}`));
+    await sleep(150);
+    const first = a.close().then(() => order.push('first close'));
+    await a.close();
+    order.push('second close');
+    await Promise.all([first, write]);
+    // observed before the fix: ['second close', 'set', 'first close']: the second call saw
+    // `closing` set and returned at once, while the set it promises is settled was in flight
+    expect(order[0]).toBe('set');
+    expect(order.slice(1).sort()).toEqual(['first close', 'second close']);
+    proxy.delay(0);
+    expect(await direct().get(key)).toBe(1);
+  }, 30000);
+
+  it('[the exit hook revokes the lease of a client whose close() is in flight] process.exit() while close() waits for a write: the lock key goes at once, not with the TTL', async () => {
+    const proxy = await startProxy(member.endpoint);
+    proxies.push(proxy);
+    const path = `/${unique('exit-mid-close')}`;
+    const src = `
+      const a = new zktx.Etcd({ endpoints: [${JSON.stringify(proxy.connect)}], timeout: 30000, requestTimeout: 4000 });
+      (async () => {
+        await a.lock(${JSON.stringify(path)});
+        await a.set('k', 0);
+        process.stdout.write('held\\n');
+        process.stdin.once('data', () => {
+          a.set('k', 1).catch(() => {}); // on the wire (delayed)
+          setTimeout(() => { a.close(); setTimeout(() => process.exit(0), 20); }, 100);
+        });
+      })().catch((e) => { console.error(e); process.exit(2); });`;
+    const p = spawn(process.execPath, ['-e', `const zktx = require(${JSON.stringify(require.resolve('..'))});\n${src}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(p);
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise((resolve) => p.on('exit', (code) => resolve(code)));
+    await waitFor(() => out.includes('held') || p.exitCode !== null, 20000, 'child holds the lock');
+    expect(err).toBe('');
+    expect(keysUnder(`${path}/`)).toHaveLength(1);
+    proxy.delay(300);
+    p.stdin.write('go\n');
+    expect(await exited).toBe(0);
+    // The exit hook blocks at most 2 s; the lock key goes with the revoke, long before the 30 s
+    // TTL. observed before the fix: the key stayed (the hook's close() returned at once, as
+    // close() had begun, and the in-flight close never got to its revoke before the exit)
+    proxy.delay(0);
+    await waitFor(() => keysUnder(`${path}/`).length === 0, 5000, 'the lock key is gone');
+  }, 40000);
+});
