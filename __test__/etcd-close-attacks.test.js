@@ -107,4 +107,31 @@ describe('etcd close() attacks', () => {
     proxy.delay(0);
     await waitFor(() => keysUnder(`${path}/`).length === 0, 5000, 'the lock key is gone');
   }, 40000);
+
+  it('[no write applies after close() resolved] pruneTransactionIds in progress: close() resolves, and no marker is deleted after it', async () => {
+    // A writer straight to etcd leaves 120 transaction ids; a client behind a delayed proxy
+    // (20 ms each way: one delete per 40 ms or more) prunes them, and closes mid-way.
+    const writer = direct();
+    const stem = unique('prune-close');
+    for (let i = 0; i < 120; i++) await writer.transaction(async (tx) => { tx.set(`${stem}-k`, i); }, { id: `${stem}-${i}` });
+    const markers = () => keysUnder('/zktx/txn-ids/').length;
+    const before = markers();
+    expect(before).toBeGreaterThanOrEqual(120);
+    await sleep(50); // every marker older than 1 ms
+    const { proxy, client: a } = await proxied();
+    await a.connect();
+    proxy.delay(20);
+    const pruning = settle(a.pruneTransactionIds(1));
+    await waitFor(() => markers() < before - 5, 20000, 'the prune is deleting');
+    await a.close();
+    const atClose = markers();
+    await sleep(1500);
+    const later = markers();
+    const pruned = await pruning;
+    // observed before the fix: the prune went on deleting after close() resolved (its deletes
+    // took no write guard, and nothing stopped its loop), and resolved its full count
+    expect({ atClose, later }).toEqual({ atClose, later: atClose });
+    expect(later).toBeGreaterThan(0);
+    expect(pruned.ok ? `resolved ${pruned.value}` : pruned.err.code).toBe('CLIENT_CLOSED');
+  }, 60000);
 });

@@ -374,6 +374,10 @@ impl EtcdSession {
     /// Deletes every key under `prefix` that `select` picks, each only if it is still at the
     /// mod revision listed (a key written since is kept); lists in pages of [`MAX_TXN_OPS`].
     /// Returns how many were deleted. `what` names the keys in errors.
+    ///
+    /// # Errors
+    /// `CLIENT_CLOSED` once `close()` began (the keys deleted so far stay deleted; none after);
+    /// connection errors.
     pub(super) async fn sweep_prefix(&self, prefix: &str, what: &str, select: impl Fn(&etcd::KeyValue) -> bool) -> Result<usize> {
         let client = self.client().await?;
         let rt = self.request_timeout();
@@ -389,6 +393,9 @@ impl EtcdSession {
             for kv in page.kvs().iter().filter(|kv| select(kv)) {
                 let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(kv.key(), etcd::CompareOp::Equal, kv.mod_revision())]).and_then([etcd::TxnOp::delete(kv.key(), None)]);
                 let mut client = client.clone();
+                // Each delete a write of its own: close() waits for the one in flight, and the
+                // loop stops at the next (CLIENT_CLOSED) instead of deleting on after close().
+                let _writing = self.writing().await?;
                 if within(rt, &format!("delete {what}"), client.txn(txn)).await?.succeeded() {
                     removed += 1;
                 }
