@@ -134,4 +134,52 @@ describe('etcd close() attacks', () => {
     expect(later).toBeGreaterThan(0);
     expect(pruned.ok ? `resolved ${pruned.value}` : pruned.err.code).toBe('CLIENT_CLOSED');
   }, 60000);
+
+  it('[no write applies after close() resolved] an executeTransaction commit on its way over a slow member when close() is called, and the revoke lost on the other: close() resolves, then the commit applies', async () => {
+    // Two ways to one etcd, PA (300 ms each way) and PB. The commit goes over PA (PB is down
+    // while it is sent); PB is back for close(), whose revoke goes over the idle PB, which is cut
+    // as it is sent: the revoke is lost, close() resolves, and the lease (with the lock key the
+    // commit compares) lives on. The client picks its way per request (two choices, the less
+    // busy): a few attempts, each on fresh proxies; one is enough to break (6 of 10 did).
+    const reader = direct();
+    const runs = [];
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const PA = await startProxy(member.endpoint);
+      const PB = await startProxy(member.endpoint);
+      proxies.push(PA, PB);
+      const c = new Etcd({ endpoints: [PA.connect, PB.connect], timeout: 10000, requestTimeout: 4000 });
+      clients.push(c);
+      const key = unique('close-commit-2ways');
+      await c.set(key, 'before');
+      await Promise.all([c.get(key), c.get(key), c.get(key)]);
+      PA.delay(300);
+      let closing;
+      const committed = await settle(c.executeTransaction(key, () => {
+        PB.partition();
+        closing = (async () => {
+          await sleep(30);
+          PB.heal();
+          const t = Date.now();
+          while (PB.connections === 0 && Date.now() - t < 200) {
+            c.get(`${key}-x`).catch(() => {});
+            await sleep(10);
+          }
+          const closed = c.close();
+          PB.partition(); // same tick: the proxy never reads the revoke
+          await closed;
+          return reader.get(key);
+        })();
+        return 'after';
+      }));
+      const atClose = await closing;
+      PA.heal();
+      PB.heal();
+      const later = await reader.get(key);
+      runs.push({ atClose, later, committed: committed.ok ? 'resolved' : `${committed.err.code}/${committed.err.outcome}` });
+      // observed before the fix (6 runs of 10): { atClose: 'before', later: 'after', committed:
+      // 'resolved' }: the commit took no write guard, so close() did not wait for it
+      if (atClose !== later) break;
+    }
+    for (const r of runs) expect(r).toEqual({ ...r, later: r.atClose });
+  }, 90000);
 });
