@@ -1220,6 +1220,9 @@ export class Etcd extends EventEmitter {
    * within its request deadline): no write of this client applies after `close()` resolved,
    * except one whose deadline passed (it failed with outcome `unknown`). Writes not yet sent fail
    * with `CLIENT_CLOSED` (a `pruneTransactionIds` stops there: what it deleted stays deleted).
+   * The revoke is retried on a lost connection (another member, within the request deadline), so
+   * a lock key still on its way to the lease goes with it; if etcd stays unreachable, the lease
+   * (no longer kept alive) ends with its TTL.
    */
   close(): Promise<void>;
   /** `await using etcd = new Etcd(options)`: closed at scope exit. */

@@ -501,8 +501,16 @@ impl EtcdSession {
         let lease = self.inner.lease.lock().await.take();
         if let (Some(lease), Some(client)) = (lease, self.inner.client.get()) {
             let _ = lease.ended.send(true);
-            let mut client = client.clone();
-            let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease.id)).await;
+            // Retried on a lost connection (another member, within the request deadline): puts
+            // on the lease still on their way (a lock's join, not a data write, so not waited
+            // for above) apply before the revoke or not at all. A revoke lost once let close()
+            // resolve, and such a put land on a lease that lived on for its TTL.
+            let (rt, id) = (self.inner.request_timeout(), lease.id);
+            let _ = retry_transient(rt, || {
+                let mut client = client.clone();
+                async move { within(Duration::from_secs(2), "revoke etcd lease", client.lease_revoke(id)).await }
+            })
+            .await;
         }
         self.inner.emit(SessionEvent::Closed);
         *closed = true;
