@@ -224,4 +224,69 @@ describe('etcd close() attacks', () => {
     }
     for (const r of runs) expect(r).toEqual({ ...r, atClose: 0, later: 0 });
   }, 90000);
+
+  // ------------------------------------------------------------------------------------------
+  // Attacks that held
+
+  it('[a write started after close() began is refused] set, executeTransaction and transaction called while close() waits for a write in flight: CLIENT_CLOSED (not_applied), nothing written, no lock key', async () => {
+    const { proxy, client: a } = await proxied();
+    const key = unique('close-late');
+    await a.set(key, 0);
+    proxy.delay(300);
+    const inflight = settle(a.set(key, 1));
+    await sleep(150);
+    const closed = a.close();
+    const late = await Promise.all([
+      settle(a.set(`${key}-late`, 1)),
+      settle(a.executeTransaction(`${key}-late`, () => 2)),
+      settle(a.transaction(async (tx) => { tx.set(`${key}-late`, 3); })),
+    ]);
+    await closed;
+    expect((await inflight).ok).toBe(true);
+    expect(late.map((r) => (r.ok ? 'resolved' : `${r.err.code}/${r.err.outcome}`))).toEqual(Array(3).fill('CLIENT_CLOSED/not_applied'));
+    proxy.delay(0);
+    const reader = direct();
+    expect([await reader.get(key), await reader.get(`${key}-late`)]).toEqual([1, undefined]);
+    expect(keysUnder('/zktx/locks/kv/').filter((k) => k.includes('close-late'))).toEqual([]);
+  }, 30000);
+
+  it('[no deadlock, nothing written] close() awaited inside a transaction callback and an executeTransaction updater: both reject CLIENT_CLOSED, close() resolves, nothing is written', async () => {
+    const a = direct();
+    const b = direct();
+    const key = unique('close-inside');
+    await a.set(key, 'before');
+    await b.set(`${key}-b`, 'before');
+    const tx = await settle(a.transaction(async (t) => {
+      await t.get(key);
+      await a.close();
+      t.set(key, 'after');
+    }));
+    const upd = await settle(b.executeTransaction(`${key}-b`, async () => {
+      await b.close();
+      return 'after';
+    }));
+    expect([tx, upd].map((r) => (r.ok ? 'resolved' : r.err.code))).toEqual(['CLIENT_CLOSED', 'CLIENT_CLOSED']);
+    const reader = direct();
+    expect([await reader.get(key), await reader.get(`${key}-b`)]).toEqual(['before', 'before']);
+    expect(keysUnder('/zktx/locks/kv/').filter((k) => k.includes('close-inside'))).toEqual([]);
+  }, 30000);
+
+  it('[close() returns in bounded time and leaves nothing] a holder whose etcd went silent (blackhole) mid-write: close() resolves within the request timeout + the revoke\'s 2 s (+ slack); once etcd is reachable again the lock key goes with the TTL at the latest', async () => {
+    // TTL 4 s: the lease the unsent revoke leaves ends by itself (no keep-alive after close()).
+    const { proxy, client: a } = await proxied({ timeout: 4000, requestTimeout: 2000 });
+    const path = `/${unique('close-silent')}`;
+    const key = unique('close-silent');
+    await a.lock(path);
+    proxy.partition({ mode: 'blackhole' });
+    const write = settle(a.set(key, 1));
+    await sleep(100);
+    const t0 = Date.now();
+    await a.close();
+    const took = Date.now() - t0;
+    const settled = await write;
+    expect(took).toBeLessThan(2000 + 1000 + 2000 + 5000);
+    expect(settled.ok ? 'resolved' : settled.err.outcome).toBe('unknown');
+    proxy.heal();
+    await waitFor(() => keysUnder(`${path}/`).length === 0, 15000, 'the lock key is gone');
+  }, 40000);
 });
