@@ -225,6 +225,23 @@ describe('etcd close() attacks', () => {
     for (const r of runs) expect(r).toEqual({ ...r, atClose: 0, later: 0 });
   }, 90000);
 
+  it('[close() returns in bounded time] connect() to a silent etcd (blackhole) in progress: close() resolves within a request timeout (+ slack), not after the connect and grant retries, and connect() rejects CLIENT_CLOSED', async () => {
+    const { proxy, client: a } = await proxied({ requestTimeout: 4000 });
+    proxy.partition({ mode: 'blackhole' });
+    const connecting = settle(a.connect());
+    await sleep(300);
+    const t0 = Date.now();
+    await a.close();
+    const took = Date.now() - t0;
+    const connected = await connecting;
+    proxy.heal();
+    // observed before the fix: close() took 10.1 s (5.9 s with a 2 s request timeout): it waited
+    // for the lease slot, held by connect()'s connect (one request timeout) and grant (one,
+    // then retried for two more), and connect() rejected TIMEOUT
+    expect(took).toBeLessThan(4000 + 2000);
+    expect(connected.ok ? 'resolved' : connected.err.code).toBe('CLIENT_CLOSED');
+  }, 40000);
+
   // ------------------------------------------------------------------------------------------
   // Attacks that held
 

@@ -445,27 +445,37 @@ impl EtcdSession {
                 return Ok(lease.clone());
             }
         }
-        let client = self.client().await?;
-        let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
-        let rt = self.inner.request_timeout();
-        let sent_at = Instant::now();
-        let grant = || {
-            let mut client = client.clone();
-            async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
-        };
-        let granted = match grant().await {
-            Ok(granted) => granted,
-            // Every endpoint refuses or does not resolve: say so now, as ZooKeeper's connect
-            // does; any other failure is retried within the request deadline.
-            Err(err) => match self.explained(err).await {
-                err @ Error::Unreachable { .. } => return Err(err),
-                _ => match retry_transient(rt * 2, grant).await {
-                    Ok(granted) => granted,
-                    Err(err) => return Err(self.explained(err).await),
+        // close() ends the wait: it must not wait for a connect and a grant to a silent etcd (up
+        // to three request deadlines). A grant that still applies makes a lease with nothing on
+        // it, which ends with its TTL.
+        let granting = async {
+            let client = self.client().await?;
+            let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
+            let rt = self.inner.request_timeout();
+            let sent_at = Instant::now();
+            let grant = || {
+                let mut client = client.clone();
+                async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
+            };
+            let granted = match grant().await {
+                Ok(granted) => granted,
+                // Every endpoint refuses or does not resolve: say so now, as ZooKeeper's connect
+                // does; any other failure is retried within the request deadline.
+                Err(err) => match self.explained(err).await {
+                    err @ Error::Unreachable { .. } => return Err(err),
+                    _ => match retry_transient(rt * 2, grant).await {
+                        Ok(granted) => granted,
+                        Err(err) => return Err(self.explained(err).await),
+                    },
                 },
-            },
+            };
+            Ok::<_, Error>((client, granted, sent_at))
         };
-        let mut client = client;
+        let (mut client, granted, sent_at) = tokio::select! {
+            biased;
+            _ = self.inner.closing.cancelled() => return Err(Error::ClientClosed),
+            granted = granting => granted?,
+        };
         if self.inner.closing.is_cancelled() {
             let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(granted.id())).await;
             return Err(Error::ClientClosed);
