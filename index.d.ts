@@ -1214,10 +1214,15 @@ export class Etcd extends EventEmitter {
   /** Connects and grants the lease now (otherwise the first lock does). */
   connect(): Promise<void>;
   /**
-   * Revokes the lease (etcd deletes every lock key of this client at once) and closes. Idempotent.
-   * Writes in flight are answered first (each within its request deadline): no write of this
-   * client applies after `close()` resolved, except one whose deadline passed (it failed with
-   * outcome `unknown`). Writes not yet sent fail with `CLIENT_CLOSED`.
+   * Revokes the lease (etcd deletes every lock key of this client at once) and closes. Idempotent:
+   * a call made while another is in progress (a second call, the exit hook's) resolves when that
+   * one does. Writes in flight (`set`, commits, a prune's deletes) are answered first (each
+   * within its request deadline): no write of this client applies after `close()` resolved,
+   * except one whose deadline passed (it failed with outcome `unknown`). Writes not yet sent fail
+   * with `CLIENT_CLOSED` (a `pruneTransactionIds` stops there: what it deleted stays deleted).
+   * The revoke is retried on a lost connection (another member, within the request deadline), so
+   * a lock key still on its way to the lease goes with it; if etcd stays unreachable, the lease
+   * (no longer kept alive) ends with its TTL.
    */
   close(): Promise<void>;
   /** `await using etcd = new Etcd(options)`: closed at scope exit. */

@@ -151,6 +151,11 @@ struct Inner {
     /// revokes the lease, so that it resolves only once every write sent before it was answered
     /// (or passed its deadline): no write of this client applies after `close()` resolved.
     writes: tokio::sync::RwLock<()>,
+    /// Held by the `close()` doing the work, set once it finished: a concurrent `close()` (a
+    /// second call, the exit hook's) waits for it instead of resolving while writes are still in
+    /// flight and the lease unrevoked. A close cut short (the exit hook's bound) leaves it unset:
+    /// the next call does the work again.
+    closed: tokio::sync::Mutex<bool>,
 }
 
 /// Keys being deleted in the background, shared with the locks and their cleanup tasks.
@@ -293,6 +298,7 @@ impl EtcdSession {
                 releasing: Arc::default(),
                 queue_watches: Arc::default(),
                 writes: tokio::sync::RwLock::new(()),
+                closed: tokio::sync::Mutex::new(false),
             }),
         })
     }
@@ -368,6 +374,10 @@ impl EtcdSession {
     /// Deletes every key under `prefix` that `select` picks, each only if it is still at the
     /// mod revision listed (a key written since is kept); lists in pages of [`MAX_TXN_OPS`].
     /// Returns how many were deleted. `what` names the keys in errors.
+    ///
+    /// # Errors
+    /// `CLIENT_CLOSED` once `close()` began (the keys deleted so far stay deleted; none after);
+    /// connection errors.
     pub(super) async fn sweep_prefix(&self, prefix: &str, what: &str, select: impl Fn(&etcd::KeyValue) -> bool) -> Result<usize> {
         let client = self.client().await?;
         let rt = self.request_timeout();
@@ -383,6 +393,9 @@ impl EtcdSession {
             for kv in page.kvs().iter().filter(|kv| select(kv)) {
                 let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(kv.key(), etcd::CompareOp::Equal, kv.mod_revision())]).and_then([etcd::TxnOp::delete(kv.key(), None)]);
                 let mut client = client.clone();
+                // Each delete a write of its own: close() waits for the one in flight, and the
+                // loop stops at the next (CLIENT_CLOSED) instead of deleting on after close().
+                let _writing = self.writing().await?;
                 if within(rt, &format!("delete {what}"), client.txn(txn)).await?.succeeded() {
                     removed += 1;
                 }
@@ -432,27 +445,37 @@ impl EtcdSession {
                 return Ok(lease.clone());
             }
         }
-        let client = self.client().await?;
-        let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
-        let rt = self.inner.request_timeout();
-        let sent_at = Instant::now();
-        let grant = || {
-            let mut client = client.clone();
-            async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
-        };
-        let granted = match grant().await {
-            Ok(granted) => granted,
-            // Every endpoint refuses or does not resolve: say so now, as ZooKeeper's connect
-            // does; any other failure is retried within the request deadline.
-            Err(err) => match self.explained(err).await {
-                err @ Error::Unreachable { .. } => return Err(err),
-                _ => match retry_transient(rt * 2, grant).await {
-                    Ok(granted) => granted,
-                    Err(err) => return Err(self.explained(err).await),
+        // close() ends the wait: it must not wait for a connect and a grant to a silent etcd (up
+        // to three request deadlines). A grant that still applies makes a lease with nothing on
+        // it, which ends with its TTL.
+        let granting = async {
+            let client = self.client().await?;
+            let ttl_secs = (self.inner.options.session_timeout.as_millis().div_ceil(1000) as i64).max(MIN_TTL_SECS);
+            let rt = self.inner.request_timeout();
+            let sent_at = Instant::now();
+            let grant = || {
+                let mut client = client.clone();
+                async move { within(rt, "grant etcd lease", client.lease_grant(ttl_secs, None)).await }
+            };
+            let granted = match grant().await {
+                Ok(granted) => granted,
+                // Every endpoint refuses or does not resolve: say so now, as ZooKeeper's connect
+                // does; any other failure is retried within the request deadline.
+                Err(err) => match self.explained(err).await {
+                    err @ Error::Unreachable { .. } => return Err(err),
+                    _ => match retry_transient(rt * 2, grant).await {
+                        Ok(granted) => granted,
+                        Err(err) => return Err(self.explained(err).await),
+                    },
                 },
-            },
+            };
+            Ok::<_, Error>((client, granted, sent_at))
         };
-        let mut client = client;
+        let (mut client, granted, sent_at) = tokio::select! {
+            biased;
+            _ = self.inner.closing.cancelled() => return Err(Error::ClientClosed),
+            granted = granting => granted?,
+        };
         if self.inner.closing.is_cancelled() {
             let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(granted.id())).await;
             return Err(Error::ClientClosed);
@@ -473,23 +496,34 @@ impl EtcdSession {
     }
 
     /// Closes the session: revokes the lease, so the server deletes every lock key at once.
-    /// Idempotent; pending acquisitions fail with `CLIENT_CLOSED`.
+    /// Idempotent: a call made while another is in progress resolves once that one finished;
+    /// pending acquisitions fail with `CLIENT_CLOSED`.
     pub async fn close(&self) {
-        if self.inner.closing.is_cancelled() {
-            return;
-        }
         self.inner.closing.cancel();
         self.inner.queue_watches.close_all();
+        let mut closed = self.inner.closed.lock().await;
+        if *closed {
+            return;
+        }
         // Writes in flight first (each under its request deadline): none applies after this
         // resolves. Writes not yet sent see `closing` and send nothing.
         let _writes = tokio::time::timeout(self.inner.request_timeout() + Duration::from_secs(1), self.inner.writes.write()).await;
         let lease = self.inner.lease.lock().await.take();
         if let (Some(lease), Some(client)) = (lease, self.inner.client.get()) {
             let _ = lease.ended.send(true);
-            let mut client = client.clone();
-            let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease.id)).await;
+            // Retried on a lost connection (another member, within the request deadline): puts
+            // on the lease still on their way (a lock's join, not a data write, so not waited
+            // for above) apply before the revoke or not at all. A revoke lost once let close()
+            // resolve, and such a put land on a lease that lived on for its TTL.
+            let (rt, id) = (self.inner.request_timeout(), lease.id);
+            let _ = retry_transient(rt, || {
+                let mut client = client.clone();
+                async move { within(Duration::from_secs(2), "revoke etcd lease", client.lease_revoke(id)).await }
+            })
+            .await;
         }
         self.inner.emit(SessionEvent::Closed);
+        *closed = true;
     }
 
     /// Whether [`EtcdSession::close`] was called.

@@ -147,7 +147,7 @@ impl EtcdSession {
                 return Err(e);
             },
         };
-        Ok(EtcdKeyTransaction { key: key.to_string(), value_path, lock, read, rt: self.request_timeout(), finished: AtomicBool::new(false) })
+        Ok(EtcdKeyTransaction { key: key.to_string(), value_path, lock, read, rt: self.request_timeout(), finished: AtomicBool::new(false), session: self.clone() })
     }
 
     /// `executeTransaction(key, value)`: [`EtcdSession::begin`] then commit `value`.
@@ -202,6 +202,8 @@ pub struct EtcdKeyTransaction {
     read: Read,
     rt: Duration,
     finished: AtomicBool,
+    /// For the commit's write guard (`EtcdSession::writing`).
+    session: EtcdSession,
 }
 
 impl EtcdKeyTransaction {
@@ -244,10 +246,16 @@ impl EtcdKeyTransaction {
         }
         // A client closed while the updater ran sends nothing: its lease (and so its lock key)
         // may outlive close() if the revoke did not reach etcd, and the Txn would still apply.
-        if self.lock.closing.is_cancelled() {
-            let _ = self.lock.release().await;
-            return Err(Error::ClientClosed);
-        }
+        // Otherwise the commit (and the settling of a lost answer) is a write in flight that
+        // close() waits for: without it, a revoke that overtook the commit on another member's
+        // connection and was lost let close() resolve before the commit applied.
+        let _writing = match self.session.writing().await {
+            Ok(guard) => guard,
+            Err(err) => {
+                let _ = self.lock.release().await;
+                return Err(err);
+            },
+        };
         // Declared lost by `lostAfter` while the updater ran: write nothing (as on ZooKeeper);
         // its key is deleted once etcd answers again.
         if let Err(err) = check_fences(&[&self.lock]) {
