@@ -221,12 +221,17 @@ impl Records for EtcdRecords {
             // still fails the call at once, saying why (the coordinator's first request).
             let client = self.session.client().await?;
             let rt = self.session.request_timeout();
-            let done = match retry_transient(rt.min(Duration::from_secs(1)), || {
+            // A write like any other: close() waits for it, and none starts once close() began
+            // (the guard only around the write: a second guard taken while close() waits would
+            // wait behind it).
+            let writing = self.session.writing().await?;
+            let sent = retry_transient(rt.min(Duration::from_secs(1)), || {
                 let (mut client, txn) = (client.clone(), txn.clone());
                 async move { within(rt, "create coordinator tree", client.txn(txn)).await }
             })
-            .await
-            {
+            .await;
+            drop(writing);
+            let done = match sent {
                 Ok(done) => done,
                 Err(err) => return Err(self.session.explained(err).await),
             };
