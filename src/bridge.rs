@@ -258,6 +258,15 @@ static OVERLAPPED: AtomicBool = AtomicBool::new(false);
 /// How long `zktx-io` waits awake for the next call after the last one in flight finished.
 const LINGER: Duration = Duration::from_micros(100);
 
+/// The linger's window: [`LINGER`], or `ZKTX_LINGER_US` microseconds (0: never linger) when set
+/// to a number up to 10,000, read once when the I/O thread starts.
+fn linger_window() -> Duration {
+    match std::env::var("ZKTX_LINGER_US").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(us) if us <= 10_000 => Duration::from_micros(us),
+        _ => LINGER,
+    }
+}
+
 thread_local! {
     /// On `zktx-io`: when the last call in flight finished, until the next call came, and
     /// whether the calls before it came one at a time (none overlapped another).
@@ -292,6 +301,8 @@ impl Drop for Finished {
 /// linger and it stops until a prompt call again): an idle client costs nothing.
 struct Linger<F> {
     inner: Pin<Box<F>>,
+    /// [`linger_window`]; zero: never linger.
+    window: Duration,
 }
 
 impl<F: Future> Future for Linger<F> {
@@ -303,12 +314,13 @@ impl<F: Future> Future for Linger<F> {
                 return std::task::Poll::Ready(v);
             }
             let Some((idle, lone)) = IDLE_SINCE.take() else { return std::task::Poll::Pending };
+            let window = self.window;
             if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
                 // the next call is already queued (its wake-up is pending): run it
-                PROMPT.set(idle.elapsed() <= LINGER);
+                PROMPT.set(idle.elapsed() <= window);
                 continue;
             }
-            if !PROMPT.get() || !lone {
+            if !PROMPT.get() || !lone || window.is_zero() {
                 IDLE_SINCE.set(Some((idle, lone))); // measured when the next call comes
                 return std::task::Poll::Pending;
             }
@@ -316,7 +328,7 @@ impl<F: Future> Future for Linger<F> {
                 if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
                     break true;
                 }
-                if idle.elapsed() >= LINGER {
+                if idle.elapsed() >= window {
                     break false;
                 }
                 std::thread::yield_now();
@@ -365,7 +377,7 @@ fn start_io() -> std::result::Result<Io, String> {
                     drop(tokio::task::spawn_local(job));
                 }
             });
-            async_io::block_on(Linger { inner: Box::pin(jobs) });
+            async_io::block_on(Linger { inner: Box::pin(jobs), window: linger_window() });
         })
         .map_err(|e| format!("zktx: cannot start the I/O thread: {e}"))?;
     Ok(Io { jobs, timers: timer_handle })
