@@ -9,6 +9,7 @@
 // Variants: `linger` (this build), `off` (this build with ZKTX_LINGER_US=0), and with --before
 // another build (its own default window). Patterns: `back-to-back` (getData one at a time),
 // `slow` (150-300 µs of JS work before each call), `pairs` (two calls, then 200 µs of work),
+// `threes` (three calls, then 200 µs), `edge` (40-120 µs of work: gaps around the window),
 // `work-50` (50 µs of work before each call: the spin competes with it on one core), `waiter`
 // (as back-to-back, while a lock acquisition of the same process waits for its turn).
 // Reported, medians over rounds: p50 of a call (µs), CPU of zktx-io per call (µs, its
@@ -25,7 +26,7 @@ const ROOT = path.join(__dirname, '..');
 const { values: opts } = parseArgs({ options: { rounds: { type: 'string' }, calls: { type: 'string' }, before: { type: 'string' }, only: { type: 'string' } } });
 const ROUNDS = Number(opts.rounds ?? 6);
 const CALLS = Number(opts.calls ?? 2000);
-const PATTERNS = opts.only ? opts.only.split(',') : ['back-to-back', 'slow', 'pairs', 'work-50', 'waiter'];
+const PATTERNS = opts.only ? opts.only.split(',') : ['back-to-back', 'slow', 'pairs', 'threes', 'edge', 'work-50', 'waiter'];
 const CONNECT = process.env.ZK_CONNECT;
 if (!CONNECT) throw new Error('set ZK_CONNECT');
 
@@ -78,6 +79,8 @@ async function round(v, pattern, node) {
   for (let i = 0; i < CALLS; i++) {
     if (pattern === 'slow') spin(150 + Math.random() * 150);
     else if (pattern === 'pairs' && i % 2 === 0) spin(200);
+    else if (pattern === 'threes' && i % 3 === 0) spin(200);
+    else if (pattern === 'edge') spin(40 + Math.random() * 80);
     else if (pattern === 'work-50') spin(50);
     const s = process.hrtime.bigint();
     await zk.znodes.getData(node);

@@ -272,7 +272,15 @@ thread_local! {
     /// On `zktx-io`: the caller made its next call within [`LINGER`] of the previous one's end,
     /// last time it made one.
     static PROMPT: Cell<bool> = const { Cell::new(false) };
+    /// On `zktx-io`: lingers in a row that the next call did not come in (at most
+    /// [`MAX_BACKOFF`]); a linger that catches one resets it.
+    static MISSED: Cell<u32> = const { Cell::new(0) };
+    /// On `zktx-io`: how many more chances to linger to let pass: `2^MISSED - 1` after a miss.
+    static SKIP: Cell<u32> = const { Cell::new(0) };
 }
+
+/// Caps the back-off after missed lingers: at worst one linger in 64 chances misses.
+const MAX_BACKOFF: u32 = 6;
 
 /// Counts a call as finished however its future ends, and notes whether it was alone: no other
 /// call was submitted or finished between its submission and its end. Calls in flight all that
@@ -307,7 +315,11 @@ impl Drop for Finished {
 /// its callers when any call in flight did (2026-12-07: 1.98 voluntary context switches of
 /// `zktx-io` per sequential `getData` with a lock waiting, 0.06–0.74 without). It never
 /// lingers for a caller slower than [`LINGER`] (one missed linger and it stops until a prompt
-/// call again): an idle client costs nothing.
+/// call again): an idle client costs nothing. Missed lingers back off: after `n` in a row the
+/// next `2^n - 1` chances (at most 63) pass. A caller alternating prompt and slow calls (two
+/// calls, then some work) is judged prompt right before each slow gap, so without the back-off
+/// every second call cost a whole window of `sched_yield` for nothing (2026-12-07,
+/// `bench/linger.js` "pairs": `zktx-io` CPU 1.57x of the linger turned off, p50 1.09x).
 struct Linger<F> {
     inner: Pin<Box<F>>,
     /// [`linger_window`]; zero: never linger.
@@ -333,6 +345,11 @@ impl<F: Future> Future for Linger<F> {
                 IDLE_SINCE.set(Some((idle, alone, submitted))); // measured when the next call comes
                 return std::task::Poll::Pending;
             }
+            if SKIP.get() > 0 {
+                SKIP.set(SKIP.get() - 1);
+                IDLE_SINCE.set(Some((idle, alone, submitted)));
+                return std::task::Poll::Pending;
+            }
             let came = loop {
                 if SUBMITTED.load(Ordering::SeqCst) != submitted {
                     break true;
@@ -343,7 +360,12 @@ impl<F: Future> Future for Linger<F> {
                 std::thread::yield_now();
             };
             PROMPT.set(came);
-            if !came {
+            if came {
+                MISSED.set(0);
+            } else {
+                let missed = (MISSED.get() + 1).min(MAX_BACKOFF);
+                MISSED.set(missed);
+                SKIP.set((1 << missed) - 1);
                 return std::task::Poll::Pending;
             }
         }
