@@ -285,7 +285,9 @@ const MAX_BACKOFF: u32 = 6;
 /// Counts a call as finished however its future ends, and notes whether it was alone: no other
 /// call was submitted or finished between its submission and its end. Calls in flight all that
 /// time (a lock waiting for its turn, a call waiting for a reconnection) do not count: they
-/// neither answer the caller's next call nor keep the linger off.
+/// neither answer the caller's next call nor keep the linger off. The price: a call that was
+/// in flight before the lone one began and is answered during the linger is read when the
+/// linger ends (at most [`LINGER`] later), as a watch event or a ping already was.
 struct Finished {
     /// [`SUBMITTED`] before this call.
     seq: u64,
