@@ -11,8 +11,8 @@
 //!   reactor itself, so a socket event wakes the thread that runs the task waiting for it. On it
 //!   a tokio `LocalSet` runs the calls and, through a `spawns` thread-local spawner,
 //!   zookeeper-client's session tasks: one thread from the answer on the socket to the
-//!   completion. Right after the last call in flight finished, it stays awake up to 100 µs for
-//!   the next one when the caller has been making calls one at a time, back to back
+//!   completion. Right after a call that was alone in flight finished, it stays awake up to
+//!   100 µs for the next one when the caller has been making calls one at a time, back to back
 //!   ([`Linger`]): its next call then does not wake the thread through the reactor.
 //! - tokio still provides timers (`tokio::time`, the core's deadlines) and `tokio::spawn`: a
 //!   current-thread runtime parked on its own thread, `zktx-timer`, entered by `zktx-io`.
@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -237,11 +237,9 @@ struct Io {
 
 impl Io {
     fn submit(&self, job: Job) {
-        if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) != 0 {
-            OVERLAPPED.store(true, Ordering::SeqCst);
-        }
+        let finished = Finished { seq: SUBMITTED.fetch_add(1, Ordering::SeqCst), finished_before: FINISHED.load(Ordering::SeqCst) };
         let job = Box::pin(async move {
-            let _finished = Finished;
+            let _finished = finished;
             job.await;
         });
         // The receiver lives as long as the process (the thread never returns).
@@ -249,49 +247,85 @@ impl Io {
     }
 }
 
-/// Calls submitted to `zktx-io` and not finished yet (all JS threads together).
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Calls submitted to `zktx-io` so far (all JS threads together).
+static SUBMITTED: AtomicU64 = AtomicU64::new(0);
 
-/// Set when a call was submitted while another was in flight; cleared when none is left.
-static OVERLAPPED: AtomicBool = AtomicBool::new(false);
+/// Calls finished so far, however their futures ended.
+static FINISHED: AtomicU64 = AtomicU64::new(0);
 
-/// How long `zktx-io` waits awake for the next call after the last one in flight finished.
+/// How long `zktx-io` waits awake for the next call after one made alone finished.
 const LINGER: Duration = Duration::from_micros(100);
 
-thread_local! {
-    /// On `zktx-io`: when the last call in flight finished, until the next call came, and
-    /// whether the calls before it came one at a time (none overlapped another).
-    static IDLE_SINCE: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
-    /// On `zktx-io`: the caller made its next call within [`LINGER`] of the previous one's end,
-    /// last time it made one.
-    static PROMPT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Counts a call out of [`IN_FLIGHT`] however its future ends; notes when none is left.
-struct Finished;
-
-impl Drop for Finished {
-    fn drop(&mut self) {
-        if IN_FLIGHT.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let lone = !OVERLAPPED.swap(false, Ordering::SeqCst);
-            let _ = IDLE_SINCE.try_with(|idle| idle.set(Some((Instant::now(), lone))));
-        }
+/// The linger's window: [`LINGER`], or `ZKTX_LINGER_US` microseconds (0: never linger) when set
+/// to a number up to 10,000, read once when the I/O thread starts.
+fn linger_window() -> Duration {
+    match std::env::var("ZKTX_LINGER_US").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(us) if us <= 10_000 => Duration::from_micros(us),
+        _ => LINGER,
     }
 }
 
-/// The I/O thread's future, lingering after its last call finished: a caller making one call at
+thread_local! {
+    /// On `zktx-io`: when the last call finished, until the next call came; whether it was
+    /// alone (no other call started or finished while it was in flight); [`SUBMITTED`] then.
+    static IDLE_SINCE: Cell<Option<(Instant, bool, u64)>> = const { Cell::new(None) };
+    /// On `zktx-io`: the caller made its next call within [`LINGER`] of the previous one's end,
+    /// last time it made one.
+    static PROMPT: Cell<bool> = const { Cell::new(false) };
+    /// On `zktx-io`: lingers in a row that the next call did not come in (at most
+    /// [`MAX_BACKOFF`]); a linger that catches one resets it.
+    static MISSED: Cell<u32> = const { Cell::new(0) };
+    /// On `zktx-io`: how many more chances to linger to let pass: `2^MISSED - 1` after a miss.
+    static SKIP: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Caps the back-off after missed lingers: at worst one linger in 64 chances misses.
+const MAX_BACKOFF: u32 = 6;
+
+/// Counts a call as finished however its future ends, and notes whether it was alone: no other
+/// call was submitted or finished between its submission and its end. Calls in flight all that
+/// time (a lock waiting for its turn, a call waiting for a reconnection) do not count: they
+/// neither answer the caller's next call nor keep the linger off. The price: a call that was
+/// in flight before the lone one began and is answered during the linger is read when the
+/// linger ends (at most [`LINGER`] later), as a watch event or a ping already was.
+struct Finished {
+    /// [`SUBMITTED`] before this call.
+    seq: u64,
+    /// [`FINISHED`] when it was submitted.
+    finished_before: u64,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let alone = FINISHED.fetch_add(1, Ordering::SeqCst) == self.finished_before;
+        let submitted = SUBMITTED.load(Ordering::SeqCst);
+        let alone = alone && submitted == self.seq.wrapping_add(1);
+        let _ = IDLE_SINCE.try_with(|idle| idle.set(Some((Instant::now(), alone, submitted))));
+    }
+}
+
+/// The I/O thread's future, lingering after a call finished: a caller making one call at
 /// a time makes its next one some tens of µs after the completion reached it, and that call
 /// found this thread asleep in the reactor, woken through an eventfd write and a scheduler
-/// wake-up that is on the call's path. So when the last call in flight finished, and the
-/// calls came one at a time (none submitted while another was in flight: a pipelining caller
-/// gets its calls batched by the wake-up, lingering would take them one by one), and the
-/// caller's previous call came within [`LINGER`] of its predecessor's end, the thread first
-/// waits awake up to [`LINGER`], yielding its core to any other runnable thread
-/// (`sched_yield`), and takes the next call as soon as it is queued. With calls still in flight
-/// it never lingers (their answers wake it), nor for a caller slower than [`LINGER`] (one missed
-/// linger and it stops until a prompt call again): an idle client costs nothing.
+/// wake-up that is on the call's path. So when a call finished alone (no other call was
+/// submitted or finished while it was in flight: a pipelining caller gets its calls batched by
+/// the wake-up, lingering would take them one by one), and the caller's previous call came
+/// within [`LINGER`] of its predecessor's end, the thread first waits awake up to [`LINGER`],
+/// yielding its core to any other runnable thread (`sched_yield`), and takes the next call as
+/// soon as it is queued. Calls that stayed in flight all along (a lock waiting for its turn)
+/// do not keep it from lingering: a process with one waiting lock kept the linger off for all
+/// its callers when any call in flight did (2026-12-07: 1.98 voluntary context switches of
+/// `zktx-io` per sequential `getData` with a lock waiting, 0.06–0.74 without). It never
+/// lingers for a caller slower than [`LINGER`] (one missed linger and it stops until a prompt
+/// call again): an idle client costs nothing. Missed lingers back off: after `n` in a row the
+/// next `2^n - 1` chances (at most 63) pass. A caller alternating prompt and slow calls (two
+/// calls, then some work) is judged prompt right before each slow gap, so without the back-off
+/// every second call cost a whole window of `sched_yield` for nothing (2026-12-07,
+/// `bench/linger.js` "pairs": `zktx-io` CPU 1.57x of the linger turned off, p50 1.09x).
 struct Linger<F> {
     inner: Pin<Box<F>>,
+    /// [`linger_window`]; zero: never linger.
+    window: Duration,
 }
 
 impl<F: Future> Future for Linger<F> {
@@ -302,27 +336,38 @@ impl<F: Future> Future for Linger<F> {
             if let std::task::Poll::Ready(v) = self.inner.as_mut().poll(cx) {
                 return std::task::Poll::Ready(v);
             }
-            let Some((idle, lone)) = IDLE_SINCE.take() else { return std::task::Poll::Pending };
-            if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+            let Some((idle, alone, submitted)) = IDLE_SINCE.take() else { return std::task::Poll::Pending };
+            let window = self.window;
+            if SUBMITTED.load(Ordering::SeqCst) != submitted {
                 // the next call is already queued (its wake-up is pending): run it
-                PROMPT.set(idle.elapsed() <= LINGER);
+                PROMPT.set(idle.elapsed() <= window);
                 continue;
             }
-            if !PROMPT.get() || !lone {
-                IDLE_SINCE.set(Some((idle, lone))); // measured when the next call comes
+            if !PROMPT.get() || !alone || window.is_zero() {
+                IDLE_SINCE.set(Some((idle, alone, submitted))); // measured when the next call comes
+                return std::task::Poll::Pending;
+            }
+            if SKIP.get() > 0 {
+                SKIP.set(SKIP.get() - 1);
+                IDLE_SINCE.set(Some((idle, alone, submitted)));
                 return std::task::Poll::Pending;
             }
             let came = loop {
-                if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+                if SUBMITTED.load(Ordering::SeqCst) != submitted {
                     break true;
                 }
-                if idle.elapsed() >= LINGER {
+                if idle.elapsed() >= window {
                     break false;
                 }
                 std::thread::yield_now();
             };
             PROMPT.set(came);
-            if !came {
+            if came {
+                MISSED.set(0);
+            } else {
+                let missed = (MISSED.get() + 1).min(MAX_BACKOFF);
+                MISSED.set(missed);
+                SKIP.set((1 << missed) - 1);
                 return std::task::Poll::Pending;
             }
         }
@@ -365,7 +410,7 @@ fn start_io() -> std::result::Result<Io, String> {
                     drop(tokio::task::spawn_local(job));
                 }
             });
-            async_io::block_on(Linger { inner: Box::pin(jobs) });
+            async_io::block_on(Linger { inner: Box::pin(jobs), window: linger_window() });
         })
         .map_err(|e| format!("zktx: cannot start the I/O thread: {e}"))?;
     Ok(Io { jobs, timers: timer_handle })
