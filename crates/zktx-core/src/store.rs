@@ -329,7 +329,7 @@ impl Store {
         self.session.unless_closed(true, async {
             let cutoff = self.server_cutoff(older_than, MAX_PRUNE_AGE, "pruneTransactionIds").await?;
             // Markers are created once and never written: unconditional deletes.
-            self.sweep(&self.layout.root_child(MARKERS), "transaction ids", |_, stat| (stat.ctime < cutoff).then_some(None)).await
+            self.sweep(&self.layout.root_child(MARKERS), "transaction ids", |_, _, stat| (stat.ctime < cutoff).then_some(None)).await
         })
         .await
     }
@@ -337,8 +337,8 @@ impl Store {
     /// Deletes the children of `dir` that `select(data, stat)` picks: `Some(version)` deletes at
     /// that version (`None`: any), `None` keeps. Returns how many it deleted (a node already
     /// gone, written since, or with children, is skipped).
-    pub(crate) async fn sweep(&self, dir: &str, what: &str, select: impl Fn(&[u8], &zookeeper_client::Stat) -> Option<Option<i32>>) -> Result<usize> {
-        let report = self.sweep_with(dir, what, |data, stat| select(data, stat).map(Sweep::Delete)).await?;
+    pub(crate) async fn sweep(&self, dir: &str, what: &str, select: impl Fn(&str, &[u8], &zookeeper_client::Stat) -> Option<Option<i32>>) -> Result<usize> {
+        let report = self.sweep_with(dir, what, |name, data, stat| select(name, data, stat).map(Sweep::Delete)).await?;
         Ok(report.removed)
     }
 
@@ -346,7 +346,7 @@ impl Store {
     /// them in multi-reads sized under the request limit. A node gone or written since it was
     /// read is left alone; one that cannot be deleted (children, permissions) is reported in
     /// `skipped` and the sweep goes on.
-    pub(crate) async fn sweep_with(&self, dir: &str, what: &str, select: impl Fn(&[u8], &zookeeper_client::Stat) -> Option<Sweep>) -> Result<Compaction> {
+    pub(crate) async fn sweep_with(&self, dir: &str, what: &str, select: impl Fn(&str, &[u8], &zookeeper_client::Stat) -> Option<Sweep>) -> Result<Compaction> {
         let client = self.session.client().await?;
         let rt = self.session.request_timeout(&client);
         let names = match deadline(rt, &format!("list {what}"), client.list_children(dir)).await {
@@ -364,7 +364,8 @@ impl Store {
             let results = deadline(rt, &format!("read {what}"), reader.commit()).await?;
             for (path, result) in batch.iter().zip(results) {
                 let zookeeper_client::MultiReadResult::Data { data, stat } = result else { continue };
-                let Some(action) = select(&data, &stat) else { continue };
+                let name = path.rsplit_once('/').map_or(path.as_str(), |(_, n)| n);
+                let Some(action) = select(name, &data, &stat) else { continue };
                 let done = match action {
                     Sweep::Delete(version) => deadline(rt, &format!("delete {what}"), client.delete(path, version)).await.map(|()| &mut report.removed),
                     Sweep::Mark(data, version) => deadline(rt, &format!("mark {what}"), client.set_data(path, data, Some(version))).await.map(|_| &mut report.marked),
@@ -446,7 +447,7 @@ impl Store {
         self.session.unless_closed(true, async {
             // Ages on this store's clock (tests move it forward; in production it is the server's).
             let cutoff = self.clock.server_ms(self.server_now().await?).saturating_sub(age_ms);
-            self.sweep_with(&self.layout.values_dir(), "tombstones", |data, stat| {
+            self.sweep_with(&self.layout.values_dir(), "tombstones", |_, data, stat| {
                 // An ephemeral node is another client's, not a tombstone of ours.
                 if stat.ephemeral_owner != 0 || self.clock.server_ms(stat.mtime) >= cutoff {
                     None

@@ -546,7 +546,8 @@ impl Coordinator {
     /// record and no active node, this records the abort itself (as recovery does), since its
     /// active node may still be on its way (the run writes it in the background). A transaction
     /// begun in this process and not ended is `Active`. `Forgotten` only for txids older than
-    /// the prune horizon (by their own clock, with a margin for clock skew).
+    /// the prune horizon (by their own clock, with a margin for clock skew; the horizon covers
+    /// every pruned record's txid time, so a pruned commit is never presumed aborted).
     ///
     /// Only this coordinator's transactions are presumed aborted: a gid of another name or of
     /// another id (another tree: another chroot, another ensemble, a re-keyed copy) is
@@ -661,7 +662,23 @@ impl Coordinator {
         self.ready().await?;
         let records = &self.inner.records;
         let Some(horizon) = records.horizon(&self.inner.base, older_than, "prune").await? else { return Ok(0) };
-        let cutoff = horizon.at;
+        let ended_decision = |_: &str, data: &[u8]| serde_json::from_slice::<Record>(data).is_ok_and(|r| r.decision == Decision::Abort || r.done);
+        let ended_saga = |_: &str, data: &[u8]| serde_json::from_slice::<SagaLog>(data).is_ok_and(|l| matches!(l.state, SagaState::Done | SagaState::Compensated));
+        let (decisions_dir, sagas_dir) = (format!("{}/decisions", self.inner.base), format!("{}/sagas", self.inner.base));
+        // `outcome()` answers `forgotten` for txids before the horizon (plus a margin) and
+        // presumes the abort of later ones with no record; a txid carries its maker's clock. So
+        // the horizon also covers the latest txid time among the records about to go (a
+        // machine whose clock ran ahead made it): a first pass lists them and deletes nothing.
+        // No record can join them between the passes: a write makes it younger than the
+        // horizon.
+        let latest = std::sync::atomic::AtomicI64::new(i64::MIN);
+        let note = |name: &str| {
+            latest.fetch_max(txid_millis(name).unwrap_or(i64::MIN), std::sync::atomic::Ordering::Relaxed);
+            false
+        };
+        records.sweep(&decisions_dir, &horizon, &|name, data| ended_decision(name, data) && note(name)).await?;
+        records.sweep(&sagas_dir, &horizon, &|name, data| ended_saga(name, data) && note(name)).await?;
+        let cutoff = horizon.at.max(latest.into_inner().saturating_add(1));
         // First the horizon (only ever moved forward), then the deletes: a reader never finds a
         // record missing without a horizon that says it may be.
         let horizon_path = format!("{}/pruned", self.inner.base);
@@ -681,10 +698,8 @@ impl Coordinator {
                 break;
             }
         }
-        let ended_decision = |data: &[u8]| serde_json::from_slice::<Record>(data).is_ok_and(|r| r.decision == Decision::Abort || r.done);
-        let ended_saga = |data: &[u8]| serde_json::from_slice::<SagaLog>(data).is_ok_and(|l| matches!(l.state, SagaState::Done | SagaState::Compensated));
-        let decisions = records.sweep(&format!("{}/decisions", self.inner.base), &horizon, &ended_decision).await?;
-        let sagas = records.sweep(&format!("{}/sagas", self.inner.base), &horizon, &ended_saga).await?;
+        let decisions = records.sweep(&decisions_dir, &horizon, &ended_decision).await?;
+        let sagas = records.sweep(&sagas_dir, &horizon, &ended_saga).await?;
         Ok(decisions + sagas)
     }
 
@@ -1477,6 +1492,53 @@ mod tests {
         let options = crate::backend::etcd::EtcdOptions { endpoints: endpoints.split(',').map(str::to_string).collect(), ..Default::default() };
         let session = crate::backend::etcd::EtcdSession::new(options).unwrap();
         pruned_records_are_forgotten(AnyStore::Etcd(session.clone())).await;
+        session.close().await;
+    }
+
+    /// Attack: a transaction begun on a machine whose clock ran two hours ahead carries a txid
+    /// two hours "young". Once prune deleted its commit decision, `outcome()` found no record,
+    /// compared the txid's time with the horizon (plus 5 minutes), took it for a run that never
+    /// decided, recorded an abort and answered `aborted` of a committed transaction. The
+    /// horizon now covers the latest txid time among the records a prune deletes.
+    async fn a_pruned_commit_of_a_machine_ahead_is_forgotten(store: AnyStore) {
+        let name = format!("prune-ahead-{}", uuid::Uuid::new_v4().simple());
+        let c = Coordinator::new(store, &name, Vec::new(), None).unwrap();
+        let first = c.begin().await.unwrap();
+        first.commit(None).await.unwrap(); // the tree and its id
+        let own = c.id().unwrap().to_string();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let head = format!("{:012x}{:08x}", now + 2 * 3_600_000, fastrand::u32(..));
+        let txid = format!("{head}{}", tag_txid(&name, &own, &head));
+        // Its decision as that machine's run writes it: committed, every branch done.
+        let record = Record { decision: Decision::Commit, branches: Vec::new(), done: true, id: Some(own) };
+        let path = c.path("decisions", &txid);
+        let written = c.inner.records.apply(vec![Cond::Absent(path.clone())], vec![Put::Create { path, data: to_json(&record).unwrap(), session: false }], "test decision").await.unwrap();
+        assert!(matches!(written, Applied::Done { .. }));
+        assert!(matches!(c.outcome(&txid).await.unwrap(), TxOutcome::Committed(_)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 2);
+        assert_eq!(c.outcome(&txid).await.unwrap(), TxOutcome::Forgotten, "a committed transaction, pruned");
+        assert_eq!(c.outcome(first.txid()).await.unwrap(), TxOutcome::Forgotten);
+        // The price, until the present passes that txid's time: a txid made now here with no
+        // record is `forgotten` (no answer) rather than presumed aborted. Recovery does not ask
+        // the horizon: it still presumes the abort of a run that never decided and rolls its
+        // branches back.
+        let own = c.id().unwrap().to_string();
+        assert_eq!(c.outcome(&new_txid(&name, Some(&own))).await.unwrap(), TxOutcome::Forgotten);
+    }
+
+    #[tokio::test]
+    async fn a_pruned_commit_of_a_machine_ahead_is_forgotten_zookeeper() {
+        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
+        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
+        a_pruned_commit_of_a_machine_ahead_is_forgotten(AnyStore::ZooKeeper(store.clone())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_pruned_commit_of_a_machine_ahead_is_forgotten_etcd() {
+        let Some(session) = etcd_session() else { return };
+        a_pruned_commit_of_a_machine_ahead_is_forgotten(AnyStore::Etcd(session.clone())).await;
         session.close().await;
     }
 

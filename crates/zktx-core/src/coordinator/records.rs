@@ -146,8 +146,9 @@ pub(crate) trait Records: Send + Sync {
     /// depends on the clock of the machine that wrote it or pruned it.
     fn horizon<'a>(&'a self, base: &'a str, age: Duration, what: &'a str) -> BoxFuture<'a, Result<Option<Horizon>>>;
 
-    /// Deletes every record of `dir` that `ended(data)` says ended and that was last written
-    /// before `horizon`. A record written since it was read is kept. Returns how many were
-    /// deleted.
-    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>>;
+    /// Deletes every record of `dir` that was last written before `horizon` and that
+    /// `ended(name, data)` says ended (it is asked of those records only: a closure that
+    /// answers `false` lists them). A record written since it was read is kept. Returns how
+    /// many were deleted.
+    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&str, &[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>>;
 }

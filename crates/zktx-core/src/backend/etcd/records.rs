@@ -409,10 +409,18 @@ impl Records for EtcdRecords {
         })
     }
 
-    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
+    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&str, &[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
         // Last written at or before the horizon's revision, and ended.
         let before = horizon.revision.unwrap_or(0);
-        Box::pin(async move { self.session.sweep_prefix(&format!("{dir}/"), "coordinator records", |kv| kv.mod_revision() <= before && ended(kv.value())).await })
+        Box::pin(async move {
+            let prefix = format!("{dir}/");
+            self.session
+                .sweep_prefix(&prefix, "coordinator records", |kv| {
+                    let name = kv.key().strip_prefix(prefix.as_bytes()).and_then(|n| std::str::from_utf8(n).ok()).unwrap_or_default();
+                    kv.mod_revision() <= before && ended(name, kv.value())
+                })
+                .await
+        })
     }
 }
 

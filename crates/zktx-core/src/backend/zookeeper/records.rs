@@ -244,8 +244,8 @@ impl Records for ZkRecords {
         })
     }
 
-    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
+    fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&str, &[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
         // ZooKeeper keeps each node's modification time by its own clock.
-        Box::pin(self.store.sweep(dir, "coordinator records", move |data, stat| (stat.mtime < horizon.at && ended(data)).then_some(Some(stat.version))))
+        Box::pin(self.store.sweep(dir, "coordinator records", move |name, data, stat| (stat.mtime < horizon.at && ended(name, data)).then_some(Some(stat.version))))
     }
 }
