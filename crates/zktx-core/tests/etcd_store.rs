@@ -194,3 +194,24 @@ async fn a_committer_an_hour_behind_has_its_fresh_markers_kept() {
     }
     s.close().await;
 }
+
+/// A marker holds its commit's recorded result (up to 64 KiB). The sweep listed markers with
+/// their values, 128 a page: 70 markers of 60 KiB made a page over the client's 4 MiB answer
+/// limit, and every prune failed on that page, forever (no marker after it could ever go).
+/// Pruning needs the markers' revisions only.
+#[tokio::test]
+async fn prune_goes_through_markers_with_large_recorded_results() {
+    let (s, layout) = (session(), Layout::new(&format!("/{}", unique("zktx-large-results"))));
+    let result = serde_json::to_string(&"r".repeat(60 * 1024)).unwrap();
+    let ids: Vec<String> = (0..70).map(|i| unique(&format!("large{i}"))).collect();
+    for id in &ids {
+        let mut t = EtcdTransaction::new();
+        t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+        t.commit(&s, &layout, &CommitOptions { id: Some(id), result: Some(&result), ..CommitOptions::default() }).await.unwrap();
+    }
+    assert_eq!(s.prune_transaction_ids(&layout, Duration::ZERO).await.unwrap(), ids.len());
+    for id in &ids {
+        assert_eq!(s.recorded(&layout, Some(id)).await.unwrap(), None, "{id} was not pruned");
+    }
+    s.close().await;
+}

@@ -407,7 +407,7 @@ impl Records for EtcdRecords {
     fn sweep<'a>(&'a self, dir: &'a str, horizon: &'a Horizon, ended: &'a (dyn Fn(&[u8]) -> bool + Sync)) -> BoxFuture<'a, Result<usize>> {
         // Last written at or before the horizon's revision, and ended.
         let before = horizon.revision.unwrap_or(0);
-        Box::pin(async move { self.session.sweep_prefix(&format!("{dir}/"), "coordinator records", |kv| kv.mod_revision() <= before && ended(kv.value())).await })
+        Box::pin(async move { self.session.sweep_prefix(&format!("{dir}/"), "coordinator records", true, |kv| kv.mod_revision() <= before && ended(kv.value())).await })
     }
 }
 

@@ -392,7 +392,9 @@ impl EtcdSession {
         let before = horizon.revision.unwrap_or(0);
         // Markers are never written again (their mod revision is their commit's), but a pruned
         // id may commit anew meanwhile: each delete only if the marker is still the one listed.
-        self.sweep_prefix(&format!("{}/", layout.root_child(MARKERS)), "transaction ids", |kv| kv.mod_revision() <= before).await
+        // Listed without their values: a page of 128 markers recording results of up to 64 KiB
+        // each would exceed the client's 4 MiB answer limit, and fail every prune at that page.
+        self.sweep_prefix(&format!("{}/", layout.root_child(MARKERS)), "transaction ids", false, |kv| kv.mod_revision() <= before).await
     }
 }
 
