@@ -17,6 +17,34 @@ const client = (o = {}) => new Etcd({ endpoints: member.endpoints, timeout: 1000
 const codeOf = (p) => p.then(() => 'resolved', (e) => e.code);
 
 describe('etcd pruneTransactionIds under attack', () => {
+  it('[a retry resolves the recorded result] retries of an id racing a prune loop resolve what the committed run returned, never undefined', async () => {
+    const [a, pruner] = [client(), client()];
+    try {
+      let stop = false;
+      let pruned = 0;
+      const pruning = (async () => {
+        while (!stop) pruned += await pruner.pruneTransactionIds(0);
+      })();
+      const id = unique('raced');
+      const seen = new Map();
+      try {
+        for (let i = 0; i < 300; i++) {
+          // Every run returns 'r': applied anew (its marker pruned) or found applied, the
+          // transaction resolves 'r'. Found with its marker pruned since: it resolved undefined.
+          const r = await a.transaction(async (tx) => { tx.set(unique('k'), i); return 'r'; }, { id });
+          seen.set(String(r), (seen.get(String(r)) || 0) + 1);
+        }
+      } finally {
+        stop = true;
+        await pruning;
+      }
+      expect(pruned).toBeGreaterThan(1);
+      expect(Object.fromEntries(seen)).toEqual({ r: 300 });
+    } finally {
+      await Promise.all([a.close(), pruner.close()]);
+    }
+  });
+
   it('[old markers go] markers recording large results (70 of 60 KiB: over 4 MiB in one listing page) are pruned', async () => {
     const e = client();
     try {

@@ -215,3 +215,43 @@ async fn prune_goes_through_markers_with_large_recorded_results() {
     }
     s.close().await;
 }
+
+/// A retry of an id whose marker exists reports the result that marker recorded. The commit
+/// found the marker (its compare failed) and then read the marker again for the result: a prune
+/// between the two deleted it, and the retry reported `already_applied` with no result (JS: the
+/// transaction resolved `undefined` instead of what the first commit returned). The result is
+/// read with the compare, in the same revision.
+#[tokio::test]
+async fn a_retry_racing_a_prune_reports_the_recorded_result_or_applies_anew() {
+    let (s, layout) = (session(), Layout::new(&format!("/{}", unique("zktx-retry-race"))));
+    let pruner = session();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruning = {
+        let (pruner, layout, stop) = (pruner.clone(), layout.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut pruned = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                pruned += pruner.prune_transaction_ids(&layout, Duration::ZERO).await.unwrap();
+            }
+            pruned
+        })
+    };
+    let id = unique("raced");
+    let (mut applied, mut found, mut without_result) = (0, 0, 0);
+    for _ in 0..400 {
+        let mut t = EtcdTransaction::new();
+        t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+        let report = t.commit(&s, &layout, &CommitOptions { id: Some(&id), result: Some("\"r\""), ..CommitOptions::default() }).await.unwrap();
+        match (report.already_applied, report.recorded_result.as_deref()) {
+            (false, _) => applied += 1,
+            (true, Some("\"r\"")) => found += 1,
+            (true, _) => without_result += 1,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let pruned = pruning.await.unwrap();
+    assert!(applied > 1 && found > 0, "no race: {applied} applied, {found} found the marker");
+    assert_eq!(without_result, 0, "{without_result} retries reported the id applied with no result ({applied} applied, {found} found the marker, {pruned} pruned)");
+    s.close().await;
+    pruner.close().await;
+}

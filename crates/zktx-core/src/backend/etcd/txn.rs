@@ -144,7 +144,16 @@ impl EtcdTransaction {
         let marker = opts.id.map(|id| marker_key(layout, id)).transpose()?;
         let mut report = CommitReport::default();
         let committed = self.commit_inner(session, layout, opts, marker.as_deref(), &Decision::default(), &mut report).await;
-        settle_with_marker(opts.id, committed, report, || session.recorded(layout, opts.id)).await
+        // A commit that found the marker read its result in the same revision: a second read
+        // could find it pruned since, and report the id applied with no result.
+        let found = report.already_applied.then(|| report.recorded_result.clone());
+        settle_with_marker(opts.id, committed, report, || async move {
+            match found {
+                Some(result) => Ok(Some(result)),
+                None => session.recorded(layout, opts.id).await,
+            }
+        })
+        .await
     }
 
     /// Commits serializably, with a coordinator's decision in the same `Txn`: it applies with
@@ -240,8 +249,13 @@ impl EtcdTransaction {
         explain_keys.sort();
         explain_keys.dedup();
         // Keys only: the revisions are all the explanation needs, and the values of the keys read
-        // (up to 128 of 1 MB each) would make the answer larger than the client accepts.
-        let explain: Vec<etcd::TxnOp> = explain_keys.iter().map(|k| etcd::TxnOp::get(k.clone(), Some(etcd::GetOptions::new().with_keys_only()))).collect();
+        // (up to 128 of 1 MB each) would make the answer larger than the client accepts. But the
+        // marker's value (at most 64 KiB): an earlier commit's recorded result, read here in
+        // the same revision as the compare that found it (a later read may find it pruned).
+        let explain: Vec<etcd::TxnOp> = explain_keys
+            .iter()
+            .map(|k| etcd::TxnOp::get(k.clone(), (Some(k.as_str()) != marker).then(|| etcd::GetOptions::new().with_keys_only())))
+            .collect();
         let txn = etcd::Txn::new().when(compares.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>()).and_then(ops).or_else(explain);
         let mut client = session.client().await?;
         let _writing = session.writing().await?;
@@ -280,6 +294,7 @@ impl EtcdTransaction {
                 Role::Marker => {
                     // An earlier commit with this id applied: this one must not.
                     report.already_applied = true;
+                    report.recorded_result = recorded_in(&done, key);
                     Ok(())
                 },
                 Role::Check(k) => Err(Error::Conflict(format!("key {k:?} was changed by a concurrent writer"))),
@@ -304,6 +319,14 @@ pub(super) fn revisions_read(done: &etcd::TxnResponse) -> HashMap<Vec<u8>, (i64,
             _ => None,
         })
         .collect()
+}
+
+/// The result recorded by the marker `key` as a failed `Txn`'s `or_else` branch read it.
+fn recorded_in(done: &etcd::TxnResponse, key: &str) -> Option<String> {
+    done.op_responses().into_iter().find_map(|r| match r {
+        etcd::TxnOpResponse::Get(g) => g.kvs().first().filter(|kv| kv.key() == key.as_bytes()).and_then(|kv| Marker::decode(kv.value()).result),
+        _ => None,
+    })
 }
 
 /// The etcd key of a transaction id's marker.
