@@ -58,4 +58,19 @@ describe('etcd pruneTransactionIds under attack', () => {
       await e.close();
     }
   });
+
+  it('[a held lock excludes] pruneTransactionIds deletes no lock key under /zktx/txn-ids/ (a lock at or under that path stays held)', async () => {
+    const [a, b] = [client(), client()];
+    try {
+      for (const path of [`/zktx/txn-ids/${unique('orders')}`, '/zktx/txn-ids']) {
+        const lock = await a.lock(path);
+        await b.pruneTransactionIds(0);
+        expect([path, await lock.isHeld()]).toEqual([path, true]);
+        expect([path, await codeOf(b.lock(path, { timeout: 500 }).then((l) => l.release()))]).toEqual([path, 'TIMEOUT']);
+        await lock.release();
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 });

@@ -417,7 +417,13 @@ impl EtcdSession {
         // id may commit anew meanwhile: each delete only if the marker is still the one listed.
         // Listed without their values: a page of 128 markers recording results of up to 64 KiB
         // each would exceed the client's 4 MiB answer limit, and fail every prune at that page.
-        self.sweep_prefix(&format!("{}/", layout.root_child(MARKERS)), "transaction ids", false, |kv| kv.mod_revision() <= before).await
+        // Only markers: a key directly under the directory (an encoded id has no `/`) and on no
+        // lease (a marker is put without one). A lock on a path at or under the directory
+        // (`etcd.lock('/zktx/txn-ids/x')`: keys `<path>/<lease hex>` on the holder's lease) is
+        // not a marker: deleting its key hands the lock to the next contender while it is held.
+        let prefix = format!("{}/", layout.root_child(MARKERS));
+        let is_marker = |kv: &etcd::KeyValue| kv.lease() == 0 && kv.key().get(prefix.len()..).is_some_and(|name| !name.contains(&b'/'));
+        self.sweep_prefix(&prefix, "transaction ids", false, |kv| kv.mod_revision() <= before && is_marker(kv)).await
     }
 }
 
