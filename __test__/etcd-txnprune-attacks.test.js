@@ -74,3 +74,32 @@ describe('etcd pruneTransactionIds under attack', () => {
     }
   });
 });
+
+describe('etcd pruneTransactionIds with user/password auth', () => {
+  let secured;
+  beforeAll(async () => { secured = await startEtcd({ auth: { rootPassword: 'rootpw', users: {} } }); }, 60000);
+  afterAll(async () => { if (secured) await secured.stop(); });
+
+  it('[secured: NOAUTH, nothing deleted] a role without /zktx/txn-ids-prune/ is refused naming the marks key; granted it, the prune deletes', async () => {
+    await secured.etcdctl('role', 'add', 'markers-only');
+    for (const p of ['/zktx/kv/', '/zktx/txn-ids/']) await secured.etcdctl('role', 'grant-permission', 'markers-only', 'readwrite', p, '--prefix=true');
+    await secured.etcdctl('user', 'add', 'bob:bob-pw', '--interactive=false');
+    await secured.etcdctl('user', 'grant-role', 'bob', 'markers-only');
+    const bob = new Etcd({ endpoints: secured.endpoints, timeout: 10000, auth: { user: 'bob', password: 'bob-pw' } });
+    try {
+      const id = unique('secured');
+      expect(await bob.transaction(async (tx) => { tx.set(unique('k'), 1); return 'r'; }, { id })).toBe('r');
+      const err = await bob.pruneTransactionIds(0).then(() => undefined, (e) => e);
+      expect([err.code, err.message]).toEqual(['NOAUTH', expect.stringContaining('/zktx/txn-ids-prune/prune-marks')]);
+      // Read, not write: refused when recording the mark, still before any delete.
+      await secured.etcdctl('role', 'grant-permission', 'markers-only', 'read', '/zktx/txn-ids-prune/', '--prefix=true');
+      const write = await bob.pruneTransactionIds(0).then(() => undefined, (e) => e);
+      expect([write.code, write.message]).toEqual(['NOAUTH', expect.stringContaining('/zktx/txn-ids-prune/prune-marks')]);
+      expect(await bob.transaction(async () => 'again', { id })).toBe('r'); // the marker stayed
+      await secured.etcdctl('role', 'grant-permission', 'markers-only', 'readwrite', '/zktx/txn-ids-prune/', '--prefix=true');
+      expect(await bob.pruneTransactionIds(0)).toBe(1);
+    } finally {
+      await bob.close();
+    }
+  });
+});

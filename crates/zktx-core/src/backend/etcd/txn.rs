@@ -394,7 +394,7 @@ impl EtcdSession {
     /// many. etcd keeps no time for a key, and a committer's clock is not to be trusted (one an
     /// hour behind would have its markers pruned at once, and a retry of its ids applied
     /// twice): each call records the store's revision with the server's clock in
-    /// `<root>/txids-prune/prune-marks`, as the coordinator's `prune()` does
+    /// `<root>/txn-ids-prune/prune-marks`, as the coordinator's `prune()` does
     /// ([`super::records`]), and deletes the markers committed at or before the latest mark at
     /// least `older_than` old by that clock. So call it periodically: the first call deletes
     /// nothing unless `older_than` is 0. Safe from several clients at once.
