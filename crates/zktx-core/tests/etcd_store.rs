@@ -255,3 +255,41 @@ async fn a_retry_racing_a_prune_reports_the_recorded_result_or_applies_anew() {
     s.close().await;
     pruner.close().await;
 }
+
+/// Ids committed while a prune pages through 300 old markers (their keys before, among and
+/// after the pages' boundaries) are kept: their markers' revisions are after the horizon's.
+#[tokio::test]
+async fn ids_committed_while_a_prune_pages_are_kept() {
+    let (s, layout) = (session(), Layout::new(&format!("/{}", unique("zktx-sweep-race"))));
+    let commit = |s: EtcdSession, layout: Layout, id: String| async move {
+        let mut t = EtcdTransaction::new();
+        t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+        t.commit(&s, &layout, &CommitOptions { id: Some(&id), result: Some("1"), ..CommitOptions::default() }).await.unwrap();
+    };
+    // Names spread over the key range, so that new ones land on every page.
+    let old: Vec<String> = (0..300).map(|i| format!("{:03}-{}", i, unique("old"))).collect();
+    for id in &old {
+        commit(s.clone(), layout.clone(), id.clone()).await;
+    }
+    s.prune_transaction_ids(&layout, Duration::from_millis(200)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let fresh: Vec<String> = (0..60).map(|i| format!("{:03}-{}", i * 5, unique("fresh"))).collect();
+    let committing = {
+        let (s, layout, fresh) = (s.clone(), layout.clone(), fresh.clone());
+        tokio::spawn(async move {
+            for id in fresh {
+                commit(s.clone(), layout.clone(), id).await;
+            }
+        })
+    };
+    let pruned = s.prune_transaction_ids(&layout, Duration::from_millis(200)).await.unwrap();
+    committing.await.unwrap();
+    assert_eq!(pruned, old.len());
+    for id in &fresh {
+        assert_eq!(s.recorded(&layout, Some(id)).await.unwrap(), Some(Some("1".to_string())), "{id}, committed during the prune, was pruned");
+    }
+    for id in &old {
+        assert_eq!(s.recorded(&layout, Some(id)).await.unwrap(), None, "{id} was not pruned");
+    }
+    s.close().await;
+}
