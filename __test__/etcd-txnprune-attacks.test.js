@@ -3,8 +3,9 @@
 // index.d.ts `Etcd.pruneTransactionIds`) and on what its deletes race: retries of ids, large
 // recorded results, permissions. Each test is named after the promise it attacks. Real etcd
 // members of its own (a prune with age 0 deletes every marker: never on the shared etcd), no mocks.
-const { Etcd } = require('..');
-const { startEtcd } = require('../testing');
+// The retry race is run on a ZooKeeper server of its own too (the settling is shared code).
+const { Etcd, ZooKeeper } = require('..');
+const { startEtcd, startStandalone } = require('../testing');
 const { unique } = require('./helpers/zk');
 
 jest.setTimeout(120000);
@@ -100,6 +101,41 @@ describe('etcd pruneTransactionIds with user/password auth', () => {
       expect(await bob.pruneTransactionIds(0)).toBe(1);
     } finally {
       await bob.close();
+    }
+  });
+});
+
+describe('ZooKeeper: a retry racing pruneTransactionIds', () => {
+  let server;
+  beforeAll(async () => { server = await startStandalone(); }, 60000);
+  afterAll(async () => { if (server) await server.stop(); });
+
+  it('[a retry resolves the recorded result] retries of an id racing a prune loop resolve what the committed run returned, never undefined', async () => {
+    const [a, pruner] = [new ZooKeeper({ connect: server.connect, timeout: 10000 }), new ZooKeeper({ connect: server.connect, timeout: 10000 })];
+    try {
+      await Promise.all([a.connect(), pruner.connect()]);
+      let stop = false;
+      let pruned = 0;
+      const pruning = (async () => {
+        while (!stop) pruned += await pruner.pruneTransactionIds(0);
+      })();
+      const id = unique('raced');
+      const seen = new Map();
+      try {
+        for (let i = 0; i < 300; i++) {
+          // The commit finds the marker (NODEEXISTS in its multi), then reads its result: a
+          // prune in between made the call resolve undefined (34 of 300).
+          const r = await a.transaction(async (tx) => { tx.set(unique('k'), i); return 'r'; }, { id });
+          seen.set(String(r), (seen.get(String(r)) || 0) + 1);
+        }
+      } finally {
+        stop = true;
+        await pruning;
+      }
+      expect(pruned).toBeGreaterThan(1);
+      expect(Object.fromEntries(seen)).toEqual({ r: 300 });
+    } finally {
+      await Promise.all([a.close(), pruner.close()]);
     }
   });
 });
