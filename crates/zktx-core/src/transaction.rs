@@ -178,7 +178,8 @@ impl WriteSet {
 ///
 /// # Errors
 /// The commit's error when the marker is absent or unreadable; the marker read's error when a
-/// commit that found the marker cannot read what it recorded.
+/// commit that found the marker cannot read what it recorded; `CONFLICT` (nothing applied now)
+/// when that marker was pruned before its result was read.
 pub(crate) async fn settle_with_marker<F, Fut>(id: Option<&str>, committed: Result<()>, mut report: CommitReport, recorded: F) -> Result<CommitReport>
 where
     F: FnOnce() -> Fut,
@@ -201,7 +202,15 @@ where
         Err(err) => Err(err),
         Ok(()) => {
             if report.already_applied {
-                report.recorded_result = recorded().await?.flatten();
+                match recorded().await? {
+                    Some(result) => report.recorded_result = result,
+                    // The commit found the marker, and a prune deleted it before this read: the
+                    // id applied long ago (at least the prune's age), and its result is gone.
+                    // Reporting it applied with no result would be a wrong answer (JS: `undefined`
+                    // for what `fn` had returned); the id is free again, as for a call made after
+                    // the prune: retry (nothing was applied now).
+                    None => return Err(Error::Conflict("the transaction id's marker, found by the commit, was pruned before its result was read: nothing applied now; retry (the id applies anew)".into())),
+                }
             }
             Ok(report)
         },

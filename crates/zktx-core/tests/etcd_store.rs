@@ -194,3 +194,102 @@ async fn a_committer_an_hour_behind_has_its_fresh_markers_kept() {
     }
     s.close().await;
 }
+
+/// A marker holds its commit's recorded result (up to 64 KiB). The sweep listed markers with
+/// their values, 128 a page: 70 markers of 60 KiB made a page over the client's 4 MiB answer
+/// limit, and every prune failed on that page, forever (no marker after it could ever go).
+/// Pruning needs the markers' revisions only.
+#[tokio::test]
+async fn prune_goes_through_markers_with_large_recorded_results() {
+    let (s, layout) = (session(), Layout::new(&format!("/{}", unique("zktx-large-results"))));
+    let result = serde_json::to_string(&"r".repeat(60 * 1024)).unwrap();
+    let ids: Vec<String> = (0..70).map(|i| unique(&format!("large{i}"))).collect();
+    for id in &ids {
+        let mut t = EtcdTransaction::new();
+        t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+        t.commit(&s, &layout, &CommitOptions { id: Some(id), result: Some(&result), ..CommitOptions::default() }).await.unwrap();
+    }
+    assert_eq!(s.prune_transaction_ids(&layout, Duration::ZERO).await.unwrap(), ids.len());
+    for id in &ids {
+        assert_eq!(s.recorded(&layout, Some(id)).await.unwrap(), None, "{id} was not pruned");
+    }
+    s.close().await;
+}
+
+/// A retry of an id whose marker exists reports the result that marker recorded. The commit
+/// found the marker (its compare failed) and then read the marker again for the result: a prune
+/// between the two deleted it, and the retry reported `already_applied` with no result (JS: the
+/// transaction resolved `undefined` instead of what the first commit returned). The result is
+/// read with the compare, in the same revision.
+#[tokio::test]
+async fn a_retry_racing_a_prune_reports_the_recorded_result_or_applies_anew() {
+    let (s, layout) = (session(), Layout::new(&format!("/{}", unique("zktx-retry-race"))));
+    let pruner = session();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruning = {
+        let (pruner, layout, stop) = (pruner.clone(), layout.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut pruned = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                pruned += pruner.prune_transaction_ids(&layout, Duration::ZERO).await.unwrap();
+            }
+            pruned
+        })
+    };
+    let id = unique("raced");
+    let (mut applied, mut found, mut without_result) = (0, 0, 0);
+    for _ in 0..400 {
+        let mut t = EtcdTransaction::new();
+        t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+        let report = t.commit(&s, &layout, &CommitOptions { id: Some(&id), result: Some("\"r\""), ..CommitOptions::default() }).await.unwrap();
+        match (report.already_applied, report.recorded_result.as_deref()) {
+            (false, _) => applied += 1,
+            (true, Some("\"r\"")) => found += 1,
+            (true, _) => without_result += 1,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let pruned = pruning.await.unwrap();
+    assert!(applied > 1 && found > 0, "no race: {applied} applied, {found} found the marker");
+    assert_eq!(without_result, 0, "{without_result} retries reported the id applied with no result ({applied} applied, {found} found the marker, {pruned} pruned)");
+    s.close().await;
+    pruner.close().await;
+}
+
+/// Ids committed while a prune pages through 300 old markers (their keys before, among and
+/// after the pages' boundaries) are kept: their markers' revisions are after the horizon's.
+#[tokio::test]
+async fn ids_committed_while_a_prune_pages_are_kept() {
+    let (s, layout) = (session(), Layout::new(&format!("/{}", unique("zktx-sweep-race"))));
+    let commit = |s: EtcdSession, layout: Layout, id: String| async move {
+        let mut t = EtcdTransaction::new();
+        t.write(&layout, &unique("p"), Write::Set(json(1))).unwrap();
+        t.commit(&s, &layout, &CommitOptions { id: Some(&id), result: Some("1"), ..CommitOptions::default() }).await.unwrap();
+    };
+    // Names spread over the key range, so that new ones land on every page.
+    let old: Vec<String> = (0..300).map(|i| format!("{:03}-{}", i, unique("old"))).collect();
+    for id in &old {
+        commit(s.clone(), layout.clone(), id.clone()).await;
+    }
+    s.prune_transaction_ids(&layout, Duration::from_millis(200)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let fresh: Vec<String> = (0..60).map(|i| format!("{:03}-{}", i * 5, unique("fresh"))).collect();
+    let committing = {
+        let (s, layout, fresh) = (s.clone(), layout.clone(), fresh.clone());
+        tokio::spawn(async move {
+            for id in fresh {
+                commit(s.clone(), layout.clone(), id).await;
+            }
+        })
+    };
+    let pruned = s.prune_transaction_ids(&layout, Duration::from_millis(200)).await.unwrap();
+    committing.await.unwrap();
+    assert_eq!(pruned, old.len());
+    for id in &fresh {
+        assert_eq!(s.recorded(&layout, Some(id)).await.unwrap(), Some(Some("1".to_string())), "{id}, committed during the prune, was pruned");
+    }
+    for id in &old {
+        assert_eq!(s.recorded(&layout, Some(id)).await.unwrap(), None, "{id} was not pruned");
+    }
+    s.close().await;
+}

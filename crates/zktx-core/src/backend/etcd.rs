@@ -373,18 +373,23 @@ impl EtcdSession {
 
     /// Deletes every key under `prefix` that `select` picks, each only if it is still at the
     /// mod revision listed (a key written since is kept); lists in pages of [`MAX_TXN_OPS`].
+    /// `values`: whether `select` reads the keys' values (without them a page is only keys and
+    /// revisions; with them, a page of large values may exceed the client's 4 MiB answer limit).
     /// Returns how many were deleted. `what` names the keys in errors.
     ///
     /// # Errors
     /// `CLIENT_CLOSED` once `close()` began (the keys deleted so far stay deleted; none after);
     /// connection errors.
-    pub(super) async fn sweep_prefix(&self, prefix: &str, what: &str, select: impl Fn(&etcd::KeyValue) -> bool) -> Result<usize> {
+    pub(super) async fn sweep_prefix(&self, prefix: &str, what: &str, values: bool, select: impl Fn(&etcd::KeyValue) -> bool) -> Result<usize> {
         let client = self.client().await?;
         let rt = self.request_timeout();
         let mut from = prefix.to_string();
         let mut removed = 0;
         loop {
-            let options = etcd::GetOptions::new().with_range(txn::range_end(prefix)).with_limit(MAX_TXN_OPS as i64);
+            let mut options = etcd::GetOptions::new().with_range(txn::range_end(prefix)).with_limit(MAX_TXN_OPS as i64);
+            if !values {
+                options = options.with_keys_only();
+            }
             let page = retry_transient(rt, || {
                 let (mut client, from, options) = (client.clone(), from.clone(), options.clone());
                 async move { within(rt, &format!("list {what}"), client.get(from, Some(options))).await }

@@ -356,14 +356,16 @@ impl Records for EtcdRecords {
             }
             let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
             let path = format!("{base}/prune-marks");
+            // Named in errors: a role without read and write on it is refused (`NOAUTH`).
+            let (reading, recording) = (format!("read prune marks {path}"), format!("record prune mark {path}"));
             loop {
                 // The marks as read, and the store's revision at that read: a record written
                 // after it has a larger mod revision.
                 let client = self.session.client().await?;
                 let rt = self.session.request_timeout();
                 let got = retry_transient(rt, || {
-                    let (mut client, path) = (client.clone(), path.clone());
-                    async move { within(rt, "read prune marks", client.get(path, None)).await }
+                    let (mut client, path, reading) = (client.clone(), path.clone(), reading.as_str());
+                    async move { within(rt, reading, client.get(path, None)).await }
                 })
                 .await?;
                 let (revision, cluster, term) = got.header().map_or((0, 0, 0), |h| (h.revision(), h.cluster_id(), h.raft_term()));
@@ -402,7 +404,7 @@ impl Records for EtcdRecords {
                     Some(kv) => (Cond::At(path.clone(), kv.mod_revision()), Put::Set(path.clone(), data)),
                     None => (Cond::Absent(path.clone()), Put::Create { path: path.clone(), data, session: false }),
                 };
-                if let Applied::Done { .. } = self.apply(vec![cond], vec![put], "record prune mark").await? {
+                if let Applied::Done { .. } = self.apply(vec![cond], vec![put], &recording).await? {
                     return Ok(horizon);
                 }
             }
@@ -415,7 +417,7 @@ impl Records for EtcdRecords {
         Box::pin(async move {
             let prefix = format!("{dir}/");
             self.session
-                .sweep_prefix(&prefix, "coordinator records", |kv| {
+                .sweep_prefix(&prefix, "coordinator records", true, |kv| {
                     let name = kv.key().strip_prefix(prefix.as_bytes()).and_then(|n| std::str::from_utf8(n).ok()).unwrap_or_default();
                     kv.mod_revision() <= before && ended(name, kv.value())
                 })

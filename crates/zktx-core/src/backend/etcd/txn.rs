@@ -144,7 +144,16 @@ impl EtcdTransaction {
         let marker = opts.id.map(|id| marker_key(layout, id)).transpose()?;
         let mut report = CommitReport::default();
         let committed = self.commit_inner(session, layout, opts, marker.as_deref(), &Decision::default(), &mut report).await;
-        settle_with_marker(opts.id, committed, report, || session.recorded(layout, opts.id)).await
+        // A commit that found the marker read its result in the same revision: a second read
+        // could find it pruned since, and report the id applied with no result.
+        let found = report.already_applied.then(|| report.recorded_result.clone());
+        settle_with_marker(opts.id, committed, report, || async move {
+            match found {
+                Some(result) => Ok(Some(result)),
+                None => session.recorded(layout, opts.id).await,
+            }
+        })
+        .await
     }
 
     /// Commits serializably, with a coordinator's decision in the same `Txn`: it applies with
@@ -240,8 +249,13 @@ impl EtcdTransaction {
         explain_keys.sort();
         explain_keys.dedup();
         // Keys only: the revisions are all the explanation needs, and the values of the keys read
-        // (up to 128 of 1 MB each) would make the answer larger than the client accepts.
-        let explain: Vec<etcd::TxnOp> = explain_keys.iter().map(|k| etcd::TxnOp::get(k.clone(), Some(etcd::GetOptions::new().with_keys_only()))).collect();
+        // (up to 128 of 1 MB each) would make the answer larger than the client accepts. But the
+        // marker's value (at most 64 KiB): an earlier commit's recorded result, read here in
+        // the same revision as the compare that found it (a later read may find it pruned).
+        let explain: Vec<etcd::TxnOp> = explain_keys
+            .iter()
+            .map(|k| etcd::TxnOp::get(k.clone(), (Some(k.as_str()) != marker).then(|| etcd::GetOptions::new().with_keys_only())))
+            .collect();
         let txn = etcd::Txn::new().when(compares.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>()).and_then(ops).or_else(explain);
         let mut client = session.client().await?;
         let _writing = session.writing().await?;
@@ -280,6 +294,7 @@ impl EtcdTransaction {
                 Role::Marker => {
                     // An earlier commit with this id applied: this one must not.
                     report.already_applied = true;
+                    report.recorded_result = recorded_in(&done, key);
                     Ok(())
                 },
                 Role::Check(k) => Err(Error::Conflict(format!("key {k:?} was changed by a concurrent writer"))),
@@ -304,6 +319,14 @@ pub(super) fn revisions_read(done: &etcd::TxnResponse) -> HashMap<Vec<u8>, (i64,
             _ => None,
         })
         .collect()
+}
+
+/// The result recorded by the marker `key` as a failed `Txn`'s `or_else` branch read it.
+fn recorded_in(done: &etcd::TxnResponse, key: &str) -> Option<String> {
+    done.op_responses().into_iter().find_map(|r| match r {
+        etcd::TxnOpResponse::Get(g) => g.kvs().first().filter(|kv| kv.key() == key.as_bytes()).and_then(|kv| Marker::decode(kv.value()).result),
+        _ => None,
+    })
 }
 
 /// The etcd key of a transaction id's marker.
@@ -371,7 +394,7 @@ impl EtcdSession {
     /// many. etcd keeps no time for a key, and a committer's clock is not to be trusted (one an
     /// hour behind would have its markers pruned at once, and a retry of its ids applied
     /// twice): each call records the store's revision with the server's clock in
-    /// `<root>/txids-prune/prune-marks`, as the coordinator's `prune()` does
+    /// `<root>/txn-ids-prune/prune-marks`, as the coordinator's `prune()` does
     /// ([`super::records`]), and deletes the markers committed at or before the latest mark at
     /// least `older_than` old by that clock. So call it periodically: the first call deletes
     /// nothing unless `older_than` is 0. Safe from several clients at once.
@@ -392,7 +415,15 @@ impl EtcdSession {
         let before = horizon.revision.unwrap_or(0);
         // Markers are never written again (their mod revision is their commit's), but a pruned
         // id may commit anew meanwhile: each delete only if the marker is still the one listed.
-        self.sweep_prefix(&format!("{}/", layout.root_child(MARKERS)), "transaction ids", |kv| kv.mod_revision() <= before).await
+        // Listed without their values: a page of 128 markers recording results of up to 64 KiB
+        // each would exceed the client's 4 MiB answer limit, and fail every prune at that page.
+        // Only markers: a key directly under the directory (an encoded id has no `/`) and on no
+        // lease (a marker is put without one). A lock on a path at or under the directory
+        // (`etcd.lock('/zktx/txn-ids/x')`: keys `<path>/<lease hex>` on the holder's lease) is
+        // not a marker: deleting its key hands the lock to the next contender while it is held.
+        let prefix = format!("{}/", layout.root_child(MARKERS));
+        let is_marker = |kv: &etcd::KeyValue| kv.lease() == 0 && kv.key().get(prefix.len()..).is_some_and(|name| !name.contains(&b'/'));
+        self.sweep_prefix(&prefix, "transaction ids", false, |kv| kv.mod_revision() <= before && is_marker(kv)).await
     }
 }
 
