@@ -285,7 +285,10 @@ module.exports = function coordinatorFacade(z) {
   /**
    * Deletes the records of transactions that ended more than `olderThanMs` ago (at least one
    * hour; by ZooKeeper's clock, or on etcd between two prune calls by etcd's): commit decisions whose branches all committed, aborts, finished
-   * sagas. Resolves how many. `outcome` then answers `forgotten` for transactions before that.
+   * sagas. Resolves how many. `outcome` then answers `forgotten` for transactions before that
+   * horizon, which first moves past the txid time of every record deleted (ahead of the present
+   * if a machine's clock ran ahead: until the present passes it, a txid with no record is
+   * `forgotten` rather than presumed `aborted`).
    */
   Coordinator.prototype.prune = function prune(olderThanMs) {
     try {

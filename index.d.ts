@@ -1035,7 +1035,11 @@ export class Coordinator {
    * coordinator's own transactions: one with no record and no active node gets its abort
    * recorded here (as recovery does), so a run whose active node was still being written is then
    * `ROLLED_BACK`; a run of this process still in progress is `active`. `forgotten` only for
-   * txids older than the prune horizon (5 minutes' margin for clock skew). `unknown`: a bare
+   * txids older than the prune horizon (5 minutes' margin for clock skew), and never presumed
+   * `aborted` then: the horizon covers the txid time of every record `prune` deleted, so a
+   * record made on a machine whose clock ran ahead moves it ahead of the present, and until the
+   * present passes it a txid with no record is `forgotten` (no answer) rather than `aborted`
+   * (docs/coordinator.md). `unknown`: a bare
    * txid this coordinator did not make (another coordinator's, or one made before txids carried
    * their coordinator's tag) and has no record of; nothing is written, and it licenses no
    * rollback: ask by gid. A gid is this coordinator's only if its name and id are (or a decision
@@ -1045,7 +1049,11 @@ export class Coordinator {
    * copied; connection errors.
    */
   outcome(txid: string): Promise<TransactionOutcome>;
-  /** Deletes records of transactions that ended more than `olderThanMs` (at least 3600000) ago; resolves how many. */
+  /**
+   * Deletes records of transactions that ended more than `olderThanMs` (at least 3600000) ago;
+   * resolves how many. First moves the horizon `outcome` answers `forgotten` by past the txid
+   * time of every record it deletes (ahead of the present if a machine's clock ran ahead).
+   */
   prune(olderThanMs: number): Promise<number>;
   /** Stops background recovery. */
   close(): void;

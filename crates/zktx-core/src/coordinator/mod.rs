@@ -609,14 +609,8 @@ impl Coordinator {
         if self.inner.live.lock().is_ok_and(|live| live.contains(txid)) || self.is_active(txid).await? {
             return Ok(TxOutcome::Active);
         }
-        // No record. Pruning deletes records whose last write is before the horizon, and a
-        // record is written after its txid was made: only a txid older than the horizon (plus
-        // the skew of the clock that made it) may have lost its record.
-        if let Some(horizon) = self.pruned_before().await? {
-            let margin = CLOCK_SKEW_MARGIN.as_millis() as i64;
-            if txid_millis(txid).is_none_or(|t| t < horizon.saturating_add(margin)) {
-                return Ok(TxOutcome::Forgotten);
-            }
+        if self.maybe_pruned(txid).await? {
+            return Ok(TxOutcome::Forgotten);
         }
         // A txid not made here (and not proved ours by a gid): presuming its abort would record
         // a decision that fences nothing (its active node is in another tree) and say `aborted`
@@ -631,6 +625,18 @@ impl Coordinator {
             Some(Decision::Commit) => TxOutcome::Committed(false),
             None => TxOutcome::Active,
         })
+    }
+
+    /// Whether `txid`'s records may have been pruned: asked once a read found none (the
+    /// horizon is moved before the deletes, so it covers any record found missing). Pruning
+    /// deletes records whose last write is before the horizon and moves the horizon past their
+    /// txids' times; a record is written after its txid was made: only a txid older than the
+    /// horizon (plus the skew of the clock that made it) may have lost its record. Then a
+    /// missing decision says nothing: it may have been a commit, pruned once done.
+    async fn maybe_pruned(&self, txid: &str) -> Result<bool> {
+        let Some(horizon) = self.pruned_before().await? else { return Ok(false) };
+        let margin = CLOCK_SKEW_MARGIN.as_millis() as i64;
+        Ok(txid_millis(txid).is_none_or(|t| t < horizon.saturating_add(margin)))
     }
 
     /// The prune horizon (server ms): records of transactions ended before it may be gone.
@@ -1245,7 +1251,7 @@ impl Run {
                     // Its branches hold their locks until someone decides: keep at it in the
                     // background (and fence the transaction, so that any process's recovery can
                     // abort it too) until the answer is known.
-                    coord.resolve_in_background(self.txid.clone(), enlisted.clone());
+                    drop(coord.resolve_in_background(self.txid.clone(), enlisted.clone()));
                     return Err(Error::InDoubt { txid: self.txid.clone(), message: format!("transaction {}: whether it committed is unknown ({err}; then {e}); every branch is prepared, and this process keeps resolving it in the background (as does any process's recovery): look the outcome up by id", self.txid) });
                 },
             },
@@ -1303,7 +1309,9 @@ impl Run {
                 tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
             }
             match coord.learn_once(&self.txid).await {
-                Ok(d) => return Ok(d),
+                Ok(Some(d)) => return Ok(d),
+                // Not a connection error: asking again changes nothing.
+                Ok(None) => return Err(Error::zk("NONODE", format!("transaction {}: no decision record, and the prune horizon covers it (a decision pruned once ended, or none ever written); recovery resolves any branch left prepared", self.txid))),
                 // The session that sent the decision expired: the next attempt reads on a new one
                 // (the active node is gone with the old, so what it reads is final). A second
                 // expiry means this client opens no new session: give up.
@@ -1366,22 +1374,31 @@ impl Coordinator {
     /// record deleted: a decision write still on its way then fails its condition that the
     /// record exists — on ZooKeeper it could not even be on its way, a later request of the same
     /// session being ordered after it; etcd orders nothing per client) and, being inactive, it is
-    /// decided by now or never.
-    async fn learn_once(&self, txid: &str) -> Result<Decision> {
+    /// decided by now or never. `None`: no decision, and the prune horizon covers the txid, so
+    /// one may have been pruned (a commit, once every branch committed: this process may have
+    /// been away longer than the prune age while another's recovery finished it): neither
+    /// commit nor abort is known, and presuming the abort would record one of a committed
+    /// transaction.
+    async fn learn_once(&self, txid: &str) -> Result<Option<Decision>> {
         if let Some((r, _)) = self.read::<Record>("decisions", txid).await? {
-            return Ok(r.decision);
+            return Ok(Some(r.decision));
         }
         if self.is_active(txid).await? {
             self.fence(txid).await?;
         }
-        Ok(self.read::<Record>("decisions", txid).await?.map_or(Decision::Abort, |(r, _)| r.decision))
+        if let Some((r, _)) = self.read::<Record>("decisions", txid).await? {
+            return Ok(Some(r.decision));
+        }
+        Ok((!self.maybe_pruned(txid).await?).then_some(Decision::Abort))
     }
 
     /// After `IN_DOUBT`: keeps asking the coordination service (backing off to 2 s) until the decision is
     /// known, then commits every branch, or records the abort and rolls every branch back.
-    /// Stops when the client is closed; branches it cannot resolve are left to recovery (the
-    /// decision is known by then, so any process's recovery resolves them).
-    fn resolve_in_background(&self, txid: String, enlisted: Vec<String>) {
+    /// Stops when the client is closed, or when no decision is found and the prune horizon
+    /// covers the txid (see [`Coordinator::learn_once`]: recovery presumes the abort of any
+    /// branch left prepared); branches it cannot resolve are left to recovery (the decision is
+    /// known by then, so any process's recovery resolves them).
+    fn resolve_in_background(&self, txid: String, enlisted: Vec<String>) -> tokio::task::JoinHandle<()> {
         let coord = self.clone();
         tokio::spawn(async move {
             let mut pause = Duration::from_millis(250);
@@ -1394,8 +1411,15 @@ impl Coordinator {
                     // Record it, so that outcome() and recovery find an answer, not a guess.
                     // `None` (active again) cannot happen once fenced; if it did, acting on a
                     // guess would be wrong: look again.
-                    Ok(Decision::Abort) => coord.record_abort(&txid).await.and_then(|d| d.ok_or_else(|| Error::zk("SYSTEMERROR", "the transaction is active again"))),
-                    other => other,
+                    Ok(Some(Decision::Abort)) => coord.record_abort(&txid).await.and_then(|d| d.ok_or_else(|| Error::zk("SYSTEMERROR", "the transaction is active again"))),
+                    Ok(Some(decision)) => Ok(decision),
+                    // Pruned once ended, or never decided: every branch is committed, or
+                    // recovery presumes the abort of those left prepared. Nothing to do here.
+                    Ok(None) => {
+                        tracing::warn!(%txid, "transaction that was in doubt: no decision record, and the prune horizon covers it (pruned once ended, or never decided): left to recovery");
+                        return;
+                    },
+                    Err(e) => Err(e),
                 };
                 match known {
                     Ok(decision) => {
@@ -1420,7 +1444,7 @@ impl Coordinator {
                 // three reads (each under the request deadline while ZooKeeper is away).
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
-        });
+        })
     }
 }
 
@@ -1747,6 +1771,73 @@ mod tests {
     async fn a_commit_not_done_is_never_pruned_etcd() {
         let Some(session) = etcd_session() else { return };
         a_commit_not_done_is_never_pruned(AnyStore::Etcd(session.clone())).await;
+        session.close().await;
+    }
+
+    /// A participant whose branches prepare and commit, counting the rollbacks asked of it.
+    #[derive(Default)]
+    struct CountsRollbacks(std::sync::atomic::AtomicUsize);
+
+    impl Participant for CountsRollbacks {
+        fn prepare<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn commit<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn rollback<'a>(&'a self, _gid: &'a str) -> BoxFuture<'a, Result<()>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        }
+        fn in_doubt(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    /// Attack: a commit whose decision write lost its answer leaves a resolver looking in the
+    /// background until the decision is known. Cut off from the coordination service for longer
+    /// than the prune age (a partition, a suspended VM), it looks again after another
+    /// process's recovery committed the branches and marked the decision done, and a prune
+    /// deleted it: it found no decision and no active node, took the run for one whose decision
+    /// never landed, recorded an abort and rolled the branches back; `outcome()` then answered
+    /// `aborted` of a committed transaction (and the run itself, learning its decision,
+    /// `ROLLED_BACK`). Whether the decision was pruned is the prune horizon's to say.
+    async fn a_resolver_back_after_a_prune_records_no_abort(store: AnyStore) {
+        let name = format!("prune-resolver-{}", uuid::Uuid::new_v4().simple());
+        let db = Arc::new(CountsRollbacks::default());
+        let c = Coordinator::new(store, &name, vec![("db".to_string(), db.clone() as Arc<dyn Participant>)], None).unwrap();
+        let run = c.begin().await.unwrap();
+        run.enlist("db").unwrap();
+        run.commit(None).await.unwrap();
+        // Marked done in the background.
+        for _ in 0..200 {
+            if c.outcome(run.txid()).await.unwrap() == TxOutcome::Committed(true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Committed(true));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 1);
+        // The resolver's next look, and the run's own.
+        tokio::time::timeout(Duration::from_secs(60), c.resolve_in_background(run.txid().to_string(), vec!["db".to_string()])).await.unwrap().unwrap();
+        assert_eq!(c.outcome(run.txid()).await.unwrap(), TxOutcome::Forgotten, "a committed transaction, pruned");
+        assert_eq!(db.0.load(Ordering::SeqCst), 0, "no rollback of a committed branch");
+        assert!(run.learn_decision().await.is_err(), "neither commit nor abort is known of a pruned decision");
+    }
+
+    #[tokio::test]
+    async fn a_resolver_back_after_a_prune_records_no_abort_zookeeper() {
+        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
+        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
+        a_resolver_back_after_a_prune_records_no_abort(AnyStore::ZooKeeper(store.clone())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_resolver_back_after_a_prune_records_no_abort_etcd() {
+        let Some(session) = etcd_session() else { return };
+        a_resolver_back_after_a_prune_records_no_abort(AnyStore::Etcd(session.clone())).await;
         session.close().await;
     }
 
