@@ -674,16 +674,20 @@ impl Coordinator {
         // `outcome()` answers `forgotten` for txids before the horizon (plus a margin) and
         // presumes the abort of later ones with no record; a txid carries its maker's clock. So
         // the horizon also covers the latest txid time among the records about to go (a
-        // machine whose clock ran ahead made it): a first pass lists them and deletes nothing.
-        // No record can join them between the passes: a write makes it younger than the
-        // horizon.
+        // machine whose clock ran ahead made it): a first pass lists them and deletes nothing,
+        // and the second deletes only those it counted (a record that became old enough in
+        // between, were a server's clock to step back, waits for the next prune).
         let latest = std::sync::atomic::AtomicI64::new(i64::MIN);
-        let note = |name: &str| {
+        let counted = std::sync::Mutex::new(std::collections::HashSet::<(bool, String)>::new());
+        let note = |saga: bool, name: &str| {
             latest.fetch_max(txid_millis(name).unwrap_or(i64::MIN), std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut counted) = counted.lock() {
+                counted.insert((saga, name.to_string()));
+            }
             false
         };
-        records.sweep(&decisions_dir, &horizon, &|name, data| ended_decision(name, data) && note(name)).await?;
-        records.sweep(&sagas_dir, &horizon, &|name, data| ended_saga(name, data) && note(name)).await?;
+        records.sweep(&decisions_dir, &horizon, &|name, data| ended_decision(name, data) && note(false, name)).await?;
+        records.sweep(&sagas_dir, &horizon, &|name, data| ended_saga(name, data) && note(true, name)).await?;
         let cutoff = horizon.at.max(latest.into_inner().saturating_add(1));
         // First the horizon (only ever moved forward), then the deletes: a reader never finds a
         // record missing without a horizon that says it may be.
@@ -704,8 +708,9 @@ impl Coordinator {
                 break;
             }
         }
-        let decisions = records.sweep(&decisions_dir, &horizon, &ended_decision).await?;
-        let sagas = records.sweep(&sagas_dir, &horizon, &ended_saga).await?;
+        let was_counted = |saga: bool, name: &str| counted.lock().is_ok_and(|c| c.contains(&(saga, name.to_string())));
+        let decisions = records.sweep(&decisions_dir, &horizon, &|name, data| ended_decision(name, data) && was_counted(false, name)).await?;
+        let sagas = records.sweep(&sagas_dir, &horizon, &|name, data| ended_saga(name, data) && was_counted(true, name)).await?;
         Ok(decisions + sagas)
     }
 
