@@ -265,6 +265,10 @@ fn never_connected(err: &etcd::Error) -> bool {
     false
 }
 
+/// Keys per page when a sweep reads values: each value is at most etcd's request limit (1.5 MiB
+/// by default), so a page stays within the answer limit of a read (`txn::MAX_READ_ANSWER_BYTES`).
+const VALUE_PAGE: usize = 16;
+
 /// Runs `fut` with `limit` as its deadline.
 async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = std::result::Result<T, etcd::Error>>) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
@@ -374,7 +378,8 @@ impl EtcdSession {
     /// Deletes every key under `prefix` that `select` picks, each only if it is still at the
     /// mod revision listed (a key written since is kept); lists in pages of [`MAX_TXN_OPS`].
     /// `values`: whether `select` reads the keys' values (without them a page is only keys and
-    /// revisions; with them, a page of large values may exceed the client's 4 MiB answer limit).
+    /// revisions; with them, pages of [`VALUE_PAGE`] keys, read with a larger answer limit: 128
+    /// saga logs of 40 KiB inputs were over tonic's default 4 MiB, and failed every prune).
     /// Returns how many were deleted. `what` names the keys in errors.
     ///
     /// # Errors
@@ -386,13 +391,13 @@ impl EtcdSession {
         let mut from = prefix.to_string();
         let mut removed = 0;
         loop {
-            let mut options = etcd::GetOptions::new().with_range(txn::range_end(prefix)).with_limit(MAX_TXN_OPS as i64);
+            let mut options = etcd::GetOptions::new().with_range(txn::range_end(prefix)).with_limit(if values { VALUE_PAGE } else { MAX_TXN_OPS } as i64);
             if !values {
                 options = options.with_keys_only();
             }
             let page = retry_transient(rt, || {
-                let (mut client, from, options) = (client.clone(), from.clone(), options.clone());
-                async move { within(rt, &format!("list {what}"), client.get(from, Some(options))).await }
+                let (mut kv, from, options) = (client.kv_client().max_decoding_message_size(txn::MAX_READ_ANSWER_BYTES), from.clone(), options.clone());
+                async move { within(rt, &format!("list {what}"), kv.get(from, Some(options))).await }
             })
             .await?;
             for kv in page.kvs().iter().filter(|kv| select(kv)) {

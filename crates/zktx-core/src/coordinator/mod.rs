@@ -1571,6 +1571,43 @@ mod tests {
         session.close().await;
     }
 
+    /// Attack (the transaction-id prune breaker's, carried over): saga logs keep the saga's
+    /// input, and etcd's sweep listed 128 records with their values per page: 130 finished
+    /// sagas with 40 KiB inputs made a page over the client's 4 MiB answer, and every prune
+    /// failed at it ("decoded message length too large"), for good.
+    async fn prune_goes_through_large_saga_logs(store: AnyStore) {
+        let name = format!("prune-large-{}", uuid::Uuid::new_v4().simple());
+        let c = Coordinator::new(store, &name, Vec::new(), None).unwrap();
+        let first = c.begin().await.unwrap();
+        first.commit(None).await.unwrap(); // the tree and its id
+        let own = c.id().unwrap().to_string();
+        let input = "x".repeat(40 * 1024);
+        for _ in 0..130 {
+            let txid = new_txid(&name, Some(&own));
+            let log = SagaLog { saga: "big".into(), input: input.clone(), started: 1, state: SagaState::Done };
+            let path = c.path("sagas", &txid);
+            let written = c.inner.records.apply(vec![Cond::Absent(path.clone())], vec![Put::Create { path, data: to_json(&log).unwrap(), session: false }], "test saga log").await.unwrap();
+            assert!(matches!(written, Applied::Done { .. }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(c.prune_now(Duration::ZERO).await.unwrap(), 131);
+    }
+
+    #[tokio::test]
+    async fn prune_goes_through_large_saga_logs_zookeeper() {
+        let Ok(connect) = std::env::var("ZK_CONNECT") else { return };
+        let store = Arc::new(crate::store::Store::new(crate::SessionOptions::new(connect)).unwrap());
+        prune_goes_through_large_saga_logs(AnyStore::ZooKeeper(store.clone())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn prune_goes_through_large_saga_logs_etcd() {
+        let Some(session) = etcd_session() else { return };
+        prune_goes_through_large_saga_logs(AnyStore::Etcd(session.clone())).await;
+        session.close().await;
+    }
+
     /// A coordinator on etcd whose machine's wall clock is `offset_ms` off.
     fn with_clock_off(session: &crate::backend::etcd::EtcdSession, name: &str, offset_ms: i64) -> Coordinator {
         let mut c = Coordinator::new(AnyStore::Etcd(session.clone()), name, Vec::new(), None).unwrap();

@@ -34,7 +34,7 @@ pub const MAX_TXN_BYTES: usize = 1_500_000;
 
 /// The largest answer to a read `Txn` the client accepts: [`MAX_TXN_OPS`] values of up to
 /// [`crate::kv::MAX_VALUE_BYTES`] each, with their keys.
-const MAX_READ_ANSWER_BYTES: usize = MAX_TXN_OPS * (crate::kv::MAX_VALUE_BYTES + 4096) + 65_536;
+pub(super) const MAX_READ_ANSWER_BYTES: usize = MAX_TXN_OPS * (crate::kv::MAX_VALUE_BYTES + 4096) + 65_536;
 
 /// One attempt of a transaction on etcd. Make a new one to retry.
 #[derive(Debug, Default)]
