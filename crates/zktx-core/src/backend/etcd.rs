@@ -269,6 +269,29 @@ fn never_connected(err: &etcd::Error) -> bool {
 /// by default), so a page stays within the answer limit of a read (`txn::MAX_READ_ANSWER_BYTES`).
 const VALUE_PAGE: usize = 16;
 
+/// Sends `txn` (any write) within `limit`, again as long as an attempt was never sent: a
+/// client of several members keeps routing some requests to a member that died (`tcp connect
+/// error`), and a request that never left is safe to send again on another, whatever it
+/// writes. Half the writes of a client of 3 members failed so (`CONNECTIONLOSS`, `not_applied`)
+/// for as long as one member was down (etcd-failover.test.js). A request that may have reached
+/// a member is never sent twice: its error (outcome `unknown`) is the caller's.
+pub(super) async fn send_txn(client: &etcd::Client, limit: Duration, what: &str, txn: etcd::Txn) -> Result<etcd::TxnResponse> {
+    let until = crate::session::instant_after_or_far(limit);
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let mut c = client.clone();
+        let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        match within(left, what, c.txn(txn.clone())).await {
+            Err(Error::ConnectionLoss { outcome: Outcome::NotApplied, .. }) if Instant::now() + pause < until => {
+                tracing::debug!(what, "an etcd write could not reach its member; sending it again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            },
+            done => return done,
+        }
+    }
+}
+
 /// Runs `fut` with `limit` as its deadline.
 async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = std::result::Result<T, etcd::Error>>) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
@@ -402,11 +425,10 @@ impl EtcdSession {
             .await?;
             for kv in page.kvs().iter().filter(|kv| select(kv)) {
                 let txn = etcd::Txn::new().when([etcd::Compare::mod_revision(kv.key(), etcd::CompareOp::Equal, kv.mod_revision())]).and_then([etcd::TxnOp::delete(kv.key(), None)]);
-                let mut client = client.clone();
                 // Each delete a write of its own: close() waits for the one in flight, and the
                 // loop stops at the next (CLIENT_CLOSED) instead of deleting on after close().
                 let _writing = self.writing().await?;
-                if within(rt, &format!("delete {what}"), client.txn(txn)).await?.succeeded() {
+                if send_txn(&client, rt, &format!("delete {what}"), txn).await?.succeeded() {
                     removed += 1;
                 }
             }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use etcd_client as etcd;
 
-use super::{within, EtcdLock, EtcdSession};
+use super::{send_txn, within, EtcdLock, EtcdSession};
 use crate::backend::retry_transient;
 use crate::error::{Error, Outcome, Result};
 use crate::kv::{JsonValue, Layout, Stored};
@@ -115,11 +115,11 @@ impl EtcdSession {
     pub async fn set_value(&self, layout: &Layout, key: &str, value: &JsonValue, locks: &[&EtcdLock]) -> Result<i64> {
         let path = layout.value_path(key)?;
         check_fences(locks)?;
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let rt = self.request_timeout();
         let txn = etcd::Txn::new().when(fences(locks)).and_then([etcd::TxnOp::put(path, value.as_str(), None)]);
         let _writing = self.writing().await?;
-        let done = within(rt, "write value", client.txn(txn)).await?;
+        let done = send_txn(&client, rt, "write value", txn).await?;
         if !done.succeeded() {
             return Err(lost(locks));
         }
@@ -270,8 +270,8 @@ impl EtcdKeyTransaction {
             ])
             .and_then([etcd::TxnOp::put(self.value_path.clone(), value.as_str(), None), etcd::TxnOp::delete(lock_key.clone(), None)])
             .or_else([etcd::TxnOp::get(lock_key, None)]);
-        let mut client = self.lock.client();
-        let result = match within(self.rt, "commit transaction", client.txn(txn)).await {
+        let client = self.lock.client();
+        let result = match send_txn(&client, self.rt, "commit transaction", txn).await {
             Ok(done) if done.succeeded() => Ok(done.header().map_or(0, |h| h.revision())),
             Ok(done) => {
                 let lock_there = done.op_responses().into_iter().any(|r| match r {

@@ -308,9 +308,9 @@ impl Records for EtcdRecords {
             // On failure, read the conditions' keys (in the same revision) to say which failed.
             let explain: Vec<etcd::TxnOp> = keys.iter().map(|k| etcd::TxnOp::get(k.as_str(), Some(etcd::GetOptions::new().with_keys_only()))).collect();
             let txn = etcd::Txn::new().when(conds.iter().map(compare).collect::<Vec<_>>()).and_then(ops).or_else(explain);
-            let mut client = self.session.client().await?;
+            let client = self.session.client().await?;
             let _writing = self.session.writing().await?;
-            let done = within(self.session.request_timeout(), what, client.txn(txn)).await?;
+            let done = super::send_txn(&client, self.session.request_timeout(), what, txn).await?;
             let revision = done.header().map_or(0, |h| h.revision());
             if done.succeeded() {
                 return Ok(Applied::Done { versions: vec![revision; count], zxid: Some(revision).filter(|r| *r > 0) });

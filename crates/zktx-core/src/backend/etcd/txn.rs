@@ -257,10 +257,10 @@ impl EtcdTransaction {
             .map(|k| etcd::TxnOp::get(k.clone(), (Some(k.as_str()) != marker).then(|| etcd::GetOptions::new().with_keys_only())))
             .collect();
         let txn = etcd::Txn::new().when(compares.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>()).and_then(ops).or_else(explain);
-        let mut client = session.client().await?;
+        let client = session.client().await?;
         let _writing = session.writing().await?;
         report.round_trips += 1;
-        let done = within(session.request_timeout(), "commit transaction", client.txn(txn)).await?;
+        let done = super::send_txn(&client, session.request_timeout(), "commit transaction", txn).await?;
         let revision = done.header().map_or(0, |h| h.revision());
         if done.succeeded() {
             if !read_only {
