@@ -17,30 +17,39 @@ afterAll(async () => { if (member) await member.stop(); });
 const client = (o = {}) => new Etcd({ endpoints: member.endpoints, timeout: 10000, ...o });
 const codeOf = (p) => p.then(() => 'resolved', (e) => e.code);
 
+/**
+ * 300 runs of one transaction id on `a` while `pruner` prunes every marker in a loop: each run
+ * returns 'r', applied anew (its marker pruned) or found applied. How the runs resolved, and how
+ * many markers the loop pruned.
+ */
+async function retriesRacingPrunes(a, pruner) {
+  let stop = false;
+  let pruned = 0;
+  const pruning = (async () => {
+    while (!stop) pruned += await pruner.pruneTransactionIds(0);
+  })();
+  const id = unique('raced');
+  const seen = {};
+  try {
+    for (let i = 0; i < 300; i++) {
+      const r = await a.transaction(async (tx) => { tx.set(unique('k'), i); return 'r'; }, { id });
+      seen[String(r)] = (seen[String(r)] || 0) + 1;
+    }
+  } finally {
+    stop = true;
+    await pruning;
+  }
+  return { pruned, seen };
+}
+
 describe('etcd pruneTransactionIds under attack', () => {
   it('[a retry resolves the recorded result] retries of an id racing a prune loop resolve what the committed run returned, never undefined', async () => {
     const [a, pruner] = [client(), client()];
     try {
-      let stop = false;
-      let pruned = 0;
-      const pruning = (async () => {
-        while (!stop) pruned += await pruner.pruneTransactionIds(0);
-      })();
-      const id = unique('raced');
-      const seen = new Map();
-      try {
-        for (let i = 0; i < 300; i++) {
-          // Every run returns 'r': applied anew (its marker pruned) or found applied, the
-          // transaction resolves 'r'. Found with its marker pruned since: it resolved undefined.
-          const r = await a.transaction(async (tx) => { tx.set(unique('k'), i); return 'r'; }, { id });
-          seen.set(String(r), (seen.get(String(r)) || 0) + 1);
-        }
-      } finally {
-        stop = true;
-        await pruning;
-      }
+      // Found with its marker pruned since, a retry resolved undefined.
+      const { pruned, seen } = await retriesRacingPrunes(a, pruner);
       expect(pruned).toBeGreaterThan(1);
-      expect(Object.fromEntries(seen)).toEqual({ r: 300 });
+      expect(seen).toEqual({ r: 300 });
     } finally {
       await Promise.all([a.close(), pruner.close()]);
     }
@@ -114,26 +123,11 @@ describe('ZooKeeper: a retry racing pruneTransactionIds', () => {
     const [a, pruner] = [new ZooKeeper({ connect: server.connect, timeout: 10000 }), new ZooKeeper({ connect: server.connect, timeout: 10000 })];
     try {
       await Promise.all([a.connect(), pruner.connect()]);
-      let stop = false;
-      let pruned = 0;
-      const pruning = (async () => {
-        while (!stop) pruned += await pruner.pruneTransactionIds(0);
-      })();
-      const id = unique('raced');
-      const seen = new Map();
-      try {
-        for (let i = 0; i < 300; i++) {
-          // The commit finds the marker (NODEEXISTS in its multi), then reads its result: a
-          // prune in between made the call resolve undefined (34 of 300).
-          const r = await a.transaction(async (tx) => { tx.set(unique('k'), i); return 'r'; }, { id });
-          seen.set(String(r), (seen.get(String(r)) || 0) + 1);
-        }
-      } finally {
-        stop = true;
-        await pruning;
-      }
+      // The commit finds the marker (NODEEXISTS in its multi), then reads its result: a prune
+      // in between made the call resolve undefined (34 of 300).
+      const { pruned, seen } = await retriesRacingPrunes(a, pruner);
       expect(pruned).toBeGreaterThan(1);
-      expect(Object.fromEntries(seen)).toEqual({ r: 300 });
+      expect(seen).toEqual({ r: 300 });
     } finally {
       await Promise.all([a.close(), pruner.close()]);
     }
