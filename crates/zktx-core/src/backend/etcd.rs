@@ -274,8 +274,12 @@ const VALUE_PAGE: usize = 16;
 /// error`), and a request that never left is safe to send again on another, whatever it
 /// writes. Half the writes of a client of 3 members failed so (`CONNECTIONLOSS`, `not_applied`)
 /// for as long as one member was down (etcd-failover.test.js). A request that may have reached
-/// a member is never sent twice: its error (outcome `unknown`) is the caller's.
-pub(super) async fn send_txn(client: &etcd::Client, limit: Duration, what: &str, txn: etcd::Txn) -> Result<etcd::TxnResponse> {
+/// a member is never sent twice: its error (outcome `unknown`) is the caller's. Once `closing`
+/// (close() began) nothing more is sent: `CLIENT_CLOSED`, nothing applied, as for a write that
+/// had not started (`writing()`); a retry that went on reached a member restarted meanwhile and
+/// applied after close() began, which waited the whole deadline for it
+/// (etcd-unsent-attacks.test.js).
+pub(super) async fn send_txn(client: &etcd::Client, closing: &CancellationToken, limit: Duration, what: &str, txn: etcd::Txn) -> Result<etcd::TxnResponse> {
     let until = crate::session::instant_after_or_far(limit);
     let mut pause = Duration::from_millis(10);
     loop {
@@ -284,7 +288,14 @@ pub(super) async fn send_txn(client: &etcd::Client, limit: Duration, what: &str,
         match within(left, what, c.txn(txn.clone())).await {
             Err(Error::ConnectionLoss { outcome: Outcome::NotApplied, .. }) if Instant::now() + pause < until => {
                 tracing::debug!(what, "an etcd write could not reach its member; sending it again");
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    biased;
+                    _ = closing.cancelled() => return Err(Error::ClientClosed),
+                    _ = tokio::time::sleep(pause) => {},
+                }
+                if closing.is_cancelled() {
+                    return Err(Error::ClientClosed);
+                }
                 pause = (pause * 2).min(Duration::from_millis(200));
             },
             done => return done,
@@ -428,7 +439,7 @@ impl EtcdSession {
                 // Each delete a write of its own: close() waits for the one in flight, and the
                 // loop stops at the next (CLIENT_CLOSED) instead of deleting on after close().
                 let _writing = self.writing().await?;
-                if send_txn(&client, rt, &format!("delete {what}"), txn).await?.succeeded() {
+                if send_txn(&client, &self.inner.closing, rt, &format!("delete {what}"), txn).await?.succeeded() {
                     removed += 1;
                 }
             }

@@ -119,7 +119,7 @@ impl EtcdSession {
         let rt = self.request_timeout();
         let txn = etcd::Txn::new().when(fences(locks)).and_then([etcd::TxnOp::put(path, value.as_str(), None)]);
         let _writing = self.writing().await?;
-        let done = send_txn(&client, rt, "write value", txn).await?;
+        let done = send_txn(&client, &self.inner.closing, rt, "write value", txn).await?;
         if !done.succeeded() {
             return Err(lost(locks));
         }
@@ -271,7 +271,7 @@ impl EtcdKeyTransaction {
             .and_then([etcd::TxnOp::put(self.value_path.clone(), value.as_str(), None), etcd::TxnOp::delete(lock_key.clone(), None)])
             .or_else([etcd::TxnOp::get(lock_key, None)]);
         let client = self.lock.client();
-        let result = match send_txn(&client, self.rt, "commit transaction", txn).await {
+        let result = match send_txn(&client, &self.session.inner.closing, self.rt, "commit transaction", txn).await {
             Ok(done) if done.succeeded() => Ok(done.header().map_or(0, |h| h.revision())),
             Ok(done) => {
                 let lock_there = done.op_responses().into_iter().any(|r| match r {

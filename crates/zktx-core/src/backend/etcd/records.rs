@@ -310,7 +310,7 @@ impl Records for EtcdRecords {
             let txn = etcd::Txn::new().when(conds.iter().map(compare).collect::<Vec<_>>()).and_then(ops).or_else(explain);
             let client = self.session.client().await?;
             let _writing = self.session.writing().await?;
-            let done = super::send_txn(&client, self.session.request_timeout(), what, txn).await?;
+            let done = super::send_txn(&client, &self.session.inner.closing, self.session.request_timeout(), what, txn).await?;
             let revision = done.header().map_or(0, |h| h.revision());
             if done.succeeded() {
                 return Ok(Applied::Done { versions: vec![revision; count], zxid: Some(revision).filter(|r| *r > 0) });

@@ -260,7 +260,7 @@ impl EtcdTransaction {
         let client = session.client().await?;
         let _writing = session.writing().await?;
         report.round_trips += 1;
-        let done = super::send_txn(&client, session.request_timeout(), "commit transaction", txn).await?;
+        let done = super::send_txn(&client, &session.inner.closing, session.request_timeout(), "commit transaction", txn).await?;
         let revision = done.header().map_or(0, |h| h.revision());
         if done.succeeded() {
             if !read_only {
