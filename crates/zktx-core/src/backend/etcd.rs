@@ -281,12 +281,15 @@ const VALUE_PAGE: usize = 16;
 /// (etcd-unsent-attacks.test.js).
 pub(super) async fn send_txn(client: &etcd::Client, closing: &CancellationToken, limit: Duration, what: &str, txn: etcd::Txn) -> Result<etcd::TxnResponse> {
     let until = crate::session::instant_after_or_far(limit);
+    // Sent again for a while only: a member down is one pick among live ones (a few attempts
+    // reach another), and with every member down the caller hears so soon, not at its deadline.
+    let resend_until = crate::session::instant_after_or_far(limit.min(RESEND_FOR));
     let mut pause = Duration::from_millis(10);
     loop {
         let mut c = client.clone();
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         match within(left, what, c.txn(txn.clone())).await {
-            Err(Error::ConnectionLoss { outcome: Outcome::NotApplied, .. }) if Instant::now() + pause < until => {
+            Err(Error::ConnectionLoss { outcome: Outcome::NotApplied, .. }) if Instant::now() + pause < resend_until => {
                 tracing::debug!(what, "an etcd write could not reach its member; sending it again");
                 tokio::select! {
                     biased;
@@ -302,6 +305,9 @@ pub(super) async fn send_txn(client: &etcd::Client, closing: &CancellationToken,
         }
     }
 }
+
+/// How long [`send_txn`] sends again a write that never left.
+const RESEND_FOR: Duration = Duration::from_secs(2);
 
 /// Runs `fut` with `limit` as its deadline.
 async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = std::result::Result<T, etcd::Error>>) -> Result<T> {
