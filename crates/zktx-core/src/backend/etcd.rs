@@ -902,6 +902,7 @@ impl EtcdQueue {
         let mut ended = self.lease.ended.subscribe();
         let relist = (self.lease.ttl / 2).clamp(Duration::from_millis(500), Duration::from_secs(2));
         let prefix = self.prefix.clone();
+        let lease = self.lease.clone();
         Box::pin(async move {
             let Some(Following { shared, mut deletes }) = following else {
                 // No watch (etcd refused it): look again each period, not at once.
@@ -931,7 +932,15 @@ impl EtcdQueue {
             };
             drop(deletes);
             shared.waited();
-            woke
+            // The queue from the watch's events says the waiter's own key is there only if
+            // nothing deleted it. Its lease may have expired while the waiter was cut off: the
+            // key is then deleted, and that delete may come in a later response than the one
+            // that woke us (seen: a waiter partitioned past its 2 s lease took the lock from a
+            // stale view while the next holder held it, etcd-randomized). Decide from the
+            // events only while the lease provably lives (a keep-alive answered within the
+            // TTL); else list again: a read says the truth.
+            let alive = lease.last_answered.lock().is_ok_and(|sent| sent.elapsed() < lease.ttl) && !*lease.ended.borrow();
+            woke.filter(|_| alive)
         })
     }
 }
