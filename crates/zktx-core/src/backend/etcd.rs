@@ -289,7 +289,7 @@ pub(super) async fn send_txn(client: &etcd::Client, closing: &CancellationToken,
         let mut c = client.clone();
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         match within(left, what, c.txn(txn.clone())).await {
-            Err(Error::ConnectionLoss { outcome: Outcome::NotApplied, .. }) if Instant::now() + pause < resend_until => {
+            Err(Error::ConnectionLoss { outcome: Outcome::NotApplied, .. }) if Instant::now().checked_add(pause).is_some_and(|t| t < resend_until) => {
                 tracing::debug!(what, "an etcd write could not reach its member; sending it again");
                 tokio::select! {
                     biased;
