@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,12 @@ struct Queue {
 /// What the I/O thread shares with one JS thread.
 struct Shared {
     queue: Mutex<Queue>,
+    /// Completions are queued (set and cleared under the lock; read without it by the JS
+    /// thread's wait for an answer, [`wait_for_answer`]).
+    queued: AtomicBool,
+    /// The sockets this JS thread's ZooKeeper calls went out on, polled by its event loop
+    /// ([`crate::answers`]); None when that is off or could not start.
+    sockets: Option<Arc<crate::answers::Sockets>>,
 }
 
 impl Shared {
@@ -70,6 +76,7 @@ impl Shared {
         let Some(tsfn) = q.tsfn.as_ref().map(|t| t.0) else { return };
         let signal = q.items.is_empty(); // otherwise a drain is already scheduled and will see it
         q.items.push(c);
+        self.queued.store(true, Ordering::Release);
         if signal {
             // Under the lock: the finalizer cannot run between the check above and this call.
             unsafe { sys::napi_call_threadsafe_function(tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
@@ -94,7 +101,10 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_cb: sys::napi_value, context:
     }
     let shared = unsafe { &*(context as *const Shared) };
     let items = match shared.queue.lock() {
-        Ok(mut q) => std::mem::take(&mut q.items),
+        Ok(mut q) => {
+            shared.queued.store(false, Ordering::Release);
+            std::mem::take(&mut q.items)
+        }
         Err(_) => return,
     };
     let n = items.len();
@@ -133,7 +143,9 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mu
 fn enter_call(env: sys::napi_env) -> Result<Arc<Shared>> {
     JS.with_borrow_mut(|js| {
         if js.is_none() {
-            let shared = Arc::new(Shared { queue: Mutex::new(Queue { items: Vec::new(), tsfn: None }) });
+            let sockets = if crate::answers::window().is_zero() { None } else { crate::answers::Sockets::new().map(Arc::new) };
+            let sockets = sockets.filter(|s| crate::answers::poll(env, s.clone(), wait_for_answer));
+            let shared = Arc::new(Shared { queue: Mutex::new(Queue { items: Vec::new(), tsfn: None }), queued: AtomicBool::new(false), sockets });
             let mut name = ptr::null_mut();
             let label = "zktx";
             check(unsafe { sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name) })?;
@@ -174,7 +186,7 @@ where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
 {
-    spawn_where(env, span, body, |io, job| io.submit(job))
+    spawn_where(env, span, body, true, |io, job| io.submit(job))
 }
 
 /// [`spawn`], but on the `zktx-timer` thread, where tonic's connection tasks run: an etcd call
@@ -185,10 +197,12 @@ where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
 {
-    spawn_where(env, span, body, |io, job| drop(io.timers.spawn(job)))
+    spawn_where(env, span, body, false, |io, job| drop(io.timers.spawn(job)))
 }
 
-fn spawn_where<T, F>(env: &Env, span: &tracing::Span, body: F, run: impl FnOnce(&Io, Job)) -> Result<PromiseRaw<'static, T>>
+/// `sockets`: the ZooKeeper requests `body` sends add their session's socket to this JS thread's
+/// watched set ([`crate::answers`]).
+fn spawn_where<T, F>(env: &Env, span: &tracing::Span, body: F, sockets: bool, run: impl FnOnce(&Io, Job)) -> Result<PromiseRaw<'static, T>>
 where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
@@ -201,6 +215,7 @@ where
     let shared = enter_call(raw_env)?;
     let deferred = Raw(deferred);
     let body = crate::guarded(body).instrument(span.clone());
+    let body = ForJsThread { shared: sockets.then(|| shared.clone()), inner: body };
     run(
         io,
         Box::pin(async move {
@@ -225,6 +240,69 @@ pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
         let _ = done.send(());
     }));
     let _ = finished.recv_timeout(std::time::Duration::from_secs(3));
+}
+
+// ---- answers: the JS thread wakes with zktx-io ----
+
+/// On the JS thread, when bytes reached a socket its calls went out on: while calls are
+/// pending, waits awake up to [`crate::answers::window`] for `zktx-io` (woken by the same
+/// bytes) to queue a completion, spinning briefly, then yielding its core. The completion
+/// function's wake-up, already signalled then, is taken by the event loop's next turn without
+/// sleeping. An answer that takes longer, or bytes that were no answer (a ping's, a watch
+/// event), end the wait at the window: the completion then wakes the thread as before.
+fn wait_for_answer() {
+    let Some(shared) = JS.with_borrow(|js| js.as_ref().filter(|js| js.pending > 0).map(|js| js.shared.clone())) else { return };
+    let window = crate::answers::window();
+    let start = Instant::now();
+    let mut turns = 0u32;
+    while !shared.queued.load(Ordering::Acquire) && start.elapsed() < window {
+        turns += 1;
+        if turns < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+thread_local! {
+    /// On `zktx-io`, while a call's body is being polled: its JS thread's [`Shared`].
+    static CURRENT: Cell<*const Shared> = const { Cell::new(ptr::null()) };
+}
+
+/// A call's body that tells [`on_request`] whose call it is while it runs.
+struct ForJsThread<F> {
+    shared: Option<Arc<Shared>>,
+    inner: F,
+}
+
+impl<F: Future> Future for ForJsThread<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        // SAFETY: `inner` is never moved out of the pinned struct; `shared` is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let Some(shared) = this.shared.as_ref() else { return inner.poll(cx) };
+        let before = CURRENT.replace(Arc::as_ptr(shared));
+        let out = inner.poll(cx);
+        CURRENT.set(before);
+        out
+    }
+}
+
+/// zookeeper-client's [`zookeeper_client::ON_REQUEST`]: a request of a call from a JS thread
+/// puts its session's socket in that thread's watched set.
+fn on_request(slot: &Arc<zookeeper_client::SocketSlot>) {
+    let Ok(current) = CURRENT.try_with(|c| c.get()) else { return };
+    if current.is_null() {
+        return;
+    }
+    // SAFETY: set only while the ForJsThread owning an Arc of it is being polled on this thread.
+    let shared = unsafe { &*current };
+    if let Some(sockets) = shared.sockets.as_ref() {
+        sockets.add(slot);
+    }
 }
 
 // ---- the I/O thread ----
@@ -398,6 +476,7 @@ fn start_io() -> std::result::Result<Io, String> {
         .name("zktx-timer".into())
         .spawn(move || timers.block_on(std::future::pending::<()>()))
         .map_err(|e| format!("zktx: cannot start the timer thread: {e}"))?;
+    let _ = zookeeper_client::ON_REQUEST.set(on_request);
     let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new()
         .name("zktx-io".into())

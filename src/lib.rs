@@ -8,6 +8,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+mod answers;
 mod bridge;
 mod coordinator;
 mod election;

@@ -62,3 +62,46 @@ pub use crate::sasl::GssapiSaslOptions;
 #[cfg(any(feature = "sasl-digest-md5", feature = "sasl-gssapi"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sasl", feature = "sasl-gssapi", feature = "sasl-digest-md5"))))]
 pub use crate::sasl::SaslOptions;
+
+/// zktx: the socket a client's session is connected on, so that a caller can watch it for
+/// readability (zktx's JS thread wakes on an answer's arrival in parallel with the thread that
+/// reads it). Holds `generation << 32 | fd`; the fd half is `u32::MAX` while no connection is
+/// served. The session sets it before serving a connection and clears it before closing it, so
+/// a reader that sees an fd raced at worst with its close (it must tolerate a closed or reused
+/// number: watch only, never read or write it).
+#[derive(Debug)]
+pub struct SocketSlot(std::sync::atomic::AtomicU64);
+
+impl Default for SocketSlot {
+    fn default() -> Self {
+        SocketSlot(std::sync::atomic::AtomicU64::new(u32::MAX as u64))
+    }
+}
+
+impl SocketSlot {
+    /// The generation and fd of the connection being served, if one is.
+    pub fn get(&self) -> Option<(u32, i32)> {
+        let v = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        let fd = v as u32;
+        (fd != u32::MAX && fd <= i32::MAX as u32).then_some(((v >> 32) as u32, fd as i32))
+    }
+
+    /// The raw value, to compare two readings.
+    pub fn raw(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn set(&self, fd: i32) {
+        let generation = (self.0.load(std::sync::atomic::Ordering::SeqCst) >> 32).wrapping_add(1) & 0xffff_ffff;
+        self.0.store(generation << 32 | (fd as u32 as u64), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn clear(&self) {
+        let generation = (self.0.load(std::sync::atomic::Ordering::SeqCst) >> 32).wrapping_add(1) & 0xffff_ffff;
+        self.0.store(generation << 32 | u32::MAX as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// zktx: called on the thread that sends each request, with its client's [`SocketSlot`], right
+/// after the request is queued for the session task (so before it is written).
+pub static ON_REQUEST: std::sync::OnceLock<fn(&std::sync::Arc<SocketSlot>)> = std::sync::OnceLock::new();

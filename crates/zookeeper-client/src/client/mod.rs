@@ -225,6 +225,8 @@ pub struct Client {
     session_timeout: Duration,
     requester: Arc<mpsc::UnboundedSender<Request>>,
     state_watcher: StateWatcher,
+    /// zktx: its session's connection, see [`crate::SocketSlot`].
+    socket: Arc<crate::SocketSlot>,
 }
 
 impl Client {
@@ -247,8 +249,14 @@ impl Client {
         timeout: Duration,
         requester: Arc<mpsc::UnboundedSender<Request>>,
         state_watcher: StateWatcher,
+        socket: Arc<crate::SocketSlot>,
     ) -> Client {
-        Client { chroot, version, session, session_timeout: timeout, requester, state_watcher }
+        Client { chroot, version, session, session_timeout: timeout, requester, state_watcher, socket }
+    }
+
+    /// zktx: the socket its session is connected on, see [`crate::SocketSlot`].
+    pub fn socket(&self) -> &Arc<crate::SocketSlot> {
+        &self.socket
     }
 
     fn validate_path<'a>(&'a self, path: &'a str) -> Result<ChrootPath<'a>> {
@@ -321,6 +329,8 @@ impl Client {
         if let Err(err) = self.requester.unbounded_send(operation.into()) {
             let state = self.state();
             err.into_inner().into_responser().send(Err(state.to_error()));
+        } else if let Some(hook) = crate::ON_REQUEST.get() {
+            hook(&self.socket);
         }
         receiver
     }
@@ -1767,6 +1777,7 @@ impl Connector {
         let conn = session.start(&mut endpoints, &mut buf, &mut depot).await?;
         let session_info = session.session.clone();
         let session_timeout = session.session_timeout;
+        let socket = session.socket.clone();
         let mut state_watcher = StateWatcher::new(session.subscribe_state());
         // Consume all state changes so far.
         state_watcher.state();
@@ -1774,7 +1785,7 @@ impl Connector {
             session.serve(endpoints, conn, buf, depot, receiver).await;
         });
         let client =
-            Client::new(chroot.to_owned(), self.server_version, session_info, session_timeout, sender, state_watcher);
+            Client::new(chroot.to_owned(), self.server_version, session_info, session_timeout, sender, state_watcher, socket);
         Ok(client)
     }
 

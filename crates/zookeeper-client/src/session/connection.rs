@@ -123,6 +123,16 @@ impl AsyncWrite for ConnWriter<'_> {
 }
 
 impl Connection {
+    /// zktx: the socket's file descriptor, for [`crate::SocketSlot`].
+    pub fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        match self {
+            Self::Raw(stream) => stream.as_raw_fd(),
+            #[cfg(feature = "tls")]
+            Self::Tls(stream) => stream.get_ref().0.as_raw_fd(),
+        }
+    }
+
     pub fn new_raw(stream: TcpStream) -> Self {
         Self::Raw(stream)
     }

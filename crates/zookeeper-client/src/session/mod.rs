@@ -150,6 +150,7 @@ impl Builder {
             authes: self.authes,
             state_sender,
             watch_manager,
+            socket: Default::default(),
         };
         let timeout = if self.session_timeout.is_zero() { DEFAULT_SESSION_TIMEOUT } else { self.session_timeout };
         session.reset_timeout(timeout);
@@ -186,6 +187,9 @@ pub struct Session {
     state_sender: sync::watch::Sender<SessionState>,
 
     watch_manager: WatchManager,
+
+    /// zktx: the connection being served, see [`crate::SocketSlot`].
+    pub socket: std::sync::Arc<crate::SocketSlot>,
 }
 
 impl Session {
@@ -279,7 +283,9 @@ impl Session {
         depot: &mut Depot,
         requester: &mut mpsc::UnboundedReceiver<Request>,
     ) {
+        self.socket.set(conn.raw_fd());
         let err = self.serve_session(endpoints, &mut conn, buf, depot, requester).await.unwrap_err();
+        self.socket.clear(); // before `conn` closes its fd
         self.resolve_serve_error(&err);
         info!("enter state {} due to {}", self.session_state, err);
         depot.error(&err);
