@@ -845,6 +845,7 @@ module.exports.NativeLock = nativeBinding.NativeLock
 module.exports.NativeRun = nativeBinding.NativeRun
 module.exports.NativeTransaction = nativeBinding.NativeTransaction
 module.exports.NativeZnodes = nativeBinding.NativeZnodes
+module.exports.answerStats = nativeBinding.answerStats
 module.exports.cancel = nativeBinding.cancel
 module.exports.closeAllSync = nativeBinding.closeAllSync
 module.exports.closeEtcdSync = nativeBinding.closeEtcdSync

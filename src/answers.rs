@@ -99,6 +99,11 @@ impl Sockets {
         let _ = (before, now);
     }
 
+    /// The epoll fd (its `/proc/self/fdinfo` lists the sockets in the set).
+    pub(crate) fn fd(&self) -> i32 {
+        self.efd
+    }
+
     /// Takes the edges that woke the JS thread, so that it sleeps until new bytes arrive.
     fn take_edges(&self) {
         #[cfg(target_os = "linux")]

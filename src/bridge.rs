@@ -263,6 +263,25 @@ fn wait_for_answer() {
             std::thread::yield_now();
         }
     }
+    let caught = shared.queued.load(Ordering::Acquire);
+    ANSWER_STATS.with(|s| {
+        let (woken, awake) = s.get();
+        s.set((woken + 1, awake + u64::from(caught)));
+    });
+}
+
+thread_local! {
+    /// On a JS thread: wake-ups of [`wait_for_answer`] with calls pending, and how many of them
+    /// saw a completion queued within the window.
+    static ANSWER_STATS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// This JS thread's answer watch, for tests and benchmarks: its epoll fd (-1: none), wake-ups
+/// with calls pending, and completions queued within the window.
+pub(crate) fn answer_stats() -> (i32, u64, u64) {
+    let efd = JS.with_borrow(|js| js.as_ref().and_then(|js| js.shared.sockets.as_ref().map(|s| s.fd())).unwrap_or(-1));
+    let (woken, awake) = ANSWER_STATS.with(|s| s.get());
+    (efd, woken, awake)
 }
 
 thread_local! {

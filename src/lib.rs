@@ -125,6 +125,26 @@ pub fn cancel(id: u32) -> Result<()> {
     })
 }
 
+/// This JS thread's answer watch (src/answers.rs), for tests and benchmarks only.
+#[napi(object)]
+pub struct NativeAnswerStats {
+    /// Its epoll fd (`/proc/self/fdinfo/<fd>` lists the sockets in it), -1 when there is none.
+    pub epoll_fd: i32,
+    /// Wake-ups by a watched socket while calls were pending.
+    pub woken: f64,
+    /// Of those, how many found a completion queued within the window.
+    pub awake: f64,
+}
+
+/// See [`NativeAnswerStats`].
+#[napi]
+pub fn answer_stats() -> Result<NativeAnswerStats> {
+    no_panic(|| {
+        let (epoll_fd, woken, awake) = bridge::answer_stats();
+        Ok(NativeAnswerStats { epoll_fd, woken: woken as f64, awake: awake as f64 })
+    })
+}
+
 /// Forgets a cancellation handle once its call finished.
 #[napi]
 pub fn drop_cancel(id: u32) -> Result<()> {
