@@ -56,12 +56,14 @@ describe('the JS thread wakes with zktx-io on an answer', () => {
 
   it('calls made one at a time wake the JS thread through their socket, and completions are settled awake', async () => {
     const before = native.answerStats();
-    await sequentialGets(zk, node, 400);
+    await sequentialGets(zk, node, 1000);
     const after = native.answerStats();
     expect(after.epollFd).toBeGreaterThanOrEqual(0);
     // Every answer is an edge on the watched socket; a call is counted when its edge woke the
     // thread before the completion function did (nearly always: zktx-io reads it first).
-    expect(after.woken - before.woken).toBeGreaterThanOrEqual(100);
+    expect(after.woken - before.woken).toBeGreaterThanOrEqual(250);
+    // how many of the waits saw their completion within the window depends on the machine's
+    // load (waits that end empty back off); none at all would mean zktx-io never got there
     expect(after.awake - before.awake).toBeGreaterThan(0);
     const set = watched();
     expect(set.length).toBeGreaterThanOrEqual(1);
@@ -231,6 +233,6 @@ describe('threads and exits', () => {
     `;
     const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ZKTX_ANSWER_WAIT_US: '0' }, encoding: 'utf8', timeout: 30000 });
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout.trim())).toEqual({ epollFd: -1, woken: 0, awake: 0 });
+    expect(JSON.parse(r.stdout.trim())).toEqual({ epollFd: -1, woken: 0, waits: 0, awake: 0, awakeWaitUs: 0 });
   });
 });

@@ -130,18 +130,22 @@ pub fn cancel(id: u32) -> Result<()> {
 pub struct NativeAnswerStats {
     /// Its epoll fd (`/proc/self/fdinfo/<fd>` lists the sockets in it), -1 when there is none.
     pub epoll_fd: i32,
-    /// Wake-ups by a watched socket while calls were pending.
+    /// Wake-ups by a watched socket while a few calls were pending.
     pub woken: f64,
+    /// Of those, how many waited for an answer (the others were let pass by the back-off).
+    pub waits: f64,
     /// Of those, how many found a completion queued within the window.
     pub awake: f64,
+    /// How long those waits took, in all (µs).
+    pub awake_wait_us: f64,
 }
 
 /// See [`NativeAnswerStats`].
 #[napi]
 pub fn answer_stats() -> Result<NativeAnswerStats> {
     no_panic(|| {
-        let (epoll_fd, woken, awake) = bridge::answer_stats();
-        Ok(NativeAnswerStats { epoll_fd, woken: woken as f64, awake: awake as f64 })
+        let s = bridge::answer_stats();
+        Ok(NativeAnswerStats { epoll_fd: s.epoll_fd, woken: s.woken as f64, waits: s.waits as f64, awake: s.awake as f64, awake_wait_us: s.waited_ns as f64 / 1000.0 })
     })
 }
 
