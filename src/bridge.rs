@@ -76,11 +76,15 @@ impl Shared {
         let Some(tsfn) = q.tsfn.as_ref().map(|t| t.0) else { return };
         let signal = q.items.is_empty(); // otherwise a drain is already scheduled and will see it
         q.items.push(c);
-        self.queued.store(true, Ordering::Release);
         if signal {
             // Under the lock: the finalizer cannot run between the check above and this call.
             unsafe { sys::napi_call_threadsafe_function(tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
         }
+        // After the signal: a JS thread waiting for an answer that sees this flag returns to its
+        // event loop, whose next poll must find the function's eventfd already written, or it
+        // sleeps until the write (measured: 2.9 voluntary context switches of the JS thread per
+        // sequential getData with the flag set before the signal).
+        self.queued.store(true, Ordering::Release);
     }
 }
 
