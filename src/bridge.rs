@@ -267,9 +267,16 @@ fn wait_for_answer() {
     let window = crate::answers::window();
     let start = Instant::now();
     let mut waited = Duration::ZERO;
+    let mut turns = 0u32;
     while !shared.queued.load(Ordering::Acquire) && waited < window {
-        for _ in 0..16 {
-            std::hint::spin_loop();
+        turns += 1;
+        if turns <= SPIN_TURNS {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        } else {
+            // `zktx-io` may be runnable on this very core (the other is busy): hand it over
+            std::thread::yield_now();
         }
         waited = start.elapsed();
     }
@@ -291,6 +298,13 @@ fn wait_for_answer() {
         s.set(v);
     });
 }
+
+/// Turns of the wait that only spin (some µs: `zktx-io`, woken on the other core, settles an
+/// answer in 9–18 µs); later turns yield the core. When both threads share one core (the
+/// other one busy: `perf sched timehist` during another engineer's build showed the JS thread
+/// and `zktx-io` woken by the same answer on CPU 0), a pure spin held the core `zktx-io` needed
+/// for the whole window: 0 of 53 waits saw their completion.
+const SPIN_TURNS: u32 = 32;
 
 /// The JS thread waits for an answer only while it has at most this many calls pending: one
 /// call at a time, beside a few that stay pending (a lock waiting for its turn, an election).
