@@ -250,8 +250,18 @@ pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
 /// function's wake-up, already signalled then, is taken by the event loop's next turn without
 /// sleeping. An answer that takes longer, or bytes that were no answer (a ping's, a watch
 /// event), end the wait at the window: the completion then wakes the thread as before.
+/// Missed waits back off as [`Linger`]'s do: after `n` in a row (at most [`MAX_BACKOFF`]) the
+/// next `2^n - 1` wake-ups do not wait. Bytes that are no answer, with a call pending all along
+/// (a lock waiting for its turn while a persistent watch gets a storm of events), cost a whole
+/// window each otherwise: 1,500 events written by another process, ~460 windows waited, none
+/// caught (`__test__/answers.test.js`, the watch-event storm).
 fn wait_for_answer() {
     let Some(shared) = JS.with_borrow(|js| js.as_ref().filter(|js| js.pending > 0).map(|js| js.shared.clone())) else { return };
+    let (missed, skip) = ANSWER_BACKOFF.get();
+    if skip > 0 {
+        ANSWER_BACKOFF.set((missed, skip - 1));
+        return;
+    }
     let window = crate::answers::window();
     let start = Instant::now();
     let mut turns = 0u32;
@@ -264,6 +274,12 @@ fn wait_for_answer() {
         }
     }
     let caught = shared.queued.load(Ordering::Acquire);
+    if caught {
+        ANSWER_BACKOFF.set((0, 0));
+    } else {
+        let missed = (missed + 1).min(MAX_BACKOFF);
+        ANSWER_BACKOFF.set((missed, (1 << missed) - 1));
+    }
     ANSWER_STATS.with(|s| {
         let (woken, awake) = s.get();
         s.set((woken + 1, awake + u64::from(caught)));
@@ -271,9 +287,12 @@ fn wait_for_answer() {
 }
 
 thread_local! {
-    /// On a JS thread: wake-ups of [`wait_for_answer`] with calls pending, and how many of them
-    /// saw a completion queued within the window.
+    /// On a JS thread: wake-ups of [`wait_for_answer`] with calls pending that waited (not the
+    /// ones its back-off passed), and how many of them saw a completion queued within the window.
     static ANSWER_STATS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// On a JS thread: [`wait_for_answer`]'s misses in a row, and the wake-ups left to pass
+    /// without waiting.
+    static ANSWER_BACKOFF: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
 
 /// This JS thread's answer watch, for tests and benchmarks: its epoll fd (-1: none), wake-ups
