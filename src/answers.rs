@@ -19,6 +19,7 @@
 //! pending, never a read. Linux only; elsewhere, and when anything here fails, the completion
 //! function alone wakes the JS thread, as before.
 
+#[cfg(target_os = "linux")]
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -105,12 +106,10 @@ impl Sockets {
     }
 
     /// Takes the edges that woke the JS thread, so that it sleeps until new bytes arrive.
+    #[cfg(target_os = "linux")]
     fn take_edges(&self) {
-        #[cfg(target_os = "linux")]
-        {
-            let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
-            while unsafe { libc::epoll_wait(self.efd, events.as_mut_ptr(), events.len() as i32, 0) } == events.len() as i32 {}
-        }
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
+        while unsafe { libc::epoll_wait(self.efd, events.as_mut_ptr(), events.len() as i32, 0) } == events.len() as i32 {}
     }
 }
 
@@ -124,15 +123,23 @@ impl Drop for Sockets {
 }
 
 // ---- libuv, exported by the node binary that loaded this addon ----
+// Linux only: elsewhere nothing polls (Sockets::new is None), and the uv_* symbols are not
+// even referenced. On Windows napi-rs links no node.lib (napi-sys loads the N-API symbols at
+// run time), so an extern uv_* reference would be an unresolved symbol when linking.
 
 /// `UV_POLL` in libuv's `uv_handle_type` (stable across libuv 1.x).
+#[cfg(target_os = "linux")]
 const UV_POLL: i32 = 8;
 /// `UV_READABLE` in libuv's `uv_poll_event`.
+#[cfg(target_os = "linux")]
 const UV_READABLE: i32 = 1;
 
+#[cfg(target_os = "linux")]
 type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: i32, events: i32);
+#[cfg(target_os = "linux")]
 type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
 
+#[cfg(target_os = "linux")]
 extern "C" {
     fn uv_handle_size(kind: i32) -> usize;
     fn uv_poll_init(event_loop: *mut c_void, handle: *mut c_void, fd: i32) -> i32;
@@ -144,6 +151,7 @@ extern "C" {
 
 /// What a JS thread's poll handle owns: the handle's memory (libuv's `data`, its first field,
 /// points back here) and the set it polls, kept open until libuv closed the handle.
+#[cfg(target_os = "linux")]
 struct Poll {
     handle: Box<[u64]>,
     sockets: Arc<Sockets>,
@@ -154,6 +162,13 @@ struct Poll {
 /// Polls `sockets` on the event loop of the JS thread `env` belongs to, calling `on_ready` there
 /// when bytes arrived on one of them (after taking the edges). The handle does not keep the
 /// loop alive and is closed when the environment is torn down. False when it could not start.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn poll(_env: sys::napi_env, _sockets: Arc<Sockets>, _on_ready: fn()) -> bool {
+    false
+}
+
+/// See the other `poll`.
+#[cfg(target_os = "linux")]
 pub(crate) fn poll(env: sys::napi_env, sockets: Arc<Sockets>, on_ready: fn()) -> bool {
     let mut event_loop = std::ptr::null_mut();
     if unsafe { sys::napi_get_uv_event_loop(env, &mut event_loop) } != sys::Status::napi_ok || event_loop.is_null() {
@@ -187,12 +202,14 @@ pub(crate) fn poll(env: sys::napi_env, sockets: Arc<Sockets>, on_ready: fn()) ->
     true
 }
 
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn on_readable(handle: *mut c_void, _status: i32, _events: i32) {
     let state = unsafe { &*(*(handle as *const *const Poll)) };
     state.sockets.take_edges();
     (state.on_ready)();
 }
 
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn close(handle: *mut c_void) {
     unsafe {
         uv_poll_stop(handle);
@@ -200,6 +217,7 @@ unsafe extern "C" fn close(handle: *mut c_void) {
     }
 }
 
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn on_closed(handle: *mut c_void) {
     drop(unsafe { Box::from_raw(*(handle as *const *mut Poll)) });
 }
