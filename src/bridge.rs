@@ -256,7 +256,13 @@ pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
 /// window each otherwise: 1,500 events written by another process, ~460 windows waited, none
 /// caught (`__test__/answers.test.js`, the watch-event storm).
 fn wait_for_answer() {
-    let Some(shared) = JS.with_borrow(|js| js.as_ref().filter(|js| js.pending > 0).map(|js| js.shared.clone())) else { return };
+    let Some(shared) = JS.with_borrow(|js| js.as_ref().filter(|js| js.pending > 0).map(|js| js.shared.clone())) else {
+        ANSWER_STATS.with(|s| {
+            let (woken, awake, idle) = s.get();
+            s.set((woken, awake, idle + 1));
+        });
+        return;
+    };
     let (missed, skip) = ANSWER_BACKOFF.get();
     if skip > 0 {
         ANSWER_BACKOFF.set((missed, skip - 1));
@@ -281,26 +287,27 @@ fn wait_for_answer() {
         ANSWER_BACKOFF.set((missed, (1 << missed) - 1));
     }
     ANSWER_STATS.with(|s| {
-        let (woken, awake) = s.get();
-        s.set((woken + 1, awake + u64::from(caught)));
+        let (woken, awake, idle) = s.get();
+        s.set((woken + 1, awake + u64::from(caught), idle));
     });
 }
 
 thread_local! {
     /// On a JS thread: wake-ups of [`wait_for_answer`] with calls pending that waited (not the
-    /// ones its back-off passed), and how many of them saw a completion queued within the window.
-    static ANSWER_STATS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// ones its back-off passed), how many of them saw a completion queued within the window,
+    /// and wake-ups by a watched socket with no call pending.
+    static ANSWER_STATS: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
     /// On a JS thread: [`wait_for_answer`]'s misses in a row, and the wake-ups left to pass
     /// without waiting.
     static ANSWER_BACKOFF: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
 
 /// This JS thread's answer watch, for tests and benchmarks: its epoll fd (-1: none), wake-ups
-/// with calls pending, and completions queued within the window.
-pub(crate) fn answer_stats() -> (i32, u64, u64) {
+/// with calls pending, completions queued within the window, and wake-ups with none pending.
+pub(crate) fn answer_stats() -> (i32, u64, u64, u64) {
     let efd = JS.with_borrow(|js| js.as_ref().and_then(|js| js.shared.sockets.as_ref().map(|s| s.fd())).unwrap_or(-1));
-    let (woken, awake) = ANSWER_STATS.with(|s| s.get());
-    (efd, woken, awake)
+    let (woken, awake, idle) = ANSWER_STATS.with(|s| s.get());
+    (efd, woken, awake, idle)
 }
 
 thread_local! {

@@ -134,14 +134,16 @@ pub struct NativeAnswerStats {
     pub woken: f64,
     /// Of those, how many found a completion queued within the window.
     pub awake: f64,
+    /// Wake-ups by a watched socket while no call was pending.
+    pub idle: f64,
 }
 
 /// See [`NativeAnswerStats`].
 #[napi]
 pub fn answer_stats() -> Result<NativeAnswerStats> {
     no_panic(|| {
-        let (epoll_fd, woken, awake) = bridge::answer_stats();
-        Ok(NativeAnswerStats { epoll_fd, woken: woken as f64, awake: awake as f64 })
+        let (epoll_fd, woken, awake, idle) = bridge::answer_stats();
+        Ok(NativeAnswerStats { epoll_fd, woken: woken as f64, awake: awake as f64, idle: idle as f64 })
     })
 }
 
