@@ -87,6 +87,9 @@ impl Shared {
 /// The JS thread's side: its function and how many calls are pending.
 struct JsSide {
     shared: Arc<Shared>,
+    /// Its poll handle of [`Shared::sockets`], polled again when a call is made after idle
+    /// wake-ups stopped it.
+    watch: Option<crate::answers::Watch>,
     tsfn: sys::napi_threadsafe_function,
     pending: usize,
 }
@@ -144,7 +147,8 @@ fn enter_call(env: sys::napi_env) -> Result<Arc<Shared>> {
     JS.with_borrow_mut(|js| {
         if js.is_none() {
             let sockets = if crate::answers::window().is_zero() { None } else { crate::answers::Sockets::new().map(Arc::new) };
-            let sockets = sockets.filter(|s| crate::answers::poll(env, s.clone(), wait_for_answer));
+            let watch = sockets.as_ref().and_then(|s| crate::answers::poll(env, s.clone(), wait_for_answer));
+            let sockets = sockets.filter(|_| watch.is_some());
             let shared = Arc::new(Shared { queue: Mutex::new(Queue { items: Vec::new(), tsfn: None }), queued: AtomicBool::new(false), sockets });
             let mut name = ptr::null_mut();
             let label = "zktx";
@@ -160,11 +164,14 @@ fn enter_call(env: sys::napi_env) -> Result<Arc<Shared>> {
             }
             check(unsafe { sys::napi_unref_threadsafe_function(env, tsfn) })?;
             shared.queue.lock().map_err(|_| Error::from_reason("zktx: completion queue poisoned"))?.tsfn = Some(Raw(tsfn));
-            *js = Some(JsSide { shared, tsfn, pending: 0 });
+            *js = Some(JsSide { shared, watch, tsfn, pending: 0 });
         }
         let Some(side) = js.as_mut() else { return Err(Error::from_reason("zktx: no completion function")) };
         if side.pending == 0 {
             check(unsafe { sys::napi_ref_threadsafe_function(env, side.tsfn) })?;
+            if let Some(watch) = side.watch.as_ref() {
+                watch.resume();
+            }
         }
         side.pending += 1;
         Ok(side.shared.clone())
@@ -254,19 +261,20 @@ pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
 /// next `2^n - 1` wake-ups do not wait. Bytes that are no answer, with a call pending all along
 /// (a lock waiting for its turn while a persistent watch gets a storm of events), cost a whole
 /// window each otherwise: 1,500 events written by another process, ~460 windows waited, none
-/// caught (`__test__/answers.test.js`, the watch-event storm).
-fn wait_for_answer() {
+/// caught (`__test__/answers.test.js`, the watch-event storm). False when no call was pending
+/// (the bytes could be no answer): idle wake-ups stop the poll handle until the next call.
+fn wait_for_answer() -> bool {
     let Some(shared) = JS.with_borrow(|js| js.as_ref().filter(|js| js.pending > 0).map(|js| js.shared.clone())) else {
         ANSWER_STATS.with(|s| {
             let (woken, awake, idle) = s.get();
             s.set((woken, awake, idle + 1));
         });
-        return;
+        return false;
     };
     let (missed, skip) = ANSWER_BACKOFF.get();
     if skip > 0 {
         ANSWER_BACKOFF.set((missed, skip - 1));
-        return;
+        return true;
     }
     let window = crate::answers::window();
     let start = Instant::now();
@@ -290,6 +298,7 @@ fn wait_for_answer() {
         let (woken, awake, idle) = s.get();
         s.set((woken + 1, awake + u64::from(caught), idle));
     });
+    true
 }
 
 thread_local! {
