@@ -16,8 +16,11 @@
 //! its session leaves the set by itself (epoll drops a file on its last close); a number reused
 //! for another file meanwhile can at worst be watched by mistake until its session's next
 //! connection replaces it: spurious wake-ups, each one a bounded wait only while calls are
-//! pending, never a read. Linux only; elsewhere, and when anything here fails, the completion
-//! function alone wakes the JS thread, as before.
+//! pending, never a read. With no call pending, bytes on the set are no answer (a ping's, watch
+//! events): after two such wake-ups in a row the handle stops, and the next call polls again
+//! ([`Watch::resume`]). Waits that catch nothing back off (see `wait_for_answer` in bridge.rs).
+//! Linux only; elsewhere, and when anything here fails, the completion function alone wakes the
+//! JS thread, as before.
 
 #[cfg(target_os = "linux")]
 use std::ffi::c_void;
