@@ -338,10 +338,19 @@ impl<F: Future> Future for ForJsThread<F> {
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let Some(shared) = this.shared.as_ref() else { return inner.poll(cx) };
-        let before = CURRENT.replace(Arc::as_ptr(shared));
-        let out = inner.poll(cx);
-        CURRENT.set(before);
-        out
+        // Restored on the way out even if `inner` unwinds (a panic outside `guarded`, in the
+        // span's enter or exit): a pointer left behind would outlive the Arc it came from.
+        let _restore = Restore(CURRENT.replace(Arc::as_ptr(shared)));
+        inner.poll(cx)
+    }
+}
+
+/// Puts [`CURRENT`] back as it was when dropped.
+struct Restore(*const Shared);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(self.0));
     }
 }
 
