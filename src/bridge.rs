@@ -111,6 +111,11 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_cb: sys::napi_value, context:
         Err(_) => return,
     };
     let n = items.len();
+    if n > 0 {
+        // completions came: a wait that missed them was late, not woken by bytes that were no
+        // answer, and backs off no further (a loaded machine keeps waiting as before)
+        let _ = ANSWER_BACKOFF.try_with(|b| b.set((0, 0)));
+    }
     for c in items {
         // Each settle in its own handle scope: a large batch does not pile up handles.
         let mut scope = ptr::null_mut();
@@ -258,7 +263,8 @@ pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
 /// sleeping. An answer that takes longer, or bytes that were no answer (a ping's, a watch
 /// event), end the wait at the window: the completion then wakes the thread as before.
 /// Missed waits back off as [`Linger`]'s do: after `n` in a row (at most [`MAX_BACKOFF`]) the
-/// next `2^n - 1` wake-ups do not wait. Bytes that are no answer, with a call pending all along
+/// next `2^n - 1` wake-ups do not wait, until completions are settled (then the misses were
+/// late answers: on a loaded machine, `zktx-io` scheduled late). Bytes that are no answer, with a call pending all along
 /// (a lock waiting for its turn while a persistent watch gets a storm of events), cost a whole
 /// window each otherwise: 1,500 events written by another process, ~460 windows waited, none
 /// caught (`__test__/answers.test.js`, the watch-event storm). False when no call was pending
