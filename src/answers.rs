@@ -16,9 +16,13 @@
 //! its session leaves the set by itself (epoll drops a file on its last close); a number reused
 //! for another file meanwhile can at worst be watched by mistake until its session's next
 //! connection replaces it: spurious wake-ups, each one a bounded wait only while calls are
-//! pending, never a read. Linux only; elsewhere, and when anything here fails, the completion
-//! function alone wakes the JS thread, as before.
+//! pending, never a read. With no call pending, bytes on the set are no answer (a ping's, watch
+//! events): after two such wake-ups in a row the handle stops, and the next call polls again
+//! ([`Watch::resume`]). Waits that catch nothing back off (see `wait_for_answer` in bridge.rs).
+//! Linux only; elsewhere, and when anything here fails, the completion function alone wakes the
+//! JS thread, as before.
 
+#[cfg(target_os = "linux")]
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -105,12 +109,10 @@ impl Sockets {
     }
 
     /// Takes the edges that woke the JS thread, so that it sleeps until new bytes arrive.
+    #[cfg(target_os = "linux")]
     fn take_edges(&self) {
-        #[cfg(target_os = "linux")]
-        {
-            let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
-            while unsafe { libc::epoll_wait(self.efd, events.as_mut_ptr(), events.len() as i32, 0) } == events.len() as i32 {}
-        }
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
+        while unsafe { libc::epoll_wait(self.efd, events.as_mut_ptr(), events.len() as i32, 0) } == events.len() as i32 {}
     }
 }
 
@@ -124,15 +126,23 @@ impl Drop for Sockets {
 }
 
 // ---- libuv, exported by the node binary that loaded this addon ----
+// Linux only: elsewhere nothing polls (Sockets::new is None), and the uv_* symbols are not
+// even referenced. On Windows napi-rs links no node.lib (napi-sys loads the N-API symbols at
+// run time), so an extern uv_* reference would be an unresolved symbol when linking.
 
 /// `UV_POLL` in libuv's `uv_handle_type` (stable across libuv 1.x).
+#[cfg(target_os = "linux")]
 const UV_POLL: i32 = 8;
 /// `UV_READABLE` in libuv's `uv_poll_event`.
+#[cfg(target_os = "linux")]
 const UV_READABLE: i32 = 1;
 
+#[cfg(target_os = "linux")]
 type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: i32, events: i32);
+#[cfg(target_os = "linux")]
 type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
 
+#[cfg(target_os = "linux")]
 extern "C" {
     fn uv_handle_size(kind: i32) -> usize;
     fn uv_poll_init(event_loop: *mut c_void, handle: *mut c_void, fd: i32) -> i32;
@@ -142,64 +152,154 @@ extern "C" {
     fn uv_close(handle: *mut c_void, cb: CloseCb);
 }
 
-/// What a JS thread's poll handle owns: the handle's memory (libuv's `data`, its first field,
-/// points back here) and the set it polls, kept open until libuv closed the handle.
-struct Poll {
-    handle: Box<[u64]>,
+/// A JS thread's hold on its poll handle, to poll again when a call is made after the handle
+/// stopped for idle wake-ups ([`Watch::resume`]). Only ever used on that JS thread.
+#[cfg(target_os = "linux")]
+pub(crate) struct Watch(std::rc::Rc<Ctl>);
+/// See the other `Watch`.
+#[cfg(not(target_os = "linux"))]
+pub(crate) struct Watch;
+
+/// What the JS thread and the handle's callbacks share. `handle` is used only while `closed` is
+/// false: the environment's cleanup hook sets it before closing the handle, whose memory goes
+/// in the close callback.
+#[cfg(target_os = "linux")]
+struct Ctl {
+    handle: *mut c_void,
     sockets: Arc<Sockets>,
-    /// Waits, awake, for what woke the JS thread to become a queued completion.
-    on_ready: fn(),
+    closed: std::cell::Cell<bool>,
+    polling: std::cell::Cell<bool>,
+    /// Wake-ups in a row with no call pending.
+    idle: std::cell::Cell<u32>,
+}
+
+/// Idle wake-ups in a row (no call pending: a ping's answer, watch events) after which the
+/// handle stops until the next call. Two, not one: the last answer of a call made alone can be
+/// taken after its completion was settled in the same loop turn.
+#[cfg(target_os = "linux")]
+const IDLE_STOP: u32 = 2;
+
+impl Watch {
+    /// A call is pending again: polls the set again if idle wake-ups stopped the handle (taking
+    /// the edges that came meanwhile first: they were no answer to this call).
+    pub(crate) fn resume(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let ctl = &self.0;
+            ctl.idle.set(0);
+            if ctl.polling.get() || ctl.closed.get() {
+                return;
+            }
+            ctl.sockets.take_edges();
+            if unsafe { uv_poll_start(ctl.handle, UV_READABLE, on_readable) } == 0 {
+                ctl.polling.set(true);
+            }
+        }
+    }
+}
+
+/// What a JS thread's poll handle owns: the handle's memory (libuv's `data`, its first field,
+/// points back here) and, through `ctl`, the set it polls, kept open until libuv closed the
+/// handle.
+#[cfg(target_os = "linux")]
+struct Poll {
+    /// From `Box::into_raw`, freed with the Poll.
+    handle: *mut [u64],
+    ctl: std::rc::Rc<Ctl>,
+    /// Waits, awake, for what woke the JS thread to become a queued completion; false when no
+    /// call was pending.
+    on_ready: fn() -> bool,
 }
 
 /// Polls `sockets` on the event loop of the JS thread `env` belongs to, calling `on_ready` there
 /// when bytes arrived on one of them (after taking the edges). The handle does not keep the
-/// loop alive and is closed when the environment is torn down. False when it could not start.
-pub(crate) fn poll(env: sys::napi_env, sockets: Arc<Sockets>, on_ready: fn()) -> bool {
+/// loop alive and is closed when the environment is torn down; it stops after [`IDLE_STOP`]
+/// wake-ups in a row with no call pending, until [`Watch::resume`]. None when it could not start.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn poll(_env: sys::napi_env, _sockets: Arc<Sockets>, _on_ready: fn() -> bool) -> Option<Watch> {
+    None
+}
+
+/// See the other `poll`.
+#[cfg(target_os = "linux")]
+pub(crate) fn poll(env: sys::napi_env, sockets: Arc<Sockets>, on_ready: fn() -> bool) -> Option<Watch> {
     let mut event_loop = std::ptr::null_mut();
     if unsafe { sys::napi_get_uv_event_loop(env, &mut event_loop) } != sys::Status::napi_ok || event_loop.is_null() {
-        return false;
+        return None;
     }
     let size = unsafe { uv_handle_size(UV_POLL) };
     if size == 0 || size > 4096 {
-        return false;
+        return None;
     }
     let efd = sockets.efd;
-    let state = Box::into_raw(Box::new(Poll { handle: vec![0u64; size.div_ceil(8)].into_boxed_slice(), sockets, on_ready }));
+    let handle = Box::into_raw(vec![0u64; size.div_ceil(8)].into_boxed_slice());
+    let ctl = std::rc::Rc::new(Ctl {
+        handle: handle as *mut u64 as *mut c_void,
+        sockets,
+        closed: std::cell::Cell::new(false),
+        polling: std::cell::Cell::new(true),
+        idle: std::cell::Cell::new(0),
+    });
+    let state = Box::into_raw(Box::new(Poll { handle, ctl: ctl.clone(), on_ready }));
     unsafe {
-        let handle = (*state).handle.as_mut_ptr() as *mut c_void;
+        let handle = ctl.handle;
         if uv_poll_init(event_loop.cast(), handle, efd) != 0 {
             drop(Box::from_raw(state)); // never initialized: libuv holds nothing of it
-            return false;
+            return None;
         }
         *(handle as *mut *mut Poll) = state; // uv_handle_t.data
         if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
+            ctl.closed.set(true);
             uv_close(handle, on_closed);
-            return false;
+            return None;
         }
         uv_unref(handle);
         if sys::napi_add_env_cleanup_hook(env, Some(close), handle) != sys::Status::napi_ok {
             // without the hook a worker's loop would be closed with the handle open
+            ctl.closed.set(true);
             uv_poll_stop(handle);
             uv_close(handle, on_closed);
-            return false;
+            return None;
         }
     }
-    true
+    Some(Watch(ctl))
 }
 
+#[cfg(target_os = "linux")]
+impl Drop for Poll {
+    fn drop(&mut self) {
+        drop(unsafe { Box::from_raw(self.handle) });
+    }
+}
+
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn on_readable(handle: *mut c_void, _status: i32, _events: i32) {
     let state = unsafe { &*(*(handle as *const *const Poll)) };
-    state.sockets.take_edges();
-    (state.on_ready)();
+    let ctl = &state.ctl;
+    ctl.sockets.take_edges();
+    if (state.on_ready)() {
+        ctl.idle.set(0);
+        return;
+    }
+    let idle = ctl.idle.get().saturating_add(1);
+    ctl.idle.set(idle);
+    if idle >= IDLE_STOP && !ctl.closed.get() {
+        unsafe { uv_poll_stop(handle) };
+        ctl.polling.set(false);
+    }
 }
 
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn close(handle: *mut c_void) {
     unsafe {
+        let state = &*(*(handle as *const *const Poll));
+        state.ctl.closed.set(true);
         uv_poll_stop(handle);
         uv_close(handle, on_closed);
     }
 }
 
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn on_closed(handle: *mut c_void) {
     drop(unsafe { Box::from_raw(*(handle as *const *mut Poll)) });
 }

@@ -91,6 +91,9 @@ impl Shared {
 /// The JS thread's side: its function and how many calls are pending.
 struct JsSide {
     shared: Arc<Shared>,
+    /// Its poll handle of [`Shared::sockets`], polled again when a call is made after idle
+    /// wake-ups stopped it.
+    watch: Option<crate::answers::Watch>,
     tsfn: sys::napi_threadsafe_function,
     pending: usize,
 }
@@ -112,6 +115,11 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_cb: sys::napi_value, context:
         Err(_) => return,
     };
     let n = items.len();
+    if n > 0 {
+        // completions came: a wait that missed them was late, not woken by bytes that were no
+        // answer, and backs off no further (a loaded machine keeps waiting as before)
+        let _ = ANSWER_BACKOFF.try_with(|b| b.set((0, 0)));
+    }
     for c in items {
         // Each settle in its own handle scope: a large batch does not pile up handles.
         let mut scope = ptr::null_mut();
@@ -148,7 +156,8 @@ fn enter_call(env: sys::napi_env) -> Result<Arc<Shared>> {
     JS.with_borrow_mut(|js| {
         if js.is_none() {
             let sockets = if crate::answers::window().is_zero() { None } else { crate::answers::Sockets::new().map(Arc::new) };
-            let sockets = sockets.filter(|s| crate::answers::poll(env, s.clone(), wait_for_answer));
+            let watch = sockets.as_ref().and_then(|s| crate::answers::poll(env, s.clone(), wait_for_answer));
+            let sockets = sockets.filter(|_| watch.is_some());
             let shared = Arc::new(Shared { queue: Mutex::new(Queue { items: Vec::new(), tsfn: None }), queued: AtomicBool::new(false), sockets });
             let mut name = ptr::null_mut();
             let label = "zktx";
@@ -164,11 +173,14 @@ fn enter_call(env: sys::napi_env) -> Result<Arc<Shared>> {
             }
             check(unsafe { sys::napi_unref_threadsafe_function(env, tsfn) })?;
             shared.queue.lock().map_err(|_| Error::from_reason("zktx: completion queue poisoned"))?.tsfn = Some(Raw(tsfn));
-            *js = Some(JsSide { shared, tsfn, pending: 0 });
+            *js = Some(JsSide { shared, watch, tsfn, pending: 0 });
         }
         let Some(side) = js.as_mut() else { return Err(Error::from_reason("zktx: no completion function")) };
         if side.pending == 0 {
             check(unsafe { sys::napi_ref_threadsafe_function(env, side.tsfn) })?;
+            if let Some(watch) = side.watch.as_ref() {
+                watch.resume();
+            }
         }
         side.pending += 1;
         Ok(side.shared.clone())
@@ -249,20 +261,32 @@ pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
 // ---- answers: the JS thread wakes with zktx-io ----
 
 /// On the JS thread, when bytes reached a socket its calls went out on: while a few calls are
-/// pending, waits awake (spinning) up to [`crate::answers::window`] for `zktx-io` (woken by the
-/// same bytes) to queue a completion. The completion function's wake-up, already signalled
-/// then, is taken by the event loop's next turn without sleeping. An answer that takes longer,
-/// or bytes that were no answer (a ping's, a watch event), end the wait at the window: the
-/// completion then wakes the thread as before. Waits that end empty back off as the linger's
-/// do: after `n` in a row the next `2^n - 1` chances pass (at most 63), so a machine whose
-/// cores are taken (where `zktx-io` is not running when the bytes arrive) stops paying for them.
-fn wait_for_answer() {
-    let Some(shared) = JS.with_borrow(|js| js.as_ref().filter(|js| (1..=WAIT_PENDING_AT_MOST).contains(&js.pending)).map(|js| js.shared.clone())) else { return };
+/// pending, waits awake up to [`crate::answers::window`] for `zktx-io` (woken by the same
+/// bytes) to queue a completion, spinning briefly, then yielding its core. The completion
+/// function's wake-up, already signalled then, is taken by the event loop's next turn without
+/// sleeping. An answer that takes longer, or bytes that were no answer (a ping's, a watch
+/// event), end the wait at the window: the completion then wakes the thread as before.
+/// Missed waits back off as [`Linger`]'s do: after `n` in a row (at most [`MAX_BACKOFF`]) the
+/// next `2^n - 1` wake-ups do not wait, until completions are settled (then the misses were
+/// late answers: on a loaded machine, `zktx-io` scheduled late). Bytes that are no answer, with
+/// a call pending all along (a lock waiting for its turn while a persistent watch gets a storm
+/// of events), cost a whole window each otherwise: 1,500 events written by another process,
+/// ~460 windows waited, none caught (`__test__/answers.test.js`, the watch-event storm). False
+/// when no call was pending (the bytes could be no answer): idle wake-ups stop the poll handle
+/// until the next call.
+fn wait_for_answer() -> bool {
+    let Some((shared, pending)) = JS.with_borrow(|js| js.as_ref().filter(|js| js.pending > 0).map(|js| (js.shared.clone(), js.pending))) else {
+        ANSWER_STATS.with(|s| s.set(AnswerStats { idle: s.get().idle + 1, ..s.get() }));
+        return false;
+    };
+    if pending > WAIT_PENDING_AT_MOST {
+        return true;
+    }
     ANSWER_STATS.with(|s| s.set(AnswerStats { woken: s.get().woken + 1, ..s.get() }));
-    let skip = ANSWER_SKIP.get();
+    let (missed, skip) = ANSWER_BACKOFF.get();
     if skip > 0 {
-        ANSWER_SKIP.set(skip - 1);
-        return;
+        ANSWER_BACKOFF.set((missed, skip - 1));
+        return true;
     }
     let window = crate::answers::window();
     let start = Instant::now();
@@ -282,11 +306,10 @@ fn wait_for_answer() {
     }
     let caught = shared.queued.load(Ordering::Acquire);
     if caught {
-        ANSWER_MISSED.set(0);
+        ANSWER_BACKOFF.set((0, 0));
     } else {
-        let missed = (ANSWER_MISSED.get() + 1).min(MAX_BACKOFF);
-        ANSWER_MISSED.set(missed);
-        ANSWER_SKIP.set((1 << missed) - 1);
+        let missed = (missed + 1).min(MAX_BACKOFF);
+        ANSWER_BACKOFF.set((missed, (1 << missed) - 1));
     }
     ANSWER_STATS.with(|s| {
         let mut v = s.get();
@@ -297,6 +320,7 @@ fn wait_for_answer() {
         }
         s.set(v);
     });
+    true
 }
 
 /// Turns of the wait that only spin (some µs: `zktx-io`, woken on the other core, settles an
@@ -327,14 +351,15 @@ pub(crate) struct AnswerStats {
     pub(crate) awake: u64,
     /// How long those took, in all.
     pub(crate) waited_ns: u64,
+    /// Wake-ups by a watched socket with no call pending.
+    pub(crate) idle: u64,
 }
 
 thread_local! {
-    static ANSWER_STATS: Cell<AnswerStats> = const { Cell::new(AnswerStats { epoll_fd: -1, woken: 0, waits: 0, awake: 0, waited_ns: 0 }) };
-    /// On a JS thread: waits in a row that ended empty (at most [`MAX_BACKOFF`]).
-    static ANSWER_MISSED: Cell<u32> = const { Cell::new(0) };
-    /// On a JS thread: how many more chances to wait to let pass.
-    static ANSWER_SKIP: Cell<u32> = const { Cell::new(0) };
+    static ANSWER_STATS: Cell<AnswerStats> = const { Cell::new(AnswerStats { epoll_fd: -1, woken: 0, waits: 0, awake: 0, waited_ns: 0, idle: 0 }) };
+    /// On a JS thread: [`wait_for_answer`]'s misses in a row (at most [`MAX_BACKOFF`]), and the
+    /// wake-ups left to pass without waiting.
+    static ANSWER_BACKOFF: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
 }
 
 /// See [`AnswerStats`].
@@ -362,10 +387,19 @@ impl<F: Future> Future for ForJsThread<F> {
         let this = unsafe { self.get_unchecked_mut() };
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let Some(shared) = this.shared.as_ref() else { return inner.poll(cx) };
-        let before = CURRENT.replace(Arc::as_ptr(shared));
-        let out = inner.poll(cx);
-        CURRENT.set(before);
-        out
+        // Restored on the way out even if `inner` unwinds (a panic outside `guarded`, in the
+        // span's enter or exit): a pointer left behind would outlive the Arc it came from.
+        let _restore = Restore(CURRENT.replace(Arc::as_ptr(shared)));
+        inner.poll(cx)
+    }
+}
+
+/// Puts [`CURRENT`] back as it was when dropped.
+struct Restore(*const Shared);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(self.0));
     }
 }
 

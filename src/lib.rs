@@ -138,6 +138,8 @@ pub struct NativeAnswerStats {
     pub awake: f64,
     /// How long those waits took, in all (µs).
     pub awake_wait_us: f64,
+    /// Wake-ups by a watched socket while no call was pending.
+    pub idle: f64,
 }
 
 /// See [`NativeAnswerStats`].
@@ -145,7 +147,7 @@ pub struct NativeAnswerStats {
 pub fn answer_stats() -> Result<NativeAnswerStats> {
     no_panic(|| {
         let s = bridge::answer_stats();
-        Ok(NativeAnswerStats { epoll_fd: s.epoll_fd, woken: s.woken as f64, waits: s.waits as f64, awake: s.awake as f64, awake_wait_us: s.waited_ns as f64 / 1000.0 })
+        Ok(NativeAnswerStats { epoll_fd: s.epoll_fd, woken: s.woken as f64, waits: s.waits as f64, awake: s.awake as f64, awake_wait_us: s.waited_ns as f64 / 1000.0, idle: s.idle as f64 })
     })
 }
 
