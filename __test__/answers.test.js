@@ -309,6 +309,6 @@ describe('threads and exits', () => {
     `;
     const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ZKTX_ANSWER_WAIT_US: '0' }, encoding: 'utf8', timeout: 30000 });
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout.trim())).toEqual({ epollFd: -1, woken: 0, waits: 0, awake: 0, awakeWaitUs: 0, idle: 0 });
+    expect(JSON.parse(r.stdout.trim())).toEqual({ epollFd: -1, woken: 0, waits: 0, awake: 0, awakeWaitUs: 0, idle: 0, busy: 0 });
   });
 });

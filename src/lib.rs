@@ -140,6 +140,8 @@ pub struct NativeAnswerStats {
     pub awake_wait_us: f64,
     /// Wake-ups by a watched socket while no call was pending.
     pub idle: f64,
+    /// Wake-ups by a watched socket with more calls pending than a wait is made for.
+    pub busy: f64,
 }
 
 /// See [`NativeAnswerStats`].
@@ -147,7 +149,7 @@ pub struct NativeAnswerStats {
 pub fn answer_stats() -> Result<NativeAnswerStats> {
     no_panic(|| {
         let s = bridge::answer_stats();
-        Ok(NativeAnswerStats { epoll_fd: s.epoll_fd, woken: s.woken as f64, waits: s.waits as f64, awake: s.awake as f64, awake_wait_us: s.waited_ns as f64 / 1000.0, idle: s.idle as f64 })
+        Ok(NativeAnswerStats { epoll_fd: s.epoll_fd, woken: s.woken as f64, waits: s.waits as f64, awake: s.awake as f64, awake_wait_us: s.waited_ns as f64 / 1000.0, idle: s.idle as f64, busy: s.busy as f64 })
     })
 }
 
