@@ -40,6 +40,22 @@ function watched() {
   });
 }
 
+/** Another process sets `node` `n` times (a storm of watch events here); resolves once `seen()`
+ * counts them all. */
+async function storm(node, n, seen) {
+  const child = spawn(process.execPath, ['-e', `
+    const { ZooKeeper } = require(${JSON.stringify(ROOT)});
+    const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 10000 });
+    (async () => {
+      for (let i = 0; i < ${n}; i++) await zk.znodes.setData(${JSON.stringify(node)}, Buffer.from(String(i)));
+      await zk.close();
+    })().catch((e) => { console.error(e); process.exit(1); });
+  `], { env: process.env, stdio: 'inherit' });
+  const code = await new Promise((r) => child.on('exit', r));
+  expect(code).toBe(0);
+  await within((async () => { while (seen() < n) await sleep(50); })(), 20000, 'the events');
+}
+
 async function sequentialGets(zk, node, n) {
   for (let i = 0; i < n; i++) await zk.znodes.getData(node);
 }
@@ -183,17 +199,7 @@ describe('the JS thread wakes with zktx-io on an answer', () => {
     await sleep(300);
     const N = 1500;
     const before = native.answerStats();
-    const child = spawn(process.execPath, ['-e', `
-      const { ZooKeeper } = require(${JSON.stringify(ROOT)});
-      const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 10000 });
-      (async () => {
-        for (let i = 0; i < ${N}; i++) await zk.znodes.setData(${JSON.stringify(`${base}/x`)}, Buffer.from(String(i)));
-        await zk.close();
-      })().catch((e) => { console.error(e); process.exit(1); });
-    `], { env: process.env, stdio: 'inherit' });
-    const code = await new Promise((r) => child.on('exit', r));
-    expect(code).toBe(0);
-    await within((async () => { while (events < N) await sleep(50); })(), 20000, 'the events');
+    await storm(`${base}/x`, N, () => events);
     const after = native.answerStats();
     const wasted = after.waits - before.waits - (after.awake - before.awake);
     expect(wasted).toBeLessThan(N / 10);
@@ -218,17 +224,7 @@ describe('the JS thread wakes with zktx-io on an answer', () => {
     await sleep(300);
     const N = 1500;
     const before = native.answerStats();
-    const child = spawn(process.execPath, ['-e', `
-      const { ZooKeeper } = require(${JSON.stringify(ROOT)});
-      const zk = new ZooKeeper({ connect: process.env.ZK_CONNECT, timeout: 10000 });
-      (async () => {
-        for (let i = 0; i < ${N}; i++) await zk.znodes.setData(${JSON.stringify(`${base}/x`)}, Buffer.from(String(i)));
-        await zk.close();
-      })().catch((e) => { console.error(e); process.exit(1); });
-    `], { env: process.env, stdio: 'inherit' });
-    const code = await new Promise((r) => child.on('exit', r));
-    expect(code).toBe(0);
-    await within((async () => { while (events < N) await sleep(50); })(), 20000, 'the events');
+    await storm(`${base}/x`, N, () => events);
     const after = native.answerStats();
     expect(after.idle - before.idle).toBeLessThan(N / 10);
     // and the set is polled again for the next calls (some of their answers wake the thread
