@@ -747,6 +747,16 @@ impl EtcdSession {
         };
         // On an error the caller deletes the key (`pending` still names it, with its token).
         waited?;
+        // The decision rests on a view etcd served some time ago (the join's answer, a listing,
+        // the watch's events): the waiter's key was there, nobody ahead. Nobody can get ahead
+        // since, but the key goes with the lease, and the answer may have been read after the
+        // lease expired (seen: a waiter frozen with its join answered but unread, thawed past
+        // its 2 s lease, took the lock from that answer while the next contender held it,
+        // tokens out of order). Hold only once the lease provably lives now: then it lived
+        // throughout, and the key with it.
+        if !lease_proven(&lease).await {
+            return Err(Error::LockLost(format!("lock key {key} went with its lease (expired) before the lock could be taken")));
+        }
         pending.lock().ok().and_then(|mut p| p.take());
         let token = token.unwrap_or_default();
         let silences_before = lease.long_silences.load(Ordering::Acquire);
@@ -942,6 +952,25 @@ impl EtcdQueue {
             let alive = lease.last_answered.lock().is_ok_and(|sent| sent.elapsed() < lease.ttl) && !*lease.ended.borrow();
             woke.filter(|_| alive)
         })
+    }
+}
+
+/// Resolves `true` once `lease` provably lives (a keep-alive sent less than its TTL ago was
+/// answered: the server renews from when it receives one), `false` once it is known ended.
+async fn lease_proven(lease: &Lease) -> bool {
+    let mut ended = lease.ended.subscribe();
+    loop {
+        if *ended.borrow_and_update() {
+            return false;
+        }
+        if lease.last_answered.lock().is_ok_and(|sent| sent.elapsed() < lease.ttl) {
+            return true;
+        }
+        // The keep-alive task records answers without a signal: look again shortly.
+        tokio::select! {
+            _ = ended.changed() => {},
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {},
+        }
     }
 }
 
