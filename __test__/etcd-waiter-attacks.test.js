@@ -130,3 +130,24 @@ describeEtcd('etcd waiter attacks', () => {
     expect(outcomes.filter((o) => o.w === 'acquired' && !(o.wToken > o.xToken))).toEqual([]);
   }, 180000);
 });
+
+describeEtcd('etcd waiter attacks: the JS thread', () => {
+  it('[one holder at a time; tokens increase] the JS thread blocked 3.5 s (past the 2 s lease) while the waiter\'s turn comes: the lock it then gets is held, its token above the last holder\'s', async () => {
+    const p = `/locks/${unique('wt-busy')}`;
+    const [h, w] = [etcd({ timeout: 2000 }), etcd({ timeout: 2000 })];
+    const held = await h.lock(p);
+    const waiting = w.lock(p, { timeout: 15000 });
+    await waitFor(() => keysUnder(p).length === 2, 5000, "W's key");
+    // The holder's key goes 0.5 s into the block (etcdctl in a shell started before it).
+    const key = keysUnder(p).find((k) => k.endsWith(`/${held.nodePath.split('/').pop()}`));
+    spawn('sh', ['-c', `sleep 0.5; ETCDCTL_API=3 etcdctl --endpoints=${ENDPOINTS} del ${key}`], { stdio: 'ignore' });
+    const until = Date.now() + 3500;
+    while (Date.now() < until); // busy: timers, promises and callbacks wait
+    const lock = await waiting;
+    expect(lock.token).toBeGreaterThan(held.token);
+    expect(lock.signal.aborted).toBe(false);
+    expect(await lock.isHeld()).toBe(true);
+    await lock.release();
+    expect(keysUnder(p)).toEqual([]);
+  }, 30000);
+});
