@@ -45,7 +45,7 @@ function violations(holds) {
     const [prev, cur] = [holds[i - 1], holds[i]];
     // Every earlier hold must be over (the latest end among them) before this one starts.
     const latest = holds.slice(0, i).reduce((m, h) => (h.to > m.to ? h : m));
-    if (cur.from < latest.to) found.push(`overlap: w${cur.w} acquired (token ${cur.token}) ${(latest.to - cur.from).toFixed(1)} ms before w${latest.w} (token ${latest.token}) stopped holding (${latest.end || 'open'})`);
+    if (cur.from < latest.to) found.push(`overlap: w${cur.w} acquired (token ${cur.token}) ${(latest.to - cur.from).toFixed(1)} ms before w${latest.w} (token ${latest.token}) stopped holding (${latest.end || 'open'}${latest.reason ? `: ${latest.reason}` : ''})`);
     if (cur.token <= prev.token) found.push(`token order: w${cur.w} got ${cur.token} after w${prev.w}'s ${prev.token}`);
   }
   return found;
