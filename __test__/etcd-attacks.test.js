@@ -262,8 +262,10 @@ describeEtcd('etcd lock attacks', () => {
     proxy.heal();
     expect(err.reason).toBe('DISCONNECTED_TOO_LONG');
     await within(nextState(h, 'RECONNECTED'), 5000, 'RECONNECTED'); // the lease lived through it
-    // The holder was told it lost the lock: nobody should be blocked by it any more.
-    const outcome = await settledWithin(w.lock(p, { timeout: 4000 }).then((l) => l.release()), 5000);
+    // The holder was told it lost the lock: nobody should be blocked by it any more, once the
+    // lease would have expired had nothing renewed it (6 s after the last answered keep-alive:
+    // the holder is told first, at lostAfter, and only then may a successor act).
+    const outcome = await settledWithin(w.lock(p, { timeout: 9000 }).then((l) => l.release()), 10000);
     expect({ outcome, keys: keysUnder(p) }).toEqual({ outcome: 'acquired', keys: [] }); // observed: TIMEOUT, the holder's key alive on a live lease
     await held.release();
   });

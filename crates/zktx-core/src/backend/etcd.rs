@@ -1056,13 +1056,26 @@ async fn delete_key(client: &mut etcd::Client, key: &str, token: Option<i64>, rt
 /// In the background, deletes `key` until it is gone or `lease` ended (the server deleted it).
 /// Listed in `releasing` meanwhile, so that a new acquisition never takes it for its own, and
 /// holding `registration` (the path stays claimed by this client) until it is done.
-fn remove_key_eventually(mut client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>, releasing: Releasing, registration: Option<Registration>) {
+fn remove_key_eventually(client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>, releasing: Releasing, registration: Option<Registration>) {
+    remove_key_after(None, client, key, token, lease, releasing, registration);
+}
+
+/// [`remove_key_eventually`], starting no earlier than `not_before` (listed in `releasing` at
+/// once).
+fn remove_key_after(not_before: Option<Instant>, mut client: etcd::Client, key: String, token: Option<i64>, lease: Arc<Lease>, releasing: Releasing, registration: Option<Registration>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
     if let Ok(mut r) = releasing.lock() {
         r.insert(key.clone());
     }
     handle.spawn(
         async move {
+            if let Some(at) = not_before {
+                let mut ended = lease.ended.subscribe();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {},
+                    _ = ended.wait_for(|e| *e) => {},
+                }
+            }
             let mut pause = Duration::from_millis(50);
             while !*lease.ended.borrow() {
                 if delete_key(&mut client, &key, token, lease.ttl).await {
@@ -1367,9 +1380,17 @@ impl EtcdLock {
                     } => {
                         if !*released.borrow() {
                             // Told it lost the lock, the holder must not keep blocking others:
-                            // its key goes as soon as etcd answers again (while the lease lives).
+                            // its key goes once etcd answers again (while the lease lives), but
+                            // not before the lease would have expired had nothing renewed it
+                            // (the send time of the last answered keep-alive plus the TTL). The
+                            // holder is told at `lostAfter`, and a successor acts only after
+                            // that gap. Deleted at once, through a member other than the frozen
+                            // one, the next waiter took the lock ~1 ms after the loss was
+                            // declared, before the holder's JS had seen it (etcd-randomized:
+                            // "acquired before ... stopped holding (lost: DISCONNECTED_TOO_LONG)").
                             declared_lost.store(true, Ordering::Release);
-                            remove_key_eventually(client, key, Some(token), lease, releasing, None);
+                            let not_before = since.and_then(|t| t.checked_add(lease.ttl));
+                            remove_key_after(not_before, client, key, Some(token), lease, releasing, None);
                             return LockLoss::DisconnectedTooLong(since.map(|t| t.elapsed()).unwrap_or_default());
                         }
                     },
