@@ -9,7 +9,7 @@ const path = require('node:path');
 const { Etcd, ZktxError } = require('..');
 const { startProxy, startEtcdCluster } = require('../testing');
 const { unique, rejection, within } = require('./helpers/zk');
-const { etcdKit, etcdctlAt, waitFor } = require('./helpers/etcd');
+const { etcdKit, etcdctlAt, waitFor, jsonWorker } = require('./helpers/etcd');
 
 const describeEtcd = process.env.ETCD_ENDPOINTS ? describe : describe.skip;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -314,20 +314,9 @@ describeEtcd('etcd lock attacks', () => {
 const WORKER = path.join(__dirname, 'workers', 'etcd-attack-worker.js');
 /** Spawns the attack worker; `lines` fills with its JSON lines. */
 function worker(mode, lockPath, { nodeArgs = [], endpoints = ENDPOINTS } = {}) {
-  const child = spawn(process.execPath, [...nodeArgs, WORKER, mode, lockPath], { env: { ...process.env, ETCD_ENDPOINTS: endpoints }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const lines = [];
-  let buf = '';
-  child.stdout.on('data', (d) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop();
-    for (const l of parts) if (l) lines.push(JSON.parse(l));
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal, stderr })));
-  return { child, lines, exited, line: (pred, ms, what) => waitFor(() => lines.find(pred), ms, what) };
+  const w = jsonWorker(children, [...nodeArgs, WORKER, mode, lockPath], endpoints);
+  const exited = new Promise((r) => w.child.on('exit', (code, signal) => r({ code, signal, stderr: w.stderr() })));
+  return { child: w.child, lines: w.lines, exited, line: w.line };
 }
 
 describeEtcd('etcd lock attacks: processes, paths, interop, members', () => {

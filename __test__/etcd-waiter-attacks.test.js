@@ -5,7 +5,7 @@
 // Real etcd at ETCD_ENDPOINTS, one TCP proxy of ours in front of the attacked client.
 const { spawn } = require('node:child_process');
 const path = require('node:path');
-const { etcdKit, etcdctlAt, waitFor } = require('./helpers/etcd');
+const { etcdKit, etcdctlAt, waitFor, jsonWorker } = require('./helpers/etcd');
 const { unique } = require('./helpers/zk');
 
 const describeEtcd = process.env.ETCD_ENDPOINTS ? describe : describe.skip;
@@ -14,19 +14,7 @@ const { ENDPOINTS, etcd, proxied, children } = etcdKit();
 const { startProxy } = require('../testing');
 
 function worker(lockPath, endpoints, requestTimeout) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'workers', 'etcd-late-answer.js'), lockPath, ...(requestTimeout ? [String(requestTimeout)] : [])], { env: { ...process.env, ETCD_ENDPOINTS: endpoints }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const lines = [];
-  let buf = '';
-  child.stdout.on('data', (d) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop();
-    for (const l of parts) if (l) lines.push(JSON.parse(l));
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  return { child, lines, stderr: () => stderr, line: (pred, ms, what) => waitFor(() => lines.find(pred), ms, what) };
+  return jsonWorker(children, [path.join(__dirname, 'workers', 'etcd-late-answer.js'), lockPath, ...(requestTimeout ? [String(requestTimeout)] : [])], endpoints);
 }
 const keysUnder = (p) => etcdctlAt(ENDPOINTS, 'get', '--prefix', '--keys-only', `${p}/`).split('\n').filter(Boolean);
 

@@ -1,7 +1,7 @@
 'use strict';
 // Helpers for suites that attack zktx on etcd: clients on the shared etcd (ETCD_ENDPOINTS), clients
 // whose only way there is a proxy of ours, `etcdctl`, and one cleanup for all of them.
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const { Etcd } = require('../..');
 const { startProxy } = require('../../testing');
 
@@ -50,4 +50,24 @@ async function waitFor(cond, ms, what) {
   }
 }
 
-module.exports = { etcdKit, etcdctlAt, waitFor };
+/**
+ * Spawns `node args...` with ETCD_ENDPOINTS set to `endpoints`, tracked in `children` (killed by
+ * the kit): its stdout's JSON lines fill `lines`; `line(pred, ms, what)` waits for one.
+ */
+function jsonWorker(children, args, endpoints) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ETCD_ENDPOINTS: endpoints }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const lines = [];
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop();
+    for (const l of parts) if (l) lines.push(JSON.parse(l));
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  return { child, lines, stderr: () => stderr, line: (pred, ms, what) => waitFor(() => lines.find(pred), ms, what) };
+}
+
+module.exports = { etcdKit, etcdctlAt, waitFor, jsonWorker };
