@@ -420,7 +420,8 @@ export interface AcquireOptions {
  *
  * A Lock garbage-collected without `release()` is released in the background (its node is
  * deleted while the session lives): it never blocks the queue, nor this client. Still call
- * `release()`: garbage collection happens at no particular time.
+ * `release()`: garbage collection happens at no particular time. Its `signal` and `lost` keep it:
+ * a Lock whose signal the holder still holds is not collected (nor released).
  */
 export class Lock {
   /** The lock's path, as passed to `zk.lock`. */

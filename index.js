@@ -417,12 +417,22 @@ const LOSS_MESSAGES = {
 };
 
 /**
+ * A watched lock's loss state ({ controller, resolveLost, lock }), keyed by its `signal` and its
+ * `lost` promise: while the holder can reach either, the Lock is not garbage, so it is not
+ * released behind a holder that kept only the signal for its guarded work (a Lock collected is
+ * released, its signal never aborted: a successor acquired ~100 ms after a GC while the holder's
+ * signal stayed unaborted, etcd-lost-gap-attacks).
+ */
+const lossOwners = new WeakMap();
+
+/**
  * The native loss callback, made outside any Lock method: the native side keeps it until the
  * loss, so it must not reach the Lock (a closure made inside a method shares its scope, `this`
- * included), or a Lock garbage-collected while watched would never be released (see Lock's
- * Drop in zktx-core).
+ * included), nor the signal or promise that keep it (see `lossOwners`: it holds their state
+ * weakly), or a Lock garbage-collected while watched would never be released (see Lock's Drop
+ * in zktx-core).
  */
-function lossCallback(path, controller, resolveLost, event) {
+function lossCallback(path, stateRef, event) {
   const what = event.kind === 'leadership' ? `leadership of ${path}` : `lock ${path}`;
   return (native) => {
     const [reason, detail] = String(native).split(':');
@@ -435,8 +445,10 @@ function lossCallback(path, controller, resolveLost, event) {
       const { acquiredAt, ...fields } = event;
       channels.lockLost.publish({ ...fields, reason, error: err, holdMs: performance.now() - acquiredAt });
     }
-    controller.abort(err);
-    resolveLost(err);
+    const state = stateRef.deref();
+    if (!state) return; // the lock, its signal and its promise are all garbage: nobody to tell
+    state.controller.abort(err);
+    state.resolveLost(err);
   };
 }
 
@@ -466,7 +478,10 @@ class Lock {
     const lost = new Promise((resolve) => { resolveLost = resolve; });
     this._loss = { signal: controller.signal, lost };
     const event = { zk: this._zk, path: this.path, kind: this._kind, nodePath: this.nodePath, token: this.token, acquiredAt: this._acquiredAt };
-    const onLost = lossCallback(this.path, controller, resolveLost, event);
+    const state = { controller, resolveLost, lock: this };
+    lossOwners.set(controller.signal, state);
+    lossOwners.set(lost, state);
+    const onLost = lossCallback(this.path, new WeakRef(state), event);
     callSync(() => this._native.onLost(onLost));
     return this._loss;
   }
