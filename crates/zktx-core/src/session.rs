@@ -306,6 +306,11 @@ struct Inner {
     events: Events,
     /// Cancelled as soon as [`Session::close`] starts.
     closing: CancellationToken,
+    /// Calls waiting for a client ([`Session::client`]), in the order they asked: tokio's Mutex
+    /// is fair (locked in the order `lock` was first polled).
+    waiting_turn: tokio::sync::Mutex<()>,
+    /// How many calls are waiting for one (while any is, a new call queues behind them).
+    waiting: std::sync::atomic::AtomicUsize,
     /// Set once the first `close()` finished, so later calls wait for it instead of returning early.
     closed: watch::Sender<bool>,
     /// The persistent watches set on this session, by path.
@@ -431,7 +436,7 @@ impl Session {
         let (tx, _) = broadcast::channel(64);
         let events = Events { tx, last: Default::default(), suspended_at: Default::default() };
         let options_resume = options.resume.clone();
-        let inner = Inner { options, current: Default::default(), events, closing: CancellationToken::new(), closed: watch::channel(false).0, persistent: Default::default(), resume: std::sync::Mutex::new(options_resume) };
+        let inner = Inner { options, current: Default::default(), events, closing: CancellationToken::new(), waiting_turn: tokio::sync::Mutex::new(()), waiting: Default::default(), closed: watch::channel(false).0, persistent: Default::default(), resume: std::sync::Mutex::new(options_resume) };
         Ok(Session { inner: Arc::new(inner) })
     }
 
@@ -499,7 +504,42 @@ impl Session {
     /// # On connection loss
     /// A client that is disconnected but whose session may still live is returned as is: its
     /// requests wait for the reconnect (bounded by their deadlines).
+    ///
+    /// # Ordering
+    /// Callers get the client in the order they asked, and a request sent right after (in the
+    /// same poll, as zookeeper-client sends at call time) goes out in that order: ZooKeeper
+    /// applies a session's requests in the order sent. Calls made before the session was
+    /// established, or while a new one opens after an expiry, wait in a queue: released
+    /// together by the connect attempt, they went out in the order tokio woke them (8 sessions
+    /// x 8 setData on one node each, made before connecting: versions answered 7,3,8,4,5,1,2,6).
     pub async fn client(&self) -> Result<Arc<zk::Client>> {
+        if self.inner.waiting.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            let cur = self.inner.current();
+            if cur.closed {
+                return Err(Error::ClientClosed);
+            }
+            if let Some(client) = &cur.client {
+                if !matches!(client.state(), zk::SessionState::Expired | zk::SessionState::AuthFailed | zk::SessionState::Closed) {
+                    return Ok(client.clone());
+                }
+            }
+        }
+        self.inner.waiting.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _waited = Waited(&self.inner.waiting);
+        // Every caller waits for the same connect attempt at once (a failed one fails them all
+        // together, not one connect timeout each), and takes its turn in the queue it joined in
+        // its first poll, in the order the calls were made.
+        let (_turn, client) = tokio::select! {
+            biased;
+            _ = self.inner.closing.cancelled() => return Err(Error::ClientClosed),
+            both = async { tokio::join!(self.inner.waiting_turn.lock(), self.wait_for_client()) } => both,
+        };
+        // Returned (and the turn handed on) in the poll where the caller sends its request.
+        client
+    }
+
+    /// [`Session::client`] without its queue.
+    async fn wait_for_client(&self) -> Result<Arc<zk::Client>> {
         loop {
             let mut attempt = {
                 let mut cur = self.inner.current();
@@ -926,6 +966,16 @@ pub(crate) async fn deadline<T>(limit: Duration, what: &str, fut: impl Future<Ou
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result.map_err(Error::from),
         Err(_) => Err(Error::timeout(format!("{what}: no answer from ZooKeeper within {} ms", limit.as_millis()))),
+    }
+}
+
+/// Counts a call out of [`Session::client`]'s queue however it leaves (answered, failed,
+/// dropped).
+struct Waited<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waited<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
