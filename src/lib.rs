@@ -142,6 +142,10 @@ pub struct NativeAnswerStats {
     pub idle: f64,
     /// Wake-ups by a watched socket with more calls pending than a wait is made for.
     pub busy: f64,
+    /// Times the calls of a turn after its first were sent together (at a microtask).
+    pub bursts: f64,
+    /// Calls sent that way.
+    pub burst_calls: f64,
 }
 
 /// See [`NativeAnswerStats`].
@@ -149,7 +153,7 @@ pub struct NativeAnswerStats {
 pub fn answer_stats() -> Result<NativeAnswerStats> {
     no_panic(|| {
         let s = bridge::answer_stats();
-        Ok(NativeAnswerStats { epoll_fd: s.epoll_fd, woken: s.woken as f64, waits: s.waits as f64, awake: s.awake as f64, awake_wait_us: s.waited_ns as f64 / 1000.0, idle: s.idle as f64, busy: s.busy as f64 })
+        Ok(NativeAnswerStats { epoll_fd: s.epoll_fd, woken: s.woken as f64, waits: s.waits as f64, awake: s.awake as f64, awake_wait_us: s.waited_ns as f64 / 1000.0, idle: s.idle as f64, busy: s.busy as f64, bursts: s.bursts as f64, burst_calls: s.burst_calls as f64 })
     })
 }
 
@@ -378,6 +382,8 @@ const EXIT_CLOSE_BOUND: Duration = Duration::from_secs(2);
 #[napi]
 pub fn close_all_sync(ids: Vec<f64>) -> Result<()> {
     no_panic(|| {
+        // calls made in this turn before the exit and not sent yet go first, as they would have
+        bridge::flush_burst_now();
         let stores: Vec<(Arc<Store>, tracing::Span)> = {
             let open = open_stores().lock().map_err(|_| invalid("client registry poisoned"))?;
             ids.iter().filter_map(|id| open.get(&(*id as u64)).and_then(std::sync::Weak::upgrade)).map(|s| (s, tracing::Span::current())).collect()
