@@ -10,16 +10,10 @@ const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const native = require('../binding.js');
 const { startProxy } = require('../testing');
-const { client, clientAt, unique, within } = require('./helpers/zk');
+const { clientsClosedAfterAll, clientAt, unique, within } = require('./helpers/zk');
 
 const ROOT = path.join(__dirname, '..');
-const clients = [];
-const open = (options) => {
-  const zk = client({ timeout: 30000, ...options });
-  clients.push(zk);
-  return zk;
-};
-afterAll(() => Promise.all(clients.map((c) => c.close().catch(() => {}))));
+const open = clientsClosedAfterAll();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -89,7 +83,7 @@ describe('the JS thread wakes with zktx-io on an answer', () => {
   it('after the connection is cut and re-established, the new socket is watched and the old one is gone from the set', async () => {
     const proxy = await startProxy(process.env.ZK_CONNECT);
     const c = clientAt(proxy.connect, { timeout: 30000 });
-    clients.push(c);
+    open.track(c);
     try {
       await sequentialGets(c, node, 20);
       const first = watched();
@@ -114,7 +108,7 @@ describe('the JS thread wakes with zktx-io on an answer', () => {
   it('a session that expired and was replaced has its new socket watched; no call is lost across it', async () => {
     const proxy = await startProxy(process.env.ZK_CONNECT);
     const c = clientAt(proxy.connect, { timeout: 2000 });
-    clients.push(c);
+    open.track(c);
     try {
       await sequentialGets(c, node, 20);
       const id = await c.znodes.sessionId();
@@ -305,6 +299,6 @@ describe('threads and exits', () => {
     `;
     const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ZKTX_ANSWER_WAIT_US: '0' }, encoding: 'utf8', timeout: 30000 });
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout.trim())).toEqual({ epollFd: -1, woken: 0, waits: 0, awake: 0, awakeWaitUs: 0, idle: 0, busy: 0 });
+    expect(JSON.parse(r.stdout.trim())).toEqual({ epollFd: -1, woken: 0, waits: 0, awake: 0, awakeWaitUs: 0, idle: 0, busy: 0, bursts: 0, burstCalls: 0 });
   });
 });

@@ -8,16 +8,10 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const native = require('../binding.js');
-const { client, unique, within } = require('./helpers/zk');
+const { clientsClosedAfterAll, unique, within } = require('./helpers/zk');
 
 const ROOT = path.join(__dirname, '..');
-const clients = [];
-const open = (options) => {
-  const zk = client({ timeout: 30000, ...options });
-  clients.push(zk);
-  return zk;
-};
-afterAll(() => Promise.all(clients.map((c) => c.close().catch(() => {}))));
+const open = clientsClosedAfterAll();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

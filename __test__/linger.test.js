@@ -10,15 +10,9 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const { Etcd } = require('..');
-const { client, unique, within } = require('./helpers/zk');
+const { client, clientsClosedAfterAll, unique, within } = require('./helpers/zk');
 
-const clients = [];
-const open = (options) => {
-  const zk = client({ timeout: 30000, ...options });
-  clients.push(zk);
-  return zk;
-};
-afterAll(() => Promise.all(clients.map((c) => c.close().catch(() => {}))));
+const open = clientsClosedAfterAll();
 
 /** Busy-waits `us` microseconds on the JS thread (a caller doing work between calls). */
 function spin(us) {

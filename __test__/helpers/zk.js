@@ -21,6 +21,20 @@ function clientAt(connect, options = {}) {
   return new ZooKeeper({ timeout: 10000, connect, ...secure.clientOptions(), ...options });
 }
 
+/** `open(options)`: a client of the shared server (session timeout 30 s unless `options` says),
+ * closed after the test file's last test; `open.track(c)` closes another client `c` then too. */
+function clientsClosedAfterAll() {
+  const clients = [];
+  afterAll(() => Promise.all(clients.map((c) => c.close().catch(() => {}))));
+  const track = (c) => {
+    clients.push(c);
+    return c;
+  };
+  const open = (options) => track(client({ timeout: 30000, ...options }));
+  open.track = track;
+  return open;
+}
+
 /** The error `p` rejects with; fails the test if it resolves. */
 const rejection = (p) => p.then((v) => { throw new Error(`expected a rejection, got ${JSON.stringify(v)}`); }, (err) => err);
 
@@ -30,4 +44,4 @@ const within = (p, ms, what) => Promise.race([p, new Promise((_, reject) => setT
 /** A `zktx/zookeeper` config: `config` as is, plus TLS and the identity in secure mode. */
 const compatConfig = (config) => secure.compatConfig(config);
 
-module.exports = { client, clientAt, unique, zkScripts, rejection, within, compatConfig };
+module.exports = { client, clientAt, clientsClosedAfterAll, unique, zkScripts, rejection, within, compatConfig };
