@@ -240,6 +240,16 @@ impl SessionOptions {
         }
         if let Some(tls) = &self.tls {
             tls.client_options()?;
+            // the name each host's certificate is checked against: an IP address or a DNS name
+            for entry in hosts.split(',').map(str::trim) {
+                let host = match entry.strip_prefix('[') {
+                    Some(rest) => rest.split(']').next().unwrap_or(rest),
+                    None => entry.rsplit_once(':').map_or(entry, |(host, _)| host),
+                };
+                if rustls::pki_types::ServerName::try_from(host.to_string()).is_err() {
+                    return Err(Error::invalid(format!("connect: with tls, every host must be a DNS name or an IP address its certificate names; {host:?} is neither (write 127.0.0.1, not 127.1)")));
+                }
+            }
         }
         if let Some(Sasl::DigestMd5 { username, .. }) = &self.sasl {
             if username.is_empty() {
@@ -573,9 +583,18 @@ impl Session {
                 _ = self.inner.closing.cancelled() => return Err(Error::ClientClosed),
                 ended = attempt.wait_for(Option::is_some) => match ended {
                     Ok(result) => result.as_ref().and_then(|r| r.as_ref().err().cloned()),
-                    Err(_) => None, // the attempt's task ended without a word: look again
+                    // The attempt's task ended without a word (it panicked). Looking again
+                    // would find the same dead attempt at once and spin here for good: forget
+                    // it, and fail this call (nothing was sent).
+                    Err(_) => Some(Error::ConnectionLoss { message: "the connect attempt ended without a result (see the process's stderr)".into(), outcome: crate::error::Outcome::NotApplied }),
                 },
             };
+            if failed.is_some() {
+                let mut cur = self.inner.current();
+                if cur.connecting.as_ref().is_some_and(|c| c.same_channel(&attempt)) {
+                    cur.connecting = None;
+                }
+            }
             if let Some(err) = failed {
                 return Err(err);
             }

@@ -164,7 +164,10 @@ impl TlsClient {
 
     pub async fn connect(&self, host: &str, port: u16) -> std::io::Result<TlsStream<TcpStream>> {
         let stream = TcpStream::connect((host, port)).await?;
-        let domain = ServerName::try_from(host).unwrap().to_owned();
+        // zktx: an error, not a panic, for a host that is no DNS name or IP address ("127.1")
+        let domain = ServerName::try_from(host)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host:?} is not a DNS name or an IP address for TLS: {e}")))?
+            .to_owned();
         self.inner.connect(domain, stream).await
     }
 }
