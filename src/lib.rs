@@ -374,6 +374,10 @@ fn open_stores() -> &'static Mutex<HashMap<u64, std::sync::Weak<Store>>> {
 /// process is leaving anyway (its CloseSession requests are already on their way).
 const EXIT_CLOSE_BOUND: Duration = Duration::from_secs(2);
 
+/// How long the exit hook waits for `zktx-io` to start the calls made before the exit (some µs
+/// when it is not stuck), before it closes the sessions.
+const EXIT_START_BOUND: Duration = Duration::from_millis(100);
+
 /// Closes the sessions of the clients with these ids, all at once, blocking the calling thread
 /// for at most [`EXIT_CLOSE_BOUND`] in total: for `process.on('exit')`, where nothing
 /// asynchronous runs any more. Pending calls are cancelled and every CloseSession is sent at
@@ -382,8 +386,8 @@ const EXIT_CLOSE_BOUND: Duration = Duration::from_secs(2);
 #[napi]
 pub fn close_all_sync(ids: Vec<f64>) -> Result<()> {
     no_panic(|| {
-        // calls made in this turn before the exit and not sent yet go first, as they would have
-        bridge::flush_burst_now();
+        // calls made before the exit go first: they are sent before the sessions close
+        bridge::start_submitted(EXIT_START_BOUND);
         let stores: Vec<(Arc<Store>, tracing::Span)> = {
             let open = open_stores().lock().map_err(|_| invalid("client registry poisoned"))?;
             ids.iter().filter_map(|id| open.get(&(*id as u64)).and_then(std::sync::Weak::upgrade)).map(|s| (s, tracing::Span::current())).collect()
