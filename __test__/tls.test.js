@@ -158,11 +158,11 @@ describe('TLS (a server that requires client certificates)', () => {
     }
   });
 
-  it('a host no certificate can name (127.1, an underscore) is INVALID_ARGUMENT before connecting, never a panic', async () => {
+  it('a host no certificate can name (127.1) is INVALID_ARGUMENT before connecting, never a panic', async () => {
     // 127.1 resolves (inet_aton) and connects, and zookeeper-client unwrapped its TLS server
     // name: the I/O thread panicked and every call of the client hung past its deadlines
     const port = server.secureConnect.split(':').pop();
-    for (const connect of [`127.1:${port}`, `127.0.0.1:${port},127.1:${port}`, `bad_host:${port}`]) {
+    for (const connect of [`127.1:${port}`, `127.0.0.1:${port},127.1:${port}`]) {
       let err;
       try {
         new ZooKeeper({ connect, timeout: 5000, connectTimeout: 2000, tls: good() }).close();
@@ -171,7 +171,7 @@ describe('TLS (a server that requires client certificates)', () => {
       }
       expect([connect, err?.code, err?.message]).toEqual([connect, 'INVALID_ARGUMENT', expect.stringContaining('DNS name or an IP address')]);
     }
-    // names a certificate can carry are accepted: localhost, an IPv6 literal
-    for (const connect of [`localhost:${port}`, `[::1]:${port}`]) new ZooKeeper({ connect, tls: good() }).close();
+    // names a certificate can carry are accepted: localhost, an IPv6 literal, a name with an underscore
+    for (const connect of [`localhost:${port}`, `[::1]:${port}`, `under_score:${port}`]) new ZooKeeper({ connect, tls: good() }).close();
   });
 });
