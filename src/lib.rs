@@ -501,6 +501,8 @@ impl NativeClient {
     #[napi]
     pub fn close_sync(&self) -> Result<()> {
         no_panic(|| {
+            // this turn's calls first, as `close_all_sync` does
+            bridge::start_submitted(EXIT_START_BOUND);
             close_stores_blocking(vec![(self.store.clone(), self.span.clone())]);
             Ok(())
         })
