@@ -379,7 +379,14 @@ impl EtcdSession {
             .get_or_try_init(|| async {
                 // HTTP/2 pings well within the lease's TTL: a member that stops answering (frozen,
                 // partitioned) is given up, and requests go to the others, before the lease ends.
-                let ping = (options.session_timeout / 6).clamp(Duration::from_millis(200), Duration::from_secs(1));
+                // Every half keep-alive period, no more often: etcd's gRPC server counts a ping
+                // that comes less than 5 s (--grpc-keepalive-min-time) after the previous one as
+                // a strike, forgets strikes when it sends data (a keep-alive's answer), and
+                // drops the connection (GOAWAY too_many_pings) at the third. Every second, with
+                // the default 30 s TTL (a keep-alive every 10 s), a holder's connection was
+                // dropped ~4 s after each keep-alive and opened again for the next one.
+                let keep_alive_period = options.session_timeout.min(options.session_timeout.mul_f64(options.lost_after.clamp(0.0, 1.0))) / 3;
+                let ping = (keep_alive_period / 2).max(Duration::from_millis(200));
                 let mut connect = etcd::ConnectOptions::new()
                     .with_timeout(rt)
                     .with_connect_timeout(options.connect_timeout.unwrap_or(rt))
