@@ -1236,7 +1236,12 @@ export class Etcd extends EventEmitter {
   close(): Promise<void>;
   /** `await using etcd = new Etcd(options)`: closed at scope exit. */
   [Symbol.asyncDispose](): Promise<void>;
-  /** As {@link ZooKeeper.lock}; also excludes `etcdctl lock` / Go's Mutex on `path`. */
+  /**
+   * As {@link ZooKeeper.lock}; also excludes `etcdctl lock` / Go's Mutex on `path`. Rejects
+   * `LOCK_LOST` (the key released) when the lock was taken but its lease could not be shown
+   * alive at the moment the acquisition reached JS (no keep-alive answered within `lostAfter`
+   * × TTL: the process was paused, or etcd silent): acquire again.
+   */
   lock(path: string, options?: AcquireOptions): Promise<Lock>;
   /** As {@link ZooKeeper.readWriteLock}. */
   readWriteLock(path: string): ReadWriteLock;

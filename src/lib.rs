@@ -786,6 +786,13 @@ impl NativeLock {
         no_panic(|| Ok(self.lock.queue_position()))
     }
 
+    /// Whether it provably holds right now (etcd: its lease renewed within `lostAfter` × TTL),
+    /// checked by the facade when an acquisition is delivered.
+    #[napi(getter)]
+    pub fn provably_held(&self) -> Result<bool> {
+        no_panic(|| Ok(self.lock.provably_held()))
+    }
+
     #[napi(getter)]
     pub fn released(&self) -> Result<bool> {
         no_panic(|| Ok(self.lock.is_released()))

@@ -1241,6 +1241,21 @@ pub struct EtcdLock {
     silences_before: u64,
 }
 
+impl EtcdLock {
+    /// Whether the lock provably holds right now: not released, not declared lost, and a
+    /// keep-alive sent less than `lostAfter` × TTL ago was answered (the lease, and the key with
+    /// it, lives at least until then). What the binding checks at the moment the holder learns it
+    /// holds: the decision was made earlier, on `zktx-timer`, and a process paused (SIGSTOP, a
+    /// long GC) between the two past its lease took the lock while the next contender held it
+    /// (etcd-waiter-attacks, "join answered but unread": 2 of 8 rounds under load).
+    pub fn provably_held(&self) -> bool {
+        !self.is_released()
+            && !self.declared_lost.load(Ordering::Acquire)
+            && !*self.lease.ended.borrow()
+            && self.lease.last_answered.lock().is_ok_and(|sent| sent.elapsed() < self.lost_after)
+    }
+}
+
 impl std::fmt::Debug for EtcdLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdLock").field("key", &self.key).field("token", &self.token).field("released", &self.is_released()).finish_non_exhaustive()

@@ -141,6 +141,16 @@ impl AnyLock {
         }
     }
 
+    /// Whether it provably holds right now, without asking the server: an etcd lock whose lease
+    /// was renewed within `lostAfter` × TTL ([`etcd::EtcdLock::provably_held`]); a ZooKeeper
+    /// lock unless released (its node lives with the session, whose loss is signalled).
+    pub fn provably_held(&self) -> bool {
+        match self {
+            AnyLock::ZooKeeper(l) => !l.is_released(),
+            AnyLock::Etcd(l) => l.provably_held(),
+        }
+    }
+
     /// Whether it was released.
     pub fn is_released(&self) -> bool {
         match self {
