@@ -3,27 +3,12 @@
 // goes to zktx-io at once, the later ones at a microtask the first queued) and on the exit hook
 // that flushes it. Each test runs a fresh node process: what it attacks is per thread, for the
 // thread's life.
-const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { client, unique, within } = require('./helpers/zk');
+const { clientsClosedAfterAll, unique } = require('./helpers/zk');
+const { runNode } = require('./helpers/procs');
 
-const ROOT = path.join(__dirname, '..');
-const clients = [];
-const open = (options) => {
-  const zk = client({ timeout: 30000, ...options });
-  clients.push(zk);
-  return zk;
-};
-afterAll(() => Promise.all(clients.map((c) => c.close().catch(() => {}))));
+const open = clientsClosedAfterAll();
 
-/** Runs `code` in a fresh node process (zktx at `zktx`); resolves with its exit code and output. */
-function run(code) {
-  const child = spawn(process.execPath, ['-e', `const zktx = ${JSON.stringify(ROOT)};\n${code}`], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  return within(new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out }))), 30000, 'the child');
-}
+const run = runNode;
 
 describe('calls made in the turn of process.exit()', () => {
   it('are all sent before the exit hook closes the session (32 creates, 5 runs)', async () => {

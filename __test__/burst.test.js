@@ -5,24 +5,17 @@
 // tests check what it must never do: reorder calls, lose one, hold the first call of a turn, wait
 // for a timer a test has faked, or keep a worker or a process from exiting.
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const native = require('../binding.js');
 const { clientsClosedAfterAll, unique, within } = require('./helpers/zk');
+const { runNode } = require('./helpers/procs');
 
 const ROOT = path.join(__dirname, '..');
 const open = clientsClosedAfterAll();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Runs `code` in a fresh node process (zktx at `zktx`); resolves with its exit code and output. */
-function run(code) {
-  const child = spawn(process.execPath, ['-e', `const zktx = ${JSON.stringify(ROOT)};\n${code}`], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  return within(new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out }))), 30000, 'the child');
-}
+const run = runNode;
 
 describe('the calls of one turn', () => {
   it('are applied in the order they were made: the first at once, the 99 after it in one flush', async () => {

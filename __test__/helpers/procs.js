@@ -73,4 +73,19 @@ function waitForGo() {
 
 const workerPath = (name) => path.join(__dirname, '..', 'workers', name);
 
-module.exports = { runWorkers, waitForGo, workerPath };
+/**
+ * Runs `code` in a fresh node process, where `zktx` names this checkout; resolves with its exit
+ * code, signal and output (stdout and stderr), or fails after 30 s.
+ */
+function runNode(code) {
+  const { spawn } = require('node:child_process');
+  const { within } = require('./zk');
+  const root = path.join(__dirname, '..', '..');
+  const child = spawn(process.execPath, ['-e', `const zktx = ${JSON.stringify(root)};\n${code}`], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  return within(new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out }))), 30000, 'the child');
+}
+
+module.exports = { runWorkers, runNode, waitForGo, workerPath };
