@@ -2,6 +2,8 @@
 // TLS to a server's secureClientPort (Netty, ssl.clientAuth=need), with certificates made at test
 // time (testing/tls.js makeTlsFiles): the server's is for 127.0.0.1 only.
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
 const util = require('node:util');
 const { ZooKeeper } = require('..');
 const { clientAt, unique, zkScripts } = require('./helpers/zk');
@@ -173,5 +175,40 @@ describe('TLS (a server that requires client certificates)', () => {
     }
     // names a certificate can carry are accepted: localhost, an IPv6 literal, a name with an underscore
     for (const connect of [`localhost:${port}`, `[::1]:${port}`, `under_score:${port}`]) new ZooKeeper({ connect, tls: good() }).close();
+  });
+
+  it('a certificate revocation list in tls.ca that is not valid DER is INVALID_ARGUMENT before connecting, never a panic', async () => {
+    // zookeeper-client unwrapped the parse of each CRL when the hostname check is off: zktx-io
+    // panicked at connect (the connect then failed CONNECTIONLOSS); with the check on the connect
+    // failed CONNECTIONLOSS "fail to create tls server cert verifier". A CRL is read from tls.ca.
+    const crl = (base64) => `-----BEGIN X509 CRL-----\n${base64}\n-----END X509 CRL-----\n`;
+    for (const bad of [crl('MAA='), crl(Buffer.from('not DER at all').toString('base64'))]) {
+      for (const rejectUnauthorized of [false, true]) {
+        let err;
+        try {
+          new ZooKeeper({ connect: server.secureConnect, timeout: 5000, connectTimeout: 2000, tls: { ...good(), ca: files.ca + bad, rejectUnauthorized } }).close();
+        } catch (e) {
+          err = e;
+        }
+        expect([rejectUnauthorized, err?.code, err?.message]).toEqual([rejectUnauthorized, 'INVALID_ARGUMENT', expect.stringMatching(/tls\.ca .*revocation list/)]);
+      }
+    }
+    // a well-formed CRL of the CA (revoking nothing) is still accepted, and used
+    const dir = path.dirname(files.paths.ca);
+    const run = (args) => spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    fs.writeFileSync(path.join(dir, 'index.txt'), '');
+    fs.writeFileSync(path.join(dir, 'crlnumber'), '01\n'); // a v2 CRL with a number, as webpki wants
+    fs.writeFileSync(path.join(dir, 'crl.cnf'), '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 1\n');
+    const made = run(['ca', '-gencrl', '-config', 'crl.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-out', 'crl.pem']);
+    expect([made.status, made.status === 0 ? '' : made.stderr]).toEqual([0, '']);
+    const ca = files.ca + fs.readFileSync(path.join(dir, 'crl.pem'), 'utf8');
+    for (const rejectUnauthorized of [false, true]) {
+      const zk = clientAt(server.secureConnect, { timeout: 5000, tls: { ...good(), ca, rejectUnauthorized } });
+      try {
+        await zk.set(unique('tls-crl'), 1);
+      } finally {
+        await zk.close();
+      }
+    }
   });
 });

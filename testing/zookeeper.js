@@ -425,7 +425,7 @@ async function startStandalone({
       await server.waitReady({ timeoutMs: STANDALONE_TIMEOUT_MS });
       if (tls) {
         server.secureConnect = tlsOnly ? server.connect : `${HOST}:${securePort}`;
-        server.tls = { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key, otherCa: tlsFiles.otherCa };
+        server.tls = { ca: tlsFiles.ca, cert: tlsFiles.cert, key: tlsFiles.key, otherCa: tlsFiles.otherCa, paths: tlsFiles.paths };
       }
       log(`started standalone ${server.connect}${tls ? ` (TLS ${server.secureConnect})` : ''} pid ${server.pid} in ${seconds(t0)}`);
       return server;

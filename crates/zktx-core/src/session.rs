@@ -114,6 +114,7 @@ impl Tls {
         if rustls_pemfile::certs(&mut self.ca.as_bytes()).next().is_none() {
             return Err(Error::invalid("tls.ca holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")"));
         }
+        self.check_crls()?;
         let mut options = zk::TlsOptions::new().with_pem_ca(&self.ca).map_err(|_| Error::invalid("tls.ca is not valid PEM"))?;
         match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => {
@@ -133,6 +134,27 @@ impl Tls {
             options = unsafe { options.with_no_hostname_verification() };
         }
         Ok(options)
+    }
+
+    /// `INVALID_ARGUMENT` for a certificate revocation list (`X509 CRL`) in `ca` that is not
+    /// valid: zookeeper-client reads CRLs from the CA's PEM and parsed them only at connect (with
+    /// the hostname check off it unwrapped the parse: zktx-io panicked).
+    fn check_crls(&self) -> Result<()> {
+        let invalid = |why: String| Error::invalid(format!("tls.ca holds a certificate revocation list (\"-----BEGIN X509 CRL-----\") that is not valid: {why}"));
+        let crls = rustls_pemfile::crls(&mut self.ca.as_bytes()).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| invalid(e.to_string()))?;
+        if crls.is_empty() {
+            return Ok(());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut self.ca.as_bytes()).flatten() {
+            let _ = roots.add(cert); // an unusable certificate is zookeeper-client's to skip, as it does
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        match rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider).with_crls(crls).build() {
+            // no usable trust anchor: zookeeper-client says so (tls.ca is not valid PEM)
+            Ok(_) | Err(rustls::client::VerifierBuilderError::NoRootAnchors) => Ok(()),
+            Err(e) => Err(invalid(e.to_string())),
+        }
     }
 }
 

@@ -149,7 +149,7 @@ impl TlsClient {
                     certs.ca.roots,
                     certs.ca.crls,
                     builder.crypto_provider(),
-                );
+                )?;
                 builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
             },
         };

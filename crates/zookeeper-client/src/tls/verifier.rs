@@ -41,13 +41,15 @@ impl NoHostnameVerificationServerCertVerifier {
         roots: RootCertStore,
         crls: Vec<CertificateRevocationListDer<'static>>,
         provider: &Arc<CryptoProvider>,
-    ) -> Self {
-        let crls: Vec<_> = crls
+    ) -> Result<Self> {
+        // zktx: an error, not a panic, for a CRL that is not valid DER (it came with the CA's PEM)
+        let crls = crls
             .iter()
-            .map(|crl| BorrowedCertRevocationList::from_der(crl.as_ref()).unwrap().to_owned().unwrap())
-            .map(CertRevocationList::Owned)
-            .collect();
-        Self { roots, crls, supported: provider.signature_verification_algorithms }
+            .map(|crl| BorrowedCertRevocationList::from_der(crl.as_ref()).and_then(|crl| crl.to_owned()))
+            .map(|crl| crl.map(CertRevocationList::Owned))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|err| crate::Error::with_other("fail to parse tls crl", err))?;
+        Ok(Self { roots, crls, supported: provider.signature_verification_algorithms })
     }
 }
 
