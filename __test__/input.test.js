@@ -426,3 +426,32 @@ describe('the module-level executeTransaction', () => {
     expect(made).toBe(0);
   });
 });
+
+describe('auth credentials over the request limit are TOO_LARGE, never sent', () => {
+  // zookeeper-client keeps an auth packet and sends it again on every reconnect: a packet over
+  // jute.maxbuffer made the server drop the connection, the call timed out, and every later
+  // call of the client failed CONNECTIONLOSS (the packet went out again on each reconnect).
+  it('addAuth with 3 MB credentials: TOO_LARGE at once, and the client still works', async () => {
+    const own = clientAt(server.connect, { timeout: 4000 });
+    try {
+      await own.connect();
+      const t0 = Date.now();
+      const err = await own.znodes.addAuth('digest', `u:${'p'.repeat(3e6)}`).then(() => null, (e) => e);
+      expect([err?.code, err?.outcome, Date.now() - t0 < 1000]).toEqual(['TOO_LARGE', 'not_applied', true]);
+      expect(err.message).not.toContain('pppp'); // never echo credentials
+      expect((await own.znodes.exists('/')).stat).not.toBeNull();
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('the auth option with 3 MB credentials: TOO_LARGE from the constructor', () => {
+    let err;
+    try {
+      new ZooKeeper({ connect: server.connect, auth: [{ scheme: 'digest', credentials: `u:${'p'.repeat(3e6)}` }] }).close();
+    } catch (e) {
+      err = e;
+    }
+    expect([err?.code, String(err?.message).includes('pppp')]).toEqual(['TOO_LARGE', false]);
+  });
+});

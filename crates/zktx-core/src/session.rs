@@ -250,6 +250,11 @@ impl SessionOptions {
             if a.scheme == "digest" && !a.credentials.iter().skip(1).any(|&b| b == b':') {
                 return Err(Error::invalid("auth: digest credentials must have the form \"user:password\""));
             }
+            // Sent on every connect: a packet the server cannot take would drop each one.
+            let bytes = crate::kv::OP_OVERHEAD_BYTES + a.scheme.len() + a.credentials.len();
+            if bytes > crate::kv::MAX_REQUEST_BYTES {
+                return Err(Error::TooLarge(format!("auth: the {:?} entry would be a {bytes}-byte request; ZooKeeper accepts at most {} (jute.maxbuffer)", a.scheme, crate::kv::MAX_REQUEST_BYTES)));
+            }
         }
         if self.acl.is_empty() {
             return Err(Error::invalid("acl must grant at least one permission to someone (an empty list is refused by ZooKeeper)"));

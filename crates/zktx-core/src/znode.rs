@@ -710,6 +710,9 @@ pub async fn add_auth(session: &Session, scheme: &str, credentials: &[u8]) -> Re
     if scheme.is_empty() {
         return Err(Error::invalid("auth scheme must not be empty"));
     }
+    // zookeeper-client sends an auth packet again on every reconnect: one the server cannot
+    // take would drop every connection of the session (never echo the credentials).
+    check_size("addAuth", OP_OVERHEAD_BYTES + scheme.len() + credentials.len())?;
     request!(session, false, "addAuth", |c| c.auth(scheme, credentials))
 }
 
