@@ -519,7 +519,9 @@ where
             return Ok(Default::default());
         }
         let n = n as usize;
-        let mut v = Vec::with_capacity(n);
+        // zktx: the count comes from the server; every element takes at least one byte, so the
+        // bytes left bound it (a count of 2^31 - 1 asked for tens of GB up front: an abort)
+        let mut v = Vec::with_capacity(n.min(buf.len()));
         for _ in 0..n {
             v.push(T::deserialize(buf)?);
         }

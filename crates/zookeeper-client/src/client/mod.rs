@@ -573,6 +573,10 @@ impl Client {
         let receiver = self.send_request(OpCode::GetData, &request);
         Ok(async move {
             let (mut body, watcher) = receiver.await?;
+            // zktx: a reply too short for a length and a stat is an error, not a panic
+            if body.len() < Stat::record_len() + 4 {
+                return Err(Error::UnexpectedError(format!("getData reply of {} bytes is too short", body.len())));
+            }
             let data_len = body.len() - Stat::record_len();
             let mut stat_buf = &body[data_len..];
             let stat = record::unmarshal(&mut stat_buf)?;

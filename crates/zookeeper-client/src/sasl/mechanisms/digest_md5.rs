@@ -136,7 +136,11 @@ impl<'a> Parser<'a> {
                     self.skip_lws_char(',');
                     return Ok(Some((value, Quoted)));
                 }
-                j = i + 2;
+                // zktx: past the backslash and the character it escapes, counted from `j` (it was
+                // `i + 2`: a value with two escapes looped for good, a multi-byte escaped character
+                // sliced inside it and panicked)
+                let escaped = j + i + 1;
+                j = escaped + self.s[escaped..].chars().next().map_or(0, char::len_utf8);
             }
             return Err(DigestError::new_parse(format!("no quoted value \"{}", self.s)));
         }
@@ -675,3 +679,4 @@ mod tests {
         assert_that!(session.step(challenge.as_bytes()).unwrap()).is_none();
     }
 }
+
