@@ -1195,7 +1195,8 @@ class ZooKeeper extends EventEmitter {
       if (channels.lockFailed.hasSubscribers) channels.lockFailed.publish({ zk: this, path, kind, error: err, waitMs: performance.now() - start });
       throw err;
     }
-    delivered([nativeLock], path);
+    const refused = delivered([nativeLock], path);
+    if (refused) await refused;
     return acquired(new Lock(nativeLock, kind, this), start);
   }
 
@@ -1237,7 +1238,8 @@ class ZooKeeper extends EventEmitter {
       if (channels.lockFailed.hasSubscribers) for (const path of list) channels.lockFailed.publish({ zk: this, path, kind: 'exclusive', error: err, waitMs: performance.now() - start });
       throw err;
     }
-    delivered(natives, list.join(', '));
+    const refused = delivered(natives, list.join(', '));
+    if (refused) await refused;
     return new MultiLock(natives.map((n) => acquired(new Lock(n, 'exclusive', this), start)));
   }
 
@@ -1489,16 +1491,21 @@ class ZooKeeper extends EventEmitter {
 }
 
 /**
- * Throws LOCK_LOST (releasing them in the background) unless every one of `natives`, just
- * acquired, provably holds now: an etcd lock's lease renewed within `lostAfter` × TTL. The
+ * Null if every one of `natives`, just acquired, provably holds now, else a promise that rejects
+ * LOCK_LOST once they are released (or half a second passed): held means an
+ * etcd lock's lease renewed within `lostAfter` × TTL (at least 300 ms, at most the TTL). The
  * acquisition was decided on zktx's I/O thread some time before this continuation runs, and a
  * process paused in between (SIGSTOP, a long GC) past its lease took the lock while the next
  * contender held it (etcd-waiter-attacks: 2 of 8 rounds under load).
  */
 function delivered(natives, what) {
-  if (natives.every((n) => callSync(() => n.provablyHeld))) return;
-  for (const n of natives) call(() => n.release()).catch(() => {});
-  throw new ZktxError('LOCK_LOST', `lock ${what}: acquired, but its lease could not be shown alive when the acquisition was delivered (the process was paused, or etcd silent, past lostAfter): released; acquire again`, 'not_applied');
+  if (natives.every((n) => callSync(() => n.provablyHeld))) return null;
+  // The rejection waits for the release (at most half a second; etcd silent, it goes on in the
+  // background): until etcd confirms the delete the path stays registered, and acquiring again
+  // at once, as the error says, was ALREADY_HELD (etcd-delivered-attacks: 5 of 5 rounds).
+  const releases = Promise.all(natives.map((n) => call(() => n.release()).catch(() => {})));
+  const err = new ZktxError('LOCK_LOST', `lock ${what}: acquired, but its lease could not be shown alive when the acquisition was delivered (the process was paused, or etcd silent, past lostAfter): released; acquire again`, 'not_applied');
+  return Promise.race([releases, new Promise((r) => setTimeout(r, 500).unref())]).then(() => { throw err; });
 }
 
 /** Publishes `zktx:lock:acquired` (and watches for loss when someone listens for it). */

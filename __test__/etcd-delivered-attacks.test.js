@@ -69,7 +69,13 @@ describeEtcd('etcd: an acquisition delivered only while its lease provably lives
       await client.connect();
       blockAfterAnswer(proxy, { min: 150, nth: joins, ms: 1000 });
       const first = await acquire(client, p).then((l) => l.release().then(() => 'acquired'), (e) => e.code);
-      const again = await acquire(client, p).then((l) => l.release().then(() => 'acquired'), (e) => e.code);
+      // Again at once, and on until acquired (a keep-alive still unanswered since the block is
+      // a fair LOCK_LOST again): never ALREADY_HELD.
+      const tries = [];
+      for (let i = 0; i < 20 && tries[tries.length - 1] !== 'acquired'; i++) {
+        tries.push(await acquire(client, p).then((l) => l.release().then(() => 'acquired'), (e) => e.code));
+      }
+      const again = tries.join(',');
       await sleep(300);
       outcomes.push({ first, again, keysLeft: keysUnder(p).length });
       await client.close();
@@ -78,6 +84,6 @@ describeEtcd('etcd: an acquisition delivered only while its lease provably lives
     // The trigger itself: the blocked rounds must be LOCK_LOST (else the attack did not happen).
     expect(outcomes.filter((o) => o.first === 'LOCK_LOST').length).toBeGreaterThanOrEqual(rounds - 1);
     expect(outcomes.filter((o) => o.keysLeft > 0)).toEqual([]);
-    expect(outcomes.filter((o) => o.first === 'LOCK_LOST' && o.again !== 'acquired')).toEqual([]);
+    expect(outcomes.filter((o) => o.again.includes('ALREADY_HELD') || !o.again.endsWith('acquired'))).toEqual([]);
   }, 60000);
 });

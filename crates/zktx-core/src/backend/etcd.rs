@@ -1241,6 +1241,11 @@ pub struct EtcdLock {
     silences_before: u64,
 }
 
+/// The shortest age of the last answered keep-alive at which [`EtcdLock::provably_held`] still
+/// says held: three keep-alive periods at their 100 ms floor (one answered every 100 ms plus
+/// its round trip), whatever `lostAfter` × TTL is.
+const PROVEN_FLOOR: Duration = Duration::from_millis(300);
+
 impl EtcdLock {
     /// Whether the lock provably holds right now: not released, not declared lost, and a
     /// keep-alive sent less than `lostAfter` × TTL ago was answered (the lease, and the key with
@@ -1248,11 +1253,17 @@ impl EtcdLock {
     /// holds: the decision was made earlier, on `zktx-timer`, and a process paused (SIGSTOP, a
     /// long GC) between the two past its lease took the lock while the next contender held it
     /// (etcd-waiter-attacks, "join answered but unread": 2 of 8 rounds under load).
+    ///
+    /// The bound is never shorter than [`PROVEN_FLOOR`]: keep-alives go at most every 100 ms, so
+    /// a smaller `lostAfter` × TTL (0.03 × 2 s = 60 ms) said "not held" on a healthy etcd (26 of
+    /// 60 acquisitions LOCK_LOST, etcd-delivered-attacks); nor longer than the TTL, within which
+    /// an answered keep-alive proves the lease (and the key) alive now.
     pub fn provably_held(&self) -> bool {
+        let bound = self.lost_after.max(PROVEN_FLOOR).min(self.lease.ttl);
         !self.is_released()
             && !self.declared_lost.load(Ordering::Acquire)
             && !*self.lease.ended.borrow()
-            && self.lease.last_answered.lock().is_ok_and(|sent| sent.elapsed() < self.lost_after)
+            && self.lease.last_answered.lock().is_ok_and(|sent| sent.elapsed() < bound)
     }
 }
 
