@@ -1127,7 +1127,16 @@ async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<L
             return;
         }
         let sent_at = Instant::now();
-        let answered = tokio::time::timeout(period, async {
+        // Answered within a period; while keep-alives are failing, within a quarter of it (0.5
+        // to 2 s): a retry may go to the member that stopped answering (its port still accepts
+        // while the process is frozen), and two such picks waited a whole period each: a holder
+        // behind a frozen member at the default 30 s TTL went 30 s unanswered and lost its lock
+        // (1 of 26-31 holders on that member; etcd-frozen-member-attacks).
+        let answer_within = match *lease.suspended_at.borrow() {
+            Some(_) => (period / 4).clamp(Duration::from_millis(500), Duration::from_secs(2)).min(period),
+            None => period,
+        };
+        let answered = tokio::time::timeout(answer_within, async {
             match stream.as_mut() {
                 // Opening the stream sends a keep-alive and reads its answer (a TTL of 0 is
                 // `LeaseKeepAliveError("lease not found")`).
