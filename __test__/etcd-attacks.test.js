@@ -43,6 +43,22 @@ describeEtcd('etcd lock attacks', () => {
     await lock.release();
   }, 40000);
 
+  it('[a slow but live etcd is reached again] after a reset, answers 0.7 s away (TTL 6 s): the keep-alive retries wait longer and longer, the holder keeps its lock', async () => {
+    // While keep-alives fail, retries wait less than a period for their answer (a retry may go
+    // to a frozen member); a fixed 0.5 s wait never reached a member 0.7 s away again, and the
+    // holder was declared lost at lostAfter x TTL.
+    const { proxy, client } = await proxied({ timeout: 6000 });
+    const lock = await client.lock(`/locks/${unique('atk-slow-net')}`);
+    const { signal } = lock; // watched from now on
+    proxy.delay(350); // each way
+    await sleep(2500); // keep-alives answered through the delay (a 2 s period)
+    proxy.dropConnections(); // a reset: the next keep-alive fails, retries follow
+    await sleep(9000); // past lostAfter x TTL (6 s) from the last answer before the reset
+    expect(signal.aborted ? String(signal.reason?.reason ?? signal.reason) : 'held').toBe('held');
+    proxy.delay(0);
+    await lock.release();
+  }, 30000);
+
   it('[semaphore ≤ permits, waits] two clients on a 1-permit semaphore: the second waits and gets in after the release (not LOCK_KIND_MISMATCH)', async () => {
     const p = `/locks/${unique('atk-sem1')}`;
     const [a, b] = [etcd(), etcd()];

@@ -1117,6 +1117,8 @@ async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<L
     let period = (lease.ttl / 3).min(lost_after / 3).max(Duration::from_millis(100));
     let mut stream: Option<(etcd::LeaseKeeper, etcd::LeaseKeepAliveStream)> = None;
     let mut retry = Duration::from_millis(100);
+    // Keep-alives that failed in a row.
+    let mut failures: u32 = 0;
     loop {
         if closing.is_cancelled() || *lease.ended.borrow() {
             return;
@@ -1127,14 +1129,16 @@ async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<L
             return;
         }
         let sent_at = Instant::now();
-        // Answered within a period; while keep-alives are failing, within a quarter of it (0.5
-        // to 2 s): a retry may go to the member that stopped answering (its port still accepts
-        // while the process is frozen), and two such picks waited a whole period each: a holder
-        // behind a frozen member at the default 30 s TTL went 30 s unanswered and lost its lock
-        // (1 of 26-31 holders on that member; etcd-frozen-member-attacks).
-        let answer_within = match *lease.suspended_at.borrow() {
-            Some(_) => (period / 4).clamp(Duration::from_millis(500), Duration::from_secs(2)).min(period),
-            None => period,
+        // Answered within a period; while keep-alives are failing, the n-th retry within 0.5 s
+        // x 2^(n-1), up to a period: a retry may go to the member that stopped answering (its
+        // port still accepts while the process is frozen), and two such picks waited a whole
+        // period each (a holder behind a frozen member at the default 30 s TTL went 30 s
+        // unanswered and lost its lock: 1 of 26-31 holders on that member,
+        // etcd-frozen-member-attacks). Growing, not fixed: a slow but live network (answers
+        // after 1.4 s at a 2 s period) is reached again by a later, longer retry.
+        let answer_within = match failures {
+            0 => period,
+            n => Duration::from_millis(500).saturating_mul(1 << (n - 1).min(16)).min(period),
         };
         let answered = tokio::time::timeout(answer_within, async {
             match stream.as_mut() {
@@ -1157,6 +1161,7 @@ async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<L
                     *last = sent_at;
                 }
                 retry = Duration::from_millis(100);
+                failures = 0;
                 let silent_since = *lease.suspended_at.borrow();
                 if let Some(since) = silent_since {
                     if since.elapsed() >= lost_after {
@@ -1189,6 +1194,7 @@ async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<L
                     _ = tokio::time::sleep(retry) => {},
                 }
                 retry = (retry * 2).min(period);
+                failures = failures.saturating_add(1);
             },
         }
     }
