@@ -379,14 +379,7 @@ impl EtcdSession {
             .get_or_try_init(|| async {
                 // HTTP/2 pings well within the lease's TTL: a member that stops answering (frozen,
                 // partitioned) is given up, and requests go to the others, before the lease ends.
-                // Every half keep-alive period, no more often: etcd's gRPC server counts a ping
-                // that comes less than 5 s (--grpc-keepalive-min-time) after the previous one as
-                // a strike, forgets strikes when it sends data (a keep-alive's answer), and
-                // drops the connection (GOAWAY too_many_pings) at the third. Every second, with
-                // the default 30 s TTL (a keep-alive every 10 s), a holder's connection was
-                // dropped ~4 s after each keep-alive and opened again for the next one.
-                let keep_alive_period = options.session_timeout.min(options.session_timeout.mul_f64(options.lost_after.clamp(0.0, 1.0))) / 3;
-                let ping = (keep_alive_period / 2).max(Duration::from_millis(200));
+                let ping = ping_interval(options.session_timeout);
                 let mut connect = etcd::ConnectOptions::new()
                     .with_timeout(rt)
                     .with_connect_timeout(options.connect_timeout.unwrap_or(rt))
@@ -1101,10 +1094,17 @@ fn remove_key_after(not_before: Option<Instant>, mut client: etcd::Client, key: 
     );
 }
 
+/// How often the HTTP/2 connections to etcd are pinged: a sixth of the session's TTL, 200 ms to
+/// 1 s (a frozen member is given up within about two of them). Keep-alives go at least every
+/// two of them ([`keep_alive`]), so that etcd's ping policy never drops the connection.
+fn ping_interval(session_timeout: Duration) -> Duration {
+    (session_timeout / 6).clamp(Duration::from_millis(200), Duration::from_secs(1))
+}
+
 /// Keeps `lease` alive every third of its TTL until it ends, the session closes, or the session
 /// is dropped (then it revokes the lease: nobody can release its locks any more).
 ///
-/// While keep-alives go unanswered it retries quickly (100 ms, doubling up to a third of the
+/// While keep-alives go unanswered it retries quickly (100 ms, doubling up to a period of the
 /// TTL), so a momentary reset costs a fraction of `lostAfter`, and records since when the
 /// lease is in doubt: the send time of the last answered keep-alive.
 async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<Lease>) {
@@ -1113,8 +1113,16 @@ async fn keep_alive(session: Weak<Inner>, mut client: etcd::Client, lease: Arc<L
         None => return,
     };
     // A third of the TTL, and of the time after which a lock counts as lost: a failure is then
-    // noticed, and retried, well before `lostAfter` runs out.
-    let period = (lease.ttl / 3).min(lost_after / 3).max(Duration::from_millis(100));
+    // noticed, and retried, well before `lostAfter` runs out. And at most two ping intervals:
+    // etcd's gRPC server counts a ping that comes less than 5 s (--grpc-keepalive-min-time)
+    // after the previous one as a strike, forgets strikes when it sends data (a keep-alive's
+    // answer), and drops the connection (GOAWAY too_many_pings) at the third. With a keep-alive
+    // every 10 s (the default 30 s TTL) and pings every second, a holder's connection was
+    // dropped ~4 s after each keep-alive. Pings every 5 s instead (half a period) kept it, but a
+    // member frozen under waiters was given up 10 s late, past their liveness bounds
+    // (etcd-queue-watch-attacks, etcd-attacks "one FOLLOWER ... frozen").
+    let ping = session.upgrade().map(|s| ping_interval(s.options.session_timeout)).unwrap_or(Duration::from_secs(1));
+    let period = (lease.ttl / 3).min(lost_after / 3).min(ping * 2).max(Duration::from_millis(100));
     let mut stream: Option<(etcd::LeaseKeeper, etcd::LeaseKeepAliveStream)> = None;
     let mut retry = Duration::from_millis(100);
     // Keep-alives that failed in a row.
