@@ -70,8 +70,11 @@ describe('the JS thread wakes with zktx-io on an answer', () => {
     const after = native.answerStats();
     expect(after.epollFd).toBeGreaterThanOrEqual(0);
     // Every answer is an edge on the watched socket; a call is counted when its edge woke the
-    // thread before the completion function did (nearly always: zktx-io reads it first).
-    expect(after.woken - before.woken).toBeGreaterThanOrEqual(250);
+    // thread before the completion function did. How often depends on the load: zktx-io may read
+    // the answer before the JS thread's loop checks the set (nested epoll: then the set reports
+    // nothing), and a JS thread still busy sees both ready at once. Measured: 23 % in a loaded
+    // fresh-clone rehearsal, 25-82 % in three runs during a rehearsal; with the watch off, 0.
+    expect(after.woken - before.woken).toBeGreaterThanOrEqual(100);
     // how many of the waits saw their completion within the window depends on the machine's
     // load (waits that end empty back off); none at all would mean zktx-io never got there
     expect(after.awake - before.awake).toBeGreaterThan(0);
