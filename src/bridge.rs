@@ -375,18 +375,18 @@ pub(crate) fn flush_burst_now() {
 /// before `process.exit()`: 1-4 applied in 13 of 15 runs; submitted one by one before the
 /// burst, still 1-27 in 5 of 15; __test__/burst-attacks.test.js).
 pub(crate) fn start_submitted(bound: Duration) {
-    let Ok(io) = io() else { return };
-    flush_burst_now();
-    let (done, started) = std::sync::mpsc::channel();
-    io.submit(Box::pin(async move {
-        let _ = done.send(());
-    }));
-    let _ = started.recv_timeout(bound);
+    run_blocking(async {}, bound);
 }
 
 /// Runs `body` on the I/O thread and blocks the calling thread until it finished (at most
 /// 3 s): for the exit hook, where no promise can settle any more.
 pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
+    run_blocking(body, Duration::from_secs(3));
+}
+
+/// Sends this JS thread's waiting calls, then runs `body` on the I/O thread behind every call
+/// submitted before, blocking the calling thread until it finished or `bound` passed.
+fn run_blocking(body: impl Future<Output = ()> + Send + 'static, bound: Duration) {
     let Ok(io) = io() else { return };
     flush_burst_now();
     let (done, finished) = std::sync::mpsc::channel();
@@ -394,7 +394,7 @@ pub(crate) fn block_on_io(body: impl Future<Output = ()> + Send + 'static) {
         body.await;
         let _ = done.send(());
     }));
-    let _ = finished.recv_timeout(std::time::Duration::from_secs(3));
+    let _ = finished.recv_timeout(bound);
 }
 
 // ---- answers: the JS thread wakes with zktx-io ----
