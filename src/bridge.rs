@@ -266,20 +266,29 @@ where
 }
 
 /// Sends `job` to `zktx-io` at once when it is the first call of this turn of the JS thread's
-/// event loop, queueing a microtask that sends the turn's later calls together ([`Burst`]).
+/// event loop, queueing a microtask that sends the turn's later calls together ([`Burst`]) when
+/// other calls are pending (the first of a turn made with none pending goes alone, and the
+/// second then opens the burst).
 /// The first call keeps its latency, and a call made right before the thread blocks (a
 /// synchronous loop, `Atomics.wait`) is on the wire meanwhile; the later ones wait at most
 /// until the microtasks queued before the flush ran.
 fn submit_in_burst(env: sys::napi_env, io: &Io, job: Job) {
-    let job = JS.with_borrow_mut(|js| match js.as_mut() {
+    // (queued, opens a burst): a call made with none other pending (one call at a time) opens
+    // none: calls batch only beside calls in flight, and a caller making one call at a time
+    // does not pay a promise and a microtask per call for a flush that sends nothing
+    let (job, open) = JS.with_borrow_mut(|js| match js.as_mut() {
         Some(side) if side.burst.open => {
             side.burst.jobs.push(job);
-            None
+            (None, false)
         }
-        _ => Some(job),
+        Some(side) => (Some(job), side.pending > 1),
+        None => (Some(job), false),
     });
     let Some(job) = job else { return };
     io.submit(job);
+    if !open {
+        return;
+    }
     let thenable = JS.with_borrow(|js| js.as_ref().and_then(|side| side.burst.thenable));
     let Some(thenable) = thenable else { return };
     // SAFETY: on the JS thread of `env`, inside a call from JS; the reference was made on it.
@@ -576,7 +585,7 @@ struct Io {
 
 impl Io {
     fn submit(&self, job: Job) {
-        let finished = Finished { seq: SUBMITTED.fetch_add(1, Ordering::SeqCst), finished_before: FINISHED.load(Ordering::SeqCst) };
+        let finished = Finished { seq: SUBMITTED.fetch_add(1, Ordering::SeqCst), finished_before: FINISHED.load(Ordering::SeqCst), at: Instant::now() };
         let job = Box::pin(async move {
             let _finished = finished;
             job.await;
@@ -598,10 +607,11 @@ const LINGER: Duration = Duration::from_micros(100);
 /// The linger's window: [`LINGER`], or `ZKTX_LINGER_US` microseconds (0: never linger) when set
 /// to a number up to 10,000, read once when the I/O thread starts.
 fn linger_window() -> Duration {
-    match std::env::var("ZKTX_LINGER_US").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+    static WINDOW: OnceLock<Duration> = OnceLock::new();
+    *WINDOW.get_or_init(|| match std::env::var("ZKTX_LINGER_US").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
         Some(us) if us <= 10_000 => Duration::from_micros(us),
         _ => LINGER,
-    }
+    })
 }
 
 thread_local! {
@@ -632,6 +642,8 @@ struct Finished {
     seq: u64,
     /// [`FINISHED`] when it was submitted.
     finished_before: u64,
+    /// When it was submitted (on its JS thread).
+    at: Instant,
 }
 
 impl Drop for Finished {
@@ -639,7 +651,20 @@ impl Drop for Finished {
         let alone = FINISHED.fetch_add(1, Ordering::SeqCst) == self.finished_before;
         let submitted = SUBMITTED.load(Ordering::SeqCst);
         let alone = alone && submitted == self.seq.wrapping_add(1);
-        let _ = IDLE_SINCE.try_with(|idle| idle.set(Some((Instant::now(), alone, submitted))));
+        let _ = IDLE_SINCE.try_with(|idle| {
+            // A call that came after the previous one finished, and finished in the same poll of
+            // this thread (it sent nothing: a released lock's `release()`), replaces that entry
+            // before [`Linger`] reads it, which judged whether the caller is prompt when it saw
+            // the next call queued: such calls never counted as prompt and the thread never
+            // lingered for them (the bench's native overhead probe: 60-77 µs a call, each woke
+            // `zktx-io` through the reactor). Judged here instead, from when this call was made.
+            if let Some((previous, _, then)) = idle.get() {
+                if self.seq >= then {
+                    let _ = PROMPT.try_with(|p| p.set(self.at.saturating_duration_since(previous) <= linger_window()));
+                }
+            }
+            idle.set(Some((Instant::now(), alone, submitted)))
+        });
     }
 }
 
