@@ -144,7 +144,8 @@ export interface ZooKeeperOptions {
    *
    * Checked by the constructor, whichever of the three it comes from: hosts are names or
    * addresses (IPv6 in brackets, `[::1]:2181`), ports 1 to 65535 (2181 when left out), the
-   * chroot a znode path without `//`, `.`, `..` or a trailing `/`; no URL scheme (`zk://`).
+   * chroot a znode path without `//`, `.`, `..` or a trailing `/`, at most 32 KiB (every request
+   * carries it, and the request size limit counts it: `TOO_LARGE`); no URL scheme (`zk://`).
    * Otherwise `INVALID_ARGUMENT`, naming the string and where it came from. A chroot that does
    * not exist on the server fails the connect with `NONODE` naming it.
    */

@@ -455,3 +455,45 @@ describe('auth credentials over the request limit are TOO_LARGE, never sent', ()
     expect([err?.code, String(err?.message).includes('pppp')]).toEqual(['TOO_LARGE', false]);
   });
 });
+
+describe('the chroot counts toward the request limit', () => {
+  // Every path a client sends carries its connect string's chroot. The size checks counted the
+  // path alone: a write sized just under the limit went over jute.maxbuffer in a 16 KB chroot, the
+  // server dropped the connection, and the call failed CONNECTIONLOSS (outcome unknown) instead of
+  // TOO_LARGE (nothing sent).
+  it('a setData, create and multi under the limit without the chroot, over it with: TOO_LARGE, the connection kept', async () => {
+    const chroot = `/${'c'.repeat(16000)}`;
+    const admin = clientAt(server.connect);
+    const own = clientAt(`${server.connect}${chroot}`, { timeout: 4000 });
+    try {
+      await admin.znodes.create(chroot).catch((e) => { if (e.code !== 'NODEEXISTS') throw e; });
+      await own.znodes.create('/n', Buffer.from('small'));
+      const id = await own.znodes.sessionId();
+      const data = Buffer.alloc(1_040_000 - 64 - '/n'.length, 1); // kv.rs MAX_REQUEST_BYTES, OP_OVERHEAD_BYTES
+      const errs = [
+        await own.znodes.setData('/n', data).then(() => null, (e) => e),
+        await own.znodes.create('/m', data).then(() => null, (e) => e),
+        await own.znodes.multi([{ op: 'set', path: '/n', data }]).then(() => null, (e) => e),
+      ];
+      expect(errs.map((e) => [e?.code, e?.outcome])).toEqual([['TOO_LARGE', 'not_applied'], ['TOO_LARGE', 'not_applied'], ['TOO_LARGE', 'not_applied']]);
+      expect((await own.znodes.getData('/n')).data.toString()).toBe('small');
+      expect((await own.znodes.exists('/m')).stat).toBeNull();
+      expect(await own.znodes.sessionId()).toBe(id);
+    } finally {
+      await own.znodes.delete('/n').catch(() => {});
+      await own.close();
+      await admin.znodes.delete(chroot).catch(() => {});
+      await admin.close();
+    }
+  });
+
+  it('a chroot over 32 KiB is refused when the client is made', () => {
+    let err;
+    try {
+      new ZooKeeper({ connect: `${server.connect}/${'c'.repeat(40000)}` }).close();
+    } catch (e) {
+      err = e;
+    }
+    expect([err?.code, /chroot is 40001 bytes; at most 32768/.test(String(err?.message))]).toEqual(['INVALID_ARGUMENT', true]);
+  });
+});

@@ -224,6 +224,9 @@ impl Default for SessionOptions {
     }
 }
 
+/// The longest chroot a connect string may name, in bytes (as the longest znode path argument).
+pub const MAX_CHROOT_BYTES: usize = 32 * 1024;
+
 impl SessionOptions {
     /// Options for the given connect string, defaults otherwise.
     pub fn new(connect: impl Into<String>) -> Self {
@@ -234,6 +237,11 @@ impl SessionOptions {
         let hosts = self.connect.split('/').next().unwrap_or("");
         if hosts.trim().is_empty() || hosts.split(',').any(|h| h.trim().is_empty()) {
             return Err(Error::invalid(format!("connect: expected \"host:port[,host:port...][/chroot]\", got {:?}", self.connect)));
+        }
+        if let Some(chroot) = chroot_of(&self.connect).filter(|c| c.len() > MAX_CHROOT_BYTES) {
+            // every request's path carries it: the size checks of the znode calls count it, and a
+            // chroot this long would leave little room for anything else
+            return Err(Error::invalid(format!("connect: the chroot is {} bytes; at most {MAX_CHROOT_BYTES}", chroot.len())));
         }
         if self.session_timeout.is_zero() {
             return Err(Error::invalid("timeout must be a positive number of milliseconds"));
@@ -848,7 +856,7 @@ async fn open(options: &SessionOptions, resume: Option<Resume>) -> Result<zk::Cl
 }
 
 /// The chroot of `connect` (`/app` in `zk1:2181/app`), if any.
-fn chroot_of(connect: &str) -> Option<&str> {
+pub(crate) fn chroot_of(connect: &str) -> Option<&str> {
     connect.find('/').map(|i| &connect[i..]).filter(|c| *c != "/")
 }
 

@@ -538,7 +538,7 @@ fn create_options<'a>(session: &'a Session, options: &'a CreateOptions) -> zk::C
 /// use the lock recipes, which use protected names.
 pub async fn create(session: &Session, path: &str, data: &[u8], options: &CreateOptions) -> Result<Created> {
     check_options(path, options)?;
-    check_size("create", OP_OVERHEAD_BYTES + path.len() + data.len() + create_acl_bytes(session, options))?;
+    check_size("create", OP_OVERHEAD_BYTES + chroot_bytes(session) + path.len() + data.len() + create_acl_bytes(session, options))?;
     let o = create_options(session, options);
     let (stat, sequence) = request!(session, true, "create", |c| c.create(path, data, &o))?;
     let path = if options.mode.is_sequential() { format!("{path}{sequence}") } else { path.to_string() };
@@ -595,7 +595,7 @@ pub async fn exists_watch(session: &Session, path: &str) -> Result<(Option<Stat>
 pub async fn set_data(session: &Session, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
     check_path(path, false)?;
     check_version(version)?;
-    check_size("setData", OP_OVERHEAD_BYTES + path.len() + data.len())?;
+    check_size("setData", OP_OVERHEAD_BYTES + chroot_bytes(session) + path.len() + data.len())?;
     request!(session, true, "setData", |c| c.set_data(path, data, version))
 }
 
@@ -627,6 +627,13 @@ fn check_size(what: &str, bytes: usize) -> Result<()> {
     Ok(())
 }
 
+/// What the client adds to each path it sends: the connect string's chroot (its length was
+/// bounded when the session was made). Without it, a write sized just under the limit went over
+/// it in a chroot, and the server dropped the connection instead of the call failing `TOO_LARGE`.
+fn chroot_bytes(session: &Session) -> usize {
+    crate::session::chroot_of(&session.options().connect).map_or(0, str::len)
+}
+
 /// The ACL a create sends: its own, or the session's default.
 fn create_acl_bytes(session: &Session, options: &CreateOptions) -> usize {
     acl_bytes(options.acl.as_deref().unwrap_or(&session.options().acl))
@@ -636,6 +643,7 @@ fn create_acl_bytes(session: &Session, options: &CreateOptions) -> usize {
 /// lengths, version, flags and TTL).
 fn op_bytes(session: &Session, op: &Op) -> usize {
     OP_OVERHEAD_BYTES
+        + chroot_bytes(session)
         + match op {
             Op::Create { path, data, options } => path.len() + data.len() + create_acl_bytes(session, options),
             Op::SetData { path, data, .. } => path.len() + data.len(),
@@ -687,7 +695,7 @@ pub async fn set_acl(session: &Session, path: &str, acl: &[Acl], version: Option
     if acl.is_empty() {
         return Err(Error::invalid("acl must not be empty"));
     }
-    check_size("setACL", OP_OVERHEAD_BYTES + path.len() + acl_bytes(acl))?;
+    check_size("setACL", OP_OVERHEAD_BYTES + chroot_bytes(session) + path.len() + acl_bytes(acl))?;
     request!(session, true, "setACL", |c| c.set_acl(path, acl, version))
 }
 
