@@ -1196,7 +1196,12 @@ class ZooKeeper extends EventEmitter {
       throw err;
     }
     const refused = delivered([nativeLock], path);
-    if (refused) await refused;
+    if (refused) {
+      await refused.catch((err) => {
+        if (channels.lockFailed.hasSubscribers) channels.lockFailed.publish({ zk: this, path, kind, error: err, waitMs: performance.now() - start });
+        throw err;
+      });
+    }
     return acquired(new Lock(nativeLock, kind, this), start);
   }
 
@@ -1239,7 +1244,12 @@ class ZooKeeper extends EventEmitter {
       throw err;
     }
     const refused = delivered(natives, list.join(', '));
-    if (refused) await refused;
+    if (refused) {
+      await refused.catch((err) => {
+        if (channels.lockFailed.hasSubscribers) for (const path of list) channels.lockFailed.publish({ zk: this, path, kind: 'exclusive', error: err, waitMs: performance.now() - start });
+        throw err;
+      });
+    }
     return new MultiLock(natives.map((n) => acquired(new Lock(n, 'exclusive', this), start)));
   }
 

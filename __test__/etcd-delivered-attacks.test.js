@@ -4,6 +4,7 @@
 // released in the background. Promises attacked: no false LOCK_LOST in healthy conditions; a
 // rejected acquisition leaves no key and does not break the next acquire of the same path.
 // Real etcd at ETCD_ENDPOINTS; the proxy is ours.
+const diagnostics = require('node:diagnostics_channel');
 const { unique } = require('./helpers/zk');
 const { etcdKit, etcdctlAt } = require('./helpers/etcd');
 
@@ -63,6 +64,10 @@ describeEtcd('etcd: an acquisition delivered only while its lease provably lives
     // LOCK_LOSTs were followed by ALREADY_HELD on the immediate retry (lasting 1-8 ms).
     const rounds = 5;
     const outcomes = [];
+    // each LOCK_LOST is published on zktx:lock:failed too (once per path), as any other refusal
+    const published = [];
+    const onFailed = (e) => published.push(e.error.code);
+    diagnostics.subscribe('zktx:lock:failed', onFailed);
     for (let round = 0; round < rounds; round++) {
       const p = `/locks/${unique('dl-retry')}-${'x'.repeat(120)}`;
       const { proxy, client } = await proxied({ timeout: 2000, lostAfter: 0.3 });
@@ -80,7 +85,10 @@ describeEtcd('etcd: an acquisition delivered only while its lease provably lives
       outcomes.push({ first, again, keysLeft: keysUnder(p).length });
       await client.close();
     }
+    diagnostics.unsubscribe('zktx:lock:failed', onFailed);
     console.log(JSON.stringify(outcomes));
+    const lostCount = outcomes.flatMap((o) => [o.first, ...o.again.split(',')]).filter((c) => c === 'LOCK_LOST').length;
+    expect(published.filter((c) => c === 'LOCK_LOST').length).toBe(lostCount * joins);
     // The trigger itself: the blocked rounds must be LOCK_LOST (else the attack did not happen).
     expect(outcomes.filter((o) => o.first === 'LOCK_LOST').length).toBeGreaterThanOrEqual(rounds - 1);
     expect(outcomes.filter((o) => o.keysLeft > 0)).toEqual([]);
