@@ -1503,7 +1503,8 @@ class ZooKeeper extends EventEmitter {
 /**
  * Null if every one of `natives`, just acquired, provably holds now, else a promise that rejects
  * LOCK_LOST once they are released (or half a second passed): held means an
- * etcd lock's lease renewed within `lostAfter` × TTL (at least 300 ms, at most the TTL). The
+ * etcd lock's lease renewed within `lostAfter` × TTL, a ZooKeeper lock's session heard from its
+ * server within `lostAfter` × the session timeout (at least 300 ms, at most the TTL / timeout). The
  * acquisition was decided on zktx's I/O thread some time before this continuation runs, and a
  * process paused in between (SIGSTOP, a long GC) past its lease took the lock while the next
  * contender held it (etcd-waiter-attacks: 2 of 8 rounds under load).
@@ -1514,7 +1515,7 @@ function delivered(natives, what) {
   // background): until etcd confirms the delete the path stays registered, and acquiring again
   // at once, as the error says, was ALREADY_HELD (etcd-delivered-attacks: 5 of 5 rounds).
   const releases = Promise.all(natives.map((n) => call(() => n.release()).catch(() => {})));
-  const err = new ZktxError('LOCK_LOST', `lock ${what}: acquired, but its lease could not be shown alive when the acquisition was delivered (the process was paused, or etcd silent, past lostAfter): released; acquire again`, 'not_applied');
+  const err = new ZktxError('LOCK_LOST', `lock ${what}: acquired, but its session (ZooKeeper) or lease (etcd) could not be shown alive when the acquisition was delivered (the process was paused, or the server silent, past lostAfter): released; acquire again`, 'not_applied');
   return Promise.race([releases, new Promise((r) => setTimeout(r, 500).unref())]).then(() => { throw err; });
 }
 

@@ -69,16 +69,39 @@ pub use crate::sasl::SaslOptions;
 /// served. The session sets it before serving a connection and clears it before closing it, so
 /// a reader that sees an fd raced at worst with its close (it must tolerate a closed or reused
 /// number: watch only, never read or write it).
+///
+/// It also keeps when the session last read bytes from its server ([`SocketSlot::last_heard`]).
 #[derive(Debug)]
-pub struct SocketSlot(std::sync::atomic::AtomicU64);
+pub struct SocketSlot(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
 
 impl Default for SocketSlot {
     fn default() -> Self {
-        SocketSlot(std::sync::atomic::AtomicU64::new(u32::MAX as u64))
+        SocketSlot(std::sync::atomic::AtomicU64::new(u32::MAX as u64), std::sync::atomic::AtomicU64::new(0))
     }
 }
 
+/// zktx: the origin of [`SocketSlot::last_heard`]'s clock.
+fn heard_origin() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
 impl SocketSlot {
+    /// zktx: when the session last read bytes from its server (any connection, any session of
+    /// the client), if it ever did. A server answers only a session it has not expired: bytes
+    /// read at `t` prove the session was alive at `t`.
+    pub fn last_heard(&self) -> Option<std::time::Instant> {
+        match self.1.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            micros => heard_origin().checked_add(std::time::Duration::from_micros(micros)),
+        }
+    }
+
+    pub(crate) fn heard(&self) {
+        let micros = u64::try_from(heard_origin().elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        self.1.store(micros, std::sync::atomic::Ordering::Release);
+    }
+
     /// The generation and fd of the connection being served, if one is.
     pub fn get(&self) -> Option<(u32, i32)> {
         let v = self.0.load(std::sync::atomic::Ordering::SeqCst);

@@ -143,10 +143,11 @@ impl AnyLock {
 
     /// Whether it provably holds right now, without asking the server: an etcd lock whose lease
     /// was renewed within `lostAfter` × TTL ([`etcd::EtcdLock::provably_held`]); a ZooKeeper
-    /// lock unless released (its node lives with the session, whose loss is signalled).
+    /// lock whose session read from its server within `lostAfter` × the session timeout
+    /// ([`crate::recipe::mutex::Lock::provably_held`]).
     pub fn provably_held(&self) -> bool {
         match self {
-            AnyLock::ZooKeeper(l) => !l.is_released(),
+            AnyLock::ZooKeeper(l) => l.provably_held(),
             AnyLock::Etcd(l) => l.provably_held(),
         }
     }

@@ -104,6 +104,10 @@ impl Drop for Registration {
     }
 }
 
+/// The shortest window of [`Lock::provably_held`]: a session reads at least its pings'
+/// answers, and a `lostAfter` × timeout of some ms would say "not held" on a healthy client.
+const PROVEN_FLOOR: Duration = Duration::from_millis(300);
+
 /// Why a lock stopped being held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockLoss {
@@ -200,6 +204,30 @@ impl Lock {
     /// the lock was free. Known from the listing sent with the create, so it costs nothing.
     pub fn queue_position(&self) -> Option<u32> {
         self.state.queue_position
+    }
+
+    /// Whether it provably holds right now, without asking the server: not given up nor lost,
+    /// its session the client's current one, and bytes read from the server within
+    /// `lostAfter` × the session timeout (at least [`PROVEN_FLOOR`], at most 0.9 × the timeout). A
+    /// server answers only a live session, which it cannot expire within the timeout of hearing
+    /// from it: then the session, and the lock's ephemeral node, still live. The acquisition is
+    /// decided on an answer read just before, so a healthy client passes at once; a process
+    /// paused (SIGSTOP, a long GC) between the decision and its delivery past the bound does not,
+    /// and its session may have expired meanwhile, a successor holding the lock (the same check
+    /// as an etcd lock's: [`crate::backend::etcd::EtcdLock::provably_held`]).
+    pub fn provably_held(&self) -> bool {
+        if self.state.is_given_up() || self.state.lost.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(client) = self.state.client.upgrade() else { return false };
+        // (connected or not: bytes read within the bound prove the session, not the link)
+        if client.session_id() != self.state.session_id {
+            return false;
+        }
+        // at most 0.9 × the timeout: the server's expiry clock restarts when it hears from the
+        // session, a little before the answer that shows it alive is read here
+        let bound = self.state.lost_after.max(PROVEN_FLOOR).min(client.session_timeout().mul_f64(0.9));
+        client.socket().last_heard().is_some_and(|heard| heard.elapsed() < bound)
     }
 
     /// Whether the lock was released and its node is known to be gone.

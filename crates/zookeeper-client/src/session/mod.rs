@@ -563,7 +563,11 @@ impl Session {
                 },
                 r = reader.read_to_buf(buf) => match r.map_err(Error::other)? {
                     0 => return Err(Error::ConnectionLoss),
-                    _ => self.handle_recv_buf(buf, depot)?,
+                    _ => {
+                        // zktx: before the replies are handled (a lock decided on one checks it)
+                        self.socket.heard();
+                        self.handle_recv_buf(buf, depot)?
+                    },
                 },
                 r = depot.write_to(&mut writer) => {
                     r?;
