@@ -1385,7 +1385,11 @@ export class ZooKeeper extends EventEmitter {
    * predecessor; one round trip when uncontended. Not reentrant. Excludes the read and write
    * sides of `readWriteLock(path)` and `multiLock` on the same path too (it is a writer).
    * Errors: `INVALID_ARGUMENT`, `TIMEOUT`, `ABORTED`, `SESSIONEXPIRED`, `CONNECTIONLOSS`;
-   * `LOCK_KIND_MISMATCH` when `path` is in use as a semaphore.
+   * `LOCK_KIND_MISMATCH` when `path` is in use as a semaphore; `LOCK_LOST` (the node released)
+   * when the lock was taken but its session could not be shown alive at the moment the
+   * acquisition reached JS (nothing read from the server within `lostAfter` × the session
+   * timeout, at least 300 ms: the process was paused, or the server silent; its session may have
+   * expired and a successor hold the lock): acquire again.
    * Cancellation: timeout and abort never leave a lock node behind.
    */
   lock(path: string, options?: AcquireOptions): Promise<Lock>;
