@@ -1387,9 +1387,9 @@ export class ZooKeeper extends EventEmitter {
    * Errors: `INVALID_ARGUMENT`, `TIMEOUT`, `ABORTED`, `SESSIONEXPIRED`, `CONNECTIONLOSS`;
    * `LOCK_KIND_MISMATCH` when `path` is in use as a semaphore; `LOCK_LOST` (the node released)
    * when the lock was taken but its session could not be shown alive at the moment the
-   * acquisition reached JS (nothing read from the server within `lostAfter` × the session
-   * timeout, at least 300 ms: the process was paused, or the server silent; its session may have
-   * expired and a successor hold the lock): acquire again.
+   * acquisition reached JS (no request answered by the server that was made within `lostAfter`
+   * × the session timeout, at least 300 ms: the process was paused, or the server silent; its
+   * session may have expired and a successor hold the lock): acquire again.
    * Cancellation: timeout and abort never leave a lock node behind.
    */
   lock(path: string, options?: AcquireOptions): Promise<Lock>;

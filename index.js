@@ -1503,8 +1503,9 @@ class ZooKeeper extends EventEmitter {
 /**
  * Null if every one of `natives`, just acquired, provably holds now, else a promise that rejects
  * LOCK_LOST once they are released (or half a second passed): held means an
- * etcd lock's lease renewed within `lostAfter` × TTL, a ZooKeeper lock's session heard from its
- * server within `lostAfter` × the session timeout (at least 300 ms, at most the TTL / timeout). The
+ * etcd lock's lease renewed within `lostAfter` × TTL, a ZooKeeper lock's session shown alive by
+ * an answer to a request made within `lostAfter` × the session timeout (at least 300 ms, at most
+ * the TTL / 0.9 × the timeout). The
  * acquisition was decided on zktx's I/O thread some time before this continuation runs, and a
  * process paused in between (SIGSTOP, a long GC) past its lease took the lock while the next
  * contender held it (etcd-waiter-attacks: 2 of 8 rounds under load).

@@ -70,12 +70,13 @@ pub use crate::sasl::SaslOptions;
 /// a reader that sees an fd raced at worst with its close (it must tolerate a closed or reused
 /// number: watch only, never read or write it).
 ///
-/// It also keeps when the session last read bytes from its server ([`SocketSlot::last_heard`]).
+/// It also keeps when the session was last shown alive ([`SocketSlot::last_heard`]).
 #[derive(Debug)]
 pub struct SocketSlot(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
 
 impl Default for SocketSlot {
     fn default() -> Self {
+        let _ = heard_origin(); // before any request of the client is made
         SocketSlot(std::sync::atomic::AtomicU64::new(u32::MAX as u64), std::sync::atomic::AtomicU64::new(0))
     }
 }
@@ -87,9 +88,12 @@ fn heard_origin() -> std::time::Instant {
 }
 
 impl SocketSlot {
-    /// zktx: when the session last read bytes from its server (any connection, any session of
-    /// the client), if it ever did. A server answers only a session it has not expired: bytes
-    /// read at `t` prove the session was alive at `t`.
+    /// zktx: when the latest request its server answered was made (any connection, any session
+    /// of the client: compare session ids), if any was. The server answers only a live session,
+    /// and expires it no sooner than the session timeout after receiving its last request, so
+    /// the session lives until at least that instant plus the timeout. Not when the answer was
+    /// read: an answer read late (the process stopped with it in its socket buffer) was sent
+    /// before the pause, and the session may have expired since.
     pub fn last_heard(&self) -> Option<std::time::Instant> {
         match self.1.load(std::sync::atomic::Ordering::Acquire) {
             0 => None,
@@ -97,9 +101,9 @@ impl SocketSlot {
         }
     }
 
-    pub(crate) fn heard(&self) {
-        let micros = u64::try_from(heard_origin().elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
-        self.1.store(micros, std::sync::atomic::Ordering::Release);
+    pub(crate) fn alive_at(&self, sent: std::time::Instant) {
+        let micros = u64::try_from(sent.saturating_duration_since(heard_origin()).as_micros()).unwrap_or(u64::MAX).max(1);
+        self.1.fetch_max(micros, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The generation and fd of the connection being served, if one is.

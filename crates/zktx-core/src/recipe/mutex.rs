@@ -207,14 +207,15 @@ impl Lock {
     }
 
     /// Whether it provably holds right now, without asking the server: not given up nor lost,
-    /// its session the client's current one, and bytes read from the server within
-    /// `lostAfter` × the session timeout (at least [`PROVEN_FLOOR`], at most 0.9 × the timeout). A
-    /// server answers only a live session, which it cannot expire within the timeout of hearing
-    /// from it: then the session, and the lock's ephemeral node, still live. The acquisition is
-    /// decided on an answer read just before, so a healthy client passes at once; a process
-    /// paused (SIGSTOP, a long GC) between the decision and its delivery past the bound does not,
-    /// and its session may have expired meanwhile, a successor holding the lock (the same check
-    /// as an etcd lock's: [`crate::backend::etcd::EtcdLock::provably_held`]).
+    /// its session the client's current one, and a request of it that the server answered made
+    /// within `lostAfter` × the session timeout (at least [`PROVEN_FLOOR`], at most 0.9 × the
+    /// timeout; `SocketSlot::last_heard`). A server answers only a live session and cannot
+    /// expire it within the timeout of receiving a request: then the session, and the lock's
+    /// ephemeral node, still live. The acquisition is decided on the answer to a request made
+    /// just before, so a healthy client passes at once; a process paused (SIGSTOP, a long GC)
+    /// around the decision past the bound does not, also when the answer waited in its socket
+    /// buffer through the pause, and its session may have expired meanwhile, a successor holding
+    /// the lock (as an etcd lock's: [`crate::backend::etcd::EtcdLock::provably_held`]).
     pub fn provably_held(&self) -> bool {
         if self.state.is_given_up() || self.state.lost.load(Ordering::Acquire) {
             return false;

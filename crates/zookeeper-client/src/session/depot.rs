@@ -219,7 +219,7 @@ impl Depot {
 
     pub fn push_remove_watch(&mut self, path: &str, mode: WatchMode, responser: StateResponser) {
         let record = RemoveWatchesRequest { path, mode: mode.into() };
-        let operation = SessionOperation { request: MarshalledRequest::new(OpCode::RemoveWatches, &record), responser };
+        let operation = SessionOperation { request: MarshalledRequest::new(OpCode::RemoveWatches, &record), responser, created: std::time::Instant::now() };
         self.push_session(operation);
     }
 

@@ -394,6 +394,7 @@ impl Session {
         } else if header.xid == PredefinedXid::Ping as i32 {
             depot.pop_ping()?;
             if let Some(last_ping) = self.last_ping.take() {
+                self.socket.alive_at(last_ping); // zktx
                 let elapsed = Instant::now() - last_ping;
                 debug!("got ping response after {}ms", elapsed.as_millis());
             }
@@ -401,6 +402,11 @@ impl Session {
         }
         self.last_zxid = self.last_zxid.max(header.zxid);
         let operation = depot.pop_request(header.xid)?;
+        // zktx: answered, so the session lived when this was sent (before it was handled: a lock
+        // decided on this answer checks it). Watch events and connect answers prove nothing:
+        // the server sends an event whenever it likes, and bytes read late (a process stopped
+        // with them in its socket buffer) were sent before the pause.
+        self.socket.alive_at(operation.created);
         self.handle_session_reply(operation, header.err, body, depot)
     }
 
@@ -563,11 +569,7 @@ impl Session {
                 },
                 r = reader.read_to_buf(buf) => match r.map_err(Error::other)? {
                     0 => return Err(Error::ConnectionLoss),
-                    _ => {
-                        // zktx: before the replies are handled (a lock decided on one checks it)
-                        self.socket.heard();
-                        self.handle_recv_buf(buf, depot)?
-                    },
+                    _ => self.handle_recv_buf(buf, depot)?,
                 },
                 r = depot.write_to(&mut writer) => {
                     r?;

@@ -170,36 +170,39 @@ impl ConnectOperation {
 pub struct SessionOperation {
     pub request: MarshalledRequest,
     pub responser: StateResponser,
+    /// zktx: when it was made, before it was sent: an answer to it proves the session lived
+    /// then, and the server cannot expire it within the session timeout of receiving it.
+    pub created: std::time::Instant,
 }
 
 impl SessionOperation {
     pub fn new(code: OpCode, body: &dyn Record) -> Self {
         let request = MarshalledRequest::new(code, body);
-        Self { request, responser: Default::default() }
+        Self { request, responser: Default::default(), created: std::time::Instant::now() }
     }
 
     pub fn new_without_body(code: OpCode) -> Self {
         let header = RequestHeader::with_code(code);
         let request = MarshalledRequest::new_record(&header);
-        Self { request, responser: StateResponser::default() }
+        Self { request, responser: StateResponser::default(), created: std::time::Instant::now() }
     }
 
     pub fn new_marshalled(request: MarshalledRequest) -> Self {
-        Self { request, responser: Default::default() }
+        Self { request, responser: Default::default(), created: std::time::Instant::now() }
     }
 
     pub fn with_responser(self) -> (Self, StateReceiver) {
         let (sender, receiver) = oneshot::channel();
         let request = self.request;
         let code = request.get_code();
-        let operation = Self { request, responser: StateResponser::new(sender) };
+        let operation = Self { request, responser: StateResponser::new(sender), created: self.created };
         (operation, StateReceiver { code, receiver })
     }
 }
 
 impl From<MarshalledRequest> for SessionOperation {
     fn from(request: MarshalledRequest) -> Self {
-        SessionOperation { request, responser: StateResponser::none() }
+        SessionOperation { request, responser: StateResponser::none(), created: std::time::Instant::now() }
     }
 }
 
