@@ -143,8 +143,8 @@ impl AnyLock {
 
     /// Whether it provably holds right now, without asking the server: an etcd lock whose lease
     /// was renewed within `lostAfter` × TTL ([`etcd::EtcdLock::provably_held`]); a ZooKeeper
-    /// lock whose session read from its server within `lostAfter` × the session timeout
-    /// ([`crate::recipe::mutex::Lock::provably_held`]).
+    /// lock whose session's server answered a request made within `lostAfter` × the session
+    /// timeout ([`crate::recipe::mutex::Lock::provably_held`]).
     pub fn provably_held(&self) -> bool {
         match self {
             AnyLock::ZooKeeper(l) => l.provably_held(),

@@ -104,8 +104,8 @@ impl Drop for Registration {
     }
 }
 
-/// The shortest window of [`Lock::provably_held`]: a session reads at least its pings'
-/// answers, and a `lostAfter` × timeout of some ms would say "not held" on a healthy client.
+/// The shortest window of [`Lock::provably_held`]: a `lostAfter` × timeout of some ms would say
+/// "not held" on a healthy but busy client (the answer read, the JS thread late to deliver).
 const PROVEN_FLOOR: Duration = Duration::from_millis(300);
 
 /// Why a lock stopped being held.
@@ -221,12 +221,12 @@ impl Lock {
             return false;
         }
         let Some(client) = self.state.client.upgrade() else { return false };
-        // (connected or not: bytes read within the bound prove the session, not the link)
+        // (connected or not: an answer to a request made within the bound proves the session,
+        // not the link)
         if client.session_id() != self.state.session_id {
             return false;
         }
-        // at most 0.9 × the timeout: the server's expiry clock restarts when it hears from the
-        // session, a little before the answer that shows it alive is read here
+        // at most 0.9 × the timeout: a margin for the two clocks' rates (and the server's tick)
         let bound = self.state.lost_after.max(PROVEN_FLOOR).min(client.session_timeout().mul_f64(0.9));
         client.socket().last_heard().is_some_and(|heard| heard.elapsed() < bound)
     }
