@@ -72,12 +72,12 @@ pub use crate::sasl::SaslOptions;
 ///
 /// It also keeps when the session was last shown alive ([`SocketSlot::last_heard`]).
 #[derive(Debug)]
-pub struct SocketSlot(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
+pub struct SocketSlot(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
 
 impl Default for SocketSlot {
     fn default() -> Self {
         let _ = heard_origin(); // before any request of the client is made
-        SocketSlot(std::sync::atomic::AtomicU64::new(u32::MAX as u64), std::sync::atomic::AtomicU64::new(0))
+        SocketSlot(std::sync::atomic::AtomicU64::new(u32::MAX as u64), std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(u64::MAX))
     }
 }
 
@@ -99,6 +99,21 @@ impl SocketSlot {
             0 => None,
             micros => heard_origin().checked_add(std::time::Duration::from_micros(micros)),
         }
+    }
+
+    /// zktx: the shortest session timeout a server granted this client's sessions so far (each
+    /// connect response negotiates it again: a server restarted with a lower
+    /// `maxSessionTimeout` expires the same session sooner), if one was granted.
+    pub fn min_session_timeout(&self) -> Option<std::time::Duration> {
+        match self.2.load(std::sync::atomic::Ordering::Acquire) {
+            u64::MAX => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+
+    pub(crate) fn granted(&self, timeout: std::time::Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX - 1).min(u64::MAX - 1);
+        self.2.fetch_min(ms, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub(crate) fn alive_at(&self, sent: std::time::Instant) {

@@ -226,9 +226,15 @@ impl Lock {
         if client.session_id() != self.state.session_id {
             return false;
         }
-        // at most 0.9 × the timeout: a margin for the two clocks' rates (and the server's tick)
-        let bound = self.state.lost_after.max(PROVEN_FLOOR).min(client.session_timeout().mul_f64(0.9));
-        client.socket().last_heard().is_some_and(|heard| heard.elapsed() < bound)
+        // at most 0.9 × the timeout: a margin for the two clocks' rates (and the server's tick);
+        // the shortest timeout any server granted: a reconnect negotiates it again, and the
+        // client's own figure is the first connect's (a server restarted with a lower maximum
+        // expired the session after 2 s while this allowed 9: the waiter got the lock beside
+        // its successor, 5 of 9 rounds)
+        let socket = client.socket();
+        let timeout = socket.min_session_timeout().unwrap_or_else(|| client.session_timeout()).min(client.session_timeout());
+        let bound = self.state.lost_after.max(PROVEN_FLOOR).min(timeout.mul_f64(0.9));
+        socket.last_heard().is_some_and(|heard| heard.elapsed() < bound)
     }
 
     /// Whether the lock was released and its node is known to be gone.

@@ -477,6 +477,8 @@ impl Session {
         self.session.password.clear();
         self.session.password.extend_from_slice(response.password);
         self.session.readonly = response.readonly;
+        // zktx: before any answer on this connection can be taken as proof of the session
+        self.socket.granted(Duration::from_millis(response.session_timeout.max(0) as u64));
         self.reset_timeout(Duration::from_millis(response.session_timeout as u64));
         self.complete_connect();
         Ok(())
@@ -611,7 +613,13 @@ impl Session {
 
     fn take_request(&mut self, request: Request, depot: &mut Depot) {
         match request {
-            Request::Session(operation) => depot.push_session(operation),
+            Request::Session(mut operation) => {
+                // zktx: stamped when queued to be written, not when made: a request that waited
+                // in the channel behind a burst of calls proved the session alive too far back
+                // (100,000 calls queued ahead of a lock's listing: LOCK_LOST at lostAfter 0.03)
+                operation.created = Instant::now();
+                depot.push_session(operation)
+            },
             Request::RemoveWatcher { id, responser } => self.watch_manager.remove_watcher(id, responser, depot),
         }
     }

@@ -170,8 +170,9 @@ impl ConnectOperation {
 pub struct SessionOperation {
     pub request: MarshalledRequest,
     pub responser: StateResponser,
-    /// zktx: when it was made, before it was sent: an answer to it proves the session lived
-    /// then, and the server cannot expire it within the session timeout of receiving it.
+    /// zktx: when it was queued to be written (when it was made, until the session task takes
+    /// it), before it was sent: an answer to it proves the session lived then, and the server
+    /// cannot expire it within the session timeout of receiving it.
     pub created: std::time::Instant,
 }
 
