@@ -7,31 +7,12 @@
 // and was handed the lock beside it (its breaker: 5 of 9 rounds at 7d0ed41). The bound now uses
 // the shortest timeout any server granted (the vendored client's SocketSlot).
 const { fork } = require('node:child_process');
-const fs = require('node:fs');
 const { startProxy, startStandalone } = require('../testing');
 const { clientAt, unique } = require('./helpers/zk');
+const { stopProcess, nextMessage } = require('./helpers/procs');
+const { judge } = require('./helpers/lock-reporter');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function allStopped(pid) {
-  try {
-    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      if (state !== 'T' && state !== 't') return false;
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function nextMessage(child, ms) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve({ timeout: true }), ms);
-    child.once('message', (m) => { clearTimeout(t); resolve(m); });
-  });
-}
 
 async function round(native, { restartMax = Number(process.env.BRK_RESTART_MAX || 2000) } = {}) {
   const server = await startStandalone({ tickTime: 200, maxSessionTimeout: 20000 });
@@ -68,10 +49,7 @@ async function round(native, { restartMax = Number(process.env.BRK_RESTART_MAX |
     for (const pair of proxy.pairs) {
       pair.upstream.prependListener('data', (chunk) => {
         if (!stoppedAt && chunk.includes(marker)) {
-          process.kill(child.pid, 'SIGSTOP');
-          const until = Date.now() + 2000;
-          while (!allStopped(child.pid) && Date.now() < until);
-          stoppedAt = Date.now();
+          stoppedAt = stopProcess(child.pid);
         }
       });
     }
@@ -90,13 +68,7 @@ async function round(native, { restartMax = Number(process.env.BRK_RESTART_MAX |
     const m = await msg;
     proxy._end = end;
     outcome.stoppedMs = stoppedAt ? Date.now() - stoppedAt : null;
-    outcome.waiter = m.acquired ? 'acquired' : (m.code || JSON.stringify(m));
-    if (m.acquired) {
-      outcome.successorStillHeld = next ? await next.isHeld().catch(() => false) : false;
-      const h = await nextMessage(child, 8000);
-      outcome.waiterIsHeld = h.isHeld;
-    }
-    if (next) await next.release().catch(() => {});
+    await judge(child, m, next, outcome, nextMessage);
   } finally {
     try { process.kill(child.pid, 'SIGCONT'); } catch {}
     try { child.kill('SIGKILL'); } catch {}

@@ -8,31 +8,50 @@
 // of 8 and 6 of 8). Stamped when the request was made (the vendored client's SessionOperation
 // `created`), they do not.
 const { fork } = require('node:child_process');
-const fs = require('node:fs');
 const { startProxy } = require('../testing');
 const { clientsClosedAfterAll, unique } = require('./helpers/zk');
+const { stopProcess, nextMessage } = require('./helpers/procs');
+const { judge } = require('./helpers/lock-reporter');
 
 const open = clientsClosedAfterAll();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function allStopped(pid) {
-  try {
-    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      if (state !== 'T' && state !== 't') return false;
-    }
-    return true;
-  } catch {
-    return false;
-  }
+/** Runs `BRK_ROUNDS` (6) rounds of `round` (with `BRK_NATIVE`, another build for the child):
+ * no round may hand the waiter the lock while the successor still holds it. */
+async function expectNoOverlap(round) {
+  const rounds = Number(process.env.BRK_ROUNDS || 6);
+  const outcomes = [];
+  for (let i = 0; i < rounds; i++) outcomes.push(await round(process.env.BRK_NATIVE));
+  console.log(JSON.stringify(outcomes, null, 0));
+  expect(outcomes.filter((o) => o.waiter === 'acquired' && o.successorStillHeld)).toEqual([]);
 }
 
-function nextMessage(child, ms) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve({ timeout: true }), ms);
-    child.once('message', (m) => { clearTimeout(t); resolve(m); });
-  });
+/** A waiter in a child process (`helpers/<script>`), on build `native` when given. */
+function forkWaiter(script, args, native) {
+  const env = { ...process.env };
+  if (native) env.ZKTX_NATIVE = native;
+  return fork(require.resolve(`./helpers/${script}`), args, { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** `holder` takes the lock at `path`, then the child's waiter queues behind it: the holder's lock
+ * and the bytes of the waiter's node name (its marker in the server's answers). */
+async function queued(holder, path, child) {
+  const first = await holder.lock(path);
+  const ready = await nextMessage(child, 10000);
+  if (!ready.ready) throw new Error(`child not ready: ${JSON.stringify(ready)}`);
+  let mine;
+  for (let i = 0; i < 50 && !mine; i++) {
+    await sleep(100);
+    const { children } = await holder.znodes.getChildren(path);
+    mine = children.find((c) => !first.nodePath.endsWith(`/${c}`));
+  }
+  return { first, marker: Buffer.from(mine) };
+}
+
+async function endRound(child, proxy) {
+  try { process.kill(child.pid, 'SIGCONT'); } catch {}
+  try { child.kill('SIGKILL'); } catch {}
+  await proxy.close();
 }
 
 async function round(native) {
@@ -40,31 +59,17 @@ async function round(native) {
   const holder = open();
   const successor = open();
   const proxy = await startProxy(process.env.ZK_CONNECT);
-  const env = { ...process.env };
-  if (native) env.ZKTX_NATIVE = native;
-  const child = fork(require.resolve('./helpers/stopped-waiter-child.js'), [proxy.connect, path, '2000'], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = forkWaiter('stopped-waiter-child.js', [proxy.connect, path, '2000'], native);
   const outcome = {};
   try {
-    const first = await holder.lock(path);
-    const ready = await nextMessage(child, 10000);
-    if (!ready.ready) throw new Error(`child not ready: ${JSON.stringify(ready)}`);
-    let mine;
-    for (let i = 0; i < 50 && !mine; i++) {
-      await sleep(100);
-      const { children } = await holder.znodes.getChildren(path);
-      mine = children.find((c) => !first.nodePath.endsWith(`/${c}`));
-    }
-    const marker = Buffer.from(mine);
+    const { first, marker } = await queued(holder, path, child);
     let stoppedAt = 0;
     for (const pair of proxy.pairs) {
       // before the proxy's own listener forwards the chunk: stop the child first, so the
       // answer lands in its kernel buffer while every thread of it is stopped
       pair.upstream.prependListener('data', (c) => {
         if (!stoppedAt && c.includes(marker)) {
-          process.kill(child.pid, 'SIGSTOP');
-          const until = Date.now() + 2000;
-          while (!allStopped(child.pid) && Date.now() < until);
-          stoppedAt = Date.now();
+          stoppedAt = stopProcess(child.pid);
         }
       });
     }
@@ -78,30 +83,15 @@ async function round(native) {
     const msg = nextMessage(child, 8000);
     if (stoppedAt) process.kill(child.pid, 'SIGCONT');
     const m = await msg;
-    outcome.waiter = m.acquired ? 'acquired' : (m.code || JSON.stringify(m));
-    if (m.acquired) {
-      outcome.successorStillHeld = next ? await next.isHeld().catch(() => false) : false;
-      const h = await nextMessage(child, 8000);
-      outcome.waiterIsHeld = h.isHeld;
-    }
-    if (next) await next.release().catch(() => {});
+    await judge(child, m, next, outcome, nextMessage);
   } finally {
-    try { process.kill(child.pid, 'SIGCONT'); } catch {}
-    try { child.kill('SIGKILL'); } catch {}
-    await proxy.close();
+    await endRound(child, proxy);
   }
   return outcome;
 }
 
 describe('ZooKeeper: a whole process stopped while the granting answer sits in its socket buffer', () => {
-  it('[one holder at a time] the waiter, resumed after its session expired and the successor acquired, is never handed the lock', async () => {
-    const rounds = Number(process.env.BRK_ROUNDS || 6);
-    const outcomes = [];
-    for (let i = 0; i < rounds; i++) outcomes.push(await round(process.env.BRK_NATIVE));
-    console.log(JSON.stringify(outcomes, null, 0));
-    const overlaps = outcomes.filter((o) => o.waiter === 'acquired' && o.successorStillHeld);
-    expect(overlaps).toEqual([]);
-  }, 300000);
+  it('[one holder at a time] the waiter, resumed after its session expired and the successor acquired, is never handed the lock', () => expectNoOverlap(round), 300000);
 });
 
 // The pause lands AFTER the decision (the case the check is for).
@@ -117,21 +107,10 @@ async function roundAfterDecision(native) {
   const holder = open();
   const successor = open();
   const proxy = await startProxy(process.env.ZK_CONNECT);
-  const env = { ...process.env };
-  if (native) env.ZKTX_NATIVE = native;
-  const child = fork(require.resolve('./helpers/stopped-holder-child.js'), [proxy.connect, path, watched], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = forkWaiter('stopped-holder-child.js', [proxy.connect, path, watched], native);
   const outcome = {};
   try {
-    const first = await holder.lock(path);
-    const ready = await nextMessage(child, 10000);
-    if (!ready.ready) throw new Error(`child not ready: ${JSON.stringify(ready)}`);
-    let mine;
-    for (let i = 0; i < 50 && !mine; i++) {
-      await sleep(100);
-      const { children } = await holder.znodes.getChildren(path);
-      mine = children.find((c) => !first.nodePath.endsWith(`/${c}`));
-    }
-    const marker = Buffer.from(mine);
+    const { first, marker } = await queued(holder, path, child);
     let granted = null;
     const grantedP = new Promise((r) => { granted = r; });
     for (const pair of proxy.pairs) {
@@ -143,9 +122,7 @@ async function roundAfterDecision(native) {
     await first.release();
     await grantedP; // the granting answer forwarded: the I/O thread decides, the JS thread spins
     await sleep(30);
-    process.kill(child.pid, 'SIGSTOP');
-    const until = Date.now() + 2000;
-    while (!allStopped(child.pid) && Date.now() < until);
+    stopProcess(child.pid);
     // a server close must not reach the child as EOF before it reads (a stopped process's
     // peer may just as well be slow); keep its side of the proxy open
     const end = proxy._end;
@@ -157,29 +134,14 @@ async function roundAfterDecision(native) {
     process.kill(child.pid, 'SIGCONT');
     const m = await msg;
     proxy._end = end;
-    outcome.waiter = m.acquired ? 'acquired' : (m.code || JSON.stringify(m));
-    if (m.acquired) {
-      outcome.successorStillHeld = next ? await next.isHeld().catch(() => false) : false;
-      const h = await nextMessage(child, 8000);
-      outcome.waiterIsHeld = h.isHeld;
-    }
-    if (next) await next.release().catch(() => {});
+    await judge(child, m, next, outcome, nextMessage);
   } finally {
-    try { process.kill(child.pid, 'SIGCONT'); } catch {}
-    try { child.kill('SIGKILL'); } catch {}
-    await proxy.close();
+    await endRound(child, proxy);
   }
   return outcome;
 }
 
 describe('ZooKeeper: a whole process stopped between the decision and the delivery, a watch event buffered meanwhile', () => {
-  it('[one holder at a time] the waiter is never handed the lock beside the successor', async () => {
-    const rounds = Number(process.env.BRK_ROUNDS || 6);
-    const outcomes = [];
-    for (let i = 0; i < rounds; i++) outcomes.push(await roundAfterDecision(process.env.BRK_NATIVE));
-    console.log(JSON.stringify(outcomes, null, 0));
-    const overlaps = outcomes.filter((o) => o.waiter === 'acquired' && o.successorStillHeld);
-    expect(overlaps).toEqual([]);
-  }, 300000);
+  it('[one holder at a time] the waiter is never handed the lock beside the successor', () => expectNoOverlap(roundAfterDecision), 300000);
 });
 

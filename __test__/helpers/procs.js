@@ -88,4 +88,35 @@ function runNode(code) {
   return within(new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out }))), 30000, 'the child');
 }
 
-module.exports = { runWorkers, runNode, waitForGo, workerPath };
+/** Whether every thread of process `pid` is stopped (SIGSTOP taken: state T). */
+function allStopped(pid) {
+  const fs = require('node:fs');
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state !== 'T' && state !== 't') return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops process `pid` (SIGSTOP) and waits, synchronously, up to 2 s for all its threads to stop. */
+function stopProcess(pid) {
+  process.kill(pid, 'SIGSTOP');
+  const until = Date.now() + 2000;
+  while (!allStopped(pid) && Date.now() < until);
+  return Date.now();
+}
+
+/** The next IPC message of `child`, or `{ timeout: true }` after `ms`. */
+function nextMessage(child, ms) {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve({ timeout: true }), ms);
+    child.once('message', (m) => { clearTimeout(t); resolve(m); });
+  });
+}
+
+module.exports = { runWorkers, runNode, waitForGo, workerPath, allStopped, stopProcess, nextMessage };

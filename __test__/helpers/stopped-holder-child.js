@@ -4,6 +4,7 @@
 // SIGSTOP does not shorten the spin): the acquisition decided on the I/O thread meanwhile waits
 // for the JS thread.
 const { ZooKeeper } = require('../..');
+const reportLock = require('./lock-reporter');
 const [connect, path, watched] = process.argv.slice(2);
 const zk = new ZooKeeper({ connect, timeout: 2000 });
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
@@ -16,15 +17,5 @@ process.on('message', (m) => {
 (async () => {
   await zk.znodes.exists(watched, { watch: true });
   process.send({ ready: true });
-  try {
-    const l = await zk.lock(path);
-    process.send({ acquired: true, nodePath: l.nodePath });
-    const held = await l.isHeld().catch((e) => `isHeld: ${e.code}`);
-    process.send({ isHeld: held });
-    await l.release().catch(() => {});
-  } catch (e) {
-    process.send({ code: e.code, message: e.message });
-  }
-  await zk.close().catch(() => {});
-  process.exit(0);
+  await reportLock(zk, path);
 })();
