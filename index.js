@@ -1191,16 +1191,11 @@ class ZooKeeper extends EventEmitter {
     let nativeLock;
     try {
       nativeLock = await withSignal(opts.signal, (id) => call(() => this._native.acquire(kind, path, permits, timeout, id)));
+      const refused = delivered([nativeLock], path);
+      if (refused) await refused;
     } catch (err) {
       if (channels.lockFailed.hasSubscribers) channels.lockFailed.publish({ zk: this, path, kind, error: err, waitMs: performance.now() - start });
       throw err;
-    }
-    const refused = delivered([nativeLock], path);
-    if (refused) {
-      await refused.catch((err) => {
-        if (channels.lockFailed.hasSubscribers) channels.lockFailed.publish({ zk: this, path, kind, error: err, waitMs: performance.now() - start });
-        throw err;
-      });
     }
     return acquired(new Lock(nativeLock, kind, this), start);
   }
@@ -1239,16 +1234,11 @@ class ZooKeeper extends EventEmitter {
     let natives;
     try {
       natives = await withSignal(opts.signal, (id) => call(() => this._native.multiLock(list, timeout, id)));
+      const refused = delivered(natives, list.join(', '));
+      if (refused) await refused;
     } catch (err) {
       if (channels.lockFailed.hasSubscribers) for (const path of list) channels.lockFailed.publish({ zk: this, path, kind: 'exclusive', error: err, waitMs: performance.now() - start });
       throw err;
-    }
-    const refused = delivered(natives, list.join(', '));
-    if (refused) {
-      await refused.catch((err) => {
-        if (channels.lockFailed.hasSubscribers) for (const path of list) channels.lockFailed.publish({ zk: this, path, kind: 'exclusive', error: err, waitMs: performance.now() - start });
-        throw err;
-      });
     }
     return new MultiLock(natives.map((n) => acquired(new Lock(n, 'exclusive', this), start)));
   }

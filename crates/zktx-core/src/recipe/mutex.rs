@@ -232,7 +232,7 @@ impl Lock {
         // expired the session after 2 s while this allowed 9: the waiter got the lock beside
         // its successor, 5 of 9 rounds)
         let socket = client.socket();
-        let timeout = socket.min_session_timeout().unwrap_or_else(|| client.session_timeout()).min(client.session_timeout());
+        let timeout = client.session_timeout().min(socket.min_session_timeout().unwrap_or(Duration::MAX));
         let bound = self.state.lost_after.max(PROVEN_FLOOR).min(timeout.mul_f64(0.9));
         socket.last_heard().is_some_and(|heard| heard.elapsed() < bound)
     }
